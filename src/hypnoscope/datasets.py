@@ -1,0 +1,194 @@
+"""Per-night data containers, feature directories and sequence windows.
+
+A :class:`Night` holds the per-epoch inputs of one recording night (``X``: features
+``(n_epochs, ...)`` or signals ``(n_epochs, n_channels, n_times)``), its labels
+(``UNSCORED`` = -100 for unscored epochs) and its subject and night ids. Every model and
+every split works on lists of nights, so both nights of a subject always travel together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .stages import STAGES_5, UNSCORED
+
+
+@dataclass
+class Night:
+    """Per-epoch data of one night.
+
+    Attributes
+    ----------
+    X : ndarray
+        ``(n_epochs, ...)`` features, or ``(n_epochs, n_channels, n_times)`` signals.
+    y : ndarray of int
+        ``(n_epochs,)`` 5-class codes; negative = unscored.
+    subject_id, night_id : str
+        Identifiers; ``night_id`` is unique within a dataset.
+    kind : {"features", "signals"}
+        What ``X`` holds.
+    sfreq : float or None
+        Sampling rate of signals (``kind="signals"``).
+    channels : list of str
+        Channel names (signals) or channel/feature layout description (features).
+    roles : list of str
+        Role of each signal channel (``"eeg"``, ``"eog"``, ``"emg"``), if known.
+    onsets_sec : ndarray or None
+        Epoch onsets in seconds.
+    meta : dict
+        Free-form description (source files, preprocessing settings).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    subject_id: str
+    night_id: str
+    kind: str = "features"
+    sfreq: float | None = None
+    channels: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    onsets_sec: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=np.int64).copy()
+        self.y[self.y < 0] = UNSCORED
+        if len(self.X) != len(self.y):
+            raise ValueError(f"night {self.night_id}: {len(self.X)} epochs of data but "
+                             f"{len(self.y)} labels")
+        if self.kind not in ("features", "signals"):
+            raise ValueError(f"kind must be 'features' or 'signals', got {self.kind!r}")
+
+    @property
+    def n_epochs(self) -> int:
+        return int(len(self.y))
+
+    @property
+    def scored(self) -> np.ndarray:
+        return self.y >= 0
+
+
+def describe_nights(nights: list[Night]) -> dict[str, Any]:
+    """Summary of a list of nights for model metadata: subjects, nights, epoch counts per
+    class, input kind and shape."""
+    y = np.concatenate([n.y for n in nights]) if nights else np.zeros(0, int)
+    counts = Counter(int(v) for v in y[y >= 0])
+    first = nights[0] if nights else None
+    return {
+        "n_subjects": len({n.subject_id for n in nights}),
+        "n_nights": len(nights),
+        "subjects": sorted({n.subject_id for n in nights}),
+        "n_epochs": int(len(y)),
+        "n_scored_epochs": int((y >= 0).sum()),
+        "epochs_per_class": {STAGES_5[k]: counts.get(k, 0) for k in range(5)},
+        "kind": first.kind if first else None,
+        "epoch_shape": list(first.X.shape[1:]) if first else None,
+        "sfreq": first.sfreq if first else None,
+        "channels": list(first.channels) if first else [],
+        "roles": list(first.roles) if first else [],
+    }
+
+
+def load_feature_dir(directory: str | os.PathLike, subject_pattern: str = r"^(\d+)",
+                     ) -> list[Night]:
+    """Load a directory of per-night ``.npz`` feature files.
+
+    Each ``.npz`` holds ``features`` ``(n_epochs, ...)`` and ``labels`` ``(n_epochs,)``
+    (negative = unscored) and optionally ``onsets_sec``. The subject comes from
+    ``subject_id`` in a JSON sidecar with the same stem when present, else from the first
+    group of ``subject_pattern`` matched against the file stem (default: leading digits).
+    This is the layout of the real Sleep-EDF band-power set.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory does not exist or holds no ``.npz`` file.
+    ValueError
+        If a file lacks ``features``/``labels`` or the subject cannot be determined.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"feature directory not found: {directory}")
+    files = sorted(directory.glob("*.npz"))
+    if not files:
+        raise FileNotFoundError(f"no .npz feature files in {directory}")
+    regex = re.compile(subject_pattern)
+    nights = []
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            missing = {"features", "labels"} - set(z.files)
+            if missing:
+                raise ValueError(f"{f}: missing array(s) {sorted(missing)}; found {z.files}")
+            X = z["features"].astype(np.float32)
+            y = z["labels"]
+            onsets = z["onsets_sec"] if "onsets_sec" in z.files else None
+        meta: dict[str, Any] = {"source": str(f)}
+        sidecar = f.with_suffix(".json")
+        subject = None
+        if sidecar.is_file():
+            meta.update(json.loads(sidecar.read_text()))
+            subject = meta.get("subject_id")
+        if subject is None:
+            m = regex.search(f.stem)
+            if not m:
+                raise ValueError(f"{f}: no subject_id in a JSON sidecar and the file name does "
+                                 f"not match --subject-pattern {subject_pattern!r}")
+            subject = m.group(1) if m.groups() else m.group(0)
+        channels = [str(c) for c in meta.get("channel_names", [])]
+        nights.append(Night(X=X, y=y, subject_id=str(subject), night_id=f.stem,
+                            kind="features", channels=channels, onsets_sec=onsets, meta=meta))
+    return nights
+
+
+def sequence_windows(n_epochs: int, seq_len: int, mode: str = "many-to-one",
+                     stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Index windows of ``seq_len`` consecutive epochs inside one night.
+
+    Parameters
+    ----------
+    n_epochs : int
+        Epochs in the night.
+    seq_len : int
+        Window length L.
+    mode : {"many-to-one", "many-to-many"}
+        ``many-to-one``: one window per epoch ``t`` made of epochs ``t-L+1 .. t`` (the
+        target is the last epoch, as in the multimodal seed); the first ``L-1`` windows
+        are left-padded by repeating index 0 and the padding is marked in the mask.
+        ``many-to-many``: windows of L epochs with ``stride`` (default L); the last window
+        is shifted back to end at the last epoch so every epoch is covered.
+
+    Returns
+    -------
+    index : ndarray (n_windows, seq_len) of int
+        Epoch indices of each window (always inside ``[0, n_epochs)``).
+    mask : ndarray (n_windows, seq_len) of bool
+        True where the position holds a real epoch (False for padding).
+    """
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    if n_epochs < 1:
+        raise ValueError("a night needs at least one epoch")
+    if mode == "many-to-one":
+        idx = np.arange(n_epochs)[:, None] - np.arange(seq_len - 1, -1, -1)[None, :]
+        mask = idx >= 0
+        return np.maximum(idx, 0), mask
+    if mode == "many-to-many":
+        if n_epochs < seq_len:
+            idx = np.arange(seq_len)[None, :]
+            mask = idx < n_epochs
+            return np.minimum(idx, n_epochs - 1), mask
+        stride = seq_len if stride is None else int(stride)
+        starts = list(range(0, n_epochs - seq_len + 1, stride))
+        if starts[-1] != n_epochs - seq_len:
+            starts.append(n_epochs - seq_len)
+        idx = np.asarray(starts)[:, None] + np.arange(seq_len)[None, :]
+        return idx, np.ones_like(idx, dtype=bool)
+    raise ValueError(f"mode must be 'many-to-one' or 'many-to-many', got {mode!r}")

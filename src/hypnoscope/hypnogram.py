@@ -1,0 +1,515 @@
+"""The :class:`Hypnogram` value object: one stage per epoch, with readers and writers.
+
+Supported formats
+-----------------
+- EDF+ annotation files in the Sleep-EDF form (``Sleep stage W/1/2/3/4/R/?``,
+  ``Movement time``), read with MNE and written with ``edfio``.
+- TSV/CSV with ``onset  duration  stage`` columns (BIDS events style). Rows may be
+  single epochs or runs of several epochs; optional ``p_W ... p_R`` columns hold
+  per-epoch probabilities.
+- Plain text, one label per line (``W``, ``N1``, ``2``, ``REM``, ``?`` ...).
+- :class:`mne.Annotations`.
+
+Annotation-to-epoch rule
+------------------------
+The epoch grid starts at the onset of the first *stage* annotation (``onset_sec``) and
+steps by ``epoch_sec``. Each epoch takes the stage of the annotation that covers the
+epoch's midpoint; epochs covered by no stage annotation are unscored. Annotations that
+are not stages (``Lights off``, arousals, ...) are ignored. This handles onsets that are
+not on the 30-s grid and durations that are not multiples of 30 s without dropping or
+duplicating time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .stages import (
+    STAGES_3,
+    STAGES_5,
+    UNSCORED,
+    UNSCORED_LABEL,
+    label_to_code,
+    proba_to_3class,
+    to_3class,
+)
+from .utils import atomic_path, write_text_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mne
+
+#: Sleep-EDF annotation text written for each 5-class code.
+EDF_STAGE_TEXT = {0: "Sleep stage W", 1: "Sleep stage 1", 2: "Sleep stage 2",
+                  3: "Sleep stage 3", 4: "Sleep stage R", UNSCORED: "Sleep stage ?"}
+
+
+def _is_stage_text(text: str) -> bool:
+    try:
+        label_to_code(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Hypnogram:
+    """Sleep stages of one recording, one per epoch.
+
+    Parameters
+    ----------
+    stages : array-like of int or str
+        Stage per epoch: 5-class codes (``W=0 ... R=4``, negative = unscored) or labels
+        understood by :func:`hypnoscope.stages.label_to_code`. With ``n_classes=3``,
+        codes are ``W=0, NREM=1, R=2`` or labels ``W/NREM/R``.
+    epoch_sec : float, default 30.0
+        Epoch length in seconds.
+    onset_sec : float, default 0.0
+        Onset of the first epoch, in seconds from the start of the recording.
+    start_time : datetime.datetime or None
+        Wall-clock start of the recording (not of the first epoch), if known.
+    probabilities : array (n_epochs, n_classes) or None
+        Per-epoch class probabilities (rows sum to 1), e.g. from a model.
+    n_classes : {5, 3}
+        Label set.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[Any] | np.ndarray,
+        epoch_sec: float = 30.0,
+        onset_sec: float = 0.0,
+        start_time: _dt.datetime | None = None,
+        probabilities: np.ndarray | None = None,
+        n_classes: int = 5,
+    ) -> None:
+        if n_classes not in (3, 5):
+            raise ValueError(f"n_classes must be 3 or 5, got {n_classes}")
+        if epoch_sec <= 0:
+            raise ValueError(f"epoch_sec must be positive, got {epoch_sec}")
+        self.n_classes = int(n_classes)
+        self.codes = self._parse_stages(stages, self.n_classes)
+        self.epoch_sec = float(epoch_sec)
+        self.onset_sec = float(onset_sec)
+        self.start_time = start_time
+        if probabilities is not None:
+            probabilities = np.asarray(probabilities, dtype=float)
+            if probabilities.shape != (len(self.codes), self.n_classes):
+                raise ValueError(
+                    f"probabilities must have shape ({len(self.codes)}, {self.n_classes}), "
+                    f"got {probabilities.shape}"
+                )
+        self.probabilities = probabilities
+
+    @staticmethod
+    def _parse_stages(stages, n_classes: int) -> np.ndarray:
+        arr = np.asarray(stages)
+        if arr.ndim != 1:
+            raise ValueError(f"stages must be one-dimensional, got shape {arr.shape}")
+        if arr.dtype.kind in "iu":
+            codes = arr.astype(np.int64)
+        elif arr.dtype.kind == "f":
+            codes = np.where(np.isnan(arr), UNSCORED, arr).astype(np.int64)
+        elif n_classes == 3:
+            names = {n.lower(): i for i, n in enumerate(STAGES_3)}
+            names.update({"wake": 0, "rem": 2, "?": UNSCORED, "": UNSCORED})
+            bad = [s for s in arr if str(s).strip().lower() not in names]
+            if bad:
+                raise ValueError(f"unknown 3-class stage labels {sorted(set(map(str, bad)))}; "
+                                 "expected W, NREM, R or ?")
+            codes = np.array([names[str(s).strip().lower()] for s in arr], dtype=np.int64)
+        else:
+            codes = np.array([label_to_code(s) for s in arr], dtype=np.int64)
+        codes[codes < 0] = UNSCORED
+        if (codes >= n_classes).any():
+            raise ValueError(f"stage codes must be < {n_classes}, found {codes.max()}")
+        return codes
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_epochs(self) -> int:
+        """Number of epochs."""
+        return int(len(self.codes))
+
+    def __len__(self) -> int:
+        return self.n_epochs
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """Names of the classes (``W, N1, N2, N3, R`` or ``W, NREM, R``)."""
+        return STAGES_5 if self.n_classes == 5 else STAGES_3
+
+    @property
+    def labels(self) -> list[str]:
+        """Stage label per epoch (``'?'`` for unscored)."""
+        names = self.stage_names
+        return [names[c] if c >= 0 else UNSCORED_LABEL for c in self.codes]
+
+    @property
+    def onsets(self) -> np.ndarray:
+        """Onset of each epoch in seconds from the recording start."""
+        return self.onset_sec + self.epoch_sec * np.arange(self.n_epochs)
+
+    @property
+    def duration_sec(self) -> float:
+        """Total duration covered by the epochs."""
+        return self.n_epochs * self.epoch_sec
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Boolean mask of scored epochs."""
+        return self.codes >= 0
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        """Per-epoch confidence (highest class probability), if probabilities are known."""
+        if self.probabilities is None:
+            return None
+        return self.probabilities.max(axis=1)
+
+    def copy(self, **changes: Any) -> Hypnogram:
+        """Return a copy, optionally with some attributes replaced."""
+        kw = dict(stages=self.codes.copy(), epoch_sec=self.epoch_sec, onset_sec=self.onset_sec,
+                  start_time=self.start_time, n_classes=self.n_classes,
+                  probabilities=None if self.probabilities is None else self.probabilities.copy())
+        kw.update(changes)
+        return Hypnogram(**kw)
+
+    def __getitem__(self, item: slice) -> Hypnogram:
+        if not isinstance(item, slice) or (item.step not in (None, 1)):
+            raise TypeError("a Hypnogram can only be sliced with a contiguous slice")
+        start, stop, _ = item.indices(self.n_epochs)
+        return self.copy(
+            stages=self.codes[start:stop].copy(),
+            onset_sec=self.onset_sec + start * self.epoch_sec,
+            probabilities=None if self.probabilities is None
+            else self.probabilities[start:stop].copy(),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hypnogram):
+            return NotImplemented
+        return (self.n_classes == other.n_classes and self.epoch_sec == other.epoch_sec
+                and np.isclose(self.onset_sec, other.onset_sec)
+                and np.array_equal(self.codes, other.codes))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n}={int((self.codes == i).sum())}"
+                           for i, n in enumerate(self.stage_names))
+        n_unscored = int((~self.scored).sum())
+        return (f"<Hypnogram | {self.n_epochs} epochs of {self.epoch_sec:g} s "
+                f"({self.duration_sec / 3600:.2f} h), {counts}, ?={n_unscored}>")
+
+    def as_3class(self) -> Hypnogram:
+        """The 3-class view (W, NREM, R); probabilities are summed accordingly."""
+        if self.n_classes == 3:
+            return self.copy()
+        proba = None if self.probabilities is None else proba_to_3class(self.probabilities)
+        return self.copy(stages=to_3class(self.codes), n_classes=3, probabilities=proba)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per epoch: ``onset, duration, stage`` and, with probabilities,
+        ``confidence`` and ``p_<stage>`` columns."""
+        df = pd.DataFrame({"onset": self.onsets, "duration": self.epoch_sec,
+                           "stage": self.labels})
+        if self.probabilities is not None:
+            df["confidence"] = self.confidence
+            for i, name in enumerate(self.stage_names):
+                df[f"p_{name}"] = self.probabilities[:, i]
+        return df
+
+    # ---------------------------------------------------------- alignment
+    def sleep_period_slice(self, wake_pad_min: float = 30.0) -> slice:
+        """Epoch slice from ``wake_pad_min`` before the first sleep epoch to the same
+        after the last one (the Sleep-EDF literature's crop). Raises if there is no sleep."""
+        sleep = np.flatnonzero((self.codes > 0) if self.n_classes == 5 else (self.codes > 0))
+        if sleep.size == 0:
+            raise ValueError("hypnogram contains no sleep epoch; cannot crop to the sleep period")
+        pad = int(round(wake_pad_min * 60 / self.epoch_sec))
+        return slice(max(0, sleep[0] - pad), min(self.n_epochs, sleep[-1] + 1 + pad))
+
+    def align_to(self, n_epochs: int, onset_sec: float | None = None,
+                 max_scored_overhang_epochs: int = 10) -> Hypnogram:
+        """Fit the hypnogram to a signal with ``n_epochs`` full epochs.
+
+        Rules (documented and tested): if the hypnogram's grid differs from the signal's
+        (``onset_sec`` given and not equal), a ``ValueError`` is raised. A longer
+        hypnogram is truncated, but only if at most ``max_scored_overhang_epochs`` of the
+        dropped epochs are scored (Sleep-EDF files end with a long ``?`` annotation);
+        more means the hypnogram probably belongs to another recording and raises. A
+        shorter hypnogram is padded with unscored epochs.
+        """
+        if onset_sec is not None and not np.isclose(onset_sec, self.onset_sec):
+            raise ValueError(f"hypnogram epochs start at {self.onset_sec:g} s but the signal "
+                             f"epochs start at {onset_sec:g} s")
+        if n_epochs < self.n_epochs:
+            overhang = self.codes[n_epochs:]
+            n_scored = int((overhang >= 0).sum())
+            if n_scored > max_scored_overhang_epochs:
+                raise ValueError(
+                    f"hypnogram has {self.n_epochs} epochs ({self.duration_sec / 3600:.2f} h) "
+                    f"but the signal only {n_epochs}; {n_scored} scored epochs fall after the "
+                    "end of the signal - is this the hypnogram of another recording?")
+            return self[:n_epochs]
+        if n_epochs > self.n_epochs:
+            pad = n_epochs - self.n_epochs
+            proba = None
+            if self.probabilities is not None:
+                proba = np.vstack([self.probabilities,
+                                   np.full((pad, self.n_classes), 1.0 / self.n_classes)])
+            return self.copy(stages=np.concatenate([self.codes, np.full(pad, UNSCORED)]),
+                             probabilities=proba)
+        return self.copy()
+
+    # ----------------------------------------------------------- readers
+    @classmethod
+    def from_annotations(cls, onsets, durations, descriptions, epoch_sec: float = 30.0,
+                         start_time: _dt.datetime | None = None,
+                         source: str = "annotations") -> Hypnogram:
+        """Build a hypnogram from (onset, duration, description) triples.
+
+        See the module docstring for the annotation-to-epoch rule.
+        """
+        onsets = np.asarray(onsets, dtype=float)
+        durations = np.asarray(durations, dtype=float)
+        descriptions = [str(d) for d in descriptions]
+        keep = np.array([_is_stage_text(d) for d in descriptions], dtype=bool)
+        if not keep.any():
+            raise ValueError(f"{source}: no sleep-stage annotation found (expected texts like "
+                             "'Sleep stage W' or stage labels W/N1/N2/N3/R)")
+        onsets, durations = onsets[keep], durations[keep]
+        codes_in = np.array([label_to_code(d) for d, k in zip(descriptions, keep) if k])
+        if (durations < 0).any():
+            raise ValueError(f"{source}: negative annotation duration")
+        order = np.argsort(onsets, kind="stable")
+        onsets, durations, codes_in = onsets[order], durations[order], codes_in[order]
+        origin = onsets[0]
+        end = float(np.max(onsets + np.maximum(durations, epoch_sec)))
+        n_epochs = int(np.floor((end - origin) / epoch_sec + 1e-6))
+        if n_epochs <= 0:
+            raise ValueError(f"{source}: stage annotations cover less than one epoch")
+        mids = origin + epoch_sec * (np.arange(n_epochs) + 0.5)
+        codes = np.full(n_epochs, UNSCORED, dtype=np.int64)
+        # zero-duration annotations count as one epoch (some exporters write duration 0)
+        eff_dur = np.where(durations > 0, durations, epoch_sec)
+        idx = np.searchsorted(onsets, mids, side="right") - 1
+        valid = idx >= 0
+        covered = np.zeros(n_epochs, dtype=bool)
+        covered[valid] = mids[valid] < onsets[idx[valid]] + eff_dur[idx[valid]]
+        codes[covered] = codes_in[idx[covered]]
+        return cls(codes, epoch_sec=epoch_sec, onset_sec=origin, start_time=start_time)
+
+    @classmethod
+    def from_mne_annotations(cls, annotations: mne.Annotations, epoch_sec: float = 30.0,
+                             ) -> Hypnogram:
+        """Build a hypnogram from :class:`mne.Annotations` (stage descriptions only)."""
+        start = annotations.orig_time
+        if start is not None:
+            start = start.replace(tzinfo=None)
+        return cls.from_annotations(annotations.onset, annotations.duration,
+                                    annotations.description, epoch_sec=epoch_sec,
+                                    start_time=start, source="mne.Annotations")
+
+    @classmethod
+    def read_edf(cls, path: str | os.PathLike, epoch_sec: float = 30.0) -> Hypnogram:
+        """Read an EDF+ annotation file (Sleep-EDF ``*-Hypnogram.edf`` form)."""
+        import mne
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"hypnogram file not found: {path}")
+        try:
+            ann = mne.read_annotations(path)
+        except Exception as exc:  # MNE raises several types on corrupt files
+            raise ValueError(f"{path}: cannot read EDF+ annotations ({exc})") from exc
+        start = None
+        try:
+            import edfio
+
+            e = edfio.read_edf(path, lazy_load_data=True)
+            start = _dt.datetime.combine(e.startdate, e.starttime)
+        except Exception:  # noqa: BLE001 - start time is optional information
+            start = None
+        hyp = cls.from_annotations(ann.onset, ann.duration, ann.description,
+                                   epoch_sec=epoch_sec, start_time=start, source=str(path))
+        return hyp
+
+    @classmethod
+    def read_table(cls, path: str | os.PathLike, epoch_sec: float | None = None,
+                   sep: str | None = None) -> Hypnogram:
+        """Read a TSV/CSV with ``onset, duration, stage`` columns.
+
+        Rows may be epochs or runs of epochs. If ``p_<stage>`` columns are present and
+        the rows are single epochs, they become the hypnogram's probabilities. If
+        ``epoch_sec`` is None it is taken from the ``duration`` column (its smallest
+        positive value) and defaults to 30 s.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"hypnogram file not found: {path}")
+        if sep is None:
+            sep = "," if path.suffix.lower() == ".csv" else "\t"
+        df = pd.read_csv(path, sep=sep, comment="#", keep_default_na=False)
+        df.columns = [str(c).strip().lower() for c in df.columns]
+        missing = {"onset", "stage"} - set(df.columns)
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected "
+                             f"'onset, duration, stage', found {list(df.columns)}")
+        if "duration" not in df.columns:
+            df["duration"] = 0.0
+        dur = pd.to_numeric(df["duration"], errors="coerce").to_numpy(float)
+        if epoch_sec is None:
+            pos = dur[dur > 0]
+            epoch_sec = float(pos.min()) if pos.size else 30.0
+        hyp = cls.from_annotations(pd.to_numeric(df["onset"]).to_numpy(float), dur,
+                                   df["stage"].astype(str).tolist(), epoch_sec=epoch_sec,
+                                   source=str(path))
+        pcols = [f"p_{n.lower()}" for n in STAGES_5]
+        if all(c in df.columns for c in pcols) and len(df) == hyp.n_epochs:
+            hyp.probabilities = df[pcols].to_numpy(float)
+        return hyp
+
+    @classmethod
+    def read_txt(cls, path: str | os.PathLike, epoch_sec: float = 30.0) -> Hypnogram:
+        """Read plain text with one stage label per line (``#`` starts a comment)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"hypnogram file not found: {path}")
+        labels = []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            try:
+                labels.append(label_to_code(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}, line {i}: {exc}") from None
+        if not labels:
+            raise ValueError(f"{path}: no stage labels found")
+        return cls(np.array(labels), epoch_sec=epoch_sec)
+
+    # ----------------------------------------------------------- writers
+    def _runs(self) -> list[tuple[float, float, int]]:
+        """Consecutive runs of the same code as (onset, duration, code)."""
+        if self.n_epochs == 0:
+            return []
+        change = np.flatnonzero(np.diff(self.codes)) + 1
+        starts = np.concatenate([[0], change])
+        stops = np.concatenate([change, [self.n_epochs]])
+        return [(self.onset_sec + s * self.epoch_sec, (e - s) * self.epoch_sec,
+                 int(self.codes[s])) for s, e in zip(starts, stops)]
+
+    def to_tsv(self, path: str | os.PathLike, sep: str = "\t") -> Path:
+        """Write one row per epoch (``onset duration stage [confidence p_*]``) atomically."""
+        df = self.to_dataframe()
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, sep=sep, index=False, float_format="%.6g")
+        return Path(path)
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Comma-separated version of :meth:`to_tsv`."""
+        return self.to_tsv(path, sep=",")
+
+    def to_txt(self, path: str | os.PathLike) -> Path:
+        """Write one stage label per line atomically."""
+        return write_text_atomic(path, "\n".join(self.labels) + "\n")
+
+    def to_mne_annotations(self, orig_time: _dt.datetime | None = None,
+                           merge: bool = True) -> mne.Annotations:
+        """Return :class:`mne.Annotations` with Sleep-EDF stage texts.
+
+        Parameters
+        ----------
+        orig_time : datetime or None
+            Recording start; defaults to :attr:`start_time` (as UTC).
+        merge : bool
+            Merge consecutive epochs of the same stage into one annotation.
+        """
+        import mne
+
+        if self.n_classes != 5:
+            raise ValueError("only 5-class hypnograms can be exported as Sleep-EDF annotations")
+        if merge:
+            runs = self._runs()
+        else:
+            runs = [(o, self.epoch_sec, int(c)) for o, c in zip(self.onsets, self.codes)]
+        if orig_time is None and self.start_time is not None:
+            orig_time = self.start_time.replace(tzinfo=_dt.timezone.utc)
+        return mne.Annotations([r[0] for r in runs], [r[1] for r in runs],
+                               [EDF_STAGE_TEXT[r[2]] for r in runs], orig_time=orig_time)
+
+    def to_edf(self, path: str | os.PathLike, patient: str | None = None) -> Path:
+        """Write an EDF+ annotation file in the Sleep-EDF ``Hypnogram.edf`` form, atomically.
+
+        The file holds no ordinary signal, only ``EDF Annotations``; MNE
+        (``mne.read_annotations``) and EDFbrowser open it.
+        """
+        import edfio
+
+        if self.n_classes != 5:
+            raise ValueError("only 5-class hypnograms can be written as Sleep-EDF EDF+ files")
+        anns = [edfio.EdfAnnotation(onset, dur, EDF_STAGE_TEXT[code])
+                for onset, dur, code in self._runs()]
+        start = self.start_time or _dt.datetime(1985, 1, 1, 0, 0, 0)
+        kwargs: dict[str, Any] = dict(signals=[], annotations=anns,
+                                      starttime=start.time().replace(microsecond=0))
+        edf = edfio.Edf(**kwargs)
+        edf.startdate = start.date()
+        if patient:
+            edf.patient = edfio.Patient(name=patient.replace(" ", "_"))
+        with atomic_path(path) as tmp:
+            edf.write(tmp)
+        return Path(path)
+
+    # ------------------------------------------- analysis (delegates)
+    def sleep_statistics(self, lights_off: float | None = None,
+                         lights_on: float | None = None) -> dict[str, float]:
+        """AASM sleep statistics; see :func:`hypnoscope.sleepstats.sleep_statistics`."""
+        from .sleepstats import sleep_statistics
+
+        return sleep_statistics(self, lights_off=lights_off, lights_on=lights_on)
+
+    def compare(self, reference: Hypnogram) -> dict[str, Any]:
+        """Agreement with a reference hypnogram of the same night (self = prediction);
+        see :func:`hypnoscope.evaluation.compare_hypnograms`."""
+        from .evaluation import compare_hypnograms
+
+        return compare_hypnograms(self, reference)
+
+    def plot(self, ax=None, **kwargs):
+        """Plot the hypnogram (REM highlighted); see :func:`hypnoscope.plots.plot_hypnogram`."""
+        from .plots import plot_hypnogram
+
+        return plot_hypnogram(self, ax=ax, **kwargs)
+
+    def plot_hypnodensity(self, ax=None, **kwargs):
+        """Stacked per-epoch probabilities; see :func:`hypnoscope.plots.plot_hypnodensity`."""
+        from .plots import plot_hypnodensity
+
+        return plot_hypnodensity(self, ax=ax, **kwargs)
+
+
+def read_hypnogram(source, epoch_sec: float = 30.0) -> Hypnogram:
+    """Read a hypnogram from a file (format from the extension) or ``mne.Annotations``.
+
+    ``.edf`` -> EDF+ annotations; ``.tsv``/``.csv`` -> onset/duration/stage table;
+    ``.txt``/``.hyp``/other -> one label per line.
+    """
+    if isinstance(source, Hypnogram):
+        return source
+    if type(source).__name__ == "Annotations":
+        return Hypnogram.from_mne_annotations(source, epoch_sec=epoch_sec)
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix in (".edf", ".bdf", ".rec"):
+        return Hypnogram.read_edf(path, epoch_sec=epoch_sec)
+    if suffix in (".tsv", ".csv"):
+        return Hypnogram.read_table(path)
+    return Hypnogram.read_txt(path, epoch_sec=epoch_sec)

@@ -1,0 +1,98 @@
+"""The night-level staging-model interface shared by every model in ``hypnoscope.models``.
+
+Every model name the CLI accepts (``hypnoscope models``) builds a :class:`StagingModel`:
+
+- ``fit(nights, val_nights=None)`` trains on a list of :class:`hypnoscope.datasets.Night`
+  (per-epoch features or signals of whole nights, labels with ``UNSCORED`` = -100);
+  ``val_nights`` come from *validation subjects* and are used for early stopping /
+  checkpoint selection only.
+- ``predict_proba(night)`` returns ``(n_epochs, n_classes)`` probabilities for every epoch
+  of one night (unscored epochs included); ``predict(night)`` the arg-max codes.
+- ``save(path)`` / :func:`load_model` round-trip the whole model, together with
+  ``metadata``: the model name, its configuration, the class set and a description of
+  the training data (subjects, nights, epochs per class, feature/channel layout).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from ..utils import atomic_path
+
+MODEL_FORMAT = "hypnoscope-model"
+MODEL_FORMAT_VERSION = 1
+
+
+class StagingModel:
+    """Base class: a model that stages whole nights.
+
+    Subclasses set :attr:`name`, :attr:`input_kind` (``"features"`` or ``"signals"``)
+    and implement :meth:`fit` and :meth:`predict_proba`.
+    """
+
+    name: str = "base"
+    input_kind: str = "features"
+
+    def __init__(self, n_classes: int = 5, **config: Any) -> None:
+        if n_classes not in (3, 5):
+            raise ValueError(f"n_classes must be 3 or 5, got {n_classes}")
+        self.n_classes = n_classes
+        self.config: dict[str, Any] = dict(config)
+        self.metadata: dict[str, Any] = {}
+
+    # -- to implement -------------------------------------------------------
+    def fit(self, nights, val_nights=None) -> StagingModel:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_proba(self, night) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------
+    def predict(self, night) -> np.ndarray:
+        """Arg-max class code per epoch."""
+        return np.asarray(self.predict_proba(night)).argmax(axis=1)
+
+    def describe_training(self, nights, **extra: Any) -> dict[str, Any]:
+        """Record what the model was trained on in :attr:`metadata` and return it."""
+        from ..datasets import describe_nights
+
+        self.metadata.update({
+            "model": self.name,
+            "n_classes": self.n_classes,
+            "config": dict(self.config),
+            "training_data": describe_nights(nights),
+            "trained_at": _dt.datetime.now().isoformat(timespec="seconds"),
+            **extra,
+        })
+        return self.metadata
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the model and its metadata to one file, atomically."""
+        payload = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+                   "name": self.name, "metadata": self.metadata, "model": self}
+        with atomic_path(path) as tmp:
+            joblib.dump(payload, tmp, compress=3)
+        return Path(path)
+
+
+def load_model(path: str | os.PathLike) -> StagingModel:
+    """Load a model written by :meth:`StagingModel.save`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        payload = joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"
+        raise ValueError(f"{path}: not a hypnoscope model file ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not a hypnoscope model file")
+    if payload.get("format_version", 0) > MODEL_FORMAT_VERSION:
+        raise ValueError(f"{path}: written by a newer hypnoscope (format "
+                         f"{payload['format_version']} > {MODEL_FORMAT_VERSION})")
+    return payload["model"]
