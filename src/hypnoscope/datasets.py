@@ -4,11 +4,19 @@ A :class:`Night` holds the per-epoch inputs of one recording night (``X``: featu
 ``(n_epochs, ...)`` or signals ``(n_epochs, n_channels, n_times)``), its labels
 (``UNSCORED`` = -100 for unscored epochs) and its subject and night ids. Every model and
 every split works on lists of nights, so both nights of a subject always travel together.
+
+PSG recordings become nights with :func:`load_recording` (one file, with its hypnogram)
+and :func:`load_psg_dir` (a Sleep-EDF style folder); the result of reading, filtering,
+epoching, label alignment and cropping is cached per configuration (see
+:func:`default_cache_dir`).
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
+import logging
 import os
 import re
 from collections import Counter
@@ -19,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from .stages import STAGES_5, UNSCORED
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -192,3 +202,354 @@ def sequence_windows(n_epochs: int, seq_len: int, mode: str = "many-to-one",
         idx = np.asarray(starts)[:, None] + np.arange(seq_len)[None, :]
         return idx, np.ones_like(idx, dtype=bool)
     raise ValueError(f"mode must be 'many-to-one' or 'many-to-many', got {mode!r}")
+
+
+# ============================================================ PSG recordings -> nights
+#: Bump when :func:`load_recording` changes what it stores, so caches are rebuilt.
+RECORDING_CACHE_VERSION = 1
+
+#: Sleep-EDF file names: study (SC4 cassette / ST7 telemetry), subject ``ss``, night ``N``.
+SLEEPEDF_NAME = re.compile(r"^(?P<subject>(?:SC4|ST7)\d\d)(?P<night>\d)")
+
+_HYP_SUFFIXES = ("-Hypnogram.edf", "-Hypnogram.tsv", "-Hypnogram.csv", "-Hypnogram.txt")
+
+
+class DatasetLoadError(ValueError):
+    """Some recordings of a directory could not be loaded.
+
+    Attributes
+    ----------
+    nights : list of Night
+        The recordings that did load.
+    failures : list of (str, str)
+        ``(file, reason)`` for each recording that failed.
+    """
+
+    def __init__(self, message: str, nights: list[Night],
+                 failures: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.nights = nights
+        self.failures = failures
+
+
+def default_cache_dir() -> Path:
+    """Preprocessing cache folder: ``$HYPNOSCOPE_CACHE`` if set, else
+    ``~/.cache/hypnoscope``."""
+    env = os.environ.get("HYPNOSCOPE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "hypnoscope"
+
+
+def sleepedf_ids(name: str, subject_pattern: str | None = None) -> tuple[str, str]:
+    """``(subject_id, night_id)`` from a PSG file name.
+
+    With ``subject_pattern`` (a regex), the subject is its first group (or whole match)
+    searched in the file stem and the night id is the stem without ``-PSG``. Otherwise
+    Sleep-EDF names give ``("SC4ss", "SC4ssN")`` / ``("ST7ss", "ST7ssN")`` (e.g.
+    ``SC4011E0-PSG.edf`` -> ``("SC401", "SC4011")``); any other name gives its stem for
+    both (one subject per file).
+    """
+    stem = Path(name).name
+    for suffix in (".edf", ".bdf", ".EDF", ".BDF"):
+        stem = stem.removesuffix(suffix)
+    stem = stem.removesuffix("-PSG")
+    if subject_pattern is not None:
+        m = re.search(subject_pattern, stem)
+        if not m:
+            raise ValueError(f"{name}: file name does not match the subject pattern "
+                             f"{subject_pattern!r}")
+        return (m.group(1) if m.groups() else m.group(0)), stem
+    m = SLEEPEDF_NAME.match(stem)
+    if m:
+        return m.group("subject"), m.group(0)
+    return stem, stem
+
+
+def find_hypnogram(psg: str | os.PathLike) -> Path | None:
+    """The hypnogram file beside a ``*-PSG.edf`` file, or None.
+
+    Tries ``<stem>-Hypnogram.edf`` (also ``.tsv``/``.csv``/``.txt``) and then the
+    Sleep-EDF convention, where the two names differ in the last letter of the record
+    (``SC4001E0-PSG.edf`` / ``SC4001EC-Hypnogram.edf``).
+
+    Raises
+    ------
+    ValueError
+        If several candidate hypnograms match.
+    """
+    psg = Path(psg)
+    stem = psg.name.rsplit("-PSG", 1)[0] if "-PSG" in psg.name else psg.stem
+    for suffix in _HYP_SUFFIXES:
+        if (psg.parent / f"{stem}{suffix}").is_file():
+            return psg.parent / f"{stem}{suffix}"
+    if len(stem) < 2:
+        return None
+    cands = sorted(p for p in psg.parent.glob(f"{glob.escape(stem[:-1])}?-Hypnogram.*")
+                   if p.name.endswith(_HYP_SUFFIXES))
+    if len(cands) > 1:
+        raise ValueError(f"{psg}: several hypnograms match: {[c.name for c in cands]}")
+    return cands[0] if cands else None
+
+
+def _file_stamp(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _hypnogram_stamp(hypnogram: Any) -> Any:
+    from .hypnogram import Hypnogram
+
+    if hypnogram is None:
+        return None
+    if isinstance(hypnogram, Hypnogram):
+        digest = hashlib.sha256(hypnogram.codes.tobytes()).hexdigest()[:16]
+        return {"codes": digest, "onset_sec": hypnogram.onset_sec,
+                "epoch_sec": hypnogram.epoch_sec, "n_classes": hypnogram.n_classes}
+    return _file_stamp(Path(hypnogram))
+
+
+def split_modalities(night: Night) -> dict[str, np.ndarray]:
+    """Per-epoch signal arrays by channel role, e.g. ``{"eeg": (n_epochs, 2, n_times),
+    "eog": (n_epochs, 1, n_times), "emg_envelope": ...}`` (views of ``night.X``)."""
+    if night.kind != "signals":
+        raise ValueError(f"night {night.night_id}: split_modalities needs kind='signals', "
+                         f"got {night.kind!r}")
+    if len(night.roles) != night.X.shape[1]:
+        raise ValueError(f"night {night.night_id}: {night.X.shape[1]} channels but "
+                         f"{len(night.roles)} roles")
+    out: dict[str, np.ndarray] = {}
+    for role in dict.fromkeys(night.roles):
+        idx = [i for i, r in enumerate(night.roles) if r == role]
+        out[role] = night.X[:, idx]
+    return out
+
+
+def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None = None,
+                   eog: str | list[str] | None = None, emg: str | list[str] | None = None,
+                   sfreq: float = 100.0, crop_wake_min: float | None = 30.0, *,
+                   include_emg: bool = True, epoch_sec: float = 30.0,
+                   preprocessing: dict[str, Any] | str | None = "default",
+                   subject_id: str | None = None, night_id: str | None = None,
+                   subject_pattern: str | None = None,
+                   cache: bool | str | os.PathLike = True,
+                   max_scored_overhang_epochs: int = 10) -> Night:
+    """Load one PSG recording as a :class:`Night` of 30-s signal epochs.
+
+    Steps: :func:`hypnoscope.io.read_psg` (channels by role, ``sfreq``, µV), the
+    continuous preprocessing of ``preprocessing`` (:func:`hypnoscope.preprocessing.
+    preprocess`), 30-s epochs starting at the hypnogram's onset
+    (:func:`~hypnoscope.preprocessing.epoch_signals`), labels fitted to the signal with
+    :meth:`Hypnogram.align_to` (a longer hypnogram is cut if at most
+    ``max_scored_overhang_epochs`` scored epochs are lost, else it is taken to belong to
+    another recording and raises; a shorter one is padded with unscored epochs), then the
+    crop to the sleep period with ``crop_wake_min`` minutes of wake either side.
+
+    Parameters
+    ----------
+    psg : path or mne.io.BaseRaw
+        The recording.
+    hypnogram : path, Hypnogram or None
+        Expert scoring (any format :func:`hypnoscope.read_hypnogram` reads). Without it
+        all labels are unscored and no crop is made.
+    eeg, eog, emg : str, list of str or None
+        Channel overrides (see :func:`hypnoscope.io.resolve_channels`).
+    sfreq : float, default 100.0
+        Common sampling rate.
+    crop_wake_min : float or None, default 30.0
+        Wake kept before the first and after the last sleep epoch; None keeps the whole
+        recording.
+    include_emg : bool, default True
+        Keep EMG (waveform or envelope).
+    epoch_sec : float, default 30.0
+        Epoch length (must equal the hypnogram's).
+    preprocessing : dict, str or None, default "default"
+        Config or preset of :func:`hypnoscope.preprocessing.resolve_config`
+        (``"none"`` keeps the resampled µV signals; None means ``"default"``).
+    subject_id, night_id : str or None
+        Identifiers; by default from the file name (:func:`sleepedf_ids`).
+    subject_pattern : str or None
+        Regex for the subject id (see :func:`sleepedf_ids`).
+    cache : bool or path, default True
+        Cache the result (an ``.npz`` in :func:`default_cache_dir` or the given folder)
+        keyed by every setting above plus the size and modification time of the PSG and
+        hypnogram files; a second call with the same key loads it instead of reading and
+        filtering again. Not used for an ``mne.io.Raw`` input.
+
+    Returns
+    -------
+    Night
+        ``kind="signals"``, ``X`` float32 ``(n_epochs, n_channels, n_times)``, ``y``
+        5-class codes (-100 = unscored), ``channels``, ``roles``, ``onsets_sec`` (from the
+        recording start) and ``meta`` (sources, settings, reader notes and warnings).
+    """
+    from . import io as _io
+    from . import preprocessing as _pp
+    from .hypnogram import Hypnogram, read_hypnogram
+
+    is_path = isinstance(psg, str | os.PathLike)
+    if is_path:
+        psg = Path(psg)
+        if not psg.is_file():
+            raise FileNotFoundError(f"PSG file not found: {psg}")
+        default_subject, default_night = sleepedf_ids(psg.name, subject_pattern)
+    else:
+        default_subject = default_night = "recording"
+    if isinstance(hypnogram, str | os.PathLike) and not Path(hypnogram).is_file():
+        raise FileNotFoundError(f"hypnogram file not found: {hypnogram}")
+    subject_id = str(subject_id or default_subject)
+    night_id = str(night_id or default_night)
+    settings = {"eeg": eeg, "eog": eog, "emg": emg, "sfreq": float(sfreq),
+                "include_emg": include_emg, "epoch_sec": float(epoch_sec),
+                "crop_wake_min": crop_wake_min,
+                "max_scored_overhang_epochs": max_scored_overhang_epochs,
+                "cache_version": RECORDING_CACHE_VERSION}
+    cache_file = None
+    if cache is not False and cache is not None and is_path:
+        key = _pp.config_hash(preprocessing, extra={
+            **settings, "psg": _file_stamp(psg), "hypnogram": _hypnogram_stamp(hypnogram)})
+        folder = default_cache_dir() / "recordings" if cache is True else Path(cache)
+        cache_file = folder / f"{psg.stem}-{key}.npz"
+        night = _read_cached_night(cache_file, subject_id, night_id)
+        if night is not None:
+            return night
+
+    rec = _io.read_psg(psg, eeg=eeg, eog=eog, emg=emg, sfreq=sfreq, include_emg=include_emg)
+    rec = _pp.preprocess(rec, preprocessing)
+    hyp = None
+    if hypnogram is not None:
+        hyp = hypnogram if isinstance(hypnogram, Hypnogram) else read_hypnogram(hypnogram)
+        if not np.isclose(hyp.epoch_sec, epoch_sec):
+            raise ValueError(f"hypnogram epochs are {hyp.epoch_sec:g} s but epoch_sec is "
+                             f"{epoch_sec:g} s")
+        if hyp.n_classes != 5:
+            raise ValueError("load_recording needs a 5-class hypnogram (W, N1, N2, N3, R)")
+    if (hyp is not None and hyp.start_time is not None and rec.start_time is not None
+            and hyp.start_time != rec.start_time):
+        rec.meta.setdefault("warnings", []).append(
+            f"hypnogram start {hyp.start_time} differs from the recording start "
+            f"{rec.start_time}; epochs are aligned on the hypnogram's onset_sec "
+            f"({hyp.onset_sec:g} s from the recording start)")
+        logger.warning("%s: %s", rec.source, rec.meta["warnings"][-1])
+    onset = hyp.onset_sec if hyp is not None else 0.0
+    X = _pp.epoch_signals(rec.data, rec.sfreq, epoch_sec=epoch_sec, onset_sec=onset)
+    n_total = len(X)
+    if hyp is not None:
+        try:
+            hyp = hyp.align_to(n_total, max_scored_overhang_epochs=max_scored_overhang_epochs)
+        except ValueError as exc:
+            raise ValueError(f"{rec.source} with hypnogram {hypnogram}: {exc}") from None
+        y = hyp.codes.copy()
+    else:
+        y = np.full(n_total, UNSCORED, dtype=np.int64)
+    sl = slice(0, n_total)
+    if hyp is not None and crop_wake_min is not None:
+        try:
+            sl = hyp.sleep_period_slice(crop_wake_min)
+        except ValueError as exc:
+            raise ValueError(f"{hypnogram}: {exc}") from None
+        X, y = X[sl], y[sl]
+    onsets = onset + epoch_sec * np.arange(sl.start, sl.start + len(y), dtype=float)
+    meta: dict[str, Any] = {
+        "source": rec.source, "hypnogram": None if hypnogram is None else str(
+            hypnogram if not isinstance(hypnogram, Hypnogram) else "<Hypnogram>"),
+        "start_time": rec.start_time.isoformat() if rec.start_time else None,
+        "settings": settings, "preprocessing": rec.meta.get("preprocessing"),
+        "crop": {"first_epoch": sl.start, "n_epochs_uncropped": n_total,
+                 "crop_wake_min": crop_wake_min if hyp is not None else None},
+        "reader": {k: rec.meta.get(k) for k in ("orig_sfreq", "orig_units", "resampling",
+                                                "unit_warnings", "nan_samples",
+                                                "flat_channels", "warnings")},
+    }
+    night = Night(X=np.ascontiguousarray(X, dtype=np.float32), y=y, subject_id=subject_id,
+                  night_id=night_id, kind="signals", sfreq=float(rec.sfreq),
+                  channels=list(rec.ch_names), roles=list(rec.roles), onsets_sec=onsets,
+                  meta=meta)
+    if cache_file is not None:
+        _write_cached_night(cache_file, night)
+    return night
+
+
+def _write_cached_night(path: Path, night: Night) -> None:
+    from .utils import atomic_path
+
+    info = {"sfreq": night.sfreq, "channels": night.channels, "roles": night.roles,
+            "meta": night.meta}
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, X=night.X, y=night.y, onsets_sec=night.onsets_sec,
+                     info=np.array(json.dumps(info, default=str)))
+    except OSError as exc:  # a read-only or full cache must not break loading
+        logger.warning("could not write preprocessing cache %s: %s", path, exc)
+
+
+def _read_cached_night(path: Path, subject_id: str, night_id: str) -> Night | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["info"]))
+            night = Night(X=z["X"], y=z["y"], subject_id=subject_id, night_id=night_id,
+                          kind="signals", sfreq=info["sfreq"], channels=info["channels"],
+                          roles=info["roles"], onsets_sec=z["onsets_sec"], meta=info["meta"])
+    except Exception as exc:  # noqa: BLE001 - a damaged cache entry is rebuilt
+        logger.warning("ignoring unreadable cache file %s (%s)", path, exc)
+        return None
+    night.meta["cache_file"] = str(path)
+    return night
+
+
+def load_psg_dir(directory: str | os.PathLike, pattern: str = "*-PSG.edf",
+                 subject_pattern: str | None = None, on_error: str = "raise",
+                 require_hypnogram: bool = True, recursive: bool = False,
+                 **kwargs: Any) -> list[Night]:
+    """Load every PSG recording of a directory (Sleep-EDF layout) as nights.
+
+    Each ``*-PSG.edf`` is paired with its hypnogram by :func:`find_hypnogram`; subject
+    and night ids come from the file name (:func:`sleepedf_ids`). Other keyword
+    arguments go to :func:`load_recording` (channels, ``sfreq``, ``crop_wake_min``,
+    ``preprocessing``, ``cache`` ...), so repeated loads come from the cache.
+
+    Bad files do not stop the batch: every recording is tried, and failures (unreadable
+    EDF, missing channel, missing or mismatched hypnogram ...) are collected. At the end,
+    with ``on_error="raise"`` (default) a :class:`DatasetLoadError` lists every failed
+    file and its reason and carries the nights that did load (``.nights``) and
+    ``.failures``; with ``on_error="warn"`` the list is logged as a warning and the loaded
+    nights are returned. If no recording loads at all, the error is raised either way.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory does not exist or holds no file matching ``pattern``.
+    DatasetLoadError
+        See above.
+    """
+    from .utils import progress
+
+    if on_error not in ("raise", "warn"):
+        raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"PSG directory not found: {directory}")
+    files = sorted(directory.rglob(pattern) if recursive else directory.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no file matching {pattern!r} in {directory}")
+    nights: list[Night] = []
+    failures: list[tuple[str, str]] = []
+    for f in progress(files, desc="recordings", unit="night"):
+        try:
+            hyp = find_hypnogram(f)
+            if hyp is None and require_hypnogram:
+                raise FileNotFoundError(f"no hypnogram found beside it (expected "
+                                        f"{f.name.replace('-PSG', '-Hypnogram')} or the "
+                                        "Sleep-EDF variant)")
+            nights.append(load_recording(f, hyp, subject_pattern=subject_pattern, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - reported in the summary below
+            failures.append((str(f), f"{type(exc).__name__}: {exc}"))
+            logger.debug("failed to load %s", f, exc_info=True)
+    if failures:
+        lines = "\n".join(f"  {f}: {why}" for f, why in failures)
+        msg = (f"{len(failures)} of {len(files)} recordings in {directory} could not be "
+               f"loaded:\n{lines}")
+        if on_error == "raise" or not nights:
+            raise DatasetLoadError(msg, nights, failures)
+        logger.warning(msg)
+    return nights

@@ -50,12 +50,31 @@ EDF_STAGE_TEXT = {0: "Sleep stage W", 1: "Sleep stage 1", 2: "Sleep stage 2",
                   3: "Sleep stage 3", 4: "Sleep stage R", UNSCORED: "Sleep stage ?"}
 
 
-def _is_stage_text(text: str) -> bool:
+def _is_stage_text(text: str, to_code=label_to_code) -> bool:
     try:
-        label_to_code(text)
+        to_code(text)
     except ValueError:
         return False
     return True
+
+
+_NAMES_3 = {"w": 0, "wake": 0, "nrem": 1, "r": 2, "rem": 2}
+
+
+def _label_to_code3(label: str) -> int:
+    """3-class code of a ``W/NREM/R`` label (unscored labels as in the 5-class map)."""
+    key = str(label).strip().lower()
+    if key in _NAMES_3:
+        return _NAMES_3[key]
+    if label_to_code(label) == UNSCORED:
+        return UNSCORED
+    raise ValueError(f"unknown 3-class stage label {label!r}; expected W, NREM, R or ?")
+
+
+def _is_3class(labels) -> bool:
+    """True when labels use the 3-class view (some label is ``NREM``), e.g. files
+    written by a 3-class hypnogram's ``to_tsv``/``to_txt``."""
+    return any(str(x).strip().lower() == "nrem" for x in labels)
 
 
 class Hypnogram:
@@ -280,12 +299,14 @@ class Hypnogram:
         onsets = np.asarray(onsets, dtype=float)
         durations = np.asarray(durations, dtype=float)
         descriptions = [str(d) for d in descriptions]
-        keep = np.array([_is_stage_text(d) for d in descriptions], dtype=bool)
+        n_classes = 3 if _is_3class(descriptions) else 5
+        to_code = _label_to_code3 if n_classes == 3 else label_to_code
+        keep = np.array([_is_stage_text(d, to_code) for d in descriptions], dtype=bool)
         if not keep.any():
             raise ValueError(f"{source}: no sleep-stage annotation found (expected texts like "
                              "'Sleep stage W' or stage labels W/N1/N2/N3/R)")
         onsets, durations = onsets[keep], durations[keep]
-        codes_in = np.array([label_to_code(d) for d, k in zip(descriptions, keep) if k])
+        codes_in = np.array([to_code(d) for d, k in zip(descriptions, keep, strict=True) if k])
         if (durations < 0).any():
             raise ValueError(f"{source}: negative annotation duration")
         order = np.argsort(onsets, kind="stable")
@@ -304,7 +325,8 @@ class Hypnogram:
         covered = np.zeros(n_epochs, dtype=bool)
         covered[valid] = mids[valid] < onsets[idx[valid]] + eff_dur[idx[valid]]
         codes[covered] = codes_in[idx[covered]]
-        return cls(codes, epoch_sec=epoch_sec, onset_sec=origin, start_time=start_time)
+        return cls(codes, epoch_sec=epoch_sec, onset_sec=origin, start_time=start_time,
+                   n_classes=n_classes)
 
     @classmethod
     def from_mne_annotations(cls, annotations: mne.Annotations, epoch_sec: float = 30.0,
@@ -382,18 +404,20 @@ class Hypnogram:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"hypnogram file not found: {path}")
+        lines = [(i, line.split("#", 1)[0].strip()) for i, line
+                 in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+        lines = [(i, line) for i, line in lines if line]
+        n_classes = 3 if _is_3class(line for _, line in lines) else 5
+        to_code = _label_to_code3 if n_classes == 3 else label_to_code
         labels = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
+        for i, line in lines:
             try:
-                labels.append(label_to_code(line))
+                labels.append(to_code(line))
             except ValueError as exc:
                 raise ValueError(f"{path}, line {i}: {exc}") from None
         if not labels:
             raise ValueError(f"{path}: no stage labels found")
-        return cls(np.array(labels), epoch_sec=epoch_sec)
+        return cls(np.array(labels), epoch_sec=epoch_sec, n_classes=n_classes)
 
     # ----------------------------------------------------------- writers
     def _runs(self) -> list[tuple[float, float, int]]:
@@ -404,7 +428,7 @@ class Hypnogram:
         starts = np.concatenate([[0], change])
         stops = np.concatenate([change, [self.n_epochs]])
         return [(self.onset_sec + s * self.epoch_sec, (e - s) * self.epoch_sec,
-                 int(self.codes[s])) for s, e in zip(starts, stops)]
+                 int(self.codes[s])) for s, e in zip(starts, stops, strict=True)]
 
     def to_tsv(self, path: str | os.PathLike, sep: str = "\t") -> Path:
         """Write one row per epoch (``onset duration stage [confidence p_*]``) atomically."""
@@ -439,7 +463,8 @@ class Hypnogram:
         if merge:
             runs = self._runs()
         else:
-            runs = [(o, self.epoch_sec, int(c)) for o, c in zip(self.onsets, self.codes)]
+            runs = [(o, self.epoch_sec, int(c))
+                    for o, c in zip(self.onsets, self.codes, strict=True)]
         if orig_time is None and self.start_time is not None:
             orig_time = self.start_time.replace(tzinfo=_dt.timezone.utc)
         return mne.Annotations([r[0] for r in runs], [r[1] for r in runs],

@@ -1,0 +1,25 @@
+# Quick start:  make demo   (set up a virtualenv and stage a simulated night, no network)
+#               make test   (set up and run the test suite)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test lint bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU build of PyTorch first: an unpinned torch would pull gigabytes of CUDA packages.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/hypnoscope demo --out hypnoscope-demo
+
+test: setup
+	MPLBACKEND=Agg HYPNOSCOPE_PROGRESS=0 $(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,0 +1,56 @@
+"""Calibrate the simulator's background band gains against the real Sleep-EDF band powers.
+
+Simulates nights driven by real hypnograms, measures the median relative band power per
+stage and channel exactly as the real feature set was computed (see ``run.py``), and
+updates ``BAND_LOG_GAINS`` multiplicatively until they match. Prints the new table to be
+pasted into ``src/hypnoscope/simulate/physiology.py``.
+
+Usage: ``python benchmarks/simulator_realism/calibrate.py [--iters 5] [--nights 4]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import (  # noqa: E402
+    HYPNO_DIR,
+    real_band_targets,
+    simulated_relative_powers,
+)
+
+from hypnoscope.hypnogram import read_hypnogram  # noqa: E402
+from hypnoscope.simulate import physiology  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--nights", type=int, default=4)
+    ap.add_argument("--step", type=float, default=0.8)
+    args = ap.parse_args()
+    target = real_band_targets()  # (5 stages, 3 channels, 5 bands)
+    files = sorted(HYPNO_DIR.glob("*-Hypnogram.edf"))[::7][: args.nights]
+    hyps = []
+    for f in files:
+        h = read_hypnogram(f)
+        h = h[h.sleep_period_slice(30)].copy(onset_sec=0.0)
+        hyps.append(h)
+    for it in range(args.iters):
+        meas = simulated_relative_powers(hyps, seed=100 + it)
+        err = np.log(target / meas)
+        physiology.BAND_LOG_GAINS += args.step * err
+        physiology.BAND_LOG_GAINS -= physiology.BAND_LOG_GAINS.mean(axis=2, keepdims=True)
+        print(f"iter {it}: mean |log ratio| = {np.abs(err).mean():.3f}", flush=True)
+    np.set_printoptions(precision=3, suppress=True)
+    print("BAND_LOG_GAINS = np.array(" + np.array2string(
+        physiology.BAND_LOG_GAINS, separator=", ", max_line_width=95) + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

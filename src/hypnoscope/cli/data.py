@@ -1,0 +1,115 @@
+"""``hypnoscope fetch`` (Sleep-EDF downloader) and ``hypnoscope info`` (PSG summary)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _subject_list(text: str) -> list[int]:
+    """Parse ``"0-4,7 9"`` into ``[0, 1, 2, 3, 4, 7, 9]``."""
+    out: list[int] = []
+    for part in text.replace(",", " ").split():
+        try:
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out += list(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid subject list {text!r}; expected numbers and ranges like '0-4,7'"
+            ) from None
+    return out
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "fetch", help="download Sleep-EDF Expanded nights from PhysioNet (checksummed)",
+        description="Download Sleep-EDF Expanded (sleep-edfx 1.0.0) PSG and hypnogram files "
+                    "into a local cache, verifying each file's SHA-256 (or its EDF header "
+                    "when no checksum is known). Files already cached and verified are not "
+                    "downloaded again, so an interrupted fetch resumes where it stopped.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--subset", default="sleep-edf-20",
+                   choices=["sc", "sleep-cassette", "sleep-edf-78", "sleep-edf-20", "st",
+                            "sleep-telemetry"],
+                   help="which recordings: sc/sleep-edf-78 = all 153 cassette nights, "
+                        "sleep-edf-20 = cassette subjects 0-19 (39 nights), st = telemetry")
+    p.add_argument("--subjects", type=_subject_list, action="extend", default=None,
+                   metavar="LIST", help="subject numbers, e.g. '0-4,7' (default: all)")
+    p.add_argument("--recording", type=int, nargs="+", choices=[1, 2], default=[1, 2],
+                   help="night number(s)")
+    p.add_argument("--path", default=None,
+                   help="local folder (default: $HYPNOSCOPE_DATA/sleep-edfx or "
+                        "~/hypnoscope_data/sleep-edfx)")
+    p.add_argument("--base-url", default=None, help="database URL or mirror (PhysioNet "
+                   "sleep-edfx 1.0.0 layout; default: PhysioNet)")
+    p.add_argument("--catalog", default=None,
+                   help="custom catalog CSV (default: the one shipped with hypnoscope)")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.add_argument("--list", action="store_true",
+                   help="only list the files that would be fetched (no network)")
+    p.set_defaults(func=run_fetch)
+
+    q = subparsers.add_parser(
+        "info", help="describe a PSG file: channels, roles, sampling rates, duration",
+        description="Print the channels of a PSG recording with the role hypnoscope "
+                    "assigns to each (eeg/eog/emg or unused), their sampling rates, and the "
+                    "recording's duration and start time.")
+    q.add_argument("psg", metavar="PSG", help="EDF/EDF+ recording")
+    q.add_argument("--eeg", nargs="+", default=None, help="EEG channel name(s) (override)")
+    q.add_argument("--eog", nargs="+", default=None, help="EOG channel name(s) (override)")
+    q.add_argument("--emg", nargs="+", default=None, help="EMG channel name(s) (override)")
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.set_defaults(func=run_info)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from ..cli import CLIError
+    from ..fetch import (
+        SLEEPEDF_URL,
+        FetchError,
+        default_data_dir,
+        fetch_sleepedf,
+        select_records,
+    )
+
+    if args.list:
+        entries = select_records(args.subset, args.subjects, args.recording, args.catalog)
+        for e in entries:
+            print(f"{e.psg_file}\t{e.hypnogram_file}")
+        print(f"{len(entries)} nights of {len({e.subject for e in entries})} subjects "
+              f"(subset {args.subset}) -> {args.path or default_data_dir()}")
+        return 0
+    try:
+        pairs = fetch_sleepedf(subjects=args.subjects, recording=args.recording,
+                               subset=args.subset, path=args.path,
+                               base_url=args.base_url or SLEEPEDF_URL,
+                               force_update=args.force, catalog=args.catalog)
+    except FetchError as exc:
+        raise CLIError(str(exc)) from None
+    for psg, hyp in pairs:
+        print(f"{psg}\t{hyp}")
+    print(f"{len(pairs)} nights ready")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from ..io import ENVELOPE_MAX_SFREQ, format_recording_info, recording_info, resolve_channels
+
+    info = recording_info(args.psg)
+    if args.eeg or args.eog or args.emg:
+        names = [c["name"] for c in info["channels"]]
+        roles = resolve_channels(names, eeg=args.eeg, eog=args.eog, emg=args.emg)
+        role_of = {c: r for r, cs in roles.items() for c in cs}
+        for ch in info["channels"]:
+            role = role_of.get(ch["name"])
+            if role == "emg" and ch["sfreq"] <= ENVELOPE_MAX_SFREQ:
+                role = "emg_envelope"
+            ch["role"] = role
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(format_recording_info(info))
+    return 0

@@ -1,0 +1,294 @@
+"""``hypnoscope stage``: stage one or many PSG recordings and write every output.
+
+Per recording with stem ``S`` (the file name without ``.edf`` and without a Sleep-EDF
+``-PSG`` suffix) the command writes, atomically, into ``--out``:
+
+- ``S.hypnogram.tsv``: ``onset duration stage confidence p_W p_N1 p_N2 p_N3 p_R``;
+- ``S.hypnogram.edf``: EDF+ stage annotations (MNE, EDFbrowser);
+- ``S.report.json`` and ``S.report.html``: sleep statistics (+ agreement with
+  ``--reference``);
+- ``S.hypnogram.png``: hypnogram and hypnodensity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import CLIError
+
+_HYPNOGRAM_NAME = re.compile(r"hypnogram|annotation|scoring|\.hypnogram", re.IGNORECASE)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "stage", help="stage PSG recordings (EDF) and write hypnograms and reports",
+        description="Stage PSG recordings with a shipped or trained model. PSG may be files, "
+                    "directories (every *-PSG.edf, else every *.edf that is not a hypnogram) "
+                    "or glob patterns.")
+    p.add_argument("psg", nargs="+", metavar="PSG", help="EDF file(s), directories or globs")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--model", "-m", default="default", metavar="NAME|PATH",
+                   help="shipped model name (see 'hypnoscope models') or model file "
+                        "(default: %(default)s)")
+    p.add_argument("--eeg", nargs="+", metavar="CH", help="EEG channel(s) to use")
+    p.add_argument("--eog", metavar="CH", help="EOG channel to use")
+    p.add_argument("--emg", metavar="CH", help="EMG channel to use (models that use EMG)")
+    p.add_argument("--reference", "-r", nargs="+", metavar="HYPNOGRAM",
+                   help="reference hypnogram(s) for agreement metrics: one file per "
+                        "recording (same order), or a directory searched for the matching "
+                        "Sleep-EDF *-Hypnogram.edf / <stem>.* file")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="recordings staged in parallel (processes; default 1)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG figure")
+    p.set_defaults(func=run)
+
+
+# ----------------------------------------------------------------- inputs
+def _is_hypnogram_file(path: Path) -> bool:
+    return bool(_HYPNOGRAM_NAME.search(path.stem))
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files from paths, directories and glob patterns (sorted, de-duplicated).
+
+    A directory contributes its ``*-PSG.edf`` files, or, if it has none, every EDF/BDF
+    whose name does not look like a hypnogram. A missing path is kept so that it is
+    reported as a failure.
+    """
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(p.glob("*-PSG.edf")) or sorted(
+                f for f in p.iterdir()
+                if f.suffix.lower() in (".edf", ".bdf") and not _is_hypnogram_file(f))
+            if not found:
+                raise CLIError(f"{p}: directory holds no PSG recording (*-PSG.edf or *.edf)")
+            out.extend(found)
+        elif any(c in item for c in "*?[") and not p.exists():
+            found = sorted(Path(f) for f in glob.glob(item)
+                           if Path(f).is_file() and not _is_hypnogram_file(Path(f)))
+            if not found:
+                raise CLIError(f"no recording matches {item!r}")
+            out.extend(found)
+        else:
+            out.append(p)
+    seen: set[Path] = set()
+    unique = []
+    for f in out:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def recording_stem(path: Path) -> str:
+    """Output stem: file name without extension and without a ``-PSG`` suffix."""
+    stem = path.name
+    for suffix in (".edf", ".bdf", ".rec", ".fif", ".EDF", ".BDF"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return re.sub(r"[-_]PSG$", "", stem, flags=re.IGNORECASE)
+
+
+def find_reference(psg: Path, folder: Path) -> Path | None:
+    """The hypnogram in ``folder`` belonging to ``psg``: Sleep-EDF pairing (same first
+    7 characters, ``*-Hypnogram.edf``), else a file named ``<stem>`` + a hypnogram
+    suffix."""
+    stem = recording_stem(psg)
+    if re.match(r"^S[CT]\d{4}", stem):
+        cands = sorted(folder.glob(f"{stem[:7]}*-Hypnogram.edf"))
+        if cands:
+            return cands[0]
+    for pattern in (f"{stem}-Hypnogram.edf", f"{stem}.hypnogram.*", f"{stem}*hypnogram*",
+                    f"{stem}.tsv", f"{stem}.csv", f"{stem}.txt"):
+        cands = sorted(f for f in folder.glob(pattern) if f.resolve() != psg.resolve())
+        if cands:
+            return cands[0]
+    return None
+
+
+def _references(psgs: list[Path], refs: list[str] | None) -> list[Path | None]:
+    if not refs:
+        return [None] * len(psgs)
+    if len(refs) == 1 and Path(refs[0]).is_dir():
+        folder = Path(refs[0])
+        return [find_reference(p, folder) for p in psgs]
+    if len(refs) != len(psgs):
+        raise CLIError(f"--reference got {len(refs)} file(s) for {len(psgs)} recording(s); "
+                       "give one per recording (same order) or a directory")
+    return [Path(r) for r in refs]
+
+
+# --------------------------------------------------------------- one night
+def stage_one(psg: str | os.PathLike, out_dir: str | os.PathLike, model: str = "default",
+              eeg=None, eog=None, emg=None, reference: str | os.PathLike | None = None,
+              plot: bool = True) -> dict[str, Any]:
+    """Stage one recording and write its outputs; returns a summary row.
+
+    Raises on any error (the caller decides whether to go on).
+    """
+    from ..hypnogram import read_hypnogram
+    from ..report import write_report
+    from ..staging import stage_recording
+
+    psg = Path(psg)
+    if not psg.is_file():
+        raise FileNotFoundError(f"recording not found: {psg}")
+    out_dir = Path(out_dir)
+    stem = recording_stem(psg)
+    ref = read_hypnogram(reference) if reference is not None else None
+    t0 = time.perf_counter()
+    result = stage_recording(str(psg), model=model, eeg=eeg, eog=eog, emg=emg)
+    hyp = result.hypnogram
+    info = dict(result.info)
+    info["recording"] = psg.name
+    info["source"] = str(psg)
+    if reference is not None:
+        info["reference"] = str(reference)
+    if hyp.start_time is not None:
+        info["start_time"] = hyp.start_time.isoformat(sep=" ")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"tsv": out_dir / f"{stem}.hypnogram.tsv", "edf": out_dir / f"{stem}.hypnogram.edf"}
+    hyp.to_tsv(paths["tsv"])
+    hyp.to_edf(paths["edf"])
+    html_path, json_path = write_report(out_dir / f"{stem}.report", hyp, info, reference=ref)
+    paths.update(html=html_path, json=json_path)
+    if plot:
+        paths["png"] = _write_png(hyp, out_dir / f"{stem}.hypnogram.png", psg.name)
+    stats = hyp.sleep_statistics()
+    row: dict[str, Any] = {
+        "recording": str(psg), "stem": stem, "status": "ok", "n_epochs": hyp.n_epochs,
+        "hours": hyp.duration_sec / 3600, "tst_min": stats.get("total_sleep_min"),
+        "se_pct": stats.get("sleep_efficiency_pct"),
+        "mean_confidence": float(hyp.confidence.mean()) if hyp.n_epochs else float("nan"),
+        "seconds": time.perf_counter() - t0, "outputs": {k: str(v) for k, v in paths.items()},
+    }
+    if ref is not None:
+        cmp = hyp.compare(ref)
+        row.update(accuracy=cmp["epochs"]["accuracy"], kappa=cmp["epochs"]["kappa"],
+                   macro_f1=cmp["epochs"]["macro_f1"])
+    return row
+
+
+def _write_png(hyp, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ..plots import save_figure
+
+    fig, axes = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True,
+                             gridspec_kw={"height_ratios": [1.1, 1]})
+    hyp.plot(ax=axes[0])
+    axes[0].set_title(title)
+    if hyp.probabilities is not None:
+        hyp.plot_hypnodensity(ax=axes[1])
+    else:  # pragma: no cover - staged hypnograms always have probabilities
+        axes[1].set_visible(False)
+    return save_figure(fig, path, dpi=110, close=True)
+
+
+def _worker(kwargs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return stage_one(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, the batch goes on
+        return {"recording": str(kwargs["psg"]), "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}"}
+
+
+# -------------------------------------------------------------------- CLI
+def _fmt(v: Any, spec: str) -> str:
+    try:
+        return format(float(v), spec)
+    except (TypeError, ValueError):
+        return "-"
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table of a batch run."""
+    has_ref = any("accuracy" in r for r in rows)
+    head = ["recording", "status", "epochs", "hours", "TST min", "SE %", "conf"]
+    if has_ref:
+        head += ["acc", "kappa", "MF1"]
+    lines = []
+    for r in rows:
+        name = Path(r["recording"]).name
+        if r["status"] != "ok":
+            lines.append([name, "FAILED", r.get("error", "")])
+            continue
+        cells = [name, "ok", str(r["n_epochs"]), _fmt(r["hours"], ".2f"), _fmt(r["tst_min"], ".1f"),
+                 _fmt(r["se_pct"], ".1f"), _fmt(r["mean_confidence"], ".2f")]
+        if has_ref:
+            cells += [_fmt(r.get("accuracy"), ".3f"), _fmt(r.get("kappa"), ".3f"),
+                      _fmt(r.get("macro_f1"), ".3f")]
+        lines.append(cells)
+    full = [c for c in lines if len(c) == len(head)]
+    width = [max([len(head[i])] + [len(c[i]) for c in full]) for i in range(len(head))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, width))]
+    out.append("  ".join("-" * w for w in width))
+    for c in lines:
+        if len(c) == len(head):
+            out.append("  ".join(x.ljust(w) for x, w in zip(c, width)))
+        else:
+            out.append(f"{c[0].ljust(width[0])}  FAILED  {c[2]}")
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..utils import progress
+    from ..utils import write_json_atomic
+
+    psgs = expand_inputs(args.psg)
+    refs = _references(psgs, args.reference)
+    if args.jobs < 1:
+        raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
+    from ..staging import resolve_model_path
+
+    resolve_model_path(args.model)  # fail early on an unknown model
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [dict(psg=str(p), out_dir=str(out), model=args.model, eeg=args.eeg, eog=args.eog,
+                  emg=args.emg, reference=None if r is None else str(r),
+                  plot=not args.no_plot) for p, r in zip(psgs, refs)]
+    rows: list[dict[str, Any]] = []
+    bar = progress(total=len(tasks), desc="staging", unit="night")
+    if args.jobs == 1 or len(tasks) == 1:
+        for t in tasks:
+            bar.set_postfix_str(Path(t["psg"]).name)
+            rows.append(_worker(t))
+            _report_row(rows[-1])
+            bar.update(1)
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {pool.submit(_worker, t): i for i, t in enumerate(tasks)}
+            done: dict[int, dict[str, Any]] = {}
+            for fut in as_completed(futures):
+                done[futures[fut]] = fut.result()
+                _report_row(done[futures[fut]])
+                bar.update(1)
+        rows = [done[i] for i in range(len(tasks))]
+    bar.close()
+    n_fail = sum(r["status"] != "ok" for r in rows)
+    print(summary_table(rows))
+    print(f"{len(rows) - n_fail} of {len(rows)} recording(s) staged; outputs in {out}")
+    if len(rows) > 1:
+        write_json_atomic(out / "summary.json", rows)
+    return 1 if n_fail else 0
+
+
+def _report_row(row: dict[str, Any]) -> None:
+    if row["status"] != "ok":
+        print(f"hypnoscope stage: {row['recording']}: {row['error']}", file=sys.stderr)

@@ -1,0 +1,139 @@
+"""``hypnoscope stats`` (sleep statistics of a hypnogram) and ``hypnoscope compare``
+(agreement of a predicted and a reference hypnogram)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+
+from . import CLIError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "stats", help="sleep statistics (AASM) of a hypnogram",
+        description="Print AASM sleep statistics (TST, sleep efficiency, latencies, WASO, "
+                    "stage minutes, ...) of a hypnogram file (EDF+, TSV/CSV or text).")
+    p.add_argument("hypnogram", help="hypnogram file (.edf, .tsv, .csv, .txt)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _lights_args(p)
+    p.add_argument("--epoch-sec", type=float, default=30.0,
+                   help="epoch length in seconds (default: 30)")
+    p.add_argument("-o", "--output", help="also write the statistics as JSON to this file")
+    p.set_defaults(func=_stats)
+
+    c = subparsers.add_parser(
+        "compare", help="agreement of a predicted and a reference hypnogram",
+        description="Epoch-by-epoch agreement (accuracy, macro-F1, kappa, per-class "
+                    "metrics, confusion matrix) and sleep-statistic differences between "
+                    "two hypnograms of the same night.")
+    c.add_argument("pred", help="predicted hypnogram file")
+    c.add_argument("ref", help="reference hypnogram file (e.g. the scorer's)")
+    c.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _lights_args(c)
+    c.add_argument("--report", metavar="STEM",
+                   help="also write an HTML + JSON report (STEM.html, STEM.json)")
+    c.set_defaults(func=_compare)
+
+
+def _lights_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lights-off", metavar="S",
+                   help="lights off: seconds from the recording start, or clock time "
+                        "HH:MM[:SS] (needs a start time in the file)")
+    p.add_argument("--lights-on", metavar="S", help="lights on (same forms as --lights-off)")
+
+
+def parse_time(value: str | None, start: dt.datetime | None, what: str,
+               after: float | None = None) -> float | None:
+    """Seconds from the recording start of a ``--lights-*`` value.
+
+    ``value`` is a number of seconds or a clock time ``HH:MM[:SS]``; clock times need
+    the recording ``start`` and are taken on the first occasion after it (or after
+    ``after`` seconds, so lights-on can fall after midnight).
+    """
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", value.strip())
+    if not m:
+        raise CLIError(f"{what} {value!r}: expected seconds from the recording start or a "
+                       "clock time HH:MM[:SS]")
+    if start is None:
+        raise CLIError(f"{what} {value!r}: a clock time needs the recording start time, which "
+                       "this hypnogram file does not carry; give seconds instead")
+    h, mi, s = int(m[1]), int(m[2]), int(m[3] or 0)
+    if h > 23 or mi > 59 or s > 59:
+        raise CLIError(f"{what} {value!r} is not a valid clock time")
+    t = dt.datetime.combine(start.date(), dt.time(h, mi, s))
+    sec = (t - start).total_seconds()
+    while sec < (after or 0.0):
+        sec += 86400.0
+    return sec
+
+
+def _load(path: str, epoch_sec: float = 30.0):
+    from ..hypnogram import read_hypnogram
+
+    return read_hypnogram(path, epoch_sec=epoch_sec)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from ..sleepstats import STAT_KEYS, STAT_LABELS, json_safe, sleep_statistics
+    from ..utils import write_json_atomic
+
+    hyp = _load(args.hypnogram, args.epoch_sec)
+    off = parse_time(args.lights_off, hyp.start_time, "--lights-off")
+    on = parse_time(args.lights_on, hyp.start_time, "--lights-on", after=off)
+    stats = json_safe(sleep_statistics(hyp, lights_off=off, lights_on=on))
+    if args.output:
+        write_json_atomic(args.output, stats)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(f"{args.hypnogram}: {hyp!r}")
+    width = max(len(STAT_LABELS[k][0]) for k in STAT_KEYS)
+    for k in STAT_KEYS:
+        label, unit = STAT_LABELS[k]
+        v = stats[k]
+        text = "n/a" if v is None else (f"{v:.0f}" if unit == "" else f"{v:.1f} {unit}")
+        print(f"  {label:<{width}}  {text}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ..evaluation import compare_hypnograms
+    from ..sleepstats import STAT_KEYS, STAT_LABELS, json_safe
+
+    pred, ref = _load(args.pred), _load(args.ref)
+    start = ref.start_time or pred.start_time
+    off = parse_time(args.lights_off, start, "--lights-off")
+    on = parse_time(args.lights_on, start, "--lights-on", after=off)
+    res = compare_hypnograms(pred, ref, lights_off=off, lights_on=on)
+    if args.report:
+        from ..report import write_report
+
+        html_path, _ = write_report(args.report, pred, {"prediction": args.pred,
+                                                        "reference": args.ref},
+                                    reference=ref, lights_off=off, lights_on=on)
+        if not args.json:
+            print(f"report: {html_path}")
+    if args.json:
+        print(json.dumps(json_safe(res), indent=2))
+        return 0
+    ep = res["epochs"]
+    print(f"{ep['n_epochs']} epochs compared ({ep['n_excluded']} unscored left out)")
+    print(f"accuracy {100 * ep['accuracy']:.1f} %   macro-F1 {ep['macro_f1']:.3f}   "
+          f"kappa {ep['kappa']:.3f}")
+    print(ep["classification_report"])
+    width = max(len(STAT_LABELS[k][0]) for k in STAT_KEYS)
+    print(f"  {'statistic':<{width}}  {'pred':>8} {'ref':>8} {'diff':>8}")
+    for k in STAT_KEYS:
+        v = res["sleep_statistics"][k]
+        cells = ["n/a" if x != x else f"{x:.1f}" for x in (v["pred"], v["ref"], v["diff"])]
+        print(f"  {STAT_LABELS[k][0]:<{width}}  {cells[0]:>8} {cells[1]:>8} {cells[2]:>8}")
+    return 0

@@ -1,0 +1,493 @@
+"""Epoch-by-epoch evaluation of sleep staging, aggregation and comparison tables.
+
+- :func:`evaluate`: accuracy, macro-F1, Cohen's kappa, per-class precision, recall
+  (sensitivity), specificity and F1, confusion matrices and a classification report,
+  computed with :mod:`sklearn.metrics`. Epochs whose true *or* predicted label is
+  negative (unscored) never count.
+- :func:`evaluate_3class`: the same on the 3-class view (W, NREM, R).
+- :func:`evaluate_recordings`: pooled over all epochs plus per-recording (or per-fold)
+  mean ± sd via :func:`aggregate`.
+- :class:`Timer` and the ``train_time_s`` / ``inference_time_s_per_night`` fields carried
+  with every result.
+- :func:`comparison_table`: the markdown tables of the literature
+  (model | accuracy | sensitivity | specificity | MF1 | kappa | per-class F1 | time).
+- :func:`compare_hypnograms`: agreement of two hypnograms of the same night, epoch-wise
+  and per sleep statistic.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .stages import STAGES_3, STAGES_5, to_3class
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .hypnogram import Hypnogram
+
+__all__ = [
+    "Timer", "aggregate", "compare_hypnograms", "comparison_table", "evaluate",
+    "evaluate_3class", "evaluate_recordings", "to_3class", "SCALAR_METRICS",
+]
+
+#: Scalar entries of an :func:`evaluate` result that :func:`aggregate` summarises.
+SCALAR_METRICS: tuple[str, ...] = (
+    "accuracy", "macro_f1", "kappa", "macro_precision", "macro_recall",
+    "macro_specificity", "train_time_s", "inference_time_s_per_night",
+)
+
+
+class Timer:
+    """Wall-clock timer (``time.perf_counter``) usable as a context manager.
+
+    Examples
+    --------
+    >>> with Timer() as t:
+    ...     _ = sum(range(10))
+    >>> t.elapsed >= 0
+    True
+    """
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.elapsed: float = 0.0
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.elapsed = time.perf_counter() - (self.start or time.perf_counter())
+
+
+def _names(n_classes: int, labels: Sequence[str] | None) -> list[str]:
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) != n_classes:
+            raise ValueError(f"labels has {len(labels)} names but n_classes={n_classes}")
+        return labels
+    if n_classes == 5:
+        return list(STAGES_5)
+    if n_classes == 3:
+        return list(STAGES_3)
+    return [str(i) for i in range(n_classes)]
+
+
+def _nan_to_float(x: float) -> float:
+    return float(x) if x is not None else math.nan
+
+
+def _codes(y, what: str) -> np.ndarray:
+    """Integer codes of labels (ints, or stage names such as ``"N2"``/``"REM"``)."""
+    arr = np.asarray(y).ravel()
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isnan(arr) | (arr == np.round(arr))):
+            raise ValueError(f"{what} holds non-integer values; expected stage codes")
+        return np.where(np.isnan(arr), -100, arr).astype(np.int64)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int64)
+    from .stages import labels_to_codes
+
+    try:
+        return labels_to_codes([str(x) for x in arr.tolist()])
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = None,
+             train_time_s: float | None = None,
+             inference_time_s_per_night: float | None = None) -> dict[str, Any]:
+    """Epoch-by-epoch agreement of predicted and true stages.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int
+        Stage codes ``0 .. n_classes-1`` (or 5-class stage names such as ``"N2"``);
+        negative codes, ``nan`` and ``"?"`` are unscored. An epoch counts only if both
+        its true and its predicted code are scored.
+    n_classes : int, default 5
+        Number of classes (5: W, N1, N2, N3, R; 3: W, NREM, R).
+    labels : sequence of str, optional
+        Class names (default ``STAGES_5`` / ``STAGES_3``).
+    train_time_s, inference_time_s_per_night : float, optional
+        Execution times carried with the result (``None`` when unknown).
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``macro_f1``, ``kappa`` (Cohen's), ``macro_precision``,
+        ``macro_recall`` (mean sensitivity), ``macro_specificity``; per-class dicts
+        ``{name: value}`` ``per_class_f1``, ``precision``, ``recall``, ``specificity``,
+        ``support``; ``per_class`` (``{name: {precision, recall, specificity, f1,
+        support}}``); ``confusion_matrix`` (counts, rows = true, columns = predicted,
+        list of lists) and ``confusion_matrix_normalized`` (rows sum to 1);
+        ``classification_report`` (text); ``n_epochs`` (counted), ``n_excluded``
+        (unscored), ``labels``, ``n_classes``, ``train_time_s``,
+        ``inference_time_s_per_night``.
+
+    Notes
+    -----
+    Undefined per-class values (a class that is never predicted has no precision; one
+    absent from both ``y_true`` and ``y_pred`` has no recall or F1) are ``nan`` and are
+    left out of the macro averages, so a night without N3 is not penalised for it.
+    Specificity of class *k* is TN / (TN + FP) from the one-vs-rest confusion matrix.
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length, contain codes ``>= n_classes`` or no epoch is
+        scored in both.
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        classification_report,
+        cohen_kappa_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
+    names = _names(n_classes, labels)
+    t, p = _codes(y_true, "y_true"), _codes(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has {t.size} epochs but y_pred has {p.size}")
+    for what, arr in (("y_true", t), ("y_pred", p)):
+        if arr.size and arr.max() >= n_classes:
+            hint = (" (for the 3-class view of 5-class codes use evaluate_3class or "
+                    "hypnoscope.stages.to_3class)" if n_classes == 3 else "")
+            raise ValueError(f"{what} contains code {int(arr.max())} but n_classes="
+                             f"{n_classes}; expected codes 0-{n_classes - 1} or negative "
+                             f"for unscored{hint}")
+    keep = (t >= 0) & (p >= 0)
+    t, p = t[keep], p[keep]
+    if t.size == 0:
+        raise ValueError("no epoch is scored in both y_true and y_pred; nothing to evaluate")
+    classes = list(range(n_classes))
+    cm = confusion_matrix(t, p, labels=classes)
+    prec, rec, f1, support = precision_recall_fscore_support(
+        t, p, labels=classes, zero_division=np.nan)
+    # F1 is undefined only when the class is absent from both y_true and y_pred
+    absent = (cm.sum(axis=0) + cm.sum(axis=1)) == 0
+    f1 = np.where(absent, np.nan, np.nan_to_num(f1, nan=0.0))
+    tp = np.diag(cm).astype(float)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    tn = cm.sum() - tp - fp - fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spec = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
+        row = cm.sum(axis=1, keepdims=True)
+        cm_norm = np.where(row > 0, cm / np.maximum(row, 1), 0.0)
+
+    def per(values) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(names, values, strict=True)}
+
+    def nanmean(values) -> float:
+        v = np.asarray(values, dtype=float)
+        return float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+
+    present = [c for c in classes if not absent[c]]
+    report = classification_report(t, p, labels=present, target_names=[names[c] for c in present],
+                                   digits=3, zero_division=0)
+    return {
+        "n_classes": int(n_classes),
+        "labels": names,
+        "n_epochs": int(t.size),
+        "n_excluded": int((~keep).sum()),
+        "accuracy": float(accuracy_score(t, p)),
+        "macro_f1": nanmean(f1),
+        "kappa": float(cohen_kappa_score(t, p, labels=classes)),
+        "macro_precision": nanmean(prec),
+        "macro_recall": nanmean(rec),
+        "macro_specificity": nanmean(spec),
+        "per_class_f1": per(f1),
+        "precision": per(prec),
+        "recall": per(rec),
+        "specificity": per(spec),
+        "support": {n: int(s) for n, s in zip(names, support, strict=True)},
+        "per_class": {n: {"precision": float(prec[i]), "recall": float(rec[i]),
+                          "specificity": float(spec[i]), "f1": float(f1[i]),
+                          "support": int(support[i])} for i, n in enumerate(names)},
+        "confusion_matrix": cm.astype(int).tolist(),
+        "confusion_matrix_normalized": cm_norm.tolist(),
+        "classification_report": report,
+        "train_time_s": None if train_time_s is None else float(train_time_s),
+        "inference_time_s_per_night": (None if inference_time_s_per_night is None
+                                       else float(inference_time_s_per_night)),
+    }
+
+
+def evaluate_3class(y_true, y_pred, **kwargs: Any) -> dict[str, Any]:
+    """:func:`evaluate` on the 3-class view (W, NREM, R) of 5-class codes."""
+    return evaluate(to_3class(y_true), to_3class(y_pred), n_classes=3, **kwargs)
+
+
+def aggregate(results: Sequence[Mapping[str, Any]], ddof: int = 1) -> dict[str, Any]:
+    """Mean ± sd of per-recording (or per-fold) :func:`evaluate` results.
+
+    Parameters
+    ----------
+    results : sequence of dict
+        Outputs of :func:`evaluate` for the same label set.
+    ddof : int, default 1
+        Delta degrees of freedom of the standard deviation (1: sample sd). With a
+        single result the sd is ``nan``.
+
+    Returns
+    -------
+    dict
+        ``n`` (number of results), ``labels``, ``n_classes``, ``n_epochs`` (total),
+        each of :data:`SCALAR_METRICS` and ``per_class_f1``/``recall``/``specificity``
+        /``precision`` ``{name: ...}`` as ``{"mean": m, "sd": s, "n": k}`` where
+        ``k`` counts the results in which the value is defined (``nan`` values, e.g.
+        F1 of a class absent from a night, are skipped).
+    """
+    results = list(results)
+    if not results:
+        raise ValueError("aggregate() needs at least one result")
+    labels = list(results[0]["labels"])
+    if any(list(r["labels"]) != labels for r in results):
+        raise ValueError("cannot aggregate results with different class labels")
+
+    def summary(values) -> dict[str, float]:
+        v = np.array([math.nan if x is None else float(x) for x in values], dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return {"mean": math.nan, "sd": math.nan, "n": 0}
+        sd = float(np.std(v, ddof=ddof)) if v.size > ddof else math.nan
+        return {"mean": float(v.mean()), "sd": sd, "n": int(v.size)}
+
+    out: dict[str, Any] = {"n": len(results), "labels": labels,
+                           "n_classes": results[0]["n_classes"],
+                           "n_epochs": int(sum(r["n_epochs"] for r in results))}
+    for key in SCALAR_METRICS:
+        out[key] = summary(r.get(key) for r in results)
+    for key in ("per_class_f1", "precision", "recall", "specificity"):
+        out[key] = {n: summary(r[key][n] for r in results) for n in labels}
+    return out
+
+
+def evaluate_recordings(y_true: Sequence, y_pred: Sequence, n_classes: int = 5,
+                        labels: Sequence[str] | None = None,
+                        train_time_s: float | None = None,
+                        inference_time_s_per_night: float | None = None) -> dict[str, Any]:
+    """Evaluate several recordings: pooled, per recording, and mean ± sd.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequences of arrays
+        One array of codes per recording (or per fold).
+    n_classes, labels, train_time_s, inference_time_s_per_night
+        As in :func:`evaluate`.
+
+    Returns
+    -------
+    dict
+        ``pooled`` (:func:`evaluate` on all epochs), ``per_recording`` (list of
+        :func:`evaluate` results; ``None`` for a recording with no scored epoch) and
+        ``mean`` (:func:`aggregate` of the per-recording results).
+    """
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} true label arrays but {len(y_pred)} predictions")
+    kw = dict(n_classes=n_classes, labels=labels, train_time_s=train_time_s,
+              inference_time_s_per_night=inference_time_s_per_night)
+    per: list[dict[str, Any] | None] = []
+    for i, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
+        t, p = np.asarray(t), np.asarray(p)
+        if t.shape != p.shape:
+            raise ValueError(f"recording {i}: {t.size} true labels but {p.size} predictions")
+        per.append(evaluate(t, p, **kw) if ((t >= 0) & (p >= 0)).any() else None)
+    pooled = evaluate(np.concatenate([np.asarray(t).ravel() for t in y_true]),
+                      np.concatenate([np.asarray(p).ravel() for p in y_pred]), **kw)
+    return {"pooled": pooled, "per_recording": per,
+            "mean": aggregate([r for r in per if r is not None])}
+
+
+# ------------------------------------------------------------------ tables
+def _value(result: Mapping[str, Any], key: str, cls: str | None = None):
+    """(mean, sd) of a metric from an evaluate() or aggregate() result."""
+    v = result.get(key)
+    if cls is not None:
+        v = None if not isinstance(v, Mapping) else v.get(cls)
+    if isinstance(v, Mapping):
+        return v.get("mean"), v.get("sd")
+    return v, None
+
+
+def _fmt(mean, sd, scale: float, digits: int) -> str:
+    if mean is None or not np.isfinite(mean):
+        return "—"
+    s = f"{mean * scale:.{digits}f}"
+    if sd is not None and np.isfinite(sd):
+        s += f" ± {sd * scale:.{digits}f}"
+    return s
+
+
+#: Default columns of :func:`comparison_table`: (header, key, scale, digits).
+DEFAULT_COLUMNS: tuple[tuple[str, str, float, int], ...] = (
+    ("Accuracy (%)", "accuracy", 100.0, 1),
+    ("Sensitivity", "macro_recall", 1.0, 3),
+    ("Specificity", "macro_specificity", 1.0, 3),
+    ("MF1", "macro_f1", 1.0, 3),
+    ("κ", "kappa", 1.0, 3),
+)
+
+
+def comparison_table(results: Mapping[str, Mapping[str, Any]],
+                     columns: Sequence[tuple[str, str, float, int]] | None = None,
+                     per_class: bool = True, times: bool = True,
+                     model_header: str = "Model") -> str:
+    """Markdown table comparing several evaluated models.
+
+    Parameters
+    ----------
+    results : mapping name -> result
+        Each value is an :func:`evaluate` result, an :func:`aggregate` result (shown as
+        ``mean ± sd``) or an :func:`evaluate_recordings` result (its ``pooled`` part).
+    columns : sequence of (header, key, scale, digits), optional
+        Scalar columns; default :data:`DEFAULT_COLUMNS` (accuracy in %, macro
+        sensitivity, macro specificity, MF1, Cohen's kappa).
+    per_class : bool
+        Add one per-class F1 column per class (union of the results' classes).
+    times : bool
+        Add training time and inference time per night (seconds), as in MSMAE-CNN's
+        Table 1.
+    model_header : str
+        Header of the first column.
+
+    Returns
+    -------
+    str
+        A GitHub-flavoured markdown table (``—`` where a value is unknown).
+    """
+    if not results:
+        raise ValueError("comparison_table() needs at least one result")
+    res = {name: (r["pooled"] if "pooled" in r and "mean" in r else r)
+           for name, r in results.items()}
+    cols = list(columns or DEFAULT_COLUMNS)
+    class_names: list[str] = []
+    if per_class:
+        for r in res.values():
+            for n in r.get("labels", []):
+                if n not in class_names:
+                    class_names.append(n)
+    header = [model_header] + [c[0] for c in cols] + [f"F1 {n}" for n in class_names]
+    if times:
+        header += ["Train time (s)", "Inference (s/night)"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for name, r in res.items():
+        row = [str(name)]
+        row += [_fmt(*_value(r, key), scale, digits) for _, key, scale, digits in cols]
+        row += [_fmt(*_value(r, "per_class_f1", n), 1.0, 3) for n in class_names]
+        if times:
+            row += [_fmt(*_value(r, "train_time_s"), 1.0, 1),
+                    _fmt(*_value(r, "inference_time_s_per_night"), 1.0, 2)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------ hypnograms
+def _common_span(pred: Hypnogram, ref: Hypnogram, max_overhang_epochs: int,
+                 tol_sec: float) -> tuple[slice, slice]:
+    if not np.isclose(pred.epoch_sec, ref.epoch_sec):
+        raise ValueError(f"epoch lengths differ: prediction {pred.epoch_sec:g} s, reference "
+                         f"{ref.epoch_sec:g} s; resample one of them first")
+    ep = ref.epoch_sec
+    shift = (pred.onset_sec - ref.onset_sec) / ep
+    k = int(round(shift))
+    if abs(shift - k) * ep > tol_sec:
+        raise ValueError(
+            f"epoch grids differ: prediction epochs start at {pred.onset_sec:g} s, reference "
+            f"epochs at {ref.onset_sec:g} s, an offset of {(shift - k) * ep:+.3g} s from "
+            f"the {ep:g}-s grid (at most {tol_sec:g} s allowed)")
+    # k > 0: prediction starts k epochs after the reference
+    r0, p0 = max(0, k), max(0, -k)
+    n = min(ref.n_epochs - r0, pred.n_epochs - p0)
+    if n <= 0:
+        raise ValueError(f"the hypnograms do not overlap in time (reference "
+                         f"{ref.onset_sec:g}-{ref.onset_sec + ref.duration_sec:g} s, prediction "
+                         f"{pred.onset_sec:g}-{pred.onset_sec + pred.duration_sec:g} s)")
+    for what, h, a in (("reference", ref, r0), ("prediction", pred, p0)):
+        outside = np.concatenate([h.codes[:a], h.codes[a + n:]])
+        n_scored = int((outside >= 0).sum())
+        if n_scored > max_overhang_epochs:
+            raise ValueError(
+                f"the {what} has {n_scored} scored epochs outside the time span shared with "
+                f"the other hypnogram (at most {max_overhang_epochs} allowed): prediction "
+                f"{pred.n_epochs} epochs from {pred.onset_sec:g} s, reference {ref.n_epochs} "
+                f"epochs from {ref.onset_sec:g} s - are these the same night?")
+    return slice(p0, p0 + n), slice(r0, r0 + n)
+
+
+def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None = None,
+                       lights_on: float | None = None, max_overhang_epochs: int = 10,
+                       tol_sec: float = 1.0) -> dict[str, Any]:
+    """Agreement between a predicted and a reference hypnogram of the same night.
+
+    Alignment rule: both must have the same epoch length and epoch grids that differ
+    by a whole number of epochs (within ``tol_sec``). They are compared over the time
+    span they share; each may have at most ``max_overhang_epochs`` *scored* epochs
+    outside it (unscored padding, such as Sleep-EDF's trailing ``?``, is fine),
+    otherwise a ``ValueError`` is raised. A 3-class and a 5-class hypnogram are
+    compared in the 3-class view.
+
+    Parameters
+    ----------
+    pred, ref : Hypnogram
+        Prediction (may carry probabilities) and reference (e.g. the scorer's).
+    lights_off, lights_on : float, optional
+        Time in bed in seconds from the recording start, for both hypnograms. By default
+        it spans the reference's first to last scored epoch within the shared span, so
+        both statistics use the same time in bed.
+    max_overhang_epochs, tol_sec
+        See the alignment rule.
+
+    Returns
+    -------
+    dict
+        ``epochs`` (:func:`evaluate`, in the common label set), ``epochs_3class`` (for
+        5-class input), ``n_common_epochs``, ``offset_epochs`` (prediction onset minus
+        reference onset, in epochs), ``lights_off``/``lights_on`` (s) used,
+        ``sleep_statistics`` ``{key: {"pred", "ref", "diff"}}`` with diff = pred - ref,
+        and, when ``pred`` has probabilities, ``mean_confidence``,
+        ``mean_confidence_correct`` and ``mean_confidence_wrong``.
+    """
+    from .sleepstats import sleep_statistics
+
+    if pred.n_classes != ref.n_classes:
+        pred, ref = pred.as_3class(), ref.as_3class()
+    ps, rs = _common_span(pred, ref, max_overhang_epochs, tol_sec)
+    p, r = pred[ps], ref[rs]
+    p = p.copy(onset_sec=r.onset_sec)  # exact same grid after the tolerance check
+    out: dict[str, Any] = {
+        "n_common_epochs": r.n_epochs,
+        "offset_epochs": int(round((pred.onset_sec - ref.onset_sec) / ref.epoch_sec)),
+        "epochs": evaluate(r.codes, p.codes, n_classes=r.n_classes),
+    }
+    if r.n_classes == 5:
+        out["epochs_3class"] = evaluate_3class(r.codes, p.codes)
+    scored = np.flatnonzero(r.codes >= 0)
+    if lights_off is None:
+        lights_off = float(r.onsets[scored[0]]) if scored.size else float(r.onset_sec)
+    if lights_on is None:
+        lights_on = (float(r.onsets[scored[-1]] + r.epoch_sec) if scored.size
+                     else float(r.onset_sec + r.duration_sec))
+    out["lights_off"], out["lights_on"] = lights_off, lights_on
+    sp = sleep_statistics(p, lights_off, lights_on)
+    sr = sleep_statistics(r, lights_off, lights_on)
+    out["sleep_statistics"] = {k: {"pred": sp[k], "ref": sr[k], "diff": sp[k] - sr[k]}
+                               for k in sr}
+    if p.probabilities is not None:
+        conf = p.probabilities.max(axis=1)
+        both = (r.codes >= 0) & (p.codes >= 0)
+        ok = both & (r.codes == p.codes)
+        bad = both & (r.codes != p.codes)
+        out["mean_confidence"] = float(conf.mean())
+        out["mean_confidence_correct"] = float(conf[ok].mean()) if ok.any() else math.nan
+        out["mean_confidence_wrong"] = float(conf[bad].mean()) if bad.any() else math.nan
+    return out

@@ -1,0 +1,317 @@
+"""Handcrafted per-epoch features and night-level temporal context.
+
+:func:`epoch_features` turns epoched signals ``(n_epochs, n_channels, n_times)`` (µV) into
+one feature row per epoch, vectorised over all epochs of a night (NumPy/SciPy along the
+epoch axis, no per-epoch Python loop):
+
+- every EEG/EOG/EMG channel: mean, standard deviation, skewness, kurtosis (the MSMAE-CNN
+  paper's set), log absolute and relative band power in delta 0.5-4, theta 4-8,
+  alpha 8-12, sigma 12-16 and beta 16-30 Hz (Welch), log band ratios, Hjorth
+  activity/mobility/complexity, spectral entropy, spectral edge (50 % and 95 %) frequency,
+  zero crossings and inter-quartile range;
+- EOG channels also: slow (0.3-2 Hz) and rapid (2-5 Hz) eye-movement power and their ratio;
+- EMG waveform channels also: tone = log power above 10 Hz and log RMS;
+- EMG envelope channels (role ``"emg_envelope"``, e.g. the 1 Hz Sleep-EDF cassette EMG):
+  only amplitude features (log mean of the envelope, its SD and IQR), since its spectrum
+  carries no information.
+
+:func:`add_context` adds temporal context to the feature matrix of ONE night (the YASA
+idea): per-night robust z-scoring, centred and past-only rolling means, rolling standard
+deviations and differences to the neighbouring epochs. Call it per night so that context
+never crosses nights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import signal, stats
+
+#: Frequency bands (name, low Hz, high Hz), as in the real band-power set.
+BANDS: tuple[tuple[str, float, float], ...] = (
+    ("delta", 0.5, 4.0),
+    ("theta", 4.0, 8.0),
+    ("alpha", 8.0, 12.0),
+    ("sigma", 12.0, 16.0),
+    ("beta", 16.0, 30.0),
+)
+#: Log power ratios (numerator bands, denominator bands).
+RATIOS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("delta_theta", ("delta",), ("theta",)),
+    ("delta_alpha", ("delta",), ("alpha",)),
+    ("theta_alpha", ("theta",), ("alpha",)),
+    ("delta_beta", ("delta",), ("beta",)),
+    ("slow_fast", ("delta", "theta"), ("alpha", "beta")),
+    ("sigma_beta", ("sigma",), ("beta",)),
+)
+#: Total-power range used for relative power, entropy and spectral edge.
+TOTAL_BAND = (0.5, 30.0)
+EOG_SLOW = (0.3, 2.0)
+EOG_RAPID = (2.0, 5.0)
+EMG_TONE_LOW = 10.0
+ROLES = ("eeg", "eog", "emg", "emg_envelope")
+_EPS = 1e-12
+
+
+def _band_power(psd: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Integrated power in ``[lo, hi)`` along the last axis (rectangle rule)."""
+    mask = (freqs >= lo) & (freqs < hi)
+    if not mask.any():
+        return np.zeros(psd.shape[:-1])
+    df = freqs[1] - freqs[0]
+    return psd[..., mask].sum(axis=-1) * df
+
+
+def _hjorth(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dx = np.diff(x, axis=-1)
+    ddx = np.diff(dx, axis=-1)
+    var_x, var_dx, var_ddx = x.var(axis=-1), dx.var(axis=-1), ddx.var(axis=-1)
+    mobility = np.sqrt(var_dx / (var_x + _EPS))
+    complexity = np.sqrt(var_ddx / (var_dx + _EPS)) / (mobility + _EPS)
+    return var_x, mobility, complexity
+
+
+def welch_psd(epochs: np.ndarray, sfreq: float, window_sec: float = 4.0,
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Welch PSD of every epoch and channel (Hamming window, 50 % overlap, median average).
+
+    Returns
+    -------
+    freqs : ndarray (n_freqs,)
+    psd : ndarray (..., n_freqs)
+        µV²/Hz when the epochs are in µV.
+    """
+    n_times = epochs.shape[-1]
+    nperseg = int(min(n_times, round(window_sec * sfreq)))
+    freqs, psd = signal.welch(epochs, fs=sfreq, window="hamming", nperseg=nperseg,
+                              noverlap=nperseg // 2, average="median", axis=-1)
+    return freqs, psd
+
+
+def _signal_features(x: np.ndarray, sfreq: float) -> dict[str, np.ndarray]:
+    """Generic features of ``x`` (n_epochs, n_times) -> name -> (n_epochs,)."""
+    out: dict[str, np.ndarray] = {}
+    out["mean"] = x.mean(axis=-1)
+    out["sd"] = x.std(axis=-1)
+    out["skew"] = np.nan_to_num(stats.skew(x, axis=-1))
+    out["kurtosis"] = np.nan_to_num(stats.kurtosis(x, axis=-1))
+    freqs, psd = welch_psd(x, sfreq)
+    total = _band_power(psd, freqs, *TOTAL_BAND)
+    power = {name: _band_power(psd, freqs, lo, hi) for name, lo, hi in BANDS}
+    for name in power:
+        out[f"abs_{name}"] = np.log10(power[name] + _EPS)
+    for name in power:
+        out[f"rel_{name}"] = power[name] / (total + _EPS)
+    for rname, num, den in RATIOS:
+        n = sum(power[b] for b in num)
+        d = sum(power[b] for b in den)
+        out[f"ratio_{rname}"] = np.log10((n + _EPS) / (d + _EPS))
+    activity, mobility, complexity = _hjorth(x)
+    out["hjorth_activity"] = np.log10(activity + _EPS)
+    out["hjorth_mobility"] = mobility
+    out["hjorth_complexity"] = complexity
+    band = (freqs >= TOTAL_BAND[0]) & (freqs <= TOTAL_BAND[1])
+    p = psd[..., band]
+    p_norm = p / (p.sum(axis=-1, keepdims=True) + _EPS)
+    out["spectral_entropy"] = -(p_norm * np.log2(p_norm + _EPS)).sum(axis=-1) / np.log2(
+        max(int(band.sum()), 2))
+    cum = np.cumsum(p_norm, axis=-1)
+    fb = freqs[band]
+    for q in (50, 95):
+        idx = (cum < q / 100.0).sum(axis=-1).clip(0, len(fb) - 1)
+        out[f"sef{q}"] = fb[idx]
+    centred = x - out["mean"][..., None]
+    out["zero_crossings"] = (np.diff(np.signbit(centred), axis=-1)).sum(axis=-1).astype(float)
+    q75, q25 = np.percentile(x, [75, 25], axis=-1)
+    out["iqr"] = q75 - q25
+    out["_freqs"], out["_psd"] = freqs, psd  # reused by role-specific features
+    return out
+
+
+def epoch_features(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
+                   ch_names: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Handcrafted features of every epoch and channel of a night.
+
+    Parameters
+    ----------
+    epochs : ndarray (n_epochs, n_channels, n_times)
+        Epoched signals in µV.
+    sfreq : float
+        Sampling rate (Hz); 60 Hz or more for the beta band to be meaningful.
+    roles : sequence of str
+        Role of each channel: ``"eeg"``, ``"eog"``, ``"emg"`` or ``"emg_envelope"``.
+    ch_names : sequence of str, optional
+        Channel names used in the feature names (default ``ch0``, ``ch1``, ...).
+
+    Returns
+    -------
+    X : ndarray (n_epochs, n_features) float32
+    names : list of str
+        ``"<channel>_<feature>"`` for every column.
+
+    Raises
+    ------
+    ValueError
+        On a wrong shape, a role/channel count mismatch or an unknown role.
+    """
+    epochs = np.asarray(epochs, dtype=np.float64)
+    if epochs.ndim != 3:
+        raise ValueError(f"epochs must be (n_epochs, n_channels, n_times), got shape "
+                         f"{epochs.shape}")
+    n_epochs, n_channels, n_times = epochs.shape
+    roles = [str(r).lower() for r in roles]
+    if len(roles) != n_channels:
+        raise ValueError(f"{len(roles)} roles given for {n_channels} channels")
+    bad = [r for r in roles if r not in ROLES]
+    if bad:
+        raise ValueError(f"unknown channel role(s) {bad}; expected one of {ROLES}")
+    if ch_names is None:
+        ch_names = [f"ch{i}" for i in range(n_channels)]
+    if len(ch_names) != n_channels:
+        raise ValueError(f"{len(ch_names)} channel names given for {n_channels} channels")
+    if n_times < 8:
+        raise ValueError(f"epochs of {n_times} samples are too short for features")
+    if not np.isfinite(epochs).all():
+        raise ValueError("epochs contain NaN or infinite values")
+
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+
+    def add(ch: str, feats: dict[str, np.ndarray]) -> None:
+        for key, val in feats.items():
+            if not key.startswith("_"):
+                columns.append(np.asarray(val, dtype=np.float64))
+                names.append(f"{ch}_{key}")
+
+    for c, (role, ch) in enumerate(zip(roles, ch_names)):
+        x = epochs[:, c, :]
+        if role == "emg_envelope":
+            env = np.abs(x)
+            q75, q25 = np.percentile(env, [75, 25], axis=-1)
+            add(ch, {"emg_env_logmean": np.log10(env.mean(axis=-1) + _EPS),
+                     "emg_env_sd": env.std(axis=-1), "emg_env_iqr": q75 - q25})
+            continue
+        feats = _signal_features(x, sfreq)
+        freqs, psd = feats["_freqs"], feats["_psd"]
+        if role == "eog":
+            slow = _band_power(psd, freqs, *EOG_SLOW)
+            rapid = _band_power(psd, freqs, *EOG_RAPID)
+            feats["eog_slow_logpow"] = np.log10(slow + _EPS)
+            feats["eog_rapid_logpow"] = np.log10(rapid + _EPS)
+            feats["eog_slow_rapid_ratio"] = np.log10((slow + _EPS) / (rapid + _EPS))
+        elif role == "emg":
+            hi = min(sfreq / 2.0, 100.0) + 1e-9
+            feats["emg_tone_logpow"] = np.log10(_band_power(psd, freqs, EMG_TONE_LOW, hi)
+                                                + _EPS)
+            feats["emg_log_rms"] = np.log10(np.sqrt((x ** 2).mean(axis=-1)) + _EPS)
+        add(ch, feats)
+    X = np.stack(columns, axis=1) if columns else np.zeros((n_epochs, 0))
+    return X.astype(np.float32), names
+
+
+# -- temporal context -----------------------------------------------------------------
+
+def _rolling_mean_std(x: np.ndarray, before: int, after: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD over epochs ``t-before .. t+after`` (truncated at the night edges)."""
+    n = len(x)
+    c1 = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    c2 = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x * x, axis=0)])
+    t = np.arange(n)
+    lo = np.clip(t - before, 0, n)
+    hi = np.clip(t + after + 1, 0, n)
+    cnt = (hi - lo)[:, None].astype(float)
+    mean = (c1[hi] - c1[lo]) / cnt
+    var = np.maximum((c2[hi] - c2[lo]) / cnt - mean ** 2, 0.0)
+    return mean, np.sqrt(var)
+
+
+def robust_zscore(X: np.ndarray) -> np.ndarray:
+    """Per-column ``(x - median) / IQR`` (IQR floored so constant columns become 0)."""
+    X = np.asarray(X, dtype=np.float64)
+    med = np.median(X, axis=0)
+    q75, q25 = np.percentile(X, [75, 25], axis=0)
+    scale = q75 - q25
+    scale = np.where(scale > 1e-9 * (np.abs(med) + 1.0), scale, 1.0)
+    return (X - med) / scale
+
+
+def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
+                windows: Sequence[int] = (5, 11, 21), past_windows: Sequence[int] = (4, 10),
+                std_windows: Sequence[int] = (11,), diffs: bool = True,
+                normalize: str | None = "robust", keep_raw: bool = True,
+                ) -> tuple[np.ndarray, list[str]]:
+    """Temporal context features for the epochs of ONE night.
+
+    Parameters
+    ----------
+    X : ndarray (n_epochs, n_features) or (n_epochs, ...)
+        Per-epoch features of one night in time order (extra axes are flattened).
+    names : sequence of str, optional
+        Names of the input columns (default ``f0``, ``f1``, ...).
+    windows : sequence of int
+        Centred rolling-mean window lengths in epochs (odd; ``w`` covers ``t-w//2 ..
+        t+w//2``).
+    past_windows : sequence of int
+        Past-only rolling-mean lengths (epochs ``t-w+1 .. t``).
+    std_windows : sequence of int
+        Centred rolling-SD window lengths.
+    diffs : bool
+        Add differences to the previous and to the next epoch.
+    normalize : {"robust", None}
+        ``"robust"``: z-score every column by the night's median and IQR before the
+        context is computed (the night-level normalisation that makes features comparable
+        across subjects and recordings).
+    keep_raw : bool
+        Also keep the un-normalised input columns.
+
+    Returns
+    -------
+    Xc : ndarray (n_epochs, n_out) float32
+    names : list of str
+        ``<name>`` (raw), ``<name>|z`` (night-normalised), ``<name>|c<w>`` (centred mean),
+        ``<name>|p<w>`` (past mean), ``<name>|s<w>`` (centred SD), ``<name>|dprev`` and
+        ``<name>|dnext``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim < 1 or len(X) == 0:
+        raise ValueError("add_context needs at least one epoch")
+    X = X.reshape(len(X), -1)
+    if names is None:
+        names = [f"f{i}" for i in range(X.shape[1])]
+    names = list(names)
+    if len(names) != X.shape[1]:
+        raise ValueError(f"{len(names)} names for {X.shape[1]} feature columns")
+    for w in (*windows, *past_windows, *std_windows):
+        if int(w) < 1:
+            raise ValueError(f"context window lengths must be >= 1 epoch, got {w}")
+    if normalize not in ("robust", None):
+        raise ValueError(f"normalize must be 'robust' or None, got {normalize!r}")
+    Z = robust_zscore(X) if normalize == "robust" else X
+    blocks: list[np.ndarray] = []
+    out_names: list[str] = []
+    if keep_raw and normalize is not None:
+        blocks.append(X)
+        out_names += names
+    blocks.append(Z)
+    out_names += [f"{n}|z" if normalize else n for n in names]
+    for w in windows:
+        h = int(w) // 2
+        mean, _ = _rolling_mean_std(Z, h, h)
+        blocks.append(mean)
+        out_names += [f"{n}|c{int(w)}" for n in names]
+    for w in past_windows:
+        mean, _ = _rolling_mean_std(Z, int(w) - 1, 0)
+        blocks.append(mean)
+        out_names += [f"{n}|p{int(w)}" for n in names]
+    for w in std_windows:
+        h = int(w) // 2
+        _, sd = _rolling_mean_std(Z, h, h)
+        blocks.append(sd)
+        out_names += [f"{n}|s{int(w)}" for n in names]
+    if diffs:
+        prev = np.vstack([Z[:1], Z[:-1]])
+        nxt = np.vstack([Z[1:], Z[-1:]])
+        blocks += [Z - prev, nxt - Z]
+        out_names += [f"{n}|dprev" for n in names] + [f"{n}|dnext" for n in names]
+    return np.hstack(blocks).astype(np.float32), out_names

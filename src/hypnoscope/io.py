@@ -1,0 +1,598 @@
+"""Reading polysomnography (PSG) recordings: channels by role, common rate, µV.
+
+:func:`read_psg` turns an EDF/EDF+/BDF file (read with MNE) or an :class:`mne.io.BaseRaw`
+into a :class:`PSGRecording`: one float32 array in µV at a common sampling rate, with the
+role of every channel (``"eeg"``, ``"eog"``, ``"emg"`` or ``"emg_envelope"``).
+
+Channel roles
+-------------
+Roles are resolved from channel names by :func:`resolve_channels` (Sleep-EDF labels such
+as ``EEG Fpz-Cz``, ``EOG horizontal``, ``EMG submental`` and AASM-style labels such as
+``C4-M1``, ``E1-M2``, ``LOC``, ``Chin1-Chin2``). Every channel that matches a role is used,
+so multimodal input is the default whenever the channels exist; ``eeg=``/``eog=``/``emg=``
+override the automatic choice (``[]`` drops a modality). A requested channel that does not
+exist raises a ``ValueError`` that lists the channels in the file.
+
+Sampling rates
+--------------
+MNE upsamples every channel of a mixed-rate EDF to the highest rate with FFT
+interpolation. :func:`read_psg` recovers each channel's stored samples (exactly, for
+integer rate ratios) and then:
+
+- **EMG stored below** ``ENVELOPE_MAX_SFREQ`` (10 Hz), e.g. the Sleep-EDF cassette
+  ``EMG submental`` at 1 Hz, is not a waveform but an amplitude envelope (the PSG system
+  rectified and smoothed it). It is linearly interpolated onto the common grid (no
+  ringing, no invented high-frequency content) and gets the role ``"emg_envelope"``.
+  Waveform filters (EMG band-pass) must not be applied to it; the preprocessing module
+  skips it.
+- Everything else (EEG, EOG, waveform EMG such as the 100 Hz Sleep-EDF telemetry EMG) is
+  resampled to ``sfreq`` (100 Hz by default) with polyphase filtering
+  (:func:`scipy.signal.resample_poly`, which low-pass filters against aliasing).
+
+Units and signal quality
+------------------------
+Data are returned in µV (MNE applies the header's physical dimension). Channels whose
+median absolute amplitude is below ``MIN_PLAUSIBLE_UV`` (0.05 µV) or above
+``MAX_PLAUSIBLE_UV`` (5000 µV) raise a :class:`UserWarning` naming the channel and value,
+which is also recorded in ``meta["unit_warnings"]``; the typical cause is data stored in
+volts under a µV header. With ``fix_units=True`` such tiny channels are multiplied by 1e6.
+NaN samples (possible in an ``mne.io.RawArray``) are linearly interpolated from their
+neighbours (``nan_policy="interpolate"``, the default), set to zero (``"zero"``) or
+rejected (``"raise"``); counts go to ``meta["nan_samples"]``. A channel that is entirely
+NaN raises. Constant (flat) channels and 30-s windows are reported in
+``meta["flat_channels"]`` / ``meta["flat_epochs"]`` with a warning, and kept.
+A recording shorter than ``min_duration_sec`` (one 30-s epoch) raises ``ValueError``;
+a truncated or unreadable EDF raises ``ValueError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mne
+
+ROLES: tuple[str, ...] = ("eeg", "eog", "emg")
+#: EMG channels stored at or below this rate (Hz) are amplitude envelopes, not waveforms.
+ENVELOPE_MAX_SFREQ = 10.0
+#: Plausible range of the median absolute amplitude of a PSG channel, in µV.
+MIN_PLAUSIBLE_UV = 0.05
+MAX_PLAUSIBLE_UV = 5000.0
+#: Shortest recording accepted (one scoring epoch), in seconds.
+MIN_DURATION_SEC = 30.0
+
+_EDF_SUFFIXES = (".edf", ".bdf", ".rec")
+
+# ---------------------------------------------------------------- channel names
+_ELECTRODE = (r"(fp[z12]|af[z3478]|f[z1-8]|fc[z1-6]|c[z1-6]|cp[z1-6]|t[3-8]|tp[78]|p[z1-8]|"
+              r"po[z3478]|o[z12])")
+_REF = r"(m[12]|a[12]|[ms]1?2?|avg|ref|cz|oz|fpz|pz|" + _ELECTRODE + r")"
+_EEG_RE = re.compile(rf"^{_ELECTRODE}(\s*[-:/]\s*{_REF})?$")
+_EOG_RE = re.compile(r"^(e[12]|loc|roc|leog|reog|eogl|eogr|eog[_ ]?[lr]|[lr][_ -]?eog|"
+                     r"eye[_ ]?[lr]|[lr][_ -]?eye)(\s*[-:/]\s*(m[12]|a[12]|fpz|ref))?$")
+_EMG_RE = re.compile(r"^(chin[0-9]?(\s*[-:/]\s*chin[0-9]?)?|submental|ment(alis)?|"
+                     r"emg\s*chin|chin\s*emg|subm)$")
+_NOT_CHIN = re.compile(r"leg|tib|lat\b|rat\b|arm|ecg|ekg|resp|temp|event|marker|snore|"
+                       r"spo2|sao2|pleth|pulse|flow|thor|abd|position|light|pressure")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"\s+", " ", str(name).strip().lower().replace("_", " "))
+
+
+def guess_role(name: str) -> str | None:
+    """Role (``"eeg"``, ``"eog"``, ``"emg"``) suggested by a channel name, or None.
+
+    Recognises Sleep-EDF labels (``EEG Fpz-Cz``, ``EOG horizontal``, ``EMG submental``),
+    AASM labels (``C4-M1``, ``F4-M1``, ``O2-M1``, ``E1-M2``, ``LOC``, ``Chin1-Chin2``)
+    and names prefixed with the modality (``EEG C3-A2``, ``EMG chin``). Leg EMG, ECG,
+    respiration, temperature and event channels are not matched.
+    """
+    n = _norm(name)
+    if _NOT_CHIN.search(n):
+        return None
+    for prefix in ("eeg", "eog", "emg"):
+        if n == prefix or re.match(rf"^{prefix}\b", n):
+            return prefix
+    if _EEG_RE.match(n):
+        return "eeg"
+    if _EOG_RE.match(n) or "horizontal" in n or "vertical" in n:
+        return "eog"
+    if _EMG_RE.match(n):
+        return "emg"
+    return None
+
+
+def _as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if value is False:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def _missing_channel_error(name: str, role: str, ch_names: list[str]) -> ValueError:
+    close = difflib.get_close_matches(name, ch_names, n=3, cutoff=0.5)
+    hint = f"; did you mean {close}?" if close else ""
+    return ValueError(f"{role.upper()} channel {name!r} not found{hint} "
+                      f"Channels found: {list(ch_names)}")
+
+
+def resolve_channels(ch_names: list[str], eeg: str | list[str] | None = None,
+                     eog: str | list[str] | None = None, emg: str | list[str] | None = None,
+                     ) -> dict[str, list[str]]:
+    """Map each role to the channel names to use.
+
+    Parameters
+    ----------
+    ch_names : list of str
+        Channel labels of the recording.
+    eeg, eog, emg : str, list of str or None
+        Overrides. ``None`` (default) picks every channel whose name suggests the role
+        (:func:`guess_role`); a name, a comma-separated string or a list selects those
+        channels (case-insensitive); ``[]`` selects none for that role.
+
+    Returns
+    -------
+    dict
+        ``{"eeg": [...], "eog": [...], "emg": [...]}`` with the labels as spelled in
+        ``ch_names``, in file order for automatic picks and in the given order for
+        overrides.
+
+    Raises
+    ------
+    ValueError
+        If an override names a channel that is not in ``ch_names``, a channel gets two
+        roles, or no channel at all could be assigned; the message lists the channels.
+    """
+    ch_names = [str(c) for c in ch_names]
+    lookup: dict[str, str] = {}
+    for c in ch_names:
+        lookup.setdefault(_norm(c), c)
+    overrides = {"eeg": _as_list(eeg), "eog": _as_list(eog), "emg": _as_list(emg)}
+    chosen: dict[str, list[str]] = {}
+    for role in ROLES:
+        names = overrides[role]
+        if names is None:
+            continue
+        picked = []
+        for name in names:
+            key = _norm(name)
+            if key not in lookup:
+                # accept the label without its modality prefix ("Fpz-Cz" for "EEG Fpz-Cz")
+                alt = [c for c in ch_names if _norm(c) in (f"{role} {key}", f"{role}{key}")]
+                if len(alt) != 1:
+                    raise _missing_channel_error(name, role, ch_names)
+                picked.append(alt[0])
+            else:
+                picked.append(lookup[key])
+        chosen[role] = picked
+    taken = {c for names in chosen.values() for c in names}
+    for role in ROLES:
+        if role in chosen:
+            continue
+        chosen[role] = [c for c in ch_names if guess_role(c) == role and c not in taken]
+    seen: dict[str, str] = {}
+    for role in ROLES:
+        for c in chosen[role]:
+            if c in seen and seen[c] != role:
+                raise ValueError(f"channel {c!r} was given two roles ({seen[c]} and {role})")
+            seen[c] = role
+    if not any(chosen.values()):
+        raise ValueError("no EEG, EOG or EMG channel recognised; name them with eeg=, eog=, "
+                         f"emg= (--eeg/--eog/--emg). Channels found: {ch_names}")
+    return {role: chosen[role] for role in ROLES}
+
+
+# ---------------------------------------------------------------- container
+@dataclass
+class PSGRecording:
+    """A PSG recording resampled to one rate, in µV.
+
+    Attributes
+    ----------
+    data : ndarray of float32, shape (n_channels, n_samples)
+        Signals in µV at ``sfreq``.
+    ch_names : list of str
+        Original channel labels.
+    roles : list of str
+        Role of each channel: ``"eeg"``, ``"eog"``, ``"emg"`` or ``"emg_envelope"``.
+    sfreq : float
+        Sampling rate of ``data``.
+    start_time : datetime or None
+        Wall-clock start of the recording (naive, as stored in the file).
+    source : str
+        File path, or a description of the ``Raw`` object it came from.
+    meta : dict
+        Original rates (``orig_sfreq``) and units (``orig_units``), how each channel was
+        resampled, unit/NaN/flat-signal notes and the warnings that were issued.
+    annotations : mne.Annotations or None
+        Annotations stored in the file (EDF+), if any.
+    """
+
+    data: np.ndarray
+    ch_names: list[str]
+    roles: list[str]
+    sfreq: float
+    start_time: _dt.datetime | None = None
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    annotations: Any = None
+
+    def __post_init__(self) -> None:
+        self.data = np.asarray(self.data, dtype=np.float32)
+        if self.data.ndim != 2:
+            raise ValueError(f"data must be (n_channels, n_samples), got {self.data.shape}")
+        if not (len(self.ch_names) == len(self.roles) == self.data.shape[0]):
+            raise ValueError(f"{self.data.shape[0]} data rows but {len(self.ch_names)} "
+                             f"channel names and {len(self.roles)} roles")
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def duration_sec(self) -> float:
+        return self.n_samples / self.sfreq
+
+    def channels_by_role(self) -> dict[str, list[str]]:
+        """``{role: [channel names]}`` for the roles present."""
+        out: dict[str, list[str]] = {}
+        for c, r in zip(self.ch_names, self.roles, strict=True):
+            out.setdefault(r, []).append(c)
+        return out
+
+    def pick_roles(self, *roles: str) -> PSGRecording:
+        """A copy with only the channels of the given roles."""
+        keep = [i for i, r in enumerate(self.roles) if r in roles]
+        if not keep:
+            raise ValueError(f"{self.source}: no channel with role {list(roles)}; roles "
+                             f"present: {sorted(set(self.roles))}")
+        return PSGRecording(self.data[keep].copy(), [self.ch_names[i] for i in keep],
+                            [self.roles[i] for i in keep], self.sfreq, self.start_time,
+                            self.source, dict(self.meta), self.annotations)
+
+    def copy(self, **changes: Any) -> PSGRecording:
+        kw = dict(data=self.data.copy(), ch_names=list(self.ch_names), roles=list(self.roles),
+                  sfreq=self.sfreq, start_time=self.start_time, source=self.source,
+                  meta=dict(self.meta), annotations=self.annotations)
+        kw.update(changes)
+        return PSGRecording(**kw)
+
+
+# ---------------------------------------------------------------- file access
+def _check_edf_file(path: Path) -> None:
+    """Validate the EDF/BDF header against the file size (truncation, garbage)."""
+    size = path.stat().st_size
+    if size < 256:
+        raise ValueError(f"{path}: not a valid EDF/BDF file (only {size} bytes; the header "
+                         "alone is 256 bytes) - the file is truncated or corrupt")
+    with open(path, "rb") as fid:
+        head = fid.read(256)
+        try:
+            n_records = int(head[236:244].decode("ascii").strip())
+            n_signals = int(head[252:256].decode("ascii").strip())
+        except ValueError:
+            raise ValueError(f"{path}: not a valid EDF/BDF file (unreadable header fields "
+                             "'number of records'/'number of signals') - the file is "
+                             "corrupt or not EDF") from None
+        if n_signals <= 0 or size < 256 * (n_signals + 1):
+            raise ValueError(f"{path}: corrupt EDF header ({n_signals} signals declared, "
+                             f"file is {size} bytes) - the file is truncated or corrupt")
+        fid.seek(256 + n_signals * 216)
+        try:
+            n_samps = [int(fid.read(8).decode("ascii").strip()) for _ in range(n_signals)]
+        except ValueError:
+            raise ValueError(f"{path}: corrupt EDF header (unreadable samples per record)"
+                             ) from None
+    bytes_per_sample = 3 if head[:1] == b"\xff" else 2
+    record_bytes = sum(n_samps) * bytes_per_sample
+    data_bytes = size - 256 * (n_signals + 1)
+    if n_records > 0 and record_bytes > 0 and data_bytes < n_records * record_bytes:
+        have = data_bytes // record_bytes
+        raise ValueError(f"{path}: truncated EDF file: the header declares {n_records} data "
+                         f"records but the file holds only {have} complete records "
+                         f"({data_bytes} of {n_records * record_bytes} data bytes)")
+
+
+def _open_raw(source, preload: bool = False) -> tuple[mne.io.BaseRaw, str]:
+    import mne
+
+    if isinstance(source, mne.io.BaseRaw):
+        fnames = [f for f in (getattr(source, "filenames", None) or []) if f]
+        name = str(fnames[0]) if fnames else f"<{type(source).__name__}>"
+        return source, name
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"PSG file not found: {path}")
+    if path.suffix.lower() not in _EDF_SUFFIXES:
+        raise ValueError(f"{path}: unsupported PSG file type {path.suffix!r}; expected an "
+                         "EDF/EDF+ (.edf) or BDF (.bdf) file, or pass an mne.io.Raw")
+    _check_edf_file(path)
+    reader = mne.io.read_raw_bdf if path.suffix.lower() == ".bdf" else mne.io.read_raw_edf
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MNE's channel-name/type chatter
+            raw = reader(path, preload=preload, verbose="error")
+    except Exception as exc:  # MNE raises several types on corrupt files
+        raise ValueError(f"{path}: cannot read EDF file ({type(exc).__name__}: {exc}) - "
+                         "the file may be truncated or corrupt") from exc
+    return raw, str(path)
+
+
+def _orig_rates(raw: mne.io.BaseRaw) -> dict[str, float]:
+    """Stored sampling rate of each channel (EDF keeps one per signal)."""
+    rates = {c: float(raw.info["sfreq"]) for c in raw.ch_names}
+    extras = getattr(raw, "_raw_extras", None)
+    if not extras or not isinstance(extras[0], dict):
+        return rates
+    ex = extras[0]
+    try:
+        names = list(ex["ch_names"])
+        n_samps = np.asarray(ex["n_samps"], dtype=float)
+        rec = float(np.atleast_1d(ex["record_length"])[0])
+        sel = np.asarray(ex.get("sel", np.arange(len(names))))
+        for i, c in enumerate(names):
+            if c in rates and rec > 0:
+                rates[c] = float(n_samps[sel[i]] / rec)
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
+    return rates
+
+
+def _orig_units(raw: mne.io.BaseRaw) -> dict[str, str]:
+    units = getattr(raw, "_orig_units", None) or {}
+    return {c: str(units.get(c, "V (MNE)")) for c in raw.ch_names}
+
+
+def _naive_start(raw: mne.io.BaseRaw) -> _dt.datetime | None:
+    start = raw.info.get("meas_date")
+    if start is None:
+        return None
+    return start.replace(tzinfo=None) if isinstance(start, _dt.datetime) else None
+
+
+# ---------------------------------------------------------------- signal helpers
+def _native_samples(x: np.ndarray, file_sfreq: float, orig: float) -> tuple[np.ndarray, float]:
+    """Undo MNE's upsampling of a low-rate channel when the ratio is an integer."""
+    if orig >= file_sfreq:
+        return x, file_sfreq
+    ratio = file_sfreq / orig
+    if abs(ratio - round(ratio)) < 1e-9:
+        return x[:: int(round(ratio))], orig
+    return x, file_sfreq
+
+
+def _resample(x: np.ndarray, fs_in: float, fs_out: float, n_out: int) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    if np.isclose(fs_in, fs_out):
+        y = x
+    else:
+        frac = Fraction(fs_out / fs_in).limit_denominator(1000)
+        y = resample_poly(x, frac.numerator, frac.denominator)
+    if y.size >= n_out:
+        return y[:n_out]
+    return np.pad(y, (0, n_out - y.size), mode="edge")
+
+
+def _envelope_to_grid(x: np.ndarray, fs_in: float, fs_out: float, n_out: int) -> np.ndarray:
+    """Linear interpolation of an envelope sampled at ``fs_in`` onto the output grid."""
+    t_in = np.arange(x.size) / fs_in
+    t_out = np.arange(n_out) / fs_out
+    return np.interp(t_out, t_in, x)
+
+
+def _fill_nan(x: np.ndarray, policy: str, name: str, source: str) -> tuple[np.ndarray, int]:
+    bad = ~np.isfinite(x)
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return x, 0
+    if bad.all():
+        raise ValueError(f"{source}: channel {name!r} contains no finite sample (all NaN/inf)")
+    if policy == "raise":
+        raise ValueError(f"{source}: channel {name!r} has {n_bad} NaN/inf samples "
+                         "(nan_policy='raise')")
+    x = x.copy()
+    if policy == "zero":
+        x[bad] = 0.0
+    elif policy == "interpolate":
+        idx = np.arange(x.size)
+        x[bad] = np.interp(idx[bad], idx[~bad], x[~bad])
+    else:
+        raise ValueError(f"nan_policy must be 'interpolate', 'zero' or 'raise', got {policy!r}")
+    return x, n_bad
+
+
+def _flat_epochs(x: np.ndarray, sfreq: float, epoch_sec: float = 30.0) -> int:
+    n = int(round(epoch_sec * sfreq))
+    k = x.size // n
+    if k == 0:
+        return 0
+    return int((np.ptp(x[: k * n].reshape(k, n), axis=1) == 0).sum())
+
+
+def _warn(meta: dict, message: str) -> None:
+    meta.setdefault("warnings", []).append(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+# ---------------------------------------------------------------- reader
+def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
+             eeg: str | list[str] | None = None, eog: str | list[str] | None = None,
+             emg: str | list[str] | None = None, sfreq: float = 100.0,
+             include_emg: bool = True, preload: bool = True, *,
+             emg_envelope: bool | None = None, fix_units: bool = False,
+             nan_policy: str = "interpolate",
+             min_duration_sec: float = MIN_DURATION_SEC) -> PSGRecording:
+    """Read a PSG recording: resolve channels by role, resample to ``sfreq``, µV.
+
+    Parameters
+    ----------
+    source : path or mne.io.BaseRaw
+        EDF/EDF+/BDF file, or a Raw object (not modified).
+    eeg, eog, emg : str, list of str or None
+        Channel overrides (see :func:`resolve_channels`); ``None`` = automatic.
+    sfreq : float, default 100.0
+        Common output sampling rate in Hz.
+    include_emg : bool, default True
+        Keep the EMG channel(s), waveform or envelope.
+    preload : bool, default True
+        Ignored for data (only the selected channels are always loaded); kept for
+        interface compatibility.
+    emg_envelope : bool or None
+        Treat EMG as an amplitude envelope (True) or a waveform (False). ``None``: an
+        envelope if stored at or below ``ENVELOPE_MAX_SFREQ`` Hz (Sleep-EDF cassette).
+    fix_units : bool, default False
+        Multiply channels whose amplitudes look like volts under a µV header by 1e6.
+    nan_policy : {"interpolate", "zero", "raise"}
+        What to do with NaN/inf samples (see the module docstring).
+    min_duration_sec : float, default 30.0
+        Shortest accepted recording.
+
+    Returns
+    -------
+    PSGRecording
+    """
+    raw, name = _open_raw(source, preload=False)
+    ch_found = list(raw.ch_names)
+    roles_map = resolve_channels(ch_found, eeg=eeg, eog=eog, emg=emg)
+    if not include_emg:
+        roles_map["emg"] = []
+    picks = [c for role in ROLES for c in roles_map[role]]
+    if not picks:
+        raise ValueError(f"{name}: no channel selected (include_emg=False and no EEG/EOG). "
+                         f"Channels found: {ch_found}")
+    file_sfreq = float(raw.info["sfreq"])
+    duration = raw.n_times / file_sfreq
+    if duration < min_duration_sec:
+        raise ValueError(f"{name}: recording is {duration:.1f} s long, shorter than one "
+                         f"{min_duration_sec:g}-s epoch")
+    rates = _orig_rates(raw)
+    units = _orig_units(raw)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data_v = raw.get_data(picks=picks)
+    except Exception as exc:
+        raise ValueError(f"{name}: cannot read the signal data ({type(exc).__name__}: {exc})"
+                         " - the file may be truncated or corrupt") from exc
+    n_out = int(np.floor(raw.n_times * sfreq / file_sfreq + 1e-9))
+    meta: dict[str, Any] = {
+        "channels_found": ch_found, "file_sfreq": file_sfreq,
+        "orig_sfreq": {c: rates[c] for c in picks}, "orig_units": {c: units[c] for c in picks},
+        "resampling": {}, "unit_warnings": {}, "nan_samples": {}, "flat_channels": [],
+        "flat_epochs": {}, "warnings": [],
+        "envelope_note": (f"EMG stored at <= {ENVELOPE_MAX_SFREQ:g} Hz is an amplitude "
+                          "envelope, linearly interpolated to the output rate "
+                          "(role 'emg_envelope')"),
+    }
+    out = np.empty((len(picks), n_out), dtype=np.float32)
+    out_roles: list[str] = []
+    for i, ch in enumerate(picks):
+        role = next(r for r in ROLES if ch in roles_map[r])
+        x = np.asarray(data_v[i], dtype=np.float64) * 1e6  # MNE returns volts
+        x, n_bad = _fill_nan(x, nan_policy, ch, name)
+        if n_bad:
+            meta["nan_samples"][ch] = n_bad
+            how = {"interpolate": "linearly interpolated", "zero": "set to zero"}[nan_policy]
+            _warn(meta, f"{name}: channel {ch!r} has {n_bad} NaN/inf samples "
+                        f"({100 * n_bad / x.size:.2f}%); {how}")
+        x, fs_native = _native_samples(x, file_sfreq, rates[ch])
+        envelope = (role == "emg" and (emg_envelope if emg_envelope is not None
+                                       else rates[ch] <= ENVELOPE_MAX_SFREQ))
+        med = float(np.median(np.abs(x)))
+        is_flat = bool(np.ptp(x) == 0)
+        if is_flat:
+            meta["flat_channels"].append(ch)
+            _warn(meta, f"{name}: channel {ch!r} is flat (constant {x[0]:.4g} µV) - "
+                        "check the electrode or pick another channel")
+        elif med < MIN_PLAUSIBLE_UV or med > MAX_PLAUSIBLE_UV:
+            kind = "small" if med < MIN_PLAUSIBLE_UV else "large"
+            cause = ("data stored in volts under a µV header?" if kind == "small"
+                     else "wrong physical unit (nV) or an amplifier fault?")
+            msg = (f"{name}: channel {ch!r} has an implausibly {kind} median |amplitude| of "
+                   f"{med:.3g} µV (header unit {units[ch]!r}; expected "
+                   f"{MIN_PLAUSIBLE_UV:g}-{MAX_PLAUSIBLE_UV:g} µV) - {cause}")
+            if fix_units and kind == "small" and MIN_PLAUSIBLE_UV <= med * 1e6 <= MAX_PLAUSIBLE_UV:
+                x = x * 1e6
+                msg += " Rescaled by 1e6 (fix_units=True)."
+            meta["unit_warnings"][ch] = {"median_abs_uv": med, "message": msg}
+            _warn(meta, msg)
+        if envelope:
+            out[i] = _envelope_to_grid(x, fs_native, sfreq, n_out)
+            out_roles.append("emg_envelope")
+            meta["resampling"][ch] = f"envelope {fs_native:g} Hz -> {sfreq:g} Hz (linear)"
+        else:
+            if fs_native < sfreq:
+                _warn(meta, f"{name}: channel {ch!r} is stored at {fs_native:g} Hz, below the "
+                            f"output rate {sfreq:g} Hz; it is upsampled and carries no "
+                            f"content above {fs_native / 2:g} Hz")
+            out[i] = _resample(x, fs_native, sfreq, n_out)
+            out_roles.append(role)
+            meta["resampling"][ch] = (f"{fs_native:g} Hz -> {sfreq:g} Hz (polyphase)"
+                                      if not np.isclose(fs_native, sfreq) else "none")
+        nflat = _flat_epochs(out[i], sfreq)
+        if nflat and not is_flat:
+            meta["flat_epochs"][ch] = nflat
+            _warn(meta, f"{name}: channel {ch!r} is flat in {nflat} 30-s window(s)")
+    annotations = raw.annotations if len(raw.annotations) else None
+    return PSGRecording(out, list(picks), out_roles, float(sfreq), _naive_start(raw), name,
+                        meta, annotations)
+
+
+def recording_info(source: str | os.PathLike | mne.io.BaseRaw) -> dict[str, Any]:
+    """Header summary of a recording without loading its signals.
+
+    Returns a dict with ``source``, ``start_time`` (ISO string or None),
+    ``duration_sec``, ``file_sfreq``, ``n_annotations`` and ``channels``: a list of
+    ``{"name", "sfreq", "unit", "role"}`` where ``role`` is the automatic role
+    (``"emg_envelope"`` for low-rate EMG, None for channels that are not used).
+    """
+    raw, name = _open_raw(source, preload=False)
+    rates, units = _orig_rates(raw), _orig_units(raw)
+    try:
+        roles_map = resolve_channels(raw.ch_names)
+    except ValueError:
+        roles_map = {r: [] for r in ROLES}
+    role_of = {c: r for r, cs in roles_map.items() for c in cs}
+    channels = []
+    for c in raw.ch_names:
+        role = role_of.get(c)
+        if role == "emg" and rates[c] <= ENVELOPE_MAX_SFREQ:
+            role = "emg_envelope"
+        channels.append({"name": c, "sfreq": rates[c], "unit": units[c], "role": role})
+    start = _naive_start(raw)
+    return {"source": name, "start_time": start.isoformat() if start else None,
+            "duration_sec": raw.n_times / float(raw.info["sfreq"]),
+            "file_sfreq": float(raw.info["sfreq"]), "n_annotations": len(raw.annotations),
+            "channels": channels}
+
+
+def format_recording_info(info: dict[str, Any]) -> str:
+    """Human-readable text of :func:`recording_info` (for ``hypnoscope info``)."""
+    dur = info["duration_sec"]
+    lines = [f"File:      {info['source']}",
+             f"Start:     {info['start_time'] or 'unknown'}",
+             f"Duration:  {dur:.0f} s ({dur / 3600:.2f} h, {int(dur // 30)} epochs of 30 s)",
+             f"Annotations: {info['n_annotations']}",
+             f"{'Channel':<24}{'Rate (Hz)':>10}  {'Unit':<8}Role"]
+    for ch in info["channels"]:
+        lines.append(f"{ch['name']:<24}{ch['sfreq']:>10g}  {ch['unit']:<8}{ch['role'] or '-'}")
+    return "\n".join(lines)

@@ -1,0 +1,500 @@
+"""Preprocessing steps for PSG signals; each a plain function, chained by :class:`Pipeline`.
+
+Continuous-signal steps take ``data`` of shape ``(n_channels, n_samples)`` (or any shape
+with time on the last axis) and return a new float array of the same shape:
+
+- :func:`notch` - mains notch (MNE FIR notch), off by default.
+- :func:`bandpass` / :func:`bandpass_by_role` - zero-phase FIR band-pass (MNE
+  ``filter_data``, firwin design, Hamming window). Defaults per modality
+  (:data:`BANDPASS_DEFAULTS`): EEG 0.3-35 Hz, EOG 0.3-15 Hz, waveform EMG 10-45 Hz; an
+  EMG envelope (``"emg_envelope"``) is never band-passed.
+- :func:`kaiser_lowpass` - FIR low-pass designed with the Kaiser window method
+  (:func:`scipy.signal.kaiserord` + :func:`scipy.signal.firwin`; the MSMAE-CNN setting
+  is 10 Hz cut-off, 60 dB attenuation at 100 Hz), applied with zero phase.
+- :func:`normalize` - per-channel z-score or robust (median/IQR) scaling over the
+  whole recording.
+
+Epoch-level steps: :func:`epoch_signals` (30-s windows), :func:`crop_to_sleep_period`
+(N minutes of wake kept either side of sleep, 30 by default) and :func:`spectrogram`
+(the MC²SleepNet/XSleepNet 29 x 129 log-magnitude STFT image).
+
+:func:`preprocess` applies the continuous steps described by a config dict to a
+:class:`hypnoscope.io.PSGRecording`; :func:`config_hash` keys caches on that config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .hypnogram import Hypnogram
+    from .io import PSGRecording
+
+#: Bump when a step's numerical behaviour changes, so cached results are recomputed.
+PREPROCESSING_VERSION = 1
+
+#: Default band-pass edges (Hz) per channel role; None = leave unfiltered.
+BANDPASS_DEFAULTS: dict[str, tuple[float, float] | None] = {
+    "eeg": (0.3, 35.0),
+    "eog": (0.3, 15.0),
+    "emg": (10.0, 45.0),
+    "emg_envelope": None,
+}
+
+
+def _as_float(data: np.ndarray) -> np.ndarray:
+    data = np.asarray(data)
+    return data if data.dtype.kind == "f" else data.astype(np.float64)
+
+
+# ------------------------------------------------------------------ epoching
+def epoch_signals(data: np.ndarray, sfreq: float, epoch_sec: float = 30.0,
+                  onset_sec: float = 0.0) -> np.ndarray:
+    """Cut continuous signals into consecutive, non-overlapping epochs.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_channels, n_samples) or (n_samples,)
+        Continuous signals.
+    sfreq : float
+        Sampling rate in Hz; ``epoch_sec * sfreq`` must be a whole number of samples.
+    epoch_sec : float, default 30.0
+        Epoch length.
+    onset_sec : float, default 0.0
+        Start of the first epoch (e.g. a hypnogram's ``onset_sec``); must fall on a sample.
+
+    Returns
+    -------
+    ndarray, shape (n_epochs, n_channels, n_times)
+        A copy; the incomplete trailing epoch is dropped.
+    """
+    data = np.asarray(data)
+    if data.ndim == 1:
+        data = data[np.newaxis]
+    if data.ndim != 2:
+        raise ValueError(f"data must be (n_channels, n_samples), got shape {data.shape}")
+    n_times = epoch_sec * sfreq
+    if n_times <= 0 or not np.isclose(n_times, round(n_times)):
+        raise ValueError(f"epoch_sec * sfreq = {epoch_sec} * {sfreq} = {n_times} is not a "
+                         "positive whole number of samples")
+    start = onset_sec * sfreq
+    if onset_sec < 0 or not np.isclose(start, round(start)):
+        raise ValueError(f"onset_sec={onset_sec} must be >= 0 and fall on a sample at "
+                         f"{sfreq} Hz")
+    n_times, start = int(round(n_times)), int(round(start))
+    n_epochs = (data.shape[1] - start) // n_times
+    if n_epochs < 1:
+        raise ValueError(f"signal of {data.shape[1] / sfreq:.1f} s (from onset {onset_sec} s) "
+                         f"is shorter than one {epoch_sec:g}-s epoch")
+    seg = data[:, start:start + n_epochs * n_times]
+    return np.ascontiguousarray(seg.reshape(data.shape[0], n_epochs, n_times).transpose(1, 0, 2))
+
+
+def crop_to_sleep_period(epochs: np.ndarray, hypnogram: Hypnogram | np.ndarray,
+                         wake_pad_min: float = 30.0, epoch_sec: float = 30.0,
+                         ) -> tuple[np.ndarray, Hypnogram | np.ndarray]:
+    """Keep the sleep period plus ``wake_pad_min`` minutes of wake on each side.
+
+    Parameters
+    ----------
+    epochs : ndarray, shape (n_epochs, ...)
+        Per-epoch data aligned with the hypnogram.
+    hypnogram : Hypnogram or array of int
+        Stages of the same epochs (see :meth:`Hypnogram.align_to` to align first).
+    wake_pad_min : float, default 30.0
+        Minutes kept before the first and after the last sleep epoch (the Sleep-EDF
+        literature's choice).
+    epoch_sec : float, default 30.0
+        Epoch length when ``hypnogram`` is a plain array.
+
+    Returns
+    -------
+    epochs, hypnogram
+        Cropped copies; a :class:`Hypnogram` keeps its onset consistent with the crop.
+    """
+    from .hypnogram import Hypnogram
+
+    hyp = hypnogram if isinstance(hypnogram, Hypnogram) else Hypnogram(
+        np.asarray(hypnogram), epoch_sec=epoch_sec)
+    if len(epochs) != hyp.n_epochs:
+        raise ValueError(f"{len(epochs)} epochs of data but {hyp.n_epochs} hypnogram epochs; "
+                         "align them first (Hypnogram.align_to)")
+    sl = hyp.sleep_period_slice(wake_pad_min)
+    cropped = hyp[sl] if isinstance(hypnogram, Hypnogram) else np.asarray(hypnogram)[sl].copy()
+    return np.asarray(epochs)[sl].copy(), cropped
+
+
+# ------------------------------------------------------------------ filters
+def kaiser_lowpass_design(sfreq: float, cutoff: float = 10.0, attenuation_db: float = 60.0,
+                          transition_hz: float | None = None) -> np.ndarray:
+    """Taps of a linear-phase FIR low-pass designed with the Kaiser window method.
+
+    ``transition_hz`` (default: half the cut-off, capped by the distance to Nyquist) is
+    the width of the transition band, centred on ``cutoff``: the pass band ends at
+    ``cutoff - transition_hz/2`` and the stop band, attenuated by at least
+    ``attenuation_db``, starts at ``cutoff + transition_hz/2``. The number of taps is
+    made odd (type I filter, integer group delay).
+    """
+    from scipy.signal import firwin, kaiserord
+
+    nyq = sfreq / 2.0
+    if not 0 < cutoff < nyq:
+        raise ValueError(f"cutoff must be between 0 and Nyquist ({nyq:g} Hz), got {cutoff}")
+    if transition_hz is None:
+        transition_hz = min(cutoff / 2.0, 2 * (nyq - cutoff), 2 * cutoff)
+    if transition_hz <= 0 or cutoff + transition_hz / 2 > nyq + 1e-9:
+        raise ValueError(f"transition_hz={transition_hz} must be positive and keep the stop "
+                         f"band ({cutoff} + transition/2) below Nyquist ({nyq:g} Hz)")
+    if attenuation_db <= 0:
+        raise ValueError(f"attenuation_db must be positive, got {attenuation_db}")
+    numtaps, beta = kaiserord(attenuation_db, transition_hz / nyq)
+    numtaps += 1 - numtaps % 2
+    return firwin(numtaps, cutoff, window=("kaiser", beta), fs=sfreq)
+
+
+def apply_fir_zero_phase(data: np.ndarray, taps: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Apply an odd-length symmetric FIR filter with its delay removed (zero phase).
+
+    Unlike :func:`scipy.signal.filtfilt` the magnitude response is the designed one
+    (not squared). Edges are padded by odd reflection to limit transients.
+    """
+    from scipy.signal import oaconvolve
+
+    data = _as_float(data)
+    taps = np.asarray(taps, dtype=data.dtype)
+    if taps.size % 2 == 0:
+        raise ValueError("zero-phase application needs an odd number of taps")
+    half = taps.size // 2
+    x = np.moveaxis(data, axis, -1)
+    n = x.shape[-1]
+    if n < 2:
+        return data.copy()
+    pad = min(half, n - 1)
+    left = 2 * x[..., :1] - x[..., pad:0:-1]
+    right = 2 * x[..., -1:] - x[..., -2:-pad - 2:-1]
+    xp = np.concatenate([left, x, right], axis=-1)
+    shape = (1,) * (xp.ndim - 1) + (taps.size,)
+    y = oaconvolve(xp, taps.reshape(shape), mode="full", axes=-1)
+    y = y[..., half + pad: half + pad + n]
+    return np.moveaxis(y.astype(data.dtype, copy=False), -1, axis)
+
+
+def kaiser_lowpass(data: np.ndarray, sfreq: float, cutoff: float = 10.0,
+                   attenuation_db: float = 60.0, transition_hz: float | None = None,
+                   axis: int = -1) -> np.ndarray:
+    """Zero-phase FIR low-pass designed with the Kaiser window method.
+
+    Defaults reproduce the MSMAE-CNN paper (cut-off 10 Hz, 60 dB attenuation, data at
+    100 Hz); the default transition band is 5 Hz wide at 10 Hz (7.5-12.5 Hz). See
+    :func:`kaiser_lowpass_design` for the design and :func:`apply_fir_zero_phase`.
+    """
+    taps = kaiser_lowpass_design(sfreq, cutoff, attenuation_db, transition_hz)
+    return apply_fir_zero_phase(data, taps, axis=axis)
+
+
+def bandpass(data: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float | None,
+             ) -> np.ndarray:
+    """Zero-phase FIR band-pass (MNE ``filter_data``: firwin, Hamming, automatic
+    transition bands). ``l_freq=None`` gives a low-pass, ``h_freq=None`` a high-pass."""
+    from mne.filter import filter_data
+
+    data = _as_float(data)
+    nyq = sfreq / 2.0
+    if h_freq is not None and h_freq >= nyq:
+        raise ValueError(f"band-pass upper edge {h_freq} Hz must be below Nyquist "
+                         f"({nyq:g} Hz at {sfreq:g} Hz)")
+    if l_freq is not None and h_freq is not None and l_freq >= h_freq:
+        raise ValueError(f"band-pass edges must satisfy l_freq < h_freq, got {l_freq}, {h_freq}")
+    y = filter_data(data.astype(np.float64), sfreq, l_freq, h_freq, method="fir",
+                    phase="zero", fir_design="firwin", pad="reflect_limited", verbose="error")
+    return y.astype(data.dtype, copy=False)
+
+
+def bandpass_by_role(data: np.ndarray, sfreq: float, roles: Sequence[str],
+                     bands: dict[str, Sequence[float] | None] | None = None) -> np.ndarray:
+    """Band-pass each channel with the edges of its role.
+
+    ``bands`` overrides :data:`BANDPASS_DEFAULTS` per role (``None`` = no filter). An
+    upper edge at or above Nyquist is lowered to ``0.45 * sfreq``. ``emg_envelope``
+    channels are never filtered (they are envelopes, not waveforms).
+    """
+    data = _as_float(np.asarray(data))
+    if data.shape[0] != len(roles):
+        raise ValueError(f"{data.shape[0]} channels but {len(roles)} roles")
+    table = dict(BANDPASS_DEFAULTS)
+    if bands:
+        table.update(bands)
+    out = data.copy()
+    for role in sorted(set(roles)):
+        band = None if role == "emg_envelope" else table.get(role)
+        if band is None:
+            continue
+        lo, hi = band
+        if hi is not None and hi >= sfreq / 2:
+            hi = 0.45 * sfreq
+        idx = [i for i, r in enumerate(roles) if r == role]
+        out[idx] = bandpass(data[idx], sfreq, lo, hi)
+    return out
+
+
+def notch(data: np.ndarray, sfreq: float, freqs: float | Sequence[float] = 50.0,
+          notch_widths: float | None = None) -> np.ndarray:
+    """Remove mains interference at ``freqs`` (and given harmonics) with MNE's FIR notch.
+
+    All frequencies must lie below Nyquist: at 100 Hz a 50-Hz notch is impossible (and
+    not needed - resampling to 100 Hz already low-pass filters below 50 Hz), so read the
+    recording at a higher ``sfreq`` to notch.
+    """
+    from mne.filter import notch_filter
+
+    data = _as_float(data)
+    freqs_arr = np.atleast_1d(np.asarray(freqs, dtype=float))
+    nyq = sfreq / 2.0
+    if (freqs_arr >= nyq).any() or (freqs_arr <= 0).any():
+        raise ValueError(f"notch frequencies {freqs_arr.tolist()} must be between 0 and "
+                         f"Nyquist ({nyq:g} Hz at {sfreq:g} Hz)")
+    y = notch_filter(data.astype(np.float64), sfreq, freqs_arr, notch_widths=notch_widths,
+                     method="fir", phase="zero", fir_design="firwin", verbose="error")
+    return y.astype(data.dtype, copy=False)
+
+
+# ------------------------------------------------------------------ scaling
+def normalize(data: np.ndarray, method: str = "zscore", channel_axis: int | None = None,
+              return_stats: bool = False):
+    """Scale each channel over the whole recording.
+
+    Parameters
+    ----------
+    data : ndarray
+        ``(n_channels, n_samples)`` continuous signals or ``(n_epochs, n_channels,
+        n_times)`` epochs of one recording.
+    method : {"zscore", "robust"}
+        ``zscore``: ``(x - mean) / std``. ``robust``: ``(x - median) / (IQR / 1.349)``,
+        which equals the z-score for Gaussian data but ignores artefact outliers.
+    channel_axis : int or None
+        Channel axis; default 0 for 2-D and 1 for 3-D input.
+    return_stats : bool
+        Also return ``(center, scale)`` per channel.
+
+    Notes
+    -----
+    NaNs are ignored in the statistics. A channel with zero scale (flat) is only
+    centred (its scale is taken as 1).
+    """
+    data = _as_float(data)
+    if channel_axis is None:
+        channel_axis = 1 if data.ndim == 3 else 0
+    x = np.moveaxis(data, channel_axis, 0)
+    flat = x.reshape(x.shape[0], -1).astype(np.float64)
+    if method == "zscore":
+        center = np.nanmean(flat, axis=1)
+        scale = np.nanstd(flat, axis=1)
+    elif method == "robust":
+        q25, center, q75 = np.nanpercentile(flat, [25, 50, 75], axis=1)
+        scale = (q75 - q25) / 1.349
+    else:
+        raise ValueError(f"normalize method must be 'zscore' or 'robust', got {method!r}")
+    scale = np.where(scale > 0, scale, 1.0)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    y = (x - center.reshape(shape)) / scale.reshape(shape)
+    y = np.moveaxis(y, 0, channel_axis).astype(data.dtype, copy=False)
+    return (y, center, scale) if return_stats else y
+
+
+# ------------------------------------------------------------------ spectrogram
+def spectrogram(epochs: np.ndarray, sfreq: float, window_sec: float = 2.0,
+                overlap_sec: float = 1.0, nfft: int = 256, log: bool = True,
+                eps: float = 1e-10) -> np.ndarray:
+    """Log-magnitude STFT image per epoch, as in XSleepNet/MC²SleepNet.
+
+    A symmetric Hamming window of ``window_sec`` (2 s = 200 samples at 100 Hz) slides
+    by ``window_sec - overlap_sec`` (1 s) with no padding; each frame is zero-padded to
+    ``nfft`` (256) points; the unscaled magnitude ``|X|`` is turned into
+    ``20 * log10(|X| + eps)`` (dB). For 30-s epochs at 100 Hz this gives 29 frames x
+    129 frequency bins (0-50 Hz).
+
+    Parameters
+    ----------
+    epochs : ndarray, shape (..., n_times)
+        E.g. ``(n_epochs, n_channels, n_times)``.
+
+    Returns
+    -------
+    ndarray of float32, shape (..., n_frames, nfft // 2 + 1)
+    """
+    from scipy.signal import spectrogram as _scipy_spectrogram
+    from scipy.signal.windows import hamming
+
+    epochs = _as_float(epochs)
+    nper = int(round(window_sec * sfreq))
+    nover = int(round(overlap_sec * sfreq))
+    if not 0 <= nover < nper <= epochs.shape[-1]:
+        raise ValueError(f"need 0 <= overlap ({nover}) < window ({nper}) <= epoch length "
+                         f"({epochs.shape[-1]} samples)")
+    if nfft < nper:
+        raise ValueError(f"nfft={nfft} must be >= the window length ({nper} samples)")
+    win = hamming(nper, sym=True)
+    _, _, mag = _scipy_spectrogram(epochs, fs=sfreq, window=win, nperseg=nper,
+                                   noverlap=nover, nfft=nfft, detrend=False,
+                                   scaling="spectrum", mode="magnitude", axis=-1)
+    mag = mag * win.sum()  # undo scipy's 1/sum(window) scaling: plain |STFT|
+    out = 20.0 * np.log10(mag + eps) if log else mag
+    return np.swapaxes(out, -1, -2).astype(np.float32)
+
+
+# ------------------------------------------------------------------ pipeline
+#: Default continuous preprocessing: per-modality band-pass, then per-channel z-score.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "notch": None,
+    "bandpass": "default",
+    "lowpass": None,
+    "normalize": "zscore",
+}
+
+#: Named configurations.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": DEFAULT_CONFIG,
+    "none": {"notch": None, "bandpass": None, "lowpass": None, "normalize": None},
+    # MSMAE-CNN: Kaiser-window FIR low-pass, 10 Hz, 60 dB, 100 Hz
+    "msmae-cnn": {"notch": None, "bandpass": None,
+                  "lowpass": {"cutoff": 10.0, "attenuation_db": 60.0}, "normalize": None},
+    # settings of the real band-power feature set in ../shared/data (without ICA)
+    "bandpower": {"notch": None,
+                  "bandpass": {"eeg": [0.5, 30.0], "eog": [0.5, 15.0], "emg": [10.0, 45.0]},
+                  "lowpass": None, "normalize": "zscore"},
+}
+
+_STEP_ORDER = ("notch", "bandpass", "lowpass", "normalize")
+
+
+def resolve_config(config: dict[str, Any] | str | None = None) -> dict[str, Any]:
+    """Complete a config (a dict, a preset name or None = default) with defaults.
+
+    Keys (applied in this order): ``notch`` (None, a frequency or a list),
+    ``bandpass`` (None, ``"default"`` = :data:`BANDPASS_DEFAULTS`, or ``{role: [lo, hi]
+    | None}`` merged over the defaults), ``lowpass`` (None or :func:`kaiser_lowpass`
+    keyword arguments), ``normalize`` (None, ``"zscore"`` or ``"robust"``). A key
+    ``steps`` with a list of step names sets a different order.
+    """
+    if config is None:
+        config = "default"
+    if isinstance(config, str):
+        if config not in PRESETS:
+            raise ValueError(f"unknown preprocessing preset {config!r}; "
+                             f"choose from {sorted(PRESETS)}")
+        config = PRESETS[config]
+    unknown = set(config) - set(_STEP_ORDER) - {"steps"}
+    if unknown:
+        raise ValueError(f"unknown preprocessing option(s) {sorted(unknown)}; "
+                         f"expected {list(_STEP_ORDER)} or 'steps'")
+    out = {k: config.get(k, DEFAULT_CONFIG[k]) for k in _STEP_ORDER}
+    bp = out["bandpass"]
+    if bp == "default":
+        out["bandpass"] = {k: (list(v) if v else None) for k, v in BANDPASS_DEFAULTS.items()}
+    elif isinstance(bp, dict):
+        merged = {k: (list(v) if v else None) for k, v in BANDPASS_DEFAULTS.items()}
+        merged.update({k: (list(v) if v else None) for k, v in bp.items()})
+        out["bandpass"] = merged
+    elif bp is not None:
+        raise ValueError(f"bandpass must be None, 'default' or a dict role -> [lo, hi], "
+                         f"got {bp!r}")
+    if out["lowpass"] is True:
+        out["lowpass"] = {}
+    if isinstance(out["lowpass"], dict):
+        lp = {"cutoff": 10.0, "attenuation_db": 60.0, "transition_hz": None}
+        lp.update(out["lowpass"])
+        out["lowpass"] = lp
+    if out["normalize"] not in (None, "zscore", "robust"):
+        raise ValueError(f"normalize must be None, 'zscore' or 'robust', got "
+                         f"{out['normalize']!r}")
+    steps = list(config.get("steps", _STEP_ORDER))
+    bad = [s for s in steps if s not in _STEP_ORDER]
+    if bad:
+        raise ValueError(f"unknown preprocessing step(s) {bad}; expected {list(_STEP_ORDER)}")
+    out["steps"] = steps
+    return out
+
+
+def config_hash(config: dict[str, Any] | str | None, extra: dict[str, Any] | None = None,
+                length: int = 16) -> str:
+    """Stable hex digest of a (resolved) preprocessing config, for cache keys.
+
+    ``extra`` adds other settings that shape the output (sampling rate, channels,
+    crop...). The digest includes :data:`PREPROCESSING_VERSION`.
+    """
+    payload = {"version": PREPROCESSING_VERSION, "config": resolve_config(config),
+               "extra": extra or {}}
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+class Pipeline:
+    """Continuous preprocessing steps built from a config (see :func:`resolve_config`).
+
+    Calling the pipeline on a :class:`~hypnoscope.io.PSGRecording` returns a filtered
+    copy whose ``meta["preprocessing"]`` records the config and its hash; calling
+    :meth:`apply` works on a bare array with channel roles.
+    """
+
+    def __init__(self, config: dict[str, Any] | str | None = None) -> None:
+        self.config = resolve_config(config)
+        self.hash = config_hash(self.config)
+
+    @property
+    def steps(self) -> list[tuple[str, Callable[[np.ndarray, float, Sequence[str]], np.ndarray]]]:
+        """Active steps as ``(name, function(data, sfreq, roles))``."""
+        cfg = self.config
+        makers = {
+            "notch": lambda: None if cfg["notch"] is None else (
+                lambda d, fs, roles: notch(d, fs, cfg["notch"])),
+            "bandpass": lambda: None if cfg["bandpass"] is None else (
+                lambda d, fs, roles: bandpass_by_role(d, fs, roles, cfg["bandpass"])),
+            "lowpass": lambda: None if cfg["lowpass"] is None else (
+                lambda d, fs, roles: _lowpass_waveforms(d, fs, roles, cfg["lowpass"])),
+            "normalize": lambda: None if cfg["normalize"] is None else (
+                lambda d, fs, roles: normalize(d, cfg["normalize"])),
+        }
+        out = []
+        for name in cfg["steps"]:
+            fn = makers[name]()
+            if fn is not None:
+                out.append((name, fn))
+        return out
+
+    def apply(self, data: np.ndarray, sfreq: float, roles: Sequence[str]) -> np.ndarray:
+        """Run the steps on ``(n_channels, n_samples)`` data."""
+        out = np.asarray(data)
+        for _, fn in self.steps:
+            out = fn(out, sfreq, roles)
+        return out
+
+    def __call__(self, recording: PSGRecording) -> PSGRecording:
+        data = self.apply(recording.data, recording.sfreq, recording.roles)
+        meta = dict(recording.meta)
+        meta["preprocessing"] = {"config": self.config, "hash": self.hash,
+                                 "version": PREPROCESSING_VERSION}
+        return recording.copy(data=data.astype(np.float32), meta=meta)
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {[n for n, _ in self.steps]} hash={self.hash}>"
+
+
+def _lowpass_waveforms(data: np.ndarray, sfreq: float, roles: Sequence[str],
+                       params: dict[str, Any]) -> np.ndarray:
+    out = _as_float(np.asarray(data)).copy()
+    idx = [i for i, r in enumerate(roles) if r != "emg_envelope"]
+    if idx:
+        out[idx] = kaiser_lowpass(out[idx], sfreq, **params)
+    return out
+
+
+def preprocess(recording: PSGRecording, config: dict[str, Any] | str | None = None,
+               ) -> PSGRecording:
+    """Apply the continuous steps of ``config`` (see :func:`resolve_config`) to a
+    recording; returns a new :class:`~hypnoscope.io.PSGRecording`."""
+    return Pipeline(config)(recording)

@@ -1,0 +1,341 @@
+"""Per-night report: one self-contained HTML file plus a JSON file with the same numbers.
+
+The HTML embeds its figures as base64 PNG and its CSS inline, so it can be mailed or
+archived as a single file. The JSON holds recording info, channels and model (from
+``info``), the hypnogram summary, sleep statistics, stage minutes and, with a
+reference hypnogram, agreement metrics and the confusion matrix.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .sleepstats import STAT_KEYS, STAT_LABELS, json_safe, sleep_statistics, stage_minutes
+from .utils import write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .hypnogram import Hypnogram
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+ margin:0;background:#f5f6f8;color:#1d2330;line-height:1.4}
+main{max-width:1080px;margin:0 auto;padding:24px 28px 40px}
+h1{font-size:1.55rem;margin:0 0 4px}
+h2{font-size:1.15rem;margin:28px 0 10px;border-bottom:1px solid #d9dde5;padding-bottom:4px}
+.sub{color:#5b6476;font-size:.92rem;margin-bottom:14px}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.card{background:#fff;border:1px solid #e0e3ea;border-radius:8px;padding:10px 14px;
+ min-width:130px;flex:1}
+.card .v{font-size:1.45rem;font-weight:600}
+.card .k{font-size:.78rem;color:#5b6476;text-transform:uppercase;letter-spacing:.03em}
+.panel{background:#fff;border:1px solid #e0e3ea;border-radius:8px;padding:12px 14px}
+.fig{width:100%;height:auto;display:block}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px;align-items:start}
+@media (max-width:800px){.grid{grid-template-columns:1fr}}
+table{border-collapse:collapse;width:100%;font-size:.9rem;background:#fff}
+th,td{padding:4px 8px;border-bottom:1px solid #eceff4;text-align:left}
+th{background:#f0f2f6;font-weight:600}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+dl.info{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0;
+ font-size:.9rem}
+dl.info dt{color:#5b6476}
+dl.info dd{margin:0;word-break:break-all}
+.note{color:#5b6476;font-size:.82rem;margin-top:24px}
+"""
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "—"
+    if isinstance(value, (float, np.floating)):
+        if unit == "":  # counts
+            return f"{value:.0f}"
+        if unit == "metric":
+            return f"{value:.3f}"
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _signed(text: str) -> str:
+    return text if text.startswith(("-", "—")) or text.strip("0.") == "" else "+" + text
+
+
+def _stat_label(key: str) -> str:
+    name, unit = STAT_LABELS[key]
+    return _esc(f"{name} ({unit})" if unit else name)
+
+
+def _info_html(d: dict[str, Any]) -> str:
+    if not d:
+        return "<span class='sub'>not given</span>"
+    rows = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = "; ".join(f"{a}: {', '.join(map(str, b)) if isinstance(b, (list, tuple)) else b}"
+                          for a, b in v.items())
+        elif isinstance(v, (list, tuple)):
+            v = ", ".join(map(str, v))
+        rows.append(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>")
+    return "<dl class='info'>" + "".join(rows) + "</dl>"
+
+
+def _figure(width: float, height: float, nrows: int = 1, sharex: bool = False):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, 1, sharex=sharex, squeeze=False)[:, 0]
+    return fig, list(axes)
+
+
+def _img(fig, alt: str) -> str:
+    from .plots import figure_to_png_base64
+
+    return (f'<img class="fig" alt="{_esc(alt)}" '
+            f'src="data:image/png;base64,{figure_to_png_base64(fig, dpi=120)}">')
+
+
+def _hypnogram_json(hyp: Hypnogram) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "n_epochs": hyp.n_epochs, "epoch_sec": hyp.epoch_sec, "onset_sec": hyp.onset_sec,
+        "n_classes": hyp.n_classes,
+        "start_time": hyp.start_time.isoformat() if hyp.start_time else None,
+        "duration_h": hyp.duration_sec / 3600.0,
+        "stages": hyp.labels,
+    }
+    if hyp.probabilities is not None:
+        out["mean_confidence"] = float(hyp.probabilities.max(axis=1).mean())
+    return out
+
+
+def report_paths(out_stem: str | os.PathLike) -> tuple[Path, Path]:
+    """HTML and JSON paths of a report stem (a ``.html``/``.json`` suffix is dropped)."""
+    stem = Path(out_stem)
+    if stem.suffix.lower() in (".html", ".json"):
+        stem = stem.with_suffix("")
+    return stem.with_name(stem.name + ".html"), stem.with_name(stem.name + ".json")
+
+
+def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[str, Any],
+                 reference: Hypnogram | None = None, lights_off: float | None = None,
+                 lights_on: float | None = None, title: str | None = None,
+                 ) -> tuple[Path, Path]:
+    """Write the per-night report ``<out_stem>.html`` and ``<out_stem>.json`` atomically.
+
+    Parameters
+    ----------
+    out_stem : path
+        Output path without suffix (``night1`` gives ``night1.html`` and ``night1.json``).
+    hypnogram : Hypnogram
+        The staged night (with probabilities, a hypnodensity is included).
+    info : dict
+        Free-form recording information shown and stored as given. Recognised keys:
+        ``channels`` (list, or dict role -> list), ``model`` (str or dict); every other
+        key is recording information (``recording``/``source``, ``subject``, ...).
+    reference : Hypnogram, optional
+        A reference hypnogram of the same night (e.g. the scorer's); adds agreement
+        metrics, the confusion matrix and statistic differences
+        (:func:`hypnoscope.evaluation.compare_hypnograms`).
+    lights_off, lights_on : float, optional
+        Time in bed in seconds from the recording start (see
+        :func:`hypnoscope.sleepstats.sleep_statistics`).
+    title : str, optional
+        Report title (default from ``info['recording']``/``info['source']``).
+
+    Returns
+    -------
+    (Path, Path)
+        The HTML and JSON paths.
+    """
+    from . import __version__
+    from .plots import plot_confusion_matrix, plot_hypnodensity, plot_hypnogram
+
+    html_path, json_path = report_paths(out_stem)
+    info = dict(info or {})
+    channels = info.pop("channels", None)
+    model = info.pop("model", None)
+    name = info.get("recording") or info.get("source") or html_path.stem
+    title = title or f"Sleep report — {Path(str(name)).name}"
+
+    comparison = None
+    if reference is not None:
+        from .evaluation import compare_hypnograms
+
+        comparison = compare_hypnograms(hypnogram, reference, lights_off=lights_off,
+                                        lights_on=lights_on)
+        stats = {k: v["pred"] for k, v in comparison["sleep_statistics"].items()}
+    else:
+        stats = sleep_statistics(hypnogram, lights_off=lights_off, lights_on=lights_on)
+    minutes = stage_minutes(hypnogram)
+    created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+    payload: dict[str, Any] = {
+        "title": title,
+        "created_utc": created,
+        "hypnoscope_version": __version__,
+        "recording": info,
+        "channels": channels,
+        "model": model,
+        "hypnogram": _hypnogram_json(hypnogram),
+        "sleep_statistics": stats,
+        "stage_minutes": minutes,
+    }
+    if comparison is not None:
+        ep = comparison["epochs"]
+        keys = ("n_epochs", "n_excluded", "accuracy", "macro_f1", "kappa", "macro_recall",
+                "macro_specificity", "per_class_f1", "precision", "recall", "specificity",
+                "support", "labels", "confusion_matrix", "confusion_matrix_normalized")
+        agreement = {k: ep[k] for k in keys}
+        if "epochs_3class" in comparison:
+            e3 = comparison["epochs_3class"]
+            agreement["three_class"] = {k: e3[k] for k in keys}
+        agreement["offset_epochs"] = comparison["offset_epochs"]
+        agreement["n_common_epochs"] = comparison["n_common_epochs"]
+        for k in ("mean_confidence", "mean_confidence_correct", "mean_confidence_wrong"):
+            if k in comparison:
+                agreement[k] = comparison[k]
+        payload["reference"] = {"hypnogram": _hypnogram_json(reference),
+                                "sleep_statistics": {k: v["ref"] for k, v in
+                                                     comparison["sleep_statistics"].items()}}
+        payload["agreement"] = agreement
+        payload["sleep_statistics_difference"] = {
+            k: v["diff"] for k, v in comparison["sleep_statistics"].items()}
+        payload["lights_off_sec"], payload["lights_on_sec"] = (comparison["lights_off"],
+                                                               comparison["lights_on"])
+    else:
+        payload["lights_off_sec"], payload["lights_on_sec"] = lights_off, lights_on
+    payload = json_safe(payload)
+
+    # ------------------------------------------------------------ figures
+    nrows = 2 if reference is not None else 1
+    fig, axes = _figure(10.5, 2.5 * nrows + 0.4, nrows=nrows, sharex=False)
+    plot_hypnogram(hypnogram, ax=axes[0],
+                   title="Prediction" if reference is not None else "Hypnogram")
+    if reference is not None:
+        plot_hypnogram(reference, ax=axes[1], title="Reference")
+        lo = min(hypnogram.onset_sec, reference.onset_sec) / 3600
+        hi = max(hypnogram.onset_sec + hypnogram.duration_sec,
+                 reference.onset_sec + reference.duration_sec) / 3600
+        for ax in axes:
+            ax.set_xlim(lo, hi)
+    figs = [("Hypnogram", _img(fig, "hypnogram"))]
+    if hypnogram.probabilities is not None:
+        fig, (ax,) = _figure(10.5, 2.3)
+        plot_hypnodensity(hypnogram, ax=ax, title="Hypnodensity (per-epoch probabilities)")
+        figs.append(("Hypnodensity", _img(fig, "hypnodensity")))
+
+    # ------------------------------------------------------------ html
+    s = stats
+    cards = [
+        ("Total sleep time", f"{_fmt(s['total_sleep_min'], 'min')} min"),
+        ("Sleep efficiency", f"{_fmt(s['sleep_efficiency_pct'], '%')} %"),
+        ("Sleep-onset latency", f"{_fmt(s['sleep_onset_latency_min'], 'min')} min"),
+        ("WASO", f"{_fmt(s['waso_min'], 'min')} min"),
+        ("REM latency (from onset)", f"{_fmt(s['rem_latency_min'], 'min')} min"),
+    ]
+    if comparison is not None:
+        cards.append(("Agreement (κ)", f"{comparison['epochs']['kappa']:.3f}"))
+    card_html = "".join(f"<div class='card'><div class='k'>{_esc(k)}</div>"
+                        f"<div class='v'>{_esc(v)}</div></div>" for k, v in cards)
+
+    if comparison is not None:
+        head = ("<tr><th>Statistic</th><th class='n'>Prediction</th><th class='n'>Reference"
+                "</th><th class='n'>Difference</th></tr>")
+        rows = "".join(
+            f"<tr><td>{_stat_label(k)}</td><td class='n'>{_fmt(v['pred'], STAT_LABELS[k][1])}</td>"
+            f"<td class='n'>{_fmt(v['ref'], STAT_LABELS[k][1])}</td>"
+            f"<td class='n'>{_signed(_fmt(v['diff'], STAT_LABELS[k][1]))}</td></tr>"
+            for k, v in ((k, comparison["sleep_statistics"][k]) for k in STAT_KEYS))
+    else:
+        head = "<tr><th>Statistic</th><th class='n'>Value</th></tr>"
+        rows = "".join(
+            f"<tr><td>{_stat_label(k)}</td><td class='n'>{_fmt(s[k], STAT_LABELS[k][1])}</td>"
+            "</tr>" for k in STAT_KEYS)
+    stats_table = f"<table>{head}{rows}</table>"
+    total = sum(minutes.values()) or 1.0
+    minutes_table = ("<table><tr><th>Stage</th><th class='n'>Minutes</th>"
+                     "<th class='n'>% of recording</th></tr>" + "".join(
+                         f"<tr><td>{'Unscored' if k == '?' else _esc(k)}</td>"
+                         f"<td class='n'>{v:.1f}</td>"
+                         f"<td class='n'>{100 * v / total:.1f}</td></tr>"
+                         for k, v in minutes.items()) + "</table>")
+
+    model_info = model if isinstance(model, dict) else ({"model": model} if model else {})
+    chan_info = (channels if isinstance(channels, dict)
+                 else ({"channels": channels} if channels else {}))
+    sub = (f"{hypnogram.n_epochs} epochs of {hypnogram.epoch_sec:g} s "
+           f"({hypnogram.duration_sec / 3600:.2f} h)")
+    if hypnogram.start_time is not None:
+        sub += f" · start {hypnogram.start_time:%Y-%m-%d %H:%M:%S}"
+
+    def when(sec: float) -> str:
+        if hypnogram.start_time is None:
+            return f"{sec / 3600:.2f} h"
+        return f"{hypnogram.start_time + _dt.timedelta(seconds=sec):%H:%M:%S}"
+
+    if payload["lights_off_sec"] is not None:
+        sub += f" · lights off {when(payload['lights_off_sec'])}"
+    if payload["lights_on_sec"] is not None:
+        sub += f" · lights on {when(payload['lights_on_sec'])}"
+    parts = [
+        f"<h1>{_esc(title)}</h1><div class='sub'>{_esc(sub)}</div>",
+        f"<div class='cards'>{card_html}</div>",
+    ]
+    for heading, img in figs:
+        parts.append(f"<h2>{_esc(heading)}</h2><div class='panel'>{img}</div>")
+    parts.append("<div class='grid'><div><h2>Sleep statistics</h2>" + stats_table + "</div>"
+                 "<div><h2>Stage minutes</h2>" + minutes_table +
+                 "<h2>Recording</h2><div class='panel'>" + _info_html(info) + "</div>"
+                 "<h2>Channels</h2><div class='panel'>" + _info_html(chan_info) + "</div>"
+                 "<h2>Model</h2><div class='panel'>" + _info_html(model_info) + "</div>"
+                 "</div></div>")
+    if comparison is not None:
+        ep = comparison["epochs"]
+        fig, (ax,) = _figure(4.4, 3.9)
+        plot_confusion_matrix(ep["confusion_matrix"], ep["labels"], normalize=True, ax=ax)
+        cm_img = _img(fig, "confusion matrix")
+        summary = [("Epochs compared", f"{ep['n_epochs']}"),
+                   ("Accuracy", f"{100 * ep['accuracy']:.1f} %"),
+                   ("Macro F1", f"{ep['macro_f1']:.3f}"),
+                   ("Cohen's κ", f"{ep['kappa']:.3f}"),
+                   ("Sensitivity (macro)", f"{ep['macro_recall']:.3f}"),
+                   ("Specificity (macro)", f"{ep['macro_specificity']:.3f}")]
+        if "epochs_3class" in comparison:
+            e3 = comparison["epochs_3class"]
+            summary += [("3-class accuracy (W/NREM/R)", f"{100 * e3['accuracy']:.1f} %"),
+                        ("3-class κ", f"{e3['kappa']:.3f}")]
+        sum_table = "<table>" + "".join(f"<tr><td>{_esc(k)}</td><td class='n'>{_esc(v)}</td>"
+                                        "</tr>" for k, v in summary) + "</table>"
+        cls_table = ("<table><tr><th>Stage</th><th class='n'>Precision</th>"
+                     "<th class='n'>Sensitivity</th><th class='n'>Specificity</th>"
+                     "<th class='n'>F1</th><th class='n'>Epochs</th></tr>" + "".join(
+                         f"<tr><td>{_esc(n)}</td>"
+                         f"<td class='n'>{_fmt(c['precision'], 'metric')}</td>"
+                         f"<td class='n'>{_fmt(c['recall'], 'metric')}</td>"
+                         f"<td class='n'>{_fmt(c['specificity'], 'metric')}</td>"
+                         f"<td class='n'>{_fmt(c['f1'], 'metric')}</td>"
+                         f"<td class='n'>{c['support']}</td></tr>"
+                         for n, c in ep["per_class"].items()) + "</table>")
+        parts.append("<h2>Agreement with the reference</h2><div class='grid'><div>" + sum_table
+                     + "<br>" + cls_table + "</div><div class='panel'>" + cm_img
+                     + "</div></div>")
+    parts.append(
+        f"<p class='note'>Generated by hypnoscope {_esc(__version__)} on {_esc(created)}. "
+        "Sleep statistics follow AASM definitions (see hypnoscope.sleepstats). Automated "
+        "staging is a research tool and must be reviewed by a qualified scorer.</p>")
+    doc = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+           "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+           f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>"
+           + "\n".join(parts) + "</main></body></html>\n")
+    write_json_atomic(json_path, payload)
+    write_text_atomic(html_path, doc)
+    return html_path, json_path

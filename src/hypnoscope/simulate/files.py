@@ -1,0 +1,238 @@
+"""Writing simulated nights as Sleep-EDF file pairs, and whole simulated datasets."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..hypnogram import Hypnogram, read_hypnogram
+from ..utils import atomic_path, progress, write_json_atomic
+from .architecture import SleepArchitectureModel, sample_hypnogram
+from .night import EMG_SM, MARKER, MODES, RESP, TEMP, simulate_night
+from .traits import SubjectTraits
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mne
+
+_SC_RE = re.compile(r"SC4(\d\d)(\d)")
+
+
+def _mode_of(raw) -> str:
+    try:
+        return json.loads(raw.info["description"] or "{}").get("mode", "telemetry")
+    except (TypeError, ValueError):
+        return "telemetry"
+
+
+def emg_envelope(emg_uv: np.ndarray, sfreq: float) -> np.ndarray:
+    """1 Hz RMS envelope (µV) of an EMG waveform, like the Sleep-EDF cassette channel."""
+    k = int(round(sfreq))
+    n = len(emg_uv) // k
+    x = np.asarray(emg_uv[:n * k], dtype=float).reshape(n, k)
+    return np.sqrt(np.mean((x - x.mean(axis=1, keepdims=True)) ** 2, axis=1))
+
+
+def _signal(edfio, data: np.ndarray, fs: float, label: str, dim: str, transducer: str = "",
+            prefilter: str = ""):
+    lim = float(np.max(np.abs(data))) if data.size else 1.0
+    lim = max(lim * 1.05, 1.0)
+    lo, hi = (-lim, lim) if np.min(data) < 0 else (min(0.0, float(np.min(data))), lim)
+    if hi - lo < 1e-6:
+        hi = lo + 1.0
+    return edfio.EdfSignal(np.asarray(data, dtype=np.float64), sampling_frequency=fs,
+                           label=label, physical_dimension=dim, physical_range=(lo, hi),
+                           transducer_type=transducer, prefiltering=prefilter)
+
+
+def write_sleepedf_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_dir,
+                        record_id: str, emg_envelope_1hz: bool | None = None,
+                        ) -> tuple[Path, Path]:
+    """Write ``<record_id>-PSG.edf`` and ``<record_id>-Hypnogram.edf`` atomically.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        A simulated night (:func:`simulate_night`); channels in volts.
+    hypnogram : Hypnogram or None
+        Written with :meth:`Hypnogram.to_edf`; None rebuilds it from the raw's annotations.
+    out_dir : path
+        Output folder (created).
+    record_id : str
+        File stem, e.g. ``SC4012E0``.
+    emg_envelope_1hz : bool or None
+        Store ``EMG submental`` as a 1 Hz RMS envelope (cassette layout). None: yes for
+        rasters simulated in ``sleep-edf-sc`` mode.
+
+    Returns
+    -------
+    (psg_path, hypnogram_path)
+    """
+    import edfio
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", record_id):
+        raise ValueError(f"record_id {record_id!r} must contain only letters, digits, _ . -")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if hypnogram is None:
+        hypnogram = Hypnogram.from_mne_annotations(raw.annotations)
+    envelope = (_mode_of(raw) == "sleep-edf-sc") if emg_envelope_1hz is None \
+        else emg_envelope_1hz
+    fs = float(raw.info["sfreq"])
+    start = raw.info["meas_date"] or _dt.datetime(1989, 4, 24, 22, 30,
+                                                  tzinfo=_dt.timezone.utc)
+    signals = []
+    for ch, ctype in zip(raw.ch_names, raw.get_channel_types()):
+        x = raw.get_data(picks=[ch])[0]
+        if ch == EMG_SM and envelope:
+            signals.append(_signal(edfio, emg_envelope(x * 1e6, fs), 1.0, ch, "uV",
+                                   "Ag-AgCl electrodes", "HP:16Hz Rect LP:0.7Hz"))
+        elif ch == RESP:
+            signals.append(_signal(edfio, x[::int(fs)] * 1e6, 1.0, ch, "", "Oral-nasal thermistor"))
+        elif ch == TEMP:
+            signals.append(_signal(edfio, x[::int(fs)], 1.0, ch, "DegC", "Rectal thermistor"))
+        elif ch == MARKER:
+            signals.append(_signal(edfio, x[::int(fs)], 1.0, ch, ""))
+        elif ctype in ("eeg", "eog", "emg"):
+            signals.append(_signal(edfio, x * 1e6, fs, ch, "uV", "Ag-AgCl electrodes",
+                                   "HP:0.5Hz LP:100Hz" if ctype != "emg" else ""))
+        else:
+            signals.append(_signal(edfio, x, fs, ch, ""))
+    n_rec = int(raw.n_times // fs)
+    for s in signals:  # whole data records of 1 s
+        s_n = int(n_rec * s.sampling_frequency)
+        if len(s.data) != s_n:
+            s.update_data(s.data[:s_n])
+    edf = edfio.Edf(signals, starttime=start.time().replace(microsecond=0, tzinfo=None),
+                    patient=edfio.Patient(name=record_id),
+                    recording=edfio.Recording(startdate=start.date()),
+                    data_record_duration=1.0)
+    psg_path = out_dir / f"{record_id}-PSG.edf"
+    with atomic_path(psg_path) as tmp:
+        edf.write(tmp)
+    hyp = hypnogram if hypnogram.start_time is not None else hypnogram.copy(
+        start_time=start.replace(tzinfo=None))
+    hyp_path = hyp.to_edf(out_dir / f"{record_id}-Hypnogram.edf", patient=record_id)
+    return psg_path, hyp_path
+
+
+def _group_by_subject(paths: list[Path]) -> list[list[Path]]:
+    """Group hypnogram files by Sleep-EDF subject (SC4ssN...); others one per subject."""
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for p in sorted(paths):
+        m = _SC_RE.search(p.name)
+        groups[m.group(1) if m else p.name].append(p)
+    return [sorted(v) for _, v in sorted(groups.items())]
+
+
+def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
+                     mode: str = "sleep-edf-sc", nights_per_subject: int = 1,
+                     duration_h: float = 8.5, crop_wake_min: float | None = 60.0,
+                     model: SleepArchitectureModel | None = None) -> list[dict]:
+    """Simulate many subjects into ``out_dir`` as Sleep-EDF file pairs.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output folder; receives ``SC4ssNE0-PSG.edf``/``-Hypnogram.edf`` pairs and
+        ``simulation.json`` (traits, sources and settings of every night).
+    n_subjects : int
+        Number of simulated subjects, each with their own :class:`SubjectTraits`.
+    seed : int
+        Master seed.
+    hypnograms : folder, list of paths/Hypnograms, or None
+        Real hypnograms to drive the nights. Files named like Sleep-EDF (``SC4ssN``) are
+        grouped by subject, so a subject's two real nights become one simulated subject's
+        two nights. None: nights are sampled from ``model``.
+    mode : {"sleep-edf-sc", "telemetry"}
+        See :func:`simulate_night`.
+    nights_per_subject : {1, 2}
+        Nights per subject when sampling from the model (with given hypnograms, a
+        subject gets as many nights as it has files, at most two).
+    duration_h : float
+        Length of sampled nights (chain hours, plus 30 min of final wake).
+    crop_wake_min : float or None
+        Crop given hypnograms to this many minutes of wake around the sleep period
+        (Sleep-EDF files span ~22 h); None keeps them whole.
+    model : SleepArchitectureModel or None
+        Architecture model for sampled nights (default: fitted to Sleep-EDF).
+
+    Returns
+    -------
+    list of dict
+        One entry per night (record id, subject, night, files, source, seed).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if n_subjects < 1:
+        raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
+    if nights_per_subject not in (1, 2):
+        raise ValueError(f"nights_per_subject must be 1 or 2, got {nights_per_subject}")
+    out_dir = Path(out_dir)
+    root = np.random.SeedSequence(int(seed))
+    subj_seqs = root.spawn(n_subjects)
+    plan: list[tuple[int, int, object, str]] = []  # subject, night, hypnogram, source
+    if hypnograms is not None:
+        if isinstance(hypnograms, (str, os.PathLike)):
+            folder = Path(hypnograms)
+            if not folder.is_dir():
+                raise FileNotFoundError(f"hypnogram folder not found: {folder}")
+            files = sorted(folder.glob("*Hypnogram*.edf")) or sorted(
+                p for p in folder.iterdir() if p.suffix.lower() in (".edf", ".tsv", ".csv",
+                                                                    ".txt"))
+            if not files:
+                raise ValueError(f"{folder}: no hypnogram files (*Hypnogram*.edf, .tsv, "
+                                 ".csv, .txt) found")
+            groups = _group_by_subject(files)
+        else:
+            groups = [[h] for h in hypnograms]
+        if len(groups) < n_subjects:
+            raise ValueError(f"{n_subjects} subjects requested but only {len(groups)} "
+                             "subjects' hypnograms were given")
+        for si, grp in enumerate(groups[:n_subjects]):
+            for ni, h in enumerate(grp[:2]):
+                plan.append((si, ni, h, str(h) if not isinstance(h, Hypnogram) else "given"))
+    else:
+        model = model or SleepArchitectureModel.default()
+        for si in range(n_subjects):
+            for ni in range(nights_per_subject):
+                plan.append((si, ni, None, "SleepArchitectureModel"))
+
+    records = []
+    traits_cache: dict[int, SubjectTraits] = {}
+    for si, ni, h, source in progress(plan, desc="simulating nights", unit="night"):
+        s_seed = subj_seqs[si]
+        t_rng, n1_rng, n2_rng, h_rng = (np.random.default_rng(x) for x in s_seed.spawn(4))
+        if si not in traits_cache:
+            traits_cache[si] = SubjectTraits.sample(t_rng)
+        traits = traits_cache[si] if ni == 0 else traits_cache[si].second_night(n1_rng)
+        start = _dt.datetime(1989, 4, 24, 22, 30) + _dt.timedelta(days=2 * si + ni)
+        if h is None:
+            hyp = sample_hypnogram(model, seed=h_rng if ni == 0 else n2_rng,
+                                   duration_h=duration_h, start_time=start)
+        else:
+            hyp = read_hypnogram(h)
+            if crop_wake_min is not None:
+                hyp = hyp[hyp.sleep_period_slice(crop_wake_min)]
+                hyp = hyp.copy(onset_sec=0.0)
+            if hyp.start_time is None:
+                hyp = hyp.copy(start_time=start)
+        night_seed = int(s_seed.generate_state(1)[0]) + ni
+        raw = simulate_night(hyp, seed=night_seed, mode=mode, subject=traits)
+        record_id = f"SC4{si:02d}{ni + 1}E0" if si < 100 else f"SIM{si:04d}N{ni + 1}"
+        psg, hyp_path = write_sleepedf_pair(raw, hyp, out_dir, record_id)
+        records.append({"record_id": record_id, "subject": si, "night": ni + 1,
+                         "psg": psg.name, "hypnogram": hyp_path.name, "source": source,
+                         "seed": night_seed, "n_epochs": hyp.n_epochs,
+                         "traits": traits.to_dict()})
+    write_json_atomic(out_dir / "simulation.json",
+                      {"generator": "hypnoscope.simulate.simulate_dataset", "seed": int(seed),
+                       "n_subjects": n_subjects, "mode": mode,
+                       "crop_wake_min": crop_wake_min, "records": records})
+    return records

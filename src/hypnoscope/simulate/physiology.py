@@ -1,0 +1,408 @@
+"""Signal generators of the PSG simulator (all amplitudes in µV).
+
+The night is built from a per-sample stage sequence whose switches are jittered by up to
+±5 s around the epoch boundaries and blended over ~8 s (so every epoch keeps the
+majority of its own stage, AASM's rule for mixed epochs). On top of it:
+
+- **background**: Gaussian noise shaped in the frequency domain, one segment per stretch
+  of each stage, with a stage-specific aperiodic 1/f spectrum and band gains calibrated
+  against the real Sleep-EDF band powers (:data:`BAND_LOG_GAINS`). Fpz-Cz and Pz-Oz
+  share a common source (correlated bipolar derivations); N2/N3 amplitude decays across
+  the night (process S);
+- **events** added in bulk: posterior alpha (W, alpha drop-out in N1, arousals), spindles,
+  K-complexes, vertex sharp waves, sawtooth waves, blinks, saccades, slow and rapid eye
+  movements, EMG tone with REM atonia and phasic twitches, movement artefacts, electrode
+  drift, amplifier noise and occasional bad segments;
+- **volume conduction**: eye signals leak into Fpz-Cz and frontal EEG into the EOG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.fft as sfft
+from scipy import signal as sps
+from scipy.ndimage import uniform_filter1d
+
+from .traits import SubjectTraits
+
+W, N1, N2, N3, R = range(5)
+
+#: Control frequencies (Hz) of the band gains: delta (2 points), theta, alpha, sigma, beta (2).
+GAIN_FREQS = np.array([0.6, 2.0, 6.0, 10.0, 14.0, 22.0, 40.0])
+#: Which of the five analysis bands (delta, theta, alpha, sigma, beta) drives each point.
+GAIN_BAND_OF_POINT = np.array([0, 0, 1, 2, 3, 4, 4])
+
+#: Aperiodic exponent of the background per stage (W, N1, N2, N3, R).
+STAGE_SLOPE = np.array([1.1, 1.5, 2.0, 2.6, 1.6])
+
+#: Background std (µV, 0.5-30 Hz) per stage (rows) for Fpz-Cz, Pz-Oz and the EOG's own
+#: background (columns), before subject gains and events.
+BACKGROUND_STD = np.array([
+    [11.0, 8.0, 5.0],   # W
+    [11.0, 8.0, 5.0],   # N1
+    [17.0, 12.0, 6.0],  # N2
+    [34.0, 24.0, 8.0],  # N3
+    [10.0, 8.0, 5.0],   # R
+])
+
+#: Natural-log gains of the five analysis bands per stage, channel (Fpz-Cz, Pz-Oz, EOG).
+#: Calibrated with ``benchmarks/simulator_realism/calibrate.py`` so that the median
+#: relative band powers per stage match the real Sleep-EDF band-power set.
+BAND_LOG_GAINS = np.zeros((5, 3, 5))
+
+#: Stage-dependent event rates (per minute of the stage): W, N1, N2, N3, R.
+SPINDLE_RATE_REL = np.array([0.0, 0.05, 1.0, 0.3, 0.01])  # x subject spindle density
+KCOMPLEX_RATE_REL = np.array([0.0, 0.1, 1.0, 0.3, 0.0])  # x subject K-complex rate
+VERTEX_RATE = np.array([0.0, 2.0, 0.3, 0.0, 0.05])
+SAWTOOTH_RATE = np.array([0.0, 0.0, 0.0, 0.0, 0.8])
+SEM_RATE = np.array([0.5, 2.5, 0.15, 0.0, 0.1])
+EMG_STAGE_LEVEL = np.array([1.0, 0.6, 0.42, 0.38, 0.13])  # x subject EMG level
+ALPHA_STAGE_LEVEL = np.array([1.0, 0.12, 0.05, 0.04, 0.22])  # W value = eyes closed
+
+
+@dataclass
+class NightSignals:
+    """Simulated signals (µV) at ``sfreq`` and bookkeeping of what was placed."""
+
+    fpz: np.ndarray
+    pz: np.ndarray
+    eog: np.ndarray
+    emg: np.ndarray
+    sfreq: float
+    stage_samples: np.ndarray  #: per-sample stage after boundary jitter
+    events: dict[str, np.ndarray] = field(default_factory=dict)  #: onsets (s) per event type
+
+
+# --------------------------------------------------------------------------- helpers
+def _band_gain_curve(log_gains: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Smooth gain over frequency from the five band log-gains (interpolated in log f)."""
+    pts = log_gains[GAIN_BAND_OF_POINT]
+    lf = np.log(np.clip(f, 0.05, None))
+    return np.exp(np.interp(lf, np.log(GAIN_FREQS), pts))
+
+
+def background_psd(stage: int, channel: int, f: np.ndarray, std_uv: float = 1.0,
+                   log_gains: np.ndarray | None = None) -> np.ndarray:
+    """One-sided PSD (µV²/Hz) of the background of ``stage`` on ``channel`` (0 Fpz-Cz,
+    1 Pz-Oz, 2 EOG), scaled so that its 0.5-30 Hz power is ``std_uv**2``."""
+    lg = BAND_LOG_GAINS[stage, channel] if log_gains is None else log_gains
+    fk = 0.4
+    base = 1.0 / (f**2 + fk**2) ** (STAGE_SLOPE[stage] / 2)
+    psd = base * _band_gain_curve(lg, f)
+    ref = np.linspace(0.5, 30, 600)
+    ref_psd = 1.0 / (ref**2 + fk**2) ** (STAGE_SLOPE[stage] / 2) * _band_gain_curve(lg, ref)
+    power = np.trapezoid(ref_psd, ref)
+    return psd * (std_uv**2 / power)
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
+    """Unit-std noise smoothed by a moving average of ``width`` points."""
+    x = uniform_filter1d(rng.standard_normal(n + 2 * width), size=max(width, 1), mode="wrap")
+    x = x[width:width + n]
+    return x / (x.std() + 1e-12)
+
+
+def _poisson_onsets(rng: np.random.Generator, rate_per_sec: np.ndarray) -> np.ndarray:
+    """Event onsets (s) of an inhomogeneous Poisson process given per-second rates."""
+    counts = rng.poisson(np.clip(rate_per_sec, 0, None))
+    sec = np.repeat(np.arange(len(rate_per_sec)), counts)
+    return np.sort(sec + rng.random(len(sec)))
+
+
+def _add(out: np.ndarray, start: int, wave: np.ndarray, gain: float = 1.0) -> None:
+    """Add ``gain * wave`` into ``out`` at sample ``start`` (clipped to the bounds)."""
+    n = len(out)
+    a, b = max(start, 0), min(start + len(wave), n)
+    if b > a:
+        out[a:b] += gain * wave[a - start:b - start]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of True in a boolean array."""
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def _shaped_noise(rng: np.random.Generator, n: int, fs: float, amp_fn) -> np.ndarray:
+    """Gaussian noise of length ``n`` whose amplitude spectrum is ``amp_fn(freqs)``."""
+    nfft = sfft.next_fast_len(n, real=True)
+    spec = sfft.rfft(rng.standard_normal(nfft, dtype=np.float32))
+    spec *= amp_fn(sfft.rfftfreq(nfft, 1.0 / fs)).astype(np.float32)
+    return sfft.irfft(spec, nfft)[:n]
+
+
+# --------------------------------------------------------------------------- generator
+def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
+                   rng: np.random.Generator, unscored_sec: np.ndarray | None = None,
+                   eyes_closed: bool = True) -> NightSignals:
+    """Generate the four PSG signals for a per-second stage sequence.
+
+    Parameters
+    ----------
+    stages_sec : ndarray of int (n_seconds,)
+        Stage (0-4) of each second, already with jittered boundaries.
+    fs : float
+        Sampling rate (Hz) of the output signals.
+    traits : SubjectTraits
+        The sleeper.
+    rng : numpy.random.Generator
+        Source of randomness (the only one used).
+    unscored_sec : ndarray of bool or None
+        Seconds that the hypnogram leaves unscored (more movement artefacts there).
+    eyes_closed : bool
+        Whether quiet wake may have eyes closed (posterior alpha).
+
+    Returns
+    -------
+    NightSignals
+    """
+    n_sec = len(stages_sec)
+    sps_ = int(round(fs))
+    n = n_sec * sps_
+    t_sec = np.arange(n_sec, dtype=float)
+    stage_samp = np.repeat(stages_sec.astype(np.int8), sps_)
+    events: dict[str, list[float]] = {}
+    ev_idx = lambda onsets: np.round(onsets * fs).astype(int)  # noqa: E731
+
+    def interp(per_sec: np.ndarray) -> np.ndarray:
+        """Per-second values -> samples (a 1-s box smoothing of the step function)."""
+        steps = np.repeat(np.asarray(per_sec, dtype=np.float32), sps_)
+        return uniform_filter1d(steps, sps_, mode="nearest")
+
+    # ---- stage weights, blended over ~8 s
+    onehot = np.zeros((5, n_sec), dtype=np.float32)
+    onehot[stages_sec, np.arange(n_sec)] = 1.0
+    w_sec = uniform_filter1d(onehot, size=8, axis=1, mode="nearest")
+
+    # ---- slow gain fluctuations: per-epoch jitter (ambiguity) + drifting state
+    n_ep = int(np.ceil(n_sec / 30))
+    ep_jit = rng.normal(0, 0.13, n_ep)[np.arange(n_sec) // 30]
+    gain_sec = np.exp(uniform_filter1d(ep_jit, 5) + 0.1 * _smooth_noise(rng, n_sec, 120))
+    gain_sec *= traits.eeg_gain
+    sleep_idx = np.flatnonzero(stages_sec > 0)
+    t0 = sleep_idx[0] if sleep_idx.size else 0
+    decay = np.exp(-np.clip(t_sec - t0, 0, None) / (2.5 * 3600))
+    homeo = {N2: 0.9 + 0.25 * decay, N3: (0.8 + 0.45 * decay) * traits.slow_wave_gain}
+
+    # ---- background (frequency-shaped noise per stage stretch)
+    bg = np.zeros((3, n), dtype=np.float32)
+    rho = 0.45  # shared source between the two bipolar EEG derivations
+    f_ref = np.linspace(0, fs / 2, 4097)
+    amp_ref = np.stack([[np.sqrt(background_psd(s, c, f_ref, BACKGROUND_STD[s, c]) * fs / 2)
+                         for c in range(3)] for s in range(5)])
+    for s in range(5):
+        env_full = interp(np.sqrt(w_sec[s]) * gain_sec * homeo.get(s, 1.0))
+        for a, b in _runs(w_sec[s] > 1e-3):
+            m = (b - a) * sps_
+            nfft = sfft.next_fast_len(m, real=True)
+            z = rng.standard_normal((4, nfft), dtype=np.float32)
+            white = np.stack([np.sqrt(rho) * z[0] + np.sqrt(1 - rho) * z[1],
+                              np.sqrt(rho) * z[0] + np.sqrt(1 - rho) * z[2], z[3]])
+            freqs = sfft.rfftfreq(nfft, 1.0 / fs)
+            amp = np.stack([np.interp(freqs, f_ref, amp_ref[s, c]) for c in range(3)])
+            seg = sfft.irfft(sfft.rfft(white, axis=1) * amp.astype(np.float32), nfft,
+                             axis=1)[:, :m]
+            bg[:, a * sps_:b * sps_] += seg * env_full[a * sps_:b * sps_]
+    fpz, pz, eog_bg = bg[0], bg[1], bg[2]
+
+    # ---- wake sub-states and arousals (per second)
+    is_w = stages_sec == W
+    block = np.arange(n_sec) // 10
+    closed_block = rng.random(block[-1] + 1) < (traits.eyes_closed_frac if eyes_closed else 0)
+    # persistence: eyes state changes slowly
+    closed_block = uniform_filter1d(closed_block.astype(float), 3) > 0.5
+    eyes_closed_sec = is_w & closed_block[block]
+    eyes_open_sec = is_w & ~eyes_closed_sec
+    ar_on = _poisson_onsets(rng, np.where(np.isin(stages_sec, (N2, N3, R)),
+                                          traits.arousal_rate / 60, 0))
+    arousal_sec = np.zeros(n_sec, dtype=bool)
+    for o in ar_on:
+        arousal_sec[int(o):int(o + rng.uniform(3, 14))] = True
+    events["arousal"] = ar_on
+
+    # ---- posterior alpha (narrow-band around the subject's peak)
+    af = traits.alpha_freq
+    alpha = _shaped_noise(rng, n, fs, lambda f: np.exp(-0.5 * ((f - af) / 0.6) ** 2))
+    alpha /= alpha.std() + 1e-12
+    alpha_sec = ALPHA_STAGE_LEVEL[stages_sec].copy()
+    alpha_sec[eyes_open_sec] = 0.25
+    n1_ep = np.flatnonzero(np.bincount(np.arange(n_sec) // 30, weights=stages_sec == N1) > 15)
+    for e in n1_ep:  # alpha drop-out: alpha over less than half of the N1 epoch
+        dur = int(rng.uniform(0, 14))
+        st = e * 30 + int(rng.uniform(0, 30 - dur))
+        alpha_sec[st:st + dur] = np.maximum(alpha_sec[st:st + dur], 0.7)
+    alpha_sec[arousal_sec] = 0.9
+    alpha_sec = uniform_filter1d(alpha_sec, 3) * np.exp(0.25 * _smooth_noise(rng, n_sec, 5))
+    alpha_env = interp(alpha_sec * traits.alpha_amp * traits.eeg_gain)
+    pz += alpha_env * alpha
+    fpz += 0.3 * alpha_env * alpha
+
+    # ---- spindles (waxing-waning, 0.5-2 s, faster on Pz-Oz than on Fpz-Cz)
+    sp_on = _poisson_onsets(rng, SPINDLE_RATE_REL[stages_sec] * traits.spindle_density / 60)
+    kc_on = _poisson_onsets(rng, KCOMPLEX_RATE_REL[stages_sec] * traits.kcomplex_rate / 60)
+    # half of the K-complexes are followed by a spindle
+    follow = kc_on[rng.random(len(kc_on)) < 0.5] + 0.6
+    sp_all = np.sort(np.concatenate([sp_on, follow[follow < n_sec - 3]]))
+    events["spindle"] = sp_all
+    for o in sp_all:
+        dur = float(np.clip(rng.lognormal(np.log(0.9), 0.35), 0.5, 2.0))
+        tt = np.arange(int(dur * fs)) / fs
+        env = np.sin(np.pi * tt / dur) ** 2 * traits.spindle_amp * rng.lognormal(0, 0.3)
+        f = traits.spindle_freq + rng.normal(0, 0.4)
+        ph = rng.uniform(0, 2 * np.pi)
+        chirp = 2 * np.pi * (f * tt - 0.3 * tt**2 / 2)
+        i0 = int(o * fs)
+        _add(fpz, i0, env * np.sin(chirp - 0.5 * 2 * np.pi * tt + ph), traits.eeg_gain)
+        _add(pz, i0, env * np.sin(chirp + 0.4 * 2 * np.pi * tt + ph), 0.75 * traits.eeg_gain)
+
+    # ---- K-complexes (frontal-maximal biphasic waves)
+    events["kcomplex"] = kc_on
+    tk = np.arange(int(1.6 * fs)) / fs
+    for o in kc_on:
+        amp = rng.uniform(70, 170) * traits.eeg_gain
+        sc = rng.uniform(0.85, 1.2)
+        wave = (-np.exp(-(((tk - 0.35 * sc) / (0.12 * sc)) ** 2))
+                + 0.55 * np.exp(-(((tk - 0.85 * sc) / (0.25 * sc)) ** 2)))
+        _add(fpz, int(o * fs), wave, amp)
+        _add(pz, int(o * fs), wave, 0.4 * amp)
+
+    # ---- vertex sharp waves (N1)
+    vx_on = _poisson_onsets(rng, VERTEX_RATE[stages_sec] / 60)
+    events["vertex"] = vx_on
+    tv = np.arange(int(0.5 * fs)) / fs
+    vwave = -np.exp(-(((tv - 0.12) / 0.045) ** 2)) + 0.35 * np.exp(-(((tv - 0.26) / 0.08) ** 2))
+    for o in vx_on:
+        amp = rng.uniform(40, 100) * traits.eeg_gain
+        _add(fpz, int(o * fs), vwave, amp)
+        _add(pz, int(o * fs), vwave, 0.35 * amp)
+
+    # ---- sawtooth waves (REM): 2-6 Hz trains of triangular waves
+    st_on = _poisson_onsets(rng, SAWTOOTH_RATE[stages_sec] / 60)
+    events["sawtooth"] = st_on
+    for o in st_on:
+        dur = rng.uniform(1.5, 5.0)
+        tt = np.arange(int(dur * fs)) / fs
+        f = rng.uniform(2.0, 5.5)
+        wave = sps.sawtooth(2 * np.pi * f * tt, width=0.2) * np.sin(np.pi * tt / dur) ** 0.5
+        amp = rng.uniform(15, 35) * traits.eeg_gain
+        _add(fpz, int(o * fs), wave, amp)
+        _add(pz, int(o * fs), wave, 0.5 * amp)
+
+    # ---- eyes: vertical (blinks) and horizontal (saccades, SEM, REM) components
+    ev = np.zeros(n, dtype=np.float32)
+    eh_steps = np.zeros(n, dtype=np.float32)
+    eh = np.zeros(n, dtype=np.float32)
+    blink_rate = np.where(eyes_open_sec, 16.0, np.where(eyes_closed_sec, 1.5, 0.0))
+    blink_rate = blink_rate + np.where(stages_sec == N1, 0.5, 0.0)
+    bl_on = _poisson_onsets(rng, blink_rate / 60)
+    events["blink"] = bl_on
+    tb = np.arange(int(0.5 * fs)) / fs
+    for o in bl_on:
+        tau = rng.uniform(0.04, 0.07)
+        wave = (tb / tau) ** 2 * np.exp(2 - tb / tau) / 1.0
+        _add(ev, int(o * fs), wave, rng.uniform(80, 220) * traits.eog_gain)
+    # saccades in wake and rapid eye movements in REM: steps of gaze position
+    sac_rate = np.where(eyes_open_sec, 25.0, np.where(eyes_closed_sec, 2.0, 0.0))
+    sac_on = _poisson_onsets(rng, sac_rate / 60)
+    burst_on = _poisson_onsets(rng, np.where(stages_sec == R, traits.rem_density, 0.0) / 60)
+    rem_on: list[float] = []
+    for o in burst_on:
+        k = 1 + rng.poisson(3)
+        rem_on.extend(o + np.cumsum(rng.uniform(0.25, 1.1, k)) - 0.25)
+    rem_arr = np.array([x for x in rem_on if x < n_sec - 1])
+    events["saccade"] = sac_on
+    events["rem"] = rem_arr
+    step_on = np.concatenate([sac_on, rem_arr])
+    step_amp_sd = np.concatenate([np.full(len(sac_on), 50.0), np.full(len(rem_arr), 90.0)])
+    order = np.argsort(step_on)
+    pos = 0.0
+    for o, sd in zip(step_on[order], step_amp_sd[order]):
+        new = rng.normal(0, sd) * traits.eog_gain
+        i = int(o * fs)
+        if i < n:
+            eh_steps[i] += new - pos
+            pos = new
+    # a return to primary gaze ~1-3 s after each REM burst / at sleep
+    gaze = np.cumsum(eh_steps)
+    gaze *= interp((stages_sec == W) | (stages_sec == R))  # eyes centred outside W/REM
+    gaze = uniform_filter1d(gaze, size=max(int(0.06 * fs), 1))
+    eh += gaze
+    # slow rolling eye movements (0.1-0.5 Hz sinusoidal excursions)
+    sem_rate = SEM_RATE[stages_sec] * np.where(eyes_closed_sec | ~is_w, 1.0, 0.2)
+    sem_on = _poisson_onsets(rng, sem_rate / 60)
+    events["sem"] = sem_on
+    for o in sem_on:
+        dur = rng.uniform(4, 15)
+        tt = np.arange(int(dur * fs)) / fs
+        wave = np.sin(2 * np.pi * rng.uniform(0.15, 0.45) * tt) * np.sin(np.pi * tt / dur)
+        _add(eh, int(o * fs), wave, rng.uniform(35, 90) * traits.eog_gain)
+    # AC-coupled EOG amplifier (first-order high-pass at 0.1 Hz)
+    b, a = sps.butter(1, 0.1, btype="high", fs=fs)
+    eh = sps.lfilter(b, a, eh).astype(np.float32)
+    ev = sps.lfilter(b, a, ev).astype(np.float32)
+
+    # ---- EMG: broadband (>10 Hz) noise times a stage-dependent envelope
+    carrier = _shaped_noise(rng, n, fs, lambda f: (f / 12.0) ** 3 / (1 + (f / 12.0) ** 3))
+    carrier /= carrier.std() + 1e-12
+    emg_sec = EMG_STAGE_LEVEL[stages_sec] * traits.emg_level
+    w_var = np.exp(0.45 * _smooth_noise(rng, n_sec, 10))
+    emg_sec = emg_sec * np.where(is_w, w_var, np.exp(0.12 * _smooth_noise(rng, n_sec, 60)))
+    emg_sec[eyes_open_sec] *= 1.3
+    emg_sec[arousal_sec] *= 2.0
+    emg_sec = uniform_filter1d(emg_sec, 3)
+    emg_env = interp(emg_sec)
+    tw_on = _poisson_onsets(rng, np.where(stages_sec == R, 8.0, 0.0) / 60)
+    events["twitch"] = tw_on
+    for o in tw_on:
+        dur = rng.uniform(0.05, 0.25)
+        tt = np.arange(int(dur * fs) + 1) / fs
+        _add(emg_env, int(o * fs), np.sin(np.pi * tt / dur) ** 2,
+             rng.uniform(3, 8) * EMG_STAGE_LEVEL[R] * traits.emg_level)
+
+    # ---- movement artefacts (wake, unscored stretches, around awakenings)
+    mv_rate = np.where(is_w, traits.artifact_rate, 0.01)
+    if unscored_sec is not None:
+        mv_rate = np.where(unscored_sec, 2.0, mv_rate)
+    mv_on = _poisson_onsets(rng, mv_rate / 60)
+    events["movement"] = mv_on
+    for o in mv_on:
+        dur = rng.uniform(1.5, 8)
+        m = int(dur * fs)
+        win = np.sin(np.pi * np.arange(m) / m) ** 2
+        slow = _shaped_noise(rng, m, fs, lambda f: 1.0 / (0.3 + f) ** 2)
+        slow = slow / (slow.std() + 1e-12) * win
+        amp = rng.uniform(40, 200)
+        i0 = int(o * fs)
+        _add(fpz, i0, slow, amp)
+        _add(pz, i0, slow, 0.6 * amp * rng.choice([-1, 1]))
+        _add(eh, i0, slow, 0.8 * amp)
+        _add(emg_env, i0, win, rng.uniform(3, 8) * traits.emg_level)
+    emg = emg_env * carrier
+
+    # ---- volume conduction between eyes and frontal EEG
+    eog = eh + 0.3 * ev + traits.eeg_to_eog * fpz + eog_bg
+    fpz = fpz + traits.blink_leak * ev + traits.eog_leak * eh
+
+    # ---- electrode drift and amplifier noise
+    out = []
+    for x, noise in ((fpz, 1.0), (pz, 1.0), (eog, 1.5), (emg, 0.3)):
+        drift = interp(_smooth_noise(rng, n_sec, 30) * traits.drift_uv) if noise >= 1 else 0
+        out.append((x + drift + rng.standard_normal(n, dtype=np.float32)
+                    * traits.noise_uv * noise).astype(np.float32))
+    fpz, pz, eog, emg = out
+
+    # ---- occasional bad segments (flat or noisy), one channel at a time
+    if rng.random() < traits.bad_segment_prob:
+        for _ in range(rng.integers(1, 4)):
+            ch = [fpz, pz, eog][rng.integers(0, 3)]
+            st, dur = int(rng.uniform(0, n_sec - 61) * fs), int(rng.uniform(5, 60) * fs)
+            if rng.random() < 0.5:
+                ch[st:st + dur] = 0.05 * rng.standard_normal(len(ch[st:st + dur]))
+            else:
+                ch[st:st + dur] += 60 * rng.standard_normal(len(ch[st:st + dur]))
+            events.setdefault("bad_segment", []).append(st / fs)
+
+    return NightSignals(fpz=fpz, pz=pz, eog=eog, emg=emg, sfreq=fs, stage_samples=stage_samp,
+                        events={k: np.asarray(v, dtype=float) for k, v in events.items()})

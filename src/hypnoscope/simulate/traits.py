@@ -1,0 +1,87 @@
+"""Per-subject physiological traits of simulated sleepers."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SubjectTraits:
+    """Between-subject variability of the simulated physiology.
+
+    All amplitudes are in µV, rates in events per minute of the stage concerned.
+    Draw a random subject with :meth:`sample`; every field can also be set by hand.
+    """
+
+    alpha_freq: float = 10.0  #: posterior alpha peak frequency (Hz)
+    alpha_amp: float = 14.0  #: std of full eyes-closed alpha on Pz-Oz
+    eyes_closed_frac: float = 0.5  #: fraction of quiet wake spent with eyes closed
+    spindle_freq: float = 13.0  #: spindle frequency (Hz), 11-16
+    spindle_density: float = 4.0  #: spindles per minute of N2
+    spindle_amp: float = 16.0  #: peak amplitude of a spindle on Fpz-Cz
+    kcomplex_rate: float = 1.2  #: K-complexes per minute of N2
+    eeg_gain: float = 1.0  #: overall EEG amplitude factor
+    slow_wave_gain: float = 1.0  #: extra factor on N3 amplitude
+    emg_level: float = 10.0  #: submental EMG RMS in quiet wake
+    eog_gain: float = 1.0  #: eye-movement amplitude factor
+    rem_density: float = 1.5  #: rapid-eye-movement bursts per minute of REM
+    blink_leak: float = 0.4  #: fraction of a (vertical) blink seen on Fpz-Cz
+    eog_leak: float = 0.08  #: fraction of the horizontal eye signal seen on Fpz-Cz
+    eeg_to_eog: float = 0.35  #: fraction of frontal EEG picked up by the EOG
+    noise_uv: float = 1.0  #: white amplifier noise
+    drift_uv: float = 8.0  #: slow electrode drift amplitude
+    artifact_rate: float = 0.3  #: movement artefacts per minute of wake
+    arousal_rate: float = 0.08  #: arousals per minute of sleep
+    bad_segment_prob: float = 0.3  #: probability that a night has bad-signal segments
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator | int | None = None) -> SubjectTraits:
+        """Draw one subject from the population distribution (seeded)."""
+        rng = np.random.default_rng(rng)
+
+        def ln(mean: float, sd: float) -> float:
+            return float(mean * np.exp(sd * rng.standard_normal()))
+
+        return cls(
+            alpha_freq=float(np.clip(rng.normal(10.0, 0.8), 8.2, 11.8)),
+            alpha_amp=ln(14.0, 0.35),
+            eyes_closed_frac=float(rng.uniform(0.25, 0.75)),
+            spindle_freq=float(np.clip(rng.normal(13.0, 0.6), 11.5, 14.8)),
+            spindle_density=float(np.clip(rng.normal(4.0, 1.2), 1.5, 7.5)),
+            spindle_amp=ln(16.0, 0.25),
+            kcomplex_rate=float(np.clip(rng.normal(1.2, 0.4), 0.4, 2.5)),
+            eeg_gain=ln(1.0, 0.18),
+            slow_wave_gain=ln(1.0, 0.15),
+            emg_level=ln(10.0, 0.35),
+            eog_gain=ln(1.0, 0.2),
+            rem_density=ln(1.5, 0.3),
+            blink_leak=float(rng.uniform(0.25, 0.6)),
+            eog_leak=float(rng.uniform(0.03, 0.15)),
+            eeg_to_eog=float(rng.uniform(0.2, 0.5)),
+            noise_uv=float(rng.uniform(0.5, 1.5)),
+            drift_uv=float(rng.uniform(3.0, 15.0)),
+            artifact_rate=float(rng.uniform(0.1, 0.5)),
+            arousal_rate=float(rng.uniform(0.04, 0.12)),
+            bad_segment_prob=float(rng.uniform(0.1, 0.4)),
+        )
+
+    def second_night(self, rng: np.random.Generator | int | None = None) -> SubjectTraits:
+        """The same subject on another night: traits perturbed by a few percent."""
+        rng = np.random.default_rng(rng)
+        changes = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("alpha_freq", "spindle_freq"):
+                changes[f.name] = float(v + rng.normal(0, 0.1))
+            elif f.name in ("eyes_closed_frac", "bad_segment_prob"):
+                changes[f.name] = float(np.clip(v + rng.normal(0, 0.05), 0.05, 0.95))
+            else:
+                changes[f.name] = float(v * np.exp(rng.normal(0, 0.05)))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, float]:
+        """Traits as a plain dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)

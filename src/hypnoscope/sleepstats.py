@@ -1,0 +1,247 @@
+"""Sleep statistics of one hypnogram (AASM definitions).
+
+All durations are in minutes, percentages in percent. See :func:`sleep_statistics` for
+the exact definitions and for how unscored epochs and lights-off/lights-on are handled.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .stages import N1, N2, N3, R, W
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .hypnogram import Hypnogram
+
+#: Keys of :func:`sleep_statistics`, in display order.
+STAT_KEYS: tuple[str, ...] = (
+    "time_in_bed_min", "sleep_period_min", "total_sleep_min", "waso_min", "wake_min",
+    "n1_min", "n2_min", "n3_min", "nrem_min", "rem_min",
+    "n1_pct", "n2_pct", "n3_pct", "rem_pct", "sleep_efficiency_pct",
+    "sleep_onset_latency_min", "rem_latency_min", "rem_latency_from_start_min",
+    "awakenings", "stage_shifts",
+)
+
+#: Human-readable names and units of :data:`STAT_KEYS` (for reports and the CLI).
+STAT_LABELS: dict[str, tuple[str, str]] = {
+    "time_in_bed_min": ("Time in bed (TIB)", "min"),
+    "sleep_period_min": ("Sleep period time (SPT)", "min"),
+    "total_sleep_min": ("Total sleep time (TST)", "min"),
+    "waso_min": ("Wake after sleep onset (WASO)", "min"),
+    "wake_min": ("Wake, whole time in bed", "min"),
+    "n1_min": ("N1", "min"),
+    "n2_min": ("N2", "min"),
+    "n3_min": ("N3", "min"),
+    "nrem_min": ("NREM (N1+N2+N3)", "min"),
+    "rem_min": ("REM", "min"),
+    "n1_pct": ("N1, % of TST", "%"),
+    "n2_pct": ("N2, % of TST", "%"),
+    "n3_pct": ("N3, % of TST", "%"),
+    "rem_pct": ("REM, % of TST", "%"),
+    "sleep_efficiency_pct": ("Sleep efficiency (TST/TIB)", "%"),
+    "sleep_onset_latency_min": ("Sleep-onset latency", "min"),
+    "rem_latency_min": ("REM latency, from sleep onset", "min"),
+    "rem_latency_from_start_min": ("REM latency, from lights off", "min"),
+    "awakenings": ("Awakenings (wake bouts within SPT)", ""),
+    "stage_shifts": ("Stage shifts", ""),
+}
+
+
+def time_in_bed_slice(hypnogram: Hypnogram, lights_off: float | None = None,
+                      lights_on: float | None = None) -> slice:
+    """Epoch slice of the time in bed used by :func:`sleep_statistics`.
+
+    Parameters
+    ----------
+    hypnogram : Hypnogram
+        The hypnogram.
+    lights_off, lights_on : float or None
+        Seconds from the start of the recording (the time base of
+        ``hypnogram.onset_sec``). An epoch is in bed when its midpoint lies in
+        ``[lights_off, lights_on)``. A missing bound defaults to the first (last) scored
+        epoch, so leading and trailing unscored epochs are not time in bed.
+
+    Raises
+    ------
+    ValueError
+        If ``lights_off >= lights_on``, the window holds no epoch, or the hypnogram has
+        no scored epoch and no lights-off/lights-on.
+    """
+    n = hypnogram.n_epochs
+    mids = hypnogram.onsets + hypnogram.epoch_sec / 2
+    scored = np.flatnonzero(hypnogram.codes >= 0)
+    for name, value in (("lights_off", lights_off), ("lights_on", lights_on)):
+        if value is not None and not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if lights_off is not None and lights_on is not None and lights_off >= lights_on:
+        raise ValueError(f"lights_off ({lights_off:g} s) must be before lights_on "
+                         f"({lights_on:g} s)")
+    if scored.size == 0 and (lights_off is None or lights_on is None):
+        raise ValueError("hypnogram has no scored epoch; give lights_off and lights_on to "
+                         "define the time in bed")
+    start = int(np.searchsorted(mids, lights_off, side="left")) if lights_off is not None \
+        else int(scored[0])
+    stop = int(np.searchsorted(mids, lights_on, side="left")) if lights_on is not None \
+        else int(scored[-1]) + 1
+    if stop <= start:
+        end = hypnogram.onset_sec + hypnogram.duration_sec
+        raise ValueError(
+            f"time in bed (lights_off={lights_off}, lights_on={lights_on} s) contains no "
+            f"epoch of the hypnogram, which spans {hypnogram.onset_sec:g}-{end:g} s")
+    return slice(start, min(stop, n))
+
+
+def sleep_statistics(hypnogram: Hypnogram, lights_off: float | None = None,
+                     lights_on: float | None = None) -> dict[str, float]:
+    """AASM sleep statistics of one night.
+
+    Parameters
+    ----------
+    hypnogram : Hypnogram
+        5-class (or 3-class) hypnogram.
+    lights_off, lights_on : float or None
+        Lights-off / lights-on in seconds from the recording start; they bound the time
+        in bed (see :func:`time_in_bed_slice`). Without them, time in bed runs from the
+        first to the last *scored* epoch.
+
+    Returns
+    -------
+    dict
+        Keys of :data:`STAT_KEYS`; values are floats (minutes, %, or counts), ``nan``
+        where undefined (latencies without sleep/REM, percentages with TST = 0, N1/N2/N3
+        of a 3-class hypnogram).
+
+    Notes
+    -----
+    Definitions (AASM manual, Iber 2007; Silber et al. 2007); all restricted to the
+    time in bed (TIB):
+
+    - ``time_in_bed_min``: TIB, lights off to lights on (total recording time); it
+      includes unscored epochs inside it.
+    - ``sleep_period_min``: SPT, first to last sleep epoch (N1, N2, N3, R) inclusive.
+    - ``total_sleep_min``: TST, number of sleep epochs.
+    - ``waso_min``: wake epochs within SPT (``nan`` without sleep).
+    - ``wake_min``: all wake epochs in TIB (pre-sleep, WASO and final wake).
+    - ``n1_min`` ... ``rem_min``, ``nrem_min`` = N1+N2+N3; ``*_pct`` = % of TST.
+    - ``sleep_efficiency_pct``: 100 * TST / TIB.
+    - ``sleep_onset_latency_min``: lights off to the first sleep epoch.
+    - ``rem_latency_min``: sleep onset to the first REM epoch (AASM definition).
+    - ``rem_latency_from_start_min``: lights off (start of TIB) to the first REM epoch;
+      this is YASA's ``Lat_REM``, so ``rem_latency_min`` = ``Lat_REM - SOL``.
+    - ``awakenings``: bouts of consecutive wake within SPT (the final awakening after
+      the last sleep epoch is not counted).
+    - ``stage_shifts``: changes of stage between consecutive scored epochs over TIB
+      (sleep onset and the final awakening included).
+
+    Unscored epochs (negative codes: ``?``, movement time, artefacts) count towards TIB
+    and SPT (time passes) but never as sleep or wake, so TST + WASO can be less than
+    SPT. For awakenings and stage shifts, unscored epochs are skipped: ``W ? W`` is one
+    wake bout and ``N2 ? N2`` no shift. Epochs outside TIB are ignored entirely.
+
+    Differences from ``yasa.sleep_statistics`` (which takes the array as already cropped
+    to TIB): YASA's TIB is the whole array, including leading/trailing unscored epochs;
+    here the default TIB starts and ends with a scored epoch. On the same TIB, TIB,
+    SPT, WASO, TST, stage minutes, percentages, SE and SOL agree exactly.
+    """
+    sl = time_in_bed_slice(hypnogram, lights_off, lights_on)
+    codes = hypnogram.codes[sl]
+    ep_min = hypnogram.epoch_sec / 60.0
+    three = hypnogram.n_classes == 3
+    is_sleep = codes > W
+    is_rem = codes == (2 if three else R)
+    sleep_idx = np.flatnonzero(is_sleep)
+    has_sleep = sleep_idx.size > 0
+    nan = math.nan
+
+    tib = codes.size * ep_min
+    if has_sleep:
+        spt_codes = codes[sleep_idx[0]: sleep_idx[-1] + 1]
+        spt = spt_codes.size * ep_min
+        waso = float(np.count_nonzero(spt_codes == W)) * ep_min
+        sol = float(sleep_idx[0]) * ep_min
+    else:
+        spt_codes = codes[:0]
+        spt, waso, sol = 0.0, nan, nan
+    tst = float(np.count_nonzero(is_sleep)) * ep_min
+    if three:
+        n1 = n2 = n3 = nan
+        nrem = float(np.count_nonzero(codes == 1)) * ep_min
+    else:
+        n1, n2, n3 = (float(np.count_nonzero(codes == c)) * ep_min for c in (N1, N2, N3))
+        nrem = n1 + n2 + n3
+    rem = float(np.count_nonzero(is_rem)) * ep_min
+    rem_idx = np.flatnonzero(is_rem)
+    rem_lat_start = float(rem_idx[0]) * ep_min if rem_idx.size else nan
+    rem_lat = rem_lat_start - sol if rem_idx.size else nan
+
+    def pct(x: float) -> float:
+        return 100.0 * x / tst if tst > 0 else nan
+
+    scored_spt = spt_codes[spt_codes >= 0]
+    wake_spt = scored_spt == W
+    awakenings = int(np.count_nonzero(wake_spt[1:] & ~wake_spt[:-1]))
+    scored_tib = codes[codes >= 0]
+    shifts = int(np.count_nonzero(np.diff(scored_tib) != 0))
+
+    stats = {
+        "time_in_bed_min": tib,
+        "sleep_period_min": spt,
+        "total_sleep_min": tst,
+        "waso_min": waso,
+        "wake_min": float(np.count_nonzero(codes == W)) * ep_min,
+        "n1_min": n1,
+        "n2_min": n2,
+        "n3_min": n3,
+        "nrem_min": nrem,
+        "rem_min": rem,
+        "n1_pct": pct(n1),
+        "n2_pct": pct(n2),
+        "n3_pct": pct(n3),
+        "rem_pct": pct(rem),
+        "sleep_efficiency_pct": 100.0 * tst / tib,
+        "sleep_onset_latency_min": sol,
+        "rem_latency_min": rem_lat,
+        "rem_latency_from_start_min": rem_lat_start,
+        "awakenings": float(awakenings),
+        "stage_shifts": float(shifts),
+    }
+    return {k: float(stats[k]) for k in STAT_KEYS}
+
+
+def stage_minutes(hypnogram: Hypnogram) -> dict[str, float]:
+    """Minutes of each stage over the whole hypnogram (plus ``"?"`` for unscored)."""
+    ep_min = hypnogram.epoch_sec / 60.0
+    out = {name: float(np.count_nonzero(hypnogram.codes == i)) * ep_min
+           for i, name in enumerate(hypnogram.stage_names)}
+    out["?"] = float(np.count_nonzero(hypnogram.codes < 0)) * ep_min  # unscored
+    return out
+
+
+def json_safe(obj: Any) -> Any:
+    """Copy of a (nested) dict/list that strict JSON can hold.
+
+    ``nan``/``inf`` become ``None``; NumPy scalars and arrays, ``datetime``/``date``
+    (ISO 8601), paths and sets are converted; dict keys become strings.
+    """
+    if isinstance(obj, dict):
+        return {str(k): json_safe(x) for k, x in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [json_safe(x) for x in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (_dt.datetime, _dt.date, _dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, PurePath):
+        return str(obj)
+    return obj

@@ -1,0 +1,268 @@
+"""Stage a whole night: recording in, :class:`~hypnoscope.hypnogram.Hypnogram` out.
+
+:func:`stage` reads a PSG (path or :class:`mne.io.BaseRaw`), computes the input of the
+chosen model and returns a hypnogram with per-epoch stages, probabilities and confidence.
+
+Shipped models live in ``hypnoscope/data/models/<name>.joblib``, each with a model card
+``<name>.json`` (training data, subject-wise cross-validated accuracy, expected channels,
+limits); :func:`shipped_models` lists them. ``default`` is a band-power model trained on
+the real Sleep-EDF band-power set (see :mod:`hypnoscope.bandpower`).
+
+Normalisation window
+--------------------
+The real band-power set z-scores each recording over the night cropped to 30 min of wake
+around the sleep period. Without a hypnogram that period is unknown, so band-power models
+stage twice (``normalize="sleep-period"``, the default): first with statistics over the
+whole recording, then with statistics over the sleep period (+-30 min) that the first
+pass found. The spectra are computed once (see :class:`hypnoscope.bandpower.BandPowerNight`),
+so the second pass costs one more model prediction.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .hypnogram import Hypnogram
+
+#: Model used when none is named.
+DEFAULT_MODEL = "default"
+MODEL_SUFFIX = ".joblib"
+
+
+def models_dir() -> Path:
+    """Folder of the shipped models inside the installed package."""
+    return Path(str(resources.files("hypnoscope") / "data" / "models"))
+
+
+def shipped_models() -> dict[str, dict[str, Any]]:
+    """``{name: model card}`` of every model shipped with the package."""
+    out: dict[str, dict[str, Any]] = {}
+    folder = models_dir()
+    if not folder.is_dir():
+        return out
+    for f in sorted(folder.glob(f"*{MODEL_SUFFIX}")):
+        out[f.stem] = read_model_card(f)
+    return out
+
+
+def read_model_card(model_path: str | os.PathLike) -> dict[str, Any]:
+    """The model card (JSON beside the model file), or a minimal card if there is none."""
+    model_path = Path(model_path)
+    card_path = model_path.with_suffix(".json")
+    if card_path.is_file():
+        return json.loads(card_path.read_text(encoding="utf-8"))
+    return {"name": model_path.stem, "summary": "no model card", "path": str(model_path)}
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """Path of a model given as a shipped name (``default``) or a file path."""
+    path = Path(model)
+    if path.suffix and path.is_file():
+        return path
+    name = str(model)
+    shipped = models_dir() / f"{name}{MODEL_SUFFIX}"
+    if shipped.is_file():
+        return shipped
+    if path.exists():
+        return path
+    names = ", ".join(shipped_models()) or "none"
+    raise ValueError(f"unknown model {name!r}: not a shipped model (available: {names}) and "
+                     "not a model file")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: float):
+    from .models.base import load_model
+
+    return load_model(path)
+
+
+def load_staging_model(model: Any = DEFAULT_MODEL):
+    """Return ``(model, card)`` for a shipped name, a file path or a model object."""
+    if hasattr(model, "predict_proba"):
+        meta = dict(getattr(model, "metadata", {}) or {})
+        return model, {"name": getattr(model, "name", "model"), **meta.get("card", {})}
+    path = resolve_model_path(model)
+    obj = _load_cached(str(path.resolve()), path.stat().st_mtime)
+    card = read_model_card(path)
+    card.setdefault("path", str(path))
+    return obj, card
+
+
+def model_input(model, card: dict[str, Any]) -> str:
+    """``"bandpower"`` or ``"signals"``: what the model consumes."""
+    meta = getattr(model, "metadata", {}) or {}
+    rep = card.get("input", {}).get("representation") or meta.get("input", {}).get(
+        "representation")
+    if rep:
+        return str(rep)
+    return "signals" if getattr(model, "input_kind", "features") == "signals" else "bandpower"
+
+
+@dataclass
+class StagingResult:
+    """A staged recording: the hypnogram plus what was done to get it."""
+
+    hypnogram: Hypnogram
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_proba(proba: np.ndarray, n_epochs: int, n_classes: int, name: str) -> np.ndarray:
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.shape != (n_epochs, n_classes):
+        raise RuntimeError(f"model {name!r} returned probabilities of shape {proba.shape}, "
+                           f"expected ({n_epochs}, {n_classes})")
+    proba = np.clip(np.nan_to_num(proba, nan=0.0), 0.0, None)
+    s = proba.sum(axis=1, keepdims=True)
+    bad = s[:, 0] <= 0
+    proba[bad] = 1.0 / n_classes
+    s[bad] = 1.0
+    return proba / s
+
+
+def _predict_bandpower(model, card, recording, eeg, eog, normalize: str,
+                       timings: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    from . import bandpower
+    from .datasets import Night
+
+    t = time.perf_counter()
+    night = bandpower.extract_bandpower_from(recording, eeg=eeg, eog=eog)
+    timings["features_sec"] = time.perf_counter() - t
+    n = night.n_epochs
+    name = card.get("name", "model")
+
+    def predict(window):
+        feats = night.features(window)
+        nt = Night(X=feats, y=np.full(n, -100), subject_id="subject", night_id="night",
+                   kind="features", channels=list(bandpower.CHANNEL_LAYOUT),
+                   roles=list(bandpower.CHANNEL_ROLES), onsets_sec=night.onsets_sec)
+        return _check_proba(model.predict_proba(nt), n, model.n_classes, name)
+
+    t = time.perf_counter()
+    proba = predict(None)
+    window = slice(0, n)
+    if normalize == "sleep-period":
+        crop = bandpower.crop_window(proba.argmax(axis=1), n)
+        if crop is not None and (crop.start, crop.stop) != (0, n):
+            window = crop
+            proba = predict(crop)
+    elif normalize != "recording":
+        raise ValueError(f"normalize must be 'sleep-period' or 'recording', got {normalize!r}")
+    timings["predict_sec"] = time.perf_counter() - t
+    info = {"channels": dict(zip(night.ch_names, night.roles)),
+            "normalization_window_epochs": [window.start, window.stop],
+            "ica": night.meta.get("ica"), "start_time": night.meta.get("start_time"),
+            "source": night.meta.get("source")}
+    return proba, info
+
+
+def _predict_signals(model, card, recording, eeg, eog, emg,
+                     timings: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    from .datasets import Night
+    from .io import read_psg
+    from .preprocessing import epoch_signals
+
+    t = time.perf_counter()
+    rec = recording if hasattr(recording, "roles") else read_psg(recording, eeg=eeg, eog=eog,
+                                                                  emg=emg, sfreq=100.0)
+    want = card.get("input", {}).get("roles") or (getattr(model, "metadata", {}) or {}).get(
+        "training_data", {}).get("roles")
+    idx = list(range(len(rec.roles)))
+    if want:
+        idx, used = [], set()
+        for role in want:
+            cand = [i for i, r in enumerate(rec.roles)
+                    if i not in used and (r == role or r.startswith(role))]
+            if not cand:
+                raise ValueError(
+                    f"{rec.source}: model {card.get('name')!r} needs channels with roles "
+                    f"{list(want)}; recognised: {dict(zip(rec.ch_names, rec.roles))}. "
+                    f"Channels found: {rec.meta.get('channels_found', rec.ch_names)}")
+            idx.append(cand[0])
+            used.add(cand[0])
+    epochs = epoch_signals(rec.data[idx], rec.sfreq)
+    timings["features_sec"] = time.perf_counter() - t
+    n = len(epochs)
+    nt = Night(X=epochs, y=np.full(n, -100), subject_id="subject", night_id="night",
+               kind="signals", sfreq=rec.sfreq, channels=[rec.ch_names[i] for i in idx],
+               roles=[rec.roles[i] for i in idx], onsets_sec=np.arange(n) * 30.0)
+    t = time.perf_counter()
+    proba = _check_proba(model.predict_proba(nt), n, model.n_classes, card.get("name", "model"))
+    timings["predict_sec"] = time.perf_counter() - t
+    return proba, {"channels": {rec.ch_names[i]: rec.roles[i] for i in idx},
+                   "start_time": rec.start_time, "source": rec.source}
+
+
+def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None,
+                    normalize: str = "sleep-period") -> StagingResult:
+    """Stage one recording; like :func:`stage` but also returns what was done.
+
+    Returns
+    -------
+    StagingResult
+        ``hypnogram`` and ``info`` (model card summary, channels used, normalisation
+        window, ICA report, timings).
+    """
+    t0 = time.perf_counter()
+    mdl, card = load_staging_model(model)
+    timings: dict[str, float] = {}
+    kind = model_input(mdl, card)
+    if kind == "bandpower":
+        proba, info = _predict_bandpower(mdl, card, recording, eeg, eog, normalize, timings)
+    elif kind == "signals":
+        proba, info = _predict_signals(mdl, card, recording, eeg, eog, emg, timings)
+    else:
+        raise ValueError(f"model {card.get('name')!r} has an unknown input {kind!r}")
+    hyp = Hypnogram(proba.argmax(axis=1), epoch_sec=30.0, onset_sec=0.0,
+                    start_time=info.pop("start_time", None), probabilities=proba,
+                    n_classes=mdl.n_classes)
+    timings["total_sec"] = time.perf_counter() - t0
+    info.update({
+        "model": {k: card.get(k) for k in ("name", "summary", "trained_on", "path")
+                  if card.get(k) is not None},
+        "input": kind, "n_epochs": hyp.n_epochs, "timings": timings,
+    })
+    return StagingResult(hyp, info)
+
+
+def stage(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None) -> Hypnogram:
+    """Stage a PSG recording.
+
+    Parameters
+    ----------
+    recording : str, path or mne.io.BaseRaw
+        EDF/EDF+/BDF file or a Raw object (channels recognised by name, see
+        :func:`hypnoscope.io.read_psg`).
+    model : str, path or StagingModel, default "default"
+        A shipped model name (:func:`shipped_models`), a model file or a model object.
+    eeg, eog, emg : str, list of str or None
+        Channel overrides. The default model uses two EEG channels (Fpz-Cz, Pz-Oz or the
+        nearest) and one EOG channel; it ignores EMG.
+
+    Returns
+    -------
+    Hypnogram
+        5-class stages per 30-s epoch from the recording start, with ``probabilities``
+        (rows sum to 1) and ``confidence``.
+
+    Raises
+    ------
+    ValueError
+        If the model needs a channel the recording lacks (the message lists the channels
+        found), or the file cannot be read.
+
+    Examples
+    --------
+    >>> hyp = stage("SC4001E0-PSG.edf")  # doctest: +SKIP
+    >>> hyp.sleep_statistics()["total_sleep_min"]  # doctest: +SKIP
+    """
+    return stage_recording(recording, model=model, eeg=eeg, eog=eog, emg=emg).hypnogram

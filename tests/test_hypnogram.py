@@ -1,0 +1,240 @@
+"""Tests of stage codes and the Hypnogram value object: readers, writers, alignment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import mne
+import numpy as np
+import pytest
+
+from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.stages import (
+    UNSCORED,
+    codes_to_labels,
+    label_to_code,
+    labels_to_codes,
+    proba_to_3class,
+    to_3class,
+)
+
+W, N1, N2, N3, R = range(5)
+
+
+def _real_files(shared_data):
+    files = sorted((shared_data / "sleepedf_hypnograms" / "sleep-cassette").glob("*.edf"))
+    assert len(files) >= 50
+    return files
+
+
+# ------------------------------------------------------------------ stage codes
+@pytest.mark.parametrize("label, code", [
+    ("Sleep stage W", W), ("Sleep stage 1", N1), ("Sleep stage 2", N2),
+    ("Sleep stage 3", N3), ("Sleep stage 4", N3), ("Sleep stage R", R),
+    ("Sleep stage ?", UNSCORED), ("Movement time", UNSCORED), ("N3", N3), ("REM", R),
+    ("wake", W), ("S4", N3), (" n2 ", N2), (-1, UNSCORED), (3, N3),
+])
+def test_rk_to_aasm_mapping(label, code):
+    assert label_to_code(label) == code
+
+
+def test_stage_helpers_and_errors():
+    codes = labels_to_codes(["W", "N1", "N2", "N3", "R", "?"])
+    assert codes.tolist() == [0, 1, 2, 3, 4, UNSCORED]
+    assert to_3class(codes).tolist() == [0, 1, 1, 1, 2, UNSCORED]
+    assert codes_to_labels(codes) == ["W", "N1", "N2", "N3", "R", "?"]
+    p = np.array([[0.1, 0.2, 0.3, 0.1, 0.3]])
+    np.testing.assert_allclose(proba_to_3class(p), [[0.1, 0.6, 0.3]])
+    with pytest.raises(ValueError, match="unknown sleep-stage label 'N5'"):
+        label_to_code("N5")
+    with pytest.raises(ValueError, match="out of range"):
+        label_to_code(7)
+
+
+# ------------------------------------------------------------------ value object
+def test_hypnogram_basics_and_unscored():
+    hyp = Hypnogram(["W", "N1", "Sleep stage 4", "?", "R", "Movement time"], onset_sec=30.0)
+    assert hyp.codes.tolist() == [W, N1, N3, UNSCORED, R, UNSCORED]
+    assert hyp.labels == ["W", "N1", "N3", "?", "R", "?"]
+    assert hyp.scored.tolist() == [True, True, True, False, True, False]
+    np.testing.assert_allclose(hyp.onsets, 30.0 + 30.0 * np.arange(6))
+    assert hyp.duration_sec == 180.0
+    h3 = hyp.as_3class()
+    assert h3.n_classes == 3 and h3.codes.tolist() == [0, 1, 1, UNSCORED, 2, UNSCORED]
+    assert Hypnogram(["W", "NREM", "R", "?"], n_classes=3).codes.tolist() == [0, 1, 2, UNSCORED]
+    assert Hypnogram([0, -1, np.nan]).codes.tolist() == [0, UNSCORED, UNSCORED]
+    sub = hyp[2:4]
+    assert sub.codes.tolist() == [N3, UNSCORED] and sub.onset_sec == 90.0
+    with pytest.raises(ValueError, match="probabilities must have shape"):
+        Hypnogram([0, 1], probabilities=np.ones((3, 5)) / 5)
+    with pytest.raises(ValueError, match="stage codes must be < 5"):
+        Hypnogram([0, 5])
+    with pytest.raises(ValueError, match="unknown 3-class stage labels"):
+        Hypnogram(["W", "N2"], n_classes=3)
+
+
+def test_probabilities_to_3class():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), size=4)
+    hyp = Hypnogram(p.argmax(1), probabilities=p)
+    np.testing.assert_allclose(hyp.confidence, p.max(1))
+    h3 = hyp.as_3class()
+    np.testing.assert_allclose(h3.probabilities.sum(1), 1.0)
+    np.testing.assert_allclose(h3.probabilities[:, 1], p[:, 1:4].sum(1))
+
+
+# ------------------------------------------------------------------ annotation rule
+def test_from_annotations_off_grid_and_non_stage():
+    # onsets/durations not on the 30-s grid: each epoch takes the stage at its midpoint
+    hyp = Hypnogram.from_annotations([0.0, 45.0, 90.0], [45.0, 45.0, 30.0],
+                                     ["Sleep stage W", "Sleep stage 2", "Lights on"])
+    # mids 15 (W), 45 (N2 starts at 45), 75 (N2); 'Lights on' is not a stage
+    assert hyp.codes.tolist() == [W, N2, N2]
+    # grid starts at the first stage annotation; a gap becomes unscored
+    gap = Hypnogram.from_annotations([10.0, 100.0], [60.0, 30.0], ["W", "R"])
+    assert gap.onset_sec == 10.0
+    assert gap.codes.tolist() == [W, W, UNSCORED, R]
+    # zero-duration annotations count as one epoch
+    zero = Hypnogram.from_annotations([0.0, 30.0], [0.0, 0.0], ["N1", "N2"])
+    assert zero.codes.tolist() == [N1, N2]
+    with pytest.raises(ValueError, match="no sleep-stage annotation"):
+        Hypnogram.from_annotations([0.0], [30.0], ["Lights off"])
+
+
+# ------------------------------------------------------------------ alignment
+def test_align_to_rules():
+    hyp = Hypnogram([W, N1, N2, N3, R] + [UNSCORED] * 20, onset_sec=0.0)
+    short = hyp.align_to(5)  # trailing '?' dropped silently
+    assert short.codes.tolist() == [W, N1, N2, N3, R]
+    longer = hyp.align_to(30)
+    assert longer.n_epochs == 30 and (longer.codes[25:] == UNSCORED).all()
+    scored_tail = Hypnogram([N2] * 40)
+    assert scored_tail.align_to(30).n_epochs == 30  # 10 scored epochs dropped: allowed
+    with pytest.raises(ValueError, match="another recording"):
+        scored_tail.align_to(29)
+    with pytest.raises(ValueError, match="start at 0 s but the signal epochs start at 15 s"):
+        hyp.align_to(25, onset_sec=15.0)
+    assert hyp.align_to(25, onset_sec=0.0) == hyp
+    p = np.full((2, 5), 0.2)
+    padded = Hypnogram([W, N1], probabilities=p).align_to(4)
+    np.testing.assert_allclose(padded.probabilities[2:], 0.2)
+
+
+def test_sleep_period_slice():
+    hyp = Hypnogram([W] * 100 + [N2, R] + [W] * 100)
+    assert hyp.sleep_period_slice() == slice(40, 162)
+    assert hyp.sleep_period_slice(wake_pad_min=0) == slice(100, 102)
+    assert Hypnogram([W, N1, W]).sleep_period_slice() == slice(0, 3)
+    with pytest.raises(ValueError, match="no sleep epoch"):
+        Hypnogram([W, W, UNSCORED]).sleep_period_slice()
+
+
+# ------------------------------------------------------------------ round trips
+@pytest.fixture
+def hyp_probs():
+    rng = np.random.default_rng(1)
+    codes = np.array([W, W, N1, N2, N2, N3, N3, R, R, UNSCORED, W])
+    p = rng.dirichlet(np.ones(5), size=codes.size)
+    return Hypnogram(codes, onset_sec=60.0, start_time=dt.datetime(2021, 3, 4, 23, 15, 0),
+                     probabilities=p)
+
+
+def test_edf_round_trip(tmp_path, hyp_probs):
+    path = hyp_probs.to_edf(tmp_path / "x-Hypnogram.edf")
+    back = read_hypnogram(path)
+    assert back == hyp_probs and back.start_time == hyp_probs.start_time
+    ann = mne.read_annotations(path)
+    assert set(ann.description) <= {"Sleep stage W", "Sleep stage 1", "Sleep stage 2",
+                                    "Sleep stage 3", "Sleep stage R", "Sleep stage ?"}
+    assert not list(tmp_path.glob(".*part*"))  # atomic: no temporary left
+    with pytest.raises(ValueError, match="only 5-class"):
+        hyp_probs.as_3class().to_edf(tmp_path / "y.edf")
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv"])
+def test_table_round_trip(tmp_path, hyp_probs, suffix):
+    path = tmp_path / f"h{suffix}"
+    (hyp_probs.to_tsv(path) if suffix == ".tsv" else hyp_probs.to_csv(path))
+    back = read_hypnogram(path)
+    assert back == hyp_probs
+    np.testing.assert_allclose(back.probabilities, hyp_probs.probabilities, rtol=1e-5)
+
+
+def test_table_runs_and_errors(tmp_path):
+    path = tmp_path / "runs.tsv"
+    path.write_text("onset\tduration\tstage\n0\t60\tW\n60\t90\tN2\n150\t30\tREM\n")
+    assert read_hypnogram(path).codes.tolist() == [W, W, N2, N2, N2, R]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,label\n0,W\n")
+    with pytest.raises(ValueError, match=r"bad\.csv: missing column"):
+        read_hypnogram(bad)
+    with pytest.raises(FileNotFoundError, match="missing.tsv"):
+        read_hypnogram(tmp_path / "missing.tsv")
+
+
+def test_txt_round_trip_and_errors(tmp_path, hyp_probs):
+    path = hyp_probs.to_txt(tmp_path / "h.txt")
+    back = read_hypnogram(path)
+    np.testing.assert_array_equal(back.codes, hyp_probs.codes)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("W\n# comment\nN2\nN7\n")
+    with pytest.raises(ValueError, match=r"bad\.txt, line 4"):
+        read_hypnogram(bad)
+
+
+def test_3class_table_and_txt_round_trip(tmp_path, hyp_probs):
+    # 'NREM' must not be dropped as a non-stage annotation (it used to become unscored)
+    h3 = hyp_probs.as_3class()
+    for writer, name in ((h3.to_tsv, "h3.tsv"), (h3.to_csv, "h3.csv"), (h3.to_txt, "h3.txt")):
+        back = read_hypnogram(writer(tmp_path / name))
+        assert back.n_classes == 3, name
+        np.testing.assert_array_equal(back.codes, h3.codes)
+    bad = tmp_path / "mixed.txt"
+    bad.write_text("W\nNREM\nN2\n")
+    with pytest.raises(ValueError, match=r"line 3: unknown 3-class stage label 'N2'"):
+        read_hypnogram(bad)
+
+
+def test_mne_annotations_round_trip(hyp_probs):
+    for merge in (True, False):
+        ann = hyp_probs.to_mne_annotations(merge=merge)
+        n_runs = 1 + np.count_nonzero(np.diff(hyp_probs.codes))
+        assert len(ann) == (n_runs if merge else hyp_probs.n_epochs)
+        back = read_hypnogram(ann)
+        assert back == hyp_probs
+        assert back.start_time == hyp_probs.start_time
+
+
+# ------------------------------------------------------------------ real Sleep-EDF files
+def test_real_sleepedf_hypnograms(shared_data):
+    for path in _real_files(shared_data):
+        hyp = read_hypnogram(path)
+        ann = mne.read_annotations(path)
+        expected: Counter = Counter()
+        for dur, text in zip(ann.duration, ann.description, strict=True):
+            expected[label_to_code(text)] += int(round(dur / 30.0))
+        got = Counter(hyp.codes.tolist())
+        for code in (W, N1, N2, N3, R):
+            assert got[code] == expected[code], (path.name, code)
+        span = float(np.max(ann.onset + ann.duration) - ann.onset.min())
+        assert hyp.n_epochs == int(round(span / 30.0)), path.name
+        assert hyp.onset_sec == pytest.approx(float(ann.onset.min()))
+        assert hyp.start_time is not None
+
+
+def test_real_hypnogram_round_trips(shared_data, tmp_path):
+    src = _real_files(shared_data)[0]
+    hyp = read_hypnogram(src)
+    n_rk4 = int(sum(d / 30 for d, t in zip(*(mne.read_annotations(src).duration,
+                                             mne.read_annotations(src).description),
+                                           strict=True) if t == "Sleep stage 4"))
+    assert (hyp.codes == N3).sum() >= n_rk4  # R&K stage 4 merged into N3
+    for writer, name in ((hyp.to_edf, "a.edf"), (hyp.to_tsv, "a.tsv"), (hyp.to_csv, "a.csv")):
+        assert read_hypnogram(writer(tmp_path / name)) == hyp
+    assert read_hypnogram(hyp.to_mne_annotations()) == hyp
+    txt = read_hypnogram(hyp.to_txt(tmp_path / "a.txt"))
+    np.testing.assert_array_equal(txt.codes, hyp.codes)
+    # statistics of the real night: the sleep-period crop keeps all sleep epochs
+    sl = hyp.sleep_period_slice()
+    assert (hyp.codes[sl] > 0).sum() == (hyp.codes > 0).sum()

@@ -1,0 +1,194 @@
+"""Staging a night end to end: Python API, ``hypnoscope stage``, shipped models, demo."""
+
+from __future__ import annotations
+
+import json
+
+import mne
+import numpy as np
+import pandas as pd
+import pytest
+
+from hypnoscope import Hypnogram, stage
+from hypnoscope.cli import main
+from hypnoscope.cli.stage import expand_inputs, recording_stem
+from hypnoscope.staging import read_model_card, shipped_models, stage_recording
+
+MODEL = "default"
+SC_CHANNELS = {"EEG Fpz-Cz": 100.0, "EEG Pz-Oz": 100.0, "EOG horizontal": 100.0,
+               "EMG submental": 1.0, "Event marker": 1.0}
+TSV_COLUMNS = ["onset", "duration", "stage", "confidence", "p_W", "p_N1", "p_N2", "p_N3", "p_R"]
+
+
+@pytest.fixture
+def psg(make_psg_edf):
+    """A 12-minute synthetic Sleep-EDF-layout recording (24 epochs)."""
+    return make_psg_edf("SC4991E0-PSG.edf", duration_sec=720.0, channels=SC_CHANNELS, seed=4)
+
+
+def _check_tsv(path, n_epochs):
+    df = pd.read_csv(path, sep="\t")
+    assert list(df.columns) == TSV_COLUMNS
+    assert len(df) == n_epochs
+    np.testing.assert_allclose(df["onset"], np.arange(n_epochs) * 30.0)
+    assert set(df["stage"]) <= {"W", "N1", "N2", "N3", "R"}
+    p = df[TSV_COLUMNS[4:]].to_numpy()
+    assert (p >= 0).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(df["confidence"], p.max(axis=1), atol=1e-5)
+    names = np.array(["W", "N1", "N2", "N3", "R"])
+    assert (names[p.argmax(axis=1)] == df["stage"].to_numpy()).all()
+    return df
+
+
+def test_stage_api_path_and_raw_agree(psg):
+    hyp = stage(psg, model=MODEL)
+    assert isinstance(hyp, Hypnogram) and hyp.n_epochs == 24 and hyp.n_classes == 5
+    np.testing.assert_allclose(hyp.probabilities.sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(hyp.confidence, hyp.probabilities.max(axis=1))
+    assert hyp.start_time is not None and hyp.start_time.hour == 22
+    raw = mne.io.read_raw_edf(psg, preload=True, verbose="error")
+    from_raw = stage(raw, model=MODEL)
+    np.testing.assert_array_equal(from_raw.codes, hyp.codes)
+    np.testing.assert_allclose(from_raw.probabilities, hyp.probabilities, atol=1e-6)
+
+
+def test_stage_info_reports_channels_and_model(psg):
+    res = stage_recording(psg, model=MODEL)
+    assert res.info["channels"] == {"EEG Fpz-Cz": "eeg", "EEG Pz-Oz": "eeg",
+                                    "EOG horizontal": "eog"}
+    assert res.info["input"] == "bandpower"
+    w0, w1 = res.info["normalization_window_epochs"]
+    assert 0 <= w0 < w1 <= 24
+
+
+def test_missing_channel_error_lists_channels(make_psg_edf):
+    path = make_psg_edf("only-eeg.edf", duration_sec=120.0,
+                        channels={"EEG Fpz-Cz": 100.0, "EMG submental": 100.0})
+    with pytest.raises(ValueError, match="Channels found") as err:
+        stage(path, model=MODEL)
+    assert "EEG Fpz-Cz" in str(err.value) and "EMG submental" in str(err.value)
+    with pytest.raises(ValueError, match=r"EOG channel 'ROC' not found.*Channels found"):
+        stage(path, model=MODEL, eog="ROC")
+
+
+def test_unknown_model_lists_shipped(psg):
+    with pytest.raises(ValueError, match="available: .*default"):
+        stage(psg, model="no-such-model")
+
+
+def test_cli_writes_every_output(psg, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["stage", str(psg), "--out", str(out)]) == 0
+    stem = "SC4991E0"
+    df = _check_tsv(out / f"{stem}.hypnogram.tsv", 24)
+    for suffix in ("hypnogram.edf", "report.json", "report.html", "hypnogram.png"):
+        assert (out / f"{stem}.{suffix}").stat().st_size > 0
+    assert (out / f"{stem}.hypnogram.png").read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((out / f"{stem}.report.json").read_text())
+    assert report["hypnogram"] and "total_sleep_min" in report["sleep_statistics"]
+    # EDF+ export reads back with MNE and gives the same stages
+    ann = mne.read_annotations(out / f"{stem}.hypnogram.edf")
+    back = Hypnogram.from_mne_annotations(ann)
+    assert back.labels == df["stage"].tolist()
+    assert "1 of 1 recording(s) staged" in capsys.readouterr().out
+    assert not list(out.glob(".*part*"))  # no temporary file left
+
+
+def test_cli_reference_adds_agreement(psg, tmp_path, capsys):
+    ref_codes = np.array([0] * 6 + [1, 2, 2, 2, 3, 3, 3, 2, 2, 4, 4, 4, 2, 2, 0, 0, 0, 0])
+    ref = Hypnogram(ref_codes).to_edf(tmp_path / "SC4991EX-Hypnogram.edf")
+    out = tmp_path / "out"
+    assert main(["stage", str(psg), "--out", str(out), "--reference", str(ref)]) == 0
+    report = json.loads((out / "SC4991E0.report.json").read_text())
+    agr = report["agreement"]
+    pred = pd.read_csv(out / "SC4991E0.hypnogram.tsv", sep="\t")["stage"].to_numpy()
+    expected = np.mean(pred == np.array(Hypnogram(ref_codes).labels))
+    assert agr["accuracy"] == pytest.approx(expected)
+    assert -1 <= agr["kappa"] <= 1 and np.array(agr["confusion_matrix"]).sum() == 24
+    assert "acc" in capsys.readouterr().out
+    # a reference directory is searched for the Sleep-EDF pair
+    out2 = tmp_path / "out2"
+    assert main(["stage", str(psg), "--out", str(out2), "--reference", str(tmp_path)]) == 0
+    assert json.loads((out2 / "SC4991E0.report.json").read_text())["agreement"][
+        "accuracy"] == pytest.approx(expected)
+
+
+def test_batch_reports_corrupt_file_and_stages_the_rest(make_psg_edf, tmp_path, capsys):
+    folder = tmp_path / "batch"
+    for i, seed in ((1, 1), (2, 2)):
+        make_psg_edf(f"batch/SC40{i}1E0-PSG.edf", duration_sec=300.0, channels=SC_CHANNELS,
+                     seed=seed)
+    (folder / "SC4031E0-PSG.edf").write_bytes(b"0       this is not an EDF file" * 10)
+    Hypnogram(np.zeros(10, int)).to_edf(folder / "SC4011EC-Hypnogram.edf")
+    out = tmp_path / "out"
+    assert main(["stage", str(folder), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "SC4031E0-PSG.edf" in captured.err
+    assert "FAILED" in captured.out and "2 of 3 recording(s) staged" in captured.out
+    for stem in ("SC4011E0", "SC4021E0"):
+        _check_tsv(out / f"{stem}.hypnogram.tsv", 10)
+    assert not (out / "SC4031E0.hypnogram.tsv").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["status"] for r in summary] == ["ok", "ok", "failed"]
+
+
+def test_cli_jobs_matches_serial(make_psg_edf, tmp_path):
+    paths = [make_psg_edf(f"n{i}.edf", duration_sec=240.0, channels=SC_CHANNELS, seed=i)
+             for i in range(2)]
+    assert main(["stage", *map(str, paths), "--out", str(tmp_path / "a"), "--no-plot"]) == 0
+    assert main(["stage", *map(str, paths), "--out", str(tmp_path / "b"), "--no-plot",
+                 "--jobs", "2"]) == 0
+    for p in paths:
+        a = pd.read_csv(tmp_path / "a" / f"{p.stem}.hypnogram.tsv", sep="\t")
+        b = pd.read_csv(tmp_path / "b" / f"{p.stem}.hypnogram.tsv", sep="\t")
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_cli_missing_file_and_channel_exit_nonzero(make_psg_edf, tmp_path, capsys):
+    path = make_psg_edf("eeg-only.edf", duration_sec=120.0, channels={"EEG Fpz-Cz": 100.0})
+    assert main(["stage", str(path), str(tmp_path / "missing.edf"), "--out",
+                 str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "Channels found: ['EEG Fpz-Cz']" in err and "missing.edf" in err
+
+
+def test_input_expansion(tmp_path):
+    for name in ("A-PSG.edf", "A-Hypnogram.edf", "B-PSG.edf"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in expand_inputs([str(tmp_path)])] == ["A-PSG.edf", "B-PSG.edf"]
+    assert [p.name for p in expand_inputs([str(tmp_path / "*.edf")])] == ["A-PSG.edf",
+                                                                          "B-PSG.edf"]
+    assert recording_stem(tmp_path / "SC4001E0-PSG.edf") == "SC4001E0"
+    assert recording_stem(tmp_path / "night.edf") == "night"
+
+
+def test_shipped_default_model_card():
+    models = shipped_models()
+    assert "default" in models
+    card = models["default"]
+    assert card["trained_on"].startswith("real data")
+    td = card["training_data"]
+    assert td["n_subjects"] == 59 and td["n_nights"] == 115
+    cv = card["cross_validation"]
+    assert 0.5 < cv["pooled"]["accuracy"] < 1 and 0 < cv["pooled"]["kappa"] < 1
+    assert card["input"]["channels"] == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]
+    assert any("EMG" in lim for lim in card["limits"])
+    from hypnoscope.staging import resolve_model_path
+
+    path = resolve_model_path("default")
+    assert path.stat().st_size < 10e6
+    assert read_model_card(path)["name"] == "default"
+
+
+def test_demo_runs_offline(tmp_path, capsys):
+    from hypnoscope.cli.demo import demo_hypnogram_path, run_demo
+
+    assert demo_hypnogram_path().is_file()
+    row = run_demo(tmp_path / "demo", hours=1.0)
+    out = capsys.readouterr().out
+    assert "Agreement with the simulated truth" in out and "Total sleep time" in out
+    assert row["n_epochs"] == 120
+    assert 0 <= row["agreement"]["accuracy"] <= 1
+    report = json.loads((tmp_path / "demo" / "SC4001E0.report.json").read_text())
+    assert report["agreement"]["accuracy"] == pytest.approx(row["agreement"]["accuracy"])
