@@ -168,10 +168,16 @@ def test_report_lights_and_non_json_info(tmp_path):
     data = json.loads(json_path.read_text())
     assert data["recording"] == {"recording": "a/b.edf", "recorded": START.isoformat(),
                                  "n_channels": 3}
-    assert data["lights_off_sec"] == 600.0
+    assert data["time_in_bed"] == {"start_sec": 600.0, "end_sec": 3000.0,
+                                   "lights_off_sec": 600.0, "lights_on_sec": 3000.0}
     assert data["sleep_statistics"]["time_in_bed_min"] == pytest.approx(40.0)
     html = (tmp_path / "l.html").read_text()
-    assert "lights off 22:57:30" in html and "lights on 23:37:30" in html
+    assert "time in bed 22:57:30–23:37:30" in html
+    # lights-on beyond the hypnogram: clipped, with a warning, and the report says so
+    with pytest.warns(UserWarning, match="lights_on .* outside the hypnogram"):
+        _, json_path = write_report(tmp_path / "c", hyp, {}, lights_on=1e6)
+    tib = json.loads(json_path.read_text())["time_in_bed"]
+    assert tib["end_sec"] == hyp.duration_sec and tib["lights_on_sec"] == 1e6
 
 
 def test_report_rejects_reference_of_another_night(tmp_path):

@@ -31,7 +31,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--nights", type=int, default=4)
-    ap.add_argument("--step", type=float, default=0.8)
+    ap.add_argument("--step", type=float, default=0.7)
     args = ap.parse_args()
     target = real_band_targets()  # (5 stages, 3 channels, 5 bands)
     files = sorted(HYPNO_DIR.glob("*-Hypnogram.edf"))[::7][: args.nights]
@@ -45,6 +45,7 @@ def main() -> int:
         err = np.log(target / meas)
         physiology.BAND_LOG_GAINS += args.step * err
         physiology.BAND_LOG_GAINS -= physiology.BAND_LOG_GAINS.mean(axis=2, keepdims=True)
+        np.clip(physiology.BAND_LOG_GAINS, -2.5, 2.5, out=physiology.BAND_LOG_GAINS)
         print(f"iter {it}: mean |log ratio| = {np.abs(err).mean():.3f}", flush=True)
     np.set_printoptions(precision=3, suppress=True)
     print("BAND_LOG_GAINS = np.array(" + np.array2string(

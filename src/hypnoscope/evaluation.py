@@ -135,7 +135,9 @@ def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = 
     -----
     Undefined per-class values (a class that is never predicted has no precision; one
     absent from both ``y_true`` and ``y_pred`` has no recall or F1) are ``nan`` and are
-    left out of the macro averages, so a night without N3 is not penalised for it.
+    left out of the macro averages, so a night without N3 is not penalised for it
+    (``macro_f1`` then equals scikit-learn's ``f1_score(average="macro")``, which
+    averages over the classes present in either array).
     Specificity of class *k* is TN / (TN + FP) from the one-vs-rest confusion matrix.
 
     Raises

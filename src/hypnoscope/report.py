@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .sleepstats import STAT_KEYS, STAT_LABELS, json_safe, sleep_statistics, stage_minutes
+from .sleepstats import (
+    STAT_KEYS,
+    STAT_LABELS,
+    json_safe,
+    sleep_statistics,
+    stage_minutes,
+    time_in_bed_slice,
+)
 from .utils import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -209,10 +216,14 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         payload["agreement"] = agreement
         payload["sleep_statistics_difference"] = {
             k: v["diff"] for k, v in comparison["sleep_statistics"].items()}
-        payload["lights_off_sec"], payload["lights_on_sec"] = (comparison["lights_off"],
-                                                               comparison["lights_on"])
-    else:
-        payload["lights_off_sec"], payload["lights_on_sec"] = lights_off, lights_on
+    # the time in bed actually used (lights-off/on clipped to the epochs)
+    used = (hypnogram, lights_off, lights_on) if comparison is None else (
+        reference, comparison["lights_off"], comparison["lights_on"])
+    sl = time_in_bed_slice(*used)
+    payload["time_in_bed"] = {
+        "start_sec": float(used[0].onsets[sl.start]),
+        "end_sec": float(used[0].onsets[sl.stop - 1] + used[0].epoch_sec),
+        "lights_off_sec": lights_off, "lights_on_sec": lights_on}
     payload = json_safe(payload)
 
     # ------------------------------------------------------------ figures
@@ -282,10 +293,10 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
             return f"{sec / 3600:.2f} h"
         return f"{hypnogram.start_time + _dt.timedelta(seconds=sec):%H:%M:%S}"
 
-    if payload["lights_off_sec"] is not None:
-        sub += f" · lights off {when(payload['lights_off_sec'])}"
-    if payload["lights_on_sec"] is not None:
-        sub += f" · lights on {when(payload['lights_on_sec'])}"
+    tib = payload["time_in_bed"]
+    sub += f" · time in bed {when(tib['start_sec'])}–{when(tib['end_sec'])}"
+    if tib["lights_off_sec"] is None and tib["lights_on_sec"] is None:
+        sub += " (first to last scored epoch)"
     parts = [
         f"<h1>{_esc(title)}</h1><div class='sub'>{_esc(sub)}</div>",
         f"<div class='cards'>{card_html}</div>",
@@ -293,7 +304,7 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
     for heading, img in figs:
         parts.append(f"<h2>{_esc(heading)}</h2><div class='panel'>{img}</div>")
     parts.append("<div class='grid'><div><h2>Sleep statistics</h2>" + stats_table + "</div>"
-                 "<div><h2>Stage minutes</h2>" + minutes_table +
+                 "<div><h2>Stage minutes (whole hypnogram)</h2>" + minutes_table +
                  "<h2>Recording</h2><div class='panel'>" + _info_html(info) + "</div>"
                  "<h2>Channels</h2><div class='panel'>" + _info_html(chan_info) + "</div>"
                  "<h2>Model</h2><div class='panel'>" + _info_html(model_info) + "</div>"

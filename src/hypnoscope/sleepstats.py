@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import warnings
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,9 @@ def time_in_bed_slice(hypnogram: Hypnogram, lights_off: float | None = None,
         Seconds from the start of the recording (the time base of
         ``hypnogram.onset_sec``). An epoch is in bed when its midpoint lies in
         ``[lights_off, lights_on)``. A missing bound defaults to the first (last) scored
-        epoch, so leading and trailing unscored epochs are not time in bed.
+        epoch, so leading and trailing unscored epochs are not time in bed. Bounds
+        beyond the hypnogram are clipped to it, with a ``UserWarning`` when they lie
+        more than one epoch outside.
 
     Raises
     ------
@@ -88,8 +91,17 @@ def time_in_bed_slice(hypnogram: Hypnogram, lights_off: float | None = None,
         else int(scored[0])
     stop = int(np.searchsorted(mids, lights_on, side="left")) if lights_on is not None \
         else int(scored[-1]) + 1
+    end = hypnogram.onset_sec + hypnogram.duration_sec
+    tol = hypnogram.epoch_sec
+    for name, value, outside in (
+            ("lights_off", lights_off, lights_off is not None
+             and lights_off < hypnogram.onset_sec - tol),
+            ("lights_on", lights_on, lights_on is not None and lights_on > end + tol)):
+        if outside:
+            warnings.warn(f"{name} ({value:g} s) lies outside the hypnogram "
+                          f"({hypnogram.onset_sec:g}-{end:g} s from the recording start); "
+                          "time in bed is clipped to the hypnogram", UserWarning, stacklevel=3)
     if stop <= start:
-        end = hypnogram.onset_sec + hypnogram.duration_sec
         raise ValueError(
             f"time in bed (lights_off={lights_off}, lights_on={lights_on} s) contains no "
             f"epoch of the hypnogram, which spans {hypnogram.onset_sec:g}-{end:g} s")

@@ -50,7 +50,23 @@ BACKGROUND_STD = np.array([
 #: Natural-log gains of the five analysis bands per stage, channel (Fpz-Cz, Pz-Oz, EOG).
 #: Calibrated with ``benchmarks/simulator_realism/calibrate.py`` so that the median
 #: relative band powers per stage match the real Sleep-EDF band-power set.
-BAND_LOG_GAINS = np.zeros((5, 3, 5))
+BAND_LOG_GAINS = np.array([
+    [[0.487, -0.24, -0.241, -0.149, 0.143],    # W: Fpz-Cz, Pz-Oz, EOG
+     [0.402, 0.386, -2.075, 0.703, 0.584],
+     [1.379, -0.279, -0.105, -0.259, -0.735]],
+    [[-0.225, -0.106, 0.277, 0.007, 0.047],    # N1
+     [-0.242, 0.476, 0.087, 0.043, -0.364],
+     [0.57, -0.151, 0.192, -0.087, -0.525]],
+    [[-0.605, 0.319, 0.26, 0.56, -0.534],      # N2
+     [-0.785, 0.676, 0.399, 0.354, -0.644],
+     [-0.374, 0.211, 0.518, 0.129, -0.484]],
+    [[-0.521, 0.298, 0.316, 0.542, -0.636],    # N3
+     [-0.885, 0.668, 0.418, 0.496, -0.697],
+     [-0.653, 0.475, 0.314, 0.201, -0.337]],
+    [[-0.258, 0.353, 0.103, -0.193, -0.005],   # R
+     [-0.377, 0.552, 0.335, -0.092, -0.418],
+     [1.116, -0.405, -0.241, -0.105, -0.364]],
+])
 
 #: Stage-dependent event rates (per minute of the stage): W, N1, N2, N3, R.
 SPINDLE_RATE_REL = np.array([0.0, 0.05, 1.0, 0.3, 0.01])  # x subject spindle density
@@ -59,7 +75,7 @@ VERTEX_RATE = np.array([0.0, 2.0, 0.3, 0.0, 0.05])
 SAWTOOTH_RATE = np.array([0.0, 0.0, 0.0, 0.0, 0.8])
 SEM_RATE = np.array([0.5, 2.5, 0.15, 0.0, 0.1])
 EMG_STAGE_LEVEL = np.array([1.0, 0.6, 0.42, 0.38, 0.13])  # x subject EMG level
-ALPHA_STAGE_LEVEL = np.array([1.0, 0.12, 0.05, 0.04, 0.22])  # W value = eyes closed
+ALPHA_STAGE_LEVEL = np.array([1.0, 0.12, 0.05, 0.04, 0.12])  # W value = eyes closed
 
 
 @dataclass
@@ -237,7 +253,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     alpha_sec = uniform_filter1d(alpha_sec, 3) * np.exp(0.25 * _smooth_noise(rng, n_sec, 5))
     alpha_env = interp(alpha_sec * traits.alpha_amp * traits.eeg_gain)
     pz += alpha_env * alpha
-    fpz += 0.3 * alpha_env * alpha
+    fpz += 0.2 * alpha_env * alpha
 
     # ---- spindles (waxing-waning, 0.5-2 s, faster on Pz-Oz than on Fpz-Cz)
     sp_on = _poisson_onsets(rng, SPINDLE_RATE_REL[stages_sec] * traits.spindle_density / 60)

@@ -17,7 +17,7 @@ class SubjectTraits:
     """
 
     alpha_freq: float = 10.0  #: posterior alpha peak frequency (Hz)
-    alpha_amp: float = 14.0  #: std of full eyes-closed alpha on Pz-Oz
+    alpha_amp: float = 9.0  #: std of full eyes-closed alpha on Pz-Oz
     eyes_closed_frac: float = 0.5  #: fraction of quiet wake spent with eyes closed
     spindle_freq: float = 13.0  #: spindle frequency (Hz), 11-16
     spindle_density: float = 4.0  #: spindles per minute of N2
@@ -47,7 +47,7 @@ class SubjectTraits:
 
         return cls(
             alpha_freq=float(np.clip(rng.normal(10.0, 0.8), 8.2, 11.8)),
-            alpha_amp=ln(14.0, 0.35),
+            alpha_amp=ln(9.0, 0.35),
             eyes_closed_frac=float(rng.uniform(0.25, 0.75)),
             spindle_freq=float(np.clip(rng.normal(13.0, 0.6), 11.5, 14.8)),
             spindle_density=float(np.clip(rng.normal(4.0, 1.2), 1.5, 7.5)),

@@ -1,0 +1,232 @@
+"""Wall time and peak memory to stage a 9-hour and a 24-hour night: hypnoscope vs YASA.
+
+Usage::
+
+    python benchmarks/staging_speed/run.py [--repeats 3] [--workdir DIR]
+
+Two simulated Sleep-EDF-layout recordings (``hypnoscope.simulate``; 9 h, and 24 h with a
+night of sleep inside a day of wake) are written as EDF once. Each measurement then runs
+in a fresh Python process that reads the EDF and stages it:
+
+- ``hypnoscope``: ``hypnoscope.stage(path)`` with the shipped ``default`` model (band
+  power + ICA + LightGBM-context, EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal);
+- ``yasa``: ``mne.io.read_raw_edf`` + ``yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz",
+  eog_name="EOG horizontal").predict()`` (YASA's shipped EEG+EOG LightGBM classifier).
+
+Reported per tool and night (median over ``--repeats`` processes): ``stage_sec`` (EDF read
++ staging, measured inside the process after the imports), ``process_sec`` (the whole
+process, Python start-up and imports included) and ``peak_rss_mb`` (``ru_maxrss`` of the
+process). Results go to ``benchmarks/results/staging_speed.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+NIGHTS = {"9h": 9.0, "24h": 24.0}
+
+
+# ------------------------------------------------------------------ worker side
+def worker(tool: str, path: str) -> None:
+    """Stage ``path`` with ``tool`` and print one JSON line (run in a fresh process)."""
+    import resource
+
+    t0 = time.perf_counter()
+    if tool == "hypnoscope":
+        import hypnoscope
+
+        t1 = time.perf_counter()
+        hyp = hypnoscope.stage(path)
+        codes = [int(c) for c in hyp.codes]
+    elif tool == "yasa":
+        import mne
+        import yasa
+
+        mne.set_log_level("ERROR")
+        t1 = time.perf_counter()
+        raw = mne.io.read_raw_edf(path, preload=True, verbose="ERROR")
+        sls = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal")
+        pred = sls.predict()
+        lut = {"WAKE": 0, "W": 0, "N1": 1, "N2": 2, "N3": 3, "REM": 4, "R": 4}
+        codes = [lut.get(str(s), -100) for s in pred.hypno.tolist()]
+    else:
+        raise SystemExit(f"unknown tool {tool!r}")
+    t2 = time.perf_counter()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"import_sec": t1 - t0, "stage_sec": t2 - t1, "peak_rss_mb": peak_kb / 1024,
+                      "codes": codes}))
+
+
+# ------------------------------------------------------------------ driver side
+def make_nights(workdir: Path, seed: int = 0) -> dict[str, tuple[Path, Path]]:
+    """Simulate and write the 9-h and 24-h nights (reused if present)."""
+    import numpy as np
+
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.simulate import sample_hypnogram, simulate_night, write_sleepedf_pair
+
+    out = {}
+    for i, (name, hours) in enumerate(NIGHTS.items()):
+        rec = f"SC49{i}1E0"
+        psg, hyp_path = workdir / f"{rec}-PSG.edf", workdir / f"{rec}-Hypnogram.edf"
+        if not psg.is_file():
+            sleep = sample_hypnogram(seed=seed + i, duration_h=8.5, wake_pad_min=30.0)
+            codes = sleep.codes
+            n_total = int(hours * 120)
+            if len(codes) < n_total:  # a day of wake around the night
+                before = (n_total - len(codes)) // 2
+                codes = np.concatenate([np.zeros(before, int), codes,
+                                        np.zeros(n_total - len(codes) - before, int)])
+            hyp = Hypnogram(codes[:n_total], start_time=dt.datetime(1989, 4, 24, 22, 0))
+            t = time.time()
+            raw = simulate_night(hyp, seed=seed + i)
+            write_sleepedf_pair(raw, hyp, workdir, rec)
+            print(f"simulated {name} night ({hyp.n_epochs} epochs) in {time.time() - t:.0f} s",
+                  flush=True)
+        out[name] = (psg, hyp_path)
+    return out
+
+
+def measure(tool: str, path: Path) -> dict:
+    """One fresh-process measurement."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--worker", tool, str(path)],
+                          capture_output=True, text=True, env={**os.environ,
+                                                               "HYPNOSCOPE_PROGRESS": "0"})
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} on {path} failed:\n{proc.stderr[-3000:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res["process_sec"] = wall
+    return res
+
+
+def agreement(codes: list[int], ref_path: Path) -> float:
+    import numpy as np
+
+    from hypnoscope.hypnogram import read_hypnogram
+
+    ref = read_hypnogram(ref_path).codes
+    n = min(len(ref), len(codes))
+    ref, pred = ref[:n], np.asarray(codes[:n])
+    ok = ref >= 0
+    return float((ref[ok] == pred[ok]).mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="hypnoscope vs YASA staging speed")
+    ap.add_argument("--worker", nargs=2, metavar=("TOOL", "PATH"), help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workdir", default=None, help="where the simulated EDFs are kept")
+    ap.add_argument("--tools", nargs="+", default=["hypnoscope", "yasa"])
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(*args.worker)
+        return 0
+
+    workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "hypnoscope-staging-speed")
+    workdir.mkdir(parents=True, exist_ok=True)
+    nights = make_nights(workdir)
+    rows = []
+    for name, (psg, hyp_path) in nights.items():
+        for tool in args.tools:
+            runs = []
+            for r in range(args.repeats):
+                res = measure(tool, psg)
+                runs.append(res)
+                print(f"{name} {tool} run {r + 1}: stage {res['stage_sec']:.2f} s, process "
+                      f"{res['process_sec']:.2f} s, peak {res['peak_rss_mb']:.0f} MB", flush=True)
+            rows.append({
+                "night": name, "tool": tool, "file_mb": psg.stat().st_size / 1e6,
+                "n_epochs": len(runs[0]["codes"]),
+                "stage_sec": statistics.median(r["stage_sec"] for r in runs),
+                "process_sec": statistics.median(r["process_sec"] for r in runs),
+                "import_sec": statistics.median(r["import_sec"] for r in runs),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                "accuracy_vs_simulated_truth": agreement(runs[0]["codes"], hyp_path),
+                "runs": [{k: v for k, v in r.items() if k != "codes"} for r in runs],
+            })
+    by = {(r["night"], r["tool"]): r for r in rows}
+    for r in rows:
+        y = by.get((r["night"], "yasa"))
+        if r["tool"] == "hypnoscope" and y:
+            r["speedup_vs_yasa_stage"] = y["stage_sec"] / r["stage_sec"]
+            r["speedup_vs_yasa_process"] = y["process_sec"] / r["process_sec"]
+    try:
+        import yasa
+
+        yasa_version = yasa.__version__
+    except ImportError:  # pragma: no cover
+        yasa_version = None
+    from hypnoscope import __version__
+
+    meta = {
+        "benchmark": "staging_speed",
+        "command": "python benchmarks/staging_speed/run.py " + " ".join(argv or sys.argv[1:]),
+        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_end": list(os.getloadavg())},
+        "config": {"repeats": args.repeats, "nights_hours": NIGHTS, "hypnoscope_model":
+                   "default", "hypnoscope_version": __version__, "yasa_version": yasa_version,
+                   "yasa_channels": "eeg_name='EEG Fpz-Cz', eog_name='EOG horizontal'",
+                   "targets": {"speedup_vs_yasa": 3.0, "stage_9h_sec": 3.0,
+                               "peak_rss_24h_mb": 1536}},
+        "results": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    from hypnoscope.utils import write_json_atomic, write_text_atomic
+
+    write_json_atomic(RESULTS / "staging_speed.json", meta)
+    write_text_atomic(RESULTS / "staging_speed.md", to_markdown(meta))
+    print(to_markdown(meta))
+    return 0
+
+
+def to_markdown(meta: dict) -> str:
+    lines = [
+        "# Staging speed: hypnoscope vs YASA",
+        "",
+        f"Command: `{meta['command'].strip()}`  ",
+        f"Date: {meta['date']}  ",
+        f"Machine: {meta['machine']['platform']}, {meta['machine']['cpu_count']} CPUs, "
+        f"Python {meta['machine']['python']} (load average at the end: "
+        f"{', '.join(f'{x:.1f}' for x in meta['machine']['load_average_at_end'])}; the "
+        "machine is shared, so absolute times vary)",
+        "",
+        "Simulated Sleep-EDF-layout EDF files; each measurement is a fresh process. "
+        "*stage s*: EDF read + staging, after the imports; *process s*: the whole process "
+        "(Python start-up and imports included); *peak MB*: maximum resident memory of the "
+        f"process. Median of {meta['config']['repeats']} runs. YASA {meta['config']['yasa_version']}"
+        f" `SleepStaging` with {meta['config']['yasa_channels']}.",
+        "",
+        "| night | tool | epochs | stage s | process s | peak MB | speed-up (stage / process) "
+        "| accuracy vs simulated truth |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in meta["results"]:
+        sp = (f"{r['speedup_vs_yasa_stage']:.1f}x / {r['speedup_vs_yasa_process']:.1f}x"
+              if "speedup_vs_yasa_stage" in r else "")
+        lines.append(f"| {r['night']} | {r['tool']} | {r['n_epochs']} | {r['stage_sec']:.2f} | "
+                     f"{r['process_sec']:.2f} | {r['peak_rss_mb']:.0f} | {sp} | "
+                     f"{r['accuracy_vs_simulated_truth']:.3f} |")
+    lines += ["", "Targets: >= 3x faster than YASA, 9-h night < 3 s, peak memory < 1.5 GB "
+              "for 24 h. Accuracy on simulated signals checks the pipeline, not clinical "
+              "validity.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
