@@ -239,3 +239,20 @@ def test_real_hypnogram_alignment_and_crop(shared_data, tmp_path):
     # the synthetic PSG starts at another time than the real scoring: noted, not fatal
     assert any("differs from the recording start" in w
                for w in night.meta["reader"]["warnings"])
+
+
+def test_load_psg_dir_reads_simulated_sleepedf_pairs(tmp_path):
+    """Integration with the simulator: cassette (1 Hz EMG envelope) and telemetry
+    (100 Hz EMG waveform) files, both loaded with the right roles and labels."""
+    from hypnoscope.simulate import simulate_night, write_sleepedf_pair
+
+    hyp = Hypnogram(STAGES, start_time=START)
+    for rec_id, mode, seed in (("SC4011E0", "sleep-edf-sc", 1), ("ST7021J0", "telemetry", 2)):
+        write_sleepedf_pair(simulate_night(hyp, seed=seed, mode=mode), hyp, tmp_path, rec_id)
+    nights = load_psg_dir(tmp_path, crop_wake_min=1.0, cache=False)
+    assert [(n.subject_id, n.night_id) for n in nights] == [("SC401", "SC4011"),
+                                                           ("ST702", "ST7021")]
+    assert nights[0].roles == ["eeg", "eeg", "eog", "emg_envelope"]
+    assert nights[1].roles == ["eeg", "eeg", "eog", "emg"]
+    for n in nights:
+        assert np.array_equal(n.y, hyp.codes[2:11]) and n.X.shape == (9, 4, 3000)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (  # noqa: E402
     HYPNO_DIR,
     real_band_targets,
+    real_log_total,
     simulated_relative_powers,
 )
 
@@ -34,6 +35,7 @@ def main() -> int:
     ap.add_argument("--step", type=float, default=0.7)
     args = ap.parse_args()
     target = real_band_targets()  # (5 stages, 3 channels, 5 bands)
+    target_tot = real_log_total()  # (5 stages, 3 channels), relative to N2
     files = sorted(HYPNO_DIR.glob("*-Hypnogram.edf"))[::7][: args.nights]
     hyps = []
     for f in files:
@@ -41,13 +43,18 @@ def main() -> int:
         h = h[h.sleep_period_slice(30)].copy(onset_sec=0.0)
         hyps.append(h)
     for it in range(args.iters):
-        meas = simulated_relative_powers(hyps, seed=100 + it)
+        meas, meas_tot = simulated_relative_powers(hyps, seed=100 + it)
         err = np.log(target / meas)
+        err_tot = target_tot - meas_tot
+        physiology.BACKGROUND_STD *= np.exp(0.5 * args.step * err_tot)
+        print("log total power vs N2 (sim - real):", np.round(-err_tot, 2).tolist())
         physiology.BAND_LOG_GAINS += args.step * err
         physiology.BAND_LOG_GAINS -= physiology.BAND_LOG_GAINS.mean(axis=2, keepdims=True)
         np.clip(physiology.BAND_LOG_GAINS, -2.5, 2.5, out=physiology.BAND_LOG_GAINS)
         print(f"iter {it}: mean |log ratio| = {np.abs(err).mean():.3f}", flush=True)
     np.set_printoptions(precision=3, suppress=True)
+    print("BACKGROUND_STD = np.array(" + np.array2string(
+        physiology.BACKGROUND_STD, separator=", ") + ")")
     print("BAND_LOG_GAINS = np.array(" + np.array2string(
         physiology.BAND_LOG_GAINS, separator=", ", max_line_width=95) + ")")
     return 0

@@ -52,8 +52,10 @@ def real_band_targets(stat: str = "median") -> np.ndarray:
     return np.stack([fn(x[y == s], axis=0) for s in range(5)])
 
 
-def relative_bandpower(x_uv: np.ndarray, sfreq: float, h_freq: float) -> np.ndarray:
-    """Relative band power per 30-s epoch, as in the real feature set: (n_epochs, 5)."""
+def relative_bandpower(x_uv: np.ndarray, sfreq: float, h_freq: float,
+                       absolute: bool = False) -> np.ndarray:
+    """Relative (or absolute) band power per 30-s epoch, as in the real feature set:
+    (n_epochs, 5)."""
     from mne.filter import filter_data
     from scipy.signal import welch
 
@@ -63,30 +65,50 @@ def relative_bandpower(x_uv: np.ndarray, sfreq: float, h_freq: float) -> np.ndar
     f, p = welch(ep, sfreq, window="hamming", nperseg=400, noverlap=200, nfft=400,
                  average="median", detrend="constant")
     bp = np.stack([p[:, (f >= lo) & (f < hi)].sum(axis=1) for lo, hi in BANDS], axis=1)
-    return bp / bp.sum(axis=1, keepdims=True)
+    return bp if absolute else bp / bp.sum(axis=1, keepdims=True)
+
+
+def real_log_total(stat: str = "median") -> np.ndarray:
+    """Per-stage log total power (0.5-30 Hz bands) of the real set minus that of N2:
+    (5 stages, 3 channels). The real signals were z-scored per night, so only these
+    between-stage differences are meaningful."""
+    tot, labels = [], []
+    for f in sorted(BANDPOWER_DIR.glob("*.npz")):
+        with np.load(f, allow_pickle=False) as d:
+            tot.append(np.log(np.exp(d["features"][:, :, :5]).sum(axis=2)))
+            labels.append(d["labels"])
+    x, y = np.concatenate(tot), np.concatenate(labels)
+    med = np.stack([np.median(x[y == s], axis=0) for s in range(5)])
+    return med - med[2]
 
 
 def simulate_rel_powers(hyps, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Simulate each hypnogram; return per-night (n_epochs, 3, 5) rel powers and labels."""
+    """Simulate each hypnogram; return per-night (n_epochs, 3, 5) absolute band powers
+    and labels."""
     from hypnoscope.simulate import simulate_signals
 
     out, labs = [], []
     for i, h in enumerate(hyps):
         sig, hyp, _ = simulate_signals(h, seed=seed * 1000 + i)
-        rel = np.stack([relative_bandpower(sig.fpz, sig.sfreq, 30.0),
-                        relative_bandpower(sig.pz, sig.sfreq, 30.0),
-                        relative_bandpower(sig.eog, sig.sfreq, 15.0)], axis=1)
+        rel = np.stack([relative_bandpower(sig.fpz, sig.sfreq, 30.0, True),
+                        relative_bandpower(sig.pz, sig.sfreq, 30.0, True),
+                        relative_bandpower(sig.eog, sig.sfreq, 15.0, True)], axis=1)
         k = min(len(rel), hyp.n_epochs)
         out.append(rel[:k])
         labs.append(hyp.codes[:k])
     return out, labs
 
 
-def simulated_relative_powers(hyps, seed: int) -> np.ndarray:
-    """Median simulated relative band power (5 stages, 3 channels, 5 bands)."""
-    rel, labs = simulate_rel_powers(hyps, seed)
-    x, y = np.concatenate(rel), np.concatenate(labs)
-    return np.stack([np.median(x[y == s], axis=0) for s in range(5)])
+def simulated_relative_powers(hyps, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Median simulated relative band power (5 stages, 3 channels, 5 bands) and log total
+    power relative to N2 (5 stages, 3 channels)."""
+    bp, labs = simulate_rel_powers(hyps, seed)
+    x, y = np.concatenate(bp), np.concatenate(labs)
+    rel = x / x.sum(axis=2, keepdims=True)
+    logtot = np.log(x.sum(axis=2))
+    med_rel = np.stack([np.median(rel[y == s], axis=0) for s in range(5)])
+    med_tot = np.stack([np.median(logtot[y == s], axis=0) for s in range(5)])
+    return med_rel, med_tot - med_tot[2]
 
 
 def load_nights(n: int, wake_pad_min: float = 30.0):

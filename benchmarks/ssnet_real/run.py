@@ -87,11 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--seq-len", type=int, default=16)
     ap.add_argument("--preset", default="small")
     ap.add_argument("--mode", default="many-to-many")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val", type=float, default=0.1, help="validation-subject fraction")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="ssnet_real")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_folds:
         folds = folds[:args.max_folds]
     common = dict(preset=args.preset, seq_len=args.seq_len, epochs=args.epochs,
-                  mode=args.mode, seed=args.seed, num_threads=args.threads, device="cpu")
+                  mode=args.mode, batch_size=args.batch_size, seed=args.seed, num_threads=args.threads, device="cpu")
     config = {**common, "folds": args.folds, "val_fraction": args.val,
               "fold_function": f"hypnoscope.splits.subject_kfold(k={args.folds}, "
                                f"seed={args.seed}, val={args.val})"}

@@ -73,6 +73,8 @@ ICA = {"method": "fastica", "random_state": 42, "max_iter": 500, "eog_threshold"
 WAKE_CROP_SEC = 1800.0
 #: Epoch rejection (peak-to-peak, volts) used to mark training labels as unscored.
 AMPLITUDE_REJECT_V = {"eeg": 500e-6, "eog": 1000e-6, "emg": 1000e-6}
+#: Epochs per Welch call (bounds memory).
+WELCH_CHUNK = 64
 #: Longest ICA fit with ``ica_decim="auto"`` (samples).
 ICA_FIT_MAX_SAMPLES = 500_000
 
@@ -111,12 +113,16 @@ def welch_band_powers(epochs: np.ndarray, sfreq: float = SFREQ) -> np.ndarray:
     if epochs.shape[-1] < WELCH["nperseg"]:
         raise ValueError(f"epochs have {epochs.shape[-1]} samples, fewer than the Welch "
                          f"window ({WELCH['nperseg']})")
-    freqs, psd = signal.welch(epochs, fs=sfreq, axis=-1, return_onesided=True, **WELCH)
-    psd = np.maximum(np.nan_to_num(psd, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
     out = np.empty(epochs.shape[:2] + (len(BANDS),), dtype=np.float64)
-    for i, (_name, lo, hi) in enumerate(BANDS):
-        mask = (freqs >= lo) & (freqs <= hi)
-        out[..., i] = np.trapezoid(psd[..., mask], freqs[mask], axis=-1)
+    # chunks of epochs bound the memory of the segment and FFT buffers (24 h: ~40 MB)
+    for start in range(0, len(epochs), WELCH_CHUNK):
+        chunk = epochs[start:start + WELCH_CHUNK]
+        freqs, psd = signal.welch(chunk, fs=sfreq, axis=-1, return_onesided=True, **WELCH)
+        psd = np.maximum(np.nan_to_num(psd, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+        for i, (_name, lo, hi) in enumerate(BANDS):
+            mask = (freqs >= lo) & (freqs <= hi)
+            out[start:start + WELCH_CHUNK, :, i] = np.trapezoid(psd[..., mask], freqs[mask],
+                                                                axis=-1)
     return np.maximum(out, 0.0)
 
 
@@ -143,6 +149,13 @@ def filter_signals(data: np.ndarray, sfreq: float, roles: list[str]) -> np.ndarr
     import mne
 
     out = np.array(data, dtype=np.float64, copy=True)
+    _filter_inplace(out, sfreq, roles)
+    return out
+
+
+def _filter_inplace(out: np.ndarray, sfreq: float, roles: list[str]) -> None:
+    import mne
+
     nyq = sfreq / 2.0
     for role in ("eeg", "eog"):
         idx = [i for i, r in enumerate(roles) if r == role]
@@ -153,22 +166,24 @@ def filter_signals(data: np.ndarray, sfreq: float, roles: list[str]) -> np.ndarr
             out[idx] = mne.filter.notch_filter(out[idx], sfreq, notch, verbose="ERROR")
         lo, hi = FILTERS[role]
         hi = hi if hi < nyq else nyq - 0.5
-        out[idx] = mne.filter.filter_data(out[idx], sfreq, lo, hi, verbose="ERROR")
-    return out
+        for i in idx:  # one channel at a time: no extra copy of the whole recording
+            mne.filter.filter_data(out[i], sfreq, lo, hi, copy=False, verbose="ERROR")
 
 
 def remove_eye_components(data: np.ndarray, sfreq: float, ch_names: list[str],
                           roles: list[str], ica_decim: int | str = "auto",
-                          ) -> tuple[np.ndarray, dict[str, Any]]:
+                          copy: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
     """ICA on the EEG channels; remove components correlated (> 0.8) with the EOG.
 
     Parameters
     ----------
     data : ndarray (n_channels, n_samples)
-        Filtered signals in volts; modified copies are returned.
+        Filtered signals in volts.
     ica_decim : int or "auto"
         Decimation of the samples used to *fit* the unmixing matrix ("auto": at most
         :data:`ICA_FIT_MAX_SAMPLES` samples).
+    copy : bool
+        Work on a copy (default) or clean ``data`` in place.
 
     Returns
     -------
@@ -196,25 +211,26 @@ def remove_eye_components(data: np.ndarray, sfreq: float, ch_names: list[str],
     picks = eeg + [eog[0]]
     names = [f"{ch_names[i]}#{k}" for k, i in enumerate(picks)]  # unique labels
     minfo = mne.create_info(names, sfreq, ["eeg"] * len(eeg) + ["eog"], verbose="ERROR")
-    raw = mne.io.RawArray(data[picks], minfo, copy=None, verbose="ERROR")
+    work = np.array(data, dtype=np.float64, copy=True) if copy else data
+    sel = work if picks == list(range(len(work))) else work[picks]
+    raw = mne.io.RawArray(sel, minfo, copy="auto", verbose="ERROR")  # shares float64 data
     ica = mne.preprocessing.ICA(n_components=len(eeg), method=ICA["method"],
                                 random_state=ICA["random_state"], max_iter=ICA["max_iter"],
                                 verbose="ERROR")
     # fit on a decimated copy: ICA.fit(decim=...) would still compute the explained
     # variance on every sample, which costs more than the fit itself
     fit_raw = raw if decim == 1 else mne.io.RawArray(
-        np.ascontiguousarray(raw.get_data()[:, ::decim]), minfo, verbose="ERROR")
+        np.ascontiguousarray(sel[:, ::decim]), minfo, verbose="ERROR")
     ica.fit(fit_raw, picks=names[:-1], verbose="ERROR")
     bads, scores = ica.find_bads_eog(raw, ch_name=names[-1], threshold=ICA["eog_threshold"],
                                      measure=ICA["eog_measure"], verbose="ERROR")
     info.update(ran=True, decim=decim, excluded_components=[int(b) for b in bads],
                 eog_scores=[float(s) for s in np.ravel(scores)])
-    if not bads:
-        return data, info
-    cleaned = np.array(data, copy=True)
-    applied = ica.apply(raw.copy(), exclude=list(bads), verbose="ERROR")
-    cleaned[eeg] = applied.get_data(picks=names[:-1])
-    return cleaned, info
+    if bads:
+        ica.apply(raw, exclude=list(bads), verbose="ERROR")  # in place, EEG picks only
+        if raw._data is not work:  # noqa: SLF001 - a subset or converted copy
+            work[eeg] = raw.get_data(picks=names[:-1])
+    return work, info
 
 
 def _epoch_view(data: np.ndarray, n_epochs: int, n_times: int, start: int = 0) -> np.ndarray:
@@ -322,11 +338,13 @@ def extract_bandpower(data: np.ndarray, sfreq: float, ch_names: list[str], roles
     scale = {"uv": 1e-6, "µv": 1e-6, "v": 1.0}.get(unit.lower())
     if scale is None:
         raise ValueError(f"unit must be 'uV' or 'V', got {unit!r}")
-    x = filter_signals(data[:, : n_epochs * n_times] * scale, sfreq, list(roles))
-    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.multiply(data[:, : n_epochs * n_times], scale, dtype=np.float64)
+    _filter_inplace(x, sfreq, list(roles))
+    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     ica_info: dict[str, Any] = {"ran": False, "skipped_reason": "disabled"}
     if ica:
-        x, ica_info = remove_eye_components(x, sfreq, list(ch_names), list(roles), ica_decim)
+        x, ica_info = remove_eye_components(x, sfreq, list(ch_names), list(roles), ica_decim,
+                                            copy=False)
     ep = _epoch_view(x, n_epochs, n_times)
     night = BandPowerNight(
         band_powers=welch_band_powers(ep, sfreq),

@@ -184,7 +184,7 @@ def epoch_features(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
                 columns.append(np.asarray(val, dtype=np.float64))
                 names.append(f"{ch}_{key}")
 
-    for c, (role, ch) in enumerate(zip(roles, ch_names)):
+    for c, (role, ch) in enumerate(zip(roles, ch_names, strict=True)):
         x = epochs[:, c, :]
         if role == "emg_envelope":
             env = np.abs(x)

@@ -38,34 +38,35 @@ GAIN_BAND_OF_POINT = np.array([0, 0, 1, 2, 3, 4, 4])
 STAGE_SLOPE = np.array([1.1, 1.5, 2.0, 2.6, 1.6])
 
 #: Background std (µV, 0.5-30 Hz) per stage (rows) for Fpz-Cz, Pz-Oz and the EOG's own
-#: background (columns), before subject gains and events.
+#: background (columns), before subject gains and events. N2 is the anchor; the other
+#: stages are calibrated so that the total power relative to N2 matches the real set.
 BACKGROUND_STD = np.array([
-    [11.0, 8.0, 5.0],   # W
-    [11.0, 8.0, 5.0],   # N1
+    [19.4, 9.7, 16.8],  # W
+    [11.6, 9.0, 6.3],   # N1
     [17.0, 12.0, 6.0],  # N2
-    [34.0, 24.0, 8.0],  # N3
-    [10.0, 8.0, 5.0],   # R
+    [30.6, 17.5, 8.2],  # N3
+    [12.0, 8.6, 6.8],   # R
 ])
 
 #: Natural-log gains of the five analysis bands per stage, channel (Fpz-Cz, Pz-Oz, EOG).
 #: Calibrated with ``benchmarks/simulator_realism/calibrate.py`` so that the median
 #: relative band powers per stage match the real Sleep-EDF band-power set.
 BAND_LOG_GAINS = np.array([
-    [[0.487, -0.24, -0.241, -0.149, 0.143],    # W: Fpz-Cz, Pz-Oz, EOG
-     [0.402, 0.386, -2.075, 0.703, 0.584],
-     [1.379, -0.279, -0.105, -0.259, -0.735]],
-    [[-0.225, -0.106, 0.277, 0.007, 0.047],    # N1
-     [-0.242, 0.476, 0.087, 0.043, -0.364],
-     [0.57, -0.151, 0.192, -0.087, -0.525]],
-    [[-0.605, 0.319, 0.26, 0.56, -0.534],      # N2
-     [-0.785, 0.676, 0.399, 0.354, -0.644],
-     [-0.374, 0.211, 0.518, 0.129, -0.484]],
-    [[-0.521, 0.298, 0.316, 0.542, -0.636],    # N3
-     [-0.885, 0.668, 0.418, 0.496, -0.697],
-     [-0.653, 0.475, 0.314, 0.201, -0.337]],
-    [[-0.258, 0.353, 0.103, -0.193, -0.005],   # R
-     [-0.377, 0.552, 0.335, -0.092, -0.418],
-     [1.116, -0.405, -0.241, -0.105, -0.364]],
+    [[0.808, -0.154, -0.284, -0.329, -0.041],   # W: Fpz-Cz, Pz-Oz, EOG
+     [0.57, 0.612, -2.5, 1.012, 0.7],
+     [1.935, -0.217, -0.146, -0.494, -1.078]],
+    [[-0.209, -0.102, 0.282, -0.014, 0.043],    # N1
+     [-0.206, 0.543, -0.059, 0.076, -0.354],
+     [0.66, -0.124, 0.249, -0.015, -0.77]],
+    [[-0.579, 0.363, 0.256, 0.564, -0.604],     # N2
+     [-0.751, 0.742, 0.375, 0.362, -0.728],
+     [-0.233, 0.294, 0.699, 0.036, -0.796]],
+    [[-0.499, 0.335, 0.322, 0.566, -0.724],     # N3
+     [-0.836, 0.747, 0.41, 0.538, -0.859],
+     [-0.646, 0.582, 0.343, 0.211, -0.491]],
+    [[-0.244, 0.377, 0.09, -0.211, -0.011],     # R
+     [-0.331, 0.612, 0.189, -0.065, -0.405],
+     [1.256, -0.566, -0.182, 0.046, -0.554]],
 ])
 
 #: Stage-dependent event rates (per minute of the stage): W, N1, N2, N3, R.
@@ -243,12 +244,12 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     alpha = _shaped_noise(rng, n, fs, lambda f: np.exp(-0.5 * ((f - af) / 0.6) ** 2))
     alpha /= alpha.std() + 1e-12
     alpha_sec = ALPHA_STAGE_LEVEL[stages_sec].copy()
-    alpha_sec[eyes_open_sec] = 0.25
+    alpha_sec[eyes_open_sec] = 0.3
     n1_ep = np.flatnonzero(np.bincount(np.arange(n_sec) // 30, weights=stages_sec == N1) > 15)
     for e in n1_ep:  # alpha drop-out: alpha over less than half of the N1 epoch
         dur = int(rng.uniform(0, 14))
         st = e * 30 + int(rng.uniform(0, 30 - dur))
-        alpha_sec[st:st + dur] = np.maximum(alpha_sec[st:st + dur], 0.7)
+        alpha_sec[st:st + dur] = np.maximum(alpha_sec[st:st + dur], 0.35)
     alpha_sec[arousal_sec] = 0.9
     alpha_sec = uniform_filter1d(alpha_sec, 3) * np.exp(0.25 * _smooth_noise(rng, n_sec, 5))
     alpha_env = interp(alpha_sec * traits.alpha_amp * traits.eeg_gain)
@@ -310,7 +311,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     ev = np.zeros(n, dtype=np.float32)
     eh_steps = np.zeros(n, dtype=np.float32)
     eh = np.zeros(n, dtype=np.float32)
-    blink_rate = np.where(eyes_open_sec, 16.0, np.where(eyes_closed_sec, 1.5, 0.0))
+    blink_rate = np.where(eyes_open_sec, 12.0, np.where(eyes_closed_sec, 1.5, 0.0))
     blink_rate = blink_rate + np.where(stages_sec == N1, 0.5, 0.0)
     bl_on = _poisson_onsets(rng, blink_rate / 60)
     events["blink"] = bl_on
@@ -331,7 +332,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     events["saccade"] = sac_on
     events["rem"] = rem_arr
     step_on = np.concatenate([sac_on, rem_arr])
-    step_amp_sd = np.concatenate([np.full(len(sac_on), 50.0), np.full(len(rem_arr), 90.0)])
+    step_amp_sd = np.concatenate([np.full(len(sac_on), 50.0), np.full(len(rem_arr), 110.0)])
     order = np.argsort(step_on)
     pos = 0.0
     for o, sd in zip(step_on[order], step_amp_sd[order]):
@@ -410,10 +411,11 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     fpz, pz, eog, emg = out
 
     # ---- occasional bad segments (flat or noisy), one channel at a time
-    if rng.random() < traits.bad_segment_prob:
+    if rng.random() < traits.bad_segment_prob and n_sec > 600:
         for _ in range(rng.integers(1, 4)):
             ch = [fpz, pz, eog][rng.integers(0, 3)]
-            st, dur = int(rng.uniform(0, n_sec - 61) * fs), int(rng.uniform(5, 60) * fs)
+            st = int(rng.uniform(0, max(n_sec - 61, 1)) * fs)
+            dur = int(rng.uniform(5, 60) * fs)
             if rng.random() < 0.5:
                 ch[st:st + dur] = 0.05 * rng.standard_normal(len(ch[st:st + dur]))
             else:

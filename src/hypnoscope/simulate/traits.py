@@ -17,7 +17,7 @@ class SubjectTraits:
     """
 
     alpha_freq: float = 10.0  #: posterior alpha peak frequency (Hz)
-    alpha_amp: float = 9.0  #: std of full eyes-closed alpha on Pz-Oz
+    alpha_amp: float = 11.0  #: std of full eyes-closed alpha on Pz-Oz
     eyes_closed_frac: float = 0.5  #: fraction of quiet wake spent with eyes closed
     spindle_freq: float = 13.0  #: spindle frequency (Hz), 11-16
     spindle_density: float = 4.0  #: spindles per minute of N2
@@ -27,9 +27,9 @@ class SubjectTraits:
     slow_wave_gain: float = 1.0  #: extra factor on N3 amplitude
     emg_level: float = 10.0  #: submental EMG RMS in quiet wake
     eog_gain: float = 1.0  #: eye-movement amplitude factor
-    rem_density: float = 1.5  #: rapid-eye-movement bursts per minute of REM
-    blink_leak: float = 0.4  #: fraction of a (vertical) blink seen on Fpz-Cz
-    eog_leak: float = 0.08  #: fraction of the horizontal eye signal seen on Fpz-Cz
+    rem_density: float = 2.5  #: rapid-eye-movement bursts per minute of REM
+    blink_leak: float = 0.2  #: fraction of a (vertical) blink seen on Fpz-Cz
+    eog_leak: float = 0.05  #: fraction of the horizontal eye signal seen on Fpz-Cz
     eeg_to_eog: float = 0.35  #: fraction of frontal EEG picked up by the EOG
     noise_uv: float = 1.0  #: white amplifier noise
     drift_uv: float = 8.0  #: slow electrode drift amplitude
@@ -47,7 +47,7 @@ class SubjectTraits:
 
         return cls(
             alpha_freq=float(np.clip(rng.normal(10.0, 0.8), 8.2, 11.8)),
-            alpha_amp=ln(9.0, 0.35),
+            alpha_amp=ln(11.0, 0.3),
             eyes_closed_frac=float(rng.uniform(0.25, 0.75)),
             spindle_freq=float(np.clip(rng.normal(13.0, 0.6), 11.5, 14.8)),
             spindle_density=float(np.clip(rng.normal(4.0, 1.2), 1.5, 7.5)),
@@ -57,9 +57,9 @@ class SubjectTraits:
             slow_wave_gain=ln(1.0, 0.15),
             emg_level=ln(10.0, 0.35),
             eog_gain=ln(1.0, 0.2),
-            rem_density=ln(1.5, 0.3),
-            blink_leak=float(rng.uniform(0.25, 0.6)),
-            eog_leak=float(rng.uniform(0.03, 0.15)),
+            rem_density=ln(2.5, 0.3),
+            blink_leak=float(rng.uniform(0.1, 0.3)),
+            eog_leak=float(rng.uniform(0.02, 0.08)),
             eeg_to_eog=float(rng.uniform(0.2, 0.5)),
             noise_uv=float(rng.uniform(0.5, 1.5)),
             drift_uv=float(rng.uniform(3.0, 15.0)),

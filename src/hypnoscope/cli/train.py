@@ -1,0 +1,290 @@
+"""``hypnoscope train``, ``hypnoscope evaluate`` and ``hypnoscope models``.
+
+- ``train --model NAME (--features DIR | --data DIR) --out MODEL_PATH`` trains any
+  registered model on a directory of per-night feature ``.npz`` files or of raw Sleep-EDF
+  style PSG + hypnogram EDF pairs and saves it.
+- ``evaluate --model MODEL_PATH (--features DIR | --data DIR) [--json]`` prints accuracy,
+  macro-F1, Cohen's kappa, per-class F1 and the confusion matrix.
+- ``models`` lists every model name ``train`` accepts, and the shipped pretrained models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from . import CLIError
+
+DEEP_OPTIONS = ("seq_len", "preset", "epochs", "checkpoint_dir", "resume")
+
+
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--features", metavar="DIR",
+                     help="directory of per-night .npz files with 'features' and 'labels' "
+                          "(optionally 'onsets_sec'; subject from a JSON sidecar's "
+                          "'subject_id' or --subject-pattern)")
+    src.add_argument("--data", metavar="DIR",
+                     help="directory of raw PSG + hypnogram EDF pairs "
+                          "(Sleep-EDF naming: *-PSG.edf with *-Hypnogram.edf)")
+    p.add_argument("--subject-pattern", default=None, metavar="RE",
+                   help="regex whose first group is the subject id in a file name "
+                        "(default: leading digits for --features, the Sleep-EDF name "
+                        "SCssN/STssN for --data)")
+    p.add_argument("--eeg", nargs="+", default=None, help="EEG channel name(s) (--data)")
+    p.add_argument("--eog", nargs="+", default=None, help="EOG channel name(s) (--data)")
+    p.add_argument("--emg", nargs="+", default=None, help="EMG channel name(s) (--data)")
+
+
+def register(subparsers) -> None:
+    """Add the ``train``, ``evaluate`` and ``models`` sub-commands."""
+    p = subparsers.add_parser(
+        "train", help="train a staging model on feature files or raw recordings",
+        description="Train a staging model (see 'hypnoscope models') and save it.")
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help="model name, e.g. lightgbm-context (list: 'hypnoscope models')")
+    _add_input_args(p)
+    p.add_argument("--out", required=True, metavar="MODEL_PATH", help="output model file")
+    p.add_argument("--classes", type=int, choices=(5, 3), default=5,
+                   help="5 classes (W,N1,N2,N3,R) or 3 (W,NREM,R)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    deep = p.add_argument_group("sequence (deep) models only")
+    deep.add_argument("--seq-len", type=int, default=None,
+                      help="epochs per input sequence (sequence models only)")
+    deep.add_argument("--preset", default=None,
+                      help="model size preset (sequence models only)")
+    deep.add_argument("--epochs", type=int, default=None,
+                      help="training epochs (sequence models only)")
+    deep.add_argument("--checkpoint-dir", default=None,
+                      help="checkpoint folder (sequence models only; default MODEL_PATH.ckpt)")
+    deep.add_argument("--resume", action="store_true",
+                      help="resume from the last checkpoint (sequence models only)")
+    deep.add_argument("--val-fraction", type=float, default=0.1,
+                      help="fraction of subjects held out for validation / early stopping "
+                           "(sequence models only; default 0.1)")
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser(
+        "evaluate", help="score a trained model against expert labels",
+        description="Print accuracy, macro-F1, Cohen's kappa, per-class F1 and the "
+                    "confusion matrix of a trained model on labelled nights.")
+    e.add_argument("--model", required=True, metavar="MODEL_PATH", help="trained model file")
+    _add_input_args(e)
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.set_defaults(func=_evaluate)
+
+    m = subparsers.add_parser("models", help="list the model names and pretrained models",
+                              description="List every model name 'train' accepts.")
+    m.add_argument("--json", action="store_true", help="print as JSON")
+    m.set_defaults(func=_models)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+def _load_nights(args) -> list:
+    from .. import datasets
+
+    if args.features:
+        return datasets.load_feature_dir(args.features,
+                                         subject_pattern=args.subject_pattern or r"^(\d+)")
+    loader = getattr(datasets, "load_psg_dir", None)
+    if loader is None:  # pragma: no cover - depends on the datasets helper
+        raise CLIError("--data needs hypnoscope.datasets.load_psg_dir, which this "
+                       "installation lacks")
+    kw: dict[str, Any] = {}
+    if args.subject_pattern:
+        kw["subject_pattern"] = args.subject_pattern
+    for role in ("eeg", "eog", "emg"):
+        if getattr(args, role):
+            kw[role] = getattr(args, role)
+    import inspect
+
+    accepted = inspect.signature(loader).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        kw = {k: v for k, v in kw.items() if k in accepted}
+    nights = loader(args.data, **kw)
+    if not nights:
+        raise FileNotFoundError(f"no PSG + hypnogram pairs found in {args.data}")
+    return nights
+
+
+def _is_feature_model(name: str) -> bool:
+    from ..models import MODEL_REGISTRY
+
+    return MODEL_REGISTRY[name][0].startswith("hypnoscope.models.feature_classifiers:")
+
+
+def subject_val_split(nights: list, val_fraction: float, seed: int = 0,
+                      ) -> tuple[list, list]:
+    """Split nights subject-wise into (train, validation); both nights of a subject stay
+    on one side. Uses ``hypnoscope.splits.train_val_test_split`` when available."""
+    import numpy as np
+
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    subjects = sorted({n.subject_id for n in nights})
+    if val_fraction == 0 or len(subjects) < 2:
+        return list(nights), []
+    try:
+        from ..splits import train_val_test_split
+    except ImportError:  # pragma: no cover - splits ships with hypnoscope
+        train_val_test_split = None
+    if train_val_test_split is not None and len(subjects) > 2:
+        fold = train_val_test_split(nights, val=val_fraction, test=0.0, seed=seed)
+        train, val, _ = fold.select(nights)
+        return train, val
+    rng = np.random.default_rng(seed)
+    n_val = min(max(1, math.ceil(val_fraction * len(subjects))), len(subjects) - 1)
+    val = set(rng.permutation(subjects)[:n_val].tolist())
+    return ([n for n in nights if n.subject_id not in val],
+            [n for n in nights if n.subject_id in val])
+
+
+def compute_metrics(y_true, y_pred, n_classes: int = 5) -> dict[str, Any]:
+    """Metrics dict via ``hypnoscope.evaluation.evaluate`` (sklearn fallback)."""
+    import numpy as np
+
+    try:
+        from ..evaluation import evaluate  # type: ignore[attr-defined]
+    except ImportError:
+        evaluate = None
+    if evaluate is not None:
+        return evaluate(y_true, y_pred, n_classes=n_classes)
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
+
+    from ..stages import STAGES_3, STAGES_5
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    keep = y_true >= 0
+    y_true, y_pred = y_true[keep], y_pred[keep]
+    labels = list(range(n_classes))
+    names = STAGES_5 if n_classes == 5 else STAGES_3
+    f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1.mean()),
+        "kappa": float(cohen_kappa_score(y_true, y_pred, labels=labels)),
+        "per_class_f1": {names[k]: float(f1[k]) for k in labels},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "n_epochs": int(len(y_true)),
+    }
+
+
+# -- handlers ---------------------------------------------------------------------------
+
+def _train(args) -> int:
+    from ..models import MODEL_REGISTRY, make_model
+
+    if args.model not in MODEL_REGISTRY:
+        raise CLIError(f"unknown model {args.model!r}; available: "
+                       f"{', '.join(MODEL_REGISTRY)} (see 'hypnoscope models')")
+    nights = _load_nights(args)
+    options: dict[str, Any] = {"n_classes": args.classes, "seed": args.seed}
+    if _is_feature_model(args.model):
+        train_nights, val_nights = nights, None
+    else:
+        options.update({
+            "seq_len": args.seq_len, "preset": args.preset, "epochs": args.epochs,
+            "checkpoint_dir": args.checkpoint_dir or f"{args.out}.ckpt",
+            "resume": args.resume,
+        })
+        options = {k: v for k, v in options.items() if v is not None}
+        train_nights, val_nights = subject_val_split(nights, args.val_fraction, args.seed)
+        val_nights = val_nights or None
+    model = make_model(args.model, **options)
+    model.fit(train_nights, val_nights=val_nights)
+    model.metadata.setdefault("cli", {})
+    model.metadata["cli"] = {"source": args.features or args.data,
+                             "input": "features" if args.features else "data",
+                             "seed": args.seed, "n_classes": args.classes,
+                             "n_val_nights": len(val_nights or [])}
+    out = model.save(args.out)
+    n_ep = sum(int(n.scored.sum()) for n in train_nights)
+    print(f"trained {args.model} ({args.classes} classes) on {len(train_nights)} nights "
+          f"/ {len({n.subject_id for n in train_nights})} subjects / {n_ep} scored epochs"
+          + (f" (validation: {len(val_nights)} nights)" if val_nights else "")
+          + f"; saved to {out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import numpy as np
+
+    from ..models import load_model
+    from ..stages import STAGES_3, STAGES_5, to_3class
+    from ..utils import progress
+
+    model = load_model(args.model)
+    nights = _load_nights(args)
+    n_classes = int(getattr(model, "n_classes", 5))
+    y_true, y_pred = [], []
+    for n in progress(nights, desc="evaluate", unit="night"):
+        y_pred.append(np.asarray(model.predict(n)))
+        y_true.append(to_3class(n.y) if n_classes == 3 else n.y)
+    metrics = compute_metrics(np.concatenate(y_true), np.concatenate(y_pred), n_classes)
+    if args.json:
+        keys = ("accuracy", "macro_f1", "kappa", "per_class_f1", "confusion_matrix",
+                "n_epochs")
+        print(json.dumps({k: metrics[k] for k in keys if k in metrics}, indent=2,
+                         default=float))
+        return 0
+    names = STAGES_5 if n_classes == 5 else STAGES_3
+    print(f"model {getattr(model, 'name', '?')} on {len(nights)} nights, "
+          f"{metrics['n_epochs']} scored epochs")
+    print(f"accuracy  {metrics['accuracy']:.4f}")
+    print(f"macro-F1  {metrics['macro_f1']:.4f}")
+    print(f"kappa     {metrics['kappa']:.4f}")
+    print("per-class F1  " + "  ".join(f"{k} {v:.3f}" for k, v in
+                                       metrics["per_class_f1"].items()))
+    print("confusion matrix (rows = reference, columns = predicted)")
+    width = max(7, max(len(str(v)) for row in metrics["confusion_matrix"] for v in row) + 1)
+    print(" " * 6 + "".join(f"{s:>{width}}" for s in names))
+    for s, row in zip(names, metrics["confusion_matrix"], strict=True):
+        print(f"{s:<6}" + "".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
+def model_cards(directory: Path | None = None) -> list[dict[str, Any]]:
+    """Model cards (``*.json``) of the pretrained models shipped in ``hypnoscope/data/models``."""
+    directory = directory or Path(__file__).resolve().parents[1] / "data" / "models"
+    cards = []
+    for f in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            card = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(card, dict):
+            card.setdefault("name", f.stem)
+            cards.append(card)
+    return cards
+
+
+def _card_summary(card: dict[str, Any]) -> str:
+    for key in ("summary", "description"):
+        if isinstance(card.get(key), str):
+            return card[key]
+    return f"{card.get('model', '?')} model"
+
+
+def _models(args) -> int:
+    from ..models import MODEL_REGISTRY
+
+    cards = model_cards()
+    if args.json:
+        print(json.dumps({"models": {k: v[1] for k, v in MODEL_REGISTRY.items()},
+                          "pretrained": [{"name": c["name"], "summary": _card_summary(c)}
+                                         for c in cards]}, indent=2))
+        return 0
+    width = max(len(k) for k in MODEL_REGISTRY) + 2
+    print("Models (hypnoscope train --model NAME):")
+    for name, (_, desc) in MODEL_REGISTRY.items():
+        print(f"  {name:<{width}}{desc}")
+    if cards:
+        print("Pretrained models (hypnoscope stage --model NAME):")
+        w2 = max(len(str(c["name"])) for c in cards) + 2
+        for c in cards:
+            print(f"  {str(c['name']):<{w2}}{_card_summary(c)}")
+    return 0

@@ -1,0 +1,291 @@
+"""Tests of the PSG simulator: physiology on short stretches, files, CLI, architecture."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import mne
+import numpy as np
+import pytest
+from scipy import signal as sps
+
+from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.simulate import (
+    SleepArchitectureModel,
+    SubjectTraits,
+    emg_envelope,
+    sample_hypnogram,
+    simulate_dataset,
+    simulate_night,
+    simulate_signals,
+    write_sleepedf_pair,
+)
+from hypnoscope.simulate.night import stage_seconds
+
+FS = 100.0
+BLOCK = 8  # epochs per stage block
+#: W, N1, N2, N3, N2, R, N2, R blocks: 64 epochs = 32 min
+ORDER = [0, 1, 2, 3, 2, 4, 2, 4]
+
+
+def _block_hyp() -> Hypnogram:
+    return Hypnogram(np.repeat(ORDER, BLOCK))
+
+
+def _stage_epochs(sig_x: np.ndarray, stage: int) -> np.ndarray:
+    """Epochs (n, 3000) of ``stage``, leaving out each block's first and last epoch."""
+    ep = sig_x[: len(sig_x) // 3000 * 3000].reshape(-1, 3000)
+    idx = [b * BLOCK + k for b, s in enumerate(ORDER) if s == stage for k in range(1, BLOCK - 1)]
+    return ep[idx]
+
+
+def _band(ep: np.ndarray, lo: float, hi: float, relative: bool = False) -> float:
+    f, p = sps.welch(ep, FS, nperseg=400, axis=-1)
+    bp = p[:, (f >= lo) & (f < hi)].sum(axis=1)
+    if relative:
+        bp = bp / p[:, (f >= 0.5) & (f < 30)].sum(axis=1)
+    return float(np.median(bp))
+
+
+@pytest.fixture(scope="module")
+def nights():
+    """Three short nights (different subjects) of the same block hypnogram."""
+    return [simulate_signals(_block_hyp(), seed=s)[0] for s in range(3)]
+
+
+def test_sigma_and_delta_and_alpha_by_stage(nights):
+    for sig in nights:
+        sigma = {s: _band(_stage_epochs(sig.fpz, s), 11, 16) for s in range(5)}
+        assert sigma[2] > 2 * sigma[4]  # spindles: N2 >> REM
+        delta = {s: _band(_stage_epochs(sig.fpz, s), 0.5, 4) for s in range(5)}
+        assert max(delta, key=delta.get) == 3  # N3 highest delta
+        assert delta[3] > 2 * delta[2]
+        alpha = {s: _band(_stage_epochs(sig.pz, s), 8, 12, relative=True) for s in range(5)}
+        assert max(alpha, key=alpha.get) == 0  # posterior alpha in wake
+
+
+def _count_spindles(x: np.ndarray, thresh: float) -> int:
+    b, a = sps.butter(4, [11, 16], btype="band", fs=FS)
+    env = np.abs(sps.hilbert(sps.filtfilt(b, a, x)))
+    runs = np.diff(np.concatenate([[0], (env > thresh).astype(int), [0]]))
+    dur = (np.flatnonzero(runs == -1) - np.flatnonzero(runs == 1)) / FS
+    return int(((dur >= 0.3) & (dur <= 3)).sum())
+
+
+def test_spindle_counts_n2_vs_rem(nights):
+    for sig in nights:
+        n2 = _stage_epochs(sig.fpz, 2).ravel()
+        rem = _stage_epochs(sig.fpz, 4).ravel()
+        thresh = 2.5 * np.median(np.abs(sps.hilbert(sps.filtfilt(
+            *sps.butter(4, [11, 16], btype="band", fs=FS), sig.fpz))))
+        c2, cr = _count_spindles(n2, thresh), _count_spindles(rem, thresh)
+        minutes = len(n2) / FS / 60
+        assert c2 / minutes > 1.0  # at least 1 spindle per minute of N2
+        assert c2 > 3 * max(cr, 1)
+
+
+def test_emg_lowest_in_rem_and_slow_waves_in_n3(nights):
+    for sig in nights:
+        rms = {s: float(np.median(_stage_epochs(sig.emg, s).std(axis=1))) for s in range(5)}
+        assert min(rms, key=rms.get) == 4
+        assert rms[0] > 2 * rms[4]
+        # N3: waves of 0.5-2 Hz above 75 µV peak-to-peak over >= 20 % of the epoch
+        b, a = sps.butter(3, [0.5, 2.0], btype="band", fs=FS)
+        sw = sps.filtfilt(b, a, sig.fpz)
+        ep = _stage_epochs(np.abs(sps.hilbert(sw)), 3)
+        assert np.median((ep > 37.5).mean(axis=1)) >= 0.2
+
+
+def _rem_rate(eog: np.ndarray) -> float:
+    """Rapid eye movements per minute: steep (> 800 µV/s) deflections of the EOG."""
+    b, a = sps.butter(2, [0.3, 5.0], btype="band", fs=FS)
+    slope = np.abs(np.gradient(sps.filtfilt(b, a, eog)) * FS)
+    peaks, _ = sps.find_peaks(slope, height=800, distance=int(0.3 * FS))
+    return len(peaks) / (len(eog) / FS / 60)
+
+
+def test_rapid_eye_movements_in_rem_eog(nights):
+    for sig in nights:
+        rem = _rem_rate(_stage_epochs(sig.eog, 4).ravel())
+        n2 = _rem_rate(_stage_epochs(sig.eog, 2).ravel())
+        n3 = _rem_rate(_stage_epochs(sig.eog, 3).ravel())
+        assert rem >= 2.0
+        assert rem > 3 * max(n2, n3, 0.3)
+
+
+def test_correlated_derivations_and_eog_leak(nights):
+    sig = nights[0]
+    n3 = slice(3 * BLOCK * 3000 + 3000, 4 * BLOCK * 3000 - 3000)
+    b, a = sps.butter(3, [0.5, 30], btype="band", fs=FS)
+    fpz, pz, eog = (sps.filtfilt(b, a, x[n3]) for x in (sig.fpz, sig.pz, sig.eog))
+    assert 0.1 < np.corrcoef(fpz, pz)[0, 1] < 0.9
+    assert np.corrcoef(fpz, eog)[0, 1] > 0.2  # frontal EEG seen by the EOG
+
+
+def test_determinism_and_seed_dependence():
+    hyp = Hypnogram([0, 0, 1, 2, 2, 3, 4, 4])
+    a = simulate_night(hyp, seed=5).get_data()
+    b = simulate_night(hyp, seed=5).get_data()
+    c = simulate_night(hyp, seed=6).get_data()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_raw_layout_units_and_annotations():
+    hyp = Hypnogram([0, 1, 2, 3, -100, 4], start_time=None)
+    raw = simulate_night(hyp, seed=1, mode="sleep-edf-sc")
+    assert raw.ch_names[:4] == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "EMG submental"]
+    assert raw.get_channel_types()[:4] == ["eeg", "eeg", "eog", "emg"]
+    assert raw.info["sfreq"] == FS and raw.n_times == 6 * 30 * 100
+    assert raw.info["meas_date"] is not None
+    eeg_std_uv = raw.get_data(picks="EEG Fpz-Cz").std() * 1e6
+    assert 3 < eeg_std_uv < 200  # volts in the object, µV-scale physiology
+    back = Hypnogram.from_mne_annotations(raw.annotations)
+    np.testing.assert_array_equal(back.codes, hyp.codes)
+    tele = simulate_night(hyp, seed=1, mode="telemetry")
+    assert tele.ch_names == raw.ch_names[:4]
+    desc = json.loads(tele.info["description"])
+    assert desc["mode"] == "telemetry" and desc["seed"] == 1
+
+
+def test_mixed_epochs_keep_majority_stage():
+    rng = np.random.default_rng(0)
+    hyp = Hypnogram(rng.integers(0, 5, 300))  # many one-epoch runs
+    stages, _ = stage_seconds(hyp, np.random.default_rng(1))
+    per_ep = stages.reshape(-1, 30)
+    share = (per_ep == hyp.codes[:, None]).mean(axis=1)
+    assert share.min() >= 0.6
+    assert (share < 1).mean() > 0.3  # boundaries really blend
+
+
+def test_write_pair_readable_and_hypnogram_exact(tmp_path):
+    codes = np.array([0] * 4 + [1, 2, 2, 3, 3, -100, 2, 4, 4, 0] + [-100] * 2)
+    hyp = Hypnogram(codes)
+    raw = simulate_night(hyp, seed=2, mode="sleep-edf-sc")
+    psg, hyp_path = write_sleepedf_pair(raw, hyp, tmp_path / "out", "SC4991E0")
+    assert psg.name == "SC4991E0-PSG.edf" and hyp_path.name == "SC4991E0-Hypnogram.edf"
+    assert not list((tmp_path / "out").glob(".*part*"))  # atomic: no leftovers
+    r = mne.io.read_raw_edf(psg, preload=True, verbose="error")
+    assert r.ch_names == raw.ch_names
+    assert list(r._raw_extras[0]["n_samps"]) == [100, 100, 100, 1, 1, 1, 1]
+    np.testing.assert_allclose(r.get_data(picks="EEG Fpz-Cz")[0],
+                               raw.get_data(picks="EEG Fpz-Cz")[0], atol=0.05e-6)
+    # EMG stored as the 1 Hz RMS envelope in µV
+    env = emg_envelope(raw.get_data(picks="EMG submental")[0] * 1e6, FS)
+    stored = r.get_data(picks="EMG submental")[0][::100] * 1e6
+    np.testing.assert_allclose(stored[: len(env)], env, atol=0.05)
+    back = read_hypnogram(hyp_path)
+    np.testing.assert_array_equal(back.codes, codes)
+    # telemetry mode keeps a 100 Hz EMG waveform
+    tele = simulate_night(hyp, seed=2, mode="telemetry")
+    psg2, _ = write_sleepedf_pair(tele, None, tmp_path / "tele", "ST7991J0")
+    r2 = mne.io.read_raw_edf(psg2, verbose="error")
+    assert list(r2._raw_extras[0]["n_samps"]) == [100] * 4
+
+
+def test_project_reader_roles(tmp_path):
+    io = pytest.importorskip("hypnoscope.io")
+    hyp = Hypnogram([0, 2, 2, 4])
+    for mode, role in (("sleep-edf-sc", "emg_envelope"), ("telemetry", "emg")):
+        psg, _ = write_sleepedf_pair(simulate_night(hyp, seed=0, mode=mode), hyp,
+                                     tmp_path / mode, "SC4001E0")
+        rec = io.read_psg(psg)
+        roles = dict(zip(rec.ch_names, rec.roles))
+        assert roles["EEG Fpz-Cz"] == "eeg" and roles["EOG horizontal"] == "eog"
+        assert roles["EMG submental"] == role
+        assert rec.data.shape[1] == 4 * 3000
+        assert 3 < np.std(rec.data[rec.ch_names.index("EEG Fpz-Cz")]) < 200  # µV
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="mode"):
+        simulate_night(Hypnogram([0, 1]), mode="psg-x")
+    with pytest.raises(ValueError, match="5-class"):
+        simulate_night(Hypnogram([0, 1, 2], n_classes=3))
+    with pytest.raises(FileNotFoundError, match="nope.edf"):
+        simulate_night(tmp_path / "nope.edf")
+    with pytest.raises(ValueError, match="record_id"):
+        write_sleepedf_pair(simulate_night(Hypnogram([0]), seed=0), None, tmp_path, "a/b")
+    with pytest.raises(ValueError, match="subjects"):
+        simulate_dataset(tmp_path, 3, hypnograms=[Hypnogram([0, 1])])
+
+
+def test_architecture_model_time_of_night():
+    model = SleepArchitectureModel.default()
+    mats = model.transition_matrices
+    np.testing.assert_allclose(mats.sum(axis=2), 1.0)
+    early, late, counts = np.zeros(5), np.zeros(5), np.zeros(5)
+    for s in range(12):
+        h = sample_hypnogram(model, seed=s, duration_h=8.0)
+        n = int(3 * 3600 / 30)
+        assert h.n_epochs == 960 + 60 and (h.codes[-60:] == 0).all()
+        early += np.bincount(h.codes[60:60 + n], minlength=5)
+        late += np.bincount(h.codes[960 - n:960], minlength=5)
+        counts += np.bincount(h.codes, minlength=5)
+    assert early[3] > 2 * late[3]  # more N3 early
+    assert late[4] > 1.3 * early[4]  # more REM late
+    frac = counts / counts.sum()
+    assert 0.3 < frac[2] < 0.6 and frac[4] > 0.1  # N2 dominant, REM present
+    refit = SleepArchitectureModel.fit([sample_hypnogram(model, seed=s) for s in range(3)])
+    assert refit.counts.shape == model.counts.shape
+
+
+def test_subject_traits_vary():
+    a, b = SubjectTraits.sample(0), SubjectTraits.sample(1)
+    assert a != b and 8 <= a.alpha_freq <= 12 and 11 <= a.spindle_freq <= 16
+    a2 = a.second_night(3)
+    assert abs(a2.alpha_freq - a.alpha_freq) < 0.5 and a2 != a
+
+
+def _cli(argv: list[str]) -> int:
+    from hypnoscope.cli import simulate as cli_sim
+
+    parser = argparse.ArgumentParser(prog="hypnoscope")
+    cli_sim.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_single_hypnogram(tmp_path, capsys):
+    h = Hypnogram([0, 0, 1, 2, 2, 3, 2, 4, 4, 0])
+    src = h.to_edf(tmp_path / "SC4771G0-Hypnogram.edf")
+    out = tmp_path / "sim"
+    assert _cli(["simulate", "--hypnogram", str(src), "--out", str(out), "--seed", "3"]) == 0
+    psg = out / "SC4771G0-PSG.edf"
+    assert psg.is_file() and "wrote" in capsys.readouterr().out
+    r = mne.io.read_raw_edf(psg, verbose="error")
+    assert "EMG submental" in r.ch_names
+    np.testing.assert_array_equal(read_hypnogram(out / "SC4771G0-Hypnogram.edf").codes,
+                                  h.codes)
+
+
+def test_cli_many_subjects(tmp_path):
+    out = tmp_path / "many"
+    assert _cli(["simulate", "--n-subjects", "2", "--seed", "0", "--out", str(out),
+                 "--duration-h", "0.3", "--mode", "telemetry"]) == 0
+    meta = json.loads((out / "simulation.json").read_text())
+    assert [r["record_id"] for r in meta["records"]] == ["SC4001E0", "SC4011E0"]
+    assert meta["records"][0]["traits"] != meta["records"][1]["traits"]
+    for r in meta["records"]:
+        raw = mne.io.read_raw_edf(out / r["psg"], verbose="error")
+        hyp = read_hypnogram(out / r["hypnogram"])
+        assert abs(raw.n_times / 100 - hyp.duration_sec) < 1
+    # driven by a folder of hypnograms: two nights of one Sleep-EDF subject
+    hdir = tmp_path / "hyps"
+    for night in (1, 2):
+        Hypnogram([0] * 3 + [2, 3, 2, 4] + [0] * 3).to_edf(hdir / f"SC40{7}{night}E0-Hypnogram.edf")
+    out2 = tmp_path / "driven"
+    assert _cli(["simulate", "--n-subjects", "1", "--out", str(out2),
+                 "--hypnogram-dir", str(hdir)]) == 0
+    recs = json.loads((out2 / "simulation.json").read_text())["records"]
+    assert [(r["subject"], r["night"]) for r in recs] == [(0, 1), (0, 2)]
+
+
+def test_real_hypnogram_reproduced(shared_data, tmp_path):
+    f = sorted((shared_data / "sleepedf_hypnograms" / "sleep-cassette").glob("*.edf"))[0]
+    hyp = read_hypnogram(f)
+    hyp = hyp[hyp.sleep_period_slice(0)][:120].copy(onset_sec=0.0)  # first hour of sleep
+    raw = simulate_night(hyp, seed=0)
+    _, hyp_path = write_sleepedf_pair(raw, hyp, tmp_path, "SC4001E0")
+    np.testing.assert_array_equal(read_hypnogram(hyp_path).codes, hyp.codes)
