@@ -15,10 +15,16 @@ from hypnoscope import io as hio
 from hypnoscope.cli import main
 from hypnoscope.datasets import (
     DatasetLoadError,
+    Night,
     default_cache_dir,
+    describe_nights,
     find_hypnogram,
+    load_feature_dir,
     load_psg_dir,
     load_recording,
+    make_sequences,
+    place_hypnogram,
+    sequence_windows,
     sleepedf_ids,
     split_modalities,
 )
@@ -229,16 +235,19 @@ def test_real_hypnogram_alignment_and_crop(shared_data, tmp_path):
     assert n_signal < hyp.n_epochs
     psg = write_psg_edf(tmp_path / "SC4001E0-PSG.edf", duration_sec=30.0 * n_signal,
                         channels={"EEG Fpz-Cz": 10.0, "EMG submental": 1.0})
-    night = load_recording(psg, hyp_file, sfreq=10.0, preprocessing="none", cache=False)
+    # the synthetic PSG starts in 2020, the real scoring in 1989: another recording
+    with pytest.raises(ValueError, match="no overlap - is this the hypnogram of another"):
+        load_recording(psg, hyp_file, sfreq=10.0, preprocessing="none", cache=False)
+    # align="onset" ignores the start times (epochs from the recording start)
+    night = load_recording(psg, hyp_file, sfreq=10.0, preprocessing="none", cache=False,
+                           align="onset")
     sl = hyp.sleep_period_slice(30.0)
     assert night.n_epochs == sl.stop - sl.start
     assert np.array_equal(night.y, hyp.codes[sl])
     assert night.y[:60].tolist() == [0] * 60  # 30 min of wake before the first sleep
     assert night.X.shape[1:] == (2, 300)
     assert night.meta["crop"]["n_epochs_uncropped"] == n_signal
-    # the synthetic PSG starts at another time than the real scoring: noted, not fatal
-    assert any("differs from the recording start" in w
-               for w in night.meta["reader"]["warnings"])
+    assert night.meta["settings"]["align"] == "onset"
 
 
 def test_load_psg_dir_reads_simulated_sleepedf_pairs(tmp_path):
@@ -256,3 +265,135 @@ def test_load_psg_dir_reads_simulated_sleepedf_pairs(tmp_path):
     assert nights[1].roles == ["eeg", "eeg", "eog", "emg"]
     for n in nights:
         assert np.array_equal(n.y, hyp.codes[2:11]) and n.X.shape == (9, 4, 3000)
+
+
+# ------------------------------------------------------------ hypnogram placement
+def test_place_hypnogram_rules(caplog):
+    hyp = Hypnogram(["?", "?", "W", "N1", "N2", "W"], start_time=START)
+    later = START + dt.timedelta(seconds=60)
+    # same start: onset_sec as is, nothing to note
+    assert place_hypnogram(hyp, 100.0, 600.0, START) == (hyp, 0.0, [])
+    # hypnogram starts 60 s after the recording: its epochs move 60 s later
+    h, onset, notes = place_hypnogram(hyp.copy(start_time=later), 100.0, 600.0, START)
+    assert onset == 60.0 and h.n_epochs == 6 and "+60 s" in notes[0]
+    # starts 45 s before: the 2 unscored epochs before the recording are dropped
+    h, onset, notes = place_hypnogram(hyp, 100.0, 600.0, later + dt.timedelta(seconds=-15))
+    assert onset == 15.0 and h.codes.tolist() == hyp.codes[2:].tolist()
+    assert "2 hypnogram epoch(s) before the recording start dropped (0 scored)" in notes[1]
+    # ... but scored epochs before the start beyond the limit mean another recording
+    with pytest.raises(ValueError, match="3 scored hypnogram epochs fall before"):
+        place_hypnogram(hyp, 100.0, 600.0, START + dt.timedelta(seconds=150),
+                        max_scored_overhang_epochs=2)
+    # no overlap at all (another day)
+    with pytest.raises(ValueError, match="no overlap"):
+        place_hypnogram(hyp, 100.0, 600.0, START + dt.timedelta(days=1))
+    # align="onset" or an unknown start time: onset_sec counts from the recording start
+    shifted = hyp.copy(onset_sec=30.0)
+    assert place_hypnogram(shifted, 100.0, 600.0, later, align="onset")[1] == 30.0
+    assert place_hypnogram(shifted.copy(start_time=None), 100.0, 600.0, later)[1] == 30.0
+    # an onset between samples is rounded to the nearest sample
+    h, onset, notes = place_hypnogram(hyp.copy(onset_sec=0.126), 100.0, 600.0, None)
+    assert onset == pytest.approx(0.13) and "rounded" in notes[0]
+    with pytest.raises(ValueError, match="after the end"):
+        place_hypnogram(hyp.copy(onset_sec=700.0, start_time=None), 100.0, 600.0, None)
+    with pytest.raises(ValueError, match="align must be"):
+        place_hypnogram(hyp, 100.0, 600.0, START, align="nearest")
+
+
+def test_load_recording_applies_start_time_offset(tmp_path):
+    psg = write_psg_edf(tmp_path / "SC4001E0-PSG.edf", duration_sec=DURATION, seed=0)
+    # scoring exported with its own start time, 90 s after the PSG's -> epochs at 90 s
+    hyp = Hypnogram(STAGES[:15], start_time=START + dt.timedelta(seconds=90))
+    hyp_file = hyp.to_edf(tmp_path / "SC4001EC-Hypnogram.edf")
+    night = load_recording(psg, hyp_file, crop_wake_min=None, preprocessing="none",
+                           cache=False)
+    rec = hio.read_psg(psg)
+    assert np.allclose(night.onsets_sec, 90.0 + 30.0 * np.arange(17))
+    assert np.allclose(night.X, epoch_signals(rec.data, 100.0, onset_sec=90.0))
+    assert np.array_equal(night.y[:15], hyp.codes) and (night.y[15:] == -100).all()
+    assert any("+90 s" in w for w in night.meta["reader"]["warnings"])
+    # the same hypnogram placed by onset only starts at 0 s (3 epochs more)
+    by_onset = load_recording(psg, hyp_file, crop_wake_min=None, preprocessing="none",
+                              cache=False, align="onset")
+    assert by_onset.n_epochs == 20 and by_onset.onsets_sec[0] == 0.0
+    assert np.array_equal(by_onset.y[:15], hyp.codes)
+    # a hypnogram written without a start time is placed by its onset alone
+    unknown = hyp.copy(start_time=None).to_edf(tmp_path / "SC4001EC-Hypnogram.edf")
+    night = load_recording(psg, unknown, crop_wake_min=None, cache=False)
+    assert night.onsets_sec[0] == 0.0 and np.array_equal(night.y[:15], hyp.codes)
+
+
+# ------------------------------------------------------------ sequences
+def test_sequence_windows_values():
+    idx, mask = sequence_windows(5, 3)
+    assert idx.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    assert mask.tolist()[:2] == [[False, False, True], [False, True, True]] and mask[2:].all()
+    idx, mask = sequence_windows(7, 3, mode="many-to-many")
+    assert idx.tolist() == [[0, 1, 2], [3, 4, 5], [4, 5, 6]] and mask.all()
+    idx, mask = sequence_windows(7, 3, mode="many-to-many", stride=2)
+    assert idx[:, 0].tolist() == [0, 2, 4]
+    idx, mask = sequence_windows(2, 4, mode="many-to-many")
+    assert idx.tolist() == [[0, 1, 1, 1]] and mask.tolist() == [[True, True, False, False]]
+    for kwargs, msg in (({"seq_len": 0}, "seq_len"), ({"mode": "x"}, "mode must be")):
+        with pytest.raises(ValueError, match=msg):
+            sequence_windows(5, **{"seq_len": 3, **kwargs})
+
+
+def test_make_sequences_never_cross_nights():
+    rng = np.random.default_rng(0)
+    a = Night(X=rng.normal(size=(4, 2)), y=[0, 1, 2, 3], subject_id="s1", night_id="a")
+    b = Night(X=rng.normal(size=(3, 2)) + 100, y=[4, -1, 2], subject_id="s1", night_id="b")
+    X, y, mask, owner = make_sequences([a, b], 2)
+    assert X.shape == (7, 2, 2) and owner.tolist() == [0] * 4 + [1] * 3
+    assert y.tolist() == [0, 1, 2, 3, 4, -100, 2]  # label of the last epoch
+    # the first window of night b holds only b's epoch 0 (padding), never a's last epoch
+    assert np.array_equal(X[4, 1], b.X[0]) and not mask[4, 0]
+    assert (X[owner == 1] > 50).all() and (X[owner == 0] < 50).all()
+    X, y, mask, owner = make_sequences([a, b], 3, mode="many-to-many")
+    assert owner.tolist() == [0, 0, 1] and y.tolist() == [[0, 1, 2], [1, 2, 3],
+                                                          [4, -100, 2]]
+    with pytest.raises(ValueError, match="different epoch shapes"):
+        make_sequences([a, Night(X=np.zeros((2, 3)), y=[0, 0], subject_id="s",
+                                 night_id="c")], 2)
+
+
+# ------------------------------------------------------------ feature directories
+def test_load_feature_dir_and_describe(tmp_path):
+    d = tmp_path / "feat"
+    d.mkdir()
+    y1 = np.array([0, 1, 2, 2, -100])
+    np.savez(d / "07_night1.npz", features=np.ones((5, 3, 4)), labels=y1,
+             onsets_sec=30.0 * np.arange(5))
+    np.savez(d / "rec_b.npz", features=np.zeros((2, 3, 4)), labels=[3, 4])
+    (d / "rec_b.json").write_text(json.dumps({"subject_id": "12",
+                                              "channel_names": ["Fpz", "Pz", "EOG"]}))
+    nights = load_feature_dir(d)
+    assert [(n.subject_id, n.night_id) for n in nights] == [("07", "07_night1"),
+                                                           ("12", "rec_b")]
+    assert nights[0].X.dtype == np.float32 and nights[0].y.tolist() == y1.tolist()
+    assert nights[0].onsets_sec.tolist() == [0, 30, 60, 90, 120]
+    assert nights[1].channels == ["Fpz", "Pz", "EOG"] and nights[1].onsets_sec is None
+    info = describe_nights(nights)
+    assert info["n_subjects"] == 2 and info["n_epochs"] == 7 and info["n_scored_epochs"] == 6
+    assert info["epochs_per_class"] == {"W": 1, "N1": 1, "N2": 2, "N3": 1, "R": 1}
+    assert info["epoch_shape"] == [3, 4] and info["kind"] == "features"
+    with pytest.raises(ValueError, match="subject-pattern"):
+        load_feature_dir(d, subject_pattern=r"^s(\d+)")
+    np.savez(d / "09_bad.npz", features=np.zeros((2, 1)))
+    with pytest.raises(ValueError, match=r"09_bad.npz: missing array\(s\) \['labels'\]"):
+        load_feature_dir(d)
+    with pytest.raises(FileNotFoundError, match="no .npz"):
+        load_feature_dir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_feature_dir(tmp_path / "absent")
+
+
+def test_night_validation():
+    n = Night(X=np.zeros((3, 2)), y=[0, -1, -5], subject_id="s", night_id="n")
+    assert n.y.tolist() == [0, -100, -100] and n.scored.tolist() == [True, False, False]
+    with pytest.raises(ValueError, match="night n: 3 epochs of data but 2 labels"):
+        Night(X=np.zeros((3, 2)), y=[0, 1], subject_id="s", night_id="n")
+    with pytest.raises(ValueError, match="kind must be"):
+        Night(X=np.zeros((1, 2)), y=[0], subject_id="s", night_id="n", kind="images")
+    with pytest.raises(ValueError, match="needs kind='signals'"):
+        split_modalities(n)

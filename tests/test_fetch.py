@@ -199,6 +199,33 @@ def test_fetch_truncated_download_without_checksum(tmp_path, mirror):
         server.server_close()
 
 
+def test_interrupted_fetch_resumes_with_missing_files_only(mirror, tmp_path):
+    """A fetch that stops half-way (the server lacks night 2) keeps the verified files of
+    night 1; the re-run downloads only what is missing."""
+    root, url, catalog, log = mirror
+    part = tmp_path / "partial"
+    for rel in MIRROR[0]:  # only SC4001 on the first server
+        (part / rel).parent.mkdir(parents=True, exist_ok=True)
+        (part / rel).write_bytes((root / rel).read_bytes())
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(part)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = tmp_path / "cache"
+    try:
+        with pytest.raises(FetchError, match=r"SC4002E0-PSG\.edf failed"):
+            fetch_sleepedf(subjects=[0], path=dest, catalog=catalog,
+                           base_url=f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    cached = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert cached == sorted(MIRROR[0])  # night 1 complete, nothing partial of night 2
+    n0 = len(log)
+    pairs = fetch_sleepedf(subjects=[0], path=dest, base_url=url, catalog=catalog)
+    assert sorted(log[n0:]) == sorted("/" + rel for rel in MIRROR[1])
+    assert [p.name for p, _ in pairs] == ["SC4001E0-PSG.edf", "SC4002E0-PSG.edf"]
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

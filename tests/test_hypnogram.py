@@ -150,6 +150,9 @@ def test_edf_round_trip(tmp_path, hyp_probs):
     assert not list(tmp_path.glob(".*part*"))  # atomic: no temporary left
     with pytest.raises(ValueError, match="only 5-class"):
         hyp_probs.as_3class().to_edf(tmp_path / "y.edf")
+    # an unknown start time stays unknown (not the EDF placeholder date 1985-01-01)
+    no_start = read_hypnogram(hyp_probs.copy(start_time=None).to_edf(tmp_path / "z.edf"))
+    assert no_start.start_time is None and no_start == hyp_probs
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".csv"])

@@ -191,7 +191,7 @@ def test_project_reader_roles(tmp_path):
         psg, _ = write_sleepedf_pair(simulate_night(hyp, seed=0, mode=mode), hyp,
                                      tmp_path / mode, "SC4001E0")
         rec = io.read_psg(psg)
-        roles = dict(zip(rec.ch_names, rec.roles))
+        roles = dict(zip(rec.ch_names, rec.roles, strict=True))
         assert roles["EEG Fpz-Cz"] == "eeg" and roles["EOG horizontal"] == "eog"
         assert roles["EMG submental"] == role
         assert rec.data.shape[1] == 4 * 3000

@@ -12,6 +12,8 @@
 3. Times the simulation of a 9-h night on one core.
 
 Usage: ``python benchmarks/simulator_realism/run.py [--nights 12] [--seed 0]``
+Per-night results are cached under ``.cache/simulator_realism/`` (keyed by the simulator's
+source code), so an interrupted run resumes where it stopped.
 Writes ``benchmarks/results/simulator_realism.md`` and ``.json``.
 """
 
@@ -126,11 +128,23 @@ def load_nights(n: int, wake_pad_min: float = 30.0):
     return hyps
 
 
+def simulator_fingerprint() -> str:
+    """Short hash of the simulator's source files (invalidates cached partial results)."""
+    import hashlib
+
+    import hypnoscope.simulate as sim
+
+    h = hashlib.sha256()
+    for f in sorted(Path(sim.__file__).parent.glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def stage_with_yasa(raw) -> np.ndarray:
     """YASA's pretrained EEG+EOG+EMG staging of a simulated raw: 5-class codes."""
-    import yasa
-
     import warnings
+
+    import yasa
 
     warnings.filterwarnings("ignore", category=UserWarning)
     sls = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal",
@@ -151,7 +165,7 @@ def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     return {"accuracy": float(accuracy_score(yt, yp)),
             "kappa": float(cohen_kappa_score(yt, yp)),
             "macro_f1": float(np.mean(f1)),
-            "per_stage_f1": {s: float(v) for s, v in zip(STAGES, f1)},
+            "per_stage_f1": {s: float(v) for s, v in zip(STAGES, f1, strict=True)},
             "confusion_matrix": confusion_matrix(yt, yp, labels=range(5)).tolist(),
             "n_epochs": int(m.sum())}
 
@@ -175,35 +189,46 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nights", type=int, default=12, help="real hypnograms to simulate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "simulator_realism"))
+    ap.add_argument("--cache", default=str(ROOT / ".cache" / "simulator_realism"),
+                    help="per-night partial results (resume); keyed by the simulator's "
+                         "source code and the seed")
     args = ap.parse_args(argv)
     if not HYPNO_DIR.is_dir():
         print(f"real data not found at {SHARED}", file=sys.stderr)
         return 2
     from hypnoscope.simulate import simulate_night
-    from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+    from hypnoscope.utils import atomic_path, progress, write_json_atomic, write_text_atomic
 
     t_start = time.time()
     nights = load_nights(args.nights)
+    cache = Path(args.cache) / f"{simulator_fingerprint()}-seed{args.seed}"
+    cache.mkdir(parents=True, exist_ok=True)
     per_night, all_true, all_pred, rel_all, lab_all = [], [], [], [], []
     for i, (name, hyp) in enumerate(progress(nights, desc="simulate+YASA", unit="night")):
         seed = args.seed * 1000 + i
-        raw = simulate_night(hyp, seed=seed, mode="telemetry")
-        pred = stage_with_yasa(raw)
-        k = min(len(pred), hyp.n_epochs)
-        y = hyp.codes[:k]
-        s = score(y, pred[:k])
+        part = cache / f"{name}.npz"
+        if part.is_file():  # resume: this night was already simulated and staged
+            with np.load(part, allow_pickle=False) as d:
+                y, pred, rel = d["y"], d["pred"], d["rel"]
+        else:
+            raw = simulate_night(hyp, seed=seed, mode="telemetry")
+            pred = stage_with_yasa(raw)
+            data = raw.get_data(picks=list(CHANNELS)) * 1e6
+            rel = np.stack([relative_bandpower(data[0], 100.0, 30.0),
+                            relative_bandpower(data[1], 100.0, 30.0),
+                            relative_bandpower(data[2], 100.0, 15.0)], axis=1)
+            k = min(len(pred), len(rel), hyp.n_epochs)
+            y, pred, rel = hyp.codes[:k], pred[:k], rel[:k]
+            with atomic_path(part) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, y=y, pred=pred, rel=rel)
+        s = score(y, pred)
         per_night.append({"hypnogram": name, "seed": seed, **{key: s[key] for key in
                           ("accuracy", "kappa", "macro_f1", "n_epochs")}})
         print(f"{name}: acc={s['accuracy']:.3f} kappa={s['kappa']:.3f}", flush=True)
         all_true.append(y)
-        all_pred.append(pred[:k])
-        data = raw.get_data(picks=list(CHANNELS)) * 1e6
-        rel = np.stack([relative_bandpower(data[0], 100.0, 30.0),
-                        relative_bandpower(data[1], 100.0, 30.0),
-                        relative_bandpower(data[2], 100.0, 15.0)], axis=1)
-        kk = min(len(rel), hyp.n_epochs)
-        rel_all.append(rel[:kk])
-        lab_all.append(hyp.codes[:kk])
+        all_pred.append(pred)
+        rel_all.append(rel)
+        lab_all.append(y)
     overall = score(np.concatenate(all_true), np.concatenate(all_pred))
 
     x, y = np.concatenate(rel_all), np.concatenate(lab_all)
@@ -269,7 +294,7 @@ def to_markdown(r: dict) -> str:
         "Confusion matrix (rows = simulated truth, columns = YASA):", "",
         "| | " + " | ".join(STAGES) + " |", "|---" * 6 + "|",
     ]
-    for s, row in zip(STAGES, y["confusion_matrix"]):
+    for s, row in zip(STAGES, y["confusion_matrix"], strict=True):
         lines.append(f"| {s} | " + " | ".join(str(v) for v in row) + " |")
     lines += ["", "Per night:", "", "| hypnogram | accuracy | kappa |", "|---|---|---|"]
     for n in r["per_night"]:

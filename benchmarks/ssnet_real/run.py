@@ -1,23 +1,35 @@
 """SSNet on the real Sleep-EDF band-power set: subject-wise 10-fold cross-validation.
 
-Direct 5-class SSNet (its 3-class view too) and the hierarchical 3-class SSNet
-(Wake vs Sleep, then REM vs NREM) on per-epoch band-power sequences of 59 subjects /
-115 nights, next to the best feature model of ``benchmarks/results/real_features.json``
-on the same folds when that file exists. Checkpoints are chosen on validation subjects
-carved out of each training fold (never the test fold). Also reports where the hierarchy
-helps (REM, transition epochs), sleep statistics of the predicted vs true hypnograms,
-training time per epoch and inference time per night on this CPU.
+Direct 5-class SSNet (and its 3-class view) and the hierarchical 3-class SSNet (Wake vs
+Sleep, then REM vs NREM on sleep epochs) on per-epoch band-power sequences of 59
+subjects / 115 nights. The test folds are those of ``benchmarks/results/real_folds.json``
+(written by ``benchmarks/real_features``; ``subject_kfold(k=10, seed=0)``); the
+validation subjects used for checkpoint selection / early stopping are carved out of
+each fold's *training* subjects (never the test fold). Next to it, on the very same
+folds: LightGBM without and with temporal context trained here on train + validation
+subjects (a paired reference), and the best feature model of
+``benchmarks/results/real_features.json`` when that file exists.
+
+Also reports where the hierarchy helps (REM, transition epochs), per-night sleep
+statistics of the predicted minus the true hypnogram, training time per epoch and
+inference time per night on this CPU.
+
+Every finished fold is stored in ``--state-dir`` (predictions per night) and training
+checkpoints are written every epoch, so a restarted run skips finished folds and resumes
+an interrupted one. ``--render-only`` re-renders the tables from the stored folds (e.g.
+after ``real_features.json`` appears).
 
 Run (from the repository root)::
 
-    nice -n 10 python benchmarks/ssnet_real/run.py            # full 10-fold CV
-    python benchmarks/ssnet_real/run.py --folds 10 --max-folds 1 --epochs 2   # quick check
+    nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/ssnet_real/run.py
+    python benchmarks/ssnet_real/run.py --max-folds 1 --epochs 1 --name ssnet_real_smoke
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import math
 import platform
@@ -29,23 +41,143 @@ import numpy as np
 import torch
 
 from hypnoscope.datasets import load_feature_dir
-from hypnoscope.evaluation import evaluate
+from hypnoscope.evaluation import compare_hypnograms, evaluate
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.models import make_model
-from hypnoscope.sleepstats import sleep_statistics
-from hypnoscope.splits import subject_kfold
+from hypnoscope.models.ssnet import merge_hierarchical
+from hypnoscope.splits import _make_fold, subject_kfold, subjects_of
 from hypnoscope.stages import proba_to_3class, to_3class
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sleepedf_bandpower"
 RESULTS = ROOT / "benchmarks" / "results"
+FOLDS_FILE = RESULTS / "real_folds.json"
 STATS = ("total_sleep_min", "sleep_efficiency_pct", "sleep_onset_latency_min",
-         "rem_latency_min", "waso_min", "rem_min")
+         "rem_latency_min", "waso_min", "rem_min", "n3_min")
+#: prediction keys: 5-class arg-max, 3-class codes
+V5 = ("ssnet", "lightgbm", "lightgbm-context")
+V3 = ("ssnet_as3", "ssnet-hier", "ssnet-hier_merged_argmax", "lightgbm_as3",
+      "lightgbm-context_as3")
+LABEL = {"ssnet": "SSNet direct 5-class", "ssnet_as3": "SSNet direct, 3-class view",
+         "ssnet-hier": "SSNet hierarchical 3-class (cascade)",
+         "ssnet-hier_merged_argmax": "SSNet hierarchical 3-class (arg-max of merged p)",
+         "lightgbm": "LightGBM (no context), same folds",
+         "lightgbm-context": "LightGBM + temporal context, same folds",
+         "lightgbm_as3": "LightGBM, 3-class view",
+         "lightgbm-context_as3": "LightGBM + context, 3-class view"}
 
 
+# --------------------------------------------------------------------------------------
+# folds
+# --------------------------------------------------------------------------------------
+def load_folds(nights, folds_file: Path, val: float, seed: int):
+    """Test subjects from ``folds_file`` (else ``subject_kfold(k=10, seed)``), with
+    ``val`` of each fold's training subjects held out for validation (seeded)."""
+    groups = subjects_of(nights)
+    if folds_file.is_file():
+        spec = json.loads(folds_file.read_text())
+        tests = [list(f["test_subjects"]) for f in spec["folds"]]
+        source = str(folds_file.relative_to(ROOT))
+    else:
+        tests = [list(f.test_subjects) for f in subject_kfold(nights, k=10, seed=seed)]
+        source = f"subject_kfold(k=10, seed={seed}) ({folds_file.name} absent)"
+    missing = sorted(set(groups) - {s for t in tests for s in t})
+    if missing:
+        raise ValueError(f"{folds_file}: subjects {missing} are in no test fold")
+    rng = np.random.default_rng(seed)
+    folds = []
+    for i, test_s in enumerate(tests):
+        train_s = sorted(set(groups) - set(test_s))
+        n_val = max(1, int(round(val * len(train_s))))
+        val_s = sorted(rng.choice(train_s, size=n_val, replace=False).tolist())
+        train_s = [s for s in train_s if s not in set(val_s)]
+        folds.append(_make_fold(groups, train_s, val_s, test_s, f"fold {i + 1}/{len(tests)}"))
+    return folds, source
+
+
+# --------------------------------------------------------------------------------------
+# one fold
+# --------------------------------------------------------------------------------------
+def run_fold(i, fold, nights, args, state_dir: Path, tag: str) -> dict:
+    """Train and predict one fold; returns the stored record (also written to disk)."""
+    train, val, test = fold.select(nights)
+    common = dict(preset=args.preset, seq_len=args.seq_len, epochs=args.epochs,
+                  mode=args.mode, batch_size=args.batch_size, patience=args.patience,
+                  seed=args.seed, num_threads=args.threads, device="cpu", resume=True)
+    ckpt = state_dir / "checkpoints" / tag / f"fold{i:02d}"
+    rec: dict = {"fold": fold.name, "index": i, "test_subjects": list(fold.test_subjects),
+                 "val_subjects": list(fold.val_subjects), "train_s": {}, "epoch_s": {},
+                 "infer_s_per_night": {}, "best_epoch": {}, "epochs_run": {}}
+    arrays: dict[str, list] = {}
+    models = {
+        "ssnet": make_model("ssnet", n_classes=5, checkpoint_dir=str(ckpt / "ssnet"), **common),
+        "ssnet-hier": make_model("ssnet-hier", n_classes=3,
+                                 checkpoint_dir=str(ckpt / "ssnet-hier"), **common)}
+    for name, m in models.items():
+        t0 = time.perf_counter()
+        m.fit(train, val)
+        rec["train_s"][name] = time.perf_counter() - t0
+        rec["epoch_s"][name] = [s["seconds_per_epoch"] for s in m.training_summary.values()]
+        rec["best_epoch"][name] = {t: s["best_epoch"] for t, s in m.training_summary.items()}
+        rec["epochs_run"][name] = {t: s["epochs_run"] for t, s in m.training_summary.items()}
+    if args.reference:
+        from hypnoscope.models.feature_classifiers import make_feature_model
+
+        for name in ("lightgbm", "lightgbm-context"):
+            m = make_feature_model(name, n_classes=5, seed=args.seed, n_jobs=1)
+            t0 = time.perf_counter()
+            m.fit(train + val)  # the reference sees every training-fold subject
+            rec["train_s"][name] = time.perf_counter() - t0
+            models[name] = m
+    for name, m in models.items():
+        t0 = time.perf_counter()
+        for night in test:
+            if name == "ssnet-hier":
+                p = m.stage_probabilities(night)
+                arrays.setdefault("hier_p1", []).append(p["wake_sleep"])
+                arrays.setdefault("hier_p2", []).append(p["rem_nrem"])
+            else:
+                arrays.setdefault(f"p_{name}", []).append(m.predict_proba(night))
+        rec["infer_s_per_night"][name] = (time.perf_counter() - t0) / len(test)
+    rec["nights"] = [n.night_id for n in test]
+    rec["subjects"] = [n.subject_id for n in test]
+    rec["lengths"] = [n.n_epochs for n in test]
+    np.savez_compressed(state_dir / f"fold{i:02d}.npz",
+                        y=np.concatenate([n.y for n in test]),
+                        **{k: np.concatenate(v).astype(np.float32) for k, v in arrays.items()})
+    write_json_atomic(state_dir / f"fold{i:02d}.json", rec)
+    return rec
+
+
+def fold_predictions(state_dir: Path, rec: dict) -> list[dict]:
+    """Per-night true labels and predicted codes of every variant of a stored fold."""
+    z = np.load(state_dir / f"fold{rec['index']:02d}.npz")
+    cuts = np.cumsum([0] + rec["lengths"])
+    out = []
+    for k, nid in enumerate(rec["nights"]):
+        s = slice(cuts[k], cuts[k + 1])
+        y5 = z["y"][s]
+        d = {"night": nid, "subject": rec["subjects"][k], "y5": y5, "y3": to_3class(y5)}
+        for name in ("ssnet", "lightgbm", "lightgbm-context"):
+            if f"p_{name}" in z:
+                p = z[f"p_{name}"][s]
+                d[name] = p.argmax(1)
+                d[f"{name}_as3"] = proba_to_3class(p).argmax(1)
+        if "hier_p1" in z:
+            p1, p2 = z["hier_p1"][s], z["hier_p2"][s]
+            casc = np.where(p1.argmax(1) == 0, 0, 1 + p2.argmax(1))
+            d["ssnet-hier"] = casc
+            d["ssnet-hier_merged_argmax"] = merge_hierarchical(p1, p2).argmax(1)
+        out.append(d)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# summaries
+# --------------------------------------------------------------------------------------
 def transition_mask(y3: np.ndarray) -> np.ndarray:
-    """Epochs whose (3-class) true stage differs from the previous or next epoch."""
+    """Epochs whose true 3-class stage differs from the previous or the next epoch."""
     t = np.zeros(len(y3), bool)
     change = (y3[1:] != y3[:-1]) & (y3[1:] >= 0) & (y3[:-1] >= 0)
     t[1:] |= change
@@ -53,8 +185,8 @@ def transition_mask(y3: np.ndarray) -> np.ndarray:
     return t
 
 
-def acc(y: np.ndarray, p: np.ndarray, m: np.ndarray | None = None) -> float:
-    k = y >= 0 if m is None else (y >= 0) & m
+def masked_acc(y: np.ndarray, p: np.ndarray, m: np.ndarray) -> float:
+    k = (y >= 0) & m
     return float((y[k] == p[k]).mean()) if k.any() else math.nan
 
 
@@ -64,30 +196,263 @@ def mean_sd(v) -> dict[str, float]:
             "sd": float(v.std(ddof=1)) if v.size > 1 else math.nan, "n": int(v.size)}
 
 
-def stats_diff(true_codes: np.ndarray, pred_codes: np.ndarray, n_classes: int) -> dict:
-    ts = sleep_statistics(Hypnogram(true_codes, n_classes=n_classes))
-    ps = sleep_statistics(Hypnogram(pred_codes, n_classes=n_classes))
-    return {k: {"true": ts[k], "pred": ps[k], "diff": ps[k] - ts[k]} for k in STATS}
-
-
-def load_feature_reference(folds) -> dict | None:
-    """Best feature model per fold from real_features.json, if its folds match ours."""
+def feature_reference() -> dict | None:
+    """Best 5-class feature models of ``real_features.json`` (overall and without
+    temporal context), pooled and per-fold mean accuracy."""
     path = RESULTS / "real_features.json"
     if not path.is_file():
         return None
     try:
-        ref = json.loads(path.read_text())
-    except json.JSONDecodeError:
+        cv = json.loads(path.read_text())["cv"]
+    except (json.JSONDecodeError, KeyError):
         return None
-    return {"path": str(path.relative_to(ROOT)), "raw": ref}
+    rows = {}
+    for name, entry in cv.items():
+        if "5class" not in entry:
+            continue
+        e5, e3 = entry["5class"], entry.get("3class", {})
+        rows[name] = {"accuracy": e5["pooled"]["accuracy"], "macro_f1": e5["pooled"]["macro_f1"],
+                      "kappa": e5["pooled"]["kappa"],
+                      "fold_mean_accuracy": e5["per_fold"]["accuracy"]["mean"],
+                      "accuracy_3class": e3.get("pooled", {}).get("accuracy", math.nan)}
+    if not rows:
+        return None
+    plain = {k: v for k, v in rows.items() if "context" not in k}
+    best = max(rows, key=lambda k: rows[k]["accuracy"])
+    out = {"path": str(path.relative_to(ROOT)), "models": rows, "best": best}
+    if plain:
+        out["best_non_context"] = max(plain, key=lambda k: plain[k]["accuracy"])
+    return out
 
 
+def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjects,
+              fold_source) -> dict:
+    allp = [d for f in nights_per_fold for d in f]
+    cat = {k: np.concatenate([d[k] for d in allp]) for k in allp[0] if k not in
+           ("night", "subject")}
+    have5 = [k for k in V5 if k in cat]
+    have3 = [k for k in V3 if k in cat]
+    pooled = {k: evaluate(cat["y5"], cat[k], n_classes=5) for k in have5}
+    pooled.update({k: evaluate(cat["y3"], cat[k], n_classes=3) for k in have3})
+    per_fold = {k: [] for k in have5 + have3}
+    for f in nights_per_fold:
+        y5 = np.concatenate([d["y5"] for d in f])
+        y3 = to_3class(y5)
+        for k in per_fold:
+            r = evaluate(y5 if k in V5 else y3, np.concatenate([d[k] for d in f]),
+                         n_classes=5 if k in V5 else 3)
+            per_fold[k].append({m: r[m] for m in ("accuracy", "macro_f1", "kappa")})
+    summary = {k: {m: mean_sd(r[m] for r in v) for m in ("accuracy", "macro_f1", "kappa")}
+               for k, v in per_fold.items()}
+    paired = {}
+    for ref in ("lightgbm", "lightgbm-context"):
+        if ref in per_fold:
+            d = [a["accuracy"] - b["accuracy"] for a, b in zip(per_fold["ssnet"],
+                                                              per_fold[ref], strict=True)]
+            paired[f"ssnet - {ref}"] = {**mean_sd(d), "folds_better": int(sum(x > 0 for x in d))}
+    trans = np.concatenate([transition_mask(d["y3"]) for d in allp])
+    where = {}
+    for k in ("ssnet_as3", "ssnet-hier", "ssnet-hier_merged_argmax", "lightgbm-context_as3"):
+        if k not in cat:
+            continue
+        e = pooled[k]
+        where[k] = {"accuracy_transition_epochs": masked_acc(cat["y3"], cat[k], trans),
+                    "accuracy_stable_epochs": masked_acc(cat["y3"], cat[k], ~trans),
+                    "n_transition_epochs": int(((cat["y3"] >= 0) & trans).sum()),
+                    "rem_f1": e["per_class_f1"]["R"], "rem_recall": e["recall"]["R"],
+                    "rem_precision": e["precision"]["R"], "wake_f1": e["per_class_f1"]["W"],
+                    "nrem_f1": e["per_class_f1"]["NREM"]}
+    # sleep statistics per night: predicted minus true, on the reference's time in bed
+    sleep: dict[str, dict] = {}
+    night_rows = []
+    for d in allp:
+        row = {"night": d["night"], "subject": d["subject"]}
+        for k, nc in (("ssnet", 5), ("ssnet-hier", 3), ("lightgbm-context", 5)):
+            if k not in d:
+                continue
+            ref = Hypnogram(d["y5"] if nc == 5 else d["y3"], n_classes=nc)
+            c = compare_hypnograms(Hypnogram(d[k], n_classes=nc), ref)
+            row[k] = {s: c["sleep_statistics"][s] for s in STATS
+                      if s in c["sleep_statistics"]}
+        night_rows.append(row)
+    for k in ("ssnet", "ssnet-hier", "lightgbm-context"):
+        rows = [r[k] for r in night_rows if k in r]
+        if not rows:
+            continue
+        sleep[k] = {}
+        for s in STATS:
+            diffs = [r[s]["diff"] for r in rows if s in r]
+            trues = [r[s]["ref"] for r in rows if s in r]
+            if not diffs or not np.isfinite(trues).any():
+                continue
+            sleep[k][s] = {"true_mean": mean_sd(trues)["mean"],
+                           "mean_diff": mean_sd(diffs)["mean"],
+                           "sd_diff": mean_sd(diffs)["sd"],
+                           "mean_abs_diff": mean_sd(np.abs(diffs))["mean"],
+                           "n_nights": mean_sd(diffs)["n"]}
+    timing = {"train_s_per_epoch": {}, "train_s_per_fold": {}, "inference_s_per_night": {}}
+    for name in ("ssnet", "ssnet-hier", "lightgbm", "lightgbm-context"):
+        if any(name in r["infer_s_per_night"] for r in recs):
+            timing["train_s_per_fold"][name] = mean_sd(r["train_s"][name] for r in recs)["mean"]
+            timing["inference_s_per_night"][name] = mean_sd(
+                r["infer_s_per_night"][name] for r in recs)["mean"]
+            if name.startswith("ssnet"):
+                timing["train_s_per_epoch"][name] = mean_sd(
+                    t for r in recs for t in r["epoch_s"][name])["mean"]
+    keep = ("accuracy", "macro_f1", "kappa", "per_class_f1", "recall", "precision",
+            "confusion_matrix", "n_epochs")
+    return {
+        "benchmark": args.name,
+        "status": "complete" if len(recs) == n_planned else
+        f"partial ({len(recs)}/{n_planned} folds)",
+        "command": "nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/ssnet_real/run.py "
+                   + " ".join(a for a in sys.argv[1:] if a != "--render-only"),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"node": platform.node(), "platform": platform.platform(),
+                    "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version(), "torch": torch.__version__,
+                    "torch_threads": args.threads,
+                    "note": "2 CPU cores shared with other jobs; timings are indicative"},
+        "data": {"path": "../shared/data/sleepedf_bandpower", "n_nights": n_nights,
+                 "n_subjects": n_subjects,
+                 "source": "PhysioNet Sleep-EDF Expanded (Kemp et al. 2000; Goldberger et "
+                           "al. 2000), ODC-By"},
+        "config": config, "fold_source": fold_source,
+        "folds": [{"fold": r["fold"], "test_subjects": r["test_subjects"],
+                   "val_subjects": r["val_subjects"], "best_epoch": r["best_epoch"],
+                   "epochs_run": r["epochs_run"]} for r in recs],
+        "summary_per_fold_mean_sd": summary, "per_fold": per_fold,
+        "paired_accuracy_difference": paired,
+        "pooled": {k: {m: v[m] for m in keep if m in v} for k, v in pooled.items()},
+        "hierarchy_vs_direct_3class": where,
+        "sleep_statistics_pred_minus_true": sleep, "sleep_statistics_per_night": night_rows,
+        "timing_cpu": timing, "feature_reference": feature_reference(),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# markdown
+# --------------------------------------------------------------------------------------
+def _pm(d: dict, scale: float = 100, digits: int = 1) -> str:
+    if d["n"] > 1:
+        return f"{d['mean'] * scale:.{digits}f} ± {d['sd'] * scale:.{digits}f}"
+    return f"{d['mean'] * scale:.{digits}f}"
+
+
+def render_md(out: dict) -> str:
+    s, c, po = out["summary_per_fold_mean_sd"], out["config"], out["pooled"]
+    lines = [
+        "# SSNet (CNN/MLP + TCN + attention) on the real Sleep-EDF band-power set", "",
+        f"Status: **{out['status']}** · {out['date']} · command `{out['command']}`", "",
+        f"Data: {out['data']['n_subjects']} subjects / {out['data']['n_nights']} nights of "
+        "real per-epoch band-power features (3 channels x 10 features), PhysioNet Sleep-EDF "
+        "Expanded (Kemp et al. 2000; Goldberger et al. 2000; ODC-By). Subject-wise "
+        f"10-fold CV, test folds from `{out['fold_source']}`; in each fold "
+        f"{c['val_fraction']:.0%} of the training subjects are validation subjects "
+        "(best epoch by validation accuracy, early stopping); the LightGBM references "
+        "are trained on all training-fold subjects (train + validation).", "",
+        f"SSNet config: preset `{c['preset']}` (MLP front-end on the 30 features of each "
+        f"epoch), seq_len {c['seq_len']}, `{c['mode']}` windows, at most {c['epochs']} "
+        f"epochs, patience {c['patience']}, batch {c['batch_size']}, AdamW + cosine LR, "
+        f"per-night z-score, torch threads {out['machine']['torch_threads']}. "
+        "Lean budget for a shared 2-core CPU.", "",
+        "## Accuracy (per-fold mean ± sd, %; pooled in brackets)", "",
+        "| model | classes | accuracy | macro-F1 | kappa |", "|---|---|---|---|---|"]
+    for k in V5 + V3:
+        if k in s:
+            nc = 5 if k in V5 else 3
+            lines.append(f"| {LABEL[k]} | {nc} | {_pm(s[k]['accuracy'])} "
+                         f"({po[k]['accuracy'] * 100:.1f}) | {_pm(s[k]['macro_f1'])} | "
+                         f"{_pm(s[k]['kappa'])} |")
+    if out["paired_accuracy_difference"]:
+        lines += ["", "Paired per-fold accuracy difference (5-class, points):", ""]
+        for k, d in out["paired_accuracy_difference"].items():
+            lines.append(f"- {k}: {d['mean'] * 100:+.2f} ± {d['sd'] * 100:.2f} "
+                         f"(better in {d['folds_better']}/{d['n']} folds)")
+    ref = out.get("feature_reference")
+    lines += ["", "## Feature models of `benchmarks/results/real_features.json` (same folds)",
+              ""]
+    if ref:
+        lines += ["| model | 5-class acc. (pooled) | fold mean | macro-F1 | kappa |",
+                  "|---|---|---|---|---|"]
+        for k, v in sorted(ref["models"].items(), key=lambda kv: -kv[1]["accuracy"]):
+            lines.append(f"| {k} | {v['accuracy'] * 100:.1f} | "
+                         f"{v['fold_mean_accuracy'] * 100:.1f} | {v['macro_f1'] * 100:.1f} | "
+                         f"{v['kappa'] * 100:.1f} |")
+        acc = po["ssnet"]["accuracy"]
+        for key, what in (("best_non_context", "best model without temporal context"),
+                          ("best", "best feature model overall (with context/HMM)")):
+            if key in ref:
+                b = ref["models"][ref[key]]["accuracy"]
+                lines.append("")
+                lines.append(f"SSNet direct 5-class vs the {what} (`{ref[key]}`): "
+                             f"{acc * 100:.1f} vs {b * 100:.1f} pooled = "
+                             f"{(acc - b) * 100:+.1f} points (target: >= +2).")
+    else:
+        lines.append("`real_features.json` was not available when this was rendered; the "
+                     "LightGBM rows above are the same-fold reference (re-render with "
+                     "`--render-only`).")
+    cls5 = list(po["ssnet"]["per_class_f1"])
+    lines += ["", "## Per-class F1 (pooled)", "", "| model | " + " | ".join(cls5) + " |",
+              "|---|" + "---|" * len(cls5)]
+    for k in V5:
+        if k in po:
+            lines.append(f"| {LABEL[k]} | " + " | ".join(
+                f"{v:.3f}" for v in po[k]["per_class_f1"].values()) + " |")
+    lines += ["", "| model (3-class) | W | NREM | R |", "|---|---|---|---|"]
+    for k in V3:
+        if k in po:
+            lines.append(f"| {LABEL[k]} | " + " | ".join(
+                f"{v:.3f}" for v in po[k]["per_class_f1"].values()) + " |")
+    w = out["hierarchy_vs_direct_3class"]
+    lines += ["", "## Where does the hierarchy help? (pooled, 3-class)", "",
+              "Transition epochs: the true 3-class stage differs from the previous or the "
+              f"next epoch ({next(iter(w.values()))['n_transition_epochs']} epochs).", "",
+              "| model | acc. transition | acc. stable | REM F1 | REM recall | REM precision "
+              "| W F1 |", "|---|---|---|---|---|---|---|"]
+    for k, v in w.items():
+        lines.append(f"| {LABEL[k]} | {v['accuracy_transition_epochs']:.3f} | "
+                     f"{v['accuracy_stable_epochs']:.3f} | {v['rem_f1']:.3f} | "
+                     f"{v['rem_recall']:.3f} | {v['rem_precision']:.3f} | "
+                     f"{v['wake_f1']:.3f} |")
+    ss = out["sleep_statistics_pred_minus_true"]
+    cols = [k for k in ("ssnet", "ssnet-hier", "lightgbm-context") if k in ss]
+    lines += ["", "## Sleep statistics per night: predicted minus true hypnogram", "",
+              "Mean difference ± sd over nights (mean absolute difference); time in bed = "
+              "first to last scored epoch of the expert hypnogram. Minutes or %.", "",
+              "| statistic | true mean | " + " | ".join(LABEL[k] for k in cols) + " |",
+              "|---|---|" + "---|" * len(cols)]
+    for stat in STATS:
+        if stat not in ss.get("ssnet", {}):
+            continue
+        cells = []
+        for k in cols:
+            v = ss[k].get(stat)
+            cells.append("–" if v is None else
+                         f"{v['mean_diff']:+.1f} ± {v['sd_diff']:.1f} ({v['mean_abs_diff']:.1f})")
+        lines.append(f"| {stat} | {ss['ssnet'][stat]['true_mean']:.1f} | "
+                     + " | ".join(cells) + " |")
+    t = out["timing_cpu"]
+    lines += ["", "## Time on this CPU (1 torch thread, shared machine)", ""]
+    for k, v in t["train_s_per_epoch"].items():
+        stage = " per stage (2 stages)" if k == "ssnet-hier" else ""
+        lines.append(f"- {LABEL.get(k, k)}: {v:.1f} s per training epoch{stage}, "
+                     f"{t['train_s_per_fold'][k]:.0f} s training per fold")
+    for k, v in t["inference_s_per_night"].items():
+        lines.append(f"- inference {k}: {v * 1000:.0f} ms per night")
+    lines += ["", f"Machine: {out['machine']['platform']} ({out['machine']['processor']}), "
+              f"python {out['machine']['python']}, torch {out['machine']['torch']}.", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--folds", type=int, default=10)
+    ap.add_argument("--folds-file", default=str(FOLDS_FILE))
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--seq-len", type=int, default=16)
     ap.add_argument("--preset", default="small")
     ap.add_argument("--mode", default="many-to-many")
@@ -95,204 +460,60 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val", type=float, default=0.1, help="validation-subject fraction")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-reference", dest="reference", action="store_false",
+                    help="skip the same-fold LightGBM references")
+    ap.add_argument("--state-dir", default=None,
+                    help="per-fold results and checkpoints (default .cache/<name>)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="only re-render the tables from the stored folds")
     ap.add_argument("--name", default="ssnet_real")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    state_dir = Path(args.state_dir or ROOT / ".cache" / args.name)
+    state_dir.mkdir(parents=True, exist_ok=True)
 
     nights = load_feature_dir(args.data)
-    folds = subject_kfold(nights, k=args.folds, seed=args.seed, val=args.val)
+    folds, fold_source = load_folds(nights, Path(args.folds_file), args.val, args.seed)
     if args.max_folds:
         folds = folds[:args.max_folds]
-    common = dict(preset=args.preset, seq_len=args.seq_len, epochs=args.epochs,
-                  mode=args.mode, batch_size=args.batch_size, seed=args.seed, num_threads=args.threads, device="cpu")
-    config = {**common, "folds": args.folds, "val_fraction": args.val,
-              "fold_function": f"hypnoscope.splits.subject_kfold(k={args.folds}, "
-                               f"seed={args.seed}, val={args.val})"}
-    keys = ("direct5", "direct5_as3", "hier3", "hier3_merged_argmax")
-    per_fold: list[dict] = []
-    pooled: dict[str, list] = {k: [] for k in ("y5", "y3", "trans", *keys)}
-    night_stats: list[dict] = []
-    timing = {"train_s_per_epoch": {"ssnet": [], "ssnet-hier": []},
-              "inference_s_per_night": {"ssnet": [], "ssnet-hier": []}}
-    for fold in progress(folds, desc="folds", unit="fold"):
-        train, val, test = fold.select(nights)
-        direct = make_model("ssnet", n_classes=5, **common).fit(train, val)
-        hier = make_model("ssnet-hier", n_classes=3, **common).fit(train, val)
-        for name, m in (("ssnet", direct), ("ssnet-hier", hier)):
-            timing["train_s_per_epoch"][name] += [
-                t["seconds_per_epoch"] for t in m.training_summary.values()]
-        fold_pred: dict[str, list] = {k: [] for k in ("y5", "y3", *keys)}
-        for night in test:
-            t0 = time.perf_counter()
-            p5 = direct.predict_proba(night)
-            timing["inference_s_per_night"]["ssnet"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            ph = hier.stage_probabilities(night)
-            h3 = hier.predict(night)
-            timing["inference_s_per_night"]["ssnet-hier"].append(time.perf_counter() - t0)
-            from hypnoscope.models.ssnet import merge_hierarchical
-
-            preds = {"direct5": p5.argmax(1), "direct5_as3": proba_to_3class(p5).argmax(1),
-                     "hier3": h3,
-                     "hier3_merged_argmax": merge_hierarchical(ph["wake_sleep"],
-                                                               ph["rem_nrem"]).argmax(1)}
-            y5, y3 = night.y, to_3class(night.y)
-            for k, v in preds.items():
-                fold_pred[k].append(v)
-            fold_pred["y5"].append(y5)
-            fold_pred["y3"].append(y3)
-            pooled["trans"].append(transition_mask(y3))
-            night_stats.append({"night": night.night_id, "subject": night.subject_id,
-                                "direct5": stats_diff(y5, preds["direct5"], 5),
-                                "hier3": stats_diff(y3, preds["hier3"], 3),
-                                "direct5_as3": stats_diff(y3, preds["direct5_as3"], 3)})
-        cat = {k: np.concatenate(v) for k, v in fold_pred.items()}
-        for k, v in cat.items():
-            pooled[k].append(v)
-        row = {"fold": fold.name, "test_subjects": list(fold.test_subjects),
-               "val_subjects": list(fold.val_subjects),
-               "best_epoch": {"ssnet": direct.training_summary["direct"]["best_epoch"],
-                              **{f"ssnet-hier:{t}": s["best_epoch"]
-                                 for t, s in hier.training_summary.items()}}}
-        for k in keys:
-            nc = 5 if k == "direct5" else 3
-            r = evaluate(cat["y5" if nc == 5 else "y3"], cat[k], n_classes=nc)
-            row[k] = {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "kappa": r["kappa"],
-                      "per_class_f1": r["per_class_f1"]}
-        per_fold.append(row)
-        print(f"{fold.name}: 5-class acc {row['direct5']['accuracy']:.4f}, 3-class direct "
-              f"{row['direct5_as3']['accuracy']:.4f}, hier {row['hier3']['accuracy']:.4f}",
+    config = {"preset": args.preset, "seq_len": args.seq_len, "mode": args.mode,
+              "epochs": args.epochs, "patience": args.patience,
+              "batch_size": args.batch_size, "seed": args.seed, "val_fraction": args.val,
+              "reference": args.reference, "monitor": "val_acc", "optimizer": "adamw",
+              "schedule": "cosine", "normalize": "night"}
+    tag = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+    recs, per_fold_nights = [], []
+    for i, fold in enumerate(progress(folds, desc="folds", unit="fold")):
+        path = state_dir / f"fold{i:02d}.json"
+        rec = json.loads(path.read_text()) if path.is_file() else None
+        if rec is not None and (rec.get("config_tag") != tag
+                                or rec["test_subjects"] != list(fold.test_subjects)):
+            rec = None
+        if rec is None:
+            if args.render_only:
+                continue
+            rec = run_fold(i, fold, nights, args, state_dir, tag)
+            rec["config_tag"] = tag
+            write_json_atomic(path, rec)
+        recs.append(rec)
+        per_fold_nights.append(fold_predictions(state_dir, rec))
+        fn = per_fold_nights[-1]
+        acc = {}
+        for k in ("ssnet", "lightgbm-context", "ssnet_as3", "ssnet-hier"):
+            if k in fn[0]:
+                y = np.concatenate([d["y5" if k in V5 else "y3"] for d in fn])
+                acc[k] = masked_acc(y, np.concatenate([d[k] for d in fn]), y >= 0)
+        print(f"{fold.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()),
               file=sys.stderr, flush=True)
-        write_results(args, config, per_fold, pooled, night_stats, timing, len(folds), nights,
-                      folds)
+        out = summarise(args, config, recs, per_fold_nights, len(folds), len(nights),
+                        len({n.subject_id for n in nights}), fold_source)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(RESULTS / f"{args.name}.json", out)
+        write_text_atomic(RESULTS / f"{args.name}.md", render_md(out))
+    if not recs:
+        print("no finished fold to render", file=sys.stderr)
+        return 1
     return 0
-
-
-def write_results(args, config, per_fold, pooled, night_stats, timing, n_folds_planned,
-                  nights, folds) -> None:
-    keys = ("direct5", "direct5_as3", "hier3", "hier3_merged_argmax")
-    cat = {k: np.concatenate(v) for k, v in pooled.items() if v}
-    summary = {k: {m: mean_sd(r[k][m] for r in per_fold)
-                   for m in ("accuracy", "macro_f1", "kappa")} for k in keys}
-    pooled_eval = {k: evaluate(cat["y5"] if k == "direct5" else cat["y3"], cat[k],
-                               n_classes=5 if k == "direct5" else 3) for k in keys}
-    trans = cat["trans"]
-    where = {}
-    for k in ("direct5_as3", "hier3", "hier3_merged_argmax"):
-        y3, p = cat["y3"], cat[k]
-        e = pooled_eval[k]
-        where[k] = {"accuracy_transition_epochs": acc(y3, p, trans),
-                    "accuracy_stable_epochs": acc(y3, p, ~trans),
-                    "n_transition_epochs": int(((y3 >= 0) & trans).sum()),
-                    "rem_f1": e["per_class_f1"]["R"], "rem_recall": e["recall"]["R"],
-                    "rem_precision": e["precision"]["R"], "wake_f1": e["per_class_f1"]["W"],
-                    "nrem_f1": e["per_class_f1"]["NREM"]}
-    sleep = {}
-    for k in ("direct5", "direct5_as3", "hier3"):
-        sleep[k] = {s: {"mean_diff": mean_sd(n[k][s]["diff"] for n in night_stats)["mean"],
-                        "mean_abs_diff": mean_sd(abs(n[k][s]["diff"])
-                                                 for n in night_stats)["mean"],
-                        "true_mean": mean_sd(n[k][s]["true"] for n in night_stats)["mean"]}
-                    for s in STATS}
-    ref = load_feature_reference(folds)
-    t = {k: {n: mean_sd(v)["mean"] for n, v in d.items()} for k, d in timing.items()}
-    out = {
-        "benchmark": args.name, "status": "complete" if len(per_fold) == n_folds_planned
-        else f"partial ({len(per_fold)}/{n_folds_planned} folds)",
-        "command": "nice -n 10 python benchmarks/ssnet_real/run.py " + " ".join(sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads()},
-        "data": {"path": "../shared/data/sleepedf_bandpower", "n_nights": len(nights),
-                 "n_subjects": len({n.subject_id for n in nights}),
-                 "source": "PhysioNet Sleep-EDF Expanded (Kemp et al. 2000; Goldberger et al. "
-                           "2000), ODC-By"},
-        "config": config, "folds": [f.to_dict() for f in folds],
-        "summary_per_fold_mean_sd": summary,
-        "pooled": {k: {m: pooled_eval[k][m] for m in ("accuracy", "macro_f1", "kappa",
-                                                         "per_class_f1", "confusion_matrix",
-                                                         "n_epochs")} for k in keys},
-        "hierarchy_vs_direct_3class": where, "sleep_statistics_pred_minus_true": sleep,
-        "timing_cpu": t, "per_fold": per_fold,
-        "feature_reference": None if ref is None else ref["path"],
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(RESULTS / f"{args.name}.json", out)
-    write_text_atomic(RESULTS / f"{args.name}.md", render_md(out))
-
-
-def _f(d: dict, scale: float = 100, digits: int = 1) -> str:
-    if d["n"] > 1:
-        return f"{d['mean'] * scale:.{digits}f} ± {d['sd'] * scale:.{digits}f}"
-    return f"{d['mean'] * scale:.{digits}f}"
-
-
-def render_md(out: dict) -> str:
-    s = out["summary_per_fold_mean_sd"]
-    c = out["config"]
-    lines = [
-        "# SSNet on the real Sleep-EDF band-power set (subject-wise CV)", "",
-        f"Status: **{out['status']}** · date {out['date']} · command "
-        f"`{out['command']}`", "",
-        f"Data: {out['data']['n_subjects']} subjects / {out['data']['n_nights']} nights of "
-        "real per-epoch band-power features (3 channels x 10 features) from PhysioNet "
-        "Sleep-EDF Expanded (Kemp et al. 2000; Goldberger et al. 2000; ODC-By).", "",
-        f"Config: preset `{c['preset']}`, seq_len {c['seq_len']}, mode `{c['mode']}`, max "
-        f"{c['epochs']} epochs (best epoch on validation subjects = {c['val_fraction']:.0%} "
-        f"of each training fold's subjects), folds `{c['fold_function']}`, "
-        f"torch threads {out['machine']['torch_threads']}.", "",
-        "## Accuracy (mean ± sd over folds, %)", "",
-        "| model | classes | accuracy | macro-F1 | kappa |", "|---|---|---|---|---|"]
-    names = {"direct5": ("SSNet direct", "5"), "direct5_as3": ("SSNet direct, 3-class view", "3"),
-             "hier3": ("SSNet hierarchical (cascade)", "3"),
-             "hier3_merged_argmax": ("SSNet hierarchical (arg-max of merged p)", "3")}
-    for k, (n, nc) in names.items():
-        lines.append(f"| {n} | {nc} | {_f(s[k]['accuracy'])} | {_f(s[k]['macro_f1'])} | "
-                     f"{_f(s[k]['kappa'])} |")
-    lines += ["", "Per-class F1 (pooled over test folds):", "",
-              "| model | " + " | ".join(out["pooled"]["direct5"]["per_class_f1"]) + " |",
-              "|---|" + "---|" * 5]
-    lines.append("| SSNet direct 5-class | " + " | ".join(
-        f"{v:.3f}" for v in out["pooled"]["direct5"]["per_class_f1"].values()) + " |")
-    lines += ["", "| model (3-class) | W | NREM | R |", "|---|---|---|---|"]
-    for k in ("direct5_as3", "hier3", "hier3_merged_argmax"):
-        lines.append(f"| {names[k][0]} | " + " | ".join(
-            f"{v:.3f}" for v in out["pooled"][k]["per_class_f1"].values()) + " |")
-    lines += ["", "## Where does the hierarchy help? (pooled, 3-class)", "",
-              "Transition epochs: true 3-class stage differs from the previous or next epoch.",
-              "", "| model | acc. transition | acc. stable | REM F1 | REM recall | "
-              "REM precision |", "|---|---|---|---|---|---|"]
-    for k, w in out["hierarchy_vs_direct_3class"].items():
-        lines.append(f"| {names[k][0]} | {w['accuracy_transition_epochs']:.3f} | "
-                     f"{w['accuracy_stable_epochs']:.3f} | {w['rem_f1']:.3f} | "
-                     f"{w['rem_recall']:.3f} | {w['rem_precision']:.3f} |")
-    n_tr = next(iter(out["hierarchy_vs_direct_3class"].values()))["n_transition_epochs"]
-    lines += ["", f"({n_tr} transition epochs.)", "",
-              "## Sleep statistics: predicted minus true hypnogram, per night", "",
-              "| statistic | true mean | direct 5-class: mean diff / mean abs | "
-              "hierarchical 3-class: mean diff / mean abs |", "|---|---|---|---|"]
-    ss = out["sleep_statistics_pred_minus_true"]
-    for stat in STATS:
-        a, b = ss["direct5"][stat], ss["hier3"][stat]
-        lines.append(f"| {stat} | {a['true_mean']:.1f} | {a['mean_diff']:+.1f} / "
-                     f"{a['mean_abs_diff']:.1f} | {b['mean_diff']:+.1f} / "
-                     f"{b['mean_abs_diff']:.1f} |")
-    t = out["timing_cpu"]
-    lines += ["", "## Time on this CPU", "",
-              f"- training: {t['train_s_per_epoch']['ssnet']:.1f} s per training epoch "
-              f"(direct), {t['train_s_per_epoch']['ssnet-hier']:.1f} s per epoch per stage "
-              "(hierarchical, 2 stages)",
-              f"- inference: {t['inference_s_per_night']['ssnet'] * 1000:.0f} ms per night "
-              f"(direct), {t['inference_s_per_night']['ssnet-hier'] * 1000:.0f} ms "
-              "(hierarchical)", "",
-              f"Machine: {out['machine']['platform']}, torch {out['machine']['torch']}.", "",
-              "## Feature-model reference on the same folds", "",
-              (f"See `{out['feature_reference']}` (best non-sequence model)."
-               if out["feature_reference"] else
-               "`benchmarks/results/real_features.json` was not available when this ran; "
-               "the folds above come from the same `subject_kfold(k=10, seed=0)`."), ""]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

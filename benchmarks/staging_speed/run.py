@@ -218,7 +218,8 @@ def to_markdown(meta: dict) -> str:
         "Simulated Sleep-EDF-layout EDF files; each measurement is a fresh process. "
         "*stage s*: EDF read + staging, after the imports; *process s*: the whole process "
         "(Python start-up and imports included); *peak MB*: maximum resident memory of the "
-        f"process. Median of {meta['config']['repeats']} runs. YASA {meta['config']['yasa_version']}"
+        f"process. Median of {meta['config']['repeats']} runs. "
+        f"YASA {meta['config']['yasa_version']}"
         f" `SleepStaging` with {meta['config']['yasa_channels']}.",
         "",
         "| night | tool | epochs | stage s | process s | peak MB | speed-up (stage / process) "

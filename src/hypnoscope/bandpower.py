@@ -146,8 +146,6 @@ def filter_signals(data: np.ndarray, sfreq: float, roles: list[str]) -> np.ndarr
     The 50 Hz notch is applied only where 50 Hz is below Nyquist (not at 100 Hz). Other
     roles are returned unchanged.
     """
-    import mne
-
     out = np.array(data, dtype=np.float64, copy=True)
     _filter_inplace(out, sfreq, roles)
     return out
@@ -430,7 +428,7 @@ def select_bandpower_channels(ch_names: list[str], roles: list[str],
     eog = [i for i, r in enumerate(roles) if r == "eog"]
     if len(eeg) < 2 or not eog:
         found = channels_found if channels_found is not None else list(ch_names)
-        have = ", ".join(f"{n} ({r})" for n, r in zip(ch_names, roles)) or "none"
+        have = ", ".join(f"{n} ({r})" for n, r in zip(ch_names, roles, strict=False)) or "none"
         raise ValueError(
             f"{source}: band-power models need two EEG channels (Fpz-Cz and Pz-Oz, or the "
             f"nearest derivations) and one EOG channel, but only these were recognised: "

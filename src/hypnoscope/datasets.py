@@ -8,11 +8,16 @@ every split works on lists of nights, so both nights of a subject always travel 
 PSG recordings become nights with :func:`load_recording` (one file, with its hypnogram)
 and :func:`load_psg_dir` (a Sleep-EDF style folder); the result of reading, filtering,
 epoching, label alignment and cropping is cached per configuration (see
-:func:`default_cache_dir`).
+:func:`default_cache_dir`). :func:`place_hypnogram` and :meth:`Hypnogram.align_to` hold
+the rules that fit a hypnogram to its recording (start times, onsets, length).
+:func:`split_modalities` gives the per-epoch arrays by channel role, and
+:func:`sequence_windows` / :func:`make_sequences` windows of L consecutive epochs that
+never cross from one night into another.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import glob
 import hashlib
 import json
@@ -204,9 +209,50 @@ def sequence_windows(n_epochs: int, seq_len: int, mode: str = "many-to-one",
     raise ValueError(f"mode must be 'many-to-one' or 'many-to-many', got {mode!r}")
 
 
+def make_sequences(nights: list[Night], seq_len: int, mode: str = "many-to-one",
+                   stride: int | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stack windows of ``seq_len`` consecutive epochs from each night (never across
+    nights), for sequence models that do not use :class:`hypnoscope.training.SequenceDataset`.
+
+    Windows are those of :func:`sequence_windows` for each night in turn.
+
+    Returns
+    -------
+    X : ndarray, shape (n_windows, seq_len, ...)
+        Epoch inputs; padded positions repeat the night's first epoch (see ``mask``).
+    y : ndarray of int
+        ``many-to-one``: ``(n_windows,)`` label of the last epoch of each window;
+        ``many-to-many``: ``(n_windows, seq_len)`` labels, ``UNSCORED`` at padded positions.
+    mask : ndarray of bool, shape (n_windows, seq_len)
+        True where a position holds a real epoch.
+    night_index : ndarray of int, shape (n_windows,)
+        Index into ``nights`` of each window's night.
+    """
+    if not nights:
+        raise ValueError("make_sequences needs at least one night")
+    xs, ys, masks, owners = [], [], [], []
+    for i, night in enumerate(nights):
+        idx, mask = sequence_windows(night.n_epochs, seq_len, mode=mode, stride=stride)
+        xs.append(night.X[idx])
+        y = night.y[idx]
+        if mode == "many-to-one":
+            y = y[:, -1]
+        else:
+            y = np.where(mask, y, UNSCORED)
+        ys.append(y)
+        masks.append(mask)
+        owners.append(np.full(len(idx), i, dtype=np.int64))
+    shapes = {x.shape[2:] for x in xs}
+    if len(shapes) > 1:
+        raise ValueError(f"nights have different epoch shapes {sorted(shapes)}; cannot stack")
+    return (np.concatenate(xs), np.concatenate(ys), np.concatenate(masks),
+            np.concatenate(owners))
+
+
 # ============================================================ PSG recordings -> nights
 #: Bump when :func:`load_recording` changes what it stores, so caches are rebuilt.
-RECORDING_CACHE_VERSION = 1
+RECORDING_CACHE_VERSION = 2
 
 #: Sleep-EDF file names: study (SC4 cassette / ST7 telemetry), subject ``ss``, night ``N``.
 SLEEPEDF_NAME = re.compile(r"^(?P<subject>(?:SC4|ST7)\d\d)(?P<night>\d)")
@@ -307,6 +353,73 @@ def _hypnogram_stamp(hypnogram: Any) -> Any:
     return _file_stamp(Path(hypnogram))
 
 
+def place_hypnogram(hypnogram: Any, sfreq: float, duration_sec: float,
+                    start_time: Any = None, align: str = "start_time",
+                    max_scored_overhang_epochs: int = 10) -> tuple[Any, float, list[str]]:
+    """Place a hypnogram on a recording's time axis (the documented alignment rule).
+
+    1. Offset: the first epoch starts ``hypnogram.onset_sec`` after the hypnogram's
+       ``start_time``. With ``align="start_time"`` and both start times known, the
+       difference of the two start times is added (as MNE does when it attaches
+       annotations with an ``orig_time`` to a recording); with ``align="onset"`` or a
+       start time missing (TSV/text hypnograms), ``onset_sec`` is taken as seconds from
+       the recording start.
+    2. No overlap (the scoring ends before the recording starts or starts after it ends)
+       raises ``ValueError``: the hypnogram belongs to another recording.
+    3. Epochs scored before the recording start are dropped, at most
+       ``max_scored_overhang_epochs`` scored ones (else ``ValueError``), so the first kept
+       epoch starts inside the recording. (Epochs past its end are handled by
+       :meth:`Hypnogram.align_to` with the same limit.)
+    4. An onset between two samples is rounded to the nearest sample at ``sfreq``
+       (at most half a sample, 5 ms at 100 Hz) and noted.
+
+    Returns
+    -------
+    hypnogram, onset_sec, notes
+        The (possibly trimmed) hypnogram, the onset of its first epoch in seconds from the
+        recording start (on a sample) and human-readable notes of what was done.
+    """
+    import math
+
+    if align not in ("start_time", "onset"):
+        raise ValueError(f"align must be 'start_time' or 'onset', got {align!r}")
+    hyp, notes = hypnogram, []
+    onset = float(hyp.onset_sec)
+    if align == "start_time" and hyp.start_time is not None and start_time is not None:
+        h_start = hyp.start_time.replace(tzinfo=None)
+        r_start = start_time.replace(tzinfo=None)
+        delta = (h_start - r_start).total_seconds()
+        if delta:
+            onset += delta
+            notes.append(f"hypnogram starts at {h_start.isoformat()}, {delta:+g} s from the "
+                         f"recording start {r_start.isoformat()}; epochs shifted by that")
+        if onset >= duration_sec or onset + hyp.duration_sec <= 0:
+            raise ValueError(
+                f"the hypnogram covers {h_start + _dt.timedelta(seconds=hyp.onset_sec)} + "
+                f"{hyp.duration_sec / 3600:.2f} h but the recording starts at {r_start} and "
+                f"lasts {duration_sec / 3600:.2f} h: no overlap - is this the hypnogram of "
+                "another recording? (align='onset' ignores the start times)")
+    if onset < 0:
+        n_drop = min(hyp.n_epochs, math.ceil(-onset / hyp.epoch_sec - 1e-9))
+        n_scored = int((hyp.codes[:n_drop] >= 0).sum())
+        if n_scored > max_scored_overhang_epochs:
+            raise ValueError(f"{n_scored} scored hypnogram epochs fall before the start of "
+                             "the recording - is this the hypnogram of another recording?")
+        hyp = hyp[n_drop:]
+        onset += n_drop * hyp.epoch_sec
+        notes.append(f"{n_drop} hypnogram epoch(s) before the recording start dropped "
+                     f"({n_scored} scored)")
+    if onset >= duration_sec or hyp.n_epochs == 0:
+        raise ValueError(f"the hypnogram's first epoch starts at {onset:g} s, after the end "
+                         f"of the {duration_sec:g}-s recording")
+    snapped = round(onset * sfreq) / sfreq
+    if not np.isclose(snapped, onset, rtol=0, atol=1e-9):
+        notes.append(f"hypnogram onset {onset:g} s rounded to the nearest sample "
+                     f"({snapped:g} s at {sfreq:g} Hz)")
+        onset = snapped
+    return hyp, onset, notes
+
+
 def split_modalities(night: Night) -> dict[str, np.ndarray]:
     """Per-epoch signal arrays by channel role, e.g. ``{"eeg": (n_epochs, 2, n_times),
     "eog": (n_epochs, 1, n_times), "emg_envelope": ...}`` (views of ``night.X``)."""
@@ -331,7 +444,8 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
                    subject_id: str | None = None, night_id: str | None = None,
                    subject_pattern: str | None = None,
                    cache: bool | str | os.PathLike = True,
-                   max_scored_overhang_epochs: int = 10) -> Night:
+                   max_scored_overhang_epochs: int = 10,
+                   align: str = "start_time") -> Night:
     """Load one PSG recording as a :class:`Night` of 30-s signal epochs.
 
     Steps: :func:`hypnoscope.io.read_psg` (channels by role, ``sfreq``, µV), the
@@ -341,7 +455,9 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
     :meth:`Hypnogram.align_to` (a longer hypnogram is cut if at most
     ``max_scored_overhang_epochs`` scored epochs are lost, else it is taken to belong to
     another recording and raises; a shorter one is padded with unscored epochs), then the
-    crop to the sleep period with ``crop_wake_min`` minutes of wake either side.
+    crop to the sleep period with ``crop_wake_min`` minutes of wake either side. Where the
+    hypnogram's epochs start on the recording is decided by :func:`place_hypnogram`
+    (start times, scoring before the recording start, onsets between samples).
 
     Parameters
     ----------
@@ -373,6 +489,11 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         keyed by every setting above plus the size and modification time of the PSG and
         hypnogram files; a second call with the same key loads it instead of reading and
         filtering again. Not used for an ``mne.io.Raw`` input.
+    max_scored_overhang_epochs : int, default 10
+        Scored hypnogram epochs allowed before the recording start or after its end
+        (dropped); more raises ``ValueError`` (probably another recording's hypnogram).
+    align : {"start_time", "onset"}, default "start_time"
+        How the hypnogram is placed on the recording (see :func:`place_hypnogram`).
 
     Returns
     -------
@@ -401,7 +522,7 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
                 "include_emg": include_emg, "epoch_sec": float(epoch_sec),
                 "crop_wake_min": crop_wake_min,
                 "max_scored_overhang_epochs": max_scored_overhang_epochs,
-                "cache_version": RECORDING_CACHE_VERSION}
+                "align": align, "cache_version": RECORDING_CACHE_VERSION}
     cache_file = None
     if cache is not False and cache is not None and is_path:
         key = _pp.config_hash(preprocessing, extra={
@@ -422,14 +543,17 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
                              f"{epoch_sec:g} s")
         if hyp.n_classes != 5:
             raise ValueError("load_recording needs a 5-class hypnogram (W, N1, N2, N3, R)")
-    if (hyp is not None and hyp.start_time is not None and rec.start_time is not None
-            and hyp.start_time != rec.start_time):
-        rec.meta.setdefault("warnings", []).append(
-            f"hypnogram start {hyp.start_time} differs from the recording start "
-            f"{rec.start_time}; epochs are aligned on the hypnogram's onset_sec "
-            f"({hyp.onset_sec:g} s from the recording start)")
-        logger.warning("%s: %s", rec.source, rec.meta["warnings"][-1])
-    onset = hyp.onset_sec if hyp is not None else 0.0
+    onset = 0.0
+    if hyp is not None:
+        try:
+            hyp, onset, notes = place_hypnogram(
+                hyp, rec.sfreq, rec.duration_sec, rec.start_time, align=align,
+                max_scored_overhang_epochs=max_scored_overhang_epochs)
+        except ValueError as exc:
+            raise ValueError(f"{rec.source} with hypnogram {hypnogram}: {exc}") from None
+        for note in notes:
+            rec.meta.setdefault("warnings", []).append(note)
+            logger.warning("%s: %s", rec.source, note)
     X = _pp.epoch_signals(rec.data, rec.sfreq, epoch_sec=epoch_sec, onset_sec=onset)
     n_total = len(X)
     if hyp is not None:

@@ -45,6 +45,10 @@ from .utils import atomic_path, write_text_atomic
 if TYPE_CHECKING:  # pragma: no cover
     import mne
 
+#: Start written to (and read back as "unknown" from) EDF+ files when no start time is
+#: known: 1985-01-01 00:00:00, the EDF header's conventional placeholder date.
+UNKNOWN_EDF_START = _dt.datetime(1985, 1, 1, 0, 0, 0)
+
 #: Sleep-EDF annotation text written for each 5-class code.
 EDF_STAGE_TEXT = {0: "Sleep stage W", 1: "Sleep stage 1", 2: "Sleep stage 2",
                   3: "Sleep stage 3", 4: "Sleep stage R", UNSCORED: "Sleep stage ?"}
@@ -341,7 +345,11 @@ class Hypnogram:
 
     @classmethod
     def read_edf(cls, path: str | os.PathLike, epoch_sec: float = 30.0) -> Hypnogram:
-        """Read an EDF+ annotation file (Sleep-EDF ``*-Hypnogram.edf`` form)."""
+        """Read an EDF+ annotation file (Sleep-EDF ``*-Hypnogram.edf`` form).
+
+        ``start_time`` is the file's start; the placeholder :data:`UNKNOWN_EDF_START`
+        (written by :meth:`to_edf` when the start is unknown) reads as None.
+        """
         import mne
 
         path = Path(path)
@@ -358,6 +366,8 @@ class Hypnogram:
             e = edfio.read_edf(path, lazy_load_data=True)
             start = _dt.datetime.combine(e.startdate, e.starttime)
         except Exception:  # noqa: BLE001 - start time is optional information
+            start = None
+        if start == UNKNOWN_EDF_START:  # what to_edf writes for an unknown start
             start = None
         hyp = cls.from_annotations(ann.onset, ann.duration, ann.description,
                                    epoch_sec=epoch_sec, start_time=start, source=str(path))
@@ -482,7 +492,7 @@ class Hypnogram:
             raise ValueError("only 5-class hypnograms can be written as Sleep-EDF EDF+ files")
         anns = [edfio.EdfAnnotation(onset, dur, EDF_STAGE_TEXT[code])
                 for onset, dur, code in self._runs()]
-        start = self.start_time or _dt.datetime(1985, 1, 1, 0, 0, 0)
+        start = self.start_time or UNKNOWN_EDF_START
         kwargs: dict[str, Any] = dict(signals=[], annotations=anns,
                                       starttime=start.time().replace(microsecond=0))
         edf = edfio.Edf(**kwargs)

@@ -103,6 +103,7 @@ class EpochSplit:
         return out[0], out[1], out[2], out[3]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description, with ``leaky`` and the warning ``note``."""
         return {"leaky": self.leaky, "note": self.note, "seed": self.seed,
                 "test_size": self.test_size,
                 "n_train_epochs": int(sum(m.sum() for m in self.train)),

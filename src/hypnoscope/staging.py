@@ -14,8 +14,10 @@ The real band-power set z-scores each recording over the night cropped to 30 min
 around the sleep period. Without a hypnogram that period is unknown, so band-power models
 stage twice (``normalize="sleep-period"``, the default): first with statistics over the
 whole recording, then with statistics over the sleep period (+-30 min) that the first
-pass found. The spectra are computed once (see :class:`hypnoscope.bandpower.BandPowerNight`),
-so the second pass costs one more model prediction.
+pass found, on the epochs of that period only (as the training nights were cropped before
+any per-night statistic); epochs outside it keep the first pass. The spectra are computed
+once (see :class:`hypnoscope.bandpower.BandPowerNight`), so the second pass costs one
+more model prediction.
 """
 
 from __future__ import annotations
@@ -108,6 +110,65 @@ def model_input(model, card: dict[str, Any]) -> str:
     return "signals" if getattr(model, "input_kind", "features") == "signals" else "bandpower"
 
 
+class PortableLightGBM:
+    """A fitted LightGBM classifier stored as LightGBM's text model (version-robust).
+
+    Shipped models keep their LightGBM estimator in this form so that the pickle holds
+    only this class, the model text and NumPy arrays: no scikit-learn or LightGBM
+    wrapper state whose layout changes between releases. Predictions are those of the
+    original :class:`lightgbm.LGBMClassifier`.
+
+    Parameters
+    ----------
+    model_str : str
+        ``booster_.model_to_string()`` of the fitted classifier.
+    classes : array-like
+        ``classes_`` of the fitted classifier (column order of :meth:`predict_proba`).
+    """
+
+    def __init__(self, model_str: str, classes) -> None:
+        self.model_str = model_str
+        self.classes_ = np.asarray(classes)
+        self._booster = None
+
+    @classmethod
+    def from_estimator(cls, est) -> PortableLightGBM:
+        """Convert a fitted :class:`lightgbm.LGBMClassifier`."""
+        return cls(est.booster_.model_to_string(), est.classes_)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model_str": self.model_str, "classes_": self.classes_}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.model_str = state["model_str"]
+        self.classes_ = np.asarray(state["classes_"])
+        self._booster = None
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` in :attr:`classes_` order."""
+        if self._booster is None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.model_str)
+        p = np.asarray(self._booster.predict(np.asarray(X, dtype=np.float64)))
+        if p.ndim == 1:  # binary objective: probability of the positive class
+            p = np.column_stack([1.0 - p, p])
+        return p
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def make_portable(model):
+    """Replace a fitted LightGBM estimator inside ``model`` by :class:`PortableLightGBM`
+    (in place; other models are returned unchanged)."""
+    est = getattr(model, "estimator_", None)
+    if est is not None and type(est).__module__.startswith("lightgbm"):
+        model.estimator_ = PortableLightGBM.from_estimator(est)
+    return model
+
+
 @dataclass
 class StagingResult:
     """A staged recording: the hypnogram plus what was done to get it."""
@@ -140,25 +201,30 @@ def _predict_bandpower(model, card, recording, eeg, eog, normalize: str,
     n = night.n_epochs
     name = card.get("name", "model")
 
-    def predict(window):
-        feats = night.features(window)
-        nt = Night(X=feats, y=np.full(n, -100), subject_id="subject", night_id="night",
+    def predict(window: slice) -> np.ndarray:
+        # features of the epochs in ``window`` only, z-scored over that window: the
+        # training nights were cropped the same way before any per-night statistic
+        feats = night.features(window)[window]
+        m = len(feats)
+        nt = Night(X=feats, y=np.full(m, -100), subject_id="subject", night_id="night",
                    kind="features", channels=list(bandpower.CHANNEL_LAYOUT),
-                   roles=list(bandpower.CHANNEL_ROLES), onsets_sec=night.onsets_sec)
-        return _check_proba(model.predict_proba(nt), n, model.n_classes, name)
+                   roles=list(bandpower.CHANNEL_ROLES),
+                   onsets_sec=night.onsets_sec[window])
+        return _check_proba(model.predict_proba(nt), m, model.n_classes, name)
 
+    if normalize not in ("sleep-period", "recording"):
+        raise ValueError(f"normalize must be 'sleep-period' or 'recording', got {normalize!r}")
     t = time.perf_counter()
-    proba = predict(None)
     window = slice(0, n)
+    proba = predict(window)
     if normalize == "sleep-period":
         crop = bandpower.crop_window(proba.argmax(axis=1), n)
         if crop is not None and (crop.start, crop.stop) != (0, n):
+            # epochs outside the detected sleep period (+-30 min) keep the first pass
             window = crop
-            proba = predict(crop)
-    elif normalize != "recording":
-        raise ValueError(f"normalize must be 'sleep-period' or 'recording', got {normalize!r}")
+            proba[crop] = predict(crop)
     timings["predict_sec"] = time.perf_counter() - t
-    info = {"channels": dict(zip(night.ch_names, night.roles)),
+    info = {"channels": dict(zip(night.ch_names, night.roles, strict=True)),
             "normalization_window_epochs": [window.start, window.stop],
             "ica": night.meta.get("ica"), "start_time": night.meta.get("start_time"),
             "source": night.meta.get("source")}
@@ -185,7 +251,8 @@ def _predict_signals(model, card, recording, eeg, eog, emg,
             if not cand:
                 raise ValueError(
                     f"{rec.source}: model {card.get('name')!r} needs channels with roles "
-                    f"{list(want)}; recognised: {dict(zip(rec.ch_names, rec.roles))}. "
+                    f"{list(want)}; recognised: "
+                    f"{dict(zip(rec.ch_names, rec.roles, strict=True))}. "
                     f"Channels found: {rec.meta.get('channels_found', rec.ch_names)}")
             idx.append(cand[0])
             used.add(cand[0])

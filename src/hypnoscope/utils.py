@@ -68,7 +68,8 @@ def _json_default(o: Any) -> Any:
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and (if installed) PyTorch; return a NumPy ``Generator``."""
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    # seeding the legacy global RNG is the point: third-party code (sklearn, yasa) uses it
+    np.random.seed(seed % (2**32))  # noqa: NPY002
     try:
         import torch
 

@@ -235,19 +235,18 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         lines.append(cells)
     full = [c for c in lines if len(c) == len(head)]
     width = [max([len(head[i])] + [len(c[i]) for c in full]) for i in range(len(head))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, width))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, width, strict=True))]
     out.append("  ".join("-" * w for w in width))
     for c in lines:
         if len(c) == len(head):
-            out.append("  ".join(x.ljust(w) for x, w in zip(c, width)))
+            out.append("  ".join(x.ljust(w) for x, w in zip(c, width, strict=True)))
         else:
             out.append(f"{c[0].ljust(width[0])}  FAILED  {c[2]}")
     return "\n".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils import progress
-    from ..utils import write_json_atomic
+    from ..utils import progress, write_json_atomic
 
     psgs = expand_inputs(args.psg)
     refs = _references(psgs, args.reference)
@@ -260,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tasks = [dict(psg=str(p), out_dir=str(out), model=args.model, eeg=args.eeg, eog=args.eog,
                   emg=args.emg, reference=None if r is None else str(r),
-                  plot=not args.no_plot) for p, r in zip(psgs, refs)]
+                  plot=not args.no_plot) for p, r in zip(psgs, refs, strict=True)]
     rows: list[dict[str, Any]] = []
     bar = progress(total=len(tasks), desc="staging", unit="night")
     if args.jobs == 1 or len(tasks) == 1:

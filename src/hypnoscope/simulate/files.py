@@ -88,7 +88,7 @@ def write_sleepedf_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_di
     start = raw.info["meas_date"] or _dt.datetime(1989, 4, 24, 22, 30,
                                                   tzinfo=_dt.timezone.utc)
     signals = []
-    for ch, ctype in zip(raw.ch_names, raw.get_channel_types()):
+    for ch, ctype in zip(raw.ch_names, raw.get_channel_types(), strict=True):
         x = raw.get_data(picks=[ch])[0]
         if ch == EMG_SM and envelope:
             signals.append(_signal(edfio, emg_envelope(x * 1e6, fs), 1.0, ch, "uV",

@@ -68,7 +68,7 @@ def stage_seconds(hyp: Hypnogram, rng: np.random.Generator,
     change = np.flatnonzero(np.diff(stages)) + 1
     if jitter_sec > 0 and change.size:
         shifts = rng.integers(-jitter_sec, jitter_sec + 1, change.size)
-        for c, s in zip(change, shifts):
+        for c, s in zip(change, shifts, strict=True):
             if s > 0:  # previous stage lasts longer
                 stages[c:c + s] = stages[c - 1]
             elif s < 0:  # next stage starts earlier

@@ -13,6 +13,8 @@ majority of its own stage, AASM's rule for mixed epochs). On top of it:
   K-complexes, vertex sharp waves, sawtooth waves, blinks, saccades, slow and rapid eye
   movements, EMG tone with REM atonia and phasic twitches, movement artefacts, electrode
   drift, amplifier noise and occasional bad segments;
+- **ambiguity**: some epochs (N1 most often, :data:`AMBIGUOUS_PROB`) carry a minority
+  share of a neighbouring stage's background, as epochs that scorers disagree on do;
 - **volume conduction**: eye signals leak into Fpz-Cz and frontal EEG into the EOG.
 """
 
@@ -41,32 +43,32 @@ STAGE_SLOPE = np.array([1.1, 1.5, 2.0, 2.6, 1.6])
 #: background (columns), before subject gains and events. N2 is the anchor; the other
 #: stages are calibrated so that the total power relative to N2 matches the real set.
 BACKGROUND_STD = np.array([
-    [19.4, 9.7, 16.8],  # W
-    [11.6, 9.0, 6.3],   # N1
-    [17.0, 12.0, 6.0],  # N2
-    [30.6, 17.5, 8.2],  # N3
-    [12.0, 8.6, 6.8],   # R
+    [19.3, 11.1, 14.9],  # W
+    [11.4, 9.3, 6.0],    # N1
+    [17.0, 12.0, 6.0],   # N2
+    [31.1, 17.7, 8.4],   # N3
+    [12.1, 8.7, 6.1],    # R
 ])
 
 #: Natural-log gains of the five analysis bands per stage, channel (Fpz-Cz, Pz-Oz, EOG).
 #: Calibrated with ``benchmarks/simulator_realism/calibrate.py`` so that the median
 #: relative band powers per stage match the real Sleep-EDF band-power set.
 BAND_LOG_GAINS = np.array([
-    [[0.808, -0.154, -0.284, -0.329, -0.041],   # W: Fpz-Cz, Pz-Oz, EOG
-     [0.57, 0.612, -2.5, 1.012, 0.7],
-     [1.935, -0.217, -0.146, -0.494, -1.078]],
-    [[-0.209, -0.102, 0.282, -0.014, 0.043],    # N1
-     [-0.206, 0.543, -0.059, 0.076, -0.354],
-     [0.66, -0.124, 0.249, -0.015, -0.77]],
-    [[-0.579, 0.363, 0.256, 0.564, -0.604],     # N2
-     [-0.751, 0.742, 0.375, 0.362, -0.728],
-     [-0.233, 0.294, 0.699, 0.036, -0.796]],
-    [[-0.499, 0.335, 0.322, 0.566, -0.724],     # N3
-     [-0.836, 0.747, 0.41, 0.538, -0.859],
-     [-0.646, 0.582, 0.343, 0.211, -0.491]],
-    [[-0.244, 0.377, 0.09, -0.211, -0.011],     # R
-     [-0.331, 0.612, 0.189, -0.065, -0.405],
-     [1.256, -0.566, -0.182, 0.046, -0.554]],
+    [[0.756, -0.165, -0.186, -0.348, -0.056],   # W: Fpz-Cz, Pz-Oz, EOG
+     [0.0, -0.073, -0.372, 0.265, 0.179],
+     [1.79, -0.335, -0.065, -0.424, -0.966]],
+    [[-0.26, -0.149, 0.372, 0.003, 0.035],      # N1
+     [-0.293, 0.463, 0.289, -0.036, -0.424],
+     [0.552, -0.104, 0.295, 0.045, -0.788]],
+    [[-0.597, 0.362, 0.266, 0.553, -0.585],     # N2
+     [-0.78, 0.729, 0.404, 0.358, -0.711],
+     [-0.258, 0.281, 0.717, 0.081, -0.821]],
+    [[-0.487, 0.336, 0.323, 0.563, -0.735],     # N3
+     [-0.826, 0.741, 0.397, 0.535, -0.847],
+     [-0.621, 0.595, 0.363, 0.242, -0.579]],
+    [[-0.253, 0.376, 0.1, -0.219, -0.004],      # R
+     [-0.389, 0.577, 0.344, -0.09, -0.441],
+     [1.162, -0.647, -0.145, 0.126, -0.497]],
 ])
 
 #: Stage-dependent event rates (per minute of the stage): W, N1, N2, N3, R.
@@ -77,6 +79,12 @@ SAWTOOTH_RATE = np.array([0.0, 0.0, 0.0, 0.0, 0.8])
 SEM_RATE = np.array([0.5, 2.5, 0.15, 0.0, 0.1])
 EMG_STAGE_LEVEL = np.array([1.0, 0.6, 0.42, 0.38, 0.13])  # x subject EMG level
 ALPHA_STAGE_LEVEL = np.array([1.0, 0.12, 0.05, 0.04, 0.12])  # W value = eyes closed
+EYES_OPEN_ALPHA = 0.15  #: alpha level in wake with eyes open (eyes closed = 1)
+
+#: Probability that an epoch of each stage is ambiguous (its background carries a 20-40 %
+#: share of a neighbouring stage) and the two candidate neighbours per stage.
+AMBIGUOUS_PROB = np.array([0.04, 0.3, 0.06, 0.1, 0.05])
+AMBIGUOUS_NEIGHBOURS = ((N1, N1), (W, N2), (N1, N3), (N2, N2), (N1, W))
 
 
 @dataclass
@@ -139,7 +147,7 @@ def _add(out: np.ndarray, start: int, wave: np.ndarray, gain: float = 1.0) -> No
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of the runs of True in a boolean array."""
     d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
 
 
 def _shaped_noise(rng: np.random.Generator, n: int, fs: float, amp_fn) -> np.ndarray:
@@ -181,7 +189,6 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     t_sec = np.arange(n_sec, dtype=float)
     stage_samp = np.repeat(stages_sec.astype(np.int8), sps_)
     events: dict[str, list[float]] = {}
-    ev_idx = lambda onsets: np.round(onsets * fs).astype(int)  # noqa: E731
 
     def interp(per_sec: np.ndarray) -> np.ndarray:
         """Per-second values -> samples (a 1-s box smoothing of the step function)."""
@@ -191,10 +198,21 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     # ---- stage weights, blended over ~8 s
     onehot = np.zeros((5, n_sec), dtype=np.float32)
     onehot[stages_sec, np.arange(n_sec)] = 1.0
+    # ambiguous epochs: the background carries a minority share of a neighbouring stage
+    n_ep = int(np.ceil(n_sec / 30))
+    ep_stage = stages_sec[np.minimum(np.arange(n_ep) * 30 + 15, n_sec - 1)]
+    amb = np.flatnonzero(rng.random(n_ep) < AMBIGUOUS_PROB[ep_stage])
+    amb_share = rng.uniform(0.2, 0.4, len(amb)).astype(np.float32)
+    amb_pick = rng.integers(0, 2, len(amb))
+    for e, share, k in zip(amb, amb_share, amb_pick, strict=True):
+        s0 = int(ep_stage[e])
+        sl = slice(e * 30, min(e * 30 + 30, n_sec))
+        own = stages_sec[sl] == s0
+        onehot[s0, sl][own] = 1.0 - share
+        onehot[AMBIGUOUS_NEIGHBOURS[s0][k], sl][own] += share
     w_sec = uniform_filter1d(onehot, size=8, axis=1, mode="nearest")
 
     # ---- slow gain fluctuations: per-epoch jitter (ambiguity) + drifting state
-    n_ep = int(np.ceil(n_sec / 30))
     ep_jit = rng.normal(0, 0.13, n_ep)[np.arange(n_sec) // 30]
     gain_sec = np.exp(uniform_filter1d(ep_jit, 5) + 0.1 * _smooth_noise(rng, n_sec, 120))
     gain_sec *= traits.eeg_gain
@@ -244,7 +262,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     alpha = _shaped_noise(rng, n, fs, lambda f: np.exp(-0.5 * ((f - af) / 0.6) ** 2))
     alpha /= alpha.std() + 1e-12
     alpha_sec = ALPHA_STAGE_LEVEL[stages_sec].copy()
-    alpha_sec[eyes_open_sec] = 0.3
+    alpha_sec[eyes_open_sec] = EYES_OPEN_ALPHA
     n1_ep = np.flatnonzero(np.bincount(np.arange(n_sec) // 30, weights=stages_sec == N1) > 15)
     for e in n1_ep:  # alpha drop-out: alpha over less than half of the N1 epoch
         dur = int(rng.uniform(0, 14))
@@ -335,7 +353,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     step_amp_sd = np.concatenate([np.full(len(sac_on), 50.0), np.full(len(rem_arr), 110.0)])
     order = np.argsort(step_on)
     pos = 0.0
-    for o, sd in zip(step_on[order], step_amp_sd[order]):
+    for o, sd in zip(step_on[order], step_amp_sd[order], strict=True):
         new = rng.normal(0, sd) * traits.eog_gain
         i = int(o * fs)
         if i < n:
