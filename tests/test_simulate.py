@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import mne
@@ -40,18 +41,28 @@ def _stage_epochs(sig_x: np.ndarray, stage: int) -> np.ndarray:
     return ep[idx]
 
 
-def _band(ep: np.ndarray, lo: float, hi: float, relative: bool = False) -> float:
+def _band(ep: np.ndarray, lo: float, hi: float, relative: bool = False,
+          q: float = 50) -> float:
     f, p = sps.welch(ep, FS, nperseg=400, axis=-1)
     bp = p[:, (f >= lo) & (f < hi)].sum(axis=1)
     if relative:
         bp = bp / p[:, (f >= 0.5) & (f < 30)].sum(axis=1)
-    return float(np.median(bp))
+    return float(np.percentile(bp, q))
 
 
 @pytest.fixture(scope="module")
-def nights():
-    """Three short nights (different subjects) of the same block hypnogram."""
-    return [simulate_signals(_block_hyp(), seed=s)[0] for s in range(3)]
+def nights_traits():
+    """Three short nights (different subjects, no bad segments) of one block hypnogram."""
+    out = []
+    for s in range(3):
+        traits = dataclasses.replace(SubjectTraits.sample(s), bad_segment_prob=0.0)
+        out.append((simulate_signals(_block_hyp(), seed=s, subject=traits)[0], traits))
+    return out
+
+
+@pytest.fixture(scope="module")
+def nights(nights_traits):
+    return [sig for sig, _ in nights_traits]
 
 
 def test_sigma_and_delta_and_alpha_by_stage(nights):
@@ -61,8 +72,11 @@ def test_sigma_and_delta_and_alpha_by_stage(nights):
         delta = {s: _band(_stage_epochs(sig.fpz, s), 0.5, 4) for s in range(5)}
         assert max(delta, key=delta.get) == 3  # N3 highest delta
         assert delta[3] > 2 * delta[2]
-        alpha = {s: _band(_stage_epochs(sig.pz, s), 8, 12, relative=True) for s in range(5)}
-        assert max(alpha, key=alpha.get) == 0  # posterior alpha in wake
+        # posterior alpha in wake (its eyes-closed part: upper quartile of the epochs)
+        alpha = {s: _band(_stage_epochs(sig.pz, s), 8, 12, relative=True, q=75)
+                 for s in range(5)}
+        assert max(alpha, key=alpha.get) == 0
+        assert alpha[0] > 1.5 * alpha[2]
 
 
 def _count_spindles(x: np.ndarray, thresh: float) -> int:
@@ -73,15 +87,15 @@ def _count_spindles(x: np.ndarray, thresh: float) -> int:
     return int(((dur >= 0.3) & (dur <= 3)).sum())
 
 
-def test_spindle_counts_n2_vs_rem(nights):
-    for sig in nights:
+def test_spindle_counts_n2_vs_rem(nights_traits):
+    for sig, traits in nights_traits:
         n2 = _stage_epochs(sig.fpz, 2).ravel()
         rem = _stage_epochs(sig.fpz, 4).ravel()
         thresh = 2.5 * np.median(np.abs(sps.hilbert(sps.filtfilt(
             *sps.butter(4, [11, 16], btype="band", fs=FS), sig.fpz))))
         c2, cr = _count_spindles(n2, thresh), _count_spindles(rem, thresh)
         minutes = len(n2) / FS / 60
-        assert c2 / minutes > 1.0  # at least 1 spindle per minute of N2
+        assert c2 / minutes >= 0.5 * traits.spindle_density  # the subject's density
         assert c2 > 3 * max(cr, 1)
 
 
@@ -103,6 +117,41 @@ def _rem_rate(eog: np.ndarray) -> float:
     slope = np.abs(np.gradient(sps.filtfilt(b, a, eog)) * FS)
     peaks, _ = sps.find_peaks(slope, height=800, distance=int(0.3 * FS))
     return len(peaks) / (len(eog) / FS / 60)
+
+
+def test_slow_waves_deeper_early_in_the_night():
+    # an N3 stretch at sleep onset and another one 5 h later, N2 in between
+    hyp = Hypnogram([0] * 2 + [3] * 10 + [2] * 600 + [3] * 10)
+    traits = dataclasses.replace(SubjectTraits(), bad_segment_prob=0.0)
+    sig = simulate_signals(hyp, seed=4, subject=traits)[0]
+    b, a = sps.butter(3, [0.5, 2.0], btype="band", fs=FS)
+    sw = sps.filtfilt(b, a, sig.fpz)
+    ep = sw[: len(sw) // 3000 * 3000].reshape(-1, 3000)
+    ptp = np.percentile(ep, 97.5, axis=1) - np.percentile(ep, 2.5, axis=1)
+    assert np.median(ptp[-9:-1]) > 75  # still slow-wave sleep by the AASM criterion
+    early, late = ep[3:11].std(), ep[-9:-1].std()  # slow-wave amplitude
+    assert early > 1.2 * late
+
+
+def test_electrode_drift_and_bad_segments():
+    hyp = Hypnogram([2] * 40)
+    base = SubjectTraits()
+    quiet = simulate_signals(hyp, seed=1, subject=dataclasses.replace(
+        base, drift_uv=0.0, bad_segment_prob=0.0))[0]
+    drifty = simulate_signals(hyp, seed=1, subject=dataclasses.replace(
+        base, drift_uv=20.0, bad_segment_prob=0.0))[0]
+    drift = drifty.fpz - quiet.fpz  # same seed: the difference is the drift alone
+    assert 5 < drift.std() < 40
+    f, p = sps.welch(drift, FS, nperseg=6000)
+    assert p[f < 0.2].sum() > 0.95 * p.sum()  # slow
+    bad = simulate_signals(hyp, seed=1, subject=dataclasses.replace(
+        base, bad_segment_prob=1.0))[0]
+    onsets = bad.events["bad_segment"]
+    assert 1 <= len(onsets) <= 3
+    i0 = int(onsets[0] * FS)
+    seg = [np.abs(x[i0:i0 + 300] - q[i0:i0 + 300]).max()
+           for x, q in ((bad.fpz, quiet.fpz), (bad.pz, quiet.pz), (bad.eog, quiet.eog))]
+    assert max(seg) > 10  # flattened or noisy on one channel
 
 
 def test_rapid_eye_movements_in_rem_eog(nights):
@@ -289,3 +338,11 @@ def test_real_hypnogram_reproduced(shared_data, tmp_path):
     raw = simulate_night(hyp, seed=0)
     _, hyp_path = write_sleepedf_pair(raw, hyp, tmp_path, "SC4001E0")
     np.testing.assert_array_equal(read_hypnogram(hyp_path).codes, hyp.codes)
+
+
+def test_default_architecture_is_fitted_to_real_hypnograms(shared_data):
+    files = sorted((shared_data / "sleepedf_hypnograms" / "sleep-cassette")
+                   .glob("*-Hypnogram.edf"))
+    assert len(files) == 54
+    refit = SleepArchitectureModel.fit(files)
+    np.testing.assert_array_equal(refit.counts, SleepArchitectureModel.default().counts)

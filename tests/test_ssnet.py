@@ -15,6 +15,7 @@ from hypnoscope.models.ssnet import (
     cascade_predict,
     merge_hierarchical,
     rem_nrem_labels,
+    sleep_statistics_difference,
     wake_sleep_labels,
 )
 from hypnoscope.stages import UNSCORED
@@ -33,7 +34,8 @@ def feature_nights(n_subjects=4, n_epochs=60, seed=0):
         X[:, 0, 0] += y
         X[:, 1, 1] += (y == 4) * 2.0
         y[7] = UNSCORED
-        nights.append(Night(X=X, y=y, subject_id=f"{s:02d}", night_id=f"{s:02d}_1"))
+        nights.append(Night(X=X, y=y, subject_id=f"{s:02d}", night_id=f"{s:02d}_1",
+                            channels=["a", "b"], roles=["eeg", "eog"]))
     return nights
 
 
@@ -105,6 +107,10 @@ def test_direct_model_learns_saves_and_loads(tmp_path):
     meta = model.metadata
     assert meta["config"]["preset"] == "small" and meta["training_data"]["n_subjects"] == 3
     assert meta["validation_subjects"] == ["03"]
+    # the bundle describes classes, channels/roles and preprocessing
+    assert meta["classes"] == ["W", "N1", "N2", "N3", "R"]
+    assert meta["channels"] == ["a", "b"] and meta["roles"] == ["eeg", "eog"]
+    assert meta["preprocessing"]["normalize"] == "per-night z-score of each feature"
     path = model.save(tmp_path / "ssnet.hyp")
     payload = joblib.load(path)
     # the pickled model stores plain state_dicts, not live modules or optimiser state
@@ -116,6 +122,10 @@ def test_direct_model_learns_saves_and_loads(tmp_path):
                 night_id="bad")
     with pytest.raises(ValueError, match="input shape"):
         loaded.predict_proba(bad)
+    swapped = Night(X=test.X, y=test.y, subject_id="x", night_id="swapped",
+                    channels=["b", "a"], roles=["eog", "eeg"])
+    with pytest.raises(ValueError, match=r"channels \['b', 'a'\] differ"):
+        loaded.predict_proba(swapped)
 
 
 def test_hierarchical_model_three_classes_and_many_to_one():
@@ -161,3 +171,22 @@ def test_bad_options():
         make_model("ssnet", n_classes=5, tcn_width=3)
     with pytest.raises(ValueError, match="mode"):
         SSNetModel(mode="one-to-one")
+
+
+def test_sleep_statistics_difference_on_hand_made_nights():
+    # 10 min wake, 60 min N2, 20 min REM, 10 min wake (5-class codes, 30-s epochs)
+    y = np.array([0] * 20 + [2] * 120 + [4] * 40 + [0] * 20)
+    pred = y.copy()
+    pred[18:20] = 2  # sleep onset 1 min early
+    pred[140:150] = 2  # first 5 min of REM called N2
+    d = sleep_statistics_difference(y, pred, n_classes=5)
+    assert d["total_sleep_min"]["ref"] == pytest.approx(80.0)
+    assert d["total_sleep_min"]["diff"] == pytest.approx(1.0)
+    assert d["sleep_onset_latency_min"]["diff"] == pytest.approx(-1.0)
+    assert d["rem_min"]["diff"] == pytest.approx(-5.0)
+    assert d["rem_latency_min"]["ref"] == pytest.approx(60.0)
+    assert d["rem_latency_min"]["diff"] == pytest.approx(6.0)  # from the earlier onset
+    same = sleep_statistics_difference(y, y)
+    assert all(v["diff"] == 0 or np.isnan(v["diff"]) for v in same.values())
+    with pytest.raises(ValueError, match="differ in length"):
+        sleep_statistics_difference(y, y[:-1])

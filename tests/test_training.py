@@ -172,6 +172,10 @@ def test_resume_continues_from_saved_epoch(tmp_path):
     assert cont.history[-1]["train_loss"] == pytest.approx(full.history[-1]["train_loss"])
     with pytest.raises(ValueError, match="needs checkpoint_dir"):
         train_model(TinySeqNet(), ds, None, TrainConfig(epochs=1, resume=True))
+    # a checkpoint of another architecture is refused with a clear message
+    with pytest.raises(ValueError, match="cannot resume from .*last.pt"):
+        train_model(TinySeqNet(hidden=8), ds, None,
+                    TrainConfig(epochs=5, checkpoint_dir=str(tmp_path / "part"), resume=True))
 
 
 def test_config_validation():

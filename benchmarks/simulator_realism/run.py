@@ -254,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                    "yasa_channels": {"eeg": "EEG Fpz-Cz", "eog": "EOG horizontal",
                                      "emg": "EMG submental"},
                    "crop": "30 min of wake around the sleep period",
+                   "night_selection": "lean subset of the 54 real hypnograms: first nights "
+                                      "of subjects 0, 2, 4, ..., then 1, 3, ..., then "
+                                      "second nights; the first n_nights of that order",
+                   "simulator_fingerprint": simulator_fingerprint(),
                    "welch": {"window": "hamming", "nperseg": 400, "noverlap": 200,
                              "average": "median"}},
         "yasa": overall,
@@ -279,10 +283,11 @@ def to_markdown(r: dict) -> str:
         f"Date: {r['date']}  ",
         f"Machine: {r['machine']['platform']}, {r['machine']['cpu_count']} CPUs, "
         f"Python {r['machine']['python']}", "",
-        f"{r['config']['n_nights']} nights simulated from real Sleep-EDF hypnograms "
-        f"({r['config']['crop']}), {r['config']['mode']} mode (100 Hz EMG waveform, which "
-        "YASA needs), staged by YASA's pretrained classifier (EEG Fpz-Cz + EOG horizontal + "
-        "EMG submental) and scored against the simulated truth.", "",
+        f"{r['config']['n_nights']} nights (a lean subset of the 54; "
+        f"{r['config']['night_selection'].split(': ', 1)[1]}) simulated from real Sleep-EDF "
+        f"hypnograms ({r['config']['crop']}), {r['config']['mode']} mode (100 Hz EMG "
+        "waveform, which YASA needs), staged by YASA's pretrained classifier "
+        "(EEG Fpz-Cz + EOG horizontal + EMG submental) and scored against the simulated truth.", "",
         "## YASA vs simulated truth", "",
         "| metric | value | target |", "|---|---|---|",
         f"| accuracy | {y['accuracy']:.3f} | >= {r['targets']['accuracy']:.2f} |",

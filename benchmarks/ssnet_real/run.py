@@ -121,15 +121,6 @@ def run_fold(i, fold, nights, args, state_dir: Path, tag: str) -> dict:
         rec["epoch_s"][name] = [s["seconds_per_epoch"] for s in m.training_summary.values()]
         rec["best_epoch"][name] = {t: s["best_epoch"] for t, s in m.training_summary.items()}
         rec["epochs_run"][name] = {t: s["epochs_run"] for t, s in m.training_summary.items()}
-    if args.reference:
-        from hypnoscope.models.feature_classifiers import make_feature_model
-
-        for name in ("lightgbm", "lightgbm-context"):
-            m = make_feature_model(name, n_classes=5, seed=args.seed, n_jobs=1)
-            t0 = time.perf_counter()
-            m.fit(train + val)  # the reference sees every training-fold subject
-            rec["train_s"][name] = time.perf_counter() - t0
-            models[name] = m
     for name, m in models.items():
         t0 = time.perf_counter()
         for night in test:
@@ -150,9 +141,47 @@ def run_fold(i, fold, nights, args, state_dir: Path, tag: str) -> dict:
     return rec
 
 
+def run_reference(i, fold, nights, name: str, seed: int, state_dir: Path) -> None:
+    """A LightGBM reference on the same fold, trained on train + validation subjects
+    (stored separately so that it can be added to finished folds later)."""
+    from hypnoscope.models.feature_classifiers import make_feature_model
+
+    train, val, test = fold.select(nights)
+    m = make_feature_model(name, n_classes=5, seed=seed, n_jobs=1)
+    t0 = time.perf_counter()
+    m.fit(train + val)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    p = np.concatenate([m.predict_proba(n) for n in test]).astype(np.float32)
+    t_inf = (time.perf_counter() - t0) / len(test)
+    stem = state_dir / f"ref_{name}_fold{i:02d}"
+    np.savez_compressed(stem.with_suffix(".npz"), p=p,
+                        y=np.concatenate([n.y for n in test]))
+    write_json_atomic(stem.with_suffix(".json"), {"train_s": t_train, "infer_s_per_night": t_inf,
+                                                 "test_subjects": list(fold.test_subjects)})
+
+
+def attach_references(rec: dict, state_dir: Path) -> dict:
+    """Copy stored reference timings into ``rec`` (predictions are read on demand)."""
+    rec = dict(rec, train_s=dict(rec["train_s"]),
+               infer_s_per_night=dict(rec["infer_s_per_night"]))
+    for name in ("lightgbm", "lightgbm-context"):
+        f = state_dir / f"ref_{name}_fold{rec['index']:02d}.json"
+        if f.is_file():
+            r = json.loads(f.read_text())
+            if r["test_subjects"] == rec["test_subjects"]:
+                rec["train_s"][name] = r["train_s"]
+                rec["infer_s_per_night"][name] = r["infer_s_per_night"]
+    return rec
+
+
 def fold_predictions(state_dir: Path, rec: dict) -> list[dict]:
     """Per-night true labels and predicted codes of every variant of a stored fold."""
-    z = np.load(state_dir / f"fold{rec['index']:02d}.npz")
+    z = dict(np.load(state_dir / f"fold{rec['index']:02d}.npz"))
+    for name in ("lightgbm", "lightgbm-context"):
+        if name in rec["infer_s_per_night"]:
+            r = np.load(state_dir / f"ref_{name}_fold{rec['index']:02d}.npz")
+            z[f"p_{name}"] = r["p"]
     cuts = np.cumsum([0] + rec["lengths"])
     out = []
     for k, nid in enumerate(rec["nights"]):
@@ -351,6 +380,7 @@ def render_md(out: dict) -> str:
         f"{c['val_fraction']:.0%} of the training subjects are validation subjects "
         "(best epoch by validation accuracy, early stopping); the LightGBM references "
         "are trained on all training-fold subjects (train + validation).", "",
+        f"Folds finished: {len(out['folds'])}.", "",
         f"SSNet config: preset `{c['preset']}` (MLP front-end on the 30 features of each "
         f"epoch), seq_len {c['seq_len']}, `{c['mode']}` windows, at most {c['epochs']} "
         f"epochs, patience {c['patience']}, batch {c['batch_size']}, AdamW + cosine LR, "
@@ -451,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--folds-file", default=str(FOLDS_FILE))
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--patience", type=int, default=2)
     ap.add_argument("--seq-len", type=int, default=16)
     ap.add_argument("--preset", default="small")
     ap.add_argument("--mode", default="many-to-many")
@@ -460,8 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val", type=float, default=0.1, help="validation-subject fraction")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-reference", dest="reference", action="store_false",
-                    help="skip the same-fold LightGBM references")
+    ap.add_argument("--reference", nargs="*", default=["lightgbm"],
+                    choices=["lightgbm", "lightgbm-context"],
+                    help="same-fold feature-model references to compute (stored apart; "
+                         "ones computed earlier are always shown)")
     ap.add_argument("--state-dir", default=None,
                     help="per-fold results and checkpoints (default .cache/<name>)")
     ap.add_argument("--render-only", action="store_true",
@@ -479,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     config = {"preset": args.preset, "seq_len": args.seq_len, "mode": args.mode,
               "epochs": args.epochs, "patience": args.patience,
               "batch_size": args.batch_size, "seed": args.seed, "val_fraction": args.val,
-              "reference": args.reference, "monitor": "val_acc", "optimizer": "adamw",
+              "monitor": "val_acc", "optimizer": "adamw",
               "schedule": "cosine", "normalize": "night"}
     tag = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     recs, per_fold_nights = [], []
@@ -495,6 +527,14 @@ def main(argv: list[str] | None = None) -> int:
             rec = run_fold(i, fold, nights, args, state_dir, tag)
             rec["config_tag"] = tag
             write_json_atomic(path, rec)
+        for name in args.reference or []:
+            if args.render_only:
+                break
+            f = state_dir / f"ref_{name}_fold{i:02d}.json"
+            if not (f.is_file() and json.loads(f.read_text())["test_subjects"]
+                    == list(fold.test_subjects)):
+                run_reference(i, fold, nights, name, args.seed, state_dir)
+        rec = attach_references(rec, state_dir)
         recs.append(rec)
         per_fold_nights.append(fold_predictions(state_dir, rec))
         fn = per_fold_nights[-1]

@@ -418,8 +418,13 @@ def train_model(model: nn.Module, train_data: SequenceDataset | Iterable,
             raise ValueError("resume=True needs checkpoint_dir")
         if last.is_file():
             state = torch.load(last, map_location="cpu", weights_only=False)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise ValueError(f"cannot resume from {last}: the checkpoint does not match "
+                                 f"this model/optimizer ({str(exc).splitlines()[0]}); use "
+                                 "another checkpoint_dir or resume=False") from None
             scheduler.load_state_dict(state["scheduler"])
             history = state["history"]
             best_score, best_epoch = state["best_score"], state["best_epoch"]

@@ -48,8 +48,9 @@ def register(subparsers) -> None:
                    help="model name, e.g. lightgbm-context (list: 'hypnoscope models')")
     _add_input_args(p)
     p.add_argument("--out", required=True, metavar="MODEL_PATH", help="output model file")
-    p.add_argument("--classes", type=int, choices=(5, 3), default=5,
-                   help="5 classes (W,N1,N2,N3,R) or 3 (W,NREM,R)")
+    p.add_argument("--classes", type=int, choices=(5, 3), default=None,
+                   help="5 classes (W,N1,N2,N3,R) or 3 (W,NREM,R); default 5, or 3 for "
+                        "the hierarchical models (*-hier)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     deep = p.add_argument_group("sequence (deep) models only")
     deep.add_argument("--seq-len", type=int, default=None,
@@ -181,6 +182,8 @@ def _train(args) -> int:
     if args.model not in MODEL_REGISTRY:
         raise CLIError(f"unknown model {args.model!r}; available: "
                        f"{', '.join(MODEL_REGISTRY)} (see 'hypnoscope models')")
+    if args.classes is None:
+        args.classes = 3 if args.model.endswith("-hier") else 5
     nights = _load_nights(args)
     options: dict[str, Any] = {"n_classes": args.classes, "seed": args.seed}
     if _is_feature_model(args.model):

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..datasets import Night
-from ..stages import N1, N2, N3, UNSCORED, R, W, to_3class
+from ..stages import N1, N2, N3, STAGES_3, STAGES_5, UNSCORED, R, W, to_3class
 from ..training import SequenceDataset, TrainConfig, predict_windows, train_model
 from .base import StagingModel
 
@@ -427,10 +427,25 @@ class SSNetModel(StagingModel):
                 "n_train_windows": len(train_ds), "history": result.history,
                 "n_parameters": int(sum(p.numel() for p in net.parameters()))}
         self.training_summary = summary
+        first = nights[0]
+        preprocessing = {
+            "normalize": ("per-night z-score of each channel" if self.input_kind == "signals"
+                          else "per-night z-score of each feature")
+            if self.config["normalize"] == "night" else "none",
+            "sfreq": first.sfreq, "epoch_sec": 30.0,
+            "input": first.meta.get("preprocessing") if first.meta else None}
         self.describe_training(nights, validation_subjects=sorted(
             {n.subject_id for n in val_nights or []}), input_kind=self.input_kind,
-            input_shape=list(nights[0].X.shape[1:]), training=summary)
+            input_shape=list(first.X.shape[1:]), channels=list(first.channels),
+            roles=list(first.roles), classes=list(self.classes),
+            tasks={t: n for t, n, _ in self._tasks()}, preprocessing=preprocessing,
+            training=summary)
         return self
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Names of the output classes (``W N1 N2 N3 R`` or ``W NREM R``)."""
+        return STAGES_5 if self.n_classes == 5 else STAGES_3
 
     def _task_proba(self, task: str, night: Night) -> np.ndarray:
         net = self.nets[task]
@@ -456,6 +471,11 @@ class SSNetModel(StagingModel):
         if want is not None and list(night.X.shape[1:]) != list(want):
             raise ValueError(f"night {night.night_id}: per-epoch input shape "
                              f"{list(night.X.shape[1:])} differs from the training shape {want}")
+        chans = self.metadata.get("channels")
+        if chans and night.channels and list(night.channels) != list(chans):
+            raise ValueError(f"night {night.night_id}: channels {list(night.channels)} differ "
+                             f"from the training channels {chans} (same names, same order "
+                             "expected)")
 
     def stage_probabilities(self, night: Night) -> dict[str, np.ndarray]:
         """Raw per-task probabilities (``direct``, or ``wake_sleep`` and ``rem_nrem``)."""
@@ -497,6 +517,38 @@ class SSNetModel(StagingModel):
             self.nets[task] = net.eval()
 
 
+def sleep_statistics_difference(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 5,
+                                epoch_sec: float = 30.0) -> dict[str, dict[str, float]]:
+    """Sleep statistics of the predicted and the true hypnogram of one night.
+
+    Both use the true hypnogram's time in bed (first to last scored epoch); see
+    :func:`hypnoscope.evaluation.compare_hypnograms`.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray (n_epochs,)
+        Codes of the same epochs (``y_true`` negative = unscored).
+    n_classes : {3, 5}
+        Class set of both arrays.
+    epoch_sec : float
+
+    Returns
+    -------
+    dict
+        ``{statistic: {"pred", "ref", "diff"}}`` with ``diff = pred - ref`` (minutes, %,
+        counts; see :data:`hypnoscope.sleepstats.STAT_KEYS`).
+    """
+    from ..evaluation import compare_hypnograms
+    from ..hypnogram import Hypnogram
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in length")
+    ref = Hypnogram(y_true, epoch_sec=epoch_sec, n_classes=n_classes)
+    pred = Hypnogram(y_pred, epoch_sec=epoch_sec, n_classes=n_classes)
+    return compare_hypnograms(pred, ref)["sleep_statistics"]
+
+
 def make_ssnet(name: str = "ssnet", n_classes: int = 5, seq_len: int | None = None,
                preset: str = "small", epochs: int | None = None,
                checkpoint_dir: str | None = None, resume: bool = False, seed: int = 0,
@@ -515,4 +567,4 @@ def make_ssnet(name: str = "ssnet", n_classes: int = 5, seq_len: int | None = No
 
 __all__ = ["SSNet", "SSNetModel", "TemporalBlock", "PRESETS", "make_ssnet",
            "merge_hierarchical", "cascade_predict", "wake_sleep_labels", "rem_nrem_labels",
-           "normalize_night", "split_validation_subjects"]
+           "normalize_night", "split_validation_subjects", "sleep_statistics_difference"]

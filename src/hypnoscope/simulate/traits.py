@@ -17,8 +17,8 @@ class SubjectTraits:
     """
 
     alpha_freq: float = 10.0  #: posterior alpha peak frequency (Hz)
-    alpha_amp: float = 9.0  #: std of full eyes-closed alpha on Pz-Oz
-    eyes_closed_frac: float = 0.4  #: fraction of quiet wake spent with eyes closed
+    alpha_amp: float = 8.0  #: std of full eyes-closed alpha on Pz-Oz
+    eyes_closed_frac: float = 0.3  #: eyes-closed share of wake away from sleep
     spindle_freq: float = 13.0  #: spindle frequency (Hz), 11-16
     spindle_density: float = 4.0  #: spindles per minute of N2
     spindle_amp: float = 16.0  #: peak amplitude of a spindle on Fpz-Cz
@@ -47,8 +47,8 @@ class SubjectTraits:
 
         return cls(
             alpha_freq=float(np.clip(rng.normal(10.0, 0.8), 8.2, 11.8)),
-            alpha_amp=ln(9.0, 0.3),
-            eyes_closed_frac=float(rng.uniform(0.15, 0.6)),
+            alpha_amp=ln(8.0, 0.3),
+            eyes_closed_frac=float(rng.uniform(0.1, 0.5)),
             spindle_freq=float(np.clip(rng.normal(13.0, 0.6), 11.5, 14.8)),
             spindle_density=float(np.clip(rng.normal(4.0, 1.2), 1.5, 7.5)),
             spindle_amp=ln(16.0, 0.25),

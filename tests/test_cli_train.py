@@ -1,0 +1,184 @@
+"""Tests of ``hypnoscope train``, ``hypnoscope evaluate`` and ``hypnoscope models``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hypnoscope.cli import main
+from hypnoscope.models import MODEL_REGISTRY, load_model
+from hypnoscope.stages import UNSCORED, to_3class
+
+#: stage-dependent feature means of a toy (n, 2, 3) feature layout
+MEANS = np.array([[2.0, 0, 0], [0.8, 0.8, 0], [0, 1.6, 0.5], [0, 0.5, 2], [1, 0, 1.5]])
+METRIC_KEYS = {"accuracy", "macro_f1", "kappa", "per_class_f1", "confusion_matrix",
+               "n_epochs"}
+
+
+def write_feature_dir(directory: Path, subjects=("01", "02", "03"), seed: int = 0,
+                      sidecar_subject: dict[str, str] | None = None) -> Path:
+    """Two nights per subject as ``SS__N.npz`` (+ JSON sidecars for some)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for s in subjects:
+        for night in (1, 2):
+            y = np.repeat(rng.integers(0, 5, size=20), 6)
+            X = MEANS[y][:, None, :] + 0.5 * rng.standard_normal((len(y), 2, 3))
+            y[:2] = UNSCORED
+            stem = f"{s}__{night}"
+            np.savez(directory / f"{stem}.npz", features=X.astype(np.float32), labels=y,
+                     onsets_sec=np.arange(len(y)) * 30.0)
+            if sidecar_subject and stem in sidecar_subject:
+                (directory / f"{stem}.json").write_text(
+                    json.dumps({"subject_id": sidecar_subject[stem]}))
+    return directory
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def feature_dirs(tmp_path) -> tuple[Path, Path]:
+    return (write_feature_dir(tmp_path / "train", seed=0),
+            write_feature_dir(tmp_path / "test", subjects=("07", "08"), seed=1))
+
+
+@pytest.mark.parametrize("name", ["lightgbm-context", "rf", "svm"])
+def test_train_evaluate_round_trip_on_feature_dir(tmp_path, capsys, feature_dirs, name):
+    train, test = feature_dirs
+    model_path = tmp_path / f"{name}.joblib"
+    code, out, _ = run(capsys, "train", "--model", name, "--features", str(train), "--out",
+                       str(model_path))
+    assert code == 0
+    assert "6 nights / 3 subjects" in out and str(model_path) in out
+    model = load_model(model_path)
+    assert model.name == name and model.n_classes == 5
+    assert model.metadata["training_data"]["subjects"] == ["01", "02", "03"]
+    assert model.metadata["cli"]["input"] == "features"
+
+    code, out, _ = run(capsys, "evaluate", "--model", str(model_path), "--features",
+                       str(test), "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    assert set(metrics) == METRIC_KEYS
+    ys = [np.load(f)["labels"] for f in sorted(test.glob("*.npz"))]
+    y = np.concatenate(ys)
+    assert metrics["n_epochs"] == int((y >= 0).sum())
+    cm = np.array(metrics["confusion_matrix"])
+    assert cm.shape == (5, 5) and cm.sum() == metrics["n_epochs"]
+    np.testing.assert_array_equal(cm.sum(axis=1), np.bincount(y[y >= 0], minlength=5))
+    assert metrics["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert metrics["accuracy"] > 0.85 and metrics["kappa"] > 0.8
+    assert set(metrics["per_class_f1"]) == {"W", "N1", "N2", "N3", "R"}
+
+    code, text, _ = run(capsys, "evaluate", "--model", str(model_path), "--features",
+                        str(test))
+    assert code == 0
+    assert f"accuracy  {metrics['accuracy']:.4f}" in text
+    assert "confusion matrix" in text and "N3" in text
+
+
+def test_three_class_training(tmp_path, capsys, feature_dirs):
+    train, test = feature_dirs
+    model_path = tmp_path / "m3.joblib"
+    assert run(capsys, "train", "--model", "lightgbm", "--features", str(train), "--out",
+               str(model_path), "--classes", "3")[0] == 0
+    assert load_model(model_path).n_classes == 3
+    code, out, _ = run(capsys, "evaluate", "--model", str(model_path), "--features",
+                       str(test), "--json")
+    metrics = json.loads(out)
+    assert code == 0 and set(metrics["per_class_f1"]) == {"W", "NREM", "R"}
+    y3 = to_3class(np.concatenate([np.load(f)["labels"] for f in sorted(test.glob("*.npz"))]))
+    np.testing.assert_array_equal(np.array(metrics["confusion_matrix"]).sum(axis=1),
+                                  np.bincount(y3[y3 >= 0], minlength=3))
+
+
+def test_subjects_from_sidecar_and_pattern(tmp_path, capsys):
+    d = write_feature_dir(tmp_path / "f", subjects=("11", "12"),
+                          sidecar_subject={"11__1": "alice", "11__2": "alice"})
+    for f in d.glob("12__*.npz"):  # rename to a layout the default pattern cannot parse
+        f.rename(d / f"night-B{f.stem[-1]}-sub12.npz")
+    model_path = tmp_path / "m.joblib"
+    code, _, err = run(capsys, "train", "--model", "rf", "--features", str(d), "--out",
+                       str(model_path))
+    assert code == 2 and "subject" in err and "night-B1-sub12" in err
+    code, out, _ = run(capsys, "train", "--model", "rf", "--features", str(d), "--out",
+                       str(model_path), "--subject-pattern", r"sub(\d+)")
+    assert code == 0
+    assert load_model(model_path).metadata["training_data"]["subjects"] == ["12", "alice"]
+
+
+def test_user_errors_exit_2_with_a_clear_message(tmp_path, capsys, feature_dirs):
+    train, _ = feature_dirs
+    out = str(tmp_path / "m.joblib")
+    code, _, err = run(capsys, "train", "--model", "nope", "--features", str(train),
+                       "--out", out)
+    assert code == 2 and "unknown model 'nope'" in err and "lightgbm-context" in err
+    code, _, err = run(capsys, "train", "--model", "rf", "--features",
+                       str(tmp_path / "missing"), "--out", out)
+    assert code == 2 and "missing" in err
+    code, _, err = run(capsys, "evaluate", "--model", str(tmp_path / "none.joblib"),
+                       "--features", str(train))
+    assert code == 2 and "model file not found" in err
+    with pytest.raises(SystemExit):  # argparse: --features and --data are exclusive
+        main(["train", "--model", "rf", "--features", "a", "--data", "b", "--out", out])
+    assert not Path(out).exists()
+
+
+def test_models_lists_every_registered_name(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    for name, (_, desc) in MODEL_REGISTRY.items():
+        line = next(ln for ln in out.splitlines() if ln.split()[:1] == [name])
+        assert desc[:30] in line
+    code, out, _ = run(capsys, "models", "--json")
+    assert json.loads(out)["models"] == {k: v[1] for k, v in MODEL_REGISTRY.items()}
+    for name in ("svm", "rf", "lightgbm", "svm-context", "rf-context", "lightgbm-context"):
+        assert name in MODEL_REGISTRY
+
+
+@pytest.fixture(scope="module")
+def psg_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    """Simulated Sleep-EDF cassette pairs: two training subjects, one test subject."""
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.simulate import simulate_night, write_sleepedf_pair
+
+    root = tmp_path_factory.mktemp("psg")
+    stages = np.repeat([0, 1, 2, 3, 2, 4, 0, 2, 4, 0], [6, 3, 8, 8, 5, 6, 2, 6, 6, 6])
+    for i, rid in enumerate(["SC4001E0", "SC4011E0", "SC4021E0"]):
+        out = root / ("test" if i == 2 else "train")
+        write_sleepedf_pair(simulate_night(Hypnogram(stages), seed=i), None, out, rid)
+    return root / "train", root / "test"
+
+
+def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg_dirs):
+    monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
+    train, test = psg_dirs
+    model_path = tmp_path / "psg.joblib"
+    code, out, _ = run(capsys, "train", "--model", "rf-context", "--data", str(train),
+                       "--out", str(model_path))
+    assert code == 0 and "2 nights / 2 subjects" in out
+    model = load_model(model_path)
+    assert model.input_kind_ == "signals"
+    names = model.metadata["feature_names"]
+    assert "EEG Fpz-Cz_rel_delta" in names and "EOG horizontal_eog_rapid_logpow" in names
+    assert "EMG submental_emg_env_logmean" in names  # the 1 Hz cassette EMG envelope
+    code, out, _ = run(capsys, "evaluate", "--model", str(model_path), "--data", str(test),
+                       "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    assert set(metrics) == METRIC_KEYS
+    assert np.array(metrics["confusion_matrix"]).sum() == metrics["n_epochs"] > 30
+    # simulated stages differ in their spectra: far above the 5-class chance level
+    assert metrics["accuracy"] > 0.6
+    # a model trained on raw recordings refuses a feature directory with a clear message
+    fdir = write_feature_dir(tmp_path / "f", subjects=("01",))
+    code, _, err = run(capsys, "evaluate", "--model", str(model_path), "--features",
+                       str(fdir))
+    assert code == 2 and "features but the model was trained" in err
