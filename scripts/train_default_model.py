@@ -68,6 +68,12 @@ def _bench_metrics(model: str) -> dict | None:
             out["mean_over_folds"] = {k: per_fold[k]["mean"] for k in keys}
             out["sd_over_folds"] = {k: per_fold[k]["sd"] for k in keys}
             out["n_folds"] = per_fold.get("n")
+        cfg = (data.get("config") or {}).get("model_configs", {}).get(model.split("+")[0])
+        if cfg is not None:
+            out["benchmark_model_config"] = cfg
+        total = (data.get("config") or {}).get("n_folds")
+        if total:
+            out["n_folds_total"] = total
         three = entry.get("3class", {}).get("pooled")
         if three:
             out["pooled_3class"] = {k: three[k] for k in keys if k in three}
@@ -75,34 +81,43 @@ def _bench_metrics(model: str) -> dict | None:
     return None
 
 
+def selection_table() -> dict:
+    """5-class subject-wise CV (pooled) of every candidate in the benchmark results, to
+    document why the shipped model was chosen."""
+    rows: dict[str, dict] = {}
+    keys = ("accuracy", "macro_f1", "kappa")
+    path = ROOT / "benchmarks" / "results" / "real_features.json"
+    if path.is_file():
+        for name, e in (json.loads(path.read_text()).get("cv") or {}).items():
+            if "5class" in e:
+                rows[name] = {k: round(e["5class"]["pooled"][k], 4) for k in keys}
+                rows[name]["n_folds"] = e["5class"]["per_fold"].get("accuracy", {}).get("n")
+                rows[name]["source"] = "real_features.json"
+    path = ROOT / "benchmarks" / "results" / "ssnet_real.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        for name, e in (data.get("pooled") or {}).items():
+            if name == "ssnet" and "accuracy" in e and "kappa" in e:  # 5-class only
+                rows[f"{name} (sequence)"] = {k: round(e[k], 4) for k in keys if k in e}
+                rows[f"{name} (sequence)"]["n_folds"] = len(
+                    (data.get("per_fold") or {}).get(name, []))
+                rows[f"{name} (sequence)"]["source"] = "ssnet_real.json"
+    return rows
+
+
 def audit_pickle(path: Path) -> list[str]:
-    """Modules the model file's pickle refers to (a shipped model may need only
-    hypnoscope, NumPy, joblib and the standard library)."""
-    import joblib
-    from joblib import numpy_pickle
+    """Modules the model file's pickle refers to; raises if one is not shippable."""
+    from hypnoscope.staging import SHIPPABLE_MODULES, model_file_modules
 
-    seen: set[str] = set()
-    orig = numpy_pickle.NumpyUnpickler.find_class
-
-    def find_class(self, module, name):
-        seen.add(module)
-        return orig(self, module, name)
-
-    numpy_pickle.NumpyUnpickler.find_class = find_class
-    try:
-        joblib.load(path)
-    finally:
-        numpy_pickle.NumpyUnpickler.find_class = orig
-    allowed = ("hypnoscope", "numpy", "joblib", "builtins", "copyreg", "collections",
-               "datetime", "_codecs", "pathlib")
-    bad = sorted(m for m in seen if m.split(".")[0] not in allowed)
+    seen = model_file_modules(path)
+    bad = sorted(m for m in seen if m.split(".")[0] not in SHIPPABLE_MODULES)
     if bad:
         raise RuntimeError(f"{path}: the pickle refers to modules {bad}; a shipped model "
-                           f"may only use {allowed}")
+                           f"may only use {SHIPPABLE_MODULES}")
     return sorted(seen)
 
 
-def cross_validate(nights, model_name: str, folds: int, seed: int) -> dict:
+def cross_validate(nights, model_name: str, folds: int, seed: int, **model_kw) -> dict:
     """Subject-wise k-fold CV; pooled and per-fold accuracy / macro-F1 / kappa."""
     from hypnoscope.evaluation import evaluate
     from hypnoscope.models import make_model
@@ -112,7 +127,7 @@ def cross_validate(nights, model_name: str, folds: int, seed: int) -> dict:
     for fold in subject_kfold(nights, k=folds, seed=seed):
         train, _, test = fold.select(nights)
         t = time.time()
-        mdl = make_model(model_name).fit(train)
+        mdl = make_model(model_name, seed=seed, **model_kw).fit(train)
         yt = np.concatenate([n.y for n in test])
         yp = np.concatenate([mdl.predict(n) for n in test])
         res = evaluate(yt, yp, n_classes=5)
@@ -125,6 +140,8 @@ def cross_validate(nights, model_name: str, folds: int, seed: int) -> dict:
     keys = ("accuracy", "macro_f1", "kappa")
     return {"source": f"scripts/train_default_model.py ({folds}-fold subject-wise CV, "
                       f"seed {seed})",
+            "protocol": f"subject-wise {folds}-fold cross-validation (both nights of a "
+                        "subject in one fold)",
             "pooled": {k: pooled[k] for k in keys} | {"per_class_f1": pooled["per_class_f1"]},
             "mean_over_folds": {k: float(np.mean([f[k] for f in per_fold])) for k in keys},
             "sd_over_folds": {k: float(np.std([f[k] for f in per_fold], ddof=1)) for k in keys},
@@ -151,10 +168,24 @@ def card_markdown(card: dict) -> str:
                      "test epochs)" + (
                          f"; per-fold mean accuracy {cv['mean_over_folds']['accuracy']:.3f} "
                          f"± {cv['sd_over_folds']['accuracy']:.3f}"
-                         if cv.get("mean_over_folds") else "") + ".")
+                         if cv.get("mean_over_folds") else "")
+                     + (f"; {cv['n_folds']} of {cv['n_folds_total']} folds run"
+                        if cv.get("n_folds") and cv.get("n_folds_total")
+                        and cv["n_folds"] != cv["n_folds_total"] else "") + ".")
         if pm.get("per_class_f1"):
             lines.append("  Per-stage F1: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in pm["per_class_f1"].items()) + ".")
+    cands = (card.get("model_selection") or {}).get("candidates") or {}
+    if cands:
+        lines += ["- **Model selection** (5-class subject-wise CV, pooled; benchmarks still "
+                  "running when fewer folds are listed):", "",
+                  "  | candidate | folds | accuracy | macro-F1 | kappa |",
+                  "  |---|---:|---:|---:|---:|"]
+        for name, r in sorted(cands.items(), key=lambda kv: -kv[1].get("kappa", 0))[:6]:
+            lines.append(f"  | {name} | {r.get('n_folds', '')} | {r['accuracy']:.3f} | "
+                         f"{r.get('macro_f1', float('nan')):.3f} | {r['kappa']:.3f} |")
+        lines += [""] + [f"  {n}." for n in card["model_selection"].get("comparison", [])]
+        lines.append("")
     lines += ["- **Limits:**"] + [f"  - {lim}" for lim in card["limits"]]
     lines += ["", f"Licence of the training data: {td['licence']}.",
               f"Rebuild: `{card['command']}`.", ""]
@@ -193,12 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{desc['n_subjects']} subjects, {desc['n_nights']} nights, "
           f"{desc['n_scored_epochs']} scored epochs", flush=True)
     metrics = _bench_metrics(bench_model)
+    old: dict = {}
+    if args.card_only:
+        old = json.loads(path.with_suffix(".json").read_text())
+        if metrics is None:  # keep the CV of the existing card
+            metrics = old.get("cross_validation")
     if metrics is None and not args.no_cv:
-        metrics = cross_validate(nights, args.model, args.cv_folds, args.seed)
-    fit_sec = None
+        metrics = cross_validate(nights, args.model, args.cv_folds, args.seed,
+                                 **({"smoothing": smoothing} if smoothing else {}))
     if args.card_only:
         mdl = load_model(path)
-        old = json.loads(path.with_suffix(".json").read_text())
         fit_sec = old.get("fit_seconds")
     else:
         t = time.time()
@@ -237,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
                              "see input.settings",
         },
         "cross_validation": metrics,
+        "model_selection": {
+            "rule": "the best 5-class model of the subject-wise CV benchmarks (accuracy, "
+                    "macro-F1 and kappa on the same folds); a sequence model would have to "
+                    "beat it clearly to replace a feature model that needs no deep-learning "
+                    "runtime",
+            "chosen": bench_model,
+            "candidates": selection_table(),
+        },
         "limits": [
             "no EMG input: REM vs wake relies on EEG/EOG only",
             "trained on the Sleep-EDF cassette population (healthy community-dwelling "
@@ -257,6 +300,23 @@ def main(argv: list[str] | None = None) -> int:
         "versions": _versions(),
     }
     card["command"] = card["command"].strip()
+    sel = card["model_selection"]
+    chosen = sel["candidates"].get(bench_model)
+    if chosen:
+        notes = []
+        for name, r in sel["candidates"].items():
+            if name.endswith("(sequence)"):
+                d = {k: r[k] - chosen[k] for k in ("accuracy", "macro_f1", "kappa") if k in r}
+                notes.append(f"{name} vs {bench_model}: " + ", ".join(
+                    f"{k} {v:+.3f}" for k, v in d.items()))
+        sel["comparison"] = notes
+    bench_cfg = (metrics or {}).get("benchmark_model_config")
+    if bench_cfg is not None:
+        mine = json.loads(json.dumps({k: getattr(mdl, k, None) for k in bench_cfg}))
+        card["config_matches_benchmark"] = mine == bench_cfg
+        if mine != bench_cfg:
+            print(f"WARNING: model config {mine} differs from the benchmarked {bench_cfg}",
+                  flush=True)
     if not args.card_only:
         mdl.describe_training(nights, card=card)
         out.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,11 @@ from scipy import signal as sps
 
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram
 from hypnoscope.simulate import (
+    DEFAULT_DIFFICULTY,
     SleepArchitectureModel,
     SubjectTraits,
     emg_envelope,
+    latent_mixture,
     sample_hypnogram,
     simulate_dataset,
     simulate_night,
@@ -52,12 +54,37 @@ def _band(ep: np.ndarray, lo: float, hi: float, relative: bool = False,
 
 @pytest.fixture(scope="module")
 def nights_traits():
-    """Three short nights (different subjects, no bad segments) of one block hypnogram."""
+    """Three short nights (different subjects, no bad segments) of one block hypnogram.
+
+    Simulated with ``difficulty=0`` (the signals follow the label) so that these tests
+    measure each stage's physiological signature; the latent-state model that blurs
+    the label-level signatures is tested in ``test_signals_follow_the_latent_state``.
+    """
     out = []
     for s in range(3):
         traits = dataclasses.replace(SubjectTraits.sample(s), bad_segment_prob=0.0)
-        out.append((simulate_signals(_block_hyp(), seed=s, subject=traits)[0], traits))
+        out.append((simulate_signals(_block_hyp(), seed=s, subject=traits,
+                                     difficulty=0.0)[0], traits))
     return out
+
+
+def test_stage_signatures_survive_default_difficulty():
+    # with scorer disagreement on, the label-level signatures still hold on average,
+    # weaker than in the latent state itself (disputed epochs look like another stage)
+    for s in range(2):
+        traits = dataclasses.replace(SubjectTraits.sample(10 + s), bad_segment_prob=0.0)
+        sig = simulate_signals(_block_hyp(), seed=s, subject=traits)[0]
+        assert (sig.latent_stage != _block_hyp().codes).any()
+        sigma = {st: _band(_stage_epochs(sig.fpz, st), 11, 16) for st in range(5)}
+        assert sigma[2] > 1.5 * sigma[4]
+        delta = {st: _band(_stage_epochs(sig.fpz, st), 0.5, 4) for st in range(5)}
+        assert delta[3] > 1.2 * max(delta[1], delta[2], delta[4])  # (W: eye artefacts)
+        rms = {st: _stage_epochs(sig.emg, st).std(axis=1) for st in range(5)}
+        assert np.median(rms[4]) < np.median(np.concatenate([rms[2], rms[3]]))
+        assert np.median(rms[0]) > 3 * np.median(rms[4])
+        alpha = {st: _band(_stage_epochs(sig.pz, st), 8, 12, relative=True, q=75)
+                 for st in range(5)}
+        assert alpha[0] > 1.1 * max(alpha[2], alpha[3], alpha[4])
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +150,8 @@ def test_slow_waves_deeper_early_in_the_night():
     # an N3 stretch at sleep onset and another one 5 h later, N2 in between
     hyp = Hypnogram([0] * 2 + [3] * 10 + [2] * 600 + [3] * 10)
     traits = dataclasses.replace(SubjectTraits(), bad_segment_prob=0.0)
-    sig = simulate_signals(hyp, seed=4, subject=traits)[0]
+    # difficulty 0: N3 physiology itself (disputed N3 epochs are N2-like by design)
+    sig = simulate_signals(hyp, seed=4, subject=traits, difficulty=0.0)[0]
     b, a = sps.butter(3, [0.5, 2.0], btype="band", fs=FS)
     sw = sps.filtfilt(b, a, sig.fpz)
     ep = sw[: len(sw) // 3000 * 3000].reshape(-1, 3000)
@@ -280,11 +308,80 @@ def test_architecture_model_time_of_night():
     assert refit.counts.shape == model.counts.shape
 
 
+def test_latent_state_differs_from_label_like_scorers():
+    """Scorer-disagreement model: the latent majority differs from the label on a
+    realistic share of epochs, most for N1, mostly next to stage changes."""
+    rng = np.random.default_rng(0)
+    ys, lats, near = [], [], []
+    for s in range(10):
+        y = sample_hypnogram(seed=s, duration_h=8.0).codes
+        mix = latent_mixture(y, rng, DEFAULT_DIFFICULTY)
+        np.testing.assert_allclose(mix.sum(axis=1), 1.0, atol=1e-6)
+        ys.append(y)
+        lats.append(mix.argmax(axis=1))
+        near.append(np.r_[False, y[1:] != y[:-1]] | np.r_[y[:-1] != y[1:], False])
+    y, lat, near = np.concatenate(ys), np.concatenate(lats), np.concatenate(near)
+    differs = lat != y
+    per_stage = [differs[y == s].mean() for s in range(5)]
+    assert 0.03 <= differs.mean() <= 0.12  # inter-scorer agreement ~83 %: about half
+    assert 0.15 <= per_stage[1] <= 0.5  # N1: the least reliable stage
+    assert 0.01 <= per_stage[2] <= 0.10
+    assert per_stage[1] > 3 * per_stage[2]
+    assert per_stage[3] > per_stage[2]  # N2/N3 threshold
+    assert differs[near].mean() > 2 * differs[~near].mean()  # concentrated at transitions
+    # N1 is disputed with W and N2, N3 with N2
+    assert set(np.unique(lat[(y == 1) & differs])) <= {0, 2, 4}
+    assert set(np.unique(lat[(y == 3) & differs])) == {2}
+    # strength 0: the latent state is the label; stronger: more disagreement
+    np.testing.assert_array_equal(latent_mixture(y, rng, 0.0).argmax(axis=1), y)
+    assert (latent_mixture(y, rng, 2.0).argmax(axis=1) != y).mean() > differs.mean()
+    with pytest.raises(ValueError, match="difficulty"):
+        latent_mixture(y, rng, -1.0)
+
+
+def test_signals_follow_the_latent_state():
+    # N2 N2 N2 N1 N1 repeated: N1 epochs next to N2 are often physiologically N2
+    hyp = Hypnogram(np.tile([2, 2, 2, 1, 1], 60))
+    traits = dataclasses.replace(SubjectTraits(), bad_segment_prob=0.0)
+    sig = simulate_signals(hyp, seed=3, subject=traits)[0]
+    lat = sig.latent_stage
+    assert len(lat) == hyp.n_epochs
+    n1 = hyp.codes == 1
+    as_n2, as_n1 = n1 & (lat == 2), n1 & (sig.latent_mixture[:, 1] > 0.99)  # pure N1
+    assert as_n2.sum() >= 10 and as_n1.sum() >= 15
+    spindles = np.bincount((sig.events["spindle"] // 30).astype(int), minlength=hyp.n_epochs)
+    assert spindles[as_n2].mean() > 2 * spindles[as_n1].mean()  # events follow the latent
+    emg = sig.emg[: hyp.n_epochs * 3000].reshape(-1, 3000).std(axis=1)
+    assert np.median(emg[as_n2]) < np.median(emg[as_n1])  # lower tone when N2-like
+    # difficulty 0: the latent state is the label, and the annotations never change
+    sig0 = simulate_signals(hyp, seed=3, subject=traits, difficulty=0.0)[0]
+    np.testing.assert_array_equal(sig0.latent_stage, hyp.codes)
+    raw = simulate_night(hyp, seed=3)
+    np.testing.assert_array_equal(Hypnogram.from_mne_annotations(raw.annotations).codes,
+                                  hyp.codes)
+    desc = json.loads(raw.info["description"])
+    assert desc["difficulty"] == DEFAULT_DIFFICULTY
+    assert [int(c) for c in desc["latent_stages"]] == sig.latent_stage.tolist()
+    with pytest.raises(ValueError, match="difficulty"):
+        simulate_signals(hyp, difficulty=float("nan"))
+
+
 def test_subject_traits_vary():
     a, b = SubjectTraits.sample(0), SubjectTraits.sample(1)
     assert a != b and 8 <= a.alpha_freq <= 12 and 11 <= a.spindle_freq <= 16
     a2 = a.second_night(3)
     assert abs(a2.alpha_freq - a.alpha_freq) < 0.5 and a2 != a
+    assert a2.spectral_seed == a.spectral_seed  # same spectral signature every night
+    pop = [SubjectTraits.sample(s) for s in range(300)]
+    for name in ("alpha_amp", "spindle_density", "emg_level", "emg_rem", "vertex_rate"):
+        v = np.array([getattr(t, name) for t in pop])
+        assert v.std() / v.mean() > 0.25, name  # large between-subject variability
+    assert all(t.emg_rem < min(t.emg_n2, t.emg_n3) < t.emg_n1 < 1 for t in pop)  # atonia
+    off, std = a.spectral_offsets()
+    assert off.shape == (5, 3, 5) and std.shape == (5, 3)
+    assert 0.05 < off.std() < 0.5
+    assert not np.allclose(off, SubjectTraits.sample(1).spectral_offsets()[0])
+    assert not SubjectTraits().spectral_offsets()[0].any()  # defaults: population mean
 
 
 def _cli(argv: list[str]) -> int:

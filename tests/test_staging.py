@@ -192,3 +192,39 @@ def test_demo_runs_offline(tmp_path, capsys):
     assert 0 <= row["agreement"]["accuracy"] <= 1
     report = json.loads((tmp_path / "demo" / "SC4001E0.report.json").read_text())
     assert report["agreement"]["accuracy"] == pytest.approx(row["agreement"]["accuracy"])
+
+
+def test_shipped_model_pickles_only_shippable_modules():
+    from hypnoscope.staging import SHIPPABLE_MODULES, model_file_modules, resolve_model_path
+
+    mods = model_file_modules(resolve_model_path("default"))
+    assert {m.split(".")[0] for m in mods} <= set(SHIPPABLE_MODULES)
+    assert "hypnoscope.staging" in mods  # LightGBM kept as its text model
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_portable_lightgbm_matches_classifier(n_classes):
+    import pickle
+
+    import lightgbm as lgb
+
+    from hypnoscope.staging import PortableLightGBM
+
+    rng = np.random.default_rng(n_classes)
+    X = rng.normal(size=(300, 4))
+    y = np.digitize(X[:, 0] + 0.3 * X[:, 1], [-0.4, 0.4][: n_classes - 1]) + 1  # codes 1..k
+    est = lgb.LGBMClassifier(n_estimators=15, num_leaves=7, verbose=-1, random_state=0,
+                             n_jobs=1)
+    est.fit(X, y)
+    port = pickle.loads(pickle.dumps(PortableLightGBM.from_estimator(est)))
+    np.testing.assert_array_equal(port.classes_, est.classes_)
+    np.testing.assert_allclose(port.predict_proba(X), est.predict_proba(X), atol=1e-12)
+    np.testing.assert_array_equal(port.predict(X), est.predict(X))
+
+
+def test_models_command_lists_shipped_model_card(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("default "))
+    card = shipped_models()["default"]
+    assert card["summary"] in line and "real Sleep-EDF" in line

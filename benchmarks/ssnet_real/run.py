@@ -157,8 +157,10 @@ def run_reference(i, fold, nights, name: str, seed: int, state_dir: Path) -> Non
     stem = state_dir / f"ref_{name}_fold{i:02d}"
     np.savez_compressed(stem.with_suffix(".npz"), p=p,
                         y=np.concatenate([n.y for n in test]))
-    write_json_atomic(stem.with_suffix(".json"), {"train_s": t_train, "infer_s_per_night": t_inf,
-                                                 "test_subjects": list(fold.test_subjects)})
+    write_json_atomic(stem.with_suffix(".json"), {
+        "train_s": t_train, "infer_s_per_night": t_inf,
+        "test_subjects": list(fold.test_subjects),
+        "class_weight": str(getattr(m, "class_weight", None))})
 
 
 def attach_references(rec: dict, state_dir: Path) -> dict:
@@ -170,6 +172,9 @@ def attach_references(rec: dict, state_dir: Path) -> dict:
         if f.is_file():
             r = json.loads(f.read_text())
             if r["test_subjects"] == rec["test_subjects"]:
+                # files written before the field existed used the then-default "balanced"
+                rec.setdefault("reference_class_weight", {})[name] = r.get("class_weight",
+                                                                            "balanced")
                 rec["train_s"][name] = r["train_s"]
                 rec["infer_s_per_night"][name] = r["infer_s_per_night"]
     return rec
@@ -243,6 +248,9 @@ def feature_reference() -> dict | None:
         rows[name] = {"accuracy": e5["pooled"]["accuracy"], "macro_f1": e5["pooled"]["macro_f1"],
                       "kappa": e5["pooled"]["kappa"],
                       "fold_mean_accuracy": e5["per_fold"]["accuracy"]["mean"],
+                      "n_folds": int(entry.get("n_folds", e5["per_fold"].get("n", 0))),
+                      "fold_accuracy": [f["accuracy"] for f in e5.get("folds", [])],
+                      "fold_accuracy_3class": [f["accuracy"] for f in e3.get("folds", [])],
                       "accuracy_3class": e3.get("pooled", {}).get("accuracy", math.nan)}
     if not rows:
         return None
@@ -279,6 +287,12 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
             d = [a["accuracy"] - b["accuracy"] for a, b in zip(per_fold["ssnet"],
                                                               per_fold[ref], strict=True)]
             paired[f"ssnet - {ref}"] = {**mean_sd(d), "folds_better": int(sum(x > 0 for x in d))}
+    for a, b in (("ssnet-hier", "ssnet_as3"),):
+        if a in per_fold and b in per_fold:
+            d = [x["accuracy"] - y["accuracy"] for x, y in zip(per_fold[a], per_fold[b],
+                                                               strict=True)]
+            paired[f"{a} - {b} (3-class)"] = {**mean_sd(d),
+                                              "folds_better": int(sum(x > 0 for x in d))}
     trans = np.concatenate([transition_mask(d["y3"]) for d in allp])
     where = {}
     for k in ("ssnet_as3", "ssnet-hier", "ssnet-hier_merged_argmax", "lightgbm-context_as3"):
@@ -318,7 +332,27 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
                            "mean_diff": mean_sd(diffs)["mean"],
                            "sd_diff": mean_sd(diffs)["sd"],
                            "mean_abs_diff": mean_sd(np.abs(diffs))["mean"],
+                           "median_abs_diff": float(np.nanmedian(np.abs(diffs))),
                            "n_nights": mean_sd(diffs)["n"]}
+    ref = feature_reference()
+    if ref:  # paired per-fold differences on the folds both benchmarks have finished
+        idx = [r["index"] for r in recs]
+        ref["paired"] = {}
+        for key in ("best", "best_non_context"):
+            if key not in ref:
+                continue
+            m = ref["models"][ref[key]]
+            for mine, theirs, tag in (("ssnet", m["fold_accuracy"], "5class"),
+                                      ("ssnet-hier", m["fold_accuracy_3class"], "3class"),
+                                      ("ssnet_as3", m["fold_accuracy_3class"], "3class")):
+                pairs = [(per_fold[mine][j]["accuracy"], theirs[i])
+                         for j, i in enumerate(idx) if i < len(theirs)]
+                if pairs:
+                    d = [a - b for a, b in pairs]
+                    ref["paired"][f"{mine} - {ref[key]} ({tag})"] = {
+                        **mean_sd(d), "folds_better": int(sum(x > 0 for x in d)),
+                        "mean_ssnet": float(np.mean([a for a, _ in pairs])),
+                        "mean_reference": float(np.mean([b for _, b in pairs]))}
     timing = {"train_s_per_epoch": {}, "train_s_per_fold": {}, "inference_s_per_night": {}}
     for name in ("ssnet", "ssnet-hier", "lightgbm", "lightgbm-context"):
         if any(name in r["infer_s_per_night"] for r in recs):
@@ -334,8 +368,9 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
         "benchmark": args.name,
         "status": "complete" if len(recs) == n_planned else
         f"partial ({len(recs)}/{n_planned} folds)",
-        "command": "nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/ssnet_real/run.py "
-                   + " ".join(a for a in sys.argv[1:] if a != "--render-only"),
+        "command": " ".join(["nice -n 10 env OMP_NUM_THREADS=1 python "
+                             "benchmarks/ssnet_real/run.py",
+                             *(a for a in sys.argv[1:] if a != "--render-only")]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"node": platform.node(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
@@ -355,7 +390,10 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
         "pooled": {k: {m: v[m] for m in keep if m in v} for k, v in pooled.items()},
         "hierarchy_vs_direct_3class": where,
         "sleep_statistics_pred_minus_true": sleep, "sleep_statistics_per_night": night_rows,
-        "timing_cpu": timing, "feature_reference": feature_reference(),
+        "timing_cpu": timing, "feature_reference": ref,
+        "reference_class_weight": {k: sorted({r.get("reference_class_weight", {}).get(k)
+                                              for r in recs} - {None})
+                                   for k in ("lightgbm", "lightgbm-context")},
     }
 
 
@@ -379,7 +417,10 @@ def render_md(out: dict) -> str:
         f"10-fold CV, test folds from `{out['fold_source']}`; in each fold "
         f"{c['val_fraction']:.0%} of the training subjects are validation subjects "
         "(best epoch by validation accuracy, early stopping); the LightGBM references "
-        "are trained on all training-fold subjects (train + validation).", "",
+        "are trained on all training-fold subjects (train + validation), n_jobs=1, "
+        "class weights "
+        + ", ".join(f"{k}: {'/'.join(v)}" for k, v in out["reference_class_weight"].items()
+                    if v) + ".", "",
         f"Folds finished: {len(out['folds'])}.", "",
         f"SSNet config: preset `{c['preset']}` (MLP front-end on the 30 features of each "
         f"epoch), seq_len {c['seq_len']}, `{c['mode']}` windows, at most {c['epochs']} "
@@ -395,7 +436,7 @@ def render_md(out: dict) -> str:
                          f"({po[k]['accuracy'] * 100:.1f}) | {_pm(s[k]['macro_f1'])} | "
                          f"{_pm(s[k]['kappa'])} |")
     if out["paired_accuracy_difference"]:
-        lines += ["", "Paired per-fold accuracy difference (5-class, points):", ""]
+        lines += ["", "Paired per-fold accuracy differences (points):", ""]
         for k, d in out["paired_accuracy_difference"].items():
             lines.append(f"- {k}: {d['mean'] * 100:+.2f} ± {d['sd'] * 100:.2f} "
                          f"(better in {d['folds_better']}/{d['n']} folds)")
@@ -403,21 +444,23 @@ def render_md(out: dict) -> str:
     lines += ["", "## Feature models of `benchmarks/results/real_features.json` (same folds)",
               ""]
     if ref:
-        lines += ["| model | 5-class acc. (pooled) | fold mean | macro-F1 | kappa |",
-                  "|---|---|---|---|---|"]
+        lines += ["| model | folds done | 5-class acc. (pooled) | fold mean | macro-F1 | kappa "
+                  "| 3-class acc. |", "|---|---|---|---|---|---|---|"]
         for k, v in sorted(ref["models"].items(), key=lambda kv: -kv[1]["accuracy"]):
-            lines.append(f"| {k} | {v['accuracy'] * 100:.1f} | "
+            lines.append(f"| {k} | {v['n_folds']} | {v['accuracy'] * 100:.1f} | "
                          f"{v['fold_mean_accuracy'] * 100:.1f} | {v['macro_f1'] * 100:.1f} | "
-                         f"{v['kappa'] * 100:.1f} |")
-        acc = po["ssnet"]["accuracy"]
-        for key, what in (("best_non_context", "best model without temporal context"),
-                          ("best", "best feature model overall (with context/HMM)")):
-            if key in ref:
-                b = ref["models"][ref[key]]["accuracy"]
-                lines.append("")
-                lines.append(f"SSNet direct 5-class vs the {what} (`{ref[key]}`): "
-                             f"{acc * 100:.1f} vs {b * 100:.1f} pooled = "
-                             f"{(acc - b) * 100:+.1f} points (target: >= +2).")
+                         f"{v['kappa'] * 100:.1f} | {v['accuracy_3class'] * 100:.1f} |")
+        lines += ["", f"Best without temporal context: `{ref.get('best_non_context')}`; best "
+                  f"overall: `{ref['best']}`. Paired per-fold accuracy differences on the "
+                  "folds both runs finished (points; target for SSNet direct 5-class: >= +2 "
+                  "over the best non-sequence model):", "",
+                  "| comparison | folds | SSNet mean | reference mean | difference | SSNet "
+                  "better in |", "|---|---|---|---|---|---|"]
+        for k, d in ref.get("paired", {}).items():
+            lines.append(f"| {k} | {d['n']} | {d['mean_ssnet'] * 100:.1f} | "
+                         f"{d['mean_reference'] * 100:.1f} | {d['mean'] * 100:+.2f}"
+                         + (f" ± {d['sd'] * 100:.2f}" if d["n"] > 1 else "")
+                         + f" | {d['folds_better']}/{d['n']} |")
     else:
         lines.append("`real_features.json` was not available when this was rendered; the "
                      "LightGBM rows above are the same-fold reference (re-render with "
@@ -448,8 +491,11 @@ def render_md(out: dict) -> str:
     ss = out["sleep_statistics_pred_minus_true"]
     cols = [k for k in ("ssnet", "ssnet-hier", "lightgbm-context") if k in ss]
     lines += ["", "## Sleep statistics per night: predicted minus true hypnogram", "",
-              "Mean difference ± sd over nights (mean absolute difference); time in bed = "
-              "first to last scored epoch of the expert hypnogram. Minutes or %.", "",
+              "Mean difference ± sd over nights (mean / median absolute difference); time in "
+              "bed = first to last scored epoch of the expert hypnogram (the set keeps 30 min "
+              "of wake before the first sleep epoch, so the true sleep-onset latency is 30 "
+              "min; latencies jump when a short first sleep bout is missed, hence the "
+              "medians). Minutes or %.", "",
               "| statistic | true mean | " + " | ".join(LABEL[k] for k in cols) + " |",
               "|---|---|" + "---|" * len(cols)]
     for stat in STATS:
@@ -459,7 +505,8 @@ def render_md(out: dict) -> str:
         for k in cols:
             v = ss[k].get(stat)
             cells.append("–" if v is None else
-                         f"{v['mean_diff']:+.1f} ± {v['sd_diff']:.1f} ({v['mean_abs_diff']:.1f})")
+                         f"{v['mean_diff']:+.1f} ± {v['sd_diff']:.1f} ({v['mean_abs_diff']:.1f} / "
+                         f"{v['median_abs_diff']:.1f})")
         lines.append(f"| {stat} | {ss['ssnet'][stat]['true_mean']:.1f} | "
                      + " | ".join(cells) + " |")
     t = out["timing_cpu"]
@@ -481,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--folds-file", default=str(FOLDS_FILE))
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--patience", type=int, default=2)
     ap.add_argument("--seq-len", type=int, default=16)
     ap.add_argument("--preset", default="small")

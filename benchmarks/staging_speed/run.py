@@ -15,8 +15,13 @@ in a fresh Python process that reads the EDF and stages it:
 
 Reported per tool and night (median over ``--repeats`` processes): ``stage_sec`` (EDF read
 + staging, measured inside the process after the imports), ``process_sec`` (the whole
-process, Python start-up and imports included) and ``peak_rss_mb`` (``ru_maxrss`` of the
-process). Results go to ``benchmarks/results/staging_speed.md`` and ``.json``.
+process, Python start-up and imports included) and ``peak_rss_mb`` (``VmHWM``, peak
+resident memory of the
+process). Results go to ``benchmarks/results/staging_speed.md`` and ``.json``. Every
+measurement is cached in ``WORKDIR/runs.json``, so a restarted run resumes (``--fresh``
+measures everything again). Run it niced on a shared machine::
+
+    nice -n 10 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/staging_speed/run.py
 """
 
 from __future__ import annotations
@@ -39,10 +44,23 @@ NIGHTS = {"9h": 9.0, "24h": 24.0}
 
 
 # ------------------------------------------------------------------ worker side
-def worker(tool: str, path: str) -> None:
-    """Stage ``path`` with ``tool`` and print one JSON line (run in a fresh process)."""
+def peak_rss_kb() -> float:
+    """Peak resident memory of this process (kB): ``VmHWM`` of ``/proc/self/status``,
+    which, unlike ``ru_maxrss``, does not inherit the parent's peak across fork + exec."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:  # not Linux
+        pass
     import resource
 
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def worker(tool: str, path: str) -> None:
+    """Stage ``path`` with ``tool`` and print one JSON line (run in a fresh process)."""
     t0 = time.perf_counter()
     if tool == "hypnoscope":
         # import what staging uses up front, as ``import yasa`` does, so that
@@ -50,6 +68,7 @@ def worker(tool: str, path: str) -> None:
         import mne  # noqa: F401
         import scipy.signal  # noqa: F401
         import scipy.stats  # noqa: F401
+        import sklearn.decomposition  # noqa: F401  (import yasa loads it too)
 
         import hypnoscope
         import hypnoscope.bandpower  # noqa: F401
@@ -73,7 +92,7 @@ def worker(tool: str, path: str) -> None:
     else:
         raise SystemExit(f"unknown tool {tool!r}")
     t2 = time.perf_counter()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = peak_rss_kb()
     print(json.dumps({"import_sec": t1 - t0, "stage_sec": t2 - t1, "peak_rss_mb": peak_kb / 1024,
                       "codes": codes}))
 
@@ -140,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", default=None, help="where the simulated EDFs are kept")
     ap.add_argument("--tools", nargs="+", default=["hypnoscope", "yasa"])
+    ap.add_argument("--fresh", action="store_true",
+                    help="ignore the runs cached in WORKDIR/runs.json (a restarted run "
+                         "otherwise skips measurements already made)")
     args = ap.parse_args(argv)
     if args.worker:
         worker(*args.worker)
@@ -148,12 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "hypnoscope-staging-speed")
     workdir.mkdir(parents=True, exist_ok=True)
     nights = make_nights(workdir)
+    cache_path = workdir / "runs.json"
+    cache = {} if args.fresh or not cache_path.is_file() else json.loads(cache_path.read_text())
     rows = []
     for name, (psg, hyp_path) in nights.items():
         for tool in args.tools:
             runs = []
             for r in range(args.repeats):
-                res = measure(tool, psg)
+                key = f"{name}|{tool}|{r}"
+                res = cache.get(key) or measure(tool, psg)
+                cache[key] = res
+                cache_path.write_text(json.dumps(cache))
                 runs.append(res)
                 print(f"{name} {tool} run {r + 1}: stage {res['stage_sec']:.2f} s, process "
                       f"{res['process_sec']:.2f} s, peak {res['peak_rss_mb']:.0f} MB", flush=True)

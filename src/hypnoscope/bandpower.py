@@ -31,9 +31,12 @@ divided by the window variance. :class:`BandPowerNight` therefore computes the s
 once and derives features for any normalisation window cheaply (used by
 :func:`hypnoscope.staging.stage` to z-score over the detected sleep period).
 The ICA unmixing matrix is fitted on a decimated copy of long recordings
-(``ica_decim="auto"``: at most ``ICA_FIT_MAX_SAMPLES`` samples, about 83 min at 100 Hz),
-which cuts the fit from ~5 s to ~0.2 s on a 9-hour night; the EOG scoring and the
-removal use every sample. Pass ``ica_decim=1`` for the undecimated fit of the original.
+(``ica_decim="auto"``: at most ``ICA_FIT_MAX_SAMPLES`` samples, 20 min worth spread
+evenly over the night). FastICA's cost is iterations x samples and it may run all 500
+iterations when the sources are close to Gaussian (17 s on 460k samples here), so the
+cap bounds the worst case to ~4 s while a 2 x 2 unmixing matrix is estimated well from
+120k samples; the EOG scoring and the removal use every sample. Pass ``ica_decim=1`` for
+the undecimated fit of the original.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ AMPLITUDE_REJECT_V = {"eeg": 500e-6, "eog": 1000e-6, "emg": 1000e-6}
 #: Epochs per Welch call (bounds memory).
 WELCH_CHUNK = 64
 #: Longest ICA fit with ``ica_decim="auto"`` (samples).
-ICA_FIT_MAX_SAMPLES = 500_000
+ICA_FIT_MAX_SAMPLES = 120_000
 
 #: All settings, in the vocabulary of the band-power set's JSON sidecars.
 SETTINGS: dict[str, Any] = {

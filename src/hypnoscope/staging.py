@@ -160,6 +160,36 @@ class PortableLightGBM:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
+#: Top-level modules a shipped model file may refer to.
+SHIPPABLE_MODULES = ("hypnoscope", "numpy", "joblib", "builtins", "copyreg", "collections",
+                     "datetime", "_codecs", "pathlib")
+
+
+def model_file_modules(path: str | os.PathLike) -> set[str]:
+    """Modules whose classes or functions the pickle in a model file refers to.
+
+    A shipped model must need only :data:`SHIPPABLE_MODULES` (no scikit-learn or
+    LightGBM wrapper classes, no test modules), so that it loads with any supported
+    version of its dependencies.
+    """
+    import joblib
+    from joblib import numpy_pickle
+
+    seen: set[str] = set()
+    orig = numpy_pickle.NumpyUnpickler.find_class
+
+    def find_class(self, module, name):
+        seen.add(module)
+        return orig(self, module, name)
+
+    numpy_pickle.NumpyUnpickler.find_class = find_class
+    try:
+        joblib.load(path)
+    finally:
+        numpy_pickle.NumpyUnpickler.find_class = orig
+    return seen
+
+
 def make_portable(model):
     """Replace a fitted LightGBM estimator inside ``model`` by :class:`PortableLightGBM`
     (in place; other models are returned unchanged)."""

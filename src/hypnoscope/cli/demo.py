@@ -47,6 +47,7 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
     with the simulation details added."""
     from ..hypnogram import Hypnogram, read_hypnogram
     from ..simulate import simulate_night, write_sleepedf_pair
+    from ..staging import read_model_card, resolve_model_path
     from .stage import stage_one
 
     def say(msg: str = "") -> None:
@@ -71,11 +72,12 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
     t_sim = time.perf_counter() - t0
     say(f"  wrote {psg_path} and {hyp_path} ({t_sim:.1f} s)")
     say(f"Staging {Path(psg_path).name} with model {model!r} ...")
+    card = read_model_card(resolve_model_path(model))
+    if card.get("summary"):
+        say(f"  model card: {card['summary']}")
     row = stage_one(psg_path, out, model=model, reference=hyp_path)
     ref = read_hypnogram(hyp_path)
-    from ..hypnogram import read_hypnogram as _read
-
-    pred = _read(row["outputs"]["tsv"])
+    pred = read_hypnogram(row["outputs"]["tsv"])
     cmp = pred.compare(ref)
     stats = cmp["sleep_statistics"]
     say(f"  staged {row['n_epochs']} epochs in {row['seconds']:.1f} s\n")

@@ -269,9 +269,14 @@ def run(args: argparse.Namespace) -> int:
             _report_row(rows[-1])
             bar.update(1)
     else:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        # "spawn": forked workers can deadlock in OpenMP (LightGBM) or MNE threads that
+        # the parent already started
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks)),
+                                 mp_context=ctx) as pool:
             futures = {pool.submit(_worker, t): i for i, t in enumerate(tasks)}
             done: dict[int, dict[str, Any]] = {}
             for fut in as_completed(futures):

@@ -1,10 +1,14 @@
 """Feature-based staging models: SVM, Random Forest and LightGBM, with or without context.
 
-Two layers:
+Three layers:
 
 - epoch-level scikit-learn estimators (:func:`build_estimator`): a
   :class:`SubsampledSVC` (RBF SVM), :class:`~sklearn.ensemble.RandomForestClassifier`
-  and :class:`lightgbm.LGBMClassifier`, all with class weighting;
+  and :class:`lightgbm.LGBMClassifier`, all with class weighting
+  (:func:`resolve_class_weight`: ``"sqrt"`` by default, ``"balanced"``, none or a dict);
+- :class:`EpochStager`, a scikit-learn classifier (``fit(X, y, groups=None)``,
+  ``predict``, ``predict_proba``, picklable, passes ``check_estimator``) on precomputed
+  per-epoch features that adds the temporal context per night (``groups``) itself;
 - the night-level :class:`FeatureStagingModel` (a
   :class:`~hypnoscope.models.base.StagingModel`) that turns every night into a feature
   matrix (precomputed features of ``Night.kind == "features"`` are flattened; raw signals
@@ -538,7 +542,11 @@ class FeatureStagingModel(StagingModel):
         p = self.estimator_.predict_proba(X)
         out[:, np.asarray(self.estimator_.classes_, dtype=int)] = p
         if self.smoothing == "hmm":
-            out = hmm_smooth(out, self.transmat_, self.effective_prior_)
+            prior = getattr(self, "effective_prior_", None)  # absent in older pickles
+            if prior is None:
+                prior = (np.full(self.n_classes, 1.0 / self.n_classes)
+                         if self.class_weight == "balanced" else self.train_prior_)
+            out = hmm_smooth(out, self.transmat_, prior)
         return out
 
 

@@ -320,7 +320,8 @@ class SSNetModel(StagingModel):
             raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
         if hierarchical and n_classes != 3:
             raise ValueError("the hierarchical SSNet (ssnet-hier) is 3-class "
-                             f"(W/NREM/R); got n_classes={n_classes}")
+                             f"(W/NREM/R); got n_classes={n_classes} (pass n_classes=3; "
+                             "on the command line --classes 3)")
         if mode not in ("many-to-many", "many-to-one"):
             raise ValueError(f"mode must be 'many-to-many' or 'many-to-one', got {mode!r}")
         if normalize not in ("night", "none"):

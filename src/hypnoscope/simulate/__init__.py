@@ -7,21 +7,27 @@ Main entry points:
 - :func:`write_sleepedf_pair` - ``<ID>-PSG.edf`` + ``<ID>-Hypnogram.edf``;
 - :func:`simulate_dataset` - many subjects, each with their own :class:`SubjectTraits`;
 - :class:`SleepArchitectureModel` / :func:`sample_hypnogram` - stage sequences with
-  realistic, time-of-night dependent architecture.
+  realistic, time-of-night dependent architecture;
+- :func:`latent_mixture` - the scorer-disagreement model: the signals follow a latent
+  physiological state that differs from the scored label where human scorers disagree
+  (strength ``difficulty``, 0 = off).
 
 The physiology follows the AASM scoring manual; see :mod:`.physiology` for details.
 """
 
 from .architecture import SleepArchitectureModel, sample_hypnogram
 from .files import emg_envelope, simulate_dataset, write_sleepedf_pair
-from .night import MODES, simulate_night, simulate_signals
+from .latent import latent_mixture
+from .night import DEFAULT_DIFFICULTY, MODES, simulate_night, simulate_signals
 from .traits import SubjectTraits
 
 __all__ = [
+    "DEFAULT_DIFFICULTY",
     "MODES",
     "SleepArchitectureModel",
     "SubjectTraits",
     "emg_envelope",
+    "latent_mixture",
     "sample_hypnogram",
     "simulate_dataset",
     "simulate_night",

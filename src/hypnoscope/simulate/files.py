@@ -15,7 +15,15 @@ import numpy as np
 from ..hypnogram import Hypnogram, read_hypnogram
 from ..utils import atomic_path, progress, write_json_atomic
 from .architecture import SleepArchitectureModel, sample_hypnogram
-from .night import EMG_SM, MARKER, MODES, RESP, TEMP, simulate_night
+from .night import (
+    DEFAULT_DIFFICULTY,
+    EMG_SM,
+    MARKER,
+    MODES,
+    RESP,
+    TEMP,
+    simulate_night,
+)
 from .traits import SubjectTraits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,7 +142,8 @@ def _group_by_subject(paths: list[Path]) -> list[list[Path]]:
 def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
                      mode: str = "sleep-edf-sc", nights_per_subject: int = 1,
                      duration_h: float = 8.5, crop_wake_min: float | None = 60.0,
-                     model: SleepArchitectureModel | None = None) -> list[dict]:
+                     model: SleepArchitectureModel | None = None,
+                     difficulty: float = DEFAULT_DIFFICULTY) -> list[dict]:
     """Simulate many subjects into ``out_dir`` as Sleep-EDF file pairs.
 
     Parameters
@@ -162,6 +171,9 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
         (Sleep-EDF files span ~22 h); None keeps them whole.
     model : SleepArchitectureModel or None
         Architecture model for sampled nights (default: fitted to Sleep-EDF).
+    difficulty : float
+        Strength of the scorer-disagreement model (see :func:`simulate_night`); each
+        record of ``simulation.json`` lists the latent stage of every epoch.
 
     Returns
     -------
@@ -224,15 +236,18 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
             if hyp.start_time is None:
                 hyp = hyp.copy(start_time=start)
         night_seed = int(s_seed.generate_state(1)[0]) + ni
-        raw = simulate_night(hyp, seed=night_seed, mode=mode, subject=traits)
+        raw = simulate_night(hyp, seed=night_seed, mode=mode, subject=traits,
+                             difficulty=difficulty)
+        latent = json.loads(raw.info["description"])["latent_stages"]
         record_id = f"SC4{si:02d}{ni + 1}E0" if si < 100 else f"SIM{si:04d}N{ni + 1}"
         psg, hyp_path = write_sleepedf_pair(raw, hyp, out_dir, record_id)
         records.append({"record_id": record_id, "subject": si, "night": ni + 1,
                          "psg": psg.name, "hypnogram": hyp_path.name, "source": source,
                          "seed": night_seed, "n_epochs": hyp.n_epochs,
-                         "traits": traits.to_dict()})
+                         "traits": traits.to_dict(), "latent_stages": latent})
     write_json_atomic(out_dir / "simulation.json",
                       {"generator": "hypnoscope.simulate.simulate_dataset", "seed": int(seed),
                        "n_subjects": n_subjects, "mode": mode,
+                       "difficulty": float(difficulty),
                        "crop_wake_min": crop_wake_min, "records": records})
     return records

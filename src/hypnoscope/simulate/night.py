@@ -26,6 +26,9 @@ RESP, TEMP, MARKER = "Resp oro-nasal", "Temp rectal", "Event marker"
 #: Default recording start when the hypnogram has none (a cassette-era evening).
 DEFAULT_START = _dt.datetime(1989, 4, 24, 22, 30, 0)
 
+#: Default strength of the scorer-disagreement (latent physiological state) model.
+DEFAULT_DIFFICULTY = 1.0
+
 #: Maximum shift (s) of a stage switch around its epoch boundary; with the ~8 s blend the
 #: scored stage keeps the majority of every epoch, even of one-epoch runs.
 BOUNDARY_JITTER_SEC = 5
@@ -77,7 +80,9 @@ def stage_seconds(hyp: Hypnogram, rng: np.random.Generator,
 
 
 def simulate_signals(hypnogram, seed: int = 0, subject: SubjectTraits | None = None,
-                     sfreq: float = 100.0) -> tuple[NightSignals, Hypnogram, SubjectTraits]:
+                     sfreq: float = 100.0,
+                     difficulty: float = DEFAULT_DIFFICULTY,
+                     ) -> tuple[NightSignals, Hypnogram, SubjectTraits]:
     """Simulate the signals of one night (µV arrays) without building an MNE object.
 
     See :func:`simulate_night` for the parameters.
@@ -85,19 +90,25 @@ def simulate_signals(hypnogram, seed: int = 0, subject: SubjectTraits | None = N
     hyp = _as_hypnogram(hypnogram)
     if sfreq < 60 or abs(sfreq - round(sfreq)) > 1e-9:
         raise ValueError(f"sfreq must be a whole number of Hz >= 60, got {sfreq}")
+    if not np.isfinite(difficulty) or difficulty < 0:
+        raise ValueError(f"difficulty must be a finite number >= 0, got "
+                         f"{difficulty}")
     ss = np.random.SeedSequence(int(seed))
-    trait_ss, stage_ss, sig_ss = ss.spawn(3)
+    trait_ss, stage_ss, sig_ss, latent_ss = ss.spawn(4)
     traits = subject if subject is not None else SubjectTraits.sample(
         np.random.default_rng(trait_ss))
     stages, unscored = stage_seconds(hyp, np.random.default_rng(stage_ss))
     sig = generate_night(stages, float(sfreq), traits, np.random.default_rng(sig_ss),
-                         unscored_sec=unscored)
+                         unscored_sec=unscored, difficulty=float(difficulty),
+                         latent_rng=np.random.default_rng(latent_ss))
     return sig, hyp, traits
 
 
 def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
                    subject: SubjectTraits | None = None, sfreq: float = 100.0,
-                   start_time: _dt.datetime | None = None) -> mne.io.RawArray:
+                   start_time: _dt.datetime | None = None,
+                   difficulty: float = DEFAULT_DIFFICULTY,
+                   ) -> mne.io.RawArray:
     """Simulate a whole-night PSG that follows a hypnogram.
 
     Parameters
@@ -116,6 +127,16 @@ def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
         Sampling rate (Hz).
     start_time : datetime or None
         Recording start (``meas_date``); defaults to the hypnogram's, else 1989-04-24 22:30.
+    difficulty : float
+        Realistic-difficulty knob. It scales the scorer-disagreement model
+        (:mod:`hypnoscope.simulate.latent`: the signals follow a latent physiological
+        state that differs from the scored stage on the epochs human scorers disagree
+        on, N1 most, epochs next to stage changes) and the epoch-to-epoch variability of
+        the background spectrum and EMG tone. 0 = the signals follow the hypnogram (the
+        behaviour before this model); 1 = the default, calibrated to published
+        inter-scorer agreement. The hypnogram itself is always reproduced exactly in the
+        annotations; ``info["description"]`` lists the latent stage of every epoch
+        (``latent_stages``, one digit per epoch).
 
     Returns
     -------
@@ -129,7 +150,8 @@ def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-    sig, hyp, traits = simulate_signals(hypnogram, seed=seed, subject=subject, sfreq=sfreq)
+    sig, hyp, traits = simulate_signals(hypnogram, seed=seed, subject=subject, sfreq=sfreq,
+                                        difficulty=difficulty)
     chans = [EEG_FPZ, EEG_PZ, EOG_H, EMG_SM]
     types = ["eeg", "eeg", "eog", "emg"]
     data = [sig.fpz, sig.pz, sig.eog, sig.emg]
@@ -144,12 +166,15 @@ def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
         types += ["misc", "misc", "misc"]
         # misc channels are stored as-is; scale µV-like values like the others
         data += [resp, temp * 1e6, np.zeros(n)]
-    arr = np.vstack([np.asarray(x, dtype=np.float64) for x in data]) * 1e-6
+    arr = np.empty((len(data), len(sig.fpz)))
+    for i, x in enumerate(data):
+        np.multiply(x, 1e-6, out=arr[i])
     info = mne.create_info(chans, sfreq, types)
     start = start_time or hyp.start_time or DEFAULT_START
     meas = start.replace(tzinfo=_dt.timezone.utc) if start.tzinfo is None else start
     desc = {"generator": "hypnoscope.simulate", "mode": mode, "seed": int(seed),
-            "traits": traits.to_dict()}
+            "difficulty": float(difficulty), "traits": traits.to_dict(),
+            "latent_stages": "".join(str(int(x)) for x in sig.latent_stage)}
     info["description"] = json.dumps(desc)
     raw = mne.io.RawArray(arr, info, verbose="error")
     raw.set_meas_date(meas)

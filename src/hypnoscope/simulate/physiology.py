@@ -13,8 +13,17 @@ majority of its own stage, AASM's rule for mixed epochs). On top of it:
   K-complexes, vertex sharp waves, sawtooth waves, blinks, saccades, slow and rapid eye
   movements, EMG tone with REM atonia and phasic twitches, movement artefacts, electrode
   drift, amplifier noise and occasional bad segments;
-- **ambiguity**: some epochs (N1 most often, :data:`AMBIGUOUS_PROB`) carry a minority
-  share of a neighbouring stage's background, as epochs that scorers disagree on do;
+- **latent physiological state** (:mod:`.latent`): the signals follow a per-epoch
+  mixture of stages that differs from the scored label on the epochs that human scorers
+  disagree on (N1 vs W/N2/R, N2 vs N3, epochs next to stage changes; strength
+  ``difficulty``). Background spectra, every event rate (spindles, K-complexes,
+  vertex waves, sawtooth waves, slow and rapid eye movements, alpha, twitches) and the EMG
+  tone follow that mixture, not the label; in addition some epochs (N1 most often,
+  :data:`AMBIGUOUS_PROB`) carry a minority share of a neighbouring stage, and every
+  epoch has its own random band gains (:data:`EPOCH_BAND_SD`, non-stationary EEG);
+- **between-subject variability** (:class:`~.traits.SubjectTraits`): amplitudes,
+  frequencies, event densities, EMG tone per stage and per-subject spectral offsets of
+  every stage's background;
 - **volume conduction**: eye signals leak into Fpz-Cz and frontal EEG into the EOG.
 """
 
@@ -27,6 +36,7 @@ import scipy.fft as sfft
 from scipy import signal as sps
 from scipy.ndimage import uniform_filter1d
 
+from .latent import latent_mixture
 from .traits import SubjectTraits
 
 W, N1, N2, N3, R = range(5)
@@ -77,11 +87,27 @@ KCOMPLEX_RATE_REL = np.array([0.0, 0.1, 1.0, 0.3, 0.0])  # x subject K-complex r
 VERTEX_RATE = np.array([0.0, 2.0, 0.3, 0.0, 0.05])
 SAWTOOTH_RATE = np.array([0.0, 0.0, 0.0, 0.0, 0.8])
 SEM_RATE = np.array([0.5, 2.5, 0.15, 0.0, 0.1])
-EMG_STAGE_LEVEL = np.array([1.0, 0.6, 0.42, 0.38, 0.13])  # x subject EMG level
+EMG_STAGE_LEVEL = np.array([1.0, 0.6, 0.42, 0.38, 0.13])  # population means (SubjectTraits.emg_*)
 ALPHA_STAGE_LEVEL = np.array([1.0, 0.12, 0.05, 0.04, 0.12])  # W value = eyes closed
 EYES_OPEN_ALPHA = 0.15  #: alpha level in wake with eyes open (eyes closed = 1)
 DROWSY_EYES_CLOSED = 0.8  #: eyes-closed share of wake within 3 min of sleep
 EYES_PERSISTENCE = 0.85  #: probability that the eye state is kept from one 10-s block to the next
+
+#: Within-night EMG tone variability in sleep (sd of the log), plus its increase per unit
+#: of ``difficulty``.
+EMG_SLEEP_VAR_SD = 0.12
+EMG_SLEEP_VAR_SD_DIFFICULTY = 0.18
+#: Epoch-to-epoch spectral non-stationarity of the background (per unit of ``difficulty``):
+#: sd of the natural-log gain of each band (delta, theta, alpha, sigma) per epoch, the
+#: correlation of an epoch's gains with the previous epoch's, and the share of the gain
+#: common to Fpz-Cz and Pz-Oz. Real EEG's relative band powers vary by a factor of ~2
+#: between epochs of one stage, which makes stages overlap. Delta varies less: its
+#: amount is what separates N2 from N3 (the 20 % slow-wave rule), and epochs near that
+#: threshold are made by the latent-state model instead.
+EPOCH_BAND_SD = np.array([0.1, 0.2, 0.2, 0.15])
+EPOCH_BAND_EDGES = ((0.0, 4.0), (4.0, 8.0), (8.0, 12.0), (12.0, 16.0))
+EPOCH_BAND_AR = 0.5
+EPOCH_BAND_SHARED = 0.7
 
 #: Probability that an epoch of each stage is ambiguous (its background carries a 20-40 %
 #: share of a neighbouring stage) and the two candidate neighbours per stage.
@@ -98,8 +124,15 @@ class NightSignals:
     eog: np.ndarray
     emg: np.ndarray
     sfreq: float
-    stage_samples: np.ndarray  #: per-sample stage after boundary jitter
+    stage_samples: np.ndarray  #: per-sample scored stage after boundary jitter
+    #: per-epoch mixture weights (n_epochs, 5) of the latent physiological state
+    latent_mixture: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
     events: dict[str, np.ndarray] = field(default_factory=dict)  #: onsets (s) per event type
+
+    @property
+    def latent_stage(self) -> np.ndarray:
+        """Dominant stage (0-4) of the latent physiological state of every epoch."""
+        return np.asarray(self.latent_mixture).argmax(axis=1).astype(np.int8)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -160,10 +193,45 @@ def _shaped_noise(rng: np.random.Generator, n: int, fs: float, amp_fn) -> np.nda
     return sfft.irfft(spec, nfft)[:n]
 
 
+def _modulate_bands(bg: np.ndarray, sps: int, n_ep: int, difficulty: float,
+                    rng: np.random.Generator) -> None:
+    """Give every epoch its own random band gains (in place, EEG rows 0 and 1 of ``bg``):
+    the delta, theta, alpha and sigma components of the background are scaled by slowly
+    varying log-normal gains (AR(1) across epochs, interpolated per second, partly shared
+    by the two derivations; the EOG sees them through the frontal EEG it picks up)."""
+    n = bg.shape[1]
+    n_sec = n // sps
+    nb = len(EPOCH_BAND_EDGES)
+    sd = EPOCH_BAND_SD[:, None] * difficulty
+    z = rng.standard_normal((3, nb, n_ep))  # common, Fpz-Cz own, Pz-Oz own
+    for k in range(1, n_ep):  # AR(1) across epochs, unit variance
+        z[:, :, k] = EPOCH_BAND_AR * z[:, :, k - 1] + np.sqrt(1 - EPOCH_BAND_AR**2) * z[:, :, k]
+    c = np.sqrt(EPOCH_BAND_SHARED)
+    logg = sd[None] * np.stack([c * z[0] + np.sqrt(1 - c**2) * z[1],
+                                c * z[0] + np.sqrt(1 - c**2) * z[2]])  # (2, nb, n_ep)
+    centres = (np.arange(n_ep) + 0.5) * 30.0
+    t_sec = np.arange(n_sec) + 0.5
+    nfft = sfft.next_fast_len(n, real=True)
+    freqs = sfft.rfftfreq(nfft, 1.0 / sps)
+    spec = sfft.rfft(bg[:2], nfft, axis=1)
+    for b, (lo, hi) in enumerate(EPOCH_BAND_EDGES):
+        # smooth band masks (raised-cosine edges of +-0.5 Hz; adjacent masks sum to 1)
+        rise = np.clip((freqs - lo + 0.5), 0, 1) if lo > 0 else np.ones_like(freqs)
+        fall = np.clip((hi + 0.5 - freqs), 0, 1)
+        mask = (np.sin(np.pi / 2 * rise) ** 2 * np.sin(np.pi / 2 * fall) ** 2
+                ).astype(np.float32)
+        comp = sfft.irfft(spec * mask, nfft, axis=1)[:, :n_sec * sps]
+        for ch in (0, 1):
+            g = (np.exp(np.interp(t_sec, centres, logg[ch, b])) - 1).astype(np.float32)
+            bg[ch, :n_sec * sps].reshape(n_sec, sps)[:] += (
+                comp[ch].reshape(n_sec, sps) * g[:, None])
+
+
 # --------------------------------------------------------------------------- generator
 def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
                    rng: np.random.Generator, unscored_sec: np.ndarray | None = None,
-                   eyes_closed: bool = True) -> NightSignals:
+                   eyes_closed: bool = True, difficulty: float = 0.0,
+                   latent_rng: np.random.Generator | None = None) -> NightSignals:
     """Generate the four PSG signals for a per-second stage sequence.
 
     Parameters
@@ -180,6 +248,13 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         Seconds that the hypnogram leaves unscored (more movement artefacts there).
     eyes_closed : bool
         Whether quiet wake may have eyes closed (posterior alpha).
+    difficulty : float
+        Strength of the latent-state model (:func:`.latent.latent_mixture`) and of the
+        epoch-to-epoch spectral (:data:`EPOCH_BAND_SD`) and EMG variability; 0 = the
+        signals follow the scored stage.
+    latent_rng : numpy.random.Generator or None
+        Randomness of the latent state (a separate stream, so that
+        ``difficulty=0`` leaves every other draw unchanged); default: ``rng``.
 
     Returns
     -------
@@ -193,29 +268,40 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     t_samp = np.arange(n, dtype=np.float32)
     events: dict[str, list[float]] = {}
 
-    def interp(per_sec: np.ndarray) -> np.ndarray:
-        """Per-second values -> samples: linear between second centres (the same as a
-        1-s box smoothing of the step function, and much faster)."""
-        centres = np.arange(n_sec, dtype=np.float32) * sps_ + (sps_ - 1) / 2
-        return np.interp(t_samp, centres, np.asarray(per_sec, dtype=np.float32)
+    centres = np.arange(n_sec, dtype=np.float32) * sps_ + (sps_ - 1) / 2
+
+    def interp(per_sec: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Per-second values -> samples ``start:stop``: linear between second centres (the
+        same as a 1-s box smoothing of the step function, and much faster)."""
+        return np.interp(t_samp[start:stop], centres, np.asarray(per_sec, dtype=np.float32)
                          ).astype(np.float32)
 
-    # ---- stage weights, blended over ~8 s
-    onehot = np.zeros((5, n_sec), dtype=np.float32)
-    onehot[stages_sec, np.arange(n_sec)] = 1.0
-    # ambiguous epochs: the background carries a minority share of a neighbouring stage
+    # ---- latent stage mixture per epoch, then per second, blended over ~8 s
     n_ep = int(np.ceil(n_sec / 30))
     ep_stage = stages_sec[np.minimum(np.arange(n_ep) * 30 + 15, n_sec - 1)]
+    ep_mix = np.zeros((n_ep, 5), dtype=np.float32)
+    ep_mix[np.arange(n_ep), ep_stage] = 1.0
+    # ambiguous epochs: the background carries a minority share of a neighbouring stage
     amb = np.flatnonzero(rng.random(n_ep) < AMBIGUOUS_PROB[ep_stage])
     amb_share = rng.uniform(0.2, 0.4, len(amb)).astype(np.float32)
     amb_pick = rng.integers(0, 2, len(amb))
     for e, share, k in zip(amb, amb_share, amb_pick, strict=True):
         s0 = int(ep_stage[e])
-        sl = slice(e * 30, min(e * 30 + 30, n_sec))
-        own = stages_sec[sl] == s0
-        onehot[s0, sl][own] = 1.0 - share
-        onehot[AMBIGUOUS_NEIGHBOURS[s0][k], sl][own] += share
+        ep_mix[e, s0] = 1.0 - share
+        ep_mix[e, AMBIGUOUS_NEIGHBOURS[s0][k]] += share
+    if difficulty > 0:  # scorer disagreement: the latent state's own mixture
+        lat = latent_mixture(ep_stage, rng if latent_rng is None else latent_rng,
+                             difficulty)
+        disputed = lat.max(axis=1) < 1
+        ep_mix[disputed] = lat[disputed]
+    sec_ep = np.arange(n_sec) // 30
+    onehot = np.zeros((5, n_sec), dtype=np.float32)
+    onehot[stages_sec, np.arange(n_sec)] = 1.0
+    own = stages_sec == ep_stage[sec_ep]  # seconds of the epoch's own (majority) stage
+    onehot[:, own] = ep_mix[sec_ep[own]].T
     w_sec = uniform_filter1d(onehot, size=8, axis=1, mode="nearest")
+    mix_sec = onehot  # per-second mixture driving the event rates
+    lat_sec = onehot.argmax(axis=0)  # dominant latent stage of each second
 
     # ---- slow gain fluctuations: per-epoch jitter (ambiguity) + drifting state
     ep_jit = rng.normal(0, 0.13, n_ep)[np.arange(n_sec) // 30]
@@ -230,10 +316,12 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     bg = np.zeros((3, n), dtype=np.float32)
     rho = 0.45  # shared source between the two bipolar EEG derivations
     f_ref = np.linspace(0, fs / 2, 4097)
-    amp_ref = np.stack([[np.sqrt(background_psd(s, c, f_ref, BACKGROUND_STD[s, c]) * fs / 2)
-                         for c in range(3)] for s in range(5)])
+    band_off, std_off = traits.spectral_offsets()
+    amp_ref = np.stack([[np.sqrt(background_psd(
+        s, c, f_ref, BACKGROUND_STD[s, c] * np.exp(std_off[s, c]),
+        BAND_LOG_GAINS[s, c] + band_off[s, c]) * fs / 2) for c in range(3)] for s in range(5)])
     for s in range(5):
-        env_full = interp(np.sqrt(w_sec[s]) * gain_sec * homeo.get(s, 1.0))
+        env_sec = np.asarray(np.sqrt(w_sec[s]) * gain_sec * homeo.get(s, 1.0), np.float32)
         for a, b in _runs(w_sec[s] > 1e-3):
             m = (b - a) * sps_
             nfft = sfft.next_fast_len(m, real=True)
@@ -244,15 +332,21 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
             amp = np.stack([np.interp(freqs, f_ref, amp_ref[s, c]) for c in range(3)])
             seg = sfft.irfft(sfft.rfft(white, axis=1) * amp.astype(np.float32), nfft,
                              axis=1)[:, :m]
-            bg[:, a * sps_:b * sps_] += seg * env_full[a * sps_:b * sps_]
+            env = interp(env_sec, a * sps_, b * sps_)  # only over this run (speed)
+            bg[:, a * sps_:b * sps_] += seg * env
+    if difficulty > 0:  # epoch-to-epoch spectral non-stationarity
+        _modulate_bands(bg, sps_, n_ep, difficulty,
+                        rng if latent_rng is None else latent_rng)
     fpz, pz, eog_bg = bg[0], bg[1], bg[2]
 
     # ---- wake sub-states and arousals (per second)
-    is_w = stages_sec == W
+    is_w = lat_sec == W
     # eyes open/closed: a persistent two-state chain over 10-s blocks whose closed share
     # is the subject's, and high in the drowsy minutes next to sleep
     block = np.arange(n_sec) // 10
     n_blk = block[-1] + 1
+    # (proximity to the scored sleep period: a single disputed W epoch does not make the
+    # surrounding wake drowsy)
     near_sleep = uniform_filter1d((stages_sec > 0).astype(float), 361, mode="nearest") > 0
     p_closed = np.full(n_blk, traits.eyes_closed_frac if eyes_closed else 0.0)
     if eyes_closed:
@@ -267,8 +361,8 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         closed_block[i] = state
     eyes_closed_sec = is_w & closed_block[block]
     eyes_open_sec = is_w & ~eyes_closed_sec
-    ar_on = _poisson_onsets(rng, np.where(np.isin(stages_sec, (N2, N3, R)),
-                                          traits.arousal_rate / 60, 0))
+    ar_on = _poisson_onsets(rng, (mix_sec[N2] + mix_sec[N3] + mix_sec[R])
+                            * traits.arousal_rate / 60)
     arousal_sec = np.zeros(n_sec, dtype=bool)
     for o in ar_on:
         arousal_sec[int(o):int(o + rng.uniform(3, 14))] = True
@@ -278,9 +372,9 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     af = traits.alpha_freq
     alpha = _shaped_noise(rng, n, fs, lambda f: np.exp(-0.5 * ((f - af) / 0.6) ** 2))
     alpha /= alpha.std() + 1e-12
-    alpha_sec = ALPHA_STAGE_LEVEL[stages_sec].copy()
-    alpha_sec[eyes_open_sec] = EYES_OPEN_ALPHA
-    n1_ep = np.flatnonzero(np.bincount(np.arange(n_sec) // 30, weights=stages_sec == N1) > 15)
+    wake_alpha = np.where(eyes_open_sec, EYES_OPEN_ALPHA, ALPHA_STAGE_LEVEL[W])
+    alpha_sec = ALPHA_STAGE_LEVEL[1:] @ mix_sec[1:] + wake_alpha * mix_sec[W]
+    n1_ep = np.flatnonzero(np.bincount(sec_ep, weights=lat_sec == N1) > 15)
     for e in n1_ep:  # alpha drop-out: alpha over less than half of the N1 epoch
         dur = int(rng.uniform(0, 14))
         st = e * 30 + int(rng.uniform(0, 30 - dur))
@@ -292,8 +386,8 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     fpz += 0.2 * alpha_env * alpha
 
     # ---- spindles (waxing-waning, 0.5-2 s, faster on Pz-Oz than on Fpz-Cz)
-    sp_on = _poisson_onsets(rng, SPINDLE_RATE_REL[stages_sec] * traits.spindle_density / 60)
-    kc_on = _poisson_onsets(rng, KCOMPLEX_RATE_REL[stages_sec] * traits.kcomplex_rate / 60)
+    sp_on = _poisson_onsets(rng, SPINDLE_RATE_REL @ mix_sec * traits.spindle_density / 60)
+    kc_on = _poisson_onsets(rng, KCOMPLEX_RATE_REL @ mix_sec * traits.kcomplex_rate / 60)
     # half of the K-complexes are followed by a spindle
     follow = kc_on[rng.random(len(kc_on)) < 0.5] + 0.6
     sp_all = np.sort(np.concatenate([sp_on, follow[follow < n_sec - 3]]))
@@ -321,7 +415,9 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         _add(pz, int(o * fs), wave, 0.4 * amp)
 
     # ---- vertex sharp waves (N1)
-    vx_on = _poisson_onsets(rng, VERTEX_RATE[stages_sec] / 60)
+    vx_rate = VERTEX_RATE.copy()
+    vx_rate[N1] = traits.vertex_rate
+    vx_on = _poisson_onsets(rng, vx_rate @ mix_sec / 60)
     events["vertex"] = vx_on
     tv = np.arange(int(0.5 * fs)) / fs
     vwave = -np.exp(-(((tv - 0.12) / 0.045) ** 2)) + 0.35 * np.exp(-(((tv - 0.26) / 0.08) ** 2))
@@ -331,7 +427,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         _add(pz, int(o * fs), vwave, 0.35 * amp)
 
     # ---- sawtooth waves (REM): 2-6 Hz trains of triangular waves
-    st_on = _poisson_onsets(rng, SAWTOOTH_RATE[stages_sec] / 60)
+    st_on = _poisson_onsets(rng, SAWTOOTH_RATE @ mix_sec / 60)
     events["sawtooth"] = st_on
     for o in st_on:
         dur = rng.uniform(1.5, 5.0)
@@ -347,7 +443,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     eh_steps = np.zeros(n, dtype=np.float32)
     eh = np.zeros(n, dtype=np.float32)
     blink_rate = np.where(eyes_open_sec, 12.0, np.where(eyes_closed_sec, 1.5, 0.0))
-    blink_rate = blink_rate + np.where(stages_sec == N1, 0.5, 0.0)
+    blink_rate = blink_rate + 0.5 * mix_sec[N1]
     bl_on = _poisson_onsets(rng, blink_rate / 60)
     events["blink"] = bl_on
     tb = np.arange(int(0.5 * fs)) / fs
@@ -358,7 +454,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     # saccades in wake and rapid eye movements in REM: steps of gaze position
     sac_rate = np.where(eyes_open_sec, 25.0, np.where(eyes_closed_sec, 2.0, 0.0))
     sac_on = _poisson_onsets(rng, sac_rate / 60)
-    burst_on = _poisson_onsets(rng, np.where(stages_sec == R, traits.rem_density, 0.0) / 60)
+    burst_on = _poisson_onsets(rng, mix_sec[R] * traits.rem_density / 60)
     rem_on: list[float] = []
     for o in burst_on:
         k = 1 + rng.poisson(3)
@@ -378,11 +474,13 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
             pos = new
     # a return to primary gaze ~1-3 s after each REM burst / at sleep
     gaze = np.cumsum(eh_steps)
-    gaze *= interp((stages_sec == W) | (stages_sec == R))  # eyes centred outside W/REM
+    gaze *= interp(mix_sec[W] + mix_sec[R])  # eyes centred outside W/REM
     gaze = uniform_filter1d(gaze, size=max(int(0.06 * fs), 1))
     eh += gaze
     # slow rolling eye movements (0.1-0.5 Hz sinusoidal excursions)
-    sem_rate = SEM_RATE[stages_sec] * np.where(eyes_closed_sec | ~is_w, 1.0, 0.2)
+    sem_rel = SEM_RATE.copy()
+    sem_rel[N1] = traits.sem_rate
+    sem_rate = (sem_rel @ mix_sec) * np.where(eyes_closed_sec | ~is_w, 1.0, 0.2)
     sem_on = _poisson_onsets(rng, sem_rate / 60)
     events["sem"] = sem_on
     for o in sem_on:
@@ -398,20 +496,22 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     # ---- EMG: broadband (>10 Hz) noise times a stage-dependent envelope
     carrier = _shaped_noise(rng, n, fs, lambda f: (f / 12.0) ** 3 / (1 + (f / 12.0) ** 3))
     carrier /= carrier.std() + 1e-12
-    emg_sec = EMG_STAGE_LEVEL[stages_sec] * traits.emg_level
+    emg_levels = np.array([1.0, traits.emg_n1, traits.emg_n2, traits.emg_n3, traits.emg_rem])
+    emg_sec = np.exp(np.log(emg_levels) @ mix_sec) * traits.emg_level
     w_var = np.exp(0.45 * _smooth_noise(rng, n_sec, 10))
-    emg_sec = emg_sec * np.where(is_w, w_var, np.exp(0.12 * _smooth_noise(rng, n_sec, 60)))
+    sleep_sd = EMG_SLEEP_VAR_SD + EMG_SLEEP_VAR_SD_DIFFICULTY * min(difficulty, 2.0)
+    emg_sec = emg_sec * np.where(is_w, w_var, np.exp(sleep_sd * _smooth_noise(rng, n_sec, 60)))
     emg_sec[eyes_open_sec] *= 1.3
     emg_sec[arousal_sec] *= 2.0
     emg_sec = uniform_filter1d(emg_sec, 3)
     emg_env = interp(emg_sec)
-    tw_on = _poisson_onsets(rng, np.where(stages_sec == R, 8.0, 0.0) / 60)
+    tw_on = _poisson_onsets(rng, 8.0 * mix_sec[R] / 60)
     events["twitch"] = tw_on
     for o in tw_on:
         dur = rng.uniform(0.05, 0.25)
         tt = np.arange(int(dur * fs) + 1) / fs
         _add(emg_env, int(o * fs), np.sin(np.pi * tt / dur) ** 2,
-             rng.uniform(3, 8) * EMG_STAGE_LEVEL[R] * traits.emg_level)
+             rng.uniform(3, 8) * traits.emg_rem * traits.emg_level)
 
     # ---- movement artefacts (wake, unscored stretches, around awakenings)
     mv_rate = np.where(is_w, traits.artifact_rate, 0.01)
@@ -458,4 +558,5 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
             events.setdefault("bad_segment", []).append(st / fs)
 
     return NightSignals(fpz=fpz, pz=pz, eog=eog, emg=emg, sfreq=fs, stage_samples=stage_samp,
+                        latent_mixture=ep_mix,
                         events={k: np.asarray(v, dtype=float) for k, v in events.items()})
