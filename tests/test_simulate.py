@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
+from hypnoscope.cli import CLIError
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram
 from hypnoscope.simulate import (
     DEFAULT_DIFFICULTY,
@@ -411,6 +412,7 @@ def test_cli_many_subjects(tmp_path):
     assert _cli(["simulate", "--n-subjects", "2", "--seed", "0", "--out", str(out),
                  "--duration-h", "0.3", "--mode", "telemetry"]) == 0
     meta = json.loads((out / "simulation.json").read_text())
+    assert meta["difficulty"] == 1.0  # the documented default
     assert [r["record_id"] for r in meta["records"]] == ["SC4001E0", "SC4011E0"]
     assert meta["records"][0]["traits"] != meta["records"][1]["traits"]
     for r in meta["records"]:
@@ -426,6 +428,18 @@ def test_cli_many_subjects(tmp_path):
                  "--hypnogram-dir", str(hdir)]) == 0
     recs = json.loads((out2 / "simulation.json").read_text())["records"]
     assert [(r["subject"], r["night"]) for r in recs] == [(0, 1), (0, 2)]
+
+
+def test_cli_difficulty(tmp_path):
+    out = tmp_path / "easy"
+    assert _cli(["simulate", "--n-subjects", "1", "--out", str(out), "--duration-h", "0.3",
+                 "--difficulty", "0"]) == 0
+    meta = json.loads((out / "simulation.json").read_text())
+    assert meta["difficulty"] == 0.0
+    with pytest.raises(CLIError, match="--difficulty must be >= 0, got -1"):
+        _cli(["simulate", "--n-subjects", "1", "--out", str(tmp_path / "bad"),
+              "--difficulty", "-1"])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_real_hypnogram_reproduced(shared_data, tmp_path):

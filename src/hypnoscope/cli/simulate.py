@@ -43,6 +43,10 @@ def register(subparsers) -> None:
                    help="crop given hypnograms to this many minutes of wake around the "
                         "sleep period (default: whole file for --hypnogram, 60 min for "
                         "--hypnogram-dir)")
+    p.add_argument("--difficulty", type=float, default=None,
+                   help="scorer/physiology disagreement: 0 = every epoch shows its scored "
+                        "stage; 1 (default) = about half the published inter-scorer "
+                        "disagreement, N1 most; 2 = harder")
     p.add_argument("--record-id", default=None,
                    help="with --hypnogram: output file stem (default: from the input name)")
     p.set_defaults(func=run)
@@ -52,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from ..hypnogram import read_hypnogram
     from ..simulate import simulate_dataset, simulate_night, write_sleepedf_pair
 
+    if args.difficulty is not None and args.difficulty < 0:
+        raise CLIError(f"--difficulty must be >= 0, got {args.difficulty}")
+    difficulty = {} if args.difficulty is None else {"difficulty": args.difficulty}
     if args.hypnogram is not None:
         if args.hypnogram_dir is not None:
             raise CLIError("--hypnogram-dir goes with --n-subjects, not with --hypnogram")
@@ -62,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if record_id is None:
             stem = re.sub(r"[-_.]?hypnogram$", "", args.hypnogram.stem, flags=re.I)
             record_id = re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "SIM0001"
-        raw = simulate_night(hyp, seed=args.seed, mode=args.mode)
+        raw = simulate_night(hyp, seed=args.seed, mode=args.mode, **difficulty)
         psg, hyp_path = write_sleepedf_pair(raw, hyp, args.out, record_id)
         print(f"wrote {psg} and {hyp_path} ({hyp.n_epochs} epochs, "
               f"{hyp.duration_sec / 3600:.2f} h, mode {args.mode}, seed {args.seed})")
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     records = simulate_dataset(args.out, args.n_subjects, seed=args.seed,
                                hypnograms=args.hypnogram_dir, mode=args.mode,
                                nights_per_subject=args.nights, duration_h=args.duration_h,
-                               crop_wake_min=crop)
+                               crop_wake_min=crop, **difficulty)
     print(f"wrote {len(records)} nights of {args.n_subjects} subjects to {args.out} "
           f"(mode {args.mode}, seed {args.seed}; details in simulation.json)")
     return 0
