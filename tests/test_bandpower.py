@@ -79,6 +79,26 @@ def test_ica_removes_eye_component_from_eeg_only():
     np.testing.assert_array_equal(cleaned[2], x[2])  # EOG untouched
 
 
+def test_ica_scores_match_mne_full_rate():
+    """Scoring components on every 2nd sample gives MNE's full-rate EOG correlations."""
+    import mne
+
+    data, _brain, _eye = _contaminated(1200, seed=7)
+    x = bp.filter_signals(data * 1e-6, FS, ["eeg", "eeg", "eog"])
+    _, info = bp.remove_eye_components(x, FS, ["a", "b", "e"], ["eeg", "eeg", "eog"],
+                                       ica_decim=1)
+    assert info["score_decim"] == bp.ICA_SCORE_DECIM == 2
+    raw = mne.io.RawArray(x, mne.create_info(["a", "b", "e"], FS, ["eeg", "eeg", "eog"]),
+                          verbose="error")
+    ica = mne.preprocessing.ICA(n_components=2, method="fastica", random_state=42,
+                                max_iter=500, verbose="error")
+    ica.fit(raw, picks=["a", "b"], verbose="error")
+    bads, scores = ica.find_bads_eog(raw, ch_name="e", threshold=0.8,
+                                     measure="correlation", verbose="error")
+    np.testing.assert_allclose(info["eog_scores"], scores, atol=1e-3)
+    assert info["excluded_components"] == [int(b) for b in bads] == [0]
+
+
 def test_ica_without_eog_or_second_eeg_is_skipped():
     data, _, _ = _contaminated(120)
     out, info = bp.remove_eye_components(data[:2], FS, ["a", "b"], ["eeg", "eeg"])

@@ -14,6 +14,8 @@ from hypnoscope.models.ssnet import (
     SSNetModel,
     cascade_predict,
     merge_hierarchical,
+    normalize_night,
+    normalize_night_robust,
     rem_nrem_labels,
     sleep_statistics_difference,
     wake_sleep_labels,
@@ -171,6 +173,50 @@ def test_bad_options():
         make_model("ssnet", n_classes=5, tcn_width=3)
     with pytest.raises(ValueError, match="mode"):
         SSNetModel(mode="one-to-one")
+    with pytest.raises(ValueError, match="normalize"):
+        SSNetModel(normalize="minmax")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        SSNetModel(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="infer_stride"):
+        SSNetModel(infer_stride=0)
+
+
+def test_robust_normalisation_ignores_outliers():
+    rng = np.random.default_rng(0)
+    X = rng.normal(5.0, 2.0, (2000, 2, 3)).astype(np.float32)
+    X[:20] = 1e4  # a few artefact epochs
+    Z = normalize_night_robust(X)
+    assert Z.shape == X.shape and Z.dtype == np.float32
+    clean = Z[20:]
+    np.testing.assert_allclose(np.median(clean, axis=0), 0.0, atol=0.1)
+    np.testing.assert_allclose(clean.std(axis=0), 1.0, atol=0.1)
+    assert Z.max() == pytest.approx(8.0)  # outliers clipped
+    # the plain z-score is dominated by the artefacts: clean epochs shrink far below 1
+    assert normalize_night(X)[20:].std(axis=0).max() < 0.1
+    # a constant column stays finite
+    X[:, 0, 0] = 3.0
+    assert np.isfinite(normalize_night_robust(X)).all()
+
+
+def test_inference_stride_one_averages_every_covering_window():
+    nights = feature_nights(n_subjects=3)
+    model = make_model("ssnet", n_classes=5, seq_len=6, epochs=1, batch_size=8,
+                       num_threads=1, infer_stride=1, label_smoothing=0.1,
+                       normalize="robust", **TINY).fit(nights[:2], nights[2:])
+    night = nights[2]
+    proba = model.predict_proba(night)
+    net = model.nets["direct"]
+    X = torch.from_numpy(normalize_night_robust(night.X))
+    with torch.no_grad():
+        acc = np.zeros((60, 5))
+        cnt = np.zeros(60)
+        for start in range(0, 60 - 6 + 1):  # every full window covering each epoch
+            p = torch.softmax(net(X[None, start:start + 6]), -1)[0].numpy()
+            acc[start:start + 6] += p
+            cnt[start:start + 6] += 1
+    np.testing.assert_allclose(proba, acc / cnt[:, None], atol=1e-5)
+    assert cnt.min() == 1 and cnt.max() == 6
+    assert model.metadata["preprocessing"]["normalize"].startswith("per-night robust")
 
 
 def test_sleep_statistics_difference_on_hand_made_nights():

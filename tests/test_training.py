@@ -185,3 +185,23 @@ def test_config_validation():
         TrainConfig(monitor="loss")
     with pytest.raises(ValueError, match="schedule"):
         TrainConfig(schedule="linear")
+
+
+def test_cross_entropy_label_smoothing_matches_the_formula():
+    class Fixed(nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = logits
+
+        def forward(self, x, mask=None):
+            return self.logits
+
+    logits = torch.tensor([[[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]]])
+    y = torch.tensor([[0, UNSCORED]])
+    batch = {"x": torch.zeros(1, 2, 1), "mask": torch.ones(1, 2, dtype=torch.bool), "y": y}
+    plain = cross_entropy_loss(Fixed(logits), batch, None)[0]["ce"].item()
+    smooth = cross_entropy_loss(Fixed(logits), batch, None, label_smoothing=0.3)[0]["ce"]
+    logp = torch.log_softmax(logits[0, 0], -1)
+    assert plain == pytest.approx(-logp[0].item(), rel=1e-6)  # unscored position ignored
+    expected = -(0.7 * logp[0] + 0.3 * logp.mean()).item()
+    assert smooth.item() == pytest.approx(expected, rel=1e-6)

@@ -56,16 +56,25 @@ FOLDS_FILE = RESULTS / "real_folds.json"
 STATS = ("total_sleep_min", "sleep_efficiency_pct", "sleep_onset_latency_min",
          "rem_latency_min", "waso_min", "rem_min", "n3_min")
 #: prediction keys: 5-class arg-max, 3-class codes
-V5 = ("ssnet", "lightgbm", "lightgbm-context")
+V5 = ("ssnet", "ssnet_v1", "lightgbm", "lightgbm-context")
 V3 = ("ssnet_as3", "ssnet-hier", "ssnet-hier_merged_argmax", "lightgbm_as3",
       "lightgbm-context_as3")
 LABEL = {"ssnet": "SSNet direct 5-class", "ssnet_as3": "SSNet direct, 3-class view",
+         "ssnet_v1": "SSNet v1 (seq_len 16), same folds",
          "ssnet-hier": "SSNet hierarchical 3-class (cascade)",
          "ssnet-hier_merged_argmax": "SSNet hierarchical 3-class (arg-max of merged p)",
          "lightgbm": "LightGBM (no context), same folds",
          "lightgbm-context": "LightGBM + temporal context, same folds",
          "lightgbm_as3": "LightGBM, 3-class view",
          "lightgbm-context_as3": "LightGBM + context, 3-class view"}
+
+
+#: default SSNet settings, chosen on validation subjects by ``explore.py``
+CHOSEN = {"seq_len": 32, "epochs": 6, "patience": 2, "normalize": "night",
+          "label_smoothing": 0.0, "infer_stride": 4}
+SELECTION_NOTE = ("These settings were chosen by validation-subject accuracy only "
+                  "(`benchmarks/ssnet_real/explore.py`, inner validation subjects of the "
+                  "training folds; see `ssnet_real_selection.md`), never on test folds.")
 
 
 # --------------------------------------------------------------------------------------
@@ -104,7 +113,9 @@ def run_fold(i, fold, nights, args, state_dir: Path, tag: str) -> dict:
     train, val, test = fold.select(nights)
     common = dict(preset=args.preset, seq_len=args.seq_len, epochs=args.epochs,
                   mode=args.mode, batch_size=args.batch_size, patience=args.patience,
-                  seed=args.seed, num_threads=args.threads, device="cpu", resume=True)
+                  normalize=args.normalize, label_smoothing=args.label_smoothing,
+                  infer_stride=args.infer_stride, seed=args.seed,
+                  num_threads=args.threads, device="cpu", resume=True)
     ckpt = state_dir / "checkpoints" / tag / f"fold{i:02d}"
     rec: dict = {"fold": fold.name, "index": i, "test_subjects": list(fold.test_subjects),
                  "val_subjects": list(fold.val_subjects), "train_s": {}, "epoch_s": {},
@@ -180,9 +191,14 @@ def attach_references(rec: dict, state_dir: Path) -> dict:
     return rec
 
 
-def fold_predictions(state_dir: Path, rec: dict) -> list[dict]:
-    """Per-night true labels and predicted codes of every variant of a stored fold."""
+def fold_predictions(state_dir: Path, rec: dict, v1_dir: Path | None = None) -> list[dict]:
+    """Per-night true labels and predicted codes of every variant of a stored fold (and
+    the direct SSNet of the first complete run, ``v1_dir``, when it holds the same fold)."""
     z = dict(np.load(state_dir / f"fold{rec['index']:02d}.npz"))
+    if v1_dir is not None and (v1_dir / f"fold{rec['index']:02d}.json").is_file():
+        v1 = json.loads((v1_dir / f"fold{rec['index']:02d}.json").read_text())
+        if v1["test_subjects"] == rec["test_subjects"] and v1["nights"] == rec["nights"]:
+            z["p_ssnet_v1"] = np.load(v1_dir / f"fold{rec['index']:02d}.npz")["p_ssnet"]
     for name in ("lightgbm", "lightgbm-context"):
         if name in rec["infer_s_per_night"]:
             r = np.load(state_dir / f"ref_{name}_fold{rec['index']:02d}.npz")
@@ -193,7 +209,7 @@ def fold_predictions(state_dir: Path, rec: dict) -> list[dict]:
         s = slice(cuts[k], cuts[k + 1])
         y5 = z["y"][s]
         d = {"night": nid, "subject": rec["subjects"][k], "y5": y5, "y3": to_3class(y5)}
-        for name in ("ssnet", "lightgbm", "lightgbm-context"):
+        for name in ("ssnet", "ssnet_v1", "lightgbm", "lightgbm-context"):
             if f"p_{name}" in z:
                 p = z[f"p_{name}"][s]
                 d[name] = p.argmax(1)
@@ -282,7 +298,7 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
     summary = {k: {m: mean_sd(r[m] for r in v) for m in ("accuracy", "macro_f1", "kappa")}
                for k, v in per_fold.items()}
     paired = {}
-    for ref in ("lightgbm", "lightgbm-context"):
+    for ref in ("ssnet_v1", "lightgbm", "lightgbm-context"):
         if ref in per_fold:
             d = [a["accuracy"] - b["accuracy"] for a, b in zip(per_fold["ssnet"],
                                                               per_fold[ref], strict=True)]
@@ -425,8 +441,13 @@ def render_md(out: dict) -> str:
         f"SSNet config: preset `{c['preset']}` (MLP front-end on the 30 features of each "
         f"epoch), seq_len {c['seq_len']}, `{c['mode']}` windows, at most {c['epochs']} "
         f"epochs, patience {c['patience']}, batch {c['batch_size']}, AdamW + cosine LR, "
-        f"per-night z-score, torch threads {out['machine']['torch_threads']}. "
-        "Lean budget for a shared 2-core CPU.", "",
+        + {"night": "per-night z-score", "robust": "per-night robust z-score (median/IQR, "
+           "clipped at ±8)"}.get(c.get("normalize", "night"), "no normalisation")
+        + f", label smoothing {c.get('label_smoothing', 0.0):g}, inference averages the "
+        "many-to-many windows (stride "
+        f"{c.get('infer_stride') or c['seq_len'] // 2}) covering each epoch, torch "
+        f"threads {out['machine']['torch_threads']}. Lean budget for a shared 2-core CPU."
+        + (f" {c['selection']}" if c.get("selection") else ""), "",
         "## Accuracy (per-fold mean ± sd, %; pooled in brackets)", "",
         "| model | classes | accuracy | macro-F1 | kappa |", "|---|---|---|---|---|"]
     for k in V5 + V3:
@@ -528,12 +549,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--folds-file", default=str(FOLDS_FILE))
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--patience", type=int, default=2)
-    ap.add_argument("--seq-len", type=int, default=16)
+    ap.add_argument("--only-folds", type=int, nargs="+", default=None,
+                    help="train only these fold indices (0-based; folds finished by another "
+                         "process are still rendered), to share the folds between workers")
+    ap.add_argument("--epochs", type=int, default=CHOSEN["epochs"])
+    ap.add_argument("--patience", type=int, default=CHOSEN["patience"])
+    ap.add_argument("--seq-len", type=int, default=CHOSEN["seq_len"])
     ap.add_argument("--preset", default="small")
     ap.add_argument("--mode", default="many-to-many")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--normalize", default=CHOSEN["normalize"],
+                    choices=["night", "robust", "none"])
+    ap.add_argument("--label-smoothing", type=float, default=CHOSEN["label_smoothing"])
+    ap.add_argument("--infer-stride", type=int, default=CHOSEN["infer_stride"],
+                    help="stride of the averaged many-to-many windows at inference "
+                         "(default seq_len // 2)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val", type=float, default=0.1, help="validation-subject fraction")
     ap.add_argument("--seed", type=int, default=0)
@@ -543,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
                          "ones computed earlier are always shown)")
     ap.add_argument("--state-dir", default=None,
                     help="per-fold results and checkpoints (default .cache/<name>)")
+    ap.add_argument("--v1-state-dir", default=str(ROOT / ".cache" / "ssnet_real_v1"),
+                    help="stored folds of the first complete run (seq_len 16), shown as "
+                         "the 'SSNet v1' row when present")
     ap.add_argument("--render-only", action="store_true",
                     help="only re-render the tables from the stored folds")
     ap.add_argument("--name", default="ssnet_real")
@@ -559,8 +592,12 @@ def main(argv: list[str] | None = None) -> int:
               "epochs": args.epochs, "patience": args.patience,
               "batch_size": args.batch_size, "seed": args.seed, "val_fraction": args.val,
               "monitor": "val_acc", "optimizer": "adamw",
-              "schedule": "cosine", "normalize": "night"}
+              "schedule": "cosine", "normalize": args.normalize,
+              "label_smoothing": args.label_smoothing, "infer_stride": args.infer_stride}
     tag = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+    if all(config[k] == v for k, v in CHOSEN.items()):
+        config["selection"] = SELECTION_NOTE
+    v1_dir = Path(args.v1_state_dir) if args.v1_state_dir else None
     recs, per_fold_nights = [], []
     for i, fold in enumerate(progress(folds, desc="folds", unit="fold")):
         path = state_dir / f"fold{i:02d}.json"
@@ -569,13 +606,15 @@ def main(argv: list[str] | None = None) -> int:
                                 or rec["test_subjects"] != list(fold.test_subjects)):
             rec = None
         if rec is None:
-            if args.render_only:
+            if args.render_only or (args.only_folds is not None
+                                    and i not in args.only_folds):
                 continue
             rec = run_fold(i, fold, nights, args, state_dir, tag)
             rec["config_tag"] = tag
             write_json_atomic(path, rec)
         for name in args.reference or []:
-            if args.render_only:
+            if args.render_only or (args.only_folds is not None
+                                    and i not in args.only_folds):
                 break
             f = state_dir / f"ref_{name}_fold{i:02d}.json"
             if not (f.is_file() and json.loads(f.read_text())["test_subjects"]
@@ -583,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_reference(i, fold, nights, name, args.seed, state_dir)
         rec = attach_references(rec, state_dir)
         recs.append(rec)
-        per_fold_nights.append(fold_predictions(state_dir, rec))
+        per_fold_nights.append(fold_predictions(state_dir, rec, v1_dir))
         fn = per_fold_nights[-1]
         acc = {}
         for k in ("ssnet", "lightgbm-context", "ssnet_as3", "ssnet-hier"):
@@ -595,8 +634,13 @@ def main(argv: list[str] | None = None) -> int:
         out = summarise(args, config, recs, per_fold_nights, len(folds), len(nights),
                         len({n.subject_id for n in nights}), fold_source)
         RESULTS.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(RESULTS / f"{args.name}.json", out)
-        write_text_atomic(RESULTS / f"{args.name}.md", render_md(out))
+        # an unfinished run never replaces a complete table: it goes to <name>_partial
+        stem = args.name if len(recs) == len(folds) else f"{args.name}_partial"
+        write_json_atomic(RESULTS / f"{stem}.json", out)
+        write_text_atomic(RESULTS / f"{stem}.md", render_md(out))
+        if stem == args.name:
+            for suffix in (".json", ".md"):
+                (RESULTS / f"{args.name}_partial{suffix}").unlink(missing_ok=True)
     if not recs:
         print("no finished fold to render", file=sys.stderr)
         return 1

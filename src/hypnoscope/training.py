@@ -265,14 +265,17 @@ def select_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def cross_entropy_loss(model: nn.Module, batch: dict, class_weight: torch.Tensor | None
+def cross_entropy_loss(model: nn.Module, batch: dict, class_weight: torch.Tensor | None,
+                       label_smoothing: float = 0.0,
                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Default objective: one cross-entropy named ``"ce"`` (ignore_index=-100)."""
+    """Default objective: one cross-entropy named ``"ce"`` (ignore_index=-100), optionally
+    with label smoothing (bind it with :func:`functools.partial`)."""
     logits = select_logits(model(batch["x"], mask=batch["mask"]), batch["y"])
     targets = batch["y"]
     flat = logits.reshape(-1, logits.shape[-1])
     loss = nn.functional.cross_entropy(flat, targets.reshape(-1), weight=class_weight,
-                                       ignore_index=IGNORE_INDEX)
+                                       ignore_index=IGNORE_INDEX,
+                                       label_smoothing=float(label_smoothing))
     return {"ce": loss}, logits, targets
 
 

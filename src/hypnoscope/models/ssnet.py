@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,13 @@ from torch import nn
 
 from ..datasets import Night
 from ..stages import N1, N2, N3, STAGES_3, STAGES_5, UNSCORED, R, W, to_3class
-from ..training import SequenceDataset, TrainConfig, predict_windows, train_model
+from ..training import (
+    SequenceDataset,
+    TrainConfig,
+    cross_entropy_loss,
+    predict_windows,
+    train_model,
+)
 from .base import StagingModel
 
 logger = logging.getLogger(__name__)
@@ -245,6 +252,19 @@ def cascade_predict(p_wake_sleep: np.ndarray, p_nrem_rem: np.ndarray) -> np.ndar
 # --------------------------------------------------------------------------------------
 # night-level model
 # --------------------------------------------------------------------------------------
+def normalize_night_robust(X: np.ndarray, clip: float = 8.0) -> np.ndarray:
+    """Per-night robust z-score: ``(x - median) / (IQR / 1.349)`` of each feature column
+    (or each channel of signal input, as :func:`normalize_night`), clipped to ``±clip``."""
+    X = np.asarray(X, np.float32)
+    axes = (0, 2) if X.ndim == 3 and X.shape[2] > 64 else (0,)
+    q25, med, q75 = np.nanpercentile(X, [25, 50, 75], axis=axes, keepdims=True)
+    scale = (q75 - q25) / 1.349
+    sd = np.nanstd(X, axis=axes, keepdims=True)
+    scale = np.where(scale > 1e-6, scale, np.maximum(sd, 1e-6))
+    out = np.clip((X - med) / scale, -clip, clip)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
 def normalize_night(X: np.ndarray) -> np.ndarray:
     """Per-night z-score: each feature column (feature input, ``(n, ...)``) or each channel
     over all its samples (signal input, ``(n, C, T)`` with ``T > 64``)."""
@@ -295,8 +315,13 @@ class SSNetModel(StagingModel):
     class_weighting : {None, "balanced"}
     causal : bool
         Causal TCN/attention (online use).
-    normalize : {"night", "none"}
-        Per-night z-score of inputs.
+    normalize : {"night", "robust", "none"}
+        Per-night z-score of inputs (``robust``: median / IQR, clipped).
+    label_smoothing : float
+        Label smoothing of the cross-entropy (0 = none).
+    infer_stride : int, optional
+        Stride of many-to-many windows at inference (default ``seq_len // 2``; 1 averages
+        every window covering an epoch).
     val_fraction : float
         Fraction of training subjects held out for validation when ``fit`` gets no
         ``val_nights``.
@@ -313,6 +338,7 @@ class SSNetModel(StagingModel):
                  patience: int | None = None, monitor: str = "val_acc",
                  class_weighting: str | None = None, causal: bool = False,
                  normalize: str = "night", val_fraction: float = 0.15,
+                 label_smoothing: float = 0.0, infer_stride: int | None = None,
                  checkpoint_dir: str | None = None, resume: bool = False, seed: int = 0,
                  device: str | None = None, num_threads: int | None = None,
                  **net_options: Any) -> None:
@@ -324,8 +350,13 @@ class SSNetModel(StagingModel):
                              "on the command line --classes 3)")
         if mode not in ("many-to-many", "many-to-one"):
             raise ValueError(f"mode must be 'many-to-many' or 'many-to-one', got {mode!r}")
-        if normalize not in ("night", "none"):
-            raise ValueError(f"normalize must be 'night' or 'none', got {normalize!r}")
+        if normalize not in ("night", "robust", "none"):
+            raise ValueError(f"normalize must be 'night', 'robust' or 'none', "
+                             f"got {normalize!r}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if infer_stride is not None and int(infer_stride) < 1:
+            raise ValueError(f"infer_stride must be >= 1, got {infer_stride}")
         unknown = set(net_options) - set(_NET_KEYS)
         if unknown:
             raise ValueError(f"unknown SSNet option(s) {sorted(unknown)}; network options "
@@ -341,6 +372,8 @@ class SSNetModel(StagingModel):
             lr=float(lr or p["lr"]), weight_decay=weight_decay,
             patience=p["patience"] if patience is None else patience, monitor=monitor,
             class_weighting=class_weighting, normalize=normalize, val_fraction=val_fraction,
+            label_smoothing=float(label_smoothing),
+            infer_stride=None if infer_stride is None else int(infer_stride),
             checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
             resume=resume, seed=seed, device=device, num_threads=num_threads, net=net)
         self.hierarchical = hierarchical
@@ -369,7 +402,8 @@ class SSNetModel(StagingModel):
         return {"n_channels": shape[0], "n_features": int(np.prod(shape[1:]))}
 
     def _transform(self):
-        return normalize_night if self.config["normalize"] == "night" else None
+        return {"night": normalize_night, "robust": normalize_night_robust}.get(
+            self.config["normalize"])
 
     def _train_config(self, task: str, n_out: int) -> TrainConfig:
         c = self.config
@@ -387,6 +421,8 @@ class SSNetModel(StagingModel):
     def _dataset(self, nights: list[Night], label_map, training: bool) -> SequenceDataset:
         L, mode = self.config["seq_len"], self.config["mode"]
         stride = max(1, L // 2) if mode == "many-to-many" else None
+        if mode == "many-to-many" and not training and self.config.get("infer_stride"):
+            stride = min(L, self.config["infer_stride"])
         return SequenceDataset(nights, L, mode=mode, stride=stride, label_map=label_map,
                                transform=self._transform(), drop_unlabelled=training)
 
@@ -417,7 +453,10 @@ class SSNetModel(StagingModel):
             torch.manual_seed(self.config["seed"])
             net = SSNet(**kwargs)
             t0 = time.perf_counter()
-            result = train_model(net, train_ds, val_ds, self._train_config(task, n_out))
+            loss_fn = partial(cross_entropy_loss,
+                              label_smoothing=self.config.get("label_smoothing", 0.0))
+            result = train_model(net, train_ds, val_ds, self._train_config(task, n_out),
+                                 loss_fn=loss_fn)
             net.cpu().eval()
             self.nets[task], self.net_kwargs[task] = net, kwargs
             summary[task] = {
@@ -430,9 +469,11 @@ class SSNetModel(StagingModel):
         self.training_summary = summary
         first = nights[0]
         preprocessing = {
-            "normalize": ("per-night z-score of each channel" if self.input_kind == "signals"
-                          else "per-night z-score of each feature")
-            if self.config["normalize"] == "night" else "none",
+            "normalize": {"night": "per-night z-score of each ",
+                          "robust": "per-night robust z-score (median, IQR) of each ",
+                          }.get(self.config["normalize"], "none")
+            + ("" if self.config["normalize"] == "none" else
+               "channel" if self.input_kind == "signals" else "feature"),
             "sfreq": first.sfreq, "epoch_sec": 30.0,
             "input": first.meta.get("preprocessing") if first.meta else None}
         self.describe_training(nights, validation_subjects=sorted(
@@ -568,4 +609,5 @@ def make_ssnet(name: str = "ssnet", n_classes: int = 5, seq_len: int | None = No
 
 __all__ = ["SSNet", "SSNetModel", "TemporalBlock", "PRESETS", "make_ssnet",
            "merge_hierarchical", "cascade_predict", "wake_sleep_labels", "rem_nrem_labels",
-           "normalize_night", "split_validation_subjects", "sleep_statistics_difference"]
+           "normalize_night", "normalize_night_robust", "split_validation_subjects",
+           "sleep_statistics_difference"]
