@@ -19,9 +19,17 @@ checkpoints are written every epoch, so a restarted run skips finished folds and
 an interrupted one. ``--render-only`` re-renders the tables from the stored folds (e.g.
 after ``real_features.json`` appears).
 
+The default SSNet settings (``CHOSEN``: seq_len 32, inference stride 4) were chosen on
+validation subjects only by ``explore.py``. An unfinished run writes
+``<name>_partial.md|.json`` and never replaces a complete table. The first complete run
+(seq_len 16) is shown as the "SSNet v1" row when its folds are in ``--v1-state-dir``.
+
 Run (from the repository root)::
 
     nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/ssnet_real/run.py
+    # or share the folds between two workers, then render all finished folds:
+    ... run.py --only-folds 0 2 4 6 8 & ... run.py --only-folds 1 3 5 7 9
+    python benchmarks/ssnet_real/run.py --render-only
     python benchmarks/ssnet_real/run.py --max-folds 1 --epochs 1 --name ssnet_real_smoke
 """
 
