@@ -50,14 +50,8 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-#: Frequency bands (name, low Hz, high Hz), closed intervals.
-BANDS: tuple[tuple[str, float, float], ...] = (
-    ("delta", 0.5, 4.0),
-    ("theta", 4.0, 8.0),
-    ("alpha", 8.0, 12.0),
-    ("sigma", 12.0, 16.0),
-    ("beta", 16.0, 30.0),
-)
+from .features import BANDS  # (name, low Hz, high Hz), closed intervals
+
 #: Feature names along the last axis.
 FEATURE_NAMES: tuple[str, ...] = tuple(
     [f"log_{b[0]}" for b in BANDS] + [f"rel_{b[0]}" for b in BANDS])

@@ -322,6 +322,24 @@ def _flatten_epochs(X):
     return X
 
 
+def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Temporal-context options: ``None`` for none, else :data:`DEFAULT_CONTEXT` updated.
+
+    ``False``/``None`` mean no context, ``True`` the defaults, a dict overrides them
+    (unknown keys raise a ``ValueError`` naming them).
+    """
+    if not context:
+        return None
+    ctx = dict(DEFAULT_CONTEXT)
+    if isinstance(context, dict):
+        unknown = set(context) - set(DEFAULT_CONTEXT)
+        if unknown:
+            raise ValueError(f"unknown context option(s) {sorted(unknown)}; expected "
+                             f"{sorted(DEFAULT_CONTEXT)}")
+        ctx.update(context)
+    return ctx
+
+
 class EpochStager(ClassifierMixin, BaseEstimator):
     """scikit-learn classifier on per-epoch features, with optional temporal context.
 
@@ -362,16 +380,7 @@ class EpochStager(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def _context_options(self) -> dict[str, Any] | None:
-        if not self.context:
-            return None
-        ctx = dict(DEFAULT_CONTEXT)
-        if isinstance(self.context, dict):
-            unknown = set(self.context) - set(DEFAULT_CONTEXT)
-            if unknown:
-                raise ValueError(f"unknown context option(s) {sorted(unknown)}; expected "
-                                 f"{sorted(DEFAULT_CONTEXT)}")
-            ctx.update(self.context)
-        return ctx
+        return resolve_context(self.context)
 
     def _design(self, X: np.ndarray, groups) -> np.ndarray:
         from ..features import add_context
@@ -451,15 +460,7 @@ class FeatureStagingModel(StagingModel):
                              f"{ALGORITHMS}")
         if smoothing not in (None, "hmm"):
             raise ValueError(f"smoothing must be None or 'hmm', got {smoothing!r}")
-        ctx = None
-        if context:
-            ctx = dict(DEFAULT_CONTEXT)
-            if isinstance(context, dict):
-                unknown = set(context) - set(DEFAULT_CONTEXT)
-                if unknown:
-                    raise ValueError(f"unknown context option(s) {sorted(unknown)}; "
-                                     f"expected {sorted(DEFAULT_CONTEXT)}")
-                ctx.update(context)
+        ctx = resolve_context(context)
         super().__init__(n_classes=n_classes, algorithm=algorithm, context=ctx,
                          smoothing=smoothing, seed=seed, class_weight=class_weight,
                          params=dict(params))
