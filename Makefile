@@ -22,4 +22,4 @@ test: setup
 	MPLBACKEND=Agg HYPNOSCOPE_PROGRESS=0 $(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts

