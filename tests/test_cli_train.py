@@ -143,6 +143,10 @@ def test_models_lists_every_registered_name(capsys):
         assert name in MODEL_REGISTRY
 
 
+def _no_nan(token: str):
+    raise AssertionError(f"invalid JSON constant {token}")
+
+
 @pytest.fixture(scope="module")
 def psg_dirs(tmp_path_factory) -> tuple[Path, Path]:
     """Simulated Sleep-EDF cassette pairs: two training subjects, one test subject."""
@@ -172,11 +176,25 @@ def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg
     code, out, _ = run(capsys, "evaluate", "--model", str(model_path), "--data", str(test),
                        "--json")
     assert code == 0
-    metrics = json.loads(out)
+    metrics = json.loads(out, parse_constant=_no_nan)  # strict JSON: no NaN/Infinity
     assert set(metrics) == METRIC_KEYS
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["n_epochs"] > 30
     # simulated stages differ in their spectra: far above the 5-class chance level
     assert metrics["accuracy"] > 0.6
+    # a model trained with --data stages new recordings through the same reader and
+    # preprocessing: hypnoscope.stage gives the model's own predictions on that night
+    import hypnoscope
+    from hypnoscope.datasets import load_psg_dir
+
+    psg = next(test.glob("*-PSG.edf"))
+    hyp = hypnoscope.stage(psg, model=model_path)
+    night = load_psg_dir(test)[0]
+    assert hyp.n_epochs == night.n_epochs == 56
+    np.testing.assert_array_equal(hyp.codes, model.predict(night))
+    np.testing.assert_allclose(hyp.probabilities.sum(axis=1), 1.0)
+    code, out, _ = run(capsys, "stage", str(psg), "--model", str(model_path), "--out",
+                       str(tmp_path / "staged"), "--no-plot")
+    assert code == 0 and (tmp_path / "staged" / "SC4021E0.hypnogram.tsv").is_file()
     # a model trained on raw recordings refuses a feature directory with a clear message
     fdir = write_feature_dir(tmp_path / "f", subjects=("01",))
     code, _, err = run(capsys, "evaluate", "--model", str(model_path), "--features",

@@ -109,6 +109,10 @@ def describe_nights(nights: list[Night]) -> dict[str, Any]:
         "sfreq": first.sfreq if first else None,
         "channels": list(first.channels) if first else [],
         "roles": list(first.roles) if first else [],
+        # continuous preprocessing of signal nights (hypnoscope.preprocessing config), so
+        # that staging a new recording repeats it
+        "preprocessing": ((first.meta or {}).get("preprocessing") or {}).get("config")
+        if first else None,
     }
 
 

@@ -107,7 +107,9 @@ def model_input(model, card: dict[str, Any]) -> str:
         "representation")
     if rep:
         return str(rep)
-    return "signals" if getattr(model, "input_kind", "features") == "signals" else "bandpower"
+    # feature models record what they were fitted on in ``input_kind_``
+    kind = getattr(model, "input_kind_", None) or getattr(model, "input_kind", "features")
+    return "signals" if kind == "signals" else "bandpower"
 
 
 class PortableLightGBM:
@@ -263,40 +265,59 @@ def _predict_bandpower(model, card, recording, eeg, eog, normalize: str,
 
 def _predict_signals(model, card, recording, eeg, eog, emg,
                      timings: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
-    from .datasets import Night
-    from .io import read_psg
-    from .preprocessing import epoch_signals
+    """Stage with a model trained on signal nights (``hypnoscope train --data``): the
+    recording goes through the same reader and continuous preprocessing as the training
+    nights (:func:`hypnoscope.datasets.load_recording`, no crop), then the channels are
+    matched to the training roles."""
+    from . import preprocessing as _pp
+    from .datasets import Night, load_recording
 
     t = time.perf_counter()
-    rec = recording if hasattr(recording, "roles") else read_psg(recording, eeg=eeg, eog=eog,
-                                                                  emg=emg, sfreq=100.0)
-    want = card.get("input", {}).get("roles") or (getattr(model, "metadata", {}) or {}).get(
-        "training_data", {}).get("roles")
-    idx = list(range(len(rec.roles)))
+    trained = (getattr(model, "metadata", {}) or {}).get("training_data", {}) or {}
+    sfreq = float(trained.get("sfreq") or 100.0)
+    config = trained.get("preprocessing") or "default"
+    if hasattr(recording, "roles"):  # an already-read PSGRecording
+        rec = _pp.preprocess(recording, config)
+        X = _pp.epoch_signals(rec.data, rec.sfreq)
+        night = Night(X=X, y=np.full(len(X), -100), subject_id="subject", night_id="night",
+                      kind="signals", sfreq=rec.sfreq, channels=list(rec.ch_names),
+                      roles=list(rec.roles),
+                      meta={"source": rec.source, "start_time": rec.start_time})
+    else:
+        night = load_recording(recording, None, eeg=eeg, eog=eog, emg=emg, sfreq=sfreq,
+                               crop_wake_min=None, preprocessing=config, cache=False)
+    roles = list(night.roles)
+    want = card.get("input", {}).get("roles") or trained.get("roles")
+    idx = list(range(len(roles)))
     if want:
         idx, used = [], set()
         for role in want:
-            cand = [i for i, r in enumerate(rec.roles)
+            cand = [i for i, r in enumerate(roles)
                     if i not in used and (r == role or r.startswith(role))]
             if not cand:
                 raise ValueError(
-                    f"{rec.source}: model {card.get('name')!r} needs channels with roles "
-                    f"{list(want)}; recognised: "
-                    f"{dict(zip(rec.ch_names, rec.roles, strict=True))}. "
-                    f"Channels found: {rec.meta.get('channels_found', rec.ch_names)}")
+                    f"{night.meta.get('source', 'recording')}: model {card.get('name')!r} "
+                    f"needs channels with roles {list(want)}; channels found: "
+                    f"{dict(zip(night.channels, roles, strict=True))}")
             idx.append(cand[0])
             used.add(cand[0])
-    epochs = epoch_signals(rec.data[idx], rec.sfreq)
     timings["features_sec"] = time.perf_counter() - t
-    n = len(epochs)
-    nt = Night(X=epochs, y=np.full(n, -100), subject_id="subject", night_id="night",
-               kind="signals", sfreq=rec.sfreq, channels=[rec.ch_names[i] for i in idx],
-               roles=[rec.roles[i] for i in idx], onsets_sec=np.arange(n) * 30.0)
+    n = night.n_epochs
+    nt = Night(X=night.X[:, idx], y=np.full(n, -100), subject_id="subject",
+               night_id="night", kind="signals", sfreq=night.sfreq,
+               channels=[night.channels[i] for i in idx], roles=[roles[i] for i in idx],
+               onsets_sec=np.arange(n) * 30.0)
     t = time.perf_counter()
     proba = _check_proba(model.predict_proba(nt), n, model.n_classes, card.get("name", "model"))
     timings["predict_sec"] = time.perf_counter() - t
-    return proba, {"channels": {rec.ch_names[i]: rec.roles[i] for i in idx},
-                   "start_time": rec.start_time, "source": rec.source}
+    start = night.meta.get("start_time")
+    if isinstance(start, str):
+        import datetime as _dt
+
+        start = _dt.datetime.fromisoformat(start)
+    return proba, {"channels": {night.channels[i]: roles[i] for i in idx},
+                   "start_time": start,
+                   "source": night.meta.get("source")}
 
 
 def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None,

@@ -231,8 +231,12 @@ def _evaluate(args) -> int:
     if args.json:
         keys = ("accuracy", "macro_f1", "kappa", "per_class_f1", "confusion_matrix",
                 "n_epochs")
-        print(json.dumps({k: metrics[k] for k in keys if k in metrics}, indent=2,
-                         default=float))
+        from ..sleepstats import json_safe
+
+        # strict JSON: an undefined metric (e.g. F1 of a class absent from both the
+        # labels and the predictions) is null, not NaN
+        print(json.dumps(json_safe({k: metrics[k] for k in keys if k in metrics}), indent=2,
+                         allow_nan=False))
         return 0
     names = STAGES_5 if n_classes == 5 else STAGES_3
     print(f"model {getattr(model, 'name', '?')} on {len(nights)} nights, "
