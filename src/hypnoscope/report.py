@@ -52,7 +52,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 dl.info{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0;
  font-size:.9rem}
 dl.info dt{color:#5b6476}
-dl.info dd{margin:0;word-break:break-all}
+dl.info dd{margin:0;overflow-wrap:anywhere}
 .note{color:#5b6476;font-size:.82rem;margin-top:24px}
 """
 
@@ -85,13 +85,20 @@ def _stat_label(key: str) -> str:
 def _info_html(d: dict[str, Any]) -> str:
     if not d:
         return "<span class='sub'>not given</span>"
+
+    def short(x: Any) -> str:  # floats to 4 significant digits, lists comma-separated
+        if isinstance(x, (float, np.floating)):
+            return f"{x:.4g}"
+        if isinstance(x, (list, tuple, np.ndarray)):
+            return ", ".join(short(b) for b in x)
+        return str(x)
+
     rows = []
     for k, v in d.items():
         if isinstance(v, dict):
-            v = "; ".join(f"{a}: {', '.join(map(str, b)) if isinstance(b, (list, tuple)) else b}"
-                          for a, b in v.items())
-        elif isinstance(v, (list, tuple)):
-            v = ", ".join(map(str, v))
+            v = "; ".join(f"{a}: {short(b)}" for a, b in v.items() if b not in (None, "", []))
+        else:
+            v = short(v)
         rows.append(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>")
     return "<dl class='info'>" + "".join(rows) + "</dl>"
 
