@@ -130,6 +130,21 @@ def test_sleep_period_slice():
         Hypnogram([W, W, UNSCORED]).sleep_period_slice()
 
 
+def test_crop_to_sleep_moves_start_time():
+    start = dt.datetime(1989, 4, 24, 16, 13)
+    hyp = Hypnogram([W] * 100 + [N2, R] + [W] * 100, start_time=start)
+    crop = hyp.crop_to_sleep(30)
+    assert crop.n_epochs == 122 and crop.onset_sec == 0.0
+    np.testing.assert_array_equal(crop.codes, hyp.codes[40:162])
+    assert crop.start_time == start + dt.timedelta(seconds=40 * 30)
+    assert Hypnogram([W, N1, W]).crop_to_sleep().start_time is None
+
+
+def test_nonpositive_epoch_length_is_refused():
+    with pytest.raises(ValueError, match="epoch length must be a positive number"):
+        Hypnogram.from_annotations([0, 30], [30, 30], ["W", "N2"], epoch_sec=0)
+
+
 # ------------------------------------------------------------------ round trips
 @pytest.fixture
 def hyp_probs():

@@ -405,6 +405,17 @@ def test_cli_single_hypnogram(tmp_path, capsys):
     assert "EMG submental" in r.ch_names
     np.testing.assert_array_equal(read_hypnogram(out / "SC4771G0-Hypnogram.edf").codes,
                                   h.codes)
+    # a cropped real-style hypnogram: the simulated recording starts at the crop's clock time
+    import datetime as dt
+
+    t0 = dt.datetime(1989, 4, 24, 16, 13)
+    long = Hypnogram([0] * 200 + [2, 3, 2, 4] + [0] * 200, start_time=t0)
+    src2 = long.to_edf(tmp_path / "SC4781G0-Hypnogram.edf")
+    assert _cli(["simulate", "--hypnogram", str(src2), "--out", str(out),
+                 "--crop-wake-min", "30"]) == 0
+    raw = mne.io.read_raw_edf(out / "SC4781G0-PSG.edf", verbose="error")
+    assert raw.info["meas_date"].replace(tzinfo=None) == t0 + dt.timedelta(seconds=140 * 30)
+    assert read_hypnogram(out / "SC4781G0-Hypnogram.edf").n_epochs == 124
 
 
 def test_cli_many_subjects(tmp_path):

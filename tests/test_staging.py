@@ -77,6 +77,19 @@ def test_unknown_model_lists_shipped(psg):
         stage(psg, model="no-such-model")
 
 
+def test_model_trained_on_other_features_is_refused_clearly(psg):
+    from hypnoscope.datasets import Night
+    from hypnoscope.models import make_model
+
+    rng = np.random.default_rng(0)
+    nights = [Night(X=rng.normal(size=(60, 4)), y=np.arange(60) % 5, subject_id=str(i),
+                    night_id=f"{i}-1") for i in range(2)]
+    model = make_model("rf", n_estimators=5).fit(nights)
+    with pytest.raises(ValueError, match=r"precomputed per-epoch features of shape \[4\].*"
+                                         r"train --data"):
+        stage(psg, model=model)
+
+
 def test_cli_writes_every_output(psg, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["stage", str(psg), "--out", str(out)]) == 0
@@ -228,3 +241,16 @@ def test_models_command_lists_shipped_model_card(capsys):
     line = next(x for x in out.splitlines() if x.strip().startswith("default "))
     card = shipped_models()["default"]
     assert card["summary"] in line and "real Sleep-EDF" in line
+
+
+def test_implausible_units_are_reported_with_the_result():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(3, 100 * 30 * 24)) * 20e-12  # µV values stored 1e6 too small
+    info = mne.create_info(["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"], 100.0,
+                           ["eeg", "eeg", "eog"])
+    raw = mne.io.RawArray(data, info, verbose="error")
+    with pytest.warns(UserWarning, match="implausibly small"):
+        res = stage_recording(raw)
+    warns = res.info["warnings"]
+    assert len(warns) == 3 and all("implausibly small" in w for w in warns)
+    assert "EEG Fpz-Cz" in warns[0] and "volts" in warns[0]

@@ -474,4 +474,5 @@ def extract_bandpower_from(recording, eeg=None, eog=None, ica_decim: int | str =
                               [rec.roles[i] for i in idx], unit="uV", ica_decim=ica_decim)
     night.meta["source"] = str(getattr(rec, "source", ""))
     night.meta["start_time"] = getattr(rec, "start_time", None)
+    night.meta["reader_warnings"] = list((rec.meta or {}).get("warnings", []))
     return night

@@ -258,6 +258,15 @@ class Hypnogram:
         pad = int(round(wake_pad_min * 60 / self.epoch_sec))
         return slice(max(0, sleep[0] - pad), min(self.n_epochs, sleep[-1] + 1 + pad))
 
+    def crop_to_sleep(self, wake_pad_min: float = 30.0) -> Hypnogram:
+        """A new hypnogram of :meth:`sleep_period_slice` that starts at onset 0, its
+        ``start_time`` (when known) moved to the clock time of its first epoch: the
+        hypnogram of a recording that starts there."""
+        part = self[self.sleep_period_slice(wake_pad_min)]
+        start = (None if self.start_time is None
+                 else self.start_time + _dt.timedelta(seconds=part.onset_sec))
+        return part.copy(onset_sec=0.0, start_time=start)
+
     def align_to(self, n_epochs: int, onset_sec: float | None = None,
                  max_scored_overhang_epochs: int = 10) -> Hypnogram:
         """Fit the hypnogram to a signal with ``n_epochs`` full epochs.
@@ -300,6 +309,9 @@ class Hypnogram:
 
         See the module docstring for the annotation-to-epoch rule.
         """
+        if not np.isfinite(epoch_sec) or epoch_sec <= 0:
+            raise ValueError(f"{source}: epoch length must be a positive number of seconds, "
+                             f"got {epoch_sec}")
         onsets = np.asarray(onsets, dtype=float)
         durations = np.asarray(durations, dtype=float)
         descriptions = [str(d) for d in descriptions]

@@ -126,7 +126,7 @@ def _as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str] | Non
 def _missing_channel_error(name: str, role: str, ch_names: list[str]) -> ValueError:
     close = difflib.get_close_matches(name, ch_names, n=3, cutoff=0.5)
     hint = f"; did you mean {close}?" if close else ""
-    return ValueError(f"{role.upper()} channel {name!r} not found{hint} "
+    return ValueError(f"{role.upper()} channel {name!r} not found{hint}. "
                       f"Channels found: {list(ch_names)}")
 
 

@@ -227,6 +227,16 @@ def _predict_bandpower(model, card, recording, eeg, eog, normalize: str,
     from . import bandpower
     from .datasets import Night
 
+    trained = ((getattr(model, "metadata", {}) or {}).get("training_data") or {})
+    shape = trained.get("epoch_shape")
+    if shape is not None and list(shape) != [len(bandpower.CHANNEL_LAYOUT),
+                                             len(bandpower.FEATURE_NAMES)]:
+        raise ValueError(
+            f"model {card.get('name', 'model')!r} was trained on precomputed per-epoch "
+            f"features of shape {list(shape)}; staging a recording can compute only the "
+            f"band-power features of the shipped models ({len(bandpower.CHANNEL_LAYOUT)} "
+            f"channels x {len(bandpower.FEATURE_NAMES)}). Train with 'hypnoscope train "
+            "--data DIR' to get a model that stages raw recordings.")
     t = time.perf_counter()
     night = bandpower.extract_bandpower_from(recording, eeg=eeg, eog=eog)
     timings["features_sec"] = time.perf_counter() - t
@@ -260,6 +270,8 @@ def _predict_bandpower(model, card, recording, eeg, eog, normalize: str,
             "normalization_window_epochs": [window.start, window.stop],
             "ica": night.meta.get("ica"), "start_time": night.meta.get("start_time"),
             "source": night.meta.get("source")}
+    if night.meta.get("reader_warnings"):  # units, flat channels, NaNs: shown in the report
+        info["warnings"] = night.meta["reader_warnings"]
     return proba, info
 
 
@@ -315,9 +327,12 @@ def _predict_signals(model, card, recording, eeg, eog, emg,
         import datetime as _dt
 
         start = _dt.datetime.fromisoformat(start)
-    return proba, {"channels": {night.channels[i]: roles[i] for i in idx},
-                   "start_time": start,
-                   "source": night.meta.get("source")}
+    info = {"channels": {night.channels[i]: roles[i] for i in idx}, "start_time": start,
+            "source": night.meta.get("source")}
+    warns = (night.meta.get("reader") or {}).get("warnings")
+    if warns:  # units, flat channels, NaNs: shown in the report
+        info["warnings"] = list(warns)
+    return proba, info
 
 
 def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None,

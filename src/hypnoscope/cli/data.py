@@ -29,17 +29,17 @@ def register(subparsers) -> None:
         description="Download Sleep-EDF Expanded (sleep-edfx 1.0.0) PSG and hypnogram files "
                     "into a local cache, verifying each file's SHA-256 (or its EDF header "
                     "when no checksum is known). Files already cached and verified are not "
-                    "downloaded again, so an interrupted fetch resumes where it stopped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "downloaded again, so an interrupted fetch resumes where it stopped.")
     p.add_argument("--subset", default="sleep-edf-20",
                    choices=["sc", "sleep-cassette", "sleep-edf-78", "sleep-edf-20", "st",
                             "sleep-telemetry"],
                    help="which recordings: sc/sleep-edf-78 = all 153 cassette nights, "
-                        "sleep-edf-20 = cassette subjects 0-19 (39 nights), st = telemetry")
+                        "sleep-edf-20 = cassette subjects 0-19 (39 nights), st = telemetry "
+                        "(default: %(default)s)")
     p.add_argument("--subjects", type=_subject_list, action="extend", default=None,
                    metavar="LIST", help="subject numbers, e.g. '0-4,7' (default: all)")
     p.add_argument("--recording", type=int, nargs="+", choices=[1, 2], default=[1, 2],
-                   help="night number(s)")
+                   help="night number(s) (default: 1 2)")
     p.add_argument("--path", default=None,
                    help="local folder (default: $HYPNOSCOPE_DATA/sleep-edfx or "
                         "~/hypnoscope_data/sleep-edfx)")

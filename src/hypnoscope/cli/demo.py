@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import math
 import time
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,13 @@ DEMO_RECORD = "SC4001E0"
 def demo_hypnogram_path() -> Path:
     """Path of the real Sleep-EDF hypnogram shipped for the demo."""
     return Path(str(resources.files("hypnoscope") / "data" / DEMO_HYPNOGRAM))
+
+
+def _num(value, digits: int) -> str:
+    """A number with ``digits`` decimals; ``n/a`` when undefined (e.g. no REM)."""
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return f"{float(value):.{digits}f}"
 
 
 def register(subparsers) -> None:
@@ -91,11 +99,12 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
                        ("n1_pct", "N1 (% TST)"), ("n2_pct", "N2 (% TST)"),
                        ("n3_pct", "N3 (% TST)"), ("rem_pct", "REM (% TST)")):
         if key in stats:
-            say(f"  {label:<26}{stats[key]['pred']:>7.1f}  {stats[key]['ref']:>7.1f}")
+            say(f"  {label:<26}{_num(stats[key]['pred'], 1):>7}  {_num(stats[key]['ref'], 1):>7}")
     ep = cmp["epochs"]
-    say(f"\nAgreement with the simulated truth: accuracy {ep['accuracy']:.3f}, "
-        f"Cohen's kappa {ep['kappa']:.3f}, macro-F1 {ep['macro_f1']:.3f}")
-    say("  per-stage F1: " + ", ".join(f"{k} {v:.2f}" for k, v in ep["per_class_f1"].items()))
+    say(f"\nAgreement with the simulated truth: accuracy {_num(ep['accuracy'], 3)}, "
+        f"Cohen's kappa {_num(ep['kappa'], 3)}, macro-F1 {_num(ep['macro_f1'], 3)}")
+    say("  per-stage F1: " + ", ".join(f"{k} {_num(v, 2)}"
+                                       for k, v in ep["per_class_f1"].items()))
     say(f"\nReport: {row['outputs']['html']}\nHypnogram: {row['outputs']['tsv']}, "
         f"{row['outputs']['edf']}" + (f", {row['outputs']['png']}" if "png" in
                                        row["outputs"] else ""))

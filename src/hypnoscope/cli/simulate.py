@@ -20,25 +20,25 @@ def register(subparsers) -> None:
         "simulate", help="simulate realistic whole-night PSG (Sleep-EDF layout)",
         description="Simulate EEG Fpz-Cz/Pz-Oz, EOG and submental EMG that follow a "
                     "hypnogram (given, or sampled from a sleep-architecture model fitted "
-                    "to Sleep-EDF) and write <ID>-PSG.edf + <ID>-Hypnogram.edf pairs.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "to Sleep-EDF) and write <ID>-PSG.edf + <ID>-Hypnogram.edf pairs.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--hypnogram", type=Path,
                      help="one hypnogram file (EDF+, TSV/CSV or text) to simulate")
     src.add_argument("--n-subjects", type=int,
                      help="simulate this many subjects (each with their own traits)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--mode", choices=["sleep-edf-sc", "telemetry"], default="sleep-edf-sc",
                    help="sleep-edf-sc: cassette layout with the EMG as a 1 Hz envelope; "
-                        "telemetry: 100 Hz EMG waveform")
+                        "telemetry: 100 Hz EMG waveform (default: %(default)s)")
     p.add_argument("--hypnogram-dir", type=Path,
                    help="with --n-subjects: drive the nights with the hypnograms in this "
                         "folder (Sleep-EDF names are grouped by subject)")
     p.add_argument("--nights", type=int, choices=[1, 2], default=1,
-                   help="nights per subject for sampled hypnograms")
+                   help="nights per subject for sampled hypnograms (default: %(default)s)")
     p.add_argument("--duration-h", type=float, default=8.5,
-                   help="hours of a sampled night (plus 30 min of final wake)")
+                   help="hours of a sampled night (plus 30 min of final wake; default: "
+                        "%(default)s)")
     p.add_argument("--crop-wake-min", type=float, default=None,
                    help="crop given hypnograms to this many minutes of wake around the "
                         "sleep period (default: whole file for --hypnogram, 60 min for "
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError("--hypnogram-dir goes with --n-subjects, not with --hypnogram")
         hyp = read_hypnogram(args.hypnogram)
         if args.crop_wake_min is not None:
-            hyp = hyp[hyp.sleep_period_slice(args.crop_wake_min)].copy(onset_sec=0.0)
+            hyp = hyp.crop_to_sleep(args.crop_wake_min)
         record_id = args.record_id
         if record_id is None:
             stem = re.sub(r"[-_.]?hypnogram$", "", args.hypnogram.stem, flags=re.I)

@@ -231,8 +231,7 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
         else:
             hyp = read_hypnogram(h)
             if crop_wake_min is not None:
-                hyp = hyp[hyp.sleep_period_slice(crop_wake_min)]
-                hyp = hyp.copy(onset_sec=0.0)
+                hyp = hyp.crop_to_sleep(crop_wake_min)
             if hyp.start_time is None:
                 hyp = hyp.copy(start_time=start)
         night_seed = int(s_seed.generate_state(1)[0]) + ni
