@@ -255,6 +255,14 @@ def run(args: argparse.Namespace) -> int:
     from ..staging import resolve_model_path
 
     resolve_model_path(args.model)  # fail early on an unknown model
+    if args.emg:
+        from ..staging import load_staging_model, model_input
+
+        mdl, card = load_staging_model(args.model)
+        if model_input(mdl, card) == "bandpower":
+            print(f"note: model {card.get('name', args.model)!r} uses EEG and EOG only; "
+                  f"--emg {' '.join(args.emg) if isinstance(args.emg, list) else args.emg} "
+                  "is ignored", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tasks = [dict(psg=str(p), out_dir=str(out), model=args.model, eeg=args.eeg, eog=args.eog,
