@@ -79,3 +79,16 @@ def make_psg_edf(tmp_path):
     def _make(name: str = "SC4001E0-PSG.edf", **kwargs) -> Path:
         return write_psg_edf(tmp_path / name, **kwargs)
     return _make
+
+
+@pytest.fixture
+def cli_handler():
+    """Run a command through the real ``hypnoscope`` parser and call its handler directly,
+    so that user errors propagate as exceptions (``main`` turns them into exit code 2)."""
+    from hypnoscope.cli import build_parser
+
+    def run(argv: list[str]) -> int:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+
+    return run

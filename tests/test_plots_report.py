@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import json
@@ -189,32 +188,23 @@ def test_report_rejects_reference_of_another_night(tmp_path):
 
 
 # ------------------------------------------------------------------ CLI
-def _cli(argv: list[str]) -> int:
-    from hypnoscope.cli import stats
-
-    parser = argparse.ArgumentParser(prog="hypnoscope")
-    stats.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def test_cli_stats_json(tmp_path, capsys):
+def test_cli_stats_json(tmp_path, capsys, cli_handler):
     hyp = _night()
     path = hyp.to_tsv(tmp_path / "n.tsv")
-    assert _cli(["stats", str(path), "--json", "-o", str(tmp_path / "s.json")]) == 0
+    assert cli_handler(["stats", str(path), "--json", "-o", str(tmp_path / "s.json")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert list(out) == list(sleep_statistics(hyp))
     assert out["total_sleep_min"] == pytest.approx(sleep_statistics(hyp)["total_sleep_min"])
     assert json.loads((tmp_path / "s.json").read_text()) == out
-    assert _cli(["stats", str(path), "--json", "--lights-off", "600",
+    assert cli_handler(["stats", str(path), "--json", "--lights-off", "600",
                  "--lights-on", "3000"]) == 0
     bounded = json.loads(capsys.readouterr().out)
     assert bounded["time_in_bed_min"] == pytest.approx(40.0)
-    assert _cli(["stats", str(path)]) == 0
+    assert cli_handler(["stats", str(path)]) == 0
     assert "Total sleep time (TST)" in capsys.readouterr().out
 
 
-def test_cli_clock_lights(tmp_path, capsys):
+def test_cli_clock_lights(tmp_path, capsys, cli_handler):
     from hypnoscope.cli import CLIError
     from hypnoscope.cli.stats import parse_time
 
@@ -227,18 +217,18 @@ def test_cli_clock_lights(tmp_path, capsys):
         parse_time("late", START, "--lights-off")
     path = _night().to_tsv(tmp_path / "n.tsv")  # TSV carries no start time
     with pytest.raises(CLIError, match="--lights-off '23:00'"):
-        _cli(["stats", str(path), "--lights-off", "23:00"])
+        cli_handler(["stats", str(path), "--lights-off", "23:00"])
 
 
-def test_cli_compare(tmp_path, capsys):
+def test_cli_compare(tmp_path, capsys, cli_handler):
     ref = _night(seed=2)
     pred = _night(seed=2, probabilities=True)
     rp, pp = ref.to_tsv(tmp_path / "ref.tsv"), pred.to_tsv(tmp_path / "pred.tsv")
-    assert _cli(["compare", str(pp), str(rp), "--json", "--report",
+    assert cli_handler(["compare", str(pp), str(rp), "--json", "--report",
                  str(tmp_path / "rep")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["epochs"]["accuracy"] == pytest.approx(evaluate(ref.codes, pred.codes)["accuracy"])
     assert set(out["sleep_statistics"]["waso_min"]) == {"pred", "ref", "diff"}
     assert (tmp_path / "rep.html").is_file() and (tmp_path / "rep.json").is_file()
-    assert _cli(["compare", str(pp), str(rp)]) == 0
+    assert cli_handler(["compare", str(pp), str(rp)]) == 0
     assert "kappa" in capsys.readouterr().out

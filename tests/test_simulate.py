@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
@@ -385,20 +384,11 @@ def test_subject_traits_vary():
     assert not SubjectTraits().spectral_offsets()[0].any()  # defaults: population mean
 
 
-def _cli(argv: list[str]) -> int:
-    from hypnoscope.cli import simulate as cli_sim
-
-    parser = argparse.ArgumentParser(prog="hypnoscope")
-    cli_sim.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def test_cli_single_hypnogram(tmp_path, capsys):
+def test_cli_single_hypnogram(tmp_path, capsys, cli_handler):
     h = Hypnogram([0, 0, 1, 2, 2, 3, 2, 4, 4, 0])
     src = h.to_edf(tmp_path / "SC4771G0-Hypnogram.edf")
     out = tmp_path / "sim"
-    assert _cli(["simulate", "--hypnogram", str(src), "--out", str(out), "--seed", "3"]) == 0
+    assert cli_handler(["simulate", "--hypnogram", str(src), "--out", str(out), "--seed", "3"]) == 0
     psg = out / "SC4771G0-PSG.edf"
     assert psg.is_file() and "wrote" in capsys.readouterr().out
     r = mne.io.read_raw_edf(psg, verbose="error")
@@ -411,16 +401,16 @@ def test_cli_single_hypnogram(tmp_path, capsys):
     t0 = dt.datetime(1989, 4, 24, 16, 13)
     long = Hypnogram([0] * 200 + [2, 3, 2, 4] + [0] * 200, start_time=t0)
     src2 = long.to_edf(tmp_path / "SC4781G0-Hypnogram.edf")
-    assert _cli(["simulate", "--hypnogram", str(src2), "--out", str(out),
+    assert cli_handler(["simulate", "--hypnogram", str(src2), "--out", str(out),
                  "--crop-wake-min", "30"]) == 0
     raw = mne.io.read_raw_edf(out / "SC4781G0-PSG.edf", verbose="error")
     assert raw.info["meas_date"].replace(tzinfo=None) == t0 + dt.timedelta(seconds=140 * 30)
     assert read_hypnogram(out / "SC4781G0-Hypnogram.edf").n_epochs == 124
 
 
-def test_cli_many_subjects(tmp_path):
+def test_cli_many_subjects(tmp_path, cli_handler):
     out = tmp_path / "many"
-    assert _cli(["simulate", "--n-subjects", "2", "--seed", "0", "--out", str(out),
+    assert cli_handler(["simulate", "--n-subjects", "2", "--seed", "0", "--out", str(out),
                  "--duration-h", "0.3", "--mode", "telemetry"]) == 0
     meta = json.loads((out / "simulation.json").read_text())
     assert meta["difficulty"] == 1.0  # the documented default
@@ -435,20 +425,20 @@ def test_cli_many_subjects(tmp_path):
     for night in (1, 2):
         Hypnogram([0] * 3 + [2, 3, 2, 4] + [0] * 3).to_edf(hdir / f"SC40{7}{night}E0-Hypnogram.edf")
     out2 = tmp_path / "driven"
-    assert _cli(["simulate", "--n-subjects", "1", "--out", str(out2),
+    assert cli_handler(["simulate", "--n-subjects", "1", "--out", str(out2),
                  "--hypnogram-dir", str(hdir)]) == 0
     recs = json.loads((out2 / "simulation.json").read_text())["records"]
     assert [(r["subject"], r["night"]) for r in recs] == [(0, 1), (0, 2)]
 
 
-def test_cli_difficulty(tmp_path):
+def test_cli_difficulty(tmp_path, cli_handler):
     out = tmp_path / "easy"
-    assert _cli(["simulate", "--n-subjects", "1", "--out", str(out), "--duration-h", "0.3",
+    assert cli_handler(["simulate", "--n-subjects", "1", "--out", str(out), "--duration-h", "0.3",
                  "--difficulty", "0"]) == 0
     meta = json.loads((out / "simulation.json").read_text())
     assert meta["difficulty"] == 0.0
     with pytest.raises(CLIError, match="--difficulty must be >= 0, got -1"):
-        _cli(["simulate", "--n-subjects", "1", "--out", str(tmp_path / "bad"),
+        cli_handler(["simulate", "--n-subjects", "1", "--out", str(tmp_path / "bad"),
               "--difficulty", "-1"])
     assert not (tmp_path / "bad").exists()
 
