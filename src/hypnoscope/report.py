@@ -142,7 +142,7 @@ def report_paths(out_stem: str | os.PathLike) -> tuple[Path, Path]:
 def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[str, Any],
                  reference: Hypnogram | None = None, lights_off: float | None = None,
                  lights_on: float | None = None, title: str | None = None,
-                 ) -> tuple[Path, Path]:
+                 comparison: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write the per-night report ``<out_stem>.html`` and ``<out_stem>.json`` atomically.
 
     Parameters
@@ -164,6 +164,9 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         :func:`hypnoscope.sleepstats.sleep_statistics`).
     title : str, optional
         Report title (default from ``info['recording']``/``info['source']``).
+    comparison : dict, optional
+        The caller's ``compare_hypnograms(hypnogram, reference, lights_off, lights_on)``
+        result, when it has one already (it is not computed again).
 
     Returns
     -------
@@ -180,12 +183,12 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
     name = info.get("recording") or info.get("source") or html_path.stem
     title = title or f"Sleep report — {Path(str(name)).name}"
 
-    comparison = None
     if reference is not None:
-        from .evaluation import compare_hypnograms
+        if comparison is None:
+            from .evaluation import compare_hypnograms
 
-        comparison = compare_hypnograms(hypnogram, reference, lights_off=lights_off,
-                                        lights_on=lights_on)
+            comparison = compare_hypnograms(hypnogram, reference, lights_off=lights_off,
+                                            lights_on=lights_on)
         stats = {k: v["pred"] for k, v in comparison["sleep_statistics"].items()}
     else:
         stats = sleep_statistics(hypnogram, lights_off=lights_off, lights_on=lights_on)

@@ -161,7 +161,9 @@ def stage_one(psg: str | os.PathLike, out_dir: str | os.PathLike, model: str = "
     paths = {"tsv": out_dir / f"{stem}.hypnogram.tsv", "edf": out_dir / f"{stem}.hypnogram.edf"}
     hyp.to_tsv(paths["tsv"])
     hyp.to_edf(paths["edf"])
-    html_path, json_path = write_report(out_dir / f"{stem}.report", hyp, info, reference=ref)
+    cmp = None if ref is None else hyp.compare(ref)
+    html_path, json_path = write_report(out_dir / f"{stem}.report", hyp, info, reference=ref,
+                                        comparison=cmp)
     paths.update(html=html_path, json=json_path)
     if plot:
         paths["png"] = _write_png(hyp, out_dir / f"{stem}.hypnogram.png", psg.name)
@@ -173,8 +175,7 @@ def stage_one(psg: str | os.PathLike, out_dir: str | os.PathLike, model: str = "
         "mean_confidence": float(hyp.confidence.mean()) if hyp.n_epochs else float("nan"),
         "seconds": time.perf_counter() - t0, "outputs": {k: str(v) for k, v in paths.items()},
     }
-    if ref is not None:
-        cmp = hyp.compare(ref)
+    if cmp is not None:
         row.update(accuracy=cmp["epochs"]["accuracy"], kappa=cmp["epochs"]["kappa"],
                    macro_f1=cmp["epochs"]["macro_f1"])
     return row

@@ -119,7 +119,8 @@ def _compare(args: argparse.Namespace) -> int:
 
         html_path, _ = write_report(args.report, pred, {"prediction": args.pred,
                                                         "reference": args.ref},
-                                    reference=ref, lights_off=off, lights_on=on)
+                                    reference=ref, lights_off=off, lights_on=on,
+                                    comparison=res)
         if not args.json:
             print(f"report: {html_path}")
     if args.json:
