@@ -232,38 +232,17 @@ def _ranges(values: Sequence[int]) -> str:
 
 # ---------------------------------------------------------------------- download
 def check_edf_header(path: str | os.PathLike) -> None:
-    """Check that ``path`` is a complete EDF/EDF+ file (header fields and file size).
+    """Check that ``path`` is a complete EDF/EDF+ file (header fields and file size):
+    :func:`hypnoscope.io.check_edf_header` in its strict form.
 
     Raises
     ------
     ValueError
         Not an EDF file, or shorter than its header says (truncated).
     """
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(256)
-        if len(head) < 256 or head[:8] != b"0       ":
-            raise ValueError(f"{path}: not an EDF file (bad or missing 256-byte header)")
-        try:
-            header_bytes = int(head[184:192])
-            n_records = int(head[236:244])
-            n_signals = int(head[252:256])
-        except ValueError:
-            raise ValueError(f"{path}: corrupt EDF header (non-numeric size fields)") from None
-        f.seek(256 + n_signals * 216)
-        spr = f.read(8 * n_signals)
-    if len(spr) < 8 * n_signals or header_bytes != 256 * (n_signals + 1):
-        raise ValueError(f"{path}: truncated or corrupt EDF header ({size} bytes)")
-    try:
-        record_bytes = 2 * sum(int(spr[i:i + 8]) for i in range(0, len(spr), 8))
-    except ValueError:
-        raise ValueError(f"{path}: corrupt EDF header (samples per record)") from None
-    if n_records >= 0:
-        expected = header_bytes + n_records * record_bytes
-        if size < expected:
-            raise ValueError(f"{path}: truncated EDF file, {size} bytes but the header "
-                             f"announces {expected}")
+    from .io import check_edf_header as _check
+
+    _check(path, strict=True)
 
 
 def _progress_enabled() -> bool | None:

@@ -277,22 +277,42 @@ class PSGRecording:
 
 
 # ---------------------------------------------------------------- file access
-def _check_edf_file(path: Path) -> None:
-    """Validate the EDF/BDF header against the file size (truncation, garbage)."""
+def check_edf_header(path: str | os.PathLike, strict: bool = False) -> None:
+    """Validate an EDF/EDF+/BDF header against the file size (truncation, garbage).
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    strict : bool, default False
+        Also require an EDF version field (``0``, so no BDF) and a header-size field that
+        matches the number of signals: the check for downloads, where a damaged file
+        must not be kept.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: not EDF, corrupt header fields, or shorter than the header says.
+    """
+    path = Path(path)
     size = path.stat().st_size
-    if size < 256:
-        raise ValueError(f"{path}: not a valid EDF/BDF file (only {size} bytes; the header "
-                         "alone is 256 bytes) - the file is truncated or corrupt")
     with open(path, "rb") as fid:
         head = fid.read(256)
+        if strict and (len(head) < 256 or head[:8] != b"0       "):
+            raise ValueError(f"{path}: not an EDF file (bad or missing 256-byte header)")
+        if size < 256:
+            raise ValueError(f"{path}: not a valid EDF/BDF file (only {size} bytes; the "
+                             "header alone is 256 bytes) - the file is truncated or corrupt")
         try:
+            header_bytes = int(head[184:192].decode("ascii").strip() or -1)
             n_records = int(head[236:244].decode("ascii").strip())
             n_signals = int(head[252:256].decode("ascii").strip())
         except ValueError:
             raise ValueError(f"{path}: not a valid EDF/BDF file (unreadable header fields "
                              "'number of records'/'number of signals') - the file is "
                              "corrupt or not EDF") from None
-        if n_signals <= 0 or size < 256 * (n_signals + 1):
+        if n_signals <= 0 or size < 256 * (n_signals + 1) or (
+                strict and header_bytes != 256 * (n_signals + 1)):
             raise ValueError(f"{path}: corrupt EDF header ({n_signals} signals declared, "
                              f"file is {size} bytes) - the file is truncated or corrupt")
         fid.seek(256 + n_signals * 216)
@@ -324,7 +344,7 @@ def _open_raw(source, preload: bool = False) -> tuple[mne.io.BaseRaw, str]:
     if path.suffix.lower() not in _EDF_SUFFIXES:
         raise ValueError(f"{path}: unsupported PSG file type {path.suffix!r}; expected an "
                          "EDF/EDF+ (.edf) or BDF (.bdf) file, or pass an mne.io.Raw")
-    _check_edf_file(path)
+    check_edf_header(path)
     reader = mne.io.read_raw_bdf if path.suffix.lower() == ".bdf" else mne.io.read_raw_edf
     try:
         with warnings.catch_warnings():
