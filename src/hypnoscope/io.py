@@ -258,21 +258,14 @@ class PSGRecording:
             out.setdefault(r, []).append(c)
         return out
 
-    def pick_roles(self, *roles: str) -> PSGRecording:
-        """A copy with only the channels of the given roles."""
-        keep = [i for i, r in enumerate(self.roles) if r in roles]
-        if not keep:
-            raise ValueError(f"{self.source}: no channel with role {list(roles)}; roles "
-                             f"present: {sorted(set(self.roles))}")
-        return PSGRecording(self.data[keep].copy(), [self.ch_names[i] for i in keep],
-                            [self.roles[i] for i in keep], self.sfreq, self.start_time,
-                            self.source, dict(self.meta), self.annotations)
-
     def copy(self, **changes: Any) -> PSGRecording:
-        kw = dict(data=self.data.copy(), ch_names=list(self.ch_names), roles=list(self.roles),
-                  sfreq=self.sfreq, start_time=self.start_time, source=self.source,
-                  meta=dict(self.meta), annotations=self.annotations)
+        """A copy with some fields replaced (the data is copied only if not replaced)."""
+        kw = dict(ch_names=list(self.ch_names), roles=list(self.roles), sfreq=self.sfreq,
+                  start_time=self.start_time, source=self.source, meta=dict(self.meta),
+                  annotations=self.annotations)
         kw.update(changes)
+        if "data" not in kw:
+            kw["data"] = self.data.copy()
         return PSGRecording(**kw)
 
 
