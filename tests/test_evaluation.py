@@ -124,6 +124,17 @@ def test_three_class_view():
     assert r["kappa"] == pytest.approx(cohen_kappa_score(to_3class(t), to_3class(p)))
 
 
+def test_evaluate_recordings_accepts_stage_names_like_evaluate():
+    names = np.array(["W", "N1", "N2", "N3", "R"])
+    pairs = [_random_pair(n=150, seed=i) for i in range(2)]
+    as_names = [(names[a], names[b]) for a, b in pairs]
+    by_name = evaluate_recordings([a for a, _ in as_names], [b for _, b in as_names])
+    by_code = evaluate_recordings([a for a, _ in pairs], [b for _, b in pairs])
+    assert by_name["pooled"]["accuracy"] == by_code["pooled"]["accuracy"]
+    assert [r["kappa"] for r in by_name["per_recording"]] == [
+        r["kappa"] for r in by_code["per_recording"]]
+
+
 def test_aggregate_mean_sd_and_pooled():
     pairs = [_random_pair(n=200 + 50 * i, seed=i) for i in range(4)]
     res = evaluate_recordings([a for a, _ in pairs], [b for _, b in pairs],

@@ -77,10 +77,6 @@ def _names(n_classes: int, labels: Sequence[str] | None) -> list[str]:
     return [str(i) for i in range(n_classes)]
 
 
-def _nan_to_float(x: float) -> float:
-    return float(x) if x is not None else math.nan
-
-
 def _codes(y, what: str) -> np.ndarray:
     """Integer codes of labels (ints, or stage names such as ``"N2"``/``"REM"``)."""
     arr = np.asarray(y).ravel()
@@ -299,7 +295,7 @@ def evaluate_recordings(y_true: Sequence, y_pred: Sequence, n_classes: int = 5,
               inference_time_s_per_night=inference_time_s_per_night)
     per: list[dict[str, Any] | None] = []
     for i, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
-        t, p = np.asarray(t), np.asarray(p)
+        t, p = _codes(t, f"y_true[{i}]"), _codes(p, f"y_pred[{i}]")
         if t.shape != p.shape:
             raise ValueError(f"recording {i}: {t.size} true labels but {p.size} predictions")
         per.append(evaluate(t, p, **kw) if ((t >= 0) & (p >= 0)).any() else None)
