@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .utils import atomic_path
+from .utils import atomic_path, true_runs
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -115,12 +115,12 @@ def plot_hypnogram(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "aut
     ax.step(x_line, y_line, where="post", color=color, lw=1.0, zorder=2)
     if highlight_rem:
         rem = names.index("R")
-        for k, (s, e) in enumerate(_runs(codes == rem)):
+        for k, (s, e) in enumerate(true_runs(codes == rem)):
             ax.fill_between([t_h[s], t_h[e - 1] + ep_h], ypos[rem] - 0.18, ypos[rem] + 0.18,
                             color=STAGE_COLORS["R"], lw=0, zorder=3,
                             label="REM" if k == 0 else None)
     if show_unscored:
-        for s, e in _runs(codes < 0):
+        for s, e in true_runs(codes < 0):
             ax.axvspan(t_h[s], t_h[e - 1] + ep_h, color=STAGE_COLORS["?"], alpha=0.35, lw=0,
                        zorder=1)
     ax.set_yticks(range(len(order)))
@@ -135,13 +135,6 @@ def plot_hypnogram(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "aut
     if title:
         ax.set_title(title, loc="left")
     return ax
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) index pairs of the True runs of a boolean mask."""
-    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    d = np.diff(m.astype(np.int8))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
 
 
 def plot_hypnodensity(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "auto",

@@ -90,3 +90,9 @@ def progress(iterable=None, total: int | None = None, desc: str = "", unit: str 
         disable = (env == "0") if env is not None else None  # tqdm: None = auto (tty only)
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable,
                 dynamic_ncols=True, **kwargs)
+
+
+def true_runs(mask) -> list[tuple[int, int]]:
+    """``(start, stop)`` index pairs of the runs of True in a 1-D boolean array."""
+    d = np.diff(np.concatenate([[0], np.asarray(mask, bool).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))

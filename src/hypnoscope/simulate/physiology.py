@@ -36,6 +36,7 @@ import scipy.fft as sfft
 from scipy import signal as sps
 from scipy.ndimage import uniform_filter1d
 
+from ..utils import true_runs
 from .latent import latent_mixture
 from .traits import SubjectTraits
 
@@ -179,12 +180,6 @@ def _add(out: np.ndarray, start: int, wave: np.ndarray, gain: float = 1.0) -> No
         out[a:b] += gain * wave[a - start:b - start]
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) of the runs of True in a boolean array."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
-
-
 def _shaped_noise(rng: np.random.Generator, n: int, fs: float, amp_fn) -> np.ndarray:
     """Gaussian noise of length ``n`` whose amplitude spectrum is ``amp_fn(freqs)``."""
     nfft = sfft.next_fast_len(n, real=True)
@@ -322,7 +317,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         BAND_LOG_GAINS[s, c] + band_off[s, c]) * fs / 2) for c in range(3)] for s in range(5)])
     for s in range(5):
         env_sec = np.asarray(np.sqrt(w_sec[s]) * gain_sec * homeo.get(s, 1.0), np.float32)
-        for a, b in _runs(w_sec[s] > 1e-3):
+        for a, b in true_runs(w_sec[s] > 1e-3):
             m = (b - a) * sps_
             nfft = sfft.next_fast_len(m, real=True)
             z = rng.standard_normal((4, nfft), dtype=np.float32)
