@@ -465,8 +465,9 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
 
     Parameters
     ----------
-    psg : path or mne.io.BaseRaw
-        The recording.
+    psg : path, mne.io.BaseRaw or hypnoscope.io.PSGRecording
+        The recording (an already-read ``PSGRecording`` must be at ``sfreq``; its
+        channels are used as they are).
     hypnogram : path, Hypnogram or None
         Expert scoring (any format :func:`hypnoscope.read_hypnogram` reads). Without it
         all labels are unscored and no crop is made.
@@ -537,7 +538,15 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         if night is not None:
             return night
 
-    rec = _io.read_psg(psg, eeg=eeg, eog=eog, emg=emg, sfreq=sfreq, include_emg=include_emg)
+    if isinstance(psg, _io.PSGRecording):
+        if not np.isclose(psg.sfreq, sfreq):
+            raise ValueError(f"{psg.source}: the recording is at {psg.sfreq:g} Hz but "
+                             f"sfreq={sfreq:g} was asked; read it with "
+                             f"hypnoscope.io.read_psg(..., sfreq={sfreq:g})")
+        rec = psg
+    else:
+        rec = _io.read_psg(psg, eeg=eeg, eog=eog, emg=emg, sfreq=sfreq,
+                           include_emg=include_emg)
     rec = _pp.preprocess(rec, preprocessing)
     hyp = None
     if hypnogram is not None:

@@ -22,6 +22,7 @@ more model prediction.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -281,23 +282,14 @@ def _predict_signals(model, card, recording, eeg, eog, emg,
     recording goes through the same reader and continuous preprocessing as the training
     nights (:func:`hypnoscope.datasets.load_recording`, no crop), then the channels are
     matched to the training roles."""
-    from . import preprocessing as _pp
-    from .datasets import Night, load_recording
+    from .datasets import load_recording
 
     t = time.perf_counter()
     trained = (getattr(model, "metadata", {}) or {}).get("training_data", {}) or {}
-    sfreq = float(trained.get("sfreq") or 100.0)
-    config = trained.get("preprocessing") or "default"
-    if hasattr(recording, "roles"):  # an already-read PSGRecording
-        rec = _pp.preprocess(recording, config)
-        X = _pp.epoch_signals(rec.data, rec.sfreq)
-        night = Night(X=X, y=np.full(len(X), -100), subject_id="subject", night_id="night",
-                      kind="signals", sfreq=rec.sfreq, channels=list(rec.ch_names),
-                      roles=list(rec.roles),
-                      meta={"source": rec.source, "start_time": rec.start_time})
-    else:
-        night = load_recording(recording, None, eeg=eeg, eog=eog, emg=emg, sfreq=sfreq,
-                               crop_wake_min=None, preprocessing=config, cache=False)
+    night = load_recording(recording, None, eeg=eeg, eog=eog, emg=emg,
+                           sfreq=float(trained.get("sfreq") or 100.0), crop_wake_min=None,
+                           preprocessing=trained.get("preprocessing") or "default",
+                           cache=False)
     roles = list(night.roles)
     want = card.get("input", {}).get("roles") or trained.get("roles")
     idx = list(range(len(roles)))
@@ -313,21 +305,23 @@ def _predict_signals(model, card, recording, eeg, eog, emg,
                     f"{dict(zip(night.channels, roles, strict=True))}")
             idx.append(cand[0])
             used.add(cand[0])
+    if idx != list(range(len(roles))):  # keep only the channels the model was trained on
+        night = dataclasses.replace(night, X=night.X[:, idx],
+                                    channels=[night.channels[i] for i in idx],
+                                    roles=[roles[i] for i in idx])
     timings["features_sec"] = time.perf_counter() - t
     n = night.n_epochs
-    nt = Night(X=night.X[:, idx], y=np.full(n, -100), subject_id="subject",
-               night_id="night", kind="signals", sfreq=night.sfreq,
-               channels=[night.channels[i] for i in idx], roles=[roles[i] for i in idx],
-               onsets_sec=np.arange(n) * 30.0)
     t = time.perf_counter()
-    proba = _check_proba(model.predict_proba(nt), n, model.n_classes, card.get("name", "model"))
+    proba = _check_proba(model.predict_proba(night), n, model.n_classes,
+                         card.get("name", "model"))
     timings["predict_sec"] = time.perf_counter() - t
     start = night.meta.get("start_time")
     if isinstance(start, str):
         import datetime as _dt
 
         start = _dt.datetime.fromisoformat(start)
-    info = {"channels": {night.channels[i]: roles[i] for i in idx}, "start_time": start,
+    info = {"channels": dict(zip(night.channels, night.roles, strict=True)),
+            "start_time": start,
             "source": night.meta.get("source")}
     warns = (night.meta.get("reader") or {}).get("warnings")
     if warns:  # units, flat channels, NaNs: shown in the report
