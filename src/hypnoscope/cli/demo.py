@@ -11,7 +11,6 @@ statistics and the agreement with the simulated truth.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import math
 import time
 from importlib import resources
@@ -53,7 +52,7 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
              hours: float | None = None, verbose: bool = True) -> dict:
     """Run the demo; returns the summary row of :func:`hypnoscope.cli.stage.stage_one`
     with the simulation details added."""
-    from ..hypnogram import Hypnogram, read_hypnogram
+    from ..hypnogram import read_hypnogram
     from ..simulate import simulate_night, write_sleepedf_pair
     from ..staging import read_model_card, resolve_model_path
     from .stage import stage_one
@@ -65,13 +64,10 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
     out = Path(out)
     t0 = time.perf_counter()
     real = read_hypnogram(demo_hypnogram_path())
-    crop = real[real.sleep_period_slice(wake_pad_min=30)]
-    start = (real.start_time or _dt.datetime(1989, 4, 24, 16, 13)) + _dt.timedelta(
-        seconds=crop.onset_sec)
-    codes = crop.codes
+    truth = real.crop_to_sleep(wake_pad_min=30)
     if hours is not None:
-        codes = codes[: max(1, int(hours * 3600 / crop.epoch_sec))]
-    truth = Hypnogram(codes, epoch_sec=crop.epoch_sec, onset_sec=0.0, start_time=start)
+        truth = truth[: max(1, int(hours * 3600 / truth.epoch_sec))]
+    start = truth.start_time
     say(f"Simulating {truth.duration_sec / 3600:.1f} h of PSG from the real hypnogram "
         f"{DEMO_HYPNOGRAM} (Sleep-EDF, ODC-By) ...")
     raw = simulate_night(truth, seed=seed, mode="sleep-edf-sc", start_time=start)
