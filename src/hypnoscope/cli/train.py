@@ -13,12 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 from . import CLIError
-
-DEEP_OPTIONS = ("seq_len", "preset", "epochs", "checkpoint_dir", "resume")
 
 
 def _add_input_args(p: argparse.ArgumentParser) -> None:
@@ -91,22 +88,13 @@ def _load_nights(args) -> list:
     if args.features:
         return datasets.load_feature_dir(args.features,
                                          subject_pattern=args.subject_pattern or r"^(\d+)")
-    loader = getattr(datasets, "load_psg_dir", None)
-    if loader is None:  # pragma: no cover - depends on the datasets helper
-        raise CLIError("--data needs hypnoscope.datasets.load_psg_dir, which this "
-                       "installation lacks")
     kw: dict[str, Any] = {}
     if args.subject_pattern:
         kw["subject_pattern"] = args.subject_pattern
     for role in ("eeg", "eog", "emg"):
         if getattr(args, role):
             kw[role] = getattr(args, role)
-    import inspect
-
-    accepted = inspect.signature(loader).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
-        kw = {k: v for k, v in kw.items() if k in accepted}
-    nights = loader(args.data, **kw)
+    nights = datasets.load_psg_dir(args.data, **kw)
     if not nights:
         raise FileNotFoundError(f"no PSG + hypnogram pairs found in {args.data}")
     return nights
@@ -129,11 +117,9 @@ def subject_val_split(nights: list, val_fraction: float, seed: int = 0,
     subjects = sorted({n.subject_id for n in nights})
     if val_fraction == 0 or len(subjects) < 2:
         return list(nights), []
-    try:
-        from ..splits import train_val_test_split
-    except ImportError:  # pragma: no cover - splits ships with hypnoscope
-        train_val_test_split = None
-    if train_val_test_split is not None and len(subjects) > 2:
+    from ..splits import train_val_test_split
+
+    if len(subjects) > 2:
         fold = train_val_test_split(nights, val=val_fraction, test=0.0, seed=seed)
         train, val, _ = fold.select(nights)
         return train, val
@@ -142,36 +128,6 @@ def subject_val_split(nights: list, val_fraction: float, seed: int = 0,
     val = set(rng.permutation(subjects)[:n_val].tolist())
     return ([n for n in nights if n.subject_id not in val],
             [n for n in nights if n.subject_id in val])
-
-
-def compute_metrics(y_true, y_pred, n_classes: int = 5) -> dict[str, Any]:
-    """Metrics dict via ``hypnoscope.evaluation.evaluate`` (sklearn fallback)."""
-    import numpy as np
-
-    try:
-        from ..evaluation import evaluate  # type: ignore[attr-defined]
-    except ImportError:
-        evaluate = None
-    if evaluate is not None:
-        return evaluate(y_true, y_pred, n_classes=n_classes)
-    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
-
-    from ..stages import STAGES_3, STAGES_5
-
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    keep = y_true >= 0
-    y_true, y_pred = y_true[keep], y_pred[keep]
-    labels = list(range(n_classes))
-    names = STAGES_5 if n_classes == 5 else STAGES_3
-    f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1.mean()),
-        "kappa": float(cohen_kappa_score(y_true, y_pred, labels=labels)),
-        "per_class_f1": {names[k]: float(f1[k]) for k in labels},
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        "n_epochs": int(len(y_true)),
-    }
 
 
 # -- handlers ---------------------------------------------------------------------------
@@ -199,7 +155,6 @@ def _train(args) -> int:
         val_nights = val_nights or None
     model = make_model(args.model, **options)
     model.fit(train_nights, val_nights=val_nights)
-    model.metadata.setdefault("cli", {})
     model.metadata["cli"] = {"source": args.features or args.data,
                              "input": "features" if args.features else "data",
                              "seed": args.seed, "n_classes": args.classes,
@@ -216,6 +171,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import numpy as np
 
+    from ..evaluation import evaluate
     from ..models import load_model
     from ..stages import STAGES_3, STAGES_5, to_3class
     from ..utils import progress
@@ -227,7 +183,7 @@ def _evaluate(args) -> int:
     for n in progress(nights, desc="evaluate", unit="night"):
         y_pred.append(np.asarray(model.predict(n)))
         y_true.append(to_3class(n.y) if n_classes == 3 else n.y)
-    metrics = compute_metrics(np.concatenate(y_true), np.concatenate(y_pred), n_classes)
+    metrics = evaluate(np.concatenate(y_true), np.concatenate(y_pred), n_classes=n_classes)
     if args.json:
         keys = ("accuracy", "macro_f1", "kappa", "per_class_f1", "confusion_matrix",
                 "n_epochs")
@@ -254,21 +210,6 @@ def _evaluate(args) -> int:
     return 0
 
 
-def model_cards(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Model cards (``*.json``) of the pretrained models shipped in ``hypnoscope/data/models``."""
-    directory = directory or Path(__file__).resolve().parents[1] / "data" / "models"
-    cards = []
-    for f in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        try:
-            card = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(card, dict):
-            card.setdefault("name", f.stem)
-            cards.append(card)
-    return cards
-
-
 def _card_summary(card: dict[str, Any]) -> str:
     for key in ("summary", "description"):
         if isinstance(card.get(key), str):
@@ -278,8 +219,9 @@ def _card_summary(card: dict[str, Any]) -> str:
 
 def _models(args) -> int:
     from ..models import MODEL_REGISTRY
+    from ..staging import shipped_models
 
-    cards = model_cards()
+    cards = list(shipped_models().values())
     if args.json:
         print(json.dumps({"models": {k: v[1] for k, v in MODEL_REGISTRY.items()},
                           "pretrained": [{"name": c["name"], "summary": _card_summary(c)}
