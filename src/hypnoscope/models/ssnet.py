@@ -281,14 +281,13 @@ def normalize_night(X: np.ndarray) -> np.ndarray:
 def split_validation_subjects(nights: list[Night], fraction: float = 0.15, seed: int = 0,
                               ) -> tuple[list[Night], list[Night]]:
     """Hold out whole subjects (at least one) for validation; none with < 3 subjects."""
-    subjects = sorted({n.subject_id for n in nights})
-    if len(subjects) < 3 or fraction <= 0:
+    from ..splits import train_val_test_split
+
+    if len({n.subject_id for n in nights}) < 3 or fraction <= 0:
         return list(nights), []
-    rng = np.random.default_rng(seed)
-    n_val = max(1, int(round(fraction * len(subjects))))
-    val = set(rng.permutation(subjects)[:n_val].tolist())
-    return ([n for n in nights if n.subject_id not in val],
-            [n for n in nights if n.subject_id in val])
+    train, val, _ = train_val_test_split(nights, val=fraction, test=0.0,
+                                         seed=seed).select(nights)
+    return train, val
 
 
 class SSNetModel(StagingModel):
