@@ -125,7 +125,8 @@ def run_fold(i, fold, nights, args, state_dir: Path, tag: str) -> dict:
                   infer_stride=args.infer_stride, seed=args.seed,
                   num_threads=args.threads, device="cpu", resume=True)
     ckpt = state_dir / "checkpoints" / tag / f"fold{i:02d}"
-    rec: dict = {"fold": fold.name, "index": i, "test_subjects": list(fold.test_subjects),
+    rec: dict = {"fold": fold.name, "index": i, "config_tag": tag,
+                 "test_subjects": list(fold.test_subjects),
                  "val_subjects": list(fold.val_subjects), "train_s": {}, "epoch_s": {},
                  "infer_s_per_night": {}, "best_epoch": {}, "epochs_run": {}}
     arrays: dict[str, list] = {}
@@ -618,8 +619,6 @@ def main(argv: list[str] | None = None) -> int:
                                     and i not in args.only_folds):
                 continue
             rec = run_fold(i, fold, nights, args, state_dir, tag)
-            rec["config_tag"] = tag
-            write_json_atomic(path, rec)
         for name in args.reference or []:
             if args.render_only or (args.only_folds is not None
                                     and i not in args.only_folds):
