@@ -157,13 +157,14 @@ def stage_with_yasa(raw) -> np.ndarray:
 
     import yasa
 
+    from hypnoscope.stages import labels_to_codes
+
     warnings.filterwarnings("ignore", category=UserWarning)
     sls = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal",
                             emg_name="EMG submental")
     pred = sls.predict()
     labels = pred.hypno if hasattr(pred, "hypno") else pred  # yasa >= 0.7 returns a Hypnogram
-    mapping = {"W": 0, "WAKE": 0, "N1": 1, "N2": 2, "N3": 3, "R": 4, "REM": 4}
-    return np.array([mapping[str(p).upper()] for p in np.asarray(labels)])
+    return labels_to_codes([str(p) for p in np.asarray(labels)])
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict:

@@ -40,7 +40,7 @@ from hypnoscope.datasets import load_psg_dir
 from hypnoscope.evaluation import evaluate
 from hypnoscope.models import make_model
 from hypnoscope.simulate import DEFAULT_DIFFICULTY, simulate_dataset
-from hypnoscope.stages import proba_to_3class, to_3class
+from hypnoscope.stages import labels_to_codes, proba_to_3class, to_3class
 from hypnoscope.utils import write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,6 @@ HYPNO_DIR = ROOT.parent / "shared" / "data" / "sleepedf_hypnograms" / "sleep-cas
 RESULTS = ROOT / "benchmarks" / "results"
 CHANNELS = {"eeg": ["EEG Fpz-Cz", "EEG Pz-Oz"], "eog": ["EOG horizontal"],
             "emg": ["EMG submental"]}
-YASA_MAP = {"W": 0, "WAKE": 0, "N1": 1, "N2": 2, "N3": 3, "R": 4, "REM": 4}
 
 
 def simulate(data_dir: Path, n_subjects: int, seed: int,
@@ -99,8 +98,8 @@ def yasa_stage(psg: Path, night) -> tuple[np.ndarray, np.ndarray, float]:
     proba = pred.proba if hasattr(pred, "proba") else sls.predict_proba()
     seconds = time.perf_counter() - t0
     labels = np.asarray(pred.hypno if hasattr(pred, "hypno") else pred)
-    codes = np.array([YASA_MAP[str(p).upper()] for p in labels])
-    cols = [YASA_MAP[str(c).upper()] for c in proba.columns]
+    codes = labels_to_codes([str(p) for p in labels])
+    cols = labels_to_codes([str(c) for c in proba.columns])
     p5 = np.zeros((len(codes), 5))
     p5[:, cols] = np.asarray(proba)
     # the night's epochs (cropped) are 30-s epochs on the same grid from the file start
