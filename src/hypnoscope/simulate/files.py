@@ -17,6 +17,7 @@ from ..utils import atomic_path, progress, write_json_atomic
 from .architecture import SleepArchitectureModel, sample_hypnogram
 from .night import (
     DEFAULT_DIFFICULTY,
+    DEFAULT_START,
     EMG_SM,
     MARKER,
     MODES,
@@ -93,8 +94,7 @@ def write_sleepedf_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_di
     envelope = (_mode_of(raw) == "sleep-edf-sc") if emg_envelope_1hz is None \
         else emg_envelope_1hz
     fs = float(raw.info["sfreq"])
-    start = raw.info["meas_date"] or _dt.datetime(1989, 4, 24, 22, 30,
-                                                  tzinfo=_dt.timezone.utc)
+    start = raw.info["meas_date"] or DEFAULT_START.replace(tzinfo=_dt.timezone.utc)
     signals = []
     for ch, ctype in zip(raw.ch_names, raw.get_channel_types(), strict=True):
         x = raw.get_data(picks=[ch])[0]
@@ -224,7 +224,7 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
         if si not in traits_cache:
             traits_cache[si] = SubjectTraits.sample(t_rng)
         traits = traits_cache[si] if ni == 0 else traits_cache[si].second_night(n1_rng)
-        start = _dt.datetime(1989, 4, 24, 22, 30) + _dt.timedelta(days=2 * si + ni)
+        start = DEFAULT_START + _dt.timedelta(days=2 * si + ni)
         if h is None:
             hyp = sample_hypnogram(model, seed=h_rng if ni == 0 else n2_rng,
                                    duration_h=duration_h, start_time=start)
