@@ -139,8 +139,7 @@ class Hypnogram:
         elif arr.dtype.kind == "f":
             codes = np.where(np.isnan(arr), UNSCORED, arr).astype(np.int64)
         elif n_classes == 3:
-            names = {n.lower(): i for i, n in enumerate(STAGES_3)}
-            names.update({"wake": 0, "rem": 2, "?": UNSCORED, "": UNSCORED})
+            names = {**_NAMES_3, "?": UNSCORED, "": UNSCORED}
             bad = [s for s in arr if str(s).strip().lower() not in names]
             if bad:
                 raise ValueError(f"unknown 3-class stage labels {sorted(set(map(str, bad)))}; "
