@@ -572,19 +572,27 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
                         meta, annotations)
 
 
-def recording_info(source: str | os.PathLike | mne.io.BaseRaw) -> dict[str, Any]:
+def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
+                   eeg: str | list[str] | None = None, eog: str | list[str] | None = None,
+                   emg: str | list[str] | None = None) -> dict[str, Any]:
     """Header summary of a recording without loading its signals.
 
     Returns a dict with ``source``, ``start_time`` (ISO string or None),
     ``duration_sec``, ``file_sfreq``, ``n_annotations`` and ``channels``: a list of
-    ``{"name", "sfreq", "unit", "role"}`` where ``role`` is the automatic role
-    (``"emg_envelope"`` for low-rate EMG, None for channels that are not used).
+    ``{"name", "sfreq", "unit", "role"}`` where ``role`` is the role given by
+    :func:`resolve_channels` with the ``eeg``/``eog``/``emg`` overrides
+    (``"emg_envelope"`` for low-rate EMG, None for channels that are not used). Without
+    overrides a recording whose channels cannot be resolved gets no roles; a wrong
+    override raises.
     """
     raw, name = _open_raw(source, preload=False)
     rates, units = _orig_rates(raw), _orig_units(raw)
+    overrides = eeg is not None or eog is not None or emg is not None
     try:
-        roles_map = resolve_channels(raw.ch_names)
+        roles_map = resolve_channels(raw.ch_names, eeg=eeg, eog=eog, emg=emg)
     except ValueError:
+        if overrides:
+            raise
         roles_map = {r: [] for r in ROLES}
     role_of = {c: r for r, cs in roles_map.items() for c in cs}
     channels = []

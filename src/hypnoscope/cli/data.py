@@ -96,18 +96,10 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from ..io import ENVELOPE_MAX_SFREQ, format_recording_info, recording_info, resolve_channels
+    from ..io import format_recording_info, recording_info
 
-    info = recording_info(args.psg)
-    if args.eeg or args.eog or args.emg:
-        names = [c["name"] for c in info["channels"]]
-        roles = resolve_channels(names, eeg=args.eeg, eog=args.eog, emg=args.emg)
-        role_of = {c: r for r, cs in roles.items() for c in cs}
-        for ch in info["channels"]:
-            role = role_of.get(ch["name"])
-            if role == "emg" and ch["sfreq"] <= ENVELOPE_MAX_SFREQ:
-                role = "emg_envelope"
-            ch["role"] = role
+    info = recording_info(args.psg, eeg=args.eeg or None, eog=args.eog or None,
+                          emg=args.emg or None)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
