@@ -107,14 +107,14 @@ class SequenceDataset(Dataset):
             owner.append(np.full(len(i), k))
             offset += len(y)
         self.X = torch.from_numpy(np.concatenate(xs))
-        self.y_epochs = np.concatenate(ys)
+        y_epochs = np.concatenate(ys)
         index, mask = np.concatenate(idx), np.concatenate(masks)
         night_of_window = np.concatenate(owner)
         if mode == "many-to-one":
-            targets = self.y_epochs[index[:, -1]]
+            targets = y_epochs[index[:, -1]]
             keep = targets >= 0
         else:
-            targets = np.where(mask, self.y_epochs[index], IGNORE_INDEX)
+            targets = np.where(mask, y_epochs[index], IGNORE_INDEX)
             keep = (targets >= 0).any(axis=1)
         if drop_unlabelled:
             index, mask, targets = index[keep], mask[keep], targets[keep]
