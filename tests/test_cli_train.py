@@ -184,7 +184,7 @@ def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg
     # a model trained with --data stages new recordings through the same reader and
     # preprocessing: hypnoscope.stage gives the model's own predictions on that night
     import hypnoscope
-    from hypnoscope.datasets import load_psg_dir
+    from hypnoscope.recordings import load_psg_dir
 
     psg = next(test.glob("*-PSG.edf"))
     hyp = hypnoscope.stage(psg, model=model_path)

@@ -14,22 +14,24 @@ from conftest import SLEEPEDF_SC_CHANNELS, write_psg_edf
 from hypnoscope import io as hio
 from hypnoscope.cli import main
 from hypnoscope.datasets import (
-    DatasetLoadError,
     Night,
-    default_cache_dir,
     describe_nights,
-    find_hypnogram,
     load_feature_dir,
-    load_psg_dir,
-    load_recording,
     make_sequences,
-    place_hypnogram,
     sequence_windows,
-    sleepedf_ids,
     split_modalities,
 )
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.preprocessing import epoch_signals
+from hypnoscope.recordings import (
+    DatasetLoadError,
+    default_cache_dir,
+    find_hypnogram,
+    load_psg_dir,
+    load_recording,
+    place_hypnogram,
+    sleepedf_ids,
+)
 
 START = dt.datetime(2020, 1, 1, 22, 30, 0)
 # 20 epochs: 4 W, 6 sleep (N1 N2 N2 N3 R ?), 10 W

@@ -280,9 +280,9 @@ def _predict_signals(model, card, recording, eeg, eog, emg,
                      timings: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
     """Stage with a model trained on signal nights (``hypnoscope train --data``): the
     recording goes through the same reader and continuous preprocessing as the training
-    nights (:func:`hypnoscope.datasets.load_recording`, no crop), then the channels are
+    nights (:func:`hypnoscope.recordings.load_recording`, no crop), then the channels are
     matched to the training roles."""
-    from .datasets import load_recording
+    from .recordings import load_recording
 
     t = time.perf_counter()
     trained = (getattr(model, "metadata", {}) or {}).get("training_data", {}) or {}

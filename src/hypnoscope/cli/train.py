@@ -83,7 +83,7 @@ def register(subparsers) -> None:
 # -- helpers ----------------------------------------------------------------------------
 
 def _load_nights(args) -> list:
-    from .. import datasets
+    from .. import datasets, recordings
 
     if args.features:
         return datasets.load_feature_dir(args.features,
@@ -94,7 +94,7 @@ def _load_nights(args) -> list:
     for role in ("eeg", "eog", "emg"):
         if getattr(args, role):
             kw[role] = getattr(args, role)
-    nights = datasets.load_psg_dir(args.data, **kw)
+    nights = recordings.load_psg_dir(args.data, **kw)
     if not nights:
         raise FileNotFoundError(f"no PSG + hypnogram pairs found in {args.data}")
     return nights

@@ -1,0 +1,450 @@
+"""PSG recordings -> nights: reading, preprocessing, label alignment, crop and cache.
+
+:func:`load_recording` turns one PSG file (with its hypnogram) into a
+:class:`hypnoscope.datasets.Night` of 30-s signal epochs, and :func:`load_psg_dir` every
+recording of a Sleep-EDF style folder. The result of reading, filtering, epoching, label
+alignment and cropping is cached per configuration (see :func:`default_cache_dir`).
+:func:`place_hypnogram` and :meth:`Hypnogram.align_to` hold the rules that fit a
+hypnogram to its recording (start times, onsets, length); :func:`find_hypnogram` and
+:func:`sleepedf_ids` the file-name conventions that pair a PSG with its hypnogram and
+name its subject and night.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .datasets import Night
+from .stages import UNSCORED
+
+logger = logging.getLogger(__name__)
+
+#: Bump when :func:`load_recording` changes what it stores, so caches are rebuilt.
+RECORDING_CACHE_VERSION = 2
+
+#: Sleep-EDF file names: study (SC4 cassette / ST7 telemetry), subject ``ss``, night ``N``.
+SLEEPEDF_NAME = re.compile(r"^(?P<subject>(?:SC4|ST7)\d\d)(?P<night>\d)")
+
+_HYP_SUFFIXES = ("-Hypnogram.edf", "-Hypnogram.tsv", "-Hypnogram.csv", "-Hypnogram.txt")
+
+
+class DatasetLoadError(ValueError):
+    """Some recordings of a directory could not be loaded.
+
+    Attributes
+    ----------
+    nights : list of Night
+        The recordings that did load.
+    failures : list of (str, str)
+        ``(file, reason)`` for each recording that failed.
+    """
+
+    def __init__(self, message: str, nights: list[Night],
+                 failures: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.nights = nights
+        self.failures = failures
+
+
+def default_cache_dir() -> Path:
+    """Preprocessing cache folder: ``$HYPNOSCOPE_CACHE`` if set, else
+    ``~/.cache/hypnoscope``."""
+    env = os.environ.get("HYPNOSCOPE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "hypnoscope"
+
+
+def sleepedf_ids(name: str, subject_pattern: str | None = None) -> tuple[str, str]:
+    """``(subject_id, night_id)`` from a PSG file name.
+
+    With ``subject_pattern`` (a regex), the subject is its first group (or whole match)
+    searched in the file stem and the night id is the stem without ``-PSG``. Otherwise
+    Sleep-EDF names give ``("SC4ss", "SC4ssN")`` / ``("ST7ss", "ST7ssN")`` (e.g.
+    ``SC4011E0-PSG.edf`` -> ``("SC401", "SC4011")``); any other name gives its stem for
+    both (one subject per file).
+    """
+    stem = Path(name).name
+    for suffix in (".edf", ".bdf", ".EDF", ".BDF"):
+        stem = stem.removesuffix(suffix)
+    stem = stem.removesuffix("-PSG")
+    if subject_pattern is not None:
+        m = re.search(subject_pattern, stem)
+        if not m:
+            raise ValueError(f"{name}: file name does not match the subject pattern "
+                             f"{subject_pattern!r}")
+        return (m.group(1) if m.groups() else m.group(0)), stem
+    m = SLEEPEDF_NAME.match(stem)
+    if m:
+        return m.group("subject"), m.group(0)
+    return stem, stem
+
+
+def find_hypnogram(psg: str | os.PathLike) -> Path | None:
+    """The hypnogram file beside a ``*-PSG.edf`` file, or None.
+
+    Tries ``<stem>-Hypnogram.edf`` (also ``.tsv``/``.csv``/``.txt``) and then the
+    Sleep-EDF convention, where the two names differ in the last letter of the record
+    (``SC4001E0-PSG.edf`` / ``SC4001EC-Hypnogram.edf``).
+
+    Raises
+    ------
+    ValueError
+        If several candidate hypnograms match.
+    """
+    psg = Path(psg)
+    stem = psg.name.rsplit("-PSG", 1)[0] if "-PSG" in psg.name else psg.stem
+    for suffix in _HYP_SUFFIXES:
+        if (psg.parent / f"{stem}{suffix}").is_file():
+            return psg.parent / f"{stem}{suffix}"
+    if len(stem) < 2:
+        return None
+    cands = sorted(p for p in psg.parent.glob(f"{glob.escape(stem[:-1])}?-Hypnogram.*")
+                   if p.name.endswith(_HYP_SUFFIXES))
+    if len(cands) > 1:
+        raise ValueError(f"{psg}: several hypnograms match: {[c.name for c in cands]}")
+    return cands[0] if cands else None
+
+
+def _file_stamp(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _hypnogram_stamp(hypnogram: Any) -> Any:
+    from .hypnogram import Hypnogram
+
+    if hypnogram is None:
+        return None
+    if isinstance(hypnogram, Hypnogram):
+        digest = hashlib.sha256(hypnogram.codes.tobytes()).hexdigest()[:16]
+        return {"codes": digest, "onset_sec": hypnogram.onset_sec,
+                "epoch_sec": hypnogram.epoch_sec, "n_classes": hypnogram.n_classes}
+    return _file_stamp(Path(hypnogram))
+
+
+def place_hypnogram(hypnogram: Any, sfreq: float, duration_sec: float,
+                    start_time: Any = None, align: str = "start_time",
+                    max_scored_overhang_epochs: int = 10) -> tuple[Any, float, list[str]]:
+    """Place a hypnogram on a recording's time axis (the documented alignment rule).
+
+    1. Offset: the first epoch starts ``hypnogram.onset_sec`` after the hypnogram's
+       ``start_time``. With ``align="start_time"`` and both start times known, the
+       difference of the two start times is added (as MNE does when it attaches
+       annotations with an ``orig_time`` to a recording); with ``align="onset"`` or a
+       start time missing (TSV/text hypnograms), ``onset_sec`` is taken as seconds from
+       the recording start.
+    2. No overlap (the scoring ends before the recording starts or starts after it ends)
+       raises ``ValueError``: the hypnogram belongs to another recording.
+    3. Epochs scored before the recording start are dropped, at most
+       ``max_scored_overhang_epochs`` scored ones (else ``ValueError``), so the first kept
+       epoch starts inside the recording. (Epochs past its end are handled by
+       :meth:`Hypnogram.align_to` with the same limit.)
+    4. An onset between two samples is rounded to the nearest sample at ``sfreq``
+       (at most half a sample, 5 ms at 100 Hz) and noted.
+
+    Returns
+    -------
+    hypnogram, onset_sec, notes
+        The (possibly trimmed) hypnogram, the onset of its first epoch in seconds from the
+        recording start (on a sample) and human-readable notes of what was done.
+    """
+    import math
+
+    if align not in ("start_time", "onset"):
+        raise ValueError(f"align must be 'start_time' or 'onset', got {align!r}")
+    hyp, notes = hypnogram, []
+    onset = float(hyp.onset_sec)
+    if align == "start_time" and hyp.start_time is not None and start_time is not None:
+        h_start = hyp.start_time.replace(tzinfo=None)
+        r_start = start_time.replace(tzinfo=None)
+        delta = (h_start - r_start).total_seconds()
+        if delta:
+            onset += delta
+            notes.append(f"hypnogram starts at {h_start.isoformat()}, {delta:+g} s from the "
+                         f"recording start {r_start.isoformat()}; epochs shifted by that")
+        if onset >= duration_sec or onset + hyp.duration_sec <= 0:
+            raise ValueError(
+                f"the hypnogram covers {h_start + _dt.timedelta(seconds=hyp.onset_sec)} + "
+                f"{hyp.duration_sec / 3600:.2f} h but the recording starts at {r_start} and "
+                f"lasts {duration_sec / 3600:.2f} h: no overlap - is this the hypnogram of "
+                "another recording? (align='onset' ignores the start times)")
+    if onset < 0:
+        n_drop = min(hyp.n_epochs, math.ceil(-onset / hyp.epoch_sec - 1e-9))
+        n_scored = int((hyp.codes[:n_drop] >= 0).sum())
+        if n_scored > max_scored_overhang_epochs:
+            raise ValueError(f"{n_scored} scored hypnogram epochs fall before the start of "
+                             "the recording - is this the hypnogram of another recording?")
+        hyp = hyp[n_drop:]
+        onset += n_drop * hyp.epoch_sec
+        notes.append(f"{n_drop} hypnogram epoch(s) before the recording start dropped "
+                     f"({n_scored} scored)")
+    if onset >= duration_sec or hyp.n_epochs == 0:
+        raise ValueError(f"the hypnogram's first epoch starts at {onset:g} s, after the end "
+                         f"of the {duration_sec:g}-s recording")
+    snapped = round(onset * sfreq) / sfreq
+    if not np.isclose(snapped, onset, rtol=0, atol=1e-9):
+        notes.append(f"hypnogram onset {onset:g} s rounded to the nearest sample "
+                     f"({snapped:g} s at {sfreq:g} Hz)")
+        onset = snapped
+    return hyp, onset, notes
+
+
+def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None = None,
+                   eog: str | list[str] | None = None, emg: str | list[str] | None = None,
+                   sfreq: float = 100.0, crop_wake_min: float | None = 30.0, *,
+                   include_emg: bool = True, epoch_sec: float = 30.0,
+                   preprocessing: dict[str, Any] | str | None = "default",
+                   subject_id: str | None = None, night_id: str | None = None,
+                   subject_pattern: str | None = None,
+                   cache: bool | str | os.PathLike = True,
+                   max_scored_overhang_epochs: int = 10,
+                   align: str = "start_time") -> Night:
+    """Load one PSG recording as a :class:`Night` of 30-s signal epochs.
+
+    Steps: :func:`hypnoscope.io.read_psg` (channels by role, ``sfreq``, µV), the
+    continuous preprocessing of ``preprocessing`` (:func:`hypnoscope.preprocessing.
+    preprocess`), 30-s epochs starting at the hypnogram's onset
+    (:func:`~hypnoscope.preprocessing.epoch_signals`), labels fitted to the signal with
+    :meth:`Hypnogram.align_to` (a longer hypnogram is cut if at most
+    ``max_scored_overhang_epochs`` scored epochs are lost, else it is taken to belong to
+    another recording and raises; a shorter one is padded with unscored epochs), then the
+    crop to the sleep period with ``crop_wake_min`` minutes of wake either side. Where the
+    hypnogram's epochs start on the recording is decided by :func:`place_hypnogram`
+    (start times, scoring before the recording start, onsets between samples).
+
+    Parameters
+    ----------
+    psg : path, mne.io.BaseRaw or hypnoscope.io.PSGRecording
+        The recording (an already-read ``PSGRecording`` must be at ``sfreq``; its
+        channels are used as they are).
+    hypnogram : path, Hypnogram or None
+        Expert scoring (any format :func:`hypnoscope.read_hypnogram` reads). Without it
+        all labels are unscored and no crop is made.
+    eeg, eog, emg : str, list of str or None
+        Channel overrides (see :func:`hypnoscope.io.resolve_channels`).
+    sfreq : float, default 100.0
+        Common sampling rate.
+    crop_wake_min : float or None, default 30.0
+        Wake kept before the first and after the last sleep epoch; None keeps the whole
+        recording.
+    include_emg : bool, default True
+        Keep EMG (waveform or envelope).
+    epoch_sec : float, default 30.0
+        Epoch length (must equal the hypnogram's).
+    preprocessing : dict, str or None, default "default"
+        Config or preset of :func:`hypnoscope.preprocessing.resolve_config`
+        (``"none"`` keeps the resampled µV signals; None means ``"default"``).
+    subject_id, night_id : str or None
+        Identifiers; by default from the file name (:func:`sleepedf_ids`).
+    subject_pattern : str or None
+        Regex for the subject id (see :func:`sleepedf_ids`).
+    cache : bool or path, default True
+        Cache the result (an ``.npz`` in :func:`default_cache_dir` or the given folder)
+        keyed by every setting above plus the size and modification time of the PSG and
+        hypnogram files; a second call with the same key loads it instead of reading and
+        filtering again. Not used for an ``mne.io.Raw`` input.
+    max_scored_overhang_epochs : int, default 10
+        Scored hypnogram epochs allowed before the recording start or after its end
+        (dropped); more raises ``ValueError`` (probably another recording's hypnogram).
+    align : {"start_time", "onset"}, default "start_time"
+        How the hypnogram is placed on the recording (see :func:`place_hypnogram`).
+
+    Returns
+    -------
+    Night
+        ``kind="signals"``, ``X`` float32 ``(n_epochs, n_channels, n_times)``, ``y``
+        5-class codes (-100 = unscored), ``channels``, ``roles``, ``onsets_sec`` (from the
+        recording start) and ``meta`` (sources, settings, reader notes and warnings).
+    """
+    from . import io as _io
+    from . import preprocessing as _pp
+    from .hypnogram import Hypnogram, read_hypnogram
+
+    is_path = isinstance(psg, str | os.PathLike)
+    if is_path:
+        psg = Path(psg)
+        if not psg.is_file():
+            raise FileNotFoundError(f"PSG file not found: {psg}")
+        default_subject, default_night = sleepedf_ids(psg.name, subject_pattern)
+    else:
+        default_subject = default_night = "recording"
+    if isinstance(hypnogram, str | os.PathLike) and not Path(hypnogram).is_file():
+        raise FileNotFoundError(f"hypnogram file not found: {hypnogram}")
+    subject_id = str(subject_id or default_subject)
+    night_id = str(night_id or default_night)
+    settings = {"eeg": eeg, "eog": eog, "emg": emg, "sfreq": float(sfreq),
+                "include_emg": include_emg, "epoch_sec": float(epoch_sec),
+                "crop_wake_min": crop_wake_min,
+                "max_scored_overhang_epochs": max_scored_overhang_epochs,
+                "align": align, "cache_version": RECORDING_CACHE_VERSION}
+    cache_file = None
+    if cache is not False and cache is not None and is_path:
+        key = _pp.config_hash(preprocessing, extra={
+            **settings, "psg": _file_stamp(psg), "hypnogram": _hypnogram_stamp(hypnogram)})
+        folder = default_cache_dir() / "recordings" if cache is True else Path(cache)
+        cache_file = folder / f"{psg.stem}-{key}.npz"
+        night = _read_cached_night(cache_file, subject_id, night_id)
+        if night is not None:
+            return night
+
+    if isinstance(psg, _io.PSGRecording):
+        if not np.isclose(psg.sfreq, sfreq):
+            raise ValueError(f"{psg.source}: the recording is at {psg.sfreq:g} Hz but "
+                             f"sfreq={sfreq:g} was asked; read it with "
+                             f"hypnoscope.io.read_psg(..., sfreq={sfreq:g})")
+        rec = psg
+    else:
+        rec = _io.read_psg(psg, eeg=eeg, eog=eog, emg=emg, sfreq=sfreq,
+                           include_emg=include_emg)
+    rec = _pp.preprocess(rec, preprocessing)
+    hyp = None
+    if hypnogram is not None:
+        hyp = hypnogram if isinstance(hypnogram, Hypnogram) else read_hypnogram(hypnogram)
+        if not np.isclose(hyp.epoch_sec, epoch_sec):
+            raise ValueError(f"hypnogram epochs are {hyp.epoch_sec:g} s but epoch_sec is "
+                             f"{epoch_sec:g} s")
+        if hyp.n_classes != 5:
+            raise ValueError("load_recording needs a 5-class hypnogram (W, N1, N2, N3, R)")
+    onset = 0.0
+    if hyp is not None:
+        try:
+            hyp, onset, notes = place_hypnogram(
+                hyp, rec.sfreq, rec.duration_sec, rec.start_time, align=align,
+                max_scored_overhang_epochs=max_scored_overhang_epochs)
+        except ValueError as exc:
+            raise ValueError(f"{rec.source} with hypnogram {hypnogram}: {exc}") from None
+        for note in notes:
+            rec.meta.setdefault("warnings", []).append(note)
+            logger.warning("%s: %s", rec.source, note)
+    X = _pp.epoch_signals(rec.data, rec.sfreq, epoch_sec=epoch_sec, onset_sec=onset)
+    n_total = len(X)
+    if hyp is not None:
+        try:
+            hyp = hyp.align_to(n_total, max_scored_overhang_epochs=max_scored_overhang_epochs)
+        except ValueError as exc:
+            raise ValueError(f"{rec.source} with hypnogram {hypnogram}: {exc}") from None
+        y = hyp.codes.copy()
+    else:
+        y = np.full(n_total, UNSCORED, dtype=np.int64)
+    sl = slice(0, n_total)
+    if hyp is not None and crop_wake_min is not None:
+        try:
+            sl = hyp.sleep_period_slice(crop_wake_min)
+        except ValueError as exc:
+            raise ValueError(f"{hypnogram}: {exc}") from None
+        X, y = X[sl], y[sl]
+    onsets = onset + epoch_sec * np.arange(sl.start, sl.start + len(y), dtype=float)
+    meta: dict[str, Any] = {
+        "source": rec.source, "hypnogram": None if hypnogram is None else str(
+            hypnogram if not isinstance(hypnogram, Hypnogram) else "<Hypnogram>"),
+        "start_time": rec.start_time.isoformat() if rec.start_time else None,
+        "settings": settings, "preprocessing": rec.meta.get("preprocessing"),
+        "crop": {"first_epoch": sl.start, "n_epochs_uncropped": n_total,
+                 "crop_wake_min": crop_wake_min if hyp is not None else None},
+        "reader": {k: rec.meta.get(k) for k in ("orig_sfreq", "orig_units", "resampling",
+                                                "unit_warnings", "nan_samples",
+                                                "flat_channels", "warnings")},
+    }
+    night = Night(X=np.ascontiguousarray(X, dtype=np.float32), y=y, subject_id=subject_id,
+                  night_id=night_id, kind="signals", sfreq=float(rec.sfreq),
+                  channels=list(rec.ch_names), roles=list(rec.roles), onsets_sec=onsets,
+                  meta=meta)
+    if cache_file is not None:
+        _write_cached_night(cache_file, night)
+    return night
+
+
+def _write_cached_night(path: Path, night: Night) -> None:
+    from .utils import atomic_path
+
+    info = {"sfreq": night.sfreq, "channels": night.channels, "roles": night.roles,
+            "meta": night.meta}
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, X=night.X, y=night.y, onsets_sec=night.onsets_sec,
+                     info=np.array(json.dumps(info, default=str)))
+    except OSError as exc:  # a read-only or full cache must not break loading
+        logger.warning("could not write preprocessing cache %s: %s", path, exc)
+
+
+def _read_cached_night(path: Path, subject_id: str, night_id: str) -> Night | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["info"]))
+            night = Night(X=z["X"], y=z["y"], subject_id=subject_id, night_id=night_id,
+                          kind="signals", sfreq=info["sfreq"], channels=info["channels"],
+                          roles=info["roles"], onsets_sec=z["onsets_sec"], meta=info["meta"])
+    except Exception as exc:  # noqa: BLE001 - a damaged cache entry is rebuilt
+        logger.warning("ignoring unreadable cache file %s (%s)", path, exc)
+        return None
+    night.meta["cache_file"] = str(path)
+    return night
+
+
+def load_psg_dir(directory: str | os.PathLike, pattern: str = "*-PSG.edf",
+                 subject_pattern: str | None = None, on_error: str = "raise",
+                 require_hypnogram: bool = True, recursive: bool = False,
+                 **kwargs: Any) -> list[Night]:
+    """Load every PSG recording of a directory (Sleep-EDF layout) as nights.
+
+    Each ``*-PSG.edf`` is paired with its hypnogram by :func:`find_hypnogram`; subject
+    and night ids come from the file name (:func:`sleepedf_ids`). Other keyword
+    arguments go to :func:`load_recording` (channels, ``sfreq``, ``crop_wake_min``,
+    ``preprocessing``, ``cache`` ...), so repeated loads come from the cache.
+
+    Bad files do not stop the batch: every recording is tried, and failures (unreadable
+    EDF, missing channel, missing or mismatched hypnogram ...) are collected. At the end,
+    with ``on_error="raise"`` (default) a :class:`DatasetLoadError` lists every failed
+    file and its reason and carries the nights that did load (``.nights``) and
+    ``.failures``; with ``on_error="warn"`` the list is logged as a warning and the loaded
+    nights are returned. If no recording loads at all, the error is raised either way.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory does not exist or holds no file matching ``pattern``.
+    DatasetLoadError
+        See above.
+    """
+    from .utils import progress
+
+    if on_error not in ("raise", "warn"):
+        raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"PSG directory not found: {directory}")
+    files = sorted(directory.rglob(pattern) if recursive else directory.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no file matching {pattern!r} in {directory}")
+    nights: list[Night] = []
+    failures: list[tuple[str, str]] = []
+    for f in progress(files, desc="recordings", unit="night"):
+        try:
+            hyp = find_hypnogram(f)
+            if hyp is None and require_hypnogram:
+                raise FileNotFoundError(f"no hypnogram found beside it (expected "
+                                        f"{f.name.replace('-PSG', '-Hypnogram')} or the "
+                                        "Sleep-EDF variant)")
+            nights.append(load_recording(f, hyp, subject_pattern=subject_pattern, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - reported in the summary below
+            failures.append((str(f), f"{type(exc).__name__}: {exc}"))
+            logger.debug("failed to load %s", f, exc_info=True)
+    if failures:
+        lines = "\n".join(f"  {f}: {why}" for f, why in failures)
+        msg = (f"{len(failures)} of {len(files)} recordings in {directory} could not be "
+               f"loaded:\n{lines}")
+        if on_error == "raise" or not nights:
+            raise DatasetLoadError(msg, nights, failures)
+        logger.warning(msg)
+    return nights
