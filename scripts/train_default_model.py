@@ -9,7 +9,7 @@ Trains ``--model`` (a name of ``hypnoscope.models.MODEL_REGISTRY``, default
 smoothing) on all 59 subjects / 115 nights of ``../shared/data/sleepedf_bandpower`` and
 writes ``src/hypnoscope/data/models/default.joblib`` with its model card
 ``default.json`` and ``default.md``. The LightGBM estimator is stored as LightGBM's text
-model (:class:`hypnoscope.staging.PortableLightGBM`), so the pickle refers only to
+model (:class:`hypnoscope.models.storage.PortableLightGBM`), so the pickle refers only to
 hypnoscope, NumPy, joblib and the standard library (checked after writing).
 
 The card's cross-validated metrics come from the feature benchmark
@@ -107,7 +107,7 @@ def selection_table() -> dict:
 
 def audit_pickle(path: Path) -> list[str]:
     """Modules the model file's pickle refers to; raises if one is not shippable."""
-    from hypnoscope.staging import SHIPPABLE_MODULES, model_file_modules
+    from hypnoscope.models.storage import SHIPPABLE_MODULES, model_file_modules
 
     seen = model_file_modules(path)
     bad = sorted(m for m in seen if m.split(".")[0] not in SHIPPABLE_MODULES)
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     from hypnoscope import bandpower
     from hypnoscope.datasets import describe_nights, load_feature_dir
     from hypnoscope.models import load_model, make_model
-    from hypnoscope.staging import make_portable
+    from hypnoscope.models.storage import make_portable
     from hypnoscope.utils import seed_everything, write_json_atomic, write_text_atomic
 
     seed_everything(args.seed)

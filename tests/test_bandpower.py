@@ -7,6 +7,7 @@ import pytest
 from scipy import signal
 
 from hypnoscope import bandpower as bp
+from hypnoscope.stages import sleep_period_slice
 
 FS = 100.0
 
@@ -136,11 +137,27 @@ def test_filters_follow_documented_bands():
     assert gain[:, band(0.05, 0.15)].max() < 0.15  # high-pass at 0.5 Hz (-6 dB at 0.25 Hz)
 
 
-def test_crop_window_and_rejection():
+def test_window_std_is_the_zscore_scale_of_the_window():
+    from hypnoscope.preprocessing import normalization_stats
+
+    rng = np.random.default_rng(3)
+    ep = rng.normal(0, 1, (8, 3, 3000)) * np.array([20e-6, 5e-6, 0.0])[None, :, None]
+    ep += 3e-6  # an offset: the running sums subtract the window mean
+    night = bp.BandPowerNight(np.ones((8, 3, 5)), ep.sum(axis=-1),
+                              np.einsum("ect,ect->ec", ep, ep), np.zeros((8, 3)), 3000,
+                              np.arange(8) * 30.0, ["a", "b", "c"], ["eeg", "eeg", "eog"])
+    window = slice(2, 6)
+    _, scale = normalization_stats(ep[window], "zscore", axes=(0, 2))
+    std = night.window_std(window)
+    np.testing.assert_allclose(std[:2], scale.ravel()[:2], rtol=1e-6)
+    assert std[2] == bp.ZSCORE_EPS_V  # a flat channel gets the real set's floor
+
+
+def test_sleep_period_crop_and_rejection():
     codes = np.array([0] * 100 + [2] * 10 + [0] * 5 + [4] * 3 + [0] * 200)
-    w = bp.crop_window(codes, len(codes))
+    w = sleep_period_slice(codes, bp.WAKE_CROP_SEC / 60, bp.EPOCH_SEC)
     assert (w.start, w.stop) == (100 - 60, 118 + 60)
-    assert bp.crop_window(np.zeros(50, int), 50) is None
+    assert sleep_period_slice(np.zeros(50, int)) is None
     night = bp.BandPowerNight(np.ones((3, 3, 5)), np.zeros((3, 3)), np.ones((3, 3)),
                               np.array([[1e-4, 1e-4, 1e-4], [6e-4, 1e-4, 1e-4],
                                         [1e-4, 1e-4, 2e-3]]), 3000, np.arange(3) * 30.0,

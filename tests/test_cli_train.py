@@ -191,6 +191,9 @@ def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg
     night = load_psg_dir(test)[0]
     assert hyp.n_epochs == night.n_epochs == 56
     np.testing.assert_array_equal(hyp.codes, model.predict(night))
+    # evaluate scored exactly these predictions against the night's labels
+    assert metrics["accuracy"] == pytest.approx(
+        float((hyp.codes[night.scored] == night.y[night.scored]).mean()))
     np.testing.assert_allclose(hyp.probabilities.sum(axis=1), 1.0)
     code, out, _ = run(capsys, "stage", str(psg), "--model", str(model_path), "--out",
                        str(tmp_path / "staged"), "--no-plot")
@@ -200,3 +203,71 @@ def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg
     code, _, err = run(capsys, "evaluate", "--model", str(model_path), "--features",
                        str(fdir))
     assert code == 2 and "features but the model was trained" in err
+
+
+def test_train_ssnet_on_psg_dir_saves_a_loadable_model(tmp_path, capsys, monkeypatch,
+                                                      psg_dirs):
+    """``train --model ssnet --data`` end to end with tiny settings: the saved model loads,
+    records its classes, channels and subject-wise train/validation split, and
+    ``evaluate --json`` scores exactly the model's own predictions."""
+    from hypnoscope.recordings import load_psg_dir
+    from hypnoscope.stages import STAGES_5
+
+    monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
+    train, test = psg_dirs
+    model_path = tmp_path / "ssnet.joblib"
+    code, out, _ = run(capsys, "train", "--model", "ssnet", "--data", str(train), "--out",
+                       str(model_path), "--preset", "small", "--epochs", "1", "--seq-len",
+                       "4")
+    assert code == 0
+    # two training subjects and the default --val-fraction 0.1: at least one subject is
+    # held out whole for validation, so one trains and the other validates
+    assert "1 nights / 1 subjects" in out and "(validation: 1 nights)" in out
+    model = load_model(model_path)
+    assert model.name == "ssnet" and model.n_classes == 5
+    assert tuple(model.classes) == STAGES_5
+    meta = model.metadata
+    assert meta["classes"] == list(STAGES_5)
+    train_nights = load_psg_dir(train)
+    assert meta["channels"] == list(train_nights[0].channels)
+    assert meta["channels"][:3] == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]
+    fit_subjects = set(meta["training_data"]["subjects"])
+    val_subjects = set(meta["validation_subjects"])
+    assert len(fit_subjects) == len(val_subjects) == 1
+    assert fit_subjects.isdisjoint(val_subjects)
+    assert fit_subjects | val_subjects == {n.subject_id for n in train_nights}
+    assert meta["cli"]["n_val_nights"] == 1 and meta["cli"]["input"] == "data"
+    assert meta["config"]["seq_len"] == 4 and meta["config"]["epochs"] == 1
+    assert meta["training"]["direct"]["epochs_run"] == 1
+
+    code, out, _ = run(capsys, "evaluate", "--model", str(model_path), "--data", str(test),
+                       "--json")
+    assert code == 0
+    metrics = json.loads(out, parse_constant=_no_nan)  # strict JSON: no NaN/Infinity
+    assert set(metrics) == METRIC_KEYS
+    # the accuracy is that of model.predict on the same nights, computed independently
+    nights = load_psg_dir(test)
+    pred = np.concatenate([model.predict(n) for n in nights])
+    y = np.concatenate([n.y for n in nights])
+    scored = y >= 0
+    assert metrics["n_epochs"] == int(scored.sum()) == 56
+    assert metrics["accuracy"] == pytest.approx(float((pred[scored] == y[scored]).mean()))
+    cm = np.array(metrics["confusion_matrix"])
+    np.testing.assert_array_equal(cm.sum(axis=1), np.bincount(y[scored], minlength=5))
+    np.testing.assert_array_equal(cm.sum(axis=0), np.bincount(pred[scored], minlength=5))
+
+
+def test_train_val_fraction_checked_before_loading(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--model", "ssnet", "--features",
+                       str(tmp_path / "absent"), "--out", str(tmp_path / "m.joblib"),
+                       "--val-fraction", "1")
+    assert code == 2 and "--val-fraction must be in [0, 1), got 1.0" in err
+    import inspect
+
+    from hypnoscope.cli import build_parser
+    from hypnoscope.splits import validation_split
+
+    args = build_parser().parse_args(["train", "--model", "ssnet", "--features", "d",
+                                      "--out", "m"])
+    default = inspect.signature(validation_split).parameters["fraction"].default
+    assert args.val_fraction == default == 0.15

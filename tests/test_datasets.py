@@ -17,8 +17,6 @@ from hypnoscope.datasets import (
     Night,
     describe_nights,
     load_feature_dir,
-    make_sequences,
-    sequence_windows,
     split_modalities,
 )
 from hypnoscope.hypnogram import Hypnogram
@@ -30,6 +28,7 @@ from hypnoscope.recordings import (
     load_psg_dir,
     load_recording,
     place_hypnogram,
+    recording_stem,
     sleepedf_ids,
 )
 
@@ -176,6 +175,31 @@ def test_sleepedf_ids_and_find_hypnogram(tmp_path):
     (tmp_path / "SC4001EX-Hypnogram.edf").touch()
     with pytest.raises(ValueError, match="several hypnograms"):
         find_hypnogram(psg)
+
+
+def test_recording_stem_and_find_hypnogram_in_a_folder(tmp_path):
+    assert recording_stem("SC4001E0-PSG.edf") == "SC4001E0"
+    assert recording_stem(tmp_path / "night_psg.BDF") == "night"
+    assert recording_stem("night.edf") == "night" == sleepedf_ids("night_PSG.edf")[0]
+    psg = tmp_path / "n1-PSG.edf"
+    psg.touch()
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    assert find_hypnogram(psg) is None and find_hypnogram(psg, refs) is None
+    for name in ("n10.hypnogram.edf", "n1.hypnogram.png", "n1.tsv"):
+        (refs / name).touch()
+    # another recording's file (n10) and unreadable formats (png) are never taken
+    assert find_hypnogram(psg, refs) == refs / "n1.tsv"
+    (refs / "n1.Hypnogram.TSV").touch()
+    assert find_hypnogram(psg, refs) == refs / "n1.Hypnogram.TSV"  # marked before bare
+    (refs / "n1.hypnogram.edf").touch()
+    assert find_hypnogram(psg, refs) == refs / "n1.hypnogram.edf"  # EDF preferred
+    (refs / "n1-Hypnogram.txt").touch()
+    assert find_hypnogram(psg, refs) == refs / "n1-Hypnogram.txt"  # exact name first
+    # Sleep-EDF pairing in another folder, before the staged-output names
+    (refs / "SC4001E0.hypnogram.edf").touch()
+    (refs / "SC4001EC-Hypnogram.edf").touch()
+    assert find_hypnogram(tmp_path / "SC4001E0-PSG.edf", refs).name == "SC4001EC-Hypnogram.edf"
 
 
 def test_load_psg_dir_reports_failures_at_end(tmp_path):
@@ -326,39 +350,6 @@ def test_load_recording_applies_start_time_offset(tmp_path):
 
 
 # ------------------------------------------------------------ sequences
-def test_sequence_windows_values():
-    idx, mask = sequence_windows(5, 3)
-    assert idx.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]
-    assert mask.tolist()[:2] == [[False, False, True], [False, True, True]] and mask[2:].all()
-    idx, mask = sequence_windows(7, 3, mode="many-to-many")
-    assert idx.tolist() == [[0, 1, 2], [3, 4, 5], [4, 5, 6]] and mask.all()
-    idx, mask = sequence_windows(7, 3, mode="many-to-many", stride=2)
-    assert idx[:, 0].tolist() == [0, 2, 4]
-    idx, mask = sequence_windows(2, 4, mode="many-to-many")
-    assert idx.tolist() == [[0, 1, 1, 1]] and mask.tolist() == [[True, True, False, False]]
-    for kwargs, msg in (({"seq_len": 0}, "seq_len"), ({"mode": "x"}, "mode must be")):
-        with pytest.raises(ValueError, match=msg):
-            sequence_windows(5, **{"seq_len": 3, **kwargs})
-
-
-def test_make_sequences_never_cross_nights():
-    rng = np.random.default_rng(0)
-    a = Night(X=rng.normal(size=(4, 2)), y=[0, 1, 2, 3], subject_id="s1", night_id="a")
-    b = Night(X=rng.normal(size=(3, 2)) + 100, y=[4, -1, 2], subject_id="s1", night_id="b")
-    X, y, mask, owner = make_sequences([a, b], 2)
-    assert X.shape == (7, 2, 2) and owner.tolist() == [0] * 4 + [1] * 3
-    assert y.tolist() == [0, 1, 2, 3, 4, -100, 2]  # label of the last epoch
-    # the first window of night b holds only b's epoch 0 (padding), never a's last epoch
-    assert np.array_equal(X[4, 1], b.X[0]) and not mask[4, 0]
-    assert (X[owner == 1] > 50).all() and (X[owner == 0] < 50).all()
-    X, y, mask, owner = make_sequences([a, b], 3, mode="many-to-many")
-    assert owner.tolist() == [0, 0, 1] and y.tolist() == [[0, 1, 2], [1, 2, 3],
-                                                          [4, -100, 2]]
-    with pytest.raises(ValueError, match="different epoch shapes"):
-        make_sequences([a, Night(X=np.zeros((2, 3)), y=[0, 0], subject_id="s",
-                                 night_id="c")], 2)
-
-
 # ------------------------------------------------------------ feature directories
 def test_load_feature_dir_and_describe(tmp_path):
     d = tmp_path / "feat"

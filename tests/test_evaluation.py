@@ -17,6 +17,7 @@ from sklearn.metrics import (
 
 from hypnoscope.evaluation import (
     Timer,
+    accuracy_macro_f1,
     aggregate,
     compare_hypnograms,
     comparison_table,
@@ -102,6 +103,39 @@ def test_absent_class_is_nan_and_left_out_of_macro():
     r2 = evaluate([0, 1, 2], [0, 2, 2])
     assert r2["per_class_f1"]["N1"] == 0.0
     assert math.isnan(r2["precision"]["N1"])
+
+
+def test_accuracy_macro_f1_values_and_absent_class():
+    # N3 (3) absent from truth and prediction, unscored truth epochs (-100) ignored
+    t = np.array([0, 0, 1, 2, 2, 4, UNSCORED, UNSCORED])
+    p = np.array([0, 1, 1, 2, 4, 4, 3, 2])
+    acc, mf1 = accuracy_macro_f1(t, p, n_classes=5)
+    assert acc == pytest.approx(4 / 6)
+    # F1: W 2/3, N1 2/3, N2 2/3, R 2/3; N3 left out (not scored 0)
+    assert mf1 == pytest.approx(2 / 3)
+    r = evaluate(t, p, n_classes=5)
+    assert (acc, mf1) == (pytest.approx(r["accuracy"]), pytest.approx(r["macro_f1"]))
+    # a class present only in the prediction counts, with F1 0
+    acc, mf1 = accuracy_macro_f1([0, 0, 1, 1], [0, 0, 1, 2], n_classes=3)
+    assert acc == pytest.approx(0.75)
+    assert mf1 == pytest.approx((1 + 2 / 3 + 0) / 3)
+    for seed in range(3):  # the same numbers as evaluate on random labels
+        t, p = _random_pair(seed=seed)
+        t[::7] = UNSCORED
+        r = evaluate(t, p)
+        assert accuracy_macro_f1(t, p, 5) == (pytest.approx(r["accuracy"], abs=1e-12),
+                                              pytest.approx(r["macro_f1"], abs=1e-12))
+
+
+def test_accuracy_macro_f1_nothing_scored_and_errors():
+    acc, mf1 = accuracy_macro_f1([UNSCORED, -1], [0, 1], n_classes=5)
+    assert math.isnan(acc) and math.isnan(mf1)
+    acc, mf1 = accuracy_macro_f1(np.array([], int), np.array([], int), n_classes=5)
+    assert math.isnan(acc) and math.isnan(mf1)
+    with pytest.raises(ValueError, match="3 epochs but y_pred has 2"):
+        accuracy_macro_f1([0, 1, 2], [0, 1], n_classes=3)
+    with pytest.raises(ValueError, match="stage code 4 found but n_classes=3"):
+        accuracy_macro_f1([0, 1, 2], [0, 1, 4], n_classes=3)
 
 
 def test_errors_are_clear():

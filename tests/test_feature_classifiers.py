@@ -225,9 +225,19 @@ def test_transition_matrix_and_hmm_smoothing():
 
 def test_hmm_smoothing_option(nights):
     model = fast_model("lightgbm", smoothing="hmm").fit(nights[:4])
-    proba = model.predict_proba(nights[4])
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert model.transmat_.shape == (5, 5)
+    plain = fast_model("lightgbm").fit(nights[:4])  # same seed: the same classifier
+    np.testing.assert_allclose(model.transmat_, transition_matrix(nights[:4], 5))
+    for night in nights[4:]:
+        proba = model.predict_proba(night)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        # the smoothed posteriors are forward-backward over the unsmoothed ones
+        np.testing.assert_allclose(proba, hmm_smooth(plain.predict_proba(night),
+                                                     model.transmat_,
+                                                     model.effective_prior_), atol=1e-12)
+        # stages come in runs of 8 epochs: smoothing removes spurious stage changes
+        s, pred, raw = night.scored, proba.argmax(1), plain.predict(night)
+        assert (np.diff(pred) != 0).sum() < (np.diff(raw) != 0).sum()
+        assert (pred[s] == night.y[s]).mean() >= (raw[s] == night.y[s]).mean()
     with pytest.raises(ValueError, match="smoothing"):
         make_feature_model("rf", smoothing="viterbi")
 

@@ -174,15 +174,20 @@ def test_epoch_features_rejects_bad_input(kwargs, msg):
         epoch_features(sfreq=FS, **kwargs)
 
 
-def test_robust_zscore_has_median_zero_iqr_one():
+def test_robust_zscore_has_median_zero_iqr_1349():
     rng = np.random.default_rng(6)
-    X = rng.lognormal(size=(301, 3)) * [1, 10, 100]
+    X = rng.lognormal(size=(301, 4)) * [1, 10, 100, 1]
     X[:, 2] = 7.0  # constant column -> zeros, not inf
+    X[:, 3] = np.where(np.arange(301) % 10 == 0, 5.0, 1.0)  # zero IQR -> scaled by its SD
     Z = robust_zscore(X)
     np.testing.assert_allclose(np.median(Z[:, :2], axis=0), 0, atol=1e-12)
     q75, q25 = np.percentile(Z[:, :2], [75, 25], axis=0)
-    np.testing.assert_allclose(q75 - q25, 1, atol=1e-12)
+    np.testing.assert_allclose(q75 - q25, 1.349, atol=1e-12)  # SD units for Gaussian data
     np.testing.assert_array_equal(Z[:, 2], 0)
+    np.testing.assert_allclose(Z[:, 3], (X[:, 3] - 1.0) / X[:, 3].std())
+    # Gaussian data: robust z-score ~ ordinary z-score
+    G = rng.normal(3.0, 2.0, size=(20000, 1))
+    np.testing.assert_allclose(robust_zscore(G).std(), 1.0, atol=0.03)
 
 
 def test_add_context_matches_pandas_rolling_reference():

@@ -11,11 +11,15 @@ import pytest
 
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram
 from hypnoscope.stages import (
+    EDF_STAGE_TEXT,
     UNSCORED,
     codes_to_labels,
     label_to_code,
+    label_to_code3,
     labels_to_codes,
     proba_to_3class,
+    sleep_period_slice,
+    stage_names,
     to_3class,
 )
 
@@ -50,6 +54,25 @@ def test_stage_helpers_and_errors():
         label_to_code("N5")
     with pytest.raises(ValueError, match="out of range"):
         label_to_code(7)
+
+
+def test_three_class_names_and_edf_texts():
+    assert stage_names(5) == ("W", "N1", "N2", "N3", "R")
+    assert stage_names(3) == ("W", "NREM", "R")
+    with pytest.raises(ValueError, match="n_classes must be 3 or 5, got 4"):
+        stage_names(4)
+    assert [label_to_code3(x) for x in ("W", "wake", " NREM ", "R", "rem", "?",
+                                        "Movement time")] == [0, 0, 1, 2, 2, UNSCORED,
+                                                              UNSCORED]
+    with pytest.raises(ValueError, match="unknown 3-class stage label 'N2'"):
+        label_to_code3("N2")
+    with pytest.raises(ValueError, match="unknown 3-class stage label 'foo'"):
+        label_to_code3("foo")
+    # every EDF text reads back as its code
+    assert {c: label_to_code(t) for c, t in EDF_STAGE_TEXT.items()} == {
+        c: c for c in EDF_STAGE_TEXT}
+    assert Hypnogram(["W", "NREM", "Movement time"], n_classes=3).codes.tolist() == [
+        0, 1, UNSCORED]
 
 
 # ------------------------------------------------------------------ value object
@@ -128,6 +151,14 @@ def test_sleep_period_slice():
     assert Hypnogram([W, N1, W]).sleep_period_slice() == slice(0, 3)
     with pytest.raises(ValueError, match="no sleep epoch"):
         Hypnogram([W, W, UNSCORED]).sleep_period_slice()
+    # the one computation on stage codes: None without sleep, epoch length sets the pad
+    codes = np.array([UNSCORED] * 3 + [W] * 100 + [N2, R] + [W] * 100)
+    assert sleep_period_slice(codes) == slice(43, 165)
+    assert sleep_period_slice(codes, wake_pad_min=5, epoch_sec=60.0) == slice(98, 110)
+    assert sleep_period_slice(to_3class(codes), 0) == slice(103, 105)  # NREM and R sleep
+    assert sleep_period_slice(np.array([W, UNSCORED, W])) is None
+    half_min = Hypnogram([W] * 100 + [N2, R] + [W] * 100, epoch_sec=60.0)
+    assert half_min.sleep_period_slice(30.0) == slice(70, 132)
 
 
 def test_crop_to_sleep_moves_start_time():
@@ -238,16 +269,26 @@ def test_real_sleepedf_hypnograms(shared_data):
         span = float(np.max(ann.onset + ann.duration) - ann.onset.min())
         assert hyp.n_epochs == int(round(span / 30.0)), path.name
         assert hyp.onset_sec == pytest.approx(float(ann.onset.min()))
-        assert hyp.start_time is not None
+        assert hyp.start_time == _edf_header_start(path), path.name
+
+
+def _edf_header_start(path) -> dt.datetime:
+    """Start date and time read from the fixed EDF header bytes 168-183 ('dd.mm.yy',
+    'hh.mm.ss'; years 85-99 are 19xx), independently of the hypnogram reader."""
+    head = path.read_bytes()[:184].decode("ascii")
+    day, month, year = (int(v) for v in head[168:176].split("."))
+    hour, minute, second = (int(v) for v in head[176:184].split("."))
+    return dt.datetime(year + (1900 if year >= 85 else 2000), month, day, hour, minute,
+                       second)
 
 
 def test_real_hypnogram_round_trips(shared_data, tmp_path):
     src = _real_files(shared_data)[0]
     hyp = read_hypnogram(src)
-    n_rk4 = int(sum(d / 30 for d, t in zip(*(mne.read_annotations(src).duration,
-                                             mne.read_annotations(src).description),
-                                           strict=True) if t == "Sleep stage 4"))
-    assert (hyp.codes == N3).sum() >= n_rk4  # R&K stage 4 merged into N3
+    ann = mne.read_annotations(src)
+    n_rk34 = int(sum(round(d / 30) for d, t in zip(ann.duration, ann.description, strict=True)
+                     if t in ("Sleep stage 3", "Sleep stage 4")))
+    assert n_rk34 > 0 and (hyp.codes == N3).sum() == n_rk34  # R&K 3 and 4 merged into N3
     for writer, name in ((hyp.to_edf, "a.edf"), (hyp.to_tsv, "a.tsv"), (hyp.to_csv, "a.csv")):
         assert read_hypnogram(writer(tmp_path / name)) == hyp
     assert read_hypnogram(hyp.to_mne_annotations()) == hyp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 
 import mne
@@ -12,6 +13,7 @@ from scipy import signal as sps
 
 from hypnoscope.cli import CLIError
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.io import read_psg
 from hypnoscope.simulate import (
     DEFAULT_DIFFICULTY,
     SleepArchitectureModel,
@@ -215,7 +217,10 @@ def test_raw_layout_units_and_annotations():
     assert raw.ch_names[:4] == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "EMG submental"]
     assert raw.get_channel_types()[:4] == ["eeg", "eeg", "eog", "emg"]
     assert raw.info["sfreq"] == FS and raw.n_times == 6 * 30 * 100
-    assert raw.info["meas_date"] is not None
+    # no start time anywhere: the documented default, 1989-04-24 22:30 (UTC)
+    assert raw.info["meas_date"] == dt.datetime(1989, 4, 24, 22, 30, tzinfo=dt.timezone.utc)
+    timed = simulate_night(hyp.copy(start_time=dt.datetime(2020, 1, 2, 23, 15)), seed=1)
+    assert timed.info["meas_date"] == dt.datetime(2020, 1, 2, 23, 15, tzinfo=dt.timezone.utc)
     eeg_std_uv = raw.get_data(picks="EEG Fpz-Cz").std() * 1e6
     assert 3 < eeg_std_uv < 200  # volts in the object, µV-scale physiology
     back = Hypnogram.from_mne_annotations(raw.annotations)
@@ -262,12 +267,11 @@ def test_write_pair_readable_and_hypnogram_exact(tmp_path):
 
 
 def test_project_reader_roles(tmp_path):
-    io = pytest.importorskip("hypnoscope.io")
     hyp = Hypnogram([0, 2, 2, 4])
     for mode, role in (("sleep-edf-sc", "emg_envelope"), ("telemetry", "emg")):
         psg, _ = write_sleepedf_pair(simulate_night(hyp, seed=0, mode=mode), hyp,
                                      tmp_path / mode, "SC4001E0")
-        rec = io.read_psg(psg)
+        rec = read_psg(psg)
         roles = dict(zip(rec.ch_names, rec.roles, strict=True))
         assert roles["EEG Fpz-Cz"] == "eeg" and roles["EOG horizontal"] == "eog"
         assert roles["EMG submental"] == role
@@ -304,8 +308,15 @@ def test_architecture_model_time_of_night():
     assert late[4] > 1.3 * early[4]  # more REM late
     frac = counts / counts.sum()
     assert 0.3 < frac[2] < 0.6 and frac[4] > 0.1  # N2 dominant, REM present
-    refit = SleepArchitectureModel.fit([sample_hypnogram(model, seed=s) for s in range(3)])
+    hyps = [sample_hypnogram(model, seed=s) for s in range(3)]
+    refit = SleepArchitectureModel.fit(hyps)
     assert refit.counts.shape == model.counts.shape
+    # the refit counts every transition of each sleep-period crop, by hour of the night
+    crops = [h.codes[h.sleep_period_slice(30.0)] for h in hyps]
+    assert refit.counts.sum() == sum(len(c) - 1 for c in crops)
+    np.testing.assert_array_equal(refit.counts.sum(axis=(0, 2)),
+                                  sum(np.bincount(c[:-1], minlength=5) for c in crops))
+    assert refit.counts[0].sum() == sum(min(120, len(c) - 1) for c in crops)  # first hour
 
 
 def test_latent_state_differs_from_label_like_scorers():
@@ -392,7 +403,9 @@ def test_cli_single_hypnogram(tmp_path, capsys, cli_handler):
     psg = out / "SC4771G0-PSG.edf"
     assert psg.is_file() and "wrote" in capsys.readouterr().out
     r = mne.io.read_raw_edf(psg, verbose="error")
-    assert "EMG submental" in r.ch_names
+    assert r.ch_names == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "EMG submental",
+                          "Resp oro-nasal", "Temp rectal", "Event marker"]  # Sleep-EDF SC
+    assert r.n_times == h.n_epochs * 30 * 100
     np.testing.assert_array_equal(read_hypnogram(out / "SC4771G0-Hypnogram.edf").codes,
                                   h.codes)
     # a cropped real-style hypnogram: the simulated recording starts at the crop's clock time

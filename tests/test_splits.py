@@ -13,6 +13,7 @@ from hypnoscope.splits import (
     stratified_epoch_split,
     subject_kfold,
     train_val_test_split,
+    validation_split,
 )
 
 
@@ -134,6 +135,40 @@ def test_train_val_test_split_sizes_and_determinism():
         train_val_test_split(nights, val=0.5, test=0.5)
 
 
+def test_validation_split_rule():
+    nights = _nights(n_subjects=10)  # 19 nights, subject S03 has one night
+    train, val = validation_split(nights, 0.15, seed=0)
+    val_s = {n.subject_id for n in val}
+    assert len(val_s) == 2  # round(0.15 * 10)
+    assert val_s.isdisjoint({n.subject_id for n in train})
+    assert len(train) + len(val) == len(nights)
+    # input order kept on each side; every night of a validation subject is in val
+    assert [n.night_id for n in val] == [n.night_id for n in nights if n.subject_id in val_s]
+    # the validation subjects of train_val_test_split(val=fraction, test=0)
+    fold = train_val_test_split(nights, val=0.15, test=0.0, seed=0)
+    assert set(fold.val_subjects) == val_s
+    assert validation_split(nights, 0.15, seed=0) == (train, val)
+    assert {n.subject_id for n in validation_split(nights, 0.15, seed=1)[1]} != val_s
+    # at least one validation subject, at least one training subject
+    assert len({n.subject_id for n in validation_split(nights, 0.01)[1]}) == 1
+    tr, va = validation_split(_nights(n_subjects=3), 0.9)
+    assert len({n.subject_id for n in tr}) == 1 and len({n.subject_id for n in va}) == 2
+    tr, va = validation_split(["a", "a", "b"], 0.15)
+    assert sorted(tr + va) == ["a", "a", "b"] and len(set(va)) == 1 and set(va) != set(tr)
+
+
+def test_validation_split_none_and_errors():
+    nights = _nights(n_subjects=4)
+    assert validation_split(nights, 0.0) == (nights, [])
+    one = [n for n in nights if n.subject_id == "S00"]
+    assert validation_split(one, 0.5) == (one, [])
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match=f"in \\[0, 1\\), got {bad}"):
+            validation_split(nights, bad)
+    with pytest.raises(ValueError, match="empty"):
+        validation_split([], 0.15)
+
+
 def test_stratified_epoch_split_is_flagged_leaky(caplog):
     nights = _nights(n_subjects=5)
     with caplog.at_level("WARNING"):
@@ -149,10 +184,14 @@ def test_stratified_epoch_split_is_flagged_leaky(caplog):
     for c in range(5):  # stratified: per-class test fraction ~ 20 %
         frac = te[y_all == c].sum() / (y_all == c).sum()
         assert abs(frac - 0.2) < 0.03
-    # leaky by construction: some subject has epochs on both sides
-    both = [n.subject_id for n, a, b in zip(nights, sp.train, sp.test, strict=True)
+    # leaky by construction: epochs are drawn regardless of the night, so every night
+    # (47 scored epochs, 20 % drawn for test: all on one side has probability < 1e-4)
+    # has epochs on both sides, and so every subject is in train and test
+    both = [n.night_id for n, a, b in zip(nights, sp.train, sp.test, strict=True)
             if a.any() and b.any()]
-    assert both
+    assert both == [n.night_id for n in nights]
+    assert (sp.to_dict()["n_train_epochs"], sp.to_dict()["n_test_epochs"]) == (tr.sum(),
+                                                                              te.sum())
     Xtr, ytr, Xte, yte = sp.arrays(nights)
     assert Xtr.shape == (tr.sum(), 4) and len(yte) == te.sum() and (ytr >= 0).all()
     again = stratified_epoch_split(nights, test=0.2, seed=0)

@@ -14,12 +14,10 @@ from hypnoscope.models.ssnet import (
     SSNetModel,
     cascade_predict,
     merge_hierarchical,
-    normalize_night,
-    normalize_night_robust,
     rem_nrem_labels,
-    sleep_statistics_difference,
     wake_sleep_labels,
 )
+from hypnoscope.preprocessing import normalize_epochs
 from hypnoscope.stages import UNSCORED
 
 TINY = {"emb_dim": 16, "tcn_channels": 16, "tcn_levels": 2, "n_heads": 2, "mlp_hidden": 16,
@@ -43,12 +41,18 @@ def feature_nights(n_subjects=4, n_epochs=60, seed=0):
 
 # -- network ------------------------------------------------------------------------------
 def test_ssnet_shapes_signal_and_feature_input():
-    sig = SSNet(n_channels=3, n_classes=5, n_times=300, sfreq=10.0, **TINY).eval()
-    assert sig(torch.randn(2, 6, 3, 300)).shape == (2, 6, 5)
-    feat = SSNet(n_channels=3, n_classes=2, n_features=10, **TINY).eval()
+    sig = SSNet(n_chans=3, n_outputs=5, n_times=300, sfreq=10.0, **TINY).eval()
+    x = torch.randn(2, 6, 3, 300)
+    assert sig(x).shape == (2, 6, 5)
+    # the encoder is separable from the head: embed() then head() is forward()
+    emb = sig.embed(x)
+    assert emb.shape == (2, 6, TINY["tcn_channels"])
+    torch.testing.assert_close(sig.head(emb), sig(x))
+    assert sig.encoder(x[:, 0]).shape == (2, TINY["emb_dim"])
+    feat = SSNet(n_chans=3, n_outputs=2, n_features=10, **TINY).eval()
     assert feat(torch.randn(4, 7, 3, 10)).shape == (4, 7, 2)
     with pytest.raises(ValueError, match="n_times"):
-        SSNet(n_channels=3, n_classes=5)
+        SSNet(n_chans=3, n_outputs=5)
 
 
 def test_causal_model_ignores_the_future_and_mask_ignores_padding():
@@ -169,7 +173,7 @@ def test_signal_input_and_checkpoint_resume(tmp_path):
 def test_bad_options():
     with pytest.raises(ValueError, match="preset"):
         SSNetModel(preset="huge")
-    with pytest.raises(ValueError, match="unknown SSNet option"):
+    with pytest.raises(ValueError, match=r"unknown ssnet option\(s\) \[.tcn_width.\]"):
         make_model("ssnet", n_classes=5, tcn_width=3)
     with pytest.raises(ValueError, match="mode"):
         SSNetModel(mode="one-to-one")
@@ -182,20 +186,21 @@ def test_bad_options():
 
 
 def test_robust_normalisation_ignores_outliers():
+    """The model's ``normalize="robust"``: median / (IQR / 1.349), clipped at ±8."""
     rng = np.random.default_rng(0)
     X = rng.normal(5.0, 2.0, (2000, 2, 3)).astype(np.float32)
     X[:20] = 1e4  # a few artefact epochs
-    Z = normalize_night_robust(X)
+    Z = normalize_epochs(X, "robust", clip=8.0)
     assert Z.shape == X.shape and Z.dtype == np.float32
     clean = Z[20:]
     np.testing.assert_allclose(np.median(clean, axis=0), 0.0, atol=0.1)
     np.testing.assert_allclose(clean.std(axis=0), 1.0, atol=0.1)
     assert Z.max() == pytest.approx(8.0)  # outliers clipped
     # the plain z-score is dominated by the artefacts: clean epochs shrink far below 1
-    assert normalize_night(X)[20:].std(axis=0).max() < 0.1
+    assert normalize_epochs(X)[20:].std(axis=0).max() < 0.1
     # a constant column stays finite
     X[:, 0, 0] = 3.0
-    assert np.isfinite(normalize_night_robust(X)).all()
+    assert np.isfinite(normalize_epochs(X, "robust", clip=8.0)).all()
 
 
 def test_inference_stride_one_averages_every_covering_window():
@@ -206,7 +211,7 @@ def test_inference_stride_one_averages_every_covering_window():
     night = nights[2]
     proba = model.predict_proba(night)
     net = model.nets["direct"]
-    X = torch.from_numpy(normalize_night_robust(night.X))
+    X = torch.from_numpy(normalize_epochs(night.X, "robust", clip=8.0))
     with torch.no_grad():
         acc = np.zeros((60, 5))
         cnt = np.zeros(60)
@@ -217,22 +222,3 @@ def test_inference_stride_one_averages_every_covering_window():
     np.testing.assert_allclose(proba, acc / cnt[:, None], atol=1e-5)
     assert cnt.min() == 1 and cnt.max() == 6
     assert model.metadata["preprocessing"]["normalize"].startswith("per-night robust")
-
-
-def test_sleep_statistics_difference_on_hand_made_nights():
-    # 10 min wake, 60 min N2, 20 min REM, 10 min wake (5-class codes, 30-s epochs)
-    y = np.array([0] * 20 + [2] * 120 + [4] * 40 + [0] * 20)
-    pred = y.copy()
-    pred[18:20] = 2  # sleep onset 1 min early
-    pred[140:150] = 2  # first 5 min of REM called N2
-    d = sleep_statistics_difference(y, pred, n_classes=5)
-    assert d["total_sleep_min"]["ref"] == pytest.approx(80.0)
-    assert d["total_sleep_min"]["diff"] == pytest.approx(1.0)
-    assert d["sleep_onset_latency_min"]["diff"] == pytest.approx(-1.0)
-    assert d["rem_min"]["diff"] == pytest.approx(-5.0)
-    assert d["rem_latency_min"]["ref"] == pytest.approx(60.0)
-    assert d["rem_latency_min"]["diff"] == pytest.approx(6.0)  # from the earlier onset
-    same = sleep_statistics_difference(y, y)
-    assert all(v["diff"] == 0 or np.isnan(v["diff"]) for v in same.values())
-    with pytest.raises(ValueError, match="differ in length"):
-        sleep_statistics_difference(y, y[:-1])

@@ -1,90 +1,50 @@
-"""Tests of hypnoscope.training: sequence windows, the loop, checkpoints and resume."""
+"""Tests of hypnoscope.training: phases, losses, freezing, checkpoints, kill and resume."""
 
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from hypnoscope.datasets import Night
-from hypnoscope.stages import UNSCORED, to_3class
+from hypnoscope.sequences import SequenceDataset
+from hypnoscope.stages import UNSCORED
 from hypnoscope.training import (
-    SequenceDataset,
+    LossOutput,
+    Phase,
+    StepContext,
     TrainConfig,
     balanced_class_weights,
     cross_entropy_loss,
+    evaluate_loader,
     train_model,
 )
+from two_phase_setup import EncoderHeadNet, datasets, make_nights, phases, run
 
-
-def make_nights(n_nights=3, n_epochs=40, n_feat=4, seed=0, unscored=(0, 5)):
-    """Feature nights whose labels are readable from the features (learnable)."""
-    rng = np.random.default_rng(seed)
-    nights = []
-    for k in range(n_nights):
-        y = rng.integers(0, 5, n_epochs)
-        X = rng.normal(0, 0.3, (n_epochs, n_feat)).astype(np.float32)
-        X[:, 0] += y
-        y[list(unscored)] = UNSCORED
-        nights.append(Night(X=X, y=y, subject_id=f"s{k}", night_id=f"s{k}n1"))
-    return nights
+HERE = Path(__file__).parent
 
 
 class TinySeqNet(nn.Module):
     """Per-position linear classifier over (B, L, F) input."""
 
-    def __init__(self, n_feat=4, n_classes=5, hidden=32):
+    def __init__(self, n_feat=4, n_outputs=5, hidden=32):
         super().__init__()
-        self.n_classes = n_classes
+        self.n_outputs = n_outputs
         self.encoder = nn.Sequential(nn.Linear(n_feat, hidden), nn.ReLU())
-        self.head = nn.Linear(hidden, n_classes)
+        self.head = nn.Linear(hidden, n_outputs)
 
     def forward(self, x, mask=None):
         return self.head(self.encoder(x))
 
 
-def test_many_to_one_windows_shapes_masks_and_targets():
-    nights = make_nights(n_nights=2, n_epochs=30, unscored=(3,))
-    ds = SequenceDataset(nights, seq_len=5, mode="many-to-one")
-    # one window per scored epoch (one unscored epoch per night is dropped)
-    assert len(ds) == 2 * 29
-    b = ds.__getitems__([0, 1, 2])
-    assert b["x"].shape == (3, 5, 4) and b["mask"].shape == (3, 5) and b["y"].shape == (3,)
-    # first window of a night: 4 padded positions on the left, target = epoch 0
-    assert b["mask"][0].tolist() == [False, False, False, False, True]
-    assert int(b["y"][0]) == nights[0].y[0]
-    torch.testing.assert_close(b["x"][0, -1], torch.from_numpy(nights[0].X[0]))
-    # windows never cross nights: all indices of a window lie in one night's range
-    night_of_row = np.repeat([0, 1], 30)
-    assert (night_of_row[ds.index] == night_of_row[ds.index[:, :1]]).all()
-    # the target is the label of the last epoch of each window
-    y_all = np.concatenate([n.y for n in nights])
-    np.testing.assert_array_equal(ds.targets, y_all[ds.index[:, -1]])
-    full = SequenceDataset(nights, seq_len=5, drop_unlabelled=False)
-    assert len(full) == 60
-
-
-def test_many_to_many_windows_cover_night_and_pad_targets():
-    night = make_nights(n_nights=1, n_epochs=23, unscored=())[0]
-    ds = SequenceDataset([night], seq_len=10, mode="many-to-many", stride=5)
-    covered = np.unique(ds.index[ds.mask])
-    np.testing.assert_array_equal(covered, np.arange(23))
-    assert ds.targets.shape == (len(ds), 10)
-    short = make_nights(n_nights=1, n_epochs=4, unscored=())[0]
-    ds2 = SequenceDataset([short], seq_len=6, mode="many-to-many", label_map=to_3class)
-    assert ds2.mask.tolist() == [[True] * 4 + [False] * 2]
-    assert ds2.targets[0, 4:].tolist() == [UNSCORED, UNSCORED]
-    np.testing.assert_array_equal(ds2.targets[0, :4], to_3class(short.y))
-
-
-def test_dataset_rejects_mixed_shapes():
-    a = make_nights(1, n_feat=4)[0]
-    b = make_nights(1, n_feat=3)[0]
-    with pytest.raises(ValueError, match="different per-epoch shapes"):
-        SequenceDataset([a, b], seq_len=3)
+def _encoder_state(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if k.startswith("encoder.")}
 
 
 def test_balanced_class_weights():
@@ -97,94 +57,172 @@ def test_tiny_model_overfits_tiny_batch():
     ds = SequenceDataset(nights, seq_len=4, mode="many-to-many", stride=4)
     torch.manual_seed(0)
     model = TinySeqNet()
-    cfg = TrainConfig(epochs=60, batch_size=64, lr=2e-2, weight_decay=0.0, schedule="none",
-                      patience=None, seed=0)
-    res = train_model(model, ds, None, cfg)
+    phase = Phase(epochs=60, batch_size=64, lr=2e-2, weight_decay=0.0, schedule="none",
+                  patience=None)
+    res = train_model(model, ds, None, phase)
     first, last = res.history[0]["train_loss"], res.history[-1]["train_loss"]
     assert last < first / 10, (first, last)  # the loss drops by at least 10x
     assert res.history[-1]["train_acc"] == 1.0
 
 
-def test_named_losses_are_summed_with_weights():
+def test_weighted_terms_in_training_and_validation():
     ds = SequenceDataset(make_nights(2), seq_len=4, mode="many-to-one")
+    val = SequenceDataset(make_nights(1, seed=1), seq_len=4, mode="many-to-one")
 
-    def two_losses(model, batch, cw):
-        losses, logits, targets = cross_entropy_loss(model, batch, cw)
-        return {"ce": losses["ce"], "l2": logits.pow(2).mean()}, logits, targets
+    def two_terms(model, batch, ctx):
+        out = cross_entropy_loss(model, batch, ctx)
+        out.terms["l2"] = out.logits.pow(2).mean()
+        return out
 
-    cfg = TrainConfig(epochs=2, batch_size=16, loss_weights={"l2": 0.5}, patience=None)
-    res = train_model(TinySeqNet(), ds, None, cfg, loss_fn=two_losses)
+    phase = Phase(epochs=2, batch_size=16, loss=two_terms, loss_weights={"l2": 0.5},
+                  patience=None, monitor="val_loss")
+    res = train_model(TinySeqNet(), ds, val, phase)
     for row in res.history:
         assert row["train_loss"] == pytest.approx(row["train_ce"] + 0.5 * row["train_l2"],
                                                   rel=1e-5)
+        # validation uses the same weights: its loss is the weighted sum of its terms
+        assert row["val_loss"] == pytest.approx(row["val_ce"] + 0.5 * row["val_l2"],
+                                                rel=1e-5)
+        assert row["val_loss"] != pytest.approx(row["val_ce"] + row["val_l2"], rel=1e-3)
+    # evaluate_loader on its own gives the same numbers as the last epoch's row
+    m = evaluate_loader(TinySeqNet(), val.loader(32), 5, two_terms, loss_weights={"l2": 0.5})
+    assert m["loss"] == pytest.approx(m["ce"] + 0.5 * m["l2"], rel=1e-6)
 
 
-def test_frozen_parameters_do_not_move():
+def test_two_phase_pretrain_then_frozen_finetune(tmp_path):
+    """Self-supervised reconstruction on unlabelled nights, then supervised fine-tuning
+    with the encoder frozen: the encoder (weights and batch-norm buffers) is bit-identical
+    after phase 2, and trainable again in a later phase."""
+    train, val = datasets()
+    assert (train.targets < 0).all(axis=1).sum() > 0  # unlabelled windows present
+    torch.manual_seed(0)
+    model = EncoderHeadNet()
+    init = _encoder_state(model)
+    head0 = model.head.weight.clone()
+    ph = phases()
+    res = train_model(model, train, val, ph[:1], TrainConfig(seed=0))
+    pretrained = _encoder_state(model)
+    assert any(not torch.equal(pretrained[k], init[k]) for k in init)
+    assert torch.equal(model.head.weight, head0)  # not in phase 1's parameter groups
+    # phase 1 trained on every window (unlabelled nights too), phase 2 on scored ones
+    assert res.phases[0].name == "pretrain"
+    assert [r["phase"] for r in res.history] == ["pretrain"] * 3
+    assert "val_acc" not in res.history[0]  # no logits in a reconstruction loss
+
+    res2 = train_model(model, train, val, ph[1:], TrainConfig(seed=0))
+    after = _encoder_state(model)
+    for k in pretrained:
+        assert torch.equal(after[k], pretrained[k]), k
+    assert not torch.equal(model.head.weight, head0)
+    assert res2.history[-1]["val_acc"] > 0.5
+    assert all(p.requires_grad for p in model.parameters())  # frozen for that phase only
+
+    again = Phase(name="unfrozen", params=["encoder."], epochs=1, batch_size=8, lr=1e-2,
+                  patience=None)
+    train_model(model, train, val, again, TrainConfig(seed=0))
+    assert any(not torch.equal(_encoder_state(model)[k], after[k]) for k in after)
+
+
+def test_per_group_learning_rates_and_schedule():
     ds = SequenceDataset(make_nights(2), seq_len=4)
+    phase = Phase(params={"encoder.": 1e-2, "head.": 1e-3}, epochs=2, batch_size=16,
+                  schedule="cosine", min_lr_ratio=0.1, patience=None)
     model = TinySeqNet()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    train_model(model, ds, None, TrainConfig(epochs=2, batch_size=16, freeze=("encoder.",),
-                                             patience=None))
-    after = model.state_dict()
-    torch.testing.assert_close(after["encoder.0.weight"], before["encoder.0.weight"])
-    assert not torch.equal(after["head.weight"], before["head.weight"])
-    with pytest.raises(ValueError, match="every parameter is frozen"):
-        train_model(TinySeqNet(), ds, None, TrainConfig(epochs=1, freeze=("",)))
+    seen = []
+
+    def spy(model, batch, ctx):
+        return cross_entropy_loss(model, batch, ctx)
+
+    phase.loss = spy
+    res = train_model(model, ds, None, phase)
+    assert res.history[0]["lr"] == pytest.approx(1e-2)  # first group's lr, epoch 1
+    assert res.history[1]["lr"] == pytest.approx(1e-2 * (0.1 + 0.9 * 0.5))  # half-way
+    del seen
+    with pytest.raises(ValueError, match=r"no parameter starts with \['decoder.'\]"):
+        train_model(TinySeqNet(), ds, None, Phase(params=["decoder.", "head."], epochs=1))
+    with pytest.raises(ValueError, match="trains no parameter"):
+        train_model(TinySeqNet(), ds, None, Phase(freeze=("",), epochs=1))
 
 
-def test_early_stopping_and_best_checkpoint(tmp_path):
+def test_early_stopping_best_checkpoint_and_min_mode(tmp_path):
     ds = SequenceDataset(make_nights(2), seq_len=4)
     val = SequenceDataset(make_nights(1, seed=1), seq_len=4)
     # lr = 0: the validation score never improves after epoch 1
-    cfg = TrainConfig(epochs=10, lr=0.0, patience=2, checkpoint_dir=str(tmp_path),
-                      monitor="val_macro_f1")
-    res = train_model(TinySeqNet(), ds, val, cfg)
+    phase = Phase(epochs=10, lr=0.0, patience=2, monitor="val_macro_f1")
+    res = train_model(TinySeqNet(), ds, val, phase, TrainConfig(checkpoint_dir=str(tmp_path)))
     assert res.stopped_early and len(res.history) == 3 and res.best_epoch == 1
-    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+    assert (tmp_path / "train" / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
     with open(tmp_path / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    assert {"train_loss", "train_acc", "val_acc", "val_macro_f1", "lr", "time_s"} <= set(rows[0])
+    assert {"phase", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr",
+            "time_s"} <= set(rows[0])
+    # minimising the validation loss keeps the epoch with the lowest one
+    res = train_model(TinySeqNet(), ds, val, Phase(epochs=4, lr=5e-2, monitor="val_loss",
+                                                   patience=None))
+    losses = [r["val_loss"] for r in res.history]
+    assert res.best_epoch == int(np.argmin(losses)) + 1 and res.best_score == min(losses)
+    # a monitor the loss cannot give is a clear error
+    def no_logits(model, batch, ctx):
+        return {"l2": model(batch["x"]["feat"]).pow(2).mean()}
+
+    with pytest.raises(ValueError, match="monitors 'val_acc'.*val_l2"):
+        train_model(TinySeqNet(), ds, val, Phase(epochs=1, loss=no_logits))
 
 
-def test_resume_continues_from_saved_epoch(tmp_path):
-    nights = make_nights(2)
-    ds = SequenceDataset(nights, seq_len=4)
-
-    def run(epochs, ckpt, resume):
-        torch.manual_seed(0)
-        model = TinySeqNet()
-        cfg = TrainConfig(epochs=epochs, batch_size=16, patience=None, seed=3,
-                          checkpoint_dir=str(ckpt), resume=resume, schedule="step",
-                          step_size=1)
-        return model, train_model(model, ds, None, cfg)
-
-    full_model, full = run(4, tmp_path / "full", False)
-    _, part = run(2, tmp_path / "part", False)
-    # a resumed run with a larger budget continues at epoch 3 ...
-    cont_model, cont = run(4, tmp_path / "part", True)
-    assert cont.resumed_from == 3
-    assert [r["epoch"] for r in cont.history] == [1, 2, 3, 4]
-    assert cont.history[:2] == part.history
-    # ... and ends exactly where an uninterrupted run ends
+def test_kill_in_phase_two_then_resume_matches_uninterrupted(tmp_path):
+    full_model, full = run(tmp_path / "full")
+    assert [p.name for p in full.phases] == ["pretrain", "finetune"]
+    # a real SIGKILL in the second epoch of phase 2 (no clean-up of any kind)
+    train, _ = datasets()
+    per_epoch = -(-int(train.scored().__len__()) // 8)
+    ckpt = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH",
+                                                                              "")}
+    proc = subprocess.run([sys.executable, str(HERE / "two_phase_setup.py"), str(ckpt),
+                           str(per_epoch + 2)], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    state = torch.load(ckpt / "last.pt", weights_only=False)
+    assert (state["phase_index"], state["epoch"]) == (1, 1)  # phase 2, epoch 1 complete
+    resumed_model, resumed = run(ckpt, resume=True)
+    assert resumed.resumed_from == ("finetune", 1)
+    assert [(r["phase"], r["epoch"]) for r in resumed.history] == \
+        [(r["phase"], r["epoch"]) for r in full.history]
     for k, v in full_model.state_dict().items():
-        torch.testing.assert_close(cont_model.state_dict()[k], v)
-    assert cont.history[-1]["train_loss"] == pytest.approx(full.history[-1]["train_loss"])
+        assert torch.equal(resumed_model.state_dict()[k], v), k
+    # resuming a finished run changes nothing; other phases are refused
+    again_model, _ = run(ckpt, resume=True)
+    for k, v in full_model.state_dict().items():
+        assert torch.equal(again_model.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="written for phases"):
+        train_model(EncoderHeadNet(), train, None, Phase(name="other", epochs=1),
+                    TrainConfig(checkpoint_dir=str(ckpt), resume=True))
     with pytest.raises(ValueError, match="needs checkpoint_dir"):
-        train_model(TinySeqNet(), ds, None, TrainConfig(epochs=1, resume=True))
-    # a checkpoint of another architecture is refused with a clear message
+        train_model(EncoderHeadNet(), train, None, Phase(epochs=1), TrainConfig(resume=True))
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    ds = SequenceDataset(make_nights(2), seq_len=4)
+    train_model(TinySeqNet(), ds, None, Phase(epochs=1, patience=None),
+                TrainConfig(checkpoint_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="cannot resume from .*last.pt"):
-        train_model(TinySeqNet(hidden=8), ds, None,
-                    TrainConfig(epochs=5, checkpoint_dir=str(tmp_path / "part"), resume=True))
+        train_model(TinySeqNet(hidden=8), ds, None, Phase(epochs=2),
+                    TrainConfig(checkpoint_dir=str(tmp_path), resume=True))
 
 
-def test_config_validation():
+def test_phase_validation():
     with pytest.raises(ValueError, match="optimizer"):
-        TrainConfig(optimizer="sgd")
+        Phase(optimizer="sgd")
     with pytest.raises(ValueError, match="monitor"):
-        TrainConfig(monitor="loss")
+        Phase(monitor="loss")
     with pytest.raises(ValueError, match="schedule"):
-        TrainConfig(schedule="linear")
+        Phase(schedule="linear")
+    with pytest.raises(ValueError, match="mode"):
+        Phase(mode="up")
+    assert Phase(monitor="val_rec").mode == "min" and Phase().mode == "max"
+    with pytest.raises(ValueError, match="unique"):
+        train_model(TinySeqNet(), SequenceDataset(make_nights(1), 4), None,
+                    [Phase(epochs=1), Phase(epochs=1)])
 
 
 def test_cross_entropy_label_smoothing_matches_the_formula():
@@ -198,10 +236,13 @@ def test_cross_entropy_label_smoothing_matches_the_formula():
 
     logits = torch.tensor([[[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]]])
     y = torch.tensor([[0, UNSCORED]])
-    batch = {"x": torch.zeros(1, 2, 1), "mask": torch.ones(1, 2, dtype=torch.bool), "y": y}
-    plain = cross_entropy_loss(Fixed(logits), batch, None)[0]["ce"].item()
-    smooth = cross_entropy_loss(Fixed(logits), batch, None, label_smoothing=0.3)[0]["ce"]
+    batch = {"x": {"feat": torch.zeros(1, 2, 1)}, "mask": torch.ones(1, 2, dtype=torch.bool),
+             "y": y}
+    ctx = StepContext(None, 3, "t", True)
+    plain = cross_entropy_loss(Fixed(logits), batch, ctx).terms["ce"].item()
+    smooth = cross_entropy_loss(Fixed(logits), batch, ctx, label_smoothing=0.3).terms["ce"]
     logp = torch.log_softmax(logits[0, 0], -1)
     assert plain == pytest.approx(-logp[0].item(), rel=1e-6)  # unscored position ignored
     expected = -(0.7 * logp[0] + 0.3 * logp.mean()).item()
     assert smooth.item() == pytest.approx(expected, rel=1e-6)
+    assert isinstance(cross_entropy_loss(Fixed(logits), batch, ctx), LossOutput)

@@ -168,18 +168,15 @@ def stage_with_yasa(raw) -> np.ndarray:
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """Accuracy, Cohen's kappa, per-stage F1 and confusion matrix (scored epochs only)."""
-    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
+    """Accuracy, Cohen's kappa, macro-F1, per-stage F1 and confusion matrix (scored epochs
+    only), by :func:`hypnoscope.evaluation.evaluate`'s rule (a stage absent from both the
+    truth and the prediction has F1 ``nan`` and is left out of macro-F1)."""
+    from hypnoscope.evaluation import evaluate
 
-    m = y_true >= 0
-    yt, yp = y_true[m], y_pred[m]
-    f1 = f1_score(yt, yp, labels=range(5), average=None, zero_division=0)
-    return {"accuracy": float(accuracy_score(yt, yp)),
-            "kappa": float(cohen_kappa_score(yt, yp)),
-            "macro_f1": float(np.mean(f1)),
-            "per_stage_f1": {s: float(v) for s, v in zip(STAGES, f1, strict=True)},
-            "confusion_matrix": confusion_matrix(yt, yp, labels=range(5)).tolist(),
-            "n_epochs": int(m.sum())}
+    r = evaluate(y_true, y_pred, n_classes=5, labels=STAGES)
+    return {"accuracy": r["accuracy"], "kappa": r["kappa"], "macro_f1": r["macro_f1"],
+            "per_stage_f1": r["per_class_f1"], "confusion_matrix": r["confusion_matrix"],
+            "n_epochs": r["n_epochs"]}
 
 
 def time_simulation(repeats: int = 3) -> dict:

@@ -40,6 +40,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -53,7 +54,7 @@ from hypnoscope.evaluation import compare_hypnograms, evaluate
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.models import make_model
 from hypnoscope.models.ssnet import merge_hierarchical
-from hypnoscope.splits import _make_fold, subject_kfold, subjects_of
+from hypnoscope.splits import _make_fold, subject_kfold, subjects_of, validation_split
 from hypnoscope.stages import proba_to_3class, to_3class
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
 
@@ -90,7 +91,8 @@ SELECTION_NOTE = ("These settings were chosen by validation-subject accuracy onl
 # --------------------------------------------------------------------------------------
 def load_folds(nights, folds_file: Path, val: float, seed: int):
     """Test subjects from ``folds_file`` (else ``subject_kfold(k=10, seed)``), with
-    ``val`` of each fold's training subjects held out for validation (seeded)."""
+    ``val`` of each fold's training subjects held out for validation
+    (:func:`hypnoscope.splits.validation_split` with seed ``seed + fold index``)."""
     groups = subjects_of(nights)
     if folds_file.is_file():
         spec = json.loads(folds_file.read_text())
@@ -102,13 +104,10 @@ def load_folds(nights, folds_file: Path, val: float, seed: int):
     missing = sorted(set(groups) - {s for t in tests for s in t})
     if missing:
         raise ValueError(f"{folds_file}: subjects {missing} are in no test fold")
-    rng = np.random.default_rng(seed)
     folds = []
     for i, test_s in enumerate(tests):
-        train_s = sorted(set(groups) - set(test_s))
-        n_val = max(1, int(round(val * len(train_s))))
-        val_s = sorted(rng.choice(train_s, size=n_val, replace=False).tolist())
-        train_s = [s for s in train_s if s not in set(val_s)]
+        # seeded per fold, so that the folds do not share their validation subjects
+        train_s, val_s = validation_split(sorted(set(groups) - set(test_s)), val, seed + i)
         folds.append(_make_fold(groups, train_s, val_s, test_s, f"fold {i + 1}/{len(tests)}"))
     return folds, source
 
@@ -123,7 +122,7 @@ def run_fold(i, fold, nights, args, state_dir: Path, tag: str) -> dict:
                   mode=args.mode, batch_size=args.batch_size, patience=args.patience,
                   normalize=args.normalize, label_smoothing=args.label_smoothing,
                   infer_stride=args.infer_stride, seed=args.seed,
-                  num_threads=args.threads, device="cpu", resume=True)
+                  num_threads=args.threads, device=args.device, resume=True)
     ckpt = state_dir / "checkpoints" / tag / f"fold{i:02d}"
     rec: dict = {"fold": fold.name, "index": i, "config_tag": tag,
                  "test_subjects": list(fold.test_subjects),
@@ -400,8 +399,11 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
         "machine": {"node": platform.node(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version(), "torch": torch.__version__,
-                    "torch_threads": args.threads,
-                    "note": "2 CPU cores shared with other jobs; timings are indicative"},
+                    "torch_threads": args.threads, "device": args.device,
+                    "gpu": (torch.cuda.get_device_name(0)
+                            if args.device.startswith("cuda") else None),
+                    "cpus": os.cpu_count(),
+                    "note": "timings are indicative (a shared machine)"},
         "data": {"path": "../shared/data/sleepedf_bandpower", "n_nights": n_nights,
                  "n_subjects": n_subjects,
                  "source": "PhysioNet Sleep-EDF Expanded (Kemp et al. 2000; Goldberger et "
@@ -574,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="stride of the averaged many-to-many windows at inference "
                          "(default seq_len // 2)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device of the SSNet models "
+                    "(default cpu; e.g. cuda)")
     ap.add_argument("--val", type=float, default=0.1, help="validation-subject fraction")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reference", nargs="*", default=["lightgbm"],

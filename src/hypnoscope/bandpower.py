@@ -51,6 +51,7 @@ import numpy as np
 from scipy import signal
 
 from .features import BANDS  # (name, low Hz, high Hz), closed intervals
+from .stages import UNSCORED
 
 #: Feature names along the last axis.
 FEATURE_NAMES: tuple[str, ...] = tuple(
@@ -289,7 +290,16 @@ class BandPowerNight:
 
     def window_std(self, window: slice | None = None) -> np.ndarray:
         """Per-channel standard deviation (V) over the epochs of ``window`` (all: None),
-        floored at 1e-8 V as in the original z-score."""
+        floored at 1e-8 V as in the original z-score.
+
+        This is the ``"zscore"`` scale of
+        :func:`hypnoscope.preprocessing.normalization_stats` (per channel over all
+        samples of the window), computed from the stored per-epoch sums and sums of
+        squares instead of the signal: the night keeps no signal, and staging
+        re-normalises over a second window (the detected sleep period) at the cost of
+        two sums. The floor is the real band-power set's (:data:`ZSCORE_EPS_V`), not
+        ``normalization_stats``' relative one, so that the features match that set.
+        """
         window = window or slice(0, self.n_epochs)
         n = self.n_times * len(range(*window.indices(self.n_epochs)))
         if n == 0:
@@ -369,18 +379,6 @@ def extract_bandpower(data: np.ndarray, sfreq: float, ch_names: list[str], roles
     return night
 
 
-def crop_window(codes: np.ndarray, n_epochs: int, buffer_sec: float = WAKE_CROP_SEC,
-                epoch_sec: float = EPOCH_SEC) -> slice | None:
-    """Epochs from ``buffer_sec`` before the first to the same after the last sleep epoch
-    (codes 1-4); None if there is no sleep epoch."""
-    codes = np.asarray(codes)[:n_epochs]
-    sleep = np.flatnonzero((codes >= 1) & (codes <= 4))
-    if sleep.size == 0:
-        return None
-    pad = int(round(buffer_sec / epoch_sec))
-    return slice(max(0, int(sleep[0]) - pad), min(n_epochs, int(sleep[-1]) + 1 + pad))
-
-
 def recording_features(recording, hypnogram=None, eeg=None, eog=None,
                        ica_decim: int | str = "auto") -> dict[str, Any]:
     """Band-power features of a recording, like one file of the real band-power set.
@@ -408,11 +406,12 @@ def recording_features(recording, hypnogram=None, eeg=None, eog=None,
     labels = None
     if hypnogram is not None:
         hyp = read_hypnogram(hypnogram).align_to(night.n_epochs, onset_sec=0.0)
-        window = crop_window(hyp.codes, night.n_epochs)
-        if window is None:
-            raise ValueError(f"{hypnogram}: hypnogram contains no sleep epoch; cannot crop")
+        try:
+            window = hyp.sleep_period_slice(WAKE_CROP_SEC / 60.0)
+        except ValueError as exc:
+            raise ValueError(f"{hypnogram}: {exc}") from None
         labels = hyp.codes.copy()
-        labels[night.rejected()] = -100
+        labels[night.rejected()] = UNSCORED
         labels = labels[window]
     feats = night.features(window)[window]
     onsets = night.onsets_sec[window] - night.onsets_sec[window.start]

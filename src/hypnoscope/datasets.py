@@ -1,14 +1,14 @@
 """Per-night data containers, feature directories and sequence windows.
 
 A :class:`Night` holds the per-epoch inputs of one recording night (``X``: features
-``(n_epochs, ...)`` or signals ``(n_epochs, n_channels, n_times)``), its labels
-(``UNSCORED`` = -100 for unscored epochs) and its subject and night ids. Every model and
-every split works on lists of nights, so both nights of a subject always travel together.
+``(n_epochs, ...)`` or signals ``(n_epochs, n_channels, n_times)``; further named views
+such as a spectrogram in ``views``), its labels (``UNSCORED`` = -100 for unscored epochs)
+and its subject and night ids. Every model and every split works on lists of nights, so
+both nights of a subject always travel together.
 
 PSG recordings become nights in :mod:`hypnoscope.recordings`.
-:func:`split_modalities` gives the per-epoch arrays by channel role, and
-:func:`sequence_windows` / :func:`make_sequences` windows of L consecutive epochs that
-never cross from one night into another.
+:func:`split_modalities` gives the per-epoch arrays by channel role. Windows of
+consecutive epochs for sequence models are in :mod:`hypnoscope.sequences`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ class Night:
         Epoch onsets in seconds.
     meta : dict
         Free-form description (source files, preprocessing settings).
+    views : dict of str to ndarray
+        Further per-epoch representations of the same epochs (e.g. ``"spec"``: the
+        spectrogram of :mod:`hypnoscope.views`), each ``(n_epochs, ...)``. ``X`` itself is
+        the view named :attr:`primary_view` (``"raw"`` for signals, ``"feat"`` for
+        features).
     """
 
     X: np.ndarray
@@ -65,6 +70,7 @@ class Night:
     roles: list[str] = field(default_factory=list)
     onsets_sec: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    views: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64).copy()
@@ -74,6 +80,31 @@ class Night:
                              f"{len(self.y)} labels")
         if self.kind not in ("features", "signals"):
             raise ValueError(f"kind must be 'features' or 'signals', got {self.kind!r}")
+        for name, arr in self.views.items():
+            if name == self.primary_view:
+                raise ValueError(f"night {self.night_id}: view {name!r} is X itself")
+            if len(arr) != len(self.y):
+                raise ValueError(f"night {self.night_id}: view {name!r} has {len(arr)} "
+                                 f"epochs, the night {len(self.y)}")
+
+    @property
+    def primary_view(self) -> str:
+        """Name of ``X`` among the views: ``"raw"`` (signals) or ``"feat"`` (features)."""
+        return "raw" if self.kind == "signals" else "feat"
+
+    @property
+    def view_names(self) -> list[str]:
+        """Every view of the night, ``X`` first."""
+        return [self.primary_view, *self.views]
+
+    def view(self, name: str) -> np.ndarray:
+        """The per-epoch array of view ``name`` (``X`` for the primary view)."""
+        if name == self.primary_view:
+            return self.X
+        if name not in self.views:
+            raise KeyError(f"night {self.night_id} has no view {name!r}; it has "
+                           f"{self.view_names}")
+        return self.views[name]
 
     @property
     def n_epochs(self) -> int:
@@ -158,93 +189,6 @@ def load_feature_dir(directory: str | os.PathLike, subject_pattern: str = r"^(\d
         nights.append(Night(X=X, y=y, subject_id=str(subject), night_id=f.stem,
                             kind="features", channels=channels, onsets_sec=onsets, meta=meta))
     return nights
-
-
-def sequence_windows(n_epochs: int, seq_len: int, mode: str = "many-to-one",
-                     stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Index windows of ``seq_len`` consecutive epochs inside one night.
-
-    Parameters
-    ----------
-    n_epochs : int
-        Epochs in the night.
-    seq_len : int
-        Window length L.
-    mode : {"many-to-one", "many-to-many"}
-        ``many-to-one``: one window per epoch ``t`` made of epochs ``t-L+1 .. t`` (the
-        target is the last epoch, as in the multimodal seed); the first ``L-1`` windows
-        are left-padded by repeating index 0 and the padding is marked in the mask.
-        ``many-to-many``: windows of L epochs with ``stride`` (default L); the last window
-        is shifted back to end at the last epoch so every epoch is covered.
-
-    Returns
-    -------
-    index : ndarray (n_windows, seq_len) of int
-        Epoch indices of each window (always inside ``[0, n_epochs)``).
-    mask : ndarray (n_windows, seq_len) of bool
-        True where the position holds a real epoch (False for padding).
-    """
-    if seq_len < 1:
-        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
-    if n_epochs < 1:
-        raise ValueError("a night needs at least one epoch")
-    if mode == "many-to-one":
-        idx = np.arange(n_epochs)[:, None] - np.arange(seq_len - 1, -1, -1)[None, :]
-        mask = idx >= 0
-        return np.maximum(idx, 0), mask
-    if mode == "many-to-many":
-        if n_epochs < seq_len:
-            idx = np.arange(seq_len)[None, :]
-            mask = idx < n_epochs
-            return np.minimum(idx, n_epochs - 1), mask
-        stride = seq_len if stride is None else int(stride)
-        starts = list(range(0, n_epochs - seq_len + 1, stride))
-        if starts[-1] != n_epochs - seq_len:
-            starts.append(n_epochs - seq_len)
-        idx = np.asarray(starts)[:, None] + np.arange(seq_len)[None, :]
-        return idx, np.ones_like(idx, dtype=bool)
-    raise ValueError(f"mode must be 'many-to-one' or 'many-to-many', got {mode!r}")
-
-
-def make_sequences(nights: list[Night], seq_len: int, mode: str = "many-to-one",
-                   stride: int | None = None,
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stack windows of ``seq_len`` consecutive epochs from each night (never across
-    nights), for sequence models that do not use :class:`hypnoscope.training.SequenceDataset`.
-
-    Windows are those of :func:`sequence_windows` for each night in turn.
-
-    Returns
-    -------
-    X : ndarray, shape (n_windows, seq_len, ...)
-        Epoch inputs; padded positions repeat the night's first epoch (see ``mask``).
-    y : ndarray of int
-        ``many-to-one``: ``(n_windows,)`` label of the last epoch of each window;
-        ``many-to-many``: ``(n_windows, seq_len)`` labels, ``UNSCORED`` at padded positions.
-    mask : ndarray of bool, shape (n_windows, seq_len)
-        True where a position holds a real epoch.
-    night_index : ndarray of int, shape (n_windows,)
-        Index into ``nights`` of each window's night.
-    """
-    if not nights:
-        raise ValueError("make_sequences needs at least one night")
-    xs, ys, masks, owners = [], [], [], []
-    for i, night in enumerate(nights):
-        idx, mask = sequence_windows(night.n_epochs, seq_len, mode=mode, stride=stride)
-        xs.append(night.X[idx])
-        y = night.y[idx]
-        if mode == "many-to-one":
-            y = y[:, -1]
-        else:
-            y = np.where(mask, y, UNSCORED)
-        ys.append(y)
-        masks.append(mask)
-        owners.append(np.full(len(idx), i, dtype=np.int64))
-    shapes = {x.shape[2:] for x in xs}
-    if len(shapes) > 1:
-        raise ValueError(f"nights have different epoch shapes {sorted(shapes)}; cannot stack")
-    return (np.concatenate(xs), np.concatenate(ys), np.concatenate(masks),
-            np.concatenate(owners))
 
 
 def split_modalities(night: Night) -> dict[str, np.ndarray]:

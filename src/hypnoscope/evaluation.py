@@ -4,6 +4,8 @@
   (sensitivity), specificity and F1, confusion matrices and a classification report,
   computed with :mod:`sklearn.metrics`. Epochs whose true *or* predicted label is
   negative (unscored) never count.
+- :func:`accuracy_macro_f1`: only accuracy and macro-F1, by the same rule as
+  :func:`evaluate` and cheap enough to call every training epoch.
 - :func:`evaluate_3class`: the same on the 3-class view (W, NREM, R).
 - :func:`evaluate_recordings`: pooled over all epochs plus per-recording (or per-fold)
   mean ± sd via :func:`aggregate`.
@@ -24,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .stages import STAGES_3, STAGES_5, to_3class
+from .stages import UNSCORED, stage_names, to_3class
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hypnogram import Hypnogram
 
 __all__ = [
-    "Timer", "aggregate", "compare_hypnograms", "comparison_table", "evaluate",
+    "Timer", "accuracy_macro_f1", "aggregate", "compare_hypnograms", "comparison_table",
+    "evaluate",
     "evaluate_3class", "evaluate_recordings", "to_3class", "SCALAR_METRICS",
 ]
 
@@ -70,10 +73,8 @@ def _names(n_classes: int, labels: Sequence[str] | None) -> list[str]:
         if len(labels) != n_classes:
             raise ValueError(f"labels has {len(labels)} names but n_classes={n_classes}")
         return labels
-    if n_classes == 5:
-        return list(STAGES_5)
-    if n_classes == 3:
-        return list(STAGES_3)
+    if n_classes in (3, 5):
+        return list(stage_names(n_classes))
     return [str(i) for i in range(n_classes)]
 
 
@@ -85,7 +86,7 @@ def _codes(y, what: str) -> np.ndarray:
     if arr.dtype.kind == "f":
         if not np.all(np.isnan(arr) | (arr == np.round(arr))):
             raise ValueError(f"{what} holds non-integer values; expected stage codes")
-        return np.where(np.isnan(arr), -100, arr).astype(np.int64)
+        return np.where(np.isnan(arr), UNSCORED, arr).astype(np.int64)
     if arr.dtype.kind == "b":
         return arr.astype(np.int64)
     from .stages import labels_to_codes
@@ -94,6 +95,64 @@ def _codes(y, what: str) -> np.ndarray:
         return labels_to_codes([str(x) for x in arr.tolist()])
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
+
+
+def _confusion(t: np.ndarray, p: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix (rows = true, columns = predicted) of codes ``0..n_classes-1``."""
+    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes)
+
+
+def _f1_per_class(cm: np.ndarray) -> np.ndarray:
+    """Per-class F1 ``2 TP / (2 TP + FP + FN)`` of a confusion matrix; ``nan`` for a class
+    absent from both the true and the predicted labels (left out of macro-F1)."""
+    tp = np.diag(cm).astype(float)
+    denom = cm.sum(axis=0) + cm.sum(axis=1)  # = 2 TP + FP + FN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, 2 * tp / denom, np.nan)
+
+
+def _nanmean(values) -> float:
+    v = np.asarray(values, dtype=float)
+    return float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+
+
+def accuracy_macro_f1(y_true, y_pred, n_classes: int) -> tuple[float, float]:
+    """Accuracy and macro-F1 over the scored epochs, by the rule of :func:`evaluate`.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int
+        Stage codes ``0 .. n_classes-1``; an epoch counts only if ``y_true >= 0`` (and,
+        as in :func:`evaluate`, its prediction is not negative).
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    accuracy, macro_f1 : float
+        Macro-F1 averages the per-class F1 of the classes present in ``y_true`` or
+        ``y_pred`` (a class absent from both is left out, not scored 0). Both are
+        ``nan`` when no epoch is scored.
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length or hold a code ``>= n_classes``.
+    """
+    t = np.asarray(y_true).ravel().astype(np.int64)
+    p = np.asarray(y_pred).ravel().astype(np.int64)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has {t.size} epochs but y_pred has {p.size}")
+    keep = (t >= 0) & (p >= 0)
+    t, p = t[keep], p[keep]
+    if t.size == 0:
+        return math.nan, math.nan
+    top = int(max(t.max(), p.max()))
+    if top >= n_classes:
+        raise ValueError(f"stage code {top} found but n_classes={n_classes}")
+    cm = _confusion(t, p, n_classes)
+    return float(np.trace(cm) / t.size), _nanmean(_f1_per_class(cm))
 
 
 def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = None,
@@ -110,7 +169,7 @@ def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = 
     n_classes : int, default 5
         Number of classes (5: W, N1, N2, N3, R; 3: W, NREM, R).
     labels : sequence of str, optional
-        Class names (default ``STAGES_5`` / ``STAGES_3``).
+        Class names (default :func:`hypnoscope.stages.stage_names`).
     train_time_s, inference_time_s_per_night : float, optional
         Execution times carried with the result (``None`` when unknown).
 
@@ -143,10 +202,8 @@ def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = 
         scored in both.
     """
     from sklearn.metrics import (
-        accuracy_score,
         classification_report,
         cohen_kappa_score,
-        confusion_matrix,
         precision_recall_fscore_support,
     )
 
@@ -166,12 +223,13 @@ def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = 
     if t.size == 0:
         raise ValueError("no epoch is scored in both y_true and y_pred; nothing to evaluate")
     classes = list(range(n_classes))
-    cm = confusion_matrix(t, p, labels=classes)
-    prec, rec, f1, support = precision_recall_fscore_support(
+    cm = _confusion(t, p, n_classes)
+    prec, rec, _, support = precision_recall_fscore_support(
         t, p, labels=classes, zero_division=np.nan)
     # F1 is undefined only when the class is absent from both y_true and y_pred
-    absent = (cm.sum(axis=0) + cm.sum(axis=1)) == 0
-    f1 = np.where(absent, np.nan, np.nan_to_num(f1, nan=0.0))
+    f1 = _f1_per_class(cm)
+    absent = np.isnan(f1)
+    accuracy, macro_f1 = accuracy_macro_f1(t, p, n_classes)
     tp = np.diag(cm).astype(float)
     fp = cm.sum(axis=0) - tp
     fn = cm.sum(axis=1) - tp
@@ -184,10 +242,6 @@ def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = 
     def per(values) -> dict[str, float]:
         return {n: float(v) for n, v in zip(names, values, strict=True)}
 
-    def nanmean(values) -> float:
-        v = np.asarray(values, dtype=float)
-        return float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
-
     present = [c for c in classes if not absent[c]]
     report = classification_report(t, p, labels=present, target_names=[names[c] for c in present],
                                    digits=3, zero_division=0)
@@ -196,12 +250,12 @@ def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = 
         "labels": names,
         "n_epochs": int(t.size),
         "n_excluded": int((~keep).sum()),
-        "accuracy": float(accuracy_score(t, p)),
-        "macro_f1": nanmean(f1),
+        "accuracy": accuracy,
+        "macro_f1": macro_f1,
         "kappa": float(cohen_kappa_score(t, p, labels=classes)),
-        "macro_precision": nanmean(prec),
-        "macro_recall": nanmean(rec),
-        "macro_specificity": nanmean(spec),
+        "macro_precision": _nanmean(prec),
+        "macro_recall": _nanmean(rec),
+        "macro_specificity": _nanmean(spec),
         "per_class_f1": per(f1),
         "precision": per(prec),
         "recall": per(rec),

@@ -16,9 +16,9 @@ epoch axis, no per-epoch Python loop):
   carries no information.
 
 :func:`add_context` adds temporal context to the feature matrix of ONE night (the YASA
-idea): per-night robust z-scoring, centred and past-only rolling means, rolling standard
-deviations and differences to the neighbouring epochs. Call it per night so that context
-never crosses nights.
+idea): per-night robust z-scoring (:func:`robust_zscore`), centred and past-only rolling
+means, rolling standard deviations and differences to the neighbouring epochs. Call it
+per night so that context never crosses nights.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import signal, stats
+
+from .preprocessing import normalization_stats
 
 #: Frequency bands (name, low Hz, high Hz), as in the real band-power set.
 BANDS: tuple[tuple[str, float, float], ...] = (
@@ -227,13 +229,15 @@ def _rolling_mean_std(x: np.ndarray, before: int, after: int) -> tuple[np.ndarra
 
 
 def robust_zscore(X: np.ndarray) -> np.ndarray:
-    """Per-column ``(x - median) / IQR`` (IQR floored so constant columns become 0)."""
+    """Per-column robust z-score ``(x - median) / (IQR / 1.349)`` of one night (float64).
+
+    The statistics are those of :func:`hypnoscope.preprocessing.normalization_stats`
+    with ``method="robust"`` (a column with zero IQR is scaled by its SD; a constant
+    column becomes 0).
+    """
     X = np.asarray(X, dtype=np.float64)
-    med = np.median(X, axis=0)
-    q75, q25 = np.percentile(X, [75, 25], axis=0)
-    scale = q75 - q25
-    scale = np.where(scale > 1e-9 * (np.abs(med) + 1.0), scale, 1.0)
-    return (X - med) / scale
+    center, scale = normalization_stats(X, "robust", axes=0)
+    return (X - center) / scale
 
 
 def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
@@ -259,9 +263,9 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
     diffs : bool
         Add differences to the previous and to the next epoch.
     normalize : {"robust", None}
-        ``"robust"``: z-score every column by the night's median and IQR before the
-        context is computed (the night-level normalisation that makes features comparable
-        across subjects and recordings).
+        ``"robust"``: z-score every column by the night's median and IQR / 1.349
+        (:func:`robust_zscore`) before the context is computed (the night-level
+        normalisation that makes features comparable across subjects and recordings).
     keep_raw : bool
         Also keep the un-normalised input columns.
 

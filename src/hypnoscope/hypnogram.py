@@ -32,12 +32,15 @@ import numpy as np
 import pandas as pd
 
 from .stages import (
-    STAGES_3,
+    EDF_STAGE_TEXT,
     STAGES_5,
     UNSCORED,
     UNSCORED_LABEL,
     label_to_code,
+    label_to_code3,
     proba_to_3class,
+    sleep_period_slice,
+    stage_names,
     to_3class,
 )
 from .utils import atomic_path, write_text_atomic
@@ -49,10 +52,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: known: 1985-01-01 00:00:00, the EDF header's conventional placeholder date.
 UNKNOWN_EDF_START = _dt.datetime(1985, 1, 1, 0, 0, 0)
 
-#: Sleep-EDF annotation text written for each 5-class code.
-EDF_STAGE_TEXT = {0: "Sleep stage W", 1: "Sleep stage 1", 2: "Sleep stage 2",
-                  3: "Sleep stage 3", 4: "Sleep stage R", UNSCORED: "Sleep stage ?"}
-
 
 def _is_stage_text(text: str, to_code=label_to_code) -> bool:
     try:
@@ -60,19 +59,6 @@ def _is_stage_text(text: str, to_code=label_to_code) -> bool:
     except ValueError:
         return False
     return True
-
-
-_NAMES_3 = {"w": 0, "wake": 0, "nrem": 1, "r": 2, "rem": 2}
-
-
-def _label_to_code3(label: str) -> int:
-    """3-class code of a ``W/NREM/R`` label (unscored labels as in the 5-class map)."""
-    key = str(label).strip().lower()
-    if key in _NAMES_3:
-        return _NAMES_3[key]
-    if label_to_code(label) == UNSCORED:
-        return UNSCORED
-    raise ValueError(f"unknown 3-class stage label {label!r}; expected W, NREM, R or ?")
 
 
 def _is_3class(labels) -> bool:
@@ -139,12 +125,11 @@ class Hypnogram:
         elif arr.dtype.kind == "f":
             codes = np.where(np.isnan(arr), UNSCORED, arr).astype(np.int64)
         elif n_classes == 3:
-            names = {**_NAMES_3, "?": UNSCORED, "": UNSCORED}
-            bad = [s for s in arr if str(s).strip().lower() not in names]
+            bad = [s for s in arr if not _is_stage_text(s, label_to_code3)]
             if bad:
                 raise ValueError(f"unknown 3-class stage labels {sorted(set(map(str, bad)))}; "
                                  "expected W, NREM, R or ?")
-            codes = np.array([names[str(s).strip().lower()] for s in arr], dtype=np.int64)
+            codes = np.array([label_to_code3(s) for s in arr], dtype=np.int64)
         else:
             codes = np.array([label_to_code(s) for s in arr], dtype=np.int64)
         codes[codes < 0] = UNSCORED
@@ -164,7 +149,7 @@ class Hypnogram:
     @property
     def stage_names(self) -> tuple[str, ...]:
         """Names of the classes (``W, N1, N2, N3, R`` or ``W, NREM, R``)."""
-        return STAGES_5 if self.n_classes == 5 else STAGES_3
+        return stage_names(self.n_classes)
 
     @property
     def labels(self) -> list[str]:
@@ -250,12 +235,12 @@ class Hypnogram:
     # ---------------------------------------------------------- alignment
     def sleep_period_slice(self, wake_pad_min: float = 30.0) -> slice:
         """Epoch slice from ``wake_pad_min`` before the first sleep epoch to the same
-        after the last one (the Sleep-EDF literature's crop). Raises if there is no sleep."""
-        sleep = np.flatnonzero((self.codes > 0) if self.n_classes == 5 else (self.codes > 0))
-        if sleep.size == 0:
+        after the last one (:func:`hypnoscope.stages.sleep_period_slice`). Raises if
+        there is no sleep."""
+        sl = sleep_period_slice(self.codes, wake_pad_min, self.epoch_sec)
+        if sl is None:
             raise ValueError("hypnogram contains no sleep epoch; cannot crop to the sleep period")
-        pad = int(round(wake_pad_min * 60 / self.epoch_sec))
-        return slice(max(0, sleep[0] - pad), min(self.n_epochs, sleep[-1] + 1 + pad))
+        return sl
 
     def crop_to_sleep(self, wake_pad_min: float = 30.0) -> Hypnogram:
         """A new hypnogram of :meth:`sleep_period_slice` that starts at onset 0, its
@@ -315,7 +300,7 @@ class Hypnogram:
         durations = np.asarray(durations, dtype=float)
         descriptions = [str(d) for d in descriptions]
         n_classes = 3 if _is_3class(descriptions) else 5
-        to_code = _label_to_code3 if n_classes == 3 else label_to_code
+        to_code = label_to_code3 if n_classes == 3 else label_to_code
         keep = np.array([_is_stage_text(d, to_code) for d in descriptions], dtype=bool)
         if not keep.any():
             raise ValueError(f"{source}: no sleep-stage annotation found (expected texts like "
@@ -429,7 +414,7 @@ class Hypnogram:
                  in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
         lines = [(i, line) for i, line in lines if line]
         n_classes = 3 if _is_3class(line for _, line in lines) else 5
-        to_code = _label_to_code3 if n_classes == 3 else label_to_code
+        to_code = label_to_code3 if n_classes == 3 else label_to_code
         labels = []
         for i, line in lines:
             try:

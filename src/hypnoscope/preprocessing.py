@@ -118,15 +118,18 @@ def crop_to_sleep_period(epochs: np.ndarray, hypnogram: Hypnogram | np.ndarray,
         Cropped copies; a :class:`Hypnogram` keeps its onset consistent with the crop.
     """
     from .hypnogram import Hypnogram
+    from .stages import sleep_period_slice
 
-    hyp = hypnogram if isinstance(hypnogram, Hypnogram) else Hypnogram(
-        np.asarray(hypnogram), epoch_sec=epoch_sec)
-    if len(epochs) != hyp.n_epochs:
-        raise ValueError(f"{len(epochs)} epochs of data but {hyp.n_epochs} hypnogram epochs; "
+    is_hyp = isinstance(hypnogram, Hypnogram)
+    codes = hypnogram.codes if is_hyp else np.asarray(hypnogram)
+    epoch_sec = hypnogram.epoch_sec if is_hyp else epoch_sec
+    if len(epochs) != len(codes):
+        raise ValueError(f"{len(epochs)} epochs of data but {len(codes)} hypnogram epochs; "
                          "align them first (Hypnogram.align_to)")
-    sl = hyp.sleep_period_slice(wake_pad_min)
-    cropped = hyp[sl] if isinstance(hypnogram, Hypnogram) else np.asarray(hypnogram)[sl].copy()
-    return np.asarray(epochs)[sl].copy(), cropped
+    sl = sleep_period_slice(codes, wake_pad_min, epoch_sec)
+    if sl is None:
+        raise ValueError("hypnogram contains no sleep epoch; cannot crop to the sleep period")
+    return np.asarray(epochs)[sl].copy(), hypnogram[sl] if is_hyp else codes[sl].copy()
 
 
 # ------------------------------------------------------------------ filters
@@ -302,29 +305,39 @@ def normalization_stats(data: np.ndarray, method: str = "zscore",
     """
     if method not in NORMALIZE_METHODS:
         raise ValueError(f"normalize method must be 'zscore' or 'robust', got {method!r}")
-    x = _as_float(data)
+    x = data if isinstance(data, np.ndarray) else np.asarray(data)
+    keep = None
     if exclude is not None:
         exclude = np.asarray(exclude, dtype=bool)
         if exclude.shape != (x.shape[0],):
             raise ValueError(f"exclude must have shape ({x.shape[0]},), got {exclude.shape}")
         if not exclude.all():
-            x = x[~exclude]
-    axes_t = (axes,) if isinstance(axes, int) else tuple(axes)
-    # one reduced axis, first: (reduced, kept...) in float64
-    kept = [a for a in range(x.ndim) if a not in axes_t]
-    flat = np.transpose(x, axes_t + tuple(kept)).reshape(-1, *[x.shape[a] for a in kept])
-    flat = flat.astype(np.float64, copy=False)
+            keep = ~exclude
+    axes_t = tuple(a % x.ndim for a in ((axes,) if isinstance(axes, int) else axes))
+    if x.ndim >= 3 and 0 in axes_t and 1 not in axes_t:
+        # channel axis kept: one channel at a time, so that a whole night (possibly
+        # memory-mapped) is never copied to float64 at once
+        sub_axes = tuple(a if a == 0 else a - 1 for a in axes_t)
+        parts = [_stats(x[:, c], method, sub_axes, keep) for c in range(x.shape[1])]
+        return (np.stack([p[0] for p in parts], axis=1),
+                np.stack([p[1] for p in parts], axis=1))
+    return _stats(x, method, axes_t, keep)
+
+
+def _stats(x: np.ndarray, method: str, axes: tuple[int, ...], keep: np.ndarray | None,
+           ) -> tuple[np.ndarray, np.ndarray]:
+    if keep is not None:
+        x = x[keep]
+    x = np.asarray(x, dtype=np.float64)
     if method == "zscore":
-        center = np.nanmean(flat, axis=0)
-        scale = np.nanstd(flat, axis=0)
+        center = np.nanmean(x, axis=axes, keepdims=True)
+        scale = np.nanstd(x, axis=axes, keepdims=True)
     else:
-        q25, center, q75 = np.nanpercentile(flat, [25, 50, 75], axis=0)
+        q25, center, q75 = np.nanpercentile(x, [25, 50, 75], axis=axes, keepdims=True)
         scale = (q75 - q25) / IQR_TO_SD
-        sd = np.nanstd(flat, axis=0)
-        scale = np.where(scale > 0, scale, sd)
+        scale = np.where(scale > 0, scale, np.nanstd(x, axis=axes, keepdims=True))
     scale = np.where(scale > 1e-9 * (np.abs(center) + 1.0), scale, 1.0)
-    shape = [1 if a in axes_t else x.shape[a] for a in range(x.ndim)]
-    return center.reshape(shape), scale.reshape(shape)
+    return center, scale
 
 
 def apply_normalization(data: np.ndarray, center: np.ndarray, scale: np.ndarray,
@@ -385,11 +398,14 @@ def normalize_epochs(X: np.ndarray, method: str = "zscore", clip: float | None =
 
 
 def epoch_norm_axes(X: np.ndarray) -> tuple[int, ...]:
-    """Axes per-night statistics reduce for an epoch array: ``(0, 2)`` (per channel) for
-    signal epochs ``(n_epochs, n_channels, n_times)`` with more than 64 samples per
-    epoch, else ``(0,)`` (per feature)."""
-    X = np.asarray(X)
-    return (0, 2) if X.ndim == 3 and X.shape[2] > 64 else (0,)
+    """Axes per-night statistics reduce for an epoch array: ``(0, 2)`` for signal epochs
+    ``(n_epochs, n_channels, n_times)`` with more than 64 samples per epoch (per channel)
+    and for spectrograms ``(n_epochs, n_channels, n_frames, n_freqs)`` (per channel and
+    frequency bin), else ``(0,)`` (per feature column)."""
+    shape = np.shape(X)
+    if len(shape) == 4 or (len(shape) == 3 and shape[2] > 64):
+        return (0, 2)
+    return (0,)
 
 
 # ------------------------------------------------------------------ spectrogram

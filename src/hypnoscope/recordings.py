@@ -5,9 +5,9 @@
 recording of a Sleep-EDF style folder. The result of reading, filtering, epoching, label
 alignment and cropping is cached per configuration (see :func:`default_cache_dir`).
 :func:`place_hypnogram` and :meth:`Hypnogram.align_to` hold the rules that fit a
-hypnogram to its recording (start times, onsets, length); :func:`find_hypnogram` and
-:func:`sleepedf_ids` the file-name conventions that pair a PSG with its hypnogram and
-name its subject and night.
+hypnogram to its recording (start times, onsets, length); :func:`recording_stem`,
+:func:`find_hypnogram` and :func:`sleepedf_ids` the file-name conventions that name a
+recording, pair a PSG with its hypnogram and name its subject and night.
 """
 
 from __future__ import annotations
@@ -30,12 +30,16 @@ from .stages import UNSCORED
 logger = logging.getLogger(__name__)
 
 #: Bump when :func:`load_recording` changes what it stores, so caches are rebuilt.
-RECORDING_CACHE_VERSION = 2
+RECORDING_CACHE_VERSION = 3
 
 #: Sleep-EDF file names: study (SC4 cassette / ST7 telemetry), subject ``ss``, night ``N``.
 SLEEPEDF_NAME = re.compile(r"^(?P<subject>(?:SC4|ST7)\d\d)(?P<night>\d)")
 
 _HYP_SUFFIXES = ("-Hypnogram.edf", "-Hypnogram.tsv", "-Hypnogram.csv", "-Hypnogram.txt")
+#: Hypnogram file extensions :func:`find_hypnogram` accepts, in order of preference.
+_HYP_FILE_SUFFIXES = (".edf", ".tsv", ".csv", ".txt")
+#: Recording file extensions :func:`recording_stem` removes.
+_PSG_SUFFIXES = (".edf", ".bdf", ".rec", ".fif")
 
 
 class DatasetLoadError(ValueError):
@@ -63,19 +67,26 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "hypnoscope"
 
 
+def recording_stem(path: str | os.PathLike) -> str:
+    """Name of a recording without its extension (``.edf``, ``.bdf``, ``.rec``, ``.fif``,
+    any case) and without a ``-PSG`` / ``_PSG`` suffix: ``SC4001E0-PSG.edf`` ->
+    ``SC4001E0``. The stem names a recording's outputs and pairs it with its hypnogram."""
+    stem = Path(path).name
+    if Path(stem).suffix.lower() in _PSG_SUFFIXES:
+        stem = stem[: -len(Path(stem).suffix)]
+    return re.sub(r"[-_]PSG$", "", stem, flags=re.IGNORECASE)
+
+
 def sleepedf_ids(name: str, subject_pattern: str | None = None) -> tuple[str, str]:
     """``(subject_id, night_id)`` from a PSG file name.
 
     With ``subject_pattern`` (a regex), the subject is its first group (or whole match)
-    searched in the file stem and the night id is the stem without ``-PSG``. Otherwise
+    searched in the :func:`recording_stem` and the night id is that stem. Otherwise
     Sleep-EDF names give ``("SC4ss", "SC4ssN")`` / ``("ST7ss", "ST7ssN")`` (e.g.
     ``SC4011E0-PSG.edf`` -> ``("SC401", "SC4011")``); any other name gives its stem for
     both (one subject per file).
     """
-    stem = Path(name).name
-    for suffix in (".edf", ".bdf", ".EDF", ".BDF"):
-        stem = stem.removesuffix(suffix)
-    stem = stem.removesuffix("-PSG")
+    stem = recording_stem(name)
     if subject_pattern is not None:
         m = re.search(subject_pattern, stem)
         if not m:
@@ -88,30 +99,53 @@ def sleepedf_ids(name: str, subject_pattern: str | None = None) -> tuple[str, st
     return stem, stem
 
 
-def find_hypnogram(psg: str | os.PathLike) -> Path | None:
-    """The hypnogram file beside a ``*-PSG.edf`` file, or None.
+def find_hypnogram(psg: str | os.PathLike, folder: str | os.PathLike | None = None,
+                   ) -> Path | None:
+    """The hypnogram of a PSG file, searched in ``folder`` (default: beside the PSG).
 
-    Tries ``<stem>-Hypnogram.edf`` (also ``.tsv``/``.csv``/``.txt``) and then the
-    Sleep-EDF convention, where the two names differ in the last letter of the record
-    (``SC4001E0-PSG.edf`` / ``SC4001EC-Hypnogram.edf``).
+    With ``S`` the :func:`recording_stem` of ``psg``, the first of these that exists:
+
+    1. ``S-Hypnogram.edf`` (also ``.tsv``/``.csv``/``.txt``);
+    2. the Sleep-EDF convention, where the two names differ in the last letter of the
+       record (``SC4001E0-PSG.edf`` / ``SC4001EC-Hypnogram.edf``);
+    3. ``S.hypnogram.*``, ``S_hypnogram.*`` or ``S-hypnogram.*`` (any case; e.g. the
+       output of ``hypnoscope stage``);
+    4. ``S.tsv``, ``S.csv``, ``S.txt``.
+
+    Within 3 and 4, EDF is preferred, then TSV, CSV, TXT; other extensions are ignored.
 
     Raises
     ------
     ValueError
-        If several candidate hypnograms match.
+        If several Sleep-EDF hypnograms (rule 2) match.
     """
     psg = Path(psg)
-    stem = psg.name.rsplit("-PSG", 1)[0] if "-PSG" in psg.name else psg.stem
+    folder = psg.parent if folder is None else Path(folder)
+    stem = recording_stem(psg)
     for suffix in _HYP_SUFFIXES:
-        if (psg.parent / f"{stem}{suffix}").is_file():
-            return psg.parent / f"{stem}{suffix}"
-    if len(stem) < 2:
-        return None
-    cands = sorted(p for p in psg.parent.glob(f"{glob.escape(stem[:-1])}?-Hypnogram.*")
-                   if p.name.endswith(_HYP_SUFFIXES))
-    if len(cands) > 1:
-        raise ValueError(f"{psg}: several hypnograms match: {[c.name for c in cands]}")
-    return cands[0] if cands else None
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    if len(stem) >= 2:
+        cands = sorted(p for p in folder.glob(f"{glob.escape(stem[:-1])}?-Hypnogram.*")
+                       if p.name.endswith(_HYP_SUFFIXES))
+        if len(cands) > 1:
+            raise ValueError(f"{psg}: several hypnograms match in {folder}: "
+                             f"{[c.name for c in cands]}")
+        if cands:
+            return cands[0]
+    rank = {ext: i for i, ext in enumerate(_HYP_FILE_SUFFIXES)}
+    for marker, exts in ((r"[-._]hypnogram", _HYP_FILE_SUFFIXES),
+                         ("", _HYP_FILE_SUFFIXES[1:])):
+        pattern = re.compile(rf"{re.escape(stem)}{marker}(\.[a-z]+)", re.IGNORECASE)
+        found = []
+        for f in folder.glob(f"{glob.escape(stem)}*"):
+            m = pattern.fullmatch(f.name)
+            if (m and m.group(1).lower() in exts and f.is_file()
+                    and f.resolve() != psg.resolve()):
+                found.append((rank[m.group(1).lower()], f.name, f))
+        if found:
+            return min(found)[2]
+    return None
 
 
 def _file_stamp(path: Path) -> dict[str, Any]:
@@ -248,7 +282,8 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
     subject_pattern : str or None
         Regex for the subject id (see :func:`sleepedf_ids`).
     cache : bool or path, default True
-        Cache the result (an ``.npz`` in :func:`default_cache_dir` or the given folder)
+        Cache the result (an ``.npz`` and the signals as a memory-mapped ``.X.npy`` in
+        :func:`default_cache_dir` or the given folder)
         keyed by every setting above plus the size and modification time of the PSG and
         hypnogram files; a second call with the same key loads it instead of reading and
         filtering again. Not used for an ``mne.io.Raw`` input.
@@ -360,6 +395,8 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
                   meta=meta)
     if cache_file is not None:
         _write_cached_night(cache_file, night)
+        # hand back the memory-mapped copy: a dataset of many nights stays on disk
+        night = _read_cached_night(cache_file, subject_id, night_id) or night
     return night
 
 
@@ -369,20 +406,30 @@ def _write_cached_night(path: Path, night: Night) -> None:
     info = {"sfreq": night.sfreq, "channels": night.channels, "roles": night.roles,
             "meta": night.meta}
     try:
+        # the signals as a plain .npy beside the .npz, so that readers memory-map them
+        # (memory stays flat however many nights a dataset holds); the .npz is written
+        # last and is the entry's commit mark
+        with atomic_path(_signals_file(path)) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(night.X, dtype=np.float32))
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, X=night.X, y=night.y, onsets_sec=night.onsets_sec,
+            np.savez(f, y=night.y, onsets_sec=night.onsets_sec,
                      info=np.array(json.dumps(info, default=str)))
     except OSError as exc:  # a read-only or full cache must not break loading
         logger.warning("could not write preprocessing cache %s: %s", path, exc)
+
+
+def _signals_file(path: Path) -> Path:
+    return path.with_suffix(".X.npy")
 
 
 def _read_cached_night(path: Path, subject_id: str, night_id: str) -> Night | None:
     if not path.is_file():
         return None
     try:
+        X = np.load(_signals_file(path), mmap_mode="r", allow_pickle=False)
         with np.load(path, allow_pickle=False) as z:
             info = json.loads(str(z["info"]))
-            night = Night(X=z["X"], y=z["y"], subject_id=subject_id, night_id=night_id,
+            night = Night(X=X, y=z["y"], subject_id=subject_id, night_id=night_id,
                           kind="signals", sfreq=info["sfreq"], channels=info["channels"],
                           roles=info["roles"], onsets_sec=z["onsets_sec"], meta=info["meta"])
     except Exception as exc:  # noqa: BLE001 - a damaged cache entry is rebuilt

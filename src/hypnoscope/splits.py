@@ -6,6 +6,10 @@ Subject-wise splits (:func:`subject_kfold`, :func:`leave_one_subject_out`,
 :class:`Fold` objects holding *indices into that list*; every night of a subject is on
 exactly one side, so no subject's data is seen in training and testing.
 
+:func:`validation_split` holds out whole subjects for validation (early stopping,
+checkpoint selection) from a list of training nights; it is the one rule every trainer
+and the CLI use.
+
 :func:`stratified_epoch_split` is the epoch-level stratified 80/20 split of the MSMAE-CNN
 paper. It mixes epochs of the same night (and subject) across training and test and is
 therefore **subject-leaky**: its scores overestimate performance on new people. It is
@@ -126,23 +130,9 @@ def _make_fold(groups: np.ndarray, train_s, val_s, test_s, name: str) -> Fold:
                 test_subjects=tuple(sorted(test_s)), name=name)
 
 
-def _carve(subjects: list[str], frac: float, rng: np.random.Generator, what: str) -> list[str]:
-    """Pick ``round(frac * len(subjects))`` (at least 1 if frac > 0) subjects at random."""
-    if not 0 <= frac < 1:
-        raise ValueError(f"{what} fraction must be in [0, 1), got {frac}")
-    n = int(round(frac * len(subjects)))
-    if frac > 0:
-        n = max(n, 1)
-    return sorted(rng.choice(sorted(subjects), size=n, replace=False).tolist()) if n else []
-
-
 def _with_val(groups: np.ndarray, train_s: list[str], test_s: list[str], val: float,
-              rng: np.random.Generator, name: str) -> Fold:
-    val_s = _carve(train_s, val, rng, "val")
-    train_s = [s for s in train_s if s not in set(val_s)]
-    if not train_s:
-        raise ValueError(f"{name}: no training subject left after taking {len(val_s)} for "
-                         "validation")
+              seed: int, name: str) -> Fold:
+    train_s, val_s = validation_split(train_s, val, seed)
     return _make_fold(groups, train_s, val_s, test_s, name)
 
 
@@ -153,7 +143,7 @@ def subject_kfold(nights: Sequence[Any], k: int = 5, seed: int = 0, val: float =
     Subjects are shuffled with ``seed`` and dealt into ``k`` test groups by
     :class:`sklearn.model_selection.GroupKFold` (balancing the number of nights per
     fold); each subject is tested exactly once. With ``val > 0`` that fraction of each
-    fold's training subjects (at least one) is held out for validation.
+    fold's training subjects is held out for validation (:func:`validation_split`).
 
     Raises
     ------
@@ -167,13 +157,12 @@ def subject_kfold(nights: Sequence[Any], k: int = 5, seed: int = 0, val: float =
     if k < 2 or k > len(uniq):
         raise ValueError(f"k must be between 2 and the number of subjects ({len(uniq)}), "
                          f"got {k}")
-    rng = np.random.default_rng(seed)
     gkf = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
     folds = []
     for i, (_, te) in enumerate(gkf.split(np.zeros(len(groups)), groups=groups)):
         test_s = sorted(set(groups[te]))
         train_s = [s for s in uniq if s not in set(test_s)]
-        folds.append(_with_val(groups, train_s, test_s, val, rng, f"fold {i + 1}/{k}"))
+        folds.append(_with_val(groups, train_s, test_s, val, seed, f"fold {i + 1}/{k}"))
     return folds
 
 
@@ -184,8 +173,7 @@ def leave_one_subject_out(nights: Sequence[Any], val: float = 0.0, seed: int = 0
     uniq = sorted(set(groups))
     if len(uniq) < 2:
         raise ValueError(f"leave-one-subject-out needs at least 2 subjects, got {uniq}")
-    rng = np.random.default_rng(seed)
-    return [_with_val(groups, [u for u in uniq if u != s], [s], val, rng,
+    return [_with_val(groups, [u for u in uniq if u != s], [s], val, seed,
                       f"subject {s} ({i + 1}/{len(uniq)})") for i, s in enumerate(uniq)]
 
 
@@ -224,10 +212,57 @@ def sleepedf20_folds(nights: Sequence[Any], val: float = 0.0, seed: int = 0,
     if len(inside) != len(present):
         raise ValueError("several subject ids map to the same Sleep-EDF subject number: "
                          f"{sorted(inside)}")
-    rng = np.random.default_rng(seed)
-    return [_with_val(groups, [u for u in inside if u != s], [s], val, rng,
+    return [_with_val(groups, [u for u in inside if u != s], [s], val, seed,
                       f"Sleep-EDF-20 fold {numbers[s] + 1}/20 (subject {numbers[s]})")
             for s in inside]
+
+
+def _shuffled(subjects: list[str], seed: int) -> list[str]:
+    """The sorted ``subjects`` in the seeded random order that subject-wise
+    train/validation/test splits deal from."""
+    return np.random.default_rng(seed).permutation(sorted(subjects)).tolist()
+
+
+def validation_split(nights, fraction: float = 0.15, seed: int = 0) -> tuple[list, list]:
+    """Hold out whole subjects of ``nights`` for validation.
+
+    Rule: with ``fraction == 0`` or fewer than 2 subjects there is no validation set.
+    Otherwise ``round(fraction * n_subjects)`` subjects, but at least one and at most
+    ``n_subjects - 1``, are validation subjects, taken from the front of the seeded
+    subject order of :func:`train_val_test_split` (so they are the validation subjects of
+    ``train_val_test_split(nights, val=fraction, test=0, seed=seed)`` wherever that one
+    is defined). Every night of a subject is on the same side.
+
+    Parameters
+    ----------
+    nights : sequence of Night (or of subject ids)
+        Training nights; the subject is ``item.subject_id`` (else ``str(item)``).
+    fraction : float, default 0.15
+        Fraction of subjects held out, in ``[0, 1)``.
+    seed : int, default 0
+        Seed of the subject order.
+
+    Returns
+    -------
+    train_nights, val_nights : list
+        The items of each side, in their input order (``val_nights`` may be empty).
+
+    Raises
+    ------
+    ValueError
+        If ``fraction`` is outside ``[0, 1)`` or ``nights`` is empty.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+    groups = subjects_of(nights)
+    uniq = sorted(set(groups))
+    if fraction == 0 or len(uniq) < 2:
+        return list(nights), []
+    n_val = min(max(int(round(fraction * len(uniq))), 1), len(uniq) - 1)
+    val_s = set(_shuffled(uniq, seed)[:n_val])
+    is_val = [g in val_s for g in groups]
+    return ([n for n, v in zip(nights, is_val, strict=True) if not v],
+            [n for n, v in zip(nights, is_val, strict=True) if v])
 
 
 def train_val_test_split(nights: Sequence[Any], val: float = 0.1, test: float = 0.2,
@@ -250,8 +285,7 @@ def train_val_test_split(nights: Sequence[Any], val: float = 0.1, test: float = 
             raise ValueError(f"{what} fraction must be in [0, 1), got {frac}")
     if val + test >= 1:
         raise ValueError(f"val + test must be < 1, got {val} + {test}")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(uniq).tolist()
+    order = _shuffled(uniq, seed)
     n_test = max(int(round(test * len(uniq))), int(test > 0))
     n_val = max(int(round(val * len(uniq))), int(val > 0))
     if n_test + n_val >= len(uniq):

@@ -5,6 +5,13 @@ real band-power set: ``W=0, N1=1, N2=2, N3=3, R=4``. Epochs that carry no usable
 label (``Sleep stage ?``, ``Movement time``, rejected epochs) are ``UNSCORED = -100``,
 which is also PyTorch's default ``ignore_index``. Any negative label is treated as
 unscored. The 3-class view maps ``W -> 0``, ``N1/N2/N3 -> 1 (NREM)``, ``R -> 2``.
+
+This module is the one home of stage names, codes and label maps: free-text labels to
+codes (:func:`label_to_code`, :func:`label_to_code3`), codes to names
+(:func:`stage_names`, :func:`codes_to_labels`), the 5 -> 3 class map
+(:func:`to_3class`, :func:`proba_to_3class`), the Sleep-EDF annotation texts
+(:data:`EDF_STAGE_TEXT`) and the sleep-period crop on stage codes
+(:func:`sleep_period_slice`).
 """
 
 from __future__ import annotations
@@ -39,6 +46,30 @@ for _code, _names in {
         _LABEL_MAP[_name] = _code
 
 
+#: Names of the 3-class view (lower-case) -> 3-class codes W=0, NREM=1, R=2.
+_LABEL_MAP_3: dict[str, int] = {"w": 0, "wake": 0, "nrem": 1, "r": 2, "rem": 2}
+
+#: Sleep-EDF annotation text of each 5-class code (written to EDF+ hypnograms).
+EDF_STAGE_TEXT: dict[int, str] = {W: "Sleep stage W", N1: "Sleep stage 1",
+                                  N2: "Sleep stage 2", N3: "Sleep stage 3",
+                                  R: "Sleep stage R", UNSCORED: "Sleep stage ?"}
+
+
+def stage_names(n_classes: int = 5) -> tuple[str, ...]:
+    """Class names of the 5-class (``W, N1, N2, N3, R``) or 3-class (``W, NREM, R``) view.
+
+    Raises
+    ------
+    ValueError
+        If ``n_classes`` is not 3 or 5.
+    """
+    if n_classes == 5:
+        return STAGES_5
+    if n_classes == 3:
+        return STAGES_3
+    raise ValueError(f"n_classes must be 3 or 5, got {n_classes}")
+
+
 def label_to_code(label: str | int) -> int:
     """Return the 5-class integer code of one stage label.
 
@@ -69,6 +100,23 @@ def label_to_code(label: str | int) -> int:
     return _LABEL_MAP[key]
 
 
+def label_to_code3(label: str) -> int:
+    """Return the 3-class code (W=0, NREM=1, R=2) of a ``W``/``Wake``, ``NREM``,
+    ``R``/``REM`` label; unscored names (``?``, ``Movement time`` ...) give ``UNSCORED``.
+
+    Raises
+    ------
+    ValueError
+        If the label is not a 3-class stage name.
+    """
+    key = str(label).strip().lower()
+    if key in _LABEL_MAP_3:
+        return _LABEL_MAP_3[key]
+    if _LABEL_MAP.get(key) == UNSCORED:
+        return UNSCORED
+    raise ValueError(f"unknown 3-class stage label {label!r}; expected W, NREM, R or ?")
+
+
 def labels_to_codes(labels) -> np.ndarray:
     """Vector version of :func:`label_to_code`; returns an ``int64`` array."""
     return np.array([label_to_code(x) for x in labels], dtype=np.int64)
@@ -76,7 +124,7 @@ def labels_to_codes(labels) -> np.ndarray:
 
 def codes_to_labels(codes, n_classes: int = 5) -> list[str]:
     """Names of integer codes (``UNSCORED`` becomes ``'?'``)."""
-    names = STAGES_5 if n_classes == 5 else STAGES_3
+    names = stage_names(n_classes)
     return [names[c] if c >= 0 else UNSCORED_LABEL for c in np.asarray(codes, dtype=int)]
 
 
@@ -99,3 +147,19 @@ def proba_to_3class(proba: np.ndarray) -> np.ndarray:
 def is_scored(codes) -> np.ndarray:
     """Boolean mask of epochs with a usable label."""
     return np.asarray(codes) >= 0
+
+
+def sleep_period_slice(codes, wake_pad_min: float = 30.0, epoch_sec: float = 30.0,
+                       ) -> slice | None:
+    """Epochs from ``wake_pad_min`` minutes before the first sleep epoch to the same after
+    the last one, clipped to the night (the Sleep-EDF literature's crop).
+
+    Sleep is any code above ``W`` (N1, N2, N3, R; NREM or R in the 3-class view);
+    unscored epochs are not sleep. Returns None when there is no sleep epoch. The pad is
+    ``round(wake_pad_min * 60 / epoch_sec)`` epochs.
+    """
+    sleep = np.flatnonzero(np.asarray(codes) > W)
+    if sleep.size == 0:
+        return None
+    pad = int(round(wake_pad_min * 60.0 / epoch_sec))
+    return slice(max(0, int(sleep[0]) - pad), min(len(codes), int(sleep[-1]) + 1 + pad))

@@ -3,10 +3,13 @@
 :func:`stage` reads a PSG (path or :class:`mne.io.BaseRaw`), computes the input of the
 chosen model and returns a hypnogram with per-epoch stages, probabilities and confidence.
 
-Shipped models live in ``hypnoscope/data/models/<name>.joblib``, each with a model card
-``<name>.json`` (training data, subject-wise cross-validated accuracy, expected channels,
-limits); :func:`shipped_models` lists them. ``default`` is a band-power model trained on
-the real Sleep-EDF band-power set (see :mod:`hypnoscope.bandpower`).
+:func:`stage_file` stages one recording file and writes its output set (hypnogram TSV
+and EDF+, HTML/JSON report, PNG figure), with agreement metrics when a reference
+hypnogram is given; ``hypnoscope stage`` calls it per recording.
+
+Models are named as in :mod:`hypnoscope.models.storage` (shipped names such as
+``default``, model files, or model objects). ``default`` is a band-power model trained
+on the real Sleep-EDF band-power set (see :mod:`hypnoscope.bandpower`).
 
 Normalisation window
 --------------------
@@ -23,82 +26,17 @@ more model prediction.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import os
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .hypnogram import Hypnogram
-
-#: Model used when none is named.
-DEFAULT_MODEL = "default"
-MODEL_SUFFIX = ".joblib"
-
-
-def models_dir() -> Path:
-    """Folder of the shipped models inside the installed package."""
-    return Path(str(resources.files("hypnoscope") / "data" / "models"))
-
-
-def shipped_models() -> dict[str, dict[str, Any]]:
-    """``{name: model card}`` of every model shipped with the package."""
-    out: dict[str, dict[str, Any]] = {}
-    folder = models_dir()
-    if not folder.is_dir():
-        return out
-    for f in sorted(folder.glob(f"*{MODEL_SUFFIX}")):
-        out[f.stem] = read_model_card(f)
-    return out
-
-
-def read_model_card(model_path: str | os.PathLike) -> dict[str, Any]:
-    """The model card (JSON beside the model file), or a minimal card if there is none."""
-    model_path = Path(model_path)
-    card_path = model_path.with_suffix(".json")
-    if card_path.is_file():
-        return json.loads(card_path.read_text(encoding="utf-8"))
-    return {"name": model_path.stem, "summary": "no model card", "path": str(model_path)}
-
-
-def resolve_model_path(model: str | os.PathLike) -> Path:
-    """Path of a model given as a shipped name (``default``) or a file path."""
-    path = Path(model)
-    if path.suffix and path.is_file():
-        return path
-    name = str(model)
-    shipped = models_dir() / f"{name}{MODEL_SUFFIX}"
-    if shipped.is_file():
-        return shipped
-    if path.exists():
-        return path
-    names = ", ".join(shipped_models()) or "none"
-    raise ValueError(f"unknown model {name!r}: not a shipped model (available: {names}) and "
-                     "not a model file")
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(path: str, mtime: float):
-    from .models.base import load_model
-
-    return load_model(path)
-
-
-def load_staging_model(model: Any = DEFAULT_MODEL):
-    """Return ``(model, card)`` for a shipped name, a file path or a model object."""
-    if hasattr(model, "predict_proba"):
-        meta = dict(getattr(model, "metadata", {}) or {})
-        return model, {"name": getattr(model, "name", "model"), **meta.get("card", {})}
-    path = resolve_model_path(model)
-    obj = _load_cached(str(path.resolve()), path.stat().st_mtime)
-    card = read_model_card(path)
-    card.setdefault("path", str(path))
-    return obj, card
+from .models.storage import DEFAULT_MODEL, load_staging_model
+from .stages import UNSCORED, sleep_period_slice
 
 
 def model_input(model, card: dict[str, Any]) -> str:
@@ -111,95 +49,6 @@ def model_input(model, card: dict[str, Any]) -> str:
     # feature models record what they were fitted on in ``input_kind_``
     kind = getattr(model, "input_kind_", None) or getattr(model, "input_kind", "features")
     return "signals" if kind == "signals" else "bandpower"
-
-
-class PortableLightGBM:
-    """A fitted LightGBM classifier stored as LightGBM's text model (version-robust).
-
-    Shipped models keep their LightGBM estimator in this form so that the pickle holds
-    only this class, the model text and NumPy arrays: no scikit-learn or LightGBM
-    wrapper state whose layout changes between releases. Predictions are those of the
-    original :class:`lightgbm.LGBMClassifier`.
-
-    Parameters
-    ----------
-    model_str : str
-        ``booster_.model_to_string()`` of the fitted classifier.
-    classes : array-like
-        ``classes_`` of the fitted classifier (column order of :meth:`predict_proba`).
-    """
-
-    def __init__(self, model_str: str, classes) -> None:
-        self.model_str = model_str
-        self.classes_ = np.asarray(classes)
-        self._booster = None
-
-    @classmethod
-    def from_estimator(cls, est) -> PortableLightGBM:
-        """Convert a fitted :class:`lightgbm.LGBMClassifier`."""
-        return cls(est.booster_.model_to_string(), est.classes_)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"model_str": self.model_str, "classes_": self.classes_}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.model_str = state["model_str"]
-        self.classes_ = np.asarray(state["classes_"])
-        self._booster = None
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities ``(n, n_classes)`` in :attr:`classes_` order."""
-        if self._booster is None:
-            import lightgbm as lgb
-
-            self._booster = lgb.Booster(model_str=self.model_str)
-        p = np.asarray(self._booster.predict(np.asarray(X, dtype=np.float64)))
-        if p.ndim == 1:  # binary objective: probability of the positive class
-            p = np.column_stack([1.0 - p, p])
-        return p
-
-    def predict(self, X) -> np.ndarray:
-        """Most probable class."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-
-#: Top-level modules a shipped model file may refer to.
-SHIPPABLE_MODULES = ("hypnoscope", "numpy", "joblib", "builtins", "copyreg", "collections",
-                     "datetime", "_codecs", "pathlib")
-
-
-def model_file_modules(path: str | os.PathLike) -> set[str]:
-    """Modules whose classes or functions the pickle in a model file refers to.
-
-    A shipped model must need only :data:`SHIPPABLE_MODULES` (no scikit-learn or
-    LightGBM wrapper classes, no test modules), so that it loads with any supported
-    version of its dependencies.
-    """
-    import joblib
-    from joblib import numpy_pickle
-
-    seen: set[str] = set()
-    orig = numpy_pickle.NumpyUnpickler.find_class
-
-    def find_class(self, module, name):
-        seen.add(module)
-        return orig(self, module, name)
-
-    numpy_pickle.NumpyUnpickler.find_class = find_class
-    try:
-        joblib.load(path)
-    finally:
-        numpy_pickle.NumpyUnpickler.find_class = orig
-    return seen
-
-
-def make_portable(model):
-    """Replace a fitted LightGBM estimator inside ``model`` by :class:`PortableLightGBM`
-    (in place; other models are returned unchanged)."""
-    est = getattr(model, "estimator_", None)
-    if est is not None and type(est).__module__.startswith("lightgbm"):
-        model.estimator_ = PortableLightGBM.from_estimator(est)
-    return model
 
 
 @dataclass
@@ -249,7 +98,7 @@ def _predict_bandpower(model, card, recording, eeg, eog, normalize: str,
         # training nights were cropped the same way before any per-night statistic
         feats = night.features(window)[window]
         m = len(feats)
-        nt = Night(X=feats, y=np.full(m, -100), subject_id="subject", night_id="night",
+        nt = Night(X=feats, y=np.full(m, UNSCORED), subject_id="subject", night_id="night",
                    kind="features", channels=list(bandpower.CHANNEL_LAYOUT),
                    roles=list(bandpower.CHANNEL_ROLES),
                    onsets_sec=night.onsets_sec[window])
@@ -261,7 +110,8 @@ def _predict_bandpower(model, card, recording, eeg, eog, normalize: str,
     window = slice(0, n)
     proba = predict(window)
     if normalize == "sleep-period":
-        crop = bandpower.crop_window(proba.argmax(axis=1), n)
+        crop = sleep_period_slice(proba.argmax(axis=1), bandpower.WAKE_CROP_SEC / 60.0,
+                                  bandpower.EPOCH_SEC)
         if crop is not None and (crop.start, crop.stop) != (0, n):
             # epochs outside the detected sleep period (+-30 min) keep the first pass
             window = crop
@@ -370,7 +220,8 @@ def stage(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None) -
         EDF/EDF+/BDF file or a Raw object (channels recognised by name, see
         :func:`hypnoscope.io.read_psg`).
     model : str, path or StagingModel, default "default"
-        A shipped model name (:func:`shipped_models`), a model file or a model object.
+        A shipped model name (:func:`hypnoscope.models.storage.shipped_models`), a model
+        file or a model object.
     eeg, eog, emg : str, list of str or None
         Channel overrides. The default model uses two EEG channels (Fpz-Cz, Pz-Oz or the
         nearest) and one EOG channel; it ignores EMG.
@@ -393,3 +244,106 @@ def stage(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None) -
     >>> hyp.sleep_statistics()["total_sleep_min"]  # doctest: +SKIP
     """
     return stage_recording(recording, model=model, eeg=eeg, eog=eog, emg=emg).hypnogram
+
+
+def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
+               model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None,
+               reference: str | os.PathLike | None = None, plot: bool = True,
+               ) -> dict[str, Any]:
+    """Stage one recording file and write its output set into ``out_dir``.
+
+    With ``S`` the :func:`hypnoscope.recordings.recording_stem` of ``psg``, every file is
+    written atomically: ``S.hypnogram.tsv`` (``onset duration stage confidence p_*``),
+    ``S.hypnogram.edf`` (EDF+ stage annotations), ``S.report.json`` and
+    ``S.report.html`` (sleep statistics, plus agreement with ``reference``) and, with
+    ``plot``, ``S.hypnogram.png`` (hypnogram and hypnodensity).
+
+    Parameters
+    ----------
+    psg : path
+        EDF/BDF recording.
+    out_dir : path
+        Output folder (created if needed).
+    model, eeg, eog, emg
+        As in :func:`stage`.
+    reference : path, optional
+        Expert hypnogram of the same recording (any format
+        :func:`hypnoscope.read_hypnogram` reads) for agreement metrics.
+    plot : bool, default True
+        Write the PNG figure.
+
+    Returns
+    -------
+    dict
+        Summary row: ``recording``, ``stem``, ``status`` ("ok"), ``n_epochs``, ``hours``,
+        ``tst_min``, ``se_pct``, ``mean_confidence``, ``seconds``, ``outputs`` (kind ->
+        path) and, with a reference, ``accuracy``, ``kappa``, ``macro_f1``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``psg`` does not exist. Any staging or writing error is raised too (a batch
+        caller decides whether to go on).
+    """
+    from .hypnogram import read_hypnogram
+    from .recordings import recording_stem
+    from .report import write_report
+
+    psg = Path(psg)
+    if not psg.is_file():
+        raise FileNotFoundError(f"recording not found: {psg}")
+    out_dir = Path(out_dir)
+    stem = recording_stem(psg)
+    ref = read_hypnogram(reference) if reference is not None else None
+    t0 = time.perf_counter()
+    result = stage_recording(str(psg), model=model, eeg=eeg, eog=eog, emg=emg)
+    hyp = result.hypnogram
+    info = dict(result.info)
+    info["recording"] = psg.name
+    info["source"] = str(psg)
+    if reference is not None:
+        info["reference"] = str(reference)
+    if hyp.start_time is not None:
+        info["start_time"] = hyp.start_time.isoformat(sep=" ")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"tsv": out_dir / f"{stem}.hypnogram.tsv", "edf": out_dir / f"{stem}.hypnogram.edf"}
+    hyp.to_tsv(paths["tsv"])
+    hyp.to_edf(paths["edf"])
+    cmp = None if ref is None else hyp.compare(ref)
+    html_path, json_path = write_report(out_dir / f"{stem}.report", hyp, info, reference=ref,
+                                        comparison=cmp)
+    paths.update(html=html_path, json=json_path)
+    if plot:
+        paths["png"] = _write_png(hyp, out_dir / f"{stem}.hypnogram.png", psg.name)
+    stats = hyp.sleep_statistics()
+    row: dict[str, Any] = {
+        "recording": str(psg), "stem": stem, "status": "ok", "n_epochs": hyp.n_epochs,
+        "hours": hyp.duration_sec / 3600, "tst_min": stats.get("total_sleep_min"),
+        "se_pct": stats.get("sleep_efficiency_pct"),
+        "mean_confidence": float(hyp.confidence.mean()) if hyp.n_epochs else float("nan"),
+        "seconds": time.perf_counter() - t0, "outputs": {k: str(v) for k, v in paths.items()},
+    }
+    if cmp is not None:
+        row.update(accuracy=cmp["epochs"]["accuracy"], kappa=cmp["epochs"]["kappa"],
+                   macro_f1=cmp["epochs"]["macro_f1"])
+    return row
+
+
+def _write_png(hyp: Hypnogram, path: Path, title: str) -> Path:
+    """Hypnogram above hypnodensity, saved atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .plots import save_figure
+
+    fig, axes = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True,
+                             gridspec_kw={"height_ratios": [1.1, 1]})
+    hyp.plot(ax=axes[0])
+    axes[0].set_title(title)
+    if hyp.probabilities is not None:
+        hyp.plot_hypnodensity(ax=axes[1])
+    else:  # pragma: no cover - staged hypnograms always have probabilities
+        axes[1].set_visible(False)
+    return save_figure(fig, path, dpi=110, close=True)

@@ -1,31 +1,40 @@
-"""One PyTorch training loop for every deep staging model.
+"""One PyTorch training loop for every deep staging model, in phases.
 
-- :class:`SequenceDataset`: windows of ``seq_len`` consecutive epochs taken from single
-  nights (:func:`hypnoscope.datasets.sequence_windows`; a window never crosses nights),
-  many-to-one (target = last epoch) or many-to-many (one target per position), with a
-  padding mask.
-- :class:`TrainConfig` + :func:`train_model`: AdamW/Adam, cosine/step/no learning-rate
-  schedule, plain or class-weighted cross-entropy (``ignore_index=-100``), several named
-  losses summed with weights, frozen parameter groups (pre-train / fine-tune), early
-  stopping and best-checkpoint selection on validation data (accuracy or macro-F1), a
-  checkpoint every epoch with resume, fixed seeds, a progress bar and a per-epoch
-  metrics CSV.
+A training run is a sequence of :class:`Phase` s (e.g. self-supervised pre-training, then
+supervised fine-tuning). Each phase names
 
-A batch is a dict ``{"x": (B, L, ...), "y": (B,) or (B, L), "mask": (B, L) bool}``.
-A model is any ``nn.Module`` called as ``model(x, mask=mask)`` returning logits
-``(B, L, C)`` or ``(B, C)``; with many-to-one targets ``(B,)`` the last position of
-``(B, L, C)`` logits is used. Custom objectives pass ``loss_fn(model, batch,
-class_weight) -> (dict name -> loss, logits, targets)``.
+- its loss: ``loss(model, batch, ctx) -> LossOutput`` (named terms, summed with the
+  phase's ``loss_weights`` for the step and, identically, on validation data; logits and
+  targets when it has them, for accuracy and macro-F1);
+- the parameters it trains: name prefixes, each with its own learning rate; every other
+  parameter is frozen *for that phase only* (and modules whose parameters are all frozen
+  run in eval mode, so their batch-norm statistics stay put too);
+- optimiser (AdamW/Adam), per-epoch schedule (cosine/step/none), gradient clipping;
+- the metric it monitors (``val_loss``, ``val_<term>``, ``val_acc``, ``val_macro_f1``)
+  and whether to minimise or maximise it, early stopping, and its own best checkpoint;
+- whether it needs labels (``labelled=False``: every window, unscored epochs included).
+
+:func:`train_model` runs the phases in order on :class:`~hypnoscope.sequences.
+SequenceDataset` s (or any iterables of batches) with fixed seeds, a progress bar, a
+per-epoch metrics CSV, a ``last.pt`` checkpoint every epoch and ``<phase>/best.pt``;
+``resume=True`` continues in the phase and epoch where an interrupted run stopped and ends
+with the same weights as an uninterrupted run. At the end of each phase the model holds
+that phase's best weights.
+
+A batch is ``{"x": {view: (B, L, ...)}, "y": (B,) or (B, L), "mask": (B, L) bool, ...}``
+(see :mod:`hypnoscope.sequences`). The default loss, :func:`cross_entropy_loss`, calls
+``model(x, mask=mask)`` with the batch's single view (or the dict of views) and expects
+logits ``(B, L, C)`` or ``(B, C)``; with many-to-one targets ``(B,)`` the last position of
+``(B, L, C)`` logits is used.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,220 +42,76 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from .datasets import Night, sequence_windows
-from .stages import UNSCORED
+from .evaluation import accuracy_macro_f1
+from .sequences import IGNORE_INDEX, SequenceDataset, to_device
 from .utils import atomic_path, progress, seed_everything, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
-IGNORE_INDEX = UNSCORED
-
-LossFn = Callable[[nn.Module, dict, "torch.Tensor | None"],
-                  "tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]"]
-
 
 # --------------------------------------------------------------------------------------
-# sequence dataset
-# --------------------------------------------------------------------------------------
-class SequenceDataset(Dataset):
-    """Windows of consecutive epochs over a list of nights.
-
-    Parameters
-    ----------
-    nights : list of Night
-        Nights with ``X`` of shape ``(n_epochs, ...)`` (the same trailing shape for all).
-    seq_len : int
-        Window length L.
-    mode : {"many-to-one", "many-to-many"}
-        ``many-to-one``: one window per epoch, target = its last epoch (left padding
-        masked). ``many-to-many``: windows with ``stride`` and one target per position
-        (padding positions get ``-100``).
-    stride : int, optional
-        Stride of many-to-many windows (default ``seq_len``).
-    label_map : callable, optional
-        Applied to each night's ``y`` (e.g. :func:`hypnoscope.stages.to_3class`);
-        negative results are ignored.
-    transform : callable, optional
-        Applied to each night's ``X`` (e.g. per-night normalisation); must keep its shape.
-    drop_unlabelled : bool
-        Drop windows without any scored target (training); keep every window for
-        inference with ``False``.
-
-    Attributes
-    ----------
-    index : ndarray (n_windows, L)
-        Row indices into the concatenated epoch array; ``mask`` marks real epochs.
-    targets : ndarray (n_windows,) or (n_windows, L)
-    night_of_window : ndarray (n_windows,)
-        Position in ``nights`` of the night each window comes from.
-    """
-
-    def __init__(self, nights: Sequence[Night], seq_len: int, mode: str = "many-to-one",
-                 stride: int | None = None, label_map: Callable | None = None,
-                 transform: Callable | None = None, drop_unlabelled: bool = True) -> None:
-        if not nights:
-            raise ValueError("SequenceDataset needs at least one night")
-        shapes = {tuple(n.X.shape[1:]) for n in nights}
-        if len(shapes) > 1:
-            raise ValueError(f"nights have different per-epoch shapes {sorted(shapes)}; "
-                             f"first: {nights[0].night_id}")
-        self.seq_len, self.mode = int(seq_len), mode
-        xs, ys, idx, masks, owner = [], [], [], [], []
-        offset = 0
-        for k, night in enumerate(nights):
-            X = night.X if transform is None else transform(night.X)
-            y = np.asarray(night.y if label_map is None else label_map(night.y), np.int64)
-            y = np.where(y < 0, IGNORE_INDEX, y)
-            i, m = sequence_windows(len(y), seq_len, mode=mode, stride=stride)
-            xs.append(np.asarray(X, np.float32))
-            ys.append(y)
-            idx.append(i + offset)
-            masks.append(m)
-            owner.append(np.full(len(i), k))
-            offset += len(y)
-        self.X = torch.from_numpy(np.concatenate(xs))
-        y_epochs = np.concatenate(ys)
-        index, mask = np.concatenate(idx), np.concatenate(masks)
-        night_of_window = np.concatenate(owner)
-        if mode == "many-to-one":
-            targets = y_epochs[index[:, -1]]
-            keep = targets >= 0
-        else:
-            targets = np.where(mask, y_epochs[index], IGNORE_INDEX)
-            keep = (targets >= 0).any(axis=1)
-        if drop_unlabelled:
-            index, mask, targets = index[keep], mask[keep], targets[keep]
-            night_of_window = night_of_window[keep]
-        if len(index) == 0:
-            raise ValueError("no window has a scored target (all labels unscored?)")
-        self.index = index
-        self.mask = mask
-        self.targets = targets
-        self.night_of_window = night_of_window
-        self._index_t = torch.from_numpy(index)
-        self._mask_t = torch.from_numpy(mask)
-        self._targets_t = torch.from_numpy(np.ascontiguousarray(targets))
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.X[self._index_t[i]], "y": self._targets_t[i],
-                "mask": self._mask_t[i]}
-
-    def __getitems__(self, items: list[int]) -> dict[str, torch.Tensor]:
-        """Vectorised batch gather (used by :meth:`loader`)."""
-        sel = torch.as_tensor(items, dtype=torch.long)
-        return {"x": self.X[self._index_t[sel]], "y": self._targets_t[sel],
-                "mask": self._mask_t[sel]}
-
-    def class_counts(self, n_classes: int) -> np.ndarray:
-        """Number of scored targets per class."""
-        t = np.asarray(self.targets).ravel()
-        return np.bincount(t[t >= 0], minlength=n_classes)[:n_classes]
-
-    def loader(self, batch_size: int = 64, shuffle: bool = False,
-               seed: int = 0) -> DataLoader:
-        """A ``DataLoader`` yielding ready batches (dicts) with a seeded shuffle."""
-        if shuffle:
-            gen = torch.Generator().manual_seed(int(seed))
-            sampler = RandomSampler(self, generator=gen)
-        else:
-            sampler = SequentialSampler(self)
-        return DataLoader(self, batch_sampler=BatchSampler(sampler, batch_size, False),
-                          collate_fn=_identity)
-
-
-def _identity(batch):
-    return batch
-
-
-# --------------------------------------------------------------------------------------
-# configuration and losses
+# losses
 # --------------------------------------------------------------------------------------
 @dataclass
-class TrainConfig:
-    """Settings of :func:`train_model`.
+class LossOutput:
+    """What a loss returns: named terms, and logits/targets when it classifies."""
 
-    Parameters
-    ----------
-    epochs : int
-        Maximum number of training epochs (passes over the data).
-    batch_size, lr, weight_decay : int, float, float
-        Optimiser settings.
-    optimizer : {"adamw", "adam"}
-    schedule : {"cosine", "step", "none"}
-        Per-epoch learning-rate schedule (``step`` multiplies by ``gamma`` every
-        ``step_size`` epochs).
-    class_weighting : {None, "balanced"}
-        ``balanced`` weights the cross-entropy by ``n / (n_classes * count)``.
-    loss_weights : dict
-        Weight of each named loss (missing names weigh 1).
-    freeze : tuple of str
-        Parameter-name prefixes to freeze (e.g. ``("encoder.",)`` to fine-tune the rest).
-    monitor : {"val_acc", "val_macro_f1"}
-        Validation metric for best-checkpoint selection and early stopping.
-    patience : int or None
-        Stop after this many epochs without improvement (None: never stop early).
-    checkpoint_dir : str or None
-        Write ``last.pt`` (full state) and ``best.pt`` every epoch, and ``metrics.csv``.
-    resume : bool
-        Continue from ``checkpoint_dir/last.pt`` when it exists.
-    """
-
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    optimizer: str = "adamw"
-    schedule: str = "cosine"
-    step_size: int = 10
-    gamma: float = 0.5
-    min_lr_ratio: float = 0.05
-    class_weighting: str | None = None
-    loss_weights: dict[str, float] = field(default_factory=dict)
-    freeze: tuple[str, ...] = ()
-    monitor: str = "val_acc"
-    patience: int | None = 5
-    grad_clip: float | None = 5.0
-    seed: int = 0
-    device: str | None = None
-    num_threads: int | None = None
-    checkpoint_dir: str | None = None
-    resume: bool = False
-    metrics_csv: str | None = None
-    n_classes: int | None = None
-    desc: str = "train"
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "adam"):
-            raise ValueError(f"optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
-        if self.schedule not in ("cosine", "step", "none"):
-            raise ValueError(f"schedule must be 'cosine', 'step' or 'none', "
-                             f"got {self.schedule!r}")
-        if self.monitor not in ("val_acc", "val_macro_f1"):
-            raise ValueError(f"monitor must be 'val_acc' or 'val_macro_f1', "
-                             f"got {self.monitor!r}")
-        if self.class_weighting not in (None, "none", "balanced"):
-            raise ValueError(f"class_weighting must be None or 'balanced', "
-                             f"got {self.class_weighting!r}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+    terms: dict[str, torch.Tensor]
+    logits: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
 
 
 @dataclass
-class TrainResult:
-    """What :func:`train_model` returns; the model passed in holds the best weights."""
+class StepContext:
+    """Passed to every loss call."""
 
-    history: list[dict[str, float]]
-    best_epoch: int
-    best_score: float | None
-    best_state: dict[str, torch.Tensor]
-    stopped_early: bool
-    resumed_from: int | None
-    seconds_per_epoch: float
+    class_weight: torch.Tensor | None
+    n_classes: int
+    phase: str
+    training: bool
+
+
+LossFn = Callable[[nn.Module, dict, StepContext], "LossOutput | dict[str, torch.Tensor]"]
+
+
+def batch_input(batch: dict) -> Any:
+    """The model input of a batch: its only view as a tensor, or the dict of views."""
+    x = batch["x"]
+    if isinstance(x, Mapping) and len(x) == 1:
+        return next(iter(x.values()))
+    return x
+
+
+def select_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Logits matching ``targets``: the last position for many-to-one targets."""
+    if logits.ndim == 3 and targets.ndim == 1:
+        return logits[:, -1]
+    return logits
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, ctx: StepContext,
+                        label_smoothing: float = 0.0, name: str = "ce") -> LossOutput:
+    """Cross-entropy of logits against targets (``ignore_index=-100``, the context's
+    class weights), as a :class:`LossOutput` with one term ``name``."""
+    logits = select_logits(logits, targets)
+    flat = logits.reshape(-1, logits.shape[-1])
+    t = targets.reshape(-1)
+    if (t >= 0).any():
+        loss = nn.functional.cross_entropy(flat, t, weight=ctx.class_weight,
+                                           ignore_index=IGNORE_INDEX,
+                                           label_smoothing=float(label_smoothing))
+    else:  # a batch without scored targets (possible in mixed phases) adds nothing
+        loss = flat.sum() * 0.0
+    return LossOutput({name: loss}, logits, targets)
+
+
+def cross_entropy_loss(model: nn.Module, batch: dict, ctx: StepContext,
+                       label_smoothing: float = 0.0) -> LossOutput:
+    """Default supervised objective: ``model(input, mask=mask)`` -> one cross-entropy term
+    ``"ce"``; bind ``label_smoothing`` with :func:`functools.partial`."""
+    logits = model(batch_input(batch), mask=batch["mask"])
+    return classification_loss(logits, batch["y"], ctx, label_smoothing)
 
 
 def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
@@ -258,97 +123,342 @@ def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
     return w
 
 
-def select_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Logits matching ``targets``: the last position for many-to-one targets."""
-    if logits.ndim == 3 and targets.ndim == 1:
-        return logits[:, -1]
-    return logits
-
-
-def cross_entropy_loss(model: nn.Module, batch: dict, class_weight: torch.Tensor | None,
-                       label_smoothing: float = 0.0,
-                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Default objective: one cross-entropy named ``"ce"`` (ignore_index=-100), optionally
-    with label smoothing (bind it with :func:`functools.partial`)."""
-    logits = select_logits(model(batch["x"], mask=batch["mask"]), batch["y"])
-    targets = batch["y"]
-    flat = logits.reshape(-1, logits.shape[-1])
-    loss = nn.functional.cross_entropy(flat, targets.reshape(-1), weight=class_weight,
-                                       ignore_index=IGNORE_INDEX,
-                                       label_smoothing=float(label_smoothing))
-    return {"ce": loss}, logits, targets
-
-
-def _accuracy_f1(pred: np.ndarray, true: np.ndarray, n_classes: int) -> tuple[float, float]:
-    from sklearn.metrics import f1_score
-
-    keep = true >= 0
-    if not keep.any():
-        return float("nan"), float("nan")
-    pred, true = pred[keep], true[keep]
-    acc = float((pred == true).mean())
-    f1 = float(f1_score(true, pred, labels=list(range(n_classes)), average="macro",
-                        zero_division=0))
-    return acc, f1
+def _as_output(out: LossOutput | Mapping[str, torch.Tensor]) -> LossOutput:
+    if isinstance(out, LossOutput):
+        return out
+    if isinstance(out, Mapping):
+        return LossOutput(dict(out))
+    raise TypeError(f"a loss must return LossOutput or a dict of terms, got {type(out)}")
 
 
 # --------------------------------------------------------------------------------------
-# the loop
+# configuration
 # --------------------------------------------------------------------------------------
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+_MAXIMISED = ("acc", "macro_f1")
 
 
-def resolve_device(device: str | None) -> torch.device:
+@dataclass
+class Phase:
+    """One training phase.
+
+    Parameters
+    ----------
+    name : str
+        Unique within a run (checkpoints go to ``<checkpoint_dir>/<name>/``).
+    loss : callable, optional
+        ``loss(model, batch, ctx) -> LossOutput`` (default :func:`cross_entropy_loss`).
+    loss_weights : dict
+        Weight of each named term (missing names weigh 1), for training and validation.
+    params : dict or sequence of str, optional
+        Parameter-name prefixes this phase trains: ``{prefix: lr}`` (each group its own
+        learning rate) or a list of prefixes (all at ``lr``); None trains every parameter.
+        Everything else is frozen for this phase only.
+    freeze : sequence of str
+        Prefixes frozen in this phase even if ``params`` selects them.
+    epochs, batch_size, lr, weight_decay : int, int, float, float
+    optimizer : {"adamw", "adam"}
+    schedule : {"cosine", "step", "none"}
+        Per-epoch learning-rate schedule (``step``: times ``gamma`` every ``step_size``).
+    class_weighting : {None, "balanced"}
+        ``balanced`` weights the cross-entropy by ``n / (n_classes * count)``.
+    monitor : str
+        Validation metric for the best checkpoint and early stopping: ``val_loss``,
+        ``val_<term>``, ``val_acc`` or ``val_macro_f1``.
+    mode : {"min", "max"}, optional
+        Default: ``max`` for accuracy/F1, ``min`` for losses.
+    patience : int or None
+        Stop after this many epochs without improvement (None: never early).
+    labelled : bool
+        False: train and validate on every window, unscored epochs included
+        (self-supervised phases).
+    """
+
+    name: str = "train"
+    loss: LossFn | None = None
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    params: Mapping[str, float] | Sequence[str] | None = None
+    freeze: tuple[str, ...] = ()
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    step_size: int = 10
+    gamma: float = 0.5
+    min_lr_ratio: float = 0.05
+    grad_clip: float | None = 5.0
+    class_weighting: str | None = None
+    monitor: str = "val_acc"
+    mode: str | None = None
+    patience: int | None = 5
+    labelled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adamw", "adam"):
+            raise ValueError(f"optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
+        if self.schedule not in ("cosine", "step", "none"):
+            raise ValueError(f"schedule must be 'cosine', 'step' or 'none', "
+                             f"got {self.schedule!r}")
+        if not self.monitor.startswith("val_"):
+            raise ValueError(f"monitor must be a validation metric 'val_...', "
+                             f"got {self.monitor!r}")
+        if self.mode is None:
+            self.mode = "max" if self.monitor.endswith(_MAXIMISED) else "min"
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        if self.class_weighting not in (None, "none", "balanced"):
+            raise ValueError(f"class_weighting must be None or 'balanced', "
+                             f"got {self.class_weighting!r}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        self.freeze = tuple(self.freeze)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able settings (the loss by name)."""
+        d = {k: v for k, v in asdict(self).items() if k != "loss"}
+        loss = self.loss or cross_entropy_loss
+        d["loss"] = getattr(loss, "__name__", None) or getattr(
+            getattr(loss, "func", None), "__name__", type(loss).__name__)
+        d["params"] = (dict(self.params) if isinstance(self.params, Mapping)
+                       else None if self.params is None else list(self.params))
+        d["freeze"] = list(self.freeze)
+        return d
+
+    def better(self, score: float, best: float | None) -> bool:
+        """Whether ``score`` improves on ``best`` in this phase's direction."""
+        if best is None:
+            return True
+        if not np.isfinite(score):
+            return False
+        if not np.isfinite(best):
+            return True
+        return score > best if self.mode == "max" else score < best
+
+
+@dataclass
+class TrainConfig:
+    """Run-level settings of :func:`train_model` (the phases hold the rest).
+
+    Parameters
+    ----------
+    seed : int
+        Seeds torch/NumPy; the shuffle of phase ``p``, epoch ``e`` uses
+        ``seed + 1000 * p + e`` so a resumed run sees the same order.
+    device : str, optional
+        ``None``: CUDA when available, else CPU.
+    num_threads : int, optional
+        ``torch.set_num_threads``.
+    checkpoint_dir : str, optional
+        Write ``last.pt`` (the whole run state) every epoch, ``<phase>/best.pt`` and
+        ``metrics.csv``.
+    resume : bool
+        Continue from ``checkpoint_dir/last.pt`` when it exists.
+    metrics_csv : str, optional
+        Per-epoch metrics (default ``checkpoint_dir/metrics.csv``).
+    n_classes : int, optional
+        Classes of the logits (default: the model's ``n_outputs``/``n_classes``).
+    desc : str
+        Progress-bar label.
+    """
+
+    seed: int = 0
+    device: str | None = None
+    num_threads: int | None = None
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    metrics_csv: str | None = None
+    n_classes: int | None = None
+    desc: str = "train"
+
+
+@dataclass
+class PhaseResult:
+    """Outcome of one phase; the model ended it holding the best weights."""
+
+    name: str
+    best_epoch: int
+    best_score: float | None
+    epochs_run: int
+    stopped_early: bool
+    seconds_per_epoch: float
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` returns; the model passed in holds the final weights."""
+
+    history: list[dict[str, Any]]
+    phases: list[PhaseResult]
+    #: ``(phase, last completed epoch of it)`` a resumed run started from, else None
+    resumed_from: tuple[str, int] | None
+
+    @property
+    def best_epoch(self) -> int:
+        """Best epoch (1-based) of the last phase."""
+        return self.phases[-1].best_epoch
+
+    @property
+    def best_score(self) -> float | None:
+        return self.phases[-1].best_score
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.phases[-1].stopped_early
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        times = [r["time_s"] for r in self.history if "time_s" in r]
+        return float(np.mean(times)) if times else float("nan")
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> CUDA when available, else CPU."""
+    if isinstance(device, torch.device):
+        return device
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _matches(name: str, prefixes: Iterable[str]) -> str | None:
+    best = None
+    for p in prefixes:
+        if name.startswith(p) and (best is None or len(p) > len(best)):
+            best = p
+    return best
+
+
+def _param_groups(model: nn.Module, phase: Phase) -> list[dict[str, Any]]:
+    """Set ``requires_grad`` for this phase and return the optimiser's parameter groups."""
+    spec = phase.params
+    lrs = (dict(spec) if isinstance(spec, Mapping)
+           else dict.fromkeys(spec, phase.lr) if spec is not None else None)
+    groups: dict[str, list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
-        if any(name.startswith(prefix) for prefix in cfg.freeze):
-            p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f"every parameter is frozen by freeze={cfg.freeze}")
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        prefix = "" if lrs is None else _matches(name, lrs)
+        train = prefix is not None and _matches(name, phase.freeze) is None
+        p.requires_grad_(train)
+        if train:
+            groups.setdefault(prefix, []).append(p)
+    if not groups:
+        raise ValueError(f"phase {phase.name!r} trains no parameter (params={spec}, "
+                         f"freeze={phase.freeze})")
+    if lrs is not None:
+        unused = [p for p in lrs if p not in groups]
+        if unused:
+            raise ValueError(f"phase {phase.name!r}: no parameter starts with {unused}")
+    return [{"params": ps, "lr": phase.lr if lrs is None else float(lrs[prefix]),
+             "name": prefix or "all"} for prefix, ps in groups.items()]
 
 
-def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(cfg.epochs, 1), eta_min=cfg.lr * cfg.min_lr_ratio)
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+def _make_optimizer(model: nn.Module, phase: Phase) -> torch.optim.Optimizer:
+    groups = _param_groups(model, phase)
+    cls = torch.optim.AdamW if phase.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=phase.lr, weight_decay=phase.weight_decay)
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, phase: Phase):
+    if phase.schedule == "cosine":  # from each group's lr down to lr * min_lr_ratio
+        return torch.optim.lr_scheduler.LambdaLR(opt, [
+            _Cosine(phase.epochs, phase.min_lr_ratio) for _ in opt.param_groups])
+    if phase.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=phase.step_size,
+                                               gamma=phase.gamma)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _e: 1.0)
+
+
+class _Cosine:  # picklable lr lambda (scheduler state_dict stores callables' __dict__)
+    def __init__(self, epochs: int, floor: float) -> None:
+        self.epochs, self.floor = max(int(epochs), 1), float(floor)
+
+    def __call__(self, e: int) -> float:
+        return self.floor + (1 - self.floor) * 0.5 * (1 + np.cos(np.pi * min(e, self.epochs)
+                                                                 / self.epochs))
+
+
+def _freeze_frozen_modules(model: nn.Module) -> None:
+    """Eval mode for modules whose own parameters are all frozen (batch-norm statistics
+    and dropout of a frozen encoder stay put)."""
+    for m in model.modules():
+        own = list(m.parameters(recurse=False))
+        if own and not any(p.requires_grad for p in own):
+            m.eval()
+
+
+def _infer_n_classes(model: nn.Module) -> int:
+    for attr in ("n_outputs", "n_classes"):
+        n = getattr(model, attr, None)
+        if n is not None:
+            return int(n)
+    raise ValueError("set TrainConfig.n_classes (the model has no n_outputs attribute)")
+
+
+def _phase_data(data, phase: Phase):
+    if isinstance(data, SequenceDataset) and phase.labelled:
+        return data.scored()
+    return data
+
+
+def _loader(data, batch_size: int, shuffle: bool, seed: int):
+    if isinstance(data, SequenceDataset):
+        return data.loader(batch_size, shuffle=shuffle, seed=seed)
+    return data
+
+
+def _batch_size(batch: dict) -> int:
+    return int(len(batch["mask"])) if "mask" in batch else int(len(batch["y"]))
+
+
+def _weighted_total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]):
+    return sum(float(weights.get(k, 1.0)) * v for k, v in terms.items())
 
 
 @torch.no_grad()
 def evaluate_loader(model: nn.Module, loader: Iterable, n_classes: int,
-                    loss_fn: LossFn = cross_entropy_loss, device: torch.device | None = None,
-                    class_weight: torch.Tensor | None = None) -> dict[str, float]:
-    """Loss, accuracy and macro-F1 of ``model`` over ``loader`` (scored targets only)."""
+                    loss_fn: LossFn | None = None, device: torch.device | None = None,
+                    class_weight: torch.Tensor | None = None,
+                    loss_weights: Mapping[str, float] | None = None,
+                    phase: str = "eval") -> dict[str, float]:
+    """Validation metrics of ``model`` over ``loader``.
+
+    Returns ``loss`` (the weighted sum of the terms with ``loss_weights``, exactly as in
+    training), every term, and ``acc`` / ``macro_f1`` on scored targets when the loss
+    gives logits (:func:`hypnoscope.evaluation.accuracy_macro_f1`). Averages are per
+    window.
+    """
+    loss_fn = loss_fn or cross_entropy_loss
+    weights = loss_weights or {}
     device = device or torch.device("cpu")
+    ctx = StepContext(class_weight, n_classes, phase, training=False)
     was_training = model.training
     model.eval()
-    preds, trues, total, n = [], [], 0.0, 0
+    preds, trues = [], []
+    sums: dict[str, float] = {}
+    n = 0
     for batch in loader:
-        batch = _to_device(batch, device)
-        losses, logits, targets = loss_fn(model, batch, class_weight)
-        total += float(sum(losses.values())) * len(targets)
-        n += len(targets)
-        preds.append(logits.argmax(-1).reshape(-1).cpu().numpy())
-        trues.append(targets.reshape(-1).cpu().numpy())
+        batch = to_device(batch, device)
+        out = _as_output(loss_fn(model, batch, ctx))
+        bs = _batch_size(batch)
+        n += bs
+        for k, v in out.terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * bs
+        sums["loss"] = sums.get("loss", 0.0) + float(_weighted_total(out.terms, weights)) * bs
+        if out.logits is not None and out.targets is not None:
+            preds.append(out.logits.argmax(-1).reshape(-1).cpu().numpy())
+            trues.append(out.targets.reshape(-1).cpu().numpy())
     model.train(was_training)
-    acc, f1 = _accuracy_f1(np.concatenate(preds), np.concatenate(trues), n_classes)
-    return {"loss": total / max(n, 1), "acc": acc, "macro_f1": f1}
+    res = {k: v / max(n, 1) for k, v in sums.items()}
+    if preds:
+        res["acc"], res["macro_f1"] = accuracy_macro_f1(np.concatenate(trues),
+                                                        np.concatenate(preds), n_classes)
+    return res
 
 
-def _write_history_csv(path: Path, history: list[dict[str, float]]) -> None:
+def _write_history_csv(path: Path, history: list[dict[str, Any]]) -> None:
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]
@@ -364,196 +474,242 @@ def _save_checkpoint(path: Path, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------
 def train_model(model: nn.Module, train_data: SequenceDataset | Iterable,
                 val_data: SequenceDataset | Iterable | None = None,
-                config: TrainConfig | None = None, loss_fn: LossFn = cross_entropy_loss,
-                ) -> TrainResult:
-    """Train ``model`` in place and leave it holding the best weights.
+                phases: Phase | Sequence[Phase] | None = None,
+                config: TrainConfig | None = None) -> TrainResult:
+    """Train ``model`` in place through ``phases``.
 
     Parameters
     ----------
     model : nn.Module
-        Called as ``model(x, mask=mask)`` by the default loss.
     train_data, val_data : SequenceDataset or iterable of batches
-        A :class:`SequenceDataset` is wrapped in a seeded, shuffled loader (re-seeded
-        every epoch with ``seed + epoch`` so a resumed run sees the same order).
+        A :class:`~hypnoscope.sequences.SequenceDataset` is wrapped in a seeded, shuffled
+        loader; a labelled phase uses its windows with scored targets
+        (:meth:`~hypnoscope.sequences.SequenceDataset.scored`), an unlabelled one all.
+    phases : Phase or list of Phase
+        Run in order (default: one supervised cross-entropy phase).
     config : TrainConfig
-    loss_fn : callable
-        ``loss_fn(model, batch, class_weight) -> (losses, logits, targets)``; the named
-        losses are summed with ``config.loss_weights``.
 
     Returns
     -------
     TrainResult
-        Per-epoch history (also in ``metrics.csv``), the best epoch (1-based) and score.
-        Without validation data the last epoch is kept.
+        Per-epoch history (also in ``metrics.csv``; column ``phase``) and one
+        :class:`PhaseResult` per phase. Without validation data a phase keeps its last
+        epoch.
     """
     cfg = config or TrainConfig()
+    phases = [phases] if isinstance(phases, Phase) else list(phases or [Phase()])
+    names = [p.name for p in phases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"phase names must be unique, got {names}")
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     model.to(device)
     n_classes = cfg.n_classes or _infer_n_classes(model)
-    optimizer = _make_optimizer(model, cfg)
-    scheduler = _make_scheduler(optimizer, cfg)
-
-    class_weight = None
-    if cfg.class_weighting == "balanced":
-        if not isinstance(train_data, SequenceDataset):
-            raise ValueError("class_weighting='balanced' needs a SequenceDataset")
-        w = balanced_class_weights(train_data.class_counts(n_classes))
-        class_weight = torch.as_tensor(w, dtype=torch.float32, device=device)
-
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
     metrics_csv = Path(cfg.metrics_csv) if cfg.metrics_csv else (
         ckpt_dir / "metrics.csv" if ckpt_dir else None)
-    history: list[dict[str, float]] = []
-    best_score: float | None = None
-    best_epoch = 0
-    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    bad_epochs = 0
-    start_epoch = 1
+
+    history: list[dict[str, Any]] = []
+    done: list[PhaseResult] = []
+    resume_state: dict[str, Any] | None = None
     resumed_from = None
     if cfg.resume:
-        last = ckpt_dir / "last.pt" if ckpt_dir else None
-        if last is None:
+        if ckpt_dir is None:
             raise ValueError("resume=True needs checkpoint_dir")
+        last = ckpt_dir / "last.pt"
         if last.is_file():
-            state = torch.load(last, map_location="cpu", weights_only=False)
+            resume_state = torch.load(last, map_location="cpu", weights_only=False)
+            if resume_state.get("phases") != names:
+                raise ValueError(f"cannot resume from {last}: it was written for phases "
+                                 f"{resume_state.get('phases')}, this run has {names}; use "
+                                 "another checkpoint_dir or resume=False")
             try:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-            except (RuntimeError, ValueError, KeyError) as exc:
+                model.load_state_dict(resume_state["model"])
+            except (RuntimeError, KeyError) as exc:
                 raise ValueError(f"cannot resume from {last}: the checkpoint does not match "
-                                 f"this model/optimizer ({str(exc).splitlines()[0]}); use "
-                                 "another checkpoint_dir or resume=False") from None
-            scheduler.load_state_dict(state["scheduler"])
-            history = state["history"]
-            best_score, best_epoch = state["best_score"], state["best_epoch"]
-            best_state, bad_epochs = state["best_state"], state["bad_epochs"]
-            torch.set_rng_state(state["torch_rng"])
-            start_epoch = resumed_from = state["epoch"] + 1
-            logger.info("resuming %s from epoch %d", last, state["epoch"])
+                                 f"this model ({str(exc).splitlines()[0]}); use another "
+                                 "checkpoint_dir or resume=False") from None
+            history = resume_state["history"]
+            done = [PhaseResult(**d) for d in resume_state["done"]]
+            resumed_from = (names[resume_state["phase_index"]], resume_state["epoch"])
+            logger.info("resuming %s from phase %s, epoch %d", last, *resumed_from)
         else:
             logger.warning("resume requested but %s does not exist; starting fresh", last)
 
-    stopped_early = False
-    if best_score is not None and cfg.patience is not None and bad_epochs >= cfg.patience:
-        stopped_early = True
-        start_epoch = cfg.epochs + 1
-    epoch_bar = progress(range(start_epoch, cfg.epochs + 1), total=cfg.epochs,
-                         initial=start_epoch - 1, desc=cfg.desc, unit="epoch")
+    for p_idx, phase in enumerate(phases):
+        if p_idx < len(done):
+            continue  # finished before the interruption
+        # the phase the run stopped in continues after its last completed epoch (a
+        # finished phase runs no epoch, ends with its best weights, and the next begins)
+        state = (resume_state if resume_state and resume_state["phase_index"] == p_idx
+                 else None)
+        done.append(_run_phase(model, phase, p_idx, len(phases), train_data, val_data, cfg,
+                               device, n_classes, ckpt_dir, metrics_csv, history, done,
+                               names, state))
+    return TrainResult(history=history, phases=done, resumed_from=resumed_from)
+
+
+def _run_phase(model, phase: Phase, p_idx: int, n_phases: int, train_data, val_data,
+               cfg: TrainConfig, device, n_classes: int, ckpt_dir: Path | None,
+               metrics_csv: Path | None, history: list, done: list[PhaseResult],
+               names: list[str], state: dict | None) -> PhaseResult:
+    loss_fn = phase.loss or cross_entropy_loss
+    train = _phase_data(train_data, phase)
+    val = _phase_data(val_data, phase) if val_data is not None else None
+    optimizer = _make_optimizer(model, phase)
+    scheduler = _make_scheduler(optimizer, phase)
+    class_weight = None
+    if phase.class_weighting == "balanced":
+        if not isinstance(train, SequenceDataset):
+            raise ValueError("class_weighting='balanced' needs a SequenceDataset")
+        w = balanced_class_weights(train.class_counts(n_classes))
+        class_weight = torch.as_tensor(w, dtype=torch.float32, device=device)
+    ctx = StepContext(class_weight, n_classes, phase.name, training=True)
+
+    best_score: float | None = None
+    best_epoch, bad_epochs, start = 0, 0, 1
+    best_state = _state(model)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        best_score, best_epoch = state["best_score"], state["best_epoch"]
+        best_state, bad_epochs = state["best_state"], state["bad_epochs"]
+        torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        start = state["epoch"] + 1
+    stopped = (state is not None and val is not None and phase.patience is not None
+               and bad_epochs >= phase.patience)
+    if stopped:
+        start = phase.epochs + 1
+    label = f"{cfg.desc}:{phase.name}" if n_phases > 1 else cfg.desc
+    epoch_bar = progress(range(start, phase.epochs + 1), total=phase.epochs,
+                         initial=start - 1, desc=label, unit="epoch")
     for epoch in epoch_bar:
         t0 = time.perf_counter()
         model.train()
-        if isinstance(train_data, SequenceDataset):
-            loader = train_data.loader(cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
-        else:
-            loader = train_data
+        _freeze_frozen_modules(model)
+        loader = _loader(train, phase.batch_size, True, cfg.seed + 1000 * p_idx + epoch)
         sums: dict[str, float] = {}
-        n_seen, n_correct, n_items = 0, 0, 0
-        bar = progress(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False)
+        n_items, n_seen, n_correct = 0, 0, 0
+        bar = progress(loader, desc=f"{phase.name} {epoch}/{phase.epochs}", unit="batch",
+                       leave=False)
+        trainable = [p for g in optimizer.param_groups for p in g["params"]]
         for batch in bar:
-            batch = _to_device(batch, device)
-            losses, logits, targets = loss_fn(model, batch, class_weight)
-            total = sum(cfg.loss_weights.get(k, 1.0) * v for k, v in losses.items())
+            batch = to_device(batch, device)
+            out = _as_output(loss_fn(model, batch, ctx))
+            total = _weighted_total(out.terms, phase.loss_weights)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if phase.grad_clip:
+                nn.utils.clip_grad_norm_(trainable, phase.grad_clip)
             optimizer.step()
-            bs = len(targets)
+            bs = _batch_size(batch)
             n_items += bs
-            for k, v in losses.items():
+            for k, v in out.terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * bs
             sums["loss"] = sums.get("loss", 0.0) + float(total.detach()) * bs
-            with torch.no_grad():
-                scored = targets >= 0
-                n_correct += int((logits.argmax(-1) == targets)[scored].sum())
-                n_seen += int(scored.sum())
-            bar.set_postfix(loss=f"{sums['loss'] / n_items:.3f}",
-                            acc=f"{n_correct / max(n_seen, 1):.3f}")
+            if out.logits is not None and out.targets is not None:
+                with torch.no_grad():
+                    scored = out.targets >= 0
+                    n_correct += int((out.logits.argmax(-1) == out.targets)[scored].sum())
+                    n_seen += int(scored.sum())
+            bar.set_postfix(loss=f"{sums['loss'] / n_items:.3f}")
         bar.close()
-        lr = optimizer.param_groups[0]["lr"]
+        lrs = [g["lr"] for g in optimizer.param_groups]
         scheduler.step()
-        row: dict[str, float] = {"epoch": epoch, "lr": lr}
+        row: dict[str, Any] = {"phase": phase.name, "epoch": epoch, "lr": lrs[0]}
         row.update({f"train_{k}": v / max(n_items, 1) for k, v in sums.items()})
-        row["train_acc"] = n_correct / max(n_seen, 1)
+        if n_seen:
+            row["train_acc"] = n_correct / n_seen
         improved = False
-        if val_data is not None:
-            vloader = (val_data.loader(cfg.batch_size * 2) if isinstance(val_data,
-                       SequenceDataset) else val_data)
-            vm = evaluate_loader(model, vloader, n_classes, loss_fn, device, class_weight)
-            row.update({"val_loss": vm["loss"], "val_acc": vm["acc"],
-                        "val_macro_f1": vm["macro_f1"]})
-            score = row[cfg.monitor]
-            if best_score is None or score > best_score:
+        if val is not None:
+            vm = evaluate_loader(model, _loader(val, phase.batch_size * 2, False, 0),
+                                 n_classes, loss_fn, device, class_weight,
+                                 phase.loss_weights, phase.name)
+            row.update({f"val_{k}": v for k, v in vm.items()})
+            if phase.monitor not in row:
+                have = sorted(k for k in row if k.startswith("val_"))
+                raise ValueError(f"phase {phase.name!r} monitors {phase.monitor!r}, but "
+                                 f"validation gives {have}")
+            score = float(row[phase.monitor])
+            if phase.better(score, best_score):
                 improved, best_score, best_epoch, bad_epochs = True, score, epoch, 0
             else:
                 bad_epochs += 1
         else:
             improved, best_epoch = True, epoch
         if improved:
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = _state(model)
         row["time_s"] = time.perf_counter() - t0
         history.append(row)
-        epoch_bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "val_acc")
+        epoch_bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", phase.monitor)
                                if k in row})
         if metrics_csv is not None:
             _write_history_csv(metrics_csv, history)
         if ckpt_dir is not None:
-            _save_checkpoint(ckpt_dir / "last.pt", {
-                "epoch": epoch, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "history": history, "best_score": best_score, "best_epoch": best_epoch,
-                "best_state": best_state, "bad_epochs": bad_epochs,
-                "torch_rng": torch.get_rng_state(), "config": _config_dict(cfg)})
             if improved:
-                _save_checkpoint(ckpt_dir / "best.pt", {"epoch": epoch, "model": best_state,
-                                                        "score": best_score})
-        if (val_data is not None and cfg.patience is not None
-                and bad_epochs >= cfg.patience):
-            stopped_early = True
+                _save_checkpoint(ckpt_dir / phase.name / "best.pt", {
+                    "phase": phase.name, "epoch": epoch, "model": best_state,
+                    "score": best_score, "monitor": phase.monitor})
+            _save_checkpoint(ckpt_dir / "last.pt", {
+                "phases": names, "phase_index": p_idx, "epoch": epoch,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "history": history,
+                "best_score": best_score, "best_epoch": best_epoch, "best_state": best_state,
+                "bad_epochs": bad_epochs, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": (torch.cuda.get_rng_state_all() if torch.cuda.is_available()
+                             else None),
+                "done": [asdict(d) for d in done], "phase_config": phase.describe(),
+                "run_config": asdict(cfg)})
+        if val is not None and phase.patience is not None and bad_epochs >= phase.patience:
+            stopped = True
             break
     epoch_bar.close()
     model.load_state_dict(best_state)
-    times = [r["time_s"] for r in history if "time_s" in r]
-    return TrainResult(history=history, best_epoch=best_epoch, best_score=best_score,
-                       best_state=best_state, stopped_early=stopped_early,
-                       resumed_from=resumed_from,
-                       seconds_per_epoch=float(np.mean(times)) if times else float("nan"))
-
-
-def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    d = asdict(cfg)
-    d["freeze"] = list(d["freeze"])
-    return d
-
-
-def _infer_n_classes(model: nn.Module) -> int:
-    n = getattr(model, "n_classes", None)
-    if n is None:
-        raise ValueError("set TrainConfig.n_classes (the model has no n_classes attribute)")
-    return int(n)
+    for p in model.parameters():  # frozen for this phase only
+        p.requires_grad_(True)
+    rows = [r for r in history if r.get("phase") == phase.name]
+    times = [r["time_s"] for r in rows]
+    result = PhaseResult(name=phase.name, best_epoch=best_epoch, best_score=best_score,
+                         epochs_run=len(rows), stopped_early=stopped,
+                         seconds_per_epoch=float(np.mean(times)) if times else float("nan"))
+    return result
 
 
 @torch.no_grad()
 def predict_windows(model: nn.Module, dataset: SequenceDataset, batch_size: int = 256,
-                    device: str | torch.device | None = None) -> np.ndarray:
+                    device: str | torch.device | None = None,
+                    forward: Callable[[nn.Module, dict], torch.Tensor] | None = None,
+                    ) -> np.ndarray:
     """Softmax probabilities per window: ``(n_windows, C)`` for many-to-one datasets,
-    ``(n_windows, L, C)`` for many-to-many."""
-    device = resolve_device(device) if not isinstance(device, torch.device) else device
+    ``(n_windows, L, C)`` for many-to-many. ``forward(model, batch) -> logits`` defaults
+    to ``model(input, mask=mask)``."""
+    device = resolve_device(device)
     model.eval()
     model.to(device)
     out = []
     for batch in dataset.loader(batch_size):
-        batch = _to_device(batch, device)
-        logits = select_logits(model(batch["x"], mask=batch["mask"]), batch["y"])
+        batch = to_device(batch, device)
+        logits = (forward(model, batch) if forward is not None
+                  else model(batch_input(batch), mask=batch["mask"]))
+        logits = select_logits(logits, batch["y"])
         out.append(torch.softmax(logits.float(), -1).cpu().numpy())
     return np.concatenate(out)
 
 
-__all__ = ["SequenceDataset", "TrainConfig", "TrainResult", "train_model", "evaluate_loader",
-           "predict_windows", "balanced_class_weights", "cross_entropy_loss",
-           "select_logits", "resolve_device", "IGNORE_INDEX"]
+__all__ = ["Phase", "TrainConfig", "TrainResult", "PhaseResult", "LossOutput", "StepContext",
+           "train_model", "evaluate_loader", "predict_windows", "balanced_class_weights",
+           "cross_entropy_loss", "classification_loss", "batch_input", "select_logits",
+           "resolve_device", "IGNORE_INDEX"]

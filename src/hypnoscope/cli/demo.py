@@ -50,12 +50,12 @@ def register(subparsers) -> None:
 
 def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: int = 0,
              hours: float | None = None, verbose: bool = True) -> dict:
-    """Run the demo; returns the summary row of :func:`hypnoscope.cli.stage.stage_one`
+    """Run the demo; returns the summary row of :func:`hypnoscope.staging.stage_file`
     with the simulation details added."""
     from ..hypnogram import read_hypnogram
+    from ..models.storage import read_model_card, resolve_model_path
     from ..simulate import simulate_night, write_sleepedf_pair
-    from ..staging import read_model_card, resolve_model_path
-    from .stage import stage_one
+    from ..staging import stage_file
 
     def say(msg: str = "") -> None:
         if verbose:
@@ -79,7 +79,7 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
     card = read_model_card(resolve_model_path(model))
     if card.get("summary"):
         say(f"  model card: {card['summary']}")
-    row = stage_one(psg_path, out, model=model, reference=hyp_path)
+    row = stage_file(psg_path, out, model=model, reference=hyp_path)
     ref = read_hypnogram(hyp_path)
     pred = read_hypnogram(row["outputs"]["tsv"])
     cmp = pred.compare(ref)

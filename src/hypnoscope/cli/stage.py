@@ -1,7 +1,8 @@
 """``hypnoscope stage``: stage one or many PSG recordings and write every output.
 
 Per recording with stem ``S`` (the file name without ``.edf`` and without a Sleep-EDF
-``-PSG`` suffix) the command writes, atomically, into ``--out``:
+``-PSG`` suffix) the command writes, atomically, into ``--out``
+(:func:`hypnoscope.staging.stage_file`):
 
 - ``S.hypnogram.tsv``: ``onset duration stage confidence p_W p_N1 p_N2 p_N3 p_R``;
 - ``S.hypnogram.edf``: EDF+ stage annotations (MNE, EDFbrowser);
@@ -14,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -90,39 +89,14 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return unique
 
 
-def recording_stem(path: Path) -> str:
-    """Output stem: file name without extension and without a ``-PSG`` suffix."""
-    stem = path.name
-    for suffix in (".edf", ".bdf", ".rec", ".fif", ".EDF", ".BDF"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    return re.sub(r"[-_]PSG$", "", stem, flags=re.IGNORECASE)
-
-
-def find_reference(psg: Path, folder: Path) -> Path | None:
-    """The hypnogram in ``folder`` belonging to ``psg``: Sleep-EDF pairing (same first
-    7 characters, ``*-Hypnogram.edf``), else a file named ``<stem>`` + a hypnogram
-    suffix."""
-    stem = recording_stem(psg)
-    if re.match(r"^S[CT]\d{4}", stem):
-        cands = sorted(folder.glob(f"{stem[:7]}*-Hypnogram.edf"))
-        if cands:
-            return cands[0]
-    for pattern in (f"{stem}-Hypnogram.edf", f"{stem}.hypnogram.*", f"{stem}*hypnogram*",
-                    f"{stem}.tsv", f"{stem}.csv", f"{stem}.txt"):
-        cands = sorted(f for f in folder.glob(pattern) if f.resolve() != psg.resolve())
-        if cands:
-            return cands[0]
-    return None
-
-
 def _references(psgs: list[Path], refs: list[str] | None) -> list[Path | None]:
     if not refs:
         return [None] * len(psgs)
     if len(refs) == 1 and Path(refs[0]).is_dir():
+        from ..recordings import find_hypnogram
+
         folder = Path(refs[0])
-        return [find_reference(p, folder) for p in psgs]
+        return [find_hypnogram(p, folder) for p in psgs]
     if len(refs) != len(psgs):
         raise CLIError(f"--reference got {len(refs)} file(s) for {len(psgs)} recording(s); "
                        "give one per recording (same order) or a directory")
@@ -130,79 +104,11 @@ def _references(psgs: list[Path], refs: list[str] | None) -> list[Path | None]:
 
 
 # --------------------------------------------------------------- one night
-def stage_one(psg: str | os.PathLike, out_dir: str | os.PathLike, model: str = "default",
-              eeg=None, eog=None, emg=None, reference: str | os.PathLike | None = None,
-              plot: bool = True) -> dict[str, Any]:
-    """Stage one recording and write its outputs; returns a summary row.
-
-    Raises on any error (the caller decides whether to go on).
-    """
-    from ..hypnogram import read_hypnogram
-    from ..report import write_report
-    from ..staging import stage_recording
-
-    psg = Path(psg)
-    if not psg.is_file():
-        raise FileNotFoundError(f"recording not found: {psg}")
-    out_dir = Path(out_dir)
-    stem = recording_stem(psg)
-    ref = read_hypnogram(reference) if reference is not None else None
-    t0 = time.perf_counter()
-    result = stage_recording(str(psg), model=model, eeg=eeg, eog=eog, emg=emg)
-    hyp = result.hypnogram
-    info = dict(result.info)
-    info["recording"] = psg.name
-    info["source"] = str(psg)
-    if reference is not None:
-        info["reference"] = str(reference)
-    if hyp.start_time is not None:
-        info["start_time"] = hyp.start_time.isoformat(sep=" ")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"tsv": out_dir / f"{stem}.hypnogram.tsv", "edf": out_dir / f"{stem}.hypnogram.edf"}
-    hyp.to_tsv(paths["tsv"])
-    hyp.to_edf(paths["edf"])
-    cmp = None if ref is None else hyp.compare(ref)
-    html_path, json_path = write_report(out_dir / f"{stem}.report", hyp, info, reference=ref,
-                                        comparison=cmp)
-    paths.update(html=html_path, json=json_path)
-    if plot:
-        paths["png"] = _write_png(hyp, out_dir / f"{stem}.hypnogram.png", psg.name)
-    stats = hyp.sleep_statistics()
-    row: dict[str, Any] = {
-        "recording": str(psg), "stem": stem, "status": "ok", "n_epochs": hyp.n_epochs,
-        "hours": hyp.duration_sec / 3600, "tst_min": stats.get("total_sleep_min"),
-        "se_pct": stats.get("sleep_efficiency_pct"),
-        "mean_confidence": float(hyp.confidence.mean()) if hyp.n_epochs else float("nan"),
-        "seconds": time.perf_counter() - t0, "outputs": {k: str(v) for k, v in paths.items()},
-    }
-    if cmp is not None:
-        row.update(accuracy=cmp["epochs"]["accuracy"], kappa=cmp["epochs"]["kappa"],
-                   macro_f1=cmp["epochs"]["macro_f1"])
-    return row
-
-
-def _write_png(hyp, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from ..plots import save_figure
-
-    fig, axes = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True,
-                             gridspec_kw={"height_ratios": [1.1, 1]})
-    hyp.plot(ax=axes[0])
-    axes[0].set_title(title)
-    if hyp.probabilities is not None:
-        hyp.plot_hypnodensity(ax=axes[1])
-    else:  # pragma: no cover - staged hypnograms always have probabilities
-        axes[1].set_visible(False)
-    return save_figure(fig, path, dpi=110, close=True)
-
-
 def _worker(kwargs: dict[str, Any]) -> dict[str, Any]:
+    from ..staging import stage_file
+
     try:
-        return stage_one(**kwargs)
+        return stage_file(**kwargs)
     except Exception as exc:  # noqa: BLE001 - every failure is reported, the batch goes on
         return {"recording": str(kwargs["psg"]), "status": "failed",
                 "error": f"{type(exc).__name__}: {exc}"}
@@ -253,11 +159,11 @@ def run(args: argparse.Namespace) -> int:
     refs = _references(psgs, args.reference)
     if args.jobs < 1:
         raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
-    from ..staging import resolve_model_path
+    from ..models.storage import load_staging_model, resolve_model_path
 
     resolve_model_path(args.model)  # fail early on an unknown model
     if args.emg:
-        from ..staging import load_staging_model, model_input
+        from ..staging import model_input
 
         mdl, card = load_staging_model(args.model)
         if model_input(mdl, card) == "bandpower":

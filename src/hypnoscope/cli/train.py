@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
 from . import CLIError
@@ -60,9 +59,11 @@ def register(subparsers) -> None:
                       help="checkpoint folder (sequence models only; default MODEL_PATH.ckpt)")
     deep.add_argument("--resume", action="store_true",
                       help="resume from the last checkpoint (sequence models only)")
-    deep.add_argument("--val-fraction", type=float, default=0.1,
-                      help="fraction of subjects held out for validation / early stopping "
-                           "(sequence models only; default 0.1)")
+    deep.add_argument("--val-fraction", type=float, default=0.15,
+                      help="fraction of subjects held out for validation / early stopping, "
+                           "whole subjects, at least one when there are 2 or more; 0 = "
+                           "none (sequence models only; default 0.15, the default of "
+                           "hypnoscope.splits.validation_split)")
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser(
@@ -106,40 +107,19 @@ def _is_feature_model(name: str) -> bool:
     return MODEL_REGISTRY[name][0].startswith("hypnoscope.models.feature_classifiers:")
 
 
-def subject_val_split(nights: list, val_fraction: float, seed: int = 0,
-                      ) -> tuple[list, list]:
-    """Split nights subject-wise into (train, validation); both nights of a subject stay
-    on one side. Uses ``hypnoscope.splits.train_val_test_split`` when available."""
-    import numpy as np
-
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    subjects = sorted({n.subject_id for n in nights})
-    if val_fraction == 0 or len(subjects) < 2:
-        return list(nights), []
-    from ..splits import train_val_test_split
-
-    if len(subjects) > 2:
-        fold = train_val_test_split(nights, val=val_fraction, test=0.0, seed=seed)
-        train, val, _ = fold.select(nights)
-        return train, val
-    rng = np.random.default_rng(seed)
-    n_val = min(max(1, math.ceil(val_fraction * len(subjects))), len(subjects) - 1)
-    val = set(rng.permutation(subjects)[:n_val].tolist())
-    return ([n for n in nights if n.subject_id not in val],
-            [n for n in nights if n.subject_id in val])
-
-
 # -- handlers ---------------------------------------------------------------------------
 
 def _train(args) -> int:
     from ..models import MODEL_REGISTRY, make_model
+    from ..splits import validation_split
 
     if args.model not in MODEL_REGISTRY:
         raise CLIError(f"unknown model {args.model!r}; available: "
                        f"{', '.join(MODEL_REGISTRY)} (see 'hypnoscope models')")
     if args.classes is None:
         args.classes = 3 if args.model.endswith("-hier") else 5
+    if not 0 <= args.val_fraction < 1:
+        raise CLIError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     nights = _load_nights(args)
     options: dict[str, Any] = {"n_classes": args.classes, "seed": args.seed}
     if _is_feature_model(args.model):
@@ -151,8 +131,7 @@ def _train(args) -> int:
             "resume": args.resume,
         })
         options = {k: v for k, v in options.items() if v is not None}
-        train_nights, val_nights = subject_val_split(nights, args.val_fraction, args.seed)
-        val_nights = val_nights or None
+        train_nights, val_nights = validation_split(nights, args.val_fraction, args.seed)
     model = make_model(args.model, **options)
     model.fit(train_nights, val_nights=val_nights)
     model.metadata["cli"] = {"source": args.features or args.data,
@@ -173,7 +152,7 @@ def _evaluate(args) -> int:
 
     from ..evaluation import evaluate
     from ..models import load_model
-    from ..stages import STAGES_3, STAGES_5, to_3class
+    from ..stages import stage_names, to_3class
     from ..utils import progress
 
     model = load_model(args.model)
@@ -194,7 +173,7 @@ def _evaluate(args) -> int:
         print(json.dumps(json_safe({k: metrics[k] for k in keys if k in metrics}), indent=2,
                          allow_nan=False))
         return 0
-    names = STAGES_5 if n_classes == 5 else STAGES_3
+    names = stage_names(n_classes)
     print(f"model {getattr(model, 'name', '?')} on {len(nights)} nights, "
           f"{metrics['n_epochs']} scored epochs")
     print(f"accuracy  {metrics['accuracy']:.4f}")
@@ -219,7 +198,7 @@ def _card_summary(card: dict[str, Any]) -> str:
 
 def _models(args) -> int:
     from ..models import MODEL_REGISTRY
-    from ..staging import shipped_models
+    from ..models.storage import shipped_models
 
     cards = list(shipped_models().values())
     if args.json:

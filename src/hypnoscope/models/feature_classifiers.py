@@ -39,7 +39,7 @@ from sklearn.svm import SVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..stages import STAGES_3, STAGES_5, to_3class
+from ..stages import stage_names, to_3class
 from .base import StagingModel
 
 ALGORITHMS = ("svm", "rf", "lightgbm")
@@ -476,7 +476,7 @@ class FeatureStagingModel(StagingModel):
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return STAGES_5 if self.n_classes == 5 else STAGES_3
+        return stage_names(self.n_classes)
 
     def _labels(self, night) -> np.ndarray:
         return to_3class(night.y) if self.n_classes == 3 else night.y

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..hypnogram import Hypnogram, read_hypnogram
+from ..stages import STAGES_5
 
-N_STAGES = 5
+N_STAGES = len(STAGES_5)
 
 
 @dataclass

@@ -1,0 +1,185 @@
+"""Model files: shipped models, model cards and the portable form of fitted estimators.
+
+Shipped models live in ``hypnoscope/data/models/<name>.joblib``, each with a model card
+``<name>.json`` (training data, subject-wise cross-validated accuracy, expected channels,
+limits); :func:`shipped_models` lists them and :func:`load_staging_model` loads a shipped
+name, a model file or a model object (files cached by path and modification time).
+
+A shipped pickle may refer only to :data:`SHIPPABLE_MODULES`
+(:func:`model_file_modules` checks it): :func:`make_portable` replaces a fitted LightGBM
+estimator by :class:`PortableLightGBM`, LightGBM's own text model, so that no
+scikit-learn or LightGBM wrapper state (whose layout changes between releases) is
+pickled.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Model used when none is named.
+DEFAULT_MODEL = "default"
+MODEL_SUFFIX = ".joblib"
+
+#: Top-level modules a shipped model file may refer to.
+SHIPPABLE_MODULES = ("hypnoscope", "numpy", "joblib", "builtins", "copyreg", "collections",
+                     "datetime", "_codecs", "pathlib")
+
+
+# ------------------------------------------------------------------ shipped models
+def models_dir() -> Path:
+    """Folder of the shipped models inside the installed package."""
+    return Path(str(resources.files("hypnoscope") / "data" / "models"))
+
+
+def shipped_models() -> dict[str, dict[str, Any]]:
+    """``{name: model card}`` of every model shipped with the package."""
+    out: dict[str, dict[str, Any]] = {}
+    folder = models_dir()
+    if not folder.is_dir():
+        return out
+    for f in sorted(folder.glob(f"*{MODEL_SUFFIX}")):
+        out[f.stem] = read_model_card(f)
+    return out
+
+
+def read_model_card(model_path: str | os.PathLike) -> dict[str, Any]:
+    """The model card (JSON beside the model file), or a minimal card if there is none."""
+    model_path = Path(model_path)
+    card_path = model_path.with_suffix(".json")
+    if card_path.is_file():
+        return json.loads(card_path.read_text(encoding="utf-8"))
+    return {"name": model_path.stem, "summary": "no model card", "path": str(model_path)}
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """Path of a model given as a shipped name (``default``) or a file path.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is neither a shipped name nor an existing file (the message lists
+        the shipped models).
+    """
+    path = Path(model)
+    if path.suffix and path.is_file():
+        return path
+    name = str(model)
+    shipped = models_dir() / f"{name}{MODEL_SUFFIX}"
+    if shipped.is_file():
+        return shipped
+    if path.exists():
+        return path
+    names = ", ".join(shipped_models()) or "none"
+    raise ValueError(f"unknown model {name!r}: not a shipped model (available: {names}) and "
+                     "not a model file")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: float):
+    from .base import load_model
+
+    return load_model(path)
+
+
+def load_staging_model(model: Any = DEFAULT_MODEL):
+    """Return ``(model, card)`` for a shipped name, a file path or a model object."""
+    if hasattr(model, "predict_proba"):
+        meta = dict(getattr(model, "metadata", {}) or {})
+        return model, {"name": getattr(model, "name", "model"), **meta.get("card", {})}
+    path = resolve_model_path(model)
+    obj = _load_cached(str(path.resolve()), path.stat().st_mtime)
+    card = read_model_card(path)
+    card.setdefault("path", str(path))
+    return obj, card
+
+
+# ------------------------------------------------------------------ portable pickles
+class PortableLightGBM:
+    """A fitted LightGBM classifier stored as LightGBM's text model (version-robust).
+
+    Shipped models keep their LightGBM estimator in this form so that the pickle holds
+    only this class, the model text and NumPy arrays: no scikit-learn or LightGBM
+    wrapper state whose layout changes between releases. Predictions are those of the
+    original :class:`lightgbm.LGBMClassifier`.
+
+    Parameters
+    ----------
+    model_str : str
+        ``booster_.model_to_string()`` of the fitted classifier.
+    classes : array-like
+        ``classes_`` of the fitted classifier (column order of :meth:`predict_proba`).
+    """
+
+    def __init__(self, model_str: str, classes) -> None:
+        self.model_str = model_str
+        self.classes_ = np.asarray(classes)
+        self._booster = None
+
+    @classmethod
+    def from_estimator(cls, est) -> PortableLightGBM:
+        """Convert a fitted :class:`lightgbm.LGBMClassifier`."""
+        return cls(est.booster_.model_to_string(), est.classes_)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model_str": self.model_str, "classes_": self.classes_}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.model_str = state["model_str"]
+        self.classes_ = np.asarray(state["classes_"])
+        self._booster = None
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` in :attr:`classes_` order."""
+        if self._booster is None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.model_str)
+        p = np.asarray(self._booster.predict(np.asarray(X, dtype=np.float64)))
+        if p.ndim == 1:  # binary objective: probability of the positive class
+            p = np.column_stack([1.0 - p, p])
+        return p
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def make_portable(model):
+    """Replace a fitted LightGBM estimator inside ``model`` by :class:`PortableLightGBM`
+    (in place; other models are returned unchanged)."""
+    est = getattr(model, "estimator_", None)
+    if est is not None and type(est).__module__.startswith("lightgbm"):
+        model.estimator_ = PortableLightGBM.from_estimator(est)
+    return model
+
+
+def model_file_modules(path: str | os.PathLike) -> set[str]:
+    """Modules whose classes or functions the pickle in a model file refers to.
+
+    A shipped model must need only :data:`SHIPPABLE_MODULES` (no scikit-learn or
+    LightGBM wrapper classes, no test modules), so that it loads with any supported
+    version of its dependencies.
+    """
+    import joblib
+    from joblib import numpy_pickle
+
+    seen: set[str] = set()
+    orig = numpy_pickle.NumpyUnpickler.find_class
+
+    def find_class(self, module, name):
+        seen.add(module)
+        return orig(self, module, name)
+
+    numpy_pickle.NumpyUnpickler.find_class = find_class
+    try:
+        joblib.load(path)
+    finally:
+        numpy_pickle.NumpyUnpickler.find_class = orig
+    return seen

@@ -1,0 +1,707 @@
+"""Per-epoch, per-channel signal quality of PSG recordings.
+
+:func:`epoch_quality` checks every epoch of every channel for six kinds of bad signal
+and returns a :class:`QualityReport` whose ``flags`` hold one bit per detector
+(:class:`Q`). It works on epochs in µV **as read** (:func:`hypnoscope.io.read_psg`, then
+:func:`hypnoscope.preprocessing.epoch_signals`), before band-pass filtering and
+normalisation: the filters remove the evidence (DC steps, mains, high-frequency noise)
+and normalised data is no longer in µV. :func:`recording_quality` does both steps for a
+:class:`~hypnoscope.io.PSGRecording`; :func:`exclusion_mask` turns a report into the
+epochs to leave out of per-night normalisation statistics
+(:func:`hypnoscope.preprocessing.normalization_stats` ``exclude=``).
+
+Relation to :mod:`hypnoscope.io`: the reader warns once per *channel* (median
+|amplitude| outside ``MIN_PLAUSIBLE_UV``-``MAX_PLAUSIBLE_UV``, i.e. volts under a µV
+header; a constant channel; the number of constant 30-s windows, ``_flat_epochs``).
+This module works per *epoch*: its "constant epoch" rule is the reader's
+``_flat_epochs`` rule, the envelope flat floor is ``MIN_PLAUSIBLE_UV``, and a channel in
+volts under a µV header is FLAT on every epoch (so :meth:`QualityReport.bad_channels`
+names it).
+
+Detectors
+---------
+Statistics are computed per epoch and channel; amplitudes on the epoch minus its
+least-squares linear trend (slow electrode drift is not an artefact), spectra as the
+Hann-windowed periodogram of the detrended epoch. Thresholds are keyword arguments of
+:func:`epoch_quality`; a per-role threshold is one number for all roles or a mapping
+``{role: value}`` (missing roles keep their default; ``None`` turns the rule off for
+the role; one number leaves off the roles where the rule is off by default). The
+per-role defaults are the ``*_DEFAULTS`` tables below. "Night-relative" rules compare
+an epoch with the channel's robust distribution over the recording: the median and
+``sigma = 1.4826 * MAD`` of a log statistic over the reference epochs (not FLAT, not
+DISCONNECTED, under the absolute amplitude limit); they need at least
+``rel_min_epochs`` (20) reference epochs, so a short snippet gets the absolute rules
+only.
+
+``FLAT``
+    Any of: the detrended SD is below ``flat_sd_uv`` (EEG/EOG 1 µV; EMG 0.1 µV, as REM
+    atonia is quiet); at least ``flat_min_sec`` (10) one-second blocks of the epoch
+    have an SD below ``flat_sd_uv`` (a flat stretch inside the epoch); the SD is below
+    ``flat_rel`` times the night's median SD (EEG/EOG 0.1, EMG 0.02); the epoch is
+    constant. For an EMG envelope (a slow, positive RMS level) the mean level replaces
+    the SD, with floor ``MIN_PLAUSIBLE_UV`` (0.05 µV) and ``flat_rel`` 0.02.
+``CLIPPED``
+    A saturation plateau: at least ``clip_fraction`` (1 %) of the samples lie within
+    ``clip_tol`` (0.5 %) of the epoch's peak-to-peak range from its maximum (or, counted
+    separately, its minimum) *and* moved by at most ``clip_still`` (0.05) times the
+    epoch's mean absolute sample-to-sample change since the previous sample. A smooth
+    physiological peak, even a slow 1000-µV movement swing, keeps moving by the
+    signal's own noise; a rail does not. Constant epochs are FLAT, not CLIPPED. Off
+    for envelopes (a slow level, where runs of equal values are not saturation).
+    Clipping that happened before resampling (ringing on the plateau) may be missed.
+``AMPLITUDE``
+    Too large, absolutely or for this night:
+
+    - absolute: detrended peak-to-peak above ``amp_ptp_uv`` (EEG 1200 µV, EOG 2000 µV,
+      EMG 2000 µV; envelope: mean level above 500 µV). Real Sleep-EDF N3 never exceeds
+      500 µV (0.5-30 Hz, 54 nights); simulated high-amplitude subjects reach ~1000 µV;
+    - relative: ``log SD`` (envelope: ``log level``) above the night's median by more
+      than ``max(amp_z * sigma, log(amp_min_ratio))``: EEG ``amp_z`` 5 and ratio 6,
+      EOG 5 and 10 (quiet N2/N3 eyes against REM bursts), EMG/envelope 6 and 10 (tone
+      varies ~10-fold between wake and REM atonia). N3 slow waves reach ~2-5x the
+      median EEG SD and stay inside.
+``HF_NOISE``
+    Broadband or high-frequency noise on EEG/EOG (not on EMG, which *is*
+    high-frequency power, nor on envelopes). With ``hf`` the RMS (µV) in ``hf_band``
+    (30-45 Hz, upper edge capped at 0.45 * sfreq) and ``share`` its fraction of the
+    0.5-45 Hz power: ``hf >= hf_min_uv`` (2 µV) and either ``share > hf_ratio_max``
+    (0.25; white noise gives 0.34, sleep EEG 1e-4 to 1e-2, wake up to ~0.15) or ``hf``
+    is above the night's median HF RMS by more than ``max(hf_z * sigma,
+    log(hf_min_ratio))`` (``hf_z`` 2, ratio 8) with ``share > hf_ratio_min`` (0.03).
+    The relative rule uses the absolute HF RMS because added noise raises it in every
+    stage, while the share depends on the stage's spectral slope. Clean simulated
+    nights reach at most ~6x the median (wake); real wake with heavy muscle activity
+    on the EEG may well be flagged (that is muscle artefact).
+``LINE_NOISE``
+    A mains peak at 50 or 60 Hz (``line_freqs``), only where ``f0 + 1.5 Hz`` is below
+    Nyquist (never at 100 Hz, where the reader's anti-alias filter removed it anyway):
+    the mean PSD within ±0.5 Hz of ``f0`` is at least ``line_ratio`` (10) times the
+    median PSD 2-6 Hz either side, and the peak above that floor holds at least
+    ``line_min_uv`` (5 µV) RMS. Off for envelopes. (A large mains component is itself a
+    sign of high electrode impedance.)
+``DISCONNECTED``
+    No usable signal from the electrode, precisely any of:
+
+    - the epoch is constant: peak-to-peak at most 1e-6 x max(1 µV, |mean|), the
+      reader's ``_flat_epochs`` rule up to float rounding (a dead channel, or one
+      stuck at a rail); not for envelopes (FLAT there);
+    - it holds non-finite samples (NaN/inf; they count as 0 for the other statistics);
+    - a baseline jump: the sharpest change of the epoch, ``|x[t + s] - x[t]|`` over
+      ``s = jump_span_sec`` (20 ms, at least one sample), is at least ``jump_uv`` (EEG
+      250 µV, EOG 600 µV since saccades are steps too, EMG 300 µV) **and** the mean
+      over ``jump_window_sec`` (1 s) after the change differs from the mean over the
+      second before it, in the direction of the change, by at least ``jump_keep``
+      (0.5) x ``jump_uv``: a sustained DC shift (loose electrode, electrode pop), not a
+      spike. Physiological waves are band-limited (a 150-µV K-complex changes by
+      ~40 µV in 20 ms). Only the sharpest change is examined. Off for envelopes.
+
+The approach follows YASA's ``art_detect(method="std")`` (z-scored log SD per channel,
+here with a robust median/MAD centre and scale and a minimum ratio) and MNE's
+``annotate_amplitude`` (peak-to-peak limits, flat detection with a minimum duration),
+vectorised over all epochs: a 24-h, 3-channel night at 100 Hz takes ~0.7 s.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .io import MIN_PLAUSIBLE_UV
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .io import PSGRecording
+
+#: Channel roles understood (those of :class:`hypnoscope.io.PSGRecording`).
+QUALITY_ROLES: tuple[str, ...] = ("eeg", "eog", "emg", "emg_envelope")
+
+
+class Q(enum.IntFlag):
+    """Quality flags, one bit each (see the module docstring for the definitions)."""
+
+    OK = 0
+    FLAT = 1
+    CLIPPED = 2
+    AMPLITUDE = 4
+    HF_NOISE = 8
+    LINE_NOISE = 16
+    DISCONNECTED = 32
+
+
+#: The detectors, in bit order.
+DETECTORS: tuple[Q, ...] = (Q.FLAT, Q.CLIPPED, Q.AMPLITUDE, Q.HF_NOISE, Q.LINE_NOISE,
+                            Q.DISCONNECTED)
+#: Every detector's bit.
+ALL_FLAGS = Q.FLAT | Q.CLIPPED | Q.AMPLITUDE | Q.HF_NOISE | Q.LINE_NOISE | Q.DISCONNECTED
+#: Short names used in :meth:`QualityReport.epoch_labels` and :meth:`QualityReport.summary`.
+FLAG_LABELS: Mapping[Q, str] = MappingProxyType({
+    Q.FLAT: "flat", Q.CLIPPED: "clipped", Q.AMPLITUDE: "amplitude", Q.HF_NOISE: "noise",
+    Q.LINE_NOISE: "line", Q.DISCONNECTED: "disconnected"})
+#: Flags that :func:`exclusion_mask` uses by default: everything but mains noise, which
+#: the band-pass before normalisation removes.
+EXCLUDE_DEFAULT = ALL_FLAGS & ~Q.LINE_NOISE
+
+#: A threshold that may differ by role: one value for all roles, ``{role: value}``, or
+#: None for the defaults.
+PerRole = float | Mapping[str, float | None] | None
+
+_R = MappingProxyType
+#: Absolute flat floor per role, µV: SD of the detrended epoch and of its 1-s blocks
+#: (envelope: mean level).
+FLAT_SD_DEFAULTS = _R({"eeg": 1.0, "eog": 1.0, "emg": 0.1, "emg_envelope": MIN_PLAUSIBLE_UV})
+#: Relative flat floor: SD (envelope: level) below this times the night's median.
+FLAT_REL_DEFAULTS = _R({"eeg": 0.1, "eog": 0.1, "emg": 0.02, "emg_envelope": 0.02})
+#: Fraction of samples at the max (or at the min) that makes a saturation plateau.
+CLIP_FRACTION_DEFAULTS = _R({"eeg": 0.01, "eog": 0.01, "emg": 0.01, "emg_envelope": None})
+#: Absolute amplitude limit: detrended peak-to-peak (envelope: mean level), µV.
+AMP_PTP_DEFAULTS = _R({"eeg": 1200.0, "eog": 2000.0, "emg": 2000.0, "emg_envelope": 500.0})
+#: Robust z (in log-SD space) above which an epoch is an amplitude outlier of the night.
+AMP_Z_DEFAULTS = _R({"eeg": 5.0, "eog": 5.0, "emg": 6.0, "emg_envelope": 6.0})
+#: ... and the minimum ratio to the night's median SD for that.
+AMP_MIN_RATIO_DEFAULTS = _R({"eeg": 6.0, "eog": 10.0, "emg": 10.0, "emg_envelope": 10.0})
+#: High-frequency power share above which an epoch is noisy regardless of the night.
+HF_RATIO_MAX_DEFAULTS = _R({"eeg": 0.25, "eog": 0.25, "emg": None, "emg_envelope": None})
+#: Line-noise peak-to-neighbour power ratio (None = off for the role).
+LINE_RATIO_DEFAULTS = _R({"eeg": 10.0, "eog": 10.0, "emg": 10.0, "emg_envelope": None})
+#: Sharp change (µV within ``jump_span_sec``) of a baseline jump (None = off).
+JUMP_UV_DEFAULTS = _R({"eeg": 250.0, "eog": 600.0, "emg": 300.0, "emg_envelope": None})
+
+_LOG_FLOOR = 1e-12
+
+
+def _per_role(value: Any, defaults: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Resolve a scalar-or-mapping threshold into ``{role: value}``."""
+    out = dict(defaults)
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(QUALITY_ROLES)
+        if unknown:
+            raise ValueError(f"{name}: unknown role(s) {sorted(unknown)}; expected "
+                             f"{list(QUALITY_ROLES)}")
+        out.update(value)
+    elif value is not None:
+        out = {r: (None if defaults.get(r) is None else float(value)) for r in QUALITY_ROLES}
+    return out
+
+
+# ------------------------------------------------------------------ report
+@dataclass
+class QualityReport:
+    """Signal quality of every epoch and channel of a recording.
+
+    Attributes
+    ----------
+    flags : ndarray of uint8, shape (n_epochs, n_channels)
+        Bit mask of :class:`Q` flags; 0 = no problem found.
+    ch_names, roles : list of str
+        Channel labels and roles (``"eeg"``, ``"eog"``, ``"emg"``, ``"emg_envelope"``).
+    sfreq : float
+        Sampling rate of the checked epochs.
+    thresholds : dict
+        The thresholds used (per role where they differ by role).
+    metrics : dict of ndarray
+        Per epoch and channel statistics behind the flags (float32, ``(n_epochs,
+        n_channels)``): ``sd`` and ``ptp`` (detrended, µV), ``level`` (mean, µV),
+        ``quiet_sd`` (SD of the ``flat_min_sec``-th quietest second, µV),
+        ``clip_fraction`` (plateau share), ``hf_ratio`` (HF share), ``hf_uv`` (RMS in
+        the HF band, µV), ``line_uv`` (largest mains component RMS, NaN where not
+        checkable), ``jump_uv`` (sharpest change) and ``shift_uv`` (baseline shift
+        across it, signed along the change), ``amp_z`` and ``hf_z`` (robust z against
+        the night; NaN where not computed).
+    """
+
+    flags: np.ndarray
+    ch_names: list[str]
+    roles: list[str]
+    sfreq: float = float("nan")
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.flags = np.asarray(self.flags, dtype=np.uint8)
+        if self.flags.ndim != 2 or self.flags.shape[1] != len(self.ch_names):
+            raise ValueError(f"flags must be (n_epochs, {len(self.ch_names)}), got "
+                             f"{self.flags.shape}")
+        if len(self.roles) != len(self.ch_names):
+            raise ValueError(f"{len(self.ch_names)} channel names but {len(self.roles)} roles")
+
+    @property
+    def n_epochs(self) -> int:
+        return int(self.flags.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.flags.shape[1])
+
+    def select(self, epochs: slice | np.ndarray | Sequence[int]) -> QualityReport:
+        """The report of a subset of epochs (a slice, indices or a boolean mask), e.g. the
+        crop of :func:`hypnoscope.preprocessing.crop_to_sleep_period`."""
+        return QualityReport(self.flags[epochs], list(self.ch_names), list(self.roles),
+                             self.sfreq, dict(self.thresholds),
+                             {k: v[epochs] for k, v in self.metrics.items()})
+
+    def has(self, flag: Q | int) -> np.ndarray:
+        """``(n_epochs, n_channels)`` bool: where any bit of ``flag`` is set."""
+        return (self.flags & np.uint8(int(flag))) != 0
+
+    @property
+    def bad(self) -> np.ndarray:
+        """``(n_epochs, n_channels)`` bool: any flag set."""
+        return self.flags != 0
+
+    @property
+    def bad_epoch(self) -> np.ndarray:
+        """``(n_epochs,)`` bool: any channel of the epoch has a flag."""
+        return self.bad.any(axis=1)
+
+    @property
+    def bad_fraction(self) -> np.ndarray:
+        """``(n_channels,)`` float: fraction of epochs with a flag, per channel."""
+        if self.n_epochs == 0:
+            return np.zeros(self.n_channels)
+        return self.bad.mean(axis=0)
+
+    def bad_channels(self, threshold: float = 0.5) -> list[str]:
+        """Channels flagged on more than ``threshold`` of the epochs (bad all night)."""
+        return [c for c, f in zip(self.ch_names, self.bad_fraction, strict=True)
+                if f > threshold]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable overview: per channel the role, the number of epochs each
+        flag is set on, the number and fraction of flagged epochs; overall the number and
+        fraction of epochs with any flag and the channels bad for most of the night."""
+        channels = {}
+        for i, (c, r) in enumerate(zip(self.ch_names, self.roles, strict=True)):
+            col = self.flags[:, i]
+            channels[c] = {
+                "role": r,
+                "flags": {FLAG_LABELS[q]: int(((col & int(q)) != 0).sum()) for q in DETECTORS},
+                "bad_epochs": int((col != 0).sum()),
+                "bad_fraction": float(self.bad_fraction[i]),
+            }
+        n_bad = int(self.bad_epoch.sum())
+        return {
+            "n_epochs": self.n_epochs,
+            "n_channels": self.n_channels,
+            "sfreq": float(self.sfreq),
+            "bad_epochs": n_bad,
+            "bad_epoch_fraction": float(n_bad / self.n_epochs) if self.n_epochs else 0.0,
+            "bad_channels": self.bad_channels(),
+            "channels": channels,
+        }
+
+    def epoch_labels(self, ok: str = "ok") -> list[str]:
+        """One short string per epoch for a TSV column: ``"ok"``, or the flags with the
+        channels carrying them, e.g. ``"flat:EEG Fpz-Cz;noise:EOG horizontal"`` (flags
+        in :data:`DETECTORS` order, channels in recording order)."""
+        out = []
+        for row in self.flags:
+            if not row.any():
+                out.append(ok)
+                continue
+            parts = []
+            for q in DETECTORS:
+                chans = [c for c, v in zip(self.ch_names, row, strict=True) if v & int(q)]
+                if chans:
+                    parts.append(f"{FLAG_LABELS[q]}:{','.join(chans)}")
+            out.append(";".join(parts))
+        return out
+
+
+def exclusion_mask(report: QualityReport, channels: Sequence[str | int] | None = None,
+                   flags: Q | int = EXCLUDE_DEFAULT, skip_bad_channels: float | None = 0.5,
+                   ) -> np.ndarray:
+    """Epochs to leave out of per-night normalisation statistics.
+
+    Parameters
+    ----------
+    report : QualityReport
+    channels : sequence of str or int, optional
+        Channels (names or indices) whose flags count; default all.
+    flags : Q, default :data:`EXCLUDE_DEFAULT`
+        Flags that count (all but ``LINE_NOISE``).
+    skip_bad_channels : float or None, default 0.5
+        Ignore channels flagged on more than this fraction of the night
+        (:meth:`QualityReport.bad_channels`): a channel that is bad all night would
+        otherwise exclude every epoch, and it needs dropping, not normalising. None keeps
+        them.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_epochs,)
+        True = exclude; pass as ``normalization_stats(..., exclude=mask)`` (which falls
+        back to all epochs when every one is excluded).
+    """
+    if channels is None:
+        idx = list(range(report.n_channels))
+    else:
+        idx = []
+        for c in channels:
+            if isinstance(c, (int, np.integer)):
+                idx.append(int(c))
+            elif c in report.ch_names:
+                idx.append(report.ch_names.index(c))
+            else:
+                raise ValueError(f"channel {c!r} not in the report: {report.ch_names}")
+    if skip_bad_channels is not None:
+        frac = report.bad_fraction
+        idx = [i for i in idx if frac[i] <= skip_bad_channels]
+    if not idx:
+        return np.zeros(report.n_epochs, dtype=bool)
+    return ((report.flags[:, idx] & np.uint8(int(flags))) != 0).any(axis=1)
+
+
+# ------------------------------------------------------------------ statistics
+def _epoch_stats(x: np.ndarray, sfreq: float, clip_tol: float, clip_still: float,
+                 hf_band: tuple[float, float], line_freqs: Sequence[float], jump_span: int,
+                 jump_win: int, quiet_k: int) -> dict[str, np.ndarray]:
+    """Per-epoch statistics of a chunk ``(n, n_channels, n_times)`` (float32, finite)."""
+    from scipy import fft as sfft
+
+    n_t = x.shape[-1]
+    level = x.mean(axis=-1, dtype=np.float64)
+    xmax, xmin = x.max(axis=-1), x.min(axis=-1)
+    rng = (xmax - xmin).astype(np.float64)
+    # saturation plateaus: samples close to the epoch's max (min) that did not move since
+    # the previous sample (a smooth peak keeps moving by the signal's own noise)
+    step1 = np.abs(np.diff(x, axis=-1))
+    still = step1 <= (clip_still * step1.mean(axis=-1, dtype=np.float64)).astype(
+        np.float32)[..., None]
+    tol = (clip_tol * rng).astype(np.float32)[..., None]
+    n_hi = ((x[..., 1:] >= (xmax[..., None] - tol)) & still).sum(axis=-1)
+    n_lo = ((x[..., 1:] <= (xmin[..., None] + tol)) & still).sum(axis=-1)
+    del step1, still
+    clip_frac = np.maximum(n_hi, n_lo) / n_t
+    # flat stretches: SD (and |mean|) of the quiet_k-th quietest 1-s block
+    bs = max(1, int(round(sfreq)))
+    nb = n_t // bs
+    if 0 < quiet_k <= nb:
+        blk = x[..., :nb * bs].reshape(x.shape[:-1] + (nb, bs))
+        bmean = blk.mean(axis=-1, dtype=np.float64)
+        bsd = np.sqrt(np.mean(np.square(blk - bmean[..., None].astype(np.float32)), axis=-1,
+                              dtype=np.float64))
+        quiet_sd = np.partition(bsd, quiet_k - 1, axis=-1)[..., quiet_k - 1]
+        quiet_level = np.partition(np.abs(bmean), quiet_k - 1, axis=-1)[..., quiet_k - 1]
+        del blk, bsd
+    else:
+        quiet_sd = quiet_level = np.full(x.shape[:-1], np.nan)
+    # linear detrend
+    tc = (np.arange(n_t, dtype=np.float64) - (n_t - 1) / 2).astype(np.float32)
+    denom = float((tc.astype(np.float64) ** 2).sum()) or 1.0
+    slope = (x @ tc) / denom
+    xd = x - level[..., None].astype(np.float32) - slope[..., None] * tc
+    sd = np.sqrt(np.mean(np.square(xd, dtype=np.float32), axis=-1, dtype=np.float64))
+    ptp = (xd.max(axis=-1) - xd.min(axis=-1)).astype(np.float64)
+    # baseline jump: sharpest change over `jump_span` samples, and the mean shift across it
+    s = min(jump_span, n_t - 1)
+    d = x[..., s:] - x[..., :-s]
+    t = np.abs(d).argmax(axis=-1)
+    dval = np.take_along_axis(d, t[..., None], axis=-1)[..., 0].astype(np.float64)
+    b0, b1 = np.maximum(t + 1 - jump_win, 0), t + 1
+    a0, a1 = t + s, np.minimum(t + s + jump_win, n_t)
+    offs = np.arange(jump_win)
+
+    def _wmean(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Mean of x[..., lo:hi] per row (windows of at most ``jump_win`` samples)."""
+        idx = lo[..., None] + offs
+        inside = idx < hi[..., None]
+        vals = np.take_along_axis(x, np.minimum(idx, n_t - 1), axis=-1)
+        return (vals * inside).sum(axis=-1, dtype=np.float64) / np.maximum(hi - lo, 1)
+
+    shift = (_wmean(a0, a1) - _wmean(b0, b1)) * np.sign(dval)
+    # spectrum: Hann-windowed periodogram of the detrended epoch (one-sided PSD, µV²/Hz)
+    win = np.hanning(n_t).astype(np.float32)
+    spec = sfft.rfft(xd * win, axis=-1, workers=-1)
+    psd = (spec.real ** 2 + spec.imag ** 2) * np.float32(2.0 / (sfreq * float((win ** 2).sum())))
+    freqs = sfft.rfftfreq(n_t, 1.0 / sfreq)
+    df = freqs[1] - freqs[0] if len(freqs) > 1 else 1.0
+    lo, hi = hf_band
+    tot_sel = (freqs >= 0.5) & (freqs <= hi)
+    hf_sel = (freqs >= lo) & (freqs <= hi)
+    p_tot = psd[..., tot_sel].sum(axis=-1, dtype=np.float64) * df
+    p_hf = psd[..., hf_sel].sum(axis=-1, dtype=np.float64) * df
+    hf_ratio = p_hf / np.maximum(p_tot, _LOG_FLOOR)
+    line_uv = np.full(x.shape[:-1], np.nan)
+    line_ratio = np.full(x.shape[:-1], np.nan)
+    nyq = sfreq / 2.0
+    for f0 in line_freqs:
+        if f0 + 1.5 >= nyq:
+            continue
+        peak = np.abs(freqs - f0) <= 0.5
+        neigh = ((np.abs(freqs - f0) >= 2.0) & (np.abs(freqs - f0) <= 6.0)
+                 & (freqs < 0.98 * nyq))
+        if not peak.any() or not neigh.any():
+            continue
+        base = np.median(psd[..., neigh], axis=-1).astype(np.float64)
+        pk = psd[..., peak].astype(np.float64)
+        ratio = pk.mean(axis=-1) / np.maximum(base, _LOG_FLOOR)
+        rms = np.sqrt(np.clip(pk - base[..., None], 0, None).sum(axis=-1) * df)
+        better = ~(line_uv >= rms)  # NaN-aware: take the first valid, then the larger
+        line_uv = np.where(better, rms, line_uv)
+        line_ratio = np.where(better, ratio, line_ratio)
+    return {"level": level, "range": rng, "clip_fraction": clip_frac, "sd": sd, "ptp": ptp,
+            "jump_uv": np.abs(dval), "shift_uv": shift, "hf_ratio": hf_ratio,
+            "hf_uv": np.sqrt(p_hf), "line_uv": line_uv, "line_ratio": line_ratio,
+            "quiet_sd": quiet_sd, "quiet_level": quiet_level}
+
+
+def _robust_z(values: np.ndarray, ref: np.ndarray, min_epochs: int,
+              ) -> tuple[np.ndarray, float, float]:
+    """Robust z of ``values`` (1-D, log scale) against the ``ref`` subset: (z, median,
+    sigma); z is NaN when fewer than ``min_epochs`` reference values exist."""
+    v = values[ref & np.isfinite(values)]
+    if v.size < max(min_epochs, 1):
+        return np.full(values.shape, np.nan), float("nan"), float("nan")
+    med = float(np.median(v))
+    sigma = 1.4826 * float(np.median(np.abs(v - med)))
+    z = (values - med) / sigma if sigma > 0 else np.where(values > med, np.inf, 0.0)
+    return z, med, sigma
+
+
+# ------------------------------------------------------------------ main entry
+def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
+                  ch_names: Sequence[str] | None = None, *,
+                  flat_sd_uv: PerRole = None, flat_rel: PerRole = None,
+                  flat_min_sec: float = 10.0,
+                  clip_fraction: PerRole = None, clip_tol: float = 0.005,
+                  clip_still: float = 0.05,
+                  amp_ptp_uv: PerRole = None, amp_z: PerRole = None,
+                  amp_min_ratio: PerRole = None,
+                  hf_band: tuple[float, float] = (30.0, 45.0), hf_ratio_max: PerRole = None,
+                  hf_z: float = 2.0, hf_min_ratio: float = 8.0, hf_ratio_min: float = 0.03,
+                  hf_min_uv: float = 2.0,
+                  line_freqs: Sequence[float] = (50.0, 60.0), line_ratio: PerRole = None,
+                  line_min_uv: float = 5.0,
+                  jump_uv: PerRole = None, jump_span_sec: float = 0.02,
+                  jump_window_sec: float = 1.0, jump_keep: float = 0.5,
+                  rel_min_epochs: int = 20, chunk_samples: int = 4_000_000,
+                  ) -> QualityReport:
+    """Flag bad signal per epoch and channel (the module docstring defines each detector).
+
+    Parameters
+    ----------
+    epochs : ndarray, shape (n_epochs, n_channels, n_times)
+        Signals in µV as read (not band-passed, not normalised), e.g.
+        ``epoch_signals(recording.data, recording.sfreq)``. Any epoch length works;
+        the night-relative rules assume the epochs are one recording.
+    sfreq : float
+        Sampling rate in Hz.
+    roles : sequence of str
+        Role of each channel: ``"eeg"``, ``"eog"``, ``"emg"`` or ``"emg_envelope"``.
+    ch_names : sequence of str, optional
+        Channel labels (default ``ch0``, ``ch1``...).
+
+    Other Parameters
+    ----------------
+    flat_sd_uv : float or {role: float}
+        FLAT absolute floor, µV: SD of the epoch and of its 1-s blocks (envelope: mean
+        level). Default :data:`FLAT_SD_DEFAULTS`: EEG/EOG 1, EMG 0.1, envelope 0.05.
+    flat_rel : float or {role: float}
+        FLAT relative floor, times the night's median SD (level). Default
+        :data:`FLAT_REL_DEFAULTS`: EEG/EOG 0.1, EMG/envelope 0.02.
+    flat_min_sec : float, default 10
+        Seconds of flat 1-s blocks that make the epoch FLAT.
+    clip_fraction : float or {role: float}
+        CLIPPED: share of plateau samples at the max (or the min). Default 0.01; off for
+        envelopes.
+    clip_tol, clip_still : float, default 0.005 and 0.05
+        A plateau sample is within ``clip_tol`` x peak-to-peak of the extreme and moved
+        at most ``clip_still`` x the mean absolute sample-to-sample change.
+    amp_ptp_uv : float or {role: float}
+        AMPLITUDE absolute limit on detrended peak-to-peak, µV (envelope: mean level).
+        Default :data:`AMP_PTP_DEFAULTS`: EEG 1200, EOG 2000, EMG 2000, envelope 500.
+    amp_z, amp_min_ratio : float or {role: float}
+        AMPLITUDE relative rule: ``log SD > median + max(amp_z * sigma,
+        log(amp_min_ratio))``. Defaults :data:`AMP_Z_DEFAULTS` (EEG/EOG 5, EMG/envelope
+        6) and :data:`AMP_MIN_RATIO_DEFAULTS` (EEG 6, EOG/EMG/envelope 10).
+    hf_band : (float, float), default (30, 45)
+        HF band in Hz (upper edge capped at 0.45 * sfreq).
+    hf_ratio_max : float or {role: float}
+        HF_NOISE absolute rule on the HF share of the 0.5-45 Hz power. Default
+        :data:`HF_RATIO_MAX_DEFAULTS`: EEG/EOG 0.25, off for EMG and envelopes (which
+        turns HF_NOISE off for them).
+    hf_z, hf_min_ratio, hf_ratio_min : float, default 2, 8 and 0.03
+        HF_NOISE relative rule: ``log hf > median + max(hf_z * sigma,
+        log(hf_min_ratio))`` and ``share > hf_ratio_min``.
+    hf_min_uv : float, default 2.0
+        Minimum HF RMS (µV) for HF_NOISE.
+    line_freqs : sequence of float, default (50, 60)
+        Mains frequencies checked (those below Nyquist - 1.5 Hz).
+    line_ratio : float or {role: float}
+        LINE_NOISE peak-to-neighbour PSD ratio. Default 10; off for envelopes.
+    line_min_uv : float, default 5.0
+        Minimum RMS (µV) of the mains component.
+    jump_uv : float or {role: float}
+        DISCONNECTED baseline-jump size, µV. Default :data:`JUMP_UV_DEFAULTS`: EEG 250,
+        EOG 600, EMG 300, off for envelopes.
+    jump_span_sec, jump_window_sec, jump_keep : float, default 0.02, 1.0 and 0.5
+        The jump happens within ``jump_span_sec`` and shifts the mean over
+        ``jump_window_sec`` either side by ``jump_keep`` x ``jump_uv``.
+    rel_min_epochs : int, default 20
+        Fewest reference epochs for the night-relative rules.
+    chunk_samples : int
+        Samples processed at a time (bounds the memory used).
+
+    Returns
+    -------
+    QualityReport
+    """
+    x_all = np.asarray(epochs)
+    if x_all.ndim != 3:
+        raise ValueError(f"epochs must be (n_epochs, n_channels, n_times), got shape "
+                         f"{x_all.shape}")
+    n_ep, n_ch, n_t = x_all.shape
+    roles = [str(r) for r in roles]
+    if len(roles) != n_ch:
+        raise ValueError(f"{n_ch} channels but {len(roles)} roles")
+    bad_roles = sorted(set(roles) - set(QUALITY_ROLES))
+    if bad_roles:
+        raise ValueError(f"unknown channel role(s) {bad_roles}; expected {list(QUALITY_ROLES)}")
+    names = [f"ch{i}" for i in range(n_ch)] if ch_names is None else [str(c) for c in ch_names]
+    if len(names) != n_ch:
+        raise ValueError(f"{n_ch} channels but {len(names)} channel names")
+    if not sfreq > 0:
+        raise ValueError(f"sfreq must be positive, got {sfreq}")
+    if n_t < 2:
+        raise ValueError(f"epochs need at least 2 samples, got {n_t}")
+    sfreq = float(sfreq)
+    th = {
+        "flat_sd_uv": _per_role(flat_sd_uv, FLAT_SD_DEFAULTS, "flat_sd_uv"),
+        "flat_rel": _per_role(flat_rel, FLAT_REL_DEFAULTS, "flat_rel"),
+        "clip_fraction": _per_role(clip_fraction, CLIP_FRACTION_DEFAULTS, "clip_fraction"),
+        "amp_ptp_uv": _per_role(amp_ptp_uv, AMP_PTP_DEFAULTS, "amp_ptp_uv"),
+        "amp_z": _per_role(amp_z, AMP_Z_DEFAULTS, "amp_z"),
+        "amp_min_ratio": _per_role(amp_min_ratio, AMP_MIN_RATIO_DEFAULTS, "amp_min_ratio"),
+        "hf_ratio_max": _per_role(hf_ratio_max, HF_RATIO_MAX_DEFAULTS, "hf_ratio_max"),
+        "line_ratio": _per_role(line_ratio, LINE_RATIO_DEFAULTS, "line_ratio"),
+        "jump_uv": _per_role(jump_uv, JUMP_UV_DEFAULTS, "jump_uv"),
+    }
+    hf_hi = min(float(hf_band[1]), 0.45 * sfreq)
+    hf_lo = float(hf_band[0])
+    th.update({"flat_min_sec": float(flat_min_sec), "clip_tol": float(clip_tol),
+               "clip_still": float(clip_still), "hf_band": [hf_lo, hf_hi],
+               "hf_z": float(hf_z), "hf_min_ratio": float(hf_min_ratio),
+               "hf_ratio_min": float(hf_ratio_min),
+               "hf_min_uv": float(hf_min_uv), "line_freqs": [float(f) for f in line_freqs],
+               "line_min_uv": float(line_min_uv), "jump_span_sec": float(jump_span_sec),
+               "jump_window_sec": float(jump_window_sec), "jump_keep": float(jump_keep),
+               "rel_min_epochs": int(rel_min_epochs)})
+    hf_on = hf_lo < hf_hi
+    jump_span = max(1, int(round(jump_span_sec * sfreq)))
+    jump_win = max(1, int(round(jump_window_sec * sfreq)))
+    quiet_k = int(np.ceil(flat_min_sec - 1e-9)) if flat_min_sec > 0 else 0
+
+    keys = ("level", "range", "clip_fraction", "sd", "ptp", "jump_uv", "shift_uv",
+            "hf_ratio", "hf_uv", "line_uv", "line_ratio", "quiet_sd", "quiet_level")
+    st = {k: np.empty((n_ep, n_ch), dtype=np.float64) for k in keys}
+    nonfinite = np.zeros((n_ep, n_ch), dtype=bool)
+    step = max(1, int(chunk_samples // max(n_ch * n_t, 1)))
+    for a in range(0, n_ep, step):
+        chunk = np.asarray(x_all[a:a + step], dtype=np.float32)
+        fin = np.isfinite(chunk)
+        if not fin.all():
+            nonfinite[a:a + step] = ~fin.all(axis=-1)
+            chunk = np.where(fin, chunk, np.float32(0.0))
+        res = _epoch_stats(chunk, sfreq, float(clip_tol), float(clip_still),
+                           (hf_lo, hf_hi if hf_on else hf_lo + 1.0), line_freqs, jump_span,
+                           jump_win, quiet_k)
+        for k in keys:
+            st[k][a:a + step] = res[k]
+
+    flags = np.zeros((n_ep, n_ch), dtype=np.uint8)
+    amp_zs = np.full((n_ep, n_ch), np.nan)
+    hf_zs = np.full((n_ep, n_ch), np.nan)
+    for c, role in enumerate(roles):
+        env = role == "emg_envelope"
+        sd, ptp, level = st["sd"][:, c], st["ptp"][:, c], st["level"][:, c]
+        amp = np.abs(level) if env else sd  # the amplitude measure of the role
+        const = st["range"][:, c] <= 1e-6 * np.maximum(np.abs(level), 1.0)
+        f = np.zeros(n_ep, dtype=np.uint8)
+        # DISCONNECTED: dead/railed, missing samples, baseline jump
+        disc = nonfinite[:, c].copy()
+        if not env:
+            disc |= const
+        ju = th["jump_uv"][role]
+        if ju is not None:
+            disc |= ((st["jump_uv"][:, c] >= ju)
+                     & (st["shift_uv"][:, c] >= jump_keep * ju))
+        # FLAT (absolute part first; relative after the reference is known)
+        flat = const.copy()
+        if th["flat_sd_uv"][role] is not None:
+            quiet = st["quiet_level"][:, c] if env else st["quiet_sd"][:, c]
+            flat |= (amp < th["flat_sd_uv"][role]) | (quiet < th["flat_sd_uv"][role])
+        # AMPLITUDE absolute
+        lim = th["amp_ptp_uv"][role]
+        amp_abs = np.zeros(n_ep, dtype=bool)
+        if lim is not None:
+            amp_abs = (np.abs(level) if env else ptp) > lim
+        ref = ~flat & ~disc & ~amp_abs
+        # relative FLAT
+        rel = th["flat_rel"][role]
+        valid = ref & (amp > 0)
+        if rel is not None and valid.sum() >= rel_min_epochs:
+            flat |= amp < rel * float(np.median(amp[valid]))
+            ref &= ~flat
+        # AMPLITUDE relative (log-amplitude space)
+        logamp = np.log(np.maximum(amp, _LOG_FLOOR))
+        z, med, sigma = _robust_z(logamp, ref, rel_min_epochs)
+        amp_zs[:, c] = z
+        az, ar = th["amp_z"][role], th["amp_min_ratio"][role]
+        amp_rel = np.zeros(n_ep, dtype=bool)
+        if az is not None and np.isfinite(med):
+            margin = max(az * sigma, np.log(ar) if ar is not None else 0.0)
+            amp_rel = logamp > med + margin
+        # CLIPPED
+        cf = th["clip_fraction"][role]
+        clipped = np.zeros(n_ep, dtype=bool)
+        if cf is not None:
+            clipped = (st["clip_fraction"][:, c] >= cf) & ~const
+        # HF_NOISE (EEG/EOG)
+        hf = np.zeros(n_ep, dtype=bool)
+        hmax = th["hf_ratio_max"][role]
+        if hmax is not None and hf_on:
+            ratio, hf_uv = st["hf_ratio"][:, c], st["hf_uv"][:, c]
+            log_hf = np.log(np.maximum(hf_uv, _LOG_FLOOR))
+            hz, hmed, hsig = _robust_z(log_hf, ref & ~amp_rel, rel_min_epochs)
+            hf_zs[:, c] = hz
+            hf = ratio > hmax
+            if np.isfinite(hmed):
+                margin = max(hf_z * hsig, np.log(hf_min_ratio))
+                hf |= (log_hf > hmed + margin) & (ratio > hf_ratio_min)
+            hf &= (hf_uv >= hf_min_uv) & ~flat
+        # LINE_NOISE
+        line = np.zeros(n_ep, dtype=bool)
+        lr = th["line_ratio"][role]
+        if lr is not None:
+            line = (st["line_ratio"][:, c] >= lr) & (st["line_uv"][:, c] >= line_min_uv)
+        f[flat] |= int(Q.FLAT)
+        f[clipped] |= int(Q.CLIPPED)
+        f[amp_abs | amp_rel] |= int(Q.AMPLITUDE)
+        f[hf] |= int(Q.HF_NOISE)
+        f[line] |= int(Q.LINE_NOISE)
+        f[disc] |= int(Q.DISCONNECTED)
+        flags[:, c] = f
+
+    metrics = {k: st[k].astype(np.float32) for k in
+               ("sd", "ptp", "level", "quiet_sd", "clip_fraction", "hf_ratio", "hf_uv",
+                "line_uv", "jump_uv", "shift_uv")}
+    metrics["amp_z"] = amp_zs.astype(np.float32)
+    metrics["hf_z"] = hf_zs.astype(np.float32)
+    return QualityReport(flags=flags, ch_names=names, roles=roles, sfreq=sfreq,
+                         thresholds=th, metrics=metrics)
+
+
+def recording_quality(recording: PSGRecording, epoch_sec: float = 30.0,
+                      onset_sec: float = 0.0, **thresholds: Any) -> QualityReport:
+    """:func:`epoch_quality` of a :class:`~hypnoscope.io.PSGRecording` as read (µV),
+    cut into epochs with :func:`hypnoscope.preprocessing.epoch_signals`; ``onset_sec``
+    aligns the epochs with a hypnogram (its ``onset_sec``)."""
+    from .preprocessing import epoch_signals
+
+    ep = epoch_signals(recording.data, recording.sfreq, epoch_sec=epoch_sec,
+                       onset_sec=onset_sec)
+    return epoch_quality(ep, recording.sfreq, recording.roles, recording.ch_names,
+                         **thresholds)
