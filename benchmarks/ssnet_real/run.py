@@ -392,8 +392,9 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
         "benchmark": args.name,
         "status": "complete" if len(recs) == n_planned else
         f"partial ({len(recs)}/{n_planned} folds)",
-        "command": " ".join(["nice -n 10 env OMP_NUM_THREADS=1 python "
-                             "benchmarks/ssnet_real/run.py",
+        "command": " ".join([("python " if args.device.startswith("cuda") else
+                              "nice -n 10 env OMP_NUM_THREADS=1 python ")
+                             + "benchmarks/ssnet_real/run.py",
                              *(a for a in sys.argv[1:] if a != "--render-only")]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"node": platform.node(), "platform": platform.platform(),
@@ -457,7 +458,9 @@ def render_md(out: dict) -> str:
         + f", label smoothing {c.get('label_smoothing', 0.0):g}, inference averages the "
         "many-to-many windows (stride "
         f"{c.get('infer_stride') or c['seq_len'] // 2}) covering each epoch, torch "
-        f"threads {out['machine']['torch_threads']}. Lean budget for a shared 2-core CPU."
+        f"threads {out['machine']['torch_threads']}"
+        + (", on " + out["machine"]["gpu"] if out["machine"].get("gpu") else "")
+        + (". Lean budget for a shared 2-core CPU." if c["preset"] == "small" else ".")
         + (f" {c['selection']}" if c.get("selection") else ""), "",
         "## Accuracy (per-fold mean ± sd, %; pooled in brackets)", "",
         "| model | classes | accuracy | macro-F1 | kappa |", "|---|---|---|---|---|"]
@@ -542,7 +545,10 @@ def render_md(out: dict) -> str:
         lines.append(f"| {stat} | {ss['ssnet'][stat]['true_mean']:.1f} | "
                      + " | ".join(cells) + " |")
     t = out["timing_cpu"]
-    lines += ["", "## Time on this CPU (1 torch thread, shared machine)", ""]
+    m = out["machine"]
+    where = (f"{m['gpu']} ({m.get('device')})" if m.get("gpu") else
+             f"this CPU ({m['torch_threads']} torch thread(s), shared machine)")
+    lines += ["", f"## Time on {where}", ""]
     for k, v in t["train_s_per_epoch"].items():
         stage = " per stage (2 stages)" if k == "ssnet-hier" else ""
         lines.append(f"- {LABEL.get(k, k)}: {v:.1f} s per training epoch{stage}, "

@@ -132,6 +132,7 @@ def _make_fold(groups: np.ndarray, train_s, val_s, test_s, name: str) -> Fold:
 
 def _with_val(groups: np.ndarray, train_s: list[str], test_s: list[str], val: float,
               seed: int, name: str) -> Fold:
+    # callers pass ``seed + fold index``, so that folds do not share validation subjects
     train_s, val_s = validation_split(train_s, val, seed)
     return _make_fold(groups, train_s, val_s, test_s, name)
 
@@ -162,7 +163,8 @@ def subject_kfold(nights: Sequence[Any], k: int = 5, seed: int = 0, val: float =
     for i, (_, te) in enumerate(gkf.split(np.zeros(len(groups)), groups=groups)):
         test_s = sorted(set(groups[te]))
         train_s = [s for s in uniq if s not in set(test_s)]
-        folds.append(_with_val(groups, train_s, test_s, val, seed, f"fold {i + 1}/{k}"))
+        folds.append(_with_val(groups, train_s, test_s, val, seed + i,
+                               f"fold {i + 1}/{k}"))
     return folds
 
 
@@ -173,7 +175,7 @@ def leave_one_subject_out(nights: Sequence[Any], val: float = 0.0, seed: int = 0
     uniq = sorted(set(groups))
     if len(uniq) < 2:
         raise ValueError(f"leave-one-subject-out needs at least 2 subjects, got {uniq}")
-    return [_with_val(groups, [u for u in uniq if u != s], [s], val, seed,
+    return [_with_val(groups, [u for u in uniq if u != s], [s], val, seed + i,
                       f"subject {s} ({i + 1}/{len(uniq)})") for i, s in enumerate(uniq)]
 
 
@@ -212,9 +214,9 @@ def sleepedf20_folds(nights: Sequence[Any], val: float = 0.0, seed: int = 0,
     if len(inside) != len(present):
         raise ValueError("several subject ids map to the same Sleep-EDF subject number: "
                          f"{sorted(inside)}")
-    return [_with_val(groups, [u for u in inside if u != s], [s], val, seed,
+    return [_with_val(groups, [u for u in inside if u != s], [s], val, seed + i,
                       f"Sleep-EDF-20 fold {numbers[s] + 1}/20 (subject {numbers[s]})")
-            for s in inside]
+            for i, s in enumerate(inside)]
 
 
 def _shuffled(subjects: list[str], seed: int) -> list[str]:

@@ -138,6 +138,25 @@ def to_3class(codes) -> np.ndarray:
     return out
 
 
+def wake_sleep_labels(y: np.ndarray) -> np.ndarray:
+    """Stage-1 targets: W -> 0, N1/N2/N3/R -> 1 (sleep), unscored stays -100."""
+    y = np.asarray(y, np.int64)
+    out = np.full(y.shape, UNSCORED, np.int64)
+    out[y == W] = 0
+    out[np.isin(y, (N1, N2, N3, R))] = 1
+    return out
+
+
+def rem_nrem_labels(y: np.ndarray) -> np.ndarray:
+    """Stage-2 targets on sleep epochs only: N1/N2/N3 -> 0 (NREM), R -> 1; wake and
+    unscored epochs are ignored (-100)."""
+    y = np.asarray(y, np.int64)
+    out = np.full(y.shape, UNSCORED, np.int64)
+    out[np.isin(y, (N1, N2, N3))] = 0
+    out[y == R] = 1
+    return out
+
+
 def proba_to_3class(proba: np.ndarray) -> np.ndarray:
     """Sum 5-class probabilities (n, 5) into 3-class probabilities (n, 3)."""
     proba = np.asarray(proba, dtype=float)

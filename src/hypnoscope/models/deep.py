@@ -38,7 +38,7 @@ from torch import nn
 
 from ..datasets import Night
 from ..sequences import SequenceDataset
-from ..stages import STAGES_3, STAGES_5, to_3class
+from ..stages import stage_names, to_3class
 from ..training import (
     Phase,
     TrainConfig,
@@ -196,7 +196,7 @@ class DeepStagingModel(StagingModel):
     @property
     def classes(self) -> tuple[str, ...]:
         """Names of the output classes (``W N1 N2 N3 R`` or ``W NREM R``)."""
-        return STAGES_5 if self.n_classes == 5 else STAGES_3
+        return stage_names(self.n_classes)
 
     def _views(self, night: Night) -> list[str]:
         return list(self.config.get("views") or self.default_views or [night.primary_view])

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..datasets import Night
-from ..stages import STAGES_3, STAGES_5, to_3class
+from ..stages import stage_names, to_3class
 from .base import StagingModel
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class SoftVotingEnsemble(StagingModel):
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return STAGES_5 if self.n_classes == 5 else STAGES_3
+        return stage_names(self.n_classes)
 
     def fit(self, nights: list[Night], val_nights: list[Night] | None = None,
             ) -> SoftVotingEnsemble:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..datasets import Night
-from ..stages import N1, N2, N3, UNSCORED, R, W
+from ..stages import rem_nrem_labels, wake_sleep_labels
 from .deep import DeepStagingModel
 
 #: Network and training settings of each preset.
@@ -192,25 +192,6 @@ class SSNet(nn.Module):
 # --------------------------------------------------------------------------------------
 # hierarchical helpers
 # --------------------------------------------------------------------------------------
-def wake_sleep_labels(y: np.ndarray) -> np.ndarray:
-    """Stage-1 targets: W -> 0, N1/N2/N3/R -> 1 (sleep), unscored stays -100."""
-    y = np.asarray(y, np.int64)
-    out = np.full(y.shape, UNSCORED, np.int64)
-    out[y == W] = 0
-    out[np.isin(y, (N1, N2, N3, R))] = 1
-    return out
-
-
-def rem_nrem_labels(y: np.ndarray) -> np.ndarray:
-    """Stage-2 targets on sleep epochs only: N1/N2/N3 -> 0 (NREM), R -> 1; wake and
-    unscored epochs are ignored (-100)."""
-    y = np.asarray(y, np.int64)
-    out = np.full(y.shape, UNSCORED, np.int64)
-    out[np.isin(y, (N1, N2, N3))] = 0
-    out[y == R] = 1
-    return out
-
-
 def merge_hierarchical(p_wake_sleep: np.ndarray, p_nrem_rem: np.ndarray) -> np.ndarray:
     """Merge stage probabilities into W / NREM / R.
 
