@@ -192,3 +192,69 @@ def test_real_set_feature_identities(shared_data):
     assert np.abs(total - total[..., :1]).max() < 1e-4
     ours = bp.assemble_features(np.exp(f[..., :5]))
     np.testing.assert_allclose(ours[..., 5:], f[..., 5:], atol=1e-5)
+
+
+def test_channel_selection_reorders_swapped_eeg_and_notes_ignored_channels():
+    from hypnoscope.notices import Notices
+
+    # posterior first, frontal second (--eeg Pz-Oz Fpz-Cz): swapped back, announced
+    names = ["EEG Pz-Oz", "EEG Fpz-Cz", "EOG horizontal"]
+    notes = Notices()
+    idx = bp.select_bandpower_channels(names, ["eeg", "eeg", "eog"], source="x.edf",
+                                       explicit=True, notices=notes)
+    assert [names[i] for i in idx] == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]
+    assert [(n.code, n.severity) for n in notes] == [("channels-reordered", "info")]
+    assert ("x.edf: EEG channels 'EEG Pz-Oz', 'EEG Fpz-Cz' were given parietal/occipital "
+            "first") in notes[0].message
+    # AASM names, in file order posterior first (automatic pick): the same
+    names = ["O2-M1", "C4-M1", "E1-M2"]
+    notes = Notices()
+    idx = bp.select_bandpower_channels(names, ["eeg", "eeg", "eog"], notices=notes)
+    assert [names[i] for i in idx] == ["C4-M1", "O2-M1", "E1-M2"]
+    assert [n.code for n in notes] == ["channels-reordered"]
+    # the right order, or regions that cannot be told (temporal), are kept as given
+    for pair in (["EEG Fpz-Cz", "EEG Pz-Oz"], ["T3-M2", "C4-M1"], ["O1-M2", "O2-M1"]):
+        notes = Notices()
+        idx = bp.select_bandpower_channels(pair + ["E1"], ["eeg", "eeg", "eog"],
+                                           explicit=True, notices=notes)
+        assert idx == [0, 1, 2] and not notes
+    # a third EEG, a second EOG and an EMG are not used: one info note each
+    names = ["Fpz-Cz", "Pz-Oz", "C3-M2", "E1-M2", "E2-M1", "Chin"]
+    notes = Notices()
+    idx = bp.select_bandpower_channels(names, ["eeg", "eeg", "eeg", "eog", "eog", "emg"],
+                                       explicit=True, notices=notes)
+    assert idx == [0, 1, 3]
+    assert [(n.code, n.channel, n.severity) for n in notes] == [
+        ("channel-ignored", "C3-M2", "info"), ("channel-ignored", "E2-M1", "info"),
+        ("channel-ignored", "Chin", "info")]
+    assert "'C3-M2' (eeg) is not used: the band-power model uses two EEG channels and one " \
+           "EOG channel ('Fpz-Cz', 'Pz-Oz', 'E1-M2')" in notes[0].message
+    # without a notices list the choice is the same and nothing is raised
+    assert bp.select_bandpower_channels(names, ["eeg", "eeg", "eeg", "eog", "eog", "emg"],
+                                        explicit=True) == idx
+
+
+@pytest.mark.parametrize("name, region", [
+    ("EEG Fpz-Cz", "anterior"), ("Fp1-M2", "anterior"), ("F4-M1", "anterior"),
+    ("C3-A2", "anterior"), ("EEG Pz-Oz", "posterior"), ("O2-M1", "posterior"),
+    ("PO3-M2", "posterior"), ("P4", "posterior"), ("T3-M2", None), ("CP1", None),
+    ("E1-M2", None), ("foo", None)])
+def test_eeg_region(name, region):
+    assert bp.eeg_region(name) == region
+
+
+def test_extract_bandpower_from_carries_channel_notices():
+    from hypnoscope.io import PSGRecording
+    from hypnoscope.notices import notices_of
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((4, 100 * 60)) * 20
+    rec = PSGRecording(data, ["EEG Pz-Oz", "EEG Fpz-Cz", "EEG C4-M1", "EOG horizontal"],
+                       ["eeg", "eeg", "eeg", "eog"], 100.0, source="rec.edf",
+                       meta={"notices": []})
+    night = bp.extract_bandpower_from(rec, eeg=["EEG Pz-Oz", "EEG Fpz-Cz", "EEG C4-M1"],
+                                      ica_decim=1)
+    assert night.ch_names == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]
+    assert [n.code for n in night.meta["notices"]] == ["channels-reordered",
+                                                      "channel-ignored"]
+    assert not notices_of(rec.meta)  # the recording's own meta is left alone

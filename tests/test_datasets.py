@@ -262,8 +262,12 @@ def test_real_hypnogram_alignment_and_crop(shared_data, tmp_path):
     psg = write_psg_edf(tmp_path / "SC4001E0-PSG.edf", duration_sec=30.0 * n_signal,
                         channels={"EEG Fpz-Cz": 10.0, "EMG submental": 1.0})
     # the synthetic PSG starts in 2020, the real scoring in 1989: another recording
-    with pytest.raises(ValueError, match="no overlap - is this the hypnogram of another"):
+    with pytest.raises(ValueError, match=r"the hypnogram starts at 1989-04-24 16:13:00 but "
+                                         r"the recording at 2020-01-01 22:30:00: .* days"):
         load_recording(psg, hyp_file, sfreq=10.0, preprocessing="none", cache=False)
+    with pytest.raises(ValueError, match="no overlap - is this the hypnogram of another"):
+        load_recording(psg, hyp_file, sfreq=10.0, preprocessing="none", cache=False,
+                       max_start_offset_sec=None)
     # align="onset" ignores the start times (epochs from the recording start)
     night = load_recording(psg, hyp_file, sfreq=10.0, preprocessing="none", cache=False,
                            align="onset")
@@ -309,10 +313,11 @@ def test_place_hypnogram_rules(caplog):
     # ... but scored epochs before the start beyond the limit mean another recording
     with pytest.raises(ValueError, match="3 scored hypnogram epochs fall before"):
         place_hypnogram(hyp, 100.0, 600.0, START + dt.timedelta(seconds=150),
-                        max_scored_overhang_epochs=2)
+                        max_scored_overhang_epochs=2, max_start_offset_sec=None)
     # no overlap at all (another day)
     with pytest.raises(ValueError, match="no overlap"):
-        place_hypnogram(hyp, 100.0, 600.0, START + dt.timedelta(days=1))
+        place_hypnogram(hyp, 100.0, 600.0, START + dt.timedelta(days=1),
+                        max_start_offset_sec=None)
     # align="onset" or an unknown start time: onset_sec counts from the recording start
     shifted = hyp.copy(onset_sec=30.0)
     assert place_hypnogram(shifted, 100.0, 600.0, later, align="onset")[1] == 30.0
@@ -331,8 +336,14 @@ def test_load_recording_applies_start_time_offset(tmp_path):
     # scoring exported with its own start time, 90 s after the PSG's -> epochs at 90 s
     hyp = Hypnogram(STAGES[:15], start_time=START + dt.timedelta(seconds=90))
     hyp_file = hyp.to_edf(tmp_path / "SC4001EC-Hypnogram.edf")
+    # (more than the default 60 s between the header start times: refused, both named)
+    with pytest.raises(ValueError, match=r"SC4001EC-Hypnogram\.edf: the hypnogram starts at "
+                                         r"2020-01-01 22:31:30 but the recording at "
+                                         r"2020-01-01 22:30:00: 90 s after it, more than the "
+                                         r"60 s allowed"):
+        load_recording(psg, hyp_file, crop_wake_min=None, preprocessing="none", cache=False)
     night = load_recording(psg, hyp_file, crop_wake_min=None, preprocessing="none",
-                           cache=False)
+                           cache=False, max_start_offset_sec=120)
     rec = hio.read_psg(psg)
     assert np.allclose(night.onsets_sec, 90.0 + 30.0 * np.arange(17))
     assert np.allclose(night.X, epoch_signals(rec.data, 100.0, onset_sec=90.0))
@@ -390,3 +401,42 @@ def test_night_validation():
         Night(X=np.zeros((1, 2)), y=[0], subject_id="s", night_id="n", kind="images")
     with pytest.raises(ValueError, match="needs kind='signals'"):
         split_modalities(n)
+
+
+def test_load_recording_pairing_strict_and_label_map(tmp_path):
+    from hypnoscope.notices import StrictModeError
+
+    psg, hyp_file = _pair(tmp_path)
+    # the Sleep-EDF convention: same header start, onsets from the PSG start
+    night = load_recording(psg, hyp_file, crop_wake_min=None, preprocessing="none",
+                           cache=False)
+    assert night.onsets_sec[0] == 0.0 and night.meta["notices"] == []
+    # the hypnogram of another night (same length, start 46 h later): refused
+    other = Hypnogram(STAGES, start_time=START + dt.timedelta(hours=46)).to_edf(
+        tmp_path / "other-Hypnogram.edf")
+    with pytest.raises(ValueError, match=r"other-Hypnogram\.edf: the hypnogram starts at "
+                                         r"2020-01-03 20:30:00 but the recording at "
+                                         r"2020-01-01 22:30:00: 46\.0 h after it"):
+        load_recording(psg, other, preprocessing="none", cache=False)
+    # site labels through label_map (also part of the cache key)
+    tsv = tmp_path / "SC4001E0.tsv"
+    tsv.write_text("onset\tduration\tstage\n0\t120\tWach\n120\t30\tNREM1\n150\t60\tNREM2\n"
+                   "210\t30\tN3\n240\t30\tR\n270\t30\t?\n300\t300\tWach\n")
+    with pytest.raises(ValueError, match=r"unknown stage label\(s\) 'Wach' \(row 1, line 2\)"):
+        load_recording(psg, tsv, preprocessing="none", cache=False)
+    lm = {"Wach": "W", "NREM1": "N1", "NREM2": "N2"}
+    night = load_recording(psg, tsv, crop_wake_min=None, preprocessing="none",
+                           cache=tmp_path / "cache", label_map=lm)
+    assert night.y.tolist() == Hypnogram(STAGES).codes.tolist()
+    assert night.meta["settings"]["label_map"] == {k.lower(): v for k, v in lm.items()}
+    # strict: a reader warning (µV values under an mV header, rescaled) fails, also when
+    # the night comes from the cache
+    bad = write_psg_edf(tmp_path / "SC4002E0-PSG.edf", duration_sec=DURATION,
+                        amplitude_uv=3e4)
+    loose = load_recording(bad, None, preprocessing="none", cache=tmp_path / "cache")
+    assert {n["code"] for n in loose.meta["notices"]} == {"units-rescaled"}
+    for _ in range(2):
+        with pytest.raises(StrictModeError, match=r"SC4002E0-PSG\.edf: \d+ warning\(s\) in "
+                                                  r"strict mode.*rescaled by 0\.001"):
+            load_recording(bad, None, preprocessing="none", cache=tmp_path / "cache",
+                           strict=True)

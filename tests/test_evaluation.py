@@ -303,3 +303,43 @@ def test_stage_names_and_float_codes_are_accepted():
     assert evaluate(np.array([0.0, np.nan, 4.0]), [0, 1, 4])["n_excluded"] == 1
     with pytest.raises(ValueError, match="y_pred: unknown sleep-stage label 'deep'"):
         evaluate(["W"], ["deep"])
+
+
+def test_compare_refuses_reference_of_another_night_by_start_time():
+    import datetime as dt
+
+    from hypnoscope.evaluation import check_start_times
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 5, 840)
+    start = dt.datetime(1989, 4, 24, 22, 44)
+    pred = Hypnogram(codes, start_time=start)
+    # another night of the same length, header start 46 h later: refused, both times given
+    other = Hypnogram(rng.integers(0, 5, 840), start_time=start + dt.timedelta(hours=46))
+    with pytest.raises(ValueError, match=r"the reference starts at 1989-04-26 20:44:00 but "
+                                         r"the prediction at 1989-04-24 22:44:00: 46\.0 h "
+                                         r"after it, more than the 60 s allowed"):
+        compare_hypnograms(pred, other)
+    # the same scoring with a 1-h start shift: refused too (it used to be compared as is)
+    with pytest.raises(ValueError, match=r"60\.0 min before it"):
+        compare_hypnograms(pred, pred.copy(start_time=start - dt.timedelta(hours=1)))
+    # within the tolerance the reference is put on the prediction's clock: a reference
+    # starting 30 s later has its epochs one epoch later
+    late = Hypnogram(codes[1:], start_time=start + dt.timedelta(seconds=30))
+    res = compare_hypnograms(pred, late)
+    assert res["start_offset_sec"] == 30.0 and res["offset_epochs"] == -1
+    assert res["n_common_epochs"] == 839 and res["epochs"]["accuracy"] == 1.0
+    # ... unless the difference breaks the epoch grid, which is said
+    with pytest.raises(ValueError, match=r"epoch grids differ.*moved by \+10 s, the "
+                                         r"difference of the header start times"):
+        compare_hypnograms(pred, pred.copy(start_time=start + dt.timedelta(seconds=10)))
+    # no limit on request: still placed by the clock (46 h apart: no overlap); an
+    # unknown start time (TSV) compares by onsets alone
+    with pytest.raises(ValueError, match="do not overlap in time"):
+        compare_hypnograms(pred, other, max_start_offset_sec=None)
+    assert compare_hypnograms(pred, other.copy(start_time=None))["start_offset_sec"] is None
+    assert pred.compare(pred.copy())["start_offset_sec"] == 0.0
+    assert check_start_times(None, start) is None
+    assert check_start_times(start, start + dt.timedelta(seconds=-60)) == -60.0
+    with pytest.raises(ValueError, match=r"starts at 1989-04-24 22:45:01 .* 61 s after"):
+        check_start_times(start, start + dt.timedelta(seconds=61))

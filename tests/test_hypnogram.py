@@ -297,3 +297,155 @@ def test_real_hypnogram_round_trips(shared_data, tmp_path):
     # statistics of the real night: the sleep-period crop keeps all sleep epochs
     sl = hyp.sleep_period_slice()
     assert (hyp.codes[sl] > 0).sum() == (hyp.codes > 0).sum()
+
+
+# ------------------------------------------------------------------ bad input, labels
+def _table(tmp_path, rows, name="h.tsv", header="onset\tduration\tstage"):
+    path = tmp_path / name
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_table_bad_numbers_name_file_row_and_column(tmp_path):
+    # the case: a non-numeric duration used to give 'cannot convert float NaN'
+    path = _table(tmp_path, ["0\t30\tW", "30\tabc\tN2", "60\t30\tN2"])
+    with pytest.raises(ValueError, match=r"h\.tsv, row 2, line 3, column 'duration': 'abc' "
+                                         r"is not a non-negative number of seconds"):
+        read_hypnogram(path)
+    path = _table(tmp_path, ["# scorer: A", "0\t30\tW", "\t30\tN2"])
+    with pytest.raises(ValueError, match=r"row 2, line 4, column 'onset': empty is not a "
+                                         r"number of seconds"):
+        read_hypnogram(path)
+    path = _table(tmp_path, ["0\t30\tW", "30\t-30\tN2", "60\t-1\tN2"])
+    with pytest.raises(ValueError, match=r"row 2, line 3, column 'duration': '-30' is not a "
+                                         r"non-negative number of seconds \(2 rows like this\)"):
+        read_hypnogram(path)
+    path = _table(tmp_path, ["0,30,W", "30,inf,N2"], name="h.csv", header="onset,duration,stage")
+    with pytest.raises(ValueError, match=r"h\.csv, row 2, line 3, column 'duration': 'inf'"):
+        read_hypnogram(path)
+    path = _table(tmp_path, [])
+    with pytest.raises(ValueError, match=r"h\.tsv: no rows after the header"):
+        read_hypnogram(path)
+    path = _table(tmp_path, ["0\t30\tW\tx\ty"])
+    with pytest.raises(ValueError, match=r"h\.tsv: cannot read as a tab-separated table"):
+        read_hypnogram(path)
+    # probabilities are checked the same way
+    path = _table(tmp_path, ["0\t30\tW\t1\t0\t0\t0\tzero"],
+                  header="onset\tduration\tstage\tp_W\tp_N1\tp_N2\tp_N3\tp_R")
+    with pytest.raises(ValueError, match=r"row 1, line 2, column 'p_r': 'zero'"):
+        read_hypnogram(path)
+
+
+@pytest.mark.parametrize("label", ["XYZ", "NREM2", "N 2", "N5", "Stage 6"])
+def test_unknown_table_label_is_an_error_listing_accepted(tmp_path, label):
+    path = _table(tmp_path, ["0\t30\tW", f"30\t30\t{label}", "60\t30\tN2"])
+    with pytest.raises(ValueError) as err:
+        read_hypnogram(path)
+    msg = str(err.value)
+    assert f"h.tsv: unknown stage label(s) {label!r} (row 2, line 3) in column 'stage'" in msg
+    assert "Accepted labels (case-insensitive): W (" in msg and "'sleep stage 4'" in msg
+    assert "unscored: '?', 'sleep stage ?', 'movement time'" in msg and "'u'" in msg
+    assert "--label-map" in msg
+    # the same label in a text file: file and line
+    txt = tmp_path / "h.txt"
+    txt.write_text(f"W\n{label}\n")
+    with pytest.raises(ValueError, match=rf"h\.txt, line 2: unknown sleep-stage label "
+                                         rf"'{label}'.*Accepted labels"):
+        read_hypnogram(txt)
+
+
+def test_unknown_labels_listed_once_each(tmp_path):
+    path = _table(tmp_path, ["0\t30\tXYZ", "30\t30\tNREM2", "60\t30\tXYZ", "90\t30\tN 2"])
+    with pytest.raises(ValueError, match=r"unknown stage label\(s\) 'XYZ' \(row 1, line 2\), "
+                                         r"'NREM2' \(row 2, line 3\), 'N 2' \(row 4, line 5\)"):
+        read_hypnogram(path)
+
+
+def test_documented_unscored_labels_stay_unscored(tmp_path):
+    labels = ["?", "Sleep stage ?", "Movement time", "MT", "U", "unknown", "unscored",
+              "Artefact"]
+    path = _table(tmp_path, [f"{30 * i}\t30\t{lab}" for i, lab in enumerate(["W"] + labels)])
+    hyp = read_hypnogram(path)
+    assert hyp.codes.tolist() == [W] + [UNSCORED] * len(labels)
+
+
+def test_edf_annotations_unknown_stage_text_vs_events(tmp_path):
+    import edfio
+
+    def write(texts):
+        anns = [edfio.EdfAnnotation(30.0 * i, 30.0, t) for i, t in enumerate(texts)]
+        edf = edfio.Edf([], annotations=anns, starttime=dt.time(22, 0))
+        path = tmp_path / "x-Hypnogram.edf"
+        edf.write(path)
+        return path
+
+    # events that are not stages are ignored (documented), stages read
+    hyp = read_hypnogram(write(["Sleep stage W", "Lights off", "Sleep stage 2"]))
+    assert hyp.codes.tolist() == [W, UNSCORED, N2]
+    # a text that claims to be a stage but is unknown is an error, not unscored
+    with pytest.raises(ValueError, match=r"x-Hypnogram\.edf: unknown stage label\(s\) "
+                                         r"'Sleep stage XYZ' \(annotation 2, onset 30 s\)"):
+        read_hypnogram(write(["Sleep stage W", "Sleep stage XYZ", "Sleep stage 2"]))
+    with pytest.raises(ValueError, match=r"'NREM2' \(annotation 1"):
+        read_hypnogram(mne.Annotations([0.0, 30.0], [30.0, 30.0], ["NREM2", "W"]))
+    got = read_hypnogram(write(["Sleep stage W", "Sleep stage XYZ"]),
+                         label_map={"Sleep stage XYZ": "?"})
+    assert got.codes.tolist() == [W, UNSCORED]
+
+
+def test_label_map_forms(tmp_path):
+    path = _table(tmp_path, ["0\t30\tWach", "30\t30\tNREM2", "60\t30\tN 2", "90\t30\tREM"])
+    expected = [W, N2, N2, R]
+    as_dict = read_hypnogram(path, label_map={"wach": "W", "NREM2": "N2", " N 2 ": "n2"})
+    assert as_dict.codes.tolist() == expected
+    as_text = read_hypnogram(path, label_map="Wach=W, NREM2=N2,N 2=N2")
+    assert as_text.codes.tolist() == expected
+    js = tmp_path / "map.json"
+    js.write_text('{"Wach": "W", "NREM2": "N2", "N 2": "N2"}')
+    assert read_hypnogram(path, label_map=js).codes.tolist() == expected
+    assert read_hypnogram(path, label_map=str(js)).codes.tolist() == expected
+    txt = tmp_path / "h.txt"
+    txt.write_text("Wach\nNREM2\nN 2\nREM\n")
+    assert read_hypnogram(txt, label_map="Wach=W,NREM2=N2,N 2=N2").codes.tolist() == expected
+    # a 3-class site convention
+    assert read_hypnogram(txt, label_map="Wach=W,NREM2=NREM,N 2=NREM").codes.tolist() == [
+        0, 1, 1, 2]
+
+
+def test_label_map_errors(tmp_path):
+    from hypnoscope.hypnogram import parse_label_map
+
+    with pytest.raises(ValueError, match=r"'NREM2' -> 'N7': 'N7' is not a stage; expected W, "
+                                         r"N1, N2, N3, R, NREM or \?"):
+        parse_label_map({"NREM2": "N7"})
+    with pytest.raises(ValueError, match=r"label map 'NREM2:N2': 'NREM2:N2' is not "
+                                         r"LABEL=STAGE"):
+        parse_label_map("NREM2:N2")
+    with pytest.raises(FileNotFoundError, match="label map file not found: .*nope.json"):
+        parse_label_map(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"bad\.json: expected a JSON object"):
+        parse_label_map(bad)
+    bad.write_text("{oops")
+    with pytest.raises(ValueError, match=r"bad\.json: not valid JSON"):
+        parse_label_map(bad)
+    assert parse_label_map(None) is None
+    assert parse_label_map("A=?, b = rem") == {"a": "?", "b": "rem"}
+
+
+def test_cli_label_map_for_stats_and_compare(tmp_path, capsys):
+    from hypnoscope.cli import main
+
+    path = _table(tmp_path, ["0\t60\tW", "60\t120\tNREM2", "180\t30\tREM", "210\t30\tW"])
+    assert main(["stats", str(path), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hypnoscope stats: error: ") and "'NREM2' (row 2, line 3)" in err
+    assert "Traceback" not in err
+    assert main(["stats", str(path), "--json", "--label-map", "NREM2=N2"]) == 0
+    assert '"total_sleep_min": 2.5' in capsys.readouterr().out
+    ref = Hypnogram([W, W, N2, N2, N2, N2, R, W]).to_tsv(tmp_path / "ref.tsv")
+    assert main(["compare", str(path), str(ref), "--json", "--label-map", "NREM2=N2"]) == 0
+    assert '"accuracy": 1.0' in capsys.readouterr().out
+    assert main(["compare", str(path), str(ref), "--label-map", "NREM2=N9"]) == 2
+    assert "'NREM2' -> 'N9': 'N9' is not a stage" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from hypnoscope.io import (
     recording_info,
     resolve_channels,
 )
+from hypnoscope.notices import StrictModeError, notices_of
 
 TELEMETRY = {"EEG Fpz-Cz": 100.0, "EEG Pz-Oz": 100.0, "EOG horizontal": 100.0,
              "EMG submental": 100.0, "Marker": 10.0}
@@ -48,6 +49,10 @@ def _set_header_units(path, unit: str) -> None:
     ("EOG horizontal", "eog"), ("E1-M2", "eog"), ("E2-M1", "eog"), ("LOC", "eog"),
     ("ROC", "eog"), ("EOG(L)", "eog"),
     ("EMG submental", "emg"), ("Chin", "emg"), ("EMG chin", "emg"), ("Chin1-Chin2", "emg"),
+    ("EMG1-EMG2", "emg"), ("CHIN1", "emg"), ("EMG Chin", "emg"), ("LCHIN", "emg"),
+    ("RCHIN", "emg"), ("Chin EMG", "emg"), ("EMG1", "emg"), ("EMG", "emg"),
+    ("Submentalis", "emg"), ("Chin-L", "emg"), ("L Chin", "emg"), ("Chin1-Chin3", "emg"),
+    ("EMG Chin1-Chin2", "emg"), ("EMG1-EMG3", "emg"), ("Leg EMG", None), ("LLEG1-LLEG2", None),
     ("EMG Leg", None), ("ECG", None), ("M1", None), ("SpO2", None), ("Resp oro-nasal", None),
     ("Temp rectal", None), ("Event marker", None),
 ])
@@ -122,9 +127,10 @@ def test_1hz_emg_is_a_linear_envelope(make_psg_edf):
     assert env.min() >= native.min() - 1e-3 and env.max() <= native.max() + 1e-3
     assert "envelope" in rec.meta["resampling"]["EMG submental"]
     # forcing a waveform interpretation gives the polyphase-resampled role 'emg'
-    with pytest.warns(UserWarning, match=r"stored at 1 Hz, below the output rate"):
-        rec_w = read_psg(path, emg_envelope=False)
+    rec_w = read_psg(path, emg_envelope=False)
     assert rec_w.roles[-1] == "emg"
+    assert _codes(rec_w) == [("low-rate", "EMG submental")]
+    assert "stored at 1 Hz, below the output rate" in rec_w.meta["warnings"][0]
 
 
 def test_telemetry_100hz_emg_is_waveform(make_psg_edf):
@@ -209,32 +215,51 @@ def test_volt_header_is_converted(make_psg_edf, recwarn):
     assert spec.max() == pytest.approx(30.0, rel=0.05)  # 30 µV sine in µV
 
 
-def test_volts_under_uv_header_warned_and_fixable(make_psg_edf):
+def test_volts_under_uv_header_rescaled_or_refused(make_psg_edf, recwarn):
     path = make_psg_edf("wrong.edf", duration_sec=60.0, channels=TELEMETRY, units="V")
     _set_header_units(path, "uV")
-    with pytest.warns(UserWarning) as caught:
-        rec = read_psg(path)
-    warned = [str(w.message) for w in caught]
-    assert len(warned) == 4  # one per channel, each naming it
-    for ch in ("EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "EMG submental"):
-        assert any(f"'{ch}' has an implausibly small" in m and "volts" in m for m in warned)
+    rec = read_psg(path)
+    assert not recwarn.list  # notices, never Python warnings
+    chans = ("EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "EMG submental")
+    assert _codes(rec) == [("units-rescaled", ch) for ch in chans]  # one per channel
     info = rec.meta["unit_warnings"]["EEG Fpz-Cz"]
-    assert info["median_abs_uv"] < 0.05
-    assert f"{info['median_abs_uv']:.3g}" in info["message"]
-    assert any("EEG Fpz-Cz" in w for w in rec.meta["warnings"])
-    with pytest.warns(UserWarning) as caught:
-        fixed = read_psg(path, fix_units=True)
-    assert all("Rescaled by 1e6" in str(w.message) for w in caught)
-    np.testing.assert_allclose(fixed.data[0], rec.data[0] * 1e6, rtol=1e-4)
-    assert np.median(np.abs(fixed.data[0])) > 1.0
+    assert info["factor"] == 1e6 and info["amplitude_uv"] < 1e-4
+    msg = info["message"]
+    assert "'EEG Fpz-Cz'" in msg and "look like V under a 'µV' header" in msg
+    assert "rescaled by 1e+06" in msg and f"{info['amplitude_uv']:.3g} µV" in msg
+    assert rec.meta["warnings"] == [n.message for n in notices_of(rec.meta)]
+    # the 30 µV 10-Hz sine is back in µV
+    spec = np.abs(np.fft.rfft(rec.data[0].astype(float))) * 2 / rec.n_samples
+    assert spec.max() == pytest.approx(30.0, rel=0.05)
+    # fix_units=False: the same warnings, data left alone
+    kept = read_psg(path, fix_units=False)
+    assert {c for c, _ in _codes(kept)} == {"units-implausible"}
+    np.testing.assert_allclose(rec.data[0], kept.data[0] * 1e6, rtol=1e-4)
+    assert "would give" in kept.meta["unit_warnings"]["EEG Fpz-Cz"]["message"]
+    # strict: refused, naming the channels
+    with pytest.raises(StrictModeError, match=r"wrong\.edf: 4 warning\(s\) in strict mode.*"
+                                              r"'EEG Fpz-Cz'"):
+        read_psg(path, strict=True)
+
+
+def test_uv_values_under_mv_header_rescaled(make_psg_edf):
+    path = make_psg_edf("mv.edf", duration_sec=60.0, channels=TELEMETRY, amplitude_uv=3e4)
+    rec = read_psg(path)
+    assert {c for c, _ in _codes(rec)} == {"units-rescaled"}
+    assert rec.meta["unit_factors"]["EEG Fpz-Cz"] == 1e-3
+    spec = np.abs(np.fft.rfft(rec.data[0].astype(float))) * 2 / rec.n_samples
+    assert spec.max() == pytest.approx(30.0, rel=0.05)
 
 
 def test_implausibly_large_amplitude_warned(make_psg_edf):
-    path = make_psg_edf("big.edf", duration_sec=60.0, channels=TELEMETRY, amplitude_uv=1e5)
-    with pytest.warns(UserWarning) as caught:
-        rec = read_psg(path)
-    assert any("'EEG Fpz-Cz' has an implausibly large" in str(w.message) for w in caught)
-    assert rec.meta["unit_warnings"]["EEG Fpz-Cz"]["median_abs_uv"] > 5000
+    path = make_psg_edf("big.edf", duration_sec=60.0, channels=TELEMETRY, amplitude_uv=2e3)
+    rec = read_psg(path)
+    assert ("units-implausible", "EEG Fpz-Cz") in _codes(rec)
+    w = rec.meta["unit_warnings"]["EEG Fpz-Cz"]
+    assert w["factor"] is None and w["amplitude_uv"] > 1000
+    assert "implausibly large amplitude" in w["message"]
+    np.testing.assert_allclose(np.abs(np.fft.rfft(rec.data[0].astype(float))).max() * 2
+                               / rec.n_samples, 2e3, rtol=0.05)  # kept as it is
 
 
 # ------------------------------------------------------------------ bad input
@@ -274,6 +299,11 @@ def test_shorter_than_one_epoch(make_psg_edf):
         read_psg(path)
 
 
+def _codes(rec):
+    """(code, channel) of the reader's notices, in order."""
+    return [(n.code, n.channel) for n in notices_of(rec.meta)]
+
+
 def _rawarray(data_uv, names, fs=100.0):
     return mne.io.RawArray(np.asarray(data_uv) * 1e-6, mne.create_info(names, fs, "misc"),
                            verbose="error")
@@ -284,20 +314,19 @@ def test_nan_segments():
     x = rng.standard_normal((2, 6000)) * 10
     x[0, 1000:1100] = np.nan
     raw = _rawarray(x, ["C4-M1", "E1-M2"])
-    with pytest.warns(UserWarning, match=r"'C4-M1' has 100 NaN/inf samples"):
-        rec = read_psg(raw)
+    rec = read_psg(raw)
+    assert ("nan-samples", "C4-M1") in _codes(rec)
+    assert any("'C4-M1' has 100 NaN/inf samples" in w for w in rec.meta["warnings"])
     assert rec.meta["nan_samples"] == {"C4-M1": 100}
     assert np.isfinite(rec.data).all()
     expected = np.interp(np.arange(1000, 1100), [999, 1100], [x[0, 999], x[0, 1100]])
     np.testing.assert_allclose(rec.data[0, 1000:1100], expected, rtol=1e-5, atol=1e-4)
-    with pytest.warns(UserWarning):
-        zeroed = read_psg(raw, nan_policy="zero")
+    zeroed = read_psg(raw, nan_policy="zero")
     assert (zeroed.data[0, 1000:1100] == 0).all()
     with pytest.raises(ValueError, match=r"'C4-M1' has 100 NaN"):
         read_psg(raw, nan_policy="raise")
     x[1] = np.nan
-    with pytest.raises(ValueError, match=r"'E1-M2' contains no finite sample"), \
-            pytest.warns(UserWarning, match="C4-M1"):
+    with pytest.raises(ValueError, match=r"'E1-M2' contains no finite sample"):
         read_psg(_rawarray(x, ["C4-M1", "E1-M2"]))
 
 
@@ -306,12 +335,11 @@ def test_flat_channel_and_flat_windows():
     x = rng.standard_normal((2, 9000)) * 10
     x[1] = 5.0  # flat channel
     x[0, 3000:6000] = 0.0  # one flat 30-s window
-    with pytest.warns(UserWarning) as caught:
-        rec = read_psg(_rawarray(x, ["C4-M1", "E1-M2"]))
-    messages = [str(w.message) for w in caught]
+    rec = read_psg(_rawarray(x, ["C4-M1", "E1-M2"]))
+    assert _codes(rec) == [("channel-flat", "E1-M2"), ("flat-epochs", "C4-M1")]
+    messages = rec.meta["warnings"]
     assert any("'E1-M2' is flat (constant 5 µV)" in m for m in messages)
     assert any("'C4-M1' is flat in 1 30-s window" in m for m in messages)
-    assert rec.meta["warnings"] == messages
     assert rec.meta["flat_channels"] == ["E1-M2"]
     assert rec.meta["flat_epochs"] == {"C4-M1": 1}
     np.testing.assert_allclose(rec.data[1], 5.0, rtol=1e-5)
@@ -331,3 +359,151 @@ def test_recording_info(make_psg_edf):
     assert chans["EEG Fpz-Cz"]["unit"] in ("uV", "µV")
     text = format_recording_info(info)
     assert "EMG submental" in text and "3 epochs" in text
+
+
+# ------------------------------------------------------------------ units rule
+def _simulated_uv():
+    """A 1.6-h simulated telemetry night (all stages), µV, with its channel names."""
+    from hypnoscope.simulate import simulate_night
+
+    codes = np.array([0] * 20 + [1] * 10 + [2] * 60 + [3] * 40 + [2] * 20 + [4] * 30 + [0] * 10)
+    raw = simulate_night(codes, seed=3, mode="telemetry")
+    return raw.get_data() * 1e6, list(raw.ch_names)
+
+
+@pytest.fixture(scope="module")
+def simulated_uv():
+    return _simulated_uv()
+
+
+def _write_edf(path, data, names, unit="uV", fs=100.0):
+    import edfio
+
+    sigs = []
+    for x, name in zip(data, names, strict=True):
+        lim = float(np.abs(x).max() * 1.5)
+        sigs.append(edfio.EdfSignal(np.asarray(x, float), sampling_frequency=fs, label=name,
+                                    physical_dimension=unit, physical_range=(-lim, lim)))
+    edf = edfio.Edf(sigs, starttime=dt.time(22, 0))
+    edf.write(path)
+    return path
+
+
+# factor the values were scaled by (header still µV) -> expected outcome for every
+# EEG/EOG channel: "rescaled" (by 1/factor), "warned" (kept) or "accepted"
+UNIT_CASES = {1e-6: "rescaled", 1e-3: "rescaled", 1e-2: "warned", 0.1: "accepted",
+              1.0: "accepted", 10.0: "warned"}
+
+
+@pytest.mark.parametrize("factor", list(UNIT_CASES))
+def test_units_rule_across_scale_factors(tmp_path, simulated_uv, factor, recwarn):
+    data, names = simulated_uv
+    path = _write_edf(tmp_path / "scaled.edf", data * factor, names)
+    rec = read_psg(path)
+    assert not recwarn.list
+    codes = dict((ch, code) for code, ch in _codes(rec))
+    amp = rec.meta["amplitude_uv"]
+    eeg_eog = ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]
+    # the amplitude (median over epochs of the per-epoch SD) follows the scaling
+    clean = read_psg(_write_edf(tmp_path / "clean.edf", data, names)).meta["amplitude_uv"]
+    for ch in eeg_eog:
+        assert 15.0 < clean[ch] < 40.0
+        assert amp[ch] == pytest.approx(clean[ch] * factor, rel=1e-3)
+    outcome = UNIT_CASES[factor]
+    i = names.index("EEG Fpz-Cz")
+    if outcome == "rescaled":
+        assert {codes[ch] for ch in names} == {"units-rescaled"}  # EMG follows its unit
+        for ch in names:
+            assert rec.meta["unit_factors"][ch] == pytest.approx(1 / factor)
+        np.testing.assert_allclose(rec.data[i], data[i], rtol=1e-3, atol=0.05)
+        assert "rescaled by" in rec.meta["unit_warnings"]["EEG Pz-Oz"]["message"]
+        with pytest.raises(StrictModeError, match="EEG Pz-Oz"):
+            read_psg(path, strict=True)
+    elif outcome == "warned":
+        assert all(codes[ch] == "units-implausible" for ch in eeg_eog)
+        assert not rec.meta["unit_factors"]
+        # kept as stored (16-bit EDF: steps of 3e-5 of the stored range)
+        np.testing.assert_allclose(rec.data[i], data[i] * factor, rtol=0,
+                                   atol=1e-4 * np.abs(data[i] * factor).max())
+        msg = rec.meta["unit_warnings"]["EEG Fpz-Cz"]["message"]
+        assert "'EEG Fpz-Cz' has an implausibly" in msg and "kept as it is" in msg
+        with pytest.raises(StrictModeError):
+            read_psg(path, strict=True)
+    else:
+        assert codes == {} and not rec.meta["unit_warnings"]
+        read_psg(path, strict=True)  # nothing to refuse
+
+
+def test_wrong_physical_dimension_mv_header(tmp_path, simulated_uv):
+    # µV values written under an 'mV' header: MNE reads them 1000x too large
+    data, names = simulated_uv
+    rec = read_psg(_write_edf(tmp_path / "mv.edf", data, names, unit="mV"))
+    assert {c for c, _ in _codes(rec)} == {"units-rescaled"}
+    assert set(rec.meta["unit_factors"].values()) == {1e-3}
+    msg = rec.meta["unit_warnings"]["EEG Fpz-Cz"]["message"]
+    assert "look like µV under a 'mV' header" in msg
+    np.testing.assert_allclose(rec.data[0], data[0], rtol=1e-3, atol=0.05)
+
+
+def test_unit_factor_rule():
+    from hypnoscope.io import unit_factor
+
+    assert unit_factor(20.0) == 1.0 and unit_factor(1.0) == 1.0 and unit_factor(150.0) == 1.0
+    assert unit_factor(2e-5) == 1e6 and unit_factor(0.02) == 1e3
+    assert unit_factor(2e4) == 1e-3 and unit_factor(2e7) == 1e-6
+    # ambiguous: x1000 would leave 3-100 µV (the factor was not a power of 1000)
+    assert unit_factor(0.2) is None and unit_factor(500.0) is None and unit_factor(0.002) is None
+
+
+# ------------------------------------------------------------------ channel sanity
+def test_same_channel_twice_is_named(make_psg_edf):
+    names = list(AASM)
+    with pytest.raises(ValueError, match=r"EEG channel 'C4-M1' was given twice"):
+        resolve_channels(names, eeg=["C4-M1", "C4-M1"])
+    with pytest.raises(ValueError, match=r"'C4-M1' was given twice \('c4-m1' is 'C4-M1'\)"):
+        resolve_channels(names, eeg=["C4-M1", "c4-m1"])
+    path = make_psg_edf(duration_sec=60.0)
+    with pytest.raises(ValueError, match="'EEG Fpz-Cz' was given twice") as err:
+        read_psg(path, eeg=["EEG Fpz-Cz", "Fpz-Cz"])
+    assert "corrupt" not in str(err.value) and "truncated" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["EMG submental", "Chin1-Chin2", "EMG1-EMG2", "LCHIN"])
+def test_emg_named_channel_given_as_eog_is_refused(name):
+    names = ["C4-M1", "O2-M1", "E1-M2", name]
+    with pytest.raises(ValueError, match=rf"channel '{name}' was given as EOG but its name "
+                                         "says chin EMG") as err:
+        resolve_channels(names, eog=[name])
+    assert "--emg" in str(err.value) and "Channels found" in str(err.value)
+    assert resolve_channels(names)["emg"] == [name]
+
+
+def test_emg_spectrum_given_as_eog_is_warned(tmp_path, simulated_uv):
+    data, names = simulated_uv
+    # the chin EMG stored under a neutral label and passed as the EOG
+    renamed = ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "X2"]
+    path = _write_edf(tmp_path / "emg_as_eog.edf", data, renamed)
+    rec = read_psg(path, eog="X2")
+    assert _codes(rec) == [("emg-as-eog", "X2")]
+    msg = rec.meta["warnings"][0]
+    assert "'X2' is used as EOG but its spectrum looks like EMG" in msg
+    assert "% of its 0.3-45 Hz power is above 20 Hz" in msg
+    with pytest.raises(StrictModeError, match="X2"):
+        read_psg(path, eog="X2", strict=True)
+    # the simulated EOG itself is not flagged
+    assert _codes(read_psg(path)) == []
+
+
+def test_emg_spectrum_shares_real_eog_and_simulated_emg(shared_data, simulated_uv):
+    from hypnoscope.io import EMG_HF_SHARE_MIN, EMG_LF_SHARE_MAX, emg_spectrum_shares
+
+    data, names = simulated_uv
+    hf, lf = emg_spectrum_shares(data[names.index("EMG submental")], 100.0)
+    assert hf > 0.7 and lf < 0.02
+    # real REM EOG (LOC, ROC at 256 Hz, YASA): far from the EMG rule
+    z = np.load(shared_data / "yasa_snippets" / "data_EOGs_REM_256Hz.npz", allow_pickle=False)
+    for x in z["data"]:
+        hf, lf = emg_spectrum_shares(np.asarray(x, float), float(z["sf"]))
+        assert hf < EMG_HF_SHARE_MIN / 2 and lf > EMG_LF_SHARE_MAX
+    assert emg_spectrum_shares(np.zeros(6000), 100.0) is None
+    assert emg_spectrum_shares(data[0], 50.0) is None  # too slow to tell

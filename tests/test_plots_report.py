@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 import re
+import warnings
 
 import matplotlib
 
@@ -172,11 +173,18 @@ def test_report_lights_and_non_json_info(tmp_path):
     assert data["sleep_statistics"]["time_in_bed_min"] == pytest.approx(40.0)
     html = (tmp_path / "l.html").read_text()
     assert "time in bed 22:57:30–23:37:30" in html
-    # lights-on beyond the hypnogram: clipped, with a warning, and the report says so
-    with pytest.warns(UserWarning, match="lights_on .* outside the hypnogram"):
+    # lights-on beyond the hypnogram: clipped, with a notice (no Python warning), and the
+    # report says so in its notices, its warnings and the banner
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         _, json_path = write_report(tmp_path / "c", hyp, {}, lights_on=1e6)
-    tib = json.loads(json_path.read_text())["time_in_bed"]
+    data = json.loads(json_path.read_text())
+    tib = data["time_in_bed"]
     assert tib["end_sec"] == hyp.duration_sec and tib["lights_on_sec"] == 1e6
+    assert [n["code"] for n in data["notices"]] == ["lights-outside"]
+    assert data["notices"][0]["severity"] == "warning"
+    assert re.search(r"lights_on \(1e\+06 s\) lies outside the hypnogram", data["warnings"][0])
+    assert "lies outside the hypnogram" in (tmp_path / "c.html").read_text().split("<h1>")[0]
 
 
 def test_report_rejects_reference_of_another_night(tmp_path):

@@ -44,6 +44,7 @@ correlation) on every 2nd sample (:data:`ICA_SCORE_DECIM`; exact up to ~1e-5 bec
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,9 +289,17 @@ class BandPowerNight:
     def n_epochs(self) -> int:
         return int(self.band_powers.shape[0])
 
-    def window_std(self, window: slice | None = None) -> np.ndarray:
+    def window_std(self, window: slice | None = None,
+                   exclude: np.ndarray | None = None) -> np.ndarray:
         """Per-channel standard deviation (V) over the epochs of ``window`` (all: None),
         floored at 1e-8 V as in the original z-score.
+
+        ``exclude`` (bool, one per epoch of the night) leaves epochs out of the
+        statistic, e.g. those of bad signal quality
+        (:func:`hypnoscope.quality.exclusion_mask`), so that one noisy hour cannot
+        rescale the rest of the night; when it would leave no epoch of the window, the
+        whole window is used (as :func:`hypnoscope.preprocessing.normalization_stats`
+        does).
 
         This is the ``"zscore"`` scale of
         :func:`hypnoscope.preprocessing.normalization_stats` (per channel over all
@@ -301,17 +310,27 @@ class BandPowerNight:
         ``normalization_stats``' relative one, so that the features match that set.
         """
         window = window or slice(0, self.n_epochs)
-        n = self.n_times * len(range(*window.indices(self.n_epochs)))
-        if n == 0:
+        idx = np.arange(self.n_epochs)[window]
+        if idx.size == 0:
             raise ValueError("empty normalisation window")
-        mean = self.sums[window].sum(axis=0) / n
-        var = self.sq_sums[window].sum(axis=0) / n - mean**2
+        if exclude is not None:
+            exclude = np.asarray(exclude, dtype=bool)
+            if exclude.shape != (self.n_epochs,):
+                raise ValueError(f"exclude must have shape ({self.n_epochs},), got "
+                                 f"{exclude.shape}")
+            if not exclude[idx].all():
+                idx = idx[~exclude[idx]]
+        n = self.n_times * idx.size
+        mean = self.sums[idx].sum(axis=0) / n
+        var = self.sq_sums[idx].sum(axis=0) / n - mean**2
         return np.maximum(np.sqrt(np.maximum(var, 0.0)), ZSCORE_EPS_V)
 
-    def features(self, window: slice | None = None) -> np.ndarray:
+    def features(self, window: slice | None = None,
+                 exclude: np.ndarray | None = None) -> np.ndarray:
         """Features ``(n_epochs, n_channels, 10)`` (float32) of every epoch, z-scored
-        with the statistics of the epochs in ``window`` (default: all epochs)."""
-        std = self.window_std(window)
+        with the statistics of the epochs in ``window`` (default: all epochs) less those
+        in ``exclude`` (see :meth:`window_std`)."""
+        std = self.window_std(window, exclude)
         bp = self.band_powers / (std**2)[None, :, None]
         return assemble_features(bp).astype(np.float32)
 
@@ -427,15 +446,37 @@ def _rank(name: str, prefs: tuple[str, ...]) -> int:
     return len(prefs)
 
 
+_EEG_SITE = re.compile(r"^(?:eeg\s*)?(fp|af|fc|f|cp|c|tp|t|po|p|o)(?:z|\d+)")
+_ANTERIOR, _POSTERIOR = {"fp", "af", "f", "fc", "c"}, {"p", "po", "o"}
+
+
+def eeg_region(name: str) -> str | None:
+    """``"anterior"`` (Fp, AF, F, FC, C: the Fpz-Cz slot), ``"posterior"`` (P, PO, O:
+    the Pz-Oz slot) or None (temporal, CP, unknown) from the first electrode of an EEG
+    channel name (``EEG Fpz-Cz`` -> anterior, ``O2-M1`` -> posterior)."""
+    m = _EEG_SITE.match(re.sub(r"[\s_]+", " ", name.strip().lower()))
+    if not m:
+        return None
+    site = m.group(1)
+    return "anterior" if site in _ANTERIOR else "posterior" if site in _POSTERIOR else None
+
+
 def select_bandpower_channels(ch_names: list[str], roles: list[str],
                               channels_found: list[str] | None = None,
-                              source: str = "recording", explicit: bool = False) -> list[int]:
+                              source: str = "recording", explicit: bool = False,
+                              notices: Any = None) -> list[int]:
     """Indices of the channels for :data:`CHANNEL_LAYOUT` (two EEG, one EOG).
 
     With more than two EEG channels and no explicit choice, the frontal/central one
     nearest to Fpz-Cz takes the first slot and the parietal/occipital one nearest to
-    Pz-Oz the second; otherwise the order given is kept. Raises a ``ValueError`` that
-    lists the channels found when two EEG or an EOG channel are missing.
+    Pz-Oz the second; with an explicit choice the first two given are used. If the two
+    are then in swapped order by name (a parietal/occipital channel first, a
+    frontal/central one second, see :func:`eeg_region`) they are swapped back, with a
+    ``channels-reordered`` info notice: the model was trained with Fpz-Cz first. The
+    channels left out (more EEG, a second EOG, EMG) each get a ``channel-ignored`` info
+    notice. Notices go to ``notices`` (a :class:`hypnoscope.notices.Notices`) when
+    given. Raises a ``ValueError`` that lists the channels found when two EEG or an EOG
+    channel are missing.
     """
     eeg = [i for i, r in enumerate(roles) if r == "eeg"]
     eog = [i for i, r in enumerate(roles) if r == "eog"]
@@ -453,7 +494,26 @@ def select_bandpower_channels(ch_names: list[str], roles: list[str],
         rest = [i for i in eeg if i != first]
         second = min(rest, key=lambda i: (_rank(ch_names[i], ("pz", "po", "oz", "o", "p")), i))
         eeg = [first, second]
-    return [eeg[0], eeg[1], eog[0]]
+    a, b = eeg[0], eeg[1]
+    add = notices.add if notices is not None else (lambda *args, **kw: None)
+    if eeg_region(ch_names[a]) == "posterior" and eeg_region(ch_names[b]) == "anterior":
+        a, b = b, a
+        add("channels-reordered",
+            f"{source}: EEG channels {ch_names[b]!r}, {ch_names[a]!r} were given "
+            "parietal/occipital first; the band-power model expects the frontal/central "
+            f"channel first (like Fpz-Cz) and the parietal/occipital one second (like "
+            f"Pz-Oz), so {ch_names[a]!r} is used first and {ch_names[b]!r} second",
+            severity="info")
+    used = [a, b, eog[0]]
+    for i, (name, role) in enumerate(zip(ch_names, roles, strict=True)):
+        if i not in used:
+            why = ("the band-power model uses two EEG channels and one EOG channel"
+                   if role in ("eeg", "eog") else
+                   "the band-power model uses EEG and EOG only")
+            add("channel-ignored", f"{source}: channel {name!r} ({role}) is not used: {why} "
+                f"({ch_names[a]!r}, {ch_names[b]!r}, {ch_names[eog[0]]!r})",
+                severity="info", channel=name)
+    return used
 
 
 def extract_bandpower_from(recording, eeg=None, eog=None, ica_decim: int | str = "auto",
@@ -465,13 +525,18 @@ def extract_bandpower_from(recording, eeg=None, eog=None, ica_decim: int | str =
     rec = recording
     if not hasattr(rec, "roles") or not hasattr(rec, "data"):
         rec = read_psg(recording, eeg=eeg, eog=eog, sfreq=SFREQ, include_emg=False)
+    from .notices import Notices
+
+    # the reader's notices plus the channel choice's (the recording's meta is not changed)
+    notices = Notices().extend_from((rec.meta or {}).get("notices") or [])
     idx = select_bandpower_channels(list(rec.ch_names), list(rec.roles),
                                     rec.meta.get("channels_found") if rec.meta else None,
                                     source=str(getattr(rec, "source", "recording")),
-                                    explicit=eeg is not None)
+                                    explicit=eeg is not None, notices=notices)
     night = extract_bandpower(rec.data[idx], rec.sfreq, [rec.ch_names[i] for i in idx],
                               [rec.roles[i] for i in idx], unit="uV", ica_decim=ica_decim)
     night.meta["source"] = str(getattr(rec, "source", ""))
     night.meta["start_time"] = getattr(rec, "start_time", None)
     night.meta["reader_warnings"] = list((rec.meta or {}).get("warnings", []))
+    night.meta["notices"] = notices
     return night

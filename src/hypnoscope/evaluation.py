@@ -14,7 +14,8 @@
 - :func:`comparison_table`: the markdown tables of the literature
   (model | accuracy | sensitivity | specificity | MF1 | kappa | per-class F1 | time).
 - :func:`compare_hypnograms`: agreement of two hypnograms of the same night, epoch-wise
-  and per sleep statistic.
+  and per sleep statistic, refused when their header start times differ by more than
+  a tolerance (:func:`check_start_times`, 60 s by default).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .hypnogram import Hypnogram
 
 __all__ = [
-    "Timer", "accuracy_macro_f1", "aggregate", "compare_hypnograms", "comparison_table",
+    "Timer", "accuracy_macro_f1", "aggregate", "check_start_times", "compare_hypnograms",
+    "comparison_table",
     "evaluate",
     "evaluate_3class", "evaluate_recordings", "to_3class", "SCALAR_METRICS",
 ]
@@ -476,10 +478,54 @@ def _common_span(pred: Hypnogram, ref: Hypnogram, max_overhang_epochs: int,
     return slice(p0, p0 + n), slice(r0, r0 + n)
 
 
+def check_start_times(start_a: Any, start_b: Any, max_offset_sec: float | None = 60.0,
+                      what_a: str = "recording", what_b: str = "hypnogram") -> float | None:
+    """Seconds from ``start_a`` to ``start_b`` (header start times of two files that
+    should be of the same night), or None when one is unknown.
+
+    Raises
+    ------
+    ValueError
+        When they differ by more than ``max_offset_sec`` (None: no limit), giving both
+        times: the files are probably of different nights or recordings.
+    """
+    if start_a is None or start_b is None:
+        return None
+    a, b = start_a.replace(tzinfo=None), start_b.replace(tzinfo=None)
+    delta = (b - a).total_seconds()
+    if max_offset_sec is not None and abs(delta) > max_offset_sec:
+        ahead = "after" if delta > 0 else "before"
+        raise ValueError(
+            f"the {what_b} starts at {b.isoformat(sep=' ')} but the {what_a} at "
+            f"{a.isoformat(sep=' ')}: {_duration_text(abs(delta))} {ahead} it, more than the "
+            f"{max_offset_sec:g} s allowed between the header start times - is it of "
+            f"another night or recording? (max_start_offset_sec=None lifts the check)")
+    return delta
+
+
+def _duration_text(sec: float) -> str:
+    if sec < 120:
+        return f"{sec:g} s"
+    if sec < 2 * 3600:
+        return f"{sec / 60:.1f} min"
+    if sec < 3 * 86400:
+        return f"{sec / 3600:.1f} h"
+    return f"{sec / 86400:.1f} days"
+
+
 def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None = None,
                        lights_on: float | None = None, max_overhang_epochs: int = 10,
-                       tol_sec: float = 1.0) -> dict[str, Any]:
+                       tol_sec: float = 1.0, max_start_offset_sec: float | None = 60.0,
+                       ) -> dict[str, Any]:
     """Agreement between a predicted and a reference hypnogram of the same night.
+
+    Pairing check: when both carry a header start time (``start_time``) and the two
+    differ by more than ``max_start_offset_sec`` (60 s; None: no limit), a
+    ``ValueError`` giving both times is raised -- the reference is probably of another
+    night, even if it has the same length. Within the limit, the reference's epochs
+    are placed on the prediction's clock (its onsets moved by the start difference, as
+    :func:`hypnoscope.recordings.place_hypnogram` does). A hypnogram without a start
+    time (TSV, text) is compared by its onsets alone.
 
     Alignment rule: both must have the same epoch length and epoch grids that differ
     by a whole number of epochs (within ``tol_sec``). They are compared over the time
@@ -498,26 +544,40 @@ def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None
         both statistics use the same time in bed.
     max_overhang_epochs, tol_sec
         See the alignment rule.
+    max_start_offset_sec : float or None, default 60
+        See the pairing check.
 
     Returns
     -------
     dict
         ``epochs`` (:func:`evaluate`, in the common label set), ``epochs_3class`` (for
         5-class input), ``n_common_epochs``, ``offset_epochs`` (prediction onset minus
-        reference onset, in epochs), ``lights_off``/``lights_on`` (s) used,
+        reference onset, in epochs), ``start_offset_sec`` (reference start time minus
+        prediction start time; None when one is unknown), ``lights_off``/``lights_on``
+        (s) used,
         ``sleep_statistics`` ``{key: {"pred", "ref", "diff"}}`` with diff = pred - ref,
         and, when ``pred`` has probabilities, ``mean_confidence``,
         ``mean_confidence_correct`` and ``mean_confidence_wrong``.
     """
     from .sleepstats import sleep_statistics
 
+    start_offset = check_start_times(pred.start_time, ref.start_time, max_start_offset_sec,
+                                     "prediction", "reference")
+    if start_offset:  # the reference on the prediction's clock
+        ref = ref.copy(onset_sec=ref.onset_sec + start_offset, start_time=pred.start_time)
     if pred.n_classes != ref.n_classes:
         pred, ref = pred.as_3class(), ref.as_3class()
-    ps, rs = _common_span(pred, ref, max_overhang_epochs, tol_sec)
+    try:
+        ps, rs = _common_span(pred, ref, max_overhang_epochs, tol_sec)
+    except ValueError as exc:
+        if not start_offset:
+            raise
+        raise ValueError(f"{exc} (the reference's epochs were moved by {start_offset:+g} s, "
+                         "the difference of the header start times)") from None
     p, r = pred[ps], ref[rs]
     p = p.copy(onset_sec=r.onset_sec)  # exact same grid after the tolerance check
     out: dict[str, Any] = {
-        "n_common_epochs": r.n_epochs,
+        "n_common_epochs": r.n_epochs, "start_offset_sec": start_offset,
         "offset_epochs": int(round((pred.onset_sec - ref.onset_sec) / ref.epoch_sec)),
         "epochs": evaluate(r.codes, p.codes, n_classes=r.n_classes),
     }

@@ -18,12 +18,24 @@ epoch's midpoint; epochs covered by no stage annotation are unscored. Annotation
 are not stages (``Lights off``, arousals, ...) are ignored. This handles onsets that are
 not on the 30-s grid and durations that are not multiples of 30 s without dropping or
 duplicating time.
+
+Stage labels
+------------
+Labels are matched case-insensitively (:func:`accepted_labels`): AASM ``W N1 N2 N3 R``,
+R&K and Sleep-EDF names (``Sleep stage 4`` -> N3), and the unscored labels ``?``,
+``Sleep stage ?``, ``Movement time``/``MT``, ``U``/``unknown``, ``unscored``,
+``artefact``. Anything else in a table's ``stage`` column or a text file, and any
+annotation that claims to be a stage (``Sleep stage XYZ``, ``NREM2``, ``N 2``), is an
+error that lists the accepted labels -- never silently unscored. Site conventions are
+mapped with ``label_map`` (``{"NREM2": "N2"}``, a JSON file or ``"NREM2=N2,N 2=N2"``;
+CLI ``--label-map``). Bad numbers name the file, row (and line) and column.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .stages import _LABEL_MAP as _STAGE_LABELS
 from .stages import (
     EDF_STAGE_TEXT,
     STAGES_5,
@@ -67,6 +80,130 @@ def _is_3class(labels) -> bool:
     return any(str(x).strip().lower() == "nrem" for x in labels)
 
 
+#: Annotation texts that claim to be a stage (so an unknown one is an error, not an
+#: event to ignore): ``Sleep stage X``, ``Stage X``, ``N 2``, ``NREM2``, ``S-3`` ...
+_STAGE_LIKE = re.compile(r"^(sleep[\s_-]*stage|stage)\b|^(n|s|nrem|rem)[\s_-]*\d+$")
+
+
+def accepted_labels(n_classes: int = 5) -> str:
+    """Text listing the stage labels the readers accept (case-insensitive), for errors."""
+    groups: dict[int, list[str]] = {}
+    for name, code in _STAGE_LABELS.items():
+        groups.setdefault(code, []).append(name)
+    unscored = ", ".join(repr(n) for n in groups[UNSCORED] if n)
+    if n_classes == 3:
+        return f"W (wake), NREM, R (rem), or unscored: {unscored}"
+    names = "; ".join(f"{STAGES_5[c]} ({', '.join(repr(n) for n in groups[c])})"
+                      for c in range(len(STAGES_5)))
+    return f"{names}; unscored: {unscored}"
+
+
+def parse_label_map(spec: Any) -> dict[str, str] | None:
+    """A ``label_map`` (site label -> stage) from a dict, a JSON file (an object of
+    strings) or a ``LABEL=STAGE,LABEL=STAGE`` string (the ``--label-map`` option).
+
+    Keys match labels case-insensitively after stripping spaces at both ends; values
+    must be stage labels the readers accept (``W``, ``N1`` ... ``R``, ``NREM``, ``?``).
+    Raises ``ValueError`` naming the bad entry.
+    """
+    import json
+
+    if spec is None:
+        return None
+    what = "label_map"
+    if isinstance(spec, str | os.PathLike):
+        text = str(spec)
+        path = Path(text)
+        if path.suffix.lower() == ".json" or path.is_file():
+            what = f"label map file {path}"
+            if not path.is_file():
+                raise FileNotFoundError(f"label map file not found: {path}")
+            try:
+                spec = json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{what}: not valid JSON ({exc})") from None
+            if not isinstance(spec, dict):
+                raise ValueError(f"{what}: expected a JSON object {{\"LABEL\": \"STAGE\"}}, "
+                                 f"got {type(spec).__name__}")
+        else:
+            what = f"label map {text!r}"
+            items = [x for x in text.split(",") if x.strip()]
+            spec = {}
+            for item in items:
+                if "=" not in item or not item.split("=", 1)[0].strip():
+                    raise ValueError(f"{what}: {item.strip()!r} is not LABEL=STAGE (e.g. "
+                                     "'NREM2=N2,Wach=W'); use a JSON file for labels with "
+                                     "',' or '='")
+                k, v = item.split("=", 1)
+                spec[k.strip()] = v.strip()
+    if not isinstance(spec, dict):
+        raise ValueError(f"label_map must be a dict, a JSON file or 'LABEL=STAGE,...', got "
+                         f"{type(spec).__name__}")
+    out: dict[str, str] = {}
+    for k, v in spec.items():
+        v = str(v).strip()
+        if not (_is_stage_text(v) or _is_stage_text(v, label_to_code3)):
+            raise ValueError(f"{what}: {str(k)!r} -> {v!r}: {v!r} is not a stage; expected "
+                             "W, N1, N2, N3, R, NREM or ? (unscored)")
+        out[str(k).strip().lower()] = v
+    return out
+
+
+def _map_labels(labels, label_map: dict[str, str] | None) -> list[str]:
+    """Labels with the ``label_map`` substitutions (keys already normalised)."""
+    labels = [str(x) for x in labels]
+    if not label_map:
+        return labels
+    return [label_map.get(x.strip().lower(), x) for x in labels]
+
+
+def _unknown_labels_error(source: str, bad: list[tuple[str, str]], n_classes: int,
+                          column: str | None = None) -> ValueError:
+    """``bad``: (label, where) of the first row of each unknown label."""
+    listed = ", ".join(f"{lab!r} ({where})" for lab, where in bad[:10])
+    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+    col = f" in column {column!r}" if column else ""
+    return ValueError(
+        f"{source}: unknown stage label(s) {listed}{more}{col}. Accepted labels "
+        f"(case-insensitive): {accepted_labels(n_classes)}. Map site-specific labels with "
+        "label_map (CLI: --label-map 'NREM2=N2,N 2=N2' or a JSON file)")
+
+
+def _row_locator(path: Path, n_rows: int):
+    """``where(k)`` -> ``"row k+1, line L"`` for data row ``k`` of a table read with
+    ``comment="#"`` (the line number only when blank/comment lines can be matched)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    content = [i for i, line in enumerate(lines, 1) if line.split("#", 1)[0].strip()]
+    line_of = content[1:] if len(content) == n_rows + 1 else None
+
+    def where(k: int) -> str:
+        return f"row {k + 1}" + (f", line {line_of[k]}" if line_of else "")
+
+    return where
+
+
+def _numeric_column(df: pd.DataFrame, column: str, path: Path, where,
+                    non_negative: bool = True) -> np.ndarray:
+    """A table column as floats; a ``ValueError`` naming file, row and column otherwise."""
+    text = df[column].astype(str).str.strip()
+    values = pd.to_numeric(text, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values)
+    if non_negative:
+        bad |= values < 0
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        k = int(rows[0])
+        more = f" ({len(rows)} rows like this)" if len(rows) > 1 else ""
+        shown = repr(text.iloc[k]) if text.iloc[k] else "empty"
+        unit = "" if column.startswith("p_") else " of seconds"
+        raise ValueError(f"{path}, {where(k)}, column {column!r}: {shown} is not a "
+                         f"{'non-negative ' if non_negative else ''}number{unit}{more}")
+    return values
+
+
 class Hypnogram:
     """Sleep stages of one recording, one per epoch.
 
@@ -86,6 +223,12 @@ class Hypnogram:
         Per-epoch class probabilities (rows sum to 1), e.g. from a model.
     n_classes : {5, 3}
         Label set.
+    quality : sequence of str or None
+        Per-epoch signal-quality label, e.g. from staging: ``"ok"``, the quality flags
+        with the channels carrying them (``"flat:EEG Fpz-Cz"``, see
+        :meth:`hypnoscope.quality.QualityReport.epoch_labels`) or ``"outside-span"``
+        (not staged: outside lights-off/lights-on or the automatic crop). Written as the
+        ``quality`` column of :meth:`to_tsv`.
     """
 
     def __init__(
@@ -96,6 +239,7 @@ class Hypnogram:
         start_time: _dt.datetime | None = None,
         probabilities: np.ndarray | None = None,
         n_classes: int = 5,
+        quality: Sequence[str] | None = None,
     ) -> None:
         if n_classes not in (3, 5):
             raise ValueError(f"n_classes must be 3 or 5, got {n_classes}")
@@ -114,6 +258,12 @@ class Hypnogram:
                     f"got {probabilities.shape}"
                 )
         self.probabilities = probabilities
+        if quality is not None:
+            quality = [str(q) for q in quality]
+            if len(quality) != len(self.codes):
+                raise ValueError(f"quality must have one label per epoch ({len(self.codes)}), "
+                                 f"got {len(quality)}")
+        self.quality: list[str] | None = quality
 
     @staticmethod
     def _parse_stages(stages, n_classes: int) -> np.ndarray:
@@ -183,7 +333,11 @@ class Hypnogram:
         """Return a copy, optionally with some attributes replaced."""
         kw = dict(stages=self.codes.copy(), epoch_sec=self.epoch_sec, onset_sec=self.onset_sec,
                   start_time=self.start_time, n_classes=self.n_classes,
-                  probabilities=None if self.probabilities is None else self.probabilities.copy())
+                  probabilities=None if self.probabilities is None else self.probabilities.copy(),
+                  quality=None if self.quality is None else list(self.quality))
+        if ("stages" in changes and "quality" not in changes and kw["quality"] is not None
+                and len(kw["quality"]) != len(changes["stages"])):
+            kw["quality"] = None  # labels of other epochs: not carried over
         kw.update(changes)
         return Hypnogram(**kw)
 
@@ -196,6 +350,7 @@ class Hypnogram:
             onset_sec=self.onset_sec + start * self.epoch_sec,
             probabilities=None if self.probabilities is None
             else self.probabilities[start:stop].copy(),
+            quality=None if self.quality is None else self.quality[start:stop],
         )
 
     def __eq__(self, other: object) -> bool:
@@ -223,13 +378,17 @@ class Hypnogram:
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per epoch: ``onset, duration, stage`` and, with probabilities,
-        ``confidence`` and ``p_<stage>`` columns."""
+        ``confidence`` and ``p_<stage>`` columns, and with :attr:`quality` a ``quality``
+        column. Epochs that staging could not score (stage ``?``) have confidence and
+        probabilities 0."""
         df = pd.DataFrame({"onset": self.onsets, "duration": self.epoch_sec,
                            "stage": self.labels})
         if self.probabilities is not None:
             df["confidence"] = self.confidence
             for i, name in enumerate(self.stage_names):
                 df[f"p_{name}"] = self.probabilities[:, i]
+        if self.quality is not None:
+            df["quality"] = self.quality
         return df
 
     # ---------------------------------------------------------- alignment
@@ -288,27 +447,46 @@ class Hypnogram:
     @classmethod
     def from_annotations(cls, onsets, durations, descriptions, epoch_sec: float = 30.0,
                          start_time: _dt.datetime | None = None,
-                         source: str = "annotations") -> Hypnogram:
+                         source: str = "annotations",
+                         label_map: dict[str, str] | str | None = None) -> Hypnogram:
         """Build a hypnogram from (onset, duration, description) triples.
 
-        See the module docstring for the annotation-to-epoch rule.
+        See the module docstring for the annotation-to-epoch rule. ``label_map``
+        (:func:`parse_label_map`) renames site-specific labels first. Texts that are
+        not stages are ignored (events such as ``Lights off``), but a text that claims
+        to be a stage and is not a known one (``Sleep stage XYZ``, ``NREM2``, ``N 2``)
+        raises a ``ValueError`` listing the accepted labels, as do non-finite onsets or
+        durations and negative durations (naming the annotation).
         """
         if not np.isfinite(epoch_sec) or epoch_sec <= 0:
             raise ValueError(f"{source}: epoch length must be a positive number of seconds, "
                              f"got {epoch_sec}")
         onsets = np.asarray(onsets, dtype=float)
         durations = np.asarray(durations, dtype=float)
-        descriptions = [str(d) for d in descriptions]
+        descriptions = _map_labels(descriptions, parse_label_map(label_map))
         n_classes = 3 if _is_3class(descriptions) else 5
         to_code = label_to_code3 if n_classes == 3 else label_to_code
         keep = np.array([_is_stage_text(d, to_code) for d in descriptions], dtype=bool)
+        bad: dict[str, str] = {}
+        for i, d in enumerate(descriptions):
+            if not keep[i] and _STAGE_LIKE.match(d.strip().lower()):
+                bad.setdefault(d, f"annotation {i + 1}, onset {onsets[i]:g} s")
+        if bad:
+            raise _unknown_labels_error(source, list(bad.items()), n_classes)
         if not keep.any():
             raise ValueError(f"{source}: no sleep-stage annotation found (expected texts like "
                              "'Sleep stage W' or stage labels W/N1/N2/N3/R)")
+        for values, what in ((onsets, "onset"), (durations, "duration")):
+            wrong = keep & (~np.isfinite(values) | ((values < 0) if what == "duration"
+                                                    else False))
+            if wrong.any():
+                i = int(np.flatnonzero(wrong)[0])
+                raise ValueError(f"{source}: annotation {i + 1} ({descriptions[i]!r}) has "
+                                 f"{what} {values[i]!r}; expected a "
+                                 f"{'non-negative ' if what == 'duration' else ''}number "
+                                 "of seconds")
         onsets, durations = onsets[keep], durations[keep]
         codes_in = np.array([to_code(d) for d, k in zip(descriptions, keep, strict=True) if k])
-        if (durations < 0).any():
-            raise ValueError(f"{source}: negative annotation duration")
         order = np.argsort(onsets, kind="stable")
         onsets, durations, codes_in = onsets[order], durations[order], codes_in[order]
         origin = onsets[0]
@@ -330,21 +508,26 @@ class Hypnogram:
 
     @classmethod
     def from_mne_annotations(cls, annotations: mne.Annotations, epoch_sec: float = 30.0,
-                             ) -> Hypnogram:
-        """Build a hypnogram from :class:`mne.Annotations` (stage descriptions only)."""
+                             label_map: dict[str, str] | str | None = None) -> Hypnogram:
+        """Build a hypnogram from :class:`mne.Annotations` (stage descriptions only;
+        ``label_map`` as in :meth:`from_annotations`)."""
         start = annotations.orig_time
         if start is not None:
             start = start.replace(tzinfo=None)
         return cls.from_annotations(annotations.onset, annotations.duration,
                                     annotations.description, epoch_sec=epoch_sec,
-                                    start_time=start, source="mne.Annotations")
+                                    start_time=start, source="mne.Annotations",
+                                    label_map=label_map)
 
     @classmethod
-    def read_edf(cls, path: str | os.PathLike, epoch_sec: float = 30.0) -> Hypnogram:
+    def read_edf(cls, path: str | os.PathLike, epoch_sec: float = 30.0,
+                 label_map: dict[str, str] | str | None = None) -> Hypnogram:
         """Read an EDF+ annotation file (Sleep-EDF ``*-Hypnogram.edf`` form).
 
         ``start_time`` is the file's start; the placeholder :data:`UNKNOWN_EDF_START`
-        (written by :meth:`to_edf` when the start is unknown) reads as None.
+        (written by :meth:`to_edf` when the start is unknown) reads as None. Labels as
+        in :meth:`from_annotations` (``label_map``; non-stage events ignored; unknown
+        stage-like texts raise).
         """
         import mne
 
@@ -366,53 +549,94 @@ class Hypnogram:
         if start == UNKNOWN_EDF_START:  # what to_edf writes for an unknown start
             start = None
         hyp = cls.from_annotations(ann.onset, ann.duration, ann.description,
-                                   epoch_sec=epoch_sec, start_time=start, source=str(path))
+                                   epoch_sec=epoch_sec, start_time=start, source=str(path),
+                                   label_map=label_map)
         return hyp
 
     @classmethod
     def read_table(cls, path: str | os.PathLike, epoch_sec: float | None = None,
-                   sep: str | None = None) -> Hypnogram:
+                   sep: str | None = None,
+                   label_map: dict[str, str] | str | None = None) -> Hypnogram:
         """Read a TSV/CSV with ``onset, duration, stage`` columns.
 
         Rows may be epochs or runs of epochs. If ``p_<stage>`` columns are present and
-        the rows are single epochs, they become the hypnogram's probabilities. If
-        ``epoch_sec`` is None it is taken from the ``duration`` column (its smallest
-        positive value) and defaults to 30 s.
+        the rows are single epochs, they become the hypnogram's probabilities (and a
+        ``quality`` column its :attr:`quality`). If ``epoch_sec`` is None it is taken
+        from the ``duration`` column (its smallest positive value) and defaults to 30 s.
+
+        Every ``stage`` value must be a stage label (:func:`accepted_labels`, after
+        ``label_map``) or an unscored one (``?``, ``Movement time``, ``U`` ...);
+        ``onset`` must be a finite number of seconds and ``duration`` a non-negative
+        one. Anything else raises a ``ValueError`` naming the file, the row (and line)
+        and the column.
         """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"hypnogram file not found: {path}")
         if sep is None:
             sep = "," if path.suffix.lower() == ".csv" else "\t"
-        df = pd.read_csv(path, sep=sep, comment="#", keep_default_na=False)
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                # a row with more fields than the header would shift the columns
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                df = pd.read_csv(path, sep=sep, comment="#", keep_default_na=False, dtype=str,
+                                 index_col=False)
+        except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError,
+                UnicodeDecodeError) as exc:
+            kind = "comma" if sep == "," else "tab" if sep == "\t" else repr(sep)
+            raise ValueError(f"{path}: cannot read as a {kind}-separated table with columns "
+                             f"onset, duration, stage ({type(exc).__name__}: {exc})") from None
         df.columns = [str(c).strip().lower() for c in df.columns]
         missing = {"onset", "stage"} - set(df.columns)
         if missing:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected "
                              f"'onset, duration, stage', found {list(df.columns)}")
-        if "duration" not in df.columns:
-            df["duration"] = 0.0
-        dur = pd.to_numeric(df["duration"], errors="coerce").to_numpy(float)
+        if df.empty:
+            raise ValueError(f"{path}: no rows after the header; expected one row per epoch "
+                             "or run of epochs (onset, duration, stage)")
+        where = _row_locator(path, len(df))
+        onsets = _numeric_column(df, "onset", path, where, non_negative=False)
+        dur = (_numeric_column(df, "duration", path, where) if "duration" in df.columns
+               else np.zeros(len(df)))
+        labels = _map_labels(df["stage"].tolist(), parse_label_map(label_map))
+        n_classes = 3 if _is_3class(labels) else 5
+        to_code = label_to_code3 if n_classes == 3 else label_to_code
+        bad: dict[str, str] = {}
+        for k, lab in enumerate(labels):
+            if not _is_stage_text(lab, to_code):
+                bad.setdefault(lab, where(k))
+        if bad:
+            raise _unknown_labels_error(str(path), list(bad.items()), n_classes, "stage")
         if epoch_sec is None:
             pos = dur[dur > 0]
             epoch_sec = float(pos.min()) if pos.size else 30.0
-        hyp = cls.from_annotations(pd.to_numeric(df["onset"]).to_numpy(float), dur,
-                                   df["stage"].astype(str).tolist(), epoch_sec=epoch_sec,
-                                   source=str(path))
-        pcols = [f"p_{n.lower()}" for n in STAGES_5]
+        hyp = cls.from_annotations(onsets, dur, labels, epoch_sec=epoch_sec, source=str(path))
+        names = stage_names(n_classes)
+        pcols = [f"p_{n.lower()}" for n in names]
         if all(c in df.columns for c in pcols) and len(df) == hyp.n_epochs:
-            hyp.probabilities = df[pcols].to_numpy(float)
+            hyp.probabilities = np.stack([_numeric_column(df, c, path, where) for c in pcols],
+                                         axis=1)
+        if "quality" in df.columns and len(df) == hyp.n_epochs:
+            hyp.quality = [str(q) for q in df["quality"]]
         return hyp
 
     @classmethod
-    def read_txt(cls, path: str | os.PathLike, epoch_sec: float = 30.0) -> Hypnogram:
-        """Read plain text with one stage label per line (``#`` starts a comment)."""
+    def read_txt(cls, path: str | os.PathLike, epoch_sec: float = 30.0,
+                 label_map: dict[str, str] | str | None = None) -> Hypnogram:
+        """Read plain text with one stage label per line (``#`` starts a comment).
+
+        Labels as in :meth:`read_table` (``label_map`` first); an unknown one raises a
+        ``ValueError`` naming the file and line and listing the accepted labels."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"hypnogram file not found: {path}")
         lines = [(i, line.split("#", 1)[0].strip()) for i, line
                  in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
         lines = [(i, line) for i, line in lines if line]
+        mapped = _map_labels([line for _, line in lines], parse_label_map(label_map))
+        lines = [(i, m) for (i, _), m in zip(lines, mapped, strict=True)]
         n_classes = 3 if _is_3class(line for _, line in lines) else 5
         to_code = label_to_code3 if n_classes == 3 else label_to_code
         labels = []
@@ -420,7 +644,10 @@ class Hypnogram:
             try:
                 labels.append(to_code(line))
             except ValueError as exc:
-                raise ValueError(f"{path}, line {i}: {exc}") from None
+                raise ValueError(f"{path}, line {i}: {exc}. Accepted labels "
+                                 f"(case-insensitive): {accepted_labels(n_classes)}. Map "
+                                 "site-specific labels with label_map (CLI: --label-map)"
+                                 ) from None
         if not labels:
             raise ValueError(f"{path}: no stage labels found")
         return cls(np.array(labels), epoch_sec=epoch_sec, n_classes=n_classes)
@@ -437,7 +664,8 @@ class Hypnogram:
                  int(self.codes[s])) for s, e in zip(starts, stops, strict=True)]
 
     def to_tsv(self, path: str | os.PathLike, sep: str = "\t") -> Path:
-        """Write one row per epoch (``onset duration stage [confidence p_*]``) atomically."""
+        """Write one row per epoch (``onset duration stage [confidence p_*] [quality]``,
+        see :meth:`to_dataframe`) atomically."""
         df = self.to_dataframe()
         with atomic_path(path) as tmp:
             df.to_csv(tmp, sep=sep, index=False, float_format="%.6g")
@@ -527,20 +755,26 @@ class Hypnogram:
         return plot_hypnodensity(self, ax=ax, **kwargs)
 
 
-def read_hypnogram(source, epoch_sec: float = 30.0) -> Hypnogram:
+def read_hypnogram(source, epoch_sec: float = 30.0,
+                   label_map: dict[str, str] | str | None = None) -> Hypnogram:
     """Read a hypnogram from a file (format from the extension) or ``mne.Annotations``.
 
     ``.edf`` -> EDF+ annotations; ``.tsv``/``.csv`` -> onset/duration/stage table;
-    ``.txt``/``.hyp``/other -> one label per line.
+    ``.txt``/``.hyp``/other -> one label per line. ``label_map`` (a dict, a JSON file or
+    ``"LABEL=STAGE,..."``, see :func:`parse_label_map`) renames site-specific labels
+    (``{"NREM2": "N2"}``); unknown stage labels raise a ``ValueError`` that lists the
+    accepted ones (:func:`accepted_labels`), and bad values name the file, row and
+    column.
     """
     if isinstance(source, Hypnogram):
         return source
+    label_map = parse_label_map(label_map)
     if type(source).__name__ == "Annotations":
-        return Hypnogram.from_mne_annotations(source, epoch_sec=epoch_sec)
+        return Hypnogram.from_mne_annotations(source, epoch_sec=epoch_sec, label_map=label_map)
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix in (".edf", ".bdf", ".rec"):
-        return Hypnogram.read_edf(path, epoch_sec=epoch_sec)
+        return Hypnogram.read_edf(path, epoch_sec=epoch_sec, label_map=label_map)
     if suffix in (".tsv", ".csv"):
-        return Hypnogram.read_table(path)
-    return Hypnogram.read_txt(path, epoch_sec=epoch_sec)
+        return Hypnogram.read_table(path, label_map=label_map)
+    return Hypnogram.read_txt(path, epoch_sec=epoch_sec, label_map=label_map)

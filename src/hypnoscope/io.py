@@ -29,13 +29,43 @@ integer rate ratios) and then:
   resampled to ``sfreq`` (100 Hz by default) with polyphase filtering
   (:func:`scipy.signal.resample_poly`, which low-pass filters against aliasing).
 
-Units and signal quality
-------------------------
-Data are returned in µV (MNE applies the header's physical dimension). Channels whose
-median absolute amplitude is below ``MIN_PLAUSIBLE_UV`` (0.05 µV) or above
-``MAX_PLAUSIBLE_UV`` (5000 µV) raise a :class:`UserWarning` naming the channel and value,
-which is also recorded in ``meta["unit_warnings"]``; the typical cause is data stored in
-volts under a µV header. With ``fix_units=True`` such tiny channels are multiplied by 1e6.
+Units (the decision rule)
+-------------------------
+Data are returned in µV (MNE applies the header's physical dimension). Unit mistakes in
+exports are powers of 1000 (values in V or mV under a µV header, µV values under an mV or
+V header), so that is what is corrected; smaller factors cannot be told apart from the
+spread of human amplitudes and are only flagged when far outside it.
+
+1. The amplitude of an EEG or EOG waveform channel is the **median over its 30-s epochs
+   of the per-epoch standard deviation** (flat epochs left out), in µV as the header
+   says. The median over epochs is robust to artefacts, disconnected stretches and
+   the sleep-stage mix; adult scalp EEG/EOG gives about 5-60 µV.
+2. It is **plausible** within ``PLAUSIBLE_EPOCH_SD_UV`` (1-150 µV): nothing is done.
+3. Outside it, the factors of ``UNIT_FACTORS`` (x1e3, x1e6, x1e-3, x1e-6) are tried; a
+   factor is **unambiguous** when it brings the amplitude into the narrower
+   ``RESCALE_TARGET_UV`` (3-100 µV) and every implausible EEG/EOG channel with the same
+   header unit gets the same factor. Those channels (and the EMG channels with the same
+   header unit) are then multiplied by it, with a ``units-rescaled`` warning naming the
+   channel, the amplitude, the header unit and the factor. Otherwise the channel is kept
+   as it is with a ``units-implausible`` warning.
+4. An EMG channel with no EEG/EOG companion of its unit is only checked against the
+   broad ``MIN_PLAUSIBLE_UV``-``MAX_PLAUSIBLE_UV`` range of its median absolute
+   amplitude (``units-implausible``).
+
+On simulated nights (EEG/EOG amplitude 17-36 µV) this rescales data scaled by 1e-6
+(volts under a µV header) and 1e-3 (mV), warns for 1e-2 (0.17-0.36 µV; x1000 would give
+170-360 µV, outside the target range, so no factor is unambiguous) and for x10
+(170-360 µV), and accepts x0.1 (1.7-3.6 µV, the range of real low-amplitude EEG) and x1.
+``fix_units=False`` only warns; ``strict=True`` raises instead (as for any warning).
+
+Warnings as data
+----------------
+What the reader notices is recorded as :class:`hypnoscope.notices.Notice` objects in
+``meta["notices"]`` (logged once; never Python ``warnings``), with stable codes:
+``units-rescaled``, ``units-implausible``, ``channel-flat``, ``flat-epochs``,
+``nan-samples``, ``low-rate`` and ``emg-as-eog``; ``meta["warnings"]`` keeps their
+messages. With ``strict=True`` any warning raises
+:class:`hypnoscope.notices.StrictModeError` (a ``ValueError``) naming them all.
 NaN samples (possible in an ``mne.io.RawArray``) are linearly interpolated from their
 neighbours (``nan_policy="interpolate"``, the default), set to zero (``"zero"``) or
 rejected (``"raise"``); counts go to ``meta["nan_samples"]``. A channel that is entirely
@@ -43,6 +73,16 @@ NaN raises. Constant (flat) channels and 30-s windows are reported in
 ``meta["flat_channels"]`` / ``meta["flat_epochs"]`` with a warning, and kept.
 A recording shorter than ``min_duration_sec`` (one 30-s epoch) raises ``ValueError``;
 a truncated or unreadable EDF raises ``ValueError`` naming the file.
+
+Channel sanity
+--------------
+The same channel given twice (``--eeg X X``) is an error naming it. A channel whose name
+says chin EMG (``EMG submental``, ``Chin1-Chin2``, ``EMG1-EMG2``, ``LCHIN`` ...) given as
+EOG is an error. An EOG channel whose spectrum looks like EMG -- at least
+``EMG_HF_SHARE_MIN`` (50 %) of its 0.3-45 Hz power above 20 Hz and at most
+``EMG_LF_SHARE_MAX`` (10 %) below 2 Hz, where an EOG has most of its power -- gets an
+``emg-as-eog`` warning (a spectral guess is not proof, so it does not refuse by itself;
+``strict=True`` does). The check needs the channel stored at 80 Hz or more.
 """
 
 from __future__ import annotations
@@ -65,9 +105,23 @@ if TYPE_CHECKING:  # pragma: no cover
 ROLES: tuple[str, ...] = ("eeg", "eog", "emg")
 #: EMG channels stored at or below this rate (Hz) are amplitude envelopes, not waveforms.
 ENVELOPE_MAX_SFREQ = 10.0
-#: Plausible range of the median absolute amplitude of a PSG channel, in µV.
+#: Plausible range of the median absolute amplitude of a PSG channel, in µV (the broad
+#: check of EMG channels, and the floor of the envelope flat test in ``quality``).
 MIN_PLAUSIBLE_UV = 0.05
 MAX_PLAUSIBLE_UV = 5000.0
+#: Plausible range of an EEG/EOG channel's amplitude (median over 30-s epochs of the
+#: per-epoch standard deviation), in µV; see "Units (the decision rule)".
+PLAUSIBLE_EPOCH_SD_UV = (1.0, 150.0)
+#: Range a unit factor must bring an implausible amplitude into to be applied, in µV.
+RESCALE_TARGET_UV = (3.0, 100.0)
+#: Unit factors tried (V or mV under a µV header; µV under an mV or V header).
+UNIT_FACTORS = (1e3, 1e6, 1e-3, 1e-6)
+#: EMG-like EOG: share of 0.3-45 Hz power above 20 Hz at least this ...
+EMG_HF_SHARE_MIN = 0.5
+#: ... and share below 2 Hz at most this.
+EMG_LF_SHARE_MAX = 0.1
+#: Lowest stored rate (Hz) at which the EOG spectrum is checked for EMG.
+EMG_CHECK_MIN_SFREQ = 80.0
 #: Shortest recording accepted (one scoring epoch), in seconds.
 MIN_DURATION_SEC = 30.0
 
@@ -80,8 +134,9 @@ _REF = r"(m[12]|a[12]|[ms]1?2?|avg|ref|cz|oz|fpz|pz|" + _ELECTRODE + r")"
 _EEG_RE = re.compile(rf"^{_ELECTRODE}(\s*[-:/]\s*{_REF})?$")
 _EOG_RE = re.compile(r"^(e[12]|loc|roc|leog|reog|eogl|eogr|eog[_ ]?[lr]|[lr][_ -]?eog|"
                      r"eye[_ ]?[lr]|[lr][_ -]?eye)(\s*[-:/]\s*(m[12]|a[12]|fpz|ref))?$")
-_EMG_RE = re.compile(r"^(chin[0-9]?(\s*[-:/]\s*chin[0-9]?)?|submental|ment(alis)?|"
-                     r"emg\s*chin|chin\s*emg|subm)$")
+_CHIN = r"([lrc]\s*[-_ ]?\s*chin[0-9]?|chin\s*[-_ ]?\s*[0-9lrc]?|emg[0-9]?)"
+_EMG_RE = re.compile(rf"^({_CHIN}(\s*[-:/]\s*{_CHIN})?|submental(is)?|ment(alis)?|"
+                     r"emg\s*chin[0-9]?|chin\s*emg|subm|emg\s*submental(is)?)$")
 _NOT_CHIN = re.compile(r"leg|tib|lat\b|rat\b|arm|ecg|ekg|resp|temp|event|marker|snore|"
                        r"spo2|sao2|pleth|pulse|flow|thor|abd|position|light|pressure")
 
@@ -94,13 +149,16 @@ def guess_role(name: str) -> str | None:
     """Role (``"eeg"``, ``"eog"``, ``"emg"``) suggested by a channel name, or None.
 
     Recognises Sleep-EDF labels (``EEG Fpz-Cz``, ``EOG horizontal``, ``EMG submental``),
-    AASM labels (``C4-M1``, ``F4-M1``, ``O2-M1``, ``E1-M2``, ``LOC``, ``Chin1-Chin2``)
-    and names prefixed with the modality (``EEG C3-A2``, ``EMG chin``). Leg EMG, ECG,
-    respiration, temperature and event channels are not matched.
+    AASM labels (``C4-M1``, ``F4-M1``, ``O2-M1``, ``E1-M2``, ``LOC``, ``Chin1-Chin2``),
+    common chin-EMG labels (``Chin``, ``CHIN1``, ``EMG1-EMG2``, ``LCHIN``, ``Chin-L``,
+    ``Submentalis``) and names prefixed with the modality (``EEG C3-A2``, ``EMG chin``).
+    Leg EMG, ECG, respiration, temperature and event channels are not matched.
     """
     n = _norm(name)
     if _NOT_CHIN.search(n):
         return None
+    if _EMG_RE.match(n):  # before the prefix rule: "EMG1-EMG2", "EMG chin"
+        return "emg"
     for prefix in ("eeg", "eog", "emg"):
         if n == prefix or re.match(rf"^{prefix}\b", n):
             return prefix
@@ -154,8 +212,10 @@ def resolve_channels(ch_names: list[str], eeg: str | list[str] | None = None,
     Raises
     ------
     ValueError
-        If an override names a channel that is not in ``ch_names``, a channel gets two
-        roles, or no channel at all could be assigned; the message lists the channels.
+        If an override names a channel that is not in ``ch_names``, names the same
+        channel twice (``--eeg X X``), gives a channel two roles, or gives a channel
+        whose name says chin EMG (:func:`guess_role`) as EEG or EOG, or if no channel at
+        all could be assigned; the message names the channel and lists those found.
     """
     ch_names = [str(c) for c in ch_names]
     lookup: dict[str, str] = {}
@@ -175,9 +235,19 @@ def resolve_channels(ch_names: list[str], eeg: str | list[str] | None = None,
                 alt = [c for c in ch_names if _norm(c) in (f"{role} {key}", f"{role}{key}")]
                 if len(alt) != 1:
                     raise _missing_channel_error(name, role, ch_names)
-                picked.append(alt[0])
+                got = alt[0]
             else:
-                picked.append(lookup[key])
+                got = lookup[key]
+            if got in picked:
+                same = "" if name == got else f" ({name!r} is {got!r})"
+                raise ValueError(f"{role.upper()} channel {got!r} was given twice{same}; "
+                                 f"give each channel once. Channels found: {ch_names}")
+            if role in ("eeg", "eog") and guess_role(got) == "emg":
+                raise ValueError(
+                    f"channel {got!r} was given as {role.upper()} but its name says chin "
+                    f"EMG; give an {role.upper()} channel (--{role}) or pass it as EMG "
+                    f"(--emg). Channels found: {ch_names}")
+            picked.append(got)
         chosen[role] = picked
     taken = {c for names in chosen.values() for c in names}
     for role in ROLES:
@@ -441,9 +511,64 @@ def _flat_epochs(x: np.ndarray, sfreq: float, epoch_sec: float = 30.0) -> int:
     return int((np.ptp(x[: k * n].reshape(k, n), axis=1) == 0).sum())
 
 
-def _warn(meta: dict, message: str) -> None:
-    meta.setdefault("warnings", []).append(message)
-    warnings.warn(message, UserWarning, stacklevel=3)
+def _notice(meta: dict, code: str, message: str, *, severity: str = "warning",
+            channel: str | None = None) -> None:
+    """Record a reader notice (logged once) and keep its message in ``meta["warnings"]``."""
+    from .notices import notices_of
+
+    before = len(notices_of(meta))
+    notices_of(meta).add(code, message, severity=severity, channel=channel)
+    if severity == "warning" and len(meta["notices"]) > before:
+        meta.setdefault("warnings", []).append(message)
+
+
+def epoch_amplitude(x: np.ndarray, fs: float, epoch_sec: float = 30.0) -> float:
+    """Median over 30-s epochs of the per-epoch standard deviation (flat epochs left
+    out); the amplitude of the units rule. NaN for a channel with no non-flat epoch."""
+    n = max(1, int(round(epoch_sec * fs)))
+    k = x.size // n
+    ep = x[: k * n].reshape(k, n) if k else x[None, :]
+    sd = ep.std(axis=1)
+    sd = sd[sd > 0]
+    return float(np.median(sd)) if sd.size else float("nan")
+
+
+def unit_factor(amplitude_uv: float) -> float | None:
+    """The factor of the units rule for an EEG/EOG amplitude (µV, :func:`epoch_amplitude`):
+    1.0 when plausible, the one power of 1000 of ``UNIT_FACTORS`` that brings it into
+    ``RESCALE_TARGET_UV`` when implausible, None when no factor is unambiguous."""
+    lo, hi = PLAUSIBLE_EPOCH_SD_UV
+    if not np.isfinite(amplitude_uv) or lo <= amplitude_uv <= hi:
+        return 1.0
+    tlo, thi = RESCALE_TARGET_UV
+    fits = [f for f in UNIT_FACTORS if tlo <= amplitude_uv * f <= thi]
+    return fits[0] if len(fits) == 1 else None
+
+
+def emg_spectrum_shares(x: np.ndarray, fs: float, max_epochs: int = 240,
+                        ) -> tuple[float, float] | None:
+    """``(share above 20 Hz, share below 2 Hz)`` of a signal's 0.3-45 Hz power (Welch,
+    4-s segments, on at most ``max_epochs`` evenly spaced 30-s epochs); None when the
+    rate is below ``EMG_CHECK_MIN_SFREQ`` or the signal is flat."""
+    from scipy.signal import welch
+
+    if fs < EMG_CHECK_MIN_SFREQ:
+        return None
+    n = int(round(30.0 * fs))
+    k = x.size // n
+    if k == 0:
+        return None
+    pick = np.unique(np.linspace(0, k - 1, min(k, max_epochs)).round().astype(int))
+    ep = x[: k * n].reshape(k, n)[pick]
+    f, p = welch(ep, fs=fs, nperseg=int(round(4 * fs)), axis=-1)
+    p = p.mean(axis=0)
+    band = (f >= 0.3) & (f <= 45.0)
+    total = float(p[band].sum())
+    if not np.isfinite(total) or total <= 0:
+        return None
+    hf = float(p[(f >= 20.0) & (f <= 45.0)].sum()) / total
+    lf = float(p[(f >= 0.3) & (f < 2.0)].sum()) / total
+    return hf, lf
 
 
 # ---------------------------------------------------------------- reader
@@ -451,9 +576,10 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
              eeg: str | list[str] | None = None, eog: str | list[str] | None = None,
              emg: str | list[str] | None = None, sfreq: float = 100.0,
              include_emg: bool = True, preload: bool = True, *,
-             emg_envelope: bool | None = None, fix_units: bool = False,
+             emg_envelope: bool | None = None, fix_units: bool = True,
              nan_policy: str = "interpolate",
-             min_duration_sec: float = MIN_DURATION_SEC) -> PSGRecording:
+             min_duration_sec: float = MIN_DURATION_SEC,
+             strict: bool = False) -> PSGRecording:
     """Read a PSG recording: resolve channels by role, resample to ``sfreq``, µV.
 
     Parameters
@@ -472,17 +598,25 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
     emg_envelope : bool or None
         Treat EMG as an amplitude envelope (True) or a waveform (False). ``None``: an
         envelope if stored at or below ``ENVELOPE_MAX_SFREQ`` Hz (Sleep-EDF cassette).
-    fix_units : bool, default False
-        Multiply channels whose amplitudes look like volts under a µV header by 1e6.
+    fix_units : bool, default True
+        Rescale channels whose amplitude shows an unambiguous power-of-1000 unit error
+        (see "Units (the decision rule)" in the module docstring); False only warns.
     nan_policy : {"interpolate", "zero", "raise"}
         What to do with NaN/inf samples (see the module docstring).
     min_duration_sec : float, default 30.0
         Shortest accepted recording.
+    strict : bool, default False
+        Raise :class:`hypnoscope.notices.StrictModeError` (a ``ValueError``) naming
+        every warning (units, flat channels, NaNs, EMG-like EOG ...) instead of
+        returning the recording.
 
     Returns
     -------
     PSGRecording
+        ``meta["notices"]`` holds what was noticed (see "Warnings as data").
     """
+    from .notices import notices_of, raise_if_strict
+
     raw, name = _open_raw(source, preload=False)
     ch_found = list(raw.ch_names)
     roles_map = resolve_channels(ch_found, eeg=eeg, eog=eog, emg=emg)
@@ -510,66 +644,168 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
     meta: dict[str, Any] = {
         "channels_found": ch_found, "file_sfreq": file_sfreq,
         "orig_sfreq": {c: rates[c] for c in picks}, "orig_units": {c: units[c] for c in picks},
-        "resampling": {}, "unit_warnings": {}, "nan_samples": {}, "flat_channels": [],
-        "flat_epochs": {}, "warnings": [],
+        "resampling": {}, "unit_warnings": {}, "unit_factors": {}, "amplitude_uv": {},
+        "nan_samples": {}, "flat_channels": [], "flat_epochs": {}, "warnings": [],
+        "notices": [],
         "envelope_note": (f"EMG stored at <= {ENVELOPE_MAX_SFREQ:g} Hz is an amplitude "
                           "envelope, linearly interpolated to the output rate "
                           "(role 'emg_envelope')"),
     }
-    out = np.empty((len(picks), n_out), dtype=np.float32)
-    out_roles: list[str] = []
+    role_of = {c: r for r in ROLES for c in roles_map[r]}
+    # pass 1: native samples in µV, NaNs, flat channels, amplitudes
+    native: list[tuple[np.ndarray, float]] = []
     for i, ch in enumerate(picks):
-        role = next(r for r in ROLES if ch in roles_map[r])
         x = np.asarray(data_v[i], dtype=np.float64) * 1e6  # MNE returns volts
         x, n_bad = _fill_nan(x, nan_policy, ch, name)
         if n_bad:
             meta["nan_samples"][ch] = n_bad
             how = {"interpolate": "linearly interpolated", "zero": "set to zero"}[nan_policy]
-            _warn(meta, f"{name}: channel {ch!r} has {n_bad} NaN/inf samples "
-                        f"({100 * n_bad / x.size:.2f}%); {how}")
+            _notice(meta, "nan-samples", f"{name}: channel {ch!r} has {n_bad} NaN/inf "
+                    f"samples ({100 * n_bad / x.size:.2f}%); {how}", channel=ch)
         x, fs_native = _native_samples(x, file_sfreq, rates[ch])
+        native.append((x, fs_native))
+        if np.ptp(x) == 0:
+            meta["flat_channels"].append(ch)
+            _notice(meta, "channel-flat", f"{name}: channel {ch!r} is flat (constant "
+                    f"{x[0]:.4g} µV) - check the electrode or pick another channel",
+                    channel=ch)
+    factors = _unit_factors(picks, native, role_of, units, rates, emg_envelope, name, meta,
+                            fix_units)
+    # pass 2: units, EOG spectrum, resampling, flat windows
+    out = np.empty((len(picks), n_out), dtype=np.float32)
+    out_roles: list[str] = []
+    for i, ch in enumerate(picks):
+        role = role_of[ch]
+        x, fs_native = native[i]
+        if factors.get(ch, 1.0) != 1.0:
+            x = x * factors[ch]
+        if role == "eog" and ch not in meta["flat_channels"]:
+            shares = emg_spectrum_shares(x, fs_native)
+            if shares is not None and (shares[0] >= EMG_HF_SHARE_MIN
+                                       and shares[1] <= EMG_LF_SHARE_MAX):
+                _notice(meta, "emg-as-eog", (
+                    f"{name}: channel {ch!r} is used as EOG but its spectrum looks like EMG: "
+                    f"{100 * shares[0]:.0f}% of its 0.3-45 Hz power is above 20 Hz and "
+                    f"{100 * shares[1]:.0f}% below 2 Hz (an EOG has most of its power below "
+                    "2 Hz) - check the EOG channel (--eog)"), channel=ch)
         envelope = (role == "emg" and (emg_envelope if emg_envelope is not None
                                        else rates[ch] <= ENVELOPE_MAX_SFREQ))
-        # plausibility check on at most ~1e6 evenly spaced samples (a full median of a
-        # 24-h channel costs ~0.3 s and gives the same answer to a few percent)
-        med = float(np.median(np.abs(x[::max(1, x.size // 1_000_000)])))
-        is_flat = bool(np.ptp(x) == 0)
-        if is_flat:
-            meta["flat_channels"].append(ch)
-            _warn(meta, f"{name}: channel {ch!r} is flat (constant {x[0]:.4g} µV) - "
-                        "check the electrode or pick another channel")
-        elif med < MIN_PLAUSIBLE_UV or med > MAX_PLAUSIBLE_UV:
-            kind = "small" if med < MIN_PLAUSIBLE_UV else "large"
-            cause = ("data stored in volts under a µV header?" if kind == "small"
-                     else "wrong physical unit (nV) or an amplifier fault?")
-            msg = (f"{name}: channel {ch!r} has an implausibly {kind} median |amplitude| of "
-                   f"{med:.3g} µV (header unit {units[ch]!r}; expected "
-                   f"{MIN_PLAUSIBLE_UV:g}-{MAX_PLAUSIBLE_UV:g} µV) - {cause}")
-            if fix_units and kind == "small" and MIN_PLAUSIBLE_UV <= med * 1e6 <= MAX_PLAUSIBLE_UV:
-                x = x * 1e6
-                msg += " Rescaled by 1e6 (fix_units=True)."
-            meta["unit_warnings"][ch] = {"median_abs_uv": med, "message": msg}
-            _warn(meta, msg)
         if envelope:
             out[i] = _envelope_to_grid(x, fs_native, sfreq, n_out)
             out_roles.append("emg_envelope")
             meta["resampling"][ch] = f"envelope {fs_native:g} Hz -> {sfreq:g} Hz (linear)"
         else:
             if fs_native < sfreq:
-                _warn(meta, f"{name}: channel {ch!r} is stored at {fs_native:g} Hz, below the "
-                            f"output rate {sfreq:g} Hz; it is upsampled and carries no "
-                            f"content above {fs_native / 2:g} Hz")
+                _notice(meta, "low-rate", f"{name}: channel {ch!r} is stored at "
+                        f"{fs_native:g} Hz, below the output rate {sfreq:g} Hz; it is "
+                        f"upsampled and carries no content above {fs_native / 2:g} Hz",
+                        channel=ch)
             out[i] = _resample(x, fs_native, sfreq, n_out)
             out_roles.append(role)
             meta["resampling"][ch] = (f"{fs_native:g} Hz -> {sfreq:g} Hz (polyphase)"
                                       if not np.isclose(fs_native, sfreq) else "none")
         nflat = _flat_epochs(out[i], sfreq)
-        if nflat and not is_flat:
+        if nflat and ch not in meta["flat_channels"]:
             meta["flat_epochs"][ch] = nflat
-            _warn(meta, f"{name}: channel {ch!r} is flat in {nflat} 30-s window(s)")
+            _notice(meta, "flat-epochs", f"{name}: channel {ch!r} is flat in {nflat} 30-s "
+                    "window(s)", channel=ch)
+    raise_if_strict(notices_of(meta), strict, name)
     annotations = raw.annotations if len(raw.annotations) else None
     return PSGRecording(out, list(picks), out_roles, float(sfreq), _naive_start(raw), name,
                         meta, annotations)
+
+
+def _unit_factors(picks: list[str], native: list[tuple[np.ndarray, float]],
+                  role_of: dict[str, str], units: dict[str, str], rates: dict[str, float],
+                  emg_envelope: bool | None, name: str, meta: dict[str, Any],
+                  fix_units: bool) -> dict[str, float]:
+    """The units rule of the module docstring: ``{channel: factor}`` applied, with the
+    ``units-rescaled`` / ``units-implausible`` notices and ``meta`` entries."""
+    lo, hi = PLAUSIBLE_EPOCH_SD_UV
+    tlo, thi = RESCALE_TARGET_UV
+    amp: dict[str, float] = {}
+    want: dict[str, float | None] = {}
+    measure: dict[str, str] = {}
+    for ch, (x, fs) in zip(picks, native, strict=True):
+        if ch in meta["flat_channels"]:
+            continue
+        envelope = role_of[ch] == "emg" and (emg_envelope if emg_envelope is not None
+                                             else rates[ch] <= ENVELOPE_MAX_SFREQ)
+        if role_of[ch] == "emg" and envelope:
+            # an envelope is an amplitude already: its median (subsampled, ~1e6 values)
+            amp[ch] = float(np.median(np.abs(x[::max(1, x.size // 1_000_000)])))
+            measure[ch] = "median |amplitude|"
+        else:
+            amp[ch] = epoch_amplitude(x, fs)
+        meta["amplitude_uv"][ch] = amp[ch]
+        if role_of[ch] in ("eeg", "eog"):
+            want[ch] = unit_factor(amp[ch])
+    # one factor per header unit: every implausible EEG/EOG channel of the unit agrees
+    by_unit: dict[str, set] = {}
+    for ch, f in want.items():
+        if f != 1.0:
+            by_unit.setdefault(units[ch], set()).add(f)
+    group_factor = {u: next(iter(fs)) for u, fs in by_unit.items()
+                    if len(fs) == 1 and None not in fs}
+    factors: dict[str, float] = {}
+    for ch in picks:
+        if ch not in amp:
+            continue
+        a, unit, role = amp[ch], units[ch], role_of[ch]
+        f = group_factor.get(unit)
+        if role in ("eeg", "eog"):
+            implausible = want[ch] != 1.0
+            what = (f"an amplitude of {a:.3g} µV (median over 30-s epochs of the standard "
+                    f"deviation; header unit {unit!r}; expected {lo:g}-{hi:g} µV)")
+        else:
+            implausible = not (MIN_PLAUSIBLE_UV <= a <= MAX_PLAUSIBLE_UV)
+            what = (f"an amplitude of {a:.3g} µV ("
+                    f"{measure.get(ch, 'median over 30-s epochs of the standard deviation')}"
+                    f"; header unit {unit!r}; expected {MIN_PLAUSIBLE_UV:g}-"
+                    f"{MAX_PLAUSIBLE_UV:g} µV)")
+        if f is not None and (implausible if role != "emg"
+                              else MIN_PLAUSIBLE_UV <= a * f <= MAX_PLAUSIBLE_UV):
+            cause = _unit_cause(f, unit)
+            if fix_units:
+                factors[ch] = f
+                msg = (f"{name}: channel {ch!r} has {what}: {cause}; rescaled by {f:g} to "
+                       f"{a * f:.3g} µV")
+            else:
+                msg = (f"{name}: channel {ch!r} has {what}: {cause}; multiplying by {f:g} "
+                       f"would give {a * f:.3g} µV (not done: fix_units=False)")
+            meta["unit_factors"][ch] = f if fix_units else 1.0
+            meta["unit_warnings"][ch] = {"median_abs_uv": a, "amplitude_uv": a, "factor": f,
+                                         "message": msg}
+            _notice(meta, "units-rescaled" if fix_units else "units-implausible", msg,
+                    channel=ch)
+            continue
+        if implausible:
+            small = (a < lo) if role in ("eeg", "eog") else (a < MIN_PLAUSIBLE_UV)
+            cause = ("data in volts or mV under a µV header, a disconnected electrode or an "
+                     "amplifier fault?" if small else
+                     "wrong physical unit, a loose electrode or an amplifier fault?")
+            msg = (f"{name}: channel {ch!r} has an implausibly {'small' if small else 'large'} "
+                   f"{what.removeprefix('an ')} - {cause} No power-of-1000 "
+                   f"unit factor brings it unambiguously into {tlo:g}-{thi:g} µV, so it is "
+                   "kept as it is")
+            meta["unit_warnings"][ch] = {"median_abs_uv": a, "amplitude_uv": a,
+                                         "factor": None, "message": msg}
+            _notice(meta, "units-implausible", msg, channel=ch)
+    return factors
+
+
+_UNIT_SCALE = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9}
+_UNIT_NAME = {1.0: "V", 1e-3: "mV", 1e-6: "µV", 1e-9: "nV", 1e-12: "pV", 1e3: "kV"}
+
+
+def _unit_cause(factor: float, unit: str) -> str:
+    """'the values look like mV under a 'uV' header' for a factor and a header unit."""
+    u = unit.strip().lower().removesuffix(" (mne)")
+    scale = _UNIT_SCALE.get(u)
+    actual = None if scale is None else _UNIT_NAME.get(float(f"{scale * factor:.3g}"))
+    if actual is None:
+        return f"the values look {factor:g} times off their header unit {unit!r}"
+    return f"the values look like {actual} under a {unit!r} header"
 
 
 def recording_info(source: str | os.PathLike | mne.io.BaseRaw,

@@ -74,7 +74,8 @@ def _time_axis(ax: Axes, hyp: Hypnogram, time_axis: str) -> None:
 def plot_hypnogram(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "auto",
                    highlight_rem: bool = True, color: str = "#333333",
                    title: str | None = None, show_unscored: bool = True,
-                   figsize: tuple[float, float] = (11, 3.0)) -> Axes:
+                   figsize: tuple[float, float] = (11, 3.0), show_quality: bool = True,
+                   ) -> Axes:
     """Step plot of a hypnogram with REM highlighted.
 
     Parameters
@@ -96,6 +97,10 @@ def plot_hypnogram(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "aut
         Shade unscored epochs in grey (the line has gaps there).
     figsize : tuple
         Size of a new figure.
+    show_quality : bool
+        With per-epoch quality labels (``hyp.quality``, from staging), draw a red band
+        under the N3 row over the epochs with a signal-quality flag (epochs outside the
+        staged span are not marked: they are shaded as unscored).
 
     Returns
     -------
@@ -123,9 +128,17 @@ def plot_hypnogram(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "aut
         for s, e in true_runs(codes < 0):
             ax.axvspan(t_h[s], t_h[e - 1] + ep_h, color=STAGE_COLORS["?"], alpha=0.35, lw=0,
                        zorder=1)
+    bottom = -0.6
+    quality = getattr(hyp, "quality", None)
+    if show_quality and quality is not None:
+        flagged = np.array([q not in ("ok", "outside-span") for q in quality], dtype=bool)
+        for k, (s, e) in enumerate(true_runs(flagged)):
+            ax.fill_between([t_h[s], t_h[e - 1] + ep_h], -0.95, -0.7, color="#d62828",
+                            lw=0, zorder=3, label="signal-quality flag" if k == 0 else None)
+        bottom = -1.0
     ax.set_yticks(range(len(order)))
     ax.set_yticklabels(list(reversed(order)))
-    ax.set_ylim(-0.6, len(order) - 0.4)
+    ax.set_ylim(bottom, len(order) - 0.4)
     if len(t_h):
         ax.set_xlim(t_h[0], t_h[-1] + ep_h)
     _time_axis(ax, hyp, time_axis)

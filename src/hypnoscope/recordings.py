@@ -30,7 +30,7 @@ from .stages import UNSCORED
 logger = logging.getLogger(__name__)
 
 #: Bump when :func:`load_recording` changes what it stores, so caches are rebuilt.
-RECORDING_CACHE_VERSION = 3
+RECORDING_CACHE_VERSION = 4
 
 #: Sleep-EDF file names: study (SC4 cassette / ST7 telemetry), subject ``ss``, night ``N``.
 SLEEPEDF_NAME = re.compile(r"^(?P<subject>(?:SC4|ST7)\d\d)(?P<night>\d)")
@@ -167,9 +167,19 @@ def _hypnogram_stamp(hypnogram: Any) -> Any:
 
 def place_hypnogram(hypnogram: Any, sfreq: float, duration_sec: float,
                     start_time: Any = None, align: str = "start_time",
-                    max_scored_overhang_epochs: int = 10) -> tuple[Any, float, list[str]]:
+                    max_scored_overhang_epochs: int = 10,
+                    max_start_offset_sec: float | None = 60.0,
+                    ) -> tuple[Any, float, list[str]]:
     """Place a hypnogram on a recording's time axis (the documented alignment rule).
 
+    0. Pairing check: when both header start times are known and differ by more than
+       ``max_start_offset_sec`` (60 s by default; None: no limit), ``ValueError`` with
+       both times: the hypnogram is probably of another night, even if it has the same
+       length (:func:`hypnoscope.evaluation.check_start_times`). ``align="onset"``
+       ignores the start times altogether, this check included. Hypnograms without a
+       start time (TSV, text, EDF+ written with the placeholder date) are placed by
+       their onsets alone. Sleep-EDF pairs carry the same header start in both files,
+       with annotation onsets from the PSG start.
     1. Offset: the first epoch starts ``hypnogram.onset_sec`` after the hypnogram's
        ``start_time``. With ``align="start_time"`` and both start times known, the
        difference of the two start times is added (as MNE does when it attaches
@@ -193,8 +203,12 @@ def place_hypnogram(hypnogram: Any, sfreq: float, duration_sec: float,
     """
     import math
 
+    from .evaluation import check_start_times
+
     if align not in ("start_time", "onset"):
         raise ValueError(f"align must be 'start_time' or 'onset', got {align!r}")
+    if align == "start_time":
+        check_start_times(start_time, hypnogram.start_time, max_start_offset_sec)
     hyp, notes = hypnogram, []
     onset = float(hyp.onset_sec)
     if align == "start_time" and hyp.start_time is not None and start_time is not None:
@@ -241,7 +255,9 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
                    subject_pattern: str | None = None,
                    cache: bool | str | os.PathLike = True,
                    max_scored_overhang_epochs: int = 10,
-                   align: str = "start_time") -> Night:
+                   align: str = "start_time", max_start_offset_sec: float | None = 60.0,
+                   label_map: dict[str, str] | str | None = None,
+                   strict: bool = False) -> Night:
     """Load one PSG recording as a :class:`Night` of 30-s signal epochs.
 
     Steps: :func:`hypnoscope.io.read_psg` (channels by role, ``sfreq``, µV), the
@@ -292,17 +308,28 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         (dropped); more raises ``ValueError`` (probably another recording's hypnogram).
     align : {"start_time", "onset"}, default "start_time"
         How the hypnogram is placed on the recording (see :func:`place_hypnogram`).
+    max_start_offset_sec : float or None, default 60
+        Largest difference allowed between the PSG's and the hypnogram's header start
+        times; more raises ``ValueError`` with both times (see :func:`place_hypnogram`).
+    label_map : dict, str or None
+        Site-specific stage labels of the hypnogram
+        (:func:`hypnoscope.hypnogram.parse_label_map`, e.g. ``{"NREM2": "N2"}``).
+    strict : bool, default False
+        Raise :class:`hypnoscope.notices.StrictModeError` if the reader noticed anything
+        (units, flat channels, NaNs, EMG-like EOG ...; see :func:`hypnoscope.io.read_psg`).
 
     Returns
     -------
     Night
         ``kind="signals"``, ``X`` float32 ``(n_epochs, n_channels, n_times)``, ``y``
         5-class codes (-100 = unscored), ``channels``, ``roles``, ``onsets_sec`` (from the
-        recording start) and ``meta`` (sources, settings, reader notes and warnings).
+        recording start) and ``meta`` (sources, settings, reader notes and warnings;
+        ``meta["notices"]``: the reader's and the placement's notices as dicts).
     """
     from . import io as _io
     from . import preprocessing as _pp
     from .hypnogram import Hypnogram, read_hypnogram
+    from .notices import Notices, notices_of, raise_if_strict
 
     is_path = isinstance(psg, str | os.PathLike)
     if is_path:
@@ -320,7 +347,9 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
                 "include_emg": include_emg, "epoch_sec": float(epoch_sec),
                 "crop_wake_min": crop_wake_min,
                 "max_scored_overhang_epochs": max_scored_overhang_epochs,
-                "align": align, "cache_version": RECORDING_CACHE_VERSION}
+                "align": align, "max_start_offset_sec": max_start_offset_sec,
+                "label_map": _label_map_setting(label_map),
+                "cache_version": RECORDING_CACHE_VERSION}
     cache_file = None
     if cache is not False and cache is not None and is_path:
         key = _pp.config_hash(preprocessing, extra={
@@ -329,6 +358,7 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         cache_file = folder / f"{psg.stem}-{key}.npz"
         night = _read_cached_night(cache_file, subject_id, night_id)
         if night is not None:
+            raise_if_strict(notices_of(night.meta), strict, night.meta.get("source", str(psg)))
             return night
 
     if isinstance(psg, _io.PSGRecording):
@@ -339,11 +369,14 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         rec = psg
     else:
         rec = _io.read_psg(psg, eeg=eeg, eog=eog, emg=emg, sfreq=sfreq,
-                           include_emg=include_emg)
+                           include_emg=include_emg, strict=strict)
+    notices = Notices().extend_from(notices_of(rec.meta))
+    raise_if_strict(notices, strict, rec.source)  # an already-read PSGRecording
     rec = _pp.preprocess(rec, preprocessing)
     hyp = None
     if hypnogram is not None:
-        hyp = hypnogram if isinstance(hypnogram, Hypnogram) else read_hypnogram(hypnogram)
+        hyp = (hypnogram if isinstance(hypnogram, Hypnogram)
+               else read_hypnogram(hypnogram, label_map=label_map))
         if not np.isclose(hyp.epoch_sec, epoch_sec):
             raise ValueError(f"hypnogram epochs are {hyp.epoch_sec:g} s but epoch_sec is "
                              f"{epoch_sec:g} s")
@@ -354,12 +387,13 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         try:
             hyp, onset, notes = place_hypnogram(
                 hyp, rec.sfreq, rec.duration_sec, rec.start_time, align=align,
-                max_scored_overhang_epochs=max_scored_overhang_epochs)
+                max_scored_overhang_epochs=max_scored_overhang_epochs,
+                max_start_offset_sec=max_start_offset_sec)
         except ValueError as exc:
             raise ValueError(f"{rec.source} with hypnogram {hypnogram}: {exc}") from None
         for note in notes:
             rec.meta.setdefault("warnings", []).append(note)
-            logger.warning("%s: %s", rec.source, note)
+            notices.add("hypnogram-placed", f"{rec.source}: {note}", severity="info")
     X = _pp.epoch_signals(rec.data, rec.sfreq, epoch_sec=epoch_sec, onset_sec=onset)
     n_total = len(X)
     if hyp is not None:
@@ -388,6 +422,7 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         "reader": {k: rec.meta.get(k) for k in ("orig_sfreq", "orig_units", "resampling",
                                                 "unit_warnings", "nan_samples",
                                                 "flat_channels", "warnings")},
+        "notices": notices.to_list(),
     }
     night = Night(X=np.ascontiguousarray(X, dtype=np.float32), y=y, subject_id=subject_id,
                   night_id=night_id, kind="signals", sfreq=float(rec.sfreq),
@@ -398,6 +433,14 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         # hand back the memory-mapped copy: a dataset of many nights stays on disk
         night = _read_cached_night(cache_file, subject_id, night_id) or night
     return night
+
+
+def _label_map_setting(label_map: Any) -> Any:
+    """A ``label_map`` as a JSON-ready cache-key value (its content, not its file name)."""
+    from .hypnogram import parse_label_map
+
+    got = parse_label_map(label_map)
+    return None if got is None else dict(sorted(got.items()))
 
 
 def _write_cached_night(path: Path, night: Night) -> None:

@@ -4,6 +4,14 @@ The HTML embeds its figures as base64 PNG and its CSS inline, so it can be maile
 archived as a single file. The JSON holds recording info, channels and model (from
 ``info``), the hypnogram summary, sleep statistics, stage minutes and, with a
 reference hypnogram, agreement metrics and the confusion matrix.
+
+Warnings as data: the notices of staging and reading (``info["notices"]``, see
+:mod:`hypnoscope.notices`) are stored as ``notices`` (a list of ``{code, message,
+severity, channel}``) and ``warnings`` (the messages of severity warning) in the JSON,
+and shown as a banner at the top of the HTML. Staging's signal quality
+(``info["quality"]``) becomes ``quality`` in the JSON and a per-channel table in the
+HTML; the staged span (``info["span"]``) sets the time in bed of the statistics and
+agreement when no lights-off/on are given, and is stored as ``span``.
 """
 
 from __future__ import annotations
@@ -54,6 +62,11 @@ dl.info{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0
 dl.info dt{color:#5b6476}
 dl.info dd{margin:0;overflow-wrap:anywhere}
 .note{color:#5b6476;font-size:.82rem;margin-top:24px}
+.banner{border-radius:8px;padding:10px 14px;margin:0 0 16px;font-size:.92rem}
+.banner.warn{background:#fff4e5;border:1px solid #f0b35b;color:#5c3b00}
+.banner.info{background:#eef4fb;border:1px solid #b9cfe8;color:#1d3557}
+.banner ul{margin:4px 0 0 18px;padding:0}
+.banner b{font-weight:600}
 """
 
 
@@ -125,10 +138,74 @@ def _hypnogram_json(hyp: Hypnogram) -> dict[str, Any]:
         "start_time": hyp.start_time.isoformat() if hyp.start_time else None,
         "duration_h": hyp.duration_sec / 3600.0,
         "stages": hyp.labels,
+        "n_unscored": int((~hyp.scored).sum()),
     }
     if hyp.probabilities is not None:
-        out["mean_confidence"] = float(hyp.probabilities.max(axis=1).mean())
+        # over the scored epochs: unscored ones (not staged) have confidence 0
+        conf = hyp.probabilities.max(axis=1)[hyp.scored]
+        out["mean_confidence"] = float(conf.mean()) if conf.size else None
+    if getattr(hyp, "quality", None) is not None:
+        out["quality"] = list(hyp.quality)
     return out
+
+
+def _notice_dicts(notices: Any) -> list[dict[str, Any]]:
+    """Notices (Notice objects or dicts) as JSON-ready dicts."""
+    out = []
+    for n in notices or []:
+        d = n.to_dict() if hasattr(n, "to_dict") else dict(n)
+        out.append({"code": d.get("code"), "message": d.get("message"),
+                    "severity": d.get("severity", "warning"), "channel": d.get("channel")})
+    return out
+
+
+def _banner_html(notices: list[dict[str, Any]]) -> str:
+    """Warnings (amber) and notes (blue) at the top of the report."""
+    parts = []
+    for sev, cls, head in (("warning", "warn", "Warning"), ("info", "info", "Note")):
+        items = [n["message"] for n in notices if n["severity"] == sev]
+        if not items:
+            continue
+        title = f"{len(items)} {head.lower()}{'s' if len(items) > 1 else ''}"
+        if sev == "warning":
+            title += " — check these before trusting the results"
+        parts.append(f"<div class='banner {cls}' role='{'alert' if sev == 'warning' else 'note'}'>"
+                     f"<b>{_esc(title)}</b><ul>"
+                     + "".join(f"<li>{_esc(m)}</li>" for m in items) + "</ul></div>")
+    return "".join(parts)
+
+
+def _quality_html(quality: dict[str, Any]) -> str:
+    """Per-channel signal-quality table of staging's ``info["quality"]``."""
+    from .quality import FLAG_LABELS
+
+    flags = list(FLAG_LABELS.values())
+    used = set(quality.get("channels_used") or [])
+    dropped = quality.get("channels_dropped") or {}
+    head = ("<tr><th>Channel</th><th>Role</th><th>Use</th><th class='n'>Flagged</th>"
+            + "".join(f"<th class='n'>{_esc(f)}</th>" for f in flags) + "</tr>")
+    rows = []
+    for ch, c in (quality.get("channels") or {}).items():
+        use = "dropped" if ch in dropped else ("staged" if ch in used or not used else "not used")
+        rows.append(
+            f"<tr><td>{_esc(ch)}</td><td>{_esc(c.get('role', ''))}</td><td>{_esc(use)}</td>"
+            f"<td class='n'>{100 * float(c.get('bad_fraction') or 0):.1f} %</td>"
+            + "".join(f"<td class='n'>{int((c.get('flags') or {}).get(f, 0))}</td>"
+                      for f in flags) + "</tr>")
+    n = quality.get("n_epochs") or 0
+    unscored = quality.get("unscored_epochs")
+    lines = []
+    if unscored is not None:
+        lines.append(f"{unscored} of {n} epochs unscored for signal quality "
+                     f"({100 * unscored / n if n else 0:.1f} %)")
+    if quality.get("rule"):
+        lines.append(f"Rule: {quality['rule']}.")
+    for ch, why in dropped.items():
+        lines.append(f"Dropped {ch}: {why}.")
+    if quality.get("checked") is False:
+        lines.append("Signal quality was not checked (check_quality=False).")
+    return ("<table>" + head + "".join(rows) + "</table>"
+            + "".join(f"<p class='sub'>{_esc(x)}</p>" for x in lines))
 
 
 def report_paths(out_stem: str | os.PathLike) -> tuple[Path, Path]:
@@ -153,20 +230,26 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         The staged night (with probabilities, a hypnodensity is included).
     info : dict
         Free-form recording information shown and stored as given. Recognised keys:
-        ``channels`` (list, or dict role -> list), ``model`` (str or dict); every other
-        key is recording information (``recording``/``source``, ``subject``, ...).
+        ``channels`` (list, or dict role -> list), ``model`` (str or dict), and from
+        :func:`hypnoscope.staging.stage_recording` ``notices`` (Notice objects or
+        dicts), ``warnings`` (messages, used when there are no notices), ``quality``
+        and ``span``; every other key is recording information
+        (``recording``/``source``, ``subject``, ...).
     reference : Hypnogram, optional
         A reference hypnogram of the same night (e.g. the scorer's); adds agreement
         metrics, the confusion matrix and statistic differences
         (:func:`hypnoscope.evaluation.compare_hypnograms`).
     lights_off, lights_on : float, optional
         Time in bed in seconds from the recording start (see
-        :func:`hypnoscope.sleepstats.sleep_statistics`).
+        :func:`hypnoscope.sleepstats.sleep_statistics`). Default: those of
+        ``info["span"]`` (the staged span), else the first and last scored epoch.
     title : str, optional
         Report title (default from ``info['recording']``/``info['source']``).
     comparison : dict, optional
         The caller's ``compare_hypnograms(hypnogram, reference, lights_off, lights_on)``
-        result, when it has one already (it is not computed again).
+        result, when it has one already (it is computed again only if its lights-off/on
+        differ from those used here, so that statistics and agreement share one time in
+        bed).
 
     Returns
     -------
@@ -174,12 +257,26 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         The HTML and JSON paths.
     """
     from . import __version__
+    from .notices import Notice, Notices
     from .plots import plot_confusion_matrix, plot_hypnodensity, plot_hypnogram
 
     html_path, json_path = report_paths(out_stem)
     info = dict(info or {})
     channels = info.pop("channels", None)
     model = info.pop("model", None)
+    notices = _notice_dicts(info.pop("notices", None))
+    old_warnings = [str(m) for m in info.pop("warnings", None) or []]
+    if not notices:  # callers that only have plain messages
+        notices = _notice_dicts(Notice("warning", m) for m in old_warnings)
+    quality = info.pop("quality", None)
+    span = info.pop("span", None) or {}
+    stat_notices = Notices()
+    if lights_off is None and lights_on is None:
+        lights_off, lights_on = span.get("lights_off_sec"), span.get("lights_on_sec")
+        if comparison is not None and any(
+                v is not None and not np.isclose(v, comparison[k])
+                for k, v in (("lights_off", lights_off), ("lights_on", lights_on))):
+            comparison = None  # computed over another time in bed: redo it below
     name = info.get("recording") or info.get("source") or html_path.stem
     title = title or f"Sleep report — {Path(str(name)).name}"
 
@@ -191,7 +288,8 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
                                             lights_on=lights_on)
         stats = {k: v["pred"] for k, v in comparison["sleep_statistics"].items()}
     else:
-        stats = sleep_statistics(hypnogram, lights_off=lights_off, lights_on=lights_on)
+        stats = sleep_statistics(hypnogram, lights_off=lights_off, lights_on=lights_on,
+                                 notices=stat_notices)
     minutes = stage_minutes(hypnogram)
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -205,7 +303,13 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         "hypnogram": _hypnogram_json(hypnogram),
         "sleep_statistics": stats,
         "stage_minutes": minutes,
+        "notices": notices,
+        "warnings": [n["message"] for n in notices if n["severity"] == "warning"],
     }
+    if quality is not None:
+        payload["quality"] = quality
+    if span:
+        payload["span"] = span
     if comparison is not None:
         ep = comparison["epochs"]
         keys = ("n_epochs", "n_excluded", "accuracy", "macro_f1", "kappa", "macro_recall",
@@ -229,7 +333,12 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
     # the time in bed actually used (lights-off/on clipped to the epochs)
     used = (hypnogram, lights_off, lights_on) if comparison is None else (
         reference, comparison["lights_off"], comparison["lights_on"])
-    sl = time_in_bed_slice(*used)
+    sl = time_in_bed_slice(*used, notices=stat_notices)
+    for n in _notice_dicts(stat_notices):  # e.g. lights-off/on outside the hypnogram
+        if n not in notices:
+            notices.append(n)
+            if n["severity"] == "warning":
+                payload["warnings"].append(n["message"])
     payload["time_in_bed"] = {
         "start_sec": float(used[0].onsets[sl.start]),
         "end_sec": float(used[0].onsets[sl.stop - 1] + used[0].epoch_sec),
@@ -305,9 +414,15 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
 
     tib = payload["time_in_bed"]
     sub += f" · time in bed {when(tib['start_sec'])}–{when(tib['end_sec'])}"
-    if tib["lights_off_sec"] is None and tib["lights_on_sec"] is None:
+    how = {"lights": "lights-off/on given", "auto-crop": "automatic crop to the sleep "
+           f"period ±{span.get('crop_pad_min', 30):g} min",
+           "lights+auto-crop": "lights-off/on and automatic crop"}.get(span.get("source"))
+    if how:
+        sub += f" ({how}; staged epochs {span.get('start_epoch')}–{span.get('stop_epoch')})"
+    elif tib["lights_off_sec"] is None and tib["lights_on_sec"] is None:
         sub += " (first to last scored epoch)"
     parts = [
+        _banner_html(notices),
         f"<h1>{_esc(title)}</h1><div class='sub'>{_esc(sub)}</div>",
         f"<div class='cards'>{card_html}</div>",
     ]
@@ -319,6 +434,9 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
                  "<h2>Channels</h2><div class='panel'>" + _info_html(chan_info) + "</div>"
                  "<h2>Model</h2><div class='panel'>" + _info_html(model_info) + "</div>"
                  "</div></div>")
+    if quality is not None:
+        parts.append("<h2>Signal quality</h2><div class='panel'>" + _quality_html(quality)
+                     + "</div>")
     if comparison is not None:
         ep = comparison["epochs"]
         fig, (ax,) = _figure(4.4, 3.9)

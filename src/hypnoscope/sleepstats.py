@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import warnings
+import re
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .notices import Notices
 from .stages import N1, N2, N3, R, W
 
 if TYPE_CHECKING:  # pragma: no cover
     from .hypnogram import Hypnogram
+
+#: A clock time as accepted by :func:`resolve_time`.
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?")
 
 #: Keys of :func:`sleep_statistics`, in display order.
 STAT_KEYS: tuple[str, ...] = (
@@ -53,8 +57,100 @@ STAT_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
+def resolve_time(value: Any, start_time: _dt.datetime | None, what: str = "time",
+                 after: float | None = None, before_start_sec: float = 3600.0,
+                 ) -> float | None:
+    """Seconds from the recording start of a lights-off/lights-on style time.
+
+    Parameters
+    ----------
+    value : None, float, str, datetime.time, datetime.datetime or datetime.timedelta
+        A number (or numeric string) of seconds from the recording start; a clock time
+        (``datetime.time`` or ``"HH:MM[:SS]"``) on the recording's clock, taken on its
+        first occurrence after the recording start (after ``after`` seconds when given,
+        so that a lights-on after midnight follows lights-off), where a clock time at
+        most ``before_start_sec`` before the start counts as just before it (negative
+        seconds); a full ``datetime`` (naive, in the recording's clock); a
+        ``timedelta`` from the start. None gives None.
+    start_time : datetime or None
+        Recording start; needed for clock times and datetimes.
+    what : str
+        Name used in error messages (e.g. ``"lights_off"``).
+    after : float, optional
+        Seconds from the start that a clock time must follow.
+    before_start_sec : float, default 3600
+        How far before the start a clock time (without ``after``) may lie.
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    ValueError
+        For an unparsable value, a clock time without ``start_time``, or a non-finite
+        number; the message names ``what`` and the value.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> start = dt.datetime(2020, 1, 1, 22, 30)
+    >>> resolve_time("23:00", start), resolve_time("06:30", start, after=1800.0)
+    (1800.0, 28800.0)
+    """
+    if value is None:
+        return None
+    if isinstance(value, _dt.timedelta):
+        return float(value.total_seconds())
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        sec = float(value)
+        if not np.isfinite(sec):
+            raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
+        return sec
+    st = None if start_time is None else start_time.replace(tzinfo=None)
+    if isinstance(value, _dt.datetime):
+        if st is None:
+            raise ValueError(f"{what} {value:%Y-%m-%d %H:%M:%S}: a date and time needs the "
+                             "recording start time, which this recording does not carry; "
+                             "give seconds from the start instead")
+        return float((value.replace(tzinfo=None) - st).total_seconds())
+    if isinstance(value, _dt.time):
+        clock = value.replace(tzinfo=None)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+        if number is not None:
+            return resolve_time(number, start_time, what)
+        m = _CLOCK.fullmatch(text)
+        if not m:
+            raise ValueError(f"{what} {value!r}: expected seconds from the recording start or "
+                             "a clock time HH:MM[:SS]")
+        h, mi, sec_f = int(m[1]), int(m[2]), float(m[3] or 0)
+        if h > 23 or mi > 59 or sec_f >= 60:
+            raise ValueError(f"{what} {value!r} is not a valid clock time (HH:MM[:SS])")
+        clock = _dt.time(h, mi, int(sec_f), int(round((sec_f % 1) * 1e6)) % 1_000_000)
+    else:
+        raise ValueError(f"{what} {value!r}: expected seconds, a clock time HH:MM[:SS], a "
+                         "datetime.time or a datetime.datetime")
+    if st is None:
+        raise ValueError(f"{what} {value!s}: a clock time needs the recording start time, "
+                         "which this recording does not carry; give seconds from the start "
+                         "instead")
+    sec = (_dt.datetime.combine(st.date(), clock) - st).total_seconds()
+    floor = float(after) if after is not None else -float(before_start_sec)
+    while sec < floor:
+        sec += 86400.0
+    while sec - 86400.0 >= floor:
+        sec -= 86400.0
+    return float(sec)
+
+
 def time_in_bed_slice(hypnogram: Hypnogram, lights_off: float | None = None,
-                      lights_on: float | None = None) -> slice:
+                      lights_on: float | None = None, notices: Notices | None = None,
+                      ) -> slice:
     """Epoch slice of the time in bed used by :func:`sleep_statistics`.
 
     Parameters
@@ -66,8 +162,11 @@ def time_in_bed_slice(hypnogram: Hypnogram, lights_off: float | None = None,
         ``hypnogram.onset_sec``). An epoch is in bed when its midpoint lies in
         ``[lights_off, lights_on)``. A missing bound defaults to the first (last) scored
         epoch, so leading and trailing unscored epochs are not time in bed. Bounds
-        beyond the hypnogram are clipped to it, with a ``UserWarning`` when they lie
-        more than one epoch outside.
+        beyond the hypnogram are clipped to it, with a notice (``lights-outside``,
+        logged once, and added to ``notices`` when given) when they lie more than one
+        epoch outside.
+    notices : Notices, optional
+        Where that notice goes (see :mod:`hypnoscope.notices`).
 
     Raises
     ------
@@ -98,9 +197,11 @@ def time_in_bed_slice(hypnogram: Hypnogram, lights_off: float | None = None,
              and lights_off < hypnogram.onset_sec - tol),
             ("lights_on", lights_on, lights_on is not None and lights_on > end + tol)):
         if outside:
-            warnings.warn(f"{name} ({value:g} s) lies outside the hypnogram "
-                          f"({hypnogram.onset_sec:g}-{end:g} s from the recording start); "
-                          "time in bed is clipped to the hypnogram", UserWarning, stacklevel=3)
+            (notices if notices is not None else Notices()).add(
+                "lights-outside",
+                f"{name} ({value:g} s) lies outside the hypnogram "
+                f"({hypnogram.onset_sec:g}-{end:g} s from the recording start); time in bed "
+                "is clipped to the hypnogram")
     if stop <= start:
         raise ValueError(
             f"time in bed (lights_off={lights_off}, lights_on={lights_on} s) contains no "
@@ -109,7 +210,8 @@ def time_in_bed_slice(hypnogram: Hypnogram, lights_off: float | None = None,
 
 
 def sleep_statistics(hypnogram: Hypnogram, lights_off: float | None = None,
-                     lights_on: float | None = None) -> dict[str, float]:
+                     lights_on: float | None = None, notices: Notices | None = None,
+                     ) -> dict[str, float]:
     """AASM sleep statistics of one night.
 
     Parameters
@@ -120,6 +222,8 @@ def sleep_statistics(hypnogram: Hypnogram, lights_off: float | None = None,
         Lights-off / lights-on in seconds from the recording start; they bound the time
         in bed (see :func:`time_in_bed_slice`). Without them, time in bed runs from the
         first to the last *scored* epoch.
+    notices : Notices, optional
+        Collects the notice of a lights-off/on outside the hypnogram.
 
     Returns
     -------
@@ -160,7 +264,7 @@ def sleep_statistics(hypnogram: Hypnogram, lights_off: float | None = None,
     here the default TIB starts and ends with a scored epoch. On the same TIB, TIB,
     SPT, WASO, TST, stage minutes, percentages, SE and SOL agree exactly.
     """
-    sl = time_in_bed_slice(hypnogram, lights_off, lights_on)
+    sl = time_in_bed_slice(hypnogram, lights_off, lights_on, notices)
     codes = hypnogram.codes[sl]
     ep_min = hypnogram.epoch_sec / 60.0
     three = hypnogram.n_classes == 3

@@ -39,7 +39,7 @@ for _code, _names in {
     R: ("r", "rem", "5", "sleep stage r", "sleep stage rem", "stage r", "stage rem"),
     UNSCORED: (
         "?", "sleep stage ?", "movement time", "mt", "m", "movement", "unscored",
-        "artefact", "artifact", "-1", "-100", "-2", "nan", "",
+        "u", "unknown", "artefact", "artifact", "-1", "-100", "-2", "nan", "",
     ),
 }.items():
     for _name in _names:

@@ -381,11 +381,12 @@ class _Cosine:  # picklable lr lambda (scheduler state_dict stores callables' __
 
 
 def _freeze_frozen_modules(model: nn.Module) -> None:
-    """Eval mode for modules whose own parameters are all frozen (batch-norm statistics
-    and dropout of a frozen encoder stay put)."""
+    """Eval mode for modules whose parameters (their submodules' included) are all
+    frozen: batch-norm statistics and dropout of a frozen encoder stay put, also dropout
+    layers inside a frozen block that holds no parameter of its own."""
     for m in model.modules():
-        own = list(m.parameters(recurse=False))
-        if own and not any(p.requires_grad for p in own):
+        params = list(m.parameters())
+        if params and not any(p.requires_grad for p in params):
             m.eval()
 
 

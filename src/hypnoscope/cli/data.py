@@ -82,6 +82,12 @@ def run_fetch(args: argparse.Namespace) -> int:
         print(f"{len(entries)} nights of {len({e.subject for e in entries})} subjects "
               f"(subset {args.subset}) -> {args.path or default_data_dir()}")
         return 0
+    from pathlib import Path
+
+    from ..utils import check_output_dir
+
+    check_output_dir(Path(args.path).expanduser() if args.path else default_data_dir(),
+                     "--path", create=False)
     try:
         pairs = fetch_sleepedf(subjects=args.subjects, recording=args.recording,
                                subset=args.subset, path=args.path,

@@ -112,5 +112,8 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..utils import check_output_dir
+
+    check_output_dir(args.out, "--out", create=False)  # before simulating and staging
     run_demo(args.out, model=args.model, seed=args.seed, hours=args.hours)
     return 0

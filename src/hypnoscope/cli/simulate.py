@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from . import CLIError
+from .stats import add_label_map_arg
 
 
 def register(subparsers) -> None:
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
                      help="one hypnogram file (EDF+, TSV/CSV or text) to simulate")
     src.add_argument("--n-subjects", type=int,
                      help="simulate this many subjects (each with their own traits)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder (created; checked for writing before simulating)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--mode", choices=["sleep-edf-sc", "telemetry"], default="sleep-edf-sc",
                    help="sleep-edf-sc: cassette layout with the EMG as a 1 Hz envelope; "
@@ -47,6 +49,7 @@ def register(subparsers) -> None:
                    help="scorer/physiology disagreement: 0 = every epoch shows its scored "
                         "stage; 1 (default) = about half the published inter-scorer "
                         "disagreement, N1 most; 2 = harder")
+    add_label_map_arg(p)
     p.add_argument("--record-id", default=None,
                    help="with --hypnogram: output file stem (default: from the input name)")
     p.set_defaults(func=run)
@@ -55,14 +58,18 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..hypnogram import read_hypnogram
     from ..simulate import simulate_dataset, simulate_night, write_sleepedf_pair
+    from ..utils import check_output_dir
 
     if args.difficulty is not None and args.difficulty < 0:
         raise CLIError(f"--difficulty must be >= 0, got {args.difficulty}")
     difficulty = {} if args.difficulty is None else {"difficulty": args.difficulty}
+    if args.hypnogram is not None and args.hypnogram_dir is not None:
+        raise CLIError("--hypnogram-dir goes with --n-subjects, not with --hypnogram")
+    if args.n_subjects is not None and args.n_subjects < 1:
+        raise CLIError(f"--n-subjects must be >= 1, got {args.n_subjects}")
+    check_output_dir(args.out, "--out", create=False)  # before any simulating
     if args.hypnogram is not None:
-        if args.hypnogram_dir is not None:
-            raise CLIError("--hypnogram-dir goes with --n-subjects, not with --hypnogram")
-        hyp = read_hypnogram(args.hypnogram)
+        hyp = read_hypnogram(args.hypnogram, label_map=args.label_map)
         if args.crop_wake_min is not None:
             hyp = hyp.crop_to_sleep(args.crop_wake_min)
         record_id = args.record_id
@@ -74,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {psg} and {hyp_path} ({hyp.n_epochs} epochs, "
               f"{hyp.duration_sec / 3600:.2f} h, mode {args.mode}, seed {args.seed})")
         return 0
-    if args.n_subjects < 1:
-        raise CLIError(f"--n-subjects must be >= 1, got {args.n_subjects}")
     crop = 60.0 if args.crop_wake_min is None else args.crop_wake_min
     records = simulate_dataset(args.out, args.n_subjects, seed=args.seed,
                                hypnograms=args.hypnogram_dir, mode=args.mode,

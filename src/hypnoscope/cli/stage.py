@@ -1,20 +1,32 @@
 """``hypnoscope stage``: stage one or many PSG recordings and write every output.
 
 Per recording with stem ``S`` (the file name without ``.edf`` and without a Sleep-EDF
-``-PSG`` suffix) the command writes, atomically, into ``--out``
-(:func:`hypnoscope.staging.stage_file`):
+``-PSG`` suffix) the command writes into ``--out``
+(:func:`hypnoscope.staging.stage_file`) an output set that appears all together or not
+at all (written into a temporary folder inside ``--out``, then moved in):
 
 - ``S.hypnogram.tsv``: ``onset duration stage confidence p_W p_N1 p_N2 p_N3 p_R``;
 - ``S.hypnogram.edf``: EDF+ stage annotations (MNE, EDFbrowser);
 - ``S.report.json`` and ``S.report.html``: sleep statistics (+ agreement with
   ``--reference``);
 - ``S.hypnogram.png``: hypnogram and hypnodensity.
+
+Batches: recordings whose stems are equal (``a/S-PSG.edf``, ``b/S-PSG.edf``, ``a/S.edf``;
+compared ignoring case) get distinct names, announced before staging
+(:func:`output_stems`): the parent folder's name is put in front (``a_S``, ``b_S``), and
+names still equal get ``-2``, ``-3`` ... in input order (``a_S-2``). ``--out`` is checked
+for writing before any work. A rerun skips every recording whose complete output set
+exists and was made from the same file with the same options (``--force`` stages it
+again); a set in the way that belongs to another recording is refused. The summary counts
+staged, skipped and failed recordings; the exit code is 1 if any failed, 130 when
+interrupted (finished sets stay complete, nothing of the others remains).
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import re
 import sys
 from pathlib import Path
@@ -30,7 +42,15 @@ def register(subparsers) -> None:
         "stage", help="stage PSG recordings (EDF) and write hypnograms and reports",
         description="Stage PSG recordings with a shipped or trained model. PSG may be files, "
                     "directories (every *-PSG.edf, else every *.edf that is not a hypnogram) "
-                    "or glob patterns.")
+                    "or glob patterns. Per recording with stem S (file name without .edf "
+                    "and -PSG) --out gets S.hypnogram.tsv, S.hypnogram.edf, S.report.html, "
+                    "S.report.json and S.hypnogram.png, all together or none (an error or "
+                    "Ctrl-C leaves nothing of that recording). Recordings with the same "
+                    "stem are named after their folder (a/S-PSG.edf, b/S-PSG.edf -> a_S, "
+                    "b_S; still equal: a_S-2 ...). A rerun skips recordings whose complete "
+                    "output set exists (same file and options; --force redoes them). A bad "
+                    "recording is reported and the batch goes on; exit code 1 if any "
+                    "failed.")
     p.add_argument("psg", nargs="+", metavar="PSG", help="EDF file(s), directories or globs")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
     p.add_argument("--model", "-m", default="default", metavar="NAME|PATH",
@@ -46,6 +66,14 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="recordings staged in parallel (processes; default 1)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG figure")
+    p.add_argument("--force", action="store_true",
+                   help="stage again recordings whose complete output set already exists "
+                        "in --out (default: skip them), and replace a set that belongs "
+                        "to another recording (default: refuse)")
+    p.add_argument("--strict", action="store_true",
+                   help="a recording whose staging gave any warning (units rescaled, "
+                        "flat or noisy channel, ...) fails with those warnings and gets "
+                        "no outputs; the batch goes on, exit code 1")
     p.set_defaults(func=run)
 
 
@@ -103,15 +131,118 @@ def _references(psgs: list[Path], refs: list[str] | None) -> list[Path | None]:
     return [Path(r) for r in refs]
 
 
-# --------------------------------------------------------------- one night
-def _worker(kwargs: dict[str, Any]) -> dict[str, Any]:
-    from ..staging import stage_file
+def output_stems(psgs: list[Path]) -> list[str]:
+    """Distinct output stems for a batch, in input order.
 
+    A recording keeps its :func:`~hypnoscope.recordings.recording_stem` ``S`` unless
+    another recording of the batch has the same one (ignoring case, as file systems
+    may): then the name of its parent folder is put in front (``a/S-PSG.edf`` ->
+    ``a_S``). Names that are still equal (same folder, e.g. ``a/S-PSG.edf`` and
+    ``a/S.edf``) get ``-2``, ``-3`` ... in input order (``a_S``, ``a_S-2``).
+    """
+    from collections import Counter
+
+    from ..recordings import recording_stem
+
+    stems = [recording_stem(p) for p in psgs]
+    count = Counter(s.casefold() for s in stems)
+    named = []
+    for p, s in zip(psgs, stems, strict=True):
+        if count[s.casefold()] > 1:
+            parent = re.sub(r"[^A-Za-z0-9._-]", "_", Path(p).resolve().parent.name) or "root"
+            s = f"{parent}_{s}"
+        named.append(s)
+    used: set[str] = set()
+    out = []
+    for s in named:
+        cand, i = s, 1
+        while cand.casefold() in used:
+            i += 1
+            cand = f"{s}-{i}"
+        used.add(cand.casefold())
+        out.append(cand)
+    return out
+
+
+def existing_outputs(out: Path, stem: str, plot: bool,
+                     options: dict[str, Any]) -> tuple[str, Any]:
+    """What ``out`` already holds for the output stem ``stem``.
+
+    Returns ``("none", None)``, ``("complete", report)`` (every file of the set, made
+    from the same recording with the same ``options``), ``("restage", why)`` (an
+    incomplete set, or one made with other options) or ``("other", why)`` (the set of
+    another recording).
+    """
+    from ..staging import output_names
+
+    names = output_names(stem)
+    if not any((out / n).exists() for n in names.values()):
+        return "none", None
+    report = stored = None
+    try:
+        report = json.loads((out / names["json"]).read_text(encoding="utf-8"))
+        stored = report["recording"]["staging_options"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if isinstance(stored, dict) and stored.get("psg") != options["psg"]:
+        return "other", (f"{out / stem}.* holds the outputs of {stored.get('psg')}, not of "
+                         f"this recording; choose another --out, or --force to replace them")
+    missing = [n for k, n in names.items() if (plot or k != "png")
+               and not (out / n).is_file()]
+    if missing:
+        return "restage", f"the earlier output set is incomplete (no {', '.join(missing)})"
+    if not isinstance(stored, dict):
+        return "restage", "the earlier outputs do not record how they were made"
+    if stored != options:
+        diff = [k for k in sorted(set(stored) | set(options)) if stored.get(k) != options.get(k)]
+        return "restage", f"the earlier outputs were made otherwise ({', '.join(diff)})"
+    return "complete", report
+
+
+def _skipped_row(psg: Path, stem: str, out: Path, report: dict[str, Any],
+                 plot: bool) -> dict[str, Any]:
+    """Summary row of a recording whose complete output set exists (from its report)."""
+    from ..staging import output_names
+
+    hyp = report.get("hypnogram") or {}
+    st = report.get("sleep_statistics") or {}
+    row: dict[str, Any] = {
+        "recording": str(psg), "stem": stem, "status": "skipped",
+        "n_epochs": hyp.get("n_epochs"), "hours": hyp.get("duration_h"),
+        "tst_min": st.get("total_sleep_min"), "se_pct": st.get("sleep_efficiency_pct"),
+        "mean_confidence": hyp.get("mean_confidence"),
+        "outputs": {k: str(out / n) for k, n in output_names(stem).items()
+                    if plot or k != "png"}}
+    agr = report.get("agreement") or {}
+    if agr:
+        row.update(accuracy=agr.get("accuracy"), kappa=agr.get("kappa"),
+                   macro_f1=agr.get("macro_f1"))
+    return row
+
+
+# --------------------------------------------------------------- one night
+def _worker(kwargs: dict[str, Any], debug: bool = False,
+            in_pool: bool = False) -> dict[str, Any]:
+    import signal
+
+    from ..staging import stage_file
+    from . import describe_error
+
+    if in_pool:  # take Ctrl-C while staging (see _pool_init)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return stage_file(**kwargs)
     except Exception as exc:  # noqa: BLE001 - every failure is reported, the batch goes on
-        return {"recording": str(kwargs["psg"]), "status": "failed",
-                "error": f"{type(exc).__name__}: {exc}"}
+        row = {"recording": str(kwargs["psg"]), "stem": kwargs.get("out_stem"),
+               "status": "failed", "error": describe_error(exc)[0]}
+        if debug:
+            import traceback
+
+            row["traceback"] = traceback.format_exc()
+        return row
+    finally:
+        if in_pool:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # -------------------------------------------------------------------- CLI
@@ -123,42 +254,76 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
-    """Plain-text table of a batch run."""
+    """Plain-text table of a batch run: one row per recording (``ok``, ``skipped`` with
+    the figures of its existing outputs, or ``FAILED`` with the reason)."""
+    from ..recordings import recording_stem
+
     has_ref = any("accuracy" in r for r in rows)
-    head = ["recording", "status", "epochs", "hours", "TST min", "SE %", "conf"]
+    head = ["recording", "outputs", "status", "epochs", "hours", "TST min", "SE %", "conf"]
     if has_ref:
         head += ["acc", "kappa", "MF1"]
+    names = [Path(r["recording"]).name for r in rows]
+    if len(set(names)) < len(names):  # same file names in several folders: show paths
+        names = [str(r["recording"]) for r in rows]
     lines = []
-    for r in rows:
-        name = Path(r["recording"]).name
-        if r["status"] != "ok":
-            lines.append([name, "FAILED", r.get("error", "")])
+    for name, r in zip(names, rows, strict=True):
+        stem = r.get("stem") or recording_stem(r["recording"])
+        if r["status"] not in ("ok", "skipped"):
+            lines.append([name, stem, "FAILED",
+                          (str(r.get("error", "")).splitlines() or [""])[0]])
             continue
-        cells = [name, "ok", str(r["n_epochs"]), _fmt(r["hours"], ".2f"), _fmt(r["tst_min"], ".1f"),
-                 _fmt(r["se_pct"], ".1f"), _fmt(r["mean_confidence"], ".2f")]
+        cells = [name, stem, r["status"], _fmt(r["n_epochs"], ".0f"), _fmt(r["hours"], ".2f"),
+                 _fmt(r["tst_min"], ".1f"), _fmt(r["se_pct"], ".1f"),
+                 _fmt(r["mean_confidence"], ".2f")]
         if has_ref:
             cells += [_fmt(r.get("accuracy"), ".3f"), _fmt(r.get("kappa"), ".3f"),
                       _fmt(r.get("macro_f1"), ".3f")]
         lines.append(cells)
     full = [c for c in lines if len(c) == len(head)]
     width = [max([len(head[i])] + [len(c[i]) for c in full]) for i in range(len(head))]
+    width[0] = max([width[0]] + [len(c[0]) for c in lines])
+    width[1] = max([width[1]] + [len(c[1]) for c in lines])
     out = ["  ".join(h.ljust(w) for h, w in zip(head, width, strict=True))]
     out.append("  ".join("-" * w for w in width))
     for c in lines:
         if len(c) == len(head):
-            out.append("  ".join(x.ljust(w) for x, w in zip(c, width, strict=True)))
+            out.append("  ".join(x.ljust(w) for x, w in zip(c, width, strict=True)).rstrip())
         else:
-            out.append(f"{c[0].ljust(width[0])}  FAILED  {c[2]}")
+            out.append(f"{c[0].ljust(width[0])}  {c[1].ljust(width[1])}  FAILED  {c[3]}")
     return "\n".join(out)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..utils import progress, write_json_atomic
+def _check_lights(value: str | None, what: str) -> str | float | None:
+    """Validate a --lights-off/--lights-on value before any work (seconds or HH:MM[:SS])."""
+    if value is None:
+        return None
+    try:
+        sec = float(value)
+    except ValueError:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", value.strip())
+        if not m or int(m[1]) > 23 or int(m[2]) > 59 or int(m[3] or 0) > 59:
+            raise CLIError(f"{what} {value!r}: expected seconds from the recording start "
+                           "or a clock time HH:MM[:SS]") from None
+        return value.strip()
+    if not sec >= 0 or sec == float("inf"):
+        raise CLIError(f"{what} {value!r}: expected seconds >= 0 from the recording start")
+    return sec
 
-    psgs = expand_inputs(args.psg)
-    refs = _references(psgs, args.reference)
+
+def run(args: argparse.Namespace) -> int:
+    from ..utils import check_output_dir, progress, remove_stale_partials, write_json_atomic
+
     if args.jobs < 1:
         raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
+    bounds = {k: v for k, v in (
+        ("lights_off", _check_lights(getattr(args, "lights_off", None), "--lights-off")),
+        ("lights_on", _check_lights(getattr(args, "lights_on", None), "--lights-on")),
+        ("crop", getattr(args, "crop", None))) if v is not None}
+    out = check_output_dir(args.out, "--out", create=True)  # before any work
+    psgs = expand_inputs(args.psg)
+    refs = _references(psgs, args.reference)
+    stems = output_stems(psgs)
+    _announce_renames(psgs, stems)
     from ..models.storage import load_staging_model, resolve_model_path
 
     resolve_model_path(args.model)  # fail early on an unknown model
@@ -170,44 +335,147 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: model {card.get('name', args.model)!r} uses EEG and EOG only; "
                   f"--emg {' '.join(args.emg) if isinstance(args.emg, list) else args.emg} "
                   "is ignored", file=sys.stderr)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tasks = [dict(psg=str(p), out_dir=str(out), model=args.model, eeg=args.eeg, eog=args.eog,
-                  emg=args.emg, reference=None if r is None else str(r),
-                  plot=not args.no_plot) for p, r in zip(psgs, refs, strict=True)]
-    rows: list[dict[str, Any]] = []
-    bar = progress(total=len(tasks), desc="staging", unit="night")
-    if args.jobs == 1 or len(tasks) == 1:
-        for t in tasks:
-            bar.set_postfix_str(Path(t["psg"]).name)
-            rows.append(_worker(t))
-            _report_row(rows[-1])
-            bar.update(1)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+    from ..staging import staging_options
 
-        # "spawn": forked workers can deadlock in OpenMP (LightGBM) or MNE threads that
-        # the parent already started
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks)),
-                                 mp_context=ctx) as pool:
-            futures = {pool.submit(_worker, t): i for i, t in enumerate(tasks)}
-            done: dict[int, dict[str, Any]] = {}
-            for fut in as_completed(futures):
-                done[futures[fut]] = fut.result()
-                _report_row(done[futures[fut]])
+    for d in remove_stale_partials(out):
+        print(f"note: removed {d}, left by an interrupted run", file=sys.stderr)
+    plot = not args.no_plot
+    tasks = [dict(psg=str(p), out_dir=str(out), model=args.model, eeg=args.eeg, eog=args.eog,
+                  emg=args.emg, reference=None if r is None else str(r), plot=plot,
+                  out_stem=stem, strict=args.strict, **bounds)
+             for p, r, stem in zip(psgs, refs, stems, strict=True)]
+    rows: list[dict[str, Any] | None] = [None] * len(tasks)
+    todo, skipped = [], []
+    for i, t in enumerate(tasks):
+        if not Path(t["psg"]).is_file():
+            todo.append(i)  # reported as a failure by stage_file
+            continue
+        options = json.loads(json.dumps(staging_options(
+            t["psg"], args.model, args.eeg, args.eog, args.emg, t["reference"], **bounds)))
+        state, what = existing_outputs(out, t["out_stem"], plot, options)
+        if state == "complete" and not args.force:
+            rows[i] = _skipped_row(Path(t["psg"]), t["out_stem"], out, what, plot)
+            skipped.append(t["out_stem"])
+        elif state == "other" and not args.force:
+            rows[i] = {"recording": t["psg"], "stem": t["out_stem"], "status": "failed",
+                       "error": what}
+            _report_row(rows[i])
+        else:
+            if state in ("restage", "other"):
+                print(f"note: {t['psg']}: staging again: "
+                      f"{what if state == 'restage' else 'replacing ' + what.split(';')[0]}",
+                      file=sys.stderr)
+            todo.append(i)
+    if skipped:
+        print(f"skipping {len(skipped)} recording(s) whose complete output set exists in "
+              f"{out} (same recording and options; --force stages them again): "
+              f"{', '.join(skipped)}", file=sys.stderr)
+    debug = bool(getattr(args, "debug", False))
+    bar = progress(total=len(todo), desc="staging", unit="night")
+    try:
+        if args.jobs == 1 or len(todo) <= 1:
+            for i in todo:
+                bar.set_postfix_str(Path(tasks[i]["psg"]).name)
+                rows[i] = _worker(tasks[i], debug)
+                _report_row(rows[i])
                 bar.update(1)
-        rows = [done[i] for i in range(len(tasks))]
+        else:
+            _run_pool(tasks, todo, rows, min(args.jobs, len(todo)), debug, bar)
+    except KeyboardInterrupt:
+        bar.close()
+        left = [tasks[i]["out_stem"] for i in todo if rows[i] is None]
+        n_ok = sum(rows[i]["status"] == "ok" for i in todo if rows[i] is not None)
+        n_fail = sum(rows[i]["status"] == "failed" for i in todo if rows[i] is not None)
+        print(f"hypnoscope stage: interrupted: {n_ok} recording(s) staged, {n_fail} failed, "
+              f"{len(left)} not finished ({', '.join(left)}; nothing of them was written); "
+              "run the same command again to finish (complete output sets are skipped)",
+              file=sys.stderr)
+        return 130
     bar.close()
-    n_fail = sum(r["status"] != "ok" for r in rows)
-    print(summary_table(rows))
-    print(f"{len(rows) - n_fail} of {len(rows)} recording(s) staged; outputs in {out}")
-    if len(rows) > 1:
-        write_json_atomic(out / "summary.json", rows)
+    done = [r for r in rows if r is not None]
+    n_fail = sum(r["status"] not in ("ok", "skipped") for r in done)
+    n_skip = sum(r["status"] == "skipped" for r in done)
+    print(summary_table(done))
+    print(f"{len(done) - n_fail - n_skip} of {len(done)} recording(s) staged, {n_skip} "
+          f"skipped (complete outputs exist), {n_fail} failed; outputs in {out}")
+    if len(done) > 1:
+        write_json_atomic(out / "summary.json", done)
     return 1 if n_fail else 0
 
 
+def _pool_init() -> None:
+    """Worker start-up: an idle worker ignores Ctrl-C (the parent decides); a worker
+    that is staging takes it (:func:`_worker`), so its recording stops cleanly."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_pool(tasks, todo, rows, jobs: int, debug: bool, bar) -> None:
+    """Stage ``tasks[todo]`` in ``jobs`` processes, at most ``jobs`` at a time (so that an
+    interrupt leaves nothing queued); fill ``rows`` as they finish."""
+    import multiprocessing
+    import os
+    import signal
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from . import describe_error
+
+    def failed(i: int, exc: BaseException) -> dict[str, Any]:
+        return {"recording": tasks[i]["psg"], "stem": tasks[i]["out_stem"],
+                "status": "failed", "error": describe_error(exc)[0]}
+
+    # "spawn": forked workers can deadlock in OpenMP (LightGBM) or MNE threads that
+    # the parent already started
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_pool_init,
+                               mp_context=multiprocessing.get_context("spawn"))
+    pending, running = list(todo), {}
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                i = pending.pop(0)
+                try:
+                    running[pool.submit(_worker, tasks[i], debug, True)] = i
+                except RuntimeError as exc:  # BrokenProcessPool: a worker was killed
+                    rows[i] = failed(i, exc)
+                    _report_row(rows[i])
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i = running.pop(fut)
+                try:
+                    rows[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. a worker killed (out of memory)
+                    rows[i] = failed(i, exc)
+                _report_row(rows[i])
+                bar.update(1)
+    except KeyboardInterrupt:
+        # stop the recordings being staged (each leaves nothing), start no new one
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                os.kill(proc.pid, signal.SIGINT)
+            except OSError:
+                pass
+        pool.shutdown(wait=True, cancel_futures=True)
+        for fut, i in running.items():  # those that finished meanwhile count
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                rows[i] = fut.result()
+        raise
+    pool.shutdown()
+
+
+def _announce_renames(psgs: list[Path], stems: list[str]) -> None:
+    from ..recordings import recording_stem
+
+    renamed = [(p, s) for p, s in zip(psgs, stems, strict=True) if s != recording_stem(p)]
+    if renamed:
+        print("note: recordings share an output stem, so their outputs are named: "
+              + ", ".join(f"{p} -> {s}.*" for p, s in renamed), file=sys.stderr)
+
+
 def _report_row(row: dict[str, Any]) -> None:
-    if row["status"] != "ok":
-        print(f"hypnoscope stage: {row['recording']}: {row['error']}", file=sys.stderr)
+    if row["status"] not in ("ok", "skipped"):
+        if row.get("traceback"):
+            print(row["traceback"], file=sys.stderr, end="")
+        print(f"hypnoscope stage: error: {row['recording']}: {row['error']}", file=sys.stderr)

@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epoch-sec", type=float, default=30.0,
                    help="epoch length in seconds (default: 30)")
     p.add_argument("-o", "--output", help="also write the statistics as JSON to this file")
+    add_label_map_arg(p)
     p.set_defaults(func=_stats)
 
     c = subparsers.add_parser(
@@ -35,7 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _lights_args(c)
     c.add_argument("--report", metavar="STEM",
                    help="also write an HTML + JSON report (STEM.html, STEM.json)")
+    add_label_map_arg(c)
     c.set_defaults(func=_compare)
+
+
+def add_label_map_arg(p: argparse.ArgumentParser) -> None:
+    """The ``--label-map`` option of the commands that read hypnograms."""
+    p.add_argument("--label-map", metavar="MAP",
+                   help="site-specific stage labels of the hypnogram file(s): a JSON file "
+                        "{\"LABEL\": \"STAGE\"} or 'LABEL=STAGE,...' (e.g. 'NREM2=N2,N 2=N2');"
+                        " an unknown label is an error that lists the accepted ones")
 
 
 def _lights_args(p: argparse.ArgumentParser) -> None:
@@ -76,17 +86,19 @@ def parse_time(value: str | None, start: dt.datetime | None, what: str,
     return sec
 
 
-def _load(path: str, epoch_sec: float = 30.0):
+def _load(path: str, epoch_sec: float = 30.0, label_map: str | None = None):
     from ..hypnogram import read_hypnogram
 
-    return read_hypnogram(path, epoch_sec=epoch_sec)
+    return read_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map)
 
 
 def _stats(args: argparse.Namespace) -> int:
     from ..sleepstats import STAT_KEYS, STAT_LABELS, json_safe, sleep_statistics
-    from ..utils import write_json_atomic
+    from ..utils import check_output_file, write_json_atomic
 
-    hyp = _load(args.hypnogram, args.epoch_sec)
+    if args.output:
+        check_output_file(args.output, "-o/--output")
+    hyp = _load(args.hypnogram, args.epoch_sec, args.label_map)
     off = parse_time(args.lights_off, hyp.start_time, "--lights-off")
     on = parse_time(args.lights_on, hyp.start_time, "--lights-on", after=off)
     stats = json_safe(sleep_statistics(hyp, lights_off=off, lights_on=on))
@@ -109,7 +121,14 @@ def _compare(args: argparse.Namespace) -> int:
     from ..evaluation import compare_hypnograms
     from ..sleepstats import STAT_KEYS, STAT_LABELS, json_safe
 
-    pred, ref = _load(args.pred), _load(args.ref)
+    if args.report:
+        from ..report import report_paths
+        from ..utils import check_output_file
+
+        for path in report_paths(args.report):
+            check_output_file(path, "--report")
+    pred, ref = _load(args.pred, label_map=args.label_map), _load(args.ref,
+                                                                  label_map=args.label_map)
     start = ref.start_time or pred.start_time
     off = parse_time(args.lights_off, start, "--lights-off")
     on = parse_time(args.lights_on, start, "--lights-on", after=off)

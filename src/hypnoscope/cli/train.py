@@ -43,7 +43,11 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, metavar="NAME",
                    help="model name, e.g. lightgbm-context (list: 'hypnoscope models')")
     _add_input_args(p)
-    p.add_argument("--out", required=True, metavar="MODEL_PATH", help="output model file")
+    p.add_argument("--out", required=True, metavar="MODEL_PATH",
+                   help="output model file (checked for writing before training starts)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to train if reading any night gave a warning (units "
+                        "rescaled, flat channel, ...): the error lists them all")
     p.add_argument("--classes", type=int, choices=(5, 3), default=None,
                    help="5 classes (W,N1,N2,N3,R) or 3 (W,NREM,R); default 5, or 3 for "
                         "the hierarchical models (*-hier)")
@@ -101,6 +105,26 @@ def _load_nights(args) -> list:
     return nights
 
 
+def _night_notices(nights) -> list:
+    """Every warning that reading the nights produced (``meta["notices"]`` and the
+    reader's messages), each naming its recording."""
+    from ..notices import Notice, Notices
+
+    out = Notices()
+    for night in nights:
+        meta = getattr(night, "meta", None) or {}
+        src = str(meta.get("source") or getattr(night, "night_id", "night"))
+        items = list(meta.get("notices") or [])
+        items += [Notice("reader-warning", m) for m in
+                  ((meta.get("reader") or {}).get("warnings") or [])]
+        for n in items:
+            n = n if isinstance(n, Notice) else Notice(**n)
+            if src not in n.message:
+                n = Notice(n.code, f"{src}: {n.message}", n.severity, n.channel)
+            out.extend_from([n])
+    return out
+
+
 def _is_feature_model(name: str) -> bool:
     from ..models import MODEL_REGISTRY
 
@@ -120,7 +144,19 @@ def _train(args) -> int:
         args.classes = 3 if args.model.endswith("-hier") else 5
     if not 0 <= args.val_fraction < 1:
         raise CLIError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    from ..utils import check_output_dir, check_output_file
+
+    # the output paths are checked before minutes of loading and training, not at save
+    check_output_file(args.out, "--out")
+    if not _is_feature_model(args.model):
+        check_output_dir(args.checkpoint_dir or f"{args.out}.ckpt", "--checkpoint-dir",
+                         create=False)
     nights = _load_nights(args)
+    if args.strict:
+        from ..notices import raise_if_strict
+
+        raise_if_strict(_night_notices(nights), True,
+                        f"training data {args.features or args.data}")
     options: dict[str, Any] = {"n_classes": args.classes, "seed": args.seed}
     if _is_feature_model(args.model):
         train_nights, val_nights = nights, None

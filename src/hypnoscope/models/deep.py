@@ -43,6 +43,7 @@ from ..training import (
     Phase,
     TrainConfig,
     batch_input,
+    classification_loss,
     cross_entropy_loss,
     predict_windows,
     train_model,
@@ -358,4 +359,50 @@ class DeepStagingModel(StagingModel):
             self.nets[task] = net.eval()
 
 
-__all__ = ["DeepStagingModel", "NORMALIZATION"]
+class EpochStagingModel(DeepStagingModel):
+    """Base of per-epoch deep models: one 30-s epoch in, its stage out.
+
+    Windows are single epochs (``seq_len=1``, ``many-to-one``) and the network is called
+    braindecode-style on ``(B, n_chans, n_times)`` (the raw view of the window's epoch)
+    returning ``(B, n_outputs)`` logits; the default phase is supervised cross-entropy
+    through :meth:`forward`. A subclass sets the network, presets and phases as for
+    :class:`DeepStagingModel`.
+    """
+
+    def __init__(self, n_classes: int = 5, seq_len: int | None = None,
+                 mode: str = "many-to-one", **options: Any) -> None:
+        if seq_len not in (None, 1) or mode != "many-to-one":
+            raise ValueError(f"{self.name} is a per-epoch model: seq_len must be 1 and mode "
+                             f"'many-to-one', got seq_len={seq_len}, mode={mode!r}")
+        super().__init__(n_classes=n_classes, seq_len=1, mode="many-to-one", **options)
+
+    def epoch_input(self, batch: dict) -> torch.Tensor:
+        """``(B, n_chans, n_times)``: the epoch of each single-epoch window."""
+        x = batch["x"][self.input_views[0] if self.input_views else "raw"]
+        return x[:, -1]
+
+    def forward(self, net: nn.Module, batch: dict) -> torch.Tensor:
+        """``(B, n_outputs)`` logits of the window's epoch."""
+        return net(self.epoch_input(batch))
+
+    def supervised_loss(self, net: nn.Module, batch: dict, ctx) -> Any:
+        """Cross-entropy of :meth:`forward` (``label_smoothing`` of the config)."""
+        return classification_loss(self.forward(net, batch), batch["y"], ctx,
+                                   self.config["label_smoothing"])
+
+    def supervised_phase(self, **overrides: Any) -> Phase:
+        """The supervised phase with the model's training settings (``overrides`` on
+        top, e.g. ``params``)."""
+        c = self.config
+        kw = {"name": "supervised", "loss": self.supervised_loss, "epochs": c["epochs"],
+              "batch_size": c["batch_size"], "lr": c["lr"],
+              "weight_decay": c["weight_decay"], "class_weighting": c["class_weighting"],
+              "monitor": c["monitor"], "patience": c["patience"]}
+        kw.update(overrides)
+        return Phase(**kw)
+
+    def phases(self, task: str) -> list[Phase]:
+        return [self.supervised_phase()]
+
+
+__all__ = ["DeepStagingModel", "EpochStagingModel", "NORMALIZATION"]
