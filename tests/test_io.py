@@ -183,11 +183,12 @@ def test_subsets_and_overrides_on_file(make_psg_edf):
 def test_raw_input_equals_path_and_is_untouched(make_psg_edf):
     path = make_psg_edf(duration_sec=60.0)
     raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
-    n_before = len(raw.ch_names)
+    n_before, data_before = len(raw.ch_names), raw.get_data().copy()
     rec_raw, rec_path = read_psg(raw), read_psg(path)
     assert rec_raw.roles == rec_path.roles
     np.testing.assert_array_equal(rec_raw.data, rec_path.data)
     assert len(raw.ch_names) == n_before
+    np.testing.assert_array_equal(raw.get_data(), data_before)  # still volts, unchanged
 
 
 def test_rawarray_input_aasm_names():

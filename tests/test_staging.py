@@ -21,7 +21,8 @@ from hypnoscope.staging import stage_file, stage_recording
 MODEL = "default"
 SC_CHANNELS = {"EEG Fpz-Cz": 100.0, "EEG Pz-Oz": 100.0, "EOG horizontal": 100.0,
                "EMG submental": 1.0, "Event marker": 1.0}
-TSV_COLUMNS = ["onset", "duration", "stage", "confidence", "p_W", "p_N1", "p_N2", "p_N3", "p_R"]
+TSV_COLUMNS = ["onset", "duration", "stage", "confidence", "p_W", "p_N1", "p_N2", "p_N3", "p_R",
+               "quality"]
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def _check_tsv(path, n_epochs):
     assert len(df) == n_epochs
     np.testing.assert_allclose(df["onset"], np.arange(n_epochs) * 30.0)
     assert set(df["stage"]) <= {"W", "N1", "N2", "N3", "R"}
-    p = df[TSV_COLUMNS[4:]].to_numpy()
+    p = df[TSV_COLUMNS[4:9]].to_numpy()
     assert (p >= 0).all()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(df["confidence"], p.max(axis=1), atol=1e-5)
@@ -144,6 +145,30 @@ def test_cli_reference_adds_agreement(psg, tmp_path, capsys):
         "accuracy"] == pytest.approx(expected)
 
 
+def test_cli_reference_with_site_labels_needs_label_map(psg, tmp_path, capsys):
+    labels = ["Wake"] * 6 + ["S1"] + ["S2"] * 3 + ["SWS"] * 3 + ["S2"] * 2 + ["REM"] * 3 \
+        + ["S2"] * 2 + ["Wake"] * 4
+    tsv = tmp_path / "site.tsv"
+    tsv.write_text("onset\tduration\tstage\n" + "".join(
+        f"{30 * i}\t30\t{lab}\n" for i, lab in enumerate(labels)))
+    out = tmp_path / "out"
+    # an unknown label is an error naming the file and the label, and nothing is written
+    assert main(["stage", str(psg), "--out", str(out), "--reference", str(tsv)]) == 1
+    err = capsys.readouterr()
+    assert "site.tsv: unknown stage label(s) 'SWS' (row 11" in err.err
+    assert not list(out.glob("SC4991E0.*"))
+    lm = "SWS=N3"
+    assert main(["stage", str(psg), "--out", str(out), "--reference", str(tsv),
+                 "--label-map", lm]) == 0
+    report = json.loads((out / "SC4991E0.report.json").read_text())
+    ref = Hypnogram(["W"] * 6 + ["N1"] + ["N2"] * 3 + ["N3"] * 3 + ["N2"] * 2 + ["R"] * 3
+                    + ["N2"] * 2 + ["W"] * 4)
+    pred = pd.read_csv(out / "SC4991E0.hypnogram.tsv", sep="\t")["stage"].to_numpy()
+    assert report["agreement"]["accuracy"] == pytest.approx(
+        np.mean(pred == np.array(ref.labels)))
+    assert report["recording"]["staging_options"]["label_map"] == lm
+
+
 def test_batch_reports_corrupt_file_and_stages_the_rest(make_psg_edf, tmp_path, capsys):
     folder = tmp_path / "batch"
     for i, seed in ((1, 1), (2, 2)):
@@ -193,7 +218,9 @@ def test_stage_file_writes_output_set_and_returns_row(psg, tmp_path):
     names = np.array(["W", "N1", "N2", "N3", "R"])
     assert row["accuracy"] == pytest.approx(np.mean(df["stage"].to_numpy() == names[ref_codes]))
     assert row["hours"] == pytest.approx(24 * 30 / 3600)
-    assert row["mean_confidence"] == pytest.approx(df["confidence"].mean(), abs=1e-5)
+    staged = df["stage"] != "?"  # the mean over staged epochs, as in the report
+    assert row["mean_confidence"] == pytest.approx(df.loc[staged, "confidence"].mean(),
+                                                   abs=1e-5)
     assert not (tmp_path / "o" / "SC4991E0.hypnogram.png").exists()
     with pytest.raises(FileNotFoundError, match="missing-PSG.edf"):
         stage_file(tmp_path / "missing-PSG.edf", tmp_path / "o")
@@ -252,7 +279,7 @@ def _agreement_from_files(demo_dir):
     pred = read_hypnogram(demo_dir / "SC4001E0.hypnogram.tsv").codes
     truth = read_hypnogram(demo_dir / "data" / "SC4001E0-Hypnogram.edf").codes
     assert pred.shape == truth.shape
-    keep = truth >= 0
+    keep = (truth >= 0) & (pred >= 0)  # epochs scored in both (unscored: bad signal)
     t, p = truth[keep], pred[keep]
     return {"accuracy": float(np.mean(t == p)), "kappa": cohen_kappa_score(t, p),
             "macro_f1": f1_score(t, p, average="macro")}
@@ -333,14 +360,15 @@ def test_models_command_lists_shipped_model_card(capsys):
     assert card["summary"] in line and "real Sleep-EDF" in line
 
 
-def test_implausible_units_are_reported_with_the_result():
+def test_implausible_units_are_reported_with_the_result(recwarn):
     rng = np.random.default_rng(0)
-    data = rng.normal(size=(3, 100 * 30 * 24)) * 20e-12  # µV values stored 1e6 too small
+    t = np.arange(100 * 30 * 24) / 100.0
+    uv = 30 * np.sin(2 * np.pi * 1.0 * t) + 5 * rng.normal(size=(3, t.size))
     info = mne.create_info(["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"], 100.0,
                            ["eeg", "eeg", "eog"])
-    raw = mne.io.RawArray(data, info, verbose="error")
-    with pytest.warns(UserWarning, match="implausibly small"):
-        res = stage_recording(raw)
+    raw = mne.io.RawArray(uv * 1e-12, info, verbose="error")  # µV values stored 1e6 too small
+    res = stage_recording(raw)
+    assert not recwarn.list  # notices, not Python warnings
     warns = res.info["warnings"]
-    assert len(warns) == 3 and all("implausibly small" in w for w in warns)
-    assert "EEG Fpz-Cz" in warns[0] and "volts" in warns[0]
+    assert len(warns) == 3 and all("rescaled by 1e+06" in w for w in warns)
+    assert "EEG Fpz-Cz" in warns[0] and "1e+06 times too small" in warns[0]

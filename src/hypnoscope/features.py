@@ -53,6 +53,11 @@ EOG_SLOW = (0.3, 2.0)
 EOG_RAPID = (2.0, 5.0)
 EMG_TONE_LOW = 10.0
 ROLES = ("eeg", "eog", "emg", "emg_envelope")
+#: The MSMAE-CNN paper's handcrafted EEG set (its Random-Forest stream): mean, standard
+#: deviation, skewness, kurtosis and the log power of the five bands, per EEG channel
+#: (names as in :func:`epoch_features`).
+PAPER_FEATURES = ("mean", "sd", "skew", "kurtosis", "abs_delta", "abs_theta", "abs_alpha",
+                  "abs_sigma", "abs_beta")
 _EPS = 1e-12
 
 

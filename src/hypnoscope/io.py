@@ -547,9 +547,10 @@ def unit_factor(amplitude_uv: float) -> float | None:
 
 def emg_spectrum_shares(x: np.ndarray, fs: float, max_epochs: int = 240,
                         ) -> tuple[float, float] | None:
-    """``(share above 20 Hz, share below 2 Hz)`` of a signal's 0.3-45 Hz power (Welch,
-    4-s segments, on at most ``max_epochs`` evenly spaced 30-s epochs); None when the
-    rate is below ``EMG_CHECK_MIN_SFREQ`` or the signal is flat."""
+    """``(share above 20 Hz, share below 2 Hz)`` of a signal's 0.3-45 Hz power: the
+    median over at most ``max_epochs`` evenly spaced 30-s epochs of each epoch's shares
+    (Welch, 4-s segments); None when the rate is below ``EMG_CHECK_MIN_SFREQ`` or the
+    signal is flat."""
     from scipy.signal import welch
 
     if fs < EMG_CHECK_MIN_SFREQ:
@@ -561,14 +562,16 @@ def emg_spectrum_shares(x: np.ndarray, fs: float, max_epochs: int = 240,
     pick = np.unique(np.linspace(0, k - 1, min(k, max_epochs)).round().astype(int))
     ep = x[: k * n].reshape(k, n)[pick]
     f, p = welch(ep, fs=fs, nperseg=int(round(4 * fs)), axis=-1)
-    p = p.mean(axis=0)
     band = (f >= 0.3) & (f <= 45.0)
-    total = float(p[band].sum())
-    if not np.isfinite(total) or total <= 0:
+    total = p[:, band].sum(axis=1)
+    ok = np.isfinite(total) & (total > 0)
+    if not ok.any():
         return None
-    hf = float(p[(f >= 20.0) & (f <= 45.0)].sum()) / total
-    lf = float(p[(f >= 0.3) & (f < 2.0)].sum()) / total
-    return hf, lf
+    # median over epochs of the per-epoch shares: an artefact hour cannot make a whole
+    # EOG look like EMG
+    hf = p[ok][:, (f >= 20.0) & (f <= 45.0)].sum(axis=1) / total[ok]
+    lf = p[ok][:, (f >= 0.3) & (f < 2.0)].sum(axis=1) / total[ok]
+    return float(np.median(hf)), float(np.median(lf))
 
 
 # ---------------------------------------------------------------- reader
@@ -613,7 +616,10 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
     Returns
     -------
     PSGRecording
-        ``meta["notices"]`` holds what was noticed (see "Warnings as data").
+        ``meta["notices"]`` holds what was noticed (see "Warnings as data");
+        ``meta["amplitude_uv"]`` the amplitude of each channel used by the units rule,
+        ``meta["unit_factors"]`` the factors applied and ``meta["unit_warnings"]`` the
+        channels with a units notice (amplitude, factor, message).
     """
     from .notices import notices_of, raise_if_strict
 
@@ -652,10 +658,14 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
                           "(role 'emg_envelope')"),
     }
     role_of = {c: r for r in ROLES for c in roles_map[r]}
+    data_v = np.asarray(data_v, dtype=np.float64)
+    if getattr(raw, "preload", False) and np.shares_memory(data_v, raw._data):
+        data_v = data_v.copy()  # the caller's Raw is not modified
+    data_v *= 1e6  # MNE returns volts; µV in place (one copy of the signals in memory)
     # pass 1: native samples in µV, NaNs, flat channels, amplitudes
     native: list[tuple[np.ndarray, float]] = []
     for i, ch in enumerate(picks):
-        x = np.asarray(data_v[i], dtype=np.float64) * 1e6  # MNE returns volts
+        x = data_v[i]
         x, n_bad = _fill_nan(x, nan_policy, ch, name)
         if n_bad:
             meta["nan_samples"][ch] = n_bad
@@ -773,9 +783,9 @@ def _unit_factors(picks: list[str], native: list[tuple[np.ndarray, float]],
             else:
                 msg = (f"{name}: channel {ch!r} has {what}: {cause}; multiplying by {f:g} "
                        f"would give {a * f:.3g} µV (not done: fix_units=False)")
-            meta["unit_factors"][ch] = f if fix_units else 1.0
-            meta["unit_warnings"][ch] = {"median_abs_uv": a, "amplitude_uv": a, "factor": f,
-                                         "message": msg}
+            if fix_units:
+                meta["unit_factors"][ch] = f
+            meta["unit_warnings"][ch] = {"amplitude_uv": a, "factor": f, "message": msg}
             _notice(meta, "units-rescaled" if fix_units else "units-implausible", msg,
                     channel=ch)
             continue
@@ -788,23 +798,24 @@ def _unit_factors(picks: list[str], native: list[tuple[np.ndarray, float]],
                    f"{what.removeprefix('an ')} - {cause} No power-of-1000 "
                    f"unit factor brings it unambiguously into {tlo:g}-{thi:g} µV, so it is "
                    "kept as it is")
-            meta["unit_warnings"][ch] = {"median_abs_uv": a, "amplitude_uv": a,
-                                         "factor": None, "message": msg}
+            meta["unit_warnings"][ch] = {"amplitude_uv": a, "factor": None, "message": msg}
             _notice(meta, "units-implausible", msg, channel=ch)
     return factors
 
 
 _UNIT_SCALE = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9}
-_UNIT_NAME = {1.0: "V", 1e-3: "mV", 1e-6: "µV", 1e-9: "nV", 1e-12: "pV", 1e3: "kV"}
+_UNIT_NAME = {1.0: "V", 1e-3: "mV", 1e-6: "µV", 1e-9: "nV"}
 
 
 def _unit_cause(factor: float, unit: str) -> str:
-    """'the values look like mV under a 'uV' header' for a factor and a header unit."""
-    u = unit.strip().lower().removesuffix(" (mne)")
+    """'the values look like mV under a 'uV' header' for a factor and a header unit
+    (the values are in units of header scale x factor volts)."""
+    u = unit.strip().lower()
     scale = _UNIT_SCALE.get(u)
     actual = None if scale is None else _UNIT_NAME.get(float(f"{scale * factor:.3g}"))
     if actual is None:
-        return f"the values look {factor:g} times off their header unit {unit!r}"
+        how = f"{factor:g} times too small" if factor > 1 else f"{1 / factor:g} times too large"
+        return f"the values look {how} for their unit {unit!r}"
     return f"the values look like {actual} under a {unit!r} header"
 
 

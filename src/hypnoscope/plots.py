@@ -31,6 +31,9 @@ STAGE_COLORS: dict[str, str] = {
     "NREM": "#457b9d", "?": "#bbbbbb",
 }
 
+#: Colour of the band that marks epochs with a signal-quality flag.
+QUALITY_COLOR = "#7b2cbf"
+
 #: Vertical order of the hypnogram (top to bottom), the clinical convention.
 _ORDER = {5: ("W", "R", "N1", "N2", "N3"), 3: ("W", "R", "NREM")}
 
@@ -98,9 +101,10 @@ def plot_hypnogram(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "aut
     figsize : tuple
         Size of a new figure.
     show_quality : bool
-        With per-epoch quality labels (``hyp.quality``, from staging), draw a red band
-        under the N3 row over the epochs with a signal-quality flag (epochs outside the
-        staged span are not marked: they are shaded as unscored).
+        With per-epoch quality labels (``hyp.quality``, from staging), draw a purple
+        band labelled "bad signal" under the N3 row over the epochs with a
+        signal-quality flag (epochs outside the staged span are not marked: they are
+        shaded as unscored).
 
     Returns
     -------
@@ -128,16 +132,17 @@ def plot_hypnogram(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "aut
         for s, e in true_runs(codes < 0):
             ax.axvspan(t_h[s], t_h[e - 1] + ep_h, color=STAGE_COLORS["?"], alpha=0.35, lw=0,
                        zorder=1)
-    bottom = -0.6
+    bottom, ticks, tick_labels = -0.6, list(range(len(order))), list(reversed(order))
     quality = getattr(hyp, "quality", None)
     if show_quality and quality is not None:
         flagged = np.array([q not in ("ok", "outside-span") for q in quality], dtype=bool)
         for k, (s, e) in enumerate(true_runs(flagged)):
-            ax.fill_between([t_h[s], t_h[e - 1] + ep_h], -0.95, -0.7, color="#d62828",
+            ax.fill_between([t_h[s], t_h[e - 1] + ep_h], -0.95, -0.7, color=QUALITY_COLOR,
                             lw=0, zorder=3, label="signal-quality flag" if k == 0 else None)
         bottom = -1.0
-    ax.set_yticks(range(len(order)))
-    ax.set_yticklabels(list(reversed(order)))
+        ticks, tick_labels = [-0.825, *ticks], ["bad signal", *tick_labels]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(tick_labels)
     ax.set_ylim(bottom, len(order) - 0.4)
     if len(t_h):
         ax.set_xlim(t_h[0], t_h[-1] + ep_h)

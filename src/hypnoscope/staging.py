@@ -275,8 +275,8 @@ def _select_channels(report: QualityReport, names: list[str]) -> QualityReport:
 
 
 def _crop_mode(crop: bool | str | None) -> str:
-    if isinstance(crop, str) and crop.strip().lower() in ("auto", "on", "off"):
-        return crop.strip().lower()
+    if isinstance(crop, str) and crop.strip().lower() in ("auto", "on", "off", "none"):
+        return {"none": "off"}.get(crop.strip().lower(), crop.strip().lower())
     if crop is True:
         return "on"
     if crop is False or crop is None:
@@ -364,6 +364,30 @@ def _lights_span(lights_off, lights_on, start_time, n: int, epoch_sec: float, sr
     return slice(a, b), clip(off), clip(on)
 
 
+def _bridge_bad_epochs(rec, report: QualityReport, flags: Q):
+    """A copy of ``rec`` whose epochs carrying ``flags`` are replaced, channel by
+    channel, by a straight line between the good samples either side, so that the
+    band-pass filters (and the ICA fit) do not spread an artefact into the neighbouring
+    good epochs; ``rec`` itself when nothing is flagged. The replaced epochs are
+    unscored: what they hold afterwards is never staged."""
+    from .utils import true_runs
+
+    bad = report.has(flags)
+    if not bad.any():
+        return rec
+    spe = int(round(EPOCH_SEC * rec.sfreq))
+    data = rec.data.copy()
+    n = data.shape[1]
+    for c in range(report.n_channels):
+        x = data[c]  # the report's channels are the recording's, in its order
+        for a, b in true_runs(bad[:, c]):
+            lo, hi = a * spe, min(b * spe, n)
+            left = x[lo - 1] if lo > 0 else (x[hi] if hi < n else 0.0)
+            right = x[hi] if hi < n else left
+            x[lo:hi] = np.linspace(left, right, hi - lo + 2, dtype=np.float64)[1:-1]
+    return rec.copy(data=data)
+
+
 # ------------------------------------------------------------------ model inputs
 def _read_recording(recording, kind: str, eeg, eog, emg, sfreq: float):
     """The recording as a :class:`~hypnoscope.io.PSGRecording` in µV at ``sfreq``, with
@@ -426,7 +450,8 @@ def _bandpower_input(model, card, rec, eeg, eog, timings: dict[str, float]):
         return out
 
     info = {"channels": dict(zip(night.ch_names, night.roles, strict=True)),
-            "ica": night.meta.get("ica"), "source": night.meta.get("source")}
+            "ica": night.meta.get("ica"), "source": night.meta.get("source"),
+            "input_notices": list(night.meta.get("notices") or [])}  # channel choice
     return predict, list(night.ch_names), night.n_epochs, info
 
 
@@ -514,7 +539,7 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
         lights-off; see :func:`hypnoscope.sleepstats.resolve_time`). Only the epochs
         between them are staged and they bound the time in bed of the sleep
         statistics.
-    crop : {"auto", "on", "off"} or bool, default "auto"
+    crop : {"auto", "on", "off" (or "none")} or bool, default "auto"
         Crop to the main sleep period (:func:`main_sleep_period` of a first pass) plus
         ``crop_pad_min`` minutes of wake either side, as the training nights were:
         ``"auto"`` does so when the span to stage is longer than
@@ -582,11 +607,11 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
     # channels bad for most of the night are dropped; the model may manage without them
     dropped = {c: _channel_problem(qr_all, qr_all.ch_names.index(c))
                for c in qr_all.bad_channels(BAD_CHANNEL_FRACTION)}
-    good = rec
+    keep = [i for i, c in enumerate(rec.ch_names) if c not in dropped]
+    good = _bridge_bad_epochs(rec, qr_all, unstageable_flags)
     if dropped:
-        keep = [i for i, c in enumerate(rec.ch_names) if c not in dropped]
-        good = rec.copy(data=rec.data[keep], ch_names=[rec.ch_names[i] for i in keep],
-                        roles=[rec.roles[i] for i in keep])
+        good = good.copy(data=good.data[keep], ch_names=[rec.ch_names[i] for i in keep],
+                         roles=[rec.roles[i] for i in keep])
     try:
         if kind == "bandpower":
             if not good.n_channels:
@@ -596,6 +621,7 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
             if not good.n_channels:
                 raise ValueError("no usable channel is left")
             predict, used, n, info = _signals_input(mdl, card, good, timings)
+        notices.extend_from(info.pop("input_notices", []))  # reordered / ignored channels
     except ValueError as exc:
         if not dropped:
             raise
@@ -666,7 +692,7 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
             f"{_when(span.start * EPOCH_SEC, rec.start_time)} to "
             f"{_when(span.stop * EPOCH_SEC, rec.start_time)} ({kept:.1f} h); epochs "
             "outside it are not staged (unscored). Give lights_off/lights_on "
-            "(--lights-off/--lights-on) or crop='off' (--crop off) to change this",
+            "(--lights-off/--lights-on) or crop='off' (--crop none) to change this",
             severity="info")
     elif kind == "bandpower" and normalize == "sleep-period":
         sp = sleep_period_slice(codes[span], CROP_PAD_MIN, EPOCH_SEC)
@@ -716,20 +742,17 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
                                  for q in DETECTORS if (qr.has(q)[:, i] & noisy).any())
             for i, c in enumerate(used) if (qr.bad[:, i] & noisy).any())
         notices.add("noisy-epochs",
-                    f"{src}: {k} of {n_span} epochs ({_pct(k, n_span)}) have "
-                    f"flags that do not prevent staging (mains noise); they are staged "
-                    f"and marked in the quality column: {per}",
+                    f"{src}: {k} of {n_span} epochs ({_pct(k, n_span)}) have quality "
+                    f"flags that do not prevent staging; they are staged and marked in the "
+                    f"quality column: {per}",
                     severity="warning" if k > BAD_EPOCHS_WARN_FRACTION * n_span else "info")
 
     hyp = Hypnogram(codes, epoch_sec=EPOCH_SEC, onset_sec=0.0, start_time=rec.start_time,
                     probabilities=proba, n_classes=mdl.n_classes, quality=labels)
     timings["total_sec"] = time.perf_counter() - t0
-    source = ("recording" if span == slice(0, n) and lights_off is None and lights_on is None
-              else "+".join(s for s, on in (("lights", lights_off is not None
-                                             or lights_on is not None),
-                                            ("auto-crop", cropped)) if on) or "recording")
+    given = lights_off is not None or lights_on is not None
+    source = "+".join(s for s, on in (("lights", given), ("auto-crop", cropped)) if on)
     info.update({
-        "start_time": rec.start_time,
         "normalization_window_epochs": [window.start, window.stop],
         "quality": {**qr_all.summary(), "channels_used": list(used),
                     "channels_dropped": dict(dropped),
@@ -739,8 +762,9 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
                     "checked": bool(check_quality),
                     "rule": (UNSTAGEABLE_RULE if unstageable_flags == UNSTAGEABLE_FLAGS
                              else "custom unstageable_flags")},
-        "span": {"source": source, "start_epoch": span.start, "stop_epoch": span.stop,
-                 "start_sec": span.start * EPOCH_SEC, "end_sec": span.stop * EPOCH_SEC,
+        "span": {"source": source or "recording", "start_epoch": span.start,
+                 "stop_epoch": span.stop, "start_sec": span.start * EPOCH_SEC,
+                 "end_sec": span.stop * EPOCH_SEC,
                  "lights_off_sec": off_sec, "lights_on_sec": on_sec,
                  "crop": crop_mode, "crop_pad_min": float(crop_pad_min)},
         "notices": notices, "warnings": notices.messages("warning"),
@@ -748,7 +772,6 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
                   if card.get(k) is not None},
         "input": kind, "n_epochs": hyp.n_epochs, "timings": timings,
     })
-    info.pop("start_time", None)
     return StagingResult(hyp, info, qr_all if check_quality else None)
 
 
@@ -800,7 +823,7 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
                reference: str | os.PathLike | None = None, plot: bool = True, *,
                out_stem: str | None = None, strict: bool = False,
                lights_off: float | str | None = None, lights_on: float | str | None = None,
-               crop: str | None = None) -> dict[str, Any]:
+               crop: str | None = None, label_map: Any = None) -> dict[str, Any]:
     """Stage one recording file and write its output set into ``out_dir``.
 
     With ``S`` the output stem (``out_stem``, default the
@@ -825,6 +848,9 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     reference : path, optional
         Expert hypnogram of the same recording (any format
         :func:`hypnoscope.read_hypnogram` reads) for agreement metrics.
+    label_map : dict, str or None
+        Site-specific stage labels of the reference (see
+        :func:`hypnoscope.hypnogram.parse_label_map`).
     plot : bool, default True
         Write the PNG figure.
     out_stem : str, optional
@@ -834,7 +860,9 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         Fail (:class:`hypnoscope.notices.StrictModeError`, nothing written) if staging
         gave any warning.
     lights_off, lights_on, crop
-        Night boundaries, passed to :func:`stage_recording` when given.
+        Night boundaries (seconds or clock times ``"HH:MM[:SS]"``; crop ``"auto"``,
+        ``"on"`` or ``"off"``), passed to :func:`stage_recording` when given (else its
+        defaults). Sleep statistics, agreement and the report cover the span staged.
 
     Returns
     -------
@@ -858,15 +886,21 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
 
     psg = Path(psg)
     if not psg.is_file():
-        raise FileNotFoundError(f"recording not found: {psg}")
+        raise FileNotFoundError(f"{psg}: recording not found (expected an EDF/BDF file)")
     out_dir = Path(out_dir)
     stem = out_stem or recording_stem(psg)
-    ref = read_hypnogram(reference) if reference is not None else None
+    ref = (read_hypnogram(reference, label_map=label_map) if reference is not None
+           else None)
     t0 = time.perf_counter()
     bounds = {k: v for k, v in (("lights_off", lights_off), ("lights_on", lights_on),
                                 ("crop", crop)) if v is not None}
     result = stage_recording(str(psg), model=model, eeg=eeg, eog=eog, emg=emg, **bounds)
     hyp = result.hypnogram
+    # statistics and agreement over the staged span (lights-off/on, crop), computed
+    # before anything is written: a reference that does not fit fails here
+    stats = result.sleep_statistics()
+    cmp = None if ref is None else result.compare(ref)
+    off, on = result.lights
     info = dict(result.info)
     notices = result_notices(info)
     raise_if_strict(notices, strict, str(psg))  # before anything is written
@@ -877,23 +911,23 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     if hyp.start_time is not None:
         info["start_time"] = hyp.start_time.isoformat(sep=" ")
     info["staging_options"] = staging_options(psg, model, eeg, eog, emg, reference,
-                                              **bounds)
-    # a reference that does not fit fails here, before any output exists
-    cmp = None if ref is None else hyp.compare(ref)
+                                              **bounds, label_map=label_map)
     names = output_names(stem)
     with output_set(out_dir, stem, replaces=list(names.values())) as tmp:
         hyp.to_tsv(tmp / names["tsv"])
         hyp.to_edf(tmp / names["edf"])
-        write_report(tmp / f"{stem}.report", hyp, info, reference=ref, comparison=cmp)
+        write_report(tmp / f"{stem}.report", hyp, info, reference=ref, lights_off=off,
+                     lights_on=on, comparison=cmp)
         if plot:
             _write_png(hyp, tmp / names["png"], psg.name)
     paths = {k: out_dir / v for k, v in names.items() if plot or k != "png"}
-    stats = hyp.sleep_statistics()
     row: dict[str, Any] = {
         "recording": str(psg), "stem": stem, "status": "ok", "n_epochs": hyp.n_epochs,
         "hours": hyp.duration_sec / 3600, "tst_min": stats.get("total_sleep_min"),
         "se_pct": stats.get("sleep_efficiency_pct"),
-        "mean_confidence": float(hyp.confidence.mean()) if hyp.n_epochs else float("nan"),
+        # over the staged epochs, as in the report (unscored ones have confidence 0)
+        "mean_confidence": (float(hyp.confidence[hyp.codes >= 0].mean())
+                            if (hyp.codes >= 0).any() else float("nan")),
         "seconds": time.perf_counter() - t0, "outputs": {k: str(v) for k, v in paths.items()},
         "notices": [n.message for n in notices],
     }

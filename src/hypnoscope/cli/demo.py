@@ -39,7 +39,8 @@ def register(subparsers) -> None:
                     "package, stage it with the default model, print sleep statistics and "
                     "agreement with the simulated truth, and write the report.")
     p.add_argument("--out", "-o", default="hypnoscope-demo", metavar="DIR",
-                   help="output directory (default: %(default)s)")
+                   help="output directory (checked for writing first; default: "
+                        "%(default)s)")
     p.add_argument("--model", "-m", default="default", metavar="NAME|PATH",
                    help="model to stage with (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")

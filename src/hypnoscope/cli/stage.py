@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CLIError
+from .stats import add_label_map_arg
 
 _HYPNOGRAM_NAME = re.compile(r"hypnogram|annotation|scoring|\.hypnogram", re.IGNORECASE)
 
@@ -52,7 +53,8 @@ def register(subparsers) -> None:
                     "recording is reported and the batch goes on; exit code 1 if any "
                     "failed.")
     p.add_argument("psg", nargs="+", metavar="PSG", help="EDF file(s), directories or globs")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", "-o", required=True, metavar="DIR",
+                   help="output directory (created; checked for writing before any work)")
     p.add_argument("--model", "-m", default="default", metavar="NAME|PATH",
                    help="shipped model name (see 'hypnoscope models') or model file "
                         "(default: %(default)s)")
@@ -63,9 +65,22 @@ def register(subparsers) -> None:
                    help="reference hypnogram(s) for agreement metrics: one file per "
                         "recording (same order), or a directory searched for the matching "
                         "Sleep-EDF *-Hypnogram.edf / <stem>.* file")
+    add_label_map_arg(p)
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="recordings staged in parallel (processes; default 1)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG figure")
+    p.add_argument("--lights-off", metavar="TIME",
+                   help="lights off: clock time HH:MM[:SS] (taken against each "
+                        "recording's start time) or seconds from the recording start; "
+                        "only the epochs from lights-off to lights-on are staged and "
+                        "counted as time in bed")
+    p.add_argument("--lights-on", metavar="TIME",
+                   help="lights on (same forms as --lights-off; after midnight is fine)")
+    p.add_argument("--crop", choices=["auto", "on", "none"], default=None,
+                   help="crop to the main sleep period plus 30 min of wake either side: "
+                        "auto (default) for recordings longer than 14 h, such as 24-h "
+                        "Sleep-EDF cassette files (announced in the report), on: always, "
+                        "none: never")
     p.add_argument("--force", action="store_true",
                    help="stage again recordings whose complete output set already exists "
                         "in --out (default: skip them), and replace a set that belongs "
@@ -269,8 +284,10 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     for name, r in zip(names, rows, strict=True):
         stem = r.get("stem") or recording_stem(r["recording"])
         if r["status"] not in ("ok", "skipped"):
-            lines.append([name, stem, "FAILED",
-                          (str(r.get("error", "")).splitlines() or [""])[0]])
+            why = _without_path(str(r.get("error", "")), r["recording"])
+            why = (why.splitlines() or [""])[0]
+            lines.append([name, stem, "FAILED", why if len(why) <= 100 else
+                          why[:99] + "…"])
             continue
         cells = [name, stem, r["status"], _fmt(r["n_epochs"], ".0f"), _fmt(r["hours"], ".2f"),
                  _fmt(r["tst_min"], ".1f"), _fmt(r["se_pct"], ".1f"),
@@ -318,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
     bounds = {k: v for k, v in (
         ("lights_off", _check_lights(getattr(args, "lights_off", None), "--lights-off")),
         ("lights_on", _check_lights(getattr(args, "lights_on", None), "--lights-on")),
-        ("crop", getattr(args, "crop", None))) if v is not None}
+        ("crop", {"none": "off"}.get(args.crop, args.crop)),
+        ("label_map", args.label_map)) if v is not None}
     out = check_output_dir(args.out, "--out", create=True)  # before any work
     psgs = expand_inputs(args.psg)
     refs = _references(psgs, args.reference)
@@ -478,4 +496,10 @@ def _report_row(row: dict[str, Any]) -> None:
     if row["status"] not in ("ok", "skipped"):
         if row.get("traceback"):
             print(row["traceback"], file=sys.stderr, end="")
-        print(f"hypnoscope stage: error: {row['recording']}: {row['error']}", file=sys.stderr)
+        msg = _without_path(str(row["error"]), row["recording"])
+        print(f"hypnoscope stage: error: {row['recording']}: {msg}", file=sys.stderr)
+
+
+def _without_path(message: str, path: str) -> str:
+    """``message`` without a leading ``<path>: `` (the caller names the recording)."""
+    return message[len(str(path)) + 2:] if message.startswith(f"{path}: ") else message

@@ -21,8 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _lights_args(p)
     p.add_argument("--epoch-sec", type=float, default=30.0,
                    help="epoch length in seconds (default: 30)")
-    p.add_argument("-o", "--output", help="also write the statistics as JSON to this file")
+    p.add_argument("-o", "--output", help="also write the statistics as JSON to this file "
+                   "(checked for writing before anything is read)")
     add_label_map_arg(p)
+    _strict_arg(p)
     p.set_defaults(func=_stats)
 
     c = subparsers.add_parser(
@@ -35,9 +37,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print JSON instead of text")
     _lights_args(c)
     c.add_argument("--report", metavar="STEM",
-                   help="also write an HTML + JSON report (STEM.html, STEM.json)")
+                   help="also write an HTML + JSON report (STEM.html, STEM.json; checked "
+                        "for writing before anything is read)")
     add_label_map_arg(c)
+    _strict_arg(c)
     c.set_defaults(func=_compare)
+
+
+def _strict_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 2, nothing written) on any warning, e.g. a lights-off/on "
+                        "outside the hypnogram" + (
+                            " or scored epochs the two hypnograms do not share"
+                            if p.prog.endswith("compare") else ""))
+
+
+def _warnings(hyps, off: float | None, on: float | None, strict: bool, what: str) -> None:
+    """With ``strict``, raise :class:`~hypnoscope.notices.StrictModeError` for what the
+    statistics would warn about: lights-off/on outside a hypnogram and, for two
+    hypnograms (prediction, reference), scored epochs outside the span both cover
+    (they are not compared)."""
+    if not strict:
+        return
+    from ..notices import Notice, Notices, raise_if_strict
+    from ..sleepstats import time_in_bed_slice
+
+    notes = Notices()
+    for path, hyp in hyps:
+        if (hyp.codes >= 0).any():
+            local = Notices()
+            time_in_bed_slice(hyp, off, on, local)
+            notes.extend_from(Notice(n.code, f"{path}: {n.message}", n.severity, n.channel)
+                              for n in local)
+    if len(hyps) == 2:
+        (_, a), (_, b) = hyps
+        lo = max(a.onset_sec, b.onset_sec)
+        hi = min(a.onset_sec + a.duration_sec, b.onset_sec + b.duration_sec)
+        for path, hyp in hyps:
+            mid = hyp.onsets + hyp.epoch_sec / 2
+            k = int(((hyp.codes >= 0) & ((mid < lo) | (mid > hi))).sum())
+            if k:
+                notes.add("epochs-not-compared",
+                          f"{path}: {k} scored epoch(s) lie outside the {lo:g}-{hi:g} s "
+                          "that both hypnograms cover and are not compared")
+    raise_if_strict(notes, True, what)
 
 
 def add_label_map_arg(p: argparse.ArgumentParser) -> None:
@@ -101,6 +144,7 @@ def _stats(args: argparse.Namespace) -> int:
     hyp = _load(args.hypnogram, args.epoch_sec, args.label_map)
     off = parse_time(args.lights_off, hyp.start_time, "--lights-off")
     on = parse_time(args.lights_on, hyp.start_time, "--lights-on", after=off)
+    _warnings([(args.hypnogram, hyp)], off, on, args.strict, args.hypnogram)
     stats = json_safe(sleep_statistics(hyp, lights_off=off, lights_on=on))
     if args.output:
         write_json_atomic(args.output, stats)
@@ -132,6 +176,8 @@ def _compare(args: argparse.Namespace) -> int:
     start = ref.start_time or pred.start_time
     off = parse_time(args.lights_off, start, "--lights-off")
     on = parse_time(args.lights_on, start, "--lights-on", after=off)
+    _warnings([(args.pred, pred), (args.ref, ref)], off, on, args.strict,
+              f"{args.pred} vs {args.ref}")
     res = compare_hypnograms(pred, ref, lights_off=off, lights_on=on)
     if args.report:
         from ..report import write_report

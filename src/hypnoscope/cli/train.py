@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from . import CLIError
+from .stats import add_label_map_arg
 
 
 def _add_input_args(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,7 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eeg", nargs="+", default=None, help="EEG channel name(s) (--data)")
     p.add_argument("--eog", nargs="+", default=None, help="EOG channel name(s) (--data)")
     p.add_argument("--emg", nargs="+", default=None, help="EMG channel name(s) (--data)")
+    add_label_map_arg(p)  # the hypnograms of --data
 
 
 def register(subparsers) -> None:
@@ -68,6 +70,7 @@ def register(subparsers) -> None:
                            "whole subjects, at least one when there are 2 or more; 0 = "
                            "none (sequence models only; default 0.15, the default of "
                            "hypnoscope.splits.validation_split)")
+    _add_msmae_args(p)
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser(
@@ -99,6 +102,10 @@ def _load_nights(args) -> list:
     for role in ("eeg", "eog", "emg"):
         if getattr(args, role):
             kw[role] = getattr(args, role)
+    if getattr(args, "label_map", None):
+        kw["label_map"] = args.label_map
+    if getattr(args, "preprocessing", None) is not None:
+        kw["preprocessing"] = args.preprocessing
     nights = recordings.load_psg_dir(args.data, **kw)
     if not nights:
         raise FileNotFoundError(f"no PSG + hypnogram pairs found in {args.data}")
@@ -115,8 +122,9 @@ def _night_notices(nights) -> list:
         meta = getattr(night, "meta", None) or {}
         src = str(meta.get("source") or getattr(night, "night_id", "night"))
         items = list(meta.get("notices") or [])
+        known = {(n.message if isinstance(n, Notice) else n.get("message")) for n in items}
         items += [Notice("reader-warning", m) for m in
-                  ((meta.get("reader") or {}).get("warnings") or [])]
+                  ((meta.get("reader") or {}).get("warnings") or []) if m not in known]
         for n in items:
             n = n if isinstance(n, Notice) else Notice(**n)
             if src not in n.message:
@@ -151,6 +159,8 @@ def _train(args) -> int:
     if not _is_feature_model(args.model):
         check_output_dir(args.checkpoint_dir or f"{args.out}.ckpt", "--checkpoint-dir",
                          create=False)
+    args.preprocessing = _lowpass_preprocessing(args)
+    msmae_options = _msmae_options(args)
     nights = _load_nights(args)
     if args.strict:
         from ..notices import raise_if_strict
@@ -167,6 +177,7 @@ def _train(args) -> int:
             "resume": args.resume,
         })
         options = {k: v for k, v in options.items() if v is not None}
+        options.update(msmae_options)
         train_nights, val_nights = validation_split(nights, args.val_fraction, args.seed)
     model = make_model(args.model, **options)
     model.fit(train_nights, val_nights=val_nights)
@@ -192,6 +203,9 @@ def _evaluate(args) -> int:
     from ..utils import progress
 
     model = load_model(args.model)
+    # signal nights go through the continuous preprocessing the model was trained with
+    args.preprocessing = ((getattr(model, "metadata", {}) or {}).get("training_data")
+                          or {}).get("preprocessing")
     nights = _load_nights(args)
     n_classes = int(getattr(model, "n_classes", 5))
     y_true, y_pred = [], []
@@ -252,3 +266,57 @@ def _models(args) -> int:
         for c in cards:
             print(f"  {str(c['name']):<{w2}}{_card_summary(c)}")
     return 0
+
+
+# -- MSMAE-CNN options ---------------------------------------------------------------------
+
+#: Models of the MSMAE-CNN paper: the Kaiser 10-Hz low-pass is their default preprocessing.
+MSMAE_PAPER_MODELS = ("msmae-cnn", "msmae-cnn-rf", "cnn")
+_MSMAE_ONLY = ("mask_ratio", "scales", "pretrain_epochs", "freeze_encoder")
+
+
+def _add_msmae_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MSMAE-CNN paper models (msmae-cnn, msmae-cnn-rf, cnn)")
+    g.add_argument("--mask-ratio", type=float, default=None, metavar="R",
+                   help="fraction of patches masked in pre-training (default 0.5)")
+    g.add_argument("--scales", type=float, nargs="+", default=None, metavar="SEC",
+                   help="patch lengths in seconds (default 0.5 1 2 5)")
+    g.add_argument("--pretrain-epochs", type=int, default=None, metavar="N",
+                   help="self-supervised pre-training epochs (preset default; 0 = none)")
+    g.add_argument("--freeze-encoder", action="store_true",
+                   help="fine-tune the CNN decoder only (default: encoder too)")
+    g.add_argument("--lowpass", type=float, default=None, metavar="HZ",
+                   help="Kaiser-window FIR low-pass cut-off (60 dB) applied to EEG, EOG and "
+                        "EMG of --data recordings instead of the default band-pass; default "
+                        "10 Hz (the paper) for these models; 0 = the default preprocessing")
+
+
+def _lowpass_preprocessing(args) -> dict[str, Any] | None:
+    """Continuous preprocessing of ``--data`` nights from ``--lowpass`` (None: the
+    loader's default)."""
+    from ..preprocessing import PRESETS
+
+    hz = args.lowpass
+    if hz is None and args.model in MSMAE_PAPER_MODELS:
+        hz = PRESETS["msmae-cnn"]["lowpass"]["cutoff"]
+    if hz is None or hz == 0:
+        return None
+    if hz < 0:
+        raise CLIError(f"--lowpass must be a positive cut-off in Hz (or 0), got {hz:g}")
+    if args.features:
+        raise CLIError("--lowpass filters raw recordings (--data), not feature files")
+    config = dict(PRESETS["msmae-cnn"])
+    config["lowpass"] = {**config["lowpass"], "cutoff": float(hz)}
+    return config
+
+
+def _msmae_options(args) -> dict[str, Any]:
+    """Model options from the MSMAE-CNN arguments that were given."""
+    opts = {"mask_ratio": args.mask_ratio, "pretrain_epochs": args.pretrain_epochs,
+            "scales": tuple(args.scales) if args.scales else None,
+            "freeze_encoder": True if args.freeze_encoder else None}
+    opts = {k: v for k, v in opts.items() if v is not None}
+    if opts and args.model not in ("msmae-cnn", "msmae-cnn-rf"):
+        flags = ", ".join("--" + k.replace("_", "-") for k in opts)
+        raise CLIError(f"{flags} apply to msmae-cnn and msmae-cnn-rf, not {args.model}")
+    return opts

@@ -33,6 +33,14 @@ MODEL_REGISTRY: dict[str, tuple[str, str]] = {
     "ssnet-hier": ("hypnoscope.models.ssnet:make_ssnet",
                    "Hierarchical 3-class SSNet: Wake vs Sleep, then REM vs NREM on sleep "
                    "epochs"),
+    "msmae-cnn": ("hypnoscope.models.msmae_cnn:make_msmae_cnn",
+                  "Multi-scale masked-autoencoder encoder per modality (self-supervised "
+                  "pre-training) + CNN decoder, on raw epochs (MSMAE-CNN paper)"),
+    "msmae-cnn-rf": ("hypnoscope.models.msmae_cnn:make_msmae_cnn_rf",
+                     "MSMAE-CNN soft-voted with a Random Forest on the paper's EEG "
+                     "features, weight chosen on validation subjects"),
+    "cnn": ("hypnoscope.models.cnn:make_cnn",
+            "Plain CNN on raw epochs (Chambon et al. 2018; MSMAE-CNN paper baseline)"),
 }
 
 

@@ -110,6 +110,17 @@ class SoftVotingEnsemble(StagingModel):
     def classes(self) -> tuple[str, ...]:
         return stage_names(self.n_classes)
 
+    @property
+    def input_kind(self) -> str:
+        """What the members read (``"signals"`` or ``"features"``), e.g. for
+        :func:`hypnoscope.staging.stage`; fitted members report what they were fitted
+        on."""
+        kinds = {getattr(m, "input_kind_", None) or getattr(m, "input_kind", "features")
+                 for m in self.members}
+        if len(kinds) > 1:
+            raise ValueError(f"ensemble members read different inputs {sorted(kinds)}")
+        return kinds.pop()
+
     def fit(self, nights: list[Night], val_nights: list[Night] | None = None,
             ) -> SoftVotingEnsemble:
         """Fit the members on ``nights`` (``refit=True``) and choose the weights on

@@ -39,6 +39,7 @@ from sklearn.svm import SVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..features import PAPER_FEATURES
 from ..stages import stage_names, to_3class
 from .base import StagingModel
 
@@ -230,25 +231,54 @@ def build_estimator(algorithm: str, seed: int = 0, class_weight: Any = "balanced
     raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
 
 
+#: Feature sets of signal nights: name -> None (every feature of
+#: :func:`~hypnoscope.features.epoch_features`) or (channel roles, feature names).
+FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
+    "all": None,
+    "msmae-paper": (("eeg",), PAPER_FEATURES),
+}
+
+
 def night_feature_matrix(night, context: dict[str, Any] | None = None,
-                         ) -> tuple[np.ndarray, list[str]]:
+                         feature_set: str = "all") -> tuple[np.ndarray, list[str]]:
     """Per-epoch feature matrix of one night (optionally with temporal context).
 
     ``kind == "features"``: ``X`` is flattened to ``(n_epochs, n_features)`` (names from
     the JSON sidecar's ``channel_names`` x ``feature_names`` when available);
-    ``kind == "signals"``: :func:`~hypnoscope.features.epoch_features` of the epochs.
-    Non-finite values become 0.
+    ``kind == "signals"``: :func:`~hypnoscope.features.epoch_features` of the epochs,
+    all of them or the :data:`FEATURE_SETS` entry ``feature_set`` (``"msmae-paper"``:
+    the MSMAE-CNN paper's mean, SD, skewness, kurtosis and five band log powers of each
+    EEG channel). Non-finite values become 0.
     """
     from ..features import add_context, epoch_features
 
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown feature_set {feature_set!r}; expected one of "
+                         f"{sorted(FEATURE_SETS)}")
     if night.kind == "signals":
         if night.sfreq is None:
             raise ValueError(f"night {night.night_id}: signals without a sampling rate")
         if not night.roles:
             raise ValueError(f"night {night.night_id}: signals without channel roles "
                              "(eeg/eog/emg/emg_envelope)")
-        X, names = epoch_features(night.X, night.sfreq, night.roles,
-                                  night.channels or None)
+        chans = list(night.channels or [f"ch{i}" for i in range(night.X.shape[1])])
+        subset = FEATURE_SETS[feature_set]
+        if subset is None:
+            X, names = epoch_features(night.X, night.sfreq, night.roles, chans)
+        else:
+            idx = [i for i, r in enumerate(night.roles) if r in subset[0]]
+            if not idx:
+                raise ValueError(f"night {night.night_id}: feature set {feature_set!r} "
+                                 f"needs {'/'.join(subset[0])} channels; roles are "
+                                 f"{list(night.roles)}")
+            X, names = epoch_features(night.X[:, idx], night.sfreq,
+                                      [night.roles[i] for i in idx], [chans[i] for i in idx])
+            wanted = {f"{chans[i]}_{f}" for i in idx for f in subset[1]}
+            keep = [j for j, n in enumerate(names) if n in wanted]
+            X, names = X[:, keep], [names[j] for j in keep]
+    elif feature_set != "all":
+        raise ValueError(f"feature_set {feature_set!r} is computed from signals; night "
+                         f"{night.night_id} holds precomputed features")
     else:
         X = np.asarray(night.X, dtype=np.float32).reshape(night.n_epochs, -1)
         chs = list(night.meta.get("channel_names", night.channels or []))
@@ -445,6 +475,9 @@ class FeatureStagingModel(StagingModel):
         Class weighting (:func:`resolve_class_weight`), resolved on the training labels.
         Default ``"sqrt"`` (inverse square-root class frequency): on the real Sleep-EDF
         features it kept macro-F1 of ``"balanced"`` while raising accuracy and kappa.
+    feature_set : {"all", "msmae-paper"}
+        Features of signal nights (:data:`FEATURE_SETS`): every feature of
+        :func:`~hypnoscope.features.epoch_features`, or the MSMAE-CNN paper's EEG set.
     seed, n_jobs, **params
         Passed to :func:`build_estimator`.
     """
@@ -454,17 +487,22 @@ class FeatureStagingModel(StagingModel):
     def __init__(self, name: str = "lightgbm", algorithm: str = "lightgbm",
                  n_classes: int = 5, context: bool | dict[str, Any] = False,
                  smoothing: str | None = None, seed: int = 0,
-                 class_weight: Any = "sqrt", n_jobs: int = 1, **params: Any) -> None:
+                 class_weight: Any = "sqrt", n_jobs: int = 1, feature_set: str = "all",
+                 **params: Any) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algorithm!r}; expected one of "
                              f"{ALGORITHMS}")
+        if feature_set not in FEATURE_SETS:
+            raise ValueError(f"unknown feature_set {feature_set!r}; expected one of "
+                             f"{sorted(FEATURE_SETS)}")
         if smoothing not in (None, "hmm"):
             raise ValueError(f"smoothing must be None or 'hmm', got {smoothing!r}")
         ctx = resolve_context(context)
         super().__init__(n_classes=n_classes, algorithm=algorithm, context=ctx,
                          smoothing=smoothing, seed=seed, class_weight=class_weight,
-                         params=dict(params))
+                         feature_set=feature_set, params=dict(params))
         self.name = name
+        self.feature_set = feature_set
         self.algorithm = algorithm
         self.context = ctx
         self.smoothing = smoothing
@@ -483,7 +521,8 @@ class FeatureStagingModel(StagingModel):
 
     def transform(self, night) -> np.ndarray:
         """Feature matrix of one night as the estimator sees it."""
-        X, names = night_feature_matrix(night, self.context)
+        X, names = night_feature_matrix(night, self.context,
+                                        getattr(self, "feature_set", "all"))
         if self.estimator_ is not None and X.shape[1] != len(self.feature_names_):
             raise ValueError(
                 f"night {night.night_id}: {X.shape[1]} features but the model was trained "
@@ -506,7 +545,7 @@ class FeatureStagingModel(StagingModel):
         Xs, ys = [], []
         names: list[str] = []
         for n in progress(nights, desc="features", unit="night"):
-            X, names = night_feature_matrix(n, self.context)
+            X, names = night_feature_matrix(n, self.context, self.feature_set)
             y = self._labels(n)
             keep = y >= 0
             Xs.append(X[keep])

@@ -1,0 +1,71 @@
+"""benchmarks/msmae_cnn/real_sleepedf.py end to end on a tiny simulated folder in the
+Sleep-EDF layout (proves the protocol runs; measures nothing)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "msmae_cnn"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    for mod in ("protocol", "real_sleepedf"):
+        sys.modules.pop(mod, None)
+    return importlib.import_module("real_sleepedf"), importlib.import_module("protocol")
+
+
+def test_real_sleepedf_script_runs_the_protocol_end_to_end(tmp_path, monkeypatch, bench):
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.simulate import simulate_night, write_sleepedf_pair
+
+    real, protocol = bench
+    monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "sleep-edf"
+    rng = np.random.default_rng(0)
+    for subj in range(4):  # SC4ssN: 4 subjects, subject 0 with two nights
+        for night in (1, 2) if subj == 0 else (1,):
+            stages = np.repeat(rng.permutation([0, 1, 2, 3, 4, 2, 0, 2, 4, 0]), 4)
+            write_sleepedf_pair(simulate_night(Hypnogram(stages), seed=10 * subj + night),
+                                None, data, f"SC40{subj}{night}E0")
+    out = tmp_path / "results"
+    code = real.main(["--data", str(data), "--smoke", "--jobs", "1", "--seeds", "0", "1",
+                      "--ablations", "default", "rf-voting", "lowpass-30", "eeg",
+                      "--work-dir", str(tmp_path / "work"), "--out", str(out)])
+    assert code == 0
+    res = json.loads((out / "msmae_cnn_real.json").read_text())
+    for proto in ("subject", "leaky"):
+        assert set(res["table1"][proto]) == set(protocol.TABLE1)
+        for row in res["table1"][proto].values():
+            sc = row["scores"]
+            assert 0 <= sc["accuracy"] <= 1 and set(sc["recall"]) == {"W", "N1", "N2",
+                                                                     "N3", "R"}
+            assert row["train_s"] > 0 and row["infer_s_per_night"] > 0
+    # subject-wise: test subjects never trained on; leaky: epochs of every night both sides
+    split = res["table1"]["subject"]["svm"]["split"]
+    assert not set(split["test_subjects"]) & set(split["train_subjects"] +
+                                                 split["val_subjects"])
+    assert res["table1"]["leaky"]["svm"]["split"]["leaky"] is True
+    w = res["table1"]["subject"]["msmae-cnn-rf"]["weights"]
+    assert len(w) == 2 and sum(w) == pytest.approx(1.0)
+    assert res["table1"]["subject"]["msmae-cnn-rf"]["msmae_run"] == \
+        "subject__msmae-cnn__seed0"
+    assert set(res["ablation"]) == {"default", "rf-voting", "lowpass-30", "eeg"}
+    assert all(v["n_seeds"] == 2 for v in res["ablation"].values())
+    md = (out / "msmae_cnn_real.md").read_text()
+    assert md.count("real Sleep-EDF recordings") >= 4  # named in every table
+    assert "LEAKY" in md and "MSMAE-CNN + RF" in md and "SMOKE" in md
+    # resumable: a second call finds every run done and trains nothing
+    runs = sorted((tmp_path / "work" / "runs").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    assert real.main(["--data", str(data), "--smoke", "--jobs", "1", "--seeds", "0", "1",
+                      "--ablations", "default", "rf-voting", "lowpass-30", "eeg",
+                      "--work-dir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
