@@ -143,6 +143,9 @@ def measure(tool: str, path: Path) -> dict:
 
 
 def agreement(codes: list[int], ref_path: Path) -> float:
+    """Accuracy on the epochs both the truth and the tool scored (hypnoscope leaves
+    epochs outside the auto-cropped night of a 24-h recording, and epochs of unusable
+    signal, unscored)."""
     import numpy as np
 
     from hypnoscope.hypnogram import read_hypnogram
@@ -150,7 +153,7 @@ def agreement(codes: list[int], ref_path: Path) -> float:
     ref = read_hypnogram(ref_path).codes
     n = min(len(ref), len(codes))
     ref, pred = ref[:n], np.asarray(codes[:n])
-    ok = ref >= 0
+    ok = (ref >= 0) & (pred >= 0)
     return float((ref[ok] == pred[ok]).mean())
 
 
@@ -193,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 "import_sec": statistics.median(r["import_sec"] for r in runs),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
                 "accuracy_vs_simulated_truth": agreement(runs[0]["codes"], hyp_path),
+                "staged_fraction": float(sum(c >= 0 for c in runs[0]["codes"])
+                                         / max(len(runs[0]["codes"]), 1)),
                 "runs": [{k: v for k, v in r.items() if k != "codes"} for r in runs],
             })
     by = {(r["night"], r["tool"]): r for r in rows}

@@ -630,8 +630,10 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
         roles_map["emg"] = []
     picks = [c for role in ROLES for c in roles_map[role]]
     if not picks:
-        raise ValueError(f"{name}: no channel selected (include_emg=False and no EEG/EOG). "
-                         f"Channels found: {ch_found}")
+        what = "EEG or EOG" if not include_emg else "EEG, EOG or EMG"
+        raise ValueError(f"{name}: no {what} channel recognised by name; channels found: "
+                         f"{ch_found}. Name the channels to use with --eeg/--eog/--emg "
+                         "(Python: eeg=, eog=, emg=)")
     file_sfreq = float(raw.info["sfreq"])
     duration = raw.n_times / file_sfreq
     if duration < min_duration_sec:

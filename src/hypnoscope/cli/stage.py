@@ -243,8 +243,8 @@ def _worker(kwargs: dict[str, Any], debug: bool = False,
     from ..staging import stage_file
     from . import describe_error
 
-    if in_pool:  # take Ctrl-C while staging (see _pool_init)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if in_pool:  # take Ctrl-C while staging, once (see _pool_init)
+        signal.signal(signal.SIGINT, _interrupt_once)
     try:
         return stage_file(**kwargs)
     except Exception as exc:  # noqa: BLE001 - every failure is reported, the batch goes on
@@ -427,6 +427,23 @@ def _pool_init() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    default_hook = sys.unraisablehook
+
+    def hook(unraisable) -> None:  # an interrupt landing in a finalizer is expected
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            default_hook(unraisable)
+
+    sys.unraisablehook = hook
+
+
+def _interrupt_once(signum, frame) -> None:
+    """SIGINT handler of a staging worker: raise ``KeyboardInterrupt`` once and ignore
+    further SIGINTs (Ctrl-C in a terminal reaches the worker directly *and* through the
+    parent), so the recording's clean-up is never interrupted itself."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _run_pool(tasks, todo, rows, jobs: int, debug: bool, bar) -> None:
