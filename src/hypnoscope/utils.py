@@ -227,9 +227,11 @@ def output_set(out_dir: str | os.PathLike, stem: str,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{stem}.{os.getpid()}.",
-                                dir=out_dir))
+    tmp: Path | None = None
     try:
+        with deferred_interrupts():  # an interrupt here must not leave an orphan folder
+            tmp = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{stem}.{os.getpid()}.",
+                                        dir=out_dir))
         yield tmp
         files = sorted(f for f in tmp.iterdir() if f.is_file())
         for f in files:
@@ -251,7 +253,9 @@ def output_set(out_dir: str | os.PathLike, stem: str,
                 if name not in new:
                     (out_dir / name).unlink(missing_ok=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            with deferred_interrupts():  # the clean-up itself is never cut in half
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_stale_partials(out_dir: str | os.PathLike) -> list[Path]:
