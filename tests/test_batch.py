@@ -281,8 +281,11 @@ def test_sigint_during_a_batch_leaves_only_complete_sets(five_nights, tmp_path, 
     env = dict(os.environ, MPLBACKEND="Agg", HYPNOSCOPE_PROGRESS="0")
     cmd = [sys.executable, "-m", "hypnoscope", "stage", str(five_nights), "--out", str(out),
            "--jobs", str(jobs)]
+    # SIGINT at its default in the child even when this test runs in a background job
+    # (which inherits SIGINT ignored, as shells start background jobs)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not list(out.glob("*.report.json")):
         assert proc.poll() is None, proc.communicate()

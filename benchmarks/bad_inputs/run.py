@@ -126,10 +126,17 @@ def _env(run_dir: Path) -> dict[str, str]:
     return env
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(cmd: list[str], run_dir: Path, log: Path) -> tuple[subprocess.Popen, Any, Any]:
     out, err = open(f"{log}.stdout.txt", "w+"), open(f"{log}.stderr.txt", "w+")
+    # SIGINT at its default in the child even when the benchmark itself runs as a
+    # background job (which inherits SIGINT ignored): the Ctrl-C cases need it
     p = subprocess.Popen(cmd, cwd=run_dir, env=_env(run_dir), stdout=out, stderr=err,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+                         stdin=subprocess.DEVNULL, start_new_session=True,
+                         preexec_fn=_default_sigint)
     return p, out, err
 
 
