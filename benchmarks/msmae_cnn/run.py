@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--difficulty", type=float, default=DEFAULT_DIFFICULTY,
                     help="simulator scorer-disagreement strength")
     ap.add_argument("--name", default="msmae_cnn")
+    ap.add_argument("--runs-dir", default=None,
+                    help="where each finished run is stored (default benchmarks/results/"
+                         "<name>_runs/<data fingerprint>: committed with the results, so a "
+                         "later session resumes instead of recomputing)")
     P.add_arguments(ap)
     args = ap.parse_args(argv)
     s = P.settings_from(args)
@@ -76,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                                      cache=str(work / "cache" / fp), **P.CHANNELS),
                         args.max_epochs_per_night)
 
-    results = P.execute(nights_for, s, work / f"runs-{fp}",
+    runs_dir = Path(args.runs_dir) if args.runs_dir else (
+        ROOT / "benchmarks" / "results" / f"{args.name}_runs" / fp)
+    results = P.execute(nights_for, s, runs_dir,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
     nights = nights_for(10.0)
     label = "SIMULATED nights"
