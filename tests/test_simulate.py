@@ -471,3 +471,21 @@ def test_default_architecture_is_fitted_to_real_hypnograms(shared_data):
     assert len(files) == 54
     refit = SleepArchitectureModel.fit(files)
     np.testing.assert_array_equal(refit.counts, SleepArchitectureModel.default().counts)
+
+
+def test_reuse_or_simulate_dataset_reuses_only_the_same_dataset(tmp_path, monkeypatch):
+    from hypnoscope.simulate import files
+
+    first = files.reuse_or_simulate_dataset(tmp_path, 1, seed=3, duration_h=0.5)
+    assert first["n_subjects"] == 1 and first["simulation_seconds"] > 0
+    assert len(list(tmp_path.glob("*-PSG.edf"))) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("simulated again")
+
+    monkeypatch.setattr(files, "simulate_dataset", boom)
+    again = files.reuse_or_simulate_dataset(tmp_path, 1, seed=3, duration_h=0.5)
+    assert again["records"] == first["records"] and "simulation_seconds" not in again
+    for other in ({"seed": 4}, {"difficulty": 0.0}):
+        with pytest.raises(AssertionError, match="simulated again"):
+            files.reuse_or_simulate_dataset(tmp_path, 1, **{"seed": 3, **other})

@@ -35,20 +35,10 @@ HYPNO_DIR = ROOT.parent / "shared" / "data" / "sleepedf_hypnograms" / "sleep-cas
 
 def simulate(data_dir: Path, n_subjects: int, seed: int, difficulty: float) -> dict:
     """Simulate (or reuse) ``n_subjects`` subjects from the real hypnograms."""
-    from hypnoscope.simulate import simulate_dataset
+    from hypnoscope.simulate import reuse_or_simulate_dataset
 
-    meta_file = data_dir / "simulation.json"
-    if meta_file.is_file():
-        meta = json.loads(meta_file.read_text())
-        if (meta.get("n_subjects") == n_subjects and meta.get("seed") == seed
-                and meta.get("difficulty") == float(difficulty)):
-            return meta
-    t0 = time.perf_counter()
-    simulate_dataset(data_dir, n_subjects=n_subjects, seed=seed, hypnograms=HYPNO_DIR,
-                     difficulty=difficulty)
-    meta = json.loads(meta_file.read_text())
-    meta["simulation_seconds"] = time.perf_counter() - t0
-    return meta
+    return reuse_or_simulate_dataset(data_dir, n_subjects, seed=seed, hypnograms=HYPNO_DIR,
+                                     difficulty=difficulty)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ import torch
 from hypnoscope.evaluation import evaluate
 from hypnoscope.models import make_model
 from hypnoscope.recordings import load_psg_dir
-from hypnoscope.simulate import DEFAULT_DIFFICULTY, simulate_dataset
+from hypnoscope.simulate import DEFAULT_DIFFICULTY
 from hypnoscope.stages import labels_to_codes, proba_to_3class, to_3class
 from hypnoscope.utils import write_json_atomic, write_text_atomic
 
@@ -58,18 +58,11 @@ def simulate(data_dir: Path, n_subjects: int, seed: int,
     (it records the scorer-disagreement ``difficulty`` and every night's latent stages)
     with the same subjects, seed and difficulty; otherwise they are simulated again.
     """
+    from hypnoscope.simulate import reuse_or_simulate_dataset
+
+    meta = reuse_or_simulate_dataset(data_dir, n_subjects, seed=seed, hypnograms=HYPNO_DIR,
+                                     difficulty=difficulty)
     meta_file = data_dir / "simulation.json"
-    if meta_file.is_file():
-        meta = json.loads(meta_file.read_text())
-        if (meta.get("n_subjects") == n_subjects and meta.get("seed") == seed
-                and meta.get("difficulty") == float(difficulty)
-                and all("latent_stages" in r for r in meta.get("records", []))):
-            return meta
-    t0 = time.perf_counter()
-    simulate_dataset(data_dir, n_subjects=n_subjects, seed=seed, hypnograms=HYPNO_DIR,
-                     difficulty=difficulty)
-    meta = json.loads(meta_file.read_text())
-    meta["simulation_seconds"] = time.perf_counter() - t0
     write_json_atomic(meta_file, meta)
     return meta
 

@@ -5,7 +5,8 @@ Main entry points:
 - :func:`simulate_night` - one night of EEG Fpz-Cz / Pz-Oz, horizontal EOG and
   submental EMG that follows a hypnogram (an :class:`mne.io.RawArray`);
 - :func:`write_sleepedf_pair` - ``<ID>-PSG.edf`` + ``<ID>-Hypnogram.edf``;
-- :func:`simulate_dataset` - many subjects, each with their own :class:`SubjectTraits`;
+- :func:`simulate_dataset` - many subjects, each with their own :class:`SubjectTraits`
+  (:func:`reuse_or_simulate_dataset` reuses a folder that holds the same dataset);
 - :class:`SleepArchitectureModel` / :func:`sample_hypnogram` - stage sequences with
   realistic, time-of-night dependent architecture;
 - :func:`latent_mixture` - the scorer-disagreement model: the signals follow a latent
@@ -16,7 +17,12 @@ The physiology follows the AASM scoring manual; see :mod:`.physiology` for detai
 """
 
 from .architecture import SleepArchitectureModel, sample_hypnogram
-from .files import emg_envelope, simulate_dataset, write_sleepedf_pair
+from .files import (
+    emg_envelope,
+    reuse_or_simulate_dataset,
+    simulate_dataset,
+    write_sleepedf_pair,
+)
 from .latent import latent_mixture
 from .night import DEFAULT_DIFFICULTY, MODES, simulate_night, simulate_signals
 from .traits import SubjectTraits
@@ -28,6 +34,7 @@ __all__ = [
     "SubjectTraits",
     "emg_envelope",
     "latent_mixture",
+    "reuse_or_simulate_dataset",
     "sample_hypnogram",
     "simulate_dataset",
     "simulate_night",
