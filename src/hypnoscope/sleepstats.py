@@ -136,7 +136,8 @@ def resolve_time(value: Any, start_time: _dt.datetime | None, what: str = "time"
         raise ValueError(f"{what} {value!r}: expected seconds, a clock time HH:MM[:SS], a "
                          "datetime.time or a datetime.datetime")
     if st is None:
-        raise ValueError(f"{what} {value!s}: a clock time needs the recording start time, "
+        shown = repr(value) if isinstance(value, str) else str(value)
+        raise ValueError(f"{what} {shown}: a clock time needs the recording start time, "
                          "which this recording does not carry; give seconds from the start "
                          "instead")
     sec = (_dt.datetime.combine(st.date(), clock) - st).total_seconds()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 
 from . import CLIError
 
@@ -100,33 +99,19 @@ def _lights_args(p: argparse.ArgumentParser) -> None:
 
 def parse_time(value: str | None, start: dt.datetime | None, what: str,
                after: float | None = None) -> float | None:
-    """Seconds from the recording start of a ``--lights-*`` value.
+    """Seconds from the recording start of a ``--lights-*`` value
+    (:func:`hypnoscope.sleepstats.resolve_time`).
 
     ``value`` is a number of seconds or a clock time ``HH:MM[:SS]``; clock times need
-    the recording ``start`` and are taken on the first occasion after it (or after
+    the recording ``start`` and are taken on the first occasion at or after it (or after
     ``after`` seconds, so lights-on can fall after midnight).
     """
-    if value is None:
-        return None
+    from ..sleepstats import resolve_time
+
     try:
-        return float(value)
-    except ValueError:
-        pass
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", value.strip())
-    if not m:
-        raise CLIError(f"{what} {value!r}: expected seconds from the recording start or a "
-                       "clock time HH:MM[:SS]")
-    if start is None:
-        raise CLIError(f"{what} {value!r}: a clock time needs the recording start time, which "
-                       "this hypnogram file does not carry; give seconds instead")
-    h, mi, s = int(m[1]), int(m[2]), int(m[3] or 0)
-    if h > 23 or mi > 59 or s > 59:
-        raise CLIError(f"{what} {value!r} is not a valid clock time")
-    t = dt.datetime.combine(start.date(), dt.time(h, mi, s))
-    sec = (t - start).total_seconds()
-    while sec < (after or 0.0):
-        sec += 86400.0
-    return sec
+        return resolve_time(value, start, what, after=after, before_start_sec=0.0)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _load(path: str, epoch_sec: float = 30.0, label_map: str | None = None):
