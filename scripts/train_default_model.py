@@ -17,6 +17,13 @@ The card's cross-validated metrics come from the feature benchmark
 benchmark row (``--bench-model``, default ``--model`` plus ``+HMM`` with smoothing), else
 from a subject-wise ``--cv-folds``-fold CV run here. ``--card-only`` rewrites the card of
 the existing model file (e.g. once the benchmark has finished) without retraining.
+
+``--setup`` trains the shipped model of another channel setup
+(:data:`hypnoscope.channel_setups.CHANNEL_SETUPS`: ``eeg1`` one frontal EEG, ``eeg1-eog``
+one EEG + EOG, ``eeg2`` two EEG without EOG) on those channels of the same set, named after
+the setup, with its own subject-wise 10-fold CV on the benchmark's folds::
+
+    nice -n 10 python scripts/train_default_model.py --setup eeg1 --cv-folds 10
 """
 
 from __future__ import annotations
@@ -117,19 +124,50 @@ def audit_pickle(path: Path) -> list[str]:
     return sorted(seen)
 
 
-def cross_validate(nights, model_name: str, folds: int, seed: int, **model_kw) -> dict:
-    """Subject-wise k-fold CV; pooled and per-fold accuracy / macro-F1 / kappa."""
+def select_channels(nights, setup):
+    """The nights with only the channels of a :class:`~hypnoscope.channel_setups.
+    ChannelSetup` (views of the features; channel names in the metadata follow)."""
+    from dataclasses import replace
+
+    idx = list(setup.slots)
+    return [replace(n, X=n.X[:, idx], channels=setup.channels,
+                    meta={**n.meta, "channel_names": setup.channels}) for n in nights]
+
+
+def cross_validate(nights, model_name: str, folds: int, seed: int,
+                   state_dir: Path | None = None, **model_kw) -> dict:
+    """Subject-wise k-fold CV; pooled and per-fold accuracy / macro-F1 / kappa.
+
+    With ``state_dir`` every fold's test labels and predictions are kept there (keyed by
+    the model, folds, seed and the nights' channels), so an interrupted run resumes at
+    the first fold not done."""
     from hypnoscope.evaluation import evaluate
     from hypnoscope.models import make_model
     from hypnoscope.splits import subject_kfold
+    from hypnoscope.utils import progress
 
     per_fold, y_all, p_all = [], [], []
-    for fold in subject_kfold(nights, k=folds, seed=seed):
+    for fold in progress(subject_kfold(nights, k=folds, seed=seed), desc="cross-validation",
+                         unit="fold"):
         train, _, test = fold.select(nights)
         t = time.time()
-        mdl = make_model(model_name, seed=seed, **model_kw).fit(train)
-        yt = np.concatenate([n.y for n in test])
-        yp = np.concatenate([mdl.predict(n) for n in test])
+        part = None
+        if state_dir is not None:
+            tag = "-".join([model_name, *(f"{k}={v}" for k, v in sorted(model_kw.items())),
+                            f"k{folds}", f"s{seed}", *nights[0].channels])
+            name = f"{tag}-{fold.name}".replace(" ", "_").replace("/", "of")
+            part = Path(state_dir) / f"{name}.npz"
+        if part is not None and part.is_file():  # resume: done by an earlier run
+            with np.load(part) as z:
+                yt, yp = z["y"], z["p"]
+        else:
+            mdl = make_model(model_name, seed=seed, **model_kw).fit(train)
+            yt = np.concatenate([n.y for n in test])
+            yp = np.concatenate([mdl.predict(n) for n in test])
+            if part is not None:
+                part.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(part.with_suffix(".tmp.npz"), y=yt, p=yp)
+                part.with_suffix(".tmp.npz").replace(part)
         res = evaluate(yt, yp, n_classes=5)
         per_fold.append({k: res[k] for k in ("accuracy", "macro_f1", "kappa")})
         y_all.append(yt)
@@ -142,6 +180,7 @@ def cross_validate(nights, model_name: str, folds: int, seed: int, **model_kw) -
                       f"seed {seed})",
             "protocol": f"subject-wise {folds}-fold cross-validation (both nights of a "
                         "subject in one fold)",
+            "n_folds": len(per_fold), "n_folds_total": folds,
             "pooled": {k: pooled[k] for k in keys} | {"per_class_f1": pooled["per_class_f1"]},
             "mean_over_folds": {k: float(np.mean([f[k] for f in per_fold])) for k in keys},
             "sd_over_folds": {k: float(np.std([f[k] for f in per_fold], ddof=1)) for k in keys},
@@ -196,13 +235,18 @@ def card_markdown(card: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hypnoscope.channel_setups import CHANNEL_SETUPS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sleepedf_bandpower"))
     ap.add_argument("--model", default="lightgbm-context")
     ap.add_argument("--smoothing", choices=["none", "hmm"], default="none")
     ap.add_argument("--bench-model", default=None,
                     help="row of the benchmark results holding this model's CV metrics")
-    ap.add_argument("--name", default="default")
+    ap.add_argument("--setup", default="default",
+                    help="channel setup (hypnoscope.channel_setups.CHANNEL_SETUPS): default, "
+                         "eeg1-eog, eeg2 or eeg1")
+    ap.add_argument("--name", default=None, help="model name (default: the setup's name)")
     ap.add_argument("--cv-folds", type=int, default=5)
     ap.add_argument("--no-cv", action="store_true", help="only use benchmark metrics")
     ap.add_argument("--card-only", action="store_true",
@@ -210,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "src" / "hypnoscope" / "data" / "models"))
     args = ap.parse_args(argv)
+    if args.setup not in CHANNEL_SETUPS:
+        ap.error(f"--setup {args.setup!r}: expected one of {list(CHANNEL_SETUPS)}")
+    setup = CHANNEL_SETUPS[args.setup]
+    args.name = args.name or setup.name
 
     from hypnoscope import bandpower
     from hypnoscope.datasets import describe_nights, load_feature_dir
@@ -222,11 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     bench_model = args.bench_model or (args.model + ("+HMM" if smoothing == "hmm" else ""))
     out = Path(args.out)
     path = out / f"{args.name}.joblib"
-    nights = load_feature_dir(args.data)
+    nights = select_channels(load_feature_dir(args.data), setup)
     desc = describe_nights(nights)
     print(f"{desc['n_subjects']} subjects, {desc['n_nights']} nights, "
           f"{desc['n_scored_epochs']} scored epochs", flush=True)
-    metrics = _bench_metrics(bench_model)
+    # the benchmark's rows are of the full layout: other setups get their own CV
+    metrics = _bench_metrics(bench_model) if setup.name == "default" else None
     old: dict = {}
     if args.card_only:
         old = json.loads(path.with_suffix(".json").read_text())
@@ -234,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
             metrics = old.get("cross_validation")
     if metrics is None and not args.no_cv:
         metrics = cross_validate(nights, args.model, args.cv_folds, args.seed,
+                                 state_dir=ROOT / ".cache" / "train_default_model",
                                  **({"smoothing": smoothing} if smoothing else {}))
+    if (metrics and setup.name != "default" and metrics.get("n_folds_total") == 10
+            and args.seed == 0):  # subject_kfold(k=10, seed=0): the benchmark's folds
+        metrics["protocol"] = BENCH_PROTOCOL
     if args.card_only:
         mdl = load_model(path)
         fit_sec = old.get("fit_seconds")
@@ -245,22 +298,21 @@ def main(argv: list[str] | None = None) -> int:
         fit_sec = round(time.time() - t, 1)
     card = {
         "name": args.name,
-        "summary": (f"{args.model}{' + HMM smoothing' if smoothing else ''} on 30 band-power "
-                    "features (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal x 5 bands, log-absolute + "
-                    "relative) with temporal context; trained on real Sleep-EDF cassette "
+        "summary": (f"{args.model}{' + HMM smoothing' if smoothing else ''} on "
+                    f"{10 * len(setup.slots)} band-power features ({', '.join(setup.channels)}"
+                    " x 5 bands, log-absolute + relative) with temporal context; trained on "
+                    "real Sleep-EDF cassette "
                     "nights (59 subjects)"
                     + (f"; subject-wise CV accuracy {metrics['pooled']['accuracy']:.3f}, "
                        f"kappa {metrics['pooled']['kappa']:.3f}" if metrics else "")),
         "trained_on": "real data (PhysioNet Sleep-EDF Expanded, sleep-cassette subset)",
         "architecture": args.model,
         "smoothing": smoothing,
-        "input": {"representation": "bandpower", "channels": list(bandpower.CHANNEL_LAYOUT),
-                  "roles": list(bandpower.CHANNEL_ROLES),
+        "input": {"representation": "bandpower", "channels": setup.channels,
+                  "roles": setup.roles, "channel_setup": setup.name,
                   "feature_names": list(bandpower.FEATURE_NAMES),
                   "settings": bandpower.SETTINGS},
-        "channels_expected": ("two EEG channels (EEG Fpz-Cz and EEG Pz-Oz, or the nearest "
-                              "frontal and parieto-occipital derivations) and one EOG channel "
-                              "(EOG horizontal, or the nearest EOG); EMG is not used"),
+        "channels_expected": f"{setup.description}; EMG is not used",
         "output": {"classes": ["W", "N1", "N2", "N3", "R"], "epoch_sec": 30.0},
         "training_data": {
             "dataset": "Sleep-EDF Expanded (sleep-edfx 1.0.0), sleep-cassette study",
@@ -293,7 +345,12 @@ def main(argv: list[str] | None = None) -> int:
             "scored with R&K rules (stages 3 and 4 merged into N3)",
             "expects 30-s epochs from the recording start; recordings are resampled to "
             "100 Hz; the z-score window is the sleep period found by a first pass",
-        ],
+        ] + ([] if setup.n_eog else [
+            "no EOG input: the training features were cleaned of eye components by ICA "
+            "against the EOG, a recording without EOG is not, so eye movements stay in "
+            "its EEG; REM vs wake and N1 rely on the EEG alone"]) + ([] if setup.n_eeg > 1 else [
+            "one EEG channel: any derivation (frontal, central, a headband's) takes the "
+            "Fpz-Cz slot; agreement on other derivations is not measured here"]),
         "fit_seconds": fit_sec,
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "command": "python scripts/train_default_model.py " + " ".join(
@@ -303,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         "versions": _versions(),
     }
     card["command"] = card["command"].strip()
+    if setup.name != "default":  # the benchmark's candidates are of the full layout
+        card["model_selection"] = {
+            "rule": "the architecture of the default model (the best of the full layout's "
+                    "subject-wise CV benchmark), trained on this setup's channels",
+            "chosen": args.model, "candidates": {}}
     sel = card["model_selection"]
     chosen = sel["candidates"].get(bench_model)
     if chosen:

@@ -336,7 +336,7 @@ def test_table_bad_numbers_name_file_row_and_column(tmp_path):
         read_hypnogram(path)
 
 
-@pytest.mark.parametrize("label", ["XYZ", "NREM2", "N 2", "N5", "Stage 6"])
+@pytest.mark.parametrize("label", ["XYZ", "NREM 2", "N 2", "N5", "Stage 6"])
 def test_unknown_table_label_is_an_error_listing_accepted(tmp_path, label):
     path = _table(tmp_path, ["0\t30\tW", f"30\t30\t{label}", "60\t30\tN2"])
     with pytest.raises(ValueError) as err:
@@ -355,9 +355,9 @@ def test_unknown_table_label_is_an_error_listing_accepted(tmp_path, label):
 
 
 def test_unknown_labels_listed_once_each(tmp_path):
-    path = _table(tmp_path, ["0\t30\tXYZ", "30\t30\tNREM2", "60\t30\tXYZ", "90\t30\tN 2"])
+    path = _table(tmp_path, ["0\t30\tXYZ", "30\t30\tNREM 2", "60\t30\tXYZ", "90\t30\tN 2"])
     with pytest.raises(ValueError, match=r"unknown stage label\(s\) 'XYZ' \(row 1, line 2\), "
-                                         r"'NREM2' \(row 2, line 3\), 'N 2' \(row 4, line 5\)"):
+                                         r"'NREM 2' \(row 2, line 3\), 'N 2' \(row 4, line 5\)"):
         read_hypnogram(path)
 
 
@@ -386,8 +386,8 @@ def test_edf_annotations_unknown_stage_text_vs_events(tmp_path):
     with pytest.raises(ValueError, match=r"x-Hypnogram\.edf: unknown stage label\(s\) "
                                          r"'Sleep stage XYZ' \(annotation 2, onset 30 s\)"):
         read_hypnogram(write(["Sleep stage W", "Sleep stage XYZ", "Sleep stage 2"]))
-    with pytest.raises(ValueError, match=r"'NREM2' \(annotation 1"):
-        read_hypnogram(mne.Annotations([0.0, 30.0], [30.0, 30.0], ["NREM2", "W"]))
+    with pytest.raises(ValueError, match=r"'NREM 2' \(annotation 1"):
+        read_hypnogram(mne.Annotations([0.0, 30.0], [30.0, 30.0], ["NREM 2", "W"]))
     got = read_hypnogram(write(["Sleep stage W", "Sleep stage XYZ"]),
                          label_map={"Sleep stage XYZ": "?"})
     assert got.codes.tolist() == [W, UNSCORED]
@@ -437,15 +437,15 @@ def test_label_map_errors(tmp_path):
 def test_cli_label_map_for_stats_and_compare(tmp_path, capsys):
     from hypnoscope.cli import main
 
-    path = _table(tmp_path, ["0\t60\tW", "60\t120\tNREM2", "180\t30\tREM", "210\t30\tW"])
+    path = _table(tmp_path, ["0\t60\tW", "60\t120\tNREM 2", "180\t30\tREM", "210\t30\tW"])
     assert main(["stats", str(path), "--json"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("hypnoscope stats: error: ") and "'NREM2' (row 2, line 3)" in err
+    assert err.startswith("hypnoscope stats: error: ") and "'NREM 2' (row 2, line 3)" in err
     assert "Traceback" not in err
-    assert main(["stats", str(path), "--json", "--label-map", "NREM2=N2"]) == 0
+    assert main(["stats", str(path), "--json", "--label-map", "NREM 2=N2"]) == 0
     assert '"total_sleep_min": 2.5' in capsys.readouterr().out
     ref = Hypnogram([W, W, N2, N2, N2, N2, R, W]).to_tsv(tmp_path / "ref.tsv")
-    assert main(["compare", str(path), str(ref), "--json", "--label-map", "NREM2=N2"]) == 0
+    assert main(["compare", str(path), str(ref), "--json", "--label-map", "NREM 2=N2"]) == 0
     assert '"accuracy": 1.0' in capsys.readouterr().out
-    assert main(["compare", str(path), str(ref), "--label-map", "NREM2=N9"]) == 2
-    assert "'NREM2' -> 'N9': 'N9' is not a stage" in capsys.readouterr().err
+    assert main(["compare", str(path), str(ref), "--label-map", "NREM 2=N9"]) == 2
+    assert "'NREM 2' -> 'N9': 'N9' is not a stage" in capsys.readouterr().err

@@ -341,4 +341,6 @@ def test_cli_train_msmae_cnn_rf_then_stage_writes_every_output(tmp_path, monkeyp
     assert len(rows) > 44  # every epoch of the recording, one line each, and a header
     code = main(["train", "--model", "rf", "--data", str(data), "--out",
                  str(tmp_path / "rf.joblib"), "--mask-ratio", "0.3"])
-    assert code == 2 and "--mask-ratio apply to msmae-cnn" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "--mask-ratio do(es) not apply to rf" in err
+    assert "models that take it: mc2sleepnet, msmae-cnn, msmae-cnn-rf" in err

@@ -205,7 +205,14 @@ def test_cli_missing_file_and_channel_exit_nonzero(make_psg_edf, tmp_path, capsy
     assert main(["stage", str(path), str(tmp_path / "missing.edf"), "--out",
                  str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
-    assert "Channels found: ['EEG Fpz-Cz']" in err and "missing.edf" in err
+    assert "missing.edf: recording not found" in err
+    # one EEG channel is staged by the one-channel model (--model auto), not refused
+    report = json.loads((tmp_path / "o" / "eeg-only.report.json").read_text())
+    assert report["model"]["name"] == "eeg1"
+    # the two-EEG + EOG model, named, still refuses it and lists the channels found
+    assert main(["stage", str(path), "--model", "default", "--out",
+                 str(tmp_path / "o2")]) == 1
+    assert "Channels found: ['EEG Fpz-Cz']" in capsys.readouterr().err
 
 
 def test_stage_file_writes_output_set_and_returns_row(psg, tmp_path):

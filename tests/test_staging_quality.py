@@ -159,8 +159,8 @@ def test_flat_hour_is_unscored_not_n1(night):
 def test_flat_eeg_all_night_fails_naming_the_channel(day):
     _, data, start = _cut(day, slice(40, 160))
     data[0] = 0.0
-    with pytest.raises(SignalQualityError) as err:
-        stage_recording(_raw(data, start))
+    with pytest.raises(SignalQualityError) as err:  # the model named: it needs both EEG
+        stage_recording(_raw(data, start), model="default")
     msg = str(err.value)
     assert "EEG channel 'EEG Fpz-Cz' is flat for 100 % of the night" in msg
     assert "two EEG channels" in msg and "EEG Pz-Oz" in msg

@@ -9,13 +9,17 @@
    simulated Fpz-Cz, Pz-Oz and EOG with the real Sleep-EDF band-power set, computed the
    same way (EEG 0.5-30 Hz / EOG 0.5-15 Hz band-pass, 30-s epochs, Welch Hamming 400
    samples, 200 overlap, median averaging).
+3. With ``--montages sleep-edf,aasm`` (the default) the same nights are also simulated in
+   the AASM montage (``hypnoscope.simulate.montages``: F4-M1, C4-M1, O2-M1, E1-M2,
+   E2-M2, chin EMG at 256 Hz) and staged by YASA on its own channels (C4-M1 + E1-M2 +
+   Chin1-Chin2): a per-montage table with per-stage F1.
 3. Times the simulation of a 9-h night on one core.
 4. Optionally (``--learnability``) trains ``lightgbm-context`` on 8 simulated nights and
    scores it on 4 other simulated subjects (``learnability.py``): a learned model should
    not approach 100 % on realistic data.
 
 Usage: ``python benchmarks/simulator_realism/run.py [--nights 12] [--seed 0]
-[--difficulty 1.0] [--learnability]``
+[--difficulty 1.0] [--montages sleep-edf,aasm] [--learnability]``
 Per-night results are cached under ``.cache/simulator_realism/`` (keyed by the simulator's
 source code), so an interrupted run resumes where it stopped.
 Writes ``benchmarks/results/simulator_realism.md`` and ``.json``.
@@ -45,6 +49,13 @@ BANDS = ((0.5, 4.0), (4.0, 8.0), (8.0, 12.0), (12.0, 16.0), (16.0, 30.0))
 BAND_NAMES = ("delta", "theta", "alpha", "sigma", "beta")
 STAGES = ("W", "N1", "N2", "N3", "R")
 CHANNELS = ("EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal")
+#: YASA's EEG, EOG and EMG channel in each simulated montage, and the montage's rate.
+YASA_CHANNELS = {"sleep-edf": ("EEG Fpz-Cz", "EOG horizontal", "EMG submental"),
+                 "aasm": ("C4-M1", "E1-M2", "Chin1-Chin2"),
+                 "shhs": ("EEG", "EOG(L)", "EMG")}
+#: Targets of the realism issue: YASA per montage (accuracy) and N1 F1 on sleep-edf.
+MONTAGE_TARGETS = {"sleep-edf": {"accuracy": 0.84, "N1_f1": 0.40},
+                   "aasm": {"accuracy": 0.80}}
 #: Earlier versions of the simulator (same command), for comparison in the report.
 HISTORY = (
     "2026-11-21, before the latent-state (scorer-disagreement) model: YASA accuracy 0.899, "
@@ -151,7 +162,8 @@ def simulator_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
-def stage_with_yasa(raw) -> np.ndarray:
+def stage_with_yasa(raw, channels: tuple[str, str, str] = YASA_CHANNELS["sleep-edf"],
+                    ) -> np.ndarray:
     """YASA's pretrained EEG+EOG+EMG staging of a simulated raw: 5-class codes."""
     import warnings
 
@@ -160,8 +172,8 @@ def stage_with_yasa(raw) -> np.ndarray:
     from hypnoscope.stages import labels_to_codes
 
     warnings.filterwarnings("ignore", category=UserWarning)
-    sls = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal",
-                            emg_name="EMG submental")
+    eeg, eog, emg = channels
+    sls = yasa.SleepStaging(raw, eeg_name=eeg, eog_name=eog, emg_name=emg)
     pred = sls.predict()
     labels = pred.hypno if hasattr(pred, "hypno") else pred  # yasa >= 0.7 returns a Hypnogram
     return labels_to_codes([str(p) for p in np.asarray(labels)])
@@ -201,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--difficulty", type=float, default=None,
                     help="simulator's difficulty (scorer disagreement and epoch-to-epoch "
                          "variability; 0 = off); default: the simulator's default")
+    ap.add_argument("--montages", default="sleep-edf,aasm",
+                    help="comma-separated simulated montages staged by YASA (the first "
+                         "one also gives the band-power comparison; default: %(default)s)")
     ap.add_argument("--learnability", action="store_true",
                     help="also train lightgbm-context on 8 simulated nights and score it "
                          "on 4 held-out simulated subjects")
@@ -216,40 +231,63 @@ def main(argv: list[str] | None = None) -> int:
 
     difficulty = DEFAULT_DIFFICULTY if args.difficulty is None else args.difficulty
 
+    from hypnoscope.simulate.montages import get_montage
+
     t_start = time.time()
     nights = load_nights(args.nights)
-    cache = Path(args.cache) / f"{simulator_fingerprint()}-seed{args.seed}-d{difficulty:g}"
-    cache.mkdir(parents=True, exist_ok=True)
-    per_night, all_true, all_pred, rel_all, lab_all, lat_all = [], [], [], [], [], []
-    for i, (name, hyp) in enumerate(progress(nights, desc="simulate+YASA", unit="night")):
-        seed = args.seed * 1000 + i
-        part = cache / f"{name}.npz"
-        if part.is_file():  # resume: this night was already simulated and staged
-            with np.load(part, allow_pickle=False) as d:
-                y, pred, rel, lat = d["y"], d["pred"], d["rel"], d["latent"]
-        else:
-            raw = simulate_night(hyp, seed=seed, mode="telemetry", difficulty=difficulty)
-            desc = json.loads(raw.info["description"])
-            lat = np.array([int(c) for c in desc["latent_stages"]], dtype=np.int64)
-            pred = stage_with_yasa(raw)
-            data = raw.get_data(picks=list(CHANNELS)) * 1e6
-            rel = np.stack([relative_bandpower(data[0], 100.0, 30.0),
-                            relative_bandpower(data[1], 100.0, 30.0),
-                            relative_bandpower(data[2], 100.0, 15.0)], axis=1)
-            k = min(len(pred), len(rel), hyp.n_epochs)
-            y, pred, rel, lat = hyp.codes[:k], pred[:k], rel[:k], lat[:k]
-            with atomic_path(part) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, y=y, pred=pred, rel=rel, latent=lat)
-        s = score(y, pred)
-        per_night.append({"hypnogram": name, "seed": seed, **{key: s[key] for key in
-                          ("accuracy", "kappa", "macro_f1", "n_epochs")}})
-        print(f"{name}: acc={s['accuracy']:.3f} kappa={s['kappa']:.3f}", flush=True)
-        all_true.append(y)
-        all_pred.append(pred)
-        rel_all.append(rel)
-        lab_all.append(y)
-        lat_all.append(lat)
-    overall = score(np.concatenate(all_true), np.concatenate(all_pred))
+    montages = [m.strip() for m in args.montages.split(",") if m.strip()]
+    by_montage: dict[str, dict] = {}
+    for montage in montages:
+        mont = get_montage(montage)
+        cache = Path(args.cache) / (f"{simulator_fingerprint()}-seed{args.seed}-d{difficulty:g}"
+                                    + ("" if montage == "sleep-edf" else f"-{montage}"))
+        cache.mkdir(parents=True, exist_ok=True)
+        per_night, all_true, all_pred, rel_all, lab_all, lat_all = [], [], [], [], [], []
+        for i, (name, hyp) in enumerate(progress(nights, desc=f"simulate+YASA ({montage})",
+                                                 unit="night")):
+            seed = args.seed * 1000 + i
+            part = cache / f"{name}.npz"
+            if part.is_file():  # resume: this night was already simulated and staged
+                with np.load(part, allow_pickle=False) as d:
+                    y, pred, rel, lat = d["y"], d["pred"], d["rel"], d["latent"]
+            else:
+                raw = simulate_night(hyp, seed=seed, mode="telemetry", difficulty=difficulty,
+                                     montage=montage, sfreq=mont.sfreq)
+                desc = json.loads(raw.info["description"])
+                lat = np.array([int(c) for c in desc["latent_stages"]], dtype=np.int64)
+                pred = stage_with_yasa(raw, YASA_CHANNELS[montage])
+                if montage == "sleep-edf":
+                    data = raw.get_data(picks=list(CHANNELS)) * 1e6
+                    rel = np.stack([relative_bandpower(data[0], 100.0, 30.0),
+                                    relative_bandpower(data[1], 100.0, 30.0),
+                                    relative_bandpower(data[2], 100.0, 15.0)], axis=1)
+                else:  # the band-power comparison is of the Sleep-EDF channels
+                    rel = np.zeros((len(pred), 3, 5))
+                k = min(len(pred), len(rel), hyp.n_epochs)
+                y, pred, rel, lat = hyp.codes[:k], pred[:k], rel[:k], lat[:k]
+                with atomic_path(part) as tmp, open(tmp, "wb") as fh:
+                    np.savez(fh, y=y, pred=pred, rel=rel, latent=lat)
+            s = score(y, pred)
+            per_night.append({"hypnogram": name, "seed": seed, **{key: s[key] for key in
+                              ("accuracy", "kappa", "macro_f1", "n_epochs")}})
+            print(f"{montage} {name}: acc={s['accuracy']:.3f} kappa={s['kappa']:.3f}",
+                  flush=True)
+            all_true.append(y)
+            all_pred.append(pred)
+            rel_all.append(rel)
+            lab_all.append(y)
+            lat_all.append(lat)
+        by_montage[montage] = {
+            "yasa_channels": dict(zip(("eeg", "eog", "emg"), YASA_CHANNELS[montage],
+                                      strict=True)),
+            "sfreq": mont.sfreq, "per_night": per_night, "targets": MONTAGE_TARGETS.get(montage),
+            "yasa": score(np.concatenate(all_true), np.concatenate(all_pred)),
+            "_arrays": (all_true, all_pred, rel_all, lab_all, lat_all)}
+    all_true, all_pred, rel_all, lab_all, lat_all = by_montage[montages[0]].pop("_arrays")
+    per_night = by_montage[montages[0]]["per_night"]
+    for m in montages[1:]:
+        by_montage[m].pop("_arrays")
+    overall = by_montage[montages[0]]["yasa"]
     y_cat, lat_cat = np.concatenate(all_true), np.concatenate(lat_all)
     scored = y_cat >= 0
     latent = {"differs_all": float(np.mean(lat_cat[scored] != y_cat[scored])),
@@ -295,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                    "welch": {"window": "hamming", "nperseg": 400, "noverlap": 200,
                              "average": "median"}},
         "yasa": overall,
+        "yasa_by_montage": by_montage,
         "targets": {"accuracy": 0.80, "kappa": 0.70},
         "latent_state": latent,
         "learnability": learn,
@@ -337,6 +376,23 @@ def to_markdown(r: dict) -> str:
     ]
     for s, row in zip(STAGES, y["confusion_matrix"], strict=True):
         lines.append(f"| {s} | " + " | ".join(str(v) for v in row) + " |")
+    mons = r.get("yasa_by_montage") or {}
+    if mons:
+        lines += ["", "## YASA per simulated montage", "",
+                  "The same nights simulated in each montage (`hypnoscope simulate --montage`), "
+                  "staged by YASA on that montage's own channels. Simulated data.", "",
+                  "| montage | YASA channels | rate Hz | accuracy | kappa | macro F1 | "
+                  + " | ".join(f"F1 {s}" for s in STAGES) + " | targets |",
+                  "|---" * 12 + "|"]
+        for m, e in mons.items():
+            y_ = e["yasa"]
+            tg = ", ".join(f"{k.replace('_f1', ' F1')} >= {v:.2f}"
+                           for k, v in (e.get("targets") or {}).items())
+            lines.append(f"| {m} | {' + '.join(e['yasa_channels'].values())} | "
+                         f"{e['sfreq']:g} | {y_['accuracy']:.3f} | {y_['kappa']:.3f} | "
+                         f"{y_['macro_f1']:.3f} | "
+                         + " | ".join(f"{y_['per_stage_f1'][s]:.3f}" for s in STAGES)
+                         + f" | {tg} |")
     lat = r.get("latent_state")
     if lat:
         lines += ["", f"Simulator difficulty {r['config'].get('difficulty')}: the signals follow "

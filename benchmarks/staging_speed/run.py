@@ -10,6 +10,9 @@ in a fresh Python process that reads the EDF and stages it:
 
 - ``hypnoscope``: ``hypnoscope.stage(path)`` with the shipped ``default`` model (band
   power + ICA + LightGBM-context, EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal);
+- ``hypnoscope-mne-ica`` (with ``--tools``): the same with the extractor's ICA run by
+  MNE and scikit-learn's FastICA, as before the NumPy ICA (identical output), for a
+  before/after comparison in the same run;
 - ``yasa``: ``mne.io.read_raw_edf`` + ``yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz",
   eog_name="EOG horizontal").predict()`` (YASA's shipped EEG+EOG LightGBM classifier).
 
@@ -62,18 +65,27 @@ def peak_rss_kb() -> float:
 def worker(tool: str, path: str) -> None:
     """Stage ``path`` with ``tool`` and print one JSON line (run in a fresh process)."""
     t0 = time.perf_counter()
-    if tool == "hypnoscope":
-        # import what staging uses up front, as ``import yasa`` does, so that
-        # stage_sec measures the work on both sides
-        import mne  # noqa: F401
-        import scipy.signal  # noqa: F401
-        import scipy.stats  # noqa: F401
-        import sklearn.decomposition  # noqa: F401  (import yasa loads it too)
-
+    if tool == "hypnoscope-mne-ica":
+        # the extractor before the NumPy ICA: MNE's ICA with scikit-learn's FastICA
+        # (bit-identical output; imports scikit-learn and numba), for a before/after
+        # in the same run
         import hypnoscope
-        import hypnoscope.bandpower  # noqa: F401
-        import hypnoscope.io  # noqa: F401
-        import hypnoscope.models.base  # noqa: F401
+        from hypnoscope import bandpower
+
+        original = bandpower.remove_eye_components
+
+        def with_mne(*args, **kwargs):
+            return original(*args, **{**kwargs, "engine": "mne"})
+
+        bandpower.remove_eye_components = with_mne
+        t1 = time.perf_counter()
+        hyp = hypnoscope.stage(path)
+        codes = [int(c) for c in hyp.codes]
+    elif tool == "hypnoscope":
+        # as a user runs it: `import hypnoscope` imports little, and staging imports
+        # what it needs (SciPy's signal module, MNE's filters, LightGBM) when it needs
+        # it, so stage_sec includes those imports (YASA's are in import_sec)
+        import hypnoscope
 
         t1 = time.perf_counter()
         hyp = hypnoscope.stage(path)
@@ -163,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", default=None, help="where the simulated EDFs are kept")
     ap.add_argument("--tools", nargs="+", default=["hypnoscope", "yasa"])
+    ap.add_argument("--nights", nargs="+", choices=list(NIGHTS), default=None,
+                    help="nights to measure (default: all)")
     ap.add_argument("--fresh", action="store_true",
                     help="ignore the runs cached in WORKDIR/runs.json (a restarted run "
                          "otherwise skips measurements already made)")
@@ -178,21 +192,28 @@ def main(argv: list[str] | None = None) -> int:
     cache = {} if args.fresh or not cache_path.is_file() else json.loads(cache_path.read_text())
     rows = []
     for name, (psg, hyp_path) in nights.items():
-        for tool in args.tools:
-            runs = []
-            for r in range(args.repeats):
+        if args.nights and name not in args.nights:
+            continue
+        all_runs: dict[str, list[dict]] = {tool: [] for tool in args.tools}
+        for r in range(args.repeats):  # interleaved: the tools see the same load
+            for tool in args.tools:
                 key = f"{name}|{tool}|{r}"
                 res = cache.get(key) or measure(tool, psg)
                 cache[key] = res
                 cache_path.write_text(json.dumps(cache))
-                runs.append(res)
+                all_runs[tool].append(res)
                 print(f"{name} {tool} run {r + 1}: stage {res['stage_sec']:.2f} s, process "
-                      f"{res['process_sec']:.2f} s, peak {res['peak_rss_mb']:.0f} MB", flush=True)
+                      f"{res['process_sec']:.2f} s, peak {res['peak_rss_mb']:.0f} MB, load "
+                      f"{res['load_average_1min']:.1f}", flush=True)
+        for tool, runs in all_runs.items():
             rows.append({
                 "night": name, "tool": tool, "file_mb": psg.stat().st_size / 1e6,
                 "n_epochs": len(runs[0]["codes"]),
                 "stage_sec": statistics.median(r["stage_sec"] for r in runs),
                 "process_sec": statistics.median(r["process_sec"] for r in runs),
+                "stage_sec_best": min(r["stage_sec"] for r in runs),
+                "process_sec_best": min(r["process_sec"] for r in runs),
+                "load_average_1min": [r["load_average_1min"] for r in runs],
                 "import_sec": statistics.median(r["import_sec"] for r in runs),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
                 "accuracy_vs_simulated_truth": agreement(runs[0]["codes"], hyp_path),
@@ -206,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         if r["tool"] == "hypnoscope" and y:
             r["speedup_vs_yasa_stage"] = y["stage_sec"] / r["stage_sec"]
             r["speedup_vs_yasa_process"] = y["process_sec"] / r["process_sec"]
+            r["speedup_vs_yasa_process_best"] = y["process_sec_best"] / r["process_sec_best"]
     try:
         import yasa
 
@@ -224,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"repeats": args.repeats, "nights_hours": NIGHTS, "hypnoscope_model":
                    "default", "hypnoscope_version": __version__, "yasa_version": yasa_version,
                    "yasa_channels": "eeg_name='EEG Fpz-Cz', eog_name='EOG horizontal'",
-                   "targets": {"speedup_vs_yasa": 3.0, "stage_9h_sec": 3.0,
+                   "targets": {"speedup_vs_yasa_process_9h": 6.0, "process_9h_sec": 1.5,
                                "peak_rss_24h_mb": 1536}},
         "results": rows,
     }
@@ -249,40 +271,46 @@ def to_markdown(meta: dict) -> str:
         "machine is shared, so absolute times vary)",
         "",
         "Simulated Sleep-EDF-layout EDF files; each measurement is a fresh process. "
-        "*stage s*: EDF read + staging, after the imports; *process s*: the whole process "
-        "(Python start-up and imports included); *peak MB*: maximum resident memory of the "
-        f"process. Median of {meta['config']['repeats']} runs. "
+        "*stage s*: EDF read + staging after `import hypnoscope` / `import yasa` (the "
+        "imports hypnoscope makes when staging are inside it); *process s*: the whole "
+        "process (Python start-up and every import included); *peak MB*: maximum resident "
+        f"memory of the process. Median (and best) of {meta['config']['repeats']} runs, "
+        "the two tools interleaved so that both see the same load. "
         f"YASA {meta['config']['yasa_version']}"
         f" `SleepStaging` with {meta['config']['yasa_channels']}.",
         "",
-        "| night | tool | epochs | stage s | process s | peak MB | speed-up (stage / process) "
-        "| accuracy vs simulated truth |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| night | tool | epochs | stage s | process s (best) | peak MB | speed-up (stage / "
+        "process / best process) | accuracy vs simulated truth | load (1-min) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in meta["results"]:
-        sp = (f"{r['speedup_vs_yasa_stage']:.1f}x / {r['speedup_vs_yasa_process']:.1f}x"
+        sp = (f"{r['speedup_vs_yasa_stage']:.1f}x / {r['speedup_vs_yasa_process']:.1f}x / "
+              f"{r.get('speedup_vs_yasa_process_best', float('nan')):.1f}x"
               if "speedup_vs_yasa_stage" in r else "")
+        load = ", ".join(f"{x:.1f}" for x in r.get("load_average_1min", []))
         lines.append(f"| {r['night']} | {r['tool']} | {r['n_epochs']} | {r['stage_sec']:.2f} | "
-                     f"{r['process_sec']:.2f} | {r['peak_rss_mb']:.0f} | {sp} | "
-                     f"{r['accuracy_vs_simulated_truth']:.3f} |")
+                     f"{r['process_sec']:.2f} ({r.get('process_sec_best', float('nan')):.2f})"
+                     f" | {r['peak_rss_mb']:.0f} | {sp} | "
+                     f"{r['accuracy_vs_simulated_truth']:.3f} | {load} |")
     by = {(r["night"], r["tool"]): r for r in meta["results"]}
     checks = []
-    for night in ("9h", "24h"):
-        h = by.get((night, "hypnoscope"))
-        if h and "speedup_vs_yasa_stage" in h:
-            sp = h["speedup_vs_yasa_stage"]
-            checks.append(f"{night} >= 3x faster than YASA: {'met' if sp >= 3 else 'NOT met'} "
-                          f"({sp:.1f}x)")
     if (h9 := by.get(("9h", "hypnoscope"))) is not None:
-        checks.append(f"9-h night < 3 s: {'met' if h9['stage_sec'] < 3 else 'NOT met'} "
-                      f"({h9['stage_sec']:.2f} s median, fastest "
-                      f"{min(r['stage_sec'] for r in h9['runs']):.2f} s)")
+        if "speedup_vs_yasa_process" in h9:
+            sp = h9["speedup_vs_yasa_process"]
+            checks.append(f"9-h whole process >= 6x faster than YASA: "
+                          f"{'met' if sp >= 6 else 'NOT met'} ({sp:.1f}x median, "
+                          f"{h9.get('speedup_vs_yasa_process_best', float('nan')):.1f}x best)")
+        checks.append(f"9-h whole process <= 1.5 s: "
+                      f"{'met' if h9['process_sec'] <= 1.5 else 'NOT met'} "
+                      f"({h9['process_sec']:.2f} s median, {h9['process_sec_best']:.2f} s "
+                      "best)")
     if (h24 := by.get(("24h", "hypnoscope"))) is not None:
         checks.append(f"24-h peak memory < 1.5 GB: "
                       f"{'met' if h24['peak_rss_mb'] < 1536 else 'NOT met'} "
                       f"({h24['peak_rss_mb']:.0f} MB)")
-    lines += ["", "Targets: >= 3x faster than YASA, 9-h night < 3 s, peak memory < 1.5 GB "
-              "for 24 h (on this shared 2-core machine, under the load above): "
+    lines += ["", "Targets: a fresh process stages a 9-h night in <= 1.5 s and >= 6x faster "
+              "than YASA, peak memory < 1.5 GB for 24 h (on this shared 2-core machine, "
+              "under the load above): "
               + "; ".join(checks) + ". Accuracy on simulated signals checks the pipeline, "
               "not clinical validity.", ""]
     return "\n".join(lines)

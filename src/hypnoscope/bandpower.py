@@ -172,9 +172,162 @@ def _filter_inplace(out: np.ndarray, sfreq: float, roles: list[str]) -> None:
             mne.filter.filter_data(out[i], sfreq, lo, hi, copy=False, verbose="ERROR")
 
 
+# ------------------------------------------------------- ICA without scikit-learn
+# MNE's ICA(method="fastica") with scikit-learn's FastICA, step for step in NumPy/SciPy:
+# the same operations in the same order on arrays of the same layout (so the same
+# floating-point results), without importing scikit-learn or MNE's ICA machinery (which
+# also pulls in numba); about 1 s less per fresh process. `engine="mne"` of
+# remove_eye_components runs the original, and tests/test_bandpower.py checks that both
+# give the same signals.
+def _svd(a: np.ndarray):
+    """``mne.fixes._safe_svd``: SciPy's SVD, GESVD if GESDD does not converge."""
+    from scipy import linalg
+
+    try:
+        return linalg.svd(a, full_matrices=False)
+    except np.linalg.LinAlgError:  # pragma: no cover - MKL's GESDD bug
+        return linalg.svd(a, full_matrices=False, lapack_driver="gesvd")
+
+
+def _pinv(a: np.ndarray) -> np.ndarray:
+    """``mne.utils.pinv``."""
+    u, s, vh = _svd(a)
+    rtol = max(vh.shape + u.shape) * np.finfo(u.dtype).eps
+    rank = np.sum(s > np.max(s) * rtol)
+    u = u[:, :rank]
+    u /= s[:rank]
+    return (u @ vh[:rank]).conj().T
+
+
+def _sym_decorrelation(w: np.ndarray) -> np.ndarray:
+    """``sklearn.decomposition._fastica._sym_decorrelation``."""
+    from scipy import linalg
+
+    s, u = linalg.eigh(np.dot(w, w.T))
+    s = np.clip(s, a_min=np.finfo(w.dtype).tiny, a_max=None)
+    return np.linalg.multi_dot([u * (1.0 / np.sqrt(s)), u.T, w])
+
+
+def _fastica_parallel(x: np.ndarray, max_iter: int, random_state: int,
+                      tol: float = 1e-4) -> tuple[np.ndarray, int]:
+    """scikit-learn's ``FastICA(whiten=False, algorithm="parallel", fun="logcosh")``
+    fitted on ``x`` (n_samples, n_components): its ``components_`` and ``n_iter_``."""
+    xt = x.T
+    n = xt.shape[0]
+    rng = np.random.mtrand.RandomState(random_state)  # mne.utils.check_random_state
+    w = _sym_decorrelation(np.asarray(rng.normal(size=(n, n)), dtype=xt.dtype))
+    p_ = float(xt.shape[1])
+    ii = 0
+    for ii in range(max_iter):  # noqa: B007 - the count is returned
+        gwtx = np.dot(w, xt)
+        np.tanh(gwtx, gwtx)  # logcosh, alpha = 1: x *= 1 is exact
+        g_wtx = np.empty(gwtx.shape[0], dtype=gwtx.dtype)
+        for i, gx_i in enumerate(gwtx):
+            g_wtx[i] = (1.0 * (1 - gx_i**2)).mean()
+        w1 = _sym_decorrelation(np.dot(gwtx, xt.T) / p_ - g_wtx[:, np.newaxis] * w)
+        lim = max(abs(abs(np.einsum("ij,ij->i", w1, w)) - 1))
+        w = w1
+        if lim < tol:
+            break
+    return w, ii + 1
+
+
+@dataclass
+class _EEGICA:
+    """A fitted EEG ICA (the state of ``mne.preprocessing.ICA`` that is used here)."""
+
+    pre_whitener: np.ndarray  # (n, 1)
+    pca_mean: np.ndarray
+    pca_components: np.ndarray
+    unmixing: np.ndarray
+    mixing: np.ndarray
+    n_iter: int
+
+    def sources(self, data: np.ndarray) -> np.ndarray:
+        """``ICA._transform``: sources of EEG ``data`` (n, n_samples); ``data`` is
+        overwritten."""
+        data /= self.pre_whitener
+        data -= self.pca_mean[:, None]
+        return np.dot(np.dot(self.unmixing, self.pca_components[: len(self.unmixing)]), data)
+
+    def remove(self, data: np.ndarray, exclude: list[int]) -> np.ndarray:
+        """``ICA._pick_sources``: ``data`` (n, n_samples) without the components
+        ``exclude``; ``data`` is overwritten."""
+        k = len(self.unmixing)
+        data /= self.pre_whitener
+        data -= self.pca_mean[:, None]
+        keep = np.setdiff1d(np.arange(k), exclude)
+        n_pca = self.pca_components.shape[0]
+        pca_components = self.pca_components[:n_pca]
+        unmixing = np.eye(n_pca)
+        unmixing[:k, :k] = self.unmixing
+        unmixing = np.dot(unmixing, pca_components)
+        mixing = np.eye(n_pca)
+        mixing[:k, :k] = self.mixing
+        mixing = pca_components.T @ mixing
+        keep = np.concatenate((keep, np.arange(k, n_pca)))
+        data = np.dot(np.dot(mixing[:, keep], unmixing[keep, :]), data)
+        data += self.pca_mean[:, None]
+        data *= self.pre_whitener
+        return data
+
+
+def _fit_eeg_ica(data: np.ndarray, random_state: int, max_iter: int) -> _EEGICA:
+    """``ICA(n_components=n, method="fastica").fit(raw)`` on EEG ``data`` (n,
+    n_samples) of one channel type (overwritten), including MNE's sort of the
+    components by explained variance."""
+    fit_data = data.copy()  # ICA._fit_raw's get_data copy, kept for the variance
+    pre_whitener = np.empty([len(data), 1])
+    pre_whitener[np.arange(len(data))] = np.std(data[np.arange(len(data))])
+    data /= pre_whitener
+    # mne.utils._PCA(n_components=None, whiten=True).fit_transform(data.T)
+    x = data.T.copy()
+    mean = np.mean(x, axis=0)
+    x -= mean
+    u, s, v = _svd(x)
+    max_abs_cols = np.argmax(np.abs(u), axis=0)  # svd_flip, u-based
+    signs = np.sign(u[max_abs_cols, np.arange(u.shape[1])])
+    u *= signs
+    v *= signs[:, np.newaxis]
+    explained_variance = (s**2) / (x.shape[0] - 1)
+    n_comp = min(x.shape)
+    u = u[:, :n_comp]
+    u *= math.sqrt(x.shape[0] - 1)
+    k = len(data)
+    w, n_iter = _fastica_parallel(u[:, slice(0, k)], max_iter, random_state)
+    norms = np.sqrt(explained_variance[:k])
+    norms[norms == 0] = 1.0
+    w /= norms
+    ica = _EEGICA(pre_whitener, mean, v, w, _pinv(w), n_iter)
+    # _ica_explained_variance + _sort_components
+    src = ica.sources(fit_data)
+    var = (np.sum(ica.mixing**2, axis=0) * np.sum(src**2, axis=1)
+           / (src.shape[0] * src.shape[1] - 1))
+    order = var.argsort()[::-1]
+    ica.mixing = ica.mixing[:, order]
+    ica.unmixing = ica.unmixing[order, :]
+    return ica
+
+
+def _eog_scores(ica: _EEGICA, eeg: np.ndarray, eog: np.ndarray,
+                sfreq: float) -> np.ndarray:
+    """``ICA.find_bads_eog`` scores: Pearson correlation of each source with the EOG,
+    both band-passed to 1-10 Hz as MNE does (``eeg`` is overwritten)."""
+    import mne
+    from scipy import stats
+
+    kw = dict(phase="zero-double", filter_length="10s", fir_window="hann",
+              l_trans_bandwidth=0.5, h_trans_bandwidth=0.5, fir_design="firwin2",
+              verbose="ERROR")
+    sources = mne.filter.filter_data(ica.sources(eeg), sfreq, 1, 10, **kw)
+    target = mne.filter.filter_data(eog.reshape(1, -1), sfreq, 1, 10, **kw)
+    return np.array([stats.pearsonr(a, target.ravel()).statistic for a in sources])
+
+
 def remove_eye_components(data: np.ndarray, sfreq: float, ch_names: list[str],
                           roles: list[str], ica_decim: int | str = "auto",
-                          copy: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+                          copy: bool = True, engine: str = "numpy",
+                          ) -> tuple[np.ndarray, dict[str, Any]]:
     """ICA on the EEG channels; remove components correlated (> 0.8) with the EOG.
 
     Parameters
@@ -186,6 +339,10 @@ def remove_eye_components(data: np.ndarray, sfreq: float, ch_names: list[str],
         :data:`ICA_FIT_MAX_SAMPLES` samples).
     copy : bool
         Work on a copy (default) or clean ``data`` in place.
+    engine : {"numpy", "mne"}
+        ``"numpy"`` (default): MNE's fastica ICA and ``find_bads_eog`` computed step for
+        step in NumPy/SciPy (no scikit-learn import); ``"mne"``: with
+        :class:`mne.preprocessing.ICA` itself. Both give the same signals.
 
     Returns
     -------
@@ -194,8 +351,6 @@ def remove_eye_components(data: np.ndarray, sfreq: float, ch_names: list[str],
     info : dict
         What ICA did (``ran``, ``excluded_components``, ``eog_scores``, ``decim``).
     """
-    import mne
-
     eeg = [i for i, r in enumerate(roles) if r == "eeg"]
     eog = [i for i, r in enumerate(roles) if r == "eog"]
     info: dict[str, Any] = {"ran": False, "excluded_components": [], "eog_scores": [],
@@ -210,7 +365,27 @@ def remove_eye_components(data: np.ndarray, sfreq: float, ch_names: list[str],
     n = data.shape[1]
     decim = (max(1, math.ceil(n / ICA_FIT_MAX_SAMPLES)) if ica_decim == "auto"
              else int(ica_decim))
+    if engine not in ("numpy", "mne"):
+        raise ValueError(f"engine must be 'numpy' or 'mne', got {engine!r}")
     picks = eeg + [eog[0]]
+    sdec = ICA_SCORE_DECIM if sfreq / ICA_SCORE_DECIM >= 48.0 else 1
+    if engine == "numpy":
+        work = np.array(data, dtype=np.float64, copy=True) if copy else data
+        sel = work if picks == list(range(len(work))) else work[picks]
+        k = len(eeg)
+        # copies, as MNE's get_data makes them (the steps below work in place)
+        ica = _fit_eeg_ica(np.array(sel[:k, ::decim]), ICA["random_state"], ICA["max_iter"])
+        scores = _eog_scores(ica, np.array(sel[:k, ::sdec]), np.array(sel[k, ::sdec]),
+                             sfreq / sdec)
+        bad = np.where(abs(scores) > ICA["eog_threshold"])[0]
+        bads = [int(b) for b in bad[np.abs(scores[bad]).argsort()[::-1]]]
+        info.update(ran=True, decim=decim, score_decim=sdec, excluded_components=bads,
+                    eog_scores=[float(x) for x in np.ravel(scores)], n_iter=ica.n_iter)
+        if bads:
+            work[eeg] = ica.remove(sel[:k].copy(), bads)
+        return work, info
+    import mne
+
     names = [f"{ch_names[i]}#{k}" for k, i in enumerate(picks)]  # unique labels
     minfo = mne.create_info(names, sfreq, ["eeg"] * len(eeg) + ["eog"], verbose="ERROR")
     work = np.array(data, dtype=np.float64, copy=True) if copy else data
@@ -228,7 +403,6 @@ def remove_eye_components(data: np.ndarray, sfreq: float, ch_names: list[str],
     # 100 Hz every 2nd sample carries that band unaliased (the EEG is low-passed at
     # 30 Hz, so what folds over lands above 12.5 Hz and is filtered out), which halves
     # the samples and the filter taps: scores agree with the full-rate ones to ~1e-5
-    sdec = ICA_SCORE_DECIM if sfreq / ICA_SCORE_DECIM >= 48.0 else 1
     score_raw = raw if sdec == 1 else mne.io.RawArray(
         np.ascontiguousarray(sel[:, ::sdec]),
         mne.create_info(names, sfreq / sdec, ["eeg"] * len(eeg) + ["eog"], verbose="ERROR"),
@@ -453,7 +627,11 @@ _ANTERIOR, _POSTERIOR = {"fp", "af", "f", "fc", "c"}, {"p", "po", "o"}
 def eeg_region(name: str) -> str | None:
     """``"anterior"`` (Fp, AF, F, FC, C: the Fpz-Cz slot), ``"posterior"`` (P, PO, O:
     the Pz-Oz slot) or None (temporal, CP, unknown) from the first electrode of an EEG
-    channel name (``EEG Fpz-Cz`` -> anterior, ``O2-M1`` -> posterior)."""
+    channel name (``EEG Fpz-Cz`` -> anterior, ``O2-M1`` -> posterior; cohort labels by
+    their derivation, SHHS ``EEG(sec)`` -> C3-A2 -> anterior)."""
+    from .io import channel_derivation
+
+    name = channel_derivation(name) or name
     m = _EEG_SITE.match(re.sub(r"[\s_]+", " ", name.strip().lower()))
     if not m:
         return None
@@ -464,8 +642,11 @@ def eeg_region(name: str) -> str | None:
 def select_bandpower_channels(ch_names: list[str], roles: list[str],
                               channels_found: list[str] | None = None,
                               source: str = "recording", explicit: bool = False,
-                              notices: Any = None) -> list[int]:
-    """Indices of the channels for :data:`CHANNEL_LAYOUT` (two EEG, one EOG).
+                              notices: Any = None, n_eeg: int = 2, n_eog: int = 1,
+                              ) -> list[int]:
+    """Indices of the channels for :data:`CHANNEL_LAYOUT` (two EEG, one EOG), or for a
+    subset of it (``n_eeg`` EEG and ``n_eog`` EOG channels, see
+    :data:`hypnoscope.channel_setups.CHANNEL_SETUPS`; one EEG takes the Fpz-Cz slot).
 
     With more than two EEG channels and no explicit choice, the frontal/central one
     nearest to Fpz-Cz takes the first slot and the parietal/occipital one nearest to
@@ -475,19 +656,29 @@ def select_bandpower_channels(ch_names: list[str], roles: list[str],
     ``channels-reordered`` info notice: the model was trained with Fpz-Cz first. The
     channels left out (more EEG, a second EOG, EMG) each get a ``channel-ignored`` info
     notice. Notices go to ``notices`` (a :class:`hypnoscope.notices.Notices`) when
-    given. Raises a ``ValueError`` that lists the channels found when two EEG or an EOG
-    channel are missing.
+    given. Raises a ``ValueError`` that lists the channels found when the EEG or EOG
+    channels the setup needs are missing.
     """
     eeg = [i for i, r in enumerate(roles) if r == "eeg"]
     eog = [i for i, r in enumerate(roles) if r == "eog"]
-    if len(eeg) < 2 or not eog:
+    if len(eeg) < n_eeg or len(eog) < n_eog:
         found = channels_found if channels_found is not None else list(ch_names)
         have = ", ".join(f"{n} ({r})" for n, r in zip(ch_names, roles, strict=False)) or "none"
+        need = {(2, 1): "two EEG channels (Fpz-Cz and Pz-Oz, or the nearest derivations) "
+                        "and one EOG channel",
+                (2, 0): "two EEG channels (Fpz-Cz and Pz-Oz, or the nearest derivations)",
+                (1, 1): "one EEG channel and one EOG channel",
+                (1, 0): "one EEG channel"}[(n_eeg, n_eog)]
         raise ValueError(
-            f"{source}: band-power models need two EEG channels (Fpz-Cz and Pz-Oz, or the "
-            f"nearest derivations) and one EOG channel, but only these were recognised: "
-            f"{have}. Channels found: {list(found)}. Choose them with eeg=[...] and eog=... "
-            "(CLI: --eeg CH CH --eog CH)")
+            f"{source}: this band-power model needs {need}, but only these were "
+            f"recognised: {have}. Channels found: {list(found)}. Choose them with eeg=[...] "
+            "and eog=... (CLI: --eeg CH [CH] --eog CH), or stage with --model auto to use "
+            "the shipped model these channels allow")
+    if n_eeg == 1:
+        first = eeg[0] if explicit else min(
+            eeg, key=lambda i: (_rank(ch_names[i], ("fpz", "fp", "fz", "f", "cz", "c")), i))
+        return _report_unused(ch_names, roles, [first] + eog[:n_eog], add=(
+            notices.add if notices is not None else None), source=source)
     if not explicit and len(eeg) > 2:
         first = min(eeg, key=lambda i: (_rank(ch_names[i], ("fpz", "fp", "fz", "f", "cz", "c")),
                                         i))
@@ -504,22 +695,33 @@ def select_bandpower_channels(ch_names: list[str], roles: list[str],
             f"channel first (like Fpz-Cz) and the parietal/occipital one second (like "
             f"Pz-Oz), so {ch_names[a]!r} is used first and {ch_names[b]!r} second",
             severity="info")
-    used = [a, b, eog[0]]
+    return _report_unused(ch_names, roles, [a, b] + eog[:n_eog],
+                          add=notices.add if notices is not None else None, source=source)
+
+
+def _report_unused(ch_names: list[str], roles: list[str], used: list[int], add,
+                   source: str) -> list[int]:
+    """``used``, after a ``channel-ignored`` info notice for every other channel."""
+    n_eeg = sum(roles[i] == "eeg" for i in used)
+    n_eog = len(used) - n_eeg
+    what = {(2, 1): "two EEG channels and one EOG channel", (2, 0): "two EEG channels",
+            (1, 1): "one EEG channel and one EOG channel",
+            (1, 0): "one EEG channel"}.get((n_eeg, n_eog), f"{len(used)} channels")
+    names = ", ".join(repr(ch_names[i]) for i in used)
     for i, (name, role) in enumerate(zip(ch_names, roles, strict=True)):
-        if i not in used:
-            why = ("the band-power model uses two EEG channels and one EOG channel"
-                   if role in ("eeg", "eog") else
+        if i not in used and add is not None:
+            why = (f"the band-power model uses {what}" if role in ("eeg", "eog") else
                    "the band-power model uses EEG and EOG only")
             add("channel-ignored", f"{source}: channel {name!r} ({role}) is not used: {why} "
-                f"({ch_names[a]!r}, {ch_names[b]!r}, {ch_names[eog[0]]!r})",
-                severity="info", channel=name)
+                f"({names})", severity="info", channel=name)
     return used
 
 
 def extract_bandpower_from(recording, eeg=None, eog=None, ica_decim: int | str = "auto",
-                           ) -> BandPowerNight:
+                           n_eeg: int = 2, n_eog: int = 1) -> BandPowerNight:
     """Read a recording (path, Raw or PSGRecording) and compute its spectra with
-    :func:`extract_bandpower` on two EEG and one EOG channel."""
+    :func:`extract_bandpower` on two EEG and one EOG channel (or ``n_eeg`` EEG and
+    ``n_eog`` EOG channels: a channel setup, see :func:`select_bandpower_channels`)."""
     from .io import read_psg
 
     rec = recording
@@ -532,7 +734,8 @@ def extract_bandpower_from(recording, eeg=None, eog=None, ica_decim: int | str =
     idx = select_bandpower_channels(list(rec.ch_names), list(rec.roles),
                                     rec.meta.get("channels_found") if rec.meta else None,
                                     source=str(getattr(rec, "source", "recording")),
-                                    explicit=eeg is not None, notices=notices)
+                                    explicit=eeg is not None, notices=notices,
+                                    n_eeg=n_eeg, n_eog=n_eog)
     night = extract_bandpower(rec.data[idx], rec.sfreq, [rec.ch_names[i] for i in idx],
                               [rec.roles[i] for i in idx], unit="uV", ica_decim=ica_decim)
     night.meta["source"] = str(getattr(rec, "source", ""))

@@ -163,9 +163,11 @@ def load_feature_dir(directory: str | os.PathLike, subject_pattern: str = r"^(\d
     files = sorted(directory.glob("*.npz"))
     if not files:
         raise FileNotFoundError(f"no .npz feature files in {directory}")
+    from .utils import progress
+
     regex = re.compile(subject_pattern)
     nights = []
-    for f in files:
+    for f in progress(files, desc="loading features", unit="night"):
         with np.load(f, allow_pickle=False) as z:
             missing = {"features", "labels"} - set(z.files)
             if missing:

@@ -1,4 +1,9 @@
-"""Sleep-EDF Expanded (PhysioNet ``sleep-edfx`` 1.0.0) catalog and downloader.
+"""Downloaders: Sleep-EDF Expanded (PhysioNet ``sleep-edfx`` 1.0.0) and the NSRR cohorts.
+
+Both go through the same step (:func:`_retrieve`: :mod:`pooch`, checksum-verified, a
+file appears in the cache only when complete and verified). Sleep-EDF is below; the
+NSRR downloader (:func:`fetch_nsrr`, SHHS, MESA, MrOS, CFS, CHAT ... of sleepdata.org,
+token-based) is at the end of this module.
 
 Subsets
 -------
@@ -254,34 +259,45 @@ def _progress_enabled() -> bool | None:
     return sys.stderr.isatty()
 
 
-def _retrieve(url: str, sha256: str | None, dest: Path, force: bool, downloader) -> Path:
-    """Download ``url`` to ``dest`` via pooch (skipped if cached and verified)."""
+def _retrieve(url: str, sha256: str | None, dest: Path, force: bool, downloader, *,
+              known_hash: str | None = None, display: str | None = None,
+              listed_in: str = "the Sleep-EDF catalog") -> Path:
+    """Download ``url`` to ``dest`` via pooch (skipped if cached and verified).
+
+    ``known_hash`` (``"md5:..."``) replaces the SHA-256; ``display`` is the URL shown in
+    messages (without a token); ``listed_in`` names where the checksum comes from. A file
+    without any checksum that ends in ``.edf`` is checked by its EDF header.
+    """
     import pooch
 
     if force and dest.exists():
         dest.unlink()
-    known = f"sha256:{sha256}" if sha256 else None
+    known = known_hash or (f"sha256:{sha256}" if sha256 else None)
+    display = display or url
     plog = pooch.get_logger()
     for attempt in (0, 1):
         existed = dest.exists()
         if not existed:
-            logger.info("downloading %s", url)
+            logger.info("downloading %s", display)
         level = plog.level
         plog.setLevel(logging.WARNING)  # pooch's INFO advice about known_hash misleads here
         try:
             out = Path(pooch.retrieve(url, known_hash=known, fname=dest.name,
                                       path=dest.parent, downloader=downloader))
+        except FetchError:
+            raise
         except ValueError as exc:  # pooch: checksum mismatch of the fresh download
-            raise FetchError(f"checksum mismatch for {url}: the downloaded file does not "
-                             f"have the SHA-256 {sha256} listed in the Sleep-EDF catalog; it "
-                             f"was discarded (nothing written to {dest}). Retry later or "
-                             f"check the mirror. ({exc})") from None
+            algo, _, value = (known or ":").partition(":")
+            raise FetchError(f"checksum mismatch for {display}: the downloaded file does not "
+                             f"have the {algo.upper().replace('SHA256', 'SHA-256')} {value} "
+                             f"listed in {listed_in}; it was discarded (nothing written to "
+                             f"{dest}). Retry later or check the mirror. ({exc})") from None
         except Exception as exc:  # requests errors: HTTP status, connection, timeout
-            raise FetchError(f"download of {url} failed: {type(exc).__name__}: {exc}. "
+            raise FetchError(f"download of {display} failed: {type(exc).__name__}: {exc}. "
                              "Check the network connection and --base-url.") from None
         finally:
             plog.setLevel(level)
-        if sha256 or not out.name.lower().endswith(".edf"):
+        if known or not out.name.lower().endswith(".edf"):
             return out
         try:
             check_edf_header(out)
@@ -289,7 +305,7 @@ def _retrieve(url: str, sha256: str | None, dest: Path, force: bool, downloader)
         except ValueError as exc:
             out.unlink()
             if not existed or attempt:
-                raise FetchError(f"{url}: downloaded file failed the EDF check and was "
+                raise FetchError(f"{display}: downloaded file failed the EDF check and was "
                                  f"removed ({exc})") from None
             logger.warning("cached %s failed the EDF check (%s); downloading again", out, exc)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -350,3 +366,357 @@ def fetch_sleepedf(subjects: Iterable[int] | None = None,
                              disable=None if show else True):
         got[rel] = _retrieve(base + rel, sha, root / rel, force_update, downloader)
     return [(got[e.psg_file], got[e.hypnogram_file]) for e in entries]
+
+
+# ---------------------------------------------------------------------- NSRR
+#: The National Sleep Research Resource (sleepdata.org).
+NSRR_URL = "https://sleepdata.org"
+#: Client name in the file-download URL (``/m/<client>/``), as the ``nsrr`` gem sends its.
+NSRR_CLIENT = "hypnoscope"
+#: Where NSRR keeps the EDFs and the two XML forms of a dataset (the download tree).
+NSRR_EDF_FOLDER = "polysomnography/edfs"
+NSRR_XML_FOLDERS = {"nsrr": "polysomnography/annotations-events-nsrr",
+                    "profusion": "polysomnography/annotations-events-profusion"}
+_NSRR_XML_SUFFIX = {"nsrr": "-nsrr.xml", "profusion": "-profusion.xml"}
+_NSRR_ACCESS = ("NSRR data need an approved data access request for the dataset "
+                "(https://sleepdata.org/datasets); your token is at https://sleepdata.org/token")
+
+
+@dataclass(frozen=True)
+class NsrrFile:
+    """One file of an NSRR dataset as its file listing gives it."""
+
+    full_path: str  # e.g. "polysomnography/edfs/shhs1/shhs1-200001.edf"
+    size: int | None
+    md5: str | None
+
+    @property
+    def name(self) -> str:
+        return self.full_path.rsplit("/", 1)[-1]
+
+
+def default_nsrr_dir() -> Path:
+    """Root of the NSRR downloads: ``$HYPNOSCOPE_DATA/nsrr`` if the variable is set, else
+    ``~/hypnoscope_data/nsrr``; a dataset's files go to ``<root>/<dataset>/<full path>``
+    (NSRR's own tree, as the ``nsrr`` gem writes it)."""
+    root = os.environ.get("HYPNOSCOPE_DATA")
+    return Path(root).expanduser() / "nsrr" if root else Path.home() / "hypnoscope_data" / "nsrr"
+
+
+class NsrrClient:
+    """NSRR's documented web API (the one the ``nsrr`` Ruby gem uses).
+
+    - ``GET {base}/api/v1/account/profile.json?auth_token=T`` -> ``{"authenticated": ...}``
+    - ``GET {base}/api/v1/datasets/{dataset}/files.json?path=P&auth_token=T`` -> the
+      entries of folder ``P``: ``file_name``, ``full_path``, ``is_file``, ``file_size``,
+      ``file_checksum_md5``
+    - ``GET {base}/datasets/{dataset}/files/a/{T}/m/{client}/{full_path}`` -> the file
+      (a token without access to the dataset gets an HTML page instead)
+
+    The token never appears in messages or logs (:meth:`display`).
+    """
+
+    def __init__(self, token: str, base_url: str = NSRR_URL, timeout: float = 60.0) -> None:
+        import requests
+
+        token = str(token or "").strip()
+        if not token:
+            raise ValueError(f"an NSRR download token is needed (--token or $NSRR_TOKEN). "
+                             f"{_NSRR_ACCESS}")
+        if "/" in token or any(c.isspace() for c in token):
+            raise ValueError("the NSRR token must be one word without '/' or spaces; copy it "
+                             "from https://sleepdata.org/token")
+        self.token = token
+        self.base = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def display(self, text: str) -> str:
+        """``text`` with the token replaced by ``TOKEN``."""
+        return str(text).replace(self.token, "TOKEN")
+
+    def _json(self, url: str, params: dict[str, str], what: str):
+        import requests
+
+        try:
+            r = self.session.get(url, params={**params, "auth_token": self.token},
+                                 timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise FetchError(f"{what}: cannot reach {self.base} ({type(exc).__name__}: "
+                             f"{self.display(exc)}). Check the network connection and "
+                             "--base-url.") from None
+        if r.status_code in (401, 403):
+            raise FetchError(f"{what}: NSRR refused the token (HTTP {r.status_code}). "
+                             f"{_NSRR_ACCESS}")
+        if r.status_code == 404:
+            raise FetchError(f"{what}: not found on {self.base} (HTTP 404)")
+        if r.status_code != 200:
+            raise FetchError(f"{what}: HTTP {r.status_code} from {self.base}")
+        try:
+            return r.json()
+        except ValueError:
+            raise FetchError(f"{what}: {self.base} did not answer with JSON (is --base-url "
+                             "an NSRR site?)") from None
+
+    def check_token(self) -> None:
+        """Raise :class:`FetchError` unless NSRR authenticates the token."""
+        got = self._json(f"{self.base}/api/v1/account/profile.json", {}, "NSRR token check")
+        if not (isinstance(got, dict) and got.get("authenticated")):
+            raise FetchError(f"NSRR did not accept the token (not authenticated). "
+                             f"{_NSRR_ACCESS}")
+
+    def list_folder(self, dataset: str, path: str) -> list[dict]:
+        """The entries of one folder of a dataset (files and sub-folders)."""
+        got = self._json(f"{self.base}/api/v1/datasets/{dataset}/files.json", {"path": path},
+                         f"NSRR file listing of {dataset}/{path}")
+        if not isinstance(got, list):
+            raise FetchError(f"NSRR file listing of {dataset}/{path}: expected a list of "
+                             f"files, got {type(got).__name__}")
+        return got
+
+    def file_url(self, dataset: str, full_path: str) -> str:
+        return f"{self.base}/datasets/{dataset}/files/a/{self.token}/m/{NSRR_CLIENT}/{full_path}"
+
+
+def _nsrr_file(entry: dict) -> NsrrFile:
+    size = entry.get("file_size")
+    md5 = entry.get("file_checksum_md5")
+    return NsrrFile(full_path=str(entry["full_path"]).strip("/"),
+                    size=int(size) if size not in (None, "") else None,
+                    md5=str(md5).lower() if md5 else None)
+
+
+def _participant(name: str) -> int | None:
+    m = re.search(r"(\d+)$", Path(name).stem)
+    return int(m.group(1)) if m else None
+
+
+def list_nsrr_recordings(client: NsrrClient, dataset: str,
+                         subjects: Iterable[int] | None = None,
+                         visits: Iterable[str] | None = None, annotations: str = "nsrr",
+                         ) -> list[tuple[NsrrFile, NsrrFile | None]]:
+    """The EDFs of an NSRR dataset with their scoring XML, from the file listing.
+
+    EDFs are found under ``polysomnography/edfs`` (and its sub-folders, e.g. SHHS's
+    ``shhs1``/``shhs2`` visits; ``visits`` restricts to those sub-folders); the XML of
+    ``<sub>/S.edf`` is ``S-<annotations>.xml`` in
+    ``polysomnography/annotations-events-<annotations>/<sub>`` (None when not listed).
+    ``subjects`` are participant numbers (the digits at the end of the name:
+    ``shhs1-200001`` -> 200001).
+
+    Raises
+    ------
+    ValueError
+        A requested subject or visit is not in the dataset (the message gives what is).
+    """
+    if annotations not in NSRR_XML_FOLDERS:
+        raise ValueError(f"annotations must be one of {sorted(NSRR_XML_FOLDERS)}, got "
+                         f"{annotations!r}")
+    wanted_visits = None if visits is None else {str(v) for v in visits}
+    edfs: list[tuple[str, NsrrFile]] = []  # (sub-folder, file)
+    folders, seen_subs = [""], []
+    while folders:
+        sub = folders.pop(0)
+        for e in client.list_folder(dataset, f"{NSRR_EDF_FOLDER}/{sub}".rstrip("/")):
+            if not e.get("is_file"):
+                child = f"{sub}/{e['file_name']}".strip("/")
+                seen_subs.append(child)
+                if wanted_visits is None or child.split("/")[0] in wanted_visits:
+                    folders.append(child)
+            elif str(e.get("file_name", "")).lower().endswith(".edf"):
+                edfs.append((sub, _nsrr_file(e)))
+    if wanted_visits is not None and not wanted_visits <= set(seen_subs):
+        raise ValueError(f"visit(s) {sorted(wanted_visits - set(seen_subs))} not in NSRR "
+                         f"dataset {dataset!r}; its {NSRR_EDF_FOLDER} has "
+                         f"{sorted(seen_subs) or 'no sub-folders'}")
+    if not edfs:
+        raise ValueError(f"NSRR dataset {dataset!r} lists no EDF under {NSRR_EDF_FOLDER}")
+    if subjects is not None:
+        want = {int(s) for s in subjects}
+        have = {_participant(f.name) for _, f in edfs}
+        missing = sorted(want - have)
+        if missing:
+            ids = sorted(i for i in have if i is not None)
+            raise ValueError(f"subject(s) {missing} not in NSRR dataset {dataset!r} "
+                             f"({len(ids)} participants, {ids[0]}-{ids[-1]})" if ids else
+                             f"subject(s) {missing} not in NSRR dataset {dataset!r}")
+        edfs = [(sub, f) for sub, f in edfs if _participant(f.name) in want]
+    xml_lists: dict[str, dict[str, NsrrFile]] = {}
+    out = []
+    for sub, f in sorted(edfs, key=lambda x: x[1].full_path):
+        if sub not in xml_lists:
+            folder = f"{NSRR_XML_FOLDERS[annotations]}/{sub}".rstrip("/")
+            try:
+                entries = client.list_folder(dataset, folder)
+            except FetchError as exc:
+                if "HTTP 404" not in str(exc):
+                    raise
+                entries = []
+            xml_lists[sub] = {e["file_name"]: _nsrr_file(e) for e in entries
+                              if e.get("is_file")}
+        xml_name = f.name[: -len(".edf")] + _NSRR_XML_SUFFIX[annotations]
+        out.append((f, xml_lists[sub].get(xml_name)))
+    return out
+
+
+class _ResumableDownload:
+    """A :mod:`pooch` downloader that resumes: the bytes go to ``<dest>.part``, an
+    interrupted download keeps them and the next call asks for the rest (HTTP ``Range``);
+    the ``.part`` becomes pooch's file only when it has the listed size, so pooch's
+    checksum check and move into place are the only way into the cache."""
+
+    def __init__(self, client: NsrrClient, part: Path, size: int | None, display: str,
+                 progressbar: bool) -> None:
+        self.client, self.part, self.size = client, part, size
+        self.display, self.progressbar = display, progressbar
+
+    def _open(self, url: str, offset: int):
+        import requests
+
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            r = self.client.session.get(url, headers=headers, stream=True,
+                                        timeout=self.client.timeout)
+        except requests.RequestException as exc:
+            raise FetchError(f"download of {self.display} failed: {type(exc).__name__}: "
+                             f"{self.client.display(exc)}. Check the network connection; "
+                             "run the same command again to resume.") from None
+        if r.status_code in (401, 403, 404) or "text/html" in r.headers.get(
+                "Content-Type", "").lower():
+            r.close()
+            why = (f"HTTP {r.status_code}" if r.status_code >= 400 else
+                   "an HTML page came back instead of the file")
+            raise FetchError(f"download of {self.display} refused ({why}): the token has no "
+                             f"access to this dataset. {_NSRR_ACCESS}")
+        if r.status_code not in (200, 206):
+            r.close()
+            raise FetchError(f"download of {self.display} failed: HTTP {r.status_code}")
+        return r
+
+    def __call__(self, url: str, output_file, pooch_obj=None, check_only: bool = False):
+        import requests
+        import urllib3
+
+        part, size = self.part, self.size
+        part.parent.mkdir(parents=True, exist_ok=True)
+        offset = part.stat().st_size if part.exists() else 0
+        if size is not None and offset > size:  # not the file listed now: start afresh
+            part.unlink()
+            offset = 0
+        if size is None or offset < size:
+            r = self._open(url, offset)
+            with r:
+                if offset and r.status_code == 200:  # the server ignored the Range
+                    offset = 0
+                elif offset and not r.headers.get("Content-Range", "").startswith(
+                        f"bytes {offset}-"):
+                    raise FetchError(f"download of {self.display}: the server answered the "
+                                     f"resume request at byte {offset} with "
+                                     f"{r.headers.get('Content-Range')!r}; remove {part} "
+                                     "to download it afresh")
+                if offset:
+                    logger.info("resuming %s at byte %d of %s", self.display, offset,
+                                size if size is not None else "?")
+                bar = progress(total=size, initial=offset, desc=self.display.rsplit("/", 1)[-1],
+                               unit="B", unit_scale=True, unit_divisor=1024,
+                               disable=None if self.progressbar else True, leave=False)
+                try:
+                    with open(part, "ab" if offset else "wb") as f:
+                        # read1: whatever has arrived, so a dropped line loses no byte
+                        while chunk := r.raw.read1(1 << 16, decode_content=True):
+                            f.write(chunk)
+                            bar.update(len(chunk))
+                except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                    got = part.stat().st_size if part.exists() else 0
+                    raise FetchError(
+                        f"download of {self.display} interrupted after {got} of "
+                        f"{size if size is not None else '?'} bytes ({type(exc).__name__}); "
+                        f"the partial file {part} is kept: run the same command again to "
+                        "resume") from None
+                finally:
+                    bar.close()
+        got = part.stat().st_size
+        if size is not None and got != size:
+            if got > size:
+                part.unlink()
+            raise FetchError(f"download of {self.display} ended after {got} of {size} bytes "
+                             f"listed by NSRR; run the same command again to "
+                             f"{'resume' if got < size else 'download it afresh'}")
+        os.replace(part, output_file)
+
+
+def fetch_nsrr(dataset: str, token: str, subjects: Iterable[int] | None = None,
+               visits: Iterable[str] | None = None, path: str | os.PathLike | None = None,
+               base_url: str = NSRR_URL, annotations: str = "nsrr",
+               force_update: bool = False, timeout: float = 60.0,
+               ) -> list[tuple[Path, Path | None]]:
+    """Download recordings of an NSRR dataset (EDF + scoring XML) with a download token.
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset's slug on sleepdata.org: ``shhs``, ``mesa``, ``mros``, ``cfs``,
+        ``chat`` ...
+    token : str
+        The user's NSRR download token (https://sleepdata.org/token). NSRR data need an
+        approved data access request for the dataset.
+    subjects : iterable of int or None
+        Participant numbers (``200001`` for ``shhs1-200001``); None = every recording.
+    visits : iterable of str or None
+        Sub-folders of ``polysomnography/edfs`` to use (SHHS: ``shhs1``, ``shhs2``).
+    path : path-like or None
+        Local root (default :func:`default_nsrr_dir`); files go to
+        ``<path>/<dataset>/<NSRR path>``, e.g. ``shhs/polysomnography/edfs/shhs1/
+        shhs1-200001.edf``, where :func:`hypnoscope.recordings.find_hypnogram` finds
+        their XML.
+    base_url : str
+        NSRR site (a test server must offer the same API).
+    annotations : {"nsrr", "profusion"}
+        Which XML form to fetch beside each EDF.
+    force_update : bool
+        Download again even if the file is present and verified.
+    timeout : float
+        Per-request timeout in seconds.
+
+    Returns
+    -------
+    list of (edf_path, xml_path or None)
+
+    Integrity and resume: every file is checked against the size and MD5 of NSRR's listing
+    (an EDF without a listed MD5 also by its EDF header); files already present and
+    verified are skipped. Bytes arrive in ``<file>.part``; an interrupted download keeps
+    them and the next run resumes there with an HTTP ``Range`` request. A file whose
+    checksum does not match is discarded.
+
+    Raises
+    ------
+    ValueError
+        Empty or malformed token, unknown subject or visit.
+    FetchError
+        Token refused, no access to the dataset, a failed or interrupted download, or a
+        file that does not verify (never left in place).
+    """
+    client = NsrrClient(token, base_url, timeout)
+    client.check_token()
+    pairs = list_nsrr_recordings(client, dataset, subjects, visits, annotations)
+    root = (Path(path).expanduser() if path is not None else default_nsrr_dir()) / dataset
+    show = bool(_progress_enabled())
+    jobs = [f for pair in pairs for f in pair if f is not None]
+    got: dict[str, Path] = {}
+    for f in progress(jobs, desc=f"NSRR {dataset}", unit="file",
+                      disable=None if show else True):
+        dest = root / f.full_path
+        url = client.file_url(dataset, f.full_path)
+        display = client.display(url)
+        downloader = _ResumableDownload(client, dest.with_name(dest.name + ".part"), f.size,
+                                        display, show)
+        out = _retrieve(url, None, dest, force_update, downloader,
+                        known_hash=f"md5:{f.md5}" if f.md5 else None, display=display,
+                        listed_in=f"NSRR's file listing of {dataset}")
+        have = out.stat().st_size
+        if f.size is not None and have != f.size:  # a present file, and no MD5 listed
+            out.unlink()
+            raise FetchError(f"{out}: {have} bytes but NSRR lists {f.size}; it was removed, "
+                             "run the same command again to download it")
+        got[f.full_path] = out
+    return [(got[e.full_path], None if x is None else got[x.full_path]) for e, x in pairs]

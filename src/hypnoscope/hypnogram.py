@@ -9,6 +9,9 @@ Supported formats
   per-epoch probabilities.
 - Plain text, one label per line (``W``, ``N1``, ``2``, ``REM``, ``?`` ...).
 - :class:`mne.Annotations`.
+- NSRR XML (``*-nsrr.xml`` standardised annotations and Compumedics ``*-profusion.xml``),
+  read by :mod:`hypnoscope.nsrr_xml` (arousals and other events are not stages; they are
+  read with :func:`hypnoscope.nsrr_xml.read_xml_events`).
 
 Annotation-to-epoch rule
 ------------------------
@@ -21,11 +24,13 @@ duplicating time.
 
 Stage labels
 ------------
-Labels are matched case-insensitively (:func:`accepted_labels`): AASM ``W N1 N2 N3 R``,
-R&K and Sleep-EDF names (``Sleep stage 4`` -> N3), and the unscored labels ``?``,
-``Sleep stage ?``, ``Movement time``/``MT``, ``U``/``unknown``, ``unscored``,
+Labels are matched case-insensitively through the one label table of
+:mod:`hypnoscope.stages` (:func:`accepted_labels`): AASM ``W N1 N2 N3 R``, R&K,
+Sleep-EDF and vendor names (``Sleep stage 4`` -> N3, ``Stage 2``, ``S2``, ``NREM2``,
+``Sleep stage N2``, ``REM``, ``Wake``, NSRR ``Stage 2 sleep|2``), and the unscored labels
+``?``, ``Sleep stage ?``, ``Movement time``/``MT``, ``U``/``unknown``, ``unscored``,
 ``artefact``. Anything else in a table's ``stage`` column or a text file, and any
-annotation that claims to be a stage (``Sleep stage XYZ``, ``NREM2``, ``N 2``), is an
+annotation that claims to be a stage (``Sleep stage XYZ``, ``NREM 2``, ``N 2``), is an
 error that lists the accepted labels -- never silently unscored. Site conventions are
 mapped with ``label_map`` (``{"NREM2": "N2"}``, a JSON file or ``"NREM2=N2,N 2=N2"``;
 CLI ``--label-map``). Bad numbers name the file, row (and line) and column.
@@ -41,7 +46,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .stages import _LABEL_MAP as _STAGE_LABELS
 from .stages import (
@@ -60,6 +64,7 @@ from .utils import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
+    import pandas as pd  # imported where used: `import hypnoscope` stays light
 
 #: Start written to (and read back as "unknown" from) EDF+ files when no start time is
 #: known: 1985-01-01 00:00:00, the EDF header's conventional placeholder date.
@@ -188,6 +193,8 @@ def _row_locator(path: Path, n_rows: int):
 def _numeric_column(df: pd.DataFrame, column: str, path: Path, where,
                     non_negative: bool = True) -> np.ndarray:
     """A table column as floats; a ``ValueError`` naming file, row and column otherwise."""
+    import pandas as pd
+
     text = df[column].astype(str).str.strip()
     values = pd.to_numeric(text, errors="coerce").to_numpy(float)
     bad = ~np.isfinite(values)
@@ -381,6 +388,8 @@ class Hypnogram:
         ``confidence`` and ``p_<stage>`` columns, and with :attr:`quality` a ``quality``
         column. Epochs that staging could not score (stage ``?``) have confidence and
         probabilities 0."""
+        import pandas as pd
+
         df = pd.DataFrame({"onset": self.onsets, "duration": self.epoch_sec,
                            "stage": self.labels})
         if self.probabilities is not None:
@@ -569,6 +578,10 @@ class Hypnogram:
         ``onset`` must be a finite number of seconds and ``duration`` a non-negative
         one. Anything else raises a ``ValueError`` naming the file, the row (and line)
         and the column.
+
+        A BIDS ``*_events.tsv`` (``onset duration trial_type`` and no ``stage`` column)
+        is read like annotations: its ``trial_type`` values that are stage labels make
+        the hypnogram and other events (``Lights off``, arousals) are ignored.
         """
         path = Path(path)
         if not path.is_file():
@@ -576,6 +589,8 @@ class Hypnogram:
         if sep is None:
             sep = "," if path.suffix.lower() == ".csv" else "\t"
         import warnings
+
+        import pandas as pd
 
         try:
             with warnings.catch_warnings():
@@ -589,6 +604,9 @@ class Hypnogram:
             raise ValueError(f"{path}: cannot read as a {kind}-separated table with columns "
                              f"onset, duration, stage ({type(exc).__name__}: {exc})") from None
         df.columns = [str(c).strip().lower() for c in df.columns]
+        bids_events = "stage" not in df.columns and "trial_type" in df.columns
+        if bids_events:
+            df = df.rename(columns={"trial_type": "stage"})
         missing = {"onset", "stage"} - set(df.columns)
         if missing:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected "
@@ -605,7 +623,7 @@ class Hypnogram:
         to_code = label_to_code3 if n_classes == 3 else label_to_code
         bad: dict[str, str] = {}
         for k, lab in enumerate(labels):
-            if not _is_stage_text(lab, to_code):
+            if not bids_events and not _is_stage_text(lab, to_code):
                 bad.setdefault(lab, where(k))
         if bad:
             raise _unknown_labels_error(str(path), list(bad.items()), n_classes, "stage")
@@ -760,6 +778,7 @@ def read_hypnogram(source, epoch_sec: float = 30.0,
     """Read a hypnogram from a file (format from the extension) or ``mne.Annotations``.
 
     ``.edf`` -> EDF+ annotations; ``.tsv``/``.csv`` -> onset/duration/stage table;
+    ``.xml`` -> NSRR or Compumedics Profusion XML (:mod:`hypnoscope.nsrr_xml`);
     ``.txt``/``.hyp``/other -> one label per line. ``label_map`` (a dict, a JSON file or
     ``"LABEL=STAGE,..."``, see :func:`parse_label_map`) renames site-specific labels
     (``{"NREM2": "N2"}``); unknown stage labels raise a ``ValueError`` that lists the
@@ -777,4 +796,8 @@ def read_hypnogram(source, epoch_sec: float = 30.0,
         return Hypnogram.read_edf(path, epoch_sec=epoch_sec, label_map=label_map)
     if suffix in (".tsv", ".csv"):
         return Hypnogram.read_table(path, label_map=label_map)
+    if suffix == ".xml":
+        from .nsrr_xml import read_xml_hypnogram
+
+        return read_xml_hypnogram(path, label_map=label_map)
     return Hypnogram.read_txt(path, epoch_sec=epoch_sec, label_map=label_map)

@@ -1,8 +1,10 @@
 """Reading polysomnography (PSG) recordings: channels by role, common rate, µV.
 
-:func:`read_psg` turns an EDF/EDF+/BDF file (read with MNE) or an :class:`mne.io.BaseRaw`
-into a :class:`PSGRecording`: one float32 array in µV at a common sampling rate, with the
-role of every channel (``"eeg"``, ``"eog"``, ``"emg"`` or ``"emg_envelope"``).
+:func:`read_psg` turns a recording file in any format MNE-Python reads (EDF/EDF+/BDF,
+BrainVision, FIF, EEGLAB, GDF, Nihon Kohden ...; see :data:`RAW_SUFFIXES`) or an
+:class:`mne.io.BaseRaw` into a :class:`PSGRecording`: one float32 array in µV at a
+common sampling rate, with the role of every channel (``"eeg"``, ``"eog"``, ``"emg"``
+or ``"emg_envelope"``).
 
 Channel roles
 -------------
@@ -126,6 +128,13 @@ EMG_CHECK_MIN_SFREQ = 80.0
 MIN_DURATION_SEC = 30.0
 
 _EDF_SUFFIXES = (".edf", ".bdf", ".rec")
+#: Recording files read through :func:`mne.io.read_raw` (besides EDF/BDF): BrainVision
+#: (``.vhdr``), FIF (``.fif``, ``.fif.gz``), EEGLAB (``.set``), GDF, Nihon Kohden
+#: (``.eeg`` with its ``.pnt``/``.21e``), Neuroscan (``.cnt``), EGI (``.mff``),
+#: Persyst (``.lay``), Nicolet (``.data``), Curry (``.cdt``), Nihon Kohden/others as MNE
+#: reads them. Listed here so that folders can be scanned for recordings.
+RAW_SUFFIXES = (*_EDF_SUFFIXES, ".vhdr", ".fif", ".fif.gz", ".set", ".gdf", ".eeg", ".cnt",
+                ".mff", ".lay", ".data", ".cdt")
 
 # ---------------------------------------------------------------- channel names
 _ELECTRODE = (r"(fp[z12]|af[z3478]|f[z1-8]|fc[z1-6]|c[z1-6]|cp[z1-6]|t[3-8]|tp[78]|p[z1-8]|"
@@ -141,8 +150,22 @@ _NOT_CHIN = re.compile(r"leg|tib|lat\b|rat\b|arm|ecg|ekg|resp|temp|event|marker|
                        r"spo2|sao2|pleth|pulse|flow|thor|abd|position|light|pressure")
 
 
+#: SHHS channel labels (Compumedics, as in the NSRR SHHS EDFs) and the EEG derivation each
+#: stands for: ``EEG`` is C4-A1, ``EEG(sec)`` (``EEG2``, ``EEG 2``, ``EEG sec`` in some
+#: files) is C3-A2. Their roles come from :func:`guess_role` like any other name
+#: (``EEG*`` -> eeg, ``EOG(L)``/``EOG(R)`` -> eog, ``EMG`` -> emg).
+SHHS_DERIVATIONS: dict[str, str] = {"eeg": "C4-A1", "eeg(sec)": "C3-A2", "eeg2": "C3-A2",
+                                    "eeg 2": "C3-A2", "eeg sec": "C3-A2"}
+
+
 def _norm(name: str) -> str:
     return re.sub(r"\s+", " ", str(name).strip().lower().replace("_", " "))
+
+
+def channel_derivation(name: str) -> str | None:
+    """The EEG derivation a cohort label stands for (``EEG(sec)`` -> ``C3-A2``, see
+    :data:`SHHS_DERIVATIONS`), or None for names that spell their own."""
+    return SHHS_DERIVATIONS.get(_norm(name))
 
 
 def guess_role(name: str) -> str | None:
@@ -151,7 +174,9 @@ def guess_role(name: str) -> str | None:
     Recognises Sleep-EDF labels (``EEG Fpz-Cz``, ``EOG horizontal``, ``EMG submental``),
     AASM labels (``C4-M1``, ``F4-M1``, ``O2-M1``, ``E1-M2``, ``LOC``, ``Chin1-Chin2``),
     common chin-EMG labels (``Chin``, ``CHIN1``, ``EMG1-EMG2``, ``LCHIN``, ``Chin-L``,
-    ``Submentalis``) and names prefixed with the modality (``EEG C3-A2``, ``EMG chin``).
+    ``Submentalis``), names prefixed with the modality (``EEG C3-A2``, ``EMG chin``) and
+    the SHHS labels (``EEG``, ``EEG(sec)``/``EEG2``, ``EOG(L)``, ``EOG(R)``, ``EMG``; see
+    :data:`SHHS_DERIVATIONS`).
     Leg EMG, ECG, respiration, temperature and event channels are not matched.
     """
     n = _norm(name)
@@ -159,8 +184,8 @@ def guess_role(name: str) -> str | None:
         return None
     if _EMG_RE.match(n):  # before the prefix rule: "EMG1-EMG2", "EMG chin"
         return "emg"
-    for prefix in ("eeg", "eog", "emg"):
-        if n == prefix or re.match(rf"^{prefix}\b", n):
+    for prefix in ("eeg", "eog", "emg"):  # "EEG C3-A2", "EOG(L)", "EEG(sec)", "EEG2"
+        if n == prefix or re.match(rf"^{prefix}(\b|\d)", n):
             return prefix
     if _EEG_RE.match(n):
         return "eeg"
@@ -402,21 +427,40 @@ def _open_raw(source, preload: bool = False) -> tuple[mne.io.BaseRaw, str]:
         name = str(fnames[0]) if fnames else f"<{type(source).__name__}>"
         return source, name
     path = Path(source)
-    if not path.is_file():
+    if not (path.is_file() or (path.is_dir() and path.suffix.lower() == ".mff")):
         raise FileNotFoundError(f"PSG file not found: {path}")
-    if path.suffix.lower() not in _EDF_SUFFIXES:
-        raise ValueError(f"{path}: unsupported PSG file type {path.suffix!r}; expected an "
-                         "EDF/EDF+ (.edf) or BDF (.bdf) file, or pass an mne.io.Raw")
-    check_edf_header(path)
-    reader = mne.io.read_raw_bdf if path.suffix.lower() == ".bdf" else mne.io.read_raw_edf
+    suffix = raw_suffix(path)
+    if suffix in _EDF_SUFFIXES:
+        check_edf_header(path)
+        reader = mne.io.read_raw_bdf if suffix == ".bdf" else mne.io.read_raw_edf
+        kind = "EDF"
+    elif suffix in RAW_SUFFIXES:
+        reader, kind = mne.io.read_raw, _FORMAT_NAMES.get(suffix, suffix)
+    else:
+        raise ValueError(f"{path}: unsupported PSG file type {path.suffix!r}; expected a "
+                         "file MNE-Python reads (EDF/EDF+ .edf, BDF .bdf, BrainVision .vhdr, "
+                         "FIF .fif, EEGLAB .set, GDF .gdf, Nihon Kohden .eeg, ...), or pass "
+                         "an mne.io.Raw")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # MNE's channel-name/type chatter
             raw = reader(path, preload=preload, verbose="error")
     except Exception as exc:  # MNE raises several types on corrupt files
-        raise ValueError(f"{path}: cannot read EDF file ({type(exc).__name__}: {exc}) - "
-                         "the file may be truncated or corrupt") from exc
+        raise ValueError(f"{path}: cannot read {kind} file ({type(exc).__name__}: {exc}) - "
+                         "the file may be truncated, corrupt or missing a companion file "
+                         "(BrainVision: .vhdr + .vmrk + .eeg)") from exc
     return raw, str(path)
+
+
+_FORMAT_NAMES = {".vhdr": "BrainVision", ".fif": "FIF", ".fif.gz": "FIF",
+                 ".set": "EEGLAB", ".gdf": "GDF", ".eeg": "Nihon Kohden", ".cnt": "Neuroscan",
+                 ".mff": "EGI MFF"}
+
+
+def raw_suffix(path: str | os.PathLike) -> str:
+    """The recording-format extension of a file name, lower case (``.fif.gz`` whole)."""
+    name = Path(path).name.lower()
+    return ".fif.gz" if name.endswith(".fif.gz") else Path(name).suffix
 
 
 def _orig_rates(raw: mne.io.BaseRaw) -> dict[str, float]:

@@ -34,12 +34,24 @@ RECORDING_CACHE_VERSION = 4
 
 #: Sleep-EDF file names: study (SC4 cassette / ST7 telemetry), subject ``ss``, night ``N``.
 SLEEPEDF_NAME = re.compile(r"^(?P<subject>(?:SC4|ST7)\d\d)(?P<night>\d)")
+#: NSRR file names: cohort, visit and participant (``shhs1-200001``, ``shhs2-200001``,
+#: ``mesa-sleep-0001``, ``mros-visit1-aa0001``, ``cfs-visit5-800002``,
+#: ``chat-baseline-300001``): the visits of one participant share the subject id.
+NSRR_NAME = re.compile(r"^(?P<cohort>shhs|mesa|mros|cfs|chat|sof|hchs|ccshs|numom2b|nchsdb)"
+                       r"(?P<visit>[-_]?[a-z]*\d*)-(?P<id>[a-z]*\d+)$", re.IGNORECASE)
+#: BIDS file names: the subject is ``sub-<label>`` (``sub-01_ses-2_task-sleep_eeg``).
+BIDS_SUBJECT = re.compile(r"^(sub-[A-Za-z0-9]+)_")
+#: Scoring files of NSRR recordings, in order of preference (``S-nsrr.xml`` ...).
+NSRR_HYP_SUFFIXES = ("-nsrr.xml", "-profusion.xml")
+#: Folders of the NSRR download tree that hold the EDFs and each XML form.
+NSRR_EDF_DIR = "edfs"
+NSRR_XML_DIRS = ("annotations-events-nsrr", "annotations-events-profusion")
+#: File names that are scoring, not recordings (skipped when a folder is listed).
+HYPNOGRAM_NAME = re.compile(r"hypnogram|annotation|scoring|\.hypnogram", re.IGNORECASE)
 
 _HYP_SUFFIXES = ("-Hypnogram.edf", "-Hypnogram.tsv", "-Hypnogram.csv", "-Hypnogram.txt")
 #: Hypnogram file extensions :func:`find_hypnogram` accepts, in order of preference.
 _HYP_FILE_SUFFIXES = (".edf", ".tsv", ".csv", ".txt")
-#: Recording file extensions :func:`recording_stem` removes.
-_PSG_SUFFIXES = (".edf", ".bdf", ".rec", ".fif")
 
 
 class DatasetLoadError(ValueError):
@@ -68,12 +80,16 @@ def default_cache_dir() -> Path:
 
 
 def recording_stem(path: str | os.PathLike) -> str:
-    """Name of a recording without its extension (``.edf``, ``.bdf``, ``.rec``, ``.fif``,
-    any case) and without a ``-PSG`` / ``_PSG`` suffix: ``SC4001E0-PSG.edf`` ->
-    ``SC4001E0``. The stem names a recording's outputs and pairs it with its hypnogram."""
+    """Name of a recording without its extension (any of :data:`hypnoscope.io.RAW_SUFFIXES`:
+    ``.edf``, ``.bdf``, ``.vhdr``, ``.fif``, ``.fif.gz`` ..., any case) and without a
+    ``-PSG`` / ``_PSG`` suffix: ``SC4001E0-PSG.edf`` -> ``SC4001E0``. The stem names a
+    recording's outputs and pairs it with its hypnogram."""
+    from .io import RAW_SUFFIXES, raw_suffix
+
     stem = Path(path).name
-    if Path(stem).suffix.lower() in _PSG_SUFFIXES:
-        stem = stem[: -len(Path(stem).suffix)]
+    suffix = raw_suffix(stem)
+    if suffix in RAW_SUFFIXES:
+        stem = stem[: -len(suffix)]
     return re.sub(r"[-_]PSG$", "", stem, flags=re.IGNORECASE)
 
 
@@ -83,8 +99,11 @@ def sleepedf_ids(name: str, subject_pattern: str | None = None) -> tuple[str, st
     With ``subject_pattern`` (a regex), the subject is its first group (or whole match)
     searched in the :func:`recording_stem` and the night id is that stem. Otherwise
     Sleep-EDF names give ``("SC4ss", "SC4ssN")`` / ``("ST7ss", "ST7ssN")`` (e.g.
-    ``SC4011E0-PSG.edf`` -> ``("SC401", "SC4011")``); any other name gives its stem for
-    both (one subject per file).
+    ``SC4011E0-PSG.edf`` -> ``("SC401", "SC4011")``); NSRR names (:data:`NSRR_NAME`) give
+    the cohort and participant as subject (``shhs1-200001.edf`` and ``shhs2-200001.edf``
+    -> ``"shhs-200001"``) and the stem as night; BIDS names their ``sub-<label>``
+    (``sub-01_ses-2_task-sleep_eeg.edf`` -> ``"sub-01"``); any other name gives its stem
+    for both (one subject per file).
     """
     stem = recording_stem(name)
     if subject_pattern is not None:
@@ -96,7 +115,44 @@ def sleepedf_ids(name: str, subject_pattern: str | None = None) -> tuple[str, st
     m = SLEEPEDF_NAME.match(stem)
     if m:
         return m.group("subject"), m.group(0)
+    m = NSRR_NAME.match(stem)
+    if m:
+        return f"{m.group('cohort').lower()}-{m.group('id')}", stem
+    m = BIDS_SUBJECT.match(stem)
+    if m:
+        return m.group(1), stem
     return stem, stem
+
+
+def list_recordings(directory: str | os.PathLike) -> list[Path]:
+    """The PSG recordings of a folder: its ``*-PSG.edf`` files (Sleep-EDF layout) or, if
+    it has none, every recording file MNE reads (:data:`hypnoscope.io.RAW_SUFFIXES`:
+    EDF/BDF, BrainVision ``.vhdr``, FIF, EEGLAB ``.set`` ...) whose name does not look
+    like scoring (:data:`HYPNOGRAM_NAME`; e.g. the ``shhs1-200001.edf`` of an NSRR
+    folder), sorted. The ``.eeg`` data file of a BrainVision ``.vhdr`` (same stem) is
+    not a recording of its own."""
+    from .io import RAW_SUFFIXES, raw_suffix
+
+    directory = Path(directory)
+    found = sorted(directory.glob("*-PSG.edf"))
+    if found:
+        return found
+    files = [f for f in directory.iterdir() if raw_suffix(f) in RAW_SUFFIXES
+             and (f.is_file() or raw_suffix(f) == ".mff")
+             and not HYPNOGRAM_NAME.search(f.name)]
+    vhdr = {f.stem.lower() for f in files if raw_suffix(f) == ".vhdr"}
+    return sorted(f for f in files if not (raw_suffix(f) == ".eeg" and f.stem.lower() in vhdr))
+
+
+def _nsrr_xml_folders(psg: Path) -> list[Path]:
+    """Where the NSRR download tree keeps the XML of ``.../polysomnography/edfs/<sub>/S.edf``:
+    ``.../polysomnography/annotations-events-nsrr/<sub>/`` (then ``-profusion``)."""
+    parts = psg.parent.parts
+    if NSRR_EDF_DIR not in parts:
+        return []
+    i = len(parts) - 1 - parts[::-1].index(NSRR_EDF_DIR)
+    base, sub = Path(*parts[:i]), parts[i + 1:]
+    return [base.joinpath(d, *sub) for d in NSRR_XML_DIRS]
 
 
 def find_hypnogram(psg: str | os.PathLike, folder: str | os.PathLike | None = None,
@@ -105,12 +161,18 @@ def find_hypnogram(psg: str | os.PathLike, folder: str | os.PathLike | None = No
 
     With ``S`` the :func:`recording_stem` of ``psg``, the first of these that exists:
 
-    1. ``S-Hypnogram.edf`` (also ``.tsv``/``.csv``/``.txt``);
+    1. ``S-Hypnogram.edf`` (also ``.tsv``/``.csv``/``.txt``); then the NSRR scoring
+       ``S-nsrr.xml``, ``S-profusion.xml`` (``shhs1-200001.edf`` /
+       ``shhs1-200001-nsrr.xml``), beside the PSG or, in the NSRR download tree
+       (``polysomnography/edfs/shhs1/``), in ``polysomnography/annotations-events-nsrr/
+       shhs1/`` (then ``annotations-events-profusion``);
     2. the Sleep-EDF convention, where the two names differ in the last letter of the
        record (``SC4001E0-PSG.edf`` / ``SC4001EC-Hypnogram.edf``);
     3. ``S.hypnogram.*``, ``S_hypnogram.*`` or ``S-hypnogram.*`` (any case; e.g. the
        output of ``hypnoscope stage``);
-    4. ``S.tsv``, ``S.csv``, ``S.txt``.
+    4. ``S.tsv``, ``S.csv``, ``S.txt``;
+    5. for a BIDS recording (``..._eeg.edf``), its ``..._events.tsv`` if that holds scored
+       stages (:func:`hypnoscope.bids.bids_events_file`).
 
     Within 3 and 4, EDF is preferred, then TSV, CSV, TXT; other extensions are ignored.
 
@@ -125,6 +187,11 @@ def find_hypnogram(psg: str | os.PathLike, folder: str | os.PathLike | None = No
     for suffix in _HYP_SUFFIXES:
         if (folder / f"{stem}{suffix}").is_file():
             return folder / f"{stem}{suffix}"
+    nsrr_dirs = [folder] + (_nsrr_xml_folders(psg) if folder == psg.parent else [])
+    for d in nsrr_dirs:
+        for suffix in NSRR_HYP_SUFFIXES:
+            if (d / f"{stem}{suffix}").is_file():
+                return d / f"{stem}{suffix}"
     if len(stem) >= 2:
         cands = sorted(p for p in folder.glob(f"{glob.escape(stem[:-1])}?-Hypnogram.*")
                        if p.name.endswith(_HYP_SUFFIXES))
@@ -145,6 +212,10 @@ def find_hypnogram(psg: str | os.PathLike, folder: str | os.PathLike | None = No
                 found.append((rank[m.group(1).lower()], f.name, f))
         if found:
             return min(found)[2]
+    if folder == psg.parent:
+        from .bids import bids_events_file
+
+        return bids_events_file(psg)
     return None
 
 
@@ -343,19 +414,12 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         raise FileNotFoundError(f"hypnogram file not found: {hypnogram}")
     subject_id = str(subject_id or default_subject)
     night_id = str(night_id or default_night)
-    settings = {"eeg": eeg, "eog": eog, "emg": emg, "sfreq": float(sfreq),
-                "include_emg": include_emg, "epoch_sec": float(epoch_sec),
-                "crop_wake_min": crop_wake_min,
-                "max_scored_overhang_epochs": max_scored_overhang_epochs,
-                "align": align, "max_start_offset_sec": max_start_offset_sec,
-                "label_map": _label_map_setting(label_map),
-                "cache_version": RECORDING_CACHE_VERSION}
+    settings = _recording_settings(eeg, eog, emg, sfreq, include_emg, epoch_sec,
+                                   crop_wake_min, max_scored_overhang_epochs, align,
+                                   max_start_offset_sec, label_map)
     cache_file = None
     if cache is not False and cache is not None and is_path:
-        key = _pp.config_hash(preprocessing, extra={
-            **settings, "psg": _file_stamp(psg), "hypnogram": _hypnogram_stamp(hypnogram)})
-        folder = default_cache_dir() / "recordings" if cache is True else Path(cache)
-        cache_file = folder / f"{psg.stem}-{key}.npz"
+        cache_file = _cache_file(psg, hypnogram, cache, preprocessing, settings)
         night = _read_cached_night(cache_file, subject_id, night_id)
         if night is not None:
             raise_if_strict(notices_of(night.meta), strict, night.meta.get("source", str(psg)))
@@ -435,6 +499,47 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
     return night
 
 
+def _recording_settings(eeg, eog, emg, sfreq, include_emg, epoch_sec, crop_wake_min,
+                        max_scored_overhang_epochs, align, max_start_offset_sec,
+                        label_map) -> dict[str, Any]:
+    """The settings of :func:`load_recording` that key its cache (and are stored)."""
+    return {"eeg": eeg, "eog": eog, "emg": emg, "sfreq": float(sfreq),
+            "include_emg": include_emg, "epoch_sec": float(epoch_sec),
+            "crop_wake_min": crop_wake_min,
+            "max_scored_overhang_epochs": max_scored_overhang_epochs,
+            "align": align, "max_start_offset_sec": max_start_offset_sec,
+            "label_map": _label_map_setting(label_map),
+            "cache_version": RECORDING_CACHE_VERSION}
+
+
+def _cache_file(psg: Path, hypnogram: Any, cache: bool | str | os.PathLike,
+                preprocessing: Any, settings: dict[str, Any]) -> Path:
+    from . import preprocessing as _pp
+
+    key = _pp.config_hash(preprocessing, extra={
+        **settings, "psg": _file_stamp(psg), "hypnogram": _hypnogram_stamp(hypnogram)})
+    folder = default_cache_dir() / "recordings" if cache is True else Path(cache)
+    return folder / f"{psg.stem}-{key}.npz"
+
+
+def recording_cache_file(psg: str | os.PathLike, hypnogram: Any = None, *,
+                         cache: bool | str | os.PathLike = True, eeg=None, eog=None,
+                         emg=None, sfreq: float = 100.0, crop_wake_min: float | None = 30.0,
+                         include_emg: bool = True, epoch_sec: float = 30.0,
+                         preprocessing: dict[str, Any] | str | None = "default",
+                         max_scored_overhang_epochs: int = 10, align: str = "start_time",
+                         max_start_offset_sec: float | None = 60.0,
+                         label_map: Any = None, **_ignored: Any) -> Path:
+    """The cache file :func:`load_recording` with these arguments reads or writes
+    (its ``.npz``; the entry is complete when that file exists, as it is written
+    last). Arguments that do not key the cache (``subject_pattern``, ``strict`` ...)
+    are ignored."""
+    settings = _recording_settings(eeg, eog, emg, sfreq, include_emg, epoch_sec,
+                                   crop_wake_min, max_scored_overhang_epochs, align,
+                                   max_start_offset_sec, label_map)
+    return _cache_file(Path(psg), hypnogram, cache, preprocessing, settings)
+
+
 def _label_map_setting(label_map: Any) -> Any:
     """A ``label_map`` as a JSON-ready cache-key value (its content, not its file name)."""
     from .hypnogram import parse_label_map
@@ -482,16 +587,41 @@ def _read_cached_night(path: Path, subject_id: str, night_id: str) -> Night | No
     return night
 
 
-def load_psg_dir(directory: str | os.PathLike, pattern: str = "*-PSG.edf",
+def extract_recording(psg: str, hypnogram: str | None, require_hypnogram: bool,
+                      return_night: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The per-recording task of :func:`load_psg_dir`: :func:`load_recording` (which
+    writes the cache entry) and the recording's summary row (with the night itself
+    under ``"night"`` when ``return_night``)."""
+    if hypnogram is None and require_hypnogram:
+        name = Path(psg).name
+        raise FileNotFoundError(f"no hypnogram found beside it (expected "
+                                f"{name.replace('-PSG', '-Hypnogram')}, the "
+                                f"Sleep-EDF variant or {recording_stem(psg)}-nsrr.xml)")
+    night = load_recording(psg, hypnogram, **kwargs)
+    row: dict[str, Any] = {"recording": psg, "stem": recording_stem(psg), "status": "ok",
+                           "n_epochs": len(night.y)}
+    if return_night:
+        row["night"] = night
+    return row
+
+
+def load_psg_dir(directory: str | os.PathLike, pattern: str | None = None,
                  subject_pattern: str | None = None, on_error: str = "raise",
                  require_hypnogram: bool = True, recursive: bool = False,
+                 jobs: int = 1, scheduler: Any = None,
+                 summary_csv: str | os.PathLike | None = None,
                  **kwargs: Any) -> list[Night]:
-    """Load every PSG recording of a directory (Sleep-EDF layout) as nights.
+    """Load every PSG recording of a directory (Sleep-EDF or NSRR layout) as nights.
 
-    Each ``*-PSG.edf`` is paired with its hypnogram by :func:`find_hypnogram`; subject
-    and night ids come from the file name (:func:`sleepedf_ids`). Other keyword
-    arguments go to :func:`load_recording` (channels, ``sfreq``, ``crop_wake_min``,
-    ``preprocessing``, ``cache`` ...), so repeated loads come from the cache.
+    The recordings are the ``pattern`` matches or, with ``pattern=None``, those of
+    :func:`list_recordings` (``*-PSG.edf``, else every EDF that is not scoring, such as
+    SHHS's ``shhs1-200001.edf``), or, for a BIDS root, its ``sub-*/[ses-*/]eeg/*_eeg.*``
+    recordings with the stages of their ``*_events.tsv``
+    (:func:`hypnoscope.bids.list_bids_recordings`). Each is paired with its hypnogram by
+    :func:`find_hypnogram`; subject and night ids come from the file name
+    (:func:`sleepedf_ids`). Other keyword arguments go to :func:`load_recording`
+    (channels, ``sfreq``, ``crop_wake_min``, ``preprocessing``, ``cache`` ...), so
+    repeated loads come from the cache.
 
     Bad files do not stop the batch: every recording is tried, and failures (unreadable
     EDF, missing channel, missing or mismatched hypnogram ...) are collected. At the end,
@@ -500,6 +630,15 @@ def load_psg_dir(directory: str | os.PathLike, pattern: str = "*-PSG.edf",
     ``.failures``; with ``on_error="warn"`` the list is logged as a warning and the loaded
     nights are returned. If no recording loads at all, the error is raised either way.
 
+    Reading and preprocessing run through :mod:`hypnoscope.batch`: in this process
+    (``jobs=1``), in ``jobs`` local processes, or on a Dask cluster (``scheduler``, an
+    address such as ``tcp://HOST:8786`` or a ``distributed.Client``). With several
+    processes or a cluster each worker writes its night into the recording cache
+    (``cache``, required then; on a cluster a folder every worker shares) and this
+    process reads it back memory-mapped; recordings whose cache entry is complete are
+    skipped (read from the cache), so a rerun after a crash resumes. ``summary_csv``
+    names a file for the per-recording summary (status, epochs, seconds, error).
+
     Raises
     ------
     FileNotFoundError
@@ -507,29 +646,68 @@ def load_psg_dir(directory: str | os.PathLike, pattern: str = "*-PSG.edf",
     DatasetLoadError
         See above.
     """
-    from .utils import progress
-
     if on_error not in ("raise", "warn"):
         raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"PSG directory not found: {directory}")
-    files = sorted(directory.rglob(pattern) if recursive else directory.glob(pattern))
+    from .bids import is_bids_root, list_bids_recordings
+
+    if pattern is None and not recursive and is_bids_root(directory):
+        files = list_bids_recordings(directory)
+    elif pattern is None and not recursive:
+        files = list_recordings(directory)
+    else:
+        pattern = pattern or "*-PSG.edf"
+        files = sorted(directory.rglob(pattern) if recursive else directory.glob(pattern))
     if not files:
-        raise FileNotFoundError(f"no file matching {pattern!r} in {directory}")
-    nights: list[Night] = []
-    failures: list[tuple[str, str]] = []
-    for f in progress(files, desc="recordings", unit="night"):
+        raise FileNotFoundError(f"no file matching {pattern or '*-PSG.edf or *.edf'!r} in "
+                                f"{directory}")
+    from .batch import BatchItem, make_executor, run_batch, write_summary_csv
+
+    remote = scheduler is not None or jobs > 1
+    cache = kwargs.get("cache", True)
+    if remote and (cache is False or cache is None):
+        raise ValueError("reading recordings in several processes or on a cluster needs "
+                         "the recording cache (cache=True or a folder), got cache=False")
+    if remote and cache is True:  # the workers write where this process reads
+        kwargs["cache"] = str(default_cache_dir() / "recordings")
+    items = []
+    for f in files:
         try:
             hyp = find_hypnogram(f)
-            if hyp is None and require_hypnogram:
-                raise FileNotFoundError(f"no hypnogram found beside it (expected "
-                                        f"{f.name.replace('-PSG', '-Hypnogram')} or the "
-                                        "Sleep-EDF variant)")
-            nights.append(load_recording(f, hyp, subject_pattern=subject_pattern, **kwargs))
         except Exception as exc:  # noqa: BLE001 - reported in the summary below
-            failures.append((str(f), f"{type(exc).__name__}: {exc}"))
-            logger.debug("failed to load %s", f, exc_info=True)
+            items.append(BatchItem(str(f), recording_stem(f), row={
+                "recording": str(f), "stem": recording_stem(f), "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}"}))
+            continue
+        task = {"psg": str(f), "hypnogram": None if hyp is None else str(hyp),
+                "require_hypnogram": require_hypnogram, "return_night": not remote,
+                "kwargs": {**kwargs, "subject_pattern": subject_pattern}}
+        item = BatchItem(str(f), recording_stem(f), task)
+        if remote and (hyp is not None or not require_hypnogram) and recording_cache_file(
+                f, hyp, **kwargs).is_file():
+            item.row = {"recording": str(f), "stem": item.stem, "status": "skipped"}
+        items.append(item)
+    executor = make_executor(min(jobs, max(len(files), 1)), scheduler)
+    rows = run_batch(items, extract_recording, executor, desc="recordings")
+    nights: list[Night] = []
+    failures: list[tuple[str, str]] = []
+    for item, row in zip(items, rows, strict=True):
+        night = row.pop("night", None)
+        if row["status"] != "failed" and night is None:  # from the cache the worker wrote
+            try:
+                night = load_recording(item.recording, item.kwargs["hypnogram"],
+                                       subject_pattern=subject_pattern, **kwargs)
+                row["n_epochs"] = len(night.y)
+            except Exception as exc:  # noqa: BLE001 - reported in the summary below
+                row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        if row["status"] == "failed":
+            failures.append((item.recording, str(row["error"])))
+        else:
+            nights.append(night)
+    if summary_csv is not None:
+        write_summary_csv(summary_csv, rows)
     if failures:
         lines = "\n".join(f"  {f}: {why}" for f, why in failures)
         msg = (f"{len(failures)} of {len(files)} recordings in {directory} could not be "

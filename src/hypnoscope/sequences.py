@@ -14,6 +14,11 @@ night's views (``raw`` signals, ``spec`` spectrograms, ``feat`` features, see
 - a batch is ``{"x": {view: (B, L, ...)}, "y": (B,) or (B, L), "mask": (B, L) bool,
   "night": (B,), "pos": (B, L)}``; :func:`to_device` moves such nested dicts.
 
+The windows, their normalised arrays (:meth:`SequenceDataset.gather`) and the per-epoch
+average of overlapping window outputs (:meth:`SequenceDataset.average_over_epochs`) are
+NumPy only: PyTorch is imported when a batch is served as tensors, so that the
+onnxruntime path (:mod:`hypnoscope.models.onnx_model`) stages without PyTorch.
+
 Unlabelled nights are fine: windows without a scored target are kept for
 self-supervised training and inference, and :meth:`SequenceDataset.scored` gives the
 windows that have one.
@@ -25,8 +30,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from .datasets import Night
 from .preprocessing import apply_normalization, epoch_norm_axes, normalization_stats
@@ -83,8 +86,10 @@ def sequence_windows(n_epochs: int, seq_len: int, mode: str = "many-to-one",
 
 
 
-def to_device(obj: Any, device: torch.device | str) -> Any:
+def to_device(obj: Any, device: Any) -> Any:
     """Move tensors inside nested dicts / lists / tuples to ``device``."""
+    import torch
+
     if torch.is_tensor(obj):
         return obj.to(device, non_blocking=True)
     if isinstance(obj, Mapping):
@@ -204,8 +209,15 @@ class SequenceDataset:
     def _set_windows(self, index, mask, night_of_window, targets) -> None:
         self.index, self.mask = index, mask
         self.night_of_window, self.targets = night_of_window, targets
-        self._mask_t = torch.from_numpy(np.ascontiguousarray(mask))
-        self._targets_t = torch.from_numpy(np.ascontiguousarray(targets))
+        self._tensors: tuple | None = None  # (mask, targets) as tensors, made when served
+
+    def _mask_targets_t(self) -> tuple:
+        if self._tensors is None:
+            import torch
+
+            self._tensors = (torch.from_numpy(np.ascontiguousarray(self.mask)),
+                             torch.from_numpy(np.ascontiguousarray(self.targets)))
+        return self._tensors
 
     # -- windows ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -232,7 +244,10 @@ class SequenceDataset:
             raise ValueError("no window has a scored target (all labels unscored?)")
         return self if keep.all() else self.subset(keep)
 
-    def _gather(self, items: np.ndarray) -> dict[str, torch.Tensor]:
+    def gather(self, items: np.ndarray) -> dict[str, np.ndarray]:
+        """Normalised ``float32`` arrays ``{view: (B, L, ...)}`` of the windows ``items``
+        (NumPy; the batches of :meth:`loader` and the onnxruntime input)."""
+        items = np.asarray(items, dtype=np.int64)
         B = len(items)
         nights = self.night_of_window[items]
         out = {v: np.empty((B, self.seq_len, *self.shapes[v]), np.float32)
@@ -246,15 +261,19 @@ class SequenceDataset:
                 if st is not None:
                     x = apply_normalization(x, st[0], st[1], self.clip)
                 out[v][rows] = x
-        return {v: torch.from_numpy(a) for v, a in out.items()}
+        return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.__getitems__([i])
 
     def __getitems__(self, items: list[int]) -> dict[str, Any]:
         """A whole batch at once (used by :meth:`loader`)."""
+        import torch
+
         sel = np.asarray(items, dtype=np.int64)
-        return {"x": self._gather(sel), "y": self._targets_t[sel], "mask": self._mask_t[sel],
+        mask_t, targets_t = self._mask_targets_t()
+        x = {v: torch.from_numpy(a) for v, a in self.gather(sel).items()}
+        return {"x": x, "y": targets_t[sel], "mask": mask_t[sel],
                 "night": torch.from_numpy(self.night_of_window[sel]),
                 "pos": torch.from_numpy(self.index[sel])}
 
@@ -263,9 +282,12 @@ class SequenceDataset:
         t = np.asarray(self.targets).ravel()
         return np.bincount(t[t >= 0], minlength=n_classes)[:n_classes]
 
-    def loader(self, batch_size: int = 64, shuffle: bool = False,
-               seed: int = 0) -> DataLoader:
-        """A ``DataLoader`` yielding ready batches (dicts) with a seeded shuffle."""
+    def loader(self, batch_size: int = 64, shuffle: bool = False, seed: int = 0):
+        """A ``torch.utils.data.DataLoader`` yielding ready batches (dicts) with a seeded
+        shuffle."""
+        import torch
+        from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
         if shuffle:
             gen = torch.Generator().manual_seed(int(seed))
             sampler = RandomSampler(range(len(self)), generator=gen)

@@ -10,7 +10,9 @@ This module is the one home of stage names, codes and label maps: free-text labe
 codes (:func:`label_to_code`, :func:`label_to_code3`), codes to names
 (:func:`stage_names`, :func:`codes_to_labels`), the 5 -> 3 class map
 (:func:`to_3class`, :func:`proba_to_3class`), the Sleep-EDF annotation texts
-(:data:`EDF_STAGE_TEXT`) and the sleep-period crop on stage codes
+(:data:`EDF_STAGE_TEXT`), the NSRR XML stage concepts (:data:`NSRR_STAGE_CONCEPT`),
+Compumedics Profusion stage integers (:data:`PROFUSION_STAGE_CODES`) and the sleep-period
+crop on stage codes
 (:func:`sleep_period_slice`).
 """
 
@@ -25,25 +27,57 @@ UNSCORED_LABEL: str = "?"
 
 W, N1, N2, N3, R = range(5)
 
-#: Map of free-text stage labels (R&K, AASM, Sleep-EDF annotation texts, YASA letters)
-#: to 5-class codes. R&K stages 3 and 4 merge into N3. Keys are lower-case.
+#: THE stage-label table: every free-text stage label hypnoscope reads (EDF+ annotation
+#: texts, TSV/CSV ``stage`` columns, text files, NSRR XML ``EventConcept`` values) goes
+#: through it, case-insensitively. Rows (keys are lower-case):
+#:
+#: ============ ================================================================
+#: code         labels
+#: ============ ================================================================
+#: W            ``W``, ``Wake``, ``0``, ``Sleep stage W``, ``Stage W``, NSRR ``Wake|0``
+#: N1           ``N1``, ``1``, ``S1``, ``NREM1``, ``Stage 1``, ``Stage N1``,
+#:              ``Sleep stage 1``/``N1``, NSRR ``Stage 1 sleep|1``
+#: N2           the same with 2 (``Stage 2``, ``N2``, ``Sleep stage N2``, ``S2``, ``NREM2``,
+#:              NSRR ``Stage 2 sleep|2``)
+#: N3           the same with 3 and 4: R&K stage 4 merges into N3 (``S4``, ``NREM4``,
+#:              ``Sleep stage 4``, NSRR ``Stage 4 sleep|4``)
+#: R            ``R``, ``REM``, ``5``, ``Stage R``/``REM``, ``Sleep stage R``/``REM``,
+#:              NSRR ``REM sleep|5``
+#: UNSCORED     ``?``, ``Sleep stage ?``, ``Movement time``/``MT``/``M``/``Movement``,
+#:              ``Unscored``/``U``/``Unknown``, ``Artefact``, negative numbers, empty,
+#:              NSRR ``Movement|6``, ``Unscored|9``, ``Unsure|Unsure``
+#: ============ ================================================================
+#:
+#: Vendor variants not listed (``N 2``, ``Stage 6``, ``Wach``) are errors, mapped with a
+#: ``label_map`` (:func:`hypnoscope.hypnogram.parse_label_map`). Compumedics Profusion
+#: XML stores integers, mapped by :data:`PROFUSION_STAGE_CODES`.
 _LABEL_MAP: dict[str, int] = {}
 for _code, _names in {
-    W: ("w", "wake", "0", "sleep stage w", "stage w"),
-    N1: ("n1", "1", "s1", "sleep stage 1", "sleep stage n1", "stage 1"),
-    N2: ("n2", "2", "s2", "sleep stage 2", "sleep stage n2", "stage 2"),
-    N3: (
-        "n3", "3", "4", "s3", "s4", "n4", "sleep stage 3", "sleep stage 4",
-        "sleep stage n3", "sleep stage n4", "stage 3", "stage 4",
-    ),
-    R: ("r", "rem", "5", "sleep stage r", "sleep stage rem", "stage r", "stage rem"),
+    W: ("w", "wake", "0", "sleep stage w", "stage w", "sleep stage wake", "stage wake",
+        "wake|0"),
+    N3: ("n3", "3", "4", "s3", "s4", "n4", "nrem3", "nrem4", "sleep stage 3", "sleep stage 4",
+         "sleep stage n3", "sleep stage n4", "stage 3", "stage 4", "stage n3", "stage n4",
+         "stage 3 sleep|3", "stage 4 sleep|4"),
+    R: ("r", "rem", "5", "sleep stage r", "sleep stage rem", "stage r", "stage rem",
+        "rem sleep|5"),
     UNSCORED: (
         "?", "sleep stage ?", "movement time", "mt", "m", "movement", "unscored",
         "u", "unknown", "artefact", "artifact", "-1", "-100", "-2", "nan", "",
+        "movement|6", "unscored|9", "unsure|unsure",
     ),
 }.items():
     for _name in _names:
         _LABEL_MAP[_name] = _code
+for _code in (N1, N2):
+    for _name in ("n{}", "{}", "s{}", "nrem{}", "sleep stage {}", "sleep stage n{}",
+                  "stage {}", "stage n{}", "stage {} sleep|{}"):
+        _LABEL_MAP[_name.format(_code, _code)] = _code
+
+#: Compumedics Profusion ``<SleepStage>`` integers (``*-profusion.xml`` of NSRR): R&K
+#: 0 wake, 1-4 sleep stages 1-4 (3 and 4 -> N3), 5 REM; 6 (movement) and 9 (unscored)
+#: are unscored. Other values are errors.
+PROFUSION_STAGE_CODES: dict[int, int] = {0: W, 1: N1, 2: N2, 3: N3, 4: N3, 5: R,
+                                         6: UNSCORED, 9: UNSCORED}
 
 
 #: Names of the 3-class view (lower-case) -> 3-class codes W=0, NREM=1, R=2.
@@ -53,6 +87,13 @@ _LABEL_MAP_3: dict[str, int] = {"w": 0, "wake": 0, "nrem": 1, "r": 2, "rem": 2}
 EDF_STAGE_TEXT: dict[int, str] = {W: "Sleep stage W", N1: "Sleep stage 1",
                                   N2: "Sleep stage 2", N3: "Sleep stage 3",
                                   R: "Sleep stage R", UNSCORED: "Sleep stage ?"}
+
+
+#: NSRR ``EventConcept`` of each 5-class code (written to ``*-nsrr.xml`` files; N3 as R&K
+#: stage 3). Reading goes through the label table, which knows these and ``Stage 4 sleep|4``.
+NSRR_STAGE_CONCEPT: dict[int, str] = {W: "Wake|0", N1: "Stage 1 sleep|1",
+                                      N2: "Stage 2 sleep|2", N3: "Stage 3 sleep|3",
+                                      R: "REM sleep|5", UNSCORED: "Unscored|9"}
 
 
 def stage_names(n_classes: int = 5) -> tuple[str, ...]:
@@ -155,6 +196,41 @@ def rem_nrem_labels(y: np.ndarray) -> np.ndarray:
     out[np.isin(y, (N1, N2, N3))] = 0
     out[y == R] = 1
     return out
+
+
+def merge_hierarchical(p_wake_sleep: np.ndarray, p_nrem_rem: np.ndarray) -> np.ndarray:
+    """Merge hierarchical stage probabilities into W / NREM / R.
+
+    ``p(W) = p1(W)``, ``p(NREM) = p1(S) * p2(NREM)``, ``p(R) = p1(S) * p2(R)``; rows sum to 1.
+
+    Parameters
+    ----------
+    p_wake_sleep : ndarray (n, 2)
+        Stage-1 probabilities [wake, sleep].
+    p_nrem_rem : ndarray (n, 2)
+        Stage-2 probabilities [NREM, REM].
+    """
+    p1, p2 = np.asarray(p_wake_sleep, float), np.asarray(p_nrem_rem, float)
+    if p1.shape != p2.shape or p1.ndim != 2 or p1.shape[1] != 2:
+        raise ValueError(f"expected two (n, 2) probability arrays, got {p1.shape} and "
+                         f"{p2.shape}")
+    return np.stack([p1[:, 0], p1[:, 1] * p2[:, 0], p1[:, 1] * p2[:, 1]], axis=1)
+
+
+def cascade_predict(p_wake_sleep: np.ndarray, p_nrem_rem: np.ndarray) -> np.ndarray:
+    """Hard hierarchical decision: W where stage 1 says wake, otherwise stage 2's NREM (1)
+    or R (2). Stage 2 only decides epochs that stage 1 calls sleep."""
+    p1, p2 = np.asarray(p_wake_sleep), np.asarray(p_nrem_rem)
+    sleep = p1.argmax(axis=1) == 1
+    out = np.zeros(len(p1), np.int64)
+    out[sleep] = 1 + p2[sleep].argmax(axis=1)
+    return out
+
+
+#: Rules that merge the per-task probabilities of a multi-task model into classes:
+#: name -> (probabilities, hard decision), each called with the tasks' ``(n, k)``
+#: probabilities in task order (``hierarchical``: Wake/Sleep, then NREM/REM).
+TASK_MERGES = {"hierarchical": (merge_hierarchical, cascade_predict)}
 
 
 def proba_to_3class(proba: np.ndarray) -> np.ndarray:

@@ -86,7 +86,7 @@ from typing import Any
 import numpy as np
 
 from .hypnogram import Hypnogram
-from .models.storage import DEFAULT_MODEL, load_staging_model
+from .models.storage import AUTO_MODEL, DEFAULT_MODEL, load_staging_model
 from .notices import Notice, Notices, notices_of
 from .quality import (
     DETECTORS,
@@ -118,6 +118,62 @@ OUTSIDE_SPAN = "outside-span"
 UNSTAGEABLE_RULE = ("an epoch is unscored when a channel the model reads is flat, "
                     "disconnected, clipped, of implausible amplitude or noisy (30-45 Hz) "
                     "there; mains noise alone is marked but staged")
+
+
+def choose_model(roles: list[str], source: str = "recording",
+                 ch_names: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The richest shipped model that a recording with channels of these roles can feed.
+
+    Candidates are the shipped models named after a channel setup
+    (:data:`hypnoscope.channel_setups.CHANNEL_SETUPS`) whose channels the roles cover
+    (with ``ch_names``, a two-EEG model also needs a second EEG channel that is not
+    frontal/central, see :func:`~hypnoscope.channel_setups.setup_for_roles`); the one
+    with the most channels wins, ties go to the higher subject-wise CV kappa of its
+    model card.
+
+    Returns
+    -------
+    name : str
+        Shipped model name.
+    choice : dict
+        ``chosen``, ``setup`` (what it reads), ``channels_available`` (EEG/EOG counts),
+        ``candidates`` (name -> CV kappa) and ``reason`` (one sentence).
+
+    Raises
+    ------
+    ValueError
+        If no shipped model fits (no EEG channel), naming what was found.
+    """
+    from .channel_setups import setup_for_roles
+    from .models.storage import shipped_models
+
+    shipped = shipped_models()
+    n_eeg, n_eog = roles.count("eeg"), roles.count("eog")
+
+    def kappa(name: str) -> float:
+        cv = (shipped[name].get("cross_validation") or {}).get("pooled") or {}
+        return float(cv.get("kappa", 0.0))
+
+    fits = [s for s in setup_for_roles(list(roles), ch_names) if s.name in shipped]
+    anterior_only = n_eeg >= 2 and not any(s.n_eeg == 2 for s in fits)
+    if not fits:
+        raise ValueError(f"{source}: no shipped model can stage it: every model reads at "
+                         f"least one EEG channel, and {n_eeg} EEG and {n_eog} EOG channel(s) "
+                         "were recognised by name. Name the channels with --eeg/--eog "
+                         "(Python: eeg=, eog=)")
+    best = max(fits, key=lambda s: (len(s.slots), kappa(s.name)))
+    cv = kappa(best.name)
+    reason = (f"model {best.name!r} was chosen for the channels found ({n_eeg} EEG, "
+              f"{n_eog} EOG): it reads {best.description}"
+              + (f" (subject-wise CV kappa {cv:.3f} on real Sleep-EDF nights)" if cv else "")
+              + ("; the EEG channels are all frontal/central, and two-EEG models read a "
+                 "parieto-occipital one (Pz-Oz) in their second slot" if anterior_only
+                 else "")
+              + "; --model NAME chooses another")
+    return best.name, {"mode": AUTO_MODEL, "chosen": best.name, "setup": best.description,
+                       "channels_available": {"eeg": n_eeg, "eog": n_eog},
+                       "candidates": {s.name: kappa(s.name) for s in fits},
+                       "reason": reason}
 
 
 def model_input(model, card: dict[str, Any]) -> str:
@@ -415,12 +471,13 @@ def _bandpower_input(model, card, rec, eeg, eog, timings: dict[str, float]):
     z-scores the features over ``window`` less the ``exclude`` epochs and stages the
     ``keep`` epochs of ``window`` (other rows 0)."""
     from . import bandpower
+    from .channel_setups import setup_of_card
     from .datasets import Night
 
+    setup = setup_of_card(card)
     trained = ((getattr(model, "metadata", {}) or {}).get("training_data") or {})
     shape = trained.get("epoch_shape")
-    if shape is not None and list(shape) != [len(bandpower.CHANNEL_LAYOUT),
-                                             len(bandpower.FEATURE_NAMES)]:
+    if shape is not None and list(shape) != [len(setup.slots), len(bandpower.FEATURE_NAMES)]:
         raise ValueError(
             f"model {card.get('name', 'model')!r} was trained on precomputed per-epoch "
             f"features of shape {list(shape)}; staging a recording can compute only the "
@@ -428,7 +485,8 @@ def _bandpower_input(model, card, rec, eeg, eog, timings: dict[str, float]):
             f"channels x {len(bandpower.FEATURE_NAMES)}). Train with 'hypnoscope train "
             "--data DIR' to get a model that stages raw recordings.")
     t = time.perf_counter()
-    night = bandpower.extract_bandpower_from(rec, eeg=eeg, eog=eog)
+    night = bandpower.extract_bandpower_from(rec, eeg=eeg, eog=eog, n_eeg=setup.n_eeg,
+                                             n_eog=setup.n_eog)
     timings["features_sec"] = time.perf_counter() - t
     name = card.get("name", "model")
     k = model.n_classes
@@ -444,8 +502,8 @@ def _bandpower_input(model, card, rec, eeg, eog, timings: dict[str, float]):
             feats = night.features(window, exclude)[sel]
             nt = Night(X=feats, y=np.full(sel.size, UNSCORED), subject_id="subject",
                        night_id="night", kind="features",
-                       channels=list(bandpower.CHANNEL_LAYOUT),
-                       roles=list(bandpower.CHANNEL_ROLES), onsets_sec=night.onsets_sec[sel])
+                       channels=setup.channels, roles=setup.roles,
+                       onsets_sec=night.onsets_sec[sel])
             out[use] = _check_proba(model.predict_proba(nt), sel.size, k, name)
         return out
 
@@ -517,7 +575,7 @@ def _signals_input(model, card, rec, timings: dict[str, float]):
 
 
 # ------------------------------------------------------------------ staging
-def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None,
+def stage_recording(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None,
                     normalize: str = "sleep-period", *, lights_off: Any = None,
                     lights_on: Any = None, crop: bool | str = "auto",
                     crop_pad_min: float = CROP_PAD_MIN, check_quality: bool = True,
@@ -577,7 +635,9 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
         Missing channels, unreadable files, invalid lights-off/on or crop.
     """
     t0 = time.perf_counter()
-    mdl, card = load_staging_model(model)
+    auto = isinstance(model, str) and model == AUTO_MODEL
+    # "auto": a shipped band-power model, chosen once the channels are known
+    mdl, card = load_staging_model(DEFAULT_MODEL if auto else model)
     timings: dict[str, float] = {}
     kind = model_input(mdl, card)
     if kind not in ("bandpower", "signals"):
@@ -612,6 +672,12 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
     if dropped:
         good = good.copy(data=good.data[keep], ch_names=[rec.ch_names[i] for i in keep],
                          roles=[rec.roles[i] for i in keep])
+    choice = None
+    if auto:  # the richest shipped model the usable channels allow
+        chosen, choice = choose_model(list(good.roles), src, list(good.ch_names))
+        mdl, card = load_staging_model(chosen)
+        name = card.get("name", chosen)
+        notices.add("model-chosen", f"{src}: {choice['reason']}", severity="info")
     try:
         if kind == "bandpower":
             if not good.n_channels:
@@ -768,14 +834,16 @@ def stage_recording(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, e
                  "lights_off_sec": off_sec, "lights_on_sec": on_sec,
                  "crop": crop_mode, "crop_pad_min": float(crop_pad_min)},
         "notices": notices, "warnings": notices.messages("warning"),
-        "model": {k: card.get(k) for k in ("name", "summary", "trained_on", "path")
-                  if card.get(k) is not None},
+        "model": {**{k: card.get(k) for k in ("name", "summary", "trained_on", "path")
+                     if card.get(k) is not None},
+                  "chosen_by": choice["reason"] if choice else "given (model=/--model)"},
+        "model_choice": choice or {"mode": "given", "chosen": name},
         "input": kind, "n_epochs": hyp.n_epochs, "timings": timings,
     })
     return StagingResult(hyp, info, qr_all if check_quality else None)
 
 
-def stage(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None, *,
+def stage(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None, *,
           lights_off: Any = None, lights_on: Any = None, crop: bool | str = "auto",
           ) -> Hypnogram:
     """Stage a PSG recording.
@@ -783,10 +851,13 @@ def stage(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None, *
     Parameters
     ----------
     recording : str, path or mne.io.BaseRaw
-        EDF/EDF+/BDF file or a Raw object (channels recognised by name, see
-        :func:`hypnoscope.io.read_psg`).
-    model : str, path or StagingModel, default "default"
-        A shipped model name (:func:`hypnoscope.models.storage.shipped_models`), a model
+        A recording in any format MNE reads (EDF/BDF, BrainVision, FIF ...) or a Raw
+        object (channels recognised by name, see :func:`hypnoscope.io.read_psg`).
+    model : str, path or StagingModel, default "auto"
+        ``"auto"``: the richest shipped model the recording's usable channels allow
+        (:func:`choose_model`: ``default`` with two EEG + EOG, ``eeg1-eog``, ``eeg2``,
+        ``eeg1`` with one EEG channel), announced by a ``model-chosen`` notice; or a
+        shipped model name (:func:`hypnoscope.models.storage.shipped_models`), a model
         file or a model object.
     eeg, eog, emg : str, list of str or None
         Channel overrides. The default model uses two EEG channels (Fpz-Cz, Pz-Oz or the
@@ -819,7 +890,7 @@ def stage(recording, model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None, *
 
 
 def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
-               model: Any = DEFAULT_MODEL, eeg=None, eog=None, emg=None,
+               model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None,
                reference: str | os.PathLike | None = None, plot: bool = True, *,
                out_stem: str | None = None, strict: bool = False,
                lights_off: float | str | None = None, lights_on: float | str | None = None,
@@ -840,7 +911,7 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     Parameters
     ----------
     psg : path
-        EDF/BDF recording.
+        Recording in any format MNE reads (EDF/BDF, BrainVision, FIF ...).
     out_dir : path
         Output folder (created if needed).
     model, eeg, eog, emg
@@ -886,7 +957,8 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
 
     psg = Path(psg)
     if not psg.is_file():
-        raise FileNotFoundError(f"{psg}: recording not found (expected an EDF/BDF file)")
+        raise FileNotFoundError(f"{psg}: recording not found (expected a recording file "
+                                "MNE reads: EDF/BDF, BrainVision .vhdr, FIF ...)")
     out_dir = Path(out_dir)
     stem = out_stem or recording_stem(psg)
     ref = (read_hypnogram(reference, label_map=label_map) if reference is not None
@@ -947,7 +1019,7 @@ def output_names(stem: str) -> dict[str, str]:
     return {k: f"{stem}.{v}" for k, v in OUTPUT_SUFFIXES.items()}
 
 
-def staging_options(psg: str | os.PathLike, model: Any = DEFAULT_MODEL, eeg=None,
+def staging_options(psg: str | os.PathLike, model: Any = AUTO_MODEL, eeg=None,
                     eog=None, emg=None, reference: str | os.PathLike | None = None,
                     **bounds: Any) -> dict[str, Any]:
     """What an output set was made from and with (JSON-ready); stored in the report as

@@ -21,6 +21,30 @@ per-epoch metrics CSV, a ``last.pt`` checkpoint every epoch and ``<phase>/best.p
 with the same weights as an uninterrupted run. At the end of each phase the model holds
 that phase's best weights.
 
+Distributed training
+--------------------
+Started by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment, or with a process group
+already initialised), :func:`train_model` trains with PyTorch's
+:class:`~torch.nn.parallel.DistributedDataParallel` (gloo on CPU, NCCL on GPU, one GPU
+per process at ``cuda:LOCAL_RANK``) and needs no change in the model: each phase wraps
+the model *and its loss* in a fresh DDP module (:class:`_LossModule`), so a loss may
+call any method or submodule of the model and return several outputs, parameters
+frozen by the phase are left out of the gradient reduction, and parameters that a
+step does not use are allowed (``find_unused_parameters=True``). ``Phase.batch_size``
+is the *global* batch: every rank draws the same seeded permutation and takes its share
+of each global batch (a last global batch smaller than the number of processes is
+dropped), gradients are averaged by DDP, and the epoch's training and validation
+metrics are reduced over the ranks (each rank validates a disjoint share of the
+windows), so early stopping and checkpoint choice agree everywhere. Only rank 0 writes
+checkpoints and the metrics CSV and shows progress bars; ``resume`` works with any
+number of processes (the checkpoint holds no per-rank state; on several nodes the
+checkpoint folder must be shared). For a model without batch norm or dropout, N
+processes give the weights of one process with the same global batch up to float
+rounding (``tests/test_distributed.py``); with batch norm each rank normalises its own
+share of the batch, as usual under DDP. On CUDA, automatic mixed precision
+(``TrainConfig.amp``, on by default there) runs the forward pass in bfloat16 (float16
+with a gradient scaler where bfloat16 is unsupported).
+
 A batch is ``{"x": {view: (B, L, ...)}, "y": (B,) or (B, L), "mask": (B, L) bool, ...}``
 (see :mod:`hypnoscope.sequences`). The default loss, :func:`cross_entropy_loss`, calls
 ``model(x, mask=mask)`` with the batch's single view (or the dict of views) and expects
@@ -33,6 +57,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -260,6 +285,12 @@ class TrainConfig:
         Classes of the logits (default: the model's ``n_outputs``/``n_classes``).
     desc : str
         Progress-bar label.
+    distributed : bool, optional
+        ``None`` (default): train with DistributedDataParallel when this process belongs
+        to a process group of several (``torchrun``; see "Distributed training");
+        ``False``: never.
+    amp : bool, optional
+        Automatic mixed precision; ``None`` (default): on CUDA devices only.
     """
 
     seed: int = 0
@@ -270,6 +301,8 @@ class TrainConfig:
     metrics_csv: str | None = None
     n_classes: int | None = None
     desc: str = "train"
+    distributed: bool | None = None
+    amp: bool | None = None
 
 
 @dataclass
@@ -322,6 +355,109 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def init_distributed(device: str | torch.device | None = None) -> bool:
+    """Join the process group that ``torchrun`` describes in the environment
+    (``WORLD_SIZE`` > 1, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``/``PORT``), once.
+
+    The backend is NCCL when CUDA is available and ``device`` is not a CPU, else gloo;
+    with NCCL this process's GPU is ``cuda:LOCAL_RANK``. Returns whether this process
+    is one of several (also when the group was initialised by the caller).
+    """
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return False
+    if dist.is_initialized():
+        return dist.get_world_size() > 1
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    use_cuda = torch.cuda.is_available() and (device is None or
+                                              torch.device(device).type == "cuda")
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_world_size() > 1
+
+
+def distributed_rank() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process (``(0, 1)`` outside a process group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main_process() -> bool:
+    """Whether this process writes files and prints (rank 0, or not distributed)."""
+    return distributed_rank()[0] == 0
+
+
+class _LossModule(nn.Module):
+    """The model and a phase's loss as one module, so that DDP sees the whole step:
+    the loss may call any method or submodule of the model and return several
+    outputs (DDP finds the tensors in the returned :class:`LossOutput`)."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: dict, ctx: StepContext) -> LossOutput:
+        return _as_output(self.loss_fn(self.model, batch, ctx))
+
+
+class _RankBatches:
+    """Batches of this rank: every rank draws the same seeded permutation (or order),
+    cuts it into global batches of ``batch_size`` and takes share ``rank`` of each
+    (``np.array_split``); a last global batch smaller than ``world`` is dropped so
+    that every rank takes the same number of steps."""
+
+    def __init__(self, data: SequenceDataset, batch_size: int, shuffle: bool, seed: int,
+                 rank: int, world: int) -> None:
+        self.data, self.batch_size, self.shuffle = data, int(batch_size), shuffle
+        self.seed, self.rank, self.world = int(seed), rank, world
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.data))
+        gen = torch.Generator().manual_seed(self.seed)  # as SequenceDataset.loader
+        return torch.randperm(len(self.data), generator=gen).numpy()
+
+    def __len__(self) -> int:
+        n = len(self.data)
+        full, rest = divmod(n, self.batch_size)
+        return full + (rest >= self.world)
+
+    def __iter__(self):
+        order = self._order()
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            if len(chunk) < self.world:
+                break
+            yield self.data.__getitems__(np.array_split(chunk, self.world)[self.rank].tolist())
+
+
+def _all_reduce_sums(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Sum each value over the ranks (keys in the same order everywhere)."""
+    import torch.distributed as dist
+
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(keys, t.tolist(), strict=True))
+
+
+def _amp_context(device: torch.device, enabled: bool):
+    """Autocast for the forward pass (bfloat16, or float16 without bf16 support)."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _matches(name: str, prefixes: Iterable[str]) -> str | None:
@@ -431,6 +567,19 @@ def evaluate_loader(model: nn.Module, loader: Iterable, n_classes: int,
     gives logits (:func:`hypnoscope.evaluation.accuracy_macro_f1`). Averages are per
     window.
     """
+    sums, n, preds, trues = _evaluation_sums(model, loader, n_classes, loss_fn, device,
+                                             class_weight, loss_weights, phase)
+    res = {k: v / max(n, 1) for k, v in sums.items()}
+    if preds:
+        res["acc"], res["macro_f1"] = accuracy_macro_f1(np.concatenate(trues),
+                                                        np.concatenate(preds), n_classes)
+    return res
+
+
+@torch.no_grad()
+def _evaluation_sums(model, loader, n_classes, loss_fn, device, class_weight, loss_weights,
+                     phase):
+    """Per-window sums of the loss terms, the window count, predictions and targets."""
     loss_fn = loss_fn or cross_entropy_loss
     weights = loss_weights or {}
     device = device or torch.device("cpu")
@@ -452,10 +601,34 @@ def evaluate_loader(model: nn.Module, loader: Iterable, n_classes: int,
             preds.append(out.logits.argmax(-1).reshape(-1).cpu().numpy())
             trues.append(out.targets.reshape(-1).cpu().numpy())
     model.train(was_training)
-    res = {k: v / max(n, 1) for k, v in sums.items()}
-    if preds:
-        res["acc"], res["macro_f1"] = accuracy_macro_f1(np.concatenate(trues),
-                                                        np.concatenate(preds), n_classes)
+    return sums, n, preds, trues
+
+
+def _evaluate_distributed(model, val: SequenceDataset, batch_size: int, n_classes: int,
+                          loss_fn, device, class_weight, loss_weights, phase: str,
+                          rank: int, world: int) -> dict[str, float]:
+    """:func:`evaluate_loader` over a disjoint share of ``val`` per rank, reduced: the
+    same metrics as one process over all of it."""
+    import torch.distributed as dist
+
+    share = val.subset(np.arange(rank, len(val), world))
+    loader = share.loader(batch_size) if len(share) else []
+    sums, n, preds, trues = _evaluation_sums(model, loader, n_classes, loss_fn, device,
+                                             class_weight, loss_weights, phase)
+    gathered: list[Any] = [None] * world  # a rank with no window has no terms: objects
+    dist.all_gather_object(gathered, (sums, n, np.concatenate(trues) if trues else None,
+                                      np.concatenate(preds) if preds else None))
+    total: dict[str, float] = {}
+    for part, _, _, _ in gathered:
+        for k, v in part.items():
+            total[k] = total.get(k, 0.0) + v
+    n_all = sum(g[1] for g in gathered)
+    res = {k: v / max(n_all, 1) for k, v in total.items()}
+    t_all = [g[2] for g in gathered if g[2] is not None]
+    if t_all:
+        res["acc"], res["macro_f1"] = accuracy_macro_f1(
+            np.concatenate(t_all), np.concatenate([g[3] for g in gathered if g[3] is not None]),
+            n_classes)
     return res
 
 
@@ -515,6 +688,12 @@ def train_model(model: nn.Module, train_data: SequenceDataset | Iterable,
         torch.set_num_threads(int(cfg.num_threads))
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    if cfg.distributed is not False and init_distributed(device if cfg.device else None):
+        rank, world = distributed_rank()
+        if device.type == "cuda" and device.index is None:  # one GPU per process
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    else:
+        rank, world = 0, 1
     model.to(device)
     n_classes = cfg.n_classes or _infer_n_classes(model)
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
@@ -557,19 +736,43 @@ def train_model(model: nn.Module, train_data: SequenceDataset | Iterable,
                  else None)
         done.append(_run_phase(model, phase, p_idx, len(phases), train_data, val_data, cfg,
                                device, n_classes, ckpt_dir, metrics_csv, history, done,
-                               names, state))
+                               names, state, rank, world))
+    if world > 1:  # nobody leaves before rank 0 has written the last checkpoint
+        import torch.distributed as dist
+
+        dist.barrier()
     return TrainResult(history=history, phases=done, resumed_from=resumed_from)
 
 
 def _run_phase(model, phase: Phase, p_idx: int, n_phases: int, train_data, val_data,
                cfg: TrainConfig, device, n_classes: int, ckpt_dir: Path | None,
                metrics_csv: Path | None, history: list, done: list[PhaseResult],
-               names: list[str], state: dict | None) -> PhaseResult:
+               names: list[str], state: dict | None, rank: int = 0,
+               world: int = 1) -> PhaseResult:
     loss_fn = phase.loss or cross_entropy_loss
     train = _phase_data(train_data, phase)
     val = _phase_data(val_data, phase) if val_data is not None else None
     optimizer = _make_optimizer(model, phase)
     scheduler = _make_scheduler(optimizer, phase)
+    amp = device.type == "cuda" if cfg.amp is None else bool(cfg.amp)
+    scaler = (torch.amp.GradScaler("cuda") if amp and device.type == "cuda"
+              and not torch.cuda.is_bf16_supported() else None)
+    step_module = None
+    if world > 1:
+        if not isinstance(train, SequenceDataset) or (
+                val is not None and not isinstance(val, SequenceDataset)):
+            raise ValueError("distributed training needs SequenceDataset training and "
+                             "validation data (to give each process its share)")
+        from torch.nn.parallel import DistributedDataParallel
+
+        # built per phase, after this phase froze what it does not train: DDP reduces
+        # the gradients of exactly the parameters the phase trains
+        step_module = DistributedDataParallel(
+            _LossModule(model, loss_fn),
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)
+    writer = rank == 0
+    quiet = None if writer else True
     class_weight = None
     if phase.class_weighting == "balanced":
         if not isinstance(train, SequenceDataset):
@@ -596,26 +799,41 @@ def _run_phase(model, phase: Phase, p_idx: int, n_phases: int, train_data, val_d
         start = phase.epochs + 1
     label = f"{cfg.desc}:{phase.name}" if n_phases > 1 else cfg.desc
     epoch_bar = progress(range(start, phase.epochs + 1), total=phase.epochs,
-                         initial=start - 1, desc=label, unit="epoch")
+                         initial=start - 1, desc=label, unit="epoch", disable=quiet)
     for epoch in epoch_bar:
         t0 = time.perf_counter()
         model.train()
         _freeze_frozen_modules(model)
-        loader = _loader(train, phase.batch_size, True, cfg.seed + 1000 * p_idx + epoch)
+        shuffle_seed = cfg.seed + 1000 * p_idx + epoch
+        loader = (_RankBatches(train, phase.batch_size, True, shuffle_seed, rank, world)
+                  if world > 1 else _loader(train, phase.batch_size, True, shuffle_seed))
         sums: dict[str, float] = {}
         n_items, n_seen, n_correct = 0, 0, 0
         bar = progress(loader, desc=f"{phase.name} {epoch}/{phase.epochs}", unit="batch",
-                       leave=False)
+                       leave=False, disable=quiet)
         trainable = [p for g in optimizer.param_groups for p in g["params"]]
         for batch in bar:
             batch = to_device(batch, device)
-            out = _as_output(loss_fn(model, batch, ctx))
+            if step_module is None and not amp:  # the one-process path, unchanged
+                out = _as_output(loss_fn(model, batch, ctx))
+            else:
+                with _amp_context(device, amp):
+                    out = (step_module(batch, ctx) if step_module is not None
+                           else _as_output(loss_fn(model, batch, ctx)))
             total = _weighted_total(out.terms, phase.loss_weights)
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            if scaler is not None:
+                scaler.scale(total).backward()
+                scaler.unscale_(optimizer)
+            else:
+                total.backward()
             if phase.grad_clip:
                 nn.utils.clip_grad_norm_(trainable, phase.grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             bs = _batch_size(batch)
             n_items += bs
             for k, v in out.terms.items():
@@ -628,6 +846,13 @@ def _run_phase(model, phase: Phase, p_idx: int, n_phases: int, train_data, val_d
                     n_seen += int(scored.sum())
             bar.set_postfix(loss=f"{sums['loss'] / n_items:.3f}")
         bar.close()
+        if world > 1:  # the epoch's training metrics over every rank's share
+            got = _all_reduce_sums({**{f"s:{k}": v for k, v in sums.items()},
+                                    "n_items": n_items, "n_seen": n_seen,
+                                    "n_correct": n_correct}, device)
+            n_items, n_seen = int(got.pop("n_items")), int(got.pop("n_seen"))
+            n_correct = int(got.pop("n_correct"))
+            sums = {k[2:]: v for k, v in got.items()}
         lrs = [g["lr"] for g in optimizer.param_groups]
         scheduler.step()
         row: dict[str, Any] = {"phase": phase.name, "epoch": epoch, "lr": lrs[0]}
@@ -636,9 +861,14 @@ def _run_phase(model, phase: Phase, p_idx: int, n_phases: int, train_data, val_d
             row["train_acc"] = n_correct / n_seen
         improved = False
         if val is not None:
-            vm = evaluate_loader(model, _loader(val, phase.batch_size * 2, False, 0),
-                                 n_classes, loss_fn, device, class_weight,
-                                 phase.loss_weights, phase.name)
+            if world > 1:
+                vm = _evaluate_distributed(model, val, phase.batch_size * 2, n_classes,
+                                           loss_fn, device, class_weight,
+                                           phase.loss_weights, phase.name, rank, world)
+            else:
+                vm = evaluate_loader(model, _loader(val, phase.batch_size * 2, False, 0),
+                                     n_classes, loss_fn, device, class_weight,
+                                     phase.loss_weights, phase.name)
             row.update({f"val_{k}": v for k, v in vm.items()})
             if phase.monitor not in row:
                 have = sorted(k for k in row if k.startswith("val_"))
@@ -657,9 +887,9 @@ def _run_phase(model, phase: Phase, p_idx: int, n_phases: int, train_data, val_d
         history.append(row)
         epoch_bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", phase.monitor)
                                if k in row})
-        if metrics_csv is not None:
+        if metrics_csv is not None and writer:
             _write_history_csv(metrics_csv, history)
-        if ckpt_dir is not None:
+        if ckpt_dir is not None and writer:
             if improved:
                 _save_checkpoint(ckpt_dir / phase.name / "best.pt", {
                     "phase": phase.name, "epoch": epoch, "model": best_state,
@@ -678,6 +908,7 @@ def _run_phase(model, phase: Phase, p_idx: int, n_phases: int, train_data, val_d
             stopped = True
             break
     epoch_bar.close()
+    del step_module  # its hooks and buckets go with it; the next phase builds its own
     model.load_state_dict(best_state)
     for p in model.parameters():  # frozen for this phase only
         p.requires_grad_(True)
@@ -713,4 +944,5 @@ def predict_windows(model: nn.Module, dataset: SequenceDataset, batch_size: int 
 __all__ = ["Phase", "TrainConfig", "TrainResult", "PhaseResult", "LossOutput", "StepContext",
            "train_model", "evaluate_loader", "predict_windows", "balanced_class_weights",
            "cross_entropy_loss", "classification_loss", "batch_input", "select_logits",
-           "resolve_device", "IGNORE_INDEX"]
+           "resolve_device", "IGNORE_INDEX", "init_distributed", "distributed_rank",
+           "is_main_process"]

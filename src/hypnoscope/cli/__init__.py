@@ -24,7 +24,7 @@ import sys
 from .. import __version__
 
 #: Modules of this package that register sub-commands, in ``--help`` order.
-COMMAND_MODULES = ["demo", "stage", "simulate", "stats", "train", "data"]
+COMMAND_MODULES = ["demo", "stage", "simulate", "stats", "train", "data", "export", "stream"]
 
 
 class CLIError(Exception):

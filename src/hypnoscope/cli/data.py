@@ -1,4 +1,5 @@
-"""``hypnoscope fetch`` (Sleep-EDF downloader) and ``hypnoscope info`` (PSG summary)."""
+"""``hypnoscope fetch`` (Sleep-EDF and NSRR downloaders) and ``hypnoscope info`` (PSG
+summary)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,16 @@ def _subject_list(text: str) -> list[int]:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "fetch", help="download Sleep-EDF Expanded nights from PhysioNet (checksummed)",
+        "fetch", help="download Sleep-EDF (PhysioNet) or NSRR cohorts such as SHHS "
+                      "(checksummed, resumable)",
         description="Download Sleep-EDF Expanded (sleep-edfx 1.0.0) PSG and hypnogram files "
                     "into a local cache, verifying each file's SHA-256 (or its EDF header "
                     "when no checksum is known). Files already cached and verified are not "
-                    "downloaded again, so an interrupted fetch resumes where it stopped.")
+                    "downloaded again, so an interrupted fetch resumes where it stopped. "
+                    "With --nsrr DATASET --token TOKEN: EDF + scoring XML of an NSRR cohort "
+                    "(shhs, mesa, mros, cfs, chat ...) from sleepdata.org, size and MD5 "
+                    "checked, interrupted files resumed (HTTP Range); NSRR data need an "
+                    "approved data access request.")
     p.add_argument("--subset", default="sleep-edf-20",
                    choices=["sc", "sleep-cassette", "sleep-edf-78", "sleep-edf-20", "st",
                             "sleep-telemetry"],
@@ -48,6 +54,18 @@ def register(subparsers) -> None:
     p.add_argument("--catalog", default=None,
                    help="custom catalog CSV (default: the one shipped with hypnoscope)")
     p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.add_argument("--nsrr", metavar="DATASET", default=None,
+                   help="download an NSRR dataset instead (its sleepdata.org slug: shhs, "
+                        "mesa, mros, cfs, chat ...); --subjects are then participant "
+                        "numbers, e.g. 200001-200010 for SHHS")
+    p.add_argument("--token", default=None,
+                   help="with --nsrr: your NSRR download token (https://sleepdata.org/token; "
+                        "default: $NSRR_TOKEN, which keeps it out of the shell history)")
+    p.add_argument("--visit", nargs="+", default=None, metavar="NAME",
+                   help="with --nsrr: sub-folder(s) of polysomnography/edfs, e.g. shhs1")
+    p.add_argument("--annotations", choices=["nsrr", "profusion"], default="nsrr",
+                   help="with --nsrr: XML form fetched beside each EDF (default: "
+                        "%(default)s)")
     p.add_argument("--list", action="store_true",
                    help="only list the files that would be fetched (no network)")
     p.set_defaults(func=run_fetch)
@@ -75,6 +93,10 @@ def run_fetch(args: argparse.Namespace) -> int:
         select_records,
     )
 
+    if args.nsrr:
+        return _run_fetch_nsrr(args)
+    if args.token or args.visit:
+        raise CLIError("--token and --visit go with --nsrr DATASET")
     if args.list:
         entries = select_records(args.subset, args.subjects, args.recording, args.catalog)
         for e in entries:
@@ -98,6 +120,47 @@ def run_fetch(args: argparse.Namespace) -> int:
     for psg, hyp in pairs:
         print(f"{psg}\t{hyp}")
     print(f"{len(pairs)} nights ready")
+    return 0
+
+
+def _run_fetch_nsrr(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from ..cli import CLIError
+    from ..fetch import (
+        NSRR_URL,
+        FetchError,
+        NsrrClient,
+        default_nsrr_dir,
+        fetch_nsrr,
+        list_nsrr_recordings,
+    )
+    from ..utils import check_output_dir
+
+    if args.catalog:
+        raise CLIError("--catalog is the Sleep-EDF catalog; it does not go with --nsrr")
+    token = args.token or os.environ.get("NSRR_TOKEN", "")
+    root = Path(args.path).expanduser() if args.path else default_nsrr_dir()
+    try:
+        if args.list:
+            client = NsrrClient(token, args.base_url or NSRR_URL)
+            client.check_token()
+            pairs = list_nsrr_recordings(client, args.nsrr, args.subjects, args.visit,
+                                         args.annotations)
+            for edf, xml in pairs:
+                print(f"{edf.full_path}\t{xml.full_path if xml else '(no XML listed)'}")
+            print(f"{len(pairs)} recordings of NSRR {args.nsrr} -> {root / args.nsrr}")
+            return 0
+        check_output_dir(root, "--path", create=False)
+        pairs = fetch_nsrr(args.nsrr, token, subjects=args.subjects, visits=args.visit,
+                           path=root, base_url=args.base_url or NSRR_URL,
+                           annotations=args.annotations, force_update=args.force)
+    except FetchError as exc:
+        raise CLIError(str(exc)) from None
+    for edf, xml in pairs:
+        print(f"{edf}\t{xml if xml else '(no XML listed)'}")
+    print(f"{len(pairs)} recordings ready")
     return 0
 
 

@@ -1,9 +1,13 @@
-"""``hypnoscope simulate``: write simulated whole-night PSG in the Sleep-EDF layout.
+"""``hypnoscope simulate``: write simulated whole-night PSG in a file layout.
 
 Two forms::
 
     hypnoscope simulate --hypnogram H.edf --out DIR [--seed 0] [--mode sleep-edf-sc]
     hypnoscope simulate --n-subjects 20 --seed 0 --out DIR [--hypnogram-dir DIR]
+
+``--layout sleep-edf|shhs`` picks the file layout (naming, annotation format;
+:data:`hypnoscope.simulate.LAYOUTS`), ``--montage sleep-edf|aasm|shhs`` the channel set
+and its physiology (:data:`hypnoscope.simulate.MONTAGES`; default: the layout's).
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ from .stats import add_label_map_arg
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "simulate", help="simulate realistic whole-night PSG (Sleep-EDF layout)",
-        description="Simulate EEG Fpz-Cz/Pz-Oz, EOG and submental EMG that follow a "
-                    "hypnogram (given, or sampled from a sleep-architecture model fitted "
-                    "to Sleep-EDF) and write <ID>-PSG.edf + <ID>-Hypnogram.edf pairs.")
+        "simulate", help="simulate realistic whole-night PSG (Sleep-EDF or SHHS layout; "
+                         "Sleep-EDF, AASM or SHHS montage)",
+        description="Simulate EEG, EOG and chin EMG that follow a hypnogram (given, or "
+                    "sampled from a sleep-architecture model fitted to Sleep-EDF) in a "
+                    "montage (--montage: Sleep-EDF Fpz-Cz/Pz-Oz, AASM F4-M1/C4-M1/O2-M1/"
+                    "E1-M2/E2-M2/chin, or SHHS C3-A2/C4-A1/EOG(L)/EOG(R)/EMG) and write "
+                    "<ID>-PSG.edf + <ID>-Hypnogram.edf pairs, or with --layout shhs "
+                    "shhs1-NNNNNN.edf + shhs1-NNNNNN-nsrr.xml pairs with the SHHS channel "
+                    "labels and rates.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--hypnogram", type=Path,
                      help="one hypnogram file (EDF+, TSV/CSV or text) to simulate")
@@ -30,9 +39,23 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="output folder (created; checked for writing before simulating)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--mode", choices=["sleep-edf-sc", "telemetry"], default="sleep-edf-sc",
-                   help="sleep-edf-sc: cassette layout with the EMG as a 1 Hz envelope; "
-                        "telemetry: 100 Hz EMG waveform (default: %(default)s)")
+    p.add_argument("--mode", choices=["sleep-edf-sc", "telemetry"], default=None,
+                   help="with --layout sleep-edf: sleep-edf-sc = cassette files with the "
+                        "EMG as a 1 Hz envelope; telemetry = 100 Hz EMG waveform (default: "
+                        "sleep-edf-sc)")
+    p.add_argument("--layout", choices=["sleep-edf", "shhs"], default="sleep-edf",
+                   help="file layout: sleep-edf = <ID>-PSG.edf + <ID>-Hypnogram.edf with "
+                        "EEG Fpz-Cz/Pz-Oz, EOG horizontal, EMG submental; shhs = "
+                        "shhs1-NNNNNN.edf + shhs1-NNNNNN-nsrr.xml (NSRR XML) with the SHHS "
+                        "channels EEG(sec), EEG (125 Hz), EOG(L), EOG(R) (50 Hz), EMG "
+                        "(125 Hz) (default: %(default)s)")
+    p.add_argument("--montage", choices=["sleep-edf", "aasm", "shhs"], default=None,
+                   help="channel set and physiology: sleep-edf = EEG Fpz-Cz/Pz-Oz, EOG "
+                        "horizontal, EMG submental (100 Hz); aasm = F4-M1, C4-M1, O2-M1, "
+                        "E1-M2, E2-M2, Chin1-Chin2 (256 Hz, files named like Sleep-EDF "
+                        "telemetry ST7ssNJ0); shhs = EEG(sec) (C3-A2), EEG (C4-A1), EOG(L), "
+                        "EOG(R), EMG (125 Hz) (default: the layout's: sleep-edf, or shhs "
+                        "with --layout shhs)")
     p.add_argument("--hypnogram-dir", type=Path,
                    help="with --n-subjects: drive the nights with the hypnograms in this "
                         "folder (Sleep-EDF names are grouped by subject)")
@@ -57,8 +80,19 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..hypnogram import read_hypnogram
-    from ..simulate import simulate_dataset, simulate_night, write_sleepedf_pair
+    from ..simulate import simulate_dataset, simulate_night
+    from ..simulate.files import get_layout, layout_settings
     from ..utils import check_output_dir
+
+    base = get_layout(args.layout)
+    if base["mode"] is not None and args.mode is not None:
+        raise CLIError(f"--mode chooses the Sleep-EDF file form; --layout {args.layout} "
+                       f"simulates in {base['mode']} mode at {base['sfreq']:g} Hz")
+    try:
+        layout = layout_settings(args.layout, args.montage, args.mode)
+    except ValueError as exc:
+        raise CLIError(f"--montage {args.montage} with --mode {args.mode}: {exc}") from None
+    args.mode = layout["mode"]
 
     if args.difficulty is not None and args.difficulty < 0:
         raise CLIError(f"--difficulty must be >= 0, got {args.difficulty}")
@@ -73,19 +107,27 @@ def run(args: argparse.Namespace) -> int:
         if args.crop_wake_min is not None:
             hyp = hyp.crop_to_sleep(args.crop_wake_min)
         record_id = args.record_id
-        if record_id is None:
+        if record_id is None and (args.layout != "sleep-edf"
+                                  or layout["montage"] != "sleep-edf"):
+            record_id = layout["record_id"](0, 0)
+        elif record_id is None:
             stem = re.sub(r"[-_.]?hypnogram$", "", args.hypnogram.stem, flags=re.I)
             record_id = re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "SIM0001"
-        raw = simulate_night(hyp, seed=args.seed, mode=args.mode, **difficulty)
-        psg, hyp_path = write_sleepedf_pair(raw, hyp, args.out, record_id)
+        raw = simulate_night(hyp, seed=args.seed, mode=args.mode, sfreq=layout["sfreq"],
+                             montage=layout["montage"], **difficulty)
+        psg, hyp_path = layout["write"](raw, hyp, args.out, record_id)
         print(f"wrote {psg} and {hyp_path} ({hyp.n_epochs} epochs, "
-              f"{hyp.duration_sec / 3600:.2f} h, mode {args.mode}, seed {args.seed})")
+              f"{hyp.duration_sec / 3600:.2f} h, montage {layout['montage']}, mode "
+              f"{args.mode}, seed {args.seed})")
         return 0
     crop = 60.0 if args.crop_wake_min is None else args.crop_wake_min
     records = simulate_dataset(args.out, args.n_subjects, seed=args.seed,
                                hypnograms=args.hypnogram_dir, mode=args.mode,
                                nights_per_subject=args.nights, duration_h=args.duration_h,
-                               crop_wake_min=crop, **difficulty)
+                               crop_wake_min=crop, layout=args.layout,
+                               montage=layout["montage"], **difficulty)
     print(f"wrote {len(records)} nights of {args.n_subjects} subjects to {args.out} "
-          f"(mode {args.mode}, seed {args.seed}; details in simulation.json)")
+          f"(layout {args.layout}, montage {layout['montage']}, mode {args.mode}, seed "
+          f"{args.seed}; details in "
+          "simulation.json)")
     return 0

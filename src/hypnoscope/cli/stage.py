@@ -40,10 +40,16 @@ _HYPNOGRAM_NAME = re.compile(r"hypnogram|annotation|scoring|\.hypnogram", re.IGN
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "stage", help="stage PSG recordings (EDF) and write hypnograms and reports",
-        description="Stage PSG recordings with a shipped or trained model. PSG may be files, "
-                    "directories (every *-PSG.edf, else every *.edf that is not a hypnogram) "
-                    "or glob patterns. Per recording with stem S (file name without .edf "
+        "stage", help="stage PSG recordings (EDF, BrainVision, FIF ... or a BIDS dataset) "
+                      "and write hypnograms and reports",
+        description="Stage PSG recordings with a shipped or trained model. PSG may be files "
+                    "in any format MNE reads (EDF/BDF, BrainVision .vhdr, FIF, EEGLAB .set, "
+                    "GDF, Nihon Kohden .eeg ...), directories (every *-PSG.edf, else every "
+                    "recording file that is not a hypnogram), glob patterns, or a BIDS root "
+                    "(sub-*/[ses-*/]eeg/*_eeg.*; the stages of *_events.tsv are the "
+                    "reference, and --out becomes a BIDS derivative dataset with "
+                    "dataset_description.json and the outputs in sub-*/[ses-*/]eeg/). "
+                    "Per recording with stem S (file name without .edf "
                     "and -PSG) --out gets S.hypnogram.tsv, S.hypnogram.edf, S.report.html, "
                     "S.report.json and S.hypnogram.png, all together or none (an error or "
                     "Ctrl-C leaves nothing of that recording). Recordings with the same "
@@ -52,22 +58,32 @@ def register(subparsers) -> None:
                     "output set exists (same file and options; --force redoes them). A bad "
                     "recording is reported and the batch goes on; exit code 1 if any "
                     "failed.")
-    p.add_argument("psg", nargs="+", metavar="PSG", help="EDF file(s), directories or globs")
+    p.add_argument("psg", nargs="+", metavar="PSG",
+                   help="recording file(s), directories, globs or a BIDS root")
     p.add_argument("--out", "-o", required=True, metavar="DIR",
                    help="output directory (created; checked for writing before any work)")
-    p.add_argument("--model", "-m", default="default", metavar="NAME|PATH",
-                   help="shipped model name (see 'hypnoscope models') or model file "
-                        "(default: %(default)s)")
+    p.add_argument("--model", "-m", default="auto", metavar="NAME|PATH",
+                   help="shipped model name (see 'hypnoscope models') or model file; "
+                        "auto (the default) picks the richest shipped model the "
+                        "recording's channels allow (two EEG + EOG: default; one EEG + EOG: "
+                        "eeg1-eog; two EEG: eeg2; one EEG: eeg1), announces it and records "
+                        "it in the report")
     p.add_argument("--eeg", nargs="+", metavar="CH", help="EEG channel(s) to use")
     p.add_argument("--eog", metavar="CH", help="EOG channel to use")
     p.add_argument("--emg", metavar="CH", help="EMG channel to use (models that use EMG)")
     p.add_argument("--reference", "-r", nargs="+", metavar="HYPNOGRAM",
                    help="reference hypnogram(s) for agreement metrics: one file per "
                         "recording (same order), or a directory searched for the matching "
-                        "Sleep-EDF *-Hypnogram.edf / <stem>.* file")
+                        "Sleep-EDF *-Hypnogram.edf, NSRR <stem>-nsrr.xml / -profusion.xml "
+                        "or <stem>.* file (EDF+, TSV/CSV, text or NSRR XML)")
     add_label_map_arg(p)
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
-                   help="recordings staged in parallel (processes; default 1)")
+                   help="recordings staged in parallel by local processes (default 1); "
+                        "or use --scheduler")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="stage on a Dask distributed cluster, e.g. tcp://HOST:8786 (the "
+                        "address 'dask scheduler' prints); PSG, --out and hypnoscope must "
+                        "be reachable at the same paths on every worker. Instead of --jobs")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG figure")
     p.add_argument("--lights-off", metavar="TIME",
                    help="lights off: clock time HH:MM[:SS] (taken against each "
@@ -100,19 +116,37 @@ def _is_hypnogram_file(path: Path) -> bool:
 def expand_inputs(items: list[str]) -> list[Path]:
     """Files from paths, directories and glob patterns (sorted, de-duplicated).
 
-    A directory contributes its ``*-PSG.edf`` files, or, if it has none, every EDF/BDF
-    whose name does not look like a hypnogram. A missing path is kept so that it is
-    reported as a failure.
+    A directory contributes its ``*-PSG.edf`` files, or, if it has none, every recording
+    MNE reads (EDF/BDF, BrainVision, FIF ...) whose name does not look like a hypnogram;
+    a BIDS root its ``sub-*/[ses-*/]eeg/*_eeg.*`` recordings. A missing path is kept so
+    that it is reported as a failure.
     """
+    return expand_inputs_and_roots(items)[0]
+
+
+def expand_inputs_and_roots(items: list[str]) -> tuple[list[Path], dict[Path, Path]]:
+    """:func:`expand_inputs` and ``{recording: BIDS root}`` for those found in a BIDS
+    root."""
+    from ..bids import is_bids_root, list_bids_recordings
+
     out: list[Path] = []
+    roots: dict[Path, Path] = {}
     for item in items:
         p = Path(item)
-        if p.is_dir():
-            found = sorted(p.glob("*-PSG.edf")) or sorted(
-                f for f in p.iterdir()
-                if f.suffix.lower() in (".edf", ".bdf") and not _is_hypnogram_file(f))
+        if p.is_dir() and is_bids_root(p):
+            found = list_bids_recordings(p)
             if not found:
-                raise CLIError(f"{p}: directory holds no PSG recording (*-PSG.edf or *.edf)")
+                raise CLIError(f"{p}: BIDS dataset holds no EEG recording "
+                               "(sub-*/[ses-*/]eeg/*_eeg.edf|.bdf|.vhdr|.set|.fif)")
+            roots.update({f: p for f in found})
+            out.extend(found)
+        elif p.is_dir():
+            from ..recordings import list_recordings
+
+            found = list_recordings(p)
+            if not found:
+                raise CLIError(f"{p}: directory holds no PSG recording (*-PSG.edf, or *.edf, "
+                               "*.bdf, *.vhdr, *.fif, *.set ...)")
             out.extend(found)
         elif any(c in item for c in "*?[") and not p.exists():
             found = sorted(Path(f) for f in glob.glob(item)
@@ -129,7 +163,7 @@ def expand_inputs(items: list[str]) -> list[Path]:
         if key not in seen:
             seen.add(key)
             unique.append(f)
-    return unique
+    return unique, roots
 
 
 def _references(psgs: list[Path], refs: list[str] | None) -> list[Path | None]:
@@ -235,31 +269,6 @@ def _skipped_row(psg: Path, stem: str, out: Path, report: dict[str, Any],
     return row
 
 
-# --------------------------------------------------------------- one night
-def _worker(kwargs: dict[str, Any], debug: bool = False,
-            in_pool: bool = False) -> dict[str, Any]:
-    import signal
-
-    from ..staging import stage_file
-    from . import describe_error
-
-    if in_pool:  # take Ctrl-C while staging, once (see _pool_init)
-        signal.signal(signal.SIGINT, _interrupt_once)
-    try:
-        return stage_file(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, the batch goes on
-        row = {"recording": str(kwargs["psg"]), "stem": kwargs.get("out_stem"),
-               "status": "failed", "error": describe_error(exc)[0]}
-        if debug:
-            import traceback
-
-            row["traceback"] = traceback.format_exc()
-        return row
-    finally:
-        if in_pool:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 # -------------------------------------------------------------------- CLI
 def _fmt(v: Any, spec: str) -> str:
     try:
@@ -328,27 +337,49 @@ def _check_lights(value: str | None, what: str) -> str | float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils import check_output_dir, progress, remove_stale_partials, write_json_atomic
+    from ..batch import write_summary_csv
+    from ..utils import check_output_dir, remove_stale_partials, write_json_atomic
 
     if args.jobs < 1:
         raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
+    if getattr(args, "scheduler", None) is not None and args.jobs != 1:
+        raise CLIError("give --jobs (local processes) or --scheduler (a Dask cluster), "
+                       "not both")
     bounds = {k: v for k, v in (
         ("lights_off", _check_lights(getattr(args, "lights_off", None), "--lights-off")),
         ("lights_on", _check_lights(getattr(args, "lights_on", None), "--lights-on")),
         ("crop", {"none": "off"}.get(args.crop, args.crop)),
         ("label_map", args.label_map)) if v is not None}
     out = check_output_dir(args.out, "--out", create=True)  # before any work
-    psgs = expand_inputs(args.psg)
+    psgs, bids_roots = expand_inputs_and_roots(args.psg)
     refs = _references(psgs, args.reference)
     stems = output_stems(psgs)
-    _announce_renames(psgs, stems)
+    out_dirs = [out] * len(psgs)
+    if bids_roots:  # a BIDS derivative dataset: outputs in each recording's own folder
+        from ..bids import bids_events_file, bids_output, write_derivative_description
+
+        for i, p in enumerate(psgs):
+            if p in bids_roots:
+                rel, stems[i] = bids_output(p, bids_roots[p])
+                out_dirs[i] = out / rel
+                if refs[i] is None and not args.reference:
+                    refs[i] = bids_events_file(p)  # scored stages of *_events.tsv
+        for root in dict.fromkeys(bids_roots.values()):
+            write_derivative_description(out, root, args.model)
+        n_ref = sum(r is not None for p, r in zip(psgs, refs, strict=True) if p in bids_roots)
+        print(f"BIDS dataset: {len(bids_roots)} recording(s), {n_ref} with scored stages in "
+              f"*_events.tsv (used as reference); writing a derivative dataset to {out}",
+              file=sys.stderr)
+    plain = [i for i, p in enumerate(psgs) if p not in bids_roots]  # BIDS names are unique
+    _announce_renames([psgs[i] for i in plain], [stems[i] for i in plain])
     from ..models.storage import load_staging_model, resolve_model_path
 
-    resolve_model_path(args.model)  # fail early on an unknown model
+    if args.model != "auto":
+        resolve_model_path(args.model)  # fail early on an unknown model
     if args.emg:
         from ..staging import model_input
 
-        mdl, card = load_staging_model(args.model)
+        mdl, card = load_staging_model("default" if args.model == "auto" else args.model)
         if model_input(mdl, card) == "bandpower":
             print(f"note: model {card.get('name', args.model)!r} uses EEG and EOG only; "
                   f"--emg {' '.join(args.emg) if isinstance(args.emg, list) else args.emg} "
@@ -358,21 +389,21 @@ def run(args: argparse.Namespace) -> int:
     for d in remove_stale_partials(out):
         print(f"note: removed {d}, left by an interrupted run", file=sys.stderr)
     plot = not args.no_plot
-    tasks = [dict(psg=str(p), out_dir=str(out), model=args.model, eeg=args.eeg, eog=args.eog,
+    tasks = [dict(psg=str(p), out_dir=str(d), model=args.model, eeg=args.eeg, eog=args.eog,
                   emg=args.emg, reference=None if r is None else str(r), plot=plot,
                   out_stem=stem, strict=args.strict, **bounds)
-             for p, r, stem in zip(psgs, refs, stems, strict=True)]
+             for p, r, stem, d in zip(psgs, refs, stems, out_dirs, strict=True)]
     rows: list[dict[str, Any] | None] = [None] * len(tasks)
-    todo, skipped = [], []
+    skipped = []
     for i, t in enumerate(tasks):
         if not Path(t["psg"]).is_file():
-            todo.append(i)  # reported as a failure by stage_file
-            continue
+            continue  # reported as a failure by stage_file
         options = json.loads(json.dumps(staging_options(
             t["psg"], args.model, args.eeg, args.eog, args.emg, t["reference"], **bounds)))
-        state, what = existing_outputs(out, t["out_stem"], plot, options)
+        state, what = existing_outputs(Path(t["out_dir"]), t["out_stem"], plot, options)
         if state == "complete" and not args.force:
-            rows[i] = _skipped_row(Path(t["psg"]), t["out_stem"], out, what, plot)
+            rows[i] = _skipped_row(Path(t["psg"]), t["out_stem"], Path(t["out_dir"]), what,
+                                   plot)
             skipped.append(t["out_stem"])
         elif state == "other" and not args.force:
             rows[i] = {"recording": t["psg"], "stem": t["out_stem"], "status": "failed",
@@ -383,34 +414,37 @@ def run(args: argparse.Namespace) -> int:
                 print(f"note: {t['psg']}: staging again: "
                       f"{what if state == 'restage' else 'replacing ' + what.split(';')[0]}",
                       file=sys.stderr)
-            todo.append(i)
     if skipped:
         print(f"skipping {len(skipped)} recording(s) whose complete output set exists in "
               f"{out} (same recording and options; --force stages them again): "
               f"{', '.join(skipped)}", file=sys.stderr)
-    debug = bool(getattr(args, "debug", False))
-    bar = progress(total=len(todo), desc="staging", unit="night")
+    from ..batch import BatchInterrupted, BatchItem, make_executor, run_batch
+    from ..staging import stage_file
+
+    items = [BatchItem(t["psg"], t["out_stem"], t, rows[i]) for i, t in enumerate(tasks)]
+    n_todo = sum(it.row is None for it in items)
+    scheduler = getattr(args, "scheduler", None)
+    executor = make_executor(min(args.jobs, max(n_todo, 1)), scheduler)
+    if scheduler is not None:
+        print(f"staging {n_todo} recording(s) on the {executor.name}", file=sys.stderr)
     try:
-        if args.jobs == 1 or len(todo) <= 1:
-            for i in todo:
-                bar.set_postfix_str(Path(tasks[i]["psg"]).name)
-                rows[i] = _worker(tasks[i], debug)
-                _report_row(rows[i])
-                bar.update(1)
-        else:
-            _run_pool(tasks, todo, rows, min(args.jobs, len(todo)), debug, bar)
-    except KeyboardInterrupt:
-        bar.close()
-        left = [tasks[i]["out_stem"] for i in todo if rows[i] is None]
-        n_ok = sum(rows[i]["status"] == "ok" for i in todo if rows[i] is not None)
-        n_fail = sum(rows[i]["status"] == "failed" for i in todo if rows[i] is not None)
+        rows = run_batch(items, stage_file, executor, describe=_describe,
+                         debug=bool(getattr(args, "debug", False)), desc="staging",
+                         on_row=_report_row)
+    except BatchInterrupted as exc:
+        left = [it.stem for it, r in zip(items, exc.rows, strict=True) if r is None]
+        fresh = [r for it, r in zip(items, exc.rows, strict=True)
+                 if it.row is None and r is not None]
+        n_ok = sum(r["status"] == "ok" for r in fresh)
+        n_fail = sum(r["status"] == "failed" for r in fresh)
         print(f"hypnoscope stage: interrupted: {n_ok} recording(s) staged, {n_fail} failed, "
               f"{len(left)} not finished ({', '.join(left)}; nothing of them was written); "
               "run the same command again to finish (complete output sets are skipped)",
               file=sys.stderr)
         return 130
-    bar.close()
-    done = [r for r in rows if r is not None]
+    for d in remove_stale_partials(out):  # left by a worker that was killed meanwhile
+        print(f"note: removed {d}, left by a worker that stopped", file=sys.stderr)
+    done = rows
     n_fail = sum(r["status"] not in ("ok", "skipped") for r in done)
     n_skip = sum(r["status"] == "skipped" for r in done)
     print(summary_table(done))
@@ -418,86 +452,15 @@ def run(args: argparse.Namespace) -> int:
           f"skipped (complete outputs exist), {n_fail} failed; outputs in {out}")
     if len(done) > 1:
         write_json_atomic(out / "summary.json", done)
+        write_summary_csv(out / "summary.csv", done)
     return 1 if n_fail else 0
 
 
-def _pool_init() -> None:
-    """Worker start-up: an idle worker ignores Ctrl-C (the parent decides); a worker
-    that is staging takes it (:func:`_worker`), so its recording stops cleanly."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    default_hook = sys.unraisablehook
-
-    def hook(unraisable) -> None:  # an interrupt landing in a finalizer is expected
-        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
-            default_hook(unraisable)
-
-    sys.unraisablehook = hook
-
-
-def _interrupt_once(signum, frame) -> None:
-    """SIGINT handler of a staging worker: raise ``KeyboardInterrupt`` once and ignore
-    further SIGINTs (Ctrl-C in a terminal reaches the worker directly *and* through the
-    parent), so the recording's clean-up is never interrupted itself."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _run_pool(tasks, todo, rows, jobs: int, debug: bool, bar) -> None:
-    """Stage ``tasks[todo]`` in ``jobs`` processes, at most ``jobs`` at a time (so that an
-    interrupt leaves nothing queued); fill ``rows`` as they finish."""
-    import multiprocessing
-    import os
-    import signal
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
+def _describe(exc: BaseException) -> str:
+    """The one-line error of a failed recording (the CLI's error path)."""
     from . import describe_error
 
-    def failed(i: int, exc: BaseException) -> dict[str, Any]:
-        return {"recording": tasks[i]["psg"], "stem": tasks[i]["out_stem"],
-                "status": "failed", "error": describe_error(exc)[0]}
-
-    # "spawn": forked workers can deadlock in OpenMP (LightGBM) or MNE threads that
-    # the parent already started
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_pool_init,
-                               mp_context=multiprocessing.get_context("spawn"))
-    pending, running = list(todo), {}
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                i = pending.pop(0)
-                try:
-                    running[pool.submit(_worker, tasks[i], debug, True)] = i
-                except RuntimeError as exc:  # BrokenProcessPool: a worker was killed
-                    rows[i] = failed(i, exc)
-                    _report_row(rows[i])
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                i = running.pop(fut)
-                try:
-                    rows[i] = fut.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. a worker killed (out of memory)
-                    rows[i] = failed(i, exc)
-                _report_row(rows[i])
-                bar.update(1)
-    except KeyboardInterrupt:
-        # stop the recordings being staged (each leaves nothing), start no new one
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            try:
-                os.kill(proc.pid, signal.SIGINT)
-            except OSError:
-                pass
-        pool.shutdown(wait=True, cancel_futures=True)
-        for fut, i in running.items():  # those that finished meanwhile count
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                rows[i] = fut.result()
-        raise
-    pool.shutdown()
+    return describe_error(exc)[0]
 
 
 def _announce_renames(psgs: list[Path], stems: list[str]) -> None:

@@ -25,8 +25,11 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
                           "(optionally 'onsets_sec'; subject from a JSON sidecar's "
                           "'subject_id' or --subject-pattern)")
     src.add_argument("--data", metavar="DIR",
-                     help="directory of raw PSG + hypnogram EDF pairs "
-                          "(Sleep-EDF naming: *-PSG.edf with *-Hypnogram.edf)")
+                     help="directory of raw PSG recordings with their scoring "
+                          "(Sleep-EDF naming: *-PSG.edf with *-Hypnogram.edf; NSRR naming: "
+                          "shhs1-200001.edf with shhs1-200001-nsrr.xml or -profusion.xml; any "
+                          "format MNE reads), or a BIDS root (sub-*/[ses-*/]eeg/*_eeg.* with "
+                          "the scored stages of *_events.tsv)")
     p.add_argument("--subject-pattern", default=None, metavar="RE",
                    help="regex whose first group is the subject id in a file name "
                         "(default: leading digits for --features, the Sleep-EDF name "
@@ -35,6 +38,14 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eog", nargs="+", default=None, help="EOG channel name(s) (--data)")
     p.add_argument("--emg", nargs="+", default=None, help="EMG channel name(s) (--data)")
     add_label_map_arg(p)  # the hypnograms of --data
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="--data recordings read and preprocessed in parallel by local "
+                        "processes (default 1); finished ones are kept in the recording "
+                        "cache, so a rerun resumes")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="read and preprocess the --data recordings on a Dask distributed "
+                        "cluster, e.g. tcp://HOST:8786 (--data and $HYPNOSCOPE_CACHE must "
+                        "be the same shared folders on every worker); instead of --jobs")
 
 
 def register(subparsers) -> None:
@@ -106,7 +117,15 @@ def _load_nights(args) -> list:
         kw["label_map"] = args.label_map
     if getattr(args, "preprocessing", None) is not None:
         kw["preprocessing"] = args.preprocessing
-    nights = recordings.load_psg_dir(args.data, **kw)
+    jobs, scheduler = getattr(args, "jobs", 1), getattr(args, "scheduler", None)
+    if jobs < 1:
+        raise CLIError(f"--jobs must be >= 1, got {jobs}")
+    if scheduler is not None and jobs != 1:
+        raise CLIError("give --jobs (local processes) or --scheduler (a Dask cluster), "
+                       "not both")
+    if getattr(args, "func", None) is _train:  # per-recording summary beside the model
+        kw["summary_csv"] = f"{args.out}.recordings.csv"
+    nights = recordings.load_psg_dir(args.data, jobs=jobs, scheduler=scheduler, **kw)
     if not nights:
         raise FileNotFoundError(f"no PSG + hypnogram pairs found in {args.data}")
     return nights
@@ -185,12 +204,29 @@ def _train(args) -> int:
                              "input": "features" if args.features else "data",
                              "seed": args.seed, "n_classes": args.classes,
                              "n_val_nights": len(val_nights or [])}
+    if not _is_feature_model(args.model):
+        from ..training import distributed_rank
+
+        rank, world = distributed_rank()
+        if world > 1:  # torchrun: rank 0 saves and reports, the others are done
+            import torch.distributed as dist
+
+            dist.barrier()
+            if rank != 0:
+                dist.destroy_process_group()
+                return 0
+            model.metadata["cli"]["distributed"] = {"world_size": world}
     out = model.save(args.out)
     n_ep = sum(int(n.scored.sum()) for n in train_nights)
     print(f"trained {args.model} ({args.classes} classes) on {len(train_nights)} nights "
           f"/ {len({n.subject_id for n in train_nights})} subjects / {n_ep} scored epochs"
           + (f" (validation: {len(val_nights)} nights)" if val_nights else "")
           + f"; saved to {out}")
+    if not _is_feature_model(args.model):
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     return 0
 
 
@@ -272,13 +308,29 @@ def _models(args) -> int:
 
 #: Models of the MSMAE-CNN paper: the Kaiser 10-Hz low-pass is their default preprocessing.
 MSMAE_PAPER_MODELS = ("msmae-cnn", "msmae-cnn-rf", "cnn")
-_MSMAE_ONLY = ("mask_ratio", "scales", "pretrain_epochs", "freeze_encoder")
+#: Options each pre-training model takes (the others refuse them by name).
+_MODEL_OPTIONS = {
+    "msmae-cnn": ("mask_ratio", "scales", "pretrain_epochs", "freeze_encoder"),
+    "msmae-cnn-rf": ("mask_ratio", "scales", "pretrain_epochs", "freeze_encoder"),
+    "mc2sleepnet": ("mask_ratio", "pretrain_epochs", "init_from", "finetune", "channels"),
+}
 
 
 def _add_msmae_args(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("MC2SleepNet (mc2sleepnet)")
+    m.add_argument("--init-from", default=None, metavar="MODEL_PATH",
+                   help="start from the weights of another trained mc2sleepnet (e.g. "
+                        "pre-trained on a large cohort); with --pretrain-epochs 0 only the "
+                        "sequence level is fine-tuned")
+    m.add_argument("--pretrain-only", action="store_true",
+                   help="keep the pre-trained model, no fine-tuning (the paper's rows "
+                        "marked with a Gamma)")
+    m.add_argument("--channels", type=int, default=None, metavar="N",
+                   help="channels fed to the network, EEG first (default 1: one EEG)")
     g = p.add_argument_group("MSMAE-CNN paper models (msmae-cnn, msmae-cnn-rf, cnn)")
     g.add_argument("--mask-ratio", type=float, default=None, metavar="R",
-                   help="fraction of patches masked in pre-training (default 0.5)")
+                   help="fraction masked in pre-training: MSMAE-CNN's patches, "
+                        "MC2SleepNet's epoch tokens (default 0.5)")
     g.add_argument("--scales", type=float, nargs="+", default=None, metavar="SEC",
                    help="patch lengths in seconds (default 0.5 1 2 5)")
     g.add_argument("--pretrain-epochs", type=int, default=None, metavar="N",
@@ -311,12 +363,24 @@ def _lowpass_preprocessing(args) -> dict[str, Any] | None:
 
 
 def _msmae_options(args) -> dict[str, Any]:
-    """Model options from the MSMAE-CNN arguments that were given."""
+    """Model options from the pre-training arguments that were given (MSMAE-CNN,
+    MC2SleepNet); an option the model does not take is refused by name."""
     opts = {"mask_ratio": args.mask_ratio, "pretrain_epochs": args.pretrain_epochs,
             "scales": tuple(args.scales) if args.scales else None,
-            "freeze_encoder": True if args.freeze_encoder else None}
+            "freeze_encoder": True if args.freeze_encoder else None,
+            "init_from": args.init_from, "finetune": False if args.pretrain_only else None,
+            "channels": args.channels}
     opts = {k: v for k, v in opts.items() if v is not None}
-    if opts and args.model not in ("msmae-cnn", "msmae-cnn-rf"):
-        flags = ", ".join("--" + k.replace("_", "-") for k in opts)
-        raise CLIError(f"{flags} apply to msmae-cnn and msmae-cnn-rf, not {args.model}")
+    flag = {"finetune": "pretrain_only"}
+    bad = [k for k in opts if k not in _MODEL_OPTIONS.get(args.model, ())]
+    if bad:
+        flags = ", ".join("--" + flag.get(k, k).replace("_", "-") for k in bad)
+        takers = sorted(m for m, o in _MODEL_OPTIONS.items() if set(bad) <= set(o))
+        raise CLIError(f"{flags} do(es) not apply to {args.model}"
+                       + (f"; models that take it: {', '.join(takers)}" if takers else ""))
+    if "init_from" in opts:
+        from pathlib import Path
+
+        if not Path(opts["init_from"]).is_file():
+            raise CLIError(f"--init-from {opts['init_from']}: no such model file")
     return opts

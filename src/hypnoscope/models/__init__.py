@@ -39,6 +39,9 @@ MODEL_REGISTRY: dict[str, tuple[str, str]] = {
     "msmae-cnn-rf": ("hypnoscope.models.msmae_cnn:make_msmae_cnn_rf",
                      "MSMAE-CNN soft-voted with a Random Forest on the paper's EEG "
                      "features, weight chosen on validation subjects"),
+    "mc2sleepnet": ("hypnoscope.models.mc2sleepnet:make_mc2sleepnet",
+                    "Raw-signal CNN + spectrogram Transformer with InfoNCE pre-training and "
+                    "cross-masked sequence Transformers (MC2SleepNet paper)"),
     "cnn": ("hypnoscope.models.cnn:make_cnn",
             "Plain CNN on raw epochs (Chambon et al. 2018; MSMAE-CNN paper baseline)"),
 }

@@ -38,7 +38,7 @@ from torch import nn
 
 from ..datasets import Night
 from ..sequences import SequenceDataset
-from ..stages import stage_names, to_3class
+from ..stages import to_3class
 from ..training import (
     Phase,
     TrainConfig,
@@ -48,20 +48,21 @@ from ..training import (
     predict_windows,
     train_model,
 )
-from .base import StagingModel
+from .windowed import NORMALIZATION, WindowedStagingModel
 
 logger = logging.getLogger(__name__)
-
-#: ``normalize`` option -> (method of :func:`hypnoscope.preprocessing.normalization_stats`,
-#: clip)
-NORMALIZATION = {"night": ("zscore", None), "robust": ("robust", 8.0), "none": (None, None)}
 
 #: Training settings every preset gives (network sizes come on top).
 TRAIN_KEYS = ("seq_len", "epochs", "batch_size", "lr", "patience")
 
 
-class DeepStagingModel(StagingModel):
+class DeepStagingModel(WindowedStagingModel):
     """Night-level deep staging model; subclasses give the network and its phases.
+
+    Views, windows, normalisation, night checks and the averaging of overlapping windows
+    are :class:`~hypnoscope.models.windowed.WindowedStagingModel`'s (NumPy, shared with
+    the onnxruntime path); this class adds the PyTorch network, training and
+    :meth:`window_proba`.
 
     Parameters
     ----------
@@ -104,8 +105,6 @@ class DeepStagingModel(StagingModel):
     NET_KEYS: ClassVar[tuple[str, ...]] = ()
     #: the network: ``network_class(n_chans=, n_outputs=, n_times=, sfreq=, **options)``
     network_class: ClassVar[type[nn.Module]]
-    #: views the network reads; None: the night's primary view (``raw`` or ``feat``)
-    default_views: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, n_classes: int = 5, preset: str = "small", seq_len: int | None = None,
                  mode: str = "many-to-many", epochs: int | None = None,
@@ -194,33 +193,6 @@ class DeepStagingModel(StagingModel):
         return net(batch_input(batch), mask=batch["mask"])
 
     # -- data ------------------------------------------------------------------------
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """Names of the output classes (``W N1 N2 N3 R`` or ``W NREM R``)."""
-        return stage_names(self.n_classes)
-
-    def _views(self, night: Night) -> list[str]:
-        return list(self.config.get("views") or self.default_views or [night.primary_view])
-
-    def _with_views(self, nights: list[Night]) -> list[Night]:
-        from ..views import add_views
-
-        derived = [v for v in self._views(nights[0]) if v != nights[0].primary_view]
-        if derived:
-            add_views(nights, derived, cache=self.config.get("views_cache", True))
-        return nights
-
-    def _dataset(self, nights: list[Night], label_map, training: bool) -> SequenceDataset:
-        L, mode = self.config["seq_len"], self.config["mode"]
-        stride = max(1, L // 2) if mode == "many-to-many" else None
-        if mode == "many-to-many" and not training and self.config.get("infer_stride"):
-            stride = min(L, self.config["infer_stride"])
-        method, clip = NORMALIZATION[self.config["normalize"]]
-        return SequenceDataset(nights, L, mode=mode, stride=stride,
-                               views=self.input_views or self._views(nights[0]),
-                               normalize=method, clip=clip, label_map=label_map,
-                               drop_unlabelled=False)
-
     def _train_config(self, task: str) -> TrainConfig:
         c = self.config
         ckpt = c["checkpoint_dir"]
@@ -300,46 +272,13 @@ class DeepStagingModel(StagingModel):
             preprocessing=preprocessing, training=summary)
         return self
 
-    def _task_proba(self, task: str, night: Night) -> np.ndarray:
+    def window_proba(self, task: str, dataset: SequenceDataset) -> np.ndarray:
+        """Softmax probabilities of the windows of ``dataset`` from ``task``'s network."""
         net = self.nets[task]
-        ds = self._dataset([night], None, training=False)
-        proba = predict_windows(net, ds, batch_size=256, device=self.config["device"],
+        proba = predict_windows(net, dataset, batch_size=256, device=self.config["device"],
                                 forward=self.forward)
         net.cpu()
-        if self.config["mode"] == "many-to-one":
-            return proba
-        return ds.average_over_epochs(proba)
-
-    def _check_night(self, night: Night) -> None:
-        if not self.nets:
-            raise RuntimeError(f"{self.name} model is not fitted")
-        if night.kind != self.input_kind:
-            raise ValueError(f"night {night.night_id}: model was trained on "
-                             f"{self.input_kind} input, got {night.kind}")
-        want = self.metadata.get("input_shape")
-        if want is not None and list(night.X.shape[1:]) != list(want):
-            raise ValueError(f"night {night.night_id}: per-epoch input shape "
-                             f"{list(night.X.shape[1:])} differs from the training shape {want}")
-        chans = self.metadata.get("channels")
-        if chans and night.channels and list(night.channels) != list(chans):
-            raise ValueError(f"night {night.night_id}: channels {list(night.channels)} differ "
-                             f"from the training channels {chans} (same names, same order "
-                             "expected)")
-
-    def stage_probabilities(self, night: Night) -> dict[str, np.ndarray]:
-        """Per-task probabilities ``{task: (n_epochs, n_outputs)}``."""
-        self._check_night(night)
-        self._with_views([night])
-        with torch.no_grad():
-            return {task: self._task_proba(task, night) for task in self.nets}
-
-    def predict_proba(self, night: Night) -> np.ndarray:
-        """``(n_epochs, n_classes)`` probabilities for every epoch of ``night``."""
-        p = self.stage_probabilities(night)
-        if len(p) != 1:
-            raise NotImplementedError(f"{self.name}: several tasks {sorted(p)} need a "
-                                      "predict_proba that merges them")
-        return next(iter(p.values()))
+        return proba
 
     # -- pickling: weights as state_dicts, no live optimiser state ----------------------
     def __getstate__(self) -> dict[str, Any]:

@@ -91,7 +91,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..datasets import Night
 from ..stages import UNSCORED
@@ -130,6 +129,19 @@ def patch_length(scale_sec: float, sfreq: float) -> int:
     if n < 1:
         raise ValueError(f"a {scale_sec}-s patch at {sfreq} Hz has no sample")
     return n
+
+
+def adaptive_avg_pool(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool1d(x, size)`` over the last axis as a product with a constant
+    averaging matrix (bin ``i`` averages ``floor(i N / size) .. ceil((i + 1) N / size)``):
+    the same values, and exportable to ONNX for any ``N`` (the ONNX exporter converts
+    adaptive pooling only when ``size`` divides ``N``)."""
+    n = int(x.shape[-1])  # a constant of the network (and of a traced graph)
+    w = np.zeros((n, size), np.float32)
+    for i in range(size):
+        a, b = (i * n) // size, -((-(i + 1) * n) // size)
+        w[a:b, i] = 1.0 / (b - a)
+    return x @ torch.from_numpy(w).to(device=x.device, dtype=x.dtype)
 
 
 def patchify(x: torch.Tensor, patch_len: int) -> torch.Tensor:
@@ -377,7 +389,7 @@ class MSMAECNN(nn.Module):
                 hidden = enc(xm, s)
                 for norm, k in zip(self.level_norm[m], self.levels, strict=True):
                     h = norm(hidden[k - 1]).transpose(1, 2)  # (B, d_model, N_s)
-                    maps.append(F.adaptive_avg_pool1d(h, self.grid))
+                    maps.append(adaptive_avg_pool(h, self.grid))
         return torch.stack(maps, dim=1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

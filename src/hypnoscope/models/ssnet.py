@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..datasets import Night
-from ..stages import rem_nrem_labels, wake_sleep_labels
+from ..stages import cascade_predict, merge_hierarchical, rem_nrem_labels, wake_sleep_labels
 from .deep import DeepStagingModel
 
 #: Network and training settings of each preset.
@@ -192,33 +192,8 @@ class SSNet(nn.Module):
 # --------------------------------------------------------------------------------------
 # hierarchical helpers
 # --------------------------------------------------------------------------------------
-def merge_hierarchical(p_wake_sleep: np.ndarray, p_nrem_rem: np.ndarray) -> np.ndarray:
-    """Merge stage probabilities into W / NREM / R.
-
-    ``p(W) = p1(W)``, ``p(NREM) = p1(S) * p2(NREM)``, ``p(R) = p1(S) * p2(R)``; rows sum to 1.
-
-    Parameters
-    ----------
-    p_wake_sleep : ndarray (n, 2)
-        Stage-1 probabilities [wake, sleep].
-    p_nrem_rem : ndarray (n, 2)
-        Stage-2 probabilities [NREM, REM].
-    """
-    p1, p2 = np.asarray(p_wake_sleep, float), np.asarray(p_nrem_rem, float)
-    if p1.shape != p2.shape or p1.ndim != 2 or p1.shape[1] != 2:
-        raise ValueError(f"expected two (n, 2) probability arrays, got {p1.shape} and "
-                         f"{p2.shape}")
-    return np.stack([p1[:, 0], p1[:, 1] * p2[:, 0], p1[:, 1] * p2[:, 1]], axis=1)
-
-
-def cascade_predict(p_wake_sleep: np.ndarray, p_nrem_rem: np.ndarray) -> np.ndarray:
-    """Hard hierarchical decision: W where stage 1 says wake, otherwise stage 2's NREM (1)
-    or R (2). Stage 2 only decides epochs that stage 1 calls sleep."""
-    p1, p2 = np.asarray(p_wake_sleep), np.asarray(p_nrem_rem)
-    sleep = p1.argmax(axis=1) == 1
-    out = np.zeros(len(p1), np.int64)
-    out[sleep] = 1 + p2[sleep].argmax(axis=1)
-    return out
+# merge_hierarchical and cascade_predict live in hypnoscope.stages (NumPy only, so the
+# onnxruntime path uses them too) and are re-exported here.
 
 
 # --------------------------------------------------------------------------------------
@@ -258,6 +233,10 @@ class SSNetModel(DeepStagingModel):
         if self.hierarchical:
             return [("wake_sleep", 2, wake_sleep_labels), ("rem_nrem", 2, rem_nrem_labels)]
         return super().tasks()
+
+    def task_merge(self) -> str | None:
+        """``"hierarchical"`` for ssnet-hier (see :data:`hypnoscope.stages.TASK_MERGES`)."""
+        return "hierarchical" if self.hierarchical else None
 
     def predict_proba(self, night: Night) -> np.ndarray:
         """``(n_epochs, n_classes)`` probabilities (hierarchical: merged, see

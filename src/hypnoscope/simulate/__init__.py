@@ -5,6 +5,11 @@ Main entry points:
 - :func:`simulate_night` - one night of EEG Fpz-Cz / Pz-Oz, horizontal EOG and
   submental EMG that follows a hypnogram (an :class:`mne.io.RawArray`);
 - :func:`write_sleepedf_pair` - ``<ID>-PSG.edf`` + ``<ID>-Hypnogram.edf``;
+  :func:`write_shhs_pair` - ``shhs1-NNNNNN.edf`` + ``shhs1-NNNNNN-nsrr.xml`` (the SHHS
+  channel set; the file layouts are :data:`LAYOUTS`);
+- :data:`MONTAGES` - the simulated channel sets: ``sleep-edf`` (Fpz-Cz, Pz-Oz),
+  ``aasm`` (F4-M1, C4-M1, O2-M1, E1-M2, E2-M2, chin EMG at 256 Hz) and ``shhs``
+  (C3-A2/C4-A1, EOG(L), EOG(R), EMG at 125 Hz), with derivation-specific physiology;
 - :func:`simulate_dataset` - many subjects, each with their own :class:`SubjectTraits`
   (:func:`reuse_or_simulate_dataset` reuses a folder that holds the same dataset);
 - :class:`SleepArchitectureModel` / :func:`sample_hypnogram` - stage sequences with
@@ -18,18 +23,23 @@ The physiology follows the AASM scoring manual; see :mod:`.physiology` for detai
 
 from .architecture import SleepArchitectureModel, sample_hypnogram
 from .files import (
+    LAYOUTS,
     emg_envelope,
     reuse_or_simulate_dataset,
     simulate_dataset,
+    write_shhs_pair,
     write_sleepedf_pair,
 )
 from .latent import latent_mixture
+from .montages import MONTAGES
 from .night import DEFAULT_DIFFICULTY, MODES, simulate_night, simulate_signals
 from .traits import SubjectTraits
 
 __all__ = [
     "DEFAULT_DIFFICULTY",
+    "LAYOUTS",
     "MODES",
+    "MONTAGES",
     "SleepArchitectureModel",
     "SubjectTraits",
     "emg_envelope",
@@ -39,5 +49,6 @@ __all__ = [
     "simulate_dataset",
     "simulate_night",
     "simulate_signals",
+    "write_shhs_pair",
     "write_sleepedf_pair",
 ]

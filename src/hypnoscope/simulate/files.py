@@ -1,4 +1,16 @@
-"""Writing simulated nights as Sleep-EDF file pairs, and whole simulated datasets."""
+"""Writing simulated nights as file pairs of a file layout, and whole simulated datasets.
+
+A *layout* (:data:`LAYOUTS`) is how a cohort stores its nights on disk: file naming,
+annotation format and channel set (names and sampling rates). ``"sleep-edf"``:
+``SC4ssNE0-PSG.edf`` + ``SC4ssNE0-Hypnogram.edf`` (EDF+ annotations), channels ``EEG
+Fpz-Cz``, ``EEG Pz-Oz``, ``EOG horizontal``, ``EMG submental`` (:func:`write_sleepedf_pair`).
+``"shhs"``: ``shhs1-NNNNNN.edf`` + ``shhs1-NNNNNN-nsrr.xml`` (NSRR XML), the SHHS channel
+labels and rates (:func:`write_shhs_pair`). The layout does not change the physiology;
+the *montage* (:data:`hypnoscope.simulate.montages.MONTAGES`: ``sleep-edf``, ``aasm``,
+``shhs``) does: channel set, rate and derivations. Each layout has a default montage
+(``shhs`` for the SHHS layout); with another montage than ``sleep-edf`` the Sleep-EDF
+layout names its files like Sleep-EDF telemetry recordings (``ST7ssNJ0-PSG.edf``).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +25,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..hypnogram import Hypnogram, read_hypnogram
+from ..nsrr_xml import write_nsrr_xml
 from ..utils import atomic_path, progress, write_json_atomic
 from .architecture import SleepArchitectureModel, sample_hypnogram
 from .night import (
     DEFAULT_DIFFICULTY,
     DEFAULT_START,
+    EEG_FPZ,
+    EEG_PZ,
     EMG_SM,
+    EOG_H,
     MARKER,
     MODES,
     RESP,
@@ -130,6 +146,136 @@ def write_sleepedf_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_di
     return psg_path, hyp_path
 
 
+#: SHHS channels as written by :func:`write_shhs_pair`, in the order of the SHHS-1 EDFs
+#: (other SHHS channels, ECG, respiration, position ..., are left out; ``SaO2`` stays as
+#: one channel that is none of EEG/EOG/EMG): label -> (sampling rate Hz, unit, source).
+#: ``EEG(sec)`` (C3-A2) carries the simulator's first EEG derivation (its Fpz-Cz-like
+#: signal) and ``EEG`` (C4-A1) its second (Pz-Oz-like): a central-montage physiology is
+#: not simulated, only the SHHS names, rates and file form.
+SHHS_CHANNELS: dict[str, tuple[float, str, str]] = {
+    "SaO2": (1.0, "%", "spo2"),
+    "EEG(sec)": (125.0, "uV", EEG_FPZ),
+    "EMG": (125.0, "uV", EMG_SM),
+    "EOG(L)": (50.0, "uV", EOG_H),
+    "EOG(R)": (50.0, "uV", "-" + EOG_H),
+    "EEG": (125.0, "uV", EEG_PZ),
+}
+#: Rate the SHHS layout simulates at (the EEG/EMG rate; the EOG is resampled to 50 Hz).
+SHHS_SFREQ = 125.0
+#: First SHHS-style participant number (SHHS ids start at 200001).
+SHHS_FIRST_ID = 200001
+
+
+def _to_rate(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    if np.isclose(fs_in, fs_out):
+        return x
+    frac = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return resample_poly(x, frac.numerator, frac.denominator)
+
+
+def write_shhs_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_dir,
+                    record_id: str) -> tuple[Path, Path]:
+    """Write ``<record_id>.edf`` with the SHHS channel set (:data:`SHHS_CHANNELS`: EEG
+    125 Hz, EOG 50 Hz, EMG 125 Hz, SaO2 1 Hz) and ``<record_id>-nsrr.xml`` (NSRR XML,
+    :func:`hypnoscope.nsrr_xml.write_nsrr_xml`), atomically.
+
+    ``raw`` is a simulated night (:func:`simulate_night`, best at :data:`SHHS_SFREQ`).
+    A night of the ``shhs`` montage has these channels and they are written as they are;
+    for one of the ``sleep-edf`` montage ``EOG(R)`` is the mirror image of ``EOG(L)``
+    (horizontal eye movements move the two electrodes in opposite directions) plus
+    independent noise. The EDF header carries
+    SHHS's de-identified start date (1985-01-01) and the simulated clock time; the XML
+    has no date, as NSRR's.
+    """
+    import zlib
+
+    import edfio
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", record_id):
+        raise ValueError(f"record_id {record_id!r} must contain only letters, digits, _ . -")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if hypnogram is None:
+        hypnogram = Hypnogram.from_mne_annotations(raw.annotations)
+    fs = float(raw.info["sfreq"])
+    n_rec = int(raw.n_times // fs)
+    rng = np.random.default_rng(zlib.crc32(record_id.encode()))
+    signals = []
+    for label, (rate, unit, source) in SHHS_CHANNELS.items():
+        if source == "spo2":
+            x = np.clip(96.0 + np.cumsum(rng.normal(0, 0.05, n_rec)) * 0.1, 85.0, 100.0)
+            signals.append(_signal(edfio, x, rate, label, unit, "Pulse oximeter"))
+            continue
+        if label in raw.ch_names:  # the shhs montage: its own derivation
+            source = label
+        x = raw.get_data(picks=[source.lstrip("-")])[0] * 1e6
+        if source.startswith("-"):
+            x = -x + rng.normal(0.0, 2.0, x.size)
+        x = _to_rate(x, fs, rate)[: int(n_rec * rate)]
+        signals.append(_signal(edfio, x, rate, label, unit, "Ag-AgCl electrodes",
+                               "HP:0.15Hz LP:100Hz" if label != "EMG" else ""))
+    start = raw.info["meas_date"] or DEFAULT_START.replace(tzinfo=_dt.timezone.utc)
+    edf = edfio.Edf(signals, starttime=start.time().replace(microsecond=0, tzinfo=None),
+                    patient=edfio.Patient(name=record_id),
+                    recording=edfio.Recording(startdate=_dt.date(1985, 1, 1)),
+                    data_record_duration=1.0)
+    psg_path = out_dir / f"{record_id}.edf"
+    with atomic_path(psg_path) as tmp:
+        edf.write(tmp)
+    xml_path = write_nsrr_xml(hypnogram.copy(start_time=None), out_dir / f"{record_id}-nsrr.xml",
+                              recording_sec=float(n_rec))
+    return psg_path, xml_path
+
+
+#: File layouts of the simulator (see the module docstring): name -> the ``simulate_night``
+#: mode and rate it needs (None: the caller's), the record-id rule (subject index,
+#: night index -> file stem) and the writer.
+LAYOUTS: dict[str, dict] = {
+    "sleep-edf": {"mode": None, "sfreq": 100.0, "montage": "sleep-edf",
+                  "record_id": lambda si, ni: (f"SC4{si:02d}{ni + 1}E0" if si < 100
+                                               else f"SIM{si:04d}N{ni + 1}"),
+                  # other montages: named like Sleep-EDF telemetry recordings
+                  "record_id_telemetry": lambda si, ni: (f"ST7{si:02d}{ni + 1}J0" if si < 100
+                                                         else f"SIM{si:04d}N{ni + 1}"),
+                  "write": write_sleepedf_pair},
+    "shhs": {"mode": "telemetry", "sfreq": SHHS_SFREQ, "montage": "shhs",
+             "record_id": lambda si, ni: f"shhs{ni + 1}-{SHHS_FIRST_ID + si}",
+             "write": write_shhs_pair},
+}
+
+
+def layout_settings(layout: str, montage: str | None = None,
+                    mode: str | None = None) -> dict:
+    """Mode, rate, montage and record-id rule of a layout with a montage (default: the
+    layout's own). A montage other than ``sleep-edf`` has an EMG waveform, so it is
+    simulated in ``telemetry`` mode at the montage's rate (``mode="sleep-edf-sc"`` is
+    then an error)."""
+    from .montages import get_montage
+
+    spec = dict(get_layout(layout))
+    mont = get_montage(montage or spec["montage"])
+    spec["montage"] = mont.name
+    if mont.name != "sleep-edf":
+        if mode not in (None, "telemetry"):
+            raise ValueError(f"montage {mont.name!r} has an EMG waveform: it is simulated "
+                             f"in telemetry mode, not {mode!r}")
+        spec["mode"], spec["sfreq"] = "telemetry", mont.sfreq
+        spec["record_id"] = spec.get("record_id_telemetry", spec["record_id"])
+    spec["mode"] = spec["mode"] or mode or "sleep-edf-sc"
+    return spec
+
+
+def get_layout(name: str) -> dict:
+    """The :data:`LAYOUTS` entry of ``name``; a ``ValueError`` lists them otherwise."""
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown file layout {name!r}; expected one of {sorted(LAYOUTS)}")
+    return LAYOUTS[name]
+
+
 def _group_by_subject(paths: list[Path]) -> list[list[Path]]:
     """Group hypnogram files by Sleep-EDF subject (SC4ssN...); others one per subject."""
     groups: dict[str, list[Path]] = defaultdict(list)
@@ -143,8 +289,9 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
                      mode: str = "sleep-edf-sc", nights_per_subject: int = 1,
                      duration_h: float = 8.5, crop_wake_min: float | None = 60.0,
                      model: SleepArchitectureModel | None = None,
-                     difficulty: float = DEFAULT_DIFFICULTY) -> list[dict]:
-    """Simulate many subjects into ``out_dir`` as Sleep-EDF file pairs.
+                     difficulty: float = DEFAULT_DIFFICULTY,
+                     layout: str = "sleep-edf", montage: str | None = None) -> list[dict]:
+    """Simulate many subjects into ``out_dir`` as file pairs of a layout.
 
     Parameters
     ----------
@@ -174,6 +321,16 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
     difficulty : float
         Strength of the scorer-disagreement model (see :func:`simulate_night`); each
         record of ``simulation.json`` lists the latent stage of every epoch.
+    layout : {"sleep-edf", "shhs"}
+        File layout (:data:`LAYOUTS`): ``"shhs"`` writes ``shhs1-NNNNNN.edf`` +
+        ``-nsrr.xml`` (a second night is the participant's ``shhs2-NNNNNN`` visit) with
+        the SHHS channels, simulated at 125 Hz in ``telemetry`` mode (``mode`` is not
+        used).
+    montage : {"sleep-edf", "aasm", "shhs"} or None
+        Channel set and derivations (:mod:`hypnoscope.simulate.montages`); None: the
+        layout's own (``shhs`` for the SHHS layout). ``aasm`` and ``shhs`` are simulated
+        in ``telemetry`` mode at 256 / 125 Hz; in the Sleep-EDF layout their files are
+        named ``ST7ssNJ0``.
 
     Returns
     -------
@@ -182,6 +339,9 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    spec = layout_settings(layout, montage,
+                           None if montage in (None, "sleep-edf") else "telemetry")
+    mode = mode if spec["montage"] == "sleep-edf" and layout == "sleep-edf" else spec["mode"]
     if n_subjects < 1:
         raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
     if nights_per_subject not in (1, 2):
@@ -197,10 +357,10 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
                 raise FileNotFoundError(f"hypnogram folder not found: {folder}")
             files = sorted(folder.glob("*Hypnogram*.edf")) or sorted(
                 p for p in folder.iterdir() if p.suffix.lower() in (".edf", ".tsv", ".csv",
-                                                                    ".txt"))
+                                                                    ".txt", ".xml"))
             if not files:
                 raise ValueError(f"{folder}: no hypnogram files (*Hypnogram*.edf, .tsv, "
-                                 ".csv, .txt) found")
+                                 ".csv, .txt, NSRR .xml) found")
             groups = _group_by_subject(files)
         else:
             groups = [[h] for h in hypnograms]
@@ -236,17 +396,19 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
                 hyp = hyp.copy(start_time=start)
         night_seed = int(s_seed.generate_state(1)[0]) + ni
         raw = simulate_night(hyp, seed=night_seed, mode=mode, subject=traits,
-                             difficulty=difficulty)
+                             difficulty=difficulty, sfreq=spec["sfreq"],
+                             montage=spec["montage"])
         latent = json.loads(raw.info["description"])["latent_stages"]
-        record_id = f"SC4{si:02d}{ni + 1}E0" if si < 100 else f"SIM{si:04d}N{ni + 1}"
-        psg, hyp_path = write_sleepedf_pair(raw, hyp, out_dir, record_id)
+        record_id = spec["record_id"](si, ni)
+        psg, hyp_path = spec["write"](raw, hyp, out_dir, record_id)
         records.append({"record_id": record_id, "subject": si, "night": ni + 1,
                          "psg": psg.name, "hypnogram": hyp_path.name, "source": source,
                          "seed": night_seed, "n_epochs": hyp.n_epochs,
                          "traits": traits.to_dict(), "latent_stages": latent})
     write_json_atomic(out_dir / "simulation.json",
                       {"generator": "hypnoscope.simulate.simulate_dataset", "seed": int(seed),
-                       "n_subjects": n_subjects, "mode": mode,
+                       "n_subjects": n_subjects, "mode": mode, "layout": layout,
+                       "montage": spec["montage"],
                        "difficulty": float(difficulty),
                        "crop_wake_min": crop_wake_min, "records": records})
     return records

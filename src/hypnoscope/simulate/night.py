@@ -81,7 +81,7 @@ def stage_seconds(hyp: Hypnogram, rng: np.random.Generator,
 
 def simulate_signals(hypnogram, seed: int = 0, subject: SubjectTraits | None = None,
                      sfreq: float = 100.0,
-                     difficulty: float = DEFAULT_DIFFICULTY,
+                     difficulty: float = DEFAULT_DIFFICULTY, keep_sources: bool = False,
                      ) -> tuple[NightSignals, Hypnogram, SubjectTraits]:
     """Simulate the signals of one night (µV arrays) without building an MNE object.
 
@@ -100,14 +100,15 @@ def simulate_signals(hypnogram, seed: int = 0, subject: SubjectTraits | None = N
     stages, unscored = stage_seconds(hyp, np.random.default_rng(stage_ss))
     sig = generate_night(stages, float(sfreq), traits, np.random.default_rng(sig_ss),
                          unscored_sec=unscored, difficulty=float(difficulty),
-                         latent_rng=np.random.default_rng(latent_ss))
+                         latent_rng=np.random.default_rng(latent_ss),
+                         keep_sources=keep_sources)
     return sig, hyp, traits
 
 
 def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
                    subject: SubjectTraits | None = None, sfreq: float = 100.0,
                    start_time: _dt.datetime | None = None,
-                   difficulty: float = DEFAULT_DIFFICULTY,
+                   difficulty: float = DEFAULT_DIFFICULTY, montage: str = "sleep-edf",
                    ) -> mne.io.RawArray:
     """Simulate a whole-night PSG that follows a hypnogram.
 
@@ -137,6 +138,11 @@ def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
         inter-scorer agreement. The hypnogram itself is always reproduced exactly in the
         annotations; ``info["description"]`` lists the latent stage of every epoch
         (``latent_stages``, one digit per epoch).
+    montage : {"sleep-edf", "aasm", "shhs"}
+        Channel set and derivations (:data:`hypnoscope.simulate.montages.MONTAGES`):
+        ``"aasm"`` gives F4-M1, C4-M1, O2-M1, E1-M2, E2-M2 and Chin1-Chin2, ``"shhs"``
+        EEG(sec), EEG, EOG(L), EOG(R) and EMG (both with an EMG waveform, so only in
+        ``"telemetry"`` mode; ``sfreq`` as given, e.g. the montage's own 256/125 Hz).
 
     Returns
     -------
@@ -148,13 +154,25 @@ def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
     """
     import mne
 
+    from .montages import compose_montage, get_montage
+
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    mont = get_montage(montage)
+    if mont.name != "sleep-edf" and mode != "telemetry":
+        raise ValueError(f"montage {montage!r} has an EMG waveform: simulate it in "
+                         f"'telemetry' mode, not {mode!r}")
     sig, hyp, traits = simulate_signals(hypnogram, seed=seed, subject=subject, sfreq=sfreq,
-                                        difficulty=difficulty)
-    chans = [EEG_FPZ, EEG_PZ, EOG_H, EMG_SM]
-    types = ["eeg", "eeg", "eog", "emg"]
-    data = [sig.fpz, sig.pz, sig.eog, sig.emg]
+                                        difficulty=difficulty,
+                                        keep_sources=mont.name != "sleep-edf")
+    if mont.name == "sleep-edf":
+        chans = [EEG_FPZ, EEG_PZ, EOG_H, EMG_SM]
+        types = ["eeg", "eeg", "eog", "emg"]
+        data = [sig.fpz, sig.pz, sig.eog, sig.emg]
+    else:  # derivations of the montage, with their own noise (a separate stream)
+        chans, types, arr_uv = compose_montage(
+            sig, traits, mont, np.random.default_rng([int(seed), 11]))
+        data = list(arr_uv)
     if mode == "sleep-edf-sc":
         rng = np.random.default_rng([int(seed), 7])
         n = len(sig.fpz)
@@ -172,7 +190,8 @@ def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
     info = mne.create_info(chans, sfreq, types)
     start = start_time or hyp.start_time or DEFAULT_START
     meas = start.replace(tzinfo=_dt.timezone.utc) if start.tzinfo is None else start
-    desc = {"generator": "hypnoscope.simulate", "mode": mode, "seed": int(seed),
+    desc = {"generator": "hypnoscope.simulate", "mode": mode, "montage": mont.name,
+            "seed": int(seed),
             "difficulty": float(difficulty), "traits": traits.to_dict(),
             "latent_stages": "".join(str(int(x)) for x in sig.latent_stage)}
     info["description"] = json.dumps(desc)

@@ -128,6 +128,9 @@ class NightSignals:
     #: per-epoch mixture weights (n_epochs, 5) of the latent physiological state
     latent_mixture: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
     events: dict[str, np.ndarray] = field(default_factory=dict)  #: onsets (s) per event type
+    #: with ``keep_sources``: the components (µV, before electrode drift and amplifier
+    #: noise) from which other montages are composed (:mod:`.montages`)
+    sources: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def latent_stage(self) -> np.ndarray:
@@ -225,7 +228,8 @@ def _modulate_bands(bg: np.ndarray, sps: int, n_ep: int, difficulty: float,
 def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
                    rng: np.random.Generator, unscored_sec: np.ndarray | None = None,
                    eyes_closed: bool = True, difficulty: float = 0.0,
-                   latent_rng: np.random.Generator | None = None) -> NightSignals:
+                   latent_rng: np.random.Generator | None = None,
+                   keep_sources: bool = False) -> NightSignals:
     """Generate the four PSG signals for a per-second stage sequence.
 
     Parameters
@@ -249,6 +253,10 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     latent_rng : numpy.random.Generator or None
         Randomness of the latent state (a separate stream, so that
         ``difficulty=0`` leaves every other draw unchanged); default: ``rng``.
+    keep_sources : bool
+        Also return the components (backgrounds, alpha, spindles, K-complexes, vertex
+        and sawtooth waves, movement, horizontal/vertical eye signals, EMG) in
+        ``sources``, for other montages (:mod:`.montages`). Draws are unchanged.
 
     Returns
     -------
@@ -332,6 +340,11 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         _modulate_bands(bg, sps_, n_ep, difficulty,
                         rng if latent_rng is None else latent_rng)
     fpz, pz, eog_bg = bg[0], bg[1], bg[2]
+    src: dict[str, np.ndarray] = {}
+    if keep_sources:
+        src = {k: np.zeros(n, dtype=np.float32) for k in
+               ("spindle", "kcomplex", "vertex", "sawtooth", "movement")}
+        src.update(bg_front=fpz.copy(), bg_post=pz.copy(), eog_bg=eog_bg.copy())
 
     # ---- wake sub-states and arousals (per second)
     is_w = lat_sec == W
@@ -378,6 +391,8 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     alpha_env = interp(alpha_sec * traits.alpha_amp * traits.eeg_gain)
     pz += alpha_env * alpha
     fpz += 0.2 * alpha_env * alpha
+    if keep_sources:
+        src["alpha"] = (alpha_env * alpha).astype(np.float32)
 
     # ---- spindles (waxing-waning, 0.5-2 s, faster on Pz-Oz than on Fpz-Cz)
     sp_on = _poisson_onsets(rng, SPINDLE_RATE_REL @ mix_sec * traits.spindle_density / 60)
@@ -396,6 +411,8 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         i0 = int(o * fs)
         _add(fpz, i0, env * np.sin(chirp - 0.5 * 2 * np.pi * tt + ph), traits.eeg_gain)
         _add(pz, i0, env * np.sin(chirp + 0.4 * 2 * np.pi * tt + ph), 0.75 * traits.eeg_gain)
+        if keep_sources:  # central (vertex-maximal) spindle
+            _add(src["spindle"], i0, env * np.sin(chirp + ph), traits.eeg_gain)
 
     # ---- K-complexes (frontal-maximal biphasic waves)
     events["kcomplex"] = kc_on
@@ -407,6 +424,8 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
                 + 0.55 * np.exp(-(((tk - 0.85 * sc) / (0.25 * sc)) ** 2)))
         _add(fpz, int(o * fs), wave, amp)
         _add(pz, int(o * fs), wave, 0.4 * amp)
+        if keep_sources:
+            _add(src["kcomplex"], int(o * fs), wave, amp)
 
     # ---- vertex sharp waves (N1)
     vx_rate = VERTEX_RATE.copy()
@@ -419,6 +438,8 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         amp = rng.uniform(40, 100) * traits.eeg_gain
         _add(fpz, int(o * fs), vwave, amp)
         _add(pz, int(o * fs), vwave, 0.35 * amp)
+        if keep_sources:
+            _add(src["vertex"], int(o * fs), vwave, amp)
 
     # ---- sawtooth waves (REM): 2-6 Hz trains of triangular waves
     st_on = _poisson_onsets(rng, SAWTOOTH_RATE @ mix_sec / 60)
@@ -431,6 +452,8 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         amp = rng.uniform(15, 35) * traits.eeg_gain
         _add(fpz, int(o * fs), wave, amp)
         _add(pz, int(o * fs), wave, 0.5 * amp)
+        if keep_sources:
+            _add(src["sawtooth"], int(o * fs), wave, amp)
 
     # ---- eyes: vertical (blinks) and horizontal (saccades, SEM, REM) components
     ev = np.zeros(n, dtype=np.float32)
@@ -525,7 +548,11 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         _add(pz, i0, slow, 0.6 * amp * rng.choice([-1, 1]))
         _add(eh, i0, slow, 0.8 * amp)
         _add(emg_env, i0, win, rng.uniform(3, 8) * traits.emg_level)
+        if keep_sources:
+            _add(src["movement"], i0, slow, amp)
     emg = emg_env * carrier
+    if keep_sources:
+        src.update(eh=eh.copy(), ev=ev.copy(), emg=emg.astype(np.float32))
 
     # ---- volume conduction between eyes and frontal EEG
     eog = eh + 0.3 * ev + traits.eeg_to_eog * fpz + eog_bg
@@ -552,5 +579,5 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
             events.setdefault("bad_segment", []).append(st / fs)
 
     return NightSignals(fpz=fpz, pz=pz, eog=eog, emg=emg, sfreq=fs, stage_samples=stage_samp,
-                        latent_mixture=ep_mix,
+                        latent_mixture=ep_mix, sources=src,
                         events={k: np.asarray(v, dtype=float) for k, v in events.items()})
