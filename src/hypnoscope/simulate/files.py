@@ -76,6 +76,19 @@ def _signal(edfio, data: np.ndarray, fs: float, label: str, dim: str, transducer
                            transducer_type=transducer, prefiltering=prefilter)
 
 
+def _prepare_output(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_dir,
+                    record_id: str) -> tuple[Path, Hypnogram]:
+    """Check ``record_id``, create ``out_dir`` and return it with the hypnogram to write
+    (the raw's annotations when ``hypnogram`` is None)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", record_id):
+        raise ValueError(f"record_id {record_id!r} must contain only letters, digits, _ . -")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if hypnogram is None:
+        hypnogram = Hypnogram.from_mne_annotations(raw.annotations)
+    return out_dir, hypnogram
+
+
 def write_sleepedf_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_dir,
                         record_id: str, emg_envelope_1hz: bool | None = None,
                         ) -> tuple[Path, Path]:
@@ -101,12 +114,7 @@ def write_sleepedf_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_di
     """
     import edfio
 
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", record_id):
-        raise ValueError(f"record_id {record_id!r} must contain only letters, digits, _ . -")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if hypnogram is None:
-        hypnogram = Hypnogram.from_mne_annotations(raw.annotations)
+    out_dir, hypnogram = _prepare_output(raw, hypnogram, out_dir, record_id)
     envelope = (_mode_of(raw) == "sleep-edf-sc") if emg_envelope_1hz is None \
         else emg_envelope_1hz
     fs = float(raw.info["sfreq"])
@@ -195,12 +203,7 @@ def write_shhs_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_dir,
 
     import edfio
 
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", record_id):
-        raise ValueError(f"record_id {record_id!r} must contain only letters, digits, _ . -")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if hypnogram is None:
-        hypnogram = Hypnogram.from_mne_annotations(raw.annotations)
+    out_dir, hypnogram = _prepare_output(raw, hypnogram, out_dir, record_id)
     fs = float(raw.info["sfreq"])
     n_rec = int(raw.n_times // fs)
     rng = np.random.default_rng(zlib.crc32(record_id.encode()))
