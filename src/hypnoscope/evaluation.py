@@ -9,6 +9,8 @@
 - :func:`evaluate_3class`: the same on the 3-class view (W, NREM, R).
 - :func:`evaluate_recordings`: pooled over all epochs plus per-recording (or per-fold)
   mean ± sd via :func:`aggregate`.
+- :func:`robustness`: agreement across people - per subject (distribution, worst
+  decile), per recording night (night 1 vs night 2) and per fold (spread, worst folds).
 - :class:`Timer` and the ``train_time_s`` / ``inference_time_s_per_night`` fields carried
   with every result.
 - :func:`comparison_table`: the markdown tables of the literature
@@ -36,7 +38,8 @@ __all__ = [
     "Timer", "accuracy_macro_f1", "aggregate", "check_start_times", "compare_hypnograms",
     "comparison_table",
     "evaluate",
-    "evaluate_3class", "evaluate_recordings", "to_3class", "SCALAR_METRICS",
+    "distribution", "evaluate_3class", "evaluate_recordings", "robustness", "to_3class",
+    "SCALAR_METRICS",
 ]
 
 #: Scalar entries of an :func:`evaluate` result that :func:`aggregate` summarises.
@@ -359,6 +362,134 @@ def evaluate_recordings(y_true: Sequence, y_pred: Sequence, n_classes: int = 5,
                       np.concatenate([np.asarray(p).ravel() for p in y_pred]), **kw)
     return {"pooled": pooled, "per_recording": per,
             "mean": aggregate([r for r in per if r is not None])}
+
+
+# -------------------------------------------------------------- robustness
+ROBUSTNESS_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "kappa")
+
+
+def distribution(values) -> dict[str, float]:
+    """Spread of per-subject (or per-fold) scores: ``n``, ``mean``, ``sd`` (sample),
+    ``min``, ``p10`` (10th percentile, linear interpolation), ``worst_decile_mean`` (mean
+    of the ``ceil(n / 10)`` lowest values), ``median`` and ``max``; ``nan`` values are
+    left out."""
+    v = np.asarray([math.nan if x is None else float(x) for x in values], dtype=float)
+    v = np.sort(v[np.isfinite(v)])
+    if v.size == 0:
+        return {"n": 0, **{k: math.nan for k in ("mean", "sd", "min", "p10",
+                                                 "worst_decile_mean", "median", "max")}}
+    return {"n": int(v.size), "mean": float(v.mean()),
+            "sd": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+            "min": float(v[0]), "p10": float(np.percentile(v, 10)),
+            "worst_decile_mean": float(v[: math.ceil(v.size / 10)].mean()),
+            "median": float(np.median(v)), "max": float(v[-1])}
+
+
+def _pooled(keys: Sequence[str], y_true: Mapping[str, Any], y_pred: Mapping[str, Any],
+            n_classes: int) -> dict[str, Any]:
+    """accuracy / macro-F1 / kappa of the nights ``keys`` pooled (``nan`` if none scored)."""
+    t = np.concatenate([_codes(y_true[k], f"y_true[{k!r}]") for k in keys])
+    p = np.concatenate([_codes(y_pred[k], f"y_pred[{k!r}]") for k in keys])
+    n = int(((t >= 0) & (p >= 0)).sum())
+    out: dict[str, Any] = {"n_nights": len(keys), "n_epochs": n}
+    if n == 0:
+        return out | {m: math.nan for m in ROBUSTNESS_METRICS}
+    r = evaluate(t, p, n_classes=n_classes)
+    return out | {m: r[m] for m in ROBUSTNESS_METRICS}
+
+
+def robustness(y_true_by_night: Mapping[str, Any], y_pred_by_night: Mapping[str, Any],
+               subject_of: Mapping[str, str], night_number_of: Mapping[str, int] | None = None,
+               fold_of: Mapping[str, str] | None = None, n_classes: int = 5,
+               ) -> dict[str, Any]:
+    """Agreement across people: per subject, per recording night and per fold.
+
+    Epochs count by the rule of :func:`evaluate` (a negative true or predicted code is
+    unscored and left out).
+
+    Parameters
+    ----------
+    y_true_by_night, y_pred_by_night : mapping night id -> array of int
+        True and predicted stage codes of each test night (same keys, same lengths).
+    subject_of : mapping night id -> str
+        Subject of each night.
+    night_number_of : mapping night id -> int, optional
+        Recording night of each night within its subject (e.g. 1 or 2 in Sleep-EDF).
+    fold_of : mapping night id -> str, optional
+        Cross-validation fold whose model predicted each night.
+    n_classes : int, default 5
+        Number of classes.
+
+    Returns
+    -------
+    dict
+        ``pooled`` (accuracy, macro_f1, kappa, n_nights, n_epochs over all nights);
+        ``per_subject`` (list of ``{subject, n_nights, n_epochs, accuracy, macro_f1,
+        kappa}``, each subject's nights pooled, worst accuracy first);
+        ``subject_distribution`` (``{metric: distribution(...)}``, see
+        :func:`distribution`: mean, sd, min, p10, worst_decile_mean, median, max over
+        subjects); ``worst_subjects`` (the ``ceil(n / 10)`` subjects of lowest
+        accuracy); with ``night_number_of``: ``by_night_number`` (``{number: pooled
+        metrics and n_subjects}``); with ``fold_of``: ``per_fold`` (list like
+        ``per_subject`` with ``fold``, in fold order), ``fold_distribution`` and
+        ``worst_folds`` (names, lowest accuracy first).
+
+    Raises
+    ------
+    ValueError
+        If the night ids of the mappings differ, or a night's arrays differ in length.
+    """
+    nights = list(y_true_by_night)
+    if not nights:
+        raise ValueError("robustness() needs at least one night")
+    for what, other in (("y_pred_by_night", y_pred_by_night), ("subject_of", subject_of),
+                        ("night_number_of", night_number_of), ("fold_of", fold_of)):
+        if other is None:
+            continue
+        missing = [k for k in nights if k not in other]
+        if missing:
+            raise ValueError(f"{what} has no entry for night(s) {missing[:5]}")
+    extra = [k for k in y_pred_by_night if k not in y_true_by_night]
+    if extra:
+        raise ValueError(f"y_pred_by_night has night(s) {extra[:5]} not in y_true_by_night")
+    for k in nights:
+        nt, npred = np.asarray(y_true_by_night[k]).size, np.asarray(y_pred_by_night[k]).size
+        if nt != npred:
+            raise ValueError(f"night {k!r}: {nt} true labels but {npred} predictions")
+
+    def grouped(key_of: Mapping[str, Any]) -> dict[Any, list[str]]:
+        out: dict[Any, list[str]] = {}
+        for k in nights:
+            out.setdefault(key_of[k], []).append(k)
+        return out
+
+    def pooled(keys: Sequence[str]) -> dict[str, Any]:
+        return _pooled(keys, y_true_by_night, y_pred_by_night, n_classes)
+
+    def by_accuracy(row: Mapping[str, Any]) -> float:
+        return row["accuracy"] if np.isfinite(row["accuracy"]) else math.inf
+
+    per_subject = sorted(({"subject": str(s), **pooled(ks)}
+                          for s, ks in sorted(grouped(subject_of).items())), key=by_accuracy)
+    res: dict[str, Any] = {
+        "pooled": pooled(nights),
+        "per_subject": per_subject,
+        "subject_distribution": {m: distribution(r[m] for r in per_subject)
+                                 for m in ROBUSTNESS_METRICS},
+    }
+    n_worst = math.ceil(sum(np.isfinite(r["accuracy"]) for r in per_subject) / 10)
+    res["worst_subjects"] = [r["subject"] for r in per_subject[:n_worst]]
+    if night_number_of is not None:
+        res["by_night_number"] = {
+            int(num): {**pooled(ks), "n_subjects": len({subject_of[k] for k in ks})}
+            for num, ks in sorted(grouped(night_number_of).items())}
+    if fold_of is not None:
+        per_fold = [{"fold": str(f), **pooled(ks)} for f, ks in grouped(fold_of).items()]
+        res["per_fold"] = per_fold
+        res["fold_distribution"] = {m: distribution(r[m] for r in per_fold)
+                                    for m in ROBUSTNESS_METRICS}
+        res["worst_folds"] = [r["fold"] for r in sorted(per_fold, key=by_accuracy)]
+    return res
 
 
 # ------------------------------------------------------------------ tables

@@ -10,6 +10,9 @@ exactly one side, so no subject's data is seen in training and testing.
 checkpoint selection) from a list of training nights; it is the one rule every trainer
 and the CLI use.
 
+:func:`dissimilar_subject_split` holds out the subjects least like the rest by their
+per-night feature statistics (:func:`subject_atypicality`), to mimic a new population.
+
 :func:`stratified_epoch_split` is the epoch-level stratified 80/20 split of the MSMAE-CNN
 paper. It mixes epochs of the same night (and subject) across training and test and is
 therefore **subject-leaky**: its scores overestimate performance on new people. It is
@@ -330,3 +333,124 @@ def stratified_epoch_split(nights: Sequence[Any], test: float = 0.2, seed: int =
             mask[epoch_idx[sel][night_idx[sel] == i]] = True
     logger.warning("using the %s", LEAKY_NOTE)
     return EpochSplit(train=train, test=tst, seed=seed, test_size=test)
+
+
+def _night_features(night: Any) -> np.ndarray:
+    """Default per-epoch features of a night for :func:`subject_atypicality`: ``X``
+    flattened to ``(n_epochs, n_features)``."""
+    X = np.asarray(night.X, dtype=float)
+    return X.reshape(len(X), -1)
+
+
+def subject_atypicality(nights: Sequence[Any], features: Any = None) -> dict[str, float]:
+    """How unlike the other subjects each subject is, by per-night feature statistics.
+
+    Each night is summarised by the mean and the standard deviation of every feature
+    over its scored epochs (``y >= 0``); a subject's profile is the average of its
+    nights' summaries. Every profile column is robustly standardised across subjects
+    (minus the median, over ``1.4826 * MAD``; the standard deviation where the MAD is 0;
+    a constant column counts for nothing) and a subject's score is the root-mean-square
+    of its standardised profile: its distance to the median subject. The robust scale is
+    the spread of typical subjects, so a few subjects shifted on a few features stand out
+    instead of inflating the scale they are measured by (a diagonal, outlier-resistant
+    stand-in for the Mahalanobis distance, which ~60 subjects cannot estimate for
+    dozens of columns).
+
+    Parameters
+    ----------
+    nights : sequence of Night
+        Nights with ``X``, ``y`` and ``subject_id``.
+    features : callable, optional
+        ``night -> (n_epochs, n_features)`` array; default ``night.X`` flattened.
+
+    Returns
+    -------
+    dict
+        Subject id -> score (higher: less typical), in sorted subject order.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 subjects, a night without scored epochs, or nights whose feature
+        counts differ.
+    """
+    groups = subjects_of(nights)
+    uniq = sorted(set(groups))
+    if len(uniq) < 2:
+        raise ValueError(f"need at least 2 subjects to compare, got {uniq}")
+    get = features or _night_features
+    rows: dict[str, list[np.ndarray]] = {s: [] for s in uniq}
+    width = None
+    for night, subj in zip(nights, groups, strict=True):
+        X = np.asarray(get(night), dtype=float)
+        keep = np.asarray(night.y) >= 0
+        if X.ndim != 2 or len(X) != len(keep):
+            raise ValueError(f"night {getattr(night, 'night_id', '?')}: features of shape "
+                             f"{X.shape} for {len(keep)} epochs; expected (n_epochs, "
+                             "n_features)")
+        if width is not None and X.shape[1] != width:
+            raise ValueError(f"night {getattr(night, 'night_id', '?')} has {X.shape[1]} "
+                             f"features, the nights before it {width}")
+        width = X.shape[1]
+        if not keep.any():
+            raise ValueError(f"night {getattr(night, 'night_id', '?')} has no scored epoch")
+        Xs = X[keep]
+        rows[subj].append(np.concatenate([Xs.mean(axis=0), Xs.std(axis=0)]))
+    P = np.array([np.mean(rows[s], axis=0) for s in uniq])
+    med = np.median(P, axis=0)
+    scale = 1.4826 * np.median(np.abs(P - med), axis=0)
+    scale = np.where(scale > 0, scale, P.std(axis=0))
+    Z = np.where(scale > 0, (P - med) / np.where(scale > 0, scale, 1.0), 0.0)
+    score = np.sqrt((Z ** 2).mean(axis=1))
+    return {s: float(v) for s, v in zip(uniq, score, strict=True)}
+
+
+def dissimilar_subject_split(nights: Sequence[Any], test: float = 0.2, val: float = 0.1,
+                             seed: int = 0, features: Any = None) -> Fold:
+    """Hold out the subjects least like the rest, to mimic a new population.
+
+    The ``round(test * n_subjects)`` subjects (at least one) with the highest
+    :func:`subject_atypicality` score are the test subjects (ties: by subject id);
+    ``val`` of the remaining subjects are held out for validation by
+    :func:`validation_split` (seeded), the rest train. The choice of test subjects is
+    deterministic (no randomness); every night of a subject is on one side.
+
+    Parameters
+    ----------
+    nights : sequence of Night
+        Nights with ``X``, ``y`` and ``subject_id``.
+    test : float, default 0.2
+        Fraction of subjects held out as the atypical test set, in ``(0, 1)``.
+    val : float, default 0.1
+        Fraction of the other subjects held out for validation, in ``[0, 1)``.
+    seed : int, default 0
+        Seed of the validation subjects.
+    features : callable, optional
+        Per-epoch features of a night (see :func:`subject_atypicality`).
+
+    Returns
+    -------
+    Fold
+        Named ``"dissimilar subjects (n of N)"``; ``leaky`` is False.
+
+    Raises
+    ------
+    ValueError
+        Fractions out of range, or no subject left for training.
+    """
+    if not 0 < test < 1:
+        raise ValueError(f"test fraction must be in (0, 1), got {test}")
+    if not 0 <= val < 1:
+        raise ValueError(f"val fraction must be in [0, 1), got {val}")
+    score = subject_atypicality(nights, features)
+    uniq = sorted(score)
+    n_test = max(int(round(test * len(uniq))), 1)
+    if n_test >= len(uniq):
+        raise ValueError(f"{len(uniq)} subjects are too few for test={test} with at least "
+                         "one training subject")
+    order = sorted(uniq, key=lambda s: (-score[s], s))
+    test_s = order[:n_test]
+    train_s, val_s = validation_split(order[n_test:], val, seed)
+    groups = subjects_of(nights)
+    return _make_fold(groups, train_s, val_s, test_s,
+                      f"dissimilar subjects ({n_test} of {len(uniq)})")

@@ -35,8 +35,6 @@ from typing import Any
 from . import CLIError
 from .stats import add_label_map_arg
 
-_HYPNOGRAM_NAME = re.compile(r"hypnogram|annotation|scoring|\.hypnogram", re.IGNORECASE)
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -110,7 +108,9 @@ def register(subparsers) -> None:
 
 # ----------------------------------------------------------------- inputs
 def _is_hypnogram_file(path: Path) -> bool:
-    return bool(_HYPNOGRAM_NAME.search(path.stem))
+    from ..recordings import HYPNOGRAM_NAME  # the one rule of scoring-file names
+
+    return bool(HYPNOGRAM_NAME.search(path.stem))
 
 
 def expand_inputs(items: list[str]) -> list[Path]:

@@ -1,0 +1,301 @@
+"""Robustness of the default stager across people, on the real Sleep-EDF band powers.
+
+Trains the shipped ``default`` model's configuration (architecture and smoothing from its
+model card ``src/hypnoscope/data/models/default.json``, as built by
+``scripts/train_default_model.py``) on
+
+(a) the subject-wise 10-fold CV folds of ``benchmarks/real_features``
+    (:func:`hypnoscope.splits.subject_kfold`, k=10, seed 0; checked against
+    ``benchmarks/results/real_folds.json``), and
+(b) :func:`hypnoscope.splits.dissimilar_subject_split`: the ~20 % of subjects least like
+    the rest by their per-night band-power statistics are held out (no validation set:
+    feature models do not use one),
+
+and reports, with :func:`hypnoscope.evaluation.robustness`, per-fold spread and worst
+folds, the per-subject accuracy distribution (worst decile), night 1 vs night 2, and the
+held-out atypical subjects against the CV average (and against those same subjects' CV
+scores).
+
+Resumable: every split's per-night test labels and predictions are kept in
+``--state-dir`` (keyed by the model configuration, split and data), and the results are
+re-rendered after each one.
+
+Usage (from the repository root)::
+
+    nice -n 10 .venv/bin/python benchmarks/real_accuracy/run.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hypnoscope.datasets import load_feature_dir
+from hypnoscope.evaluation import robustness
+from hypnoscope.models import make_model
+from hypnoscope.splits import dissimilar_subject_split, subject_atypicality, subject_kfold
+from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+CARD = ROOT / "src" / "hypnoscope" / "data" / "models" / "default.json"
+DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache"
+STATE_VERSION = 1
+
+
+def _real_features():
+    """The ``benchmarks/real_features/run.py`` module (data path and fold check)."""
+    path = ROOT / "benchmarks" / "real_features" / "run.py"
+    spec = importlib.util.spec_from_file_location("real_features_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def default_model_options(seed: int, n_jobs: int) -> tuple[str, dict]:
+    """Name and options of the shipped default model, read from its model card."""
+    card = json.loads(CARD.read_text())
+    opts: dict = {"seed": seed, "n_jobs": n_jobs}
+    if card.get("smoothing"):
+        opts["smoothing"] = card["smoothing"]
+    return card["architecture"], opts
+
+
+def night_number(night_id: str) -> int:
+    """Recording night of a Sleep-EDF night id such as ``"07__2"``."""
+    tail = str(night_id).rsplit("__", 1)[-1]
+    if not tail.isdigit():
+        raise ValueError(f"cannot read a night number from night id {night_id!r} "
+                         "(expected e.g. '07__2')")
+    return int(tail)
+
+
+def run_split(fold, nights, name: str, opts: dict, path: Path) -> dict:
+    """Train on the fold's training nights and predict its test nights (cached)."""
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    train, _, test = fold.select(nights)
+    model = make_model(name, **opts)
+    t0 = time.perf_counter()
+    model.fit(train)
+    t_train = time.perf_counter() - t0
+    preds = [np.asarray(model.predict(n)) for n in test]
+    rec = {"night_ids": np.array([n.night_id for n in test]),
+           "lengths": np.array([len(n.y) for n in test]),
+           "y": np.concatenate([n.y for n in test]).astype(np.int16),
+           "pred": np.concatenate(preds).astype(np.int16),
+           "train_s": np.array(t_train)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **rec)
+    tmp.replace(path)
+    return rec
+
+
+def by_night(recs: dict[str, dict]) -> tuple[dict, dict, dict]:
+    """Per-night true and predicted codes and fold name from the stored split results."""
+    yt, yp, fold_of = {}, {}, {}
+    for fold_name, rec in recs.items():
+        bounds = np.cumsum(np.r_[0, rec["lengths"]])
+        for nid, a, b in zip(rec["night_ids"], bounds[:-1], bounds[1:], strict=True):
+            yt[str(nid)], yp[str(nid)] = rec["y"][a:b], rec["pred"][a:b]
+            fold_of[str(nid)] = fold_name
+    return yt, yp, fold_of
+
+
+def summarise(recs: dict[str, dict], subject_of: dict, with_folds: bool) -> dict | None:
+    if not recs:
+        return None
+    yt, yp, fold_of = by_night(recs)
+    return robustness(yt, yp, {k: subject_of[k] for k in yt},
+                      {k: night_number(k) for k in yt},
+                      fold_of if with_folds else None)
+
+
+def f3(x) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.3f}"
+
+
+def markdown(res: dict) -> str:
+    cfg = res["config"]
+    lines = ["# Robustness across people: the default stager on real Sleep-EDF band powers",
+             "", f"Date: {res['date']} · machine: {res['machine']} · command: "
+             f"`{res['command']}`", "",
+             f"Model: `{cfg['model']}` with options `{json.dumps(cfg['options'])}` (the "
+             f"shipped default's configuration, from its model card). Data: "
+             f"{res['data']['n_subjects']} subjects, {res['data']['n_nights']} nights "
+             "(real Sleep-EDF cassette band powers). 5 classes; unscored epochs excluded.",
+             ""]
+    cv = res.get("cv")
+    if cv:
+        fd, sd = cv["fold_distribution"]["accuracy"], cv["subject_distribution"]
+        lines += [f"## (a) Subject-wise 10-fold CV ({cv['n_folds_done']} of "
+                  f"{cfg['n_folds']} folds)", "",
+                  "| | n | mean | sd | min | 10th pct | worst-decile mean | median | max |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+                  "| accuracy per fold | " + " | ".join(
+                      str(fd[k]) if k == "n" else f3(fd[k]) for k in
+                      ("n", "mean", "sd", "min", "p10", "worst_decile_mean", "median",
+                       "max")) + " |"]
+        for m in ("accuracy", "kappa", "macro_f1"):
+            d = sd[m]
+            lines.append(f"| {m} per subject | " + " | ".join(
+                str(d[k]) if k == "n" else f3(d[k]) for k in
+                ("n", "mean", "sd", "min", "p10", "worst_decile_mean", "median", "max"))
+                + " |")
+        p = cv["pooled"]
+        lines += ["", f"Pooled: accuracy {f3(p['accuracy'])}, macro-F1 {f3(p['macro_f1'])},"
+                  f" kappa {f3(p['kappa'])}. Worst folds (accuracy): " + ", ".join(
+                      f"{r['fold']} {f3(r['accuracy'])}" for r in sorted(
+                          cv["per_fold"], key=lambda r: r["accuracy"])[:3])
+                  + ". Worst subjects (accuracy): " + ", ".join(
+                      f"{r['subject']} {f3(r['accuracy'])}"
+                      for r in cv["per_subject"][:len(cv["worst_subjects"])]) + ".", "",
+                  "| recording night | nights | subjects | accuracy | macro-F1 | kappa |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for num, r in cv["by_night_number"].items():
+            lines.append(f"| night {num} | {r['n_nights']} | {r['n_subjects']} | "
+                         f"{f3(r['accuracy'])} | {f3(r['macro_f1'])} | {f3(r['kappa'])} |")
+    ds = res.get("dissimilar")
+    if ds:
+        sp = res["dissimilar_split"]
+        lines += ["", "## (b) Held-out atypical subjects (dissimilar_subject_split)", "",
+                  f"Test subjects ({len(sp['test_subjects'])}, most atypical first): "
+                  + ", ".join(sp["test_subjects_by_score"]) + f"; trained on the other "
+                  f"{len(sp['train_subjects'])}.", "",
+                  "| | accuracy | macro-F1 | kappa | subject accuracy: mean | min | "
+                  "worst-decile mean |", "|---|---:|---:|---:|---:|---:|---:|"]
+        rows = [("atypical subjects, held out together", ds)]
+        if res.get("cv_on_dissimilar_subjects"):
+            rows.append(("same subjects in the 10-fold CV", res["cv_on_dissimilar_subjects"]))
+        if cv:
+            rows.append(("all subjects, 10-fold CV", cv))
+        for label, r in rows:
+            p, d = r["pooled"], r["subject_distribution"]["accuracy"]
+            lines.append(f"| {label} | {f3(p['accuracy'])} | {f3(p['macro_f1'])} | "
+                         f"{f3(p['kappa'])} | {f3(d['mean'])} | {f3(d['min'])} | "
+                         f"{f3(d['worst_decile_mean'])} |")
+        c = res.get("atypicality_vs_cv_accuracy")
+        if c:
+            lines += ["", f"Atypicality score vs per-subject CV accuracy over "
+                      f"{c['n_subjects']} subjects: Spearman rho {c['spearman_rho']:+.2f} "
+                      f"(p = {c['p_value']:.2g})."]
+        lines += ["", "| held-out night | nights | subjects | accuracy | macro-F1 | kappa |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for num, r in ds["by_night_number"].items():
+            lines.append(f"| night {num} | {r['n_nights']} | {r['n_subjects']} | "
+                         f"{f3(r['accuracy'])} | {f3(r['macro_f1'])} | {f3(r['kappa'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    rf = _real_features()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(rf.DEFAULT_DATA))
+    ap.add_argument("--folds", type=int, default=10)
+    ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
+    ap.add_argument("--test", type=float, default=0.2,
+                    help="fraction of subjects in the atypical held-out set")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-jobs", type=int, default=2, help="LightGBM threads")
+    ap.add_argument("--state-dir", default=str(DEFAULT_STATE))
+    ap.add_argument("--name", default="real_accuracy", help="results file stem")
+    args = ap.parse_args(argv)
+
+    nights = load_feature_dir(args.data)
+    subject_of = {n.night_id: n.subject_id for n in nights}
+    folds = subject_kfold(nights, k=args.folds, seed=args.seed)
+    rf.check_folds(nights, folds, args.seed, args.folds)
+    dis = dissimilar_subject_split(nights, test=args.test, val=0.0, seed=args.seed)
+    scores = subject_atypicality(nights)
+    name, opts = default_model_options(args.seed, args.n_jobs)
+    cfg_key = {k: v for k, v in opts.items() if k != "n_jobs"}
+    state = Path(args.state_dir)
+
+    def state_path(fold) -> Path:
+        blob = json.dumps({"v": STATE_VERSION, "model": name, "opts": cfg_key,
+                           "test": list(fold.test_subjects), "train": list(fold.train_subjects),
+                           "data": args.data}, sort_keys=True)
+        h = hashlib.sha1(blob.encode()).hexdigest()[:12]
+        return state / f"{fold.name.replace(' ', '_').replace('/', 'of')}_{h}.npz"
+
+    res: dict = {
+        "benchmark": "real_accuracy",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": " ".join(x for x in (platform.node(), platform.machine(),
+                                        platform.processor(), "python",
+                                        platform.python_version()) if x)
+                   + f", {os.cpu_count()} cores",
+        "command": "nice -n 10 python " + " ".join([Path(sys.argv[0]).as_posix()]
+                                                   + sys.argv[1:]),
+        "config": {"model": name, "options": opts, "model_card": str(CARD.relative_to(ROOT)),
+                   "n_folds": args.folds, "max_folds": args.max_folds, "seed": args.seed,
+                   "fold_function": f"subject_kfold(k={args.folds}, seed={args.seed})",
+                   "dissimilar_split": f"dissimilar_subject_split(test={args.test}, val=0, "
+                                       f"seed={args.seed}) on the 30 band-power features"},
+        "data": {"path": "../shared/data/sleepedf_bandpower",
+                 "n_subjects": len(set(subject_of.values())), "n_nights": len(nights)},
+        "dissimilar_split": {**dis.to_dict(),
+                             "test_subjects_by_score": sorted(
+                                 dis.test_subjects, key=lambda s: -scores[s]),
+                             "atypicality": scores},
+    }
+    cv_recs: dict[str, dict] = {}
+    times: dict[str, float] = {}
+
+    def render() -> None:
+        cv = summarise(cv_recs, subject_of, with_folds=True)
+        if cv:
+            res["cv"] = {**cv, "n_folds_done": len(cv_recs)}
+            mine = [r for r in cv["per_subject"] if r["subject"] in set(dis.test_subjects)]
+            if mine:
+                yt, yp, _ = by_night(cv_recs)
+                keep = [k for k in yt if subject_of[k] in set(dis.test_subjects)]
+                res["cv_on_dissimilar_subjects"] = robustness(
+                    {k: yt[k] for k in keep}, {k: yp[k] for k in keep},
+                    {k: subject_of[k] for k in keep}, {k: night_number(k) for k in keep})
+        if cv and len(cv["per_subject"]) > 2:
+            from scipy.stats import spearmanr
+
+            rows = cv["per_subject"]
+            rho = spearmanr([scores[r["subject"]] for r in rows], [r["accuracy"] for r in rows])
+            res["atypicality_vs_cv_accuracy"] = {
+                "spearman_rho": float(rho.statistic), "p_value": float(rho.pvalue),
+                "n_subjects": len(rows)}
+        res["train_time_s"] = times
+        write_json_atomic(RESULTS / f"{args.name}.json", res)
+        write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
+
+    rec = run_split(dis, nights, name, opts, state_path(dis))
+    times[dis.name] = float(rec["train_s"])
+    res["dissimilar"] = summarise({dis.name: rec}, subject_of, with_folds=False)
+    print(f"{dis.name}: acc {res['dissimilar']['pooled']['accuracy']:.3f} "
+          f"(train {float(rec['train_s']):.0f} s)", flush=True)
+    render()
+    run_folds = folds[: args.max_folds] if args.max_folds else folds
+    for fold in progress(run_folds, desc="folds", unit="fold"):
+        rec = run_split(fold, nights, name, opts, state_path(fold))
+        cv_recs[fold.name] = rec
+        times[fold.name] = float(rec["train_s"])
+        acc = summarise({fold.name: rec}, subject_of, False)["pooled"]["accuracy"]
+        print(f"{fold.name}: acc {acc:.3f} (train {float(rec['train_s']):.0f} s)", flush=True)
+        render()
+    render()
+    print(markdown(res))
+    return 0 if not math.isnan(res["dissimilar"]["pooled"]["accuracy"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
