@@ -61,7 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", required=True, metavar="DIR",
                    help="output directory (created; checked for writing before any work)")
     p.add_argument("--model", "-m", default="auto", metavar="NAME|PATH",
-                   help="shipped model name (see 'hypnoscope models') or model file; "
+                   help="shipped model name (see 'hypnoscope models') or model file "
+                        "(.joblib/.pt from 'hypnoscope train', or .onnx from 'hypnoscope "
+                        "export', run with onnxruntime, no PyTorch needed); "
                         "auto (the default) picks the richest shipped model the "
                         "recording's channels allow (two EEG + EOG: default; one EEG + EOG: "
                         "eeg1-eog; two EEG: eeg2; one EEG: eeg1), announces it and records "
