@@ -313,10 +313,10 @@ def test_cli_train_evaluate_stage_init_from(tmp_path, monkeypatch, capsys):
     assert [p["name"] for p in m2.training_summary["direct"]["phases"]] == ["finetune"]
     # "Gamma": pre-training only (the flag becomes finetune=False)
     from hypnoscope.cli import build_parser
-    from hypnoscope.cli.train import _msmae_options
+    from hypnoscope.cli.train import _pretraining_options
 
     ns = build_parser().parse_args(args + ["--out", "g.joblib", "--pretrain-only"])
-    assert _msmae_options(ns) == {"finetune": False}
+    assert _pretraining_options(ns) == {"finetune": False}
     capsys.readouterr()
     assert main(args + ["--out", str(tmp_path / "x.joblib"), "--init-from",
                         str(tmp_path / "missing.joblib")]) == 2

@@ -152,18 +152,14 @@ def cost(smoke: bool, n_steps: int = 10) -> dict[str, Any]:
     """Parameters and CPU seconds per 1000 pre-training steps (batch 32 × 21 epochs)."""
     import torch
 
-    from hypnoscope.models.mc2sleepnet import (
-        MC2SleepNet,
-        MC2SleepNetModel,
-        count_parameters,
-    )
+    from hypnoscope.models.deep import count_parameters
+    from hypnoscope.models.mc2sleepnet import MC2SleepNetModel, preset_network
     from hypnoscope.training import StepContext
 
     out: dict[str, Any] = {}
     for preset in ("small", "paper"):
         model = MC2SleepNetModel(preset=preset)
-        p = model.PRESETS[preset]
-        net = MC2SleepNet(1, 5, 3000, 100.0, **{k: p[k] for k in model.NET_KEYS if k in p})
+        net = preset_network(preset)
         model.channel_index = [0]
         entry: dict[str, Any] = {"n_parameters": count_parameters(net)}
         steps = 2 if smoke else (n_steps if preset == "small" else 3)

@@ -81,7 +81,7 @@ def register(subparsers) -> None:
                            "whole subjects, at least one when there are 2 or more; 0 = "
                            "none (sequence models only; default 0.15, the default of "
                            "hypnoscope.splits.validation_split)")
-    _add_msmae_args(p)
+    _add_pretraining_args(p)
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser(
@@ -179,7 +179,7 @@ def _train(args) -> int:
         check_output_dir(args.checkpoint_dir or f"{args.out}.ckpt", "--checkpoint-dir",
                          create=False)
     args.preprocessing = _lowpass_preprocessing(args)
-    msmae_options = _msmae_options(args)
+    model_options = _pretraining_options(args)
     nights = _load_nights(args)
     if args.strict:
         from ..notices import raise_if_strict
@@ -196,7 +196,7 @@ def _train(args) -> int:
             "resume": args.resume,
         })
         options = {k: v for k, v in options.items() if v is not None}
-        options.update(msmae_options)
+        options.update(model_options)
         train_nights, val_nights = validation_split(nights, args.val_fraction, args.seed)
     model = make_model(args.model, **options)
     model.fit(train_nights, val_nights=val_nights)
@@ -304,7 +304,7 @@ def _models(args) -> int:
     return 0
 
 
-# -- MSMAE-CNN options ---------------------------------------------------------------------
+# -- options of the pre-training models (MSMAE-CNN, MC2SleepNet) ----------------------------
 
 #: Models of the MSMAE-CNN paper: the Kaiser 10-Hz low-pass is their default preprocessing.
 MSMAE_PAPER_MODELS = ("msmae-cnn", "msmae-cnn-rf", "cnn")
@@ -316,7 +316,7 @@ _MODEL_OPTIONS = {
 }
 
 
-def _add_msmae_args(p: argparse.ArgumentParser) -> None:
+def _add_pretraining_args(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("MC2SleepNet (mc2sleepnet)")
     m.add_argument("--init-from", default=None, metavar="MODEL_PATH",
                    help="start from the weights of another trained mc2sleepnet (e.g. "
@@ -362,7 +362,7 @@ def _lowpass_preprocessing(args) -> dict[str, Any] | None:
     return config
 
 
-def _msmae_options(args) -> dict[str, Any]:
+def _pretraining_options(args) -> dict[str, Any]:
     """Model options from the pre-training arguments that were given (MSMAE-CNN,
     MC2SleepNet); an option the model does not take is refused by name."""
     opts = {"mask_ratio": args.mask_ratio, "pretrain_epochs": args.pretrain_epochs,

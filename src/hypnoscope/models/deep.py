@@ -56,6 +56,11 @@ logger = logging.getLogger(__name__)
 TRAIN_KEYS = ("seq_len", "epochs", "batch_size", "lr", "patience")
 
 
+def count_parameters(net: nn.Module) -> int:
+    """Number of parameters of a network."""
+    return int(sum(p.numel() for p in net.parameters()))
+
+
 class DeepStagingModel(WindowedStagingModel):
     """Night-level deep staging model; subclasses give the network and its phases.
 
@@ -179,6 +184,10 @@ class DeepStagingModel(WindowedStagingModel):
         """The network from its constructor arguments."""
         return self.network_class(**kwargs)
 
+    def initialise_network(self, task: str, net: nn.Module) -> None:
+        """Starting weights of a freshly built network before training (default: its
+        own initialisation; a subclass may warm-start it, e.g. from another model)."""
+
     def phases(self, task: str) -> list[Phase]:
         """Training phases of ``task``'s network (default: one supervised phase)."""
         c = self.config
@@ -235,6 +244,7 @@ class DeepStagingModel(WindowedStagingModel):
             kwargs = self.network_kwargs(task, n_out, nights[0])
             torch.manual_seed(self.config["seed"])
             net = self.build_network(kwargs)
+            self.initialise_network(task, net)
             t0 = time.perf_counter()
             result = train_model(net, train_ds, val_ds, self.phases(task),
                                  self._train_config(task))
@@ -249,7 +259,7 @@ class DeepStagingModel(WindowedStagingModel):
                 "train_seconds": time.perf_counter() - t0,
                 "n_train_windows": len(train_ds), "history": result.history,
                 "phases": [p.describe() for p in self.phases(task)],
-                "n_parameters": int(sum(p.numel() for p in net.parameters()))}
+                "n_parameters": count_parameters(net)}
         self.training_summary = summary
         first = nights[0]
         method = NORMALIZATION[self.config["normalize"]][0]

@@ -81,7 +81,7 @@ from torch import nn
 from ..augment import RandomAugment, spectrogram_noise
 from ..datasets import Night
 from ..training import LossOutput, Phase, classification_loss
-from .deep import DeepStagingModel
+from .deep import DeepStagingModel, count_parameters
 
 #: Network and training settings of each preset. ``paper``: the paper's sizes (channel
 #: widths ours); ``small``: a 2-core CPU trains it in minutes. ``small`` uses batches of 8
@@ -497,12 +497,10 @@ class MC2SleepNetModel(DeepStagingModel):
         return {**kw, "n_chans": len(self.channel_index), "n_frames": int(n_frames),
                 "n_freqs": int(n_freqs)}
 
-    def build_network(self, kwargs: dict[str, Any]) -> nn.Module:
-        net = super().build_network(kwargs)
-        src = self.config.get("init_from")
-        if src and not getattr(self, "_initialised", False):
-            self._initialise_from(net, src)
-        return net
+    def initialise_network(self, task: str, net: nn.Module) -> None:
+        """Warm start from ``init_from`` (parameters of equal name and shape)."""
+        if self.config.get("init_from"):
+            self._initialise_from(net, self.config["init_from"])
 
     def _initialise_from(self, net: nn.Module, path: str) -> None:
         from .base import load_model
@@ -584,32 +582,24 @@ class MC2SleepNetModel(DeepStagingModel):
                                 freeze=BACKBONE_PREFIXES if frozen else (), **common))
         return phases
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        state["_initialised"] = True  # a loaded model holds its weights already
-        super().__setstate__(state)
-
-
 def make_mc2sleepnet(name: str = "mc2sleepnet", n_classes: int = 5,
                      **kw: Any) -> MC2SleepNetModel:
     """Registry factory of ``mc2sleepnet``."""
     return MC2SleepNetModel(n_classes=n_classes, **kw)
 
 
-def count_parameters(net: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return int(sum(p.numel() for p in net.parameters()))
+def preset_network(preset: str, n_chans: int = 1, n_outputs: int = 5) -> MC2SleepNet:
+    """The network of ``preset`` for 30-s epochs at 100 Hz (``n_chans`` channels)."""
+    p = PRESETS[preset]
+    return MC2SleepNet(n_chans, n_outputs, 3000, 100.0, **{k: p[k] for k in NET_KEYS if k in p})
 
 
 def paper_parameter_count(n_outputs: int = 5) -> int:
     """Parameters of the ``paper`` preset for one 100-Hz EEG channel (paper: 5.76 M)."""
-    p = PRESETS["paper"]
-    net = MC2SleepNet(1, n_outputs, 3000, 100.0, **{k: p[k] for k in NET_KEYS if k in p})
-    return count_parameters(net)
+    return count_parameters(preset_network("paper", 1, n_outputs))
 
 
 __all__ = ["MC2SleepNet", "MC2SleepNetModel", "RawCNNBackbone",
            "SpectrogramTransformerBackbone", "EpochWiseAttention", "CrossTransformerLayer",
            "info_nce", "cross_mask", "make_mc2sleepnet", "paper_parameter_count",
-           "count_parameters",
-           "PRESETS", "NET_KEYS", "BACKBONE_PREFIXES", "eeg_first"]
+           "preset_network", "PRESETS", "NET_KEYS", "BACKBONE_PREFIXES", "eeg_first"]
