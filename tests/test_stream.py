@@ -139,7 +139,7 @@ def test_streamed_in_chunks_equals_offline_causal_staging(night, offline):
 
 
 def test_lsl_loopback_replay_equals_offline_causal_staging(night, offline, tmp_path):
-    """A simulated night replayed over LSL at 3000x and staged live: every epoch, the
+    """A simulated night replayed over LSL at 600x and staged live: every epoch, the
     same stages and probabilities as offline (look-ahead 0); the TSV has one complete
     line per epoch and listeners get the stages as LSL markers."""
     from mne_lsl.lsl import StreamInlet, resolve_streams
@@ -159,7 +159,9 @@ def test_lsl_loopback_replay_equals_offline_causal_staging(night, offline, tmp_p
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    replay = ReplayOutlet(night["psg"], name=name, speed=3000)
+    # 600x: 9 s of streaming, so the listener (which resolves the marker outlet once it
+    # appears, about 1 s) connects well before the last epoch
+    replay = ReplayOutlet(night["psg"], name=name, speed=600)
     replay.start()
     seen: list[int] = []
     summary = stream_lsl(name, lookahead=0, out_dir=tmp_path, idle_timeout=1.5,

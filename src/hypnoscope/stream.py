@@ -66,6 +66,10 @@ SFREQ = bandpower.SFREQ
 TSV_COLUMNS = ("epoch", "onset", "stage", "confidence")
 #: One character per stage in the live hypnogram strip.
 STRIP_CHARS = {"W": "W", "N1": "1", "N2": "2", "N3": "3", "R": "R", "NREM": "N"}
+#: Seconds the marker outlet stays open after the last epoch while listeners are
+#: connected: liblsl sends asynchronously, and an outlet destroyed right after a push can
+#: drop the markers still on their way.
+MARKER_LINGER_SEC = 0.5
 
 
 # ------------------------------------------------------------------ causal spectra
@@ -392,6 +396,8 @@ class EpochWriter:
         if self._f is not None:
             self._f.close()
             self._f = None
+        if self.outlet is not None and self.outlet.has_consumers:
+            time.sleep(MARKER_LINGER_SEC)  # let listeners receive the last markers
         self.outlet = None
 
 
