@@ -62,3 +62,21 @@ def test_import_hypnoscope_needs_numpy_only():
     modules = _modules_after("import hypnoscope")
     assert "numpy" in modules
     assert sorted(m for m in modules if m.split(".")[0] in ("scipy", "pandas")) == []
+
+
+def test_staging_a_file_draws_without_pyplot(tmp_path):
+    """``stage_file`` (every output: TSV, EDF+, report, PNG) renders its one figure on a
+    plain ``matplotlib.figure.Figure``: no pyplot, no interactive backend, no PyTorch
+    or Dask."""
+    from conftest import write_psg_edf
+
+    psg = write_psg_edf(tmp_path / "SC4991E0-PSG.edf", duration_sec=300.0, seed=4)
+    modules = _modules_after(
+        "from hypnoscope.staging import stage_file\n"
+        f"row = stage_file({str(psg)!r}, {str(tmp_path / 'out')!r})\n"
+        "assert sorted(row['outputs']) == ['edf', 'html', 'json', 'png', 'tsv']")
+    assert "matplotlib.figure" in modules and "matplotlib.backends.backend_agg" in modules
+    assert sorted(m for m in modules if m.startswith("matplotlib.pyplot")) == []
+    assert [m for m in _heavy(modules) if m.split(".")[0] in ("torch", "dask", "distributed",
+                                                             "numba")] == []
+    assert (tmp_path / "out" / "SC4991E0.hypnogram.png").read_bytes()[:4] == b"\x89PNG"

@@ -155,7 +155,8 @@ def test_report_with_reference_and_probabilities(tmp_path):
                                  - data["reference"]["sleep_statistics"]["total_sleep_min"])
     html = html_path.read_text()
     assert f"{ev['kappa']:.3f}" in html and f"{100 * ev['accuracy']:.1f} %" in html
-    assert len(_images(html)) == 3  # hypnograms, hypnodensity, confusion matrix
+    # the night's figure (prediction, reference, hypnodensity) and the confusion matrix
+    assert len(_images(html)) == 2 and "Hypnogram and hypnodensity</h2>" in html
     assert report_paths("a/b.json") == report_paths("a/b")
 
 

@@ -377,6 +377,26 @@ def test_signals_follow_the_latent_state():
         simulate_signals(hyp, difficulty=float("nan"))
 
 
+def test_n1_eyes_roll_slowly_and_eyes_open_wake_blinks_with_tone():
+    """Issue 16: N1 carries slow rolling eye movements through most of its time and hardly
+    blinks; eyes-open wake blinks and makes saccades with high EMG tone (not atonia)."""
+    hyp = Hypnogram(np.repeat([0, 1, 4], [40, 120, 40]))  # 20 min W, 60 min N1, 20 min R
+    traits = dataclasses.replace(SubjectTraits(), bad_segment_prob=0.0, eyes_closed_frac=0.0)
+    sig = simulate_signals(hyp, seed=5, subject=traits, difficulty=0.0)[0]
+
+    def count(kind: str, a_min: float, b_min: float) -> int:
+        t = sig.events[kind]
+        return int(((t >= 60 * a_min) & (t < 60 * b_min)).sum())
+
+    assert count("sem", 20, 80) / 60 == pytest.approx(traits.sem_rate, rel=0.25)  # 5/min
+    # N1 (away from the boundaries): 0.1 blink/min (it was 0.5); eyes-open wake: ~12/min
+    assert count("blink", 21, 79) <= 14 < 100 < count("blink", 0, 17)
+    assert count("saccade", 0, 17) > 200 and count("saccade", 21, 79) == 0
+    emg = sig.emg[: hyp.n_epochs * 3000].reshape(-1, 3000).std(axis=1)
+    w, n1, rem = (np.median(emg[a:b]) for a, b in ((0, 34), (42, 158), (166, 200)))
+    assert w > 1.5 * n1 > 1.5 * rem  # wake > N1 > REM atonia
+
+
 def test_subject_traits_vary():
     a, b = SubjectTraits.sample(0), SubjectTraits.sample(1)
     assert a != b and 8 <= a.alpha_freq <= 12 and 11 <= a.spindle_freq <= 16

@@ -135,7 +135,9 @@ def test_streamed_in_chunks_equals_offline_causal_staging(night, offline):
     assert len(offline(k)) == len(live) == len(night["truth"])
     np.testing.assert_array_equal([r.proba for r in offline(k)], [r.proba for r in live])
     acc = {k: np.mean([r.code for r in offline(k)] == night["truth"]) for k in (0, 2)}
-    assert acc[0] > 0.6 and acc[2] >= acc[0] - 0.02, acc
+    # one 180-epoch night's difference is noise of about +-0.03-0.05 (simulation seeds 3-8:
+    # k=2 minus k=0 has mean -0.006 and range -0.055..+0.033); 0.04 = 7 epochs
+    assert acc[0] > 0.6 and acc[2] >= acc[0] - 0.04, acc
 
 
 def test_lsl_loopback_replay_equals_offline_causal_staging(night, offline, tmp_path):

@@ -61,6 +61,10 @@ HISTORY = (
     "2026-11-21, before the latent-state (scorer-disagreement) model: YASA accuracy 0.899, "
     "kappa 0.861, N1 F1 0.504; lightgbm-context (8 train / 4 test simulated subjects) "
     "accuracy 0.998, N1 F1 0.999 - too separable for a learned model.",
+    "2026-11-26, before the N1 changes of issue 16 (slow eye movements 5/min instead of "
+    "2.5, N1 blinks 0.1/min instead of 0.5, N1 dispute probability 0.27 instead of 0.40): "
+    "YASA accuracy 0.849, kappa 0.792, N1 F1 0.371 (N1 row: 671 W, 362 N1, 305 N2, 80 R); "
+    "aasm montage accuracy 0.840, N1 F1 0.311; latent differs 8.5 % (N1 30 %).",
 )
 
 

@@ -13,6 +13,9 @@ in a fresh Python process that reads the EDF and stages it:
 - ``hypnoscope-mne-ica`` (with ``--tools``): the same with the extractor's ICA run by
   MNE and scikit-learn's FastICA, as before the NumPy ICA (identical output), for a
   before/after comparison in the same run;
+- ``hypnoscope-cli`` (with ``--tools``): ``hypnoscope stage PATH --out DIR`` (the
+  command's ``main`` in the fresh process) with every output: TSV, EDF+, HTML/JSON
+  report and PNG;
 - ``yasa``: ``mne.io.read_raw_edf`` + ``yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz",
   eog_name="EOG horizontal").predict()`` (YASA's shipped EEG+EOG LightGBM classifier).
 
@@ -90,6 +93,24 @@ def worker(tool: str, path: str) -> None:
         t1 = time.perf_counter()
         hyp = hypnoscope.stage(path)
         codes = [int(c) for c in hyp.codes]
+    elif tool == "hypnoscope-cli":
+        # `hypnoscope stage PSG --out DIR` with every output (TSV, EDF+, HTML/JSON
+        # report, PNG), run in this process; the codes are read back from the TSV
+        import shutil
+
+        from hypnoscope.cli import main as cli_main
+
+        t1 = time.perf_counter()
+        out = Path(tempfile.mkdtemp(prefix="hypnoscope-cli-"))
+        try:
+            if cli_main(["stage", path, "--out", str(out)]) != 0:
+                raise SystemExit(f"hypnoscope stage failed on {path}")
+            stem = Path(path).name.removesuffix(".edf").removesuffix("-PSG")
+            lut = {"W": 0, "N1": 1, "N2": 2, "N3": 3, "R": 4}
+            rows = (out / f"{stem}.hypnogram.tsv").read_text().splitlines()[1:]
+            codes = [lut.get(r.split("\t")[2], -100) for r in rows]
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
     elif tool == "yasa":
         import mne
         import yasa
@@ -224,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     by = {(r["night"], r["tool"]): r for r in rows}
     for r in rows:
         y = by.get((r["night"], "yasa"))
-        if r["tool"] == "hypnoscope" and y:
+        if r["tool"] in ("hypnoscope", "hypnoscope-cli") and y:
             r["speedup_vs_yasa_stage"] = y["stage_sec"] / r["stage_sec"]
             r["speedup_vs_yasa_process"] = y["process_sec"] / r["process_sec"]
             r["speedup_vs_yasa_process_best"] = y["process_sec_best"] / r["process_sec_best"]

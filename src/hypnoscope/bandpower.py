@@ -118,10 +118,14 @@ def welch_band_powers(epochs: np.ndarray, sfreq: float = SFREQ) -> np.ndarray:
         raise ValueError(f"epochs have {epochs.shape[-1]} samples, fewer than the Welch "
                          f"window ({WELCH['nperseg']})")
     out = np.empty(epochs.shape[:2] + (len(BANDS),), dtype=np.float64)
+    from scipy import fft as sfft
+
+    freqs = sfft.rfftfreq(WELCH["nfft"], 1.0 / sfreq)
+    freqs = freqs[: int(np.sum(freqs <= max(hi for _, _, hi in BANDS)))]
     # chunks of epochs bound the memory of the segment and FFT buffers (24 h: ~40 MB)
     for start in range(0, len(epochs), WELCH_CHUNK):
         chunk = epochs[start:start + WELCH_CHUNK]
-        freqs, psd = signal.welch(chunk, fs=sfreq, axis=-1, return_onesided=True, **WELCH)
+        psd = welch_psd(chunk, sfreq, len(freqs))
         psd = np.maximum(np.nan_to_num(psd, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
         for i, (_name, lo, hi) in enumerate(BANDS):
             mask = (freqs >= lo) & (freqs <= hi)
@@ -130,12 +134,87 @@ def welch_band_powers(epochs: np.ndarray, sfreq: float = SFREQ) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
+def welch_psd(x: np.ndarray, sfreq: float, n_freqs: int | None = None) -> np.ndarray:
+    """``scipy.signal.welch(x, fs=sfreq, axis=-1, **WELCH)[1][..., :n_freqs]``.
+
+    SciPy's operations in SciPy's order (its ``ShortTimeFFT`` path: constant detrend of
+    each segment, window scaled for a density, one-sided doubling, median of the
+    segments over its bias), so the values are SciPy's (bit-identical in
+    ``tests/test_welch_psd.py``), but the median over the segments, the costliest step,
+    runs only for the ``n_freqs`` lowest frequencies (those the bands use): about 15 %
+    less CPU time than ``scipy.signal.welch`` for the band powers of a night.
+    """
+    from scipy import fft as sfft
+    from scipy.signal import get_window
+
+    x = np.asarray(x, dtype=np.float64)
+    nper, nfft = WELCH["nperseg"], WELCH["nfft"]
+    hop = nper - WELCH["noverlap"]
+    if WELCH["detrend"] != "constant" or WELCH["scaling"] != "density" \
+            or WELCH["average"] != "median" or x.shape[-1] < nper:  # pragma: no cover
+        return signal.welch(x, fs=sfreq, axis=-1, **WELCH)[1][..., :n_freqs]
+    n_seg = (x.shape[-1] - WELCH["noverlap"]) // hop
+    win = get_window(WELCH["window"], nper)
+    win = win * (1.0 / np.sqrt(sfreq * np.sum(np.abs(win) ** 2)))
+    seg = np.lib.stride_tricks.sliding_window_view(x, nper, axis=-1)[..., ::hop, :][..., :n_seg, :]
+    seg = seg - seg.mean(axis=-1, keepdims=True)
+    spec = sfft.rfft(seg * win, n=nfft, axis=-1)[..., :n_freqs]
+    psd = spec.real**2 + spec.imag**2
+    psd[..., 1:nfft // 2 if nfft % 2 == 0 else None] *= 2  # one-sided: all but DC, Nyquist
+    if n_seg == 1:
+        return psd[..., 0, :]
+    ii_2 = 2 * np.arange(1.0, (n_seg - 1) // 2 + 1)  # scipy.signal._spectral_py._median_bias
+    bias = 1 + np.sum(1.0 / (ii_2 + 1) - 1.0 / ii_2)
+    psd = np.median(psd, axis=-2)
+    psd /= bias
+    return psd
+
+
 def assemble_features(band_powers: np.ndarray, eps: float = EPS) -> np.ndarray:
     """``[log(power + eps) per band, power / sum of bands]`` along the last axis."""
     bp = np.asarray(band_powers, dtype=np.float64)
     total = bp.sum(axis=-1, keepdims=True)
     rel = np.divide(bp, total, out=np.zeros_like(bp), where=total > eps)
     return np.concatenate([np.log(bp + eps), rel], axis=-1)
+
+
+def jitter_band_powers(features: np.ndarray, rng: np.random.Generator,
+                       gain_sd: float = 0.5, tilt_sd: float = 0.25,
+                       eps: float = EPS) -> np.ndarray:
+    """Band-power features of one night as another person or amplifier might give them.
+
+    Every channel gets one random gain (``log power + g``, ``g ~ N(0, gain_sd)``: the
+    amplitude of the whole night scaled by ``exp(g / 2)``) and one random spectral tilt
+    (``log power + t * z_b``, ``t ~ N(0, tilt_sd)``, ``z_b`` the centred and scaled log
+    centre frequency of band ``b``: e.g. slow waves weaker against fast activity, as
+    with age or a thicker skull); relative powers are recomputed from the jittered
+    absolute powers. An augmentation for feature models (``augment`` option of
+    :class:`~hypnoscope.models.feature_classifiers.FeatureStagingModel`).
+
+    Parameters
+    ----------
+    features : ndarray (n_epochs, n_channels, 10)
+        ``[log_delta..log_beta, rel_delta..rel_beta]`` (:data:`FEATURE_NAMES`).
+    rng : numpy.random.Generator
+    gain_sd, tilt_sd : float
+        Standard deviations of the per-channel gain and tilt (natural-log units).
+
+    Returns
+    -------
+    ndarray, same shape, float32
+    """
+    x = np.asarray(features, dtype=np.float64)
+    k = len(BANDS)
+    if x.ndim != 3 or x.shape[-1] != 2 * k:
+        raise ValueError(f"band-power features must have shape (n_epochs, n_channels, "
+                         f"{2 * k}) ({', '.join(FEATURE_NAMES)}); got {x.shape}")
+    centre = np.log([(lo + hi) / 2.0 for _, lo, hi in BANDS])
+    z = (centre - centre.mean()) / centre.std()
+    n_ch = x.shape[1]
+    shift = (rng.normal(0.0, gain_sd, (n_ch, 1))
+             + rng.normal(0.0, tilt_sd, (n_ch, 1)) * z[None, :])
+    power = np.exp(x[..., :k] + shift[None]) - eps
+    return assemble_features(np.maximum(power, 0.0), eps).astype(np.float32)
 
 
 def bandpower_features(epochs: np.ndarray, sfreq: float = SFREQ) -> np.ndarray:
@@ -555,7 +634,8 @@ def extract_bandpower(data: np.ndarray, sfreq: float, ch_names: list[str], roles
         raise ValueError(f"unit must be 'uV' or 'V', got {unit!r}")
     x = np.multiply(data[:, : n_epochs * n_times], scale, dtype=np.float64)
     _filter_inplace(x, sfreq, list(roles))
-    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if not np.isfinite(x).all():  # one pass over the night instead of nan_to_num's four
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     ica_info: dict[str, Any] = {"ran": False, "skipped_reason": "disabled"}
     if ica:
         x, ica_info = remove_eye_components(x, sfreq, list(ch_names), list(roles), ica_decim,

@@ -240,9 +240,46 @@ def robust_zscore(X: np.ndarray) -> np.ndarray:
     with ``method="robust"`` (a column with zero IQR is scaled by its SD; a constant
     column becomes 0).
     """
+    return night_normalize(X, "robust")
+
+
+#: Per-night normalisations of :func:`add_context` (see :func:`night_normalize`).
+CONTEXT_NORMALIZATIONS = ("robust", "zscore", "quantile")
+
+
+def night_normalize(X: np.ndarray, method: str = "robust") -> np.ndarray:
+    """Normalise every column of one night's feature matrix (float64).
+
+    Parameters
+    ----------
+    X : ndarray (n_epochs, n_features)
+    method : {"robust", "zscore", "quantile"}
+        ``robust``: ``(x - median) / (IQR / 1.349)``; ``zscore``: ``(x - mean) / SD``
+        (both by :func:`hypnoscope.preprocessing.normalization_stats`); ``quantile``:
+        the normal score of the epoch's rank within the night,
+        ``Phi^-1((rank - 0.5) / n)`` (ties share their mean rank), so every column of
+        every night has the same distribution whatever its amplitude, offset or skew --
+        e.g. slow-wave power that falls with age keeps its ordering across the night.
+
+    Returns
+    -------
+    ndarray (n_epochs, n_features) float64
+        Constant columns become 0.
+    """
     X = np.asarray(X, dtype=np.float64)
-    center, scale = normalization_stats(X, "robust", axes=0)
-    return (X - center) / scale
+    if method in ("robust", "zscore"):
+        center, scale = normalization_stats(X, method, axes=0)
+        return (X - center) / scale
+    if method == "quantile":
+        from scipy.special import ndtri
+
+        if len(X) == 0:
+            return X.copy()
+        ranks = stats.rankdata(X, method="average", axis=0, nan_policy="omit")
+        n = np.maximum((~np.isnan(X)).sum(axis=0), 1)  # NaNs stay NaN, out of the ranks
+        return ndtri((ranks - 0.5) / n)
+    raise ValueError(f"per-night normalisation must be one of {CONTEXT_NORMALIZATIONS}, "
+                     f"got {method!r}")
 
 
 def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
@@ -267,10 +304,11 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         Centred rolling-SD window lengths.
     diffs : bool
         Add differences to the previous and to the next epoch.
-    normalize : {"robust", None}
-        ``"robust"``: z-score every column by the night's median and IQR / 1.349
-        (:func:`robust_zscore`) before the context is computed (the night-level
-        normalisation that makes features comparable across subjects and recordings).
+    normalize : {"robust", "zscore", "quantile", None}
+        Per-night normalisation of every column (:func:`night_normalize`) before the
+        context is computed (the night-level normalisation that makes features
+        comparable across subjects and recordings); ``"robust"``: median and
+        IQR / 1.349.
     keep_raw : bool
         Also keep the un-normalised input columns.
 
@@ -294,9 +332,10 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
     for w in (*windows, *past_windows, *std_windows):
         if int(w) < 1:
             raise ValueError(f"context window lengths must be >= 1 epoch, got {w}")
-    if normalize not in ("robust", None):
-        raise ValueError(f"normalize must be 'robust' or None, got {normalize!r}")
-    Z = robust_zscore(X) if normalize == "robust" else X
+    if normalize is not None and normalize not in CONTEXT_NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {CONTEXT_NORMALIZATIONS} or None, got "
+                         f"{normalize!r}")
+    Z = night_normalize(X, normalize) if normalize is not None else X
     blocks: list[np.ndarray] = []
     out_names: list[str] = []
     if keep_raw and normalize is not None:

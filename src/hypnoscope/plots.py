@@ -1,8 +1,10 @@
 """Matplotlib figures: hypnogram, hypnodensity and confusion matrix, plus saving helpers.
 
 Every ``plot_*`` function draws into ``ax`` (a new figure when ``None``) and returns the
-axes. :func:`save_figure` writes PNG/SVG/PDF atomically; :func:`figure_to_png_base64`
-and :func:`figure_to_svg` give embeddable strings for HTML reports.
+axes, except :func:`plot_night`, which returns the one figure of a staged night (drawn
+once per night by staging, for its PNG and its report). :func:`save_figure` writes
+PNG/SVG/PDF atomically; :func:`figure_to_png` gives PNG bytes, and
+:func:`figure_to_png_base64` and :func:`figure_to_svg` embeddable strings for HTML reports.
 """
 
 from __future__ import annotations
@@ -202,6 +204,64 @@ def plot_hypnodensity(hyp: Hypnogram, ax: Axes | None = None, time_axis: str = "
     return ax
 
 
+def plot_night(hyp: Hypnogram, reference: Hypnogram | None = None, title: str | None = None,
+               time_axis: str = "auto", width: float = 11.0) -> Figure:
+    """One figure of a staged night: hypnogram, reference hypnogram (if given) and
+    hypnodensity (if ``hyp`` has probabilities), stacked on a shared time axis.
+
+    Drawn on a :class:`matplotlib.figure.Figure` (no pyplot state: garbage-collected
+    like any object) with fixed margins (no layout engine, no cropping on saving: save
+    it with ``figure_to_png(fig, crop=False)``), which halves the rendering time of a
+    constrained layout cropped to its content. Staging renders it once per night and
+    uses the same PNG for ``S.hypnogram.png`` and the report.
+
+    Parameters
+    ----------
+    hyp : Hypnogram
+        The staged (or any) hypnogram.
+    reference : Hypnogram, optional
+        A reference hypnogram of the same night, drawn below as "Reference".
+    title : str, optional
+        Figure title (e.g. the recording's file name).
+    time_axis : {"auto", "hours", "clock"}
+        As in :func:`plot_hypnogram`.
+    width : float
+        Figure width in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    hyps = [(hyp, "Prediction" if reference is not None else "Hypnogram")]
+    if reference is not None:
+        hyps.append((reference, "Reference"))
+    density = hyp.probabilities is not None
+    ratios = [1.1] * len(hyps) + ([1.0] if density else [])
+    top = 0.62 if title else 0.35  # margins in inches: title, axes titles
+    height = 2.1 * sum(ratios) + top - 0.3
+    fig = Figure(figsize=(width, height))
+    # left: the "bad signal" tick label and the y label; right: the hypnodensity legend
+    grid = {"height_ratios": ratios, "left": 1.15 / width, "right": 1 - 0.65 / width,
+            "top": 1 - top / height, "bottom": 0.5 / height, "hspace": 0.32}
+    axes = fig.subplots(len(ratios), 1, sharex=True, squeeze=False, gridspec_kw=grid)[:, 0]
+    for ax, (h, name) in zip(axes, hyps, strict=False):
+        plot_hypnogram(h, ax=ax, time_axis=time_axis, title=name)
+    if density:
+        plot_hypnodensity(hyp, ax=axes[-1], time_axis=time_axis,
+                          title="Hypnodensity (per-epoch probabilities)")
+    lo = min(h.onset_sec for h, _ in hyps) / 3600.0
+    hi = max(h.onset_sec + h.duration_sec for h, _ in hyps) / 3600.0
+    axes[-1].set_xlim(lo, hi)  # shared by every row
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+        ax.set_xlabel("")
+    if title:
+        fig.suptitle(title, x=0.01, ha="left")
+    return fig
+
+
 def plot_confusion_matrix(cm, labels: Sequence[str], normalize: bool = True,
                           ax: Axes | None = None, title: str | None = None,
                           cmap: str = "Blues", figsize: tuple[float, float] = (4.6, 4.0)) -> Axes:
@@ -265,11 +325,18 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150,
     return path
 
 
+def figure_to_png(fig: Figure, dpi: int = 110, crop: bool = True) -> bytes:
+    """PNG of a figure (bytes), cropped to its content like :func:`save_figure`
+    (``crop=False``: the whole figure, for figures laid out with fixed margins such as
+    :func:`plot_night`'s; saves a layout pass)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if crop else None)
+    return buf.getvalue()
+
+
 def figure_to_png_base64(fig: Figure, dpi: int = 110) -> str:
     """PNG of a figure as a base64 string (for ``<img src="data:image/png;base64,...">``)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(figure_to_png(fig, dpi)).decode("ascii")
 
 
 def figure_to_svg(fig: Figure) -> str:

@@ -37,6 +37,9 @@ from .utils import write_json_atomic, write_text_atomic
 if TYPE_CHECKING:  # pragma: no cover
     from .hypnogram import Hypnogram
 
+#: Resolution of the report's figures and of ``S.hypnogram.png`` (dots per inch).
+FIGURE_DPI = 110
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
  margin:0;background:#f5f6f8;color:#1d2330;line-height:1.4}
@@ -125,10 +128,17 @@ def _figure(width: float, height: float, nrows: int = 1, sharex: bool = False):
 
 
 def _img(fig, alt: str) -> str:
-    from .plots import figure_to_png_base64
+    from .plots import figure_to_png
+
+    return _img_tag(figure_to_png(fig, dpi=FIGURE_DPI), alt)
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    """An ``<img>`` with the PNG inline (the report is one self-contained file)."""
+    import base64
 
     return (f'<img class="fig" alt="{_esc(alt)}" '
-            f'src="data:image/png;base64,{figure_to_png_base64(fig, dpi=120)}">')
+            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
 
 
 def _hypnogram_json(hyp: Hypnogram) -> dict[str, Any]:
@@ -219,7 +229,8 @@ def report_paths(out_stem: str | os.PathLike) -> tuple[Path, Path]:
 def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[str, Any],
                  reference: Hypnogram | None = None, lights_off: float | None = None,
                  lights_on: float | None = None, title: str | None = None,
-                 comparison: dict[str, Any] | None = None) -> tuple[Path, Path]:
+                 comparison: dict[str, Any] | None = None,
+                 figure_png: bytes | None = None) -> tuple[Path, Path]:
     """Write the per-night report ``<out_stem>.html`` and ``<out_stem>.json`` atomically.
 
     Parameters
@@ -250,6 +261,10 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         result, when it has one already (it is computed again only if its lights-off/on
         differ from those used here, so that statistics and agreement share one time in
         bed).
+    figure_png : bytes, optional
+        The night's figure as PNG (:func:`hypnoscope.plots.plot_night` of ``hypnogram``
+        and ``reference``), when the caller has rendered it already (staging writes the
+        same image as ``S.hypnogram.png``); drawn here otherwise.
 
     Returns
     -------
@@ -258,7 +273,7 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
     """
     from . import __version__
     from .notices import Notice, Notices
-    from .plots import plot_confusion_matrix, plot_hypnodensity, plot_hypnogram
+    from .plots import figure_to_png, plot_confusion_matrix, plot_night
 
     html_path, json_path = report_paths(out_stem)
     info = dict(info or {})
@@ -346,22 +361,16 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
     payload = json_safe(payload)
 
     # ------------------------------------------------------------ figures
-    nrows = 2 if reference is not None else 1
-    fig, axes = _figure(10.5, 2.5 * nrows + 0.4, nrows=nrows, sharex=False)
-    plot_hypnogram(hypnogram, ax=axes[0],
-                   title="Prediction" if reference is not None else "Hypnogram")
-    if reference is not None:
-        plot_hypnogram(reference, ax=axes[1], title="Reference")
-        lo = min(hypnogram.onset_sec, reference.onset_sec) / 3600
-        hi = max(hypnogram.onset_sec + hypnogram.duration_sec,
-                 reference.onset_sec + reference.duration_sec) / 3600
-        for ax in axes:
-            ax.set_xlim(lo, hi)
-    figs = [("Hypnogram", _img(fig, "hypnogram"))]
-    if hypnogram.probabilities is not None:
-        fig, (ax,) = _figure(10.5, 2.3)
-        plot_hypnodensity(hypnogram, ax=ax, title="Hypnodensity (per-epoch probabilities)")
-        figs.append(("Hypnodensity", _img(fig, "hypnodensity")))
+    # one figure (hypnogram, reference, hypnodensity on a shared time axis), drawn
+    # here unless the caller has rendered it already (staging writes the same PNG)
+    if figure_png is None:
+        figure_png = figure_to_png(plot_night(hypnogram, reference=reference),
+                                   dpi=FIGURE_DPI, crop=False)
+    density = hypnogram.probabilities is not None
+    alt = ("hypnogram" + (", reference hypnogram" if reference is not None else "")
+           + (" and hypnodensity" if density else ""))
+    figs = [("Hypnogram and hypnodensity" if density else "Hypnogram",
+             _img_tag(figure_png, alt))]
 
     # ------------------------------------------------------------ html
     s = stats

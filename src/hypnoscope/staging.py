@@ -902,8 +902,10 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     ``S.hypnogram.tsv`` (``onset duration stage confidence p_*``), ``S.hypnogram.edf``
     (EDF+ stage annotations), ``S.report.json`` and ``S.report.html`` (sleep statistics,
     plus agreement with ``reference``) and, with ``plot``, ``S.hypnogram.png``
-    (hypnogram and hypnodensity). The set appears all together or not at all: it is
-    written into a temporary folder inside ``out_dir`` and moved into place only when
+    (:func:`hypnoscope.plots.plot_night`: hypnogram, the reference's hypnogram when
+    given, and hypnodensity; the same image is in the report, rendered once). The set
+    appears all together or not at all: it is written into a temporary folder inside
+    ``out_dir`` and moved into place only when
     every file is written (:func:`hypnoscope.utils.output_set`); an error or an
     interrupt (SIGINT) leaves nothing of it. Files of an earlier set with the same stem
     are replaced.
@@ -951,8 +953,9 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     """
     from .hypnogram import read_hypnogram
     from .notices import raise_if_strict
+    from .plots import figure_to_png, plot_night
     from .recordings import recording_stem
-    from .report import write_report
+    from .report import FIGURE_DPI, write_report
     from .utils import output_set
 
     psg = Path(psg)
@@ -988,10 +991,14 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     with output_set(out_dir, stem, replaces=list(names.values())) as tmp:
         hyp.to_tsv(tmp / names["tsv"])
         hyp.to_edf(tmp / names["edf"])
+        # the night's figure is rendered once: embedded in the report and, with plot,
+        # the PNG file
+        png = figure_to_png(plot_night(hyp, reference=ref, title=psg.name), dpi=FIGURE_DPI,
+                            crop=False)
         write_report(tmp / f"{stem}.report", hyp, info, reference=ref, lights_off=off,
-                     lights_on=on, comparison=cmp)
+                     lights_on=on, comparison=cmp, figure_png=png)
         if plot:
-            _write_png(hyp, tmp / names["png"], psg.name)
+            _write_png(png, tmp / names["png"])
     paths = {k: out_dir / v for k, v in names.items() if plot or k != "png"}
     row: dict[str, Any] = {
         "recording": str(psg), "stem": stem, "status": "ok", "n_epochs": hyp.n_epochs,
@@ -1048,21 +1055,8 @@ def result_notices(info: dict[str, Any]) -> list:
     return [Notice("warning", str(m)) for m in info.get("warnings") or []]
 
 
-def _write_png(hyp: Hypnogram, path: Path, title: str) -> Path:
-    """Hypnogram above hypnodensity, saved atomically as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from .plots import save_figure
-
-    fig, axes = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True,
-                             gridspec_kw={"height_ratios": [1.1, 1]})
-    hyp.plot(ax=axes[0])
-    axes[0].set_title(title)
-    if hyp.probabilities is not None:
-        hyp.plot_hypnodensity(ax=axes[1])
-    else:  # pragma: no cover - staged hypnograms always have probabilities
-        axes[1].set_visible(False)
-    return save_figure(fig, path, dpi=110, close=True)
+def _write_png(png: bytes, path: Path) -> Path:
+    """Write the night's figure (:func:`hypnoscope.plots.plot_night`, rendered once for
+    the report and this file) into the output set's temporary folder."""
+    path.write_bytes(png)
+    return path

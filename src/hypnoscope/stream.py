@@ -272,8 +272,9 @@ class StreamingStager:
         self.classes = stage_names(self.model.n_classes)
         self.n_staged = 0
         from .models.feature_classifiers import FeatureStagingModel
+        from .models.vote import CrossFitVote
 
-        self._rows = isinstance(self.model, FeatureStagingModel)
+        self._rows = isinstance(self.model, FeatureStagingModel | CrossFitVote)
         self._warm_up()
 
     def _warm_up(self) -> None:

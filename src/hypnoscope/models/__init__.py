@@ -27,12 +27,20 @@ MODEL_REGISTRY: dict[str, tuple[str, str]] = {
                    "Random Forest on features plus temporal context"),
     "lightgbm-context": ("hypnoscope.models.feature_classifiers:make_feature_model",
                          "LightGBM on features plus temporal context (YASA-style)"),
+    "lightgbm-vote": ("hypnoscope.models.vote:make_vote",
+                      "Soft vote of three lightgbm-context variants (robust and quantile "
+                      "per-night normalisation, band-power augmentation); weights, class "
+                      "re-weighting and HMM chosen on cross-fitted predictions"),
     "ssnet": ("hypnoscope.models.ssnet:make_ssnet",
               "CNN + TCN + attention sequence model, direct 5-class (multimodal "
               "hierarchical seed); MLP front-end on feature input"),
     "ssnet-hier": ("hypnoscope.models.ssnet:make_ssnet",
                    "Hierarchical 3-class SSNet: Wake vs Sleep, then REM vs NREM on sleep "
                    "epochs"),
+    "seq-transformer": ("hypnoscope.models.seq_transformer:make_seq_transformer",
+                        "Transformer encoder over sequences of per-epoch vectors (MLP over "
+                        "features, or a CNN over raw epochs); MC2SleepNet's sequence level "
+                        "on one view"),
     "msmae-cnn": ("hypnoscope.models.msmae_cnn:make_msmae_cnn",
                   "Multi-scale masked-autoencoder encoder per modality (self-supervised "
                   "pre-training) + CNN decoder, on raw epochs (MSMAE-CNN paper)"),

@@ -234,23 +234,37 @@ def hmm_smooth(proba: np.ndarray, transmat: np.ndarray, prior: np.ndarray) -> np
     as emission likelihoods of a hidden Markov chain with ``transmat``; the returned
     posteriors combine each epoch's evidence with that of its neighbours.
     """
-    lik = np.asarray(proba, float) / np.maximum(prior, 1e-12)
-    n, k = lik.shape
-    fwd = np.empty((n, k))
-    p = np.full(k, 1.0 / k) * lik[0]
-    fwd[0] = p / p.sum()
-    for t in range(1, n):
-        p = (fwd[t - 1] @ transmat) * lik[t]
-        fwd[t] = p / max(p.sum(), 1e-300)
-    bwd = np.ones(k)
-    post = np.empty((n, k))
-    post[-1] = fwd[-1]
-    for t in range(n - 2, -1, -1):
-        bwd = transmat @ (lik[t + 1] * bwd)
-        bwd /= max(bwd.sum(), 1e-300)
+    return hmm_smooth_many([proba], transmat, prior)[0]
+
+
+def hmm_smooth_many(probas: list[np.ndarray], transmat: np.ndarray, prior: np.ndarray,
+                    ) -> list[np.ndarray]:
+    """:func:`hmm_smooth` of several nights at once (vectorised across nights: one
+    Python step per epoch of the longest night, not per epoch of every night)."""
+    if not probas:
+        return []
+    lens = np.array([len(p) for p in probas])
+    k = np.asarray(probas[0]).shape[1]
+    n_max, m = int(lens.max()), len(probas)
+    lik = np.ones((n_max, m, k))  # padding after a night's end: flat likelihood
+    for j, p in enumerate(probas):
+        lik[: lens[j], j] = np.asarray(p, float) / np.maximum(prior, 1e-12)
+    fwd = np.empty((n_max, m, k))
+    q = lik[0] / k
+    fwd[0] = q / q.sum(axis=1, keepdims=True)
+    for t in range(1, n_max):
+        q = (fwd[t - 1] @ transmat) * lik[t]
+        fwd[t] = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
+    post = np.empty((n_max, m, k))
+    bwd = np.ones((m, k))
+    for t in range(n_max - 1, -1, -1):
+        if t < n_max - 1:
+            bwd = (lik[t + 1] * bwd) @ transmat.T
+            bwd /= np.maximum(bwd.sum(axis=1, keepdims=True), 1e-300)
+            bwd[lens <= t + 1] = 1.0  # t is the last epoch (or past the end) of these
         q = fwd[t] * bwd
-        post[t] = q / max(q.sum(), 1e-300)
-    return post
+        post[t] = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
+    return [post[: lens[j], j] for j in range(m)]
 
 
 def _night_slices(groups, n: int) -> list[slice]:
@@ -273,6 +287,51 @@ def _flatten_epochs(X):
     if isinstance(X, np.ndarray) and X.ndim > 2:
         return X.reshape(len(X), -1)
     return X
+
+
+#: Defaults of the ``augment`` option (see :func:`augmented_nights`).
+DEFAULT_AUGMENT: dict[str, Any] = {"copies": 1, "gain_sd": 0.5, "tilt_sd": 0.25}
+
+
+def resolve_augment(augment: dict[str, Any] | bool | None) -> dict[str, Any] | None:
+    """Augmentation options: ``None`` for none, else :data:`DEFAULT_AUGMENT` updated."""
+    if not augment:
+        return None
+    out = dict(DEFAULT_AUGMENT)
+    if isinstance(augment, dict):
+        unknown = set(augment) - set(DEFAULT_AUGMENT)
+        if unknown:
+            raise ValueError(f"unknown augment option(s) {sorted(unknown)}; expected "
+                             f"{sorted(DEFAULT_AUGMENT)}")
+        out.update(augment)
+    if int(out["copies"]) < 1 or out["gain_sd"] < 0 or out["tilt_sd"] < 0:
+        raise ValueError(f"augment needs copies >= 1 and non-negative gain_sd/tilt_sd, got "
+                         f"{out}")
+    return out
+
+
+def augmented_nights(nights, augment: dict[str, Any], seed: int = 0) -> list:
+    """``augment["copies"]`` jittered copies of every band-power night (see
+    :func:`hypnoscope.bandpower.jitter_band_powers`), one seeded generator per copy."""
+    import dataclasses
+
+    from ..bandpower import FEATURE_NAMES, jitter_band_powers
+
+    out = []
+    for c in range(int(augment["copies"])):
+        rng = np.random.default_rng([int(seed), 7919, c])
+        for n in nights:
+            names = tuple(n.meta.get("feature_names", FEATURE_NAMES))
+            if n.kind != "features" or n.X.ndim != 3 or names != FEATURE_NAMES:
+                raise ValueError(
+                    f"night {n.night_id}: band-power augmentation needs precomputed band "
+                    f"powers (n_epochs, n_channels, {len(FEATURE_NAMES)}) named "
+                    f"{list(FEATURE_NAMES)}; got kind {n.kind!r}, shape "
+                    f"{list(n.X.shape)}")
+            out.append(dataclasses.replace(
+                n, X=jitter_band_powers(n.X, rng, augment["gain_sd"], augment["tilt_sd"]),
+                night_id=f"{n.night_id}~aug{c}"))
+    return out
 
 
 def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | None:
@@ -315,6 +374,11 @@ class FeatureStagingModel(StagingModel):
     feature_set : {"all", "msmae-paper"}
         Features of signal nights (:data:`FEATURE_SETS`): every feature of
         :func:`~hypnoscope.features.epoch_features`, or the MSMAE-CNN paper's EEG set.
+    augment : dict, optional
+        Train also on ``copies`` (default 1) jittered copies of every band-power night
+        (:func:`hypnoscope.bandpower.jitter_band_powers` with ``gain_sd`` and
+        ``tilt_sd``; seeded by ``seed``): other amplitudes and spectral tilts, as other
+        people and amplifiers give them. Needs nights of precomputed band powers.
     seed, n_jobs, **params
         Passed to :func:`build_estimator`.
     """
@@ -325,7 +389,7 @@ class FeatureStagingModel(StagingModel):
                  n_classes: int = 5, context: bool | dict[str, Any] = False,
                  smoothing: str | None = None, seed: int = 0,
                  class_weight: Any = "sqrt", n_jobs: int = 1, feature_set: str = "all",
-                 **params: Any) -> None:
+                 augment: dict[str, Any] | None = None, **params: Any) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algorithm!r}; expected one of "
                              f"{ALGORITHMS}")
@@ -335,9 +399,13 @@ class FeatureStagingModel(StagingModel):
         if smoothing not in (None, "hmm"):
             raise ValueError(f"smoothing must be None or 'hmm', got {smoothing!r}")
         ctx = resolve_context(context)
+        augment = resolve_augment(augment)
         super().__init__(n_classes=n_classes, algorithm=algorithm, context=ctx,
                          smoothing=smoothing, seed=seed, class_weight=class_weight,
                          feature_set=feature_set, params=dict(params))
+        if augment is not None:  # only then, so that older model cards stay the same
+            self.config["augment"] = augment
+        self.augment = augment
         self.name = name
         self.feature_set = feature_set
         self.algorithm = algorithm
@@ -379,9 +447,12 @@ class FeatureStagingModel(StagingModel):
             raise ValueError(f"nights mix input kinds {sorted(kinds)}")
         from ..utils import progress
 
+        fit_nights = nights
+        if getattr(self, "augment", None):
+            fit_nights = nights + augmented_nights(nights, self.augment, self.seed)
         Xs, ys = [], []
         names: list[str] = []
-        for n in progress(nights, desc="features", unit="night"):
+        for n in progress(fit_nights, desc="features", unit="night"):
             X, names = night_feature_matrix(n, self.context, self.feature_set)
             y = self._labels(n)
             keep = y >= 0

@@ -171,6 +171,9 @@ def make_portable(model):
     est = getattr(model, "estimator_", None)
     if est is not None and type(est).__module__.startswith("lightgbm"):
         model.estimator_ = PortableLightGBM.from_estimator(est)
+    for fitted in getattr(model, "models", None) or []:  # a vote: models of each member
+        for member in fitted:
+            make_portable(member)
     return model
 
 

@@ -86,7 +86,12 @@ SPINDLE_RATE_REL = np.array([0.0, 0.05, 1.0, 0.3, 0.01])  # x subject spindle de
 KCOMPLEX_RATE_REL = np.array([0.0, 0.1, 1.0, 0.3, 0.0])  # x subject K-complex rate
 VERTEX_RATE = np.array([0.0, 2.0, 0.3, 0.0, 0.05])
 SAWTOOTH_RATE = np.array([0.0, 0.0, 0.0, 0.0, 0.8])
-SEM_RATE = np.array([0.5, 2.5, 0.15, 0.0, 0.1])
+#: Slow rolling eye movements per minute (N1: the population mean of
+#: ``SubjectTraits.sem_rate``). At 4-15 s each, N1's 5/min fill most of its time: the
+#: sleep-onset hallmark scorers look for, with the EOG otherwise quiet (no blinks).
+SEM_RATE = np.array([0.5, 5.0, 0.15, 0.0, 0.1])
+#: Blinks per minute of N1 (the eyes are closed; blinking stops at sleep onset).
+N1_BLINK_RATE = 0.1
 EMG_STAGE_LEVEL = np.array([1.0, 0.6, 0.42, 0.38, 0.13])  # population means (SubjectTraits.emg_*)
 ALPHA_STAGE_LEVEL = np.array([1.0, 0.12, 0.05, 0.04, 0.12])  # W value = eyes closed
 EYES_OPEN_ALPHA = 0.15  #: alpha level in wake with eyes open (eyes closed = 1)
@@ -460,7 +465,7 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     eh_steps = np.zeros(n, dtype=np.float32)
     eh = np.zeros(n, dtype=np.float32)
     blink_rate = np.where(eyes_open_sec, 12.0, np.where(eyes_closed_sec, 1.5, 0.0))
-    blink_rate = blink_rate + 0.5 * mix_sec[N1]
+    blink_rate = blink_rate + N1_BLINK_RATE * mix_sec[N1]
     bl_on = _poisson_onsets(rng, blink_rate / 60)
     events["blink"] = bl_on
     tb = np.arange(int(0.5 * fs)) / fs

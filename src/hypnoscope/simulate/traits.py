@@ -41,7 +41,7 @@ class SubjectTraits:
     emg_n3: float = 0.38  #: N3 EMG tone relative to quiet wake
     emg_rem: float = 0.13  #: REM (atonia) EMG tone relative to quiet wake
     vertex_rate: float = 2.0  #: vertex sharp waves per minute of N1
-    sem_rate: float = 2.5  #: slow eye movements per minute of N1
+    sem_rate: float = 5.0  #: slow eye movements per minute of N1
     spectral_sd: float = 0.0  #: sd of the subject's log band-gain offsets (0 = none)
     spectral_seed: int = 0  #: seed of the subject's band-gain offsets
 
@@ -109,7 +109,7 @@ class SubjectTraits:
         n3 = float(np.clip(n2 * ln(0.9, 0.15), 0.15, n2 * 1.1))
         rem = float(np.clip(ln(0.13, 0.45), 0.04, 0.7 * min(n2, n3)))
         return {"emg_n1": n1, "emg_n2": n2, "emg_n3": n3, "emg_rem": rem,
-                "vertex_rate": ln(2.0, 0.45), "sem_rate": ln(2.5, 0.4),
+                "vertex_rate": ln(2.0, 0.45), "sem_rate": ln(5.0, 0.4),
                 "spectral_sd": float(rng.uniform(0.12, 0.25)),
                 "spectral_seed": int(rng.integers(0, 2**31 - 1))}
 
