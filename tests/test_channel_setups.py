@@ -129,3 +129,25 @@ def test_eeg_and_eog_recording_and_a_dead_channel_use_smaller_models(night):
     codes = [n.code for n in res.info["notices"]]
     assert "channel-dropped" in codes and "model-chosen" in codes
     assert list(res.info["channels"]) == ["EEG Pz-Oz", "EOG horizontal"]
+
+
+def test_shipped_vote_is_named_only_and_stages_like_default(night):
+    """``vote`` (lightgbm-vote, nested-CV numbers on its card) is never the automatic
+    choice, stages with ``model="vote"``, and agrees with the default on most epochs."""
+    cards = shipped_models()
+    card = cards["vote"]
+    assert card["architecture"] == "lightgbm-vote"
+    cv = card["cross_validation"]
+    assert cv["n_folds"] == 10 and "nested" in cv["protocol"]
+    assert cv["pooled"]["kappa"] > cards["default"]["cross_validation"]["pooled"]["kappa"]
+    assert card["combination"]["members"] == ["lgbm", "lgbm-quantile", "lgbm-augment"]
+    assert sum(card["combination"]["weights"]) == pytest.approx(1.0)
+    assert choose_model(["eeg", "eeg", "eog"], ch_names=[
+        "EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"])[0] == "default"
+    hyp, raw = night
+    voted = stage_recording(raw, model="vote")
+    default = stage_recording(raw)
+    assert voted.info["model"]["name"] == "vote"
+    assert _accuracy(hyp, voted.hypnogram) > 0.7
+    same = np.mean(voted.hypnogram.codes == default.hypnogram.codes)
+    assert same > 0.85
