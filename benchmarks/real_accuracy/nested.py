@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import importlib.util
 import json
 import os
 import platform
@@ -51,6 +50,9 @@ from hypnoscope.nested import Combination, choose_combination, cross_fit
 from hypnoscope.splits import subject_kfold
 from hypnoscope.stages import stage_names
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import _real_features  # noqa: E402  (the robustness benchmark beside this file)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -89,14 +91,6 @@ PROCEDURES: dict[str, tuple[list[str], bool, str]] = {
 SHIPPABLE = "torch-free vote + class/HMM"
 TARGETS = {"accuracy": 0.835, "macro_f1": 0.78, "kappa": 0.77, "f1_N3": 0.78,
            "f1_R": 0.88, "worst_fold_accuracy": 0.79}
-
-
-def _real_features():
-    path = ROOT / "benchmarks" / "real_features" / "run.py"
-    spec = importlib.util.spec_from_file_location("real_features_run", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def state_path(state: Path, member: str, fold, data: str) -> Path:

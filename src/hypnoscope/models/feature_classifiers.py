@@ -293,17 +293,27 @@ def _flatten_epochs(X):
 DEFAULT_AUGMENT: dict[str, Any] = {"copies": 1, "gain_sd": 0.5, "tilt_sd": 0.25}
 
 
+def _options(value: bool | dict[str, Any] | None, defaults: dict[str, Any], what: str,
+             ) -> dict[str, Any] | None:
+    """``None`` for a false ``value``, else ``defaults`` updated by a dict ``value``
+    (unknown keys raise a ``ValueError`` naming them)."""
+    if not value:
+        return None
+    out = dict(defaults)
+    if isinstance(value, dict):
+        unknown = set(value) - set(defaults)
+        if unknown:
+            raise ValueError(f"unknown {what} option(s) {sorted(unknown)}; expected "
+                             f"{sorted(defaults)}")
+        out.update(value)
+    return out
+
+
 def resolve_augment(augment: dict[str, Any] | bool | None) -> dict[str, Any] | None:
     """Augmentation options: ``None`` for none, else :data:`DEFAULT_AUGMENT` updated."""
-    if not augment:
+    out = _options(augment, DEFAULT_AUGMENT, "augment")
+    if out is None:
         return None
-    out = dict(DEFAULT_AUGMENT)
-    if isinstance(augment, dict):
-        unknown = set(augment) - set(DEFAULT_AUGMENT)
-        if unknown:
-            raise ValueError(f"unknown augment option(s) {sorted(unknown)}; expected "
-                             f"{sorted(DEFAULT_AUGMENT)}")
-        out.update(augment)
     if int(out["copies"]) < 1 or out["gain_sd"] < 0 or out["tilt_sd"] < 0:
         raise ValueError(f"augment needs copies >= 1 and non-negative gain_sd/tilt_sd, got "
                          f"{out}")
@@ -340,16 +350,7 @@ def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | N
     ``False``/``None`` mean no context, ``True`` the defaults, a dict overrides them
     (unknown keys raise a ``ValueError`` naming them).
     """
-    if not context:
-        return None
-    ctx = dict(DEFAULT_CONTEXT)
-    if isinstance(context, dict):
-        unknown = set(context) - set(DEFAULT_CONTEXT)
-        if unknown:
-            raise ValueError(f"unknown context option(s) {sorted(unknown)}; expected "
-                             f"{sorted(DEFAULT_CONTEXT)}")
-        ctx.update(context)
-    return ctx
+    return _options(context, DEFAULT_CONTEXT, "context")
 
 
 class FeatureStagingModel(StagingModel):
