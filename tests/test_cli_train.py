@@ -271,3 +271,30 @@ def test_train_val_fraction_checked_before_loading(tmp_path, capsys):
                                       "--out", "m"])
     default = inspect.signature(validation_split).parameters["fraction"].default
     assert args.val_fraction == default == 0.15
+
+
+def test_train_vote_uses_every_subject_and_needs_band_powers(tmp_path, capsys, feature_dirs):
+    """``lightgbm-vote`` chooses on its own inner folds, so no validation subjects are held
+    out; its augmented member needs the band-power layout and says so."""
+    train, _ = feature_dirs
+    code, _, err = run(capsys, "train", "--model", "lightgbm-vote", "--features", str(train),
+                       "--out", str(tmp_path / "v.joblib"))
+    assert code == 2 and "band-power augmentation needs" in err and "01__1" in err
+    assert not (tmp_path / "v.joblib").exists()
+    from hypnoscope.bandpower import assemble_features
+
+    rng = np.random.default_rng(0)
+    bp_dir = tmp_path / "bp"
+    bp_dir.mkdir()
+    for s in ("01", "02", "03", "04"):
+        y = np.repeat(rng.integers(0, 5, size=12), 5)
+        bp = rng.uniform(0.5, 1.5, size=(len(y), 3, 5))
+        bp[:, 0, 0] *= np.exp(y)
+        np.savez(bp_dir / f"{s}__1.npz", features=assemble_features(bp).astype(np.float32),
+                 labels=y)
+    code, out, _ = run(capsys, "train", "--model", "lightgbm-vote", "--features", str(bp_dir),
+                       "--out", str(tmp_path / "v.joblib"))
+    assert code == 0 and "4 nights / 4 subjects" in out and "validation" not in out
+    model = load_model(tmp_path / "v.joblib")
+    assert model.metadata["training_data"]["subjects"] == ["01", "02", "03", "04"]
+    assert sum(model.metadata["combination"]["weights"]) == pytest.approx(1.0)

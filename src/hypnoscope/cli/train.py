@@ -153,9 +153,11 @@ def _night_notices(nights) -> list:
 
 
 def _is_feature_model(name: str) -> bool:
+    """Feature models (and their cross-fitted vote) use no validation subjects."""
     from ..models import MODEL_REGISTRY
 
-    return MODEL_REGISTRY[name][0].startswith("hypnoscope.models.feature_classifiers:")
+    return MODEL_REGISTRY[name][0].split(":")[0] in (
+        "hypnoscope.models.feature_classifiers", "hypnoscope.models.vote")
 
 
 # -- handlers ---------------------------------------------------------------------------

@@ -332,7 +332,8 @@ def augmented_nights(nights, augment: dict[str, Any], seed: int = 0) -> list:
         rng = np.random.default_rng([int(seed), 7919, c])
         for n in nights:
             names = tuple(n.meta.get("feature_names", FEATURE_NAMES))
-            if n.kind != "features" or n.X.ndim != 3 or names != FEATURE_NAMES:
+            if (n.kind != "features" or n.X.ndim != 3 or names != FEATURE_NAMES
+                    or n.X.shape[-1] != len(FEATURE_NAMES)):
                 raise ValueError(
                     f"night {n.night_id}: band-power augmentation needs precomputed band "
                     f"powers (n_epochs, n_channels, {len(FEATURE_NAMES)}) named "
