@@ -147,8 +147,7 @@ def fold_outcome(fold, nights, recs: dict[str, dict]) -> dict:
         combo = choose_combination(
             oof, y_in, tm, prior_exponents=(0.0, 0.25, 0.5, 0.75) if tune else (0.0,),
             smoothings=(None, "hmm") if tune else (None,), members=idx)
-        avg = [sum(w * o[j] for w, o in zip(combo.weights, outer, strict=True))
-               for j in range(len(test))]
+        avg = [combo.average([o[j] for o in outer]) for j in range(len(test))]
         pred = {n.night_id: q.argmax(1) for n, q in zip(test, combo.adjust_many(avg),
                                                         strict=True)}
         out[proc] = {"combination": combo, "pred": pred}

@@ -70,12 +70,15 @@ class Combination:
     def apply(self, member_probas: Sequence[np.ndarray]) -> np.ndarray:
         """Combined ``(n_epochs, n_classes)`` probabilities of ONE night from its member
         probabilities (one ``(n_epochs, n_classes)`` array per member, in order)."""
+        return self.adjust(self.average(member_probas))
+
+    def average(self, member_probas: Sequence[np.ndarray]) -> np.ndarray:
+        """The soft vote alone: the weighted average of the member probabilities."""
         if len(member_probas) != len(self.weights):
             raise ValueError(f"{len(member_probas)} member probabilities for "
                              f"{len(self.weights)} weights")
-        p = sum(w * np.asarray(q, float) for w, q in zip(self.weights, member_probas,
-                                                          strict=True))
-        return self.adjust(p)
+        return sum(w * np.asarray(q, float) for w, q in zip(self.weights, member_probas,
+                                                             strict=True))
 
     def adjust(self, p: np.ndarray) -> np.ndarray:
         """Class re-weighting and smoothing of one night's averaged probabilities."""
@@ -167,7 +170,7 @@ def choose_combination(oof: Sequence[Sequence[np.ndarray]], y: Sequence[np.ndarr
     best = grid[np.lexsort((spread, np.round(losses, 10)))[0]]
     weights = np.zeros(n_members)
     weights[allowed] = best
-    p_avg = sum(w * q for w, q in zip(weights, stacked, strict=True))
+    p_avg = Combination(weights).average(stacked)
     prior = p_avg.mean(axis=0)
     bounds = np.cumsum([0, *[len(v) for v in y]])
     per_night = [p_avg[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
