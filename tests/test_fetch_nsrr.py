@@ -123,8 +123,10 @@ class NsrrServer:
                 cut = server.cut_next.pop(path, None)
                 if cut is not None:  # a dropped connection: fewer bytes than announced
                     body = body[:cut]
-                self.wfile.write(body)
+                # recorded before the body goes out: the client may return as soon as it
+                # has read the last byte, before this thread runs again
                 server.requests.append((path, rng, len(body)))
+                self.wfile.write(body)
                 if cut is not None:
                     self.close_connection = True
 
