@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 from .features import BANDS  # (name, low Hz, high Hz), closed intervals
 from .stages import UNSCORED
@@ -135,39 +134,16 @@ def welch_band_powers(epochs: np.ndarray, sfreq: float = SFREQ) -> np.ndarray:
 
 
 def welch_psd(x: np.ndarray, sfreq: float, n_freqs: int | None = None) -> np.ndarray:
-    """``scipy.signal.welch(x, fs=sfreq, axis=-1, **WELCH)[1][..., :n_freqs]``.
+    """``scipy.signal.welch(x, fs=sfreq, axis=-1, **WELCH)[1][..., :n_freqs]``
+    (:func:`hypnoscope.preprocessing.welch`: SciPy's values, the median over the
+    segments only for the ``n_freqs`` lowest frequencies, those the bands use)."""
+    from .preprocessing import welch
 
-    SciPy's operations in SciPy's order (its ``ShortTimeFFT`` path: constant detrend of
-    each segment, window scaled for a density, one-sided doubling, median of the
-    segments over its bias), so the values are SciPy's (bit-identical in
-    ``tests/test_welch_psd.py``), but the median over the segments, the costliest step,
-    runs only for the ``n_freqs`` lowest frequencies (those the bands use): about 15 %
-    less CPU time than ``scipy.signal.welch`` for the band powers of a night.
-    """
-    from scipy import fft as sfft
-    from scipy.signal import get_window
-
-    x = np.asarray(x, dtype=np.float64)
-    nper, nfft = WELCH["nperseg"], WELCH["nfft"]
-    hop = nper - WELCH["noverlap"]
-    if WELCH["detrend"] != "constant" or WELCH["scaling"] != "density" \
-            or WELCH["average"] != "median" or x.shape[-1] < nper:  # pragma: no cover
-        return signal.welch(x, fs=sfreq, axis=-1, **WELCH)[1][..., :n_freqs]
-    n_seg = (x.shape[-1] - WELCH["noverlap"]) // hop
-    win = get_window(WELCH["window"], nper)
-    win = win * (1.0 / np.sqrt(sfreq * np.sum(np.abs(win) ** 2)))
-    seg = np.lib.stride_tricks.sliding_window_view(x, nper, axis=-1)[..., ::hop, :][..., :n_seg, :]
-    seg = seg - seg.mean(axis=-1, keepdims=True)
-    spec = sfft.rfft(seg * win, n=nfft, axis=-1)[..., :n_freqs]
-    psd = spec.real**2 + spec.imag**2
-    psd[..., 1:nfft // 2 if nfft % 2 == 0 else None] *= 2  # one-sided: all but DC, Nyquist
-    if n_seg == 1:
-        return psd[..., 0, :]
-    ii_2 = 2 * np.arange(1.0, (n_seg - 1) // 2 + 1)  # scipy.signal._spectral_py._median_bias
-    bias = 1 + np.sum(1.0 / (ii_2 + 1) - 1.0 / ii_2)
-    psd = np.median(psd, axis=-2)
-    psd /= bias
-    return psd
+    kw = {k: v for k, v in WELCH.items() if k not in ("detrend", "scaling")}
+    if WELCH["detrend"] != "constant" or WELCH["scaling"] != "density":  # pragma: no cover
+        raise RuntimeError("WELCH must keep SciPy's defaults detrend='constant', "
+                           "scaling='density'")
+    return welch(x, sfreq, n_freqs=n_freqs, **kw)[1]
 
 
 def assemble_features(band_powers: np.ndarray, eps: float = EPS) -> np.ndarray:
@@ -234,21 +210,79 @@ def filter_signals(data: np.ndarray, sfreq: float, roles: list[str]) -> np.ndarr
     return out
 
 
-def _filter_inplace(out: np.ndarray, sfreq: float, roles: list[str]) -> None:
-    import mne
+def band_filter_taps(role: str, sfreq: float, shipped: bool = True) -> np.ndarray:
+    """FIR taps of the ``role`` band-pass (:data:`FILTERS`; MNE's default design, upper
+    edge lowered to Nyquist - 0.5 Hz where needed)."""
+    from .preprocessing import design_fir
 
+    lo, hi = FILTERS[role]
     nyq = sfreq / 2.0
+    return design_fir(sfreq, lo, hi if hi < nyq else nyq - 0.5, shipped=shipped)
+
+
+def notch_filter_taps(sfreq: float, shipped: bool = True) -> np.ndarray | None:
+    """FIR taps of ``mne.filter.notch_filter(x, sfreq, freqs)`` for the notch frequencies
+    of :data:`FILTERS` below Nyquist (widths ``f / 200``, 1-Hz transitions), or None."""
+    from .preprocessing import design_fir
+
+    freqs = [f for f in FILTERS["notch"] if 0 < f < sfreq / 2.0]
+    if not freqs:
+        return None
+    tb_2 = 0.5  # half of MNE's 1-Hz transition band
+    return design_fir(sfreq, [f + f / 200.0 / 2.0 + tb_2 for f in freqs],
+                      [f - f / 200.0 / 2.0 - tb_2 for f in freqs],
+                      l_trans_bandwidth=tb_2, h_trans_bandwidth=tb_2, shipped=shipped)
+
+
+#: ``ICA.find_bads_eog``'s 1-10 Hz band-pass of sources and EOG (MNE's settings).
+SCORE_FILTER = {"l_freq": 1.0, "h_freq": 10.0, "phase": "zero-double",
+                "filter_length": "10s", "fir_window": "hann", "l_trans_bandwidth": 0.5,
+                "h_trans_bandwidth": 0.5, "fir_design": "firwin2"}
+
+
+def score_filter_taps(sfreq: float, shipped: bool = True) -> np.ndarray:
+    """FIR taps (one pass) of the 1-10 Hz filter of :data:`SCORE_FILTER`."""
+    from .preprocessing import design_fir
+
+    kw = dict(SCORE_FILTER)
+    return design_fir(sfreq, kw.pop("l_freq"), kw.pop("h_freq"), shipped=shipped, **kw)
+
+
+def pipeline_designs(shipped: bool = True) -> dict[str, np.ndarray]:
+    """Every filter and window design that staging a recording at :data:`SFREQ` uses
+    (the band-power pipeline's, and the Welch window of the EMG-as-EOG check in
+    :func:`hypnoscope.io.emg_spectrum_shares`): what ``scripts/make_designs.py`` ships."""
+    from .io import EMG_CHECK_NPERSEG_SEC
+    from .preprocessing import design_window
+
+    out = {"eeg": band_filter_taps("eeg", SFREQ, shipped),
+           "eog": band_filter_taps("eog", SFREQ, shipped),
+           "score": score_filter_taps(SFREQ / ICA_SCORE_DECIM, shipped),
+           "welch_window": design_window(WELCH["window"], WELCH["nperseg"],
+                                         shipped=shipped),
+           "emg_check_window": design_window("hann", int(EMG_CHECK_NPERSEG_SEC * SFREQ),
+                                             shipped=shipped)}
+    notch = notch_filter_taps(SFREQ, shipped)
+    if notch is not None:  # pragma: no cover - no 50-Hz notch below Nyquist at 100 Hz
+        out["notch"] = notch
+    return out
+
+
+def _filter_inplace(out: np.ndarray, sfreq: float, roles: list[str]) -> None:
+    """MNE's ``notch_filter`` and ``filter_data`` with the shipped designs
+    (:func:`hypnoscope.preprocessing.fir_filter`: the same numbers, bit for bit)."""
+    from .preprocessing import fir_filter
+
+    notch = notch_filter_taps(sfreq)
     for role in ("eeg", "eog"):
         idx = [i for i, r in enumerate(roles) if r == role]
         if not idx:
             continue
-        notch = [f for f in FILTERS["notch"] if 0 < f < nyq]
-        if notch:
-            out[idx] = mne.filter.notch_filter(out[idx], sfreq, notch, verbose="ERROR")
-        lo, hi = FILTERS[role]
-        hi = hi if hi < nyq else nyq - 0.5
+        if notch is not None:
+            out[idx] = fir_filter(out[idx], notch)
+        taps = band_filter_taps(role, sfreq)
         for i in idx:  # one channel at a time: no extra copy of the whole recording
-            mne.filter.filter_data(out[i], sfreq, lo, hi, copy=False, verbose="ERROR")
+            out[i] = fir_filter(out[i], taps)
 
 
 # ------------------------------------------------------- ICA without scikit-learn
@@ -392,15 +426,21 @@ def _eog_scores(ica: _EEGICA, eeg: np.ndarray, eog: np.ndarray,
                 sfreq: float) -> np.ndarray:
     """``ICA.find_bads_eog`` scores: Pearson correlation of each source with the EOG,
     both band-passed to 1-10 Hz as MNE does (``eeg`` is overwritten)."""
-    import mne
-    from scipy import stats
+    from .preprocessing import fir_filter
 
-    kw = dict(phase="zero-double", filter_length="10s", fir_window="hann",
-              l_trans_bandwidth=0.5, h_trans_bandwidth=0.5, fir_design="firwin2",
-              verbose="ERROR")
-    sources = mne.filter.filter_data(ica.sources(eeg), sfreq, 1, 10, **kw)
-    target = mne.filter.filter_data(eog.reshape(1, -1), sfreq, 1, 10, **kw)
-    return np.array([stats.pearsonr(a, target.ravel()).statistic for a in sources])
+    taps = score_filter_taps(sfreq)
+    sources = fir_filter(ica.sources(eeg), taps, phase=SCORE_FILTER["phase"])
+    target = fir_filter(eog, taps, phase=SCORE_FILTER["phase"])
+    # Pearson's r as scipy.stats.pearsonr computes it (the same steps, hence the same
+    # numbers as MNE's scores), without importing scipy.stats (~0.3 s)
+    def centred_unit(x: np.ndarray) -> np.ndarray:
+        xm = x - x.mean(axis=-1, keepdims=True)
+        xmax = np.abs(xm).max(axis=-1, keepdims=True)
+        return xm / (xmax * np.linalg.norm(xm / xmax, axis=-1, keepdims=True))
+
+    with np.errstate(invalid="ignore", divide="ignore"):  # a flat signal: NaN, as SciPy
+        r = np.vecdot(centred_unit(sources), centred_unit(target))
+    return np.clip(r, -1.0, 1.0)
 
 
 def remove_eye_components(data: np.ndarray, sfreq: float, ch_names: list[str],

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal, stats
 
 from .preprocessing import normalization_stats
 
@@ -89,6 +88,8 @@ def welch_psd(epochs: np.ndarray, sfreq: float, window_sec: float = 4.0,
     psd : ndarray (..., n_freqs)
         µV²/Hz when the epochs are in µV.
     """
+    from scipy import signal  # lazy: importing scipy.signal takes ~0.6 s
+
     n_times = epochs.shape[-1]
     nperseg = int(min(n_times, round(window_sec * sfreq)))
     freqs, psd = signal.welch(epochs, fs=sfreq, window="hamming", nperseg=nperseg,
@@ -98,6 +99,8 @@ def welch_psd(epochs: np.ndarray, sfreq: float, window_sec: float = 4.0,
 
 def _signal_features(x: np.ndarray, sfreq: float) -> dict[str, np.ndarray]:
     """Generic features of ``x`` (n_epochs, n_times) -> name -> (n_epochs,)."""
+    from scipy import stats
+
     out: dict[str, np.ndarray] = {}
     out["mean"] = x.mean(axis=-1)
     out["sd"] = x.std(axis=-1)
@@ -271,6 +274,7 @@ def night_normalize(X: np.ndarray, method: str = "robust") -> np.ndarray:
         center, scale = normalization_stats(X, method, axes=0)
         return (X - center) / scale
     if method == "quantile":
+        from scipy import stats
         from scipy.special import ndtri
 
         if len(X) == 0:

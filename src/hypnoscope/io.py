@@ -124,6 +124,8 @@ EMG_HF_SHARE_MIN = 0.5
 EMG_LF_SHARE_MAX = 0.1
 #: Lowest stored rate (Hz) at which the EOG spectrum is checked for EMG.
 EMG_CHECK_MIN_SFREQ = 80.0
+#: Welch segment of the EMG-as-EOG check (seconds; Hann window, mean).
+EMG_CHECK_NPERSEG_SEC = 4
 #: Shortest recording accepted (one scoring epoch), in seconds.
 MIN_DURATION_SEC = 30.0
 
@@ -507,11 +509,11 @@ def _native_samples(x: np.ndarray, file_sfreq: float, orig: float) -> tuple[np.n
 
 
 def _resample(x: np.ndarray, fs_in: float, fs_out: float, n_out: int) -> np.ndarray:
-    from scipy.signal import resample_poly
-
     if np.isclose(fs_in, fs_out):
         y = x
     else:
+        from scipy.signal import resample_poly  # imported only when needed (~0.6 s)
+
         frac = Fraction(fs_out / fs_in).limit_denominator(1000)
         y = resample_poly(x, frac.numerator, frac.denominator)
     if y.size >= n_out:
@@ -595,7 +597,7 @@ def emg_spectrum_shares(x: np.ndarray, fs: float, max_epochs: int = 240,
     median over at most ``max_epochs`` evenly spaced 30-s epochs of each epoch's shares
     (Welch, 4-s segments); None when the rate is below ``EMG_CHECK_MIN_SFREQ`` or the
     signal is flat."""
-    from scipy.signal import welch
+    from .preprocessing import welch  # SciPy's Welch; no scipy.signal import at 100 Hz
 
     if fs < EMG_CHECK_MIN_SFREQ:
         return None
@@ -605,7 +607,7 @@ def emg_spectrum_shares(x: np.ndarray, fs: float, max_epochs: int = 240,
         return None
     pick = np.unique(np.linspace(0, k - 1, min(k, max_epochs)).round().astype(int))
     ep = x[: k * n].reshape(k, n)[pick]
-    f, p = welch(ep, fs=fs, nperseg=int(round(4 * fs)), axis=-1)
+    f, p = welch(ep, fs, nperseg=int(round(EMG_CHECK_NPERSEG_SEC * fs)))
     band = (f >= 0.3) & (f <= 45.0)
     total = p[:, band].sum(axis=1)
     ok = np.isfinite(total) & (total > 0)

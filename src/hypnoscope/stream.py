@@ -76,16 +76,11 @@ MARKER_LINGER_SEC = 0.5
 def causal_filters(roles: list[str], sfreq: float = SFREQ) -> tuple[np.ndarray, int]:
     """FIR band-pass per channel ``(n_channels, n_taps)`` (the offline pipeline's MNE
     design, zero-padded to one length) and its group delay in samples."""
-    import mne
-
-    nyq = sfreq / 2.0
     taps = []
     for role in roles:
-        if role not in bandpower.FILTERS:
+        if role not in ("eeg", "eog"):
             raise ValueError(f"live staging filters EEG and EOG channels; got role {role!r}")
-        lo, hi = bandpower.FILTERS[role]
-        hi = hi if hi < nyq else nyq - 0.5
-        taps.append(mne.filter.create_filter(None, sfreq, lo, hi, verbose="ERROR"))
+        taps.append(bandpower.band_filter_taps(role, sfreq))
     n = max(len(h) for h in taps)
     if any(len(h) % 2 == 0 for h in taps):  # pragma: no cover - MNE designs odd lengths
         raise RuntimeError("expected odd-length linear-phase FIR filters")
