@@ -210,6 +210,25 @@ def test_table_round_trip(tmp_path, hyp_probs, suffix):
     np.testing.assert_allclose(back.probabilities, hyp_probs.probabilities, rtol=1e-5)
 
 
+@pytest.mark.parametrize("sep", ["\t", ","])
+def test_table_bytes_are_pandas_to_csv(tmp_path, hyp_probs, sep):
+    """The table is written without pandas, byte for byte as ``to_dataframe().to_csv``
+    writes it (quoting, ``%.6g`` floats, empty NaN)."""
+    proba = hyp_probs.probabilities.copy()
+    proba[1] = np.nan
+    quality = ["ok", "flat, clipped", 'say "hi"'] + ["ok"] * (hyp_probs.n_epochs - 3)
+    written = []
+    for hyp in (hyp_probs, hyp_probs.copy(probabilities=proba, quality=quality),
+                Hypnogram(["W", "N2", "?"], epoch_sec=20.0, onset_sec=7.25)):
+        got = hyp.to_tsv(tmp_path / "got.txt", sep=sep).read_bytes()
+        hyp.to_dataframe().to_csv(tmp_path / "ref.txt", sep=sep, index=False,
+                                  float_format="%.6g")
+        assert got == (tmp_path / "ref.txt").read_bytes()
+        written.append(got.decode())
+    assert '"say ""hi"""' in written[1] and "\n7.25" + sep + "20" + sep + "W\n" in written[2]
+    assert ('"flat, clipped"' in written[1]) == (sep == ",")
+
+
 def test_table_runs_and_errors(tmp_path):
     path = tmp_path / "runs.tsv"
     path.write_text("onset\tduration\tstage\n0\t60\tW\n60\t90\tN2\n150\t30\tREM\n")
