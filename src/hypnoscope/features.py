@@ -250,7 +250,29 @@ def robust_zscore(X: np.ndarray) -> np.ndarray:
 CONTEXT_NORMALIZATIONS = ("robust", "zscore", "quantile")
 
 
-def night_normalize(X: np.ndarray, method: str = "robust") -> np.ndarray:
+def _stats_mask(rows, n: int) -> np.ndarray | None:
+    """Boolean mask of the epochs in ``rows`` (slice, indices or mask); None for all."""
+    if rows is None:
+        return None
+    if isinstance(rows, slice):
+        mask = np.zeros(n, dtype=bool)
+        mask[rows] = True
+        return mask
+    r = np.asarray(rows)
+    if r.dtype == bool:
+        if r.shape != (n,):
+            raise ValueError(f"stats_rows mask must have shape ({n},), got {r.shape}")
+        return r.copy()
+    if r.size and (r.ndim != 1 or not np.issubdtype(r.dtype, np.integer)
+                   or r.min() < -n or r.max() >= n):
+        raise ValueError(f"stats_rows must be a slice, a boolean mask or epoch indices "
+                         f"in [0, {n}), got {rows!r}")
+    mask = np.zeros(n, dtype=bool)
+    mask[r.astype(int)] = True
+    return mask
+
+
+def night_normalize(X: np.ndarray, method: str = "robust", stats_rows=None) -> np.ndarray:
     """Normalise every column of one night's feature matrix (float64).
 
     Parameters
@@ -263,6 +285,12 @@ def night_normalize(X: np.ndarray, method: str = "robust") -> np.ndarray:
         ``Phi^-1((rank - 0.5) / n)`` (ties share their mean rank), so every column of
         every night has the same distribution whatever its amplitude, offset or skew --
         e.g. slow-wave power that falls with age keeps its ordering across the night.
+    stats_rows : slice, ndarray of int or bool, optional
+        The epochs whose statistics are used (e.g. the sleep period, without the wake
+        before and after it); the normalisation is applied to every epoch. ``None``
+        (default) or no epoch selected: the whole night. With ``quantile``, an epoch's
+        score is that of its mid-rank among the selected epochs, clipped to their
+        lowest and highest score.
 
     Returns
     -------
@@ -270,8 +298,12 @@ def night_normalize(X: np.ndarray, method: str = "robust") -> np.ndarray:
         Constant columns become 0.
     """
     X = np.asarray(X, dtype=np.float64)
+    ref = _stats_mask(stats_rows, len(X))
+    if ref is not None and ref.all():
+        ref = None
     if method in ("robust", "zscore"):
-        center, scale = normalization_stats(X, method, axes=0)
+        center, scale = normalization_stats(X, method, axes=0,
+                                            exclude=None if ref is None else ~ref)
         return (X - center) / scale
     if method == "quantile":
         from scipy import stats
@@ -279,6 +311,8 @@ def night_normalize(X: np.ndarray, method: str = "robust") -> np.ndarray:
 
         if len(X) == 0:
             return X.copy()
+        if ref is not None and ref.any():
+            return _quantile_against(X, X[ref])
         ranks = stats.rankdata(X, method="average", axis=0, nan_policy="omit")
         n = np.maximum((~np.isnan(X)).sum(axis=0), 1)  # NaNs stay NaN, out of the ranks
         return ndtri((ranks - 0.5) / n)
@@ -286,10 +320,29 @@ def night_normalize(X: np.ndarray, method: str = "robust") -> np.ndarray:
                      f"got {method!r}")
 
 
+def _quantile_against(X: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Normal score of every value of ``X`` by its mid-rank among the reference rows
+    ``R`` (per column, NaNs ignored); equals the within-night quantile score when
+    ``R`` is ``X``."""
+    from scipy.special import ndtri
+
+    out = np.full(X.shape, np.nan)
+    for j in range(X.shape[1]):
+        r = np.sort(R[:, j][~np.isnan(R[:, j])])
+        n = len(r)
+        if n == 0:
+            continue
+        x = X[:, j]
+        ok = ~np.isnan(x)
+        mid = (np.searchsorted(r, x[ok], "left") + np.searchsorted(r, x[ok], "right")) / 2
+        out[ok, j] = ndtri(np.clip(mid / n, 0.5 / n, 1 - 0.5 / n))
+    return out
+
+
 def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
                 windows: Sequence[int] = (5, 11, 21), past_windows: Sequence[int] = (4, 10),
                 std_windows: Sequence[int] = (11,), diffs: bool = True,
-                normalize: str | None = "robust", keep_raw: bool = True,
+                normalize: str | None = "robust", keep_raw: bool = True, stats_rows=None,
                 ) -> tuple[np.ndarray, list[str]]:
     """Temporal context features for the epochs of ONE night.
 
@@ -315,6 +368,9 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         IQR / 1.349.
     keep_raw : bool
         Also keep the un-normalised input columns.
+    stats_rows : slice, ndarray of int or bool, optional
+        Epochs whose statistics the per-night normalisation uses (e.g. the sleep
+        period); see :func:`night_normalize`. Needs ``normalize``.
 
     Returns
     -------
@@ -339,7 +395,10 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
     if normalize is not None and normalize not in CONTEXT_NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {CONTEXT_NORMALIZATIONS} or None, got "
                          f"{normalize!r}")
-    Z = night_normalize(X, normalize) if normalize is not None else X
+    if stats_rows is not None and normalize is None:
+        raise ValueError("stats_rows selects the epochs of the per-night normalisation; "
+                         "it needs normalize")
+    Z = night_normalize(X, normalize, stats_rows) if normalize is not None else X
     blocks: list[np.ndarray] = []
     out_names: list[str] = []
     if keep_raw and normalize is not None:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..features import PAPER_FEATURES
-from ..stages import stage_names, to_3class
+from ..stages import W, sleep_period_slice, stage_names, to_3class
 from .base import StagingModel
 
 ALGORITHMS = ("svm", "rf", "lightgbm")
@@ -53,6 +53,14 @@ DEFAULT_CONTEXT: dict[str, Any] = {
     "normalize": "robust",
     "keep_raw": True,
 }
+#: Values of the context option ``span``: the epochs whose statistics the per-night
+#: normalisation uses (see :meth:`FeatureStagingModel.sleep_period`).
+CONTEXT_SPANS = ("night", "sleep")
+#: ``span="sleep"`` at inference: at most this many passes of the model (the first with
+#: whole-night statistics), and a predicted sleep period shorter than
+#: ``MIN_SLEEP_SPAN`` epochs counts as none (whole-night statistics).
+SLEEP_SPAN_PASSES = 3
+MIN_SLEEP_SPAN = 20
 
 
 def __getattr__(name: str):
@@ -163,7 +171,8 @@ FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
 
 
 def night_feature_matrix(night, context: dict[str, Any] | None = None,
-                         feature_set: str = "all") -> tuple[np.ndarray, list[str]]:
+                         feature_set: str = "all", stats_rows=None,
+                         ) -> tuple[np.ndarray, list[str]]:
     """Per-epoch feature matrix of one night (optionally with temporal context).
 
     ``kind == "features"``: ``X`` is flattened to ``(n_epochs, n_features)`` (names from
@@ -171,7 +180,10 @@ def night_feature_matrix(night, context: dict[str, Any] | None = None,
     ``kind == "signals"``: :func:`~hypnoscope.features.epoch_features` of the epochs,
     all of them or the :data:`FEATURE_SETS` entry ``feature_set`` (``"msmae-paper"``:
     the MSMAE-CNN paper's mean, SD, skewness, kurtosis and five band log powers of each
-    EEG channel). Non-finite values become 0.
+    EEG channel). Non-finite values become 0. ``stats_rows`` (with ``context``): the
+    epochs whose statistics the per-night normalisation uses (see
+    :func:`~hypnoscope.features.add_context`); the context option ``span`` is the
+    model's business (:class:`FeatureStagingModel`) and is ignored here.
     """
     from ..features import add_context, epoch_features
 
@@ -211,7 +223,8 @@ def night_feature_matrix(night, context: dict[str, Any] | None = None,
         else:
             names = [f"f{i}" for i in range(X.shape[1])]
     if context is not None:
-        X, names = add_context(X, names, **context)
+        ctx = {k: v for k, v in context.items() if k != "span"}
+        X, names = add_context(X, names, **ctx, stats_rows=stats_rows)
     return np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32), names
 
 
@@ -349,9 +362,24 @@ def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | N
     """Temporal-context options: ``None`` for none, else :data:`DEFAULT_CONTEXT` updated.
 
     ``False``/``None`` mean no context, ``True`` the defaults, a dict overrides them
-    (unknown keys raise a ``ValueError`` naming them).
+    (unknown keys raise a ``ValueError`` naming them). Besides the
+    :func:`~hypnoscope.features.add_context` options, ``span`` (one of
+    :data:`CONTEXT_SPANS`, default ``"night"``) says which epochs the per-night
+    normalisation takes its statistics from; it is kept in the result only when it is
+    ``"sleep"`` (so that older model cards stay the same).
     """
-    return _options(context, DEFAULT_CONTEXT, "context")
+    out = _options(context, {**DEFAULT_CONTEXT, "span": "night"}, "context")
+    if out is None:
+        return None
+    if out["span"] not in CONTEXT_SPANS:
+        raise ValueError(f"context span must be one of {CONTEXT_SPANS}, got "
+                         f"{out['span']!r}")
+    if out["span"] == "night":
+        del out["span"]
+    elif out["normalize"] is None:
+        raise ValueError("context span 'sleep' chooses the epochs of the per-night "
+                         "normalisation; it needs normalize (e.g. 'robust')")
+    return out
 
 
 class FeatureStagingModel(StagingModel):
@@ -366,6 +394,10 @@ class FeatureStagingModel(StagingModel):
         With 3, 5-class labels are mapped with :func:`hypnoscope.stages.to_3class`.
     context : bool or dict
         ``True`` for :data:`DEFAULT_CONTEXT`, a dict to override it, ``False`` for none.
+        ``{"span": "sleep"}`` takes the per-night normalisation's statistics from the
+        sleep period only (:meth:`sleep_period`), not from the wake before and after it
+        (training: the scored sleep period; staging: the predicted one, up to
+        :data:`SLEEP_SPAN_PASSES` passes of the model per night).
     smoothing : {None, "hmm"}
         ``"hmm"``: forward-backward smoothing with the stage-transition matrix of the
         training nights.
@@ -426,10 +458,48 @@ class FeatureStagingModel(StagingModel):
     def _labels(self, night) -> np.ndarray:
         return to_3class(night.y) if self.n_classes == 3 else night.y
 
-    def transform(self, night) -> np.ndarray:
-        """Feature matrix of one night as the estimator sees it."""
-        X, names = night_feature_matrix(night, self.context,
-                                        getattr(self, "feature_set", "all"))
+    @property
+    def span(self) -> str:
+        """Epochs of the per-night normalisation's statistics: ``"night"`` or
+        ``"sleep"`` (the context option ``span``)."""
+        return (self.context or {}).get("span", "night")
+
+    def sleep_period(self, night, labels=None) -> slice | None:
+        """The sleep period of ``night`` whose statistics ``span="sleep"`` normalises by.
+
+        From the first to the last sleep (non-wake) epoch
+        (:func:`hypnoscope.stages.sleep_period_slice`, no pad) of ``labels`` when given
+        (training: the scored stages), else of the model's own prediction, which needs
+        no labels: a first pass normalises by the whole night; each further pass (at
+        most :data:`SLEEP_SPAN_PASSES` in all) by the sleep period that the previous one
+        predicted, until it stops changing. ``None`` (whole-night statistics) when no
+        sleep period of at least :data:`MIN_SLEEP_SPAN` epochs is found, and always for
+        ``span="night"``.
+        """
+        return self._sleep_period(night, labels)[0]
+
+    def _sleep_period(self, night, labels=None) -> tuple[slice | None, np.ndarray | None]:
+        """:meth:`sleep_period` and, when predicted, the feature matrix normalised by it."""
+        if self.span != "sleep":
+            return None, None
+        if labels is not None:
+            return _long_enough(sleep_period_slice(labels, wake_pad_min=0.0)), None
+        if self.estimator_ is None:
+            raise RuntimeError(f"model {self.name!r} is not fitted: its sleep period "
+                               "comes from its own prediction")
+        rows, X = None, self._matrix(night, None)
+        for _ in range(SLEEP_SPAN_PASSES - 1):
+            pred = self._proba(X).argmax(axis=1)
+            new = _long_enough(sleep_period_slice(np.where(pred == W, W, W + 1),
+                                                  wake_pad_min=0.0))
+            if new == rows:
+                break
+            rows, X = new, self._matrix(night, new)
+        return rows, X
+
+    def _matrix(self, night, stats_rows) -> np.ndarray:
+        X, _ = night_feature_matrix(night, self.context, getattr(self, "feature_set", "all"),
+                                    stats_rows=stats_rows)
         if self.estimator_ is not None and X.shape[1] != len(self.feature_names_):
             raise ValueError(
                 f"night {night.night_id}: {X.shape[1]} features but the model was trained "
@@ -437,6 +507,13 @@ class FeatureStagingModel(StagingModel):
                 f"shape {self.epoch_shape_}); got kind {night.kind!r}, epoch shape "
                 f"{list(night.X.shape[1:])}")
         return X
+
+    def transform(self, night) -> np.ndarray:
+        """Feature matrix of one night as the estimator sees it (with ``span="sleep"``,
+        normalised by its predicted :meth:`sleep_period`)."""
+        if self.span == "sleep" and self.estimator_ is not None:
+            return self._sleep_period(night)[1]
+        return self._matrix(night, None)
 
     def fit(self, nights, val_nights=None) -> FeatureStagingModel:
         """Fit on the scored epochs of ``nights`` (``val_nights`` are not needed and are
@@ -455,7 +532,8 @@ class FeatureStagingModel(StagingModel):
         Xs, ys = [], []
         names: list[str] = []
         for n in progress(fit_nights, desc="features", unit="night"):
-            X, names = night_feature_matrix(n, self.context, self.feature_set)
+            rows = self.sleep_period(n, labels=n.y) if self.span == "sleep" else None
+            X, names = night_feature_matrix(n, self.context, self.feature_set, rows)
             y = self._labels(n)
             keep = y >= 0
             Xs.append(X[keep])
@@ -516,6 +594,13 @@ class FeatureStagingModel(StagingModel):
                          if self.class_weight == "balanced" else self.train_prior_)
             out = hmm_smooth(out, self.transmat_, prior)
         return out
+
+
+def _long_enough(span: slice | None) -> slice | None:
+    """``span`` unless it is shorter than :data:`MIN_SLEEP_SPAN` epochs."""
+    if span is None or span.stop - span.start < MIN_SLEEP_SPAN:
+        return None
+    return span
 
 
 def make_feature_model(name: str = "lightgbm", n_classes: int = 5, seed: int = 0,

@@ -157,7 +157,12 @@ class EpochStager(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def _context_options(self) -> dict[str, Any] | None:
-        return resolve_context(self.context)
+        ctx = resolve_context(self.context)
+        if ctx is not None and "span" in ctx:
+            raise ValueError("context span 'sleep' needs a night-level model (its sleep "
+                             "period comes from its own predictions): use "
+                             "FeatureStagingModel, not EpochStager")
+        return ctx
 
     def _design(self, X: np.ndarray, groups) -> np.ndarray:
         from ..features import add_context
