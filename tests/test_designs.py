@@ -65,9 +65,13 @@ def test_fir_filter_equals_mne_filter_data(n, design, monkeypatch):
     got = pp.fir_filter(x, taps, phase=phase)
     assert got.shape == x.shape and np.array_equal(got, ref)
     assert np.array_equal(pp.fir_filter(x[1], taps, phase=phase), ref[1])  # 1-D input
-    # blocks cut into several FFT calls: still the same numbers
+    # blocks cut into several FFT calls, and filtering in place: still the same numbers
     monkeypatch.setattr(pp, "FIR_CHUNK_SAMPLES", 5000)
     assert np.array_equal(pp.fir_filter(x, taps, phase=phase), ref)
+    y = x.copy()
+    assert pp.fir_filter(y, taps, phase=phase, out=y) is y and np.array_equal(y, ref)
+    with pytest.raises(ValueError, match=r"out must be a float64 array of shape \(2, "):
+        pp.fir_filter(x, taps, out=np.zeros((2, n), dtype=np.float32))
 
 
 def test_fir_filter_rejects_other_phases():

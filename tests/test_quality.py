@@ -196,6 +196,22 @@ def test_clipping(night):
     assert not rep.has(Q.AMPLITUDE)[rails, FPZ].any()
 
 
+def test_result_does_not_depend_on_the_chunk_size(night):
+    """Per-epoch statistics are computed chunk by chunk, night-relative rules after all
+    chunks: any chunk size gives the same flags (one epoch per chunk, the default, and
+    the whole night at once; defects included)."""
+    ep, _ = night
+    x = ep[:300].copy()
+    x[10:40, FPZ] *= 30.0  # loud
+    x[50:60, EOG] = 0.0  # flat
+    reports = [epoch_quality(x, FS, ROLES, NAMES, chunk_samples=c)
+               for c in (1, 250_000, 10**9)]
+    assert reports[0].has(Q.AMPLITUDE)[10:40, FPZ].all()
+    assert reports[0].has(Q.FLAT)[50:60, EOG].all()
+    for rep in reports[1:]:
+        assert np.array_equal(rep.flags, reports[0].flags)
+
+
 # ------------------------------------------------------------------ AMPLITUDE / noise
 def test_hour_of_800uv_noise(night):
     ep, _ = night

@@ -32,15 +32,11 @@ measures everything again). Run it niced on a shared machine::
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
+# only what a worker process needs: the driver's modules are imported by the driver,
+# so that a measured process pays for the tool's imports, not the harness's
 import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -86,8 +82,8 @@ def worker(tool: str, path: str) -> None:
         codes = [int(c) for c in hyp.codes]
     elif tool == "hypnoscope":
         # as a user runs it: `import hypnoscope` imports little, and staging imports
-        # what it needs (SciPy's signal module, MNE's filters, LightGBM) when it needs
-        # it, so stage_sec includes those imports (YASA's are in import_sec)
+        # what it needs (MNE's reader, SciPy's FFT and linear algebra, joblib) when it
+        # needs it, so stage_sec includes those imports (YASA's are in import_sec)
         import hypnoscope
 
         t1 = time.perf_counter()
@@ -97,6 +93,7 @@ def worker(tool: str, path: str) -> None:
         # `hypnoscope stage PSG --out DIR` with every output (TSV, EDF+, HTML/JSON
         # report, PNG), run in this process; the codes are read back from the TSV
         import shutil
+        import tempfile
 
         from hypnoscope.cli import main as cli_main
 
@@ -133,6 +130,8 @@ def worker(tool: str, path: str) -> None:
 # ------------------------------------------------------------------ driver side
 def make_nights(workdir: Path, seed: int = 0) -> dict[str, tuple[Path, Path]]:
     """Simulate and write the 9-h and 24-h nights (reused if present)."""
+    import datetime as dt
+
     import numpy as np
 
     from hypnoscope.hypnogram import Hypnogram
@@ -162,6 +161,8 @@ def make_nights(workdir: Path, seed: int = 0) -> dict[str, tuple[Path, Path]]:
 
 def measure(tool: str, path: Path) -> dict:
     """One fresh-process measurement."""
+    import subprocess
+
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--worker", tool, str(path)],
                           capture_output=True, text=True, env={**os.environ,
@@ -191,6 +192,12 @@ def agreement(codes: list[int], ref_path: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import datetime as dt
+    import platform
+    import statistics
+    import tempfile
+
     ap = argparse.ArgumentParser(description="hypnoscope vs YASA staging speed")
     ap.add_argument("--worker", nargs=2, metavar=("TOOL", "PATH"), help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3)
@@ -338,4 +345,6 @@ def to_markdown(meta: dict) -> str:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":  # a measured process
+        sys.exit(worker(sys.argv[2], sys.argv[3]))
     sys.exit(main())

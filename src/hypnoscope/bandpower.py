@@ -281,8 +281,8 @@ def _filter_inplace(out: np.ndarray, sfreq: float, roles: list[str]) -> None:
         if notch is not None:
             out[idx] = fir_filter(out[idx], notch)
         taps = band_filter_taps(role, sfreq)
-        for i in idx:  # one channel at a time: no extra copy of the whole recording
-            out[i] = fir_filter(out[i], taps)
+        for i in idx:  # in place, one channel at a time: no copy of the recording
+            fir_filter(out[i], taps, out=out[i])
 
 
 # ------------------------------------------------------- ICA without scikit-learn

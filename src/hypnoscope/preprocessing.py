@@ -308,18 +308,26 @@ def _pad_edges(x: np.ndarray, n_edge: int) -> np.ndarray:
     return np.concatenate([zeros, left, x, right, zeros], axis=-1)
 
 
+def _put(out: np.ndarray, values: np.ndarray, start: int) -> None:
+    """``out[start:start + len(values)] = values`` for the part inside ``out``."""
+    lo, hi = max(start, 0), min(start + len(values), len(out))
+    if lo < hi:
+        out[lo:hi] = values[lo - start: hi - start]
+
+
 #: Samples filtered per block of overlap-add FFTs (bounds the memory of a long night).
 FIR_CHUNK_SAMPLES = 1 << 18
 
 
-def fir_filter(data: np.ndarray, h: np.ndarray, phase: str = "zero") -> np.ndarray:
+def fir_filter(data: np.ndarray, h: np.ndarray, phase: str = "zero",
+               out: np.ndarray | None = None) -> np.ndarray:
     """Filter the last axis with FIR taps ``h`` as ``mne.filter.filter_data`` applies them.
 
     The same steps as MNE's overlap-add (``reflect_limited`` padding of ``len(h) - 1``
     samples per edge, the same FFT length, the same products and sums), so the result
     equals ``filter_data`` with the same taps bit for bit (``tests/test_designs.py``);
-    the blocks of each channel go through the FFT together instead of one by one, which
-    takes about half the time on a long night.
+    the blocks of each channel go through the FFT together instead of one by one, and
+    no padded copy of the signal is made, which takes about half the time on a long night.
 
     Parameters
     ----------
@@ -328,6 +336,9 @@ def fir_filter(data: np.ndarray, h: np.ndarray, phase: str = "zero") -> np.ndarr
         Linear-phase taps (:func:`design_fir`).
     phase : {"zero", "zero-double"}
         ``zero``: delay compensated; ``zero-double``: applied forwards and backwards.
+    out : ndarray, optional
+        Float64 array of the shape of ``data`` to write the result into; may be ``data``
+        itself (filtering in place).
 
     Returns
     -------
@@ -342,10 +353,16 @@ def fir_filter(data: np.ndarray, h: np.ndarray, phase: str = "zero") -> np.ndarr
     x = x.reshape(-1, shape[-1]) if x.ndim != 2 else x
     n = x.shape[-1]
     h = np.asarray(h, dtype=np.float64)
-    out = np.empty_like(x)
+    if out is None:
+        out = np.empty(shape)
+    elif out.shape != shape or out.dtype != np.float64:
+        raise ValueError(f"out must be a float64 array of shape {shape}, got {out.dtype} "
+                         f"{out.shape}")
+    result = out
+    out = out.reshape(x.shape)  # a view: rows of out are written in place
     if len(h) == 1:
         out[:] = x * (h**2 if phase == "zero-double" else h)
-        return out.reshape(shape)
+        return result
     n_edge = max(min(len(h), n) - 1, 0)
     if phase == "zero-double":
         h = np.convolve(h, h[::-1])
@@ -356,27 +373,33 @@ def fir_filter(data: np.ndarray, h: np.ndarray, phase: str = "zero") -> np.ndarr
     h_fft = rfft(h, n=n_fft)
     shift = (n_h - 1) // 2 + n_edge
     per = max(1, FIR_CHUNK_SAMPLES // n_seg)  # blocks per FFT call
+    n_blocks = -(-n_x // n_seg)
     for row, xr in enumerate(x):
-        ext = _pad_edges(xr, n_edge)
-        n_blocks = -(-n_x // n_seg)
-        # y[j] = sum_k prod_k[j - k * n_seg]: at most two blocks overlap (n_seg >= n_h)
-        y = np.zeros((n_blocks + 1) * n_seg)
+        # the padded signal [left, x, right] is read piece by piece (no padded copy), and
+        # y[p] = sum_k prod_k[p - k * n_seg] (at most two blocks overlap: n_seg >= n_h)
+        # is written to out[row][p - shift] chunk by chunk; a chunk's output lies before
+        # the samples later chunks read, so out may be data itself
+        padded = _pad_edges(np.concatenate([xr[: n_edge + 1], xr[-(n_edge + 1):]]), n_edge)
+        left, right = padded[:n_edge], padded[len(padded) - n_edge:]
+        res = out[row]
+        carry = np.zeros(n_h - 1)  # tail of the last block so far
         for b0 in range(0, n_blocks, per):
             b1 = min(b0 + per, n_blocks)
-            seg = np.zeros((b1 - b0, n_fft))
-            part = ext[b0 * n_seg: b1 * n_seg]
-            full, rest = divmod(len(part), n_seg)
-            seg[:full, :n_seg] = part[: full * n_seg].reshape(full, n_seg)
-            if rest:
-                seg[full, :rest] = part[full * n_seg:]
-            spec = rfft(seg, n=n_fft, axis=-1, workers=-1)
+            a, b = b0 * n_seg, min(b1 * n_seg, n_x)
+            part = np.concatenate([left[a:b], xr[max(a - n_edge, 0): max(b - n_edge, 0)],
+                                   right[max(a - n_edge - n, 0): max(b - n_edge - n, 0)]])
+            seg = np.zeros((b1 - b0, n_seg))
+            seg.reshape(-1)[: len(part)] = part
+            spec = rfft(seg, n=n_fft, axis=-1, workers=-1)  # zero-padded to n_fft
             spec *= h_fft
             prod = irfft(spec, n=n_fft, axis=-1, workers=-1)
-            blocks = y[b0 * n_seg: (b1 + 1) * n_seg].reshape(-1, n_seg)
-            blocks[:-1] += prod[:, :n_seg]
-            blocks[1:, : n_h - 1] += prod[:, n_seg:]
-        out[row] = y[shift: shift + n]
-    return out.reshape(shape)
+            y = prod[:, :n_seg]
+            y[0, : n_h - 1] += carry
+            y[1:, : n_h - 1] += prod[:-1, n_seg:]
+            carry = prod[-1, n_seg:]
+            _put(res, y.reshape(-1), a - shift)
+        _put(res, carry, n_blocks * n_seg - shift)
+    return result
 
 
 def bandpass(data: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float | None,
@@ -627,7 +650,8 @@ def welch(x: np.ndarray, sfreq: float, *, nperseg: int, noverlap: int | None = N
     seg = np.lib.stride_tricks.sliding_window_view(x, nperseg, axis=-1)[..., ::hop, :]
     seg = seg[..., :n_seg, :]
     seg = seg - seg.mean(axis=-1, keepdims=True)
-    spec = sfft.rfft(seg * win, n=nfft, axis=-1, workers=-1)[..., :n_freqs]
+    seg *= win  # in place: one temporary less than seg * win, the same numbers
+    spec = sfft.rfft(seg, n=nfft, axis=-1, workers=-1)[..., :n_freqs]
     psd = spec.real**2 + spec.imag**2
     psd[..., 1:nfft // 2 if nfft % 2 == 0 else None] *= 2  # one-sided: all but DC, Nyquist
     freqs = sfft.rfftfreq(nfft, 1.0 / sfreq)[:n_freqs]

@@ -477,7 +477,7 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
                   line_min_uv: float = 5.0,
                   jump_uv: PerRole = None, jump_span_sec: float = 0.02,
                   jump_window_sec: float = 1.0, jump_keep: float = 0.5,
-                  rel_min_epochs: int = 20, chunk_samples: int = 4_000_000,
+                  rel_min_epochs: int = 20, chunk_samples: int = 250_000,
                   ) -> QualityReport:
     """Flag bad signal per epoch and channel (the module docstring defines each detector).
 
@@ -542,8 +542,10 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
         ``jump_window_sec`` either side by ``jump_keep`` x ``jump_uv``.
     rel_min_epochs : int, default 20
         Fewest reference epochs for the night-relative rules.
-    chunk_samples : int
-        Samples processed at a time (bounds the memory used).
+    chunk_samples : int, default 250,000
+        Samples processed at a time (bounds the memory used; chunks of about 1 MB of
+        float32 stay in the CPU's caches, which is faster than larger ones). The result
+        does not depend on it.
 
     Returns
     -------
