@@ -137,6 +137,14 @@ def test_noisy_hour_is_unscored_and_spares_the_clean_hours(night):
     stats = res.sleep_statistics()
     assert stats["total_sleep_min"] == pytest.approx(0.5 * (hyp.codes > 0).sum())
     assert stats["time_in_bed_min"] == pytest.approx(0.5 * 840)
+    # a caller's PSGRecording gets the same stages and keeps its samples (the bad hour
+    # is bridged in a copy; a recording read by staging itself is bridged in place)
+    from hypnoscope.io import read_psg
+
+    rec = read_psg(_raw(noisy, start), include_emg=False)
+    before = rec.data.copy()
+    assert np.array_equal(stage_recording(rec).hypnogram.codes, hyp.codes)
+    assert np.array_equal(rec.data, before)
     # without the quality check the noisy hour spoils the rest of the night
     unchecked = stage_recording(_raw(noisy, start), check_quality=False)
     assert _accuracy(truth, unchecked.hypnogram.codes, clean_hours) < acc_clean - 0.1

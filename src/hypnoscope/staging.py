@@ -420,19 +420,20 @@ def _lights_span(lights_off, lights_on, start_time, n: int, epoch_sec: float, sr
     return slice(a, b), clip(off), clip(on)
 
 
-def _bridge_bad_epochs(rec, report: QualityReport, flags: Q):
-    """A copy of ``rec`` whose epochs carrying ``flags`` are replaced, channel by
-    channel, by a straight line between the good samples either side, so that the
-    band-pass filters (and the ICA fit) do not spread an artefact into the neighbouring
-    good epochs; ``rec`` itself when nothing is flagged. The replaced epochs are
-    unscored: what they hold afterwards is never staged."""
+def _bridge_bad_epochs(rec, report: QualityReport, flags: Q, inplace: bool = False):
+    """A copy of ``rec`` (``rec`` itself with ``inplace``: a recording read by staging,
+    whose samples nobody else holds) whose epochs carrying ``flags`` are replaced,
+    channel by channel, by a straight line between the good samples either side, so that
+    the band-pass filters (and the ICA fit) do not spread an artefact into the
+    neighbouring good epochs; ``rec`` itself when nothing is flagged. The replaced epochs
+    are unscored: what they hold afterwards is never staged."""
     from .utils import true_runs
 
     bad = report.has(flags)
     if not bad.any():
         return rec
     spe = int(round(EPOCH_SEC * rec.sfreq))
-    data = rec.data.copy()
+    data = rec.data if inplace else rec.data.copy()
     n = data.shape[1]
     for c in range(report.n_channels):
         x = data[c]  # the report's channels are the recording's, in its order
@@ -668,7 +669,8 @@ def stage_recording(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=
     dropped = {c: _channel_problem(qr_all, qr_all.ch_names.index(c))
                for c in qr_all.bad_channels(BAD_CHANNEL_FRACTION)}
     keep = [i for i, c in enumerate(rec.ch_names) if c not in dropped]
-    good = _bridge_bad_epochs(rec, qr_all, unstageable_flags)
+    # a recording read here is bridged in place (no copy of the night); a caller's is not
+    good = _bridge_bad_epochs(rec, qr_all, unstageable_flags, inplace=rec is not recording)
     if dropped:
         good = good.copy(data=good.data[keep], ch_names=[rec.ch_names[i] for i in keep],
                          roles=[rec.roles[i] for i in keep])
