@@ -180,9 +180,7 @@ def apply_fir_zero_phase(data: np.ndarray, taps: np.ndarray, axis: int = -1) -> 
     if n < 2:
         return data.copy()
     pad = min(half, n - 1)
-    left = 2 * x[..., :1] - x[..., pad:0:-1]
-    right = 2 * x[..., -1:] - x[..., -2:-pad - 2:-1]
-    xp = np.concatenate([left, x, right], axis=-1)
+    xp = _pad_edges(x, pad)
     shape = (1,) * (xp.ndim - 1) + (taps.size,)
     y = oaconvolve(xp, taps.reshape(shape), mode="full", axes=-1)
     y = y[..., half + pad: half + pad + n]
