@@ -21,7 +21,9 @@ folds among the torch-free members of ``lightgbm-vote`` (shippable without PyTor
 among these and the sequence models. Added later (:data:`LATER`, kept out of those
 procedures so that they stay the training of ``lightgbm-vote``): ``lgbm-sleepnorm``,
 robust per-night normalisation whose statistics come from the sleep period only (context
-option ``span="sleep"``), alone and in a torch-free vote with the other LightGBM variants.
+option ``span="sleep"``), alone and in a torch-free vote with the other LightGBM variants;
+``ssnet-ls`` and ``seq-transformer-ls``, the two sequence models trained with label
+smoothing 0.1, alone and in place of their plain versions in the all-member vote.
 
 Resumable: each (member, outer fold) result is cached in ``--state-dir``; run members or
 folds in separate processes (``--members``, ``--folds``), then ``--report`` (the
@@ -81,12 +83,17 @@ MEMBERS: dict[str, tuple[str, dict, bool, str]] = {
               True, "SSNet (MLP + TCN + attention), settings of benchmarks/ssnet_real"),
     "seq-transformer": ("seq-transformer", dict(DEEP), True,
                         "Transformer encoder over the per-epoch feature sequence"),
+    "ssnet-ls": ("ssnet", {**DEEP, "seq_len": 32, "epochs": 6, "patience": 2,
+                           "batch_size": 64, "label_smoothing": 0.1}, True,
+                 "SSNet trained with label smoothing 0.1"),
+    "seq-transformer-ls": ("seq-transformer", {**DEEP, "label_smoothing": 0.1}, True,
+                           "seq-transformer trained with label smoothing 0.1"),
 }
 TORCH_FREE = [m for m, v in MEMBERS.items() if not v[2]]
 #: the members of the registered model ``lightgbm-vote`` (shipped as ``vote``)
 SHIPPED_VOTE = [name for name, _, _ in VOTE_MEMBERS]
 #: candidates added after the shipped vote was chosen (kept out of its procedures)
-LATER = ["lgbm-sleepnorm"]
+LATER = ["lgbm-sleepnorm", "ssnet-ls", "seq-transformer-ls"]
 FIRST_ALL = [m for m in MEMBERS if m not in LATER]
 #: name -> (members that may get weight, tune class weighting and smoothing, description)
 PROCEDURES: dict[str, tuple[list[str], bool, str]] = {
@@ -104,6 +111,9 @@ PROCEDURES: dict[str, tuple[list[str], bool, str]] = {
                                             "LightGBM variant, lgbm-sleepnorm included"),
     "torch-free vote with lgbm-sleepnorm + class/HMM": (TORCH_FREE, True, "the same, plus "
                                                         "class re-weighting and HMM"),
+    "all vote, label-smoothed sequence models": (
+        SHIPPED_VOTE + ["ssnet-ls", "seq-transformer-ls"], False,
+        "all vote with the two sequence models trained with label smoothing"),
 }
 #: the procedure that is the training of the registered model ``lightgbm-vote``
 SHIPPABLE = "torch-free vote + class/HMM"
@@ -293,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
                  ("torch-free vote with lgbm-sleepnorm", "torch-free vote"),
                  ("torch-free vote with lgbm-sleepnorm", "lgbm alone"),
                  ("torch-free vote with lgbm-sleepnorm + class/HMM",
-                  "torch-free vote + class/HMM")]
+                  "torch-free vote + class/HMM"),
+                 ("ssnet-ls alone", "ssnet alone"),
+                 ("seq-transformer-ls alone", "seq-transformer alone"),
+                 ("all vote, label-smoothed sequence models", "all vote")]
     for a, b in pairs:
         if a not in procs or b not in procs:
             continue
