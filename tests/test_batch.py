@@ -360,3 +360,39 @@ def test_bad_lights_values_fail_before_work(tmp_path, capsys, monkeypatch, flag,
     assert code == 2 and "Traceback" not in err
     assert err.strip() == f"hypnoscope stage: error: {flag} {value!r}: {why}"
     assert not (tmp_path / "o").exists()
+
+
+_FAULTS = """
+import json, resource, sys
+import numpy as np
+from hypnoscope.batch import tune_worker_malloc
+tuned = tune_worker_malloc() if sys.argv[1] == "tune" else False
+again = tune_worker_malloc() if sys.argv[1] == "tune" else False
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(200):  # a 1-MB array made and dropped, as a night's chunks are
+    a = np.ones(1 << 17)
+    del a
+print(json.dumps([tuned, again, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator")
+def test_dask_worker_allocator_reuses_arrays():
+    """With Dask's MALLOC_TRIM_THRESHOLD_ in the environment every 1-MB array is mapped
+    and faulted in again; tune_worker_malloc (what a Dask task runs first) makes the
+    allocator reuse it; without the variable it leaves the allocator alone."""
+    def run(mode, **env):
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], env={**base, **env},
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    trimmed = {"MALLOC_TRIM_THRESHOLD_": "65536"}
+    _, _, faults_dask = run("plain", **trimmed)
+    tuned, again, faults_tuned = run("tune", **trimmed)
+    assert tuned and again
+    assert faults_dask > 200 * 200  # ~256 pages per array, every time
+    assert faults_tuned < faults_dask / 20
+    assert run("tune")[:2] == [False, False]  # no Dask environment: nothing to do
+    assert run("tune", MALLOC_MMAP_THRESHOLD_="1048576", **trimmed)[:2] == [False, False]
