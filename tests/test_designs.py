@@ -72,6 +72,15 @@ def test_fir_filter_equals_mne_filter_data(n, design, monkeypatch):
     assert pp.fir_filter(y, taps, phase=phase, out=y) is y and np.array_equal(y, ref)
     with pytest.raises(ValueError, match=r"out must be a float64 array of shape \(2, "):
         pp.fir_filter(x, taps, out=np.zeros((2, n), dtype=np.float32))
+    # more than 2 dimensions: the same per row; a strided out that cannot take them fails
+    x3 = np.stack([x, x[::-1]])
+    got3 = pp.fir_filter(x3, taps, phase=phase)
+    assert np.array_equal(got3[0], ref)
+    strided = np.zeros((2, 2, 2 * n))[..., ::2]  # its rows can still be viewed
+    assert pp.fir_filter(x3, taps, phase=phase, out=strided) is strided
+    assert np.array_equal(strided, got3)
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
+        pp.fir_filter(x3, taps, phase=phase, out=np.zeros((2, 2, n)).transpose(1, 0, 2))
 
 
 def test_fir_filter_rejects_other_phases():

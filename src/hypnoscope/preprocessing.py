@@ -357,7 +357,9 @@ def fir_filter(data: np.ndarray, h: np.ndarray, phase: str = "zero",
         raise ValueError(f"out must be a float64 array of shape {shape}, got {out.dtype} "
                          f"{out.shape}")
     result = out
-    out = out.reshape(x.shape)  # a view: rows of out are written in place
+    out = out.reshape(x.shape)  # rows of out are written in place: must be a view
+    if out.size and not np.shares_memory(out, result):
+        raise ValueError("out must be C-contiguous when data has more than 2 dimensions")
     if len(h) == 1:
         out[:] = x * (h**2 if phase == "zero-double" else h)
         return result
