@@ -111,10 +111,12 @@ def load_staging_model(model: Any = DEFAULT_MODEL):
 
 
 # ------------------------------------------------------------------ portable pickles
+@functools.lru_cache(maxsize=1)
 def _lightgbm_library():
     """LightGBM's compiled library (``lib_lightgbm``), found where the ``lightgbm`` package
     keeps it, without importing the package (whose import pulls in scikit-learn, SciPy's
-    statistics and pandas: ~0.4 s of a 1.5-s staging budget); None if absent."""
+    statistics and pandas: ~0.4 s of a 1.5-s staging budget); None if absent. Looked up
+    once per process (a vote has six boosters)."""
     import ctypes
     import importlib.util
     import sys
