@@ -10,6 +10,7 @@ import pytest
 
 from hypnoscope.channel_setups import CHANNEL_SETUPS, setup_for_roles, setup_of_card
 from hypnoscope.models.storage import shipped_models
+from hypnoscope.models.vote import DEFAULT_MEMBERS
 from hypnoscope.staging import choose_model, stage_recording
 
 
@@ -140,7 +141,7 @@ def test_shipped_vote_is_named_only_and_stages_like_default(night):
     cv = card["cross_validation"]
     assert cv["n_folds"] == 10 and "nested" in cv["protocol"]
     assert cv["pooled"]["kappa"] > cards["default"]["cross_validation"]["pooled"]["kappa"]
-    assert card["combination"]["members"] == ["lgbm", "lgbm-quantile", "lgbm-augment"]
+    assert card["combination"]["members"] == [name for name, _, _ in DEFAULT_MEMBERS]
     assert sum(card["combination"]["weights"]) == pytest.approx(1.0)
     assert choose_model(["eeg", "eeg", "eog"], ch_names=[
         "EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"])[0] == "default"

@@ -17,14 +17,16 @@ per-night quantile normalisation, the same trained also on band-power-jittered c
 (per-channel gain and spectral tilt), SSNet (the settings of ``benchmarks/ssnet_real``)
 and a Transformer over the per-epoch feature sequence (``seq-transformer``, small
 preset). Procedures: each member alone (no choice), and combinations chosen in the inner
-folds among the torch-free members of ``lightgbm-vote`` (shippable without PyTorch) or
-among these and the sequence models. Added later (:data:`LATER`, kept out of those
-procedures so that they stay the training of ``lightgbm-vote``): ``lgbm-sleepnorm``,
-robust per-night normalisation whose statistics come from the sleep period only (context
-option ``span="sleep"``), alone and in a torch-free vote with the other LightGBM variants;
-``ssnet-ls`` and ``seq-transformer-ls``, the two sequence models trained with label
-smoothing 0.1, alone and in place of their plain versions in the all-member vote; and
-``ssnet-paper-ls``, SSNet's paper-size network (12 epochs on a CPU, label smoothing).
+folds among the three LightGBM variants ("first vote", shippable without PyTorch) or
+among these and the sequence models ("all vote"). Added later (:data:`LATER`):
+``lgbm-sleepnorm``, robust per-night normalisation whose statistics come from the sleep
+period only (context option ``span="sleep"``); ``ssnet-ls`` and ``seq-transformer-ls``,
+the two sequence models trained with label smoothing 0.1; ``ssnet-paper-ls``, SSNet's
+paper-size network (12 epochs on a CPU, label smoothing); and the three LightGBM variants
+each also given the night's median and IQR of every feature (context option
+``night_stats``: ``lgbm-nightstats`` etc.), alone and voted. The procedure
+"torch-free vote + class/HMM" is whatever ``lightgbm-vote`` ships
+(:data:`hypnoscope.models.vote.DEFAULT_MEMBERS`): exactly its training.
 
 Resumable: each (member, outer fold) result is cached in ``--state-dir``; run members or
 folds in separate processes (``--members``, ``--folds``), then ``--report`` (the
@@ -80,6 +82,16 @@ MEMBERS: dict[str, tuple[str, dict, bool, str]] = {
                        False, "robust per-night normalisation over the sleep period only "
                        "(training: the scored sleep period; test: the model's own "
                        "predicted one, label-free)"),
+    "lgbm-nightstats": ("lightgbm-context", {"n_jobs": 1, "context": {"night_stats": True}},
+                        False, "robust per-night normalisation plus the night's median "
+                        "and IQR of every feature (context option night_stats)"),
+    "lgbm-quantile-nightstats": (
+        "lightgbm-context", {"n_jobs": 1, "context": {"normalize": "quantile",
+                                                      "night_stats": True}},
+        False, "quantile per-night normalisation plus the night's median and IQR"),
+    "lgbm-augment-nightstats": (
+        "lightgbm-context", {"n_jobs": 1, "augment": True, "context": {"night_stats": True}},
+        False, "band-power-jittered copies plus the night's median and IQR"),
     "ssnet": ("ssnet", {**DEEP, "seq_len": 32, "epochs": 6, "patience": 2, "batch_size": 64},
               True, "SSNet (MLP + TCN + attention), settings of benchmarks/ssnet_real"),
     "seq-transformer": ("seq-transformer", dict(DEEP), True,
@@ -94,34 +106,52 @@ MEMBERS: dict[str, tuple[str, dict, bool, str]] = {
                        True, "SSNet, paper-size network (12 epochs on CPU), label "
                        "smoothing 0.1"),
 }
-TORCH_FREE = [m for m, v in MEMBERS.items() if not v[2]]
+#: the LightGBM variants measured first (the members of the first shipped vote)
+FIRST_VOTE = ["lgbm", "lgbm-quantile", "lgbm-augment"]
+TORCH_FREE = [*FIRST_VOTE, "lgbm-sleepnorm"]
+#: the same three variants, each also given the night's statistics (context option
+#: ``night_stats``)
+NIGHTSTATS_VOTE = ["lgbm-nightstats", "lgbm-quantile-nightstats", "lgbm-augment-nightstats"]
 #: the members of the registered model ``lightgbm-vote`` (shipped as ``vote``)
 SHIPPED_VOTE = [name for name, _, _ in VOTE_MEMBERS]
-#: candidates added after the shipped vote was chosen (kept out of its procedures)
-LATER = ["lgbm-sleepnorm", "ssnet-ls", "seq-transformer-ls", "ssnet-paper-ls"]
+#: candidates measured after the first vote was chosen
+LATER = ["lgbm-sleepnorm", "ssnet-ls", "seq-transformer-ls", "ssnet-paper-ls",
+         *NIGHTSTATS_VOTE]
 FIRST_ALL = [m for m in MEMBERS if m not in LATER]
 #: name -> (members that may get weight, tune class weighting and smoothing, description)
 PROCEDURES: dict[str, tuple[list[str], bool, str]] = {
     **{f"{m} alone": ([m], False, MEMBERS[m][3]) for m in MEMBERS},
     "lgbm + class/HMM": (["lgbm"], True, "default member, class re-weighting and HMM "
                          "chosen in the inner folds"),
-    "torch-free vote": (SHIPPED_VOTE, False, "soft vote of the LightGBM variants of "
-                        "lightgbm-vote, weights chosen in the inner folds"),
-    "torch-free vote + class/HMM": (SHIPPED_VOTE, True, "the same, plus class re-weighting "
-                                    "and HMM chosen in the inner folds (shippable)"),
-    "all vote": (FIRST_ALL, False, "soft vote of every member but the later ones"),
+    "first vote": (FIRST_VOTE, False, "soft vote of the three LightGBM variants measured "
+                   "first, weights chosen in the inner folds"),
+    "first vote + class/HMM": (FIRST_VOTE, True, "the same, plus class re-weighting "
+                               "and HMM chosen in the inner folds"),
+    "all vote": (FIRST_ALL, False, "soft vote of the first vote's members and the two "
+                 "sequence models"),
     "all vote + class/HMM": (FIRST_ALL, True, "the same, plus class re-weighting "
                              "and HMM"),
-    "torch-free vote with lgbm-sleepnorm": (TORCH_FREE, False, "soft vote of every "
-                                            "LightGBM variant, lgbm-sleepnorm included"),
-    "torch-free vote with lgbm-sleepnorm + class/HMM": (TORCH_FREE, True, "the same, plus "
-                                                        "class re-weighting and HMM"),
+    "first vote with lgbm-sleepnorm": (TORCH_FREE, False, "soft vote of the first vote's "
+                                       "members and lgbm-sleepnorm"),
+    "first vote with lgbm-sleepnorm + class/HMM": (TORCH_FREE, True, "the same, plus "
+                                                   "class re-weighting and HMM"),
     "all vote, label-smoothed sequence models": (
-        SHIPPED_VOTE + ["ssnet-ls", "seq-transformer-ls"], False,
+        FIRST_VOTE + ["ssnet-ls", "seq-transformer-ls"], False,
         "all vote with the two sequence models trained with label smoothing"),
     "all vote, paper-size SSNet": (
-        SHIPPED_VOTE + ["ssnet-paper-ls", "seq-transformer"], False,
+        FIRST_VOTE + ["ssnet-paper-ls", "seq-transformer"], False,
         "all vote with the paper-size SSNet (label smoothing) in place of the small one"),
+    "night-statistics vote": (
+        NIGHTSTATS_VOTE, False, "soft vote of the three LightGBM variants, each also "
+        "given the night's median and IQR of every feature"),
+    "night-statistics vote + class/HMM": (
+        NIGHTSTATS_VOTE, True, "the same, plus class re-weighting and HMM"),
+    "all vote, night statistics": (
+        NIGHTSTATS_VOTE + ["ssnet", "seq-transformer"], False,
+        "the night-statistics LightGBM variants with the two sequence models"),
+    "torch-free vote + class/HMM": (
+        SHIPPED_VOTE, True, "the members of lightgbm-vote, weights, class re-weighting "
+        "and HMM chosen in the inner folds: the training of the shipped vote"),
 }
 #: the procedure that is the training of the registered model ``lightgbm-vote``
 SHIPPABLE = "torch-free vote + class/HMM"
@@ -301,23 +331,28 @@ def main(argv: list[str] | None = None) -> int:
 
     paired = {}
     pairs = [("lgbm-quantile alone", "lgbm alone"), ("lgbm-augment alone", "lgbm alone"),
-                 ("ssnet alone", "lgbm alone"), ("seq-transformer alone", "lgbm alone"),
-                 ("lgbm + class/HMM", "lgbm alone"), ("torch-free vote", "lgbm alone"),
-                 ("torch-free vote + class/HMM", "torch-free vote"),
-                 ("torch-free vote + class/HMM", "lgbm alone"),
-                 ("all vote", "torch-free vote"), ("all vote + class/HMM", "all vote"),
-                 ("all vote + class/HMM", "lgbm alone"),
-                 ("lgbm-sleepnorm alone", "lgbm alone"),
-                 ("torch-free vote with lgbm-sleepnorm", "torch-free vote"),
-                 ("torch-free vote with lgbm-sleepnorm", "lgbm alone"),
-                 ("torch-free vote with lgbm-sleepnorm + class/HMM",
-                  "torch-free vote + class/HMM"),
-                 ("ssnet-ls alone", "ssnet alone"),
-                 ("seq-transformer-ls alone", "seq-transformer alone"),
-                 ("all vote, label-smoothed sequence models", "all vote"),
-                 ("ssnet-paper-ls alone", "ssnet-ls alone"),
-                 ("ssnet-paper-ls alone", "lgbm alone"),
-                 ("all vote, paper-size SSNet", "all vote")]
+             ("ssnet alone", "lgbm alone"), ("seq-transformer alone", "lgbm alone"),
+             ("lgbm + class/HMM", "lgbm alone"), ("first vote", "lgbm alone"),
+             ("first vote + class/HMM", "first vote"),
+             ("all vote", "first vote"), ("all vote + class/HMM", "all vote"),
+             ("all vote + class/HMM", "lgbm alone"),
+             ("lgbm-sleepnorm alone", "lgbm alone"),
+             ("first vote with lgbm-sleepnorm", "first vote"),
+             ("first vote with lgbm-sleepnorm + class/HMM", "first vote + class/HMM"),
+             ("ssnet-ls alone", "ssnet alone"),
+             ("seq-transformer-ls alone", "seq-transformer alone"),
+             ("all vote, label-smoothed sequence models", "all vote"),
+             ("ssnet-paper-ls alone", "ssnet-ls alone"),
+             ("ssnet-paper-ls alone", "lgbm alone"),
+             ("all vote, paper-size SSNet", "all vote"),
+             ("lgbm-nightstats alone", "lgbm alone"),
+             ("lgbm-quantile-nightstats alone", "lgbm-quantile alone"),
+             ("lgbm-augment-nightstats alone", "lgbm-augment alone"),
+             ("night-statistics vote", "first vote"),
+             ("night-statistics vote + class/HMM", "first vote + class/HMM"),
+             ("night-statistics vote", "lgbm-nightstats alone"),
+             ("all vote, night statistics", "all vote"),
+             ("torch-free vote + class/HMM", "lgbm alone")]
     for a, b in pairs:
         if a not in procs or b not in procs:
             continue

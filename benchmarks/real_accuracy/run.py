@@ -1,7 +1,7 @@
 """Robustness of the default stager across people, on the real Sleep-EDF band powers.
 
-Trains the shipped ``default`` model's configuration (architecture and smoothing from its
-model card ``src/hypnoscope/data/models/default.json``, as built by
+Trains the shipped ``default`` model's configuration (architecture, options and smoothing
+from its model card ``src/hypnoscope/data/models/default.json``, as built by
 ``scripts/train_default_model.py``) on
 
 (a) the subject-wise 10-fold CV folds of ``benchmarks/real_features``
@@ -67,6 +67,7 @@ def default_model_options(seed: int, n_jobs: int) -> tuple[str, dict]:
     """Name and options of the shipped default model, read from its model card."""
     card = json.loads(CARD.read_text())
     opts: dict = {"seed": seed, "n_jobs": n_jobs}
+    opts.update(card.get("options") or {})
     if card.get("smoothing"):
         opts["smoothing"] = card["smoothing"]
     return card["architecture"], opts
@@ -212,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-jobs", type=int, default=2, help="LightGBM threads")
     ap.add_argument("--state-dir", default=str(DEFAULT_STATE))
     ap.add_argument("--name", default="real_accuracy", help="results file stem")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
+                    help="a model option on top of the card's, e.g. "
+                         "'context={\"night_stats\": true}' (a candidate, not the default)")
     args = ap.parse_args(argv)
 
     nights = load_feature_dir(args.data)
@@ -221,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     dis = dissimilar_subject_split(nights, test=args.test, val=0.0, seed=args.seed)
     scores = subject_atypicality(nights)
     name, opts = default_model_options(args.seed, args.n_jobs)
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--option {item!r}: expected KEY=JSON")
+        opts[key.strip()] = json.loads(value)
     cfg_key = {k: v for k, v in opts.items() if k != "n_jobs"}
     state = Path(args.state_dir)
 

@@ -343,7 +343,7 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
                 windows: Sequence[int] = (5, 11, 21), past_windows: Sequence[int] = (4, 10),
                 std_windows: Sequence[int] = (11,), diffs: bool = True,
                 normalize: str | None = "robust", keep_raw: bool = True, stats_rows=None,
-                ) -> tuple[np.ndarray, list[str]]:
+                night_stats: bool = False) -> tuple[np.ndarray, list[str]]:
     """Temporal context features for the epochs of ONE night.
 
     Parameters
@@ -371,6 +371,13 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
     stats_rows : slice, ndarray of int or bool, optional
         Epochs whose statistics the per-night normalisation uses (e.g. the sleep
         period); see :func:`night_normalize`. Needs ``normalize``.
+    night_stats : bool
+        Also add the night's robust statistics of every input column, the median and
+        IQR / 1.349 of :func:`hypnoscope.preprocessing.normalization_stats` over the
+        ``stats_rows`` epochs, as columns that are constant over the night. A
+        normalised feature says where an epoch lies within its night; these say what
+        the night as a whole looks like (e.g. little slow-wave power all night in an
+        older sleeper), which the normalisation removes.
 
     Returns
     -------
@@ -378,7 +385,7 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
     names : list of str
         ``<name>`` (raw), ``<name>|z`` (night-normalised), ``<name>|c<w>`` (centred mean),
         ``<name>|p<w>`` (past mean), ``<name>|s<w>`` (centred SD), ``<name>|dprev`` and
-        ``<name>|dnext``.
+        ``<name>|dnext``; with ``night_stats`` also ``<name>|nmed`` and ``<name>|niqr``.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim < 1 or len(X) == 0:
@@ -425,4 +432,10 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         nxt = np.vstack([Z[1:], Z[-1:]])
         blocks += [Z - prev, nxt - Z]
         out_names += [f"{n}|dprev" for n in names] + [f"{n}|dnext" for n in names]
+    if night_stats:
+        ref = _stats_mask(stats_rows, len(X))
+        center, scale = normalization_stats(X, "robust", axes=0,
+                                            exclude=None if ref is None else ~ref)
+        blocks += [np.broadcast_to(center, X.shape), np.broadcast_to(scale, X.shape)]
+        out_names += [f"{n}|nmed" for n in names] + [f"{n}|niqr" for n in names]
     return np.hstack(blocks).astype(np.float32), out_names

@@ -366,11 +366,17 @@ def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | N
     :func:`~hypnoscope.features.add_context` options, ``span`` (one of
     :data:`CONTEXT_SPANS`, default ``"night"``) says which epochs the per-night
     normalisation takes its statistics from; it is kept in the result only when it is
-    ``"sleep"`` (so that older model cards stay the same).
+    ``"sleep"``, and ``night_stats`` only when true (so that older model cards stay the
+    same).
     """
-    out = _options(context, {**DEFAULT_CONTEXT, "span": "night"}, "context")
+    out = _options(context, {**DEFAULT_CONTEXT, "span": "night", "night_stats": False},
+                   "context")
     if out is None:
         return None
+    if out["night_stats"]:
+        out["night_stats"] = True
+    else:
+        del out["night_stats"]
     if out["span"] not in CONTEXT_SPANS:
         raise ValueError(f"context span must be one of {CONTEXT_SPANS}, got "
                          f"{out['span']!r}")
