@@ -40,11 +40,8 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -62,7 +59,7 @@ from hypnoscope.stages import stage_names
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import _real_features  # noqa: E402  (the robustness benchmark beside this file)
+from run import _real_features, result_header  # noqa: E402  (the robustness benchmark beside this file)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -365,11 +362,7 @@ def main(argv: list[str] | None = None) -> int:
               "f1_R": ship["f1"]["R"],
               "worst_fold_accuracy": ship["fold_distribution"]["accuracy"]["min"]}
     res = {
-        "benchmark": "real_accuracy_nested",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()} python "
-                   f"{platform.python_version()}, {os.cpu_count()} cores",
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        **result_header("real_accuracy_nested"),
         "protocol": (
             "Real data: 59 subjects / 115 nights of Sleep-EDF Expanded cassette band powers "
             "(Kemp et al. 2000; Goldberger et al. 2000; ODC-By). Outer loop: subject-wise "

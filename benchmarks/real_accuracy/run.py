@@ -63,6 +63,15 @@ def _real_features():
     return mod
 
 
+def result_header(benchmark: str) -> dict:
+    """The name, date (UTC), machine and command line every result file starts with."""
+    return {"benchmark": benchmark,
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.node()} {platform.machine()} python "
+                       f"{platform.python_version()}, {os.cpu_count()} cores",
+            "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}
+
+
 def default_model_options(seed: int, n_jobs: int) -> tuple[str, dict]:
     """Name and options of the shipped default model, read from its model card."""
     card = json.loads(CARD.read_text())

@@ -29,9 +29,6 @@ Usage (from the repository root; about 5 min per variant on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -51,7 +48,7 @@ from hypnoscope.stages import stage_names
 from hypnoscope.utils import write_json_atomic, write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import _real_features  # noqa: E402  (the robustness benchmark beside this file)
+from run import _real_features, result_header  # noqa: E402  (the robustness benchmark beside this file)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -159,11 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                    "paired_vs_base": None if v == "base" else
                    {"mean": float(d.mean()), "sd": float(d.std(ddof=1)),
                     "better": int((d > 0).sum())}}
-    res = {"benchmark": "real_accuracy_screen",
-           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "machine": f"{platform.node()} {platform.machine()} python "
-                      f"{platform.python_version()}, {os.cpu_count()} cores",
-           "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+    res = {**result_header("real_accuracy_screen"),
            "protocol": "subject-wise 10-fold CV (folds of benchmarks/real_features), one "
                        "lightgbm-context-style model per fold, no inner selection: a "
                        "screen, not an estimate (see real_accuracy_nested.md)",

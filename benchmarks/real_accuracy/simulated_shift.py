@@ -25,9 +25,6 @@ earlier shipped model.) Writes ``benchmarks/results/simulated_shift.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +35,9 @@ from hypnoscope.hypnogram import read_hypnogram
 from hypnoscope.simulate import simulate_night, write_sleepedf_pair
 from hypnoscope.staging import stage_recording
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import result_header  # noqa: E402  (the robustness benchmark beside this file)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -72,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 n = min(len(c), len(t))
                 ok = t[:n] >= 0
                 agree[label].append(float((c[:n][ok] == t[:n][ok]).mean()))
-    res = {"benchmark": "simulated_shift",
-           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "machine": f"{platform.node()} {platform.machine()} python "
-                      f"{platform.python_version()}, {os.cpu_count()} cores",
-           "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+    res = {**result_header("simulated_shift"),
            "data": "SIMULATED nights (hypnoscope.simulate, sleep-edf-sc montage, seeds 0..), "
                    "driven by real Sleep-EDF hypnograms: a domain-shift check, not an "
                    "accuracy estimate",
