@@ -262,6 +262,17 @@ def _nested_procedure(proc: str) -> dict:
                                                        "not measured")}
 
 
+def _reads_night_stats(model: str, options: dict) -> bool:
+    """Whether the model (or, for ``lightgbm-vote``, one of its members) is given the
+    night's own feature statistics (context option ``night_stats``)."""
+    from hypnoscope.models.vote import DEFAULT_MEMBERS
+
+    members = options.get("members") or DEFAULT_MEMBERS if model == "lightgbm-vote" else \
+        [("", model, options)]
+    return any(isinstance(o.get("context"), dict) and o["context"].get("night_stats")
+               for _, _, o in members)
+
+
 def parse_options(items: list[str], ap: argparse.ArgumentParser) -> dict:
     """``KEY=JSON`` strings -> model options (a value that is not JSON stays a string)."""
     out = {}
@@ -463,8 +474,8 @@ def main(argv: list[str] | None = None) -> int:
             "scored with R&K rules (stages 3 and 4 merged into N3)",
             "expects 30-s epochs from the recording start; recordings are resampled to "
             "100 Hz; the z-score window is the sleep period found by a first pass",
-        ] + ([NIGHT_STATS_LIMIT] if (options.get("context") or {}).get("night_stats")
-             or args.model == "lightgbm-vote" else []) + ([] if setup.n_eog else [
+        ] + ([NIGHT_STATS_LIMIT] if _reads_night_stats(args.model, options)
+             else []) + ([] if setup.n_eog else [
             "no EOG input: the training features were cleaned of eye components by ICA "
             "against the EOG, a recording without EOG is not, so eye movements stay in "
             "its EEG; REM vs wake and N1 rely on the EEG alone"]) + ([] if setup.n_eeg > 1 else [
