@@ -273,21 +273,6 @@ def _reads_night_stats(model: str, options: dict) -> bool:
                for _, _, o in members)
 
 
-def parse_options(items: list[str], ap: argparse.ArgumentParser) -> dict:
-    """``KEY=JSON`` strings -> model options (a value that is not JSON stays a string)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            ap.error(f"--option {item!r}: expected KEY=VALUE, e.g. "
-                     "'context={\"night_stats\": true}'")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def card_markdown(card: dict) -> str:
     """Human-readable model card."""
     cv = card.get("cross_validation") or {}
@@ -374,15 +359,24 @@ def main(argv: list[str] | None = None) -> int:
     from hypnoscope.datasets import describe_nights, load_feature_dir
     from hypnoscope.models import load_model, make_model
     from hypnoscope.models.storage import make_portable
-    from hypnoscope.utils import seed_everything, write_json_atomic, write_text_atomic
+    from hypnoscope.utils import (
+        parse_options,
+        seed_everything,
+        write_json_atomic,
+        write_text_atomic,
+    )
 
     seed_everything(args.seed)
     smoothing = None if args.smoothing == "none" else args.smoothing
-    options = parse_options(args.option, ap)
+    try:
+        options = parse_options(args.option)
+    except ValueError as err:
+        ap.error(f"--{err}")
     if smoothing:
         options["smoothing"] = smoothing
     bench_model = args.bench_model or (args.model + ("+HMM" if smoothing == "hmm" else ""))
     extra = {k: v for k, v in options.items() if k != "smoothing"}
+    night_stats = _reads_night_stats(args.model, options)
     # the name of what was trained: the benchmark row's, or the model with its options
     chosen_name = args.bench_model or (bench_model + "".join(
         f" {k}={json.dumps(v, sort_keys=True)}" for k, v in extra.items()))
@@ -421,13 +415,14 @@ def main(argv: list[str] | None = None) -> int:
         "summary": (f"{args.model}{' + HMM smoothing' if smoothing else ''}"
                     + (" (soft vote of lightgbm-context with robust and with quantile "
                        "per-night normalisation and of one trained also on jittered band "
-                       "powers, each also given the night's median and IQR of every "
-                       "feature; choices made on cross-fitted predictions)"
+                       "powers" + (", each also given the night's median and IQR of "
+                                   "every feature" if night_stats else "")
+                       + "; choices made on cross-fitted predictions)"
                        if args.model == "lightgbm-vote" else "") + " on "
                     f"{10 * len(setup.slots)} band-power features ({', '.join(setup.channels)}"
                     " x 5 bands, log-absolute + relative) with temporal context"
                     + (" and each night's median and IQR of every feature"
-                       if (options.get("context") or {}).get("night_stats") else "")
+                       if night_stats and args.model != "lightgbm-vote" else "")
                     + "; trained on "
                     "real Sleep-EDF cassette "
                     "nights (59 subjects)"
@@ -474,8 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             "scored with R&K rules (stages 3 and 4 merged into N3)",
             "expects 30-s epochs from the recording start; recordings are resampled to "
             "100 Hz; the z-score window is the sleep period found by a first pass",
-        ] + ([NIGHT_STATS_LIMIT] if _reads_night_stats(args.model, options)
-             else []) + ([] if setup.n_eog else [
+        ] + ([NIGHT_STATS_LIMIT] if night_stats else []) + ([] if setup.n_eog else [
             "no EOG input: the training features were cleaned of eye components by ICA "
             "against the EOG, a recording without EOG is not, so eye movements stay in "
             "its EEG; REM vs wake and N1 rely on the EEG alone"]) + ([] if setup.n_eeg > 1 else [

@@ -282,3 +282,15 @@ def test_train_strict_refuses_nights_with_reader_warnings(tmp_path, capsys, monk
     assert "warning(s) in strict mode" in line and str(volts) in line
     assert "V under a 'µV' header" in line
     assert not (tmp_path / "m.joblib").exists()
+
+
+def test_key_value_options_are_read_as_json_or_kept_as_strings():
+    from hypnoscope.utils import parse_options
+
+    assert parse_options(['context={"night_stats": true}', "epochs=3", "preset=paper",
+                          " k = [1, 2]"]) == {"context": {"night_stats": True}, "epochs": 3,
+                                              "preset": "paper", "k": [1, 2]}
+    assert parse_options([]) == {}
+    for bad in ("night_stats", "=3"):
+        with pytest.raises(ValueError, match=f"option '{bad}': expected KEY=VALUE"):
+            parse_options([bad])

@@ -45,7 +45,7 @@ from hypnoscope.datasets import load_feature_dir
 from hypnoscope.evaluation import robustness
 from hypnoscope.models import make_model
 from hypnoscope.splits import dissimilar_subject_split, subject_atypicality, subject_kfold
-from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+from hypnoscope.utils import parse_options, progress, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -234,11 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     dis = dissimilar_subject_split(nights, test=args.test, val=0.0, seed=args.seed)
     scores = subject_atypicality(nights)
     name, opts = default_model_options(args.seed, args.n_jobs)
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--option {item!r}: expected KEY=JSON")
-        opts[key.strip()] = json.loads(value)
+    try:
+        opts.update(parse_options(args.option))
+    except ValueError as err:
+        ap.error(f"--{err}")
     cfg_key = {k: v for k, v in opts.items() if k != "n_jobs"}
     state = Path(args.state_dir)
 

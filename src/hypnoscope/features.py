@@ -405,7 +405,8 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
     if stats_rows is not None and normalize is None:
         raise ValueError("stats_rows selects the epochs of the per-night normalisation; "
                          "it needs normalize")
-    Z = night_normalize(X, normalize, stats_rows) if normalize is not None else X
+    ref = _stats_mask(stats_rows, len(X))
+    Z = night_normalize(X, normalize, ref) if normalize is not None else X
     blocks: list[np.ndarray] = []
     out_names: list[str] = []
     if keep_raw and normalize is not None:
@@ -433,7 +434,6 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         blocks += [Z - prev, nxt - Z]
         out_names += [f"{n}|dprev" for n in names] + [f"{n}|dnext" for n in names]
     if night_stats:
-        ref = _stats_mask(stats_rows, len(X))
         center, scale = normalization_stats(X, "robust", axes=0,
                                             exclude=None if ref is None else ~ref)
         blocks += [np.broadcast_to(center, X.shape), np.broadcast_to(scale, X.shape)]

@@ -94,6 +94,26 @@ def progress(iterable=None, total: int | None = None, desc: str = "", unit: str 
                 dynamic_ncols=True, **kwargs)
 
 
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (e.g. from a repeated ``--option``) -> a dict of options.
+
+    A value is read as JSON (``true``, ``3``, ``{"night_stats": true}``); one that is not
+    JSON stays a string (``preset=paper``). Raises ``ValueError`` naming an item without
+    ``=`` or without a key.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"option {item!r}: expected KEY=VALUE, e.g. "
+                             "'context={\"night_stats\": true}'")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def true_runs(mask) -> list[tuple[int, int]]:
     """``(start, stop)`` index pairs of the runs of True in a 1-D boolean array."""
     d = np.diff(np.concatenate([[0], np.asarray(mask, bool).astype(np.int8), [0]]))

@@ -538,7 +538,7 @@ class FeatureStagingModel(StagingModel):
         Xs, ys = [], []
         names: list[str] = []
         for n in progress(fit_nights, desc="features", unit="night"):
-            rows = self.sleep_period(n, labels=n.y) if self.span == "sleep" else None
+            rows = self.sleep_period(n, labels=n.y)
             X, names = night_feature_matrix(n, self.context, self.feature_set, rows)
             y = self._labels(n)
             keep = y >= 0
