@@ -56,7 +56,7 @@ from hypnoscope.models.vote import DEFAULT_MEMBERS as VOTE_MEMBERS
 from hypnoscope.nested import Combination, choose_combination, cross_fit
 from hypnoscope.splits import subject_kfold
 from hypnoscope.stages import stage_names
-from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+from hypnoscope.utils import atomic_path, progress, write_json_atomic, write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import _real_features, result_header  # noqa: E402  (the robustness benchmark beside this file)
@@ -166,10 +166,8 @@ def state_path(state: Path, member: str, fold, data: str) -> Path:
 
 
 def _save(path: Path, rec: dict) -> dict:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **rec)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **rec)
     return rec
 
 

@@ -45,7 +45,7 @@ from hypnoscope.models.feature_classifiers import (
 )
 from hypnoscope.splits import subject_kfold
 from hypnoscope.stages import stage_names
-from hypnoscope.utils import write_json_atomic, write_text_atomic
+from hypnoscope.utils import atomic_path, write_json_atomic, write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import _real_features, result_header  # noqa: E402  (the robustness benchmark beside this file)
@@ -116,10 +116,8 @@ def run_variant(variant: str, nights, folds, path: Path) -> dict[str, np.ndarray
         est.fit(X[k], y[k])
         out.update({n.night_id: est.predict_proba(mats[n.night_id]) for n in test})
         print(f"{variant} {f.name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **out)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **out)
     return out
 
 
