@@ -1,5 +1,5 @@
 """Write ``src/hypnoscope/data/designs.npz``: the filter and window designs of the
-band-power pipeline (:func:`hypnoscope.bandpower.pipeline_designs`), designed now by MNE
+band-power pipeline (:func:`hypnoscope.signal.bandpower.pipeline_designs`), designed now by MNE
 and SciPy, so that staging loads them instead of importing ``scipy.signal``.
 
 Usage::
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hypnoscope import bandpower
-from hypnoscope.preprocessing import DESIGNS_FILE, designs_made
+from hypnoscope.signal import bandpower
+from hypnoscope.signal.preprocessing import DESIGNS_FILE, designs_made
 
 
 def main() -> int:

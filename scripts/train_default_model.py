@@ -19,7 +19,7 @@ from a subject-wise ``--cv-folds``-fold CV run here. ``--card-only`` rewrites th
 the existing model file (e.g. once the benchmark has finished) without retraining.
 
 ``--setup`` trains the shipped model of another channel setup
-(:data:`hypnoscope.channel_setups.CHANNEL_SETUPS`: ``eeg1`` one frontal EEG, ``eeg1-eog``
+(:data:`hypnoscope.staging.channel_setups.CHANNEL_SETUPS`: ``eeg1`` one frontal EEG, ``eeg1-eog``
 one EEG + EOG, ``eeg2`` two EEG without EOG) on those channels of the same set, named after
 the setup, with its own subject-wise 10-fold CV on the benchmark's folds::
 
@@ -183,7 +183,7 @@ def audit_pickle(path: Path) -> list[str]:
 
 
 def select_channels(nights, setup):
-    """The nights with only the channels of a :class:`~hypnoscope.channel_setups.
+    """The nights with only the channels of a :class:`~hypnoscope.staging.channel_setups.
     ChannelSetup` (views of the features; channel names in the metadata follow)."""
     from dataclasses import replace
 
@@ -199,9 +199,9 @@ def cross_validate(nights, model_name: str, folds: int, seed: int,
     With ``state_dir`` every fold's test labels and predictions are kept there (keyed by
     the model, folds, seed and the nights' channels), so an interrupted run resumes at
     the first fold not done."""
-    from hypnoscope.evaluation import evaluate
+    from hypnoscope.evaluation.metrics import evaluate
+    from hypnoscope.evaluation.splits import subject_kfold
     from hypnoscope.models import make_model
-    from hypnoscope.splits import subject_kfold
     from hypnoscope.utils import progress
 
     per_fold, y_all, p_all = [], [], []
@@ -325,7 +325,7 @@ def card_markdown(card: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypnoscope.channel_setups import CHANNEL_SETUPS
+    from hypnoscope.staging.channel_setups import CHANNEL_SETUPS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sleepedf_bandpower"))
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench-model", default=None,
                     help="row of the benchmark results holding this model's CV metrics")
     ap.add_argument("--setup", default="default",
-                    help="channel setup (hypnoscope.channel_setups.CHANNEL_SETUPS): default, "
+                    help="channel setup (hypnoscope.staging.channel_setups.CHANNEL_SETUPS): default, "
                          "eeg1-eog, eeg2 or eeg1")
     ap.add_argument("--name", default=None, help="model name (default: the setup's name)")
     ap.add_argument("--cv-folds", type=int, default=5)
@@ -355,10 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     setup = CHANNEL_SETUPS[args.setup]
     args.name = args.name or setup.name
 
-    from hypnoscope import bandpower
     from hypnoscope.datasets import describe_nights, load_feature_dir
     from hypnoscope.models import load_model, make_model
     from hypnoscope.models.storage import make_portable
+    from hypnoscope.signal import bandpower
     from hypnoscope.utils import (
         parse_options,
         seed_everything,
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_data": {
             "dataset": "Sleep-EDF Expanded (sleep-edfx 1.0.0), sleep-cassette study",
             "features": "../shared/data/sleepedf_bandpower (reproduced on new recordings "
-                        "by hypnoscope.bandpower)",
+                        "by hypnoscope.signal.bandpower)",
             "licence": "ODC-By 1.0; cite Kemp et al., IEEE TBME 47(9) 2000 and Goldberger "
                        "et al., Circulation 101(23) 2000",
             "n_subjects": desc["n_subjects"], "n_nights": desc["n_nights"],

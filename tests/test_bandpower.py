@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from hypnoscope import bandpower as bp
+from hypnoscope.signal import bandpower as bp
 from hypnoscope.stages import sleep_period_slice
 
 FS = 100.0
@@ -138,7 +138,7 @@ def test_filters_follow_documented_bands():
 
 
 def test_window_std_is_the_zscore_scale_of_the_window():
-    from hypnoscope.preprocessing import normalization_stats
+    from hypnoscope.signal.preprocessing import normalization_stats
 
     rng = np.random.default_rng(3)
     ep = rng.normal(0, 1, (8, 3, 3000)) * np.array([20e-6, 5e-6, 0.0])[None, :, None]
@@ -244,7 +244,7 @@ def test_eeg_region(name, region):
 
 
 def test_extract_bandpower_from_carries_channel_notices():
-    from hypnoscope.io import PSGRecording
+    from hypnoscope.io.psg import PSGRecording
     from hypnoscope.notices import notices_of
 
     rng = np.random.default_rng(0)

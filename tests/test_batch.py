@@ -19,7 +19,7 @@ import pytest
 from hypnoscope import Hypnogram
 from hypnoscope.cli import main
 from hypnoscope.cli.stage import output_stems
-from hypnoscope.staging import OUTPUT_SUFFIXES, stage_file
+from hypnoscope.staging.pipeline import OUTPUT_SUFFIXES, stage_file
 from hypnoscope.utils import PARTIAL_PREFIX, output_set, remove_stale_partials
 
 #: A short night pattern (W N1 N2 N3 N2 R), repeated to the length asked for.
@@ -168,14 +168,14 @@ def test_reference_mismatch_fails_and_leaves_nothing(tmp_path, capsys):
 
 
 def test_stage_file_interrupted_leaves_nothing(tmp_path, monkeypatch):
-    import hypnoscope.staging
+    import hypnoscope.staging.pipeline
 
     psg = simulated_psg(tmp_path / "in", "N", seed=1)
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hypnoscope.staging, "_write_png", interrupted)  # the last file
+    monkeypatch.setattr(hypnoscope.staging.pipeline, "_write_png", interrupted)  # the last file
     with pytest.raises(KeyboardInterrupt):
         stage_file(psg, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
@@ -352,9 +352,9 @@ def test_lights_and_crop_flags_reach_staging(tmp_path, capsys):
     ("--lights-off", "-30", "expected seconds >= 0 from the recording start"),
 ])
 def test_bad_lights_values_fail_before_work(tmp_path, capsys, monkeypatch, flag, value, why):
-    import hypnoscope.staging
+    import hypnoscope.staging.pipeline
 
-    monkeypatch.setattr(hypnoscope.staging, "stage_file", None)  # must not be reached
+    monkeypatch.setattr(hypnoscope.staging.pipeline, "stage_file", None)  # must not be reached
     code, _, err = _run(capsys, "stage", tmp_path / "x.edf", "--out", tmp_path / "o",
                         flag, value)
     assert code == 2 and "Traceback" not in err
@@ -365,7 +365,7 @@ def test_bad_lights_values_fail_before_work(tmp_path, capsys, monkeypatch, flag,
 _FAULTS = """
 import json, resource, sys
 import numpy as np
-from hypnoscope.batch import tune_worker_malloc
+from hypnoscope.staging.batch import tune_worker_malloc
 tuned = tune_worker_malloc() if sys.argv[1] == "tune" else False
 again = tune_worker_malloc() if sys.argv[1] == "tune" else False
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

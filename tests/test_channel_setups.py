@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from hypnoscope.channel_setups import CHANNEL_SETUPS, setup_for_roles, setup_of_card
 from hypnoscope.models.storage import shipped_models
 from hypnoscope.models.vote import DEFAULT_MEMBERS
-from hypnoscope.staging import choose_model, stage_recording
+from hypnoscope.staging.channel_setups import CHANNEL_SETUPS, setup_for_roles, setup_of_card
+from hypnoscope.staging.pipeline import choose_model, stage_recording
 
 
 @pytest.fixture(scope="module")

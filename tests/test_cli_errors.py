@@ -60,7 +60,7 @@ def _forbid(monkeypatch, target: str) -> None:
 # ----------------------------------------------------------------- output paths
 def test_stage_into_an_uncreatable_folder_fails_before_work(tmp_path, a_file, capsys,
                                                            monkeypatch):
-    _forbid(monkeypatch, "hypnoscope.staging:stage_file")
+    _forbid(monkeypatch, "hypnoscope.staging.pipeline:stage_file")
     _forbid(monkeypatch, "hypnoscope.cli.stage:expand_inputs")
     out = a_file / "results"
     code, _, err = _run(capsys, "stage", tmp_path / "x-PSG.edf", "--out", out)
@@ -71,7 +71,7 @@ def test_stage_into_an_uncreatable_folder_fails_before_work(tmp_path, a_file, ca
 
 
 def test_stage_out_naming_a_file(tmp_path, a_file, capsys, monkeypatch):
-    _forbid(monkeypatch, "hypnoscope.staging:stage_file")
+    _forbid(monkeypatch, "hypnoscope.staging.pipeline:stage_file")
     code, _, err = _run(capsys, "stage", tmp_path / "x-PSG.edf", "--out", a_file)
     assert code == 2
     assert _one_error(err, "stage").endswith(
@@ -89,14 +89,14 @@ def test_stage_into_a_folder_that_cannot_be_written(tmp_path, capsys, monkeypatc
     else:  # pragma: no cover
         probe.rmdir()
         pytest.skip("/sys is writable here")
-    _forbid(monkeypatch, "hypnoscope.staging:stage_file")
+    _forbid(monkeypatch, "hypnoscope.staging.pipeline:stage_file")
     code, _, err = _run(capsys, "stage", tmp_path / "x-PSG.edf", "--out", probe)
     line = _one_error(err, "stage")
     assert code == 2 and f"--out {probe}: cannot create the folder" in line
 
 
 def test_compare_report_into_a_bad_path(hyp_file, a_file, tmp_path, capsys, monkeypatch):
-    _forbid(monkeypatch, "hypnoscope.evaluation:compare_hypnograms")
+    _forbid(monkeypatch, "hypnoscope.evaluation.metrics:compare_hypnograms")
     code, out, err = _run(capsys, "compare", hyp_file, hyp_file, "--report", a_file / "r")
     assert code == 2 and out == ""
     line = _one_error(err, "compare")
@@ -204,12 +204,12 @@ def test_describe_error_calls_a_bug_an_internal_error():
 
 
 def test_internal_error_says_so_and_debug_shows_the_traceback(hyp_file, capsys, monkeypatch):
-    import hypnoscope.sleepstats
+    import hypnoscope.evaluation.sleepstats
 
     def bug(*a, **k):
         raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
 
-    monkeypatch.setattr(hypnoscope.sleepstats, "sleep_statistics", bug)
+    monkeypatch.setattr(hypnoscope.evaluation.sleepstats, "sleep_statistics", bug)
     code, _, err = _run(capsys, "stats", hyp_file)
     line = _one_error(err, "stats")
     assert code == 3

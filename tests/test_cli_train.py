@@ -184,7 +184,7 @@ def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg
     # a model trained with --data stages new recordings through the same reader and
     # preprocessing: hypnoscope.stage gives the model's own predictions on that night
     import hypnoscope
-    from hypnoscope.recordings import load_psg_dir
+    from hypnoscope.io.recordings import load_psg_dir
 
     psg = next(test.glob("*-PSG.edf"))
     hyp = hypnoscope.stage(psg, model=model_path)
@@ -210,7 +210,7 @@ def test_train_ssnet_on_psg_dir_saves_a_loadable_model(tmp_path, capsys, monkeyp
     """``train --model ssnet --data`` end to end with tiny settings: the saved model loads,
     records its classes, channels and subject-wise train/validation split, and
     ``evaluate --json`` scores exactly the model's own predictions."""
-    from hypnoscope.recordings import load_psg_dir
+    from hypnoscope.io.recordings import load_psg_dir
     from hypnoscope.stages import STAGES_5
 
     monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
@@ -265,7 +265,7 @@ def test_train_val_fraction_checked_before_loading(tmp_path, capsys):
     import inspect
 
     from hypnoscope.cli import build_parser
-    from hypnoscope.splits import validation_split
+    from hypnoscope.evaluation.splits import validation_split
 
     args = build_parser().parse_args(["train", "--model", "ssnet", "--features", "d",
                                       "--out", "m"])
@@ -281,7 +281,7 @@ def test_train_vote_uses_every_subject_and_needs_band_powers(tmp_path, capsys, f
                        "--out", str(tmp_path / "v.joblib"))
     assert code == 2 and "band-power augmentation needs" in err and "01__1" in err
     assert not (tmp_path / "v.joblib").exists()
-    from hypnoscope.bandpower import assemble_features
+    from hypnoscope.signal.bandpower import assemble_features
 
     rng = np.random.default_rng(0)
     bp_dir = tmp_path / "bp"

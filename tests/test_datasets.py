@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from conftest import SLEEPEDF_SC_CHANNELS, write_psg_edf
-from hypnoscope import io as hio
 from hypnoscope.cli import main
 from hypnoscope.datasets import (
     Night,
@@ -20,8 +19,8 @@ from hypnoscope.datasets import (
     split_modalities,
 )
 from hypnoscope.hypnogram import Hypnogram
-from hypnoscope.preprocessing import epoch_signals
-from hypnoscope.recordings import (
+from hypnoscope.io import psg as hio
+from hypnoscope.io.recordings import (
     DatasetLoadError,
     default_cache_dir,
     find_hypnogram,
@@ -31,6 +30,7 @@ from hypnoscope.recordings import (
     recording_stem,
     sleepedf_ids,
 )
+from hypnoscope.signal.preprocessing import epoch_signals
 
 START = dt.datetime(2020, 1, 1, 22, 30, 0)
 # 20 epochs: 4 W, 6 sleep (N1 N2 N2 N3 R ?), 10 W

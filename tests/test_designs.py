@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from hypnoscope import bandpower
-from hypnoscope import preprocessing as pp
+from hypnoscope.signal import bandpower
+from hypnoscope.signal import preprocessing as pp
 
 
 def test_shipped_designs_are_mne_and_scipy_designs():

@@ -15,8 +15,8 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from hypnoscope.sequences import SequenceDataset
-from hypnoscope.training import TrainConfig, train_model
+from hypnoscope.training.loop import TrainConfig, train_model
+from hypnoscope.training.sequences import SequenceDataset
 from two_phase_setup import EncoderHeadNet, make_nights, phases
 
 #: |w_2proc - w_1proc| bound: the same arithmetic up to the order of float sums.

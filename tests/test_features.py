@@ -1,4 +1,4 @@
-"""Tests of hypnoscope.features: per-epoch features and temporal context."""
+"""Tests of hypnoscope.signal.features: per-epoch features and temporal context."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import signal, stats
 
-from hypnoscope.features import (
+from hypnoscope.signal.features import (
     BANDS,
     add_context,
     epoch_features,

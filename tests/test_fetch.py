@@ -12,7 +12,8 @@ import pytest
 
 from conftest import write_psg_edf
 from hypnoscope.cli import main
-from hypnoscope.fetch import (
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.fetch import (
     FetchError,
     build_catalog,
     check_edf_header,
@@ -22,7 +23,6 @@ from hypnoscope.fetch import (
     select_records,
     write_catalog,
 )
-from hypnoscope.hypnogram import Hypnogram
 
 # (PSG name, hypnogram name) of the mirror; SC4012 is missing on purpose (subject 1 has
 # only night 1, like subject 13 of the real database).

@@ -15,10 +15,10 @@ import pytest
 
 from conftest import write_psg_edf
 from hypnoscope.cli import main
-from hypnoscope.fetch import FetchError, NsrrClient, fetch_nsrr, list_nsrr_recordings
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram
-from hypnoscope.nsrr_xml import write_nsrr_xml
-from hypnoscope.recordings import find_hypnogram
+from hypnoscope.io.fetch import FetchError, NsrrClient, fetch_nsrr, list_nsrr_recordings
+from hypnoscope.io.nsrr_xml import write_nsrr_xml
+from hypnoscope.io.recordings import find_hypnogram
 
 GOOD, NO_ACCESS = "goodtoken123", "otherdataset456"
 EDF1 = "polysomnography/edfs/shhs1/shhs1-200001.edf"

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from hypnoscope.io import read_psg
-from hypnoscope.recordings import list_recordings, recording_stem
+from hypnoscope.io.psg import read_psg
+from hypnoscope.io.recordings import list_recordings, recording_stem
 
 #: An AASM-style montage at a clinical rate (the simulated Sleep-EDF channels renamed).
 AASM_NAMES = {"EEG Fpz-Cz": "F4-M1", "EEG Pz-Oz": "O2-M1", "EOG horizontal": "E1-M2",

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from hypnoscope import bandpower as bp
 from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.signal import bandpower as bp
 
 PATTERN = np.array([0] * 6 + [1] * 3 + [2] * 12 + [3] * 10 + [2] * 6 + [4] * 9)
 
@@ -58,7 +58,7 @@ def test_numpy_ica_equals_mne_fastica(filtered_night, leak, decim):
 def test_numpy_ica_imports_no_sklearn(filtered_night, tmp_path):
     x, names, roles = filtered_night
     np.save(tmp_path / "x.npy", x)
-    code = (f"import sys, numpy as np\nfrom hypnoscope import bandpower as bp\n"
+    code = (f"import sys, numpy as np\nfrom hypnoscope.signal import bandpower as bp\n"
             f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
             f"bp.remove_eye_components(x, 100.0, {names!r}, {roles!r})\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'numba'}))")
@@ -80,7 +80,7 @@ def test_default_model_predictions_on_the_demo_night_are_pinned(tmp_path, monkey
     from hypnoscope.cli.demo import demo_hypnogram_path
     from hypnoscope.hypnogram import read_hypnogram
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
-    from hypnoscope.staging import stage_recording
+    from hypnoscope.staging.pipeline import stage_recording
 
     truth = read_hypnogram(demo_hypnogram_path()).crop_to_sleep(wake_pad_min=30)
     raw = simulate_night(truth, seed=0, mode="sleep-edf-sc", start_time=truth.start_time)

@@ -72,7 +72,7 @@ def test_staging_a_file_draws_without_pyplot(tmp_path):
 
     psg = write_psg_edf(tmp_path / "SC4991E0-PSG.edf", duration_sec=300.0, seed=4)
     modules = _modules_after(
-        "from hypnoscope.staging import stage_file\n"
+        "from hypnoscope.staging.pipeline import stage_file\n"
         f"row = stage_file({str(psg)!r}, {str(tmp_path / 'out')!r})\n"
         "assert sorted(row['outputs']) == ['edf', 'html', 'json', 'png', 'tsv']")
     assert "matplotlib.figure" in modules and "matplotlib.backends.backend_agg" in modules

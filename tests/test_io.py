@@ -8,7 +8,7 @@ import mne
 import numpy as np
 import pytest
 
-from hypnoscope.io import (
+from hypnoscope.io.psg import (
     PSGRecording,
     format_recording_info,
     guess_role,
@@ -447,7 +447,7 @@ def test_wrong_physical_dimension_mv_header(tmp_path, simulated_uv):
 
 
 def test_unit_factor_rule():
-    from hypnoscope.io import unit_factor
+    from hypnoscope.io.psg import unit_factor
 
     assert unit_factor(20.0) == 1.0 and unit_factor(1.0) == 1.0 and unit_factor(150.0) == 1.0
     assert unit_factor(2e-5) == 1e6 and unit_factor(0.02) == 1e3
@@ -496,7 +496,7 @@ def test_emg_spectrum_given_as_eog_is_warned(tmp_path, simulated_uv):
 
 
 def test_emg_spectrum_shares_real_eog_and_simulated_emg(shared_data, simulated_uv):
-    from hypnoscope.io import EMG_HF_SHARE_MIN, EMG_LF_SHARE_MAX, emg_spectrum_shares
+    from hypnoscope.io.psg import EMG_HF_SHARE_MIN, EMG_LF_SHARE_MAX, emg_spectrum_shares
 
     data, names = simulated_uv
     hf, lf = emg_spectrum_shares(data[names.index("EMG submental")], 100.0)

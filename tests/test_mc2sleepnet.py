@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from hypnoscope import augment
 from hypnoscope.models import load_model, make_model
 from hypnoscope.models.mc2sleepnet import (
     BACKBONE_PREFIXES,
@@ -23,6 +22,7 @@ from hypnoscope.models.mc2sleepnet import (
     eeg_first,
     info_nce,
 )
+from hypnoscope.training import augment
 from test_views_and_deep_base import signal_nights
 
 TINY = {"d_model": 16, "cnn_widths": (4, 4, 8, 8, 32), "tf_layers": 1, "n_heads": 2,
@@ -282,7 +282,7 @@ def test_cli_train_evaluate_stage_init_from(tmp_path, monkeypatch, capsys):
     import json
 
     from hypnoscope.cli import main
-    from hypnoscope.staging import output_names
+    from hypnoscope.staging.pipeline import output_names
 
     monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from hypnoscope.features import PAPER_FEATURES, epoch_features
 from hypnoscope.models import MODEL_REGISTRY, load_model, make_model
 from hypnoscope.models.cnn import ChambonCNN, CNNModel
 from hypnoscope.models.ensemble import score_weights, simplex_grid
@@ -21,7 +20,8 @@ from hypnoscope.models.msmae_cnn import (
     patchify,
     random_mask,
 )
-from hypnoscope.training import evaluate_loader
+from hypnoscope.signal.features import PAPER_FEATURES, epoch_features
+from hypnoscope.training.loop import evaluate_loader
 
 #: tiny network overrides: the tests run in seconds on one core
 TINY = {"d_model": 16, "depth": 2, "n_heads": 2, "grid": 6, "decoder_filters": (16,),
@@ -35,7 +35,7 @@ def sim_nights():
     paper's 10-Hz Kaiser low-pass: 3 training, 1 validation and 1 test subject, 60 epochs
     each."""
     from hypnoscope.hypnogram import Hypnogram
-    from hypnoscope.recordings import load_recording
+    from hypnoscope.io.recordings import load_recording
     from hypnoscope.simulate import simulate_night
 
     rng = np.random.default_rng(0)
@@ -307,7 +307,7 @@ def test_cli_train_msmae_cnn_rf_then_stage_writes_every_output(tmp_path, monkeyp
     from hypnoscope.cli import main
     from hypnoscope.hypnogram import Hypnogram
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
-    from hypnoscope.staging import output_names
+    from hypnoscope.staging.pipeline import output_names
 
     monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"

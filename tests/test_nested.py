@@ -1,4 +1,4 @@
-"""Nested selection (hypnoscope.nested), per-night normalisation variants and band-power
+"""Nested selection (hypnoscope.evaluation.nested), per-night normalisation variants and band-power
 jitter, on constructed data with known answers."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hypnoscope.bandpower import FEATURE_NAMES, assemble_features, jitter_band_powers
 from hypnoscope.datasets import Night
-from hypnoscope.features import add_context, night_normalize
+from hypnoscope.evaluation.nested import Combination, choose_combination, cross_fit
 from hypnoscope.models.feature_classifiers import augmented_nights, make_feature_model
-from hypnoscope.nested import Combination, choose_combination, cross_fit
+from hypnoscope.signal.bandpower import FEATURE_NAMES, assemble_features, jitter_band_powers
+from hypnoscope.signal.features import add_context, night_normalize
 
 
 def _onehot(y, k=5, p=0.9):

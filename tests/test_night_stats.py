@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from hypnoscope.datasets import Night
-from hypnoscope.features import add_context
 from hypnoscope.models import load_model, make_model
 from hypnoscope.models.feature_classifiers import resolve_context
+from hypnoscope.signal.features import add_context
 from hypnoscope.stages import N2, N3
 
 IQR_TO_SD = 1.349

@@ -9,7 +9,7 @@ import pytest
 
 from hypnoscope.cli import main
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram
-from hypnoscope.nsrr_xml import read_xml_events, read_xml_hypnogram, write_nsrr_xml
+from hypnoscope.io.nsrr_xml import read_xml_events, read_xml_hypnogram, write_nsrr_xml
 from hypnoscope.stages import N1, N2, N3, UNSCORED, R, W
 
 

@@ -39,7 +39,7 @@ def sim(tmp_path_factory):
     """Four simulated Sleep-EDF pairs (44 epochs each): nights of 2 training, 1 validation
     and 1 test subject, loaded as the training command loads them."""
     from hypnoscope.hypnogram import Hypnogram
-    from hypnoscope.recordings import load_recording
+    from hypnoscope.io.recordings import load_recording
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
 
     root = tmp_path_factory.mktemp("onnx")
@@ -134,7 +134,7 @@ def test_stage_onnx_model_without_pytorch(sim, fitted, tmp_path):
     """``hypnoscope stage --model x.onnx`` in a subprocess that cannot import torch stages
     the night as the PyTorch model does (probabilities within 1e-4)."""
     from hypnoscope.cli import main
-    from hypnoscope.staging import output_names, stage_recording
+    from hypnoscope.staging.pipeline import output_names, stage_recording
 
     model = fitted("ssnet")
     joblib_path = model.save(tmp_path / "ssnet.joblib")

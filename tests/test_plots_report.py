@@ -17,17 +17,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from hypnoscope.evaluation import evaluate  # noqa: E402
+from hypnoscope.evaluation.metrics import evaluate  # noqa: E402
+from hypnoscope.evaluation.sleepstats import sleep_statistics, stage_minutes  # noqa: E402
 from hypnoscope.hypnogram import Hypnogram  # noqa: E402
-from hypnoscope.plots import (  # noqa: E402
+from hypnoscope.viz.plots import (  # noqa: E402
     figure_to_svg,
     plot_confusion_matrix,
     plot_hypnodensity,
     plot_hypnogram,
     save_figure,
 )
-from hypnoscope.report import report_paths, write_report  # noqa: E402
-from hypnoscope.sleepstats import sleep_statistics, stage_minutes  # noqa: E402
+from hypnoscope.viz.report import report_paths, write_report  # noqa: E402
 
 START = dt.datetime(2021, 3, 4, 22, 47, 30)
 

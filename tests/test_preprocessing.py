@@ -8,8 +8,8 @@ from scipy.signal import ShortTimeFFT, freqz
 from scipy.signal.windows import hamming
 
 from hypnoscope.hypnogram import Hypnogram
-from hypnoscope.io import PSGRecording
-from hypnoscope.preprocessing import (
+from hypnoscope.io.psg import PSGRecording
+from hypnoscope.signal.preprocessing import (
     BANDPASS_DEFAULTS,
     Pipeline,
     apply_fir_zero_phase,

@@ -1,4 +1,4 @@
-"""Tests of the per-epoch signal-quality module (:mod:`hypnoscope.quality`).
+"""Tests of the per-epoch signal-quality module (:mod:`hypnoscope.signal.quality`).
 
 Each detector is checked on simulated nights (:mod:`hypnoscope.simulate`) with known
 defects injected into known epochs. "Recall" is the share of defective epochs that get
@@ -17,9 +17,9 @@ import time
 import numpy as np
 import pytest
 
-from hypnoscope.io import PSGRecording
-from hypnoscope.preprocessing import epoch_signals, normalization_stats
-from hypnoscope.quality import (
+from hypnoscope.io.psg import PSGRecording
+from hypnoscope.signal.preprocessing import epoch_signals, normalization_stats
+from hypnoscope.signal.quality import (
     ALL_FLAGS,
     DETECTORS,
     Q,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from hypnoscope.datasets import Night
-from hypnoscope.evaluation import distribution, robustness
-from hypnoscope.splits import dissimilar_subject_split, subject_atypicality
+from hypnoscope.evaluation.metrics import distribution, robustness
+from hypnoscope.evaluation.splits import dissimilar_subject_split, subject_atypicality
 
 
 def _night(n_correct: int, n: int = 10, unscored: int = 0) -> tuple[np.ndarray, np.ndarray]:

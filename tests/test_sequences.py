@@ -1,4 +1,4 @@
-"""Tests of hypnoscope.sequences: windows over nights, multi-view batches, normalisation at
+"""Tests of hypnoscope.training.sequences: windows over nights, multi-view batches, normalisation at
 gather time, unlabelled nights, memory-mapped nights."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from hypnoscope.datasets import Night
-from hypnoscope.preprocessing import normalize_epochs
-from hypnoscope.sequences import SequenceDataset, sequence_windows, to_device
+from hypnoscope.signal.preprocessing import normalize_epochs
 from hypnoscope.stages import UNSCORED, to_3class
+from hypnoscope.training.sequences import SequenceDataset, sequence_windows, to_device
 from two_phase_setup import make_nights
 
 

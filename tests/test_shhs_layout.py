@@ -10,8 +10,8 @@ import pytest
 
 from hypnoscope.cli import main
 from hypnoscope.hypnogram import read_hypnogram
-from hypnoscope.io import channel_derivation, recording_info
-from hypnoscope.recordings import find_hypnogram, list_recordings, sleepedf_ids
+from hypnoscope.io.psg import channel_derivation, recording_info
+from hypnoscope.io.recordings import find_hypnogram, list_recordings, sleepedf_ids
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_simulated_shhs_files_channels_and_rates(shhs):
 
 
 def test_shhs_channel_names_resolve_to_roles():
-    from hypnoscope.bandpower import eeg_region
-    from hypnoscope.io import guess_role, resolve_channels
+    from hypnoscope.io.psg import guess_role, resolve_channels
+    from hypnoscope.signal.bandpower import eeg_region
 
     # the channel list of an SHHS-1 EDF, with the "EEG2" spelling of some files added
     names = ["SaO2", "H.R.", "EEG(sec)", "ECG", "EMG", "EOG(L)", "EOG(R)", "EEG", "SOUND",

@@ -13,7 +13,7 @@ from scipy import signal as sps
 
 from hypnoscope.cli import CLIError
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram
-from hypnoscope.io import read_psg
+from hypnoscope.io.psg import read_psg
 from hypnoscope.simulate import (
     DEFAULT_DIFFICULTY,
     SleepArchitectureModel,

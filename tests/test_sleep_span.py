@@ -7,7 +7,6 @@ import pytest
 from scipy.special import ndtri
 
 from hypnoscope.datasets import Night
-from hypnoscope.features import _quantile_against, add_context, night_normalize
 from hypnoscope.models import load_model, make_model
 from hypnoscope.models.feature_classifiers import (
     DEFAULT_CONTEXT,
@@ -15,6 +14,7 @@ from hypnoscope.models.feature_classifiers import (
     night_feature_matrix,
     resolve_context,
 )
+from hypnoscope.signal.features import _quantile_against, add_context, night_normalize
 from hypnoscope.stages import N2, N3, UNSCORED, R, W
 
 IQR_TO_SD = 1.349

@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 import pytest
 
+from hypnoscope.evaluation.sleepstats import STAT_KEYS, sleep_statistics, time_in_bed_slice
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram
-from hypnoscope.sleepstats import STAT_KEYS, sleep_statistics, time_in_bed_slice
 
 ISSUE_KEYS = [
     "time_in_bed_min", "sleep_period_min", "total_sleep_min", "waso_min", "wake_min",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hypnoscope.datasets import Night, load_feature_dir
-from hypnoscope.splits import (
+from hypnoscope.evaluation.splits import (
     leave_one_subject_out,
     sleepedf20_folds,
     sleepedf_subject_number,

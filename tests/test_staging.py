@@ -14,9 +14,9 @@ import pytest
 from hypnoscope import Hypnogram, stage
 from hypnoscope.cli import main
 from hypnoscope.cli.stage import expand_inputs
+from hypnoscope.io.recordings import recording_stem
 from hypnoscope.models.storage import read_model_card, shipped_models
-from hypnoscope.recordings import recording_stem
-from hypnoscope.staging import stage_file, stage_recording
+from hypnoscope.staging.pipeline import stage_file, stage_recording
 
 MODEL = "default"
 SC_CHANNELS = {"EEG Fpz-Cz": 100.0, "EEG Pz-Oz": 100.0, "EOG horizontal": 100.0,
@@ -278,7 +278,7 @@ DEMO_TOL = 0.01
 
 def _agreement_from_files(demo_dir):
     """Accuracy, kappa and macro-F1 of the staged TSV against the simulated truth EDF,
-    computed with scikit-learn rather than hypnoscope.evaluation."""
+    computed with scikit-learn rather than hypnoscope.evaluation.metrics."""
     from sklearn.metrics import cohen_kappa_score, f1_score
 
     from hypnoscope.hypnogram import read_hypnogram

@@ -23,20 +23,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from hypnoscope.bandpower import BandPowerNight  # noqa: E402
 from hypnoscope.cli.demo import demo_hypnogram_path  # noqa: E402
+from hypnoscope.evaluation.sleepstats import resolve_time, sleep_statistics  # noqa: E402
 from hypnoscope.hypnogram import Hypnogram, read_hypnogram  # noqa: E402
-from hypnoscope.io import PSGRecording  # noqa: E402
+from hypnoscope.io.psg import PSGRecording  # noqa: E402
 from hypnoscope.notices import Notices  # noqa: E402
-from hypnoscope.report import write_report  # noqa: E402
-from hypnoscope.sleepstats import resolve_time, sleep_statistics  # noqa: E402
+from hypnoscope.signal.bandpower import BandPowerNight  # noqa: E402
 from hypnoscope.stages import UNSCORED  # noqa: E402
-from hypnoscope.staging import (  # noqa: E402
+from hypnoscope.staging.pipeline import (  # noqa: E402
     OUTSIDE_SPAN,
     SignalQualityError,
     main_sleep_period,
     stage_recording,
 )
+from hypnoscope.viz.report import write_report  # noqa: E402
 
 FS = 100.0
 SPE = int(30 * FS)  # samples per epoch
@@ -139,7 +139,7 @@ def test_noisy_hour_is_unscored_and_spares_the_clean_hours(night):
     assert stats["time_in_bed_min"] == pytest.approx(0.5 * 840)
     # a caller's PSGRecording gets the same stages and keeps its samples (the bad hour
     # is bridged in a copy; a recording read by staging itself is bridged in place)
-    from hypnoscope.io import read_psg
+    from hypnoscope.io.psg import read_psg
 
     rec = read_psg(_raw(noisy, start), include_emg=False)
     before = rec.data.copy()
@@ -440,7 +440,7 @@ def test_tsv_has_quality_column_and_unscored_rows(noisy_snippet, tmp_path):
 def test_hypnogram_plot_marks_flagged_epochs(noisy_snippet):
     import matplotlib.pyplot as plt
 
-    from hypnoscope.plots import plot_hypnogram
+    from hypnoscope.viz.plots import plot_hypnogram
 
     ax = plot_hypnogram(noisy_snippet.hypnogram)
     _, labels = ax.get_legend_handles_labels()

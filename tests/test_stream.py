@@ -1,4 +1,4 @@
-"""Live staging (hypnoscope.stream): the causal pipeline, and an LSL stream replayed over
+"""Live staging (hypnoscope.live.stream): the causal pipeline, and an LSL stream replayed over
 loopback staged exactly as the causal model stages the recording offline."""
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hypnoscope.bandpower import BandPowerNight
-from hypnoscope.stream import (
+from hypnoscope.live.stream import (
     CausalBandPower,
     ReplayOutlet,
     StreamingStager,
@@ -20,6 +19,7 @@ from hypnoscope.stream import (
     stage_causal,
     stream_lsl,
 )
+from hypnoscope.signal.bandpower import BandPowerNight
 
 T = 3000  # samples per 30-s epoch at 100 Hz
 
@@ -28,7 +28,7 @@ T = 3000  # samples per 30-s epoch at 100 Hz
 def night(tmp_path_factory):
     """A simulated 90-min night (180 epochs) in the Sleep-EDF layout, and its signals."""
     from hypnoscope.hypnogram import Hypnogram
-    from hypnoscope.io import read_psg
+    from hypnoscope.io.psg import read_psg
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
 
     stages = np.repeat([0, 1, 2, 3, 2, 4, 0, 2, 3, 4, 0],
@@ -89,7 +89,7 @@ def test_causal_spectra_do_not_depend_on_how_the_stream_is_cut(night):
 def test_causal_band_pass_is_the_offline_filter_delayed(night):
     """Away from the edges, the causal FIR with its delay compensated gives the offline
     zero-phase band powers."""
-    from hypnoscope.bandpower import extract_bandpower
+    from hypnoscope.signal.bandpower import extract_bandpower
 
     x = night["rec"].data[:3, : 40 * T]
     roles = ["eeg", "eeg", "eog"]
@@ -227,12 +227,12 @@ def test_causal_ssnet_exported_to_onnx_streams_like_its_pytorch_form(night, tmp_
     """A causal SSNet trained on band powers (``hypnoscope train --features``), exported
     to ONNX, stages a stream without PyTorch: chunked live staging with look-ahead 1
     equals the PyTorch model's (stages; probabilities within 1e-4)."""
-    from hypnoscope.bandpower import CHANNEL_LAYOUT, CHANNEL_ROLES
     from hypnoscope.datasets import Night
     from hypnoscope.hypnogram import Hypnogram
-    from hypnoscope.io import read_psg
+    from hypnoscope.io.psg import read_psg
     from hypnoscope.models import make_model
     from hypnoscope.models.onnx_model import export_onnx
+    from hypnoscope.signal.bandpower import CHANNEL_LAYOUT, CHANNEL_ROLES
     from hypnoscope.simulate import simulate_night
 
     nights = []

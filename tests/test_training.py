@@ -1,4 +1,4 @@
-"""Tests of hypnoscope.training: phases, losses, freezing, checkpoints, kill and resume."""
+"""Tests of hypnoscope.training.loop: phases, losses, freezing, checkpoints, kill and resume."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from hypnoscope.sequences import SequenceDataset
 from hypnoscope.stages import UNSCORED
-from hypnoscope.training import (
+from hypnoscope.training.loop import (
     LossOutput,
     Phase,
     StepContext,
@@ -25,6 +24,7 @@ from hypnoscope.training import (
     evaluate_loader,
     train_model,
 )
+from hypnoscope.training.sequences import SequenceDataset
 from two_phase_setup import EncoderHeadNet, datasets, make_nights, phases, run
 
 HERE = Path(__file__).parent

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from hypnoscope import preprocessing, views
 from hypnoscope.datasets import Night
 from hypnoscope.models import load_model
 from hypnoscope.models.deep import DeepStagingModel
-from hypnoscope.training import LossOutput, Phase, cross_entropy_loss
+from hypnoscope.signal import preprocessing, views
+from hypnoscope.training.loop import LossOutput, Phase, cross_entropy_loss
 
 
 def signal_nights(n=3, n_epochs=24, seed=0):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from hypnoscope import bandpower
-from hypnoscope.bandpower import BANDS, WELCH, welch_band_powers, welch_psd
+from hypnoscope.signal import bandpower
+from hypnoscope.signal.bandpower import BANDS, WELCH, welch_band_powers, welch_psd
 
 
 def _signals(seed: int = 0) -> np.ndarray:

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from hypnoscope.datasets import Night
-from hypnoscope.sequences import SequenceDataset
 from hypnoscope.stages import UNSCORED
-from hypnoscope.training import LossOutput, Phase, TrainConfig, cross_entropy_loss, train_model
+from hypnoscope.training.loop import LossOutput, Phase, TrainConfig, cross_entropy_loss, train_model
+from hypnoscope.training.sequences import SequenceDataset
 
 
 def make_nights(n_nights=3, n_epochs=40, n_feat=4, seed=0, unscored=(0, 5), labelled=True):

@@ -1,9 +1,9 @@
 """Peak memory of serving training windows from 10, 30 and 100 simulated nights.
 
 Checks that the deep-learning data path keeps memory flat as nights are added: nights
-come from the recording cache (:func:`hypnoscope.recordings.load_recording`, signals
-memory-mapped), the spectrogram view from the view cache (:func:`hypnoscope.views.
-add_views`, memory-mapped), and :class:`hypnoscope.sequences.SequenceDataset` gathers each
+come from the recording cache (:func:`hypnoscope.io.recordings.load_recording`, signals
+memory-mapped), the spectrogram view from the view cache (:func:`hypnoscope.signal.views.
+add_views`, memory-mapped), and :class:`hypnoscope.training.sequences.SequenceDataset` gathers each
 batch from its own nights, normalising per night at gather time. For contrast, the
 ``concat`` mode measures the previous design, which copied every night into one big
 in-memory array.
@@ -61,9 +61,9 @@ def worker(data: Path, cache: Path, n: int, mode: str) -> dict:
     """Load ``n`` nights and gather one pass of batches; returns the measurements."""
     import numpy as np
 
-    from hypnoscope.recordings import find_hypnogram, load_recording
-    from hypnoscope.sequences import SequenceDataset
-    from hypnoscope.views import add_views
+    from hypnoscope.io.recordings import find_hypnogram, load_recording
+    from hypnoscope.signal.views import add_views
+    from hypnoscope.training.sequences import SequenceDataset
 
     peak_anon = [_status_kb("RssAnon")]
     stop = threading.Event()

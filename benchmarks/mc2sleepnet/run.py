@@ -154,7 +154,7 @@ def cost(smoke: bool, n_steps: int = 10) -> dict[str, Any]:
 
     from hypnoscope.models.deep import count_parameters
     from hypnoscope.models.mc2sleepnet import MC2SleepNetModel, preset_network
-    from hypnoscope.training import StepContext
+    from hypnoscope.training.loop import StepContext
 
     out: dict[str, Any] = {}
     for preset in ("small", "paper"):
@@ -196,7 +196,7 @@ def plan(seeds: list[int]) -> list[tuple[str, int]]:
 
 
 def load(args) -> tuple[list, dict]:
-    from hypnoscope.recordings import load_psg_dir
+    from hypnoscope.io.recordings import load_psg_dir
     from hypnoscope.simulate import reuse_or_simulate_dataset
 
     work = Path(args.work_dir)

@@ -5,9 +5,9 @@ For users with the data and, ideally, a GPU::
     hypnoscope fetch --subset sleep-edf-78 --out DIR      # 153 cassette nights, ~8 GB
     python benchmarks/mc2sleepnet/sleepedf78.py --data DIR --preset paper --device cuda
 
-The recordings are read by :func:`hypnoscope.recordings.load_psg_dir` (EEG Fpz-Cz only,
+The recordings are read by :func:`hypnoscope.io.recordings.load_psg_dir` (EEG Fpz-Cz only,
 100 Hz, 30 min of wake around sleep, as the paper's preprocessing); the subjects are
-dealt into ``--folds`` folds (:func:`hypnoscope.splits.subject_kfold`), 10 % of each
+dealt into ``--folds`` folds (:func:`hypnoscope.evaluation.splits.subject_kfold`), 10 % of each
 fold's training subjects validate (early stopping, checkpoints). Each fold trains
 MC²SleepNet (pre-training with InfoNCE and cross-masking, then fine-tuning) and stores
 its test probabilities as soon as it finishes, so an interrupted run resumes; the
@@ -35,7 +35,7 @@ PAPER = {"accuracy": 0.846, "macro_f1": 0.792, "kappa": 0.788}
 
 def fold_result(test, probas) -> dict:
     """Pooled 5-class metrics of one fold's test nights."""
-    from hypnoscope.evaluation import evaluate
+    from hypnoscope.evaluation.metrics import evaluate
 
     y = np.concatenate([n.y for n in test])
     p = np.concatenate(probas).argmax(1)
@@ -45,9 +45,9 @@ def fold_result(test, probas) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hypnoscope.evaluation.splits import subject_kfold
+    from hypnoscope.io.recordings import load_psg_dir
     from hypnoscope.models import make_model
-    from hypnoscope.recordings import load_psg_dir
-    from hypnoscope.splits import subject_kfold
     from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

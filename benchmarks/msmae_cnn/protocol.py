@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from hypnoscope.datasets import Night
-from hypnoscope.evaluation import aggregate, evaluate
-from hypnoscope.preprocessing import PRESETS as PREPROCESSING
-from hypnoscope.splits import LEAKY_NOTE, stratified_epoch_split, train_val_test_split
+from hypnoscope.evaluation.metrics import aggregate, evaluate
+from hypnoscope.evaluation.splits import LEAKY_NOTE, stratified_epoch_split, train_val_test_split
+from hypnoscope.signal.preprocessing import PRESETS as PREPROCESSING
 from hypnoscope.stages import proba_to_3class, to_3class
 from hypnoscope.utils import write_json_atomic
 

@@ -4,7 +4,7 @@ For users who have the data (``hypnoscope fetch --subset sleep-edf-20 --out DIR`
 cassette PSG + hypnogram EDF pairs) and, ideally, a GPU: the same protocol as
 ``run.py`` (``protocol.py``: Table 1 subject-wise vs the paper's LEAKY 80/20 split, the
 ablations with several seeds), with the recordings read by
-:func:`hypnoscope.recordings.load_psg_dir` (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal, the
+:func:`hypnoscope.io.recordings.load_psg_dir` (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal, the
 1 Hz EMG envelope; 100 Hz; the paper's Kaiser low-pass; 30 min of wake around sleep).
 
 Run (from the repository root)::
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypnoscope.recordings import load_psg_dir
+    from hypnoscope.io.recordings import load_psg_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder of Sleep-EDF PSG + hypnogram "

@@ -42,7 +42,7 @@ def simulate(data_dir: Path, n_subjects: int, seed: int, difficulty: float) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypnoscope.recordings import load_psg_dir
+    from hypnoscope.io.recordings import load_psg_dir
     from hypnoscope.simulate import DEFAULT_DIFFICULTY
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

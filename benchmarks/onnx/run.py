@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     import torch
 
+    from hypnoscope.io.recordings import load_recording
     from hypnoscope.models import make_model
     from hypnoscope.models.onnx_model import export_onnx, load_onnx_model
-    from hypnoscope.recordings import load_recording
     from hypnoscope.simulate.files import reuse_or_simulate_dataset
 
     work = Path(args.workdir)

@@ -1,13 +1,13 @@
 """Nested subject-wise CV of candidate stagers on the real Sleep-EDF band powers.
 
 Outer loop: the subject-wise 10-fold CV of ``benchmarks/real_features``
-(:func:`hypnoscope.splits.subject_kfold`, k=10, seed 0; checked against
+(:func:`hypnoscope.evaluation.splits.subject_kfold`, k=10, seed 0; checked against
 ``benchmarks/results/real_folds.json``); the outer test subjects are used for the
 estimate only. Inner loop, on each outer fold's training subjects:
-:func:`hypnoscope.nested.cross_fit` (2 subject-wise inner folds) gives every candidate
+:func:`hypnoscope.evaluation.nested.cross_fit` (2 subject-wise inner folds) gives every candidate
 member's out-of-fold (OOF) probabilities of the training nights and, as a bag of the two
 inner models, its probabilities of the outer test nights;
-:func:`hypnoscope.nested.choose_combination` chooses a procedure's soft-voting weights,
+:func:`hypnoscope.evaluation.nested.choose_combination` chooses a procedure's soft-voting weights,
 class re-weighting and HMM smoothing on the OOF predictions alone, and the choice is
 scored on the outer test nights.
 
@@ -49,12 +49,12 @@ from pathlib import Path
 import numpy as np
 
 from hypnoscope.datasets import load_feature_dir
-from hypnoscope.evaluation import evaluate, robustness
+from hypnoscope.evaluation.metrics import evaluate, robustness
+from hypnoscope.evaluation.nested import Combination, choose_combination, cross_fit
+from hypnoscope.evaluation.splits import subject_kfold
 from hypnoscope.models import make_model
 from hypnoscope.models.feature_classifiers import transition_matrix
 from hypnoscope.models.vote import DEFAULT_MEMBERS as VOTE_MEMBERS
-from hypnoscope.nested import Combination, choose_combination, cross_fit
-from hypnoscope.splits import subject_kfold
 from hypnoscope.stages import stage_names
 from hypnoscope.utils import atomic_path, progress, write_json_atomic, write_text_atomic
 

@@ -5,13 +5,13 @@ from its model card ``src/hypnoscope/data/models/default.json``, as built by
 ``scripts/train_default_model.py``) on
 
 (a) the subject-wise 10-fold CV folds of ``benchmarks/real_features``
-    (:func:`hypnoscope.splits.subject_kfold`, k=10, seed 0; checked against
+    (:func:`hypnoscope.evaluation.splits.subject_kfold`, k=10, seed 0; checked against
     ``benchmarks/results/real_folds.json``), and
-(b) :func:`hypnoscope.splits.dissimilar_subject_split`: the ~20 % of subjects least like
+(b) :func:`hypnoscope.evaluation.splits.dissimilar_subject_split`: the ~20 % of subjects least like
     the rest by their per-night band-power statistics are held out (no validation set:
     feature models do not use one),
 
-and reports, with :func:`hypnoscope.evaluation.robustness`, per-fold spread and worst
+and reports, with :func:`hypnoscope.evaluation.metrics.robustness`, per-fold spread and worst
 folds, the per-subject accuracy distribution (worst decile), night 1 vs night 2, and the
 held-out atypical subjects against the CV average (and against those same subjects' CV
 scores).
@@ -42,9 +42,13 @@ from pathlib import Path
 import numpy as np
 
 from hypnoscope.datasets import load_feature_dir
-from hypnoscope.evaluation import robustness
+from hypnoscope.evaluation.metrics import robustness
+from hypnoscope.evaluation.splits import (
+    dissimilar_subject_split,
+    subject_atypicality,
+    subject_kfold,
+)
 from hypnoscope.models import make_model
-from hypnoscope.splits import dissimilar_subject_split, subject_atypicality, subject_kfold
 from hypnoscope.utils import parse_options, progress, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[2]

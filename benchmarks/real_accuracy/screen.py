@@ -36,14 +36,14 @@ from pathlib import Path
 import numpy as np
 
 from hypnoscope.datasets import load_feature_dir
-from hypnoscope.evaluation import evaluate
-from hypnoscope.features import add_context
+from hypnoscope.evaluation.metrics import evaluate
+from hypnoscope.evaluation.splits import subject_kfold
 from hypnoscope.models.feature_classifiers import (
     DEFAULT_CONTEXT,
     build_estimator,
     resolve_class_weight,
 )
-from hypnoscope.splits import subject_kfold
+from hypnoscope.signal.features import add_context
 from hypnoscope.stages import stage_names
 from hypnoscope.utils import atomic_path, write_json_atomic, write_text_atomic
 

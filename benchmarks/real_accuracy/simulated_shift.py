@@ -8,7 +8,7 @@ agreement with the driving hypnogram changes between two versions of a model on 
 nights says how sensitive it is to a night whose overall distribution is unlike the
 training set's -- it does **not** estimate accuracy on real recordings.
 
-Every model stages the same nights end to end (``hypnoscope.staging.stage_recording``:
+Every model stages the same nights end to end (``hypnoscope.staging.pipeline.stage_recording``:
 EDF file, band powers, model); the agreement is over the scored epochs of the cropped
 hypnogram (sleep period +- 30 min).
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from hypnoscope.hypnogram import read_hypnogram
 from hypnoscope.simulate import simulate_night, write_sleepedf_pair
-from hypnoscope.staging import stage_recording
+from hypnoscope.staging.pipeline import stage_recording
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -3,7 +3,7 @@
 SVM, Random Forest and LightGBM, each without and with temporal context (per-night robust
 z-scoring, centred and past-only rolling means, rolling SD, neighbour differences), on
 the 59 subjects / 115 nights of ``../shared/data/sleepedf_bandpower`` (features
-(n, 3, 10) flattened to 30). Folds: :func:`hypnoscope.splits.subject_kfold` (k=10,
+(n, 3, 10) flattened to 30). Folds: :func:`hypnoscope.evaluation.splits.subject_kfold` (k=10,
 seed 0) - the same folds as ``benchmarks/ssnet_real``; the assignment is (re)written to
 ``benchmarks/results/real_folds.json`` and checked against it.
 
@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from hypnoscope.datasets import load_feature_dir
-from hypnoscope.evaluation import aggregate, evaluate
+from hypnoscope.evaluation.metrics import aggregate, evaluate
+from hypnoscope.evaluation.splits import LEAKY_NOTE, stratified_epoch_split, subject_kfold
 from hypnoscope.models.feature_classifiers import (
     build_estimator,
     hmm_smooth,
@@ -48,7 +49,6 @@ from hypnoscope.models.feature_classifiers import (
     resolve_class_weight,
     transition_matrix,
 )
-from hypnoscope.splits import LEAKY_NOTE, stratified_epoch_split, subject_kfold
 from hypnoscope.stages import proba_to_3class, to_3class
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
 
@@ -65,7 +65,7 @@ STATE_VERSION = 1
 def fold_assignment(nights, folds) -> dict:
     """JSON-able description of the folds (subject -> fold index, test subjects/nights)."""
     return {
-        "function": "hypnoscope.splits.subject_kfold",
+        "function": "hypnoscope.evaluation.splits.subject_kfold",
         "subject_to_fold": {s: i for i, f in enumerate(folds) for s in f.test_subjects},
         "folds": [{"name": f.name, "test_subjects": list(f.test_subjects),
                    "test_nights": [nights[i].night_id for i in f.test]} for f in folds],

@@ -4,7 +4,7 @@ Real PSG never lets a model reach ~100 % 5-class accuracy (inter-scorer agreemen
 80-85 %, N1 F1 about 0.4-0.5), so a simulator whose stages a small model learns perfectly
 is too easy. This check simulates nights from real Sleep-EDF hypnograms, one simulated
 subject per night (its own :class:`~hypnoscope.simulate.SubjectTraits`), computes
-:func:`hypnoscope.features.epoch_features` on EEG Fpz-Cz, EEG Pz-Oz, EOG and the 100 Hz
+:func:`hypnoscope.signal.features.epoch_features` on EEG Fpz-Cz, EEG Pz-Oz, EOG and the 100 Hz
 EMG, trains ``lightgbm-context`` on ``n_train`` nights and scores it on the remaining
 nights (other subjects, other hypnograms: subject-wise).
 
@@ -35,7 +35,7 @@ CHANNELS = ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "EMG submental"]
 def night_features(hyp, seed: int, difficulty: float | None,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Features (n_epochs, n_features), labels and (if available) latent stages."""
-    from hypnoscope.features import epoch_features
+    from hypnoscope.signal.features import epoch_features
     from hypnoscope.simulate import simulate_signals
 
     kw = {} if difficulty is None else {"difficulty": difficulty}

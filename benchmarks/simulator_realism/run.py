@@ -185,9 +185,9 @@ def stage_with_yasa(raw, channels: tuple[str, str, str] = YASA_CHANNELS["sleep-e
 
 def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Accuracy, Cohen's kappa, macro-F1, per-stage F1 and confusion matrix (scored epochs
-    only), by :func:`hypnoscope.evaluation.evaluate`'s rule (a stage absent from both the
+    only), by :func:`hypnoscope.evaluation.metrics.evaluate`'s rule (a stage absent from both the
     truth and the prediction has F1 ``nan`` and is left out of macro-F1)."""
-    from hypnoscope.evaluation import evaluate
+    from hypnoscope.evaluation.metrics import evaluate
 
     r = evaluate(y_true, y_pred, n_classes=5, labels=STAGES)
     return {"accuracy": r["accuracy"], "kappa": r["kappa"], "macro_f1": r["macro_f1"],
@@ -421,7 +421,7 @@ def to_markdown(r: dict) -> str:
     if learn:
         ln = learn[0]
         lines += ["", "## Learnability (a learned model on simulated data)", "",
-                  f"`{ln['model']}` (hypnoscope.features.epoch_features of EEG Fpz-Cz, "
+                  f"`{ln['model']}` (hypnoscope.signal.features.epoch_features of EEG Fpz-Cz, "
                   f"Pz-Oz, EOG and 100 Hz EMG) trained on {ln['n_train_nights']} simulated "
                   f"nights, tested on {ln['n_test_nights']} nights of other simulated subjects "
                   "(other hypnograms): subject-wise. Real data never allows ~100 % "

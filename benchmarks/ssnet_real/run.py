@@ -50,11 +50,11 @@ import numpy as np
 import torch
 
 from hypnoscope.datasets import load_feature_dir
-from hypnoscope.evaluation import compare_hypnograms, evaluate
+from hypnoscope.evaluation.metrics import compare_hypnograms, evaluate
+from hypnoscope.evaluation.splits import _make_fold, subject_kfold, subjects_of, validation_split
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.models import make_model
 from hypnoscope.models.ssnet import merge_hierarchical
-from hypnoscope.splits import _make_fold, subject_kfold, subjects_of, validation_split
 from hypnoscope.stages import proba_to_3class, to_3class
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
 
@@ -92,7 +92,7 @@ SELECTION_NOTE = ("These settings were chosen by validation-subject accuracy onl
 def load_folds(nights, folds_file: Path, val: float, seed: int):
     """Test subjects from ``folds_file`` (else ``subject_kfold(k=10, seed)``), with
     ``val`` of each fold's training subjects held out for validation
-    (:func:`hypnoscope.splits.validation_split` with seed ``seed + fold index``)."""
+    (:func:`hypnoscope.evaluation.splits.validation_split` with seed ``seed + fold index``)."""
     groups = subjects_of(nights)
     if folds_file.is_file():
         spec = json.loads(folds_file.read_text())

@@ -4,7 +4,7 @@ reference on the same test nights.
 Nights are simulated by :func:`hypnoscope.simulate.simulate_dataset` from real Sleep-EDF
 cassette hypnograms (``../shared/data/sleepedf_hypnograms``; a subject's two real nights
 become one simulated subject's two nights), written as Sleep-EDF file pairs and loaded
-with :func:`hypnoscope.recordings.load_psg_dir` (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal and
+with :func:`hypnoscope.io.recordings.load_psg_dir` (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal and
 the 1 Hz EMG envelope, 100 Hz, default preprocessing, 30 min of wake around sleep). The
 split is subject-wise (train / validation / test subjects). SSNet uses its 1D-CNN
 front-end on the raw 30-s epochs (``small`` preset, few epochs: a lean CPU budget).
@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hypnoscope.evaluation import evaluate
+from hypnoscope.evaluation.metrics import evaluate
+from hypnoscope.io.recordings import load_psg_dir
 from hypnoscope.models import make_model
-from hypnoscope.recordings import load_psg_dir
 from hypnoscope.simulate import DEFAULT_DIFFICULTY
 from hypnoscope.stages import labels_to_codes, proba_to_3class, to_3class
 from hypnoscope.utils import write_json_atomic, write_text_atomic

@@ -69,7 +69,7 @@ def worker(tool: str, path: str) -> None:
         # (bit-identical output; imports scikit-learn and numba), for a before/after
         # in the same run
         import hypnoscope
-        from hypnoscope import bandpower
+        from hypnoscope.signal import bandpower
 
         original = bandpower.remove_eye_components
 

@@ -11,10 +11,10 @@ powers) stages them three ways:
 
 - *offline*: ``hypnoscope.stage_recording`` (zero-phase filters, ICA, whole-night and
   sleep-period z-score, centred context: the product's offline staging);
-- *offline causal* with look-ahead k: ``hypnoscope.stream.stage_causal`` (the causal model
-  of ``hypnoscope.stream``), on every night;
+- *offline causal* with look-ahead k: ``hypnoscope.live.stream.stage_causal`` (the causal model
+  of ``hypnoscope.live.stream``), on every night;
 - *streamed*: the first night replayed over LSL on this machine (``ReplayOutlet``, loopback,
-  ``--speed`` x real time) and staged live by ``hypnoscope.stream.stream_lsl``.
+  ``--speed`` x real time) and staged live by ``hypnoscope.live.stream.stream_lsl``.
 
 Reported per look-ahead: streamed == offline causal (fraction of epochs with the same
 stage, largest probability difference), agreement (fraction of equal stages, Cohen's
@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                                            "lsl_api.cfg"))
 
     from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.live.stream import ReplayOutlet, stage_causal, stream_lsl
     from hypnoscope.simulate.files import reuse_or_simulate_dataset
-    from hypnoscope.staging import stage_recording
-    from hypnoscope.stream import ReplayOutlet, stage_causal, stream_lsl
+    from hypnoscope.staging.pipeline import stage_recording
 
     work = Path(args.workdir)
     data = work / "data"

@@ -1,8 +1,8 @@
 """hypnoscope: automated sleep staging from polysomnography."""
 
-from .hypnogram import Hypnogram, read_hypnogram
-from .stages import STAGES_3, STAGES_5, UNSCORED
-from .staging import stage
+from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.stages import STAGES_3, STAGES_5, UNSCORED
+from hypnoscope.staging.pipeline import stage
 
 __version__ = "0.1.0"
 

@@ -6,9 +6,9 @@ such as a spectrogram in ``views``), its labels (``UNSCORED`` = -100 for unscore
 and its subject and night ids. Every model and every split works on lists of nights, so
 both nights of a subject always travel together.
 
-PSG recordings become nights in :mod:`hypnoscope.recordings`.
+PSG recordings become nights in :mod:`hypnoscope.io.recordings`.
 :func:`split_modalities` gives the per-epoch arrays by channel role. Windows of
-consecutive epochs for sequence models are in :mod:`hypnoscope.sequences`.
+consecutive epochs for sequence models are in :mod:`hypnoscope.training.sequences`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .stages import STAGES_5, UNSCORED
+from hypnoscope.stages import STAGES_5, UNSCORED
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Night:
         Free-form description (source files, preprocessing settings).
     views : dict of str to ndarray
         Further per-epoch representations of the same epochs (e.g. ``"spec"``: the
-        spectrogram of :mod:`hypnoscope.views`), each ``(n_epochs, ...)``. ``X`` itself is
+        spectrogram of :mod:`hypnoscope.signal.views`), each ``(n_epochs, ...)``. ``X`` itself is
         the view named :attr:`primary_view` (``"raw"`` for signals, ``"feat"`` for
         features).
     """
@@ -133,7 +133,7 @@ def describe_nights(nights: list[Night]) -> dict[str, Any]:
         "sfreq": first.sfreq if first else None,
         "channels": list(first.channels) if first else [],
         "roles": list(first.roles) if first else [],
-        # continuous preprocessing of signal nights (hypnoscope.preprocessing config), so
+        # continuous preprocessing of signal nights (hypnoscope.signal.preprocessing config), so
         # that staging a new recording repeats it
         "preprocessing": ((first.meta or {}).get("preprocessing") or {}).get("config")
         if first else None,
@@ -163,7 +163,7 @@ def load_feature_dir(directory: str | os.PathLike, subject_pattern: str = r"^(\d
     files = sorted(directory.glob("*.npz"))
     if not files:
         raise FileNotFoundError(f"no .npz feature files in {directory}")
-    from .utils import progress
+    from hypnoscope.utils import progress
 
     regex = re.compile(subject_pattern)
     nights = []

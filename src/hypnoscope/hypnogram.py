@@ -10,8 +10,8 @@ Supported formats
 - Plain text, one label per line (``W``, ``N1``, ``2``, ``REM``, ``?`` ...).
 - :class:`mne.Annotations`.
 - NSRR XML (``*-nsrr.xml`` standardised annotations and Compumedics ``*-profusion.xml``),
-  read by :mod:`hypnoscope.nsrr_xml` (arousals and other events are not stages; they are
-  read with :func:`hypnoscope.nsrr_xml.read_xml_events`).
+  read by :mod:`hypnoscope.io.nsrr_xml` (arousals and other events are not stages; they are
+  read with :func:`hypnoscope.io.nsrr_xml.read_xml_events`).
 
 Annotation-to-epoch rule
 ------------------------
@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .stages import _LABEL_MAP as _STAGE_LABELS
-from .stages import (
+from hypnoscope.stages import _LABEL_MAP as _STAGE_LABELS
+from hypnoscope.stages import (
     EDF_STAGE_TEXT,
     STAGES_5,
     UNSCORED,
@@ -60,7 +60,7 @@ from .stages import (
     stage_names,
     to_3class,
 )
-from .utils import atomic_path, write_text_atomic
+from hypnoscope.utils import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
@@ -233,7 +233,7 @@ class Hypnogram:
     quality : sequence of str or None
         Per-epoch signal-quality label, e.g. from staging: ``"ok"``, the quality flags
         with the channels carrying them (``"flat:EEG Fpz-Cz"``, see
-        :meth:`hypnoscope.quality.QualityReport.epoch_labels`) or ``"outside-span"``
+        :meth:`hypnoscope.signal.quality.QualityReport.epoch_labels`) or ``"outside-span"``
         (not staged: outside lights-off/lights-on or the automatic crop). Written as the
         ``quality`` column of :meth:`to_tsv`.
     """
@@ -767,27 +767,27 @@ class Hypnogram:
     # ------------------------------------------- analysis (delegates)
     def sleep_statistics(self, lights_off: float | None = None,
                          lights_on: float | None = None) -> dict[str, float]:
-        """AASM sleep statistics; see :func:`hypnoscope.sleepstats.sleep_statistics`."""
-        from .sleepstats import sleep_statistics
+        """AASM sleep statistics; see :func:`hypnoscope.evaluation.sleepstats.sleep_statistics`."""
+        from hypnoscope.evaluation.sleepstats import sleep_statistics
 
         return sleep_statistics(self, lights_off=lights_off, lights_on=lights_on)
 
     def compare(self, reference: Hypnogram) -> dict[str, Any]:
         """Agreement with a reference hypnogram of the same night (self = prediction);
-        see :func:`hypnoscope.evaluation.compare_hypnograms`."""
-        from .evaluation import compare_hypnograms
+        see :func:`hypnoscope.evaluation.metrics.compare_hypnograms`."""
+        from hypnoscope.evaluation.metrics import compare_hypnograms
 
         return compare_hypnograms(self, reference)
 
     def plot(self, ax=None, **kwargs):
-        """Plot the hypnogram (REM highlighted); see :func:`hypnoscope.plots.plot_hypnogram`."""
-        from .plots import plot_hypnogram
+        """Plot the hypnogram (REM highlighted); see :func:`hypnoscope.viz.plots.plot_hypnogram`."""
+        from hypnoscope.viz.plots import plot_hypnogram
 
         return plot_hypnogram(self, ax=ax, **kwargs)
 
     def plot_hypnodensity(self, ax=None, **kwargs):
-        """Stacked per-epoch probabilities; see :func:`hypnoscope.plots.plot_hypnodensity`."""
-        from .plots import plot_hypnodensity
+        """Stacked per-epoch probabilities; see :func:`hypnoscope.viz.plots.plot_hypnodensity`."""
+        from hypnoscope.viz.plots import plot_hypnodensity
 
         return plot_hypnodensity(self, ax=ax, **kwargs)
 
@@ -797,7 +797,7 @@ def read_hypnogram(source, epoch_sec: float = 30.0,
     """Read a hypnogram from a file (format from the extension) or ``mne.Annotations``.
 
     ``.edf`` -> EDF+ annotations; ``.tsv``/``.csv`` -> onset/duration/stage table;
-    ``.xml`` -> NSRR or Compumedics Profusion XML (:mod:`hypnoscope.nsrr_xml`);
+    ``.xml`` -> NSRR or Compumedics Profusion XML (:mod:`hypnoscope.io.nsrr_xml`);
     ``.txt``/``.hyp``/other -> one label per line. ``label_map`` (a dict, a JSON file or
     ``"LABEL=STAGE,..."``, see :func:`parse_label_map`) renames site-specific labels
     (``{"NREM2": "N2"}``); unknown stage labels raise a ``ValueError`` that lists the
@@ -816,7 +816,7 @@ def read_hypnogram(source, epoch_sec: float = 30.0,
     if suffix in (".tsv", ".csv"):
         return Hypnogram.read_table(path, label_map=label_map)
     if suffix == ".xml":
-        from .nsrr_xml import read_xml_hypnogram
+        from hypnoscope.io.nsrr_xml import read_xml_hypnogram
 
         return read_xml_hypnogram(path, label_map=label_map)
     return Hypnogram.read_txt(path, epoch_sec=epoch_sec, label_map=label_map)

@@ -84,8 +84,8 @@ def register(subparsers) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from ..cli import CLIError
-    from ..fetch import (
+    from hypnoscope.cli import CLIError
+    from hypnoscope.io.fetch import (
         SLEEPEDF_URL,
         FetchError,
         default_data_dir,
@@ -106,7 +106,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         return 0
     from pathlib import Path
 
-    from ..utils import check_output_dir
+    from hypnoscope.utils import check_output_dir
 
     check_output_dir(Path(args.path).expanduser() if args.path else default_data_dir(),
                      "--path", create=False)
@@ -127,8 +127,8 @@ def _run_fetch_nsrr(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from ..cli import CLIError
-    from ..fetch import (
+    from hypnoscope.cli import CLIError
+    from hypnoscope.io.fetch import (
         NSRR_URL,
         FetchError,
         NsrrClient,
@@ -136,7 +136,7 @@ def _run_fetch_nsrr(args: argparse.Namespace) -> int:
         fetch_nsrr,
         list_nsrr_recordings,
     )
-    from ..utils import check_output_dir
+    from hypnoscope.utils import check_output_dir
 
     if args.catalog:
         raise CLIError("--catalog is the Sleep-EDF catalog; it does not go with --nsrr")
@@ -165,7 +165,7 @@ def _run_fetch_nsrr(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from ..io import format_recording_info, recording_info
+    from hypnoscope.io.psg import format_recording_info, recording_info
 
     info = recording_info(args.psg, eeg=args.eeg or None, eog=args.eog or None,
                           emg=args.emg or None)

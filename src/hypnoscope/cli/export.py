@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import CLIError
+from hypnoscope.cli import CLIError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> int:
     import time
 
-    from ..models.onnx_model import export_onnx, load_onnx_model
-    from ..utils import check_output_file
+    from hypnoscope.models.onnx_model import export_onnx, load_onnx_model
+    from hypnoscope.utils import check_output_file
 
     if not str(args.onnx).lower().endswith(".onnx"):
         raise CLIError(f"--onnx {args.onnx}: expected a file name ending in .onnx")

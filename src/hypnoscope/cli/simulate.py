@@ -16,8 +16,8 @@ import argparse
 import re
 from pathlib import Path
 
-from . import CLIError
-from .stats import add_label_map_arg
+from hypnoscope.cli import CLIError
+from hypnoscope.cli.stats import add_label_map_arg
 
 
 def register(subparsers) -> None:
@@ -79,10 +79,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hypnogram import read_hypnogram
-    from ..simulate import simulate_dataset, simulate_night
-    from ..simulate.files import get_layout, layout_settings
-    from ..utils import check_output_dir
+    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.simulate import simulate_dataset, simulate_night
+    from hypnoscope.simulate.files import get_layout, layout_settings
+    from hypnoscope.utils import check_output_dir
 
     base = get_layout(args.layout)
     if base["mode"] is not None and args.mode is not None:

@@ -2,7 +2,7 @@
 
 Per recording with stem ``S`` (the file name without ``.edf`` and without a Sleep-EDF
 ``-PSG`` suffix) the command writes into ``--out``
-(:func:`hypnoscope.staging.stage_file`) an output set that appears all together or not
+(:func:`hypnoscope.staging.pipeline.stage_file`) an output set that appears all together or not
 at all (written into a temporary folder inside ``--out``, then moved in):
 
 - ``S.hypnogram.tsv``: ``onset duration stage confidence p_W p_N1 p_N2 p_N3 p_R``;
@@ -32,8 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import CLIError
-from .stats import add_label_map_arg
+from hypnoscope.cli import CLIError
+from hypnoscope.cli.stats import add_label_map_arg
 
 
 def register(subparsers) -> None:
@@ -110,7 +110,7 @@ def register(subparsers) -> None:
 
 # ----------------------------------------------------------------- inputs
 def _is_hypnogram_file(path: Path) -> bool:
-    from ..recordings import HYPNOGRAM_NAME  # the one rule of scoring-file names
+    from hypnoscope.io.recordings import HYPNOGRAM_NAME  # the one rule of scoring-file names
 
     return bool(HYPNOGRAM_NAME.search(path.stem))
 
@@ -129,7 +129,7 @@ def expand_inputs(items: list[str]) -> list[Path]:
 def expand_inputs_and_roots(items: list[str]) -> tuple[list[Path], dict[Path, Path]]:
     """:func:`expand_inputs` and ``{recording: BIDS root}`` for those found in a BIDS
     root."""
-    from ..bids import is_bids_root, list_bids_recordings
+    from hypnoscope.io.bids import is_bids_root, list_bids_recordings
 
     out: list[Path] = []
     roots: dict[Path, Path] = {}
@@ -143,7 +143,7 @@ def expand_inputs_and_roots(items: list[str]) -> tuple[list[Path], dict[Path, Pa
             roots.update({f: p for f in found})
             out.extend(found)
         elif p.is_dir():
-            from ..recordings import list_recordings
+            from hypnoscope.io.recordings import list_recordings
 
             found = list_recordings(p)
             if not found:
@@ -172,7 +172,7 @@ def _references(psgs: list[Path], refs: list[str] | None) -> list[Path | None]:
     if not refs:
         return [None] * len(psgs)
     if len(refs) == 1 and Path(refs[0]).is_dir():
-        from ..recordings import find_hypnogram
+        from hypnoscope.io.recordings import find_hypnogram
 
         folder = Path(refs[0])
         return [find_hypnogram(p, folder) for p in psgs]
@@ -185,7 +185,7 @@ def _references(psgs: list[Path], refs: list[str] | None) -> list[Path | None]:
 def output_stems(psgs: list[Path]) -> list[str]:
     """Distinct output stems for a batch, in input order.
 
-    A recording keeps its :func:`~hypnoscope.recordings.recording_stem` ``S`` unless
+    A recording keeps its :func:`~hypnoscope.io.recordings.recording_stem` ``S`` unless
     another recording of the batch has the same one (ignoring case, as file systems
     may): then the name of its parent folder is put in front (``a/S-PSG.edf`` ->
     ``a_S``). Names that are still equal (same folder, e.g. ``a/S-PSG.edf`` and
@@ -193,7 +193,7 @@ def output_stems(psgs: list[Path]) -> list[str]:
     """
     from collections import Counter
 
-    from ..recordings import recording_stem
+    from hypnoscope.io.recordings import recording_stem
 
     stems = [recording_stem(p) for p in psgs]
     count = Counter(s.casefold() for s in stems)
@@ -224,7 +224,7 @@ def existing_outputs(out: Path, stem: str, plot: bool,
     incomplete set, or one made with other options) or ``("other", why)`` (the set of
     another recording).
     """
-    from ..staging import output_names
+    from hypnoscope.staging.pipeline import output_names
 
     names = output_names(stem)
     if not any((out / n).exists() for n in names.values()):
@@ -253,7 +253,7 @@ def existing_outputs(out: Path, stem: str, plot: bool,
 def _skipped_row(psg: Path, stem: str, out: Path, report: dict[str, Any],
                  plot: bool) -> dict[str, Any]:
     """Summary row of a recording whose complete output set exists (from its report)."""
-    from ..staging import output_names
+    from hypnoscope.staging.pipeline import output_names
 
     hyp = report.get("hypnogram") or {}
     st = report.get("sleep_statistics") or {}
@@ -282,7 +282,7 @@ def _fmt(v: Any, spec: str) -> str:
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table of a batch run: one row per recording (``ok``, ``skipped`` with
     the figures of its existing outputs, or ``FAILED`` with the reason)."""
-    from ..recordings import recording_stem
+    from hypnoscope.io.recordings import recording_stem
 
     has_ref = any("accuracy" in r for r in rows)
     head = ["recording", "outputs", "status", "epochs", "hours", "TST min", "SE %", "conf"]
@@ -339,8 +339,8 @@ def _check_lights(value: str | None, what: str) -> str | float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import write_summary_csv
-    from ..utils import check_output_dir, remove_stale_partials, write_json_atomic
+    from hypnoscope.staging.batch import write_summary_csv
+    from hypnoscope.utils import check_output_dir, remove_stale_partials, write_json_atomic
 
     if args.jobs < 1:
         raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
@@ -358,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
     stems = output_stems(psgs)
     out_dirs = [out] * len(psgs)
     if bids_roots:  # a BIDS derivative dataset: outputs in each recording's own folder
-        from ..bids import bids_events_file, bids_output, write_derivative_description
+        from hypnoscope.io.bids import bids_events_file, bids_output, write_derivative_description
 
         for i, p in enumerate(psgs):
             if p in bids_roots:
@@ -374,19 +374,19 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     plain = [i for i, p in enumerate(psgs) if p not in bids_roots]  # BIDS names are unique
     _announce_renames([psgs[i] for i in plain], [stems[i] for i in plain])
-    from ..models.storage import load_staging_model, resolve_model_path
+    from hypnoscope.models.storage import load_staging_model, resolve_model_path
 
     if args.model != "auto":
         resolve_model_path(args.model)  # fail early on an unknown model
     if args.emg:
-        from ..staging import model_input
+        from hypnoscope.staging.pipeline import model_input
 
         mdl, card = load_staging_model("default" if args.model == "auto" else args.model)
         if model_input(mdl, card) == "bandpower":
             print(f"note: model {card.get('name', args.model)!r} uses EEG and EOG only; "
                   f"--emg {' '.join(args.emg) if isinstance(args.emg, list) else args.emg} "
                   "is ignored", file=sys.stderr)
-    from ..staging import staging_options
+    from hypnoscope.staging.pipeline import staging_options
 
     for d in remove_stale_partials(out):
         print(f"note: removed {d}, left by an interrupted run", file=sys.stderr)
@@ -420,8 +420,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipping {len(skipped)} recording(s) whose complete output set exists in "
               f"{out} (same recording and options; --force stages them again): "
               f"{', '.join(skipped)}", file=sys.stderr)
-    from ..batch import BatchInterrupted, BatchItem, make_executor, run_batch
-    from ..staging import stage_file
+    from hypnoscope.staging.batch import BatchInterrupted, BatchItem, make_executor, run_batch
+    from hypnoscope.staging.pipeline import stage_file
 
     items = [BatchItem(t["psg"], t["out_stem"], t, rows[i]) for i, t in enumerate(tasks)]
     n_todo = sum(it.row is None for it in items)
@@ -460,13 +460,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _describe(exc: BaseException) -> str:
     """The one-line error of a failed recording (the CLI's error path)."""
-    from . import describe_error
+    from hypnoscope.cli import describe_error
 
     return describe_error(exc)[0]
 
 
 def _announce_renames(psgs: list[Path], stems: list[str]) -> None:
-    from ..recordings import recording_stem
+    from hypnoscope.io.recordings import recording_stem
 
     renamed = [(p, s) for p, s in zip(psgs, stems, strict=True) if s != recording_stem(p)]
     if renamed:

@@ -7,7 +7,7 @@ import argparse
 import datetime as dt
 import json
 
-from . import CLIError
+from hypnoscope.cli import CLIError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,8 +58,8 @@ def _warnings(hyps, off: float | None, on: float | None, strict: bool, what: str
     (they are not compared)."""
     if not strict:
         return
-    from ..notices import Notice, Notices, raise_if_strict
-    from ..sleepstats import time_in_bed_slice
+    from hypnoscope.evaluation.sleepstats import time_in_bed_slice
+    from hypnoscope.notices import Notice, Notices, raise_if_strict
 
     notes = Notices()
     for path, hyp in hyps:
@@ -100,13 +100,13 @@ def _lights_args(p: argparse.ArgumentParser) -> None:
 def parse_time(value: str | None, start: dt.datetime | None, what: str,
                after: float | None = None) -> float | None:
     """Seconds from the recording start of a ``--lights-*`` value
-    (:func:`hypnoscope.sleepstats.resolve_time`).
+    (:func:`hypnoscope.evaluation.sleepstats.resolve_time`).
 
     ``value`` is a number of seconds or a clock time ``HH:MM[:SS]``; clock times need
     the recording ``start`` and are taken on the first occasion at or after it (or after
     ``after`` seconds, so lights-on can fall after midnight).
     """
-    from ..sleepstats import resolve_time
+    from hypnoscope.evaluation.sleepstats import resolve_time
 
     try:
         return resolve_time(value, start, what, after=after, before_start_sec=0.0)
@@ -115,14 +115,14 @@ def parse_time(value: str | None, start: dt.datetime | None, what: str,
 
 
 def _load(path: str, epoch_sec: float = 30.0, label_map: str | None = None):
-    from ..hypnogram import read_hypnogram
+    from hypnoscope.hypnogram import read_hypnogram
 
     return read_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map)
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from ..sleepstats import STAT_KEYS, STAT_LABELS, json_safe, sleep_statistics
-    from ..utils import check_output_file, write_json_atomic
+    from hypnoscope.evaluation.sleepstats import STAT_KEYS, STAT_LABELS, json_safe, sleep_statistics
+    from hypnoscope.utils import check_output_file, write_json_atomic
 
     if args.output:
         check_output_file(args.output, "-o/--output")
@@ -147,12 +147,12 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..evaluation import compare_hypnograms
-    from ..sleepstats import STAT_KEYS, STAT_LABELS, json_safe
+    from hypnoscope.evaluation.metrics import compare_hypnograms
+    from hypnoscope.evaluation.sleepstats import STAT_KEYS, STAT_LABELS, json_safe
 
     if args.report:
-        from ..report import report_paths
-        from ..utils import check_output_file
+        from hypnoscope.utils import check_output_file
+        from hypnoscope.viz.report import report_paths
 
         for path in report_paths(args.report):
             check_output_file(path, "--report")
@@ -165,7 +165,7 @@ def _compare(args: argparse.Namespace) -> int:
               f"{args.pred} vs {args.ref}")
     res = compare_hypnograms(pred, ref, lights_off=off, lights_on=on)
     if args.report:
-        from ..report import write_report
+        from hypnoscope.viz.report import write_report
 
         html_path, _ = write_report(args.report, pred, {"prediction": args.pred,
                                                         "reference": args.ref},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError
+from hypnoscope.cli import CLIError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "comes: a line of DIR/NAME.stages.tsv (complete or absent) and an LSL "
                     "marker on the stream NAME-stages. The stages equal offline staging "
                     "of the recording cut after epoch t+LOOKAHEAD (causal filtering, "
-                    "running normalisation; see hypnoscope.stream). --replay FILE.edf "
+                    "running normalisation; see hypnoscope.live.stream). --replay FILE.edf "
                     "plays a recording as the stream NAME for testing. The stream ends "
                     "after --idle-timeout seconds without samples.")
     p.add_argument("--lsl", required=True, metavar="NAME", help="name of the LSL stream")
@@ -50,8 +50,8 @@ def _stream(args: argparse.Namespace) -> int:
     # liblsl's own logging (set before it loads): fatal errors only, unless configured
     os.environ.setdefault("LSLAPICFG", str(resources.files("hypnoscope") / "data" /
                                            "lsl_api.cfg"))
-    from ..stream import ReplayOutlet, print_progress, stages_path, stream_lsl
-    from ..utils import check_output_dir
+    from hypnoscope.live.stream import ReplayOutlet, print_progress, stages_path, stream_lsl
+    from hypnoscope.utils import check_output_dir
 
     if args.lookahead < 0:
         raise CLIError(f"--lookahead must be >= 0 epochs, got {args.lookahead}")

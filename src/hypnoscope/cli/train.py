@@ -14,8 +14,8 @@ import argparse
 import json
 from typing import Any
 
-from . import CLIError
-from .stats import add_label_map_arg
+from hypnoscope.cli import CLIError
+from hypnoscope.cli.stats import add_label_map_arg
 
 
 def _add_input_args(p: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
                       help="fraction of subjects held out for validation / early stopping, "
                            "whole subjects, at least one when there are 2 or more; 0 = "
                            "none (sequence models only; default 0.15, the default of "
-                           "hypnoscope.splits.validation_split)")
+                           "hypnoscope.evaluation.splits.validation_split)")
     _add_pretraining_args(p)
     p.set_defaults(func=_train)
 
@@ -102,7 +102,8 @@ def register(subparsers) -> None:
 # -- helpers ----------------------------------------------------------------------------
 
 def _load_nights(args) -> list:
-    from .. import datasets, recordings
+    from hypnoscope import datasets
+    from hypnoscope.io import recordings
 
     if args.features:
         return datasets.load_feature_dir(args.features,
@@ -134,7 +135,7 @@ def _load_nights(args) -> list:
 def _night_notices(nights) -> list:
     """Every warning that reading the nights produced (``meta["notices"]`` and the
     reader's messages), each naming its recording."""
-    from ..notices import Notice, Notices
+    from hypnoscope.notices import Notice, Notices
 
     out = Notices()
     for night in nights:
@@ -154,7 +155,7 @@ def _night_notices(nights) -> list:
 
 def _is_feature_model(name: str) -> bool:
     """Feature models (and their cross-fitted vote) use no validation subjects."""
-    from ..models import MODEL_REGISTRY
+    from hypnoscope.models import MODEL_REGISTRY
 
     return MODEL_REGISTRY[name][0].split(":")[0] in (
         "hypnoscope.models.feature_classifiers", "hypnoscope.models.vote")
@@ -163,8 +164,8 @@ def _is_feature_model(name: str) -> bool:
 # -- handlers ---------------------------------------------------------------------------
 
 def _train(args) -> int:
-    from ..models import MODEL_REGISTRY, make_model
-    from ..splits import validation_split
+    from hypnoscope.evaluation.splits import validation_split
+    from hypnoscope.models import MODEL_REGISTRY, make_model
 
     if args.model not in MODEL_REGISTRY:
         raise CLIError(f"unknown model {args.model!r}; available: "
@@ -173,7 +174,7 @@ def _train(args) -> int:
         args.classes = 3 if args.model.endswith("-hier") else 5
     if not 0 <= args.val_fraction < 1:
         raise CLIError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
-    from ..utils import check_output_dir, check_output_file
+    from hypnoscope.utils import check_output_dir, check_output_file
 
     # the output paths are checked before minutes of loading and training, not at save
     check_output_file(args.out, "--out")
@@ -184,7 +185,7 @@ def _train(args) -> int:
     model_options = _pretraining_options(args)
     nights = _load_nights(args)
     if args.strict:
-        from ..notices import raise_if_strict
+        from hypnoscope.notices import raise_if_strict
 
         raise_if_strict(_night_notices(nights), True,
                         f"training data {args.features or args.data}")
@@ -207,7 +208,7 @@ def _train(args) -> int:
                              "seed": args.seed, "n_classes": args.classes,
                              "n_val_nights": len(val_nights or [])}
     if not _is_feature_model(args.model):
-        from ..training import distributed_rank
+        from hypnoscope.training.loop import distributed_rank
 
         rank, world = distributed_rank()
         if world > 1:  # torchrun: rank 0 saves and reports, the others are done
@@ -235,10 +236,10 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import numpy as np
 
-    from ..evaluation import evaluate
-    from ..models import load_model
-    from ..stages import stage_names, to_3class
-    from ..utils import progress
+    from hypnoscope.evaluation.metrics import evaluate
+    from hypnoscope.models import load_model
+    from hypnoscope.stages import stage_names, to_3class
+    from hypnoscope.utils import progress
 
     model = load_model(args.model)
     # signal nights go through the continuous preprocessing the model was trained with
@@ -254,7 +255,7 @@ def _evaluate(args) -> int:
     if args.json:
         keys = ("accuracy", "macro_f1", "kappa", "per_class_f1", "confusion_matrix",
                 "n_epochs")
-        from ..sleepstats import json_safe
+        from hypnoscope.evaluation.sleepstats import json_safe
 
         # strict JSON: an undefined metric (e.g. F1 of a class absent from both the
         # labels and the predictions) is null, not NaN
@@ -285,8 +286,8 @@ def _card_summary(card: dict[str, Any]) -> str:
 
 
 def _models(args) -> int:
-    from ..models import MODEL_REGISTRY
-    from ..models.storage import shipped_models
+    from hypnoscope.models import MODEL_REGISTRY
+    from hypnoscope.models.storage import shipped_models
 
     cards = list(shipped_models().values())
     if args.json:
@@ -348,7 +349,7 @@ def _add_pretraining_args(p: argparse.ArgumentParser) -> None:
 def _lowpass_preprocessing(args) -> dict[str, Any] | None:
     """Continuous preprocessing of ``--data`` nights from ``--lowpass`` (None: the
     loader's default)."""
-    from ..preprocessing import PRESETS
+    from hypnoscope.signal.preprocessing import PRESETS
 
     hz = args.lowpass
     if hz is None and args.model in MSMAE_PAPER_MODELS:

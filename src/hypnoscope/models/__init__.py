@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import StagingModel, load_model
+from hypnoscope.models.base import StagingModel, load_model
 
 #: name -> (factory as "module:callable", description). The factory is called as
 #: ``factory(name=name, n_classes=..., **options)``.

@@ -16,14 +16,16 @@ Every model name the CLI accepts (``hypnoscope models``) builds a :class:`Stagin
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 
-from ..utils import atomic_path
+from hypnoscope.utils import atomic_path
 
 MODEL_FORMAT = "hypnoscope-model"
 MODEL_FORMAT_VERSION = 1
@@ -60,7 +62,7 @@ class StagingModel:
 
     def describe_training(self, nights, **extra: Any) -> dict[str, Any]:
         """Record what the model was trained on in :attr:`metadata` and return it."""
-        from ..datasets import describe_nights
+        from hypnoscope.datasets import describe_nights
 
         self.metadata.update({
             "model": self.name,
@@ -81,13 +83,41 @@ class StagingModel:
         return Path(path)
 
 
+#: Modules of hypnoscope 0.1 that moved into subpackages: a model file written by 0.1
+#: names them, and :func:`load_model` still reads it.
+MOVED_MODULES = {"hypnoscope.nested": "hypnoscope.evaluation.nested",
+                 "hypnoscope.sequences": "hypnoscope.training.sequences",
+                 "hypnoscope.augment": "hypnoscope.training.augment",
+                 "hypnoscope.features": "hypnoscope.signal.features",
+                 "hypnoscope.bandpower": "hypnoscope.signal.bandpower",
+                 "hypnoscope.splits": "hypnoscope.evaluation.splits"}
+
+
+def _load_payload(path: Path):
+    """``joblib.load(path)``, with a module of :data:`MOVED_MODULES` that the file names
+    made importable under its old name while the file is read."""
+    aliases: list[str] = []
+    try:
+        while True:
+            try:
+                return joblib.load(path)
+            except ModuleNotFoundError as exc:
+                if exc.name not in MOVED_MODULES or exc.name in sys.modules:
+                    raise
+                sys.modules[exc.name] = importlib.import_module(MOVED_MODULES[exc.name])
+                aliases.append(exc.name)
+    finally:
+        for old in aliases:
+            sys.modules.pop(old, None)
+
+
 def load_model(path: str | os.PathLike) -> StagingModel:
     """Load a model written by :meth:`StagingModel.save`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        payload = joblib.load(path)
+        payload = _load_payload(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"
         raise ValueError(f"{path}: not a hypnoscope model file ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .deep import EpochStagingModel
+from hypnoscope.models.deep import EpochStagingModel
 
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {"n_conv_chs": 8, "time_conv_size_s": 0.5, "max_pool_size_s": 0.125,

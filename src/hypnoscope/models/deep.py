@@ -4,15 +4,15 @@
 ``predict_proba`` / ``predict`` / ``save`` / :func:`~hypnoscope.models.base.load_model`)
 that does everything but the network:
 
-- validation subjects for checkpoint selection (:func:`hypnoscope.splits.validation_split`
+- validation subjects for checkpoint selection (:func:`hypnoscope.evaluation.splits.validation_split`
   when ``fit`` gets no ``val_nights``), never the nights it is evaluated on;
 - derived views (``spec`` ...) computed and cached once per night
-  (:func:`hypnoscope.views.add_views`) and windows of ``seq_len`` epochs over every view
-  the network reads (:class:`hypnoscope.sequences.SequenceDataset`), with per-night
+  (:func:`hypnoscope.signal.views.add_views`) and windows of ``seq_len`` epochs over every view
+  the network reads (:class:`hypnoscope.training.sequences.SequenceDataset`), with per-night
   normalisation;
 - one or several tasks (a direct classifier, or the two stages of a hierarchy), each
-  trained through the model's :class:`~hypnoscope.training.Phase` s by
-  :func:`hypnoscope.training.train_model` (checkpoints, resume, early stopping);
+  trained through the model's :class:`~hypnoscope.training.loop.Phase` s by
+  :func:`hypnoscope.training.loop.train_model` (checkpoints, resume, early stopping);
 - many-to-many windows averaged at inference; the bundle saved with the network's
   constructor arguments and weights, the configuration, channels, classes and a
   description of the training data.
@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..datasets import Night
-from ..sequences import SequenceDataset
-from ..stages import to_3class
-from ..training import (
+from hypnoscope.datasets import Night
+from hypnoscope.models.windowed import NORMALIZATION, WindowedStagingModel
+from hypnoscope.stages import to_3class
+from hypnoscope.training.loop import (
     Phase,
     TrainConfig,
     batch_input,
@@ -48,7 +48,7 @@ from ..training import (
     predict_windows,
     train_model,
 )
-from .windowed import NORMALIZATION, WindowedStagingModel
+from hypnoscope.training.sequences import SequenceDataset
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class DeepStagingModel(WindowedStagingModel):
         Per-night scaling of every view: z-score, or median/IQR clipped to ±8.
     views : sequence of str, optional
         Views the network reads (default :attr:`default_views`, else the night's primary
-        view); derived ones (``spec``) are computed and cached (:mod:`hypnoscope.views`).
+        view); derived ones (``spec``) are computed and cached (:mod:`hypnoscope.signal.views`).
     val_fraction : float
         Fraction of training subjects held out for validation when ``fit`` gets no
         ``val_nights``.
@@ -98,7 +98,7 @@ class DeepStagingModel(WindowedStagingModel):
     infer_stride : int, optional
         Stride of many-to-many windows at inference (default ``seq_len // 2``).
     checkpoint_dir, resume, seed, device, num_threads
-        See :class:`hypnoscope.training.TrainConfig`.
+        See :class:`hypnoscope.training.loop.TrainConfig`.
     **net_options
         Overrides of the preset's network options (:attr:`NET_KEYS`).
     """
@@ -217,10 +217,10 @@ class DeepStagingModel(WindowedStagingModel):
         """Train on ``nights``; pick checkpoints on ``val_nights`` (validation subjects).
 
         Without ``val_nights``, ``val_fraction`` of the training subjects are held out
-        (:func:`hypnoscope.splits.validation_split`). Nights may be unlabelled: they serve
+        (:func:`hypnoscope.evaluation.splits.validation_split`). Nights may be unlabelled: they serve
         the self-supervised phases of models that have them.
         """
-        from ..splits import validation_split
+        from hypnoscope.evaluation.splits import validation_split
 
         if not nights:
             raise ValueError("fit needs at least one night")

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import Night
-from ..stages import stage_names, to_3class
-from .base import StagingModel
+from hypnoscope.datasets import Night
+from hypnoscope.models.base import StagingModel
+from hypnoscope.stages import stage_names, to_3class
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class SoftVotingEnsemble(StagingModel):
         early stopping); False keeps them as they are.
     val_fraction, seed : float, int
         Validation subjects carved from the training nights when :meth:`fit` gets no
-        ``val_nights`` (:func:`hypnoscope.splits.validation_split`).
+        ``val_nights`` (:func:`hypnoscope.evaluation.splits.validation_split`).
     """
 
     name = "ensemble"
@@ -113,7 +113,7 @@ class SoftVotingEnsemble(StagingModel):
     @property
     def input_kind(self) -> str:
         """What the members read (``"signals"`` or ``"features"``), e.g. for
-        :func:`hypnoscope.staging.stage`; fitted members report what they were fitted
+        :func:`hypnoscope.staging.pipeline.stage`; fitted members report what they were fitted
         on."""
         kinds = {getattr(m, "input_kind_", None) or getattr(m, "input_kind", "features")
                  for m in self.members}
@@ -125,7 +125,7 @@ class SoftVotingEnsemble(StagingModel):
             ) -> SoftVotingEnsemble:
         """Fit the members on ``nights`` (``refit=True``) and choose the weights on
         ``val_nights`` (validation subjects; carved from ``nights`` when None)."""
-        from ..splits import validation_split
+        from hypnoscope.evaluation.splits import validation_split
 
         if val_nights is None:
             nights, val_nights = validation_split(list(nights), self.config["val_fraction"],

@@ -12,8 +12,8 @@ Three layers:
 - the night-level :class:`FeatureStagingModel` (a
   :class:`~hypnoscope.models.base.StagingModel`) that turns every night into a feature
   matrix (precomputed features of ``Night.kind == "features"`` are flattened; raw signals
-  of ``kind == "signals"`` go through :func:`hypnoscope.features.epoch_features`), adds
-  temporal context per night (:func:`hypnoscope.features.add_context`, never across
+  of ``kind == "signals"`` go through :func:`hypnoscope.signal.features.epoch_features`), adds
+  temporal context per night (:func:`hypnoscope.signal.features.add_context`, never across
   nights) for the ``*-context`` models, and fits the estimator on the scored epochs.
 
 Registered names (see :data:`hypnoscope.models.MODEL_REGISTRY`): ``svm``, ``rf``,
@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from ..features import PAPER_FEATURES
-from ..stages import W, sleep_period_slice, stage_names, to_3class
-from .base import StagingModel
+from hypnoscope.models.base import StagingModel
+from hypnoscope.signal.features import PAPER_FEATURES
+from hypnoscope.stages import W, sleep_period_slice, stage_names, to_3class
 
 ALGORITHMS = ("svm", "rf", "lightgbm")
 
@@ -66,7 +66,7 @@ MIN_SLEEP_SPAN = 20
 def __getattr__(name: str):
     """:class:`SubsampledSVC` and :class:`EpochStager`, imported on first use."""
     if name in ("SubsampledSVC", "EpochStager"):
-        from . import sklearn_estimators
+        from hypnoscope.models import sklearn_estimators
 
         return getattr(sklearn_estimators, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -136,7 +136,7 @@ def build_estimator(algorithm: str, seed: int = 0, class_weight: Any = "balanced
         raise ValueError(f"class_weight {class_weight!r} for {algorithm}: pass 'balanced', "
                          "None or a dict (see resolve_class_weight)")
     if algorithm == "svm":
-        from .sklearn_estimators import SubsampledSVC
+        from hypnoscope.models.sklearn_estimators import SubsampledSVC
 
         kw = {"C": 1.0, "gamma": "scale", "max_per_class": 2000}
         kw.update(params)
@@ -163,7 +163,7 @@ def build_estimator(algorithm: str, seed: int = 0, class_weight: Any = "balanced
 
 
 #: Feature sets of signal nights: name -> None (every feature of
-#: :func:`~hypnoscope.features.epoch_features`) or (channel roles, feature names).
+#: :func:`~hypnoscope.signal.features.epoch_features`) or (channel roles, feature names).
 FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
     "all": None,
     "msmae-paper": (("eeg",), PAPER_FEATURES),
@@ -177,15 +177,15 @@ def night_feature_matrix(night, context: dict[str, Any] | None = None,
 
     ``kind == "features"``: ``X`` is flattened to ``(n_epochs, n_features)`` (names from
     the JSON sidecar's ``channel_names`` x ``feature_names`` when available);
-    ``kind == "signals"``: :func:`~hypnoscope.features.epoch_features` of the epochs,
+    ``kind == "signals"``: :func:`~hypnoscope.signal.features.epoch_features` of the epochs,
     all of them or the :data:`FEATURE_SETS` entry ``feature_set`` (``"msmae-paper"``:
     the MSMAE-CNN paper's mean, SD, skewness, kurtosis and five band log powers of each
     EEG channel). Non-finite values become 0. ``stats_rows`` (with ``context``): the
     epochs whose statistics the per-night normalisation uses (see
-    :func:`~hypnoscope.features.add_context`); the context option ``span`` is the
+    :func:`~hypnoscope.signal.features.add_context`); the context option ``span`` is the
     model's business (:class:`FeatureStagingModel`) and is ignored here.
     """
-    from ..features import add_context, epoch_features
+    from hypnoscope.signal.features import add_context, epoch_features
 
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"unknown feature_set {feature_set!r}; expected one of "
@@ -335,10 +335,10 @@ def resolve_augment(augment: dict[str, Any] | bool | None) -> dict[str, Any] | N
 
 def augmented_nights(nights, augment: dict[str, Any], seed: int = 0) -> list:
     """``augment["copies"]`` jittered copies of every band-power night (see
-    :func:`hypnoscope.bandpower.jitter_band_powers`), one seeded generator per copy."""
+    :func:`hypnoscope.signal.bandpower.jitter_band_powers`), one seeded generator per copy."""
     import dataclasses
 
-    from ..bandpower import FEATURE_NAMES, jitter_band_powers
+    from hypnoscope.signal.bandpower import FEATURE_NAMES, jitter_band_powers
 
     out = []
     for c in range(int(augment["copies"])):
@@ -363,7 +363,7 @@ def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | N
 
     ``False``/``None`` mean no context, ``True`` the defaults, a dict overrides them
     (unknown keys raise a ``ValueError`` naming them). Besides the
-    :func:`~hypnoscope.features.add_context` options, ``span`` (one of
+    :func:`~hypnoscope.signal.features.add_context` options, ``span`` (one of
     :data:`CONTEXT_SPANS`, default ``"night"``) says which epochs the per-night
     normalisation takes its statistics from; it is kept in the result only when it is
     ``"sleep"``, and ``night_stats`` only when true (so that older model cards stay the
@@ -413,10 +413,10 @@ class FeatureStagingModel(StagingModel):
         features it kept macro-F1 of ``"balanced"`` while raising accuracy and kappa.
     feature_set : {"all", "msmae-paper"}
         Features of signal nights (:data:`FEATURE_SETS`): every feature of
-        :func:`~hypnoscope.features.epoch_features`, or the MSMAE-CNN paper's EEG set.
+        :func:`~hypnoscope.signal.features.epoch_features`, or the MSMAE-CNN paper's EEG set.
     augment : dict, optional
         Train also on ``copies`` (default 1) jittered copies of every band-power night
-        (:func:`hypnoscope.bandpower.jitter_band_powers` with ``gain_sd`` and
+        (:func:`hypnoscope.signal.bandpower.jitter_band_powers` with ``gain_sd`` and
         ``tilt_sd``; seeded by ``seed``): other amplitudes and spectral tilts, as other
         people and amplifiers give them. Needs nights of precomputed band powers.
     seed, n_jobs, **params
@@ -530,7 +530,7 @@ class FeatureStagingModel(StagingModel):
         kinds = {n.kind for n in nights}
         if len(kinds) > 1:
             raise ValueError(f"nights mix input kinds {sorted(kinds)}")
-        from ..utils import progress
+        from hypnoscope.utils import progress
 
         fit_nights = nights
         if getattr(self, "augment", None):

@@ -9,7 +9,7 @@ Network (:class:`MC2SleepNet`; windows of ``L`` epochs, default ``L = 21``):
 
 1. **Views.** The raw EEG epoch ``(C, 3000)`` at 100 Hz and its spectrogram ``(C, 29,
    129)`` (2-s Hamming window, 1-s overlap, 256-point FFT, log magnitude:
-   :class:`hypnoscope.views.SpectrogramView`). ``C = 1`` (the first EEG channel, Fpz-Cz on
+   :class:`hypnoscope.signal.views.SpectrogramView`). ``C = 1`` (the first EEG channel, Fpz-Cz on
    Sleep-EDF, C4-A1 on SHHS) by default; ``channels=k`` takes the first ``k`` channels,
    EEG first. Both views are standardised per night (per channel; per channel and
    frequency bin for the spectrogram) *(ours: the paper scales the spectrum to 0..128)*.
@@ -46,11 +46,11 @@ Network (:class:`MC2SleepNet`; windows of ``L`` epochs, default ``L = 21``):
    ``mask_ratio`` (:func:`cross_mask`). Three heads: raw, spectrogram, and an MLP over
    the concatenation (used at inference).
 
-Training (:class:`MC2SleepNetModel`, phases on :mod:`hypnoscope.training`):
+Training (:class:`MC2SleepNetModel`, phases on :mod:`hypnoscope.training.loop`):
 
 - ``pretrain`` (when ``contrastive`` or ``mask_ratio > 0``, for ``pretrain_epochs``):
-  InfoNCE on augmented inputs (:class:`hypnoscope.augment.RandomAugment` on the raw
-  view, :func:`~hypnoscope.augment.spectrogram_noise` on the spectrogram; one
+  InfoNCE on augmented inputs (:class:`hypnoscope.training.augment.RandomAugment` on the raw
+  view, :func:`~hypnoscope.training.augment.spectrogram_noise` on the spectrogram; one
   transformation per epoch) + the sequence loss with cross-masking, term weights
   ``nce`` 1, ``ce_raw`` 1, ``ce_spec`` 0.1, ``ce_cat`` 0.1 (Eq. 19, 23). Everything
   trains.
@@ -78,10 +78,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..augment import RandomAugment, spectrogram_noise
-from ..datasets import Night
-from ..training import LossOutput, Phase, classification_loss
-from .deep import DeepStagingModel, count_parameters
+from hypnoscope.datasets import Night
+from hypnoscope.models.deep import DeepStagingModel, count_parameters
+from hypnoscope.training.augment import RandomAugment, spectrogram_noise
+from hypnoscope.training.loop import LossOutput, Phase, classification_loss
 
 #: Network and training settings of each preset. ``paper``: the paper's sizes (channel
 #: widths ours); ``small``: a 2-core CPU trains it in minutes. ``small`` uses batches of 8
@@ -503,7 +503,7 @@ class MC2SleepNetModel(DeepStagingModel):
             self._initialise_from(net, self.config["init_from"])
 
     def _initialise_from(self, net: nn.Module, path: str) -> None:
-        from .base import load_model
+        from hypnoscope.models.base import load_model
 
         other = load_model(path)
         if not isinstance(other, DeepStagingModel) or not other.nets:

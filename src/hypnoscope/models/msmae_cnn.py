@@ -44,7 +44,7 @@ Network (:class:`MSMAECNN`, one 30-s epoch ``(B, n_chans, n_times)`` in):
    global average pooling, dropout 0.3 and a fully connected layer to the stage logits
    (softmax in the loss).
 
-Training (:class:`MSMAECNNModel`, the phases on :mod:`hypnoscope.training`):
+Training (:class:`MSMAECNNModel`, the phases on :mod:`hypnoscope.training.loop`):
 
 - ``pretrain``: masked-patch reconstruction on every epoch of the *training* nights,
   unscored epochs included (``labelled=False``), for ``pretrain_epochs`` epochs, best
@@ -77,7 +77,7 @@ sigma/beta log power; ``feature_set="msmae-paper"`` of
 the validation subjects (log-loss on a 0.05 grid).
 
 Preprocessing: the paper low-passes EEG, EOG and EMG with a Kaiser-window FIR (10 Hz,
-60 dB at 100 Hz): the ``"msmae-cnn"`` preset of :mod:`hypnoscope.preprocessing`
+60 dB at 100 Hz): the ``"msmae-cnn"`` preset of :mod:`hypnoscope.signal.preprocessing`
 (``hypnoscope train --lowpass``); each night is then z-scored per channel by the base.
 A 10 Hz cut-off removes sigma (spindles) and beta; ``benchmarks/msmae_cnn`` measures it
 against 30 Hz.
@@ -92,11 +92,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..datasets import Night
-from ..stages import UNSCORED
-from ..training import LossOutput, Phase
-from .deep import EpochStagingModel
-from .ensemble import SoftVotingEnsemble
+from hypnoscope.datasets import Night
+from hypnoscope.models.deep import EpochStagingModel
+from hypnoscope.models.ensemble import SoftVotingEnsemble
+from hypnoscope.stages import UNSCORED
+from hypnoscope.training.loop import LossOutput, Phase
 
 #: Modality of each channel role (the EMG envelope of cassette recordings is EMG).
 ROLE_MODALITY = {"eeg": "eeg", "eog": "eog", "emg": "emg", "emg_envelope": "emg"}
@@ -558,7 +558,7 @@ class MSMAECNNModel(EpochStagingModel):
         the self-supervised phase only: their labels are dropped, they never reach
         fine-tuning. By default nothing but the training nights is pre-trained on.
         """
-        from ..splits import validation_split
+        from hypnoscope.evaluation.splits import validation_split
 
         nights = list(nights)
         if val_nights is None:
@@ -597,7 +597,7 @@ def make_msmae_cnn_rf(name: str = "msmae-cnn-rf", n_classes: int = 5, seed: int 
         Options of :class:`MSMAECNNModel` (``val_fraction`` also carves the ensemble's
         validation subjects when ``fit`` gets none).
     """
-    from .feature_classifiers import make_feature_model
+    from hypnoscope.models.feature_classifiers import make_feature_model
 
     if name != "msmae-cnn-rf":
         raise ValueError(f"make_msmae_cnn_rf builds 'msmae-cnn-rf', got {name!r}")

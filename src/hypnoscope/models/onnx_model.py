@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from ..sequences import SequenceDataset
-from ..utils import atomic_path
-from .windowed import WindowedStagingModel
+from hypnoscope.models.windowed import WindowedStagingModel
+from hypnoscope.training.sequences import SequenceDataset
+from hypnoscope.utils import atomic_path
 
 #: ``metadata_props`` key of the hypnoscope description in an exported file.
 META_KEY = "hypnoscope"
@@ -73,7 +73,7 @@ def _jsonable(obj: Any) -> Any:
 
 # ------------------------------------------------------------------ export (PyTorch)
 def _check_exportable(model, member: int | None):
-    from .deep import DeepStagingModel
+    from hypnoscope.models.deep import DeepStagingModel
 
     members = getattr(model, "members", None)
     if members is not None:
@@ -108,7 +108,7 @@ def _check_exportable(model, member: int | None):
 
 def _probe_night(model):
     """A night of noise in the model's training layout, with its views (for tracing)."""
-    from ..datasets import Night
+    from hypnoscope.datasets import Night
 
     meta = model.metadata
     shape = meta.get("input_shape")
@@ -212,7 +212,7 @@ def export_onnx(model, path: str | os.PathLike, member: int | None = None,
     import onnx
     import torch
 
-    from .storage import load_staging_model
+    from hypnoscope.models.storage import load_staging_model
 
     if not hasattr(model, "predict_proba"):
         model, file_card = load_staging_model(model)
@@ -304,7 +304,7 @@ class OnnxStagingModel(WindowedStagingModel):
     stages with onnxruntime (no PyTorch).
 
     ``metadata``, ``config``, ``n_classes``, ``input_kind`` and ``input_views`` are those
-    of the exported model, so :func:`hypnoscope.staging.stage` treats it like the
+    of the exported model, so :func:`hypnoscope.staging.pipeline.stage` treats it like the
     original; ``card`` is its model card and ``description`` the whole stored JSON.
     """
 

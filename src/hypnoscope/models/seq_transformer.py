@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .deep import DeepStagingModel
-from .mc2sleepnet import sinusoidal_encoding
-from .ssnet import _CNNEncoder, _MLPEncoder
+from hypnoscope.models.deep import DeepStagingModel
+from hypnoscope.models.mc2sleepnet import sinusoidal_encoding
+from hypnoscope.models.ssnet import _CNNEncoder, _MLPEncoder
 
 #: Network and training settings of each preset.
 PRESETS: dict[str, dict[str, Any]] = {

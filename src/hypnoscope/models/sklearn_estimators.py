@@ -19,7 +19,7 @@ from sklearn.svm import SVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .feature_classifiers import (
+from hypnoscope.models.feature_classifiers import (
     _flatten_epochs,
     _night_slices,
     _subsample_weights,
@@ -121,10 +121,10 @@ class EpochStager(ClassifierMixin, BaseEstimator):
     """scikit-learn classifier on per-epoch features, with optional temporal context.
 
     The epoch-level counterpart of :class:`FeatureStagingModel`: ``X`` holds precomputed
-    per-epoch features (e.g. of :func:`hypnoscope.features.epoch_features`, or the real
+    per-epoch features (e.g. of :func:`hypnoscope.signal.features.epoch_features`, or the real
     band-power set; extra axes are flattened) in time order, ``groups`` says which night
     each epoch belongs to, and with ``context=True`` the features get
-    :func:`hypnoscope.features.add_context` per night before the classifier sees them.
+    :func:`hypnoscope.signal.features.add_context` per night before the classifier sees them.
     Works in :class:`~sklearn.pipeline.Pipeline`, ``GridSearchCV`` (pass ``groups`` as a
     fit parameter) and pickles.
 
@@ -165,7 +165,7 @@ class EpochStager(ClassifierMixin, BaseEstimator):
         return ctx
 
     def _design(self, X: np.ndarray, groups) -> np.ndarray:
-        from ..features import add_context
+        from hypnoscope.signal.features import add_context
 
         ctx = self._context_options()
         if ctx is None:

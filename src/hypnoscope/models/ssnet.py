@@ -31,9 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..datasets import Night
-from ..stages import cascade_predict, merge_hierarchical, rem_nrem_labels, wake_sleep_labels
-from .deep import DeepStagingModel
+from hypnoscope.datasets import Night
+from hypnoscope.models.deep import DeepStagingModel
+from hypnoscope.stages import (
+    cascade_predict,
+    merge_hierarchical,
+    rem_nrem_labels,
+    wake_sleep_labels,
+)
 
 #: Network and training settings of each preset.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -26,7 +26,7 @@ import numpy as np
 #: The shipped model of the full channel setup (two EEG + EOG).
 DEFAULT_MODEL = "default"
 #: Model name meaning "the richest shipped model the recording's channels allow"
-#: (:func:`hypnoscope.staging.choose_model`); the default of staging.
+#: (:func:`hypnoscope.staging.pipeline.choose_model`); the default of staging.
 AUTO_MODEL = "auto"
 MODEL_SUFFIX = ".joblib"
 
@@ -87,10 +87,10 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, mtime: float):
     if path.lower().endswith(".onnx"):  # onnxruntime, no PyTorch (models.onnx_model)
-        from .onnx_model import load_onnx_model
+        from hypnoscope.models.onnx_model import load_onnx_model
 
         return load_onnx_model(path)
-    from .base import load_model
+    from hypnoscope.models.base import load_model
 
     return load_model(path)
 

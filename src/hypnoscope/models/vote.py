@@ -3,13 +3,13 @@
 :class:`CrossFitVote` (registry name ``lightgbm-vote``) trains its members -- by default
 three ``lightgbm-context`` variants that differ in what they make of a new person: the
 robust per-night normalisation of today's default, a per-night quantile normalisation,
-and training also on band-power-jittered copies (:func:`hypnoscope.bandpower.
+and training also on band-power-jittered copies (:func:`hypnoscope.signal.bandpower.
 jitter_band_powers`) -- and chooses how to combine them without looking at any night it
 will be scored on:
 
-1. :func:`hypnoscope.nested.cross_fit` gives every member's out-of-fold probabilities of
+1. :func:`hypnoscope.evaluation.nested.cross_fit` gives every member's out-of-fold probabilities of
    the training nights (``k`` subject-wise inner folds);
-2. :func:`hypnoscope.nested.choose_combination` chooses soft-voting weights (log-loss),
+2. :func:`hypnoscope.evaluation.nested.choose_combination` chooses soft-voting weights (log-loss),
    a class re-weighting exponent and HMM smoothing (kappa) on them;
 3. a member with a non-zero weight predicts with the average of its ``k`` inner models
    (a bag; ``refit=True`` instead refits it on all training nights).
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..stages import stage_names
-from .base import StagingModel
+from hypnoscope.models.base import StagingModel
+from hypnoscope.stages import stage_names
 
 #: Default members: (name, registry model, options).
 DEFAULT_MEMBERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -84,7 +84,7 @@ class CrossFitVote(StagingModel):
         return stage_names(self.n_classes)
 
     def _make(self, i: int) -> StagingModel:
-        from . import make_model
+        from hypnoscope.models import make_model
 
         _, model, opts = self.specs[i]
         return make_model(model, n_classes=self.n_classes, seed=self.config["seed"],
@@ -94,10 +94,15 @@ class CrossFitVote(StagingModel):
         """Cross-fit the members on ``nights``, choose the combination on their
         out-of-fold predictions, refit the members that got weight (``val_nights`` are
         not needed: the inner folds are the validation)."""
-        from ..nested import PRIOR_EXPONENTS, SMOOTHINGS, choose_combination, cross_fit
-        from ..stages import to_3class
-        from ..utils import progress
-        from .feature_classifiers import transition_matrix
+        from hypnoscope.evaluation.nested import (
+            PRIOR_EXPONENTS,
+            SMOOTHINGS,
+            choose_combination,
+            cross_fit,
+        )
+        from hypnoscope.models.feature_classifiers import transition_matrix
+        from hypnoscope.stages import to_3class
+        from hypnoscope.utils import progress
 
         nights = list(nights)
         if len({n.subject_id for n in nights}) < self.config["k"]:

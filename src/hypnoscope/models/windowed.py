@@ -2,8 +2,8 @@
 
 :class:`WindowedStagingModel` is the half of :class:`~hypnoscope.models.deep.
 DeepStagingModel` that needs no network library: the views a model reads (computed and
-cached by :mod:`hypnoscope.views`), the windows of ``seq_len`` epochs with their per-night
-normalisation (:class:`hypnoscope.sequences.SequenceDataset`, NumPy), the checks of a
+cached by :mod:`hypnoscope.signal.views`), the windows of ``seq_len`` epochs with their per-night
+normalisation (:class:`hypnoscope.training.sequences.SequenceDataset`, NumPy), the checks of a
 night against the training layout, and the per-epoch average of overlapping
 many-to-many window outputs. A subclass gives :meth:`WindowedStagingModel.window_proba`
 (softmax probabilities of the windows of one task): PyTorch in ``DeepStagingModel``,
@@ -17,12 +17,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..datasets import Night
-from ..sequences import SequenceDataset
-from ..stages import TASK_MERGES, stage_names
-from .base import StagingModel
+from hypnoscope.datasets import Night
+from hypnoscope.models.base import StagingModel
+from hypnoscope.stages import TASK_MERGES, stage_names
+from hypnoscope.training.sequences import SequenceDataset
 
-#: ``normalize`` option -> (method of :func:`hypnoscope.preprocessing.normalization_stats`,
+#: ``normalize`` option -> (method of :func:`hypnoscope.signal.preprocessing.normalization_stats`,
 #: clip)
 NORMALIZATION = {"night": ("zscore", None), "robust": ("robust", 8.0), "none": (None, None)}
 
@@ -63,7 +63,7 @@ class WindowedStagingModel(StagingModel):
         return list(self.config.get("views") or self.default_views or [night.primary_view])
 
     def _with_views(self, nights: list[Night]) -> list[Night]:
-        from ..views import add_views
+        from hypnoscope.signal.views import add_views
 
         derived = [v for v in self._views(nights[0]) if v != nights[0].primary_view]
         if derived:

@@ -21,8 +21,8 @@ Main entry points:
 The physiology follows the AASM scoring manual; see :mod:`.physiology` for details.
 """
 
-from .architecture import SleepArchitectureModel, sample_hypnogram
-from .files import (
+from hypnoscope.simulate.architecture import SleepArchitectureModel, sample_hypnogram
+from hypnoscope.simulate.files import (
     LAYOUTS,
     emg_envelope,
     reuse_or_simulate_dataset,
@@ -30,10 +30,10 @@ from .files import (
     write_shhs_pair,
     write_sleepedf_pair,
 )
-from .latent import latent_mixture
-from .montages import MONTAGES
-from .night import DEFAULT_DIFFICULTY, MODES, simulate_night, simulate_signals
-from .traits import SubjectTraits
+from hypnoscope.simulate.latent import latent_mixture
+from hypnoscope.simulate.montages import MONTAGES
+from hypnoscope.simulate.night import DEFAULT_DIFFICULTY, MODES, simulate_night, simulate_signals
+from hypnoscope.simulate.traits import SubjectTraits
 
 __all__ = [
     "DEFAULT_DIFFICULTY",

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hypnogram import Hypnogram, read_hypnogram
-from ..stages import STAGES_5
+from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.stages import STAGES_5
 
 N_STAGES = len(STAGES_5)
 
@@ -97,7 +97,7 @@ class SleepArchitectureModel:
     @classmethod
     def default(cls) -> SleepArchitectureModel:
         """The model fitted to the 54 Sleep-EDF sleep-cassette expert hypnograms."""
-        from ._architecture_counts import BIN_HOURS, COUNTS
+        from hypnoscope.simulate._architecture_counts import BIN_HOURS, COUNTS
 
         return cls(counts=np.array(COUNTS, dtype=float), bin_hours=BIN_HOURS)
 

@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..hypnogram import Hypnogram, read_hypnogram
-from ..nsrr_xml import write_nsrr_xml
-from ..utils import atomic_path, progress, write_json_atomic
-from .architecture import SleepArchitectureModel, sample_hypnogram
-from .night import (
+from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.io.nsrr_xml import write_nsrr_xml
+from hypnoscope.simulate.architecture import SleepArchitectureModel, sample_hypnogram
+from hypnoscope.simulate.night import (
     DEFAULT_DIFFICULTY,
     DEFAULT_START,
     EEG_FPZ,
@@ -41,7 +40,8 @@ from .night import (
     TEMP,
     simulate_night,
 )
-from .traits import SubjectTraits
+from hypnoscope.simulate.traits import SubjectTraits
+from hypnoscope.utils import atomic_path, progress, write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
@@ -189,7 +189,7 @@ def write_shhs_pair(raw: mne.io.BaseRaw, hypnogram: Hypnogram | None, out_dir,
                     record_id: str) -> tuple[Path, Path]:
     """Write ``<record_id>.edf`` with the SHHS channel set (:data:`SHHS_CHANNELS`: EEG
     125 Hz, EOG 50 Hz, EMG 125 Hz, SaO2 1 Hz) and ``<record_id>-nsrr.xml`` (NSRR XML,
-    :func:`hypnoscope.nsrr_xml.write_nsrr_xml`), atomically.
+    :func:`hypnoscope.io.nsrr_xml.write_nsrr_xml`), atomically.
 
     ``raw`` is a simulated night (:func:`simulate_night`, best at :data:`SHHS_SFREQ`).
     A night of the ``shhs`` montage has these channels and they are written as they are;
@@ -257,7 +257,7 @@ def layout_settings(layout: str, montage: str | None = None,
     layout's own). A montage other than ``sleep-edf`` has an EMG waveform, so it is
     simulated in ``telemetry`` mode at the montage's rate (``mode="sleep-edf-sc"`` is
     then an error)."""
-    from .montages import get_montage
+    from hypnoscope.simulate.montages import get_montage
 
     spec = dict(get_layout(layout))
     mont = get_montage(montage or spec["montage"])

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..stages import N1, N2, N3, R, W
+from hypnoscope.stages import N1, N2, N3, R, W
 
 #: Base probability (at ``difficulty=1``) that an epoch of each scored stage
 #: (W, N1, N2, N3, R) is disputed.

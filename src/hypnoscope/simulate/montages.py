@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .physiology import NightSignals, _smooth_noise
-from .traits import SubjectTraits
+from hypnoscope.simulate.physiology import NightSignals, _smooth_noise
+from hypnoscope.simulate.traits import SubjectTraits
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..hypnogram import Hypnogram, read_hypnogram
-from .physiology import NightSignals, generate_night
-from .traits import SubjectTraits
+from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.simulate.physiology import NightSignals, generate_night
+from hypnoscope.simulate.traits import SubjectTraits
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
@@ -154,7 +154,7 @@ def simulate_night(hypnogram, seed: int = 0, mode: str = "sleep-edf-sc",
     """
     import mne
 
-    from .montages import compose_montage, get_montage
+    from hypnoscope.simulate.montages import compose_montage, get_montage
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")

@@ -36,10 +36,10 @@ import scipy.fft as sfft
 from scipy import signal as sps
 from scipy.ndimage import uniform_filter1d
 
-from ..stages import N1, N2, N3, R, W
-from ..utils import true_runs
-from .latent import latent_mixture
-from .traits import SubjectTraits
+from hypnoscope.simulate.latent import latent_mixture
+from hypnoscope.simulate.traits import SubjectTraits
+from hypnoscope.stages import N1, N2, N3, R, W
+from hypnoscope.utils import true_runs
 
 #: Control frequencies (Hz) of the band gains: delta (2 points), theta, alpha, sigma, beta (2).
 GAIN_FREQS = np.array([0.6, 2.0, 6.0, 10.0, 14.0, 22.0, 40.0])

@@ -358,7 +358,7 @@ def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executo
         On ``KeyboardInterrupt``: the running tasks are stopped (each leaves nothing),
         none is started, and the rows that finished are kept in the exception.
     """
-    from .utils import progress
+    from hypnoscope.utils import progress
 
     rows: list[dict[str, Any] | None] = [it.row for it in items]
     todo = [i for i, it in enumerate(items) if it.row is None]
@@ -439,6 +439,6 @@ def summary_csv_text(rows: list[dict[str, Any]]) -> str:
 
 def write_summary_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     """Write :func:`summary_csv_text` to ``path`` atomically."""
-    from .utils import write_text_atomic
+    from hypnoscope.utils import write_text_atomic
 
     return write_text_atomic(path, summary_csv_text(rows))

@@ -47,7 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .utils import progress, write_text_atomic
+from hypnoscope.utils import progress, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ SLEEPEDF_URL = "https://physionet.org/files/sleep-edfx/1.0.0/"
 SUBSETS = {"sc": "sc", "sleep-cassette": "sc", "sleep-edf-78": "sc",
            "sleep-edf-20": "sleep-edf-20", "st": "st", "sleep-telemetry": "st"}
 
-_CATALOG_FILE = Path(__file__).with_name("data") / "sleepedf_catalog.csv"
+_CATALOG_FILE = Path(__file__).parents[1] / "data" / "sleepedf_catalog.csv"
 _CATALOG_COLUMNS = ["subset", "subject", "night", "record", "psg_file", "psg_sha256",
                     "hypnogram_file", "hypnogram_sha256"]
 _NAME_RE = re.compile(r"^(?P<study>SC4|ST7)(?P<subject>\d\d)(?P<night>\d)")
@@ -238,14 +238,14 @@ def _ranges(values: Sequence[int]) -> str:
 # ---------------------------------------------------------------------- download
 def check_edf_header(path: str | os.PathLike) -> None:
     """Check that ``path`` is a complete EDF/EDF+ file (header fields and file size):
-    :func:`hypnoscope.io.check_edf_header` in its strict form.
+    :func:`hypnoscope.io.psg.check_edf_header` in its strict form.
 
     Raises
     ------
     ValueError
         Not an EDF file, or shorter than its header says (truncated).
     """
-    from .io import check_edf_header as _check
+    from hypnoscope.io.psg import check_edf_header as _check
 
     _check(path, strict=True)
 
@@ -667,7 +667,7 @@ def fetch_nsrr(dataset: str, token: str, subjects: Iterable[int] | None = None,
     path : path-like or None
         Local root (default :func:`default_nsrr_dir`); files go to
         ``<path>/<dataset>/<NSRR path>``, e.g. ``shhs/polysomnography/edfs/shhs1/
-        shhs1-200001.edf``, where :func:`hypnoscope.recordings.find_hypnogram` finds
+        shhs1-200001.edf``, where :func:`hypnoscope.io.recordings.find_hypnogram` finds
         their XML.
     base_url : str
         NSRR site (a test server must offer the same API).

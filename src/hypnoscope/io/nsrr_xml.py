@@ -34,9 +34,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .hypnogram import Hypnogram, _is_stage_text, _map_labels, accepted_labels, parse_label_map
-from .stages import NSRR_STAGE_CONCEPT, PROFUSION_STAGE_CODES, UNSCORED, label_to_code
-from .utils import write_text_atomic
+from hypnoscope.hypnogram import (
+    Hypnogram,
+    _is_stage_text,
+    _map_labels,
+    accepted_labels,
+    parse_label_map,
+)
+from hypnoscope.stages import NSRR_STAGE_CONCEPT, PROFUSION_STAGE_CODES, UNSCORED, label_to_code
+from hypnoscope.utils import write_text_atomic
 
 #: Root elements of the two forms.
 NSRR_ROOT, PROFUSION_ROOT = "PSGAnnotation", "CMPStudyConfig"
@@ -261,7 +267,7 @@ def write_nsrr_xml(hypnogram: Hypnogram, path: str | os.PathLike,
     ``recording_sec`` (default: the hypnogram's end) and carries the clock time of the
     hypnogram's ``start_time`` when known.
     """
-    from . import __version__
+    from hypnoscope import __version__
 
     if hypnogram.n_classes != 5:
         raise ValueError("only 5-class hypnograms can be written as NSRR XML")

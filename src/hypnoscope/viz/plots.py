@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .utils import atomic_path, true_runs
+from hypnoscope.utils import atomic_path, true_runs
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .hypnogram import Hypnogram
+    from hypnoscope.hypnogram import Hypnogram
 
 #: Colour of each stage name (5- and 3-class).
 STAGE_COLORS: dict[str, str] = {

@@ -560,7 +560,7 @@ def _flat_epochs(x: np.ndarray, sfreq: float, epoch_sec: float = 30.0) -> int:
 def _notice(meta: dict, code: str, message: str, *, severity: str = "warning",
             channel: str | None = None) -> None:
     """Record a reader notice (logged once) and keep its message in ``meta["warnings"]``."""
-    from .notices import notices_of
+    from hypnoscope.notices import notices_of
 
     before = len(notices_of(meta))
     notices_of(meta).add(code, message, severity=severity, channel=channel)
@@ -597,7 +597,9 @@ def emg_spectrum_shares(x: np.ndarray, fs: float, max_epochs: int = 240,
     median over at most ``max_epochs`` evenly spaced 30-s epochs of each epoch's shares
     (Welch, 4-s segments); None when the rate is below ``EMG_CHECK_MIN_SFREQ`` or the
     signal is flat."""
-    from .preprocessing import welch  # SciPy's Welch; no scipy.signal import at 100 Hz
+    from hypnoscope.signal.preprocessing import (
+        welch,  # SciPy's Welch; no scipy.signal import at 100 Hz
+    )
 
     if fs < EMG_CHECK_MIN_SFREQ:
         return None
@@ -667,7 +669,7 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
         ``meta["unit_factors"]`` the factors applied and ``meta["unit_warnings"]`` the
         channels with a units notice (amplitude, factor, message).
     """
-    from .notices import notices_of, raise_if_strict
+    from hypnoscope.notices import notices_of, raise_if_strict
 
     raw, name = _open_raw(source, preload=False)
     ch_found = list(raw.ch_names)

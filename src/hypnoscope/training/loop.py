@@ -14,7 +14,7 @@ supervised fine-tuning). Each phase names
   and whether to minimise or maximise it, early stopping, and its own best checkpoint;
 - whether it needs labels (``labelled=False``: every window, unscored epochs included).
 
-:func:`train_model` runs the phases in order on :class:`~hypnoscope.sequences.
+:func:`train_model` runs the phases in order on :class:`~hypnoscope.training.sequences.
 SequenceDataset` s (or any iterables of batches) with fixed seeds, a progress bar, a
 per-epoch metrics CSV, a ``last.pt`` checkpoint every epoch and ``<phase>/best.pt``;
 ``resume=True`` continues in the phase and epoch where an interrupted run stopped and ends
@@ -46,7 +46,7 @@ share of the batch, as usual under DDP. On CUDA, automatic mixed precision
 with a gradient scaler where bfloat16 is unsupported).
 
 A batch is ``{"x": {view: (B, L, ...)}, "y": (B,) or (B, L), "mask": (B, L) bool, ...}``
-(see :mod:`hypnoscope.sequences`). The default loss, :func:`cross_entropy_loss`, calls
+(see :mod:`hypnoscope.training.sequences`). The default loss, :func:`cross_entropy_loss`, calls
 ``model(x, mask=mask)`` with the batch's single view (or the dict of views) and expects
 logits ``(B, L, C)`` or ``(B, C)``; with many-to-one targets ``(B,)`` the last position of
 ``(B, L, C)`` logits is used.
@@ -68,9 +68,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .evaluation import accuracy_macro_f1
-from .sequences import IGNORE_INDEX, SequenceDataset, to_device
-from .utils import atomic_path, progress, seed_everything, write_text_atomic
+from hypnoscope.evaluation.metrics import accuracy_macro_f1
+from hypnoscope.training.sequences import IGNORE_INDEX, SequenceDataset, to_device
+from hypnoscope.utils import atomic_path, progress, seed_everything, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -564,7 +564,7 @@ def evaluate_loader(model: nn.Module, loader: Iterable, n_classes: int,
 
     Returns ``loss`` (the weighted sum of the terms with ``loss_weights``, exactly as in
     training), every term, and ``acc`` / ``macro_f1`` on scored targets when the loss
-    gives logits (:func:`hypnoscope.evaluation.accuracy_macro_f1`). Averages are per
+    gives logits (:func:`hypnoscope.evaluation.metrics.accuracy_macro_f1`). Averages are per
     window.
     """
     sums, n, preds, trues = _evaluation_sums(model, loader, n_classes, loss_fn, device,
@@ -665,9 +665,9 @@ def train_model(model: nn.Module, train_data: SequenceDataset | Iterable,
     ----------
     model : nn.Module
     train_data, val_data : SequenceDataset or iterable of batches
-        A :class:`~hypnoscope.sequences.SequenceDataset` is wrapped in a seeded, shuffled
+        A :class:`~hypnoscope.training.sequences.SequenceDataset` is wrapped in a seeded, shuffled
         loader; a labelled phase uses its windows with scored targets
-        (:meth:`~hypnoscope.sequences.SequenceDataset.scored`), an unlabelled one all.
+        (:meth:`~hypnoscope.training.sequences.SequenceDataset.scored`), an unlabelled one all.
     phases : Phase or list of Phase
         Run in order (default: one supervised cross-entropy phase).
     config : TrainConfig

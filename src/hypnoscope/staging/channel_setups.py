@@ -1,6 +1,6 @@
 """Channel setups of the band-power models: which channels a shipped model reads.
 
-The real band-power set has three channels (:data:`hypnoscope.bandpower.CHANNEL_LAYOUT`:
+The real band-power set has three channels (:data:`hypnoscope.signal.bandpower.CHANNEL_LAYOUT`:
 EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal). A shipped model is trained on a subset of them
 (its *setup*), so that recordings with fewer channels can be staged too: a headband's one
 frontal EEG, a wearable's EEG + EOG, a montage without EOG. :data:`CHANNEL_SETUPS` is the
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .bandpower import CHANNEL_LAYOUT, CHANNEL_ROLES
+from hypnoscope.signal.bandpower import CHANNEL_LAYOUT, CHANNEL_ROLES
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ChannelSetup:
     name : str
         Setup name; the shipped model trained on it has the same name.
     slots : tuple of int
-        Indices into :data:`~hypnoscope.bandpower.CHANNEL_LAYOUT`, in model input order.
+        Indices into :data:`~hypnoscope.signal.bandpower.CHANNEL_LAYOUT`, in model input order.
     description : str
         What a recording needs, in words (model cards, messages).
     """
@@ -84,11 +84,11 @@ def setup_for_roles(roles: list[str], ch_names: list[str] | None = None,
 
     With ``ch_names``, a two-EEG setup also needs an EEG channel for its second slot
     (trained on Pz-Oz) that is not frontal/central by name
-    (:func:`hypnoscope.bandpower.eeg_region`: parieto-occipital or unknown): two central
+    (:func:`hypnoscope.signal.bandpower.eeg_region`: parieto-occipital or unknown): two central
     channels (SHHS's C3-A2 and C4-A1) or two frontal ones (a headband's) feed the
     one-EEG setups.
     """
-    from .bandpower import eeg_region
+    from hypnoscope.signal.bandpower import eeg_region
 
     n_eeg, n_eog = roles.count("eeg"), roles.count("eog")
     if ch_names is not None and n_eeg >= 2 and all(

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .notices import Notices
-from .stages import N1, N2, N3, R, W
+from hypnoscope.notices import Notices
+from hypnoscope.stages import N1, N2, N3, R, W
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hypnogram import Hypnogram
+    from hypnoscope.hypnogram import Hypnogram
 
 #: A clock time as accepted by :func:`resolve_time`.
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?")

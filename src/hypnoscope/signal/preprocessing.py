@@ -19,7 +19,7 @@ Epoch-level steps: :func:`epoch_signals` (30-s windows), :func:`crop_to_sleep_pe
 (the MC²SleepNet/XSleepNet 29 x 129 log-magnitude STFT image).
 
 :func:`preprocess` applies the continuous steps described by a config dict to a
-:class:`hypnoscope.io.PSGRecording`; :func:`config_hash` keys caches on that config.
+:class:`hypnoscope.io.psg.PSGRecording`; :func:`config_hash` keys caches on that config.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hypnogram import Hypnogram
-    from .io import PSGRecording
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.io.psg import PSGRecording
 
 #: Bump when a step's numerical behaviour changes, so cached results are recomputed.
 PREPROCESSING_VERSION = 1
@@ -119,8 +119,8 @@ def crop_to_sleep_period(epochs: np.ndarray, hypnogram: Hypnogram | np.ndarray,
     epochs, hypnogram
         Cropped copies; a :class:`Hypnogram` keeps its onset consistent with the crop.
     """
-    from .hypnogram import Hypnogram
-    from .stages import sleep_period_slice
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.stages import sleep_period_slice
 
     is_hyp = isinstance(hypnogram, Hypnogram)
     codes = hypnogram.codes if is_hyp else np.asarray(hypnogram)
@@ -205,7 +205,7 @@ def kaiser_lowpass(data: np.ndarray, sfreq: float, cutoff: float = 10.0,
 # ``tests/test_designs.py``): a fresh staging process then never imports
 # ``scipy.signal`` (about 0.6 s of a 1.5-s budget), and the features no longer depend on
 # the installed MNE's filter design.
-DESIGNS_FILE = Path(__file__).with_name("data") / "designs.npz"
+DESIGNS_FILE = Path(__file__).parents[1] / "data" / "designs.npz"
 
 
 def _design_key(kind: str, **params: Any) -> str:
@@ -796,7 +796,7 @@ def config_hash(config: dict[str, Any] | str | None, extra: dict[str, Any] | Non
 class Pipeline:
     """Continuous preprocessing steps built from a config (see :func:`resolve_config`).
 
-    Calling the pipeline on a :class:`~hypnoscope.io.PSGRecording` returns a filtered
+    Calling the pipeline on a :class:`~hypnoscope.io.psg.PSGRecording` returns a filtered
     copy whose ``meta["preprocessing"]`` records the config and its hash; calling
     :meth:`apply` works on a bare array with channel roles.
     """
@@ -856,5 +856,5 @@ def _lowpass_waveforms(data: np.ndarray, sfreq: float, roles: Sequence[str],
 def preprocess(recording: PSGRecording, config: dict[str, Any] | str | None = None,
                ) -> PSGRecording:
     """Apply the continuous steps of ``config`` (see :func:`resolve_config`) to a
-    recording; returns a new :class:`~hypnoscope.io.PSGRecording`."""
+    recording; returns a new :class:`~hypnoscope.io.psg.PSGRecording`."""
     return Pipeline(config)(recording)

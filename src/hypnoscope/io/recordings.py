@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import Night
-from .stages import UNSCORED
+from hypnoscope.datasets import Night
+from hypnoscope.stages import UNSCORED
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +80,11 @@ def default_cache_dir() -> Path:
 
 
 def recording_stem(path: str | os.PathLike) -> str:
-    """Name of a recording without its extension (any of :data:`hypnoscope.io.RAW_SUFFIXES`:
+    """Name of a recording without its extension (any of :data:`hypnoscope.io.psg.RAW_SUFFIXES`:
     ``.edf``, ``.bdf``, ``.vhdr``, ``.fif``, ``.fif.gz`` ..., any case) and without a
     ``-PSG`` / ``_PSG`` suffix: ``SC4001E0-PSG.edf`` -> ``SC4001E0``. The stem names a
     recording's outputs and pairs it with its hypnogram."""
-    from .io import RAW_SUFFIXES, raw_suffix
+    from hypnoscope.io.psg import RAW_SUFFIXES, raw_suffix
 
     stem = Path(path).name
     suffix = raw_suffix(stem)
@@ -126,12 +126,12 @@ def sleepedf_ids(name: str, subject_pattern: str | None = None) -> tuple[str, st
 
 def list_recordings(directory: str | os.PathLike) -> list[Path]:
     """The PSG recordings of a folder: its ``*-PSG.edf`` files (Sleep-EDF layout) or, if
-    it has none, every recording file MNE reads (:data:`hypnoscope.io.RAW_SUFFIXES`:
+    it has none, every recording file MNE reads (:data:`hypnoscope.io.psg.RAW_SUFFIXES`:
     EDF/BDF, BrainVision ``.vhdr``, FIF, EEGLAB ``.set`` ...) whose name does not look
     like scoring (:data:`HYPNOGRAM_NAME`; e.g. the ``shhs1-200001.edf`` of an NSRR
     folder), sorted. The ``.eeg`` data file of a BrainVision ``.vhdr`` (same stem) is
     not a recording of its own."""
-    from .io import RAW_SUFFIXES, raw_suffix
+    from hypnoscope.io.psg import RAW_SUFFIXES, raw_suffix
 
     directory = Path(directory)
     found = sorted(directory.glob("*-PSG.edf"))
@@ -172,7 +172,7 @@ def find_hypnogram(psg: str | os.PathLike, folder: str | os.PathLike | None = No
        output of ``hypnoscope stage``);
     4. ``S.tsv``, ``S.csv``, ``S.txt``;
     5. for a BIDS recording (``..._eeg.edf``), its ``..._events.tsv`` if that holds scored
-       stages (:func:`hypnoscope.bids.bids_events_file`).
+       stages (:func:`hypnoscope.io.bids.bids_events_file`).
 
     Within 3 and 4, EDF is preferred, then TSV, CSV, TXT; other extensions are ignored.
 
@@ -213,7 +213,7 @@ def find_hypnogram(psg: str | os.PathLike, folder: str | os.PathLike | None = No
         if found:
             return min(found)[2]
     if folder == psg.parent:
-        from .bids import bids_events_file
+        from hypnoscope.io.bids import bids_events_file
 
         return bids_events_file(psg)
     return None
@@ -225,7 +225,7 @@ def _file_stamp(path: Path) -> dict[str, Any]:
 
 
 def _hypnogram_stamp(hypnogram: Any) -> Any:
-    from .hypnogram import Hypnogram
+    from hypnoscope.hypnogram import Hypnogram
 
     if hypnogram is None:
         return None
@@ -246,7 +246,7 @@ def place_hypnogram(hypnogram: Any, sfreq: float, duration_sec: float,
     0. Pairing check: when both header start times are known and differ by more than
        ``max_start_offset_sec`` (60 s by default; None: no limit), ``ValueError`` with
        both times: the hypnogram is probably of another night, even if it has the same
-       length (:func:`hypnoscope.evaluation.check_start_times`). ``align="onset"``
+       length (:func:`hypnoscope.evaluation.metrics.check_start_times`). ``align="onset"``
        ignores the start times altogether, this check included. Hypnograms without a
        start time (TSV, text, EDF+ written with the placeholder date) are placed by
        their onsets alone. Sleep-EDF pairs carry the same header start in both files,
@@ -274,7 +274,7 @@ def place_hypnogram(hypnogram: Any, sfreq: float, duration_sec: float,
     """
     import math
 
-    from .evaluation import check_start_times
+    from hypnoscope.evaluation.metrics import check_start_times
 
     if align not in ("start_time", "onset"):
         raise ValueError(f"align must be 'start_time' or 'onset', got {align!r}")
@@ -331,10 +331,10 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
                    strict: bool = False) -> Night:
     """Load one PSG recording as a :class:`Night` of 30-s signal epochs.
 
-    Steps: :func:`hypnoscope.io.read_psg` (channels by role, ``sfreq``, µV), the
-    continuous preprocessing of ``preprocessing`` (:func:`hypnoscope.preprocessing.
+    Steps: :func:`hypnoscope.io.psg.read_psg` (channels by role, ``sfreq``, µV), the
+    continuous preprocessing of ``preprocessing`` (:func:`hypnoscope.signal.preprocessing.
     preprocess`), 30-s epochs starting at the hypnogram's onset
-    (:func:`~hypnoscope.preprocessing.epoch_signals`), labels fitted to the signal with
+    (:func:`~hypnoscope.signal.preprocessing.epoch_signals`), labels fitted to the signal with
     :meth:`Hypnogram.align_to` (a longer hypnogram is cut if at most
     ``max_scored_overhang_epochs`` scored epochs are lost, else it is taken to belong to
     another recording and raises; a shorter one is padded with unscored epochs), then the
@@ -344,14 +344,14 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
 
     Parameters
     ----------
-    psg : path, mne.io.BaseRaw or hypnoscope.io.PSGRecording
+    psg : path, mne.io.BaseRaw or hypnoscope.io.psg.PSGRecording
         The recording (an already-read ``PSGRecording`` must be at ``sfreq``; its
         channels are used as they are).
     hypnogram : path, Hypnogram or None
         Expert scoring (any format :func:`hypnoscope.read_hypnogram` reads). Without it
         all labels are unscored and no crop is made.
     eeg, eog, emg : str, list of str or None
-        Channel overrides (see :func:`hypnoscope.io.resolve_channels`).
+        Channel overrides (see :func:`hypnoscope.io.psg.resolve_channels`).
     sfreq : float, default 100.0
         Common sampling rate.
     crop_wake_min : float or None, default 30.0
@@ -362,7 +362,7 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
     epoch_sec : float, default 30.0
         Epoch length (must equal the hypnogram's).
     preprocessing : dict, str or None, default "default"
-        Config or preset of :func:`hypnoscope.preprocessing.resolve_config`
+        Config or preset of :func:`hypnoscope.signal.preprocessing.resolve_config`
         (``"none"`` keeps the resampled µV signals; None means ``"default"``).
     subject_id, night_id : str or None
         Identifiers; by default from the file name (:func:`sleepedf_ids`).
@@ -387,7 +387,7 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         (:func:`hypnoscope.hypnogram.parse_label_map`, e.g. ``{"NREM2": "N2"}``).
     strict : bool, default False
         Raise :class:`hypnoscope.notices.StrictModeError` if the reader noticed anything
-        (units, flat channels, NaNs, EMG-like EOG ...; see :func:`hypnoscope.io.read_psg`).
+        (units, flat channels, NaNs, EMG-like EOG ...; see :func:`hypnoscope.io.psg.read_psg`).
 
     Returns
     -------
@@ -397,10 +397,10 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         recording start) and ``meta`` (sources, settings, reader notes and warnings;
         ``meta["notices"]``: the reader's and the placement's notices as dicts).
     """
-    from . import io as _io
-    from . import preprocessing as _pp
-    from .hypnogram import Hypnogram, read_hypnogram
-    from .notices import Notices, notices_of, raise_if_strict
+    from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+    from hypnoscope.io import psg as _io
+    from hypnoscope.notices import Notices, notices_of, raise_if_strict
+    from hypnoscope.signal import preprocessing as _pp
 
     is_path = isinstance(psg, str | os.PathLike)
     if is_path:
@@ -429,7 +429,7 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         if not np.isclose(psg.sfreq, sfreq):
             raise ValueError(f"{psg.source}: the recording is at {psg.sfreq:g} Hz but "
                              f"sfreq={sfreq:g} was asked; read it with "
-                             f"hypnoscope.io.read_psg(..., sfreq={sfreq:g})")
+                             f"hypnoscope.io.psg.read_psg(..., sfreq={sfreq:g})")
         rec = psg
     else:
         rec = _io.read_psg(psg, eeg=eeg, eog=eog, emg=emg, sfreq=sfreq,
@@ -514,7 +514,7 @@ def _recording_settings(eeg, eog, emg, sfreq, include_emg, epoch_sec, crop_wake_
 
 def _cache_file(psg: Path, hypnogram: Any, cache: bool | str | os.PathLike,
                 preprocessing: Any, settings: dict[str, Any]) -> Path:
-    from . import preprocessing as _pp
+    from hypnoscope.signal import preprocessing as _pp
 
     key = _pp.config_hash(preprocessing, extra={
         **settings, "psg": _file_stamp(psg), "hypnogram": _hypnogram_stamp(hypnogram)})
@@ -542,14 +542,14 @@ def recording_cache_file(psg: str | os.PathLike, hypnogram: Any = None, *,
 
 def _label_map_setting(label_map: Any) -> Any:
     """A ``label_map`` as a JSON-ready cache-key value (its content, not its file name)."""
-    from .hypnogram import parse_label_map
+    from hypnoscope.hypnogram import parse_label_map
 
     got = parse_label_map(label_map)
     return None if got is None else dict(sorted(got.items()))
 
 
 def _write_cached_night(path: Path, night: Night) -> None:
-    from .utils import atomic_path
+    from hypnoscope.utils import atomic_path
 
     info = {"sfreq": night.sfreq, "channels": night.channels, "roles": night.roles,
             "meta": night.meta}
@@ -617,7 +617,7 @@ def load_psg_dir(directory: str | os.PathLike, pattern: str | None = None,
     :func:`list_recordings` (``*-PSG.edf``, else every EDF that is not scoring, such as
     SHHS's ``shhs1-200001.edf``), or, for a BIDS root, its ``sub-*/[ses-*/]eeg/*_eeg.*``
     recordings with the stages of their ``*_events.tsv``
-    (:func:`hypnoscope.bids.list_bids_recordings`). Each is paired with its hypnogram by
+    (:func:`hypnoscope.io.bids.list_bids_recordings`). Each is paired with its hypnogram by
     :func:`find_hypnogram`; subject and night ids come from the file name
     (:func:`sleepedf_ids`). Other keyword arguments go to :func:`load_recording`
     (channels, ``sfreq``, ``crop_wake_min``, ``preprocessing``, ``cache`` ...), so
@@ -630,7 +630,7 @@ def load_psg_dir(directory: str | os.PathLike, pattern: str | None = None,
     ``.failures``; with ``on_error="warn"`` the list is logged as a warning and the loaded
     nights are returned. If no recording loads at all, the error is raised either way.
 
-    Reading and preprocessing run through :mod:`hypnoscope.batch`: in this process
+    Reading and preprocessing run through :mod:`hypnoscope.staging.batch`: in this process
     (``jobs=1``), in ``jobs`` local processes, or on a Dask cluster (``scheduler``, an
     address such as ``tcp://HOST:8786`` or a ``distributed.Client``). With several
     processes or a cluster each worker writes its night into the recording cache
@@ -651,7 +651,7 @@ def load_psg_dir(directory: str | os.PathLike, pattern: str | None = None,
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"PSG directory not found: {directory}")
-    from .bids import is_bids_root, list_bids_recordings
+    from hypnoscope.io.bids import is_bids_root, list_bids_recordings
 
     if pattern is None and not recursive and is_bids_root(directory):
         files = list_bids_recordings(directory)
@@ -663,7 +663,7 @@ def load_psg_dir(directory: str | os.PathLike, pattern: str | None = None,
     if not files:
         raise FileNotFoundError(f"no file matching {pattern or '*-PSG.edf or *.edf'!r} in "
                                 f"{directory}")
-    from .batch import BatchItem, make_executor, run_batch, write_summary_csv
+    from hypnoscope.staging.batch import BatchItem, make_executor, run_batch, write_summary_csv
 
     remote = scheduler is not None or jobs > 1
     cache = kwargs.get("cache", True)

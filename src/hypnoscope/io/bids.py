@@ -58,7 +58,7 @@ def list_bids_recordings(root: str | os.PathLike) -> list[Path]:
 def bids_entities(path: str | os.PathLike) -> tuple[str, str] | None:
     """``(entities, suffix)`` of a BIDS file name (``sub-01_ses-1_task-sleep``, ``eeg``),
     or None if the name is not BIDS."""
-    from .io import raw_suffix
+    from hypnoscope.io.psg import raw_suffix
 
     name = Path(path).name
     suffix = raw_suffix(name)
@@ -80,7 +80,7 @@ def events_have_stages(path: str | os.PathLike) -> bool:
     """Whether a BIDS events file has a ``trial_type`` that is a sleep-stage label."""
     import pandas as pd
 
-    from .stages import UNSCORED, label_to_code
+    from hypnoscope.stages import UNSCORED, label_to_code
 
     try:
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
@@ -111,8 +111,8 @@ def write_derivative_description(out: str | os.PathLike, source_root: str | os.P
                                  model: str | None = None) -> Path:
     """Write ``dataset_description.json`` of the hypnoscope derivative dataset in
     ``out`` (atomic; an existing one is replaced)."""
-    from . import __version__
-    from .utils import write_json_atomic
+    from hypnoscope import __version__
+    from hypnoscope.utils import write_json_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

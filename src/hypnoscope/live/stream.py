@@ -19,7 +19,7 @@ stream are staged when it ends, like the end of a recording offline. Every step 
 only data up to ``t+k``:
 
 1. **Band-pass** (:class:`CausalBandPower`): the linear-phase FIR of the offline
-   pipeline (:data:`hypnoscope.bandpower.FILTERS`, MNE's default design) applied causally,
+   pipeline (:data:`hypnoscope.signal.bandpower.FILTERS`, MNE's default design) applied causally,
    epoch by epoch with its state carried over; its group delay (3.3 s at 100 Hz) is
    compensated by reading each epoch that much later, so an epoch's band powers are
    those of the zero-phase filter and are ready 3.3 s after the epoch ends. At the end
@@ -28,7 +28,7 @@ only data up to ``t+k``:
    whole night; the causal pipeline has no such fit and keeps the EEG as filtered.
 3. **Per-night z-score -> running statistics**: the offline z-score of each channel over
    the night becomes the z-score over the epochs received so far (``0 .. t+k``, from
-   per-epoch sums, :meth:`hypnoscope.bandpower.BandPowerNight.window_std`).
+   per-epoch sums, :meth:`hypnoscope.signal.bandpower.BandPowerNight.window_std`).
 4. **Temporal context and the model's per-night normalisation**: the model (the shipped
    ``default`` lightgbm-context, or any model staging band-power nights, e.g. a
    ``causal`` SSNet trained on band powers) stages the truncated night; its centred
@@ -37,7 +37,7 @@ only data up to ``t+k``:
    (running statistics), and its past-only windows are unchanged.
 
 Not done live: the per-epoch signal-quality checks and the sleep-period normalisation
-window of :func:`hypnoscope.staging.stage_recording` (both need the whole night).
+window of :func:`hypnoscope.staging.pipeline.stage_recording` (both need the whole night).
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from . import bandpower
-from .bandpower import BandPowerNight
-from .stages import stage_names
+from hypnoscope.signal import bandpower
+from hypnoscope.signal.bandpower import BandPowerNight
+from hypnoscope.stages import stage_names
 
 #: Epoch length (s) and working rate (Hz) of live staging (those of the band-power models).
 EPOCH_SEC = bandpower.EPOCH_SEC
@@ -94,7 +94,7 @@ class CausalBandPower:
     Parameters
     ----------
     roles : list of str
-        ``eeg`` / ``eog`` per channel (filters as :data:`hypnoscope.bandpower.FILTERS`).
+        ``eeg`` / ``eog`` per channel (filters as :data:`hypnoscope.signal.bandpower.FILTERS`).
     ch_names : list of str
     sfreq : float
         Must be 100 Hz (the band-power models' rate).
@@ -206,9 +206,9 @@ class EpochResult:
 
 def stream_channels(ch_names: list[str], eeg=None, eog=None) -> tuple[list[int], list[str]]:
     """Indices of the stream channels the band-power model reads (two EEG, one EOG, in
-    :data:`hypnoscope.bandpower.CHANNEL_LAYOUT` order) and their roles, from the channel
-    names (:func:`hypnoscope.io.guess_role`) or ``eeg``/``eog`` overrides."""
-    from .io import guess_role
+    :data:`hypnoscope.signal.bandpower.CHANNEL_LAYOUT` order) and their roles, from the channel
+    names (:func:`hypnoscope.io.psg.guess_role`) or ``eeg``/``eog`` overrides."""
+    from hypnoscope.io.psg import guess_role
 
     eeg = [eeg] if isinstance(eeg, str) else list(eeg or [])
     eog = [eog] if isinstance(eog, str) else list(eog or [])
@@ -249,8 +249,8 @@ class StreamingStager:
 
     def __init__(self, ch_names: list[str], model: Any = "default", lookahead: int = 0,
                  eeg=None, eog=None, sfreq: float = SFREQ) -> None:
-        from .models.storage import load_staging_model
-        from .staging import model_input
+        from hypnoscope.models.storage import load_staging_model
+        from hypnoscope.staging.pipeline import model_input
 
         if int(lookahead) < 0:
             raise ValueError(f"look-ahead must be >= 0 epochs, got {lookahead}")
@@ -266,8 +266,8 @@ class StreamingStager:
         self.spectra = CausalBandPower(roles, self.ch_names, sfreq)
         self.classes = stage_names(self.model.n_classes)
         self.n_staged = 0
-        from .models.feature_classifiers import FeatureStagingModel
-        from .models.vote import CrossFitVote
+        from hypnoscope.models.feature_classifiers import FeatureStagingModel
+        from hypnoscope.models.vote import CrossFitVote
 
         self._rows = isinstance(self.model, FeatureStagingModel | CrossFitVote)
         self._warm_up()
@@ -275,7 +275,7 @@ class StreamingStager:
     def _warm_up(self) -> None:
         """One prediction on noise features, so that the first live epoch does not pay
         for the model's lazy set-up (LightGBM builds its booster on first use)."""
-        from .datasets import Night
+        from hypnoscope.datasets import Night
 
         x = np.random.default_rng(0).standard_normal(
             (3, len(bandpower.CHANNEL_LAYOUT), len(bandpower.FEATURE_NAMES)))
@@ -286,8 +286,8 @@ class StreamingStager:
                                        roles=list(bandpower.CHANNEL_ROLES)))
 
     def _stage(self, t: int, n_avail: int) -> EpochResult:
-        from .datasets import Night
-        from .stages import UNSCORED
+        from hypnoscope.datasets import Night
+        from hypnoscope.stages import UNSCORED
 
         t0 = time.perf_counter()
         night = self.spectra.night(n_avail)
@@ -329,7 +329,7 @@ def stage_causal(recording, model: Any = "default", lookahead: int = 0, eeg=None
                  eog=None) -> list[EpochResult]:
     """Offline staging of a recording by the causal model: what :func:`stream_lsl` gives
     for the same recording streamed (see the module docstring)."""
-    from .io import read_psg
+    from hypnoscope.io.psg import read_psg
 
     rec = read_psg(recording, sfreq=SFREQ, include_emg=False)
     stager = StreamingStager(list(rec.ch_names), model, lookahead, eeg=eeg, eog=eog)
@@ -521,7 +521,7 @@ class ReplayOutlet(threading.Thread):
 
     def __init__(self, recording, name: str = "hypnoscope-replay", speed: float = 60.0,
                  chunk_sec: float = 1.0, wait_sec: float = 30.0) -> None:
-        from .io import read_psg
+        from hypnoscope.io.psg import read_psg
 
         super().__init__(daemon=True, name=f"replay-{name}")
         if speed <= 0:

@@ -9,7 +9,7 @@ hypnogram is given; ``hypnoscope stage`` calls it per recording.
 
 Models are named as in :mod:`hypnoscope.models.storage` (shipped names such as
 ``default``, model files, or model objects). ``default`` is a band-power model trained
-on the real Sleep-EDF band-power set (see :mod:`hypnoscope.bandpower`).
+on the real Sleep-EDF band-power set (see :mod:`hypnoscope.signal.bandpower`).
 
 Normalisation window
 --------------------
@@ -19,14 +19,14 @@ stage twice (``normalize="sleep-period"``, the default): first with statistics o
 whole recording, then with statistics over the sleep period (+-30 min) that the first
 pass found, on the epochs of that period only (as the training nights were cropped before
 any per-night statistic); epochs outside it keep the first pass. The spectra are computed
-once (see :class:`hypnoscope.bandpower.BandPowerNight`), so the second pass costs one
+once (see :class:`hypnoscope.signal.bandpower.BandPowerNight`), so the second pass costs one
 more model prediction.
 
 Signal quality
 --------------
 Every staged recording is checked epoch by epoch and channel by channel on the µV
-signals as read, before any filter (:func:`hypnoscope.quality.recording_quality`; the
-detectors are defined in :mod:`hypnoscope.quality`). What follows from the flags:
+signals as read, before any filter (:func:`hypnoscope.signal.quality.recording_quality`; the
+detectors are defined in :mod:`hypnoscope.signal.quality`). What follows from the flags:
 
 - **Unstageable epochs** (the rule): an epoch is *unscored* -- stage ``?`` (code
   -100), probabilities and confidence 0 -- when any channel the model reads carries a
@@ -42,20 +42,20 @@ detectors are defined in :mod:`hypnoscope.quality`). What follows from the flags
   every epoch. Real wake with heavy muscle artefact may be flagged too and is then
   unscored (as scorers often mark movement and artefact epochs). Unscored epochs
   count as time in bed but neither as sleep nor as wake in the sleep statistics
-  (:func:`hypnoscope.sleepstats.sleep_statistics`) and are left out of agreement.
+  (:func:`hypnoscope.evaluation.sleepstats.sleep_statistics`) and are left out of agreement.
   (At 100 Hz, the staging rate, the mains detector cannot fire: 50 Hz is the Nyquist
   frequency, removed by the reader's anti-alias filter.)
 - **Bad channels**: a channel flagged on more than :data:`BAD_CHANNEL_FRACTION` of the
-  epochs (:meth:`~hypnoscope.quality.QualityReport.bad_channels`) is dropped with a
+  epochs (:meth:`~hypnoscope.signal.quality.QualityReport.bad_channels`) is dropped with a
   ``channel-dropped`` notice, and the model's channels are chosen from the others; if
   the model cannot do without it (the default model needs two EEG and one EOG
   channel), :class:`SignalQualityError` names the channel and the problem, e.g.
   ``EEG channel 'EEG Fpz-Cz' is flat for 100 % of the night``.
 - **Normalisation without bad epochs**: the per-night statistics -- the band-power
-  z-score (:meth:`hypnoscope.bandpower.BandPowerNight.window_std`), the continuous
+  z-score (:meth:`hypnoscope.signal.bandpower.BandPowerNight.window_std`), the continuous
   scaling of signal models and every per-night statistic inside a model (context
   features, sequence normalisation) -- are computed without the flagged epochs
-  (:func:`hypnoscope.quality.exclusion_mask`), and unscored epochs are not given to
+  (:func:`hypnoscope.signal.quality.exclusion_mask`), and unscored epochs are not given to
   the model at all, so one bad hour cannot rescale the rest of the night.
 - Notices ``bad-epochs`` and ``noisy-epochs`` count them (warnings when they exceed
   :data:`BAD_EPOCHS_WARN_FRACTION` of the staged span, else info), and every epoch's
@@ -85,10 +85,10 @@ from typing import Any
 
 import numpy as np
 
-from .hypnogram import Hypnogram
-from .models.storage import AUTO_MODEL, DEFAULT_MODEL, load_staging_model
-from .notices import Notice, Notices, notices_of
-from .quality import (
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.models.storage import AUTO_MODEL, DEFAULT_MODEL, load_staging_model
+from hypnoscope.notices import Notice, Notices, notices_of
+from hypnoscope.signal.quality import (
     DETECTORS,
     FLAG_LABELS,
     Q,
@@ -96,7 +96,7 @@ from .quality import (
     exclusion_mask,
     recording_quality,
 )
-from .stages import UNSCORED, W, sleep_period_slice
+from hypnoscope.stages import UNSCORED, W, sleep_period_slice
 
 #: Epoch length of staging (s).
 EPOCH_SEC = 30.0
@@ -125,9 +125,9 @@ def choose_model(roles: list[str], source: str = "recording",
     """The richest shipped model that a recording with channels of these roles can feed.
 
     Candidates are the shipped models named after a channel setup
-    (:data:`hypnoscope.channel_setups.CHANNEL_SETUPS`) whose channels the roles cover
+    (:data:`hypnoscope.staging.channel_setups.CHANNEL_SETUPS`) whose channels the roles cover
     (with ``ch_names``, a two-EEG model also needs a second EEG channel that is not
-    frontal/central, see :func:`~hypnoscope.channel_setups.setup_for_roles`); the one
+    frontal/central, see :func:`~hypnoscope.staging.channel_setups.setup_for_roles`); the one
     with the most channels wins, ties go to the higher subject-wise CV kappa of its
     model card.
 
@@ -144,8 +144,8 @@ def choose_model(roles: list[str], source: str = "recording",
     ValueError
         If no shipped model fits (no EEG channel), naming what was found.
     """
-    from .channel_setups import setup_for_roles
-    from .models.storage import shipped_models
+    from hypnoscope.models.storage import shipped_models
+    from hypnoscope.staging.channel_setups import setup_for_roles
 
     shipped = shipped_models()
     n_eeg, n_eog = roles.count("eeg"), roles.count("eog")
@@ -228,17 +228,17 @@ class StagingResult:
         return span.get("lights_off_sec"), span.get("lights_on_sec")
 
     def sleep_statistics(self) -> dict[str, float]:
-        """:func:`hypnoscope.sleepstats.sleep_statistics` over the staged span."""
-        from .sleepstats import sleep_statistics
+        """:func:`hypnoscope.evaluation.sleepstats.sleep_statistics` over the staged span."""
+        from hypnoscope.evaluation.sleepstats import sleep_statistics
 
         off, on = self.lights
         return sleep_statistics(self.hypnogram, off, on, notices=self.notices)
 
     def compare(self, reference: Hypnogram) -> dict[str, Any]:
         """Agreement with a reference hypnogram of the same recording
-        (:func:`hypnoscope.evaluation.compare_hypnograms`), with the sleep statistics of
+        (:func:`hypnoscope.evaluation.metrics.compare_hypnograms`), with the sleep statistics of
         both over the staged span; epochs outside it, or unscored, are not compared."""
-        from .evaluation import compare_hypnograms
+        from hypnoscope.evaluation.metrics import compare_hypnograms
 
         off, on = self.lights
         return compare_hypnograms(self.hypnogram, reference, lights_off=off, lights_on=on)
@@ -393,7 +393,7 @@ def _lights_span(lights_off, lights_on, start_time, n: int, epoch_sec: float, sr
                  notices: Notices) -> tuple[slice, float | None, float | None]:
     """Epochs whose midpoint lies in ``[lights_off, lights_on)``, and the two bounds in
     seconds (clipped to the recording; None where not given)."""
-    from .sleepstats import resolve_time
+    from hypnoscope.evaluation.sleepstats import resolve_time
 
     off = resolve_time(lights_off, start_time, "lights_off")
     on = resolve_time(lights_on, start_time, "lights_on", after=off)
@@ -427,7 +427,7 @@ def _bridge_bad_epochs(rec, report: QualityReport, flags: Q, inplace: bool = Fal
     the band-pass filters (and the ICA fit) do not spread an artefact into the
     neighbouring good epochs; ``rec`` itself when nothing is flagged. The replaced epochs
     are unscored: what they hold afterwards is never staged."""
-    from .utils import true_runs
+    from hypnoscope.utils import true_runs
 
     bad = report.has(flags)
     if not bad.any():
@@ -447,9 +447,9 @@ def _bridge_bad_epochs(rec, report: QualityReport, flags: Q, inplace: bool = Fal
 
 # ------------------------------------------------------------------ model inputs
 def _read_recording(recording, kind: str, eeg, eog, emg, sfreq: float):
-    """The recording as a :class:`~hypnoscope.io.PSGRecording` in µV at ``sfreq``, with
+    """The recording as a :class:`~hypnoscope.io.psg.PSGRecording` in µV at ``sfreq``, with
     the channels the model kind can use (band power: EEG and EOG)."""
-    from .io import PSGRecording, read_psg
+    from hypnoscope.io.psg import PSGRecording, read_psg
 
     if not isinstance(recording, PSGRecording):
         return read_psg(recording, eeg=eeg, eog=eog, emg=emg if kind == "signals" else None,
@@ -457,7 +457,7 @@ def _read_recording(recording, kind: str, eeg, eog, emg, sfreq: float):
     rec = recording
     if not np.isclose(rec.sfreq, sfreq):
         raise ValueError(f"{rec.source}: the recording is at {rec.sfreq:g} Hz but the model "
-                         f"needs {sfreq:g} Hz; read it with hypnoscope.io.read_psg(..., "
+                         f"needs {sfreq:g} Hz; read it with hypnoscope.io.psg.read_psg(..., "
                          f"sfreq={sfreq:g})")
     if kind == "bandpower":
         keep = [i for i, r in enumerate(rec.roles) if r in ("eeg", "eog")]
@@ -471,9 +471,9 @@ def _bandpower_input(model, card, rec, eeg, eog, timings: dict[str, float]):
     """Spectra of the recording and a ``predict(window, keep, exclude)`` function that
     z-scores the features over ``window`` less the ``exclude`` epochs and stages the
     ``keep`` epochs of ``window`` (other rows 0)."""
-    from . import bandpower
-    from .channel_setups import setup_of_card
-    from .datasets import Night
+    from hypnoscope.datasets import Night
+    from hypnoscope.signal import bandpower
+    from hypnoscope.staging.channel_setups import setup_of_card
 
     setup = setup_of_card(card)
     trained = ((getattr(model, "metadata", {}) or {}).get("training_data") or {})
@@ -517,11 +517,15 @@ def _bandpower_input(model, card, rec, eeg, eog, timings: dict[str, float]):
 def _signals_input(model, card, rec, timings: dict[str, float]):
     """Like :func:`_bandpower_input` for a model trained on signal nights (``hypnoscope
     train --data``): the recording goes through the training nights' continuous
-    preprocessing (:func:`hypnoscope.recordings.load_recording`, no crop), the channels
+    preprocessing (:func:`hypnoscope.io.recordings.load_recording`, no crop), the channels
     are matched to the training roles, and the per-night scaling of that preprocessing
     is computed over the good epochs of the window."""
-    from .preprocessing import apply_normalization, normalization_stats, resolve_config
-    from .recordings import load_recording
+    from hypnoscope.io.recordings import load_recording
+    from hypnoscope.signal.preprocessing import (
+        apply_normalization,
+        normalization_stats,
+        resolve_config,
+    )
 
     t = time.perf_counter()
     trained = (getattr(model, "metadata", {}) or {}).get("training_data", {}) or {}
@@ -585,7 +589,7 @@ def stage_recording(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=
 
     Parameters
     ----------
-    recording : path, mne.io.BaseRaw or hypnoscope.io.PSGRecording
+    recording : path, mne.io.BaseRaw or hypnoscope.io.psg.PSGRecording
         The PSG (a ``PSGRecording`` must be in µV as read, at the model's rate).
     model, eeg, eog, emg
         As in :func:`stage`.
@@ -595,7 +599,7 @@ def stage_recording(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=
         Night boundaries: seconds from the recording start, or clock times
         (``"23:15"``, ``"07:02:30"``, :class:`datetime.time`, :class:`datetime.datetime`)
         resolved against the recording start (lights-on after midnight follows
-        lights-off; see :func:`hypnoscope.sleepstats.resolve_time`). Only the epochs
+        lights-off; see :func:`hypnoscope.evaluation.sleepstats.resolve_time`). Only the epochs
         between them are staged and they bound the time in bed of the sleep
         statistics.
     crop : {"auto", "on", "off" (or "none")} or bool, default "auto"
@@ -624,7 +628,7 @@ def stage_recording(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=
         ``start_sec``, ``end_sec``, ``lights_off_sec``, ``lights_on_sec``,
         ``source``: "recording", "lights", "auto-crop" or "lights+auto-crop"),
         ``notices``, ``warnings`` and timings; ``quality`` (the full
-        :class:`~hypnoscope.quality.QualityReport`).
+        :class:`~hypnoscope.signal.quality.QualityReport`).
 
     Raises
     ------
@@ -854,7 +858,7 @@ def stage(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None, *,
     ----------
     recording : str, path or mne.io.BaseRaw
         A recording in any format MNE reads (EDF/BDF, BrainVision, FIF ...) or a Raw
-        object (channels recognised by name, see :func:`hypnoscope.io.read_psg`).
+        object (channels recognised by name, see :func:`hypnoscope.io.psg.read_psg`).
     model : str, path or StagingModel, default "auto"
         ``"auto"``: the richest shipped model the recording's usable channels allow
         (:func:`choose_model`: ``default`` with two EEG + EOG, ``eeg1-eog``, ``eeg2``,
@@ -900,11 +904,11 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     """Stage one recording file and write its output set into ``out_dir``.
 
     With ``S`` the output stem (``out_stem``, default the
-    :func:`hypnoscope.recordings.recording_stem` of ``psg``) the set is
+    :func:`hypnoscope.io.recordings.recording_stem` of ``psg``) the set is
     ``S.hypnogram.tsv`` (``onset duration stage confidence p_*``), ``S.hypnogram.edf``
     (EDF+ stage annotations), ``S.report.json`` and ``S.report.html`` (sleep statistics,
     plus agreement with ``reference``) and, with ``plot``, ``S.hypnogram.png``
-    (:func:`hypnoscope.plots.plot_night`: hypnogram, the reference's hypnogram when
+    (:func:`hypnoscope.viz.plots.plot_night`: hypnogram, the reference's hypnogram when
     given, and hypnodensity; the same image is in the report, rendered once). The set
     appears all together or not at all: it is written into a temporary folder inside
     ``out_dir`` and moved into place only when
@@ -953,12 +957,12 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         If ``psg`` does not exist. Any staging or writing error is raised too (a batch
         caller decides whether to go on); nothing of the output set is left then.
     """
-    from .hypnogram import read_hypnogram
-    from .notices import raise_if_strict
-    from .plots import figure_to_png, plot_night
-    from .recordings import recording_stem
-    from .report import FIGURE_DPI, write_report
-    from .utils import output_set
+    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.recordings import recording_stem
+    from hypnoscope.notices import raise_if_strict
+    from hypnoscope.utils import output_set
+    from hypnoscope.viz.plots import figure_to_png, plot_night
+    from hypnoscope.viz.report import FIGURE_DPI, write_report
 
     psg = Path(psg)
     if not psg.is_file():
@@ -1049,7 +1053,7 @@ def result_notices(info: dict[str, Any]) -> list:
     """The notices of a staged recording: ``info["notices"]`` (or, from readers that
     still report plain messages, ``info["warnings"]``) as
     :class:`hypnoscope.notices.Notice` objects."""
-    from .notices import Notice, Notices
+    from hypnoscope.notices import Notice, Notices
 
     got = info.get("notices")
     if got:
@@ -1058,7 +1062,7 @@ def result_notices(info: dict[str, Any]) -> list:
 
 
 def _write_png(png: bytes, path: Path) -> Path:
-    """Write the night's figure (:func:`hypnoscope.plots.plot_night`, rendered once for
+    """Write the night's figure (:func:`hypnoscope.viz.plots.plot_night`, rendered once for
     the report and this file) into the output set's temporary folder."""
     path.write_bytes(png)
     return path

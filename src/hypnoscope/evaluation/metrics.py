@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .stages import UNSCORED, stage_names, to_3class
+from hypnoscope.stages import UNSCORED, stage_names, to_3class
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hypnogram import Hypnogram
+    from hypnoscope.hypnogram import Hypnogram
 
 __all__ = [
     "Timer", "accuracy_macro_f1", "aggregate", "check_start_times", "compare_hypnograms",
@@ -94,7 +94,7 @@ def _codes(y, what: str) -> np.ndarray:
         return np.where(np.isnan(arr), UNSCORED, arr).astype(np.int64)
     if arr.dtype.kind == "b":
         return arr.astype(np.int64)
-    from .stages import labels_to_codes
+    from hypnoscope.stages import labels_to_codes
 
     try:
         return labels_to_codes([str(x) for x in arr.tolist()])
@@ -655,7 +655,7 @@ def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None
     ``ValueError`` giving both times is raised -- the reference is probably of another
     night, even if it has the same length. Within the limit, the reference's epochs
     are placed on the prediction's clock (its onsets moved by the start difference, as
-    :func:`hypnoscope.recordings.place_hypnogram` does). A hypnogram without a start
+    :func:`hypnoscope.io.recordings.place_hypnogram` does). A hypnogram without a start
     time (TSV, text) is compared by its onsets alone.
 
     Alignment rule: both must have the same epoch length and epoch grids that differ
@@ -690,7 +690,7 @@ def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None
         and, when ``pred`` has probabilities, ``mean_confidence``,
         ``mean_confidence_correct`` and ``mean_confidence_wrong``.
     """
-    from .sleepstats import sleep_statistics
+    from hypnoscope.evaluation.sleepstats import sleep_statistics
 
     start_offset = check_start_times(pred.start_time, ref.start_time, max_start_offset_sec,
                                      "prediction", "reference")

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .models.ensemble import score_weights, simplex_grid
+from hypnoscope.models.ensemble import score_weights, simplex_grid
 
 #: Class re-weighting exponents tried by :func:`choose_combination` (0: none; 1: divide
 #: by the predicted class frequencies, every class weighs the same).
@@ -86,7 +86,7 @@ class Combination:
 
     def adjust_many(self, probas: Sequence[np.ndarray]) -> list[np.ndarray]:
         """:meth:`adjust` of several nights (the HMM runs over all of them at once)."""
-        from .models.feature_classifiers import hmm_smooth_many
+        from hypnoscope.models.feature_classifiers import hmm_smooth_many
 
         out = [np.asarray(p, float) for p in probas]
         if not out:
@@ -112,7 +112,7 @@ class Combination:
 
 
 def kappa(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """Cohen's kappa of the scored epochs (``y >= 0``), as :func:`hypnoscope.evaluation.
+    """Cohen's kappa of the scored epochs (``y >= 0``), as :func:`hypnoscope.evaluation.metrics.
     evaluate` computes it (scikit-learn)."""
     from sklearn.metrics import cohen_kappa_score
 
@@ -210,7 +210,7 @@ def cross_fit(make_model: Callable[[], Any], nights: Sequence[Any],
     """Out-of-fold probabilities of ``nights`` and bagged ones of ``predict_nights``.
 
     ``nights`` are split into ``k`` subject-wise folds
-    (:func:`hypnoscope.splits.subject_kfold`); for each, a fresh ``make_model()`` is fit
+    (:func:`hypnoscope.evaluation.splits.subject_kfold`); for each, a fresh ``make_model()`` is fit
     on the other folds' nights and predicts that fold's nights and every night of
     ``predict_nights`` (whose subjects must not be among ``nights``'); the
     ``predict_nights`` probabilities are averaged over the ``k`` models.
@@ -220,7 +220,7 @@ def cross_fit(make_model: Callable[[], Any], nights: Sequence[Any],
     CrossFit
         ``oof``, ``bagged`` and the ``k`` inner ``models``.
     """
-    from .splits import subject_kfold
+    from hypnoscope.evaluation.splits import subject_kfold
 
     nights, predict_nights = list(nights), list(predict_nights)
     shared = {n.subject_id for n in nights} & {n.subject_id for n in predict_nights}

@@ -2,15 +2,15 @@
 
 :func:`epoch_quality` checks every epoch of every channel for six kinds of bad signal
 and returns a :class:`QualityReport` whose ``flags`` hold one bit per detector
-(:class:`Q`). It works on epochs in µV **as read** (:func:`hypnoscope.io.read_psg`, then
-:func:`hypnoscope.preprocessing.epoch_signals`), before band-pass filtering and
+(:class:`Q`). It works on epochs in µV **as read** (:func:`hypnoscope.io.psg.read_psg`, then
+:func:`hypnoscope.signal.preprocessing.epoch_signals`), before band-pass filtering and
 normalisation: the filters remove the evidence (DC steps, mains, high-frequency noise)
 and normalised data is no longer in µV. :func:`recording_quality` does both steps for a
-:class:`~hypnoscope.io.PSGRecording`; :func:`exclusion_mask` turns a report into the
+:class:`~hypnoscope.io.psg.PSGRecording`; :func:`exclusion_mask` turns a report into the
 epochs to leave out of per-night normalisation statistics
-(:func:`hypnoscope.preprocessing.normalization_stats` ``exclude=``).
+(:func:`hypnoscope.signal.preprocessing.normalization_stats` ``exclude=``).
 
-Relation to :mod:`hypnoscope.io`: the reader warns once per *channel* (median
+Relation to :mod:`hypnoscope.io.psg`: the reader warns once per *channel* (median
 |amplitude| outside ``MIN_PLAUSIBLE_UV``-``MAX_PLAUSIBLE_UV``, i.e. volts under a µV
 header; a constant channel; the number of constant 30-s windows, ``_flat_epochs``).
 This module works per *epoch*: its "constant epoch" rule is the reader's
@@ -111,12 +111,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .io import MIN_PLAUSIBLE_UV
+from hypnoscope.io.psg import MIN_PLAUSIBLE_UV
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .io import PSGRecording
+    from hypnoscope.io.psg import PSGRecording
 
-#: Channel roles understood (those of :class:`hypnoscope.io.PSGRecording`).
+#: Channel roles understood (those of :class:`hypnoscope.io.psg.PSGRecording`).
 QUALITY_ROLES: tuple[str, ...] = ("eeg", "eog", "emg", "emg_envelope")
 
 
@@ -238,7 +238,7 @@ class QualityReport:
 
     def select(self, epochs: slice | np.ndarray | Sequence[int]) -> QualityReport:
         """The report of a subset of epochs (a slice, indices or a boolean mask), e.g. the
-        crop of :func:`hypnoscope.preprocessing.crop_to_sleep_period`."""
+        crop of :func:`hypnoscope.signal.preprocessing.crop_to_sleep_period`."""
         return QualityReport(self.flags[epochs], list(self.ch_names), list(self.roles),
                              self.sfreq, dict(self.thresholds),
                              {k: v[epochs] for k, v in self.metrics.items()})
@@ -698,10 +698,10 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
 
 def recording_quality(recording: PSGRecording, epoch_sec: float = 30.0,
                       onset_sec: float = 0.0, **thresholds: Any) -> QualityReport:
-    """:func:`epoch_quality` of a :class:`~hypnoscope.io.PSGRecording` as read (µV),
-    cut into epochs with :func:`hypnoscope.preprocessing.epoch_signals`; ``onset_sec``
+    """:func:`epoch_quality` of a :class:`~hypnoscope.io.psg.PSGRecording` as read (µV),
+    cut into epochs with :func:`hypnoscope.signal.preprocessing.epoch_signals`; ``onset_sec``
     aligns the epochs with a hypnogram (its ``onset_sec``)."""
-    from .preprocessing import epoch_signals
+    from hypnoscope.signal.preprocessing import epoch_signals
 
     ep = epoch_signals(recording.data, recording.sfreq, epoch_sec=epoch_sec,
                        onset_sec=onset_sec)

@@ -29,7 +29,7 @@ Because the z-score is a per-channel affine map and Welch removes each segment's
 the band powers of the z-scored signal are the band powers of the unnormalised signal
 divided by the window variance. :class:`BandPowerNight` therefore computes the spectra
 once and derives features for any normalisation window cheaply (used by
-:func:`hypnoscope.staging.stage` to z-score over the detected sleep period).
+:func:`hypnoscope.staging.pipeline.stage` to z-score over the detected sleep period).
 The ICA unmixing matrix is fitted on a decimated copy of long recordings
 (``ica_decim="auto"``: at most ``ICA_FIT_MAX_SAMPLES`` samples, 20 min worth spread
 evenly over the night). FastICA's cost is iterations x samples and it may run all 500
@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from .features import BANDS  # (name, low Hz, high Hz), closed intervals
-from .stages import UNSCORED
+from hypnoscope.signal.features import BANDS  # (name, low Hz, high Hz), closed intervals
+from hypnoscope.stages import UNSCORED
 
 #: Feature names along the last axis.
 FEATURE_NAMES: tuple[str, ...] = tuple(
@@ -135,9 +135,9 @@ def welch_band_powers(epochs: np.ndarray, sfreq: float = SFREQ) -> np.ndarray:
 
 def welch_psd(x: np.ndarray, sfreq: float, n_freqs: int | None = None) -> np.ndarray:
     """``scipy.signal.welch(x, fs=sfreq, axis=-1, **WELCH)[1][..., :n_freqs]``
-    (:func:`hypnoscope.preprocessing.welch`: SciPy's values, the median over the
+    (:func:`hypnoscope.signal.preprocessing.welch`: SciPy's values, the median over the
     segments only for the ``n_freqs`` lowest frequencies, those the bands use)."""
-    from .preprocessing import welch
+    from hypnoscope.signal.preprocessing import welch
 
     kw = {k: v for k, v in WELCH.items() if k not in ("detrend", "scaling")}
     if WELCH["detrend"] != "constant" or WELCH["scaling"] != "density":  # pragma: no cover
@@ -213,7 +213,7 @@ def filter_signals(data: np.ndarray, sfreq: float, roles: list[str]) -> np.ndarr
 def band_filter_taps(role: str, sfreq: float, shipped: bool = True) -> np.ndarray:
     """FIR taps of the ``role`` band-pass (:data:`FILTERS`; MNE's default design, upper
     edge lowered to Nyquist - 0.5 Hz where needed)."""
-    from .preprocessing import design_fir
+    from hypnoscope.signal.preprocessing import design_fir
 
     lo, hi = FILTERS[role]
     nyq = sfreq / 2.0
@@ -223,7 +223,7 @@ def band_filter_taps(role: str, sfreq: float, shipped: bool = True) -> np.ndarra
 def notch_filter_taps(sfreq: float, shipped: bool = True) -> np.ndarray | None:
     """FIR taps of ``mne.filter.notch_filter(x, sfreq, freqs)`` for the notch frequencies
     of :data:`FILTERS` below Nyquist (widths ``f / 200``, 1-Hz transitions), or None."""
-    from .preprocessing import design_fir
+    from hypnoscope.signal.preprocessing import design_fir
 
     freqs = [f for f in FILTERS["notch"] if 0 < f < sfreq / 2.0]
     if not freqs:
@@ -242,7 +242,7 @@ SCORE_FILTER = {"l_freq": 1.0, "h_freq": 10.0, "phase": "zero-double",
 
 def score_filter_taps(sfreq: float, shipped: bool = True) -> np.ndarray:
     """FIR taps (one pass) of the 1-10 Hz filter of :data:`SCORE_FILTER`."""
-    from .preprocessing import design_fir
+    from hypnoscope.signal.preprocessing import design_fir
 
     kw = dict(SCORE_FILTER)
     return design_fir(sfreq, kw.pop("l_freq"), kw.pop("h_freq"), shipped=shipped, **kw)
@@ -251,9 +251,9 @@ def score_filter_taps(sfreq: float, shipped: bool = True) -> np.ndarray:
 def pipeline_designs(shipped: bool = True) -> dict[str, np.ndarray]:
     """Every filter and window design that staging a recording at :data:`SFREQ` uses
     (the band-power pipeline's, and the Welch window of the EMG-as-EOG check in
-    :func:`hypnoscope.io.emg_spectrum_shares`): what ``scripts/make_designs.py`` ships."""
-    from .io import EMG_CHECK_NPERSEG_SEC
-    from .preprocessing import design_window
+    :func:`hypnoscope.io.psg.emg_spectrum_shares`): what ``scripts/make_designs.py`` ships."""
+    from hypnoscope.io.psg import EMG_CHECK_NPERSEG_SEC
+    from hypnoscope.signal.preprocessing import design_window
 
     out = {"eeg": band_filter_taps("eeg", SFREQ, shipped),
            "eog": band_filter_taps("eog", SFREQ, shipped),
@@ -270,8 +270,8 @@ def pipeline_designs(shipped: bool = True) -> dict[str, np.ndarray]:
 
 def _filter_inplace(out: np.ndarray, sfreq: float, roles: list[str]) -> None:
     """MNE's ``notch_filter`` and ``filter_data`` with the shipped designs
-    (:func:`hypnoscope.preprocessing.fir_filter`: the same numbers, bit for bit)."""
-    from .preprocessing import fir_filter
+    (:func:`hypnoscope.signal.preprocessing.fir_filter`: the same numbers, bit for bit)."""
+    from hypnoscope.signal.preprocessing import fir_filter
 
     notch = notch_filter_taps(sfreq)
     for role in ("eeg", "eog"):
@@ -426,7 +426,7 @@ def _eog_scores(ica: _EEGICA, eeg: np.ndarray, eog: np.ndarray,
                 sfreq: float) -> np.ndarray:
     """``ICA.find_bads_eog`` scores: Pearson correlation of each source with the EOG,
     both band-passed to 1-10 Hz as MNE does (``eeg`` and ``eog`` are overwritten)."""
-    from .preprocessing import fir_filter
+    from hypnoscope.signal.preprocessing import fir_filter
 
     taps = score_filter_taps(sfreq)
     sources = ica.sources(eeg)
@@ -595,13 +595,13 @@ class BandPowerNight:
 
         ``exclude`` (bool, one per epoch of the night) leaves epochs out of the
         statistic, e.g. those of bad signal quality
-        (:func:`hypnoscope.quality.exclusion_mask`), so that one noisy hour cannot
+        (:func:`hypnoscope.signal.quality.exclusion_mask`), so that one noisy hour cannot
         rescale the rest of the night; when it would leave no epoch of the window, the
-        whole window is used (as :func:`hypnoscope.preprocessing.normalization_stats`
+        whole window is used (as :func:`hypnoscope.signal.preprocessing.normalization_stats`
         does).
 
         This is the ``"zscore"`` scale of
-        :func:`hypnoscope.preprocessing.normalization_stats` (per channel over all
+        :func:`hypnoscope.signal.preprocessing.normalization_stats` (per channel over all
         samples of the window), computed from the stored per-epoch sums and sums of
         squares instead of the signal: the night keeps no signal, and staging
         re-normalises over a second window (the detected sleep period) at the cost of
@@ -669,7 +669,7 @@ def extract_bandpower(data: np.ndarray, sfreq: float, ch_names: list[str], roles
                          f"{bad_roles}")
     if not np.isclose(sfreq, SFREQ):
         raise ValueError(f"band-power features expect {SFREQ:g} Hz signals, got {sfreq:g} Hz "
-                         "(resample first, e.g. hypnoscope.io.read_psg(..., sfreq=100))")
+                         "(resample first, e.g. hypnoscope.io.psg.read_psg(..., sfreq=100))")
     n_times = int(round(EPOCH_SEC * sfreq))
     n_epochs = data.shape[1] // n_times
     if n_epochs < 1:
@@ -705,7 +705,7 @@ def recording_features(recording, hypnogram=None, eeg=None, eog=None,
     Parameters
     ----------
     recording : path, mne.io.BaseRaw or PSGRecording
-        The PSG; channels resolved with :func:`hypnoscope.io.read_psg`.
+        The PSG; channels resolved with :func:`hypnoscope.io.psg.read_psg`.
     hypnogram : path, Hypnogram or None
         With a hypnogram the night is cropped to 30 min of wake around the sleep period,
         z-scored on the crop and labelled (amplitude-rejected epochs unscored).
@@ -718,7 +718,7 @@ def recording_features(recording, hypnogram=None, eeg=None, eog=None,
         ``features`` (n, 3, 10) float32, ``labels`` (n,) int or None, ``onsets_sec``
         (from the crop start, as in the real set), ``crop`` (epoch slice), ``meta``.
     """
-    from .hypnogram import read_hypnogram
+    from hypnoscope.hypnogram import read_hypnogram
 
     night = extract_bandpower_from(recording, eeg=eeg, eog=eog, ica_decim=ica_decim)
     window = slice(0, night.n_epochs)
@@ -755,7 +755,7 @@ def eeg_region(name: str) -> str | None:
     the Pz-Oz slot) or None (temporal, CP, unknown) from the first electrode of an EEG
     channel name (``EEG Fpz-Cz`` -> anterior, ``O2-M1`` -> posterior; cohort labels by
     their derivation, SHHS ``EEG(sec)`` -> C3-A2 -> anterior)."""
-    from .io import channel_derivation
+    from hypnoscope.io.psg import channel_derivation
 
     name = channel_derivation(name) or name
     m = _EEG_SITE.match(re.sub(r"[\s_]+", " ", name.strip().lower()))
@@ -772,7 +772,7 @@ def select_bandpower_channels(ch_names: list[str], roles: list[str],
                               ) -> list[int]:
     """Indices of the channels for :data:`CHANNEL_LAYOUT` (two EEG, one EOG), or for a
     subset of it (``n_eeg`` EEG and ``n_eog`` EOG channels, see
-    :data:`hypnoscope.channel_setups.CHANNEL_SETUPS`; one EEG takes the Fpz-Cz slot).
+    :data:`hypnoscope.staging.channel_setups.CHANNEL_SETUPS`; one EEG takes the Fpz-Cz slot).
 
     With more than two EEG channels and no explicit choice, the frontal/central one
     nearest to Fpz-Cz takes the first slot and the parietal/occipital one nearest to
@@ -848,12 +848,12 @@ def extract_bandpower_from(recording, eeg=None, eog=None, ica_decim: int | str =
     """Read a recording (path, Raw or PSGRecording) and compute its spectra with
     :func:`extract_bandpower` on two EEG and one EOG channel (or ``n_eeg`` EEG and
     ``n_eog`` EOG channels: a channel setup, see :func:`select_bandpower_channels`)."""
-    from .io import read_psg
+    from hypnoscope.io.psg import read_psg
 
     rec = recording
     if not hasattr(rec, "roles") or not hasattr(rec, "data"):
         rec = read_psg(recording, eeg=eeg, eog=eog, sfreq=SFREQ, include_emg=False)
-    from .notices import Notices
+    from hypnoscope.notices import Notices
 
     # the reader's notices plus the channel choice's (the recording's meta is not changed)
     notices = Notices().extend_from((rec.meta or {}).get("notices") or [])
