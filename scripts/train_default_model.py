@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench-model", default=None,
                     help="row of the benchmark results holding this model's CV metrics")
     ap.add_argument("--setup", default="default",
-                    help="channel setup (hypnoscope.staging.channel_setups.CHANNEL_SETUPS): default, "
+                    help="channel setup (staging.channel_setups.CHANNEL_SETUPS): default, "
                          "eeg1-eog, eeg2 or eeg1")
     ap.add_argument("--name", default=None, help="model name (default: the setup's name)")
     ap.add_argument("--cv-folds", type=int, default=5)

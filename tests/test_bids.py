@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("mne_bids")
 
-from hypnoscope.hypnogram import read_hypnogram  # noqa: E402
 from hypnoscope.io.bids import bids_events_file, is_bids_root, list_bids_recordings  # noqa: E402
+from hypnoscope.io.hypnograms import read_hypnogram  # noqa: E402
 from hypnoscope.io.recordings import find_hypnogram, sleepedf_ids  # noqa: E402
 
 

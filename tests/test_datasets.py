@@ -20,6 +20,7 @@ from hypnoscope.datasets import (
 )
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.io import psg as hio
+from hypnoscope.io.hypnograms import read_edf_hypnogram
 from hypnoscope.io.recordings import (
     DatasetLoadError,
     default_cache_dir,
@@ -114,7 +115,7 @@ def test_hypnogram_length_rules(tmp_path):
 def test_load_recording_from_raw(tmp_path):
     psg, hyp = _pair(tmp_path)
     raw = mne.io.read_raw_edf(psg, preload=True, verbose="error")
-    night = load_recording(raw, Hypnogram.read_edf(hyp), crop_wake_min=1.0,
+    night = load_recording(raw, read_edf_hypnogram(hyp), crop_wake_min=1.0,
                            preprocessing="none", subject_id="p1", night_id="p1-n1")
     ref = load_recording(psg, hyp, crop_wake_min=1.0, preprocessing="none", cache=False)
     assert (night.subject_id, night.night_id) == ("p1", "p1-n1")
@@ -256,7 +257,7 @@ def test_real_hypnogram_alignment_and_crop(shared_data, tmp_path):
     """A real Sleep-EDF hypnogram (24 h with a long '?' tail) on a synthetic PSG as long
     as the scored part: the tail is cut, the night cropped to sleep +- 30 min."""
     hyp_file = shared_data / "sleepedf_hypnograms/sleep-cassette/SC4001EC-Hypnogram.edf"
-    hyp = Hypnogram.read_edf(hyp_file)
+    hyp = read_edf_hypnogram(hyp_file)
     n_signal = int(np.flatnonzero(hyp.codes >= 0)[-1]) + 1 + 20
     assert n_signal < hyp.n_epochs
     psg = write_psg_edf(tmp_path / "SC4001E0-PSG.edf", duration_sec=30.0 * n_signal,

@@ -255,7 +255,7 @@ def test_compare_identical_and_changed():
     codes = ref.codes.copy()
     i = int(np.flatnonzero(codes == 2)[len(np.flatnonzero(codes == 2)) // 2])
     codes[i] = 0
-    res = ref.copy(stages=codes).compare(ref)
+    res = compare_hypnograms(ref.copy(stages=codes), ref)
     assert res["epochs"]["n_epochs"] == ref.n_epochs
     assert res["epochs"]["accuracy"] == pytest.approx(1 - 1 / ref.n_epochs)
     st = res["sleep_statistics"]
@@ -338,7 +338,7 @@ def test_compare_refuses_reference_of_another_night_by_start_time():
     with pytest.raises(ValueError, match="do not overlap in time"):
         compare_hypnograms(pred, other, max_start_offset_sec=None)
     assert compare_hypnograms(pred, other.copy(start_time=None))["start_offset_sec"] is None
-    assert pred.compare(pred.copy())["start_offset_sec"] == 0.0
+    assert compare_hypnograms(pred, pred.copy())["start_offset_sec"] == 0.0
     assert check_start_times(None, start) is None
     assert check_start_times(start, start + dt.timedelta(seconds=-60)) == -60.0
     with pytest.raises(ValueError, match=r"starts at 1989-04-24 22:45:01 .* 61 s after"):

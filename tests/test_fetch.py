@@ -23,6 +23,7 @@ from hypnoscope.io.fetch import (
     select_records,
     write_catalog,
 )
+from hypnoscope.io.hypnograms import read_edf_hypnogram
 
 # (PSG name, hypnogram name) of the mirror; SC4012 is missing on purpose (subject 1 has
 # only night 1, like subject 13 of the real database).
@@ -136,7 +137,7 @@ def test_fetch_downloads_verifies_and_caches(mirror, tmp_path):
     assert pairs[0][0].read_bytes() == (root / "sleep-cassette/SC4001E0-PSG.edf").read_bytes()
     assert len(log) - n0 == 7
     # a downloaded hypnogram is readable
-    assert Hypnogram.read_edf(pairs[1][1]).n_epochs == 3
+    assert read_edf_hypnogram(pairs[1][1]).n_epochs == 3
 
 
 def test_fetch_rejects_corrupted_file(mirror, tmp_path):

@@ -15,8 +15,9 @@ import pytest
 
 from conftest import write_psg_edf
 from hypnoscope.cli import main
-from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.io.fetch import FetchError, NsrrClient, fetch_nsrr, list_nsrr_recordings
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.io.nsrr_xml import write_nsrr_xml
 from hypnoscope.io.recordings import find_hypnogram
 

@@ -9,7 +9,8 @@ import mne
 import numpy as np
 import pytest
 
-from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.stages import (
     EDF_STAGE_TEXT,
     UNSCORED,
@@ -432,7 +433,7 @@ def test_label_map_forms(tmp_path):
 
 
 def test_label_map_errors(tmp_path):
-    from hypnoscope.hypnogram import parse_label_map
+    from hypnoscope.stages import parse_label_map
 
     with pytest.raises(ValueError, match=r"'NREM2' -> 'N7': 'N7' is not a stage; expected W, "
                                          r"N1, N2, N3, R, NREM or \?"):

@@ -78,7 +78,7 @@ DEMO_CODES_SHA256 = "506b3f13f262919d6e13f8b63f0c6929274cb3560c539346711deabd371
 
 def test_default_model_predictions_on_the_demo_night_are_pinned(tmp_path, monkeypatch):
     from hypnoscope.cli.demo import demo_hypnogram_path
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
     from hypnoscope.staging.pipeline import stage_recording
 

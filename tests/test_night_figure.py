@@ -52,7 +52,7 @@ def test_png_file_is_the_report_figure(psg, tmp_path):
 
 
 def test_report_keeps_its_figures_without_png_and_with_reference(psg, tmp_path):
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
 
     first = stage_file(psg, tmp_path / "a", plot=False)
     assert "png" not in first["outputs"]

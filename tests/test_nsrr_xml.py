@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 
 from hypnoscope.cli import main
-from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.io.nsrr_xml import read_xml_events, read_xml_hypnogram, write_nsrr_xml
 from hypnoscope.stages import N1, N2, N3, UNSCORED, R, W
 

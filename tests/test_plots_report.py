@@ -59,7 +59,7 @@ def _rem_runs(codes) -> int:
 
 def test_plot_hypnogram_axes_and_rem_highlight():
     hyp = _night()
-    ax = hyp.plot(time_axis="hours")
+    ax = plot_hypnogram(hyp, time_axis="hours")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["N3", "N2", "N1", "R", "W"]
     assert ax.get_xlim() == pytest.approx((0.0, hyp.duration_sec / 3600))
     assert ax.get_xlabel() == "Time from recording start (h)"
@@ -94,7 +94,7 @@ def test_plot_hypnodensity_and_confusion_matrix():
 
 
 def test_save_figure_png_svg_atomic(tmp_path):
-    ax = _night().plot()
+    ax = plot_hypnogram(_night())
     png = save_figure(ax.figure, tmp_path / "h.png")
     svg = save_figure(ax.figure, tmp_path / "sub" / "h.svg")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from hypnoscope.cli import main
-from hypnoscope.hypnogram import read_hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.io.psg import channel_derivation, recording_info
 from hypnoscope.io.recordings import find_hypnogram, list_recordings, sleepedf_ids
 

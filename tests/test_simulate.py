@@ -12,7 +12,8 @@ import pytest
 from scipy import signal as sps
 
 from hypnoscope.cli import CLIError
-from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.io.psg import read_psg
 from hypnoscope.simulate import (
     DEFAULT_DIFFICULTY,

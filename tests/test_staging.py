@@ -281,7 +281,7 @@ def _agreement_from_files(demo_dir):
     computed with scikit-learn rather than hypnoscope.evaluation.metrics."""
     from sklearn.metrics import cohen_kappa_score, f1_score
 
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
 
     pred = read_hypnogram(demo_dir / "SC4001E0.hypnogram.tsv").codes
     truth = read_hypnogram(demo_dir / "data" / "SC4001E0-Hypnogram.edf").codes

@@ -25,7 +25,8 @@ import pytest  # noqa: E402
 
 from hypnoscope.cli.demo import demo_hypnogram_path  # noqa: E402
 from hypnoscope.evaluation.sleepstats import resolve_time, sleep_statistics  # noqa: E402
-from hypnoscope.hypnogram import Hypnogram, read_hypnogram  # noqa: E402
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram  # noqa: E402
 from hypnoscope.io.psg import PSGRecording  # noqa: E402
 from hypnoscope.notices import Notices  # noqa: E402
 from hypnoscope.signal.bandpower import BandPowerNight  # noqa: E402
@@ -371,7 +372,7 @@ def test_24h_recording_is_cropped_to_the_night():
     assert st["time_in_bed_min"]["diff"] == 0.0
     assert cmp["epochs"]["accuracy"] > 0.8
     # the hypnogram's own statistics (first to last scored epoch) use the same span
-    own = hyp.sleep_statistics()
+    own = sleep_statistics(hyp)
     assert own["waso_min"] == pytest.approx(st["waso_min"]["pred"])
 
 

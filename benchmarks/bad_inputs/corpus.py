@@ -68,7 +68,7 @@ class Night:
 
 def _shipped_hypnogram():
     from hypnoscope.cli.demo import demo_hypnogram_path
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
 
     return read_hypnogram(demo_hypnogram_path())
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hypnoscope.hypnogram import read_hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.simulate import simulate_night, write_sleepedf_pair
 from hypnoscope.staging.pipeline import stage_recording
 from hypnoscope.utils import progress, write_json_atomic, write_text_atomic

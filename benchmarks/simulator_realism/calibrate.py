@@ -24,7 +24,7 @@ from run import (  # noqa: E402
     simulated_relative_powers,
 )
 
-from hypnoscope.hypnogram import read_hypnogram  # noqa: E402
+from hypnoscope.io.hypnograms import read_hypnogram  # noqa: E402
 from hypnoscope.simulate import physiology  # noqa: E402
 
 

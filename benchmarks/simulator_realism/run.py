@@ -141,7 +141,7 @@ def simulated_relative_powers(hyps, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def load_nights(n: int, wake_pad_min: float = 30.0):
     """``n`` real hypnograms spread over the 54 (one per subject first), cropped."""
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
 
     files = sorted(HYPNO_DIR.glob("*-Hypnogram.edf"))
     first = [f for f in files if f.name[5] == "1"]

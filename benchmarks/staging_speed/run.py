@@ -182,7 +182,7 @@ def agreement(codes: list[int], ref_path: Path) -> float:
     signal, unscored)."""
     import numpy as np
 
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
 
     ref = read_hypnogram(ref_path).codes
     n = min(len(ref), len(codes))

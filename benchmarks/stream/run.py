@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LSLAPICFG", str(ROOT / "src" / "hypnoscope" / "data" /
                                            "lsl_api.cfg"))
 
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.live.stream import ReplayOutlet, stage_causal, stream_lsl
     from hypnoscope.simulate.files import reuse_or_simulate_dataset
     from hypnoscope.staging.pipeline import stage_recording

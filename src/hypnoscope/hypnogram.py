@@ -40,175 +40,35 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypnoscope.stages import _LABEL_MAP as _STAGE_LABELS
 from hypnoscope.stages import (
     EDF_STAGE_TEXT,
-    STAGES_5,
+    STAGE_LIKE,
+    UNKNOWN_EDF_START,
     UNSCORED,
     UNSCORED_LABEL,
+    is_3class,
+    is_stage_text,
     label_to_code,
     label_to_code3,
+    map_labels,
+    parse_label_map,
     proba_to_3class,
     sleep_period_slice,
     stage_names,
     to_3class,
+    unknown_labels_error,
 )
 from hypnoscope.utils import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
     import pandas as pd  # imported where used: `import hypnoscope` stays light
-
-#: Start written to (and read back as "unknown" from) EDF+ files when no start time is
-#: known: 1985-01-01 00:00:00, the EDF header's conventional placeholder date.
-UNKNOWN_EDF_START = _dt.datetime(1985, 1, 1, 0, 0, 0)
-
-
-def _is_stage_text(text: str, to_code=label_to_code) -> bool:
-    try:
-        to_code(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_3class(labels) -> bool:
-    """True when labels use the 3-class view (some label is ``NREM``), e.g. files
-    written by a 3-class hypnogram's ``to_tsv``/``to_txt``."""
-    return any(str(x).strip().lower() == "nrem" for x in labels)
-
-
-#: Annotation texts that claim to be a stage (so an unknown one is an error, not an
-#: event to ignore): ``Sleep stage X``, ``Stage X``, ``N 2``, ``NREM2``, ``S-3`` ...
-_STAGE_LIKE = re.compile(r"^(sleep[\s_-]*stage|stage)\b|^(n|s|nrem|rem)[\s_-]*\d+$")
-
-
-def accepted_labels(n_classes: int = 5) -> str:
-    """Text listing the stage labels the readers accept (case-insensitive), for errors."""
-    groups: dict[int, list[str]] = {}
-    for name, code in _STAGE_LABELS.items():
-        groups.setdefault(code, []).append(name)
-    unscored = ", ".join(repr(n) for n in groups[UNSCORED] if n)
-    if n_classes == 3:
-        return f"W (wake), NREM, R (rem), or unscored: {unscored}"
-    names = "; ".join(f"{STAGES_5[c]} ({', '.join(repr(n) for n in groups[c])})"
-                      for c in range(len(STAGES_5)))
-    return f"{names}; unscored: {unscored}"
-
-
-def parse_label_map(spec: Any) -> dict[str, str] | None:
-    """A ``label_map`` (site label -> stage) from a dict, a JSON file (an object of
-    strings) or a ``LABEL=STAGE,LABEL=STAGE`` string (the ``--label-map`` option).
-
-    Keys match labels case-insensitively after stripping spaces at both ends; values
-    must be stage labels the readers accept (``W``, ``N1`` ... ``R``, ``NREM``, ``?``).
-    Raises ``ValueError`` naming the bad entry.
-    """
-    import json
-
-    if spec is None:
-        return None
-    what = "label_map"
-    if isinstance(spec, str | os.PathLike):
-        text = str(spec)
-        path = Path(text)
-        if path.suffix.lower() == ".json" or path.is_file():
-            what = f"label map file {path}"
-            if not path.is_file():
-                raise FileNotFoundError(f"label map file not found: {path}")
-            try:
-                spec = json.loads(path.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{what}: not valid JSON ({exc})") from None
-            if not isinstance(spec, dict):
-                raise ValueError(f"{what}: expected a JSON object {{\"LABEL\": \"STAGE\"}}, "
-                                 f"got {type(spec).__name__}")
-        else:
-            what = f"label map {text!r}"
-            items = [x for x in text.split(",") if x.strip()]
-            spec = {}
-            for item in items:
-                if "=" not in item or not item.split("=", 1)[0].strip():
-                    raise ValueError(f"{what}: {item.strip()!r} is not LABEL=STAGE (e.g. "
-                                     "'NREM2=N2,Wach=W'); use a JSON file for labels with "
-                                     "',' or '='")
-                k, v = item.split("=", 1)
-                spec[k.strip()] = v.strip()
-    if not isinstance(spec, dict):
-        raise ValueError(f"label_map must be a dict, a JSON file or 'LABEL=STAGE,...', got "
-                         f"{type(spec).__name__}")
-    out: dict[str, str] = {}
-    for k, v in spec.items():
-        v = str(v).strip()
-        if not (_is_stage_text(v) or _is_stage_text(v, label_to_code3)):
-            raise ValueError(f"{what}: {str(k)!r} -> {v!r}: {v!r} is not a stage; expected "
-                             "W, N1, N2, N3, R, NREM or ? (unscored)")
-        out[str(k).strip().lower()] = v
-    return out
-
-
-def _map_labels(labels, label_map: dict[str, str] | None) -> list[str]:
-    """Labels with the ``label_map`` substitutions (keys already normalised)."""
-    labels = [str(x) for x in labels]
-    if not label_map:
-        return labels
-    return [label_map.get(x.strip().lower(), x) for x in labels]
-
-
-def _unknown_labels_error(source: str, bad: list[tuple[str, str]], n_classes: int,
-                          column: str | None = None) -> ValueError:
-    """``bad``: (label, where) of the first row of each unknown label."""
-    listed = ", ".join(f"{lab!r} ({where})" for lab, where in bad[:10])
-    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-    col = f" in column {column!r}" if column else ""
-    return ValueError(
-        f"{source}: unknown stage label(s) {listed}{more}{col}. Accepted labels "
-        f"(case-insensitive): {accepted_labels(n_classes)}. Map site-specific labels with "
-        "label_map (CLI: --label-map 'NREM2=N2,N 2=N2' or a JSON file)")
-
-
-def _row_locator(path: Path, n_rows: int):
-    """``where(k)`` -> ``"row k+1, line L"`` for data row ``k`` of a table read with
-    ``comment="#"`` (the line number only when blank/comment lines can be matched)."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        lines = []
-    content = [i for i, line in enumerate(lines, 1) if line.split("#", 1)[0].strip()]
-    line_of = content[1:] if len(content) == n_rows + 1 else None
-
-    def where(k: int) -> str:
-        return f"row {k + 1}" + (f", line {line_of[k]}" if line_of else "")
-
-    return where
-
-
-def _numeric_column(df: pd.DataFrame, column: str, path: Path, where,
-                    non_negative: bool = True) -> np.ndarray:
-    """A table column as floats; a ``ValueError`` naming file, row and column otherwise."""
-    import pandas as pd
-
-    text = df[column].astype(str).str.strip()
-    values = pd.to_numeric(text, errors="coerce").to_numpy(float)
-    bad = ~np.isfinite(values)
-    if non_negative:
-        bad |= values < 0
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        k = int(rows[0])
-        more = f" ({len(rows)} rows like this)" if len(rows) > 1 else ""
-        shown = repr(text.iloc[k]) if text.iloc[k] else "empty"
-        unit = "" if column.startswith("p_") else " of seconds"
-        raise ValueError(f"{path}, {where(k)}, column {column!r}: {shown} is not a "
-                         f"{'non-negative ' if non_negative else ''}number{unit}{more}")
-    return values
 
 
 class Hypnogram:
@@ -282,7 +142,7 @@ class Hypnogram:
         elif arr.dtype.kind == "f":
             codes = np.where(np.isnan(arr), UNSCORED, arr).astype(np.int64)
         elif n_classes == 3:
-            bad = [s for s in arr if not _is_stage_text(s, label_to_code3)]
+            bad = [s for s in arr if not is_stage_text(s, label_to_code3)]
             if bad:
                 raise ValueError(f"unknown 3-class stage labels {sorted(set(map(str, bad)))}; "
                                  "expected W, NREM, R or ?")
@@ -472,16 +332,16 @@ class Hypnogram:
                              f"got {epoch_sec}")
         onsets = np.asarray(onsets, dtype=float)
         durations = np.asarray(durations, dtype=float)
-        descriptions = _map_labels(descriptions, parse_label_map(label_map))
-        n_classes = 3 if _is_3class(descriptions) else 5
+        descriptions = map_labels(descriptions, parse_label_map(label_map))
+        n_classes = 3 if is_3class(descriptions) else 5
         to_code = label_to_code3 if n_classes == 3 else label_to_code
-        keep = np.array([_is_stage_text(d, to_code) for d in descriptions], dtype=bool)
+        keep = np.array([is_stage_text(d, to_code) for d in descriptions], dtype=bool)
         bad: dict[str, str] = {}
         for i, d in enumerate(descriptions):
-            if not keep[i] and _STAGE_LIKE.match(d.strip().lower()):
+            if not keep[i] and STAGE_LIKE.match(d.strip().lower()):
                 bad.setdefault(d, f"annotation {i + 1}, onset {onsets[i]:g} s")
         if bad:
-            raise _unknown_labels_error(source, list(bad.items()), n_classes)
+            raise unknown_labels_error(source, list(bad.items()), n_classes)
         if not keep.any():
             raise ValueError(f"{source}: no sleep-stage annotation found (expected texts like "
                              "'Sleep stage W' or stage labels W/N1/N2/N3/R)")
@@ -528,147 +388,6 @@ class Hypnogram:
                                     start_time=start, source="mne.Annotations",
                                     label_map=label_map)
 
-    @classmethod
-    def read_edf(cls, path: str | os.PathLike, epoch_sec: float = 30.0,
-                 label_map: dict[str, str] | str | None = None) -> Hypnogram:
-        """Read an EDF+ annotation file (Sleep-EDF ``*-Hypnogram.edf`` form).
-
-        ``start_time`` is the file's start; the placeholder :data:`UNKNOWN_EDF_START`
-        (written by :meth:`to_edf` when the start is unknown) reads as None. Labels as
-        in :meth:`from_annotations` (``label_map``; non-stage events ignored; unknown
-        stage-like texts raise).
-        """
-        import mne
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"hypnogram file not found: {path}")
-        try:
-            ann = mne.read_annotations(path)
-        except Exception as exc:  # MNE raises several types on corrupt files
-            raise ValueError(f"{path}: cannot read EDF+ annotations ({exc})") from exc
-        start = None
-        try:
-            import edfio
-
-            e = edfio.read_edf(path, lazy_load_data=True)
-            start = _dt.datetime.combine(e.startdate, e.starttime)
-        except Exception:  # noqa: BLE001 - start time is optional information
-            start = None
-        if start == UNKNOWN_EDF_START:  # what to_edf writes for an unknown start
-            start = None
-        hyp = cls.from_annotations(ann.onset, ann.duration, ann.description,
-                                   epoch_sec=epoch_sec, start_time=start, source=str(path),
-                                   label_map=label_map)
-        return hyp
-
-    @classmethod
-    def read_table(cls, path: str | os.PathLike, epoch_sec: float | None = None,
-                   sep: str | None = None,
-                   label_map: dict[str, str] | str | None = None) -> Hypnogram:
-        """Read a TSV/CSV with ``onset, duration, stage`` columns.
-
-        Rows may be epochs or runs of epochs. If ``p_<stage>`` columns are present and
-        the rows are single epochs, they become the hypnogram's probabilities (and a
-        ``quality`` column its :attr:`quality`). If ``epoch_sec`` is None it is taken
-        from the ``duration`` column (its smallest positive value) and defaults to 30 s.
-
-        Every ``stage`` value must be a stage label (:func:`accepted_labels`, after
-        ``label_map``) or an unscored one (``?``, ``Movement time``, ``U`` ...);
-        ``onset`` must be a finite number of seconds and ``duration`` a non-negative
-        one. Anything else raises a ``ValueError`` naming the file, the row (and line)
-        and the column.
-
-        A BIDS ``*_events.tsv`` (``onset duration trial_type`` and no ``stage`` column)
-        is read like annotations: its ``trial_type`` values that are stage labels make
-        the hypnogram and other events (``Lights off``, arousals) are ignored.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"hypnogram file not found: {path}")
-        if sep is None:
-            sep = "," if path.suffix.lower() == ".csv" else "\t"
-        import warnings
-
-        import pandas as pd
-
-        try:
-            with warnings.catch_warnings():
-                # a row with more fields than the header would shift the columns
-                warnings.simplefilter("error", pd.errors.ParserWarning)
-                df = pd.read_csv(path, sep=sep, comment="#", keep_default_na=False, dtype=str,
-                                 index_col=False)
-        except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError,
-                UnicodeDecodeError) as exc:
-            kind = "comma" if sep == "," else "tab" if sep == "\t" else repr(sep)
-            raise ValueError(f"{path}: cannot read as a {kind}-separated table with columns "
-                             f"onset, duration, stage ({type(exc).__name__}: {exc})") from None
-        df.columns = [str(c).strip().lower() for c in df.columns]
-        bids_events = "stage" not in df.columns and "trial_type" in df.columns
-        if bids_events:
-            df = df.rename(columns={"trial_type": "stage"})
-        missing = {"onset", "stage"} - set(df.columns)
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected "
-                             f"'onset, duration, stage', found {list(df.columns)}")
-        if df.empty:
-            raise ValueError(f"{path}: no rows after the header; expected one row per epoch "
-                             "or run of epochs (onset, duration, stage)")
-        where = _row_locator(path, len(df))
-        onsets = _numeric_column(df, "onset", path, where, non_negative=False)
-        dur = (_numeric_column(df, "duration", path, where) if "duration" in df.columns
-               else np.zeros(len(df)))
-        labels = _map_labels(df["stage"].tolist(), parse_label_map(label_map))
-        n_classes = 3 if _is_3class(labels) else 5
-        to_code = label_to_code3 if n_classes == 3 else label_to_code
-        bad: dict[str, str] = {}
-        for k, lab in enumerate(labels):
-            if not bids_events and not _is_stage_text(lab, to_code):
-                bad.setdefault(lab, where(k))
-        if bad:
-            raise _unknown_labels_error(str(path), list(bad.items()), n_classes, "stage")
-        if epoch_sec is None:
-            pos = dur[dur > 0]
-            epoch_sec = float(pos.min()) if pos.size else 30.0
-        hyp = cls.from_annotations(onsets, dur, labels, epoch_sec=epoch_sec, source=str(path))
-        names = stage_names(n_classes)
-        pcols = [f"p_{n.lower()}" for n in names]
-        if all(c in df.columns for c in pcols) and len(df) == hyp.n_epochs:
-            hyp.probabilities = np.stack([_numeric_column(df, c, path, where) for c in pcols],
-                                         axis=1)
-        if "quality" in df.columns and len(df) == hyp.n_epochs:
-            hyp.quality = [str(q) for q in df["quality"]]
-        return hyp
-
-    @classmethod
-    def read_txt(cls, path: str | os.PathLike, epoch_sec: float = 30.0,
-                 label_map: dict[str, str] | str | None = None) -> Hypnogram:
-        """Read plain text with one stage label per line (``#`` starts a comment).
-
-        Labels as in :meth:`read_table` (``label_map`` first); an unknown one raises a
-        ``ValueError`` naming the file and line and listing the accepted labels."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"hypnogram file not found: {path}")
-        lines = [(i, line.split("#", 1)[0].strip()) for i, line
-                 in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
-        lines = [(i, line) for i, line in lines if line]
-        mapped = _map_labels([line for _, line in lines], parse_label_map(label_map))
-        lines = [(i, m) for (i, _), m in zip(lines, mapped, strict=True)]
-        n_classes = 3 if _is_3class(line for _, line in lines) else 5
-        to_code = label_to_code3 if n_classes == 3 else label_to_code
-        labels = []
-        for i, line in lines:
-            try:
-                labels.append(to_code(line))
-            except ValueError as exc:
-                raise ValueError(f"{path}, line {i}: {exc}. Accepted labels "
-                                 f"(case-insensitive): {accepted_labels(n_classes)}. Map "
-                                 "site-specific labels with label_map (CLI: --label-map)"
-                                 ) from None
-        if not labels:
-            raise ValueError(f"{path}: no stage labels found")
-        return cls(np.array(labels), epoch_sec=epoch_sec, n_classes=n_classes)
 
     # ----------------------------------------------------------- writers
     def _runs(self) -> list[tuple[float, float, int]]:
@@ -764,59 +483,4 @@ class Hypnogram:
             edf.write(tmp)
         return Path(path)
 
-    # ------------------------------------------- analysis (delegates)
-    def sleep_statistics(self, lights_off: float | None = None,
-                         lights_on: float | None = None) -> dict[str, float]:
-        """AASM sleep statistics; see :func:`hypnoscope.evaluation.sleepstats.sleep_statistics`."""
-        from hypnoscope.evaluation.sleepstats import sleep_statistics
 
-        return sleep_statistics(self, lights_off=lights_off, lights_on=lights_on)
-
-    def compare(self, reference: Hypnogram) -> dict[str, Any]:
-        """Agreement with a reference hypnogram of the same night (self = prediction);
-        see :func:`hypnoscope.evaluation.metrics.compare_hypnograms`."""
-        from hypnoscope.evaluation.metrics import compare_hypnograms
-
-        return compare_hypnograms(self, reference)
-
-    def plot(self, ax=None, **kwargs):
-        """Plot the hypnogram (REM highlighted); see :func:`hypnoscope.viz.plots.plot_hypnogram`."""
-        from hypnoscope.viz.plots import plot_hypnogram
-
-        return plot_hypnogram(self, ax=ax, **kwargs)
-
-    def plot_hypnodensity(self, ax=None, **kwargs):
-        """Stacked per-epoch probabilities; see :func:`hypnoscope.viz.plots.plot_hypnodensity`."""
-        from hypnoscope.viz.plots import plot_hypnodensity
-
-        return plot_hypnodensity(self, ax=ax, **kwargs)
-
-
-def read_hypnogram(source, epoch_sec: float = 30.0,
-                   label_map: dict[str, str] | str | None = None) -> Hypnogram:
-    """Read a hypnogram from a file (format from the extension) or ``mne.Annotations``.
-
-    ``.edf`` -> EDF+ annotations; ``.tsv``/``.csv`` -> onset/duration/stage table;
-    ``.xml`` -> NSRR or Compumedics Profusion XML (:mod:`hypnoscope.io.nsrr_xml`);
-    ``.txt``/``.hyp``/other -> one label per line. ``label_map`` (a dict, a JSON file or
-    ``"LABEL=STAGE,..."``, see :func:`parse_label_map`) renames site-specific labels
-    (``{"NREM2": "N2"}``); unknown stage labels raise a ``ValueError`` that lists the
-    accepted ones (:func:`accepted_labels`), and bad values name the file, row and
-    column.
-    """
-    if isinstance(source, Hypnogram):
-        return source
-    label_map = parse_label_map(label_map)
-    if type(source).__name__ == "Annotations":
-        return Hypnogram.from_mne_annotations(source, epoch_sec=epoch_sec, label_map=label_map)
-    path = Path(source)
-    suffix = path.suffix.lower()
-    if suffix in (".edf", ".bdf", ".rec"):
-        return Hypnogram.read_edf(path, epoch_sec=epoch_sec, label_map=label_map)
-    if suffix in (".tsv", ".csv"):
-        return Hypnogram.read_table(path, label_map=label_map)
-    if suffix == ".xml":
-        from hypnoscope.io.nsrr_xml import read_xml_hypnogram
-
-        return read_xml_hypnogram(path, label_map=label_map)
-    return Hypnogram.read_txt(path, epoch_sec=epoch_sec, label_map=label_map)

@@ -18,6 +18,12 @@ crop on stage codes
 
 from __future__ import annotations
 
+import datetime as _dt
+import os
+import re
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 STAGES_5: tuple[str, ...] = ("W", "N1", "N2", "N3", "R")
@@ -49,7 +55,7 @@ W, N1, N2, N3, R = range(5)
 #: ============ ================================================================
 #:
 #: Vendor variants not listed (``N 2``, ``Stage 6``, ``Wach``) are errors, mapped with a
-#: ``label_map`` (:func:`hypnoscope.hypnogram.parse_label_map`). Compumedics Profusion
+#: ``label_map`` (:func:`hypnoscope.stages.parse_label_map`). Compumedics Profusion
 #: XML stores integers, mapped by :data:`PROFUSION_STAGE_CODES`.
 _LABEL_MAP: dict[str, int] = {}
 for _code, _names in {
@@ -258,3 +264,112 @@ def sleep_period_slice(codes, wake_pad_min: float = 30.0, epoch_sec: float = 30.
         return None
     pad = int(round(wake_pad_min * 60.0 / epoch_sec))
     return slice(max(0, int(sleep[0]) - pad), min(len(codes), int(sleep[-1]) + 1 + pad))
+
+
+# ------------------------------------------------- label rules of the readers
+#: Start written to (and read back as "unknown" from) EDF+ files when no start time is
+#: known: 1985-01-01 00:00:00, the EDF header's conventional placeholder date.
+UNKNOWN_EDF_START = _dt.datetime(1985, 1, 1, 0, 0, 0)
+
+
+def is_stage_text(text: str, to_code=label_to_code) -> bool:
+    try:
+        to_code(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_3class(labels) -> bool:
+    """True when labels use the 3-class view (some label is ``NREM``), e.g. files
+    written by a 3-class hypnogram's ``to_tsv``/``to_txt``."""
+    return any(str(x).strip().lower() == "nrem" for x in labels)
+
+
+#: Annotation texts that claim to be a stage (so an unknown one is an error, not an
+#: event to ignore): ``Sleep stage X``, ``Stage X``, ``N 2``, ``NREM2``, ``S-3`` ...
+STAGE_LIKE = re.compile(r"^(sleep[\s_-]*stage|stage)\b|^(n|s|nrem|rem)[\s_-]*\d+$")
+
+
+def accepted_labels(n_classes: int = 5) -> str:
+    """Text listing the stage labels the readers accept (case-insensitive), for errors."""
+    groups: dict[int, list[str]] = {}
+    for name, code in _LABEL_MAP.items():
+        groups.setdefault(code, []).append(name)
+    unscored = ", ".join(repr(n) for n in groups[UNSCORED] if n)
+    if n_classes == 3:
+        return f"W (wake), NREM, R (rem), or unscored: {unscored}"
+    names = "; ".join(f"{STAGES_5[c]} ({', '.join(repr(n) for n in groups[c])})"
+                      for c in range(len(STAGES_5)))
+    return f"{names}; unscored: {unscored}"
+
+
+def parse_label_map(spec: Any) -> dict[str, str] | None:
+    """A ``label_map`` (site label -> stage) from a dict, a JSON file (an object of
+    strings) or a ``LABEL=STAGE,LABEL=STAGE`` string (the ``--label-map`` option).
+
+    Keys match labels case-insensitively after stripping spaces at both ends; values
+    must be stage labels the readers accept (``W``, ``N1`` ... ``R``, ``NREM``, ``?``).
+    Raises ``ValueError`` naming the bad entry.
+    """
+    import json
+
+    if spec is None:
+        return None
+    what = "label_map"
+    if isinstance(spec, str | os.PathLike):
+        text = str(spec)
+        path = Path(text)
+        if path.suffix.lower() == ".json" or path.is_file():
+            what = f"label map file {path}"
+            if not path.is_file():
+                raise FileNotFoundError(f"label map file not found: {path}")
+            try:
+                spec = json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{what}: not valid JSON ({exc})") from None
+            if not isinstance(spec, dict):
+                raise ValueError(f"{what}: expected a JSON object {{\"LABEL\": \"STAGE\"}}, "
+                                 f"got {type(spec).__name__}")
+        else:
+            what = f"label map {text!r}"
+            items = [x for x in text.split(",") if x.strip()]
+            spec = {}
+            for item in items:
+                if "=" not in item or not item.split("=", 1)[0].strip():
+                    raise ValueError(f"{what}: {item.strip()!r} is not LABEL=STAGE (e.g. "
+                                     "'NREM2=N2,Wach=W'); use a JSON file for labels with "
+                                     "',' or '='")
+                k, v = item.split("=", 1)
+                spec[k.strip()] = v.strip()
+    if not isinstance(spec, dict):
+        raise ValueError(f"label_map must be a dict, a JSON file or 'LABEL=STAGE,...', got "
+                         f"{type(spec).__name__}")
+    out: dict[str, str] = {}
+    for k, v in spec.items():
+        v = str(v).strip()
+        if not (is_stage_text(v) or is_stage_text(v, label_to_code3)):
+            raise ValueError(f"{what}: {str(k)!r} -> {v!r}: {v!r} is not a stage; expected "
+                             "W, N1, N2, N3, R, NREM or ? (unscored)")
+        out[str(k).strip().lower()] = v
+    return out
+
+
+def map_labels(labels, label_map: dict[str, str] | None) -> list[str]:
+    """Labels with the ``label_map`` substitutions (keys already normalised)."""
+    labels = [str(x) for x in labels]
+    if not label_map:
+        return labels
+    return [label_map.get(x.strip().lower(), x) for x in labels]
+
+
+def unknown_labels_error(source: str, bad: list[tuple[str, str]], n_classes: int,
+                          column: str | None = None) -> ValueError:
+    """``bad``: (label, where) of the first row of each unknown label."""
+    listed = ", ".join(f"{lab!r} ({where})" for lab, where in bad[:10])
+    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+    col = f" in column {column!r}" if column else ""
+    return ValueError(
+        f"{source}: unknown stage label(s) {listed}{more}{col}. Accepted labels "
+        f"(case-insensitive): {accepted_labels(n_classes)}. Map site-specific labels with "
+        "label_map (CLI: --label-map 'NREM2=N2,N 2=N2' or a JSON file)")

@@ -53,7 +53,8 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
              hours: float | None = None, verbose: bool = True) -> dict:
     """Run the demo; returns the summary row of :func:`hypnoscope.staging.pipeline.stage_file`
     with the simulation details added."""
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.evaluation.metrics import compare_hypnograms
+    from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.models.storage import read_model_card, resolve_model_path
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
     from hypnoscope.staging.pipeline import stage_file
@@ -83,7 +84,7 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
     row = stage_file(psg_path, out, model=model, reference=hyp_path)
     ref = read_hypnogram(hyp_path)
     pred = read_hypnogram(row["outputs"]["tsv"])
-    cmp = pred.compare(ref)
+    cmp = compare_hypnograms(pred, ref)
     stats = cmp["sleep_statistics"]
     say(f"  staged {row['n_epochs']} epochs in {row['seconds']:.1f} s\n")
     say("Sleep statistics            staged    truth")

@@ -79,7 +79,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.simulate import simulate_dataset, simulate_night
     from hypnoscope.simulate.files import get_layout, layout_settings
     from hypnoscope.utils import check_output_dir

@@ -115,7 +115,7 @@ def parse_time(value: str | None, start: dt.datetime | None, what: str,
 
 
 def _load(path: str, epoch_sec: float = 30.0, label_map: str | None = None):
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
 
     return read_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map)
 

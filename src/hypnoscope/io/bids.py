@@ -6,7 +6,7 @@ A BIDS root (a folder with ``dataset_description.json``) holds EEG/PSG recording
 (:func:`list_bids_recordings`). Scored sleep stages, when the dataset has them, are rows
 of the recording's ``*_events.tsv`` whose ``trial_type`` is a stage label (``Sleep stage
 W``, ``N2``, ``REM`` ...; :func:`bids_events_file` finds the file, and
-:meth:`hypnoscope.hypnogram.Hypnogram.read_table` reads it, ignoring other events).
+:func:`hypnoscope.io.hypnograms.read_table_hypnogram` reads it, ignoring other events).
 
 ``hypnoscope stage BIDS_ROOT --out DIR`` writes a BIDS derivative dataset into ``DIR``
 (``BIDS_ROOT/derivatives/hypnoscope`` by convention): ``dataset_description.json``

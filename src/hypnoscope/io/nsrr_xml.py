@@ -34,14 +34,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hypnoscope.hypnogram import (
-    Hypnogram,
-    _is_stage_text,
-    _map_labels,
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.stages import (
+    NSRR_STAGE_CONCEPT,
+    PROFUSION_STAGE_CODES,
+    UNSCORED,
     accepted_labels,
+    is_stage_text,
+    label_to_code,
+    map_labels,
     parse_label_map,
 )
-from hypnoscope.stages import NSRR_STAGE_CONCEPT, PROFUSION_STAGE_CODES, UNSCORED, label_to_code
 from hypnoscope.utils import write_text_atomic
 
 #: Root elements of the two forms.
@@ -136,9 +139,9 @@ def _read_nsrr(root: ET.Element, path: Path, label_map, epoch_sec) -> Hypnogram:
     if not events:
         raise ValueError(f"{path}: no sleep-stage event (<EventType>{STAGE_EVENT_TYPE}"
                          "</EventType>) found; is the recording unscored?")
-    concepts = _map_labels([e["concept"] for e in events], label_map)
+    concepts = map_labels([e["concept"] for e in events], label_map)
     bad = [(c, e["where"]) for c, e in zip(concepts, events, strict=True)
-           if not _is_stage_text(c)]
+           if not is_stage_text(c)]
     if bad:
         listed = ", ".join(f"{c!r} ({w})" for c, w in bad[:5])
         raise ValueError(f"{path}: unknown sleep-stage concept(s) {listed}"

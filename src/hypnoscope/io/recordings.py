@@ -384,7 +384,7 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         times; more raises ``ValueError`` with both times (see :func:`place_hypnogram`).
     label_map : dict, str or None
         Site-specific stage labels of the hypnogram
-        (:func:`hypnoscope.hypnogram.parse_label_map`, e.g. ``{"NREM2": "N2"}``).
+        (:func:`hypnoscope.stages.parse_label_map`, e.g. ``{"NREM2": "N2"}``).
     strict : bool, default False
         Raise :class:`hypnoscope.notices.StrictModeError` if the reader noticed anything
         (units, flat channels, NaNs, EMG-like EOG ...; see :func:`hypnoscope.io.psg.read_psg`).
@@ -397,8 +397,9 @@ def load_recording(psg: Any, hypnogram: Any = None, eeg: str | list[str] | None 
         recording start) and ``meta`` (sources, settings, reader notes and warnings;
         ``meta["notices"]``: the reader's and the placement's notices as dicts).
     """
-    from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+    from hypnoscope.hypnogram import Hypnogram
     from hypnoscope.io import psg as _io
+    from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.notices import Notices, notices_of, raise_if_strict
     from hypnoscope.signal import preprocessing as _pp
 
@@ -542,7 +543,7 @@ def recording_cache_file(psg: str | os.PathLike, hypnogram: Any = None, *,
 
 def _label_map_setting(label_map: Any) -> Any:
     """A ``label_map`` as a JSON-ready cache-key value (its content, not its file name)."""
-    from hypnoscope.hypnogram import parse_label_map
+    from hypnoscope.stages import parse_label_map
 
     got = parse_label_map(label_map)
     return None if got is None else dict(sorted(got.items()))

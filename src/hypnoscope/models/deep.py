@@ -4,7 +4,8 @@
 ``predict_proba`` / ``predict`` / ``save`` / :func:`~hypnoscope.models.base.load_model`)
 that does everything but the network:
 
-- validation subjects for checkpoint selection (:func:`hypnoscope.evaluation.splits.validation_split`
+- validation subjects for checkpoint selection
+  (:func:`~hypnoscope.evaluation.splits.validation_split`
   when ``fit`` gets no ``val_nights``), never the nights it is evaluated on;
 - derived views (``spec`` ...) computed and cached once per night
   (:func:`hypnoscope.signal.views.add_views`) and windows of ``seq_len`` epochs over every view
@@ -217,7 +218,8 @@ class DeepStagingModel(WindowedStagingModel):
         """Train on ``nights``; pick checkpoints on ``val_nights`` (validation subjects).
 
         Without ``val_nights``, ``val_fraction`` of the training subjects are held out
-        (:func:`hypnoscope.evaluation.splits.validation_split`). Nights may be unlabelled: they serve
+        (:func:`~hypnoscope.evaluation.splits.validation_split`).
+        Nights may be unlabelled: they serve
         the self-supervised phases of models that have them.
         """
         from hypnoscope.evaluation.splits import validation_split

@@ -718,7 +718,7 @@ def recording_features(recording, hypnogram=None, eeg=None, eog=None,
         ``features`` (n, 3, 10) float32, ``labels`` (n,) int or None, ``onsets_sec``
         (from the crop start, as in the real set), ``crop`` (epoch slice), ``meta``.
     """
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
 
     night = extract_bandpower_from(recording, eeg=eeg, eog=eog, ica_decim=ica_decim)
     window = slice(0, night.n_epochs)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.stages import STAGES_5
 
 N_STAGES = len(STAGES_5)

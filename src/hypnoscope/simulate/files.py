@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.io.nsrr_xml import write_nsrr_xml
 from hypnoscope.simulate.architecture import SleepArchitectureModel, sample_hypnogram
 from hypnoscope.simulate.night import (

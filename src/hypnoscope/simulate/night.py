@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hypnoscope.hypnogram import Hypnogram, read_hypnogram
+from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.simulate.physiology import NightSignals, generate_night
 from hypnoscope.simulate.traits import SubjectTraits
 

@@ -888,7 +888,7 @@ def stage(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None, *,
     Examples
     --------
     >>> hyp = stage("SC4001E0-PSG.edf")  # doctest: +SKIP
-    >>> hyp.sleep_statistics()["total_sleep_min"]  # doctest: +SKIP
+    >>> sleep_statistics(hyp)["total_sleep_min"]  # doctest: +SKIP
     """
     return stage_recording(recording, model=model, eeg=eeg, eog=eog, emg=emg,
                            lights_off=lights_off, lights_on=lights_on,
@@ -929,7 +929,7 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         :func:`hypnoscope.read_hypnogram` reads) for agreement metrics.
     label_map : dict, str or None
         Site-specific stage labels of the reference (see
-        :func:`hypnoscope.hypnogram.parse_label_map`).
+        :func:`hypnoscope.stages.parse_label_map`).
     plot : bool, default True
         Write the PNG figure.
     out_stem : str, optional
@@ -957,7 +957,7 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         If ``psg`` does not exist. Any staging or writing error is raised too (a batch
         caller decides whether to go on); nothing of the output set is left then.
     """
-    from hypnoscope.hypnogram import read_hypnogram
+    from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.io.recordings import recording_stem
     from hypnoscope.notices import raise_if_strict
     from hypnoscope.utils import output_set
