@@ -10,12 +10,11 @@ subpackage named after its concern: ``io``, ``signal``, ``models``, ``training``
 
 import importlib
 
+from hypnoscope._version import __version__
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.stages import STAGES_3, STAGES_5, UNSCORED
 from hypnoscope.staging.pipeline import stage
-
-__version__ = "0.1.0"
 
 #: Public names imported on first use (their modules pull in pandas or matplotlib).
 _LAZY = {"sleep_statistics": "hypnoscope.evaluation.sleepstats",

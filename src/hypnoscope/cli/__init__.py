@@ -21,7 +21,7 @@ import importlib
 import logging
 import sys
 
-from hypnoscope import __version__
+from hypnoscope._version import __version__
 
 #: Modules of this package that register sub-commands, in ``--help`` order.
 COMMAND_MODULES = ["demo", "stage", "simulate", "stats", "train", "data", "export", "stream"]

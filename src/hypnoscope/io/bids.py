@@ -111,7 +111,7 @@ def write_derivative_description(out: str | os.PathLike, source_root: str | os.P
                                  model: str | None = None) -> Path:
     """Write ``dataset_description.json`` of the hypnoscope derivative dataset in
     ``out`` (atomic; an existing one is replaced)."""
-    from hypnoscope import __version__
+    from hypnoscope._version import __version__
     from hypnoscope.utils import write_json_atomic
 
     out = Path(out)

@@ -270,7 +270,7 @@ def write_nsrr_xml(hypnogram: Hypnogram, path: str | os.PathLike,
     ``recording_sec`` (default: the hypnogram's end) and carries the clock time of the
     hypnogram's ``start_time`` when known.
     """
-    from hypnoscope import __version__
+    from hypnoscope._version import __version__
 
     if hypnogram.n_classes != 5:
         raise ValueError("only 5-class hypnograms can be written as NSRR XML")

@@ -271,7 +271,7 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
     (Path, Path)
         The HTML and JSON paths.
     """
-    from hypnoscope import __version__
+    from hypnoscope._version import __version__
     from hypnoscope.notices import Notice, Notices
     from hypnoscope.viz.plots import figure_to_png, plot_confusion_matrix, plot_night
 
