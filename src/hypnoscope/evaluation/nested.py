@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hypnoscope.models.ensemble import score_weights, simplex_grid
+from hypnoscope.evaluation.probability import hmm_smooth_many, score_weights, simplex_grid
 
 #: Class re-weighting exponents tried by :func:`choose_combination` (0: none; 1: divide
 #: by the predicted class frequencies, every class weighs the same).
@@ -86,8 +86,6 @@ class Combination:
 
     def adjust_many(self, probas: Sequence[np.ndarray]) -> list[np.ndarray]:
         """:meth:`adjust` of several nights (the HMM runs over all of them at once)."""
-        from hypnoscope.models.feature_classifiers import hmm_smooth_many
-
         out = [np.asarray(p, float) for p in probas]
         if not out:
             return out

@@ -14,7 +14,6 @@ the simplex (``grid_step``), or fixed by the caller.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hypnoscope.datasets import Night
+from hypnoscope.evaluation.probability import score_weights, simplex_grid
 from hypnoscope.models.base import StagingModel
 from hypnoscope.stages import stage_names, to_3class
 
@@ -30,29 +30,8 @@ logger = logging.getLogger(__name__)
 METRICS = ("log_loss", "accuracy")
 
 
-def simplex_grid(n: int, step: float) -> np.ndarray:
-    """Every weight vector of ``n`` non-negative multiples of ``step`` summing to 1."""
-    k = int(round(1.0 / step))
-    if not np.isclose(k * step, 1.0):
-        raise ValueError(f"grid_step must divide 1, got {step}")
-    rows = [c for c in itertools.product(range(k + 1), repeat=n - 1) if sum(c) <= k]
-    grid = np.array([[*c, k - sum(c)] for c in rows], dtype=float) / k
-    return grid
-
-
 def _targets(night: Night, n_classes: int) -> np.ndarray:
     return np.asarray(to_3class(night.y) if n_classes == 3 else night.y)
-
-
-def score_weights(probas: list[np.ndarray], y: np.ndarray, weights: np.ndarray,
-                  metric: str) -> float:
-    """Log-loss (lower is better) or accuracy (higher) of the weighted average of member
-    probabilities ``probas`` (each ``(n, C)``) on scored targets ``y``."""
-    p = sum(w * q for w, q in zip(weights, probas, strict=True))
-    keep = y >= 0
-    if metric == "accuracy":
-        return float((p[keep].argmax(1) == y[keep]).mean())
-    return float(-np.mean(np.log(np.clip(p[keep, y[keep]], 1e-12, None))))
 
 
 class SoftVotingEnsemble(StagingModel):

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from hypnoscope.evaluation.probability import hmm_smooth, transition_matrix
 from hypnoscope.models.base import StagingModel
 from hypnoscope.signal.features import PAPER_FEATURES
 from hypnoscope.stages import W, sleep_period_slice, stage_names, to_3class
@@ -226,58 +227,6 @@ def night_feature_matrix(night, context: dict[str, Any] | None = None,
         ctx = {k: v for k, v in context.items() if k != "span"}
         X, names = add_context(X, names, **ctx, stats_rows=stats_rows)
     return np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32), names
-
-
-def transition_matrix(nights, n_classes: int = 5, alpha: float = 1.0) -> np.ndarray:
-    """Stage-transition probabilities between consecutive scored epochs of the same
-    night (Laplace-smoothed with ``alpha``); labels are mapped to 3 classes if needed."""
-    counts = np.full((n_classes, n_classes), float(alpha))
-    for n in nights:
-        y = to_3class(n.y) if n_classes == 3 else n.y
-        a, b = y[:-1], y[1:]
-        ok = (a >= 0) & (b >= 0)
-        np.add.at(counts, (a[ok], b[ok]), 1.0)
-    return counts / counts.sum(axis=1, keepdims=True)
-
-
-def hmm_smooth(proba: np.ndarray, transmat: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Forward-backward smoothing of per-epoch posteriors with a stage-transition model.
-
-    The classifier posteriors divided by the class ``prior`` they were trained under act
-    as emission likelihoods of a hidden Markov chain with ``transmat``; the returned
-    posteriors combine each epoch's evidence with that of its neighbours.
-    """
-    return hmm_smooth_many([proba], transmat, prior)[0]
-
-
-def hmm_smooth_many(probas: list[np.ndarray], transmat: np.ndarray, prior: np.ndarray,
-                    ) -> list[np.ndarray]:
-    """:func:`hmm_smooth` of several nights at once (vectorised across nights: one
-    Python step per epoch of the longest night, not per epoch of every night)."""
-    if not probas:
-        return []
-    lens = np.array([len(p) for p in probas])
-    k = np.asarray(probas[0]).shape[1]
-    n_max, m = int(lens.max()), len(probas)
-    lik = np.ones((n_max, m, k))  # padding after a night's end: flat likelihood
-    for j, p in enumerate(probas):
-        lik[: lens[j], j] = np.asarray(p, float) / np.maximum(prior, 1e-12)
-    fwd = np.empty((n_max, m, k))
-    q = lik[0] / k
-    fwd[0] = q / q.sum(axis=1, keepdims=True)
-    for t in range(1, n_max):
-        q = (fwd[t - 1] @ transmat) * lik[t]
-        fwd[t] = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
-    post = np.empty((n_max, m, k))
-    bwd = np.ones((m, k))
-    for t in range(n_max - 1, -1, -1):
-        if t < n_max - 1:
-            bwd = (lik[t + 1] * bwd) @ transmat.T
-            bwd /= np.maximum(bwd.sum(axis=1, keepdims=True), 1e-300)
-            bwd[lens <= t + 1] = 1.0  # t is the last epoch (or past the end) of these
-        q = fwd[t] * bwd
-        post[t] = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
-    return [post[: lens[j], j] for j in range(m)]
 
 
 def _night_slices(groups, n: int) -> list[slice]:
