@@ -271,20 +271,11 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
     (Path, Path)
         The HTML and JSON paths.
     """
-    from hypnoscope._version import __version__
-    from hypnoscope.notices import Notice, Notices
-    from hypnoscope.viz.plots import figure_to_png, plot_confusion_matrix, plot_night
+    from hypnoscope.notices import Notices
+    from hypnoscope.viz.plots import figure_to_png, plot_night
 
     html_path, json_path = report_paths(out_stem)
-    info = dict(info or {})
-    channels = info.pop("channels", None)
-    model = info.pop("model", None)
-    notices = _notice_dicts(info.pop("notices", None))
-    old_warnings = [str(m) for m in info.pop("warnings", None) or []]
-    if not notices:  # callers that only have plain messages
-        notices = _notice_dicts(Notice("warning", m) for m in old_warnings)
-    quality = info.pop("quality", None)
-    span = info.pop("span", None) or {}
+    info, channels, model, notices, quality, span = _split_info(info)
     stat_notices = Notices()
     if lights_off is None and lights_on is None:
         lights_off, lights_on = span.get("lights_off_sec"), span.get("lights_on_sec")
@@ -307,42 +298,90 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
                                  notices=stat_notices)
     minutes = stage_minutes(hypnogram)
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    fields = {"title": title, "created_utc": created, "recording": info,
+              "channels": channels, "model": model, "sleep_statistics": stats,
+              "stage_minutes": minutes, "notices": notices, "quality": quality, "span": span}
+    payload = _report_payload(hypnogram, reference, comparison, fields, lights_off,
+                              lights_on, stat_notices)
 
+    # one figure (hypnogram, reference, hypnodensity on a shared time axis), drawn
+    # here unless the caller has rendered it already (staging writes the same PNG)
+    if figure_png is None:
+        figure_png = figure_to_png(plot_night(hypnogram, reference=reference),
+                                   dpi=FIGURE_DPI, crop=False)
+    doc = _report_html(hypnogram, reference, comparison, fields, payload["time_in_bed"],
+                       figure_png)
+    write_json_atomic(json_path, payload)
+    write_text_atomic(html_path, doc)
+    return html_path, json_path
+
+
+def _split_info(info: dict[str, Any] | None) -> tuple[dict[str, Any], Any, Any,
+                                                      list[dict[str, Any]], Any,
+                                                      dict[str, Any]]:
+    """``info`` without its recognised keys, and those: ``(info, channels, model,
+    notices, quality, span)`` (notices as dicts; plain ``warnings`` become notices)."""
+    from hypnoscope.notices import Notice
+
+    info = dict(info or {})
+    channels = info.pop("channels", None)
+    model = info.pop("model", None)
+    notices = _notice_dicts(info.pop("notices", None))
+    old_warnings = [str(m) for m in info.pop("warnings", None) or []]
+    if not notices:  # callers that only have plain messages
+        notices = _notice_dicts(Notice("warning", m) for m in old_warnings)
+    quality = info.pop("quality", None)
+    span = info.pop("span", None) or {}
+    return info, channels, model, notices, quality, span
+
+
+def _agreement_json(comparison: dict[str, Any]) -> dict[str, Any]:
+    """The report's ``agreement`` block from a :func:`compare_hypnograms` result."""
+    ep = comparison["epochs"]
+    keys = ("n_epochs", "n_excluded", "accuracy", "macro_f1", "kappa", "macro_recall",
+            "macro_specificity", "per_class_f1", "precision", "recall", "specificity",
+            "support", "labels", "confusion_matrix", "confusion_matrix_normalized")
+    agreement = {k: ep[k] for k in keys}
+    if "epochs_3class" in comparison:
+        e3 = comparison["epochs_3class"]
+        agreement["three_class"] = {k: e3[k] for k in keys}
+    agreement["offset_epochs"] = comparison["offset_epochs"]
+    agreement["n_common_epochs"] = comparison["n_common_epochs"]
+    for k in ("mean_confidence", "mean_confidence_correct", "mean_confidence_wrong"):
+        if k in comparison:
+            agreement[k] = comparison[k]
+    return agreement
+
+
+def _report_payload(hypnogram: Hypnogram, reference: Hypnogram | None,
+                    comparison: dict[str, Any] | None, fields: dict[str, Any],
+                    lights_off: float | None, lights_on: float | None,
+                    stat_notices: Any) -> dict[str, Any]:
+    """The report's JSON (made JSON-safe). ``fields`` holds title, created_utc, recording,
+    channels, model, sleep_statistics, stage_minutes, notices, quality and span; notices of
+    the time-in-bed clipping are added to ``fields["notices"]``."""
+    from hypnoscope._version import __version__
+
+    notices = fields["notices"]
     payload: dict[str, Any] = {
-        "title": title,
-        "created_utc": created,
+        "title": fields["title"],
+        "created_utc": fields["created_utc"],
         "hypnoscope_version": __version__,
-        "recording": info,
-        "channels": channels,
-        "model": model,
+        **{k: fields[k] for k in ("recording", "channels", "model")},
         "hypnogram": _hypnogram_json(hypnogram),
-        "sleep_statistics": stats,
-        "stage_minutes": minutes,
+        **{k: fields[k] for k in ("sleep_statistics", "stage_minutes")},
         "notices": notices,
         "warnings": [n["message"] for n in notices if n["severity"] == "warning"],
     }
-    if quality is not None:
-        payload["quality"] = quality
-    if span:
-        payload["span"] = span
+    if fields["quality"] is not None:
+        payload["quality"] = fields["quality"]
+    if fields["span"]:
+        payload["span"] = fields["span"]
     if comparison is not None:
-        ep = comparison["epochs"]
-        keys = ("n_epochs", "n_excluded", "accuracy", "macro_f1", "kappa", "macro_recall",
-                "macro_specificity", "per_class_f1", "precision", "recall", "specificity",
-                "support", "labels", "confusion_matrix", "confusion_matrix_normalized")
-        agreement = {k: ep[k] for k in keys}
-        if "epochs_3class" in comparison:
-            e3 = comparison["epochs_3class"]
-            agreement["three_class"] = {k: e3[k] for k in keys}
-        agreement["offset_epochs"] = comparison["offset_epochs"]
-        agreement["n_common_epochs"] = comparison["n_common_epochs"]
-        for k in ("mean_confidence", "mean_confidence_correct", "mean_confidence_wrong"):
-            if k in comparison:
-                agreement[k] = comparison[k]
         payload["reference"] = {"hypnogram": _hypnogram_json(reference),
                                 "sleep_statistics": {k: v["ref"] for k, v in
                                                      comparison["sleep_statistics"].items()}}
-        payload["agreement"] = agreement
+        payload["agreement"] = _agreement_json(comparison)
         payload["sleep_statistics_difference"] = {
             k: v["diff"] for k, v in comparison["sleep_statistics"].items()}
     # the time in bed actually used (lights-off/on clipped to the epochs)
@@ -358,22 +397,11 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         "start_sec": float(used[0].onsets[sl.start]),
         "end_sec": float(used[0].onsets[sl.stop - 1] + used[0].epoch_sec),
         "lights_off_sec": lights_off, "lights_on_sec": lights_on}
-    payload = json_safe(payload)
+    return json_safe(payload)
 
-    # ------------------------------------------------------------ figures
-    # one figure (hypnogram, reference, hypnodensity on a shared time axis), drawn
-    # here unless the caller has rendered it already (staging writes the same PNG)
-    if figure_png is None:
-        figure_png = figure_to_png(plot_night(hypnogram, reference=reference),
-                                   dpi=FIGURE_DPI, crop=False)
-    density = hypnogram.probabilities is not None
-    alt = ("hypnogram" + (", reference hypnogram" if reference is not None else "")
-           + (" and hypnodensity" if density else ""))
-    figs = [("Hypnogram and hypnodensity" if density else "Hypnogram",
-             _img_tag(figure_png, alt))]
 
-    # ------------------------------------------------------------ html
-    s = stats
+def _cards_html(s: dict[str, Any], comparison: dict[str, Any] | None) -> str:
+    """The headline cards (sleep statistics, and kappa with a reference)."""
     cards = [
         ("Total sleep time", f"{_fmt(s['total_sleep_min'], 'min')} min"),
         ("Sleep efficiency", f"{_fmt(s['sleep_efficiency_pct'], '%')} %"),
@@ -383,9 +411,12 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
     ]
     if comparison is not None:
         cards.append(("Agreement (κ)", f"{comparison['epochs']['kappa']:.3f}"))
-    card_html = "".join(f"<div class='card'><div class='k'>{_esc(k)}</div>"
-                        f"<div class='v'>{_esc(v)}</div></div>" for k, v in cards)
+    return "".join(f"<div class='card'><div class='k'>{_esc(k)}</div>"
+                   f"<div class='v'>{_esc(v)}</div></div>" for k, v in cards)
 
+
+def _stats_table_html(s: dict[str, Any], comparison: dict[str, Any] | None) -> str:
+    """Sleep statistics (prediction, reference and difference with a reference)."""
     if comparison is not None:
         head = ("<tr><th>Statistic</th><th class='n'>Prediction</th><th class='n'>Reference"
                 "</th><th class='n'>Difference</th></tr>")
@@ -399,18 +430,22 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         rows = "".join(
             f"<tr><td>{_stat_label(k)}</td><td class='n'>{_fmt(s[k], STAT_LABELS[k][1])}</td>"
             "</tr>" for k in STAT_KEYS)
-    stats_table = f"<table>{head}{rows}</table>"
-    total = sum(minutes.values()) or 1.0
-    minutes_table = ("<table><tr><th>Stage</th><th class='n'>Minutes</th>"
-                     "<th class='n'>% of recording</th></tr>" + "".join(
-                         f"<tr><td>{'Unscored' if k == '?' else _esc(k)}</td>"
-                         f"<td class='n'>{v:.1f}</td>"
-                         f"<td class='n'>{100 * v / total:.1f}</td></tr>"
-                         for k, v in minutes.items()) + "</table>")
+    return f"<table>{head}{rows}</table>"
 
-    model_info = model if isinstance(model, dict) else ({"model": model} if model else {})
-    chan_info = (channels if isinstance(channels, dict)
-                 else ({"channels": channels} if channels else {}))
+
+def _minutes_table_html(minutes: dict[str, float]) -> str:
+    """Minutes and percentage of the recording per stage."""
+    total = sum(minutes.values()) or 1.0
+    return ("<table><tr><th>Stage</th><th class='n'>Minutes</th>"
+            "<th class='n'>% of recording</th></tr>" + "".join(
+                f"<tr><td>{'Unscored' if k == '?' else _esc(k)}</td>"
+                f"<td class='n'>{v:.1f}</td>"
+                f"<td class='n'>{100 * v / total:.1f}</td></tr>"
+                for k, v in minutes.items()) + "</table>")
+
+
+def _subtitle(hypnogram: Hypnogram, tib: dict[str, Any], span: dict[str, Any]) -> str:
+    """The line under the title: epochs, duration, start, time in bed and how it was set."""
     sub = (f"{hypnogram.n_epochs} epochs of {hypnogram.epoch_sec:g} s "
            f"({hypnogram.duration_sec / 3600:.2f} h)")
     if hypnogram.start_time is not None:
@@ -421,7 +456,6 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
             return f"{sec / 3600:.2f} h"
         return f"{hypnogram.start_time + _dt.timedelta(seconds=sec):%H:%M:%S}"
 
-    tib = payload["time_in_bed"]
     sub += f" · time in bed {when(tib['start_sec'])}–{when(tib['end_sec'])}"
     how = {"lights": "lights-off/on given", "auto-crop": "automatic crop to the sleep "
            f"period ±{span.get('crop_pad_min', 30):g} min",
@@ -430,15 +464,72 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         sub += f" ({how}; staged epochs {span.get('start_epoch')}–{span.get('stop_epoch')})"
     elif tib["lights_off_sec"] is None and tib["lights_on_sec"] is None:
         sub += " (first to last scored epoch)"
+    return sub
+
+
+def _agreement_html(comparison: dict[str, Any]) -> str:
+    """Agreement section: summary, per-stage table and the confusion matrix."""
+    from hypnoscope.viz.plots import plot_confusion_matrix
+
+    ep = comparison["epochs"]
+    fig, (ax,) = _figure(4.4, 3.9)
+    plot_confusion_matrix(ep["confusion_matrix"], ep["labels"], normalize=True, ax=ax)
+    cm_img = _img(fig, "confusion matrix")
+    summary = [("Epochs compared", f"{ep['n_epochs']}"),
+               ("Accuracy", f"{100 * ep['accuracy']:.1f} %"),
+               ("Macro F1", f"{ep['macro_f1']:.3f}"),
+               ("Cohen's κ", f"{ep['kappa']:.3f}"),
+               ("Sensitivity (macro)", f"{ep['macro_recall']:.3f}"),
+               ("Specificity (macro)", f"{ep['macro_specificity']:.3f}")]
+    if "epochs_3class" in comparison:
+        e3 = comparison["epochs_3class"]
+        summary += [("3-class accuracy (W/NREM/R)", f"{100 * e3['accuracy']:.1f} %"),
+                    ("3-class κ", f"{e3['kappa']:.3f}")]
+    sum_table = "<table>" + "".join(f"<tr><td>{_esc(k)}</td><td class='n'>{_esc(v)}</td>"
+                                    "</tr>" for k, v in summary) + "</table>"
+    cls_table = ("<table><tr><th>Stage</th><th class='n'>Precision</th>"
+                 "<th class='n'>Sensitivity</th><th class='n'>Specificity</th>"
+                 "<th class='n'>F1</th><th class='n'>Epochs</th></tr>" + "".join(
+                     f"<tr><td>{_esc(n)}</td>"
+                     f"<td class='n'>{_fmt(c['precision'], 'metric')}</td>"
+                     f"<td class='n'>{_fmt(c['recall'], 'metric')}</td>"
+                     f"<td class='n'>{_fmt(c['specificity'], 'metric')}</td>"
+                     f"<td class='n'>{_fmt(c['f1'], 'metric')}</td>"
+                     f"<td class='n'>{c['support']}</td></tr>"
+                     for n, c in ep["per_class"].items()) + "</table>")
+    return ("<h2>Agreement with the reference</h2><div class='grid'><div>" + sum_table
+            + "<br>" + cls_table + "</div><div class='panel'>" + cm_img + "</div></div>")
+
+
+def _report_html(hypnogram: Hypnogram, reference: Hypnogram | None,
+                 comparison: dict[str, Any] | None, fields: dict[str, Any],
+                 time_in_bed: dict[str, Any], figure_png: bytes) -> str:
+    """The whole HTML document of the report; ``fields`` as for :func:`_report_payload`
+    (before JSON conversion), ``time_in_bed`` the JSON's."""
+    from hypnoscope._version import __version__
+
+    model, channels, info = fields["model"], fields["channels"], fields["recording"]
+    span, quality = fields["span"], fields["quality"]
+    title, created = fields["title"], fields["created_utc"]
+    density = hypnogram.probabilities is not None
+    alt = ("hypnogram" + (", reference hypnogram" if reference is not None else "")
+           + (" and hypnodensity" if density else ""))
+    heading = "Hypnogram and hypnodensity" if density else "Hypnogram"
+    model_info = model if isinstance(model, dict) else ({"model": model} if model else {})
+    chan_info = (channels if isinstance(channels, dict)
+                 else ({"channels": channels} if channels else {}))
+    stats = fields["sleep_statistics"]
+    sub = _subtitle(hypnogram, time_in_bed, span)
     parts = [
-        _banner_html(notices),
+        _banner_html(fields["notices"]),
         f"<h1>{_esc(title)}</h1><div class='sub'>{_esc(sub)}</div>",
-        f"<div class='cards'>{card_html}</div>",
+        f"<div class='cards'>{_cards_html(stats, comparison)}</div>",
+        f"<h2>{_esc(heading)}</h2><div class='panel'>{_img_tag(figure_png, alt)}</div>",
     ]
-    for heading, img in figs:
-        parts.append(f"<h2>{_esc(heading)}</h2><div class='panel'>{img}</div>")
-    parts.append("<div class='grid'><div><h2>Sleep statistics</h2>" + stats_table + "</div>"
-                 "<div><h2>Stage minutes (whole hypnogram)</h2>" + minutes_table +
+    parts.append("<div class='grid'><div><h2>Sleep statistics</h2>"
+                 + _stats_table_html(stats, comparison) + "</div>"
+                 "<div><h2>Stage minutes (whole hypnogram)</h2>"
+                 + _minutes_table_html(fields["stage_minutes"]) +
                  "<h2>Recording</h2><div class='panel'>" + _info_html(info) + "</div>"
                  "<h2>Channels</h2><div class='panel'>" + _info_html(chan_info) + "</div>"
                  "<h2>Model</h2><div class='panel'>" + _info_html(model_info) + "</div>"
@@ -447,43 +538,12 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         parts.append("<h2>Signal quality</h2><div class='panel'>" + _quality_html(quality)
                      + "</div>")
     if comparison is not None:
-        ep = comparison["epochs"]
-        fig, (ax,) = _figure(4.4, 3.9)
-        plot_confusion_matrix(ep["confusion_matrix"], ep["labels"], normalize=True, ax=ax)
-        cm_img = _img(fig, "confusion matrix")
-        summary = [("Epochs compared", f"{ep['n_epochs']}"),
-                   ("Accuracy", f"{100 * ep['accuracy']:.1f} %"),
-                   ("Macro F1", f"{ep['macro_f1']:.3f}"),
-                   ("Cohen's κ", f"{ep['kappa']:.3f}"),
-                   ("Sensitivity (macro)", f"{ep['macro_recall']:.3f}"),
-                   ("Specificity (macro)", f"{ep['macro_specificity']:.3f}")]
-        if "epochs_3class" in comparison:
-            e3 = comparison["epochs_3class"]
-            summary += [("3-class accuracy (W/NREM/R)", f"{100 * e3['accuracy']:.1f} %"),
-                        ("3-class κ", f"{e3['kappa']:.3f}")]
-        sum_table = "<table>" + "".join(f"<tr><td>{_esc(k)}</td><td class='n'>{_esc(v)}</td>"
-                                        "</tr>" for k, v in summary) + "</table>"
-        cls_table = ("<table><tr><th>Stage</th><th class='n'>Precision</th>"
-                     "<th class='n'>Sensitivity</th><th class='n'>Specificity</th>"
-                     "<th class='n'>F1</th><th class='n'>Epochs</th></tr>" + "".join(
-                         f"<tr><td>{_esc(n)}</td>"
-                         f"<td class='n'>{_fmt(c['precision'], 'metric')}</td>"
-                         f"<td class='n'>{_fmt(c['recall'], 'metric')}</td>"
-                         f"<td class='n'>{_fmt(c['specificity'], 'metric')}</td>"
-                         f"<td class='n'>{_fmt(c['f1'], 'metric')}</td>"
-                         f"<td class='n'>{c['support']}</td></tr>"
-                         for n, c in ep["per_class"].items()) + "</table>")
-        parts.append("<h2>Agreement with the reference</h2><div class='grid'><div>" + sum_table
-                     + "<br>" + cls_table + "</div><div class='panel'>" + cm_img
-                     + "</div></div>")
+        parts.append(_agreement_html(comparison))
     parts.append(
         f"<p class='note'>Generated by hypnoscope {_esc(__version__)} on {_esc(created)}. "
         "Sleep statistics follow AASM definitions (hypnoscope.evaluation.sleepstats). Automated "
         "staging is a research tool and must be reviewed by a qualified scorer.</p>")
-    doc = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-           "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-           f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>"
-           + "\n".join(parts) + "</main></body></html>\n")
-    write_json_atomic(json_path, payload)
-    write_text_atomic(html_path, doc)
-    return html_path, json_path
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>"
+            + "\n".join(parts) + "</main></body></html>\n")
