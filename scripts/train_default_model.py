@@ -196,44 +196,34 @@ def cross_validate(nights, model_name: str, folds: int, seed: int,
                    state_dir: Path | None = None, **model_kw) -> dict:
     """Subject-wise k-fold CV; pooled and per-fold accuracy / macro-F1 / kappa.
 
-    With ``state_dir`` every fold's test labels and predictions are kept there (keyed by
-    the model, folds, seed and the nights' channels), so an interrupted run resumes at
-    the first fold not done."""
+    Runs :func:`hypnoscope.evaluation.cross_validation.cross_validate`; with ``state_dir``
+    every fold's test labels and probabilities are kept there (keyed by the model, folds,
+    seed and the nights' channels), so an interrupted run resumes at the first fold not
+    done."""
+    from hypnoscope.evaluation import cross_validation
     from hypnoscope.evaluation.metrics import evaluate
-    from hypnoscope.evaluation.splits import subject_kfold
     from hypnoscope.models import make_model
-    from hypnoscope.utils import progress
 
-    per_fold, y_all, p_all = [], [], []
-    for fold in progress(subject_kfold(nights, k=folds, seed=seed), desc="cross-validation",
-                         unit="fold"):
-        train, _, test = fold.select(nights)
-        t = time.time()
-        part = None
-        if state_dir is not None:
-            tag = "-".join([model_name, *(f"{k}={v}" for k, v in sorted(model_kw.items())),
-                            f"k{folds}", f"s{seed}", *nights[0].channels])
-            name = f"{tag}-{fold.name}".replace(" ", "_").replace("/", "of")
-            part = Path(state_dir) / f"{name}.npz"
-        if part is not None and part.is_file():  # resume: done by an earlier run
-            with np.load(part) as z:
-                yt, yp = z["y"], z["p"]
-        else:
-            mdl = make_model(model_name, seed=seed, **model_kw).fit(train)
-            yt = np.concatenate([n.y for n in test])
-            yp = np.concatenate([mdl.predict(n) for n in test])
-            if part is not None:
-                part.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(part.with_suffix(".tmp.npz"), y=yt, p=yp)
-                part.with_suffix(".tmp.npz").replace(part)
-        res = evaluate(yt, yp, n_classes=5)
-        per_fold.append({k: res[k] for k in ("accuracy", "macro_f1", "kappa")})
-        y_all.append(yt)
-        p_all.append(yp)
-        print(f"{fold.name}: acc {res['accuracy']:.3f} MF1 {res['macro_f1']:.3f} "
-              f"kappa {res['kappa']:.3f} ({time.time() - t:.0f} s)", flush=True)
-    pooled = evaluate(np.concatenate(y_all), np.concatenate(p_all), n_classes=5)
     keys = ("accuracy", "macro_f1", "kappa")
+
+    def score(y: np.ndarray, p: np.ndarray) -> dict:
+        res = evaluate(y, p.argmax(1), n_classes=5)
+        return {k: res[k] for k in keys}
+
+    def report(rec) -> None:
+        s = rec.scores
+        print(f"{rec.fold.name}: acc {s['accuracy']:.3f} MF1 {s['macro_f1']:.3f} "
+              f"kappa {s['kappa']:.3f} ({rec.train_s + rec.infer_s * len(rec.lengths):.0f} s)"
+              + (" (cached)" if rec.cached else ""), flush=True)
+
+    tag = "-".join([model_name, *(f"{k}={v}" for k, v in sorted(model_kw.items())),
+                    f"k{folds}", f"s{seed}", *nights[0].channels])
+    cv = cross_validation.cross_validate(
+        nights, lambda: make_model(model_name, seed=seed, **model_kw), k=folds, seed=seed,
+        cache_dir=state_dir, cache_key=tag, score=score, on_fold=report)
+    per_fold = cv.fold_scores
+    y_all, p_all = cv.pooled()
+    pooled = evaluate(y_all, p_all.argmax(1), n_classes=5)
     return {"source": f"scripts/train_default_model.py ({folds}-fold subject-wise CV, "
                       f"seed {seed})",
             "protocol": f"subject-wise {folds}-fold cross-validation (both nights of a "
