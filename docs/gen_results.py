@@ -4,7 +4,9 @@ Every table of measured numbers in ``README.md`` and ``docs/*.md`` sits between 
 comments, ``<!-- results:NAME -->`` and ``<!-- /results -->``, and is written by the renderer
 ``NAME`` below from the committed results files (``benchmarks/results/*.json``, the shipped
 model cards ``src/hypnoscope/data/models/*.json`` and the demo transcript
-``benchmarks/results/demo_output.txt``). Nothing between the markers is edited by hand.
+``benchmarks/results/demo_output.txt``); the Architecture page's layer list and staging
+steps are rendered from the code (``.importlinter``, ``hypnoscope.staging.pipeline.STEPS``).
+Nothing between the markers is edited by hand.
 
 Usage::
 
@@ -572,6 +574,44 @@ def mc2_table2() -> str:
     rows.append(["paper", "–", "–", "–", "GPU: not run (no GPU was lent to this session)"])
     return table(["preset", "parameters", "s / 1000 steps, 1 thread", "s / 1000 steps, 2 threads",
                   "device"], rows)
+
+
+# -- architecture (from the code, so that the page follows it) -------------------------------
+
+def _first_sentence(doc: str | None) -> str:
+    """The first sentence of a docstring, Sphinx roles turned into Markdown code."""
+    text = " ".join((doc or "").split())
+    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text).replace("``", "`")
+    m = re.match(r"(.+?\.)(\s|$)", text)
+    return m.group(1) if m else text
+
+
+@renderer("layers")
+def layers() -> str:
+    """The layer contract of ``.importlinter``, top to bottom."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter", encoding="utf-8")
+    section = next(s for s in config.sections() if config[s].get("type") == "layers")
+    rows = [line.strip() for line in config[section]["layers"].splitlines() if line.strip()]
+    names = [" | ".join(p.strip().removeprefix("hypnoscope.") for p in row.split("|"))
+             for row in rows]
+    return "```text\n" + "\n      ↓\n".join(f"{i + 1:>2}.  {n}" for i, n in enumerate(names)) \
+        + "\n```\n"
+
+
+@renderer("staging_steps")
+def staging_steps() -> str:
+    """The steps of ``hypnoscope.staging.pipeline.stage_recording`` (its ``STEPS``)."""
+    from hypnoscope.staging import outputs, pipeline
+
+    steps = [pipeline._open, *pipeline.STEPS, pipeline._result]
+    rows = [[str(i + 1), f"`{f.__name__}`", _first_sentence(f.__doc__)]
+            for i, f in enumerate(steps)]
+    rows.append([str(len(steps) + 1), "`hypnoscope.staging.outputs.stage_file`",
+                 _first_sentence(outputs.stage_file.__doc__)])
+    return table(["#", "step", "what it does"], rows)
 
 
 # -- the blocks ------------------------------------------------------------------------------
