@@ -512,6 +512,17 @@ def msmae_table1() -> str:
                   "macro-F1 (subject-wise)", "kappa"], rows)
 
 
+@renderer("msmae_ablation")
+def msmae_ablation() -> str:
+    """MSMAE-CNN's ablations, subject-wise, mean ± SD accuracy over seeds."""
+    rows = []
+    for name, a in load("msmae_cnn")["ablation"].items():
+        acc = a["accuracy"]
+        rows.append([f"`{name}`", a["description"], str(a["n_seeds"]),
+                     f"{pct(acc['mean'])} ± {pct(acc['sd'])}"])
+    return table(["variant", "what changes", "seeds", "accuracy % (mean ± sd)"], rows)
+
+
 def _mc2_runs(arm: str) -> list[dict[str, Any]]:
     """The runs (one per seed) of a MC²SleepNet benchmark arm."""
     return [r for k, r in load("mc2sleepnet")["runs"].items() if k.split("__")[0] == arm]
@@ -574,6 +585,15 @@ def mc2_table2() -> str:
     rows.append(["paper", "–", "–", "–", "GPU: not run (no GPU was lent to this session)"])
     return table(["preset", "parameters", "s / 1000 steps, 1 thread", "s / 1000 steps, 2 threads",
                   "device"], rows)
+
+
+@renderer("mc2_findings")
+def mc2_findings() -> str:
+    """The MC²SleepNet benchmark's findings, as its run wrote them, and the training time."""
+    train = [r["train_s"] for r in _mc2_runs("pt-ft")]
+    return ("\n".join(load("mc2sleepnet")["meta"]["findings"])
+            + f"\n- Training one `small` MC²SleepNet (PT+FT) on the training nights took "
+              f"{statistics.mean(train):.0f} s on average (1 thread).\n")
 
 
 # -- architecture (from the code, so that the page follows it) -------------------------------
