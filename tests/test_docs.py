@@ -161,3 +161,18 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch, cli_handler):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_the_site_builds_strictly(tmp_path):
+    """``mkdocs build --strict`` (what ``make docs`` runs): no broken link or anchor."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("material")
+    import os
+    import subprocess
+
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                           str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True,
+                          env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "site" / "architecture" / "index.html").exists()
