@@ -102,8 +102,15 @@ def _resolves(dotted: str) -> bool:
     return False
 
 
+#: ``staging.batch``-style names (a subpackage, then more) in inline code, read as hypnoscope's
+SHORT_NAME = re.compile(r"`((?:cli|live|staging|models|training|viz|evaluation|signal|simulate"
+                        r"|io)(?:\.[A-Za-z_]\w*)+)`")
+
+
 def test_python_names_in_the_documents_exist():
     names = {m.group(0) for text in TEXTS.values() for m in NAME.finditer(text)}
+    names |= {f"hypnoscope.{m.group(1)}" for text in TEXTS.values()
+              for m in SHORT_NAME.finditer(text)}
     assert "hypnoscope.sleep_statistics" in names
     missing = sorted(n for n in names if not _resolves(n))
     assert not missing, f"names in README.md/docs that do not import: {missing}"
