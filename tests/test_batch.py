@@ -18,9 +18,9 @@ import pytest
 
 from hypnoscope import Hypnogram
 from hypnoscope.cli import main
-from hypnoscope.cli.stage import output_stems
-from hypnoscope.staging.pipeline import OUTPUT_SUFFIXES, stage_file
-from hypnoscope.utils import PARTIAL_PREFIX, output_set, remove_stale_partials
+from hypnoscope.staging.inputs import output_stems
+from hypnoscope.staging.outputs import OUTPUT_SUFFIXES, stage_file
+from hypnoscope.utils.files import PARTIAL_PREFIX, output_set, remove_stale_partials
 
 #: A short night pattern (W N1 N2 N3 N2 R), repeated to the length asked for.
 PATTERN = np.array([0] * 4 + [1] * 2 + [2] * 8 + [3] * 6 + [2] * 4 + [4] * 6)
@@ -168,14 +168,14 @@ def test_reference_mismatch_fails_and_leaves_nothing(tmp_path, capsys):
 
 
 def test_stage_file_interrupted_leaves_nothing(tmp_path, monkeypatch):
-    import hypnoscope.staging.pipeline
+    import hypnoscope.staging.outputs
 
     psg = simulated_psg(tmp_path / "in", "N", seed=1)
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hypnoscope.staging.pipeline, "_write_png", interrupted)  # the last file
+    monkeypatch.setattr(hypnoscope.staging.outputs, "_write_png", interrupted)  # the last file
     with pytest.raises(KeyboardInterrupt):
         stage_file(psg, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
@@ -352,9 +352,9 @@ def test_lights_and_crop_flags_reach_staging(tmp_path, capsys):
     ("--lights-off", "-30", "expected seconds >= 0 from the recording start"),
 ])
 def test_bad_lights_values_fail_before_work(tmp_path, capsys, monkeypatch, flag, value, why):
-    import hypnoscope.staging.pipeline
+    import hypnoscope.staging.batch
 
-    monkeypatch.setattr(hypnoscope.staging.pipeline, "stage_file", None)  # must not be reached
+    monkeypatch.setattr(hypnoscope.staging.batch, "stage_folder", None)  # must not be reached
     code, _, err = _run(capsys, "stage", tmp_path / "x.edf", "--out", tmp_path / "o",
                         flag, value)
     assert code == 2 and "Traceback" not in err

@@ -12,7 +12,7 @@ import pytest
 
 from hypnoscope import Hypnogram
 from hypnoscope.cli import describe_error, main
-from hypnoscope.utils import OutputPathError, check_output_dir, check_output_file
+from hypnoscope.utils.files import OutputPathError, check_output_dir, check_output_file
 
 HYP_CODES = np.array([0] * 4 + [1, 2, 2, 2, 3, 3, 2, 4, 4, 0])
 
@@ -60,8 +60,8 @@ def _forbid(monkeypatch, target: str) -> None:
 # ----------------------------------------------------------------- output paths
 def test_stage_into_an_uncreatable_folder_fails_before_work(tmp_path, a_file, capsys,
                                                            monkeypatch):
-    _forbid(monkeypatch, "hypnoscope.staging.pipeline:stage_file")
-    _forbid(monkeypatch, "hypnoscope.cli.stage:expand_inputs")
+    _forbid(monkeypatch, "hypnoscope.staging.outputs:stage_file")
+    _forbid(monkeypatch, "hypnoscope.staging.batch:stage_folder")
     out = a_file / "results"
     code, _, err = _run(capsys, "stage", tmp_path / "x-PSG.edf", "--out", out)
     line = _one_error(err, "stage")
@@ -71,7 +71,7 @@ def test_stage_into_an_uncreatable_folder_fails_before_work(tmp_path, a_file, ca
 
 
 def test_stage_out_naming_a_file(tmp_path, a_file, capsys, monkeypatch):
-    _forbid(monkeypatch, "hypnoscope.staging.pipeline:stage_file")
+    _forbid(monkeypatch, "hypnoscope.staging.outputs:stage_file")
     code, _, err = _run(capsys, "stage", tmp_path / "x-PSG.edf", "--out", a_file)
     assert code == 2
     assert _one_error(err, "stage").endswith(
@@ -89,7 +89,7 @@ def test_stage_into_a_folder_that_cannot_be_written(tmp_path, capsys, monkeypatc
     else:  # pragma: no cover
         probe.rmdir()
         pytest.skip("/sys is writable here")
-    _forbid(monkeypatch, "hypnoscope.staging.pipeline:stage_file")
+    _forbid(monkeypatch, "hypnoscope.staging.outputs:stage_file")
     code, _, err = _run(capsys, "stage", tmp_path / "x-PSG.edf", "--out", probe)
     line = _one_error(err, "stage")
     assert code == 2 and f"--out {probe}: cannot create the folder" in line
@@ -166,14 +166,14 @@ def test_check_output_helpers_create_nothing_unless_asked(tmp_path, a_file):
 
 # --------------------------------------------------------------- error messages
 def test_disk_full_names_the_path(hyp_file, tmp_path, capsys, monkeypatch):
-    import hypnoscope.utils
+    import hypnoscope.utils.files
 
     target = tmp_path / "s.json"
 
     def full(path, obj, indent=2):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(hypnoscope.utils, "write_json_atomic", full)
+    monkeypatch.setattr(hypnoscope.utils.files, "write_json_atomic", full)
     code, _, err = _run(capsys, "stats", hyp_file, "-o", target)
     assert code == 2
     assert _one_error(err, "stats") == (f"hypnoscope stats: error: {target}: no space left "
@@ -285,7 +285,7 @@ def test_train_strict_refuses_nights_with_reader_warnings(tmp_path, capsys, monk
 
 
 def test_key_value_options_are_read_as_json_or_kept_as_strings():
-    from hypnoscope.utils import parse_options
+    from hypnoscope.utils.runtime import parse_options
 
     assert parse_options(['context={"night_stats": true}', "epochs=3", "preset=paper",
                           " k = [1, 2]"]) == {"context": {"night_stats": True}, "epochs": 3,

@@ -13,10 +13,11 @@ import pytest
 
 from hypnoscope import Hypnogram, stage
 from hypnoscope.cli import main
-from hypnoscope.cli.stage import expand_inputs
 from hypnoscope.io.recordings import recording_stem
 from hypnoscope.models.storage import read_model_card, shipped_models
-from hypnoscope.staging.pipeline import stage_file, stage_recording
+from hypnoscope.staging.inputs import expand_inputs
+from hypnoscope.staging.outputs import stage_file
+from hypnoscope.staging.pipeline import stage_recording
 
 MODEL = "default"
 SC_CHANNELS = {"EEG Fpz-Cz": 100.0, "EEG Pz-Oz": 100.0, "EOG horizontal": 100.0,

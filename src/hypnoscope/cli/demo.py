@@ -51,13 +51,13 @@ def register(subparsers) -> None:
 
 def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: int = 0,
              hours: float | None = None, verbose: bool = True) -> dict:
-    """Run the demo; returns the summary row of :func:`hypnoscope.staging.pipeline.stage_file`
+    """Run the demo; returns the summary row of :func:`hypnoscope.staging.outputs.stage_file`
     with the simulation details added."""
     from hypnoscope.evaluation.metrics import compare_hypnograms
     from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.models.storage import read_model_card, resolve_model_path
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
-    from hypnoscope.staging.pipeline import stage_file
+    from hypnoscope.staging.outputs import stage_file
 
     def say(msg: str = "") -> None:
         if verbose:
@@ -114,7 +114,7 @@ def run_demo(out: str | Path = "hypnoscope-demo", model: str = "default", seed: 
 
 
 def run(args: argparse.Namespace) -> int:
-    from hypnoscope.utils import check_output_dir
+    from hypnoscope.utils.files import check_output_dir
 
     check_output_dir(args.out, "--out", create=False)  # before simulating and staging
     run_demo(args.out, model=args.model, seed=args.seed, hours=args.hours)

@@ -207,8 +207,8 @@ class EpochResult:
 def stream_channels(ch_names: list[str], eeg=None, eog=None) -> tuple[list[int], list[str]]:
     """Indices of the stream channels the band-power model reads (two EEG, one EOG, in
     :data:`hypnoscope.signal.bandpower.CHANNEL_LAYOUT` order) and their roles, from the channel
-    names (:func:`hypnoscope.io.psg.guess_role`) or ``eeg``/``eog`` overrides."""
-    from hypnoscope.io.psg import guess_role
+    names (:func:`hypnoscope.io.channels.guess_role`) or ``eeg``/``eog`` overrides."""
+    from hypnoscope.io.channels import guess_role
 
     eeg = [eeg] if isinstance(eeg, str) else list(eeg or [])
     eog = [eog] if isinstance(eog, str) else list(eog or [])
@@ -250,12 +250,12 @@ class StreamingStager:
     def __init__(self, ch_names: list[str], model: Any = "default", lookahead: int = 0,
                  eeg=None, eog=None, sfreq: float = SFREQ) -> None:
         from hypnoscope.models.storage import load_staging_model
-        from hypnoscope.staging.pipeline import model_input
+        from hypnoscope.staging.model_input import BANDPOWER, input_kind
 
         if int(lookahead) < 0:
             raise ValueError(f"look-ahead must be >= 0 epochs, got {lookahead}")
         self.model, self.card = load_staging_model(model)
-        if model_input(self.model, self.card) != "bandpower":
+        if input_kind(self.model, self.card) != BANDPOWER:
             raise ValueError(f"model {self.card.get('name')!r} stages raw signals; live "
                              "staging supports models on band-power features (the shipped "
                              "'default', or one trained with 'hypnoscope train --features')")
@@ -275,27 +275,22 @@ class StreamingStager:
     def _warm_up(self) -> None:
         """One prediction on noise features, so that the first live epoch does not pay
         for the model's lazy set-up (LightGBM builds its booster on first use)."""
-        from hypnoscope.datasets import Night
+        from hypnoscope.staging.model_input import bandpower_night
 
         x = np.random.default_rng(0).standard_normal(
             (3, len(bandpower.CHANNEL_LAYOUT), len(bandpower.FEATURE_NAMES)))
-        self.model.predict_proba(Night(X=x.astype(np.float32), y=np.full(3, -100),
-                                       subject_id="warm-up", night_id="warm-up",
-                                       kind="features",
-                                       channels=list(bandpower.CHANNEL_LAYOUT),
-                                       roles=list(bandpower.CHANNEL_ROLES)))
+        self.model.predict_proba(bandpower_night(
+            x.astype(np.float32), bandpower.CHANNEL_LAYOUT, bandpower.CHANNEL_ROLES,
+            subject_id="warm-up", night_id="warm-up"))
 
     def _stage(self, t: int, n_avail: int) -> EpochResult:
-        from hypnoscope.datasets import Night
-        from hypnoscope.stages import UNSCORED
+        from hypnoscope.staging.model_input import bandpower_night
 
         t0 = time.perf_counter()
         night = self.spectra.night(n_avail)
         feats = night.features(slice(0, n_avail))  # running z-score: epochs 0 .. t+k
-        nt = Night(X=feats, y=np.full(n_avail, UNSCORED), subject_id="stream",
-                   night_id="stream", kind="features",
-                   channels=list(bandpower.CHANNEL_LAYOUT),
-                   roles=list(bandpower.CHANNEL_ROLES), onsets_sec=night.onsets_sec)
+        nt = bandpower_night(feats, bandpower.CHANNEL_LAYOUT, bandpower.CHANNEL_ROLES,
+                             night.onsets_sec, subject_id="stream", night_id="stream")
         if self._rows:  # feature models: the classifier on epoch t's row only
             p = np.asarray(self.model.predict_proba(nt, rows=[t]), float)[0]
         else:

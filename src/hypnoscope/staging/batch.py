@@ -20,9 +20,9 @@ executor differs (:func:`make_executor`):
 
 Every task runs :func:`run_task`, which turns any exception into a ``failed`` row (the
 batch goes on). Work that writes files must do so atomically
-(:func:`hypnoscope.utils.output_set`, :func:`~hypnoscope.utils.atomic_path`): a
+(:func:`hypnoscope.utils.files.output_set`, :func:`~hypnoscope.utils.files.atomic_path`): a
 worker killed mid-write leaves only a temporary file or folder, which the next run
-removes (:func:`hypnoscope.utils.remove_stale_partials`), and a rerun skips what is
+removes (:func:`hypnoscope.utils.files.remove_stale_partials`), and a rerun skips what is
 complete -- that is how a batch resumes after a crash of the client or of a worker.
 On a multi-node cluster every path (inputs, ``--out``, the recording cache) must be
 the same shared folder on every node, and hypnoscope installed on every worker.
@@ -314,11 +314,25 @@ def make_executor(jobs: int = 1, scheduler: Any = None):
 # ------------------------------------------------------------------ the batch
 class BatchInterrupted(KeyboardInterrupt):
     """A batch stopped by an interrupt; ``rows`` holds what finished (None for the
-    recordings that did not)."""
+    recordings that did not), ``items`` the batch's items (same order)."""
 
-    def __init__(self, rows: list[dict[str, Any] | None]) -> None:
+    def __init__(self, rows: list[dict[str, Any] | None],
+                 items: list[BatchItem] | None = None) -> None:
         super().__init__()
         self.rows = rows
+        self.items = items or []
+
+    @property
+    def unfinished(self) -> list[str]:
+        """Stems of the items that did not finish."""
+        return [it.stem for it, r in zip(self.items, self.rows, strict=True) if r is None]
+
+    @property
+    def finished(self) -> list[dict[str, Any]]:
+        """Rows of the items run (not those skipped or failed before starting) that
+        finished."""
+        return [r for it, r in zip(self.items, self.rows, strict=True)
+                if it.row is None and r is not None]
 
 
 def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executor, *,
@@ -358,7 +372,7 @@ def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executo
         On ``KeyboardInterrupt``: the running tasks are stopped (each leaves nothing),
         none is started, and the rows that finished are kept in the exception.
     """
-    from hypnoscope.utils import progress
+    from hypnoscope.utils.runtime import progress
 
     rows: list[dict[str, Any] | None] = [it.row for it in items]
     todo = [i for i, it in enumerate(items) if it.row is None]
@@ -414,7 +428,7 @@ def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executo
                         rows[i] = fut.result()
                 except Exception:  # noqa: BLE001 - a cancelled Dask future
                     pass
-        raise BatchInterrupted(rows) from None
+        raise BatchInterrupted(rows, items) from None
     bar.close()
     executor.close()
     return [r for r in rows if r is not None]
@@ -439,6 +453,197 @@ def summary_csv_text(rows: list[dict[str, Any]]) -> str:
 
 def write_summary_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     """Write :func:`summary_csv_text` to ``path`` atomically."""
-    from hypnoscope.utils import write_text_atomic
+    from hypnoscope.utils.files import write_text_atomic
 
     return write_text_atomic(path, summary_csv_text(rows))
+
+
+# ------------------------------------------------------------- staging a folder
+def stage_folder(inputs: str | os.PathLike | Iterable[str | os.PathLike],
+                 out_dir: str | os.PathLike, model: Any = "auto", *,
+                 reference: str | os.PathLike | Iterable | None = None,
+                 eeg=None, eog=None, emg=None, plot: bool = True, strict: bool = False,
+                 lights_off: float | str | None = None, lights_on: float | str | None = None,
+                 crop: str | None = None, label_map: Any = None, jobs: int = 1,
+                 scheduler: Any = None, resume: bool = True, summary: bool = True,
+                 debug: bool = False, describe: Callable[[BaseException], str] | None = None,
+                 note: Callable[[str], None] | None = None,
+                 on_row: Callable[[dict[str, Any]], None] | None = None,
+                 ) -> list[dict[str, Any]]:
+    """Stage recordings (files, folders, globs or a BIDS root) into ``out_dir``, resuming.
+
+    Every recording gets its output set (:func:`hypnoscope.staging.outputs.stage_file`)
+    under a distinct stem (:func:`hypnoscope.staging.inputs.output_stems`); recordings of
+    a BIDS root go into a BIDS derivative dataset in ``out_dir`` with the scored stages
+    of their ``*_events.tsv`` as reference. With ``resume`` a recording whose complete
+    output set exists and was made from the same file with the same options
+    (:func:`hypnoscope.staging.outputs.existing_outputs`) is skipped, and a set in the
+    way that belongs to another recording fails that recording; without, both are staged
+    (again). A recording that fails is reported in its row and the others are staged.
+
+    Parameters
+    ----------
+    inputs : path, glob pattern or list of them
+        Recordings (see :func:`hypnoscope.staging.inputs.expand_inputs`).
+    out_dir : path
+        Output folder (created; checked for writing before any work).
+    model, eeg, eog, emg, lights_off, lights_on, crop, label_map, plot, strict
+        As in :func:`hypnoscope.staging.outputs.stage_file`.
+    reference : path or list of paths, optional
+        One reference hypnogram per recording (same order), or a folder searched for
+        each one (:func:`hypnoscope.staging.inputs.pair_references`).
+    jobs, scheduler
+        Local processes, or a Dask scheduler address / ``distributed.Client``
+        (:func:`make_executor`).
+    resume : bool, default True
+        Skip complete output sets made the same way.
+    summary : bool, default True
+        With more than one recording, write ``summary.json`` and ``summary.csv``
+        (:func:`write_summary_csv`) into ``out_dir``.
+    debug, describe, on_row
+        As in :func:`run_batch`.
+    note : callable, optional
+        Called with each message about the batch (renamed outputs, skipped or restaged
+        recordings, the cluster used, partial outputs of an earlier run removed ...).
+
+    Returns
+    -------
+    list of dict
+        One row per recording, in input order: ``status`` ``ok`` (the row of
+        ``stage_file``), ``skipped`` (from the existing report) or ``failed`` (with
+        ``error``).
+
+    Raises
+    ------
+    ValueError
+        Bad inputs or options (an input that matches nothing, references that do not
+        pair, an unknown model, ``jobs`` with ``scheduler``) or an ``out_dir`` that
+        cannot be written, before any work.
+    BatchInterrupted
+        On an interrupt (finished output sets stay complete, nothing of the others
+        remains; run again to finish).
+
+    Examples
+    --------
+    >>> rows = stage_folder("psg/", "out/", reference="psg/", jobs=2)  # doctest: +SKIP
+    >>> [r["status"] for r in rows]  # doctest: +SKIP
+    """
+    from hypnoscope.utils.files import check_output_dir, remove_stale_partials, write_json_atomic
+
+    say = note or (lambda msg: None)
+    if scheduler is not None and jobs != 1:
+        raise ValueError("give jobs (local processes) or scheduler (a Dask cluster), not "
+                         "both")
+    out = check_output_dir(out_dir, "out_dir", create=True)  # before any work
+    bounds = {k: v for k, v in (("lights_off", lights_off), ("lights_on", lights_on),
+                                ("crop", crop), ("label_map", label_map)) if v is not None}
+    tasks = _staging_tasks(inputs, out, model, reference, say,
+                           dict(eeg=eeg, eog=eog, emg=emg, plot=plot, strict=strict, **bounds))
+    for d in remove_stale_partials(out):
+        say(f"note: removed {d}, left by an interrupted run")
+    items = _resume(tasks, out, resume, say, on_row)
+    n_todo = sum(it.row is None for it in items)
+    executor = make_executor(min(jobs, max(n_todo, 1)), scheduler)
+    if scheduler is not None:
+        say(f"staging {n_todo} recording(s) on the {executor.name}")
+    from hypnoscope.staging.outputs import stage_file
+
+    rows = run_batch(items, stage_file, executor, describe=describe, debug=debug,
+                     desc="staging", on_row=on_row)
+    for d in remove_stale_partials(out):  # left by a worker that was killed meanwhile
+        say(f"note: removed {d}, left by a worker that stopped")
+    if summary and len(rows) > 1:
+        write_json_atomic(out / "summary.json", rows)
+        write_summary_csv(out / "summary.csv", rows)
+    return rows
+
+
+def _staging_tasks(inputs, out: Path, model: Any, reference, say: Callable[[str], None],
+                   options: dict[str, Any]) -> list[dict[str, Any]]:
+    """The :func:`~hypnoscope.staging.outputs.stage_file` arguments of every recording:
+    inputs found, references paired, outputs named and placed (a BIDS derivative
+    dataset for BIDS roots), the model checked."""
+    from hypnoscope.staging.inputs import (
+        expand_inputs_and_roots,
+        output_stems,
+        pair_references,
+        place_outputs,
+        renamed,
+    )
+
+    psgs, roots = expand_inputs_and_roots(inputs)
+    refs = pair_references(psgs, reference)
+    stems = output_stems(psgs)
+    given = bool([reference] if isinstance(reference, str | os.PathLike) else reference)
+    out_dirs, stems, refs = place_outputs(psgs, roots, out, stems, refs, given)
+    if roots:  # a BIDS derivative dataset: outputs in each recording's own folder
+        from hypnoscope.io.bids import write_derivative_description
+
+        for root in dict.fromkeys(roots.values()):
+            write_derivative_description(out, root, model)
+        n_ref = sum(r is not None for p, r in zip(psgs, refs, strict=True) if p in roots)
+        say(f"BIDS dataset: {len(roots)} recording(s), {n_ref} with scored stages in "
+            f"*_events.tsv (used as reference); writing a derivative dataset to {out}")
+    moved = renamed([p for p in psgs if p not in roots],  # BIDS names are unique
+                    [s for p, s in zip(psgs, stems, strict=True) if p not in roots])
+    if moved:
+        say("note: recordings share an output stem, so their outputs are named: "
+            + ", ".join(f"{p} -> {s}.*" for p, s in moved))
+    _check_model(model, options.get("emg"), say)
+    return [dict(psg=str(p), out_dir=str(d), model=model,
+                 reference=None if r is None else str(r), out_stem=stem, **options)
+            for p, r, stem, d in zip(psgs, refs, stems, out_dirs, strict=True)]
+
+
+def _check_model(model: Any, emg, say: Callable[[str], None]) -> None:
+    """Fail early on an unknown model; say that a band-power model ignores ``emg``."""
+    from hypnoscope.models.storage import AUTO_MODEL, load_staging_model, resolve_model_path
+
+    auto = isinstance(model, str) and model == AUTO_MODEL
+    if isinstance(model, str | os.PathLike) and not auto:
+        resolve_model_path(model)
+    if emg:
+        from hypnoscope.staging.model_input import BANDPOWER, input_kind
+
+        mdl, card = load_staging_model("default" if auto else model)
+        if input_kind(mdl, card) == BANDPOWER:
+            say(f"note: model {card.get('name', model)!r} uses EEG and EOG only; "
+                f"--emg {' '.join(emg) if isinstance(emg, list) else emg} is ignored")
+
+
+def _resume(tasks: list[dict[str, Any]], out: Path, resume: bool, say: Callable[[str], None],
+            on_row: Callable[[dict[str, Any]], None] | None) -> list[BatchItem]:
+    """The batch's items: a recording whose complete output set exists (made the same
+    way) is skipped with ``resume``, one whose stem holds another recording's set fails
+    (``resume``) or is replaced; a missing file is left to fail in ``stage_file``."""
+    import json
+
+    from hypnoscope.staging.outputs import existing_outputs, skipped_row, staging_options
+
+    items, skipped = [], []
+    for t in tasks:
+        item = BatchItem(t["psg"], t["out_stem"], t)
+        items.append(item)
+        if not Path(t["psg"]).is_file():
+            continue  # reported as a failure by stage_file
+        bounds = {k: t[k] for k in ("lights_off", "lights_on", "crop", "label_map") if k in t}
+        options = json.loads(json.dumps(staging_options(
+            t["psg"], t["model"], t["eeg"], t["eog"], t["emg"], t["reference"], **bounds)))
+        state, what = existing_outputs(Path(t["out_dir"]), t["out_stem"], t["plot"], options)
+        if state == "complete" and resume:
+            item.row = skipped_row(Path(t["psg"]), t["out_stem"], Path(t["out_dir"]), what,
+                                   t["plot"])
+            skipped.append(t["out_stem"])
+        elif state == "other" and resume:
+            item.row = {"recording": t["psg"], "stem": t["out_stem"], "status": "failed",
+                        "error": what}
+            if on_row is not None:
+                on_row(item.row)
+        elif state in ("restage", "other"):
+            say(f"note: {t['psg']}: staging again: "
+                f"{what if state == 'restage' else 'replacing ' + what.split(';')[0]}")
+    if skipped:
+        say(f"skipping {len(skipped)} recording(s) whose complete output set exists in "
+            f"{out} (same recording and options; --force stages them again): "
+            f"{', '.join(skipped)}")
+    return items

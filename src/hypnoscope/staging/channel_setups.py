@@ -84,11 +84,11 @@ def setup_for_roles(roles: list[str], ch_names: list[str] | None = None,
 
     With ``ch_names``, a two-EEG setup also needs an EEG channel for its second slot
     (trained on Pz-Oz) that is not frontal/central by name
-    (:func:`hypnoscope.signal.bandpower.eeg_region`: parieto-occipital or unknown): two central
+    (:func:`hypnoscope.io.channels.eeg_region`: parieto-occipital or unknown): two central
     channels (SHHS's C3-A2 and C4-A1) or two frontal ones (a headband's) feed the
     one-EEG setups.
     """
-    from hypnoscope.signal.bandpower import eeg_region
+    from hypnoscope.io.channels import eeg_region
 
     n_eeg, n_eog = roles.count("eeg"), roles.count("eog")
     if ch_names is not None and n_eeg >= 2 and all(

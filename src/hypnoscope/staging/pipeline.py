@@ -3,9 +3,13 @@
 :func:`stage` reads a PSG (path or :class:`mne.io.BaseRaw`), computes the input of the
 chosen model and returns a hypnogram with per-epoch stages, probabilities and confidence.
 
-:func:`stage_file` stages one recording file and writes its output set (hypnogram TSV
-and EDF+, HTML/JSON report, PNG figure), with agreement metrics when a reference
-hypnogram is given; ``hypnoscope stage`` calls it per recording.
+:func:`stage_recording` runs as a chain of named steps (:data:`STEPS`), each taking and
+returning one state object: read the recording (units checked by the reader), check its
+signal quality, choose the channels and the model and compute the model's input
+(:mod:`hypnoscope.staging.model_input`), bound the night (lights-off/on), stage it, crop
+it, stage it again over the normalisation window, and add the notices. Writing output
+sets lives in :mod:`hypnoscope.staging.outputs` (:func:`~hypnoscope.staging.outputs.
+stage_file`; still importable from here).
 
 Models are named as in :mod:`hypnoscope.models.storage` (shipped names such as
 ``default``, model files, or model objects). ``default`` is a band-power model trained
@@ -76,11 +80,8 @@ the same time in bed.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,15 @@ from hypnoscope.signal.quality import (
     recording_quality,
 )
 from hypnoscope.stages import UNSCORED, W, sleep_period_slice
+from hypnoscope.staging.model_input import (
+    BANDPOWER,
+    INPUT_KINDS,
+    ModelInput,
+    input_kind,
+    model_input,
+    model_sfreq,
+    read_recording,
+)
 
 #: Epoch length of staging (s).
 EPOCH_SEC = 30.0
@@ -176,18 +186,6 @@ def choose_model(roles: list[str], source: str = "recording",
                        "reason": reason}
 
 
-def model_input(model, card: dict[str, Any]) -> str:
-    """``"bandpower"`` or ``"signals"``: what the model consumes."""
-    meta = getattr(model, "metadata", {}) or {}
-    rep = card.get("input", {}).get("representation") or meta.get("input", {}).get(
-        "representation")
-    if rep:
-        return str(rep)
-    # feature models record what they were fitted on in ``input_kind_``
-    kind = getattr(model, "input_kind_", None) or getattr(model, "input_kind", "features")
-    return "signals" if kind == "signals" else "bandpower"
-
-
 @dataclass
 class StagingResult:
     """A staged recording: the hypnogram plus what was done to get it.
@@ -248,19 +246,6 @@ class SignalQualityError(ValueError):
     """The signals of a recording do not allow staging: a channel the model needs is bad
     for most of the night and no other can replace it, or no epoch has usable signal.
     The message names the file, the channel and what is wrong with it."""
-
-
-def _check_proba(proba: np.ndarray, n_epochs: int, n_classes: int, name: str) -> np.ndarray:
-    proba = np.asarray(proba, dtype=np.float64)
-    if proba.shape != (n_epochs, n_classes):
-        raise RuntimeError(f"model {name!r} returned probabilities of shape {proba.shape}, "
-                           f"expected ({n_epochs}, {n_classes})")
-    proba = np.clip(np.nan_to_num(proba, nan=0.0), 0.0, None)
-    s = proba.sum(axis=1, keepdims=True)
-    bad = s[:, 0] <= 0
-    proba[bad] = 1.0 / n_classes
-    s[bad] = 1.0
-    return proba / s
 
 
 # ------------------------------------------------------------------ helpers
@@ -427,7 +412,7 @@ def _bridge_bad_epochs(rec, report: QualityReport, flags: Q, inplace: bool = Fal
     the band-pass filters (and the ICA fit) do not spread an artefact into the
     neighbouring good epochs; ``rec`` itself when nothing is flagged. The replaced epochs
     are unscored: what they hold afterwards is never staged."""
-    from hypnoscope.utils import true_runs
+    from hypnoscope.utils.arrays import true_runs
 
     bad = report.has(flags)
     if not bad.any():
@@ -445,138 +430,369 @@ def _bridge_bad_epochs(rec, report: QualityReport, flags: Q, inplace: bool = Fal
     return rec.copy(data=data)
 
 
-# ------------------------------------------------------------------ model inputs
-def _read_recording(recording, kind: str, eeg, eog, emg, sfreq: float):
-    """The recording as a :class:`~hypnoscope.io.psg.PSGRecording` in µV at ``sfreq``, with
-    the channels the model kind can use (band power: EEG and EOG)."""
-    from hypnoscope.io.psg import PSGRecording, read_psg
+# ------------------------------------------------------------------ staging steps
+@dataclass
+class _Options:
+    """What :func:`stage_recording` was asked (checked)."""
 
-    if not isinstance(recording, PSGRecording):
-        return read_psg(recording, eeg=eeg, eog=eog, emg=emg if kind == "signals" else None,
-                        sfreq=sfreq, include_emg=kind == "signals")
-    rec = recording
-    if not np.isclose(rec.sfreq, sfreq):
-        raise ValueError(f"{rec.source}: the recording is at {rec.sfreq:g} Hz but the model "
-                         f"needs {sfreq:g} Hz; read it with hypnoscope.io.psg.read_psg(..., "
-                         f"sfreq={sfreq:g})")
-    if kind == "bandpower":
-        keep = [i for i, r in enumerate(rec.roles) if r in ("eeg", "eog")]
-        if len(keep) < rec.n_channels:
-            rec = rec.copy(data=rec.data[keep], ch_names=[rec.ch_names[i] for i in keep],
-                           roles=[rec.roles[i] for i in keep])
-    return rec
+    model: Any
+    eeg: Any
+    eog: Any
+    emg: Any
+    normalize: str
+    lights_off: Any
+    lights_on: Any
+    crop: str
+    crop_pad_min: float
+    check_quality: bool
+    unstageable_flags: Q
 
 
-def _bandpower_input(model, card, rec, eeg, eog, timings: dict[str, float]):
-    """Spectra of the recording and a ``predict(window, keep, exclude)`` function that
-    z-scores the features over ``window`` less the ``exclude`` epochs and stages the
-    ``keep`` epochs of ``window`` (other rows 0)."""
-    from hypnoscope.datasets import Night
-    from hypnoscope.signal import bandpower
-    from hypnoscope.staging.channel_setups import setup_of_card
+@dataclass
+class _Staging:
+    """The state one recording's staging passes from step to step (each step of
+    :func:`stage_recording` fills in its part)."""
 
-    setup = setup_of_card(card)
-    trained = ((getattr(model, "metadata", {}) or {}).get("training_data") or {})
-    shape = trained.get("epoch_shape")
-    if shape is not None and list(shape) != [len(setup.slots), len(bandpower.FEATURE_NAMES)]:
-        raise ValueError(
-            f"model {card.get('name', 'model')!r} was trained on precomputed per-epoch "
-            f"features of shape {list(shape)}; staging a recording can compute only the "
-            f"band-power features of the shipped models ({len(bandpower.CHANNEL_LAYOUT)} "
-            f"channels x {len(bandpower.FEATURE_NAMES)}). Train with 'hypnoscope train "
-            "--data DIR' to get a model that stages raw recordings.")
+    opt: _Options
+    mdl: Any
+    card: dict[str, Any]
+    kind: str
+    name: str
+    auto: bool
+    t0: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+    recording: Any = None
+    # read
+    rec: Any = None
+    src: str = "recording"
+    notices: Notices = field(default_factory=Notices)
+    # quality, channels and model
+    qr_all: QualityReport | None = None
+    dropped: dict[str, str] = field(default_factory=dict)
+    choice: dict[str, Any] | None = None
+    inp: ModelInput | None = None
+    qr: QualityReport | None = None
+    unstageable: np.ndarray | None = None
+    exclude: np.ndarray | None = None
+    # span and prediction
+    span0: slice | None = None
+    span: slice | None = None
+    window: slice | None = None
+    off_sec: float | None = None
+    on_sec: float | None = None
+    hours: float = 0.0
+    cropped: bool = False
+    proba: np.ndarray | None = None
+    t_predict: float = 0.0
+
+    @property
+    def n(self) -> int:
+        """Epochs of the recording."""
+        return self.inp.n_epochs
+
+    @property
+    def stageable(self) -> np.ndarray:
+        """Epochs whose signals on every channel read allow staging."""
+        return ~self.unstageable
+
+    @property
+    def used(self) -> list[str]:
+        """The channels the model reads."""
+        return self.inp.channels
+
+
+def _open(recording, opt: _Options) -> _Staging:
+    """Load the model (``"auto"``: a shipped band-power model, chosen once the channels
+    are known) and check the options."""
+    auto = isinstance(opt.model, str) and opt.model == AUTO_MODEL
+    mdl, card = load_staging_model(DEFAULT_MODEL if auto else opt.model)
+    kind = input_kind(mdl, card)
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"model {card.get('name')!r} has an unknown input {kind!r}")
+    if opt.normalize not in ("sleep-period", "recording"):
+        raise ValueError("normalize must be 'sleep-period' or 'recording', got "
+                         f"{opt.normalize!r}")
+    opt.crop = _crop_mode(opt.crop)
+    opt.unstageable_flags = Q(int(opt.unstageable_flags))
+    return _Staging(opt, mdl, card, kind, card.get("name", "model"), auto,
+                    recording=recording)
+
+
+def _read(st: _Staging) -> _Staging:
+    """Read the recording in µV at the model's rate, with the reader's notices."""
     t = time.perf_counter()
-    night = bandpower.extract_bandpower_from(rec, eeg=eeg, eog=eog, n_eeg=setup.n_eeg,
-                                             n_eog=setup.n_eog)
-    timings["features_sec"] = time.perf_counter() - t
-    name = card.get("name", "model")
-    k = model.n_classes
-
-    def predict(window: slice, keep: np.ndarray, exclude: np.ndarray) -> np.ndarray:
-        # features z-scored over the good epochs of ``window``: the training nights
-        # were cropped the same way before any per-night statistic
-        idx = np.arange(night.n_epochs)[window]
-        use = keep[idx]
-        out = np.zeros((idx.size, k))
-        if use.any():
-            sel = idx[use]
-            feats = night.features(window, exclude)[sel]
-            nt = Night(X=feats, y=np.full(sel.size, UNSCORED), subject_id="subject",
-                       night_id="night", kind="features",
-                       channels=setup.channels, roles=setup.roles,
-                       onsets_sec=night.onsets_sec[sel])
-            out[use] = _check_proba(model.predict_proba(nt), sel.size, k, name)
-        return out
-
-    info = {"channels": dict(zip(night.ch_names, night.roles, strict=True)),
-            "ica": night.meta.get("ica"), "source": night.meta.get("source"),
-            "input_notices": list(night.meta.get("notices") or [])}  # channel choice
-    return predict, list(night.ch_names), night.n_epochs, info
+    o = st.opt
+    st.rec = read_recording(st.recording, st.kind, o.eeg, o.eog, o.emg,
+                            model_sfreq(st.mdl, st.kind))
+    st.src = str(st.rec.source or "recording")
+    st.notices = _reader_notices(st.rec)
+    st.timings["read_sec"] = time.perf_counter() - t
+    return st
 
 
-def _signals_input(model, card, rec, timings: dict[str, float]):
-    """Like :func:`_bandpower_input` for a model trained on signal nights (``hypnoscope
-    train --data``): the recording goes through the training nights' continuous
-    preprocessing (:func:`hypnoscope.io.recordings.load_recording`, no crop), the channels
-    are matched to the training roles, and the per-night scaling of that preprocessing
-    is computed over the good epochs of the window."""
-    from hypnoscope.io.recordings import load_recording
-    from hypnoscope.signal.preprocessing import (
-        apply_normalization,
-        normalization_stats,
-        resolve_config,
-    )
-
+def _check_quality(st: _Staging) -> _Staging:
+    """Signal quality of every epoch and channel read (nothing flagged without
+    ``check_quality``)."""
     t = time.perf_counter()
-    trained = (getattr(model, "metadata", {}) or {}).get("training_data", {}) or {}
-    config = resolve_config(trained.get("preprocessing") or "default")
-    method = config["normalize"]
-    night = load_recording(rec, None, sfreq=rec.sfreq, crop_wake_min=None,
-                           preprocessing={**config, "normalize": None}, cache=False)
-    roles = list(night.roles)
-    want = card.get("input", {}).get("roles") or trained.get("roles")
-    idx = list(range(len(roles)))
-    if want:
-        idx, used = [], set()
-        for role in want:
-            cand = [i for i, r in enumerate(roles)
-                    if i not in used and (r == role or r.startswith(role))]
-            if not cand:
-                raise ValueError(
-                    f"{night.meta.get('source', 'recording')}: model {card.get('name')!r} "
-                    f"needs channels with roles {list(want)}; channels found: "
-                    f"{dict(zip(night.channels, roles, strict=True))}")
-            idx.append(cand[0])
-            used.add(cand[0])
-    if idx != list(range(len(roles))):  # keep only the channels the model was trained on
-        night = dataclasses.replace(night, X=night.X[:, idx],
-                                    channels=[night.channels[i] for i in idx],
-                                    roles=[roles[i] for i in idx])
-    timings["features_sec"] = time.perf_counter() - t
-    name = card.get("name", "model")
-    k = model.n_classes
+    rec = st.rec
+    if st.opt.check_quality:
+        st.qr_all = recording_quality(rec, epoch_sec=EPOCH_SEC)
+    else:
+        n0 = int(rec.n_samples // int(round(EPOCH_SEC * rec.sfreq)))
+        st.qr_all = QualityReport(np.zeros((n0, rec.n_channels), np.uint8),
+                                  list(rec.ch_names), list(rec.roles), rec.sfreq)
+    st.timings["quality_sec"] = time.perf_counter() - t
+    return st
 
-    def predict(window: slice, keep: np.ndarray, exclude: np.ndarray) -> np.ndarray:
-        ids = np.arange(night.n_epochs)[window]
-        use = keep[ids]
-        out = np.zeros((ids.size, k))
-        if use.any():
-            sel = ids[use]
-            X = night.X[sel]
-            if method is not None:
-                center, scale = normalization_stats(night.X[window], method, axes=(0, 2),
-                                                    exclude=exclude[window])
-                X = apply_normalization(X, center, scale).astype(np.float32)
-            part = dataclasses.replace(
-                night, X=X, y=night.y[sel],
-                onsets_sec=None if night.onsets_sec is None else night.onsets_sec[sel],
-                views={v: a[sel] for v, a in night.views.items()})
-            out[use] = _check_proba(model.predict_proba(part), sel.size, k, name)
-        return out
 
-    info = {"channels": dict(zip(night.channels, night.roles, strict=True)),
-            "source": night.meta.get("source")}
-    return predict, list(night.channels), night.n_epochs, info
+def _choose_channels_and_model(st: _Staging) -> _Staging:
+    """Drop the channels bad for most of the night, bridge the unstageable epochs, choose
+    the model (``"auto"``) and compute its input from the channels left."""
+    rec, qr_all = st.rec, st.qr_all
+    st.dropped = {c: _channel_problem(qr_all, qr_all.ch_names.index(c))
+                  for c in qr_all.bad_channels(BAD_CHANNEL_FRACTION)}
+    keep = [i for i, c in enumerate(rec.ch_names) if c not in st.dropped]
+    # a recording read here is bridged in place (no copy of the night); a caller's is not
+    good = _bridge_bad_epochs(rec, qr_all, st.opt.unstageable_flags,
+                              inplace=rec is not st.recording)
+    if st.dropped:
+        good = good.copy(data=good.data[keep], ch_names=[rec.ch_names[i] for i in keep],
+                         roles=[rec.roles[i] for i in keep])
+    if st.auto:  # the richest shipped model the usable channels allow
+        chosen, st.choice = choose_model(list(good.roles), st.src, list(good.ch_names))
+        st.mdl, st.card = load_staging_model(chosen)
+        st.name = st.card.get("name", chosen)
+        st.notices.add("model-chosen", f"{st.src}: {st.choice['reason']}", severity="info")
+    st.inp = _input_without_dropped(st, good)
+    st.notices.extend_from(st.inp.notices)  # reordered / ignored channels
+    for c, reason in st.dropped.items():
+        role = rec.roles[rec.ch_names.index(c)].upper()
+        st.notices.add("channel-dropped",
+                       f"{st.src}: {role} channel {c!r} is {reason}; it was dropped and the "
+                       f"night was staged from {', '.join(st.used)}", channel=c)
+    st.qr = _select_channels(qr_all, st.used)
+    if st.qr.n_epochs != st.n:  # the same 30-s grid from the recording start: cannot differ
+        raise RuntimeError(f"{st.src}: quality of {st.qr.n_epochs} epochs but {st.n} staged "
+                           "epochs")
+    st.unstageable = st.qr.has(st.opt.unstageable_flags).any(axis=1)
+    st.exclude = exclusion_mask(st.qr, skip_bad_channels=None)
+    return st
+
+
+def _input_without_dropped(st: _Staging, good) -> ModelInput:
+    """The model's input from the recording ``good`` (bad channels dropped); a model that
+    cannot do without a dropped channel raises :class:`SignalQualityError` naming it."""
+    try:
+        if not good.n_channels:
+            raise ValueError("no usable EEG or EOG channel is left" if st.kind == BANDPOWER
+                             else "no usable channel is left")
+        return model_input(st.kind, st.mdl, st.card, good, st.opt.eeg, st.opt.eog,
+                           st.timings)
+    except ValueError as exc:
+        if not st.dropped:
+            raise
+        rec, src = st.rec, st.src
+        why = "; ".join(f"{rec.roles[rec.ch_names.index(c)].upper()} channel {c!r} is "
+                        f"{reason}{_reader_notes(st.notices, c)}"
+                        for c, reason in st.dropped.items())
+        msg = str(exc)
+        if msg.startswith(src + ": "):
+            msg = msg[len(src) + 2:]
+        raise SignalQualityError(
+            f"{src}: cannot stage with model {st.name!r}: {why}, so it cannot be used, and "
+            f"the model cannot stage without it ({msg})") from None
+
+
+def _lights(st: _Staging) -> _Staging:
+    """The span between lights-off and lights-on; it must hold a stageable epoch."""
+    o, rec = st.opt, st.rec
+    st.span0, st.off_sec, st.on_sec = _lights_span(o.lights_off, o.lights_on, rec.start_time,
+                                                   st.n, EPOCH_SEC, st.src, st.notices)
+    span0, qr = st.span0, st.qr
+    if not st.stageable[span0].any():
+        raise SignalQualityError(
+            f"{st.src}: no epoch between {_when(span0.start * EPOCH_SEC, rec.start_time)} "
+            f"and {_when(span0.stop * EPOCH_SEC, rec.start_time)} has usable signal on the "
+            f"channels model {st.name!r} needs: " + "; ".join(
+                f"{c} is {_channel_problem(qr, i)}" for i, c in enumerate(st.used)
+                if qr.has(o.unstageable_flags)[span0, i].any()))
+    return st
+
+
+def _first_pass(st: _Staging) -> _Staging:
+    """Stage the span with per-night statistics over all of it."""
+    st.t_predict = time.perf_counter()
+    st.proba = np.zeros((st.n, st.mdl.n_classes))
+    st.proba[st.span0] = st.inp.predict(st.span0, st.stageable, st.exclude)
+    st.span = st.window = st.span0
+    return st
+
+
+def _crop(st: _Staging) -> _Staging:
+    """Crop long spans (``crop``) to the main sleep period the first pass found, plus
+    ``crop_pad_min`` of wake either side; a given lights-off/on is never moved."""
+    o, span0 = st.opt, st.span0
+    codes = np.where(st.stageable, st.proba.argmax(axis=1), UNSCORED)
+    st.hours = (span0.stop - span0.start) * EPOCH_SEC / 3600.0
+    if not ((o.crop == "on" or (o.crop == "auto" and st.hours > AUTO_CROP_HOURS))
+            and (o.lights_off is None or o.lights_on is None)):
+        return st
+    main = main_sleep_period(codes[span0], EPOCH_SEC)
+    if main is None:
+        st.notices.add("crop-no-sleep",
+                       f"{st.src}: no consolidated sleep found in the {st.hours:.1f} h to "
+                       "stage, so the recording was not cropped to a sleep period; give "
+                       "lights_off/lights_on (--lights-off/--lights-on) to bound the night")
+        return st
+    pad = int(round(o.crop_pad_min * 60.0 / EPOCH_SEC))
+    a = span0.start if o.lights_off is not None else max(span0.start,
+                                                         span0.start + main.start - pad)
+    b = span0.stop if o.lights_on is not None else min(span0.stop,
+                                                       span0.start + main.stop + pad)
+    st.span, st.cropped = slice(a, b), (a, b) != (span0.start, span0.stop)
+    st.window = st.span
+    if st.cropped:
+        _announce_crop(st)
+    return st
+
+
+def _announce_crop(st: _Staging) -> None:
+    """The ``auto-crop`` notice; the crop becomes the lights-off/on not given."""
+    o, span, start = st.opt, st.span, st.rec.start_time
+    st.off_sec = span.start * EPOCH_SEC if o.lights_off is None else st.off_sec
+    st.on_sec = span.stop * EPOCH_SEC if o.lights_on is None else st.on_sec
+    what = (f"the {st.hours:.1f}-h recording" if o.lights_off is None and o.lights_on is None
+            else f"the {st.hours:.1f} h within lights-off/lights-on")
+    kept = (span.stop - span.start) * EPOCH_SEC / 3600.0
+    st.notices.add(
+        "auto-crop",
+        f"{st.src}: {what} was cropped to the detected sleep period plus "
+        f"{o.crop_pad_min:g} min of wake either side: "
+        f"{_when(span.start * EPOCH_SEC, start)} to "
+        f"{_when(span.stop * EPOCH_SEC, start)} ({kept:.1f} h); epochs "
+        "outside it are not staged (unscored). Give lights_off/lights_on "
+        "(--lights-off/--lights-on) or crop='off' (--crop none) to change this",
+        severity="info")
+
+
+def _second_pass(st: _Staging) -> _Staging:
+    """Stage again with the per-night statistics of the window: the crop, or (band power,
+    ``normalize="sleep-period"``) the sleep period +-30 min of the first pass; epochs of
+    the span outside the window keep the first pass."""
+    if (not st.cropped and st.kind == BANDPOWER and st.opt.normalize == "sleep-period"):
+        codes = np.where(st.stageable, st.proba.argmax(axis=1), UNSCORED)
+        sp = sleep_period_slice(codes[st.span], CROP_PAD_MIN, EPOCH_SEC)
+        if sp is not None:
+            st.window = slice(st.span.start + sp.start, st.span.start + sp.stop)
+    if (st.window.start, st.window.stop) != (st.span0.start, st.span0.stop):
+        st.proba[st.window] = st.inp.predict(st.window, st.stageable, st.exclude)
+    st.timings["predict_sec"] = time.perf_counter() - st.t_predict
+    return st
+
+
+def _lights_notice(st: _Staging) -> _Staging:
+    """The ``lights`` notice when lights-off or lights-on was given."""
+    o, start = st.opt, st.rec.start_time
+    if o.lights_off is not None or o.lights_on is not None:
+        a_txt = ("the recording start" if o.lights_off is None
+                 else f"lights-off {_when(st.off_sec, start)}")
+        b_txt = ("the recording end" if o.lights_on is None
+                 else f"lights-on {_when(st.on_sec, start)}")
+        st.notices.add("lights", f"{st.src}: staged from {a_txt} to {b_txt}; sleep "
+                       "statistics use this time in bed", severity="info")
+    return st
+
+
+def _flag_counts(qr: QualityReport, used: list[str], rows: np.ndarray,
+                 flags: Q | None = None) -> str:
+    """``"ch: flat 3, noise 2; ch2: ..."``: per channel, the epochs of ``rows`` carrying
+    each flag of ``flags`` (None: any flag)."""
+    flagged = qr.bad if flags is None else qr.has(flags)
+    return "; ".join(
+        f"{c}: " + ", ".join(f"{FLAG_LABELS[q]} {int((qr.has(q)[:, i] & rows).sum())}"
+                             for q in DETECTORS
+                             if (flags is None or q & flags) and (qr.has(q)[:, i] & rows).any())
+        for i, c in enumerate(used) if (flagged[:, i] & rows).any())
+
+
+def _quality_notices(st: _Staging) -> _Staging:
+    """The ``bad-epochs`` and ``noisy-epochs`` notices (warnings above
+    :data:`BAD_EPOCHS_WARN_FRACTION` of the span)."""
+    qr, span, src = st.qr, st.span, st.src
+    inside = _inside(st)
+    n_span = span.stop - span.start
+    bad_in_span = st.unstageable & inside
+    if bad_in_span.any():
+        per = _flag_counts(qr, st.used, inside, st.opt.unstageable_flags)
+        k = int(bad_in_span.sum())
+        st.notices.add("bad-epochs",
+                       f"{src}: {k} of {n_span} epochs ({_pct(k, n_span)}) have unusable "
+                       f"signal on a channel the model needs and are unscored ('?'): {per}",
+                       severity="warning" if k > BAD_EPOCHS_WARN_FRACTION * n_span else "info")
+    noisy = qr.bad.any(axis=1) & st.stageable & inside
+    if noisy.any():
+        k = int(noisy.sum())
+        per = _flag_counts(qr, st.used, noisy)
+        st.notices.add("noisy-epochs",
+                       f"{src}: {k} of {n_span} epochs ({_pct(k, n_span)}) have quality "
+                       f"flags that do not prevent staging; they are staged and marked in the "
+                       f"quality column: {per}",
+                       severity="warning" if k > BAD_EPOCHS_WARN_FRACTION * n_span else "info")
+    return st
+
+
+def _inside(st: _Staging) -> np.ndarray:
+    """Epochs of the staged span."""
+    inside = np.zeros(st.n, dtype=bool)
+    inside[st.span] = True
+    return inside
+
+
+def _result(st: _Staging) -> StagingResult:
+    """The hypnogram (epochs not staged unscored, with their quality labels) and the
+    info of what was done."""
+    o, span, inside = st.opt, st.span, _inside(st)
+    scored = inside & st.stageable
+    proba = st.proba
+    proba[~scored] = 0.0
+    codes = np.where(scored, proba.argmax(axis=1), UNSCORED)
+    labels = st.qr.epoch_labels()
+    for i in np.flatnonzero(~inside):
+        labels[i] = OUTSIDE_SPAN
+    hyp = Hypnogram(codes, epoch_sec=EPOCH_SEC, onset_sec=0.0, start_time=st.rec.start_time,
+                    probabilities=proba, n_classes=st.mdl.n_classes, quality=labels)
+    st.timings["total_sec"] = time.perf_counter() - st.t0
+    given = o.lights_off is not None or o.lights_on is not None
+    source = "+".join(s for s, on in (("lights", given), ("auto-crop", st.cropped)) if on)
+    flags = o.unstageable_flags
+    info = dict(st.inp.info)
+    info.update({
+        "normalization_window_epochs": [st.window.start, st.window.stop],
+        "quality": {**st.qr_all.summary(), "channels_used": list(st.used),
+                    "channels_dropped": dict(st.dropped),
+                    "unscored_epochs": int((~scored & inside).sum()),
+                    "unstageable_flags": [FLAG_LABELS[q] for q in DETECTORS if q & flags],
+                    "checked": bool(o.check_quality),
+                    "rule": (UNSTAGEABLE_RULE if flags == UNSTAGEABLE_FLAGS
+                             else "custom unstageable_flags")},
+        "span": {"source": source or "recording", "start_epoch": span.start,
+                 "stop_epoch": span.stop, "start_sec": span.start * EPOCH_SEC,
+                 "end_sec": span.stop * EPOCH_SEC,
+                 "lights_off_sec": st.off_sec, "lights_on_sec": st.on_sec,
+                 "crop": o.crop, "crop_pad_min": float(o.crop_pad_min)},
+        "notices": st.notices, "warnings": st.notices.messages("warning"),
+        "model": {**{k: st.card.get(k) for k in ("name", "summary", "trained_on", "path")
+                     if st.card.get(k) is not None},
+                  "chosen_by": st.choice["reason"] if st.choice else "given (model=/--model)"},
+        "model_choice": st.choice or {"mode": "given", "chosen": st.name},
+        "input": st.kind, "n_epochs": hyp.n_epochs, "timings": st.timings,
+    })
+    return StagingResult(hyp, info, st.qr_all if o.check_quality else None)
+
+
+#: The steps of :func:`stage_recording`, in order; each takes and returns the state.
+STEPS = (_read, _check_quality, _choose_channels_and_model, _lights, _first_pass, _crop,
+         _second_pass, _lights_notice, _quality_notices)
 
 
 # ------------------------------------------------------------------ staging
@@ -639,214 +855,11 @@ def stage_recording(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=
     ValueError
         Missing channels, unreadable files, invalid lights-off/on or crop.
     """
-    t0 = time.perf_counter()
-    auto = isinstance(model, str) and model == AUTO_MODEL
-    # "auto": a shipped band-power model, chosen once the channels are known
-    mdl, card = load_staging_model(DEFAULT_MODEL if auto else model)
-    timings: dict[str, float] = {}
-    kind = model_input(mdl, card)
-    if kind not in ("bandpower", "signals"):
-        raise ValueError(f"model {card.get('name')!r} has an unknown input {kind!r}")
-    if normalize not in ("sleep-period", "recording"):
-        raise ValueError(f"normalize must be 'sleep-period' or 'recording', got {normalize!r}")
-    crop_mode = _crop_mode(crop)
-    unstageable_flags = Q(int(unstageable_flags))
-    trained = (getattr(mdl, "metadata", {}) or {}).get("training_data", {}) or {}
-    sfreq = 100.0 if kind == "bandpower" else float(trained.get("sfreq") or 100.0)
-    name = card.get("name", "model")
-
-    t = time.perf_counter()
-    rec = _read_recording(recording, kind, eeg, eog, emg, sfreq)
-    src = str(rec.source or "recording")
-    notices = _reader_notices(rec)
-    timings["read_sec"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if check_quality:
-        qr_all = recording_quality(rec, epoch_sec=EPOCH_SEC)
-    else:
-        n0 = int(rec.n_samples // int(round(EPOCH_SEC * rec.sfreq)))
-        qr_all = QualityReport(np.zeros((n0, rec.n_channels), np.uint8), list(rec.ch_names),
-                               list(rec.roles), rec.sfreq)
-    timings["quality_sec"] = time.perf_counter() - t
-
-    # channels bad for most of the night are dropped; the model may manage without them
-    dropped = {c: _channel_problem(qr_all, qr_all.ch_names.index(c))
-               for c in qr_all.bad_channels(BAD_CHANNEL_FRACTION)}
-    keep = [i for i, c in enumerate(rec.ch_names) if c not in dropped]
-    # a recording read here is bridged in place (no copy of the night); a caller's is not
-    good = _bridge_bad_epochs(rec, qr_all, unstageable_flags, inplace=rec is not recording)
-    if dropped:
-        good = good.copy(data=good.data[keep], ch_names=[rec.ch_names[i] for i in keep],
-                         roles=[rec.roles[i] for i in keep])
-    choice = None
-    if auto:  # the richest shipped model the usable channels allow
-        chosen, choice = choose_model(list(good.roles), src, list(good.ch_names))
-        mdl, card = load_staging_model(chosen)
-        name = card.get("name", chosen)
-        notices.add("model-chosen", f"{src}: {choice['reason']}", severity="info")
-    try:
-        if kind == "bandpower":
-            if not good.n_channels:
-                raise ValueError("no usable EEG or EOG channel is left")
-            predict, used, n, info = _bandpower_input(mdl, card, good, eeg, eog, timings)
-        else:
-            if not good.n_channels:
-                raise ValueError("no usable channel is left")
-            predict, used, n, info = _signals_input(mdl, card, good, timings)
-        notices.extend_from(info.pop("input_notices", []))  # reordered / ignored channels
-    except ValueError as exc:
-        if not dropped:
-            raise
-        why = "; ".join(f"{rec.roles[rec.ch_names.index(c)].upper()} channel {c!r} is "
-                        f"{reason}{_reader_notes(notices, c)}" for c, reason in dropped.items())
-        msg = str(exc)
-        if msg.startswith(src + ": "):
-            msg = msg[len(src) + 2:]
-        raise SignalQualityError(
-            f"{src}: cannot stage with model {name!r}: {why}, so it cannot be used, and "
-            f"the model cannot stage without it ({msg})") from None
-    for c, reason in dropped.items():
-        role = rec.roles[rec.ch_names.index(c)].upper()
-        notices.add("channel-dropped",
-                    f"{src}: {role} channel {c!r} is {reason}; it was dropped and the night "
-                    f"was staged from {', '.join(used)}", channel=c)
-
-    qr = _select_channels(qr_all, used)
-    if qr.n_epochs != n:  # the same 30-s grid from the recording start: cannot differ
-        raise RuntimeError(f"{src}: quality of {qr.n_epochs} epochs but {n} staged epochs")
-    unstageable = qr.has(unstageable_flags).any(axis=1)
-    stageable = ~unstageable
-    exclude = exclusion_mask(qr, skip_bad_channels=None)
-
-    # night boundaries: lights-off/on first, then (for long spans) the crop
-    span0, off_sec, on_sec = _lights_span(lights_off, lights_on, rec.start_time, n,
-                                          EPOCH_SEC, src, notices)
-    if not stageable[span0].any():
-        raise SignalQualityError(
-            f"{src}: no epoch between {_when(span0.start * EPOCH_SEC, rec.start_time)} and "
-            f"{_when(span0.stop * EPOCH_SEC, rec.start_time)} has usable signal on the "
-            f"channels model {name!r} needs: " + "; ".join(
-                f"{c} is {_channel_problem(qr, i)}" for i, c in enumerate(used)
-                if qr.has(unstageable_flags)[span0, i].any()))
-    t = time.perf_counter()
-    proba = np.zeros((n, mdl.n_classes))
-    proba[span0] = predict(span0, stageable, exclude)
-    codes = np.where(stageable, proba.argmax(axis=1), UNSCORED)
-    span = span0
-    hours = (span0.stop - span0.start) * EPOCH_SEC / 3600.0
-    cropped = False
-    if (crop_mode == "on" or (crop_mode == "auto" and hours > AUTO_CROP_HOURS)) and (
-            lights_off is None or lights_on is None):
-        main = main_sleep_period(codes[span0], EPOCH_SEC)
-        if main is None:
-            notices.add("crop-no-sleep",
-                        f"{src}: no consolidated sleep found in the {hours:.1f} h to stage, "
-                        "so the recording was not cropped to a sleep period; give "
-                        "lights_off/lights_on (--lights-off/--lights-on) to bound the night")
-        else:
-            pad = int(round(crop_pad_min * 60.0 / EPOCH_SEC))
-            a = span0.start if lights_off is not None else max(span0.start,
-                                                               span0.start + main.start - pad)
-            b = span0.stop if lights_on is not None else min(span0.stop,
-                                                             span0.start + main.stop + pad)
-            span, cropped = slice(a, b), (a, b) != (span0.start, span0.stop)
-    window = span
-    if cropped:
-        off_sec = span.start * EPOCH_SEC if lights_off is None else off_sec
-        on_sec = span.stop * EPOCH_SEC if lights_on is None else on_sec
-        what = (f"the {hours:.1f}-h recording" if lights_off is None and lights_on is None
-                else f"the {hours:.1f} h within lights-off/lights-on")
-        kept = (span.stop - span.start) * EPOCH_SEC / 3600.0
-        notices.add(
-            "auto-crop",
-            f"{src}: {what} was cropped to the detected sleep period plus "
-            f"{crop_pad_min:g} min of wake either side: "
-            f"{_when(span.start * EPOCH_SEC, rec.start_time)} to "
-            f"{_when(span.stop * EPOCH_SEC, rec.start_time)} ({kept:.1f} h); epochs "
-            "outside it are not staged (unscored). Give lights_off/lights_on "
-            "(--lights-off/--lights-on) or crop='off' (--crop none) to change this",
-            severity="info")
-    elif kind == "bandpower" and normalize == "sleep-period":
-        sp = sleep_period_slice(codes[span], CROP_PAD_MIN, EPOCH_SEC)
-        if sp is not None:
-            window = slice(span.start + sp.start, span.start + sp.stop)
-    if (window.start, window.stop) != (span0.start, span0.stop):
-        # epochs of the span outside the window (the sleep period +-30 min) keep the
-        # first pass
-        proba[window] = predict(window, stageable, exclude)
-    timings["predict_sec"] = time.perf_counter() - t
-
-    inside = np.zeros(n, dtype=bool)
-    inside[span] = True
-    scored = inside & stageable
-    proba[~scored] = 0.0
-    codes = np.where(scored, proba.argmax(axis=1), UNSCORED)
-    labels = qr.epoch_labels()
-    for i in np.flatnonzero(~inside):
-        labels[i] = OUTSIDE_SPAN
-    if lights_off is not None or lights_on is not None:
-        a_txt = ("the recording start" if lights_off is None
-                 else f"lights-off {_when(off_sec, rec.start_time)}")
-        b_txt = ("the recording end" if lights_on is None
-                 else f"lights-on {_when(on_sec, rec.start_time)}")
-        notices.add("lights", f"{src}: staged from {a_txt} to {b_txt}; sleep statistics use "
-                    "this time in bed", severity="info")
-
-    # what the quality check found, in numbers
-    n_span = span.stop - span.start
-    bad_in_span = unstageable & inside
-    if bad_in_span.any():
-        per = "; ".join(
-            f"{c}: " + ", ".join(f"{FLAG_LABELS[q]} {int((qr.has(q)[:, i] & inside).sum())}"
-                                 for q in DETECTORS
-                                 if q & unstageable_flags and (qr.has(q)[:, i] & inside).any())
-            for i, c in enumerate(used) if (qr.has(unstageable_flags)[:, i] & inside).any())
-        k = int(bad_in_span.sum())
-        notices.add("bad-epochs",
-                    f"{src}: {k} of {n_span} epochs ({_pct(k, n_span)}) have unusable signal "
-                    f"on a channel the model needs and are unscored ('?'): {per}",
-                    severity="warning" if k > BAD_EPOCHS_WARN_FRACTION * n_span else "info")
-    noisy = qr.bad.any(axis=1) & stageable & inside
-    if noisy.any():
-        k = int(noisy.sum())
-        per = "; ".join(
-            f"{c}: " + ", ".join(f"{FLAG_LABELS[q]} {int((qr.has(q)[:, i] & noisy).sum())}"
-                                 for q in DETECTORS if (qr.has(q)[:, i] & noisy).any())
-            for i, c in enumerate(used) if (qr.bad[:, i] & noisy).any())
-        notices.add("noisy-epochs",
-                    f"{src}: {k} of {n_span} epochs ({_pct(k, n_span)}) have quality "
-                    f"flags that do not prevent staging; they are staged and marked in the "
-                    f"quality column: {per}",
-                    severity="warning" if k > BAD_EPOCHS_WARN_FRACTION * n_span else "info")
-
-    hyp = Hypnogram(codes, epoch_sec=EPOCH_SEC, onset_sec=0.0, start_time=rec.start_time,
-                    probabilities=proba, n_classes=mdl.n_classes, quality=labels)
-    timings["total_sec"] = time.perf_counter() - t0
-    given = lights_off is not None or lights_on is not None
-    source = "+".join(s for s, on in (("lights", given), ("auto-crop", cropped)) if on)
-    info.update({
-        "normalization_window_epochs": [window.start, window.stop],
-        "quality": {**qr_all.summary(), "channels_used": list(used),
-                    "channels_dropped": dict(dropped),
-                    "unscored_epochs": int((~scored & inside).sum()),
-                    "unstageable_flags": [FLAG_LABELS[q] for q in DETECTORS
-                                          if q & unstageable_flags],
-                    "checked": bool(check_quality),
-                    "rule": (UNSTAGEABLE_RULE if unstageable_flags == UNSTAGEABLE_FLAGS
-                             else "custom unstageable_flags")},
-        "span": {"source": source or "recording", "start_epoch": span.start,
-                 "stop_epoch": span.stop, "start_sec": span.start * EPOCH_SEC,
-                 "end_sec": span.stop * EPOCH_SEC,
-                 "lights_off_sec": off_sec, "lights_on_sec": on_sec,
-                 "crop": crop_mode, "crop_pad_min": float(crop_pad_min)},
-        "notices": notices, "warnings": notices.messages("warning"),
-        "model": {**{k: card.get(k) for k in ("name", "summary", "trained_on", "path")
-                     if card.get(k) is not None},
-                  "chosen_by": choice["reason"] if choice else "given (model=/--model)"},
-        "model_choice": choice or {"mode": "given", "chosen": name},
-        "input": kind, "n_epochs": hyp.n_epochs, "timings": timings,
-    })
-    return StagingResult(hyp, info, qr_all if check_quality else None)
+    st = _open(recording, _Options(model, eeg, eog, emg, normalize, lights_off, lights_on,
+                                   crop, crop_pad_min, check_quality, unstageable_flags))
+    for step in STEPS:
+        st = step(st)
+    return _result(st)
 
 
 def stage(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None, *,
@@ -895,174 +908,14 @@ def stage(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None, *,
                            crop=crop).hypnogram
 
 
-def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
-               model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None,
-               reference: str | os.PathLike | None = None, plot: bool = True, *,
-               out_stem: str | None = None, strict: bool = False,
-               lights_off: float | str | None = None, lights_on: float | str | None = None,
-               crop: str | None = None, label_map: Any = None) -> dict[str, Any]:
-    """Stage one recording file and write its output set into ``out_dir``.
-
-    With ``S`` the output stem (``out_stem``, default the
-    :func:`hypnoscope.io.recordings.recording_stem` of ``psg``) the set is
-    ``S.hypnogram.tsv`` (``onset duration stage confidence p_*``), ``S.hypnogram.edf``
-    (EDF+ stage annotations), ``S.report.json`` and ``S.report.html`` (sleep statistics,
-    plus agreement with ``reference``) and, with ``plot``, ``S.hypnogram.png``
-    (:func:`hypnoscope.viz.plots.plot_night`: hypnogram, the reference's hypnogram when
-    given, and hypnodensity; the same image is in the report, rendered once). The set
-    appears all together or not at all: it is written into a temporary folder inside
-    ``out_dir`` and moved into place only when
-    every file is written (:func:`hypnoscope.utils.output_set`); an error or an
-    interrupt (SIGINT) leaves nothing of it. Files of an earlier set with the same stem
-    are replaced.
-
-    Parameters
-    ----------
-    psg : path
-        Recording in any format MNE reads (EDF/BDF, BrainVision, FIF ...).
-    out_dir : path
-        Output folder (created if needed).
-    model, eeg, eog, emg
-        As in :func:`stage`.
-    reference : path, optional
-        Expert hypnogram of the same recording (any format
-        :func:`hypnoscope.read_hypnogram` reads) for agreement metrics.
-    label_map : dict, str or None
-        Site-specific stage labels of the reference (see
-        :func:`hypnoscope.stages.parse_label_map`).
-    plot : bool, default True
-        Write the PNG figure.
-    out_stem : str, optional
-        Name of the outputs (``hypnoscope stage`` gives recordings that share a stem
-        distinct ones).
-    strict : bool, default False
-        Fail (:class:`hypnoscope.notices.StrictModeError`, nothing written) if staging
-        gave any warning.
-    lights_off, lights_on, crop
-        Night boundaries (seconds or clock times ``"HH:MM[:SS]"``; crop ``"auto"``,
-        ``"on"`` or ``"off"``), passed to :func:`stage_recording` when given (else its
-        defaults). Sleep statistics, agreement and the report cover the span staged.
-
-    Returns
-    -------
-    dict
-        Summary row: ``recording``, ``stem``, ``status`` ("ok"), ``n_epochs``, ``hours``,
-        ``tst_min``, ``se_pct``, ``mean_confidence``, ``seconds``, ``outputs`` (kind ->
-        path), ``notices`` (messages) and, with a reference, ``accuracy``, ``kappa``,
-        ``macro_f1``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``psg`` does not exist. Any staging or writing error is raised too (a batch
-        caller decides whether to go on); nothing of the output set is left then.
-    """
-    from hypnoscope.io.hypnograms import read_hypnogram
-    from hypnoscope.io.recordings import recording_stem
-    from hypnoscope.notices import raise_if_strict
-    from hypnoscope.utils import output_set
-    from hypnoscope.viz.plots import figure_to_png, plot_night
-    from hypnoscope.viz.report import FIGURE_DPI, write_report
-
-    psg = Path(psg)
-    if not psg.is_file():
-        raise FileNotFoundError(f"{psg}: recording not found (expected a recording file "
-                                "MNE reads: EDF/BDF, BrainVision .vhdr, FIF ...)")
-    out_dir = Path(out_dir)
-    stem = out_stem or recording_stem(psg)
-    ref = (read_hypnogram(reference, label_map=label_map) if reference is not None
-           else None)
-    t0 = time.perf_counter()
-    bounds = {k: v for k, v in (("lights_off", lights_off), ("lights_on", lights_on),
-                                ("crop", crop)) if v is not None}
-    result = stage_recording(str(psg), model=model, eeg=eeg, eog=eog, emg=emg, **bounds)
-    hyp = result.hypnogram
-    # statistics and agreement over the staged span (lights-off/on, crop), computed
-    # before anything is written: a reference that does not fit fails here
-    stats = result.sleep_statistics()
-    cmp = None if ref is None else result.compare(ref)
-    off, on = result.lights
-    info = dict(result.info)
-    notices = result_notices(info)
-    raise_if_strict(notices, strict, str(psg))  # before anything is written
-    info["recording"] = psg.name
-    info["source"] = str(psg)
-    if reference is not None:
-        info["reference"] = str(reference)
-    if hyp.start_time is not None:
-        info["start_time"] = hyp.start_time.isoformat(sep=" ")
-    info["staging_options"] = staging_options(psg, model, eeg, eog, emg, reference,
-                                              **bounds, label_map=label_map)
-    names = output_names(stem)
-    with output_set(out_dir, stem, replaces=list(names.values())) as tmp:
-        hyp.to_tsv(tmp / names["tsv"])
-        hyp.to_edf(tmp / names["edf"])
-        # the night's figure is rendered once: embedded in the report and, with plot,
-        # the PNG file
-        png = figure_to_png(plot_night(hyp, reference=ref, title=psg.name), dpi=FIGURE_DPI,
-                            crop=False)
-        write_report(tmp / f"{stem}.report", hyp, info, reference=ref, lights_off=off,
-                     lights_on=on, comparison=cmp, figure_png=png)
-        if plot:
-            _write_png(png, tmp / names["png"])
-    paths = {k: out_dir / v for k, v in names.items() if plot or k != "png"}
-    row: dict[str, Any] = {
-        "recording": str(psg), "stem": stem, "status": "ok", "n_epochs": hyp.n_epochs,
-        "hours": hyp.duration_sec / 3600, "tst_min": stats.get("total_sleep_min"),
-        "se_pct": stats.get("sleep_efficiency_pct"),
-        # over the staged epochs, as in the report (unscored ones have confidence 0)
-        "mean_confidence": (float(hyp.confidence[hyp.codes >= 0].mean())
-                            if (hyp.codes >= 0).any() else float("nan")),
-        "seconds": time.perf_counter() - t0, "outputs": {k: str(v) for k, v in paths.items()},
-        "notices": [n.message for n in notices],
-    }
-    if cmp is not None:
-        row.update(accuracy=cmp["epochs"]["accuracy"], kappa=cmp["epochs"]["kappa"],
-                   macro_f1=cmp["epochs"]["macro_f1"])
-    return row
+#: Names that moved to :mod:`hypnoscope.staging.outputs`, still importable from here.
+_MOVED_TO_OUTPUTS = ("stage_file", "output_names", "OUTPUT_SUFFIXES", "staging_options",
+                     "result_notices")
 
 
-#: Output kinds of :func:`stage_file` and their file-name suffixes after the stem.
-OUTPUT_SUFFIXES = {"tsv": "hypnogram.tsv", "edf": "hypnogram.edf", "html": "report.html",
-                   "json": "report.json", "png": "hypnogram.png"}
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_OUTPUTS:  # imported when asked: outputs imports this module
+        from hypnoscope.staging import outputs
 
-
-def output_names(stem: str) -> dict[str, str]:
-    """File names of the output set of stem ``stem`` (kind -> name)."""
-    return {k: f"{stem}.{v}" for k, v in OUTPUT_SUFFIXES.items()}
-
-
-def staging_options(psg: str | os.PathLike, model: Any = AUTO_MODEL, eeg=None,
-                    eog=None, emg=None, reference: str | os.PathLike | None = None,
-                    **bounds: Any) -> dict[str, Any]:
-    """What an output set was made from and with (JSON-ready); stored in the report as
-    ``recording.staging_options`` so that a rerun of ``hypnoscope stage`` can tell a
-    complete set made the same way (skipped) from one made otherwise (staged again)."""
-    def names(x):
-        return None if x is None else ([x] if isinstance(x, str) else [str(c) for c in x])
-
-    return {"psg": str(Path(psg).resolve()),
-            "model": str(model) if isinstance(model, (str, os.PathLike)) else str(
-                getattr(model, "name", None) or model),
-            "reference": None if reference is None else str(Path(reference).resolve()),
-            "eeg": names(eeg), "eog": names(eog), "emg": names(emg),
-            **{k: bounds[k] for k in sorted(bounds) if bounds[k] is not None}}
-
-
-def result_notices(info: dict[str, Any]) -> list:
-    """The notices of a staged recording: ``info["notices"]`` (or, from readers that
-    still report plain messages, ``info["warnings"]``) as
-    :class:`hypnoscope.notices.Notice` objects."""
-    from hypnoscope.notices import Notice, Notices
-
-    got = info.get("notices")
-    if got:
-        return list(Notices().extend_from(got))
-    return [Notice("warning", str(m)) for m in info.get("warnings") or []]
-
-
-def _write_png(png: bytes, path: Path) -> Path:
-    """Write the night's figure (:func:`hypnoscope.viz.plots.plot_night`, rendered once for
-    the report and this file) into the output set's temporary folder."""
-    path.write_bytes(png)
-    return path
+        return getattr(outputs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
