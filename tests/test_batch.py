@@ -365,7 +365,7 @@ def test_bad_lights_values_fail_before_work(tmp_path, capsys, monkeypatch, flag,
 _FAULTS = """
 import json, resource, sys
 import numpy as np
-from hypnoscope.staging.batch import tune_worker_malloc
+from hypnoscope.utils.batch import tune_worker_malloc
 tuned = tune_worker_malloc() if sys.argv[1] == "tune" else False
 again = tune_worker_malloc() if sys.argv[1] == "tune" else False
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

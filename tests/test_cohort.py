@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hypnoscope.cli import main
-from hypnoscope.staging.batch import BatchItem, make_executor, run_batch, summary_csv_text
+from hypnoscope.utils.batch import BatchItem, make_executor, run_batch, summary_csv_text
 from test_batch import SET, leftovers, output_files, simulated_psg
 
 distributed = pytest.importorskip("distributed")
@@ -131,7 +131,7 @@ def test_scheduler_errors_are_one_line(tmp_path, cohort, capsys):
 
 
 def test_feature_extraction_on_the_cluster_equals_the_local_one(cohort, cluster, tmp_path):
-    from hypnoscope.io.recordings import load_psg_dir, recording_cache_file
+    from hypnoscope.signal.nights import load_psg_dir, recording_cache_file
 
     lc, client = cluster
     local = load_psg_dir(cohort, cache=False)

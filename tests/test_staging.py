@@ -97,6 +97,27 @@ def test_model_trained_on_other_features_is_refused_clearly(psg):
         stage(psg, model=model)
 
 
+def test_input_kind_has_one_vocabulary_and_reads_old_spellings():
+    """Cards and models name a model's input in other words; staging reads them all as
+    ``"bandpower"`` or ``"signals"``; the shipped cards say ``bandpower``."""
+    from types import SimpleNamespace
+
+    from hypnoscope.models.storage import load_staging_model
+    from hypnoscope.staging.model_input import BANDPOWER, SIGNALS, input_kind
+
+    plain = SimpleNamespace()
+    assert input_kind(plain, {}) == BANDPOWER == "bandpower"
+    assert input_kind(SimpleNamespace(input_kind_="signals"), {}) == SIGNALS == "signals"
+    assert input_kind(SimpleNamespace(input_kind="features"), {}) == BANDPOWER
+    assert input_kind(plain, {"input": {"representation": "features"}}) == BANDPOWER
+    assert input_kind(plain, {"input": {"representation": "signals"}}) == SIGNALS
+    meta = SimpleNamespace(metadata={"input": {"representation": "signals"}})
+    assert input_kind(meta, {}) == SIGNALS
+    assert input_kind(plain, {"input": {"representation": "spikes"}}) == "spikes"
+    for name in shipped_models():
+        assert input_kind(*load_staging_model(name)) == BANDPOWER
+
+
 def test_cli_writes_every_output(psg, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["stage", str(psg), "--out", str(out)]) == 0
