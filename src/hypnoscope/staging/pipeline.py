@@ -8,8 +8,8 @@ returning one state object: read the recording (units checked by the reader), ch
 signal quality, choose the channels and the model and compute the model's input
 (:mod:`hypnoscope.staging.model_input`), bound the night (lights-off/on), stage it, crop
 it, stage it again over the normalisation window, and add the notices. Writing output
-sets lives in :mod:`hypnoscope.staging.outputs` (:func:`~hypnoscope.staging.outputs.
-stage_file`; still importable from here).
+sets lives in :mod:`hypnoscope.staging.outputs`
+(:func:`~hypnoscope.staging.outputs.stage_file`; still importable from here).
 
 Models are named as in :mod:`hypnoscope.models.storage` (shipped names such as
 ``default``, model files, or model objects). ``default`` is a band-power model trained
@@ -41,12 +41,13 @@ detectors are defined in :mod:`hypnoscope.signal.quality`). What follows from th
   signal makes its features garbage and the stage a guess; the epoch is left to a
   human scorer instead of getting a confident stage. High-frequency noise counts
   because noise strong enough to be flagged (>= 8x the night's median 30-45 Hz power,
-  or a quarter of all power) also fills the beta band the features use: an hour of
-  40-µV white noise on a simulated night, staged, came out wake at confidence 0.99 on
-  every epoch. Real wake with heavy muscle artefact may be flagged too and is then
-  unscored (as scorers often mark movement and artefact epochs). Unscored epochs
-  count as time in bed but neither as sleep nor as wake in the sleep statistics
-  (:func:`hypnoscope.evaluation.sleepstats.sleep_statistics`) and are left out of agreement.
+  or a quarter of all power) also fills the beta band the features use, so that
+  staged, such epochs come out as confident wake. Real wake with heavy muscle
+  artefact may be flagged too and is then unscored (as scorers often mark movement
+  and artefact epochs). Unscored epochs count as time in bed but neither as sleep nor
+  as wake in the sleep statistics
+  (:func:`hypnoscope.evaluation.sleepstats.sleep_statistics`) and are left out of
+  agreement.
   (At 100 Hz, the staging rate, the mains detector cannot fire: 50 Hz is the Nyquist
   frequency, removed by the reader's anti-alias filter.)
 - **Bad channels**: a channel flagged on more than :data:`BAD_CHANNEL_FRACTION` of the
@@ -519,7 +520,8 @@ def _open(recording, opt: _Options) -> _Staging:
 
 
 def _read(st: _Staging) -> _Staging:
-    """Read the recording in µV at the model's rate, with the reader's notices."""
+    """Read the recording in µV at the model's rate, its units checked channel by channel
+    (:func:`hypnoscope.staging.model_input.read_recording`), with the reader's notices."""
     t = time.perf_counter()
     o = st.opt
     st.rec = read_recording(st.recording, st.kind, o.eeg, o.eog, o.emg,
