@@ -34,7 +34,7 @@ default when everything is cached) writes ``benchmarks/results/real_accuracy_nes
 
 Usage (from the repository root)::
 
-    nice -n 5 .venv/bin/python benchmarks/real_accuracy/nested.py
+    nice -n 5 .venv/bin/python -m benchmarks.real_accuracy.nested
 """
 
 from __future__ import annotations
@@ -48,21 +48,18 @@ from pathlib import Path
 
 import numpy as np
 
-from hypnoscope.datasets import load_feature_dir
+from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, load_bandpower, result_header
+from benchmarks.real_features import run as rf
 from hypnoscope.evaluation.metrics import evaluate, robustness
 from hypnoscope.evaluation.nested import Combination, choose_combination, cross_fit
+from hypnoscope.evaluation.probability import transition_matrix
 from hypnoscope.evaluation.splits import subject_kfold
 from hypnoscope.models import make_model
-from hypnoscope.models.feature_classifiers import transition_matrix
 from hypnoscope.models.vote import DEFAULT_MEMBERS as VOTE_MEMBERS
 from hypnoscope.stages import stage_names
-from hypnoscope.utils import atomic_path, progress, write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import atomic_path, write_json_atomic, write_text_atomic
+from hypnoscope.utils.runtime import progress
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import _real_features, result_header  # noqa: E402  (the robustness benchmark beside this file)
-
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache" / "nested"
 STATE_VERSION = 1
 K_INNER = 2
@@ -274,9 +271,8 @@ def markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    rf = _real_features()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(rf.DEFAULT_DATA))
+    ap.add_argument("--data", default=str(BANDPOWER_DIR))
     ap.add_argument("--members", nargs="*", default=list(MEMBERS), choices=list(MEMBERS))
     ap.add_argument("--folds", nargs="*", type=int, default=None,
                     help="outer folds to compute (1-based; default all)")
@@ -287,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="only compute (for parallel workers)")
     args = ap.parse_args(argv)
 
-    nights = load_feature_dir(args.data)
+    nights = load_bandpower(args.data)
     folds = subject_kfold(nights, k=10, seed=args.seed)
     rf.check_folds(nights, folds, args.seed, 10)
     state = Path(args.state_dir)
@@ -360,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
               "f1_R": ship["f1"]["R"],
               "worst_fold_accuracy": ship["fold_distribution"]["accuracy"]["min"]}
     res = {
-        **result_header("real_accuracy_nested"),
+        **result_header("real_accuracy_nested", "benchmarks.real_accuracy.nested", argv),
         "protocol": (
             "Real data: 59 subjects / 115 nights of Sleep-EDF Expanded cassette band powers "
             "(Kemp et al. 2000; Goldberger et al. 2000; ODC-By). Outer loop: subject-wise "

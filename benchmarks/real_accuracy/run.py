@@ -16,32 +16,35 @@ folds, the per-subject accuracy distribution (worst decile), night 1 vs night 2,
 held-out atypical subjects against the CV average (and against those same subjects' CV
 scores).
 
-Resumable: every split's per-night test labels and predictions are kept in
-``--state-dir`` (keyed by the model configuration, split and data), and the results are
-re-rendered after each one.
+Resumable: every split's test labels and probabilities are kept in ``--state-dir``
+(:func:`hypnoscope.evaluation.cross_validation.cross_validate`, keyed by the model
+configuration, split and data), and the results are re-rendered after each one.
 
 Usage (from the repository root)::
 
-    nice -n 10 .venv/bin/python benchmarks/real_accuracy/run.py
+    nice -n 10 .venv/bin/python -m benchmarks.real_accuracy.run
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
-import importlib.util
 import json
 import math
-import os
-import platform
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
-from hypnoscope.datasets import load_feature_dir
+from benchmarks.common import (
+    BANDPOWER_DIR,
+    RESULTS,
+    ROOT,
+    command_line,
+    load_bandpower,
+    machine_line,
+    now_utc,
+)
+from benchmarks.real_features import run as rf
+from hypnoscope.evaluation.cross_validation import FoldRecord, cross_validate
 from hypnoscope.evaluation.metrics import robustness
 from hypnoscope.evaluation.splits import (
     dissimilar_subject_split,
@@ -49,31 +52,12 @@ from hypnoscope.evaluation.splits import (
     subject_kfold,
 )
 from hypnoscope.models import make_model
-from hypnoscope.utils import parse_options, progress, write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import write_json_atomic, write_text_atomic
+from hypnoscope.utils.runtime import parse_options
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 CARD = ROOT / "src" / "hypnoscope" / "data" / "models" / "default.json"
 DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache"
 STATE_VERSION = 1
-
-
-def _real_features():
-    """The ``benchmarks/real_features/run.py`` module (data path and fold check)."""
-    path = ROOT / "benchmarks" / "real_features" / "run.py"
-    spec = importlib.util.spec_from_file_location("real_features_run", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def result_header(benchmark: str) -> dict:
-    """The name, date (UTC), machine and command line every result file starts with."""
-    return {"benchmark": benchmark,
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{platform.node()} {platform.machine()} python "
-                       f"{platform.python_version()}, {os.cpu_count()} cores",
-            "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}
 
 
 def default_model_options(seed: int, n_jobs: int) -> tuple[str, dict]:
@@ -95,27 +79,12 @@ def night_number(night_id: str) -> int:
     return int(tail)
 
 
-def run_split(fold, nights, name: str, opts: dict, path: Path) -> dict:
-    """Train on the fold's training nights and predict its test nights (cached)."""
-    if path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    train, _, test = fold.select(nights)
-    model = make_model(name, **opts)
-    t0 = time.perf_counter()
-    model.fit(train)
-    t_train = time.perf_counter() - t0
-    preds = [np.asarray(model.predict(n)) for n in test]
-    rec = {"night_ids": np.array([n.night_id for n in test]),
-           "lengths": np.array([len(n.y) for n in test]),
-           "y": np.concatenate([n.y for n in test]).astype(np.int16),
-           "pred": np.concatenate(preds).astype(np.int16),
-           "train_s": np.array(t_train)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **rec)
-    tmp.replace(path)
-    return rec
+def split_record(rec: FoldRecord, nights) -> dict:
+    """A split's stored result as :func:`by_night` reads it: test night ids and lengths,
+    true codes, predicted codes (arg-max of the probabilities) and the fit time."""
+    return {"night_ids": np.array([nights[i].night_id for i in rec.fold.test]),
+            "lengths": rec.lengths, "y": rec.y.astype(np.int16),
+            "pred": rec.proba.argmax(1).astype(np.int16), "train_s": np.array(rec.train_s)}
 
 
 def by_night(recs: dict[str, dict]) -> tuple[dict, dict, dict]:
@@ -215,9 +184,8 @@ def markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    rf = _real_features()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(rf.DEFAULT_DATA))
+    ap.add_argument("--data", default=str(BANDPOWER_DIR))
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     ap.add_argument("--test", type=float, default=0.2,
@@ -231,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                          "'context={\"night_stats\": true}' (a candidate, not the default)")
     args = ap.parse_args(argv)
 
-    nights = load_feature_dir(args.data)
+    nights = load_bandpower(args.data)
     subject_of = {n.night_id: n.subject_id for n in nights}
     folds = subject_kfold(nights, k=args.folds, seed=args.seed)
     rf.check_folds(nights, folds, args.seed, args.folds)
@@ -243,24 +211,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         ap.error(f"--{err}")
     cfg_key = {k: v for k, v in opts.items() if k != "n_jobs"}
-    state = Path(args.state_dir)
+    cache_key = json.dumps({"v": STATE_VERSION, "model": name, "opts": cfg_key,
+                            "data": args.data}, sort_keys=True)
 
-    def state_path(fold) -> Path:
-        blob = json.dumps({"v": STATE_VERSION, "model": name, "opts": cfg_key,
-                           "test": list(fold.test_subjects), "train": list(fold.train_subjects),
-                           "data": args.data}, sort_keys=True)
-        h = hashlib.sha1(blob.encode()).hexdigest()[:12]
-        return state / f"{fold.name.replace(' ', '_').replace('/', 'of')}_{h}.npz"
+    def run(folds_to_run, on_fold=None) -> list[FoldRecord]:
+        """Train on each split's training nights and predict its test nights (cached)."""
+        return cross_validate(nights, lambda: make_model(name, **opts), folds=folds_to_run,
+                              cache_dir=args.state_dir, cache_key=cache_key,
+                              on_fold=on_fold, desc="folds").records
 
     res: dict = {
         "benchmark": "real_accuracy",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": " ".join(x for x in (platform.node(), platform.machine(),
-                                        platform.processor(), "python",
-                                        platform.python_version()) if x)
-                   + f", {os.cpu_count()} cores",
-        "command": "nice -n 10 python " + " ".join([Path(sys.argv[0]).as_posix()]
-                                                   + sys.argv[1:]),
+        "date": now_utc(),
+        "machine": machine_line(),
+        "command": command_line("benchmarks.real_accuracy.run", argv, "nice -n 10 python"),
         "config": {"model": name, "options": opts, "model_card": str(CARD.relative_to(ROOT)),
                    "n_folds": args.folds, "max_folds": args.max_folds, "seed": args.seed,
                    "fold_function": f"subject_kfold(k={args.folds}, seed={args.seed})",
@@ -299,20 +263,23 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(RESULTS / f"{args.name}.json", res)
         write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
 
-    rec = run_split(dis, nights, name, opts, state_path(dis))
+    rec = split_record(run([dis])[0], nights)
     times[dis.name] = float(rec["train_s"])
     res["dissimilar"] = summarise({dis.name: rec}, subject_of, with_folds=False)
     print(f"{dis.name}: acc {res['dissimilar']['pooled']['accuracy']:.3f} "
           f"(train {float(rec['train_s']):.0f} s)", flush=True)
     render()
-    run_folds = folds[: args.max_folds] if args.max_folds else folds
-    for fold in progress(run_folds, desc="folds", unit="fold"):
-        rec = run_split(fold, nights, name, opts, state_path(fold))
-        cv_recs[fold.name] = rec
-        times[fold.name] = float(rec["train_s"])
-        acc = summarise({fold.name: rec}, subject_of, False)["pooled"]["accuracy"]
-        print(f"{fold.name}: acc {acc:.3f} (train {float(rec['train_s']):.0f} s)", flush=True)
+
+    def fold_done(record: FoldRecord) -> None:
+        rec = split_record(record, nights)
+        cv_recs[record.fold.name] = rec
+        times[record.fold.name] = float(rec["train_s"])
+        acc = summarise({record.fold.name: rec}, subject_of, False)["pooled"]["accuracy"]
+        print(f"{record.fold.name}: acc {acc:.3f} (train {float(rec['train_s']):.0f} s)",
+              flush=True)
         render()
+
+    run(folds[: args.max_folds] if args.max_folds else folds, fold_done)
     render()
     print(markdown(res))
     return 0 if not math.isnan(res["dissimilar"]["pooled"]["accuracy"]) else 1

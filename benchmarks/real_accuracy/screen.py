@@ -18,12 +18,13 @@ DEFAULT_CONTEXT`) plus:
 Real data: the 59-subject Sleep-EDF band-power set, the 10 subject-wise folds of
 ``benchmarks/real_features`` (checked against ``real_folds.json``). LightGBM as in
 :func:`hypnoscope.models.feature_classifiers.build_estimator` (sqrt class weights, two
-threads). Each variant's test probabilities are cached in ``--state-dir``. Writes
+threads). Each variant's test probabilities are cached in ``--state-dir``, fold by fold
+(:func:`hypnoscope.evaluation.cross_validation.cross_validate`). Writes
 ``benchmarks/results/real_accuracy_screen.{json,md}``.
 
 Usage (from the repository root; about 5 min per variant on 2 cores)::
 
-    nice -n 5 .venv/bin/python benchmarks/real_accuracy/screen.py
+    nice -n 5 .venv/bin/python -m benchmarks.real_accuracy.screen
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hypnoscope.datasets import load_feature_dir
+from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, load_bandpower, result_header
+from benchmarks.real_features import run as rf
+from hypnoscope.evaluation.cross_validation import cross_validate
 from hypnoscope.evaluation.metrics import evaluate
 from hypnoscope.evaluation.splits import subject_kfold
 from hypnoscope.models.feature_classifiers import (
@@ -45,13 +48,8 @@ from hypnoscope.models.feature_classifiers import (
 )
 from hypnoscope.signal.features import add_context
 from hypnoscope.stages import stage_names
-from hypnoscope.utils import atomic_path, write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import _real_features, result_header  # noqa: E402  (the robustness benchmark beside this file)
-
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache" / "screen"
 VARIANTS = {"base": "lightgbm-context as shipped before (the reference)",
             "nightstats": "+ the night's median and IQR of every raw feature",
@@ -98,44 +96,54 @@ def matrix(night, variant: str) -> np.ndarray:
     return np.nan_to_num(M).astype(np.float32)
 
 
-def run_variant(variant: str, nights, folds, path: Path) -> dict[str, np.ndarray]:
-    """Test probabilities of every night (cached in ``path``)."""
-    if path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    mats = {n.night_id: matrix(n, variant) for n in nights}
-    out: dict[str, np.ndarray] = {}
-    t0 = time.perf_counter()
-    for f in folds:
-        train, _, test = f.select(nights)
-        X = np.vstack([mats[n.night_id] for n in train])
-        y = np.concatenate([n.y for n in train])
+class VariantModel:
+    """LightGBM (sqrt class weights, two threads) on a variant's feature matrices,
+    computed once per night (``mats``: night id -> matrix)."""
+
+    def __init__(self, mats: dict[str, np.ndarray]) -> None:
+        self.mats = mats
+
+    def fit(self, nights) -> VariantModel:
+        X = np.vstack([self.mats[n.night_id] for n in nights])
+        y = np.concatenate([n.y for n in nights])
         k = y >= 0
-        est = build_estimator("lightgbm", seed=0, n_jobs=2,
-                              class_weight=resolve_class_weight("sqrt", y[k], 5))
-        est.fit(X[k], y[k])
-        out.update({n.night_id: est.predict_proba(mats[n.night_id]) for n in test})
-        print(f"{variant} {f.name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **out)
-    return out
+        self.est = build_estimator("lightgbm", seed=0, n_jobs=2,
+                                   class_weight=resolve_class_weight("sqrt", y[k], 5))
+        self.est.fit(X[k], y[k])
+        return self
+
+    def predict_proba(self, night) -> np.ndarray:
+        return self.est.predict_proba(self.mats[night.night_id])
+
+
+def run_variant(variant: str, nights, folds, state_dir: Path) -> dict[str, np.ndarray]:
+    """Test probabilities of every night (night id -> probabilities, in fold order),
+    cached fold by fold in ``state_dir``."""
+    mats = {n.night_id: matrix(n, variant) for n in nights}
+    t0 = time.perf_counter()
+    cv = cross_validate(nights, lambda: VariantModel(mats), folds=folds, cache_dir=state_dir,
+                        cache_key=f"screen-{variant}", desc=variant,
+                        on_fold=lambda r: print(f"{variant} {r.fold.name}: "
+                                                f"{time.perf_counter() - t0:.0f} s",
+                                                flush=True))
+    return {nights[i].night_id: p for r in cv.records
+            for i, (_, p) in zip(r.fold.test, r.nights(), strict=True)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    rf = _real_features()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(rf.DEFAULT_DATA))
+    ap.add_argument("--data", default=str(BANDPOWER_DIR))
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--state-dir", default=str(DEFAULT_STATE))
     args = ap.parse_args(argv)
-    nights = load_feature_dir(args.data)
+    nights = load_bandpower(args.data)
     folds = subject_kfold(nights, k=10, seed=0)
     rf.check_folds(nights, folds, 0, 10)
     variants = ["base", *[v for v in args.variants if v != "base"]]
     by_id = {n.night_id: n for n in nights}
     rows, fold_acc = {}, {}
     for v in variants:
-        probs = run_variant(v, nights, folds, Path(args.state_dir) / f"{v}.npz")
+        probs = run_variant(v, nights, folds, Path(args.state_dir))
         accs = []
         for f in folds:
             _, _, test = f.select(nights)
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                    "paired_vs_base": None if v == "base" else
                    {"mean": float(d.mean()), "sd": float(d.std(ddof=1)),
                     "better": int((d > 0).sum())}}
-    res = {**result_header("real_accuracy_screen"),
+    res = {**result_header("real_accuracy_screen", "benchmarks.real_accuracy.screen", argv),
            "protocol": "subject-wise 10-fold CV (folds of benchmarks/real_features), one "
                        "lightgbm-context-style model per fold, no inner selection: a "
                        "screen, not an estimate (see real_accuracy_nested.md)",

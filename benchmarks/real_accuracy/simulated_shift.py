@@ -14,7 +14,7 @@ hypnogram (sleep period +- 30 min).
 
 Usage (from the repository root)::
 
-    python benchmarks/real_accuracy/simulated_shift.py \\
+    python -m benchmarks.real_accuracy.simulated_shift \\
         --models default=src/hypnoscope/data/models/default.joblib \\
                  previous=/path/to/previous/default.joblib
 
@@ -31,17 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import HYPNOGRAM_DIR, RESULTS, result_header
 from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.simulate import simulate_night, write_sleepedf_pair
 from hypnoscope.staging.pipeline import stage_recording
-from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import result_header  # noqa: E402  (the robustness benchmark beside this file)
-
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
-HYPNOGRAMS = ROOT.parent / "shared" / "data" / "sleepedf_hypnograms" / "sleep-cassette"
+from hypnoscope.utils.files import write_json_atomic, write_text_atomic
+from hypnoscope.utils.runtime import progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", metavar="LABEL=PATH",
                     default=["default=default", "vote=vote"],
                     help="models to compare: a shipped name or a model file")
-    ap.add_argument("--hypnograms", default=str(HYPNOGRAMS))
+    ap.add_argument("--hypnograms", default=str(HYPNOGRAM_DIR))
     ap.add_argument("--n-nights", type=int, default=8,
                     help="every 6th hypnogram of the folder, this many")
     ap.add_argument("--name", default="simulated_shift")
@@ -72,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 n = min(len(c), len(t))
                 ok = t[:n] >= 0
                 agree[label].append(float((c[:n][ok] == t[:n][ok]).mean()))
-    res = {**result_header("simulated_shift"),
+    res = {**result_header("simulated_shift", "benchmarks.real_accuracy.simulated_shift", argv),
            "data": "SIMULATED nights (hypnoscope.simulate, sleep-edf-sc montage, seeds 0..), "
                    "driven by real Sleep-EDF hypnograms: a domain-shift check, not an "
                    "accuracy estimate",

@@ -16,29 +16,37 @@ information). Also the MSMAE-CNN paper's epoch-level stratified 80/20 split -
 SUBJECT-LEAKY - for the same models.
 
 Incremental: every (model, fold) result (test labels and probabilities) is stored in
-``--state-dir`` under a hash of its configuration, and the JSON/markdown results are
+``--state-dir`` under a hash of its configuration
+(:func:`hypnoscope.evaluation.cross_validation.cross_validate`), and the JSON/markdown results are
 re-rendered after every fold, so an interrupted run resumes where it stopped.
 
 Usage (from the repository root)::
 
-    nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/real_features/run.py
-    python benchmarks/real_features/run.py --max-folds 1 --no-leaky --name smoke
+    nice -n 10 env OMP_NUM_THREADS=1 python -m benchmarks.real_features.run
+    python -m benchmarks.real_features.run --max-folds 1 --no-leaky --name smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from hypnoscope.datasets import load_feature_dir
+from benchmarks.common import (
+    BANDPOWER_DIR,
+    RESULTS,
+    ROOT,
+    command_line,
+    load_bandpower,
+    machine_line,
+    now_utc,
+)
+from hypnoscope.evaluation.cross_validation import cross_validate
 from hypnoscope.evaluation.metrics import aggregate, evaluate
 from hypnoscope.evaluation.splits import LEAKY_NOTE, stratified_epoch_split, subject_kfold
 from hypnoscope.models.feature_classifiers import (
@@ -50,11 +58,9 @@ from hypnoscope.models.feature_classifiers import (
     transition_matrix,
 )
 from hypnoscope.stages import proba_to_3class, to_3class
-from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import atomic_path, write_json_atomic, write_text_atomic
+from hypnoscope.utils.runtime import progress
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sleepedf_bandpower"
 DEFAULT_STATE = ROOT / "benchmarks" / "real_features" / ".cache"
 MODELS = ("svm", "rf", "lightgbm", "svm-context", "rf-context", "lightgbm-context")
 SCALARS = ("accuracy", "macro_f1", "kappa")
@@ -113,28 +119,18 @@ def state_file(state_dir: Path, tag: str, cfg: dict, extra: dict) -> Path:
     return state_dir / f"{safe}_{h}.npz"
 
 
-def run_fold(name: str, n_classes: int, fold, nights, seed: int, path: Path) -> dict:
-    """Train on the fold's training nights, predict its test nights; cached in ``path``."""
-    if path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    train, _, test = fold.select(nights)
-    model = make_feature_model(name, n_classes=n_classes, seed=seed)
-    t0 = time.perf_counter()
-    model.fit(train)
-    t_train = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    probas = [model.predict_proba(n) for n in test]
-    t_inf = (time.perf_counter() - t0) / len(test)
-    rec = {"y": np.concatenate([n.y for n in test]).astype(np.int16),
-           "p": np.concatenate(probas).astype(np.float32),
-           "lengths": np.array([len(n.y) for n in test]),
-           "train_s": np.array(t_train), "infer_s": np.array(t_inf)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **rec)
-    tmp.replace(path)
-    return rec
+def run_fold(name: str, n_classes: int, fold, nights, seed: int, state_dir: Path,
+             cache_key: str) -> dict:
+    """Train on the fold's training nights, predict its test nights (float32
+    probabilities); cached in ``state_dir`` by
+    :func:`~hypnoscope.evaluation.cross_validation.cross_validate`."""
+    rec = cross_validate(nights, lambda: make_feature_model(name, n_classes=n_classes,
+                                                            seed=seed),
+                         folds=[fold], cache_dir=state_dir, cache_key=cache_key,
+                         proba_dtype=np.float32, score=lambda y, p: {},
+                         desc=f"{name} {fold.name}").records[0]
+    return {"y": rec.y.astype(np.int16), "p": rec.proba, "lengths": rec.lengths,
+            "train_s": np.array(rec.train_s), "infer_s": np.array(rec.infer_s)}
 
 
 def hmm_variant(rec: dict, transmat: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -290,16 +286,14 @@ def run_leaky(nights, name: str, seed: int, path: Path, test_size: float = 0.2) 
     p = np.zeros((len(Xte), 5))
     p[:, est.classes_.astype(int)] = est.predict_proba(Xte)
     rec = {"y": yte.astype(np.int16), "p": p.astype(np.float32), "train_s": np.array(t_train)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **rec)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **rec)
     return rec
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--data", default=str(BANDPOWER_DIR))
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -313,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="real_features", help="results file stem")
     args = ap.parse_args(argv)
 
-    nights = load_feature_dir(args.data)
+    nights = load_bandpower(args.data)
     folds = subject_kfold(nights, k=args.folds, seed=args.seed)
     check_folds(nights, folds, args.seed, args.folds)
     run_folds = folds[: args.max_folds] if args.max_folds else folds
@@ -321,11 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     svm_cap = build_estimator("svm").max_per_class
     res: dict = {
         "benchmark": "real_features",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''} "
-                   f"python {platform.python_version()}".strip(),
-        "command": "nice -n 10 env OMP_NUM_THREADS=1 python "
-                   + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "date": now_utc(),
+        "machine": machine_line(),
+        "command": command_line("benchmarks.real_features.run", argv,
+                                "nice -n 10 env OMP_NUM_THREADS=1 python"),
         "config": {"n_folds": args.folds, "max_folds": args.max_folds, "seed": args.seed,
                    "models": args.models, "native3": args.native3, "n_jobs": 1,
                    "fold_function": f"subject_kfold(k={args.folds}, seed={args.seed})",
@@ -364,9 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     def do_fold(fold, name: str, k: int) -> None:
         train = [nights[i] for i in fold.train]
         cfg = model_config(name, k, args.seed)
-        path = state_file(state, f"{name}_{k}_{fold.name}", cfg,
-                          {"test": list(fold.test_subjects), "data": args.data})
-        rec = run_fold(name, k, fold, nights, args.seed, path)
+        key = json.dumps({"v": STATE_VERSION, "cfg": cfg, "data": args.data}, sort_keys=True,
+                         default=str)
+        rec = run_fold(name, k, fold, nights, args.seed, state, f"{name}_{k}_{key}")
         if k == 3:
             variants[f"{name} (3-class trained)"].append(rec)
             return

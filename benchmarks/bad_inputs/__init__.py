@@ -1,0 +1,4 @@
+"""The bad inputs benchmark.
+
+Run its modules from the repository root: ``python -m benchmarks.bad_inputs.<module>``.
+"""
