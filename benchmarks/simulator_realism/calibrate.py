@@ -1,31 +1,28 @@
 """Calibrate the simulator's background band gains against the real Sleep-EDF band powers.
 
 Simulates nights driven by real hypnograms, measures the median relative band power per
-stage and channel exactly as the real feature set was computed (see ``run.py``), and
+stage and channel exactly as the real feature set was computed (see ``measures.py``), and
 updates ``BAND_LOG_GAINS`` multiplicatively until they match. Prints the new table to be
 pasted into ``src/hypnoscope/simulate/physiology.py``.
 
-Usage: ``python benchmarks/simulator_realism/calibrate.py [--iters 5] [--nights 4]``
+Usage: ``python -m benchmarks.simulator_realism.calibrate [--iters 5] [--nights 4]``
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # noqa: E402
+from benchmarks.simulator_realism.measures import (
     HYPNO_DIR,
     real_band_targets,
     real_log_total,
     simulated_relative_powers,
 )
-
-from hypnoscope.io.hypnograms import read_hypnogram  # noqa: E402
-from hypnoscope.simulate import physiology  # noqa: E402
+from hypnoscope.io.hypnograms import read_hypnogram
+from hypnoscope.simulate import physiology
 
 
 def main() -> int:

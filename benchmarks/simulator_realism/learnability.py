@@ -8,8 +8,8 @@ subject per night (its own :class:`~hypnoscope.simulate.SubjectTraits`), compute
 EMG, trains ``lightgbm-context`` on ``n_train`` nights and scores it on the remaining
 nights (other subjects, other hypnograms: subject-wise).
 
-Usage: ``python benchmarks/simulator_realism/learnability.py [--train 8 --test 4]
-[--difficulty 1.0]``; also run by ``run.py --learnability``.
+Usage: ``python -m benchmarks.simulator_realism.learnability [--train 8 --test 4]
+[--difficulty 1.0]``; also run by ``benchmarks.simulator_realism.run --learnability``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ROOT, load_nights, score, simulator_fingerprint  # noqa: E402
+from benchmarks.common import ROOT  # noqa: E402
+from benchmarks.simulator_realism.measures import (  # noqa: E402
+    load_nights,
+    score,
+    simulator_fingerprint,
+)
 
 ROLES = ["eeg", "eeg", "eog", "emg"]
 CHANNELS = ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "EMG submental"]
@@ -60,7 +64,8 @@ def learnability(n_train: int = 8, n_test: int = 4, seed: int = 0,
     """
     from hypnoscope.datasets import Night
     from hypnoscope.models import make_model
-    from hypnoscope.utils import atomic_path, progress
+    from hypnoscope.utils.files import atomic_path
+    from hypnoscope.utils.runtime import progress
 
     t0 = time.time()
     nights = load_nights(n_train + n_test)
