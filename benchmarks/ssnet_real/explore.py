@@ -1,6 +1,6 @@
 """Choose SSNet settings on validation subjects only (never the test folds).
 
-For the first ``--folds`` folds of ``benchmarks/ssnet_real/run.py`` (same test folds and
+For the first ``--folds`` folds of ``benchmarks.ssnet_real.run`` (same test folds and
 the same validation subjects carved out of each fold's training subjects), train the
 direct 5-class SSNet on the training subjects with each candidate setting and score it on
 the validation subjects (night-level accuracy after averaging the overlapping windows,
@@ -9,27 +9,23 @@ to ``benchmarks/results/ssnet_real_selection.json|.md``.
 
 Run (from the repository root)::
 
-    nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/ssnet_real/explore.py
+    nice -n 10 env OMP_NUM_THREADS=1 python -m benchmarks.ssnet_real.explore
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DEFAULT_DATA, FOLDS_FILE, RESULTS, load_folds  # noqa: E402
-
-from hypnoscope.datasets import load_feature_dir  # noqa: E402
-from hypnoscope.models import make_model  # noqa: E402
-from hypnoscope.utils import write_json_atomic, write_text_atomic  # noqa: E402
+from benchmarks.common import RESULTS, command_line, load_bandpower, machine_line, now_utc
+from benchmarks.ssnet_real.run import FOLDS_FILE, load_folds
+from hypnoscope.models import make_model
+from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
 #: candidate settings (v1 = the settings of the first complete run)
 CANDIDATES: dict[str, dict] = {
@@ -40,7 +36,7 @@ CANDIDATES: dict[str, dict] = {
     "seq32 ls0.1": {"seq_len": 32, "label_smoothing": 0.1},
     "seq32 10ep p3": {"seq_len": 32, "epochs": 10, "patience": 3},
 }
-#: what was chosen from these runs (the default of ``run.py``)
+#: what was chosen from these runs (the default of ``benchmarks.ssnet_real.run``)
 CHOICE_NOTE = (
     "Chosen: seq_len 32 with inference stride 4 (each epoch averaged over the 8 "
     "overlapping many-to-many windows covering it), per-night z-score, no label "
@@ -68,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="ssnet_real_selection")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    nights = load_feature_dir(DEFAULT_DATA)
+    nights = load_bandpower()
     folds, _ = load_folds(nights, FOLDS_FILE, 0.1, args.seed)
     out_file = RESULTS / f"{args.name}.json"
     out = json.loads(out_file.read_text()) if out_file.is_file() else {"runs": {}}
@@ -95,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "val_accuracy": acc, "best_epoch": s["best_epoch"],
                                 "epochs_run": s["epochs_run"], "train_s": secs}
             print(key, json.dumps(acc), f"{secs:.0f}s", file=sys.stderr, flush=True)
-            out["date"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            out.update({"date": now_utc(), "machine": machine_line(),
+                        "command": command_line("benchmarks.ssnet_real.explore", argv,
+                                                "nice -n 10 env OMP_NUM_THREADS=1 python"),
+                        "base_config": BASE})
             write_json_atomic(out_file, out)
     lines = ["# SSNet settings chosen on validation subjects (real band-power set)", "",
              "Night-level accuracy (%) on the inner validation subjects of the listed folds "

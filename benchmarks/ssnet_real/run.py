@@ -20,17 +20,17 @@ an interrupted one. ``--render-only`` re-renders the tables from the stored fold
 after ``real_features.json`` appears).
 
 The default SSNet settings (``CHOSEN``: seq_len 32, inference stride 4) were chosen on
-validation subjects only by ``explore.py``. An unfinished run writes
+validation subjects only by ``benchmarks.ssnet_real.explore``. An unfinished run writes
 ``<name>_partial.md|.json`` and never replaces a complete table. The first complete run
 (seq_len 16) is shown as the "SSNet v1" row when its folds are in ``--v1-state-dir``.
 
 Run (from the repository root)::
 
-    nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/ssnet_real/run.py
+    nice -n 10 env OMP_NUM_THREADS=1 python -m benchmarks.ssnet_real.run
     # or share the folds between two workers, then render all finished folds:
-    ... run.py --only-folds 0 2 4 6 8 & ... run.py --only-folds 1 3 5 7 9
-    python benchmarks/ssnet_real/run.py --render-only
-    python benchmarks/ssnet_real/run.py --max-folds 1 --epochs 1 --name ssnet_real_smoke
+    ... run --only-folds 0 2 4 6 8 & ... run --only-folds 1 3 5 7 9
+    python -m benchmarks.ssnet_real.run --render-only
+    python -m benchmarks.ssnet_real.run --max-folds 1 --epochs 1 --name ssnet_real_smoke
 """
 
 from __future__ import annotations
@@ -49,18 +49,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hypnoscope.datasets import load_feature_dir
+from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, command_line, load_bandpower
 from hypnoscope.evaluation.metrics import compare_hypnograms, evaluate
 from hypnoscope.evaluation.splits import _make_fold, subject_kfold, subjects_of, validation_split
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.models import make_model
 from hypnoscope.models.ssnet import merge_hierarchical
 from hypnoscope.stages import proba_to_3class, to_3class
-from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import atomic_path, write_json_atomic, write_text_atomic
+from hypnoscope.utils.runtime import progress
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sleepedf_bandpower"
-RESULTS = ROOT / "benchmarks" / "results"
 FOLDS_FILE = RESULTS / "real_folds.json"
 STATS = ("total_sleep_min", "sleep_efficiency_pct", "sleep_onset_latency_min",
          "rem_latency_min", "waso_min", "rem_min", "n3_min")
@@ -153,9 +151,10 @@ def run_fold(i, fold, nights, args, state_dir: Path, tag: str) -> dict:
     rec["nights"] = [n.night_id for n in test]
     rec["subjects"] = [n.subject_id for n in test]
     rec["lengths"] = [n.n_epochs for n in test]
-    np.savez_compressed(state_dir / f"fold{i:02d}.npz",
-                        y=np.concatenate([n.y for n in test]),
-                        **{k: np.concatenate(v).astype(np.float32) for k, v in arrays.items()})
+    with atomic_path(state_dir / f"fold{i:02d}.npz") as tmp:
+        np.savez_compressed(tmp, y=np.concatenate([n.y for n in test]),
+                            **{k: np.concatenate(v).astype(np.float32)
+                               for k, v in arrays.items()})
     write_json_atomic(state_dir / f"fold{i:02d}.json", rec)
     return rec
 
@@ -174,8 +173,8 @@ def run_reference(i, fold, nights, name: str, seed: int, state_dir: Path) -> Non
     p = np.concatenate([m.predict_proba(n) for n in test]).astype(np.float32)
     t_inf = (time.perf_counter() - t0) / len(test)
     stem = state_dir / f"ref_{name}_fold{i:02d}"
-    np.savez_compressed(stem.with_suffix(".npz"), p=p,
-                        y=np.concatenate([n.y for n in test]))
+    with atomic_path(stem.with_suffix(".npz")) as tmp:
+        np.savez_compressed(tmp, p=p, y=np.concatenate([n.y for n in test]))
     write_json_atomic(stem.with_suffix(".json"), {
         "train_s": t_train, "infer_s_per_night": t_inf,
         "test_subjects": list(fold.test_subjects),
@@ -392,10 +391,10 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
         "benchmark": args.name,
         "status": "complete" if len(recs) == n_planned else
         f"partial ({len(recs)}/{n_planned} folds)",
-        "command": " ".join([("python " if args.device.startswith("cuda") else
-                              "nice -n 10 env OMP_NUM_THREADS=1 python ")
-                             + "benchmarks/ssnet_real/run.py",
-                             *(a for a in sys.argv[1:] if a != "--render-only")]),
+        "command": command_line(
+            "benchmarks.ssnet_real.run", [a for a in sys.argv[1:] if a != "--render-only"],
+            "python" if args.device.startswith("cuda") else
+            "nice -n 10 env OMP_NUM_THREADS=1 python"),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"node": platform.node(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
@@ -563,7 +562,7 @@ def render_md(out: dict) -> str:
 # --------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--data", default=str(BANDPOWER_DIR))
     ap.add_argument("--folds-file", default=str(FOLDS_FILE))
     ap.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
     ap.add_argument("--only-folds", type=int, nargs="+", default=None,
@@ -603,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(args.state_dir or ROOT / ".cache" / args.name)
     state_dir.mkdir(parents=True, exist_ok=True)
 
-    nights = load_feature_dir(args.data)
+    nights = load_bandpower(args.data)
     folds, fold_source = load_folds(nights, Path(args.folds_file), args.val, args.seed)
     if args.max_folds:
         folds = folds[:args.max_folds]
