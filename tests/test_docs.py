@@ -183,3 +183,14 @@ def test_the_site_builds_strictly(tmp_path):
                           env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "architecture" / "index.html").exists()
+
+
+def test_benchmark_commands_and_files_in_the_documents_exist():
+    """``python -m benchmarks.x.y`` and ``benchmarks/x/y.py``, ``scripts/z.py`` name real files."""
+    text = "\n".join(TEXTS.values())
+    modules = set(re.findall(r"python\s+-m\s+(benchmarks(?:\.\w+)+)", text))
+    files = set(re.findall(r"\b((?:benchmarks|scripts)/[\w/]+\.py)\b", text))
+    assert len(modules) > 10
+    missing = [m for m in modules if not (ROOT / (m.replace(".", "/") + ".py")).exists()]
+    missing += [f for f in files if not (ROOT / f).exists()]
+    assert not missing, f"README.md/docs name benchmark files that do not exist: {missing}"
