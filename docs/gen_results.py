@@ -5,7 +5,8 @@ comments, ``<!-- results:NAME -->`` and ``<!-- /results -->``, and is written by
 ``NAME`` below from the committed results files (``benchmarks/results/*.json``, the shipped
 model cards ``src/hypnoscope/data/models/*.json`` and the demo transcript
 ``benchmarks/results/demo_output.txt``); the Architecture page's layer list and staging
-steps are rendered from the code (``.importlinter``, ``hypnoscope.staging.pipeline.STEPS``).
+steps and the Design page's module list are rendered from the code (``.importlinter``,
+``hypnoscope.staging.pipeline.STEPS``, the modules' docstrings; checked on their names only).
 Nothing between the markers is edited by hand.
 
 Usage::
@@ -602,23 +603,50 @@ def _first_sentence(doc: str | None) -> str:
     """The first sentence of a docstring, Sphinx roles turned into Markdown code."""
     text = " ".join((doc or "").split())
     text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text).replace("``", "`")
-    m = re.match(r"(.+?\.)(\s|$)", text)
+    m = re.match(r"(.+?(?<!\bal)\.)(\s+[A-Z`(]|$)", text)
     return m.group(1) if m else text
 
 
-@renderer("layers")
-def layers() -> str:
-    """The layer contract of ``.importlinter``, top to bottom."""
+def _layer_rows() -> list[list[str]]:
+    """The layers of ``.importlinter``, top to bottom, each a list of module names."""
     import configparser
 
     config = configparser.ConfigParser()
     config.read(ROOT / ".importlinter", encoding="utf-8")
     section = next(s for s in config.sections() if config[s].get("type") == "layers")
-    rows = [line.strip() for line in config[section]["layers"].splitlines() if line.strip()]
-    names = [" | ".join(p.strip().removeprefix("hypnoscope.") for p in row.split("|"))
-             for row in rows]
+    return [[p.strip().removeprefix("hypnoscope.") for p in line.split("|")]
+            for line in config[section]["layers"].splitlines() if line.strip()]
+
+
+@renderer("layers")
+def layers() -> str:
+    """The layer contract of ``.importlinter``, top to bottom."""
+    names = [" | ".join(row) for row in _layer_rows()]
     return "```text\n" + "\n      ↓\n".join(f"{i + 1:>2}.  {n}" for i, n in enumerate(names)) \
         + "\n```\n"
+
+
+@renderer("modules")
+def modules() -> str:
+    """Every module of ``src/hypnoscope``, layer by layer, with its docstring's first sentence."""
+    import ast
+
+    src = ROOT / "src" / "hypnoscope"
+    rows = []
+    for i, row in enumerate(_layer_rows()):
+        for name in row:
+            base = src / name
+            paths = sorted(base.glob("*.py")) if base.is_dir() else [base.with_suffix(".py")]
+            for path in paths:
+                if path.name == "__main__.py" or not path.exists():
+                    continue
+                module = path.relative_to(src).with_suffix("").as_posix().replace("/", ".")
+                module = module.removesuffix(".__init__")
+                doc = _first_sentence(ast.get_docstring(ast.parse(path.read_text("utf-8"))))
+                if doc.rstrip(".").lower() == module.rsplit(".", 1)[-1]:
+                    doc = "(the package)"
+                rows.append([str(i + 1), f"`{module}`", doc])
+    return table(["layer", "module (`hypnoscope.`...)", "what it holds"], rows)
 
 
 @renderer("staging_steps")
@@ -662,10 +690,30 @@ def rendered(text: str) -> str:
     return BLOCK.sub(lambda m: m.group(1) + render(m["name"]) + m.group(4), text)
 
 
+#: Blocks rendered from the code whose check compares only their names column (the step
+#: functions, the modules), so that editing a docstring does not fail the check; a step or
+#: module added, removed or renamed does.
+NAMES_ONLY = {"staging_steps": 1, "modules": 1}
+
+
+def _names_column(body: str, column: int) -> list[str]:
+    """The cells of one column of the Markdown table in ``body``."""
+    rows = [line.split(" | ") for line in body.splitlines() if line.startswith("| ")]
+    return [row[column].strip() for row in rows[1:] if len(row) > column]
+
+
+def differs(name: str, body: str) -> bool:
+    """Whether the block ``name`` with content ``body`` differs from its renderer's output."""
+    expected = render(name)
+    if name in NAMES_ONLY:
+        return _names_column(body, NAMES_ONLY[name]) != _names_column(expected, NAMES_ONLY[name])
+    return body != expected
+
+
 def stale(path: Path) -> list[str]:
     """The names of the blocks of ``path`` that differ from their renderer's output."""
     return [name for name, body in blocks(path.read_text(encoding="utf-8"))
-            if body != render(name)]
+            if differs(name, body)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -676,7 +724,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     status = 0
     for path in documents():
-        names = stale(path)
+        names = stale(path) if args.check else [
+            name for name, body in blocks(path.read_text(encoding="utf-8"))
+            if body != render(name)]
         if not names:
             continue
         rel = path.relative_to(ROOT)
