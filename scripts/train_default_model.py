@@ -219,7 +219,7 @@ def cross_validate(nights, model_name: str, folds: int, seed: int,
     tag = "-".join([model_name, *(f"{k}={v}" for k, v in sorted(model_kw.items())),
                     f"k{folds}", f"s{seed}", *nights[0].channels])
     cv = cross_validation.cross_validate(
-        nights, lambda: make_model(model_name, seed=seed, **model_kw), k=folds, seed=seed,
+        nights, lambda _fold: make_model(model_name, seed=seed, **model_kw), k=folds, seed=seed,
         cache_dir=state_dir, cache_key=tag, score=score, on_fold=report)
     per_fold = cv.fold_scores
     y_all, p_all = cv.pooled()
@@ -349,12 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     from hypnoscope.models import load_model, make_model
     from hypnoscope.models.storage import make_portable
     from hypnoscope.signal import bandpower
-    from hypnoscope.utils import (
-        parse_options,
-        seed_everything,
-        write_json_atomic,
-        write_text_atomic,
-    )
+    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
+    from hypnoscope.utils.runtime import parse_options, seed_everything
 
     seed_everything(args.seed)
     smoothing = None if args.smoothing == "none" else args.smoothing

@@ -29,6 +29,9 @@ class Memoriser:
 
     fits = 0
 
+    def __init__(self, fold=None) -> None:
+        self.fold = fold
+
     def fit(self, nights):
         Memoriser.fits += 1
         self.table = {float(n.X[0, 0]): int(n.y[0]) for n in nights}
@@ -106,3 +109,27 @@ def test_cache_resumes_without_refitting_finished_folds(tmp_path):
     fold = subject_kfold(nights, k=5, seed=0)[0]
     assert fold_cache_path(tmp_path, "memo", fold).is_file()
     assert fold_cache_path(tmp_path, "memo", fold) != fold_cache_path(tmp_path, "other", fold)
+
+
+class WithValidation(Memoriser):
+    """Records the nights given to fit (training and validation)."""
+
+    seen: list = []
+
+    def fit(self, nights, val_nights=None):
+        WithValidation.seen.append((self.fold, nights, val_nights))
+        return super().fit(nights)
+
+
+def test_factory_gets_the_fold_and_fit_gets_its_validation_nights():
+    nights = _nights()
+    WithValidation.seen = []
+    folds = subject_kfold(nights, k=5, seed=0, val=0.2)
+    cross_validate(nights, WithValidation, folds=folds)
+    assert all(s[0] is f for s, f in zip(WithValidation.seen, folds, strict=True))
+    for fold, train, val in WithValidation.seen:
+        assert {n.subject_id for n in train} == set(fold.train_subjects)
+        assert {n.subject_id for n in val} == set(fold.val_subjects) != set()
+    WithValidation.seen = []
+    cross_validate(nights, WithValidation, k=5)  # no validation subjects: fit(train)
+    assert all(val is None for _, _, val in WithValidation.seen)

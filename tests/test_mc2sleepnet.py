@@ -313,10 +313,10 @@ def test_cli_train_evaluate_stage_init_from(tmp_path, monkeypatch, capsys):
     assert [p["name"] for p in m2.training_summary["direct"]["phases"]] == ["finetune"]
     # "Gamma": pre-training only (the flag becomes finetune=False)
     from hypnoscope.cli import build_parser
-    from hypnoscope.cli.train import _pretraining_options
+    from hypnoscope.cli.train import _model_options
 
     ns = build_parser().parse_args(args + ["--out", "g.joblib", "--pretrain-only"])
-    assert _pretraining_options(ns) == {"finetune": False}
+    assert _model_options(ns) == {"finetune": False}
     capsys.readouterr()
     assert main(args + ["--out", str(tmp_path / "x.joblib"), "--init-from",
                         str(tmp_path / "missing.joblib")]) == 2
@@ -327,17 +327,15 @@ def test_cli_train_evaluate_stage_init_from(tmp_path, monkeypatch, capsys):
 
 
 def test_sleepedf78_protocol_script_runs_end_to_end(tmp_path, monkeypatch):
-    import importlib.util
+    import importlib
     import json
     from pathlib import Path
 
     monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "sleep-edf"
     _tiny_sleepedf(data, n_subjects=4)
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mc2sleepnet" / "sleepedf78.py"
-    spec = importlib.util.spec_from_file_location("mc2_sleepedf78", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the repository
+    mod = importlib.import_module("benchmarks.mc2sleepnet.sleepedf78")
     net = json.dumps({**TINY, "cnn_widths": list(TINY["cnn_widths"])})
     args = ["--data", str(data), "--folds", "2", "--preset", "small", "--epochs", "1",
             "--pretrain-epochs", "1", "--net", net, "--work-dir", str(tmp_path / "work"),

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "msmae_cnn"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    for mod in ("protocol", "real_sleepedf"):
-        sys.modules.pop(mod, None)
-    return importlib.import_module("real_sleepedf"), importlib.import_module("protocol")
+    monkeypatch.syspath_prepend(str(ROOT))  # benchmarks are modules of the repository root
+    return (importlib.import_module("benchmarks.msmae_cnn.real_sleepedf"),
+            importlib.import_module("benchmarks.msmae_cnn.protocol"))
 
 
 def test_real_sleepedf_script_runs_the_protocol_end_to_end(tmp_path, monkeypatch, bench):

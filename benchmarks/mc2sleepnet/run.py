@@ -21,14 +21,13 @@ when it finishes, so an interrupted benchmark resumes and a rerun re-renders.
 
 Run (from the repository root; about 1.5 hours on 2 cores)::
 
-    python benchmarks/mc2sleepnet/run.py
-    python benchmarks/mc2sleepnet/run.py --smoke --subjects 3 --name mc2sleepnet_smoke
+    python -m benchmarks.mc2sleepnet.run
+    python -m benchmarks.mc2sleepnet.run --smoke --subjects 3 --name mc2sleepnet_smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import multiprocessing as mp
 import sys
@@ -39,13 +38,12 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks.common import HYPNOGRAM_DIR, RESULTS, ROOT, command_line, now_utc
+
 # the shared benchmark helpers: splits, scores and the machine line of the MSMAE-CNN
 # benchmark (YASA on a simulated night comes from the SSNet one, see _yasa)
-sys.path.insert(0, str(ROOT / "benchmarks" / "msmae_cnn"))
-import protocol as P  # noqa: E402
+from benchmarks.msmae_cnn import protocol as P
 
-HYPNO_DIR = ROOT.parent / "shared" / "data" / "sleepedf_hypnograms" / "sleep-cassette"
 CHANNEL = "EEG Fpz-Cz"
 
 #: arm -> (label, MC²SleepNet options); "ssnet" and "cnn" are the other models
@@ -133,13 +131,8 @@ def _run(arm: str, seed: int) -> dict[str, Any]:
 
 
 def _yasa(test) -> dict[str, Any]:
-    import importlib.util
+    from benchmarks.ssnet_simulated.run import yasa_stage
 
-    spec = importlib.util.spec_from_file_location(
-        "ssnet_simulated_run", ROOT / "benchmarks" / "ssnet_simulated" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    yasa_stage = mod.yasa_stage
     probas, secs = [], []
     for n in test:
         _, p, sec = yasa_stage(Path(n.meta["source"]), n)
@@ -196,12 +189,12 @@ def plan(seeds: list[int]) -> list[tuple[str, int]]:
 
 
 def load(args) -> tuple[list, dict]:
-    from hypnoscope.io.recordings import load_psg_dir
+    from hypnoscope.signal.nights import load_psg_dir
     from hypnoscope.simulate import reuse_or_simulate_dataset
 
     work = Path(args.work_dir)
     sim = reuse_or_simulate_dataset(work / "data", args.subjects, seed=args.seed,
-                                    hypnograms=HYPNO_DIR, difficulty=args.difficulty)
+                                    hypnograms=HYPNOGRAM_DIR, difficulty=args.difficulty)
     nights = load_psg_dir(work / "data", eeg=[CHANNEL], cache=str(work / "cache"))
     return P.middle(nights, args.max_epochs_per_night), sim
 
@@ -349,7 +342,7 @@ def findings(runs: dict[str, dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from hypnoscope.simulate import DEFAULT_DIFFICULTY
-    from hypnoscope.utils import write_json_atomic, write_text_atomic
+    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subjects", type=int, default=10)
@@ -370,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="tiny network, 1 epoch each: proves the protocol runs")
     ap.add_argument("--name", default="mc2sleepnet")
     ap.add_argument("--work-dir", default=None)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     if args.smoke:
         args.epochs = args.pretrain_epochs = 1
@@ -418,8 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     n_ep = sum(int((n.y >= 0).sum()) for n in nights)
     meta = {
         "title": "MC²SleepNet (paper Tables 2–5) on SIMULATED nights",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/mc2sleepnet/run.py " + " ".join(argv or sys.argv[1:]),
+        "date": now_utc(),
+        "command": command_line("benchmarks.mc2sleepnet.run", argv),
         "machine": P.machine(),
         "data": (f"Data: **simulated** — {len({n.subject_id for n in nights})} subjects / "
                  f"{len(nights)} nights / {n_ep} scored epochs (the middle "

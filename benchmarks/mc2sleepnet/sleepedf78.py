@@ -3,14 +3,16 @@
 For users with the data and, ideally, a GPU::
 
     hypnoscope fetch --subset sleep-edf-78 --out DIR      # 153 cassette nights, ~8 GB
-    python benchmarks/mc2sleepnet/sleepedf78.py --data DIR --preset paper --device cuda
+    python -m benchmarks.mc2sleepnet.sleepedf78 --data DIR --preset paper --device cuda
 
-The recordings are read by :func:`hypnoscope.io.recordings.load_psg_dir` (EEG Fpz-Cz only,
+The recordings are read by :func:`hypnoscope.signal.nights.load_psg_dir` (EEG Fpz-Cz only,
 100 Hz, 30 min of wake around sleep, as the paper's preprocessing); the subjects are
 dealt into ``--folds`` folds (:func:`hypnoscope.evaluation.splits.subject_kfold`), 10 % of each
 fold's training subjects validate (early stopping, checkpoints). Each fold trains
 MC²SleepNet (pre-training with InfoNCE and cross-masking, then fine-tuning) and stores
-its test probabilities as soon as it finishes, so an interrupted run resumes; the
+its test probabilities as soon as it finishes
+(:func:`hypnoscope.evaluation.cross_validation.cross_validate`), so an interrupted run
+resumes; the
 report (``benchmarks/results/<name>.md`` and ``.json``) pools every test epoch
 (accuracy, macro-F1, kappa, per-stage F1, as the paper's Table 5) and lists each fold.
 """
@@ -18,16 +20,14 @@ report (``benchmarks/results/<name>.md`` and ``.json``) pools every test epoch
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks.common import RESULTS, ROOT, command_line, now_utc
+
 CHANNEL = "EEG Fpz-Cz"
 #: the paper's Sleep-EDF-78 row of Table 5
 PAPER = {"accuracy": 0.846, "macro_f1": 0.792, "kappa": 0.788}
@@ -45,10 +45,13 @@ def fold_result(test, probas) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import platform
+
+    from hypnoscope.evaluation.cross_validation import cross_validate
     from hypnoscope.evaluation.splits import subject_kfold
-    from hypnoscope.io.recordings import load_psg_dir
     from hypnoscope.models import make_model
-    from hypnoscope.utils import progress, write_json_atomic, write_text_atomic
+    from hypnoscope.signal.nights import load_psg_dir
+    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True,
@@ -66,17 +69,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="JSON of network overrides, e.g. '{\"d_model\": 16}' (smoke tests)")
     ap.add_argument("--name", default="mc2sleepnet_sleepedf78")
     ap.add_argument("--work-dir", default=None)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     work = Path(args.work_dir or ROOT / ".cache" / args.name)
     runs = work / "folds"
-    runs.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     nights = load_psg_dir(args.data, eeg=[CHANNEL], cache=str(work / "cache"),
                           on_error="warn")
     if args.max_epochs_per_night:
-        sys.path.insert(0, str(ROOT / "benchmarks" / "msmae_cnn"))
-        import protocol
+        from benchmarks.msmae_cnn import protocol
 
         nights = protocol.middle(nights, args.max_epochs_per_night)
     folds = subject_kfold(nights, k=args.folds, seed=args.seed, val=0.1)
@@ -86,33 +87,30 @@ def main(argv: list[str] | None = None) -> int:
         options["epochs"] = args.epochs
     if args.pretrain_epochs is not None:
         options["pretrain_epochs"] = args.pretrain_epochs
+    fold_no = {f.name: i + 1 for i, f in enumerate(folds)}
+
+    def model_for(fold):
+        return make_model("mc2sleepnet",
+                          checkpoint_dir=str(work / "ckpt" / f"fold{fold_no[fold.name]}"),
+                          resume=True, **options)
+
+    cv = cross_validate(nights, model_for, folds=folds, cache_dir=runs,
+                        cache_key=json.dumps({k: v for k, v in options.items()
+                                              if k != "device"}, sort_keys=True),
+                        score=lambda y, p: {}, desc="folds")
     per_fold = []
-    for i, fold in enumerate(progress(folds, desc="folds", unit="fold")):
-        path = runs / f"fold{i + 1:02d}.npz"
-        train, val, test = fold.select(nights)
-        if not path.is_file():
-            model = make_model("mc2sleepnet", checkpoint_dir=str(work / "ckpt" / f"fold{i + 1}"),
-                               resume=True, **options)
-            t = time.perf_counter()
-            model.fit(train, val)
-            seconds = time.perf_counter() - t
-            probas = {n.night_id: np.asarray(model.predict_proba(n)) for n in test}
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez_compressed(tmp, train_s=seconds, **probas)
-            tmp.replace(path)
-        with np.load(path) as z:
-            probas = [z[n.night_id] for n in test]
-            seconds = float(z["train_s"])
-        per_fold.append({"fold": fold.to_dict(), "train_s": seconds,
+    for rec in cv.records:
+        test = [nights[i] for i in rec.fold.test]
+        probas = [p for _, p in rec.nights()]
+        per_fold.append({"fold": rec.fold.to_dict(), "train_s": rec.train_s,
                          "scores": fold_result(test, probas), "probas": probas,
                          "test": test})
     pooled = fold_result([n for f in per_fold for n in f["test"]],
                          [p for f in per_fold for p in f["probas"]])
     accs = [f["scores"]["accuracy"] for f in per_fold]
     meta = {"title": "MC²SleepNet on REAL Sleep-EDF-78, 10-fold subject-wise CV",
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(["python benchmarks/mc2sleepnet/sleepedf78.py",
-                                 *(argv if argv is not None else sys.argv[1:])]),
+            "date": now_utc(),
+            "command": command_line("benchmarks.mc2sleepnet.sleepedf78", argv),
             "machine": f"{platform.platform()}, python {platform.python_version()}",
             "settings": vars(args), "options": options, "wall_s": time.perf_counter() - t0,
             "n_subjects": len({n.subject_id for n in nights}), "n_nights": len(nights)}

@@ -26,7 +26,7 @@ from hypnoscope.evaluation.metrics import aggregate, evaluate
 from hypnoscope.evaluation.splits import LEAKY_NOTE, stratified_epoch_split, train_val_test_split
 from hypnoscope.signal.preprocessing import PRESETS as PREPROCESSING
 from hypnoscope.stages import proba_to_3class, to_3class
-from hypnoscope.utils import write_json_atomic
+from hypnoscope.utils.files import write_json_atomic
 
 #: Sleep-EDF cassette channels (the EMG is the 1 Hz envelope there).
 CHANNELS = {"eeg": ["EEG Fpz-Cz", "EEG Pz-Oz"], "eog": ["EOG horizontal"],
@@ -505,7 +505,7 @@ def middle(nights: list[Night], n: int | None) -> list[Night]:
 def finish(results: dict[str, dict[str, Any]], s: Settings, meta: dict[str, Any],
            out_dir: Path, name: str) -> str:
     """Write ``<name>.json`` and ``<name>.md`` and return the markdown."""
-    from hypnoscope.utils import write_text_atomic
+    from hypnoscope.utils.files import write_text_atomic
 
     summary = summarise(results, s)
     meta = {**meta, "machine": machine(), "jobs": s.jobs,

@@ -4,29 +4,27 @@ For users who have the data (``hypnoscope fetch --subset sleep-edf-20 --out DIR`
 cassette PSG + hypnogram EDF pairs) and, ideally, a GPU: the same protocol as
 ``run.py`` (``protocol.py``: Table 1 subject-wise vs the paper's LEAKY 80/20 split, the
 ablations with several seeds), with the recordings read by
-:func:`hypnoscope.io.recordings.load_psg_dir` (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal, the
+:func:`hypnoscope.signal.nights.load_psg_dir` (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal, the
 1 Hz EMG envelope; 100 Hz; the paper's Kaiser low-pass; 30 min of wake around sleep).
 
 Run (from the repository root)::
 
-    python benchmarks/msmae_cnn/real_sleepedf.py --data DIR [--preset paper --jobs 1]
+    python -m benchmarks.msmae_cnn.real_sleepedf --data DIR [--preset paper --jobs 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
 
-import protocol as P
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks.common import ROOT, command_line, now_utc
+from benchmarks.msmae_cnn import protocol as P
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypnoscope.io.recordings import load_psg_dir
+    from hypnoscope.signal.nights import load_psg_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder of Sleep-EDF PSG + hypnogram "
@@ -49,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     nights = nights_for(10.0)
     meta = {
         "title": "MSMAE-CNN (paper Table 1 and ablations) on REAL Sleep-EDF recordings",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python benchmarks/msmae_cnn/real_sleepedf.py",
-                             *sys.argv[1:]]),
+        "date": now_utc(),
+        "command": command_line("benchmarks.msmae_cnn.real_sleepedf", argv),
         "data_label": "real Sleep-EDF recordings",
         "data_text": (
             f"Data: real Sleep-EDF recordings from `{data}` — "

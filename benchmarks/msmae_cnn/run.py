@@ -13,36 +13,33 @@ stored one by one under the work folder, so an interrupted run resumes.
 
 Run (from the repository root; about 1 to 2 hours on 2 cores with the defaults)::
 
-    nice -n 10 python benchmarks/msmae_cnn/run.py
-    python benchmarks/msmae_cnn/run.py --smoke --subjects 3 --name msmae_cnn_smoke
+    nice -n 10 python -m benchmarks.msmae_cnn.run
+    python -m benchmarks.msmae_cnn.run --smoke --subjects 3 --name msmae_cnn_smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
-import protocol as P
-
-ROOT = Path(__file__).resolve().parents[2]
-HYPNO_DIR = ROOT.parent / "shared" / "data" / "sleepedf_hypnograms" / "sleep-cassette"
+from benchmarks.common import HYPNOGRAM_DIR, ROOT, command_line, now_utc
+from benchmarks.msmae_cnn import protocol as P
 
 
 def simulate(data_dir: Path, n_subjects: int, seed: int, difficulty: float) -> dict:
     """Simulate (or reuse) ``n_subjects`` subjects from the real hypnograms."""
     from hypnoscope.simulate import reuse_or_simulate_dataset
 
-    return reuse_or_simulate_dataset(data_dir, n_subjects, seed=seed, hypnograms=HYPNO_DIR,
+    return reuse_or_simulate_dataset(data_dir, n_subjects, seed=seed, hypnograms=HYPNOGRAM_DIR,
                                      difficulty=difficulty)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypnoscope.io.recordings import load_psg_dir
+    from hypnoscope.signal.nights import load_psg_dir
     from hypnoscope.simulate import DEFAULT_DIFFICULTY
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     label = "SIMULATED nights"
     meta = {
         "title": "MSMAE-CNN (paper Table 1 and ablations) on SIMULATED nights",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python benchmarks/msmae_cnn/run.py", *sys.argv[1:]]),
+        "date": now_utc(),
+        "command": command_line("benchmarks.msmae_cnn.run", argv),
         "data_label": label,
         "data_text": (
             f"Data: **simulated** — {len({n.subject_id for n in nights})} subjects / "

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(folds_to_run, on_fold=None) -> list[FoldRecord]:
         """Train on each split's training nights and predict its test nights (cached)."""
-        return cross_validate(nights, lambda: make_model(name, **opts), folds=folds_to_run,
+        return cross_validate(nights, lambda _fold: make_model(name, **opts), folds=folds_to_run,
                               cache_dir=args.state_dir, cache_key=cache_key,
                               on_fold=on_fold, desc="folds").records
 

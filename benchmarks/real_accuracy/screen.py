@@ -121,7 +121,7 @@ def run_variant(variant: str, nights, folds, state_dir: Path) -> dict[str, np.nd
     cached fold by fold in ``state_dir``."""
     mats = {n.night_id: matrix(n, variant) for n in nights}
     t0 = time.perf_counter()
-    cv = cross_validate(nights, lambda: VariantModel(mats), folds=folds, cache_dir=state_dir,
+    cv = cross_validate(nights, lambda _fold: VariantModel(mats), folds=folds, cache_dir=state_dir,
                         cache_key=f"screen-{variant}", desc=variant,
                         on_fold=lambda r: print(f"{variant} {r.fold.name}: "
                                                 f"{time.perf_counter() - t0:.0f} s",

@@ -124,8 +124,8 @@ def run_fold(name: str, n_classes: int, fold, nights, seed: int, state_dir: Path
     """Train on the fold's training nights, predict its test nights (float32
     probabilities); cached in ``state_dir`` by
     :func:`~hypnoscope.evaluation.cross_validation.cross_validate`."""
-    rec = cross_validate(nights, lambda: make_feature_model(name, n_classes=n_classes,
-                                                            seed=seed),
+    rec = cross_validate(nights, lambda _fold: make_feature_model(name, n_classes=n_classes,
+                                                                  seed=seed),
                          folds=[fold], cache_dir=state_dir, cache_key=cache_key,
                          proba_dtype=np.float32, score=lambda y, p: {},
                          desc=f"{name} {fold.name}").records[0]

@@ -4,7 +4,7 @@ reference on the same test nights.
 Nights are simulated by :func:`hypnoscope.simulate.simulate_dataset` from real Sleep-EDF
 cassette hypnograms (``../shared/data/sleepedf_hypnograms``; a subject's two real nights
 become one simulated subject's two nights), written as Sleep-EDF file pairs and loaded
-with :func:`hypnoscope.io.recordings.load_psg_dir` (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal and
+with :func:`hypnoscope.signal.nights.load_psg_dir` (EEG Fpz-Cz, EEG Pz-Oz, EOG horizontal and
 the 1 Hz EMG envelope, 100 Hz, default preprocessing, 30 min of wake around sleep). The
 split is subject-wise (train / validation / test subjects). SSNet uses its 1D-CNN
 front-end on the raw 30-s epochs (``small`` preset, few epochs: a lean CPU budget).
@@ -16,15 +16,14 @@ pipeline end to end, they are not an estimate of accuracy on real recordings.
 
 Run (from the repository root)::
 
-    nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/ssnet_simulated/run.py
-    python benchmarks/ssnet_simulated/run.py --subjects 4 --val 1 --test 1 --epochs 1 \\
+    nice -n 10 env OMP_NUM_THREADS=1 python -m benchmarks.ssnet_simulated.run
+    python -m benchmarks.ssnet_simulated.run --subjects 4 --val 1 --test 1 --epochs 1 \\
         --name ssnet_simulated_smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import platform
@@ -36,16 +35,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import HYPNOGRAM_DIR, RESULTS, ROOT, command_line, now_utc
 from hypnoscope.evaluation.metrics import evaluate
-from hypnoscope.io.recordings import load_psg_dir
 from hypnoscope.models import make_model
+from hypnoscope.signal.nights import load_psg_dir
 from hypnoscope.simulate import DEFAULT_DIFFICULTY
 from hypnoscope.stages import labels_to_codes, proba_to_3class, to_3class
-from hypnoscope.utils import write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
-ROOT = Path(__file__).resolve().parents[2]
-HYPNO_DIR = ROOT.parent / "shared" / "data" / "sleepedf_hypnograms" / "sleep-cassette"
-RESULTS = ROOT / "benchmarks" / "results"
 CHANNELS = {"eeg": ["EEG Fpz-Cz", "EEG Pz-Oz"], "eog": ["EOG horizontal"],
             "emg": ["EMG submental"]}
 
@@ -60,7 +57,7 @@ def simulate(data_dir: Path, n_subjects: int, seed: int,
     """
     from hypnoscope.simulate import reuse_or_simulate_dataset
 
-    meta = reuse_or_simulate_dataset(data_dir, n_subjects, seed=seed, hypnograms=HYPNO_DIR,
+    meta = reuse_or_simulate_dataset(data_dir, n_subjects, seed=seed, hypnograms=HYPNOGRAM_DIR,
                                      difficulty=difficulty)
     meta_file = data_dir / "simulation.json"
     write_json_atomic(meta_file, meta)
@@ -298,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     y = np.concatenate([n.y for n in test])
     out = {
         "benchmark": args.name,
-        "command": " ".join(["nice -n 10 env OMP_NUM_THREADS=1 python "
-                             "benchmarks/ssnet_simulated/run.py", *sys.argv[1:]]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line("benchmarks.ssnet_simulated.run", argv,
+                                "nice -n 10 env OMP_NUM_THREADS=1 python"),
+        "date": now_utc(),
         "machine": {"node": platform.node(), "platform": platform.platform(),
                     "python": platform.python_version(), "torch": torch.__version__,
                     "torch_threads": args.threads},

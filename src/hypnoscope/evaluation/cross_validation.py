@@ -5,12 +5,13 @@
 subject_kfold` by default) and predicts the fold's test nights: every night is predicted
 by a model that did not see its subject (out-of-fold, OOF). With ``cache_dir`` each
 finished fold's test labels and probabilities are written there atomically
-(:func:`hypnoscope.utils.atomic_path`), so an interrupted run resumes at the first fold
+(:func:`hypnoscope.utils.files.atomic_path`), so an interrupted run resumes at the first fold
 not done without refitting the others.
 
-The model factory is any zero-argument callable returning an object with
-``fit(nights)`` and ``predict_proba(night) -> (n_epochs, n_classes)`` (every
-:class:`~hypnoscope.models.base.StagingModel`); this module imports no model.
+The model factory is any callable taking the :class:`~hypnoscope.evaluation.splits.Fold`
+and returning an object with ``fit(nights[, val_nights])`` and ``predict_proba(night) ->
+(n_epochs, n_classes)`` (every :class:`~hypnoscope.models.base.StagingModel`); this
+module imports no model.
 """
 
 from __future__ import annotations
@@ -113,24 +114,28 @@ def default_score(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 
 
 def fold_cache_path(cache_dir: str | Path, cache_key: str, fold: Fold) -> Path:
-    """Cache file of ``fold`` under ``cache_key``: a readable name plus a hash of the key
-    and the fold's subjects, so that a different model or split never reads it."""
+    """Cache file of ``fold`` under ``cache_key``: a readable name (fold name first, then
+    the key) plus a hash of the key and the fold's subjects, so that a different model or
+    split never reads it."""
     blob = json.dumps({"v": CACHE_VERSION, "key": cache_key,
                        "train": list(fold.train_subjects), "val": list(fold.val_subjects),
                        "test": list(fold.test_subjects)}, sort_keys=True)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:12]
-    name = re.sub(r"[^A-Za-z0-9._=+-]+", "_", f"{cache_key}_{fold.name}".replace("/", "of"))
+    name = re.sub(r"[^A-Za-z0-9._=+-]+", "_", f"{fold.name}_{cache_key}".replace("/", "of"))
     return Path(cache_dir) / f"{name[:120]}_{digest}.npz"
 
 
-def _run_fold(make_model: Callable[[], Any], nights: Sequence[Any], fold: Fold,
+def _run_fold(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fold,
               proba_dtype: Any) -> dict[str, np.ndarray]:
-    """Fit a fresh model on the fold's training nights, predict its test nights."""
-    train = [nights[i] for i in fold.train]
-    test = [nights[i] for i in fold.test]
-    model = make_model()
+    """Fit a fresh model on the fold's training nights (with its validation nights, if
+    any), predict its test nights."""
+    train, val, test = fold.select(nights)
+    model = make_model(fold)
     t0 = time.perf_counter()
-    model.fit(train)
+    if val:
+        model.fit(train, val)
+    else:
+        model.fit(train)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     probas = [np.asarray(model.predict_proba(n)) for n in test]
@@ -141,11 +146,11 @@ def _run_fold(make_model: Callable[[], Any], nights: Sequence[Any], fold: Fold,
             "train_s": np.array(train_s), "infer_s": np.array(infer_s)}
 
 
-def _load_or_run(make_model: Callable[[], Any], nights: Sequence[Any], fold: Fold,
+def _load_or_run(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fold,
                  path: Path | None, proba_dtype: Any) -> tuple[dict[str, np.ndarray], bool]:
     """The fold's record from the cache ``path`` if it is there, else computed (and
     written to ``path`` atomically)."""
-    from hypnoscope.utils import atomic_path
+    from hypnoscope.utils.files import atomic_path
 
     if path is not None and path.is_file():
         with np.load(path) as z:
@@ -159,7 +164,7 @@ def _load_or_run(make_model: Callable[[], Any], nights: Sequence[Any], fold: Fol
     return rec, False
 
 
-def cross_validate(nights: Sequence[Any], make_model: Callable[[], Any], *, k: int = 5,
+def cross_validate(nights: Sequence[Any], make_model: Callable[[Fold], Any], *, k: int = 5,
                    seed: int = 0, folds: Sequence[Fold] | None = None,
                    max_folds: int | None = None, cache_dir: str | Path | None = None,
                    cache_key: str = "model", proba_dtype: Any = np.float64,
@@ -173,8 +178,10 @@ def cross_validate(nights: Sequence[Any], make_model: Callable[[], Any], *, k: i
     nights : sequence of Night
         Nights with ``y`` and ``subject_id``.
     make_model : callable
-        ``make_model()`` returns a fresh, unfitted model with ``fit(nights)`` and
-        ``predict_proba(night)``; called once per fold computed.
+        ``make_model(fold)`` returns a fresh, unfitted model with ``fit(nights)`` and
+        ``predict_proba(night)``; called once per fold computed. A fold with validation
+        nights (``fold.val``, e.g. ``subject_kfold(..., val=0.1)``) fits
+        ``fit(train_nights, val_nights)`` (early stopping, checkpoint selection).
     k, seed : int
         ``subject_kfold(nights, k, seed)`` when ``folds`` is not given.
     folds : sequence of Fold, optional
@@ -197,7 +204,7 @@ def cross_validate(nights: Sequence[Any], make_model: Callable[[], Any], *, k: i
         Called with each :class:`FoldRecord` as soon as it is ready (e.g. to print it
         or re-render partial results).
     desc : str
-        Label of the progress bar (:func:`hypnoscope.utils.progress`).
+        Label of the progress bar (:func:`hypnoscope.utils.runtime.progress`).
 
     Returns
     -------
@@ -205,7 +212,7 @@ def cross_validate(nights: Sequence[Any], make_model: Callable[[], Any], *, k: i
         The per-fold records and the out-of-fold probabilities of every night.
     """
     from hypnoscope.evaluation.splits import subject_kfold
-    from hypnoscope.utils import progress
+    from hypnoscope.utils.runtime import progress
 
     nights = list(nights)
     folds = list(folds) if folds is not None else subject_kfold(nights, k=k, seed=seed)
