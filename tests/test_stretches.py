@@ -1,0 +1,197 @@
+"""Known-answer tests of the stretch protocol (hypnoscope.evaluation.stretches)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hypnoscope.datasets import Night
+from hypnoscope.evaluation.splits import subject_kfold
+from hypnoscope.evaluation.stretches import (
+    Stretch,
+    cross_validate_stretches,
+    length_label,
+    rezscore_stretch,
+    sample_stretches,
+    score_stretches,
+    stretch_night,
+    stretch_table,
+    stretch_zscore_shift,
+)
+from hypnoscope.signal.bandpower import FEATURE_NAMES
+from hypnoscope.stages import W
+
+LOG = [j for j, n in enumerate(FEATURE_NAMES) if n.startswith("log_")]
+
+
+def _night(subject: str, num: int, n: int, wake: int = 40, seed: int = 0) -> Night:
+    """A band-power night of ``n`` epochs: ``wake`` epochs of W, then cycling sleep
+    stages, 10 min of W at the end; random features."""
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(wake, int), np.resize([1, 2, 2, 3, 2, 4, 4], n - wake - 20),
+              np.zeros(20, int)]
+    y[wake + 5] = -100  # one unscored epoch
+    X = rng.normal(size=(n, 3, 10)).astype(np.float32)
+    return Night(X=X, y=y, subject_id=subject, night_id=f"{subject}__{num}",
+                 onsets_sec=np.arange(n) * 30.0)
+
+
+@pytest.fixture()
+def nights() -> list[Night]:
+    return [_night(f"{s:02d}", k, 300 + 37 * s + 11 * k, seed=10 * s + k)
+            for s in range(6) for k in (1, 2)]
+
+
+class Oracle:
+    """Predicts the true stages (unscored epochs as W)."""
+
+    def fit(self, nights, val=None):
+        self.n_fit = len(nights)
+        return self
+
+    def predict_proba(self, night):
+        return np.eye(5)[np.maximum(np.asarray(night.y), 0)]
+
+
+def test_length_labels():
+    assert length_label(None) == "whole"
+    assert length_label(120) == "2 h"
+    assert length_label(60) == "1 h"
+    assert length_label(30) == "30 min"
+    assert length_label(90) == "90 min"
+    assert length_label(30, nap=True) == "nap 30 min"
+
+
+def test_lengths_are_exact(nights):
+    st = sample_stretches(nights, lengths=(None, 120, 60, 30), per_night=3, seed=1)
+    size = {"2 h": 240, "1 h": 120, "30 min": 60, "nap 30 min": 60}
+    for s in st:
+        n = len(nights[s.night].y)
+        assert 0 <= s.start < s.stop <= n
+        assert s.n_epochs == (n if s.length == "whole" else size[s.length])
+    # a night shorter than 2 h (240 epochs) gets no 2-h stretch, still a whole one
+    short = [_night("99", 1, 200)]
+    kinds = {s.length for s in sample_stretches(short, lengths=(None, 120, 30))}
+    assert kinds == {"whole", "30 min", "nap 30 min"}
+    # per_night stretches of each length in every night long enough
+    for i in range(len(nights)):
+        assert sum(s.night == i and s.length == "30 min" for s in st) == 3
+
+
+def test_sampling_is_deterministic_and_per_night(nights):
+    a = sample_stretches(nights, seed=3)
+    assert a == sample_stretches(nights, seed=3)
+    assert a != sample_stretches(nights, seed=4)
+    # a night's stretches depend on the seed and its id, not on the other nights
+    rev = sample_stretches(nights[::-1], seed=3)
+    key = lambda s: (s.night_id, s.length, s.start, s.stop)  # noqa: E731
+    assert sorted(map(key, a)) == sorted(map(key, rev))
+    alone = sample_stretches(nights[4:5], seed=3)
+    assert [key(s) for s in alone] == [key(s) for s in a if s.night_id == nights[4].night_id]
+
+
+def test_stretches_never_mix_subjects(nights):
+    st = sample_stretches(nights, seed=0)
+    for s in st:
+        night = nights[s.night]
+        assert (s.night_id, s.subject_id) == (night.night_id, night.subject_id)
+    folds = subject_kfold(nights, k=3, seed=0)
+    res = cross_validate_stretches(nights, lambda f: Oracle(), folds, st)
+    seen = []
+    for sf, fold in zip(res, folds, strict=True):
+        assert {s.subject_id for s in sf.stretches} <= set(fold.test_subjects)
+        assert not {s.subject_id for s in sf.stretches} & set(fold.train_subjects)
+        seen += sf.stretches
+    assert sorted(seen, key=lambda s: (s.night, s.length, s.start)) == \
+        sorted(st, key=lambda s: (s.night, s.length, s.start))
+
+
+def test_nap_stretches_start_in_wake(nights):
+    st = [s for s in sample_stretches(nights, nap_lengths=(30,), nap_wake_min=(5, 15),
+                                      seed=0) if s.nap]
+    assert len(st) == len(nights)
+    for s in st:
+        y = np.asarray(nights[s.night].y)
+        onset = int(np.flatnonzero(y > W)[0])
+        assert y[s.start] == W and s.start < onset < s.stop
+        assert 10 <= onset - s.start <= 30  # 5 to 15 min of wake, in epochs
+        assert s.length == "nap 30 min" and s.n_epochs == 60
+    # a night that starts in sleep has no nap-like stretch
+    n = _night("77", 1, 300, wake=0)
+    n.y[0] = 2
+    assert not [s for s in sample_stretches([n]) if s.nap]
+
+
+def test_renormalisation_shift_known_answer():
+    # summed band powers per epoch (channel 0): 1, 1, 4, 4 -> night mean 2.5, stretch
+    # 2:4 mean 4; channel 1: 2 everywhere -> no shift
+    X = np.zeros((4, 2, 10))
+    totals = np.array([[1, 2], [1, 2], [4, 2], [4, 2]], float)
+    share = np.array([0.4, 0.3, 0.1, 0.1, 0.1])
+    X[..., :5] = np.log(totals[..., None] * share)
+    X[..., 5:] = share
+    shift = stretch_zscore_shift(X, 2, 4, LOG)
+    assert shift == pytest.approx([math.log(4 / 2.5), 0.0], abs=1e-12)
+    out = rezscore_stretch(X, 2, 4, LOG)
+    assert out[:, 0, :5] == pytest.approx(X[2:4, 0, :5] - math.log(4 / 2.5), abs=1e-6)
+    assert out[:, 1, :5] == pytest.approx(X[2:4, 1, :5], abs=1e-6)
+    assert np.array_equal(out[..., 5:], X[2:4, :, 5:].astype(np.float32))  # relative
+    # the whole night is its own z-scoring: no shift
+    assert stretch_zscore_shift(X, 0, 4, LOG) == pytest.approx([0.0, 0.0], abs=1e-12)
+
+
+def test_stretch_night(nights):
+    n = nights[0]
+    s = Stretch(0, n.night_id, n.subject_id, "30 min", 10, 70)
+    sn = stretch_night(n, s)
+    assert sn.night_id == f"{n.night_id}[10:70]" and sn.subject_id == n.subject_id
+    assert np.array_equal(sn.y, n.y[10:70]) and sn.X.shape == (60, 3, 10)
+    assert sn.onsets_sec[0] == 0.0 and sn.meta["stretch"]["renormalized"]
+    shift = stretch_zscore_shift(n.X, 10, 70, LOG)
+    assert sn.X[:, :, :5] == pytest.approx(n.X[10:70, :, :5] - shift[:, None], abs=1e-5)
+    raw = stretch_night(n, (10, 70), renormalize=False)
+    assert np.array_equal(raw.X, n.X[10:70])
+    plain = Night(X=np.zeros((50, 4)), y=np.zeros(50, int), subject_id="a", night_id="a")
+    assert stretch_night(plain, (0, 10)).X.shape == (10, 4)  # not band powers: as is
+    with pytest.raises(ValueError, match="band-power"):
+        stretch_night(plain, (0, 10), renormalize=True)
+    with pytest.raises(ValueError, match="not inside"):
+        stretch_night(n, (0, 10_000))
+
+
+def test_perfect_model_scores_one(nights):
+    rows = score_stretches(Oracle(), nights, seed=0)
+    assert [r["length"] for r in rows] == ["whole", "2 h", "1 h", "30 min", "nap 30 min"]
+    for r in rows:
+        assert r["accuracy"] == 1.0 and r["macro_f1"] == 1.0 and r["kappa"] == 1.0
+        assert r["n_subjects"] == 6 and r["n_nights"] == 12
+    whole = rows[0]
+    assert whole["n_stretches"] == 12
+    assert whole["n_epochs"] == sum(int((n.y >= 0).sum()) for n in nights)
+
+
+def test_table_known_answer():
+    st = [Stretch(0, "a__1", "a", "30 min", 0, 4), Stretch(1, "b__1", "b", "30 min", 0, 4),
+          Stretch(0, "a__1", "a", "whole", 0, 4)]
+    yt = [np.array([0, 1, 2, -100]), np.array([2, 2, 2, 2]), np.array([0, 1, 2, -100])]
+    yp = [np.array([0, 1, 1, 3]), np.array([2, 2, 2, 0]), np.array([0, 1, 2, 0])]
+    rows = {r["length"]: r for r in stretch_table(st, yt, yp)}
+    assert rows["30 min"]["accuracy"] == pytest.approx(5 / 7)
+    assert rows["30 min"]["stretch_accuracy_mean"] == pytest.approx((2 / 3 + 3 / 4) / 2)
+    assert rows["30 min"]["n_epochs"] == 7 and rows["30 min"]["n_subjects"] == 2
+    assert rows["whole"]["accuracy"] == 1.0 and rows["whole"]["n_stretches"] == 1
+
+
+def test_cross_validation_cache(nights, tmp_path):
+    st = sample_stretches(nights, seed=0)
+    folds = subject_kfold(nights, k=3, seed=0)
+    fresh = cross_validate_stretches(nights, lambda f: Oracle(), folds, st,
+                                     cache_dir=tmp_path, cache_key="oracle")
+    again = cross_validate_stretches(nights, lambda f: 1 / 0, folds, st,
+                                     cache_dir=tmp_path, cache_key="oracle")
+    assert not any(f.cached for f in fresh) and all(f.cached for f in again)
+    for a, b in zip(fresh, again, strict=True):
+        assert a.stretches == b.stretches
+        assert all(np.array_equal(p, q) for p, q in zip(a.proba, b.proba, strict=True))
