@@ -34,14 +34,11 @@ bad quality flag in the TSV), not given a confident stage.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import checks  # noqa: E402
-from corpus import (  # noqa: E402
+from benchmarks.bad_inputs import checks
+from benchmarks.bad_inputs.corpus import (
     EEG2,
     EEG_EOG,
     EMG,

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bad_inputs/run.py [--workdir DIR] [--cases NAME ...] [--fresh]
+    python -m benchmarks.bad_inputs.run [--workdir DIR] [--cases NAME ...] [--fresh]
                                         [--jobs N] [--list]
 
 The corpus (``corpus.py``; cases in ``cases.py``, one table) is generated once into
@@ -38,7 +38,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -53,12 +52,9 @@ from typing import Any
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(HERE))
-import corpus  # noqa: E402
-from cases import BY_NAME, CASES, Case  # noqa: E402
+from benchmarks.bad_inputs import corpus
+from benchmarks.bad_inputs.cases import BY_NAME, CASES, Case
+from benchmarks.common import RESULTS, command_line, machine_info
 
 ACCURACY_POINTS = 0.02       # clean epochs may lose at most 2 points against the clean night
 FLAGGED_FRACTION = 0.9       # share of defective epochs that must be flagged
@@ -78,6 +74,8 @@ WARNING_LINE = re.compile(r"(?i)\bwarning\b")
 def generate(case: Case, corpus_dir: Path, fresh: bool) -> dict:
     """Write the case's inputs into ``corpus_dir/<case>`` (reused while its builder spec
     and ``corpus.py`` are unchanged) and return its facts."""
+    from hypnoscope.utils.files import write_text_atomic
+
     folder, meta_path = corpus_dir / case.name, corpus_dir / f"{case.name}.json"
     source = hashlib.sha1(Path(corpus.__file__).read_bytes()).hexdigest()[:12]
     key = f"v{corpus.GENERATOR_VERSION} corpus.py {source} {case.build.spec}"
@@ -91,7 +89,7 @@ def generate(case: Case, corpus_dir: Path, fresh: bool) -> dict:
     tmp.mkdir(parents=True)
     facts = case.build(tmp)
     tmp.rename(folder)
-    meta_path.write_text(json.dumps({"key": key, "facts": facts}))
+    write_text_atomic(meta_path, json.dumps({"key": key, "facts": facts}))
     return facts
 
 
@@ -727,9 +725,7 @@ def select(names: list[str] | None) -> list[Case]:
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "load_average_at_end": list(os.getloadavg())}
+    return machine_info(load_average_at_end=list(os.getloadavg()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -806,8 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     full = not args.cases
     meta = {
         "benchmark": "bad_inputs",
-        "command": "python benchmarks/bad_inputs/run.py " + " ".join(
-            argv if argv is not None else sys.argv[1:]),
+        "command": command_line("benchmarks.bad_inputs.run", argv),
         "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "machine": machine(),
         "config": {"jobs": args.jobs,
@@ -832,7 +827,7 @@ def main(argv: list[str] | None = None) -> int:
     dest = RESULTS if full else workdir
     stem = "bad_inputs" if full else "results"
     dest.mkdir(parents=True, exist_ok=True)
-    from hypnoscope.utils import write_json_atomic, write_text_atomic
+    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
     write_json_atomic(dest / f"{stem}.json", meta)
     write_text_atomic(dest / f"{stem}.md", md)

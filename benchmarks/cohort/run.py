@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/cohort/run.py [--nights 50] [--workdir DIR]
+    python -m benchmarks.cohort.run [--nights 50] [--workdir DIR]
 
 ``--nights`` simulated Sleep-EDF-layout nights (``hypnoscope.simulate.
 reuse_or_simulate_dataset``: architecture sampled from the model fitted to real
@@ -32,7 +32,6 @@ import csv
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -41,8 +40,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.common import RESULTS, command_line, machine_line, now_utc
+
 TARGET_NIGHTS = 10_000
 
 
@@ -218,21 +217,21 @@ def main() -> None:
                for c in args.configs[1:] for f in ref.glob("*.hypnogram.tsv"))
     n_epochs = sum(int(r["n_epochs"]) for r in _summary(ref))
     record = {
-        "command": "python benchmarks/cohort/run.py " + " ".join(sys.argv[1:]),
+        "command": command_line("benchmarks.cohort.run"),
         "command_note": ("rows of other configurations from an earlier run of the same "
                          "nights (each row's date and load in cohort.json)" if merged
                          else None),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python "
-                   f"{platform.python_version()}",
+        "date": now_utc(),
+        "machine": machine_line(),
         "load_average_end": [round(x, 1) for x in os.getloadavg()],
         "nights": args.nights, "seed": args.seed, "epochs_total": n_epochs,
         "hours_mean": round(n_epochs * 30 / 3600 / args.nights, 2),
         "simulation_sec": round(sim.get("simulation_seconds", sim_sec), 1),
         "outputs_identical": same, "results": results}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cohort.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / "cohort.md").write_text(render(record))
+    from hypnoscope.utils.files import write_text_atomic
+
+    write_text_atomic(RESULTS / "cohort.json", json.dumps(record, indent=2) + "\n")
+    write_text_atomic(RESULTS / "cohort.md", render(record))
     print(render(record))
 
 

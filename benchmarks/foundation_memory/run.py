@@ -1,7 +1,7 @@
 """Peak memory of serving training windows from 10, 30 and 100 simulated nights.
 
 Checks that the deep-learning data path keeps memory flat as nights are added: nights
-come from the recording cache (:func:`hypnoscope.io.recordings.load_recording`, signals
+come from the recording cache (:func:`hypnoscope.signal.nights.load_recording`, signals
 memory-mapped), the spectrogram view from the view cache (:func:`hypnoscope.signal.views.
 add_views`, memory-mapped), and :class:`hypnoscope.training.sequences.SequenceDataset` gathers each
 batch from its own nights, normalising per night at gather time. For contrast, the
@@ -23,13 +23,16 @@ touched, which the kernel can drop), peak anonymous memory (``RssAnon`` sampled 
 nights' arrays would take in RAM. Results: ``benchmarks/results/foundation_memory.md`` and
 ``.json``. Usage::
 
-    nice -n 10 python benchmarks/foundation_memory/run.py [--workdir DIR] [--nights 10 30 100]
+    nice -n 10 python -m benchmarks.foundation_memory.run [--workdir DIR] [--nights 10 30 100]
+
+Each measurement runs this file as a script in a fresh process (``--worker``), which
+imports nothing of the harness (:mod:`benchmarks.common` is imported by :func:`main`
+only), so that the measured memory is the loader's.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
@@ -38,9 +41,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _status_kb(key: str) -> float:
@@ -61,7 +61,8 @@ def worker(data: Path, cache: Path, n: int, mode: str) -> dict:
     """Load ``n`` nights and gather one pass of batches; returns the measurements."""
     import numpy as np
 
-    from hypnoscope.io.recordings import find_hypnogram, load_recording
+    from hypnoscope.io.recordings import find_hypnogram
+    from hypnoscope.signal.nights import load_recording
     from hypnoscope.signal.views import add_views
     from hypnoscope.training.sequences import SequenceDataset
 
@@ -114,6 +115,8 @@ def _run_worker(args, n: int, mode: str) -> dict:
 
 
 def main(argv=None) -> int:
+    from benchmarks.common import RESULTS, ROOT, command_line, machine_info, now_utc
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=ROOT / ".cache" / "foundation_memory")
     ap.add_argument("--nights", type=int, nargs="+", default=[10, 30, 100])
@@ -147,18 +150,19 @@ def main(argv=None) -> int:
         rows.append(_run_worker(args, n, "concat"))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     out = {"benchmark": "foundation_memory",
-           "command": "python benchmarks/foundation_memory/run.py " + " ".join(argv or
-                                                                              sys.argv[1:]),
-           "date": dt.datetime.now().isoformat(timespec="seconds"),
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "python": platform.python_version()},
+           "command": command_line("benchmarks.foundation_memory.run", argv,
+                                   "nice -n 10 python"),
+           "date": now_utc(),
+           "machine": machine_info(),
            "config": {"seq_len": 20, "stride": 10, "batch_size": 32,
                       "views": ["raw", "spec"], "normalize": "zscore",
                       "nights": "simulated (hypnoscope.simulate, 50 subjects x 2 nights, "
                                 "seed 0)"},
            "simulate_s": t_sim, "prepare_s": t_prep, "prepare": prep, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "foundation_memory.json").write_text(json.dumps(out, indent=2))
+    from hypnoscope.utils.files import write_text_atomic
+
+    write_text_atomic(RESULTS / "foundation_memory.json", json.dumps(out, indent=2))
     lines = ["# Peak memory of the deep-learning data path vs number of nights", "",
              "Simulated nights (they check the pipeline, not accuracy). Command: "
              f"`{out['command'].strip()}`; {out['date']}; {platform.platform()}, "
@@ -178,7 +182,7 @@ def main(argv=None) -> int:
     lines += ["", "Peak RSS counts the pages of memory-mapped caches that a pass touched; "
               "the kernel reclaims them under pressure, so the anonymous peak is the "
               "memory a run needs."]
-    (RESULTS / "foundation_memory.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(RESULTS / "foundation_memory.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

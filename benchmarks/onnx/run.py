@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/onnx/run.py [--workdir DIR] [--repeats 3] [--models ssnet cnn ...]
+    python -m benchmarks.onnx.run [--workdir DIR] [--repeats 3] [--models ssnet cnn ...]
 
 **Simulated** nights (``hypnoscope.simulate``, Sleep-EDF layout, ~8.5 h each; 4 subjects,
 simulated once into ``WORKDIR`` and reused). Each deep model of the registry is trained
@@ -21,10 +21,8 @@ default intra-op pool, both recorded. Results: ``benchmarks/results/onnx.md`` an
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.common import RESULTS, command_line, machine_info, now_utc
+
 DEFAULT_MODELS = ["ssnet", "ssnet-hier", "cnn", "msmae-cnn", "mc2sleepnet"]
 OPTIONS = {"ssnet-hier": {"n_classes": 3}, "msmae-cnn": {"pretrain_epochs": 1},
            "mc2sleepnet": {"pretrain_epochs": 1}}
@@ -63,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     import torch
 
-    from hypnoscope.io.recordings import load_recording
     from hypnoscope.models import make_model
     from hypnoscope.models.onnx_model import export_onnx, load_onnx_model
+    from hypnoscope.signal.nights import load_recording
     from hypnoscope.simulate.files import reuse_or_simulate_dataset
 
     work = Path(args.workdir)
@@ -116,9 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
 
     result = {
-        "command": ("python benchmarks/onnx/run.py " + " ".join(
-            sys.argv[1:] if argv is None else argv)).strip(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line("benchmarks.onnx.run", argv),
+        "date": now_utc(),
         "data": {"simulated": True, "nights": len(nights), "test_nights": len(test),
                  "test_epochs": t_epochs, "hours_per_test_night":
                  round(t_epochs / len(test) / 120, 2)},
@@ -128,13 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                    "onnxruntime": onnxruntime.__version__,
                    "onnxruntime_threads": "default (one per core)"},
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "load_average_at_end": list(os.getloadavg())},
+        "machine": machine_info(load_average_at_end=list(os.getloadavg())),
         "rows": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "onnx.json").write_text(json.dumps(result, indent=2) + "\n")
+    from hypnoscope.utils.files import write_text_atomic
+
+    write_text_atomic(RESULTS / "onnx.json", json.dumps(result, indent=2) + "\n")
     lines = [
         "# ONNX inference: PyTorch vs onnxruntime (simulated nights)", "",
         f"Command: `{result['command']}`  ",
@@ -160,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['sec_per_night_pytorch']:.3f} | {r['sec_per_night_onnxruntime']:.3f} | "
             f"{r['speedup']:.2f}x | {r['max_abs_proba_diff']:.1e} | "
             f"{r['stage_agreement']:.4f} | {r['export_sec']:.1f} | {r['onnx_mb']:.2f} |")
-    (RESULTS / "onnx.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(RESULTS / "onnx.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

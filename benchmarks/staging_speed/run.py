@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/staging_speed/run.py [--repeats 3] [--workdir DIR]
+    python -m benchmarks.staging_speed.run [--repeats 3] [--workdir DIR]
 
 Two simulated Sleep-EDF-layout recordings (``hypnoscope.simulate``; 9 h, and 24 h with a
 night of sleep inside a day of wake) are written as EDF once. Each measurement then runs
@@ -27,7 +27,7 @@ process). Results go to ``benchmarks/results/staging_speed.md`` and ``.json``. E
 measurement is cached in ``WORKDIR/runs.json``, so a restarted run resumes (``--fresh``
 measures everything again). Run it niced on a shared machine::
 
-    nice -n 10 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/staging_speed/run.py
+    nice -n 10 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m benchmarks.staging_speed.run
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 NIGHTS = {"9h": 9.0, "24h": 24.0}
 
 
@@ -193,10 +191,12 @@ def agreement(codes: list[int], ref_path: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import datetime as dt
-    import platform
     import statistics
     import tempfile
+
+    # the harness's helpers; a measured worker (this file run as a script) never loads them
+    from benchmarks.common import RESULTS, command_line, machine_info, now_utc
+    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
     ap = argparse.ArgumentParser(description="hypnoscope vs YASA staging speed")
     ap.add_argument("--worker", nargs=2, metavar=("TOOL", "PATH"), help=argparse.SUPPRESS)
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 key = f"{name}|{tool}|{r}"
                 res = cache.get(key) or measure(tool, psg)
                 cache[key] = res
-                cache_path.write_text(json.dumps(cache))
+                write_text_atomic(cache_path, json.dumps(cache))
                 all_runs[tool].append(res)
                 print(f"{name} {tool} run {r + 1}: stage {res['stage_sec']:.2f} s, process "
                       f"{res['process_sec']:.2f} s, peak {res['peak_rss_mb']:.0f} MB, load "
@@ -266,11 +266,9 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {
         "benchmark": "staging_speed",
-        "command": "python benchmarks/staging_speed/run.py " + " ".join(argv or sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": list(os.getloadavg())},
+        "command": command_line("benchmarks.staging_speed.run", argv),
+        "date": now_utc(),
+        "machine": machine_info(load_average_at_end=list(os.getloadavg())),
         "config": {"repeats": args.repeats, "nights_hours": NIGHTS, "hypnoscope_model":
                    "default", "hypnoscope_version": __version__, "yasa_version": yasa_version,
                    "yasa_channels": "eeg_name='EEG Fpz-Cz', eog_name='EOG horizontal'",
@@ -278,9 +276,6 @@ def main(argv: list[str] | None = None) -> int:
                                "peak_rss_24h_mb": 1536}},
         "results": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    from hypnoscope.utils import write_json_atomic, write_text_atomic
-
     write_json_atomic(RESULTS / "staging_speed.json", meta)
     write_text_atomic(RESULTS / "staging_speed.md", to_markdown(meta))
     print(to_markdown(meta))

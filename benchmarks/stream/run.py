@@ -3,7 +3,7 @@ look-ahead 0, 1, 2 and 5 epochs.
 
 Usage::
 
-    python benchmarks/stream/run.py [--workdir DIR] [--speed 600] [--lookaheads 0 1 2 5]
+    python -m benchmarks.stream.run [--workdir DIR] [--speed 600] [--lookaheads 0 1 2 5]
 
 **Simulated** nights (``hypnoscope.simulate``, Sleep-EDF layout, 4 subjects, ~8.5 h each,
 simulated once into ``WORKDIR``). The shipped ``default`` model (lightgbm-context on band
@@ -29,10 +29,8 @@ queueing included at the replay speed); the delay of a stage after its epoch end
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -40,14 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def _kappa(a: np.ndarray, b: np.ndarray) -> float:
-    from sklearn.metrics import cohen_kappa_score
-
-    return float(cohen_kappa_score(a, b))
+from benchmarks.common import RESULTS, ROOT, command_line, machine_info, now_utc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LSLAPICFG", str(ROOT / "src" / "hypnoscope" / "data" /
                                            "lsl_api.cfg"))
 
+    from hypnoscope.evaluation.metrics import kappa
     from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.live.stream import ReplayOutlet, stage_causal, stream_lsl
     from hypnoscope.simulate.files import reuse_or_simulate_dataset
@@ -110,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             m = min(len(c), len(n["offline"]))
             scored = (n["offline"][:m] >= 0)
             agree.append(np.mean(c[:m][scored] == n["offline"][:m][scored]))
-            kap.append(_kappa(c[:m][scored], n["offline"][:m][scored]))
+            kap.append(kappa(c[:m][scored], n["offline"][:m][scored]))
             t = n["truth"][:m]
             ok = t >= 0
             acc_c.append(np.mean(c[:m][ok] == t[ok]))
@@ -132,21 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    cmd = "python benchmarks/stream/run.py " + " ".join(sys.argv[1:] if argv is None
-                                                         else argv)
-    result = {"command": cmd.strip(),
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    result = {"command": command_line("benchmarks.stream.run", argv),
+              "date": now_utc(),
               "data": {"simulated": True, "nights": len(nights),
                        "epochs": [int(len(n["truth"])) for n in nights]},
               "config": {"model": "default (lightgbm-context, band powers)",
                          "speed": args.speed, "lookaheads": args.lookaheads,
                          "streamed_night": str(nights[0]["psg"].name)},
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                          "python": platform.python_version(),
-                          "load_average_at_end": list(os.getloadavg())},
+              "machine": machine_info(load_average_at_end=list(os.getloadavg())),
               "rows": rows}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "stream.json").write_text(json.dumps(result, indent=2) + "\n")
+    from hypnoscope.utils.files import write_text_atomic
+
+    write_text_atomic(RESULTS / "stream.json", json.dumps(result, indent=2) + "\n")
     lines = [
         "# Live staging over LSL: latency and agreement (simulated nights)", "",
         f"Command: `{result['command']}`  ",
@@ -175,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['accuracy_offline']:.3f} | {r['compute_ms_median']:.1f} / "
             f"{r['compute_ms_p95']:.1f} / {r['compute_ms_max']:.1f} | "
             f"{r['latency_ms_median']:.1f} / {r['latency_ms_p95']:.1f} |")
-    (RESULTS / "stream.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(RESULTS / "stream.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
