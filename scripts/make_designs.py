@@ -16,12 +16,14 @@ import numpy as np
 
 from hypnoscope.signal import bandpower
 from hypnoscope.signal.preprocessing import DESIGNS_FILE, designs_made
+from hypnoscope.utils.files import atomic_path
 
 
 def main() -> int:
     bandpower.pipeline_designs(shipped=False)
     designs = designs_made()
-    np.savez_compressed(DESIGNS_FILE, **designs)
+    with atomic_path(DESIGNS_FILE) as tmp:
+        np.savez_compressed(tmp, **designs)
     for key, taps in designs.items():
         print(f"{len(taps):5d}  {key}")
     print(f"wrote {DESIGNS_FILE}")
