@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from hypnoscope.io.channels import eeg_region
 from hypnoscope.signal import bandpower as bp
+from hypnoscope.signal import ica as eye_ica
+from hypnoscope.signal.channel_choice import select_bandpower_channels
 from hypnoscope.stages import sleep_period_slice
 
 FS = 100.0
@@ -70,7 +73,7 @@ def _contaminated(n_sec: float = 1800, seed: int = 1):
 def test_ica_removes_eye_component_from_eeg_only():
     data, _brain, eye = _contaminated()
     x = bp.filter_signals(data * 1e-6, FS, ["eeg", "eeg", "eog"])
-    cleaned, info = bp.remove_eye_components(x, FS, ["Fpz-Cz", "Pz-Oz", "EOG"],
+    cleaned, info = eye_ica.remove_eye_components(x, FS, ["Fpz-Cz", "Pz-Oz", "EOG"],
                                              ["eeg", "eeg", "eog"], ica_decim=1)
     assert info["ran"] and len(info["excluded_components"]) == 1
     assert max(abs(s) for s in info["eog_scores"]) > 0.8
@@ -86,9 +89,9 @@ def test_ica_scores_match_mne_full_rate():
 
     data, _brain, _eye = _contaminated(1200, seed=7)
     x = bp.filter_signals(data * 1e-6, FS, ["eeg", "eeg", "eog"])
-    _, info = bp.remove_eye_components(x, FS, ["a", "b", "e"], ["eeg", "eeg", "eog"],
+    _, info = eye_ica.remove_eye_components(x, FS, ["a", "b", "e"], ["eeg", "eeg", "eog"],
                                        ica_decim=1)
-    assert info["score_decim"] == bp.ICA_SCORE_DECIM == 2
+    assert info["score_decim"] == eye_ica.ICA_SCORE_DECIM == 2
     raw = mne.io.RawArray(x, mne.create_info(["a", "b", "e"], FS, ["eeg", "eeg", "eog"]),
                           verbose="error")
     ica = mne.preprocessing.ICA(n_components=2, method="fastica", random_state=42,
@@ -102,7 +105,7 @@ def test_ica_scores_match_mne_full_rate():
 
 def test_ica_without_eog_or_second_eeg_is_skipped():
     data, _, _ = _contaminated(120)
-    out, info = bp.remove_eye_components(data[:2], FS, ["a", "b"], ["eeg", "eeg"])
+    out, info = eye_ica.remove_eye_components(data[:2], FS, ["a", "b"], ["eeg", "eeg"])
     assert not info["ran"] and "EOG" in info["skipped_reason"]
     np.testing.assert_array_equal(out, data[:2])
 
@@ -138,7 +141,7 @@ def test_filters_follow_documented_bands():
 
 
 def test_window_std_is_the_zscore_scale_of_the_window():
-    from hypnoscope.signal.preprocessing import normalization_stats
+    from hypnoscope.signal.normalize import normalization_stats
 
     rng = np.random.default_rng(3)
     ep = rng.normal(0, 1, (8, 3, 3000)) * np.array([20e-6, 5e-6, 0.0])[None, :, None]
@@ -167,10 +170,10 @@ def test_sleep_period_crop_and_rejection():
 
 def test_channel_selection_errors_and_preferences():
     with pytest.raises(ValueError, match=r"Channels found: \['EEG Fpz-Cz', 'EMG submental'\]"):
-        bp.select_bandpower_channels(["EEG Fpz-Cz"], ["eeg"],
+        select_bandpower_channels(["EEG Fpz-Cz"], ["eeg"],
                                      channels_found=["EEG Fpz-Cz", "EMG submental"])
     names = ["O2-M1", "C4-M1", "F4-M1", "E1-M2"]
-    idx = bp.select_bandpower_channels(names, ["eeg", "eeg", "eeg", "eog"])
+    idx = select_bandpower_channels(names, ["eeg", "eeg", "eeg", "eog"])
     assert [names[i] for i in idx] == ["F4-M1", "O2-M1", "E1-M2"]
 
 
@@ -200,7 +203,7 @@ def test_channel_selection_reorders_swapped_eeg_and_notes_ignored_channels():
     # posterior first, frontal second (--eeg Pz-Oz Fpz-Cz): swapped back, announced
     names = ["EEG Pz-Oz", "EEG Fpz-Cz", "EOG horizontal"]
     notes = Notices()
-    idx = bp.select_bandpower_channels(names, ["eeg", "eeg", "eog"], source="x.edf",
+    idx = select_bandpower_channels(names, ["eeg", "eeg", "eog"], source="x.edf",
                                        explicit=True, notices=notes)
     assert [names[i] for i in idx] == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]
     assert [(n.code, n.severity) for n in notes] == [("channels-reordered", "info")]
@@ -209,19 +212,19 @@ def test_channel_selection_reorders_swapped_eeg_and_notes_ignored_channels():
     # AASM names, in file order posterior first (automatic pick): the same
     names = ["O2-M1", "C4-M1", "E1-M2"]
     notes = Notices()
-    idx = bp.select_bandpower_channels(names, ["eeg", "eeg", "eog"], notices=notes)
+    idx = select_bandpower_channels(names, ["eeg", "eeg", "eog"], notices=notes)
     assert [names[i] for i in idx] == ["C4-M1", "O2-M1", "E1-M2"]
     assert [n.code for n in notes] == ["channels-reordered"]
     # the right order, or regions that cannot be told (temporal), are kept as given
     for pair in (["EEG Fpz-Cz", "EEG Pz-Oz"], ["T3-M2", "C4-M1"], ["O1-M2", "O2-M1"]):
         notes = Notices()
-        idx = bp.select_bandpower_channels(pair + ["E1"], ["eeg", "eeg", "eog"],
+        idx = select_bandpower_channels(pair + ["E1"], ["eeg", "eeg", "eog"],
                                            explicit=True, notices=notes)
         assert idx == [0, 1, 2] and not notes
     # a third EEG, a second EOG and an EMG are not used: one info note each
     names = ["Fpz-Cz", "Pz-Oz", "C3-M2", "E1-M2", "E2-M1", "Chin"]
     notes = Notices()
-    idx = bp.select_bandpower_channels(names, ["eeg", "eeg", "eeg", "eog", "eog", "emg"],
+    idx = select_bandpower_channels(names, ["eeg", "eeg", "eeg", "eog", "eog", "emg"],
                                        explicit=True, notices=notes)
     assert idx == [0, 1, 3]
     assert [(n.code, n.channel, n.severity) for n in notes] == [
@@ -230,7 +233,7 @@ def test_channel_selection_reorders_swapped_eeg_and_notes_ignored_channels():
     assert "'C3-M2' (eeg) is not used: the band-power model uses two EEG channels and one " \
            "EOG channel ('Fpz-Cz', 'Pz-Oz', 'E1-M2')" in notes[0].message
     # without a notices list the choice is the same and nothing is raised
-    assert bp.select_bandpower_channels(names, ["eeg", "eeg", "eeg", "eog", "eog", "emg"],
+    assert select_bandpower_channels(names, ["eeg", "eeg", "eeg", "eog", "eog", "emg"],
                                         explicit=True) == idx
 
 
@@ -240,7 +243,7 @@ def test_channel_selection_reorders_swapped_eeg_and_notes_ignored_channels():
     ("PO3-M2", "posterior"), ("P4", "posterior"), ("T3-M2", None), ("CP1", None),
     ("E1-M2", None), ("foo", None)])
 def test_eeg_region(name, region):
-    assert bp.eeg_region(name) == region
+    assert eeg_region(name) == region
 
 
 def test_extract_bandpower_from_carries_channel_notices():

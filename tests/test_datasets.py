@@ -22,16 +22,18 @@ from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.io import psg as hio
 from hypnoscope.io.hypnograms import read_edf_hypnogram
 from hypnoscope.io.recordings import (
-    DatasetLoadError,
-    default_cache_dir,
     find_hypnogram,
-    load_psg_dir,
-    load_recording,
     place_hypnogram,
     recording_stem,
     sleepedf_ids,
 )
-from hypnoscope.signal.preprocessing import epoch_signals
+from hypnoscope.signal.epochs import epoch_signals
+from hypnoscope.signal.nights import (
+    DatasetLoadError,
+    default_cache_dir,
+    load_psg_dir,
+    load_recording,
+)
 
 START = dt.datetime(2020, 1, 1, 22, 30, 0)
 # 20 epochs: 4 W, 6 sleep (N1 N2 N2 N3 R ?), 10 W
@@ -132,7 +134,7 @@ def test_cache_avoids_recomputing(tmp_path, monkeypatch, _cache_dir):
     def boom(*args, **kwargs):
         raise AssertionError("read_psg called although the result is cached")
 
-    monkeypatch.setattr(hio, "read_psg", boom)
+    monkeypatch.setattr("hypnoscope.signal.nights.read_psg_checked", boom)
     second = load_recording(psg, hyp, crop_wake_min=1.0)
     assert np.array_equal(first.X, second.X) and np.array_equal(first.y, second.y)
     assert second.channels == first.channels and second.roles == first.roles

@@ -1,5 +1,5 @@
-"""Shipped filter and window designs (``preprocessing.design_fir``/``design_window``) are
-MNE's and SciPy's, and ``preprocessing.fir_filter`` filters as ``mne.filter.filter_data``
+"""Shipped filter and window designs (``filters.design_fir``/``design_window``) are
+MNE's and SciPy's, and ``filters.fir_filter`` filters as ``mne.filter.filter_data``
 does, bit for bit; staging a recording at 100 Hz then imports neither ``scipy.signal``
 nor scikit-learn, SciPy's statistics, pandas or the ``lightgbm`` package."""
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from hypnoscope.signal import bandpower
-from hypnoscope.signal import preprocessing as pp
+from hypnoscope.signal import bandpower, ica, spectral
+from hypnoscope.signal import filters as pp
 
 
 def test_shipped_designs_are_mne_and_scipy_designs():
@@ -48,7 +48,7 @@ def test_unshipped_design_is_made_by_mne_once():
                           mne.filter.notch_filter(x, 256.0, 50.0, verbose="error"))
 
 
-SCORE = {k: v for k, v in bandpower.SCORE_FILTER.items() if k not in ("l_freq", "h_freq")}
+SCORE = {k: v for k, v in ica.SCORE_FILTER.items() if k not in ("l_freq", "h_freq")}
 
 
 @pytest.mark.parametrize("n", [2, 37, 700, 30_001, 250_000])
@@ -60,7 +60,7 @@ def test_fir_filter_equals_mne_filter_data(n, design, monkeypatch):
         taps, phase = bandpower.band_filter_taps("eeg", 100.0), "zero"
         ref = mne.filter.filter_data(x, 100.0, 0.5, 30.0, verbose="error")
     else:
-        taps, phase = bandpower.score_filter_taps(50.0), "zero-double"
+        taps, phase = ica.score_filter_taps(50.0), "zero-double"
         ref = mne.filter.filter_data(x, 50.0, 1.0, 10.0, verbose="error", **SCORE)
     got = pp.fir_filter(x, taps, phase=phase)
     assert got.shape == x.shape and np.array_equal(got, ref)
@@ -93,13 +93,13 @@ def test_welch_equals_scipy(average):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 3000)) + np.sin(np.arange(3000) / 7.0)
     f_ref, p_ref = signal.welch(x, fs=100.0, nperseg=400, average=average, axis=-1)
-    f, p = pp.welch(x, 100.0, nperseg=400, average=average)
+    f, p = spectral.welch(x, 100.0, nperseg=400, average=average)
     assert np.array_equal(f, f_ref) and np.array_equal(p, p_ref)
-    f, p = pp.welch(x, 100.0, nperseg=400, average=average, n_freqs=50)
+    f, p = spectral.welch(x, 100.0, nperseg=400, average=average, n_freqs=50)
     assert np.array_equal(p, p_ref[:, :50]) and np.array_equal(f, f_ref[:50])
     # shorter than one segment: SciPy's own (shortened segment) result
     with pytest.warns(UserWarning, match="nperseg"):
-        f, p = pp.welch(x[:, :300], 100.0, nperseg=400, average=average)
+        f, p = spectral.welch(x[:, :300], 100.0, nperseg=400, average=average)
     with pytest.warns(UserWarning, match="nperseg"):
         f_ref, p_ref = signal.welch(x[:, :300], fs=100.0, nperseg=400, average=average)
     assert np.array_equal(p, p_ref)

@@ -308,7 +308,7 @@ def test_stage_names_and_float_codes_are_accepted():
 def test_compare_refuses_reference_of_another_night_by_start_time():
     import datetime as dt
 
-    from hypnoscope.evaluation.metrics import check_start_times
+    from hypnoscope.io.recordings import check_start_times
 
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 5, 840)

@@ -13,6 +13,7 @@ import pytest
 
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.signal import bandpower as bp
+from hypnoscope.signal import ica
 
 PATTERN = np.array([0] * 6 + [1] * 3 + [2] * 12 + [3] * 10 + [2] * 6 + [4] * 9)
 
@@ -39,9 +40,9 @@ def test_numpy_ica_equals_mne_fastica(filtered_night, leak, decim):
     x[0] += leak * x[2]  # eye movements leaking into the frontal EEG
     x[1] += 0.3 * leak * x[2]
     bp._filter_inplace(x, 100.0, roles)
-    ref, ref_info = bp.remove_eye_components(x, 100.0, names, roles, ica_decim=decim,
+    ref, ref_info = ica.remove_eye_components(x, 100.0, names, roles, ica_decim=decim,
                                              engine="mne")
-    got, info = bp.remove_eye_components(x, 100.0, names, roles, ica_decim=decim)
+    got, info = ica.remove_eye_components(x, 100.0, names, roles, ica_decim=decim)
     assert info["excluded_components"] == ref_info["excluded_components"]
     assert info["eog_scores"] == ref_info["eog_scores"]
     assert np.array_equal(got, ref)  # bit for bit
@@ -58,9 +59,9 @@ def test_numpy_ica_equals_mne_fastica(filtered_night, leak, decim):
 def test_numpy_ica_imports_no_sklearn(filtered_night, tmp_path):
     x, names, roles = filtered_night
     np.save(tmp_path / "x.npy", x)
-    code = (f"import sys, numpy as np\nfrom hypnoscope.signal import bandpower as bp\n"
+    code = (f"import sys, numpy as np\nfrom hypnoscope.signal import ica\n"
             f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
-            f"bp.remove_eye_components(x, 100.0, {names!r}, {roles!r})\n"
+            f"ica.remove_eye_components(x, 100.0, {names!r}, {roles!r})\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'numba'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)

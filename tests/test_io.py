@@ -8,15 +8,11 @@ import mne
 import numpy as np
 import pytest
 
-from hypnoscope.io.psg import (
-    PSGRecording,
-    format_recording_info,
-    guess_role,
-    read_psg,
-    recording_info,
-    resolve_channels,
-)
+from hypnoscope.cli.data import format_recording_info
+from hypnoscope.io.channels import guess_role, resolve_channels
+from hypnoscope.io.psg import PSGRecording, read_psg, recording_info
 from hypnoscope.notices import StrictModeError, notices_of
+from hypnoscope.signal.checks import read_psg_checked
 
 TELEMETRY = {"EEG Fpz-Cz": 100.0, "EEG Pz-Oz": 100.0, "EOG horizontal": 100.0,
              "EMG submental": 100.0, "Marker": 10.0}
@@ -447,7 +443,7 @@ def test_wrong_physical_dimension_mv_header(tmp_path, simulated_uv):
 
 
 def test_unit_factor_rule():
-    from hypnoscope.io.psg import unit_factor
+    from hypnoscope.io.units import unit_factor
 
     assert unit_factor(20.0) == 1.0 and unit_factor(1.0) == 1.0 and unit_factor(150.0) == 1.0
     assert unit_factor(2e-5) == 1e6 and unit_factor(0.02) == 1e3
@@ -484,19 +480,20 @@ def test_emg_spectrum_given_as_eog_is_warned(tmp_path, simulated_uv):
     # the chin EMG stored under a neutral label and passed as the EOG
     renamed = ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "X2"]
     path = _write_edf(tmp_path / "emg_as_eog.edf", data, renamed)
-    rec = read_psg(path, eog="X2")
+    rec = read_psg_checked(path, eog="X2")
     assert _codes(rec) == [("emg-as-eog", "X2")]
     msg = rec.meta["warnings"][0]
     assert "'X2' is used as EOG but its spectrum looks like EMG" in msg
     assert "% of its 0.3-45 Hz power is above 20 Hz" in msg
     with pytest.raises(StrictModeError, match="X2"):
-        read_psg(path, eog="X2", strict=True)
+        read_psg_checked(path, eog="X2", strict=True)
+    assert _codes(read_psg(path, eog="X2")) == []  # the reader alone runs no check
     # the simulated EOG itself is not flagged
-    assert _codes(read_psg(path)) == []
+    assert _codes(read_psg_checked(path)) == []
 
 
 def test_emg_spectrum_shares_real_eog_and_simulated_emg(shared_data, simulated_uv):
-    from hypnoscope.io.psg import EMG_HF_SHARE_MIN, EMG_LF_SHARE_MAX, emg_spectrum_shares
+    from hypnoscope.signal.checks import EMG_HF_SHARE_MIN, EMG_LF_SHARE_MAX, emg_spectrum_shares
 
     data, names = simulated_uv
     hf, lf = emg_spectrum_shares(data[names.index("EMG submental")], 100.0)

@@ -31,7 +31,7 @@ def _band(x: np.ndarray, fs: float, epochs: np.ndarray, lo: float, hi: float,
 
 
 def test_aasm_montage_channels_rate_and_roles(aasm_night):
-    from hypnoscope.io.psg import resolve_channels
+    from hypnoscope.io.channels import resolve_channels
 
     _, raw = aasm_night
     assert raw.ch_names == ["F4-M1", "C4-M1", "O2-M1", "E1-M2", "E2-M2", "Chin1-Chin2"]

@@ -35,7 +35,7 @@ def sim_nights():
     paper's 10-Hz Kaiser low-pass: 3 training, 1 validation and 1 test subject, 60 epochs
     each."""
     from hypnoscope.hypnogram import Hypnogram
-    from hypnoscope.io.recordings import load_recording
+    from hypnoscope.signal.nights import load_recording
     from hypnoscope.simulate import simulate_night
 
     rng = np.random.default_rng(0)

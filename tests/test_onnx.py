@@ -39,7 +39,7 @@ def sim(tmp_path_factory):
     """Four simulated Sleep-EDF pairs (44 epochs each): nights of 2 training, 1 validation
     and 1 test subject, loaded as the training command loads them."""
     from hypnoscope.hypnogram import Hypnogram
-    from hypnoscope.io.recordings import load_recording
+    from hypnoscope.signal.nights import load_recording
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
 
     root = tmp_path_factory.mktemp("onnx")

@@ -9,23 +9,19 @@ from scipy.signal.windows import hamming
 
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.io.psg import PSGRecording
-from hypnoscope.signal.preprocessing import (
+from hypnoscope.signal.epochs import crop_to_sleep_period, epoch_signals
+from hypnoscope.signal.filters import (
     BANDPASS_DEFAULTS,
-    Pipeline,
     apply_fir_zero_phase,
     bandpass,
     bandpass_by_role,
-    config_hash,
-    crop_to_sleep_period,
-    epoch_signals,
     kaiser_lowpass,
     kaiser_lowpass_design,
-    normalize,
     notch,
-    preprocess,
-    resolve_config,
-    spectrogram,
 )
+from hypnoscope.signal.normalize import normalize
+from hypnoscope.signal.preprocessing import Pipeline, config_hash, preprocess, resolve_config
+from hypnoscope.signal.spectral import spectrogram
 from hypnoscope.stages import UNSCORED
 
 FS = 100.0

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from hypnoscope.io.psg import PSGRecording
-from hypnoscope.signal.preprocessing import epoch_signals, normalization_stats
+from hypnoscope.signal.epochs import epoch_signals
+from hypnoscope.signal.normalize import normalization_stats
 from hypnoscope.signal.quality import (
     ALL_FLAGS,
     DETECTORS,

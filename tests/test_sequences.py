@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hypnoscope.datasets import Night
-from hypnoscope.signal.preprocessing import normalize_epochs
+from hypnoscope.signal.normalize import normalize_epochs
 from hypnoscope.stages import UNSCORED, to_3class
 from hypnoscope.training.sequences import SequenceDataset, sequence_windows, to_device
 from two_phase_setup import make_nights

@@ -9,8 +9,9 @@ import json
 import pytest
 
 from hypnoscope.cli import main
+from hypnoscope.io.channels import channel_derivation
 from hypnoscope.io.hypnograms import read_hypnogram
-from hypnoscope.io.psg import channel_derivation, recording_info
+from hypnoscope.io.psg import recording_info
 from hypnoscope.io.recordings import find_hypnogram, list_recordings, sleepedf_ids
 
 
@@ -47,8 +48,7 @@ def test_simulated_shhs_files_channels_and_rates(shhs):
 
 
 def test_shhs_channel_names_resolve_to_roles():
-    from hypnoscope.io.psg import guess_role, resolve_channels
-    from hypnoscope.signal.bandpower import eeg_region
+    from hypnoscope.io.channels import eeg_region, guess_role, resolve_channels
 
     # the channel list of an SHHS-1 EDF, with the "EEG2" spelling of some files added
     names = ["SaO2", "H.R.", "EEG(sec)", "ECG", "EMG", "EOG(L)", "EOG(R)", "EEG", "SOUND",

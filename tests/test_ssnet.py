@@ -17,7 +17,7 @@ from hypnoscope.models.ssnet import (
     rem_nrem_labels,
     wake_sleep_labels,
 )
-from hypnoscope.signal.preprocessing import normalize_epochs
+from hypnoscope.signal.normalize import normalize_epochs
 from hypnoscope.stages import UNSCORED
 
 TINY = {"emb_dim": 16, "tcn_channels": 16, "tcn_levels": 2, "n_heads": 2, "mlp_hidden": 16,

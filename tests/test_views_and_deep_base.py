@@ -11,7 +11,7 @@ from torch import nn
 from hypnoscope.datasets import Night
 from hypnoscope.models import load_model
 from hypnoscope.models.deep import DeepStagingModel
-from hypnoscope.signal import preprocessing, views
+from hypnoscope.signal import spectral, views
 from hypnoscope.training.loop import LossOutput, Phase, cross_entropy_loss
 
 
@@ -36,7 +36,7 @@ def test_spectrogram_view_shape_and_disk_cache(tmp_path, monkeypatch):
     spec = nights[0].views["spec"]
     assert spec.shape == (24, 2, 29, 129) and spec.dtype == np.float32
     assert isinstance(spec, np.memmap)  # read back memory-mapped
-    np.testing.assert_allclose(spec, preprocessing.spectrogram(nights[0].X, 100.0),
+    np.testing.assert_allclose(spec, spectral.spectrogram(nights[0].X, 100.0),
                                rtol=1e-6)
     assert nights[0].meta["views"]["spec"]["from_cache"] is False
     assert len(list(tmp_path.glob("*.npy"))) == 2

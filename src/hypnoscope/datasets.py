@@ -163,7 +163,7 @@ def load_feature_dir(directory: str | os.PathLike, subject_pattern: str = r"^(\d
     files = sorted(directory.glob("*.npz"))
     if not files:
         raise FileNotFoundError(f"no .npz feature files in {directory}")
-    from hypnoscope.utils import progress
+    from hypnoscope.utils.runtime import progress
 
     regex = re.compile(subject_pattern)
     nights = []

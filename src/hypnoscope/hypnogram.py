@@ -64,7 +64,7 @@ from hypnoscope.stages import (
     to_3class,
     unknown_labels_error,
 )
-from hypnoscope.utils import atomic_path, write_text_atomic
+from hypnoscope.utils.files import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne

@@ -117,4 +117,15 @@ def notices_of(meta: dict[str, Any] | None) -> Notices:
     return got
 
 
-__all__ = ["Notice", "Notices", "StrictModeError", "raise_if_strict", "notices_of"]
+def add_notice(meta: dict[str, Any], code: str, message: str, *, severity: str = "warning",
+               channel: str | None = None) -> None:
+    """Record a notice in ``meta["notices"]`` (logged once) and keep the message of a new
+    warning in ``meta["warnings"]`` (what a reader or check noticed about a recording)."""
+    before = len(notices_of(meta))
+    notices_of(meta).add(code, message, severity=severity, channel=channel)
+    if severity == "warning" and len(meta["notices"]) > before:
+        meta.setdefault("warnings", []).append(message)
+
+
+__all__ = ["Notice", "Notices", "StrictModeError", "add_notice", "raise_if_strict",
+           "notices_of"]

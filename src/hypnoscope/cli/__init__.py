@@ -9,8 +9,8 @@ Errors have one path: a handler raises, and :func:`main` prints ``hypnoscope <cm
 error: <message>`` (:func:`describe_error`: input errors give their message, an
 ``OSError`` its path and cause, anything else is called an internal error) and returns
 2 (3 for an internal error); ``--debug`` adds the traceback. A handler that writes files
-checks its output paths (:func:`hypnoscope.utils.check_output_dir`,
-:func:`~hypnoscope.utils.check_output_file`) before any work.
+checks its output paths (:func:`hypnoscope.utils.files.check_output_dir`,
+:func:`~hypnoscope.utils.files.check_output_file`) before any work.
 """
 
 from __future__ import annotations

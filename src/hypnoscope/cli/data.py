@@ -106,7 +106,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         return 0
     from pathlib import Path
 
-    from hypnoscope.utils import check_output_dir
+    from hypnoscope.utils.files import check_output_dir
 
     check_output_dir(Path(args.path).expanduser() if args.path else default_data_dir(),
                      "--path", create=False)
@@ -136,7 +136,7 @@ def _run_fetch_nsrr(args: argparse.Namespace) -> int:
         fetch_nsrr,
         list_nsrr_recordings,
     )
-    from hypnoscope.utils import check_output_dir
+    from hypnoscope.utils.files import check_output_dir
 
     if args.catalog:
         raise CLIError("--catalog is the Sleep-EDF catalog; it does not go with --nsrr")
@@ -165,7 +165,7 @@ def _run_fetch_nsrr(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from hypnoscope.io.psg import format_recording_info, recording_info
+    from hypnoscope.io.psg import recording_info
 
     info = recording_info(args.psg, eeg=args.eeg or None, eog=args.eog or None,
                           emg=args.emg or None)
@@ -174,3 +174,17 @@ def run_info(args: argparse.Namespace) -> int:
     else:
         print(format_recording_info(info))
     return 0
+
+
+def format_recording_info(info: dict) -> str:
+    """Human-readable text of :func:`hypnoscope.io.psg.recording_info` (``hypnoscope
+    info``)."""
+    dur = info["duration_sec"]
+    lines = [f"File:      {info['source']}",
+             f"Start:     {info['start_time'] or 'unknown'}",
+             f"Duration:  {dur:.0f} s ({dur / 3600:.2f} h, {int(dur // 30)} epochs of 30 s)",
+             f"Annotations: {info['n_annotations']}",
+             f"{'Channel':<24}{'Rate (Hz)':>10}  {'Unit':<8}Role"]
+    for ch in info["channels"]:
+        lines.append(f"{ch['name']:<24}{ch['sfreq']:>10g}  {ch['unit']:<8}{ch['role'] or '-'}")
+    return "\n".join(lines)

@@ -30,7 +30,7 @@ def _export(args: argparse.Namespace) -> int:
     import time
 
     from hypnoscope.models.onnx_model import export_onnx, load_onnx_model
-    from hypnoscope.utils import check_output_file
+    from hypnoscope.utils.files import check_output_file
 
     if not str(args.onnx).lower().endswith(".onnx"):
         raise CLIError(f"--onnx {args.onnx}: expected a file name ending in .onnx")

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.simulate import simulate_dataset, simulate_night
     from hypnoscope.simulate.files import get_layout, layout_settings
-    from hypnoscope.utils import check_output_dir
+    from hypnoscope.utils.files import check_output_dir
 
     base = get_layout(args.layout)
     if base["mode"] is not None and args.mode is not None:

@@ -122,7 +122,7 @@ def _load(path: str, epoch_sec: float = 30.0, label_map: str | None = None):
 
 def _stats(args: argparse.Namespace) -> int:
     from hypnoscope.evaluation.sleepstats import STAT_KEYS, STAT_LABELS, json_safe, sleep_statistics
-    from hypnoscope.utils import check_output_file, write_json_atomic
+    from hypnoscope.utils.files import check_output_file, write_json_atomic
 
     if args.output:
         check_output_file(args.output, "-o/--output")
@@ -151,7 +151,7 @@ def _compare(args: argparse.Namespace) -> int:
     from hypnoscope.evaluation.sleepstats import STAT_KEYS, STAT_LABELS, json_safe
 
     if args.report:
-        from hypnoscope.utils import check_output_file
+        from hypnoscope.utils.files import check_output_file
         from hypnoscope.viz.report import report_paths
 
         for path in report_paths(args.report):

@@ -51,7 +51,7 @@ def _stream(args: argparse.Namespace) -> int:
     os.environ.setdefault("LSLAPICFG", str(resources.files("hypnoscope") / "data" /
                                            "lsl_api.cfg"))
     from hypnoscope.live.stream import ReplayOutlet, print_progress, stages_path, stream_lsl
-    from hypnoscope.utils import check_output_dir
+    from hypnoscope.utils.files import check_output_dir
 
     if args.lookahead < 0:
         raise CLIError(f"--lookahead must be >= 0 epochs, got {args.lookahead}")

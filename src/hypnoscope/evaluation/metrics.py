@@ -4,6 +4,7 @@
   (sensitivity), specificity and F1, confusion matrices and a classification report,
   computed with :mod:`sklearn.metrics`. Epochs whose true *or* predicted label is
   negative (unscored) never count.
+- :func:`kappa`: Cohen's kappa of the scored epochs (the one home of kappa).
 - :func:`accuracy_macro_f1`: only accuracy and macro-F1, by the same rule as
   :func:`evaluate` and cheap enough to call every training epoch.
 - :func:`evaluate_3class`: the same on the 3-class view (W, NREM, R).
@@ -17,7 +18,7 @@
   (model | accuracy | sensitivity | specificity | MF1 | kappa | per-class F1 | time).
 - :func:`compare_hypnograms`: agreement of two hypnograms of the same night, epoch-wise
   and per sleep statistic, refused when their header start times differ by more than
-  a tolerance (:func:`check_start_times`, 60 s by default).
+  a tolerance (:func:`hypnoscope.io.recordings.check_start_times`, 60 s by default).
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hypnoscope.io.recordings import check_start_times
 from hypnoscope.stages import UNSCORED, stage_names, to_3class
 
 if TYPE_CHECKING:  # pragma: no cover
     from hypnoscope.hypnogram import Hypnogram
 
 __all__ = [
-    "Timer", "accuracy_macro_f1", "aggregate", "check_start_times", "compare_hypnograms",
+    "Timer", "accuracy_macro_f1", "aggregate", "compare_hypnograms", "kappa",
     "comparison_table",
     "evaluate",
     "distribution", "evaluate_3class", "evaluate_recordings", "robustness", "to_3class",
@@ -160,6 +162,18 @@ def accuracy_macro_f1(y_true, y_pred, n_classes: int) -> tuple[float, float]:
     return float(np.trace(cm) / t.size), _nanmean(_f1_per_class(cm))
 
 
+def kappa(y_true, y_pred, n_classes: int | None = None) -> float:
+    """Cohen's kappa (scikit-learn) of the epochs scored in ``y_true`` (``>= 0``), over
+    the classes ``0 .. n_classes - 1`` (None: the classes present): the one home of the
+    kappa every evaluation reports."""
+    from sklearn.metrics import cohen_kappa_score
+
+    t = np.asarray(y_true)
+    keep = t >= 0
+    labels = None if n_classes is None else np.arange(n_classes)
+    return float(cohen_kappa_score(t[keep], np.asarray(y_pred)[keep], labels=labels))
+
+
 def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = None,
              train_time_s: float | None = None,
              inference_time_s_per_night: float | None = None) -> dict[str, Any]:
@@ -206,11 +220,7 @@ def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = 
         If the arrays differ in length, contain codes ``>= n_classes`` or no epoch is
         scored in both.
     """
-    from sklearn.metrics import (
-        classification_report,
-        cohen_kappa_score,
-        precision_recall_fscore_support,
-    )
+    from sklearn.metrics import classification_report, precision_recall_fscore_support
 
     names = _names(n_classes, labels)
     t, p = _codes(y_true, "y_true"), _codes(y_pred, "y_pred")
@@ -257,7 +267,7 @@ def evaluate(y_true, y_pred, n_classes: int = 5, labels: Sequence[str] | None = 
         "n_excluded": int((~keep).sum()),
         "accuracy": accuracy,
         "macro_f1": macro_f1,
-        "kappa": float(cohen_kappa_score(t, p, labels=classes)),
+        "kappa": kappa(t, p, n_classes),
         "macro_precision": _nanmean(prec),
         "macro_recall": _nanmean(rec),
         "macro_specificity": _nanmean(spec),
@@ -607,41 +617,6 @@ def _common_span(pred: Hypnogram, ref: Hypnogram, max_overhang_epochs: int,
                 f"{pred.n_epochs} epochs from {pred.onset_sec:g} s, reference {ref.n_epochs} "
                 f"epochs from {ref.onset_sec:g} s - are these the same night?")
     return slice(p0, p0 + n), slice(r0, r0 + n)
-
-
-def check_start_times(start_a: Any, start_b: Any, max_offset_sec: float | None = 60.0,
-                      what_a: str = "recording", what_b: str = "hypnogram") -> float | None:
-    """Seconds from ``start_a`` to ``start_b`` (header start times of two files that
-    should be of the same night), or None when one is unknown.
-
-    Raises
-    ------
-    ValueError
-        When they differ by more than ``max_offset_sec`` (None: no limit), giving both
-        times: the files are probably of different nights or recordings.
-    """
-    if start_a is None or start_b is None:
-        return None
-    a, b = start_a.replace(tzinfo=None), start_b.replace(tzinfo=None)
-    delta = (b - a).total_seconds()
-    if max_offset_sec is not None and abs(delta) > max_offset_sec:
-        ahead = "after" if delta > 0 else "before"
-        raise ValueError(
-            f"the {what_b} starts at {b.isoformat(sep=' ')} but the {what_a} at "
-            f"{a.isoformat(sep=' ')}: {_duration_text(abs(delta))} {ahead} it, more than the "
-            f"{max_offset_sec:g} s allowed between the header start times - is it of "
-            f"another night or recording? (max_start_offset_sec=None lifts the check)")
-    return delta
-
-
-def _duration_text(sec: float) -> str:
-    if sec < 120:
-        return f"{sec:g} s"
-    if sec < 2 * 3600:
-        return f"{sec / 60:.1f} min"
-    if sec < 3 * 86400:
-        return f"{sec / 3600:.1f} h"
-    return f"{sec / 86400:.1f} days"
 
 
 def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None = None,

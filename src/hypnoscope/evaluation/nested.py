@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hypnoscope.evaluation.metrics import kappa
 from hypnoscope.evaluation.probability import hmm_smooth_many, score_weights, simplex_grid
 
 #: Class re-weighting exponents tried by :func:`choose_combination` (0: none; 1: divide
@@ -107,16 +108,6 @@ class Combination:
                 "prior_exponent": float(self.prior_exponent), "smoothing": self.smoothing,
                 "prior": None if self.prior is None else np.round(self.prior, 6).tolist(),
                 "scores": self.scores}
-
-
-def kappa(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """Cohen's kappa of the scored epochs (``y >= 0``), as :func:`hypnoscope.evaluation.metrics.
-    evaluate` computes it (scikit-learn)."""
-    from sklearn.metrics import cohen_kappa_score
-
-    keep = np.asarray(y) >= 0
-    return float(cohen_kappa_score(np.asarray(y)[keep], np.asarray(pred)[keep],
-                                   labels=np.arange(n_classes)))
 
 
 def choose_combination(oof: Sequence[Sequence[np.ndarray]], y: Sequence[np.ndarray],
@@ -242,4 +233,4 @@ def cross_fit(make_model: Callable[[], Any], nights: Sequence[Any],
 
 
 __all__ = ["Combination", "CrossFit", "PRIOR_EXPONENTS", "SMOOTHINGS", "choose_combination",
-           "cross_fit", "kappa"]
+           "cross_fit"]

@@ -112,7 +112,7 @@ def write_derivative_description(out: str | os.PathLike, source_root: str | os.P
     """Write ``dataset_description.json`` of the hypnoscope derivative dataset in
     ``out`` (atomic; an existing one is replaced)."""
     from hypnoscope._version import __version__
-    from hypnoscope.utils import write_json_atomic
+    from hypnoscope.utils.files import write_json_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

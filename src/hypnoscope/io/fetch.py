@@ -47,7 +47,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hypnoscope.utils import progress, write_text_atomic
+from hypnoscope.utils.files import write_text_atomic
+from hypnoscope.utils.runtime import progress
 
 logger = logging.getLogger(__name__)
 

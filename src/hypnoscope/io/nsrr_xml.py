@@ -45,7 +45,7 @@ from hypnoscope.stages import (
     map_labels,
     parse_label_map,
 )
-from hypnoscope.utils import write_text_atomic
+from hypnoscope.utils.files import write_text_atomic
 
 #: Root elements of the two forms.
 NSRR_ROOT, PROFUSION_ROOT = "PSGAnnotation", "CMPStudyConfig"

@@ -102,7 +102,7 @@ class CrossFitVote(StagingModel):
         )
         from hypnoscope.models.feature_classifiers import transition_matrix
         from hypnoscope.stages import to_3class
-        from hypnoscope.utils import progress
+        from hypnoscope.utils.runtime import progress
 
         nights = list(nights)
         if len({n.subject_id for n in nights}) < self.config["k"]:

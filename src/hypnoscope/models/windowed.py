@@ -22,7 +22,7 @@ from hypnoscope.models.base import StagingModel
 from hypnoscope.stages import TASK_MERGES, stage_names
 from hypnoscope.training.sequences import SequenceDataset
 
-#: ``normalize`` option -> (method of :func:`hypnoscope.signal.preprocessing.normalization_stats`,
+#: ``normalize`` option -> (method of :func:`hypnoscope.signal.normalize.normalization_stats`,
 #: clip)
 NORMALIZATION = {"night": ("zscore", None), "robust": ("robust", 8.0), "none": (None, None)}
 

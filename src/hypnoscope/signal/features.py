@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hypnoscope.signal.preprocessing import normalization_stats
+from hypnoscope.signal.normalize import normalization_stats
 
 #: Frequency bands (name, low Hz, high Hz), as in the real band-power set.
 BANDS: tuple[tuple[str, float, float], ...] = (
@@ -239,7 +239,7 @@ def _rolling_mean_std(x: np.ndarray, before: int, after: int) -> tuple[np.ndarra
 def robust_zscore(X: np.ndarray) -> np.ndarray:
     """Per-column robust z-score ``(x - median) / (IQR / 1.349)`` of one night (float64).
 
-    The statistics are those of :func:`hypnoscope.signal.preprocessing.normalization_stats`
+    The statistics are those of :func:`hypnoscope.signal.normalize.normalization_stats`
     with ``method="robust"`` (a column with zero IQR is scaled by its SD; a constant
     column becomes 0).
     """
@@ -280,7 +280,7 @@ def night_normalize(X: np.ndarray, method: str = "robust", stats_rows=None) -> n
     X : ndarray (n_epochs, n_features)
     method : {"robust", "zscore", "quantile"}
         ``robust``: ``(x - median) / (IQR / 1.349)``; ``zscore``: ``(x - mean) / SD``
-        (both by :func:`hypnoscope.signal.preprocessing.normalization_stats`); ``quantile``:
+        (both by :func:`hypnoscope.signal.normalize.normalization_stats`); ``quantile``:
         the normal score of the epoch's rank within the night,
         ``Phi^-1((rank - 0.5) / n)`` (ties share their mean rank), so every column of
         every night has the same distribution whatever its amplitude, offset or skew --
@@ -373,7 +373,7 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         period); see :func:`night_normalize`. Needs ``normalize``.
     night_stats : bool
         Also add the night's robust statistics of every input column, the median and
-        IQR / 1.349 of :func:`hypnoscope.signal.preprocessing.normalization_stats` over the
+        IQR / 1.349 of :func:`hypnoscope.signal.normalize.normalization_stats` over the
         ``stats_rows`` epochs, as columns that are constant over the night. A
         normalised feature says where an epoch lies within its night; these say what
         the night as a whole looks like (e.g. little slow-wave power all night in an

@@ -3,12 +3,12 @@
 :func:`epoch_quality` checks every epoch of every channel for six kinds of bad signal
 and returns a :class:`QualityReport` whose ``flags`` hold one bit per detector
 (:class:`Q`). It works on epochs in µV **as read** (:func:`hypnoscope.io.psg.read_psg`, then
-:func:`hypnoscope.signal.preprocessing.epoch_signals`), before band-pass filtering and
+:func:`hypnoscope.signal.epochs.epoch_signals`), before band-pass filtering and
 normalisation: the filters remove the evidence (DC steps, mains, high-frequency noise)
 and normalised data is no longer in µV. :func:`recording_quality` does both steps for a
 :class:`~hypnoscope.io.psg.PSGRecording`; :func:`exclusion_mask` turns a report into the
 epochs to leave out of per-night normalisation statistics
-(:func:`hypnoscope.signal.preprocessing.normalization_stats` ``exclude=``).
+(:func:`hypnoscope.signal.normalize.normalization_stats` ``exclude=``).
 
 Relation to :mod:`hypnoscope.io.psg`: the reader warns once per *channel* (median
 |amplitude| outside ``MIN_PLAUSIBLE_UV``-``MAX_PLAUSIBLE_UV``, i.e. volts under a µV
@@ -111,7 +111,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypnoscope.io.psg import MIN_PLAUSIBLE_UV
+from hypnoscope.io.units import MIN_PLAUSIBLE_UV
 
 if TYPE_CHECKING:  # pragma: no cover
     from hypnoscope.io.psg import PSGRecording
@@ -238,7 +238,7 @@ class QualityReport:
 
     def select(self, epochs: slice | np.ndarray | Sequence[int]) -> QualityReport:
         """The report of a subset of epochs (a slice, indices or a boolean mask), e.g. the
-        crop of :func:`hypnoscope.signal.preprocessing.crop_to_sleep_period`."""
+        crop of :func:`hypnoscope.signal.epochs.crop_to_sleep_period`."""
         return QualityReport(self.flags[epochs], list(self.ch_names), list(self.roles),
                              self.sfreq, dict(self.thresholds),
                              {k: v[epochs] for k, v in self.metrics.items()})
@@ -496,66 +496,77 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
 
     Other Parameters
     ----------------
-    flat_sd_uv : float or {role: float}
-        FLAT absolute floor, µV: SD of the epoch and of its 1-s blocks (envelope: mean
-        level). Default :data:`FLAT_SD_DEFAULTS`: EEG/EOG 1, EMG 0.1, envelope 0.05.
-    flat_rel : float or {role: float}
-        FLAT relative floor, times the night's median SD (level). Default
-        :data:`FLAT_REL_DEFAULTS`: EEG/EOG 0.1, EMG/envelope 0.02.
-    flat_min_sec : float, default 10
-        Seconds of flat 1-s blocks that make the epoch FLAT.
-    clip_fraction : float or {role: float}
-        CLIPPED: share of plateau samples at the max (or the min). Default 0.01; off for
-        envelopes.
-    clip_tol, clip_still : float, default 0.005 and 0.05
-        A plateau sample is within ``clip_tol`` x peak-to-peak of the extreme and moved
-        at most ``clip_still`` x the mean absolute sample-to-sample change.
-    amp_ptp_uv : float or {role: float}
-        AMPLITUDE absolute limit on detrended peak-to-peak, µV (envelope: mean level).
-        Default :data:`AMP_PTP_DEFAULTS`: EEG 1200, EOG 2000, EMG 2000, envelope 500.
-    amp_z, amp_min_ratio : float or {role: float}
-        AMPLITUDE relative rule: ``log SD > median + max(amp_z * sigma,
-        log(amp_min_ratio))``. Defaults :data:`AMP_Z_DEFAULTS` (EEG/EOG 5, EMG/envelope
-        6) and :data:`AMP_MIN_RATIO_DEFAULTS` (EEG 6, EOG/EMG/envelope 10).
-    hf_band : (float, float), default (30, 45)
-        HF band in Hz (upper edge capped at 0.45 * sfreq).
-    hf_ratio_max : float or {role: float}
-        HF_NOISE absolute rule on the HF share of the 0.5-45 Hz power. Default
-        :data:`HF_RATIO_MAX_DEFAULTS`: EEG/EOG 0.25, off for EMG and envelopes (which
-        turns HF_NOISE off for them).
-    hf_z, hf_min_ratio, hf_ratio_min : float, default 2, 8 and 0.03
-        HF_NOISE relative rule: ``log hf > median + max(hf_z * sigma,
-        log(hf_min_ratio))`` and ``share > hf_ratio_min``.
-    hf_min_uv : float, default 2.0
-        Minimum HF RMS (µV) for HF_NOISE.
-    line_freqs : sequence of float, default (50, 60)
-        Mains frequencies checked (those below Nyquist - 1.5 Hz).
-    line_ratio : float or {role: float}
-        LINE_NOISE peak-to-neighbour PSD ratio. Default 10; off for envelopes.
-    line_min_uv : float, default 5.0
-        Minimum RMS (µV) of the mains component.
-    jump_uv : float or {role: float}
-        DISCONNECTED baseline-jump size, µV. Default :data:`JUMP_UV_DEFAULTS`: EEG 250,
-        EOG 600, EMG 300, off for envelopes.
-    jump_span_sec, jump_window_sec, jump_keep : float, default 0.02, 1.0 and 0.5
-        The jump happens within ``jump_span_sec`` and shifts the mean over
-        ``jump_window_sec`` either side by ``jump_keep`` x ``jump_uv``.
+    flat_sd_uv, flat_rel, flat_min_sec
+        FLAT: absolute floor of the SD (envelope: level) of the epoch and of its 1-s
+        blocks, µV (:data:`FLAT_SD_DEFAULTS`); relative floor, times the night's median
+        (:data:`FLAT_REL_DEFAULTS`); seconds of flat 1-s blocks that make it FLAT.
+    clip_fraction, clip_tol, clip_still
+        CLIPPED: share of plateau samples at the max or min (default 0.01, off for
+        envelopes); a plateau sample lies within ``clip_tol`` x peak-to-peak of the
+        extreme and moved at most ``clip_still`` x the mean absolute change.
+    amp_ptp_uv, amp_z, amp_min_ratio
+        AMPLITUDE: absolute limit on the detrended peak-to-peak, µV
+        (:data:`AMP_PTP_DEFAULTS`); relative rule ``log SD > median + max(amp_z *
+        sigma, log(amp_min_ratio))`` (:data:`AMP_Z_DEFAULTS`,
+        :data:`AMP_MIN_RATIO_DEFAULTS`).
+    hf_band, hf_ratio_max, hf_z, hf_min_ratio, hf_ratio_min, hf_min_uv
+        HF_NOISE: band in Hz (upper edge capped at 0.45 * sfreq); absolute rule on its
+        share of the 0.5-45 Hz power (:data:`HF_RATIO_MAX_DEFAULTS`, off for EMG and
+        envelopes); relative rule ``log hf > median + max(hf_z * sigma,
+        log(hf_min_ratio))`` with share above ``hf_ratio_min``; least HF RMS, µV.
+    line_freqs, line_ratio, line_min_uv
+        LINE_NOISE: mains frequencies checked (those below Nyquist - 1.5 Hz), the
+        peak-to-neighbour PSD ratio (default 10, off for envelopes), least RMS, µV.
+    jump_uv, jump_span_sec, jump_window_sec, jump_keep
+        DISCONNECTED baseline jump of ``jump_uv`` µV (:data:`JUMP_UV_DEFAULTS`) within
+        ``jump_span_sec`` that shifts the mean over ``jump_window_sec`` either side by
+        ``jump_keep`` x ``jump_uv``.
     rel_min_epochs : int, default 20
         Fewest reference epochs for the night-relative rules.
     chunk_samples : int, default 250,000
-        Samples processed at a time (bounds the memory used; chunks of about 1 MB of
-        float32 stay in the CPU's caches, which is faster than larger ones). The result
-        does not depend on it.
+        Samples processed at a time (bounds the memory used); the result does not
+        depend on it.
 
     Returns
     -------
     QualityReport
     """
+    x_all, roles, names, sfreq = _checked_input(epochs, sfreq, roles, ch_names)
+    th = _thresholds(sfreq, flat_sd_uv=flat_sd_uv, flat_rel=flat_rel,
+                     flat_min_sec=flat_min_sec, clip_fraction=clip_fraction,
+                     clip_tol=clip_tol, clip_still=clip_still, amp_ptp_uv=amp_ptp_uv,
+                     amp_z=amp_z, amp_min_ratio=amp_min_ratio, hf_band=hf_band,
+                     hf_ratio_max=hf_ratio_max, hf_z=hf_z, hf_min_ratio=hf_min_ratio,
+                     hf_ratio_min=hf_ratio_min, hf_min_uv=hf_min_uv, line_freqs=line_freqs,
+                     line_ratio=line_ratio, line_min_uv=line_min_uv, jump_uv=jump_uv,
+                     jump_span_sec=jump_span_sec, jump_window_sec=jump_window_sec,
+                     jump_keep=jump_keep, rel_min_epochs=rel_min_epochs)
+    st, nonfinite = _night_stats(x_all, sfreq, th, chunk_samples)
+    n_ep, n_ch = nonfinite.shape
+    flags = np.zeros((n_ep, n_ch), dtype=np.uint8)
+    amp_zs = np.full((n_ep, n_ch), np.nan)
+    hf_zs = np.full((n_ep, n_ch), np.nan)
+    for c, role in enumerate(roles):
+        flags[:, c] = _channel_flags({k: v[:, c] for k, v in st.items()}, nonfinite[:, c],
+                                     role, th, amp_zs[:, c], hf_zs[:, c])
+    metrics = {k: st[k].astype(np.float32) for k in
+               ("sd", "ptp", "level", "quiet_sd", "clip_fraction", "hf_ratio", "hf_uv",
+                "line_uv", "jump_uv", "shift_uv")}
+    metrics["amp_z"] = amp_zs.astype(np.float32)
+    metrics["hf_z"] = hf_zs.astype(np.float32)
+    return QualityReport(flags=flags, ch_names=names, roles=roles, sfreq=sfreq,
+                         thresholds=th, metrics=metrics)
+
+
+def _checked_input(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
+                   ch_names: Sequence[str] | None,
+                   ) -> tuple[np.ndarray, list[str], list[str], float]:
+    """``(epochs, roles, names, sfreq)`` of :func:`epoch_quality`, checked."""
     x_all = np.asarray(epochs)
     if x_all.ndim != 3:
         raise ValueError(f"epochs must be (n_epochs, n_channels, n_times), got shape "
                          f"{x_all.shape}")
-    n_ep, n_ch, n_t = x_all.shape
+    _, n_ch, n_t = x_all.shape
     roles = [str(r) for r in roles]
     if len(roles) != n_ch:
         raise ValueError(f"{n_ch} channels but {len(roles)} roles")
@@ -569,36 +580,50 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
         raise ValueError(f"sfreq must be positive, got {sfreq}")
     if n_t < 2:
         raise ValueError(f"epochs need at least 2 samples, got {n_t}")
-    sfreq = float(sfreq)
-    th = {
-        "flat_sd_uv": _per_role(flat_sd_uv, FLAT_SD_DEFAULTS, "flat_sd_uv"),
-        "flat_rel": _per_role(flat_rel, FLAT_REL_DEFAULTS, "flat_rel"),
-        "clip_fraction": _per_role(clip_fraction, CLIP_FRACTION_DEFAULTS, "clip_fraction"),
-        "amp_ptp_uv": _per_role(amp_ptp_uv, AMP_PTP_DEFAULTS, "amp_ptp_uv"),
-        "amp_z": _per_role(amp_z, AMP_Z_DEFAULTS, "amp_z"),
-        "amp_min_ratio": _per_role(amp_min_ratio, AMP_MIN_RATIO_DEFAULTS, "amp_min_ratio"),
-        "hf_ratio_max": _per_role(hf_ratio_max, HF_RATIO_MAX_DEFAULTS, "hf_ratio_max"),
-        "line_ratio": _per_role(line_ratio, LINE_RATIO_DEFAULTS, "line_ratio"),
-        "jump_uv": _per_role(jump_uv, JUMP_UV_DEFAULTS, "jump_uv"),
-    }
-    hf_hi = min(float(hf_band[1]), 0.45 * sfreq)
-    hf_lo = float(hf_band[0])
-    th.update({"flat_min_sec": float(flat_min_sec), "clip_tol": float(clip_tol),
-               "clip_still": float(clip_still), "hf_band": [hf_lo, hf_hi],
-               "hf_z": float(hf_z), "hf_min_ratio": float(hf_min_ratio),
-               "hf_ratio_min": float(hf_ratio_min),
-               "hf_min_uv": float(hf_min_uv), "line_freqs": [float(f) for f in line_freqs],
-               "line_min_uv": float(line_min_uv), "jump_span_sec": float(jump_span_sec),
-               "jump_window_sec": float(jump_window_sec), "jump_keep": float(jump_keep),
-               "rel_min_epochs": int(rel_min_epochs)})
-    hf_on = hf_lo < hf_hi
-    jump_span = max(1, int(round(jump_span_sec * sfreq)))
-    jump_win = max(1, int(round(jump_window_sec * sfreq)))
-    quiet_k = int(np.ceil(flat_min_sec - 1e-9)) if flat_min_sec > 0 else 0
+    return x_all, roles, names, float(sfreq)
 
-    keys = ("level", "range", "clip_fraction", "sd", "ptp", "jump_uv", "shift_uv",
-            "hf_ratio", "hf_uv", "line_uv", "line_ratio", "quiet_sd", "quiet_level")
-    st = {k: np.empty((n_ep, n_ch), dtype=np.float64) for k in keys}
+
+def _thresholds(sfreq: float, **kw: Any) -> dict[str, Any]:
+    """The thresholds of :func:`epoch_quality` (its keyword arguments), per role where
+    they differ by role, as the report keeps them."""
+    per_role = {"flat_sd_uv": FLAT_SD_DEFAULTS, "flat_rel": FLAT_REL_DEFAULTS,
+                "clip_fraction": CLIP_FRACTION_DEFAULTS, "amp_ptp_uv": AMP_PTP_DEFAULTS,
+                "amp_z": AMP_Z_DEFAULTS, "amp_min_ratio": AMP_MIN_RATIO_DEFAULTS,
+                "hf_ratio_max": HF_RATIO_MAX_DEFAULTS, "line_ratio": LINE_RATIO_DEFAULTS,
+                "jump_uv": JUMP_UV_DEFAULTS}
+    th = {k: _per_role(kw[k], defaults, k) for k, defaults in per_role.items()}
+    hf_hi = min(float(kw["hf_band"][1]), 0.45 * sfreq)
+    hf_lo = float(kw["hf_band"][0])
+    th.update({"flat_min_sec": float(kw["flat_min_sec"]), "clip_tol": float(kw["clip_tol"]),
+               "clip_still": float(kw["clip_still"]), "hf_band": [hf_lo, hf_hi],
+               "hf_z": float(kw["hf_z"]), "hf_min_ratio": float(kw["hf_min_ratio"]),
+               "hf_ratio_min": float(kw["hf_ratio_min"]),
+               "hf_min_uv": float(kw["hf_min_uv"]),
+               "line_freqs": [float(f) for f in kw["line_freqs"]],
+               "line_min_uv": float(kw["line_min_uv"]),
+               "jump_span_sec": float(kw["jump_span_sec"]),
+               "jump_window_sec": float(kw["jump_window_sec"]),
+               "jump_keep": float(kw["jump_keep"]),
+               "rel_min_epochs": int(kw["rel_min_epochs"])})
+    return th
+
+
+#: Per-epoch statistics of :func:`_epoch_stats` that :func:`epoch_quality` keeps.
+_STAT_KEYS = ("level", "range", "clip_fraction", "sd", "ptp", "jump_uv", "shift_uv",
+              "hf_ratio", "hf_uv", "line_uv", "line_ratio", "quiet_sd", "quiet_level")
+
+
+def _night_stats(x_all: np.ndarray, sfreq: float, th: dict[str, Any], chunk_samples: int,
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The statistics of every epoch and channel (:func:`_epoch_stats`, chunk by chunk;
+    non-finite samples as zeros) and where an epoch had non-finite samples."""
+    n_ep, n_ch, n_t = x_all.shape
+    hf_lo, hf_hi = th["hf_band"]
+    flat_min_sec = th["flat_min_sec"]
+    jump_span = max(1, int(round(th["jump_span_sec"] * sfreq)))
+    jump_win = max(1, int(round(th["jump_window_sec"] * sfreq)))
+    quiet_k = int(np.ceil(flat_min_sec - 1e-9)) if flat_min_sec > 0 else 0
+    st = {k: np.empty((n_ep, n_ch), dtype=np.float64) for k in _STAT_KEYS}
     nonfinite = np.zeros((n_ep, n_ch), dtype=bool)
     step = max(1, int(chunk_samples // max(n_ch * n_t, 1)))
     for a in range(0, n_ep, step):
@@ -607,101 +632,104 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
         if not fin.all():
             nonfinite[a:a + step] = ~fin.all(axis=-1)
             chunk = np.where(fin, chunk, np.float32(0.0))
-        res = _epoch_stats(chunk, sfreq, float(clip_tol), float(clip_still),
-                           (hf_lo, hf_hi if hf_on else hf_lo + 1.0), line_freqs, jump_span,
-                           jump_win, quiet_k)
-        for k in keys:
+        res = _epoch_stats(chunk, sfreq, th["clip_tol"], th["clip_still"],
+                           (hf_lo, hf_hi if hf_lo < hf_hi else hf_lo + 1.0),
+                           th["line_freqs"], jump_span, jump_win, quiet_k)
+        for k in _STAT_KEYS:
             st[k][a:a + step] = res[k]
+    return st, nonfinite
 
-    flags = np.zeros((n_ep, n_ch), dtype=np.uint8)
-    amp_zs = np.full((n_ep, n_ch), np.nan)
-    hf_zs = np.full((n_ep, n_ch), np.nan)
-    for c, role in enumerate(roles):
-        env = role == "emg_envelope"
-        sd, ptp, level = st["sd"][:, c], st["ptp"][:, c], st["level"][:, c]
-        amp = np.abs(level) if env else sd  # the amplitude measure of the role
-        const = st["range"][:, c] <= 1e-6 * np.maximum(np.abs(level), 1.0)
-        f = np.zeros(n_ep, dtype=np.uint8)
-        # DISCONNECTED: dead/railed, missing samples, baseline jump
-        disc = nonfinite[:, c].copy()
-        if not env:
-            disc |= const
-        ju = th["jump_uv"][role]
-        if ju is not None:
-            disc |= ((st["jump_uv"][:, c] >= ju)
-                     & (st["shift_uv"][:, c] >= jump_keep * ju))
-        # FLAT (absolute part first; relative after the reference is known)
-        flat = const.copy()
-        if th["flat_sd_uv"][role] is not None:
-            quiet = st["quiet_level"][:, c] if env else st["quiet_sd"][:, c]
-            flat |= (amp < th["flat_sd_uv"][role]) | (quiet < th["flat_sd_uv"][role])
-        # AMPLITUDE absolute
-        lim = th["amp_ptp_uv"][role]
-        amp_abs = np.zeros(n_ep, dtype=bool)
-        if lim is not None:
-            amp_abs = (np.abs(level) if env else ptp) > lim
-        ref = ~flat & ~disc & ~amp_abs
-        # relative FLAT
-        rel = th["flat_rel"][role]
-        valid = ref & (amp > 0)
-        if rel is not None and valid.sum() >= rel_min_epochs:
-            flat |= amp < rel * float(np.median(amp[valid]))
-            ref &= ~flat
-        # AMPLITUDE relative (log-amplitude space)
-        logamp = np.log(np.maximum(amp, _LOG_FLOOR))
-        z, med, sigma = _robust_z(logamp, ref, rel_min_epochs)
-        amp_zs[:, c] = z
-        az, ar = th["amp_z"][role], th["amp_min_ratio"][role]
-        amp_rel = np.zeros(n_ep, dtype=bool)
-        if az is not None and np.isfinite(med):
-            margin = max(az * sigma, np.log(ar) if ar is not None else 0.0)
-            amp_rel = logamp > med + margin
-        # CLIPPED
-        cf = th["clip_fraction"][role]
-        clipped = np.zeros(n_ep, dtype=bool)
-        if cf is not None:
-            clipped = (st["clip_fraction"][:, c] >= cf) & ~const
-        # HF_NOISE (EEG/EOG)
-        hf = np.zeros(n_ep, dtype=bool)
-        hmax = th["hf_ratio_max"][role]
-        if hmax is not None and hf_on:
-            ratio, hf_uv = st["hf_ratio"][:, c], st["hf_uv"][:, c]
-            log_hf = np.log(np.maximum(hf_uv, _LOG_FLOOR))
-            hz, hmed, hsig = _robust_z(log_hf, ref & ~amp_rel, rel_min_epochs)
-            hf_zs[:, c] = hz
-            hf = ratio > hmax
-            if np.isfinite(hmed):
-                margin = max(hf_z * hsig, np.log(hf_min_ratio))
-                hf |= (log_hf > hmed + margin) & (ratio > hf_ratio_min)
-            hf &= (hf_uv >= hf_min_uv) & ~flat
-        # LINE_NOISE
-        line = np.zeros(n_ep, dtype=bool)
-        lr = th["line_ratio"][role]
-        if lr is not None:
-            line = (st["line_ratio"][:, c] >= lr) & (st["line_uv"][:, c] >= line_min_uv)
-        f[flat] |= int(Q.FLAT)
-        f[clipped] |= int(Q.CLIPPED)
-        f[amp_abs | amp_rel] |= int(Q.AMPLITUDE)
-        f[hf] |= int(Q.HF_NOISE)
-        f[line] |= int(Q.LINE_NOISE)
-        f[disc] |= int(Q.DISCONNECTED)
-        flags[:, c] = f
 
-    metrics = {k: st[k].astype(np.float32) for k in
-               ("sd", "ptp", "level", "quiet_sd", "clip_fraction", "hf_ratio", "hf_uv",
-                "line_uv", "jump_uv", "shift_uv")}
-    metrics["amp_z"] = amp_zs.astype(np.float32)
-    metrics["hf_z"] = hf_zs.astype(np.float32)
-    return QualityReport(flags=flags, ch_names=names, roles=roles, sfreq=sfreq,
-                         thresholds=th, metrics=metrics)
+def _channel_flags(st: dict[str, np.ndarray], nonfinite: np.ndarray, role: str,
+                   th: dict[str, Any], amp_zs: np.ndarray, hf_zs: np.ndarray) -> np.ndarray:
+    """The :class:`Q` flags of one channel's epochs from its statistics ``st`` (the
+    detectors of the module docstring); its robust z values go into ``amp_zs`` and
+    ``hf_zs``."""
+    n_ep = len(nonfinite)
+    rel_min_epochs = th["rel_min_epochs"]
+    env = role == "emg_envelope"
+    sd, ptp, level = st["sd"], st["ptp"], st["level"]
+    amp = np.abs(level) if env else sd  # the amplitude measure of the role
+    const = st["range"] <= 1e-6 * np.maximum(np.abs(level), 1.0)
+    f = np.zeros(n_ep, dtype=np.uint8)
+    # DISCONNECTED: dead/railed, missing samples, baseline jump
+    disc = nonfinite.copy()
+    if not env:
+        disc |= const
+    ju = th["jump_uv"][role]
+    if ju is not None:
+        disc |= (st["jump_uv"] >= ju) & (st["shift_uv"] >= th["jump_keep"] * ju)
+    # FLAT (absolute part first; relative after the reference is known)
+    flat = const.copy()
+    if th["flat_sd_uv"][role] is not None:
+        quiet = st["quiet_level"] if env else st["quiet_sd"]
+        flat |= (amp < th["flat_sd_uv"][role]) | (quiet < th["flat_sd_uv"][role])
+    # AMPLITUDE absolute
+    lim = th["amp_ptp_uv"][role]
+    amp_abs = np.zeros(n_ep, dtype=bool)
+    if lim is not None:
+        amp_abs = (np.abs(level) if env else ptp) > lim
+    ref = ~flat & ~disc & ~amp_abs
+    # relative FLAT
+    rel = th["flat_rel"][role]
+    valid = ref & (amp > 0)
+    if rel is not None and valid.sum() >= rel_min_epochs:
+        flat |= amp < rel * float(np.median(amp[valid]))
+        ref &= ~flat
+    # AMPLITUDE relative (log-amplitude space)
+    logamp = np.log(np.maximum(amp, _LOG_FLOOR))
+    z, med, sigma = _robust_z(logamp, ref, rel_min_epochs)
+    amp_zs[:] = z
+    az, ar = th["amp_z"][role], th["amp_min_ratio"][role]
+    amp_rel = np.zeros(n_ep, dtype=bool)
+    if az is not None and np.isfinite(med):
+        margin = max(az * sigma, np.log(ar) if ar is not None else 0.0)
+        amp_rel = logamp > med + margin
+    # CLIPPED
+    cf = th["clip_fraction"][role]
+    clipped = np.zeros(n_ep, dtype=bool)
+    if cf is not None:
+        clipped = (st["clip_fraction"] >= cf) & ~const
+    hf = _hf_noise(st, ref & ~amp_rel, flat, role, th, hf_zs)
+    # LINE_NOISE
+    line = np.zeros(n_ep, dtype=bool)
+    lr = th["line_ratio"][role]
+    if lr is not None:
+        line = (st["line_ratio"] >= lr) & (st["line_uv"] >= th["line_min_uv"])
+    f[flat] |= int(Q.FLAT)
+    f[clipped] |= int(Q.CLIPPED)
+    f[amp_abs | amp_rel] |= int(Q.AMPLITUDE)
+    f[hf] |= int(Q.HF_NOISE)
+    f[line] |= int(Q.LINE_NOISE)
+    f[disc] |= int(Q.DISCONNECTED)
+    return f
+
+
+def _hf_noise(st: dict[str, np.ndarray], ref: np.ndarray, flat: np.ndarray, role: str,
+              th: dict[str, Any], hf_zs: np.ndarray) -> np.ndarray:
+    """HF_NOISE of one channel's epochs (EEG/EOG): absolute share, or high against the
+    night's reference epochs ``ref``; its robust z values go into ``hf_zs``."""
+    hf = np.zeros(len(flat), dtype=bool)
+    hmax = th["hf_ratio_max"][role]
+    if hmax is None or not th["hf_band"][0] < th["hf_band"][1]:
+        return hf
+    ratio, hf_uv = st["hf_ratio"], st["hf_uv"]
+    log_hf = np.log(np.maximum(hf_uv, _LOG_FLOOR))
+    hz, hmed, hsig = _robust_z(log_hf, ref, th["rel_min_epochs"])
+    hf_zs[:] = hz
+    hf = ratio > hmax
+    if np.isfinite(hmed):
+        margin = max(th["hf_z"] * hsig, np.log(th["hf_min_ratio"]))
+        hf |= (log_hf > hmed + margin) & (ratio > th["hf_ratio_min"])
+    return hf & (hf_uv >= th["hf_min_uv"]) & ~flat
 
 
 def recording_quality(recording: PSGRecording, epoch_sec: float = 30.0,
                       onset_sec: float = 0.0, **thresholds: Any) -> QualityReport:
     """:func:`epoch_quality` of a :class:`~hypnoscope.io.psg.PSGRecording` as read (µV),
-    cut into epochs with :func:`hypnoscope.signal.preprocessing.epoch_signals`; ``onset_sec``
+    cut into epochs with :func:`hypnoscope.signal.epochs.epoch_signals`; ``onset_sec``
     aligns the epochs with a hypnogram (its ``onset_sec``)."""
-    from hypnoscope.signal.preprocessing import epoch_signals
+    from hypnoscope.signal.epochs import epoch_signals
 
     ep = epoch_signals(recording.data, recording.sfreq, epoch_sec=epoch_sec,
                        onset_sec=onset_sec)

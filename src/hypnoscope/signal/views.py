@@ -11,7 +11,7 @@ Views:
 
 - :class:`SpectrogramView` (``spec``): the XSleepNet / MC²SleepNet time-frequency image,
   2-s Hamming windows with 1-s overlap, 256-point FFT, log magnitude: 29 x 129 per
-  channel for a 30-s epoch at 100 Hz (:func:`hypnoscope.signal.preprocessing.spectrogram`).
+  channel for a 30-s epoch at 100 Hz (:func:`hypnoscope.signal.spectral.spectrogram`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from hypnoscope.datasets import Night
-from hypnoscope.signal.preprocessing import spectrogram
-from hypnoscope.utils import atomic_path, progress
+from hypnoscope.signal.spectral import spectrogram
+from hypnoscope.utils.files import atomic_path
+from hypnoscope.utils.runtime import progress
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,8 @@ VIEWS: dict[str, ViewSpec] = {"spec": SpectrogramView()}
 
 
 def views_cache_dir() -> Path:
-    """``<default cache>/views`` (see :func:`hypnoscope.io.recordings.default_cache_dir`)."""
-    from hypnoscope.io.recordings import default_cache_dir
+    """``<default cache>/views`` (see :func:`hypnoscope.signal.nights.default_cache_dir`)."""
+    from hypnoscope.signal.nights import default_cache_dir
 
     return default_cache_dir() / "views"
 

@@ -19,6 +19,11 @@ Main entry points:
   (strength ``difficulty``, 0 = off).
 
 The physiology follows the AASM scoring manual; see :mod:`.physiology` for details.
+
+Modules: :mod:`.night` (one night), :mod:`.physiology` (the signal generator),
+:mod:`.montages` (channel sets and derivations), :mod:`.traits` (subjects),
+:mod:`.architecture` (stage sequences), :mod:`.latent` (scorer disagreement) and
+:mod:`.files` (file pairs and datasets).
 """
 
 from hypnoscope.simulate.architecture import SleepArchitectureModel, sample_hypnogram

@@ -42,7 +42,8 @@ from hypnoscope.simulate.night import (
     simulate_night,
 )
 from hypnoscope.simulate.traits import SubjectTraits
-from hypnoscope.utils import atomic_path, progress, write_json_atomic
+from hypnoscope.utils.files import atomic_path, write_json_atomic
+from hypnoscope.utils.runtime import progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
@@ -353,33 +354,7 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
     out_dir = Path(out_dir)
     root = np.random.SeedSequence(int(seed))
     subj_seqs = root.spawn(n_subjects)
-    plan: list[tuple[int, int, object, str]] = []  # subject, night, hypnogram, source
-    if hypnograms is not None:
-        if isinstance(hypnograms, (str, os.PathLike)):
-            folder = Path(hypnograms)
-            if not folder.is_dir():
-                raise FileNotFoundError(f"hypnogram folder not found: {folder}")
-            files = sorted(folder.glob("*Hypnogram*.edf")) or sorted(
-                p for p in folder.iterdir() if p.suffix.lower() in (".edf", ".tsv", ".csv",
-                                                                    ".txt", ".xml"))
-            if not files:
-                raise ValueError(f"{folder}: no hypnogram files (*Hypnogram*.edf, .tsv, "
-                                 ".csv, .txt, NSRR .xml) found")
-            groups = _group_by_subject(files)
-        else:
-            groups = [[h] for h in hypnograms]
-        if len(groups) < n_subjects:
-            raise ValueError(f"{n_subjects} subjects requested but only {len(groups)} "
-                             "subjects' hypnograms were given")
-        for si, grp in enumerate(groups[:n_subjects]):
-            for ni, h in enumerate(grp[:2]):
-                plan.append((si, ni, h, str(h) if not isinstance(h, Hypnogram) else "given"))
-    else:
-        model = model or SleepArchitectureModel.default()
-        for si in range(n_subjects):
-            for ni in range(nights_per_subject):
-                plan.append((si, ni, None, "SleepArchitectureModel"))
-
+    plan, model = _night_plan(hypnograms, n_subjects, nights_per_subject, model)
     records = []
     traits_cache: dict[int, SubjectTraits] = {}
     for si, ni, h, source in progress(plan, desc="simulating nights", unit="night"):
@@ -416,6 +391,41 @@ def simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,
                        "difficulty": float(difficulty),
                        "crop_wake_min": crop_wake_min, "records": records})
     return records
+
+
+def _night_plan(hypnograms, n_subjects: int, nights_per_subject: int,
+                model: SleepArchitectureModel | None,
+                ) -> tuple[list[tuple[int, int, object, str]], SleepArchitectureModel | None]:
+    """The nights of :func:`simulate_dataset`: ``(subject, night, hypnogram, source)``
+    each (hypnogram None: sampled from the model), and the model (the default one when
+    nights are sampled and none was given)."""
+    plan: list[tuple[int, int, object, str]] = []
+    if hypnograms is None:
+        model = model or SleepArchitectureModel.default()
+        for si in range(n_subjects):
+            for ni in range(nights_per_subject):
+                plan.append((si, ni, None, "SleepArchitectureModel"))
+        return plan, model
+    if isinstance(hypnograms, (str, os.PathLike)):
+        folder = Path(hypnograms)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"hypnogram folder not found: {folder}")
+        files = sorted(folder.glob("*Hypnogram*.edf")) or sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in (".edf", ".tsv", ".csv",
+                                                                ".txt", ".xml"))
+        if not files:
+            raise ValueError(f"{folder}: no hypnogram files (*Hypnogram*.edf, .tsv, "
+                             ".csv, .txt, NSRR .xml) found")
+        groups = _group_by_subject(files)
+    else:
+        groups = [[h] for h in hypnograms]
+    if len(groups) < n_subjects:
+        raise ValueError(f"{n_subjects} subjects requested but only {len(groups)} "
+                         "subjects' hypnograms were given")
+    for si, grp in enumerate(groups[:n_subjects]):
+        for ni, h in enumerate(grp[:2]):
+            plan.append((si, ni, h, str(h) if not isinstance(h, Hypnogram) else "given"))
+    return plan, model
 
 
 def reuse_or_simulate_dataset(out_dir, n_subjects: int, seed: int = 0, hypnograms=None,

@@ -39,7 +39,7 @@ from scipy.ndimage import uniform_filter1d
 from hypnoscope.simulate.latent import latent_mixture
 from hypnoscope.simulate.traits import SubjectTraits
 from hypnoscope.stages import N1, N2, N3, R, W
-from hypnoscope.utils import true_runs
+from hypnoscope.utils.arrays import true_runs
 
 #: Control frequencies (Hz) of the band gains: delta (2 points), theta, alpha, sigma, beta (2).
 GAIN_FREQS = np.array([0.6, 2.0, 6.0, 10.0, 14.0, 22.0, 40.0])
@@ -267,23 +267,79 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     -------
     NightSignals
     """
-    n_sec = len(stages_sec)
-    sps_ = int(round(fs))
-    n = n_sec * sps_
-    t_sec = np.arange(n_sec, dtype=float)
-    stage_samp = np.repeat(stages_sec.astype(np.int8), sps_)
-    t_samp = np.arange(n, dtype=np.float32)
-    events: dict[str, list[float]] = {}
+    ctx = _Context(fs, len(stages_sec), rng, traits, keep_sources)
+    stage_samp = np.repeat(stages_sec.astype(np.int8), ctx.sps)
+    ep_mix, mix_sec, lat_sec, w_sec = _latent_stages(ctx, stages_sec, difficulty, latent_rng)
+    bg = _background(ctx, stages_sec, w_sec, len(ep_mix), difficulty, latent_rng)
+    fpz, pz, eog_bg = bg[0], bg[1], bg[2]
+    if keep_sources:
+        ctx.src = {k: np.zeros(ctx.n, dtype=np.float32) for k in
+                   ("spindle", "kcomplex", "vertex", "sawtooth", "movement")}
+        ctx.src.update(bg_front=fpz.copy(), bg_post=pz.copy(), eog_bg=eog_bg.copy())
+    wake = _wake_states(ctx, stages_sec, mix_sec, lat_sec, eyes_closed)
+    _add_alpha(ctx, fpz, pz, mix_sec, lat_sec, wake)
+    _add_spindles_and_kcomplexes(ctx, fpz, pz, mix_sec)
+    _add_vertex_and_sawtooth(ctx, fpz, pz, mix_sec)
+    eh, ev = _eye_signals(ctx, mix_sec, wake)
+    emg_env, carrier = _emg_envelope(ctx, mix_sec, wake, difficulty)
+    _add_movements(ctx, fpz, pz, eh, emg_env, wake, unscored_sec)
+    emg = emg_env * carrier
+    if keep_sources:
+        ctx.src.update(eh=eh.copy(), ev=ev.copy(), emg=emg.astype(np.float32))
+    # ---- volume conduction between eyes and frontal EEG
+    eog = eh + 0.3 * ev + traits.eeg_to_eog * fpz + eog_bg
+    fpz = fpz + traits.blink_leak * ev + traits.eog_leak * eh
+    fpz, pz, eog, emg = _amplifier(ctx, fpz, pz, eog, emg)
+    return NightSignals(fpz=fpz, pz=pz, eog=eog, emg=emg, sfreq=fs, stage_samples=stage_samp,
+                        latent_mixture=ep_mix, sources=ctx.src,
+                        events={k: np.asarray(v, dtype=float) for k, v in ctx.events.items()})
 
-    centres = np.arange(n_sec, dtype=np.float32) * sps_ + (sps_ - 1) / 2
 
-    def interp(per_sec: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+@dataclass
+class _Context:
+    """What the parts of :func:`generate_night` share: the time grid, the randomness,
+    the sleeper, the events placed and (``keep_sources``) the components kept."""
+
+    fs: float
+    n_sec: int
+    rng: np.random.Generator
+    traits: SubjectTraits
+    keep_sources: bool
+    events: dict[str, list[float]] = field(default_factory=dict)
+    src: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sps = int(round(self.fs))
+        self.n = self.n_sec * self.sps
+        self.t_sec = np.arange(self.n_sec, dtype=float)
+        self.t_samp = np.arange(self.n, dtype=np.float32)
+        self.centres = np.arange(self.n_sec, dtype=np.float32) * self.sps + (self.sps - 1) / 2
+
+    def interp(self, per_sec: np.ndarray, start: int = 0, stop: int | None = None,
+               ) -> np.ndarray:
         """Per-second values -> samples ``start:stop``: linear between second centres (the
         same as a 1-s box smoothing of the step function, and much faster)."""
-        return np.interp(t_samp[start:stop], centres, np.asarray(per_sec, dtype=np.float32)
-                         ).astype(np.float32)
+        return np.interp(self.t_samp[start:stop], self.centres,
+                         np.asarray(per_sec, dtype=np.float32)).astype(np.float32)
 
-    # ---- latent stage mixture per epoch, then per second, blended over ~8 s
+
+@dataclass
+class _Wake:
+    """Per-second wake sub-states and arousals of a night."""
+
+    is_w: np.ndarray
+    eyes_closed_sec: np.ndarray
+    eyes_open_sec: np.ndarray
+    arousal_sec: np.ndarray
+
+
+def _latent_stages(ctx: _Context, stages_sec: np.ndarray, difficulty: float,
+                   latent_rng: np.random.Generator | None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The latent stage mixture per epoch (``ep_mix``), per second (``mix_sec``, driving
+    the event rates), its dominant stage per second and its blend over ~8 s (``w_sec``,
+    weighting the background)."""
+    rng, n_sec = ctx.rng, ctx.n_sec
     n_ep = int(np.ceil(n_sec / 30))
     ep_stage = stages_sec[np.minimum(np.arange(n_ep) * 30 + 15, n_sec - 1)]
     ep_mix = np.zeros((n_ep, 5), dtype=np.float32)
@@ -307,20 +363,23 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
     own = stages_sec == ep_stage[sec_ep]  # seconds of the epoch's own (majority) stage
     onehot[:, own] = ep_mix[sec_ep[own]].T
     w_sec = uniform_filter1d(onehot, size=8, axis=1, mode="nearest")
-    mix_sec = onehot  # per-second mixture driving the event rates
-    lat_sec = onehot.argmax(axis=0)  # dominant latent stage of each second
+    return ep_mix, onehot, onehot.argmax(axis=0), w_sec
 
+
+def _background(ctx: _Context, stages_sec: np.ndarray, w_sec: np.ndarray, n_ep: int,
+                difficulty: float, latent_rng: np.random.Generator | None) -> np.ndarray:
+    """Background EEG (two derivations) and EOG ``(3, n)``: frequency-shaped noise per
+    stage stretch, with slow gain fluctuations and the homeostatic decay of N2/N3."""
+    rng, n_sec, fs, sps_, traits = ctx.rng, ctx.n_sec, ctx.fs, ctx.sps, ctx.traits
     # ---- slow gain fluctuations: per-epoch jitter (ambiguity) + drifting state
     ep_jit = rng.normal(0, 0.13, n_ep)[np.arange(n_sec) // 30]
     gain_sec = np.exp(uniform_filter1d(ep_jit, 5) + 0.1 * _smooth_noise(rng, n_sec, 120))
     gain_sec *= traits.eeg_gain
     sleep_idx = np.flatnonzero(stages_sec > 0)
     t0 = sleep_idx[0] if sleep_idx.size else 0
-    decay = np.exp(-np.clip(t_sec - t0, 0, None) / (2.5 * 3600))
+    decay = np.exp(-np.clip(ctx.t_sec - t0, 0, None) / (2.5 * 3600))
     homeo = {N2: 0.85 + 0.3 * decay, N3: (0.7 + 0.6 * decay) * traits.slow_wave_gain}
-
-    # ---- background (frequency-shaped noise per stage stretch)
-    bg = np.zeros((3, n), dtype=np.float32)
+    bg = np.zeros((3, ctx.n), dtype=np.float32)
     rho = 0.45  # shared source between the two bipolar EEG derivations
     f_ref = np.linspace(0, fs / 2, 4097)
     band_off, std_off = traits.spectral_offsets()
@@ -339,19 +398,18 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
             amp = np.stack([np.interp(freqs, f_ref, amp_ref[s, c]) for c in range(3)])
             seg = sfft.irfft(sfft.rfft(white, axis=1) * amp.astype(np.float32), nfft,
                              axis=1)[:, :m]
-            env = interp(env_sec, a * sps_, b * sps_)  # only over this run (speed)
+            env = ctx.interp(env_sec, a * sps_, b * sps_)  # only over this run (speed)
             bg[:, a * sps_:b * sps_] += seg * env
     if difficulty > 0:  # epoch-to-epoch spectral non-stationarity
         _modulate_bands(bg, sps_, n_ep, difficulty,
                         rng if latent_rng is None else latent_rng)
-    fpz, pz, eog_bg = bg[0], bg[1], bg[2]
-    src: dict[str, np.ndarray] = {}
-    if keep_sources:
-        src = {k: np.zeros(n, dtype=np.float32) for k in
-               ("spindle", "kcomplex", "vertex", "sawtooth", "movement")}
-        src.update(bg_front=fpz.copy(), bg_post=pz.copy(), eog_bg=eog_bg.copy())
+    return bg
 
-    # ---- wake sub-states and arousals (per second)
+
+def _wake_states(ctx: _Context, stages_sec: np.ndarray, mix_sec: np.ndarray,
+                 lat_sec: np.ndarray, eyes_closed: bool) -> _Wake:
+    """Eyes open/closed in wake and the arousals (onsets into ``ctx.events``)."""
+    rng, n_sec, traits = ctx.rng, ctx.n_sec, ctx.traits
     is_w = lat_sec == W
     # eyes open/closed: a persistent two-state chain over 10-s blocks whose closed share
     # is the subject's, and high in the drowsy minutes next to sleep
@@ -372,40 +430,50 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
             state = rng.random() < p_closed[i]
         closed_block[i] = state
     eyes_closed_sec = is_w & closed_block[block]
-    eyes_open_sec = is_w & ~eyes_closed_sec
     ar_on = _poisson_onsets(rng, (mix_sec[N2] + mix_sec[N3] + mix_sec[R])
                             * traits.arousal_rate / 60)
     arousal_sec = np.zeros(n_sec, dtype=bool)
     for o in ar_on:
         arousal_sec[int(o):int(o + rng.uniform(3, 14))] = True
-    events["arousal"] = ar_on
+    ctx.events["arousal"] = ar_on
+    return _Wake(is_w, eyes_closed_sec, is_w & ~eyes_closed_sec, arousal_sec)
 
-    # ---- posterior alpha (narrow-band around the subject's peak)
+
+def _add_alpha(ctx: _Context, fpz: np.ndarray, pz: np.ndarray, mix_sec: np.ndarray,
+               lat_sec: np.ndarray, wake: _Wake) -> None:
+    """Posterior alpha (narrow-band around the subject's peak), added in place."""
+    rng, n_sec, traits = ctx.rng, ctx.n_sec, ctx.traits
     af = traits.alpha_freq
-    alpha = _shaped_noise(rng, n, fs, lambda f: np.exp(-0.5 * ((f - af) / 0.6) ** 2))
+    alpha = _shaped_noise(rng, ctx.n, ctx.fs, lambda f: np.exp(-0.5 * ((f - af) / 0.6) ** 2))
     alpha /= alpha.std() + 1e-12
-    wake_alpha = np.where(eyes_open_sec, EYES_OPEN_ALPHA, ALPHA_STAGE_LEVEL[W])
+    wake_alpha = np.where(wake.eyes_open_sec, EYES_OPEN_ALPHA, ALPHA_STAGE_LEVEL[W])
     alpha_sec = ALPHA_STAGE_LEVEL[1:] @ mix_sec[1:] + wake_alpha * mix_sec[W]
+    sec_ep = np.arange(n_sec) // 30
     n1_ep = np.flatnonzero(np.bincount(sec_ep, weights=lat_sec == N1) > 15)
     for e in n1_ep:  # alpha drop-out: alpha over less than half of the N1 epoch
         dur = int(rng.uniform(0, 14))
         st = e * 30 + int(rng.uniform(0, 30 - dur))
         alpha_sec[st:st + dur] = np.maximum(alpha_sec[st:st + dur], 0.35)
-    alpha_sec[arousal_sec] = 0.9
+    alpha_sec[wake.arousal_sec] = 0.9
     alpha_sec = uniform_filter1d(alpha_sec, 3) * np.exp(0.25 * _smooth_noise(rng, n_sec, 5))
-    alpha_env = interp(alpha_sec * traits.alpha_amp * traits.eeg_gain)
+    alpha_env = ctx.interp(alpha_sec * traits.alpha_amp * traits.eeg_gain)
     pz += alpha_env * alpha
     fpz += 0.2 * alpha_env * alpha
-    if keep_sources:
-        src["alpha"] = (alpha_env * alpha).astype(np.float32)
+    if ctx.keep_sources:
+        ctx.src["alpha"] = (alpha_env * alpha).astype(np.float32)
 
-    # ---- spindles (waxing-waning, 0.5-2 s, faster on Pz-Oz than on Fpz-Cz)
+
+def _add_spindles_and_kcomplexes(ctx: _Context, fpz: np.ndarray, pz: np.ndarray,
+                                 mix_sec: np.ndarray) -> None:
+    """Spindles (waxing-waning, 0.5-2 s, faster on Pz-Oz than on Fpz-Cz) and
+    K-complexes (frontal-maximal biphasic waves, half followed by a spindle)."""
+    rng, n_sec, fs, traits, src = ctx.rng, ctx.n_sec, ctx.fs, ctx.traits, ctx.src
     sp_on = _poisson_onsets(rng, SPINDLE_RATE_REL @ mix_sec * traits.spindle_density / 60)
     kc_on = _poisson_onsets(rng, KCOMPLEX_RATE_REL @ mix_sec * traits.kcomplex_rate / 60)
     # half of the K-complexes are followed by a spindle
     follow = kc_on[rng.random(len(kc_on)) < 0.5] + 0.6
     sp_all = np.sort(np.concatenate([sp_on, follow[follow < n_sec - 3]]))
-    events["spindle"] = sp_all
+    ctx.events["spindle"] = sp_all
     for o in sp_all:
         dur = float(np.clip(rng.lognormal(np.log(0.9), 0.35), 0.5, 2.0))
         tt = np.arange(int(dur * fs)) / fs
@@ -416,11 +484,9 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         i0 = int(o * fs)
         _add(fpz, i0, env * np.sin(chirp - 0.5 * 2 * np.pi * tt + ph), traits.eeg_gain)
         _add(pz, i0, env * np.sin(chirp + 0.4 * 2 * np.pi * tt + ph), 0.75 * traits.eeg_gain)
-        if keep_sources:  # central (vertex-maximal) spindle
+        if ctx.keep_sources:  # central (vertex-maximal) spindle
             _add(src["spindle"], i0, env * np.sin(chirp + ph), traits.eeg_gain)
-
-    # ---- K-complexes (frontal-maximal biphasic waves)
-    events["kcomplex"] = kc_on
+    ctx.events["kcomplex"] = kc_on
     tk = np.arange(int(1.6 * fs)) / fs
     for o in kc_on:
         amp = rng.uniform(70, 170) * traits.eeg_gain
@@ -429,26 +495,29 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
                 + 0.55 * np.exp(-(((tk - 0.85 * sc) / (0.25 * sc)) ** 2)))
         _add(fpz, int(o * fs), wave, amp)
         _add(pz, int(o * fs), wave, 0.4 * amp)
-        if keep_sources:
+        if ctx.keep_sources:
             _add(src["kcomplex"], int(o * fs), wave, amp)
 
-    # ---- vertex sharp waves (N1)
+
+def _add_vertex_and_sawtooth(ctx: _Context, fpz: np.ndarray, pz: np.ndarray,
+                             mix_sec: np.ndarray) -> None:
+    """Vertex sharp waves (N1) and sawtooth waves (REM: 2-6 Hz trains of triangular
+    waves), added in place."""
+    rng, fs, traits, src = ctx.rng, ctx.fs, ctx.traits, ctx.src
     vx_rate = VERTEX_RATE.copy()
     vx_rate[N1] = traits.vertex_rate
     vx_on = _poisson_onsets(rng, vx_rate @ mix_sec / 60)
-    events["vertex"] = vx_on
+    ctx.events["vertex"] = vx_on
     tv = np.arange(int(0.5 * fs)) / fs
     vwave = -np.exp(-(((tv - 0.12) / 0.045) ** 2)) + 0.35 * np.exp(-(((tv - 0.26) / 0.08) ** 2))
     for o in vx_on:
         amp = rng.uniform(40, 100) * traits.eeg_gain
         _add(fpz, int(o * fs), vwave, amp)
         _add(pz, int(o * fs), vwave, 0.35 * amp)
-        if keep_sources:
+        if ctx.keep_sources:
             _add(src["vertex"], int(o * fs), vwave, amp)
-
-    # ---- sawtooth waves (REM): 2-6 Hz trains of triangular waves
     st_on = _poisson_onsets(rng, SAWTOOTH_RATE @ mix_sec / 60)
-    events["sawtooth"] = st_on
+    ctx.events["sawtooth"] = st_on
     for o in st_on:
         dur = rng.uniform(1.5, 5.0)
         tt = np.arange(int(dur * fs)) / fs
@@ -457,24 +526,29 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         amp = rng.uniform(15, 35) * traits.eeg_gain
         _add(fpz, int(o * fs), wave, amp)
         _add(pz, int(o * fs), wave, 0.5 * amp)
-        if keep_sources:
+        if ctx.keep_sources:
             _add(src["sawtooth"], int(o * fs), wave, amp)
 
-    # ---- eyes: vertical (blinks) and horizontal (saccades, SEM, REM) components
+
+def _eye_signals(ctx: _Context, mix_sec: np.ndarray, wake: _Wake,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal (saccades, REMs, slow eye movements) and vertical (blinks) eye
+    signals ``(eh, ev)`` through an AC-coupled amplifier."""
+    rng, n, n_sec, fs, traits = ctx.rng, ctx.n, ctx.n_sec, ctx.fs, ctx.traits
     ev = np.zeros(n, dtype=np.float32)
     eh_steps = np.zeros(n, dtype=np.float32)
     eh = np.zeros(n, dtype=np.float32)
-    blink_rate = np.where(eyes_open_sec, 12.0, np.where(eyes_closed_sec, 1.5, 0.0))
+    blink_rate = np.where(wake.eyes_open_sec, 12.0, np.where(wake.eyes_closed_sec, 1.5, 0.0))
     blink_rate = blink_rate + N1_BLINK_RATE * mix_sec[N1]
     bl_on = _poisson_onsets(rng, blink_rate / 60)
-    events["blink"] = bl_on
+    ctx.events["blink"] = bl_on
     tb = np.arange(int(0.5 * fs)) / fs
     for o in bl_on:
         tau = rng.uniform(0.04, 0.07)
         wave = (tb / tau) ** 2 * np.exp(2 - tb / tau) / 1.0
         _add(ev, int(o * fs), wave, rng.uniform(80, 220) * traits.eog_gain)
     # saccades in wake and rapid eye movements in REM: steps of gaze position
-    sac_rate = np.where(eyes_open_sec, 25.0, np.where(eyes_closed_sec, 2.0, 0.0))
+    sac_rate = np.where(wake.eyes_open_sec, 25.0, np.where(wake.eyes_closed_sec, 2.0, 0.0))
     sac_on = _poisson_onsets(rng, sac_rate / 60)
     burst_on = _poisson_onsets(rng, mix_sec[R] * traits.rem_density / 60)
     rem_on: list[float] = []
@@ -482,8 +556,8 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         k = 1 + rng.poisson(3)
         rem_on.extend(o + np.cumsum(rng.uniform(0.25, 1.1, k)) - 0.25)
     rem_arr = np.array([x for x in rem_on if x < n_sec - 1])
-    events["saccade"] = sac_on
-    events["rem"] = rem_arr
+    ctx.events["saccade"] = sac_on
+    ctx.events["rem"] = rem_arr
     step_on = np.concatenate([sac_on, rem_arr])
     step_amp_sd = np.concatenate([np.full(len(sac_on), 50.0), np.full(len(rem_arr), 110.0)])
     order = np.argsort(step_on)
@@ -496,15 +570,15 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
             pos = new
     # a return to primary gaze ~1-3 s after each REM burst / at sleep
     gaze = np.cumsum(eh_steps)
-    gaze *= interp(mix_sec[W] + mix_sec[R])  # eyes centred outside W/REM
+    gaze *= ctx.interp(mix_sec[W] + mix_sec[R])  # eyes centred outside W/REM
     gaze = uniform_filter1d(gaze, size=max(int(0.06 * fs), 1))
     eh += gaze
     # slow rolling eye movements (0.1-0.5 Hz sinusoidal excursions)
     sem_rel = SEM_RATE.copy()
     sem_rel[N1] = traits.sem_rate
-    sem_rate = (sem_rel @ mix_sec) * np.where(eyes_closed_sec | ~is_w, 1.0, 0.2)
+    sem_rate = (sem_rel @ mix_sec) * np.where(wake.eyes_closed_sec | ~wake.is_w, 1.0, 0.2)
     sem_on = _poisson_onsets(rng, sem_rate / 60)
-    events["sem"] = sem_on
+    ctx.events["sem"] = sem_on
     for o in sem_on:
         dur = rng.uniform(4, 15)
         tt = np.arange(int(dur * fs)) / fs
@@ -512,35 +586,46 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         _add(eh, int(o * fs), wave, rng.uniform(35, 90) * traits.eog_gain)
     # AC-coupled EOG amplifier (first-order high-pass at 0.1 Hz)
     b, a = sps.butter(1, 0.1, btype="high", fs=fs)
-    eh = sps.lfilter(b, a, eh).astype(np.float32)
-    ev = sps.lfilter(b, a, ev).astype(np.float32)
+    return sps.lfilter(b, a, eh).astype(np.float32), sps.lfilter(b, a, ev).astype(np.float32)
 
-    # ---- EMG: broadband (>10 Hz) noise times a stage-dependent envelope
-    carrier = _shaped_noise(rng, n, fs, lambda f: (f / 12.0) ** 3 / (1 + (f / 12.0) ** 3))
+
+def _emg_envelope(ctx: _Context, mix_sec: np.ndarray, wake: _Wake, difficulty: float,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """EMG: a stage-dependent envelope (with REM twitches) and its broadband (>10 Hz)
+    noise carrier, ``(envelope, carrier)``."""
+    rng, n_sec, fs, traits = ctx.rng, ctx.n_sec, ctx.fs, ctx.traits
+    carrier = _shaped_noise(rng, ctx.n, fs, lambda f: (f / 12.0) ** 3 / (1 + (f / 12.0) ** 3))
     carrier /= carrier.std() + 1e-12
     emg_levels = np.array([1.0, traits.emg_n1, traits.emg_n2, traits.emg_n3, traits.emg_rem])
     emg_sec = np.exp(np.log(emg_levels) @ mix_sec) * traits.emg_level
     w_var = np.exp(0.45 * _smooth_noise(rng, n_sec, 10))
     sleep_sd = EMG_SLEEP_VAR_SD + EMG_SLEEP_VAR_SD_DIFFICULTY * min(difficulty, 2.0)
-    emg_sec = emg_sec * np.where(is_w, w_var, np.exp(sleep_sd * _smooth_noise(rng, n_sec, 60)))
-    emg_sec[eyes_open_sec] *= 1.3
-    emg_sec[arousal_sec] *= 2.0
+    emg_sec = emg_sec * np.where(wake.is_w, w_var,
+                                 np.exp(sleep_sd * _smooth_noise(rng, n_sec, 60)))
+    emg_sec[wake.eyes_open_sec] *= 1.3
+    emg_sec[wake.arousal_sec] *= 2.0
     emg_sec = uniform_filter1d(emg_sec, 3)
-    emg_env = interp(emg_sec)
+    emg_env = ctx.interp(emg_sec)
     tw_on = _poisson_onsets(rng, 8.0 * mix_sec[R] / 60)
-    events["twitch"] = tw_on
+    ctx.events["twitch"] = tw_on
     for o in tw_on:
         dur = rng.uniform(0.05, 0.25)
         tt = np.arange(int(dur * fs) + 1) / fs
         _add(emg_env, int(o * fs), np.sin(np.pi * tt / dur) ** 2,
              rng.uniform(3, 8) * traits.emg_rem * traits.emg_level)
+    return emg_env, carrier
 
-    # ---- movement artefacts (wake, unscored stretches, around awakenings)
-    mv_rate = np.where(is_w, traits.artifact_rate, 0.01)
+
+def _add_movements(ctx: _Context, fpz: np.ndarray, pz: np.ndarray, eh: np.ndarray,
+                   emg_env: np.ndarray, wake: _Wake, unscored_sec: np.ndarray | None,
+                   ) -> None:
+    """Movement artefacts (wake, unscored stretches, around awakenings), in place."""
+    rng, fs, traits = ctx.rng, ctx.fs, ctx.traits
+    mv_rate = np.where(wake.is_w, traits.artifact_rate, 0.01)
     if unscored_sec is not None:
         mv_rate = np.where(unscored_sec, 2.0, mv_rate)
     mv_on = _poisson_onsets(rng, mv_rate / 60)
-    events["movement"] = mv_on
+    ctx.events["movement"] = mv_on
     for o in mv_on:
         dur = rng.uniform(1.5, 8)
         m = int(dur * fs)
@@ -553,36 +638,28 @@ def generate_night(stages_sec: np.ndarray, fs: float, traits: SubjectTraits,
         _add(pz, i0, slow, 0.6 * amp * rng.choice([-1, 1]))
         _add(eh, i0, slow, 0.8 * amp)
         _add(emg_env, i0, win, rng.uniform(3, 8) * traits.emg_level)
-        if keep_sources:
-            _add(src["movement"], i0, slow, amp)
-    emg = emg_env * carrier
-    if keep_sources:
-        src.update(eh=eh.copy(), ev=ev.copy(), emg=emg.astype(np.float32))
+        if ctx.keep_sources:
+            _add(ctx.src["movement"], i0, slow, amp)
 
-    # ---- volume conduction between eyes and frontal EEG
-    eog = eh + 0.3 * ev + traits.eeg_to_eog * fpz + eog_bg
-    fpz = fpz + traits.blink_leak * ev + traits.eog_leak * eh
 
-    # ---- electrode drift and amplifier noise
+def _amplifier(ctx: _Context, fpz: np.ndarray, pz: np.ndarray, eog: np.ndarray,
+               emg: np.ndarray) -> list[np.ndarray]:
+    """Electrode drift and amplifier noise, then occasional bad segments (flat or noisy),
+    one channel at a time: ``[fpz, pz, eog, emg]`` as recorded."""
+    rng, n, n_sec, fs, traits = ctx.rng, ctx.n, ctx.n_sec, ctx.fs, ctx.traits
     out = []
     for x, noise in ((fpz, 1.0), (pz, 1.0), (eog, 1.5), (emg, 0.3)):
-        drift = interp(_smooth_noise(rng, n_sec, 30) * traits.drift_uv) if noise >= 1 else 0
+        drift = ctx.interp(_smooth_noise(rng, n_sec, 30) * traits.drift_uv) if noise >= 1 else 0
         out.append((x + drift + rng.standard_normal(n, dtype=np.float32)
                     * traits.noise_uv * noise).astype(np.float32))
-    fpz, pz, eog, emg = out
-
-    # ---- occasional bad segments (flat or noisy), one channel at a time
     if rng.random() < traits.bad_segment_prob and n_sec > 600:
         for _ in range(rng.integers(1, 4)):
-            ch = [fpz, pz, eog][rng.integers(0, 3)]
+            ch = out[:3][rng.integers(0, 3)]
             st = int(rng.uniform(0, max(n_sec - 61, 1)) * fs)
             dur = int(rng.uniform(5, 60) * fs)
             if rng.random() < 0.5:
                 ch[st:st + dur] = 0.05 * rng.standard_normal(len(ch[st:st + dur]))
             else:
                 ch[st:st + dur] += 60 * rng.standard_normal(len(ch[st:st + dur]))
-            events.setdefault("bad_segment", []).append(st / fs)
-
-    return NightSignals(fpz=fpz, pz=pz, eog=eog, emg=emg, sfreq=fs, stage_samples=stage_samp,
-                        latent_mixture=ep_mix, sources=src,
-                        events={k: np.asarray(v, dtype=float) for k, v in events.items()})
+            ctx.events.setdefault("bad_segment", []).append(st / fs)
+    return out

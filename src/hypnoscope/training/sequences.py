@@ -9,7 +9,7 @@ night's views (``raw`` signals, ``spec`` spectrograms, ``feat`` features, see
 - each window is read from its own night's arrays, never from one big tensor of all
   nights, so memory stays flat as nights are added (memory-mapped cached nights and views
   stay on disk until a batch needs them);
-- per-night normalisation (:func:`hypnoscope.signal.preprocessing.normalization_stats`) is
+- per-night normalisation (:func:`hypnoscope.signal.normalize.normalization_stats`) is
   computed once per night and view, and applied when a batch is gathered;
 - a batch is ``{"x": {view: (B, L, ...)}, "y": (B,) or (B, L), "mask": (B, L) bool,
   "night": (B,), "pos": (B, L)}``; :func:`to_device` moves such nested dicts.
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from hypnoscope.datasets import Night
-from hypnoscope.signal.preprocessing import (
+from hypnoscope.signal.normalize import (
     apply_normalization,
     epoch_norm_axes,
     normalization_stats,
@@ -125,7 +125,7 @@ class SequenceDataset:
         Per-night normalisation of each view: ``"zscore"`` or ``"robust"`` for all views,
         a dict ``{view: method or None}``, or None. Statistics per channel for signals
         and spectrograms (per frequency bin), per column for features
-        (:func:`hypnoscope.signal.preprocessing.epoch_norm_axes`), computed once per night
+        (:func:`hypnoscope.signal.normalize.epoch_norm_axes`), computed once per night
         over its epochs minus ``exclude``.
     clip : float, optional
         Clip normalised values to ``±clip``.

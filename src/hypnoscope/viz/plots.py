@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypnoscope.utils import atomic_path, true_runs
+from hypnoscope.utils.arrays import true_runs
+from hypnoscope.utils.files import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

@@ -32,7 +32,7 @@ from hypnoscope.evaluation.sleepstats import (
     stage_minutes,
     time_in_bed_slice,
 )
-from hypnoscope.utils import write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from hypnoscope.hypnogram import Hypnogram

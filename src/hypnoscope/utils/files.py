@@ -1,11 +1,19 @@
-"""Small shared helpers: atomic file writes, seeding, progress bars, logging."""
+"""Output files: atomic writes, output paths checked before any work, output sets.
+
+- :func:`atomic_path`, :func:`write_text_atomic`, :func:`write_json_atomic`: a file
+  appears whole or not at all;
+- :func:`check_output_dir`, :func:`check_output_file`: a path that cannot be written
+  fails before any work (:class:`OutputPathError`);
+- :func:`output_set`: several files that appear together or not at all (interrupts held
+  while they move, :func:`deferred_interrupts`); :func:`remove_stale_partials` clears
+  what a killed process left.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import random
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,60 +75,7 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"object of type {type(o).__name__} is not JSON serialisable")
 
 
-def seed_everything(seed: int) -> np.random.Generator:
-    """Seed Python, NumPy and (if installed) PyTorch; return a NumPy ``Generator``."""
-    random.seed(seed)
-    # seeding the legacy global RNG is the point: third-party code (sklearn, yasa) uses it
-    np.random.seed(seed % (2**32))  # noqa: NPY002
-    try:
-        import torch
 
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a hard dependency, but stay usable
-        pass
-    return np.random.default_rng(seed)
-
-
-def progress(iterable=None, total: int | None = None, desc: str = "", unit: str = "it",
-             disable: bool | None = None, **kwargs):
-    """A tqdm progress bar (rate and ETA) that stays quiet when output is not a terminal
-    unless ``HYPNOSCOPE_PROGRESS=1`` is set."""
-    from tqdm.auto import tqdm
-
-    if disable is None:
-        env = os.environ.get("HYPNOSCOPE_PROGRESS")
-        disable = (env == "0") if env is not None else None  # tqdm: None = auto (tty only)
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable,
-                dynamic_ncols=True, **kwargs)
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (e.g. from a repeated ``--option``) -> a dict of options.
-
-    A value is read as JSON (``true``, ``3``, ``{"night_stats": true}``); one that is not
-    JSON stays a string (``preset=paper``). Raises ``ValueError`` naming an item without
-    ``=`` or without a key.
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"option {item!r}: expected KEY=VALUE, e.g. "
-                             "'context={\"night_stats\": true}'")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
-def true_runs(mask) -> list[tuple[int, int]]:
-    """``(start, stop)`` index pairs of the runs of True in a 1-D boolean array."""
-    d = np.diff(np.concatenate([[0], np.asarray(mask, bool).astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
-
-
-# ------------------------------------------------------------- output paths and sets
 class OutputPathError(ValueError):
     """An output path that cannot be written; the message names it and says why."""
 
@@ -307,3 +262,4 @@ def _pid_alive(pid: int) -> bool:
     except OSError:  # e.g. EPERM: exists, owned by someone else
         return True
     return True
+
