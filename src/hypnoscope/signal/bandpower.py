@@ -46,6 +46,7 @@ import numpy as np
 from hypnoscope.signal.channel_choice import select_bandpower_channels
 from hypnoscope.signal.features import BANDS  # (name, low Hz, high Hz), closed intervals
 from hypnoscope.signal.filters import (
+    ROLE_BANDS,
     design_fir,
     design_window,
     fir_filter,
@@ -76,7 +77,10 @@ EPS = 1e-10
 ZSCORE_EPS_V = 1e-8
 WELCH = {"window": "hamming", "nperseg": 400, "noverlap": 200, "nfft": 400,
          "detrend": "constant", "scaling": "density", "average": "median"}
-FILTERS = {"eeg": (0.5, 30.0), "eog": (0.5, 15.0), "notch": (50.0,)}
+#: The band-power pipeline's filters: the ``"bandpower"`` band table of
+#: :data:`hypnoscope.signal.filters.ROLE_BANDS` and the mains notch (applied below Nyquist).
+FILTERS = {"eeg": ROLE_BANDS["bandpower"]["eeg"], "eog": ROLE_BANDS["bandpower"]["eog"],
+           "notch": (50.0,)}
 WAKE_CROP_SEC = 1800.0
 #: Epoch rejection (peak-to-peak, volts) used to mark training labels as unscored.
 AMPLITUDE_REJECT_V = {"eeg": 500e-6, "eog": 1000e-6, "emg": 1000e-6}
