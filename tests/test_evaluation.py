@@ -24,6 +24,7 @@ from hypnoscope.evaluation.metrics import (
     evaluate,
     evaluate_3class,
     evaluate_recordings,
+    kappa,
 )
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.stages import UNSCORED, to_3class
@@ -34,6 +35,16 @@ def _random_pair(n=600, seed=0, n_classes=5):
     t = rng.integers(0, n_classes, n)
     p = np.where(rng.random(n) < 0.7, t, rng.integers(0, n_classes, n))
     return t, p
+
+
+def test_kappa_is_the_one_kappa():
+    t, p = _random_pair(seed=11)
+    t[::7] = UNSCORED  # unscored reference epochs never count
+    keep = t >= 0
+    ref = cohen_kappa_score(t[keep], p[keep], labels=np.arange(5))
+    assert kappa(t, p, 5) == ref == evaluate(t, p)["kappa"]
+    sub = (t[keep] < 4) & (p[keep] < 4)  # no class 4: labels of the classes present
+    assert kappa(t[keep][sub], p[keep][sub]) == cohen_kappa_score(t[keep][sub], p[keep][sub])
 
 
 def test_hand_computed_three_class():

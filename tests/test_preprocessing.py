@@ -9,20 +9,25 @@ from scipy.signal.windows import hamming
 
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.io.psg import PSGRecording
+from hypnoscope.signal import bandpower
 from hypnoscope.signal.epochs import crop_to_sleep_period, epoch_signals
 from hypnoscope.signal.filters import (
     BANDPASS_DEFAULTS,
+    ROLE_BANDS,
     apply_fir_zero_phase,
     bandpass,
     bandpass_by_role,
+    design_fir,
     kaiser_lowpass,
     kaiser_lowpass_design,
     notch,
+    upper_edge,
 )
 from hypnoscope.signal.normalize import normalize
 from hypnoscope.signal.preprocessing import Pipeline, config_hash, preprocess, resolve_config
 from hypnoscope.signal.spectral import spectrogram
 from hypnoscope.stages import UNSCORED
+from hypnoscope.utils.arrays import epoch_view
 
 FS = 100.0
 
@@ -60,6 +65,16 @@ def test_epoch_signals_errors():
         epoch_signals(np.zeros((1, 9000)), 100.0, epoch_sec=30.005)
     with pytest.raises(ValueError, match="fall on a sample"):
         epoch_signals(np.zeros((1, 9000)), 100.0, onset_sec=0.005)
+
+
+def test_epoch_view_is_the_one_epoch_cutter():
+    x = np.arange(2 * 1000, dtype=float).reshape(2, 1000)
+    ep = epoch_view(x, 300, start=50)  # (n_epochs, n_channels, n_times), a view
+    assert ep.shape == (3, 2, 300) and np.shares_memory(ep, x)
+    assert np.array_equal(ep[1, 0], x[0, 350:650]) and np.array_equal(ep[2, 1], x[1, 650:950])
+    assert epoch_view(x[0], 400).shape == (2, 400)  # 1-D: (n_epochs, n_times)
+    assert epoch_view(x, 300, n_epochs=1).shape == (1, 2, 300)
+    assert np.array_equal(epoch_signals(x, 10.0, epoch_sec=30.0, onset_sec=5.0), ep)
 
 
 def test_crop_to_sleep_period():
@@ -165,6 +180,36 @@ def test_bandpass_errors():
         bandpass(np.zeros(3000), FS, 0.3, 60.0)
     with pytest.raises(ValueError, match="l_freq < h_freq"):
         bandpass(np.zeros(3000), FS, 20.0, 10.0)
+
+
+def test_bandpass_and_notch_are_mne_bit_for_bit():
+    """The one FIR engine (filters.fir_filter with MNE's designs) gives MNE's numbers."""
+    from mne.filter import filter_data, notch_filter
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 6000)) * 20
+    ref = filter_data(x, FS, 0.3, 35.0, method="fir", phase="zero", fir_design="firwin",
+                      pad="reflect_limited", verbose="error")
+    assert np.array_equal(bandpass(x, FS, 0.3, 35.0), ref)
+    assert np.array_equal(bandpass(x[:, :500], FS, None, 20.0),
+                          filter_data(x[:, :500], FS, None, 20.0, method="fir",
+                                      fir_design="firwin", verbose="error"))
+    xs = rng.normal(size=(2, 250 * 60))
+    for widths in (None, 2.0):
+        ref = notch_filter(xs, 250.0, [50.0, 100.0], notch_widths=widths, method="fir",
+                           phase="zero", fir_design="firwin", verbose="error")
+        assert np.array_equal(notch(xs, 250.0, [50.0, 100.0], notch_widths=widths), ref)
+
+
+def test_upper_edge_is_the_one_nyquist_rule():
+    assert upper_edge(45.0, 100.0) == 45.0 and upper_edge(None, 100.0) is None
+    assert upper_edge(45.0, 64.0) == upper_edge(32.0, 64.0) == pytest.approx(28.8)
+    x = np.random.default_rng(5).normal(size=(1, 64 * 120))
+    assert np.array_equal(bandpass_by_role(x, 64.0, ["emg"]), bandpass(x, 64.0, 10.0, 28.8))
+    assert np.array_equal(bandpower.band_filter_taps("eeg", 50.0, shipped=False),
+                          design_fir(50.0, 0.5, 22.5, shipped=False))
+    assert ROLE_BANDS["default"] is BANDPASS_DEFAULTS
+    assert bandpower.FILTERS["eeg"] == ROLE_BANDS["bandpower"]["eeg"]
 
 
 def test_notch():
