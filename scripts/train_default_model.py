@@ -314,9 +314,8 @@ def card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from hypnoscope.staging.channel_setups import CHANNEL_SETUPS
-
+def _parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sleepedf_bandpower"))
     ap.add_argument("--model", default="lightgbm-context")
@@ -339,81 +338,59 @@ def main(argv: list[str] | None = None) -> int:
                     help="rewrite the model card of the existing model file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "src" / "hypnoscope" / "data" / "models"))
-    args = ap.parse_args(argv)
-    if args.setup not in CHANNEL_SETUPS:
-        ap.error(f"--setup {args.setup!r}: expected one of {list(CHANNEL_SETUPS)}")
-    setup = CHANNEL_SETUPS[args.setup]
-    args.name = args.name or setup.name
+    return ap
 
-    from hypnoscope.datasets import describe_nights, load_feature_dir
-    from hypnoscope.models import load_model, make_model
-    from hypnoscope.models.storage import make_portable
+
+def _summary(model: str, smoothing: str | None, night_stats: bool, setup,
+             metrics: dict | None) -> str:
+    """The one-paragraph summary at the top of the model card."""
+    return (f"{model}{' + HMM smoothing' if smoothing else ''}"
+            + (" (soft vote of lightgbm-context with robust and with quantile "
+               "per-night normalisation and of one trained also on jittered band "
+               "powers" + (", each also given the night's median and IQR of "
+                           "every feature" if night_stats else "")
+               + "; choices made on cross-fitted predictions)"
+               if model == "lightgbm-vote" else "") + " on "
+            f"{10 * len(setup.slots)} band-power features ({', '.join(setup.channels)}"
+            " x 5 bands, log-absolute + relative) with temporal context"
+            + (" and each night's median and IQR of every feature"
+               if night_stats and model != "lightgbm-vote" else "")
+            + "; trained on "
+            "real Sleep-EDF cassette "
+            "nights (59 subjects)"
+            + (f"; subject-wise CV accuracy {metrics['pooled']['accuracy']:.3f}, "
+               f"kappa {metrics['pooled']['kappa']:.3f}" if metrics else ""))
+
+
+def _limits(setup, night_stats: bool) -> list[str]:
+    """The card's limits of a model of ``setup``'s channels."""
+    return [
+        "no EMG input: REM vs wake relies on EEG/EOG only",
+        "trained on the Sleep-EDF cassette population (healthy community-dwelling "
+        "adults aged 25-101, ambulatory recordings in the home, 1987-1991); "
+        "clinical populations and other montages may perform worse",
+        "band-power features only (no waveform detail such as spindles or K-complexes "
+        "beyond the sigma band)",
+        "scored with R&K rules (stages 3 and 4 merged into N3)",
+        "expects 30-s epochs from the recording start; recordings are resampled to "
+        "100 Hz; the z-score window is the sleep period found by a first pass",
+    ] + ([NIGHT_STATS_LIMIT] if night_stats else []) + ([] if setup.n_eog else [
+        "no EOG input: the training features were cleaned of eye components by ICA "
+        "against the EOG, a recording without EOG is not, so eye movements stay in "
+        "its EEG; REM vs wake and N1 rely on the EEG alone"]) + ([] if setup.n_eeg > 1 else [
+        "one EEG channel: any derivation (frontal, central, a headband's) takes the "
+        "Fpz-Cz slot; agreement on other derivations is not measured here"])
+
+
+def _card(args: argparse.Namespace, setup, options: dict, smoothing: str | None,
+          night_stats: bool, metrics: dict | None, desc: dict, fit_sec: float | None,
+          chosen_name: str, argv: list[str] | None) -> dict:
+    """The model card before the model-selection details (:func:`_model_selection`)."""
     from hypnoscope.signal import bandpower
-    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
-    from hypnoscope.utils.runtime import parse_options, seed_everything
 
-    seed_everything(args.seed)
-    smoothing = None if args.smoothing == "none" else args.smoothing
-    try:
-        options = parse_options(args.option)
-    except ValueError as err:
-        ap.error(f"--{err}")
-    if smoothing:
-        options["smoothing"] = smoothing
-    bench_model = args.bench_model or (args.model + ("+HMM" if smoothing == "hmm" else ""))
-    extra = {k: v for k, v in options.items() if k != "smoothing"}
-    night_stats = _reads_night_stats(args.model, options)
-    # the name of what was trained: the benchmark row's, or the model with its options
-    chosen_name = args.bench_model or (bench_model + "".join(
-        f" {k}={json.dumps(v, sort_keys=True)}" for k, v in extra.items()))
-    out = Path(args.out)
-    path = out / f"{args.name}.joblib"
-    nights = select_channels(load_feature_dir(args.data), setup)
-    desc = describe_nights(nights)
-    print(f"{desc['n_subjects']} subjects, {desc['n_nights']} nights, "
-          f"{desc['n_scored_epochs']} scored epochs", flush=True)
-    # the benchmark's rows are of the full layout: other setups get their own CV
-    # (a model with other options than the benchmark row's: only if named explicitly)
-    metrics = (_bench_metrics(bench_model) if setup.name == "default"
-               and (args.bench_model or not set(options) - {"smoothing"}) else None)
-    old: dict = {}
-    if args.card_only:
-        old = json.loads(path.with_suffix(".json").read_text())
-        if metrics is None:  # keep the CV of the existing card
-            metrics = old.get("cross_validation")
-    if metrics is None and not args.no_cv:
-        metrics = cross_validate(nights, args.model, args.cv_folds, args.seed,
-                                 state_dir=ROOT / ".cache" / "train_default_model",
-                                 **options)
-    if (metrics and str(metrics.get("source", "")).startswith("scripts/")
-            and metrics.get("n_folds_total") == 10
-            and args.seed == 0):  # subject_kfold(k=10, seed=0): the benchmark's folds
-        metrics["protocol"] = BENCH_PROTOCOL
-    if args.card_only:
-        mdl = load_model(path)
-        fit_sec = old.get("fit_seconds")
-    else:
-        t = time.time()
-        mdl = make_portable(make_model(args.model, seed=args.seed, **options).fit(nights))
-        fit_sec = round(time.time() - t, 1)
     card = {
         "name": args.name,
-        "summary": (f"{args.model}{' + HMM smoothing' if smoothing else ''}"
-                    + (" (soft vote of lightgbm-context with robust and with quantile "
-                       "per-night normalisation and of one trained also on jittered band "
-                       "powers" + (", each also given the night's median and IQR of "
-                                   "every feature" if night_stats else "")
-                       + "; choices made on cross-fitted predictions)"
-                       if args.model == "lightgbm-vote" else "") + " on "
-                    f"{10 * len(setup.slots)} band-power features ({', '.join(setup.channels)}"
-                    " x 5 bands, log-absolute + relative) with temporal context"
-                    + (" and each night's median and IQR of every feature"
-                       if night_stats and args.model != "lightgbm-vote" else "")
-                    + "; trained on "
-                    "real Sleep-EDF cassette "
-                    "nights (59 subjects)"
-                    + (f"; subject-wise CV accuracy {metrics['pooled']['accuracy']:.3f}, "
-                       f"kappa {metrics['pooled']['kappa']:.3f}" if metrics else "")),
+        "summary": _summary(args.model, smoothing, night_stats, setup, metrics),
         "trained_on": "real data (PhysioNet Sleep-EDF Expanded, sleep-cassette subset)",
         "architecture": args.model,
         "options": {k: v for k, v in options.items() if k != "smoothing"},
@@ -445,22 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             "chosen": chosen_name,
             "candidates": selection_table(),
         },
-        "limits": [
-            "no EMG input: REM vs wake relies on EEG/EOG only",
-            "trained on the Sleep-EDF cassette population (healthy community-dwelling "
-            "adults aged 25-101, ambulatory recordings in the home, 1987-1991); "
-            "clinical populations and other montages may perform worse",
-            "band-power features only (no waveform detail such as spindles or K-complexes "
-            "beyond the sigma band)",
-            "scored with R&K rules (stages 3 and 4 merged into N3)",
-            "expects 30-s epochs from the recording start; recordings are resampled to "
-            "100 Hz; the z-score window is the sleep period found by a first pass",
-        ] + ([NIGHT_STATS_LIMIT] if night_stats else []) + ([] if setup.n_eog else [
-            "no EOG input: the training features were cleaned of eye components by ICA "
-            "against the EOG, a recording without EOG is not, so eye movements stay in "
-            "its EEG; REM vs wake and N1 rely on the EEG alone"]) + ([] if setup.n_eeg > 1 else [
-            "one EEG channel: any derivation (frontal, central, a headband's) takes the "
-            "Fpz-Cz slot; agreement on other derivations is not measured here"]),
+        "limits": _limits(setup, night_stats),
         "fit_seconds": fit_sec,
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "command": "python scripts/train_default_model.py " + shlex.join(
@@ -470,26 +432,39 @@ def main(argv: list[str] | None = None) -> int:
         "versions": _versions(),
     }
     card["command"] = card["command"].strip()
+    return card
+
+
+def _vote_selection(card: dict, metrics: dict, mdl) -> None:
+    """Selection rule, rationale and chosen combination of a model trained as a
+    procedure of the nested benchmark (:data:`NESTED_PROCEDURES`)."""
+    card["model_selection"].update({
+        "rule": "nested subject-wise CV (benchmarks/results/real_accuracy_nested.md): "
+                "the best procedure that needs no PyTorch; paired accuracy against "
+                "lightgbm-context per outer fold, in points: "
+                + str(metrics.get("paired_vs_default", "not measured")),
+        "rationale": "shipped beside `default` (lightgbm-context), not instead of it: "
+                     "its six LightGBM models stage a 9-h night about 0.5 s slower in "
+                     "a warm process and about 1 s slower in a fresh one (which also "
+                     "loads them), which the default's speed budget (1.5 s) does not "
+                     "allow for its few tenths of a point; the vote with the two sequence "
+                     "models (SSNet, seq-transformer) scored higher still but needs "
+                     "PyTorch at staging time; class re-weighting and HMM smoothing "
+                     "were offered to the inner folds and never chosen"})
+    combo = (mdl.metadata or {}).get("combination")
+    if combo:
+        card["combination"] = {"members": [s[0] for s in mdl.specs],
+                               "weights": combo["weights"],
+                               "prior_exponent": combo["prior_exponent"],
+                               "smoothing": combo["smoothing"]}
+
+
+def _model_selection(card: dict, args: argparse.Namespace, setup, bench_model: str,
+                     metrics: dict | None, mdl) -> None:
+    """Fill in the card's ``model_selection``: why this model (nested procedure, other
+    channel setup, or the comparison with the sequence models)."""
     if args.model in NESTED_PROCEDURES and setup.name == "default":
-        card["model_selection"].update({
-            "rule": "nested subject-wise CV (benchmarks/results/real_accuracy_nested.md): "
-                    "the best procedure that needs no PyTorch; paired accuracy against "
-                    "lightgbm-context per outer fold, in points: "
-                    + str(metrics.get("paired_vs_default", "not measured")),
-            "rationale": "shipped beside `default` (lightgbm-context), not instead of it: "
-                         "its six LightGBM models stage a 9-h night about 0.5 s slower in "
-                         "a warm process and about 1 s slower in a fresh one (which also "
-                         "loads them), which the default's speed budget (1.5 s) does not "
-                         "allow for its few tenths of a point; the vote with the two sequence "
-                         "models (SSNet, seq-transformer) scored higher still but needs "
-                         "PyTorch at staging time; class re-weighting and HMM smoothing "
-                         "were offered to the inner folds and never chosen"})
-        combo = (mdl.metadata or {}).get("combination")
-        if combo:
-            card["combination"] = {"members": [s[0] for s in mdl.specs],
-                                   "weights": combo["weights"],
-                                   "prior_exponent": combo["prior_exponent"],
-                                   "smoothing": combo["smoothing"]}
+        _vote_selection(card, metrics, mdl)
     if setup.name != "default":  # the benchmark's candidates are of the full layout
         card["model_selection"] = {
             "rule": "the architecture of the default model (the best of the full layout's "
@@ -525,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
                 "fold-to-fold spread) and has a lower macro-F1; the feature model ships "
                 "because it needs no PyTorch at staging time and stages a 9-h night in "
                 "about 2 s")
+
+
+def _check_benchmark_config(card: dict, metrics: dict | None, mdl) -> None:
+    """Record whether the model's configuration is the benchmarked one (warn if not)."""
     bench_cfg = (metrics or {}).get("benchmark_model_config")
     if bench_cfg is not None:
         mine = json.loads(json.dumps({k: getattr(mdl, k, None) for k in bench_cfg}))
@@ -532,6 +511,78 @@ def main(argv: list[str] | None = None) -> int:
         if mine != bench_cfg:
             print(f"WARNING: model config {mine} differs from the benchmarked {bench_cfg}",
                   flush=True)
+
+
+def _metrics(args: argparse.Namespace, setup, nights, options: dict, bench_model: str,
+             old: dict) -> dict | None:
+    """The card's cross-validated metrics: the benchmark's row, the existing card's
+    (``--card-only``), or a CV run here."""
+    # the benchmark's rows are of the full layout: other setups get their own CV
+    # (a model with other options than the benchmark row's: only if named explicitly)
+    metrics = (_bench_metrics(bench_model) if setup.name == "default"
+               and (args.bench_model or not set(options) - {"smoothing"}) else None)
+    if args.card_only and metrics is None:  # keep the CV of the existing card
+        metrics = old.get("cross_validation")
+    if metrics is None and not args.no_cv:
+        metrics = cross_validate(nights, args.model, args.cv_folds, args.seed,
+                                 state_dir=ROOT / ".cache" / "train_default_model",
+                                 **options)
+    if (metrics and str(metrics.get("source", "")).startswith("scripts/")
+            and metrics.get("n_folds_total") == 10
+            and args.seed == 0):  # subject_kfold(k=10, seed=0): the benchmark's folds
+        metrics["protocol"] = BENCH_PROTOCOL
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hypnoscope.staging.channel_setups import CHANNEL_SETUPS
+
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.setup not in CHANNEL_SETUPS:
+        ap.error(f"--setup {args.setup!r}: expected one of {list(CHANNEL_SETUPS)}")
+    setup = CHANNEL_SETUPS[args.setup]
+    args.name = args.name or setup.name
+
+    from hypnoscope.datasets import describe_nights, load_feature_dir
+    from hypnoscope.models import load_model, make_model
+    from hypnoscope.models.storage import make_portable
+    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
+    from hypnoscope.utils.runtime import parse_options, seed_everything
+
+    seed_everything(args.seed)
+    smoothing = None if args.smoothing == "none" else args.smoothing
+    try:
+        options = parse_options(args.option)
+    except ValueError as err:
+        ap.error(f"--{err}")
+    if smoothing:
+        options["smoothing"] = smoothing
+    bench_model = args.bench_model or (args.model + ("+HMM" if smoothing == "hmm" else ""))
+    extra = {k: v for k, v in options.items() if k != "smoothing"}
+    night_stats = _reads_night_stats(args.model, options)
+    # the name of what was trained: the benchmark row's, or the model with its options
+    chosen_name = args.bench_model or (bench_model + "".join(
+        f" {k}={json.dumps(v, sort_keys=True)}" for k, v in extra.items()))
+    out = Path(args.out)
+    path = out / f"{args.name}.joblib"
+    nights = select_channels(load_feature_dir(args.data), setup)
+    desc = describe_nights(nights)
+    print(f"{desc['n_subjects']} subjects, {desc['n_nights']} nights, "
+          f"{desc['n_scored_epochs']} scored epochs", flush=True)
+    old = json.loads(path.with_suffix(".json").read_text()) if args.card_only else {}
+    metrics = _metrics(args, setup, nights, options, bench_model, old)
+    if args.card_only:
+        mdl = load_model(path)
+        fit_sec = old.get("fit_seconds")
+    else:
+        t = time.time()
+        mdl = make_portable(make_model(args.model, seed=args.seed, **options).fit(nights))
+        fit_sec = round(time.time() - t, 1)
+    card = _card(args, setup, options, smoothing, night_stats, metrics, desc, fit_sec,
+                 chosen_name, argv)
+    _model_selection(card, args, setup, bench_model, metrics, mdl)
+    _check_benchmark_config(card, metrics, mdl)
     if not args.card_only:
         mdl.describe_training(nights, card=card)
         out.mkdir(parents=True, exist_ok=True)
