@@ -42,6 +42,7 @@ from hypnoscope.simulate.night import (
     simulate_night,
 )
 from hypnoscope.simulate.traits import SubjectTraits
+from hypnoscope.utils.arrays import epoch_view
 from hypnoscope.utils.files import atomic_path, write_json_atomic
 from hypnoscope.utils.runtime import progress
 
@@ -60,9 +61,7 @@ def _mode_of(raw) -> str:
 
 def emg_envelope(emg_uv: np.ndarray, sfreq: float) -> np.ndarray:
     """1 Hz RMS envelope (µV) of an EMG waveform, like the Sleep-EDF cassette channel."""
-    k = int(round(sfreq))
-    n = len(emg_uv) // k
-    x = np.asarray(emg_uv[:n * k], dtype=float).reshape(n, k)
+    x = epoch_view(np.asarray(emg_uv, dtype=float), int(round(sfreq)))  # 1-s blocks
     return np.sqrt(np.mean((x - x.mean(axis=1, keepdims=True)) ** 2, axis=1))
 
 
