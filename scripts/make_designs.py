@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from hypnoscope.signal import bandpower
-from hypnoscope.signal.preprocessing import DESIGNS_FILE, designs_made
+from hypnoscope.signal.filters import DESIGNS_FILE, designs_made
 from hypnoscope.utils.files import atomic_path
 
 
