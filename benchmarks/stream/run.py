@@ -41,6 +41,61 @@ import numpy as np
 from benchmarks.common import RESULTS, ROOT, command_line, machine_info, now_utc
 
 
+def _agreement(nights: list[dict], causal: list[np.ndarray]) -> dict[str, float]:
+    """Mean over nights of the causal stages' agreement (and kappa) with the offline
+    staging, and the accuracy of both against the driving hypnogram."""
+    from hypnoscope.evaluation.metrics import kappa
+
+    agree, kap, acc_c, acc_o = [], [], [], []
+    for n, c in zip(nights, causal, strict=True):
+        m = min(len(c), len(n["offline"]))
+        scored = (n["offline"][:m] >= 0)
+        agree.append(np.mean(c[:m][scored] == n["offline"][:m][scored]))
+        kap.append(kappa(c[:m][scored], n["offline"][:m][scored]))
+        t = n["truth"][:m]
+        ok = t >= 0
+        acc_c.append(np.mean(c[:m][ok] == t[ok]))
+        ok2 = ok & scored
+        acc_o.append(np.mean(n["offline"][:m][ok2] == t[ok2]))
+    return {"agreement_with_offline": float(np.mean(agree)),
+            "kappa_with_offline": float(np.mean(kap)),
+            "accuracy_causal": float(np.mean(acc_c)),
+            "accuracy_offline": float(np.mean(acc_o))}
+
+
+def _markdown(result: dict, nights: list[dict], speed: float) -> str:
+    """The Markdown report of the results."""
+    lines = [
+        "# Live staging over LSL: latency and agreement (simulated nights)", "",
+        f"Command: `{result['command']}`  ",
+        f"Date: {result['date']}  ",
+        f"Machine: {result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, "
+        f"load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        "(shared machine)  ",
+        f"Data: {len(nights)} **simulated** Sleep-EDF-layout nights "
+        f"({', '.join(str(len(n['truth'])) for n in nights)} epochs); model `default`; "
+        f"night 1 replayed over LSL (loopback) at {speed:g}x real time and staged "
+        "live; agreement and accuracy over all nights from the offline causal model "
+        "(which the stream equals).  ",
+        "Delay of a stage after its epoch ends: k x 30 s + 3.3 s (filter delay) + the "
+        "latency below.", "",
+        "| look-ahead k | streamed = offline causal | agreement with offline staging "
+        "(kappa) | accuracy causal | accuracy offline | compute ms/epoch (median / p95 / "
+        "max) | latency ms (median / p95) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['lookahead']} | {r['streamed_equals_offline_causal']:.3f} "
+            f"({r['streamed_epochs']} epochs, max prob. diff. "
+            f"{r['max_proba_diff_streamed']:.0e}) | {r['agreement_with_offline']:.3f} "
+            f"({r['kappa_with_offline']:.3f}) | {r['accuracy_causal']:.3f} | "
+            f"{r['accuracy_offline']:.3f} | {r['compute_ms_median']:.1f} / "
+            f"{r['compute_ms_p95']:.1f} / {r['compute_ms_max']:.1f} | "
+            f"{r['latency_ms_median']:.1f} / {r['latency_ms_p95']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "hs-bench-stream"))
@@ -51,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LSLAPICFG", str(ROOT / "src" / "hypnoscope" / "data" /
                                            "lsl_api.cfg"))
 
-    from hypnoscope.evaluation.metrics import kappa
     from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.live.stream import ReplayOutlet, stage_causal, stream_lsl
     from hypnoscope.simulate.files import reuse_or_simulate_dataset
@@ -97,23 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                              - np.array([r.proba for r in ref])).max())
         lat = np.array([r.latency_sec for r in live])
         comp = np.array([r.extra["compute_sec"] for r in live])
-        agree, kap, acc_c, acc_o = [], [], [], []
-        for n, c in zip(nights, causal, strict=True):
-            m = min(len(c), len(n["offline"]))
-            scored = (n["offline"][:m] >= 0)
-            agree.append(np.mean(c[:m][scored] == n["offline"][:m][scored]))
-            kap.append(kappa(c[:m][scored], n["offline"][:m][scored]))
-            t = n["truth"][:m]
-            ok = t >= 0
-            acc_c.append(np.mean(c[:m][ok] == t[ok]))
-            ok2 = ok & scored
-            acc_o.append(np.mean(n["offline"][:m][ok2] == t[ok2]))
         row = {"lookahead": k, "streamed_epochs": len(live),
                "streamed_equals_offline_causal": same, "max_proba_diff_streamed": pdiff,
-               "agreement_with_offline": float(np.mean(agree)),
-               "kappa_with_offline": float(np.mean(kap)),
-               "accuracy_causal": float(np.mean(acc_c)),
-               "accuracy_offline": float(np.mean(acc_o)),
+               **_agreement(nights, causal),
                "compute_ms_median": 1000 * float(np.median(comp)),
                "compute_ms_p95": 1000 * float(np.percentile(comp, 95)),
                "compute_ms_max": 1000 * float(comp.max()),
@@ -136,36 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     from hypnoscope.utils.files import write_text_atomic
 
     write_text_atomic(RESULTS / "stream.json", json.dumps(result, indent=2) + "\n")
-    lines = [
-        "# Live staging over LSL: latency and agreement (simulated nights)", "",
-        f"Command: `{result['command']}`  ",
-        f"Date: {result['date']}  ",
-        f"Machine: {result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, "
-        f"load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
-        "(shared machine)  ",
-        f"Data: {len(nights)} **simulated** Sleep-EDF-layout nights "
-        f"({', '.join(str(len(n['truth'])) for n in nights)} epochs); model `default`; "
-        f"night 1 replayed over LSL (loopback) at {args.speed:g}x real time and staged "
-        "live; agreement and accuracy over all nights from the offline causal model "
-        "(which the stream equals).  ",
-        "Delay of a stage after its epoch ends: k x 30 s + 3.3 s (filter delay) + the "
-        "latency below.", "",
-        "| look-ahead k | streamed = offline causal | agreement with offline staging "
-        "(kappa) | accuracy causal | accuracy offline | compute ms/epoch (median / p95 / "
-        "max) | latency ms (median / p95) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['lookahead']} | {r['streamed_equals_offline_causal']:.3f} "
-            f"({r['streamed_epochs']} epochs, max prob. diff. "
-            f"{r['max_proba_diff_streamed']:.0e}) | {r['agreement_with_offline']:.3f} "
-            f"({r['kappa_with_offline']:.3f}) | {r['accuracy_causal']:.3f} | "
-            f"{r['accuracy_offline']:.3f} | {r['compute_ms_median']:.1f} / "
-            f"{r['compute_ms_p95']:.1f} / {r['compute_ms_max']:.1f} | "
-            f"{r['latency_ms_median']:.1f} / {r['latency_ms_p95']:.1f} |")
-    write_text_atomic(RESULTS / "stream.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    md = _markdown(result, nights, args.speed)
+    write_text_atomic(RESULTS / "stream.md", md)
+    print(md, end="")
     return 0
 
 
