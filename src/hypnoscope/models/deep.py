@@ -12,7 +12,7 @@ that does everything but the network:
   the network reads (:class:`hypnoscope.training.sequences.SequenceDataset`), with per-night
   normalisation;
 - one or several tasks (a direct classifier, or the two stages of a hierarchy), each
-  trained through the model's :class:`~hypnoscope.training.loop.Phase` s by
+  trained through the model's :class:`~hypnoscope.training.phases.Phase` s by
   :func:`hypnoscope.training.loop.train_model` (checkpoints, resume, early stopping);
 - many-to-many windows averaged at inference; the bundle saved with the network's
   constructor arguments and weights, the configuration, channels, classes and a
@@ -40,15 +40,9 @@ from torch import nn
 from hypnoscope.datasets import Night
 from hypnoscope.models.windowed import NORMALIZATION, WindowedStagingModel
 from hypnoscope.stages import to_3class
-from hypnoscope.training.loop import (
-    Phase,
-    TrainConfig,
-    batch_input,
-    classification_loss,
-    cross_entropy_loss,
-    predict_windows,
-    train_model,
-)
+from hypnoscope.training.loop import TrainConfig, predict_windows, train_model
+from hypnoscope.training.losses import batch_input, classification_loss, cross_entropy_loss
+from hypnoscope.training.phases import Phase
 from hypnoscope.training.sequences import SequenceDataset
 
 logger = logging.getLogger(__name__)

@@ -81,7 +81,8 @@ from torch import nn
 from hypnoscope.datasets import Night
 from hypnoscope.models.deep import DeepStagingModel, count_parameters
 from hypnoscope.training.augment import RandomAugment, spectrogram_noise
-from hypnoscope.training.loop import LossOutput, Phase, classification_loss
+from hypnoscope.training.losses import LossOutput, classification_loss
+from hypnoscope.training.phases import Phase
 
 #: Network and training settings of each preset. ``paper``: the paper's sizes (channel
 #: widths ours); ``small``: a 2-core CPU trains it in minutes. ``small`` uses batches of 8

@@ -96,7 +96,8 @@ from hypnoscope.datasets import Night
 from hypnoscope.models.deep import EpochStagingModel
 from hypnoscope.models.ensemble import SoftVotingEnsemble
 from hypnoscope.stages import UNSCORED
-from hypnoscope.training.loop import LossOutput, Phase
+from hypnoscope.training.losses import LossOutput
+from hypnoscope.training.phases import Phase
 
 #: Modality of each channel role (the EMG envelope of cassette recordings is EMG).
 ROLE_MODALITY = {"eeg": "eeg", "eog": "eog", "emg": "emg", "emg_envelope": "emg"}
