@@ -324,9 +324,9 @@ def stage_causal(recording, model: Any = "default", lookahead: int = 0, eeg=None
                  eog=None) -> list[EpochResult]:
     """Offline staging of a recording by the causal model: what :func:`stream_lsl` gives
     for the same recording streamed (see the module docstring)."""
-    from hypnoscope.io.psg import read_psg
+    from hypnoscope.signal.checks import read_psg_checked
 
-    rec = read_psg(recording, sfreq=SFREQ, include_emg=False)
+    rec = read_psg_checked(recording, sfreq=SFREQ, include_emg=False)
     stager = StreamingStager(list(rec.ch_names), model, lookahead, eeg=eeg, eog=eog)
     return stager.push(rec.data) + stager.finish()
 
