@@ -516,12 +516,12 @@ class ReplayOutlet(threading.Thread):
 
     def __init__(self, recording, name: str = "hypnoscope-replay", speed: float = 60.0,
                  chunk_sec: float = 1.0, wait_sec: float = 30.0) -> None:
-        from hypnoscope.io.psg import read_psg
+        from hypnoscope.signal.checks import read_psg_checked
 
         super().__init__(daemon=True, name=f"replay-{name}")
         if speed <= 0:
             raise ValueError(f"--speed must be > 0, got {speed}")
-        self.rec = read_psg(recording, sfreq=SFREQ, include_emg=False)
+        self.rec = read_psg_checked(recording, sfreq=SFREQ, include_emg=False)
         self.name_, self.speed, self.chunk_sec, self.wait_sec = name, speed, chunk_sec, wait_sec
         self.error: BaseException | None = None
         self.samples_sent = 0
