@@ -184,7 +184,7 @@ def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg
     # a model trained with --data stages new recordings through the same reader and
     # preprocessing: hypnoscope.stage gives the model's own predictions on that night
     import hypnoscope
-    from hypnoscope.io.recordings import load_psg_dir
+    from hypnoscope.signal.nights import load_psg_dir
 
     psg = next(test.glob("*-PSG.edf"))
     hyp = hypnoscope.stage(psg, model=model_path)
@@ -210,7 +210,7 @@ def test_train_ssnet_on_psg_dir_saves_a_loadable_model(tmp_path, capsys, monkeyp
     """``train --model ssnet --data`` end to end with tiny settings: the saved model loads,
     records its classes, channels and subject-wise train/validation split, and
     ``evaluate --json`` scores exactly the model's own predictions."""
-    from hypnoscope.io.recordings import load_psg_dir
+    from hypnoscope.signal.nights import load_psg_dir
     from hypnoscope.stages import STAGES_5
 
     monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
@@ -298,3 +298,50 @@ def test_train_vote_uses_every_subject_and_needs_band_powers(tmp_path, capsys, f
     model = load_model(tmp_path / "v.joblib")
     assert model.metadata["training_data"]["subjects"] == ["01", "02", "03", "04"]
     assert sum(model.metadata["combination"]["weights"]) == pytest.approx(1.0)
+
+
+def _toy_model(name: str, n_classes: int = 5, seed: int = 0, rounds: int = 100):
+    """A model that a test registers: LightGBM with ``rounds`` boosting rounds."""
+    from hypnoscope.models.feature_classifiers import make_feature_model
+
+    model = make_feature_model("lightgbm", n_classes=n_classes, seed=seed,
+                               n_estimators=rounds)
+    model.name = name
+    return model
+
+
+def test_models_declare_their_train_options(tmp_path, capsys, feature_dirs, monkeypatch):
+    """``hypnoscope train`` offers the options each model declares
+    (``hypnoscope.models.MODEL_OPTIONS``): a newly registered model's own option gets
+    its flag (in ``--help`` too) with no change to the command line, and its value
+    reaches the model's config; a model that does not declare it refuses it; the
+    declared options of msmae-cnn reach its config."""
+    import hypnoscope.models as models
+    from hypnoscope.cli import build_parser
+    from hypnoscope.cli.train import _model_options
+    from hypnoscope.models import ModelOption
+
+    monkeypatch.setitem(models.MODEL_REGISTRY, "toy", ("test_cli_train:_toy_model", "toy"))
+    monkeypatch.setitem(models.MODEL_OPTIONS, "toy",
+                        (ModelOption("rounds", "boosting rounds", int, metavar="N"),))
+    monkeypatch.setattr(models, "FEATURE_MODEL_MODULES",
+                        (*models.FEATURE_MODEL_MODULES, "test_cli_train"))
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--rounds N" in capsys.readouterr().out
+    train, _ = feature_dirs
+    code, _, _ = run(capsys, "train", "--model", "toy", "--features", str(train), "--out",
+                     str(tmp_path / "toy.joblib"), "--rounds", "7")
+    assert code == 0
+    model = load_model(tmp_path / "toy.joblib")
+    assert model.name == "toy" and model.config["params"] == {"n_estimators": 7}
+    code, _, err = run(capsys, "train", "--model", "rf", "--features", str(train), "--out",
+                       str(tmp_path / "rf.joblib"), "--rounds", "7")
+    assert code == 2 and "--rounds do(es) not apply to rf; models that take it: toy" in err
+    ns = build_parser().parse_args(["train", "--model", "msmae-cnn", "--features", "d",
+                                    "--out", "m", "--mask-ratio", "0.3", "--scales", "1", "5",
+                                    "--freeze-encoder"])
+    options = _model_options(ns)
+    assert options == {"mask_ratio": 0.3, "scales": (1.0, 5.0), "freeze_encoder": True}
+    config = models.make_model("msmae-cnn", **options).config
+    assert config["mask_ratio"] == 0.3 and config["freeze_encoder"] is True

@@ -80,3 +80,65 @@ def test_staging_a_file_draws_without_pyplot(tmp_path):
     assert [m for m in _heavy(modules) if m.split(".")[0] in ("torch", "dask", "distributed",
                                                              "numba")] == []
     assert (tmp_path / "out" / "SC4991E0.hypnogram.png").read_bytes()[:4] == b"\x89PNG"
+
+
+#: Run first in a probe: PyTorch is not installed, as far as this interpreter knows.
+_NO_TORCH = "import sys\nsys.modules['torch'] = None\n"
+
+
+def _run_without_torch(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _NO_TORCH + code], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_without_torch_a_deep_model_names_the_extra(tmp_path):
+    """Without PyTorch, asking for a deep model (by name, as a model file, or on the
+    command line) is a one-line error that names ``pip install 'hypnoscope[deep]'``;
+    the feature models are built as usual."""
+    from hypnoscope.models import make_model
+
+    deep_file = make_model("cnn").save(tmp_path / "cnn.joblib")
+    code = f"""
+from hypnoscope.models import MissingExtraError, load_model, make_model
+from hypnoscope.cli import main
+assert make_model("lightgbm-context").name == "lightgbm-context"
+for call in (lambda: make_model("mc2sleepnet"), lambda: load_model({str(deep_file)!r})):
+    try:
+        call()
+    except MissingExtraError as exc:
+        print("ERROR:", exc)
+    else:
+        raise AssertionError("no error")
+rc = main(["train", "--model", "ssnet", "--features", {str(tmp_path)!r}, "--out",
+           {str(tmp_path / "m.joblib")!r}])
+print("RC:", rc)
+"""
+    proc = _run_without_torch(code)
+    assert proc.returncode == 0, proc.stderr
+    errors = [x for x in proc.stdout.splitlines() if x.startswith("ERROR:")]
+    assert errors[0] == ("ERROR: model 'mc2sleepnet' needs PyTorch: "
+                         "pip install 'hypnoscope[deep]'")
+    assert errors[1].endswith("cnn.joblib: a deep model, which needs PyTorch: "
+                              "pip install 'hypnoscope[deep]'")
+    assert "RC: 2" in proc.stdout
+    assert proc.stderr.strip() == ("hypnoscope train: error: model 'ssnet' needs PyTorch: "
+                                   "pip install 'hypnoscope[deep]'")
+
+
+def test_staging_with_the_shipped_models_needs_no_torch(tmp_path):
+    """The default install (no PyTorch) loads every shipped model and stages a
+    recording with the default one."""
+    from conftest import write_psg_edf
+
+    psg = write_psg_edf(tmp_path / "SC4991E0-PSG.edf", duration_sec=300.0, seed=4)
+    proc = _run_without_torch(
+        "from hypnoscope.models.storage import load_staging_model, shipped_models\n"
+        "from hypnoscope.staging.pipeline import stage_file\n"
+        "names = list(shipped_models())\n"
+        "assert 'default' in names and len(names) >= 2, names\n"
+        "for name in names:\n"
+        "    load_staging_model(name)\n"
+        f"row = stage_file({str(psg)!r}, {str(tmp_path / 'out')!r})\n"
+        "print('OUTPUTS', sorted(row['outputs']))\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "OUTPUTS ['edf', 'html', 'json', 'png', 'tsv']" in proc.stdout

@@ -81,7 +81,7 @@ def register(subparsers) -> None:
                            "whole subjects, at least one when there are 2 or more; 0 = "
                            "none (sequence models only; default 0.15, the default of "
                            "hypnoscope.evaluation.splits.validation_split)")
-    _add_pretraining_args(p)
+    _add_model_options(p)
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser(
@@ -103,7 +103,7 @@ def register(subparsers) -> None:
 
 def _load_nights(args) -> list:
     from hypnoscope import datasets
-    from hypnoscope.io import recordings
+    from hypnoscope.signal.nights import load_psg_dir
 
     if args.features:
         return datasets.load_feature_dir(args.features,
@@ -126,7 +126,7 @@ def _load_nights(args) -> list:
                        "not both")
     if getattr(args, "func", None) is _train:  # per-recording summary beside the model
         kw["summary_csv"] = f"{args.out}.recordings.csv"
-    nights = recordings.load_psg_dir(args.data, jobs=jobs, scheduler=scheduler, **kw)
+    nights = load_psg_dir(args.data, jobs=jobs, scheduler=scheduler, **kw)
     if not nights:
         raise FileNotFoundError(f"no PSG + hypnogram pairs found in {args.data}")
     return nights
@@ -155,34 +155,35 @@ def _night_notices(nights) -> list:
 
 def _is_feature_model(name: str) -> bool:
     """Feature models (and their cross-fitted vote) use no validation subjects."""
-    from hypnoscope.models import MODEL_REGISTRY
+    from hypnoscope.models import is_deep_model
 
-    return MODEL_REGISTRY[name][0].split(":")[0] in (
-        "hypnoscope.models.feature_classifiers", "hypnoscope.models.vote")
+    return not is_deep_model(name)
 
 
 # -- handlers ---------------------------------------------------------------------------
 
 def _train(args) -> int:
     from hypnoscope.evaluation.splits import validation_split
-    from hypnoscope.models import MODEL_REGISTRY, make_model
+    from hypnoscope.models import MODEL_REGISTRY, make_model, model_factory
 
     if args.model not in MODEL_REGISTRY:
         raise CLIError(f"unknown model {args.model!r}; available: "
                        f"{', '.join(MODEL_REGISTRY)} (see 'hypnoscope models')")
+    model_factory(args.model)  # a deep model without PyTorch stops here, in one line
     if args.classes is None:
         args.classes = 3 if args.model.endswith("-hier") else 5
     if not 0 <= args.val_fraction < 1:
         raise CLIError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
-    from hypnoscope.utils import check_output_dir, check_output_file
+    from hypnoscope.utils.files import check_output_dir, check_output_file
 
+    deep = not _is_feature_model(args.model)
     # the output paths are checked before minutes of loading and training, not at save
     check_output_file(args.out, "--out")
-    if not _is_feature_model(args.model):
+    if deep:
         check_output_dir(args.checkpoint_dir or f"{args.out}.ckpt", "--checkpoint-dir",
                          create=False)
     args.preprocessing = _lowpass_preprocessing(args)
-    model_options = _pretraining_options(args)
+    model_options = _model_options(args)
     nights = _load_nights(args)
     if args.strict:
         from hypnoscope.notices import raise_if_strict
@@ -190,7 +191,7 @@ def _train(args) -> int:
         raise_if_strict(_night_notices(nights), True,
                         f"training data {args.features or args.data}")
     options: dict[str, Any] = {"n_classes": args.classes, "seed": args.seed}
-    if _is_feature_model(args.model):
+    if not deep:
         train_nights, val_nights = nights, None
     else:
         options.update({
@@ -199,25 +200,20 @@ def _train(args) -> int:
             "resume": args.resume,
         })
         options = {k: v for k, v in options.items() if v is not None}
-        options.update(model_options)
         train_nights, val_nights = validation_split(nights, args.val_fraction, args.seed)
-    model = make_model(args.model, **options)
+    model = make_model(args.model, **{**options, **model_options})
     model.fit(train_nights, val_nights=val_nights)
     model.metadata["cli"] = {"source": args.features or args.data,
                              "input": "features" if args.features else "data",
                              "seed": args.seed, "n_classes": args.classes,
                              "n_val_nights": len(val_nights or [])}
-    if not _is_feature_model(args.model):
-        from hypnoscope.training.loop import distributed_rank
+    if deep:  # under torchrun: rank 0 saves and reports, the others are done
+        from hypnoscope.training.distributed import end_of_training
 
-        rank, world = distributed_rank()
-        if world > 1:  # torchrun: rank 0 saves and reports, the others are done
-            import torch.distributed as dist
-
-            dist.barrier()
-            if rank != 0:
-                dist.destroy_process_group()
-                return 0
+        saves, world = end_of_training()
+        if not saves:
+            return 0
+        if world > 1:
             model.metadata["cli"]["distributed"] = {"world_size": world}
     out = model.save(args.out)
     n_ep = sum(int(n.scored.sum()) for n in train_nights)
@@ -225,11 +221,10 @@ def _train(args) -> int:
           f"/ {len({n.subject_id for n in train_nights})} subjects / {n_ep} scored epochs"
           + (f" (validation: {len(val_nights)} nights)" if val_nights else "")
           + f"; saved to {out}")
-    if not _is_feature_model(args.model):
-        import torch.distributed as dist
+    if deep:
+        from hypnoscope.training.distributed import shutdown_distributed
 
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        shutdown_distributed()
     return 0
 
 
@@ -239,7 +234,7 @@ def _evaluate(args) -> int:
     from hypnoscope.evaluation.metrics import evaluate
     from hypnoscope.models import load_model
     from hypnoscope.stages import stage_names, to_3class
-    from hypnoscope.utils import progress
+    from hypnoscope.utils.runtime import progress
 
     model = load_model(args.model)
     # signal nights go through the continuous preprocessing the model was trained with
@@ -307,83 +302,78 @@ def _models(args) -> int:
     return 0
 
 
-# -- options of the pre-training models (MSMAE-CNN, MC2SleepNet) ----------------------------
+# -- the options each model declares (hypnoscope.models.MODEL_OPTIONS) -------------------
 
-#: Models of the MSMAE-CNN paper: the Kaiser 10-Hz low-pass is their default preprocessing.
-MSMAE_PAPER_MODELS = ("msmae-cnn", "msmae-cnn-rf", "cnn")
-#: Options each pre-training model takes (the others refuse them by name).
-_MODEL_OPTIONS = {
-    "msmae-cnn": ("mask_ratio", "scales", "pretrain_epochs", "freeze_encoder"),
-    "msmae-cnn-rf": ("mask_ratio", "scales", "pretrain_epochs", "freeze_encoder"),
-    "mc2sleepnet": ("mask_ratio", "pretrain_epochs", "init_from", "finetune", "channels"),
-}
+def _declared_options() -> dict[str, tuple[Any, list[str]]]:
+    """``{dest: (option, names of the models that take it)}`` over every model."""
+    from hypnoscope.models import MODEL_OPTIONS
+
+    out: dict[str, tuple[Any, list[str]]] = {}
+    for model, declared in MODEL_OPTIONS.items():
+        for opt in declared:
+            out.setdefault(opt.dest, (opt, []))[1].append(model)
+    return out
 
 
-def _add_pretraining_args(p: argparse.ArgumentParser) -> None:
-    m = p.add_argument_group("MC2SleepNet (mc2sleepnet)")
-    m.add_argument("--init-from", default=None, metavar="MODEL_PATH",
-                   help="start from the weights of another trained mc2sleepnet (e.g. "
-                        "pre-trained on a large cohort); with --pretrain-epochs 0 only the "
-                        "sequence level is fine-tuned")
-    m.add_argument("--pretrain-only", action="store_true",
-                   help="keep the pre-trained model, no fine-tuning (the paper's rows "
-                        "marked with a Gamma)")
-    m.add_argument("--channels", type=int, default=None, metavar="N",
-                   help="channels fed to the network, EEG first (default 1: one EEG)")
-    g = p.add_argument_group("MSMAE-CNN paper models (msmae-cnn, msmae-cnn-rf, cnn)")
-    g.add_argument("--mask-ratio", type=float, default=None, metavar="R",
-                   help="fraction masked in pre-training: MSMAE-CNN's patches, "
-                        "MC2SleepNet's epoch tokens (default 0.5)")
-    g.add_argument("--scales", type=float, nargs="+", default=None, metavar="SEC",
-                   help="patch lengths in seconds (default 0.5 1 2 5)")
-    g.add_argument("--pretrain-epochs", type=int, default=None, metavar="N",
-                   help="self-supervised pre-training epochs (preset default; 0 = none)")
-    g.add_argument("--freeze-encoder", action="store_true",
-                   help="fine-tune the CNN decoder only (default: encoder too)")
-    g.add_argument("--lowpass", type=float, default=None, metavar="HZ",
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    from hypnoscope.models import MODEL_PREPROCESSING
+
+    g = p.add_argument_group("model options (the models that take each in brackets)")
+    for opt, models in _declared_options().values():
+        kw: dict[str, Any] = {"help": f"{opt.help} [{', '.join(models)}]"}
+        if opt.type is None:
+            kw["action"] = "store_true"
+        else:
+            kw.update(type=opt.type, default=None, nargs=opt.nargs, metavar=opt.metavar)
+        g.add_argument(opt.cli_flag, dest=opt.dest, **kw)
+    p.add_argument("--lowpass", type=float, default=None, metavar="HZ",
                    help="Kaiser-window FIR low-pass cut-off (60 dB) applied to EEG, EOG and "
                         "EMG of --data recordings instead of the default band-pass; default "
-                        "10 Hz (the paper) for these models; 0 = the default preprocessing")
+                        "10 Hz (the MSMAE-CNN paper) for "
+                        f"{', '.join(MODEL_PREPROCESSING)}; 0 = the default preprocessing")
 
 
 def _lowpass_preprocessing(args) -> dict[str, Any] | None:
-    """Continuous preprocessing of ``--data`` nights from ``--lowpass`` (None: the
-    loader's default)."""
+    """Continuous preprocessing of ``--data`` nights from ``--lowpass`` and the model's
+    preprocessing (None: the loader's default)."""
+    from hypnoscope.models import MODEL_PREPROCESSING
     from hypnoscope.signal.preprocessing import PRESETS
 
+    preset = MODEL_PREPROCESSING.get(args.model, "msmae-cnn")
     hz = args.lowpass
-    if hz is None and args.model in MSMAE_PAPER_MODELS:
-        hz = PRESETS["msmae-cnn"]["lowpass"]["cutoff"]
+    if hz is None and args.model in MODEL_PREPROCESSING:
+        hz = PRESETS[preset]["lowpass"]["cutoff"]
     if hz is None or hz == 0:
         return None
     if hz < 0:
         raise CLIError(f"--lowpass must be a positive cut-off in Hz (or 0), got {hz:g}")
     if args.features:
         raise CLIError("--lowpass filters raw recordings (--data), not feature files")
-    config = dict(PRESETS["msmae-cnn"])
+    config = dict(PRESETS[preset])
     config["lowpass"] = {**config["lowpass"], "cutoff": float(hz)}
     return config
 
 
-def _pretraining_options(args) -> dict[str, Any]:
-    """Model options from the pre-training arguments that were given (MSMAE-CNN,
-    MC2SleepNet); an option the model does not take is refused by name."""
-    opts = {"mask_ratio": args.mask_ratio, "pretrain_epochs": args.pretrain_epochs,
-            "scales": tuple(args.scales) if args.scales else None,
-            "freeze_encoder": True if args.freeze_encoder else None,
-            "init_from": args.init_from, "finetune": False if args.pretrain_only else None,
-            "channels": args.channels}
-    opts = {k: v for k, v in opts.items() if v is not None}
-    flag = {"finetune": "pretrain_only"}
-    bad = [k for k in opts if k not in _MODEL_OPTIONS.get(args.model, ())]
-    if bad:
-        flags = ", ".join("--" + flag.get(k, k).replace("_", "-") for k in bad)
-        takers = sorted(m for m, o in _MODEL_OPTIONS.items() if set(bad) <= set(o))
-        raise CLIError(f"{flags} do(es) not apply to {args.model}"
-                       + (f"; models that take it: {', '.join(takers)}" if takers else ""))
-    if "init_from" in opts:
-        from pathlib import Path
+def _model_options(args) -> dict[str, Any]:
+    """The options of the model, ``{factory keyword: value}``: those given on the command
+    line and those it declares with a default; an option the model does not declare is
+    refused by name."""
+    from pathlib import Path
 
-        if not Path(opts["init_from"]).is_file():
-            raise CLIError(f"--init-from {opts['init_from']}: no such model file")
-    return opts
+    from hypnoscope.models import MODEL_OPTIONS
+
+    given = [opt for opt, _ in _declared_options().values()
+             if getattr(args, opt.dest) not in (None, False)]
+    own = MODEL_OPTIONS.get(args.model, ())
+    bad = [opt for opt in given if opt.name not in {o.name for o in own}]
+    if bad:
+        takers = sorted(m for m, declared in MODEL_OPTIONS.items()
+                        if {o.name for o in bad} <= {o.name for o in declared})
+        raise CLIError(f"{', '.join(o.cli_flag for o in bad)} do(es) not apply to "
+                       f"{args.model}"
+                       + (f"; models that take it: {', '.join(takers)}" if takers else ""))
+    out = {opt.name: opt.value(getattr(args, opt.dest)) for opt in own}
+    for opt in own:
+        if opt.model_file and out[opt.name] is not None and not Path(out[opt.name]).is_file():
+            raise CLIError(f"{opt.cli_flag} {out[opt.name]}: no such model file")
+    return {name: value for name, value in out.items() if value is not None}

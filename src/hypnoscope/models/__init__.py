@@ -1,7 +1,15 @@
 """Staging models. One file per model; every CLI model name is registered here.
 
-:data:`MODEL_REGISTRY` maps a name to ``(factory "module:callable", one-line description)``.
+:data:`MODEL_REGISTRY` maps a name to ``(factory "module:callable", one-line description)``;
+:data:`MODEL_OPTIONS` declares the options each model takes from ``hypnoscope train``
+(the command line builds its arguments from them), and :data:`MODEL_PREPROCESSING` the
+continuous preprocessing of its raw training recordings when it is not the default.
+Adding a model means adding it here, not to the command line.
 ``make_model(name, **options)`` builds a :class:`~hypnoscope.models.base.StagingModel`.
+
+The feature models need no PyTorch; the deep models do (``pip install
+'hypnoscope[deep]'``): without it, :func:`make_model` of one, or loading a deep model
+file, raises :class:`~hypnoscope.models.base.MissingExtraError` naming the extra.
 """
 
 from __future__ import annotations
@@ -9,7 +17,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from hypnoscope.models.base import StagingModel, load_model
+from hypnoscope.models import onnx_model as _onnx_model  # noqa: F401 - reads .onnx files
+from hypnoscope.models.base import (
+    DEEP_EXTRA,
+    MissingExtraError,
+    ModelOption,
+    StagingModel,
+    is_torch_missing,
+    load_model,
+)
 
 #: name -> (factory as "module:callable", description). The factory is called as
 #: ``factory(name=name, n_classes=..., **options)``.
@@ -55,14 +71,86 @@ MODEL_REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 
-def make_model(name: str, **options: Any) -> StagingModel:
-    """Build the model registered as ``name`` (see ``hypnoscope models``)."""
+#: Modules of the factories whose models need no PyTorch (feature models and their vote:
+#: they train on every night, without validation subjects).
+FEATURE_MODEL_MODULES = ("hypnoscope.models.feature_classifiers", "hypnoscope.models.vote")
+
+_MASK_RATIO = ModelOption(
+    "mask_ratio", "fraction masked in pre-training: MSMAE-CNN's patches, MC2SleepNet's "
+    "epoch tokens (default 0.5)", float, metavar="R")
+_PRETRAIN_EPOCHS = ModelOption(
+    "pretrain_epochs", "self-supervised pre-training epochs (preset default; 0 = none)",
+    int, metavar="N")
+_MSMAE_OPTIONS = (
+    _MASK_RATIO,
+    _PRETRAIN_EPOCHS,
+    ModelOption("scales", "patch lengths in seconds (default 0.5 1 2 5)", float,
+                nargs="+", metavar="SEC"),
+    ModelOption("freeze_encoder", "fine-tune the CNN decoder only (default: encoder too)"),
+)
+
+#: name -> the options the model takes from ``hypnoscope train`` besides the classes,
+#: the seed and the training settings every deep model has; an option that several
+#: models take is one :class:`~hypnoscope.models.base.ModelOption`, declared alike.
+MODEL_OPTIONS: dict[str, tuple[ModelOption, ...]] = {
+    "msmae-cnn": _MSMAE_OPTIONS,
+    "msmae-cnn-rf": _MSMAE_OPTIONS,
+    "mc2sleepnet": (
+        _MASK_RATIO,
+        _PRETRAIN_EPOCHS,
+        ModelOption("init_from", "start from the weights of another trained mc2sleepnet "
+                    "(e.g. pre-trained on a large cohort); with --pretrain-epochs 0 only "
+                    "the sequence level is fine-tuned", str, metavar="MODEL_PATH",
+                    model_file=True),
+        ModelOption("finetune", "keep the pre-trained model, no fine-tuning (the paper's "
+                    "rows marked with a Gamma)", flag="--pretrain-only", switch=False),
+        ModelOption("channels", "channels fed to the network, EEG first (default 1: one "
+                    "EEG)", int, metavar="N"),
+    ),
+}
+
+#: name -> preset of :data:`hypnoscope.signal.preprocessing.PRESETS` that the raw
+#: recordings of the model's training data go through (models not named: the default
+#: preprocessing). The models of the MSMAE-CNN paper low-pass as the paper does.
+MODEL_PREPROCESSING: dict[str, str] = {"msmae-cnn": "msmae-cnn", "msmae-cnn-rf": "msmae-cnn",
+                                       "cnn": "msmae-cnn"}
+
+
+def is_deep_model(name: str) -> bool:
+    """Whether the registered model ``name`` is a deep (PyTorch) model."""
     if name not in MODEL_REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(MODEL_REGISTRY)}")
-    target, _ = MODEL_REGISTRY[name]
-    module_name, func_name = target.split(":")
-    factory = getattr(importlib.import_module(module_name), func_name)
-    return factory(name=name, **options)
+    return MODEL_REGISTRY[name][0].split(":")[0] not in FEATURE_MODEL_MODULES
 
 
-__all__ = ["MODEL_REGISTRY", "StagingModel", "load_model", "make_model"]
+def model_factory(name: str):
+    """The factory of the model registered as ``name``, imported.
+
+    Raises
+    ------
+    ValueError
+        If no model has that name.
+    MissingExtraError
+        If the model needs PyTorch and it is not installed (the message names the
+        ``deep`` extra).
+    """
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODEL_REGISTRY)}")
+    module_name, func_name = MODEL_REGISTRY[name][0].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if is_torch_missing(exc):
+            raise MissingExtraError(f"model {name!r} needs PyTorch: {DEEP_EXTRA}") from None
+        raise
+    return getattr(module, func_name)
+
+
+def make_model(name: str, **options: Any) -> StagingModel:
+    """Build the model registered as ``name`` (see ``hypnoscope models``)."""
+    return model_factory(name)(name=name, **options)
+
+
+__all__ = ["MODEL_REGISTRY", "MODEL_OPTIONS", "MODEL_PREPROCESSING", "ModelOption",
+           "MissingExtraError", "StagingModel", "is_deep_model", "load_model", "make_model",
+           "model_factory"]

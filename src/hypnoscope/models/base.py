@@ -19,16 +19,89 @@ import datetime as _dt
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 
-from hypnoscope.utils import atomic_path
+from hypnoscope.utils.files import atomic_path
 
 MODEL_FORMAT = "hypnoscope-model"
 MODEL_FORMAT_VERSION = 1
+#: How to install PyTorch, which the deep models need (the extra ``deep``).
+DEEP_EXTRA = "pip install 'hypnoscope[deep]'"
+
+
+class MissingExtraError(ImportError, RuntimeError):
+    """What was asked for (e.g. a deep model) needs an optional dependency that is not
+    installed; the message names the extra that installs it. Also a ``RuntimeError``:
+    the command line reports it in one line, without a traceback."""
+
+
+def is_torch_missing(exc: BaseException) -> bool:
+    """Whether ``exc`` is the failed import of PyTorch."""
+    return (isinstance(exc, ModuleNotFoundError)
+            and (exc.name or "").partition(".")[0] == "torch")
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """An option a model takes from ``hypnoscope train``, declared by the model (see
+    :data:`hypnoscope.models.MODEL_OPTIONS`) and passed to its factory as
+    ``name=value`` when it is given on the command line (or has a default).
+
+    Parameters
+    ----------
+    name : str
+        Keyword of the model's factory (and of its ``config``); the command-line flag is
+        ``--name-with-dashes`` unless ``flag`` says otherwise.
+    help : str
+        Help text.
+    type : callable, optional
+        Converts the command-line text (``int``, ``float``, ``str``); None for a switch,
+        a flag without a value that gives ``switch``.
+    default : object
+        Value when the option is not given; None leaves the model's own default.
+    nargs : str, optional
+        ``"+"``: one or more values, passed as a tuple.
+    metavar, flag : str, optional
+    switch : object
+        The value a switch gives (e.g. ``False`` for ``--pretrain-only`` ->
+        ``finetune=False``).
+    model_file : bool
+        The value names a model file, which must exist (checked before any work).
+    """
+
+    name: str
+    help: str
+    type: Callable[[str], Any] | None = None
+    default: Any = None
+    nargs: str | None = None
+    metavar: str | None = None
+    flag: str | None = None
+    switch: Any = True
+    model_file: bool = False
+
+    @property
+    def cli_flag(self) -> str:
+        """The command-line flag, e.g. ``--mask-ratio``."""
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        """The attribute of the parsed arguments."""
+        return self.cli_flag.lstrip("-").replace("-", "_")
+
+    def value(self, given: Any) -> Any:
+        """The factory's value for a parsed command-line value (None: not given)."""
+        if self.type is None:
+            return self.switch if given else self.default
+        if given is None:
+            return self.default
+        return tuple(given) if self.nargs else given
 
 
 class StagingModel:
@@ -118,6 +191,11 @@ def load_model(path: str | os.PathLike) -> StagingModel:
         raise FileNotFoundError(f"model file not found: {path}")
     try:
         payload = _load_payload(path)
+    except ModuleNotFoundError as exc:
+        if is_torch_missing(exc):
+            raise MissingExtraError(f"{path}: a deep model, which needs PyTorch: "
+                                    f"{DEEP_EXTRA}") from None
+        raise ValueError(f"{path}: not a hypnoscope model file ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"
         raise ValueError(f"{path}: not a hypnoscope model file ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:

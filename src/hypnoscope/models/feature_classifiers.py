@@ -26,10 +26,12 @@ random subsample (at most ``max_per_class`` epochs of each class; default 2000) 
 calibrates probabilities with a multinomial logistic regression on the SVM decision values
 of *other* training epochs (a Platt-style calibration that needs no internal CV refits).
 
-The two scikit-learn subclasses (:class:`SubsampledSVC`, :class:`EpochStager`) live in
-:mod:`hypnoscope.models.sklearn_estimators` and are imported from here on first use, so
-that loading and running a fitted :class:`FeatureStagingModel` (the shipped ``default``
-model) imports no scikit-learn.
+The scikit-learn parts (:func:`build_estimator`, :class:`SubsampledSVC`,
+:class:`EpochStager`) live in :mod:`hypnoscope.models.sklearn_estimators` and are imported
+from here on first use, so that loading and running a fitted :class:`FeatureStagingModel`
+(the shipped ``default`` model) imports no scikit-learn; the options and helpers both
+feature classifiers share (class weighting, context, augmentation) are in
+:mod:`hypnoscope.models.feature_options`.
 """
 
 from __future__ import annotations
@@ -40,127 +42,38 @@ import numpy as np
 
 from hypnoscope.evaluation.probability import hmm_smooth, transition_matrix
 from hypnoscope.models.base import StagingModel
+from hypnoscope.models.feature_options import (  # noqa: F401 - public names of this module
+    ALGORITHMS,
+    CONTEXT_SPANS,
+    DEFAULT_AUGMENT,
+    DEFAULT_CONTEXT,
+    estimator_proba,
+    resolve_augment,
+    resolve_class_weight,
+    resolve_context,
+)
 from hypnoscope.signal.features import PAPER_FEATURES
 from hypnoscope.stages import W, sleep_period_slice, stage_names, to_3class
 
-ALGORITHMS = ("svm", "rf", "lightgbm")
-
-#: Default context settings of the ``*-context`` models (see ``add_context``).
-DEFAULT_CONTEXT: dict[str, Any] = {
-    "windows": (5, 11, 21),
-    "past_windows": (4, 10),
-    "std_windows": (11,),
-    "diffs": True,
-    "normalize": "robust",
-    "keep_raw": True,
-}
-#: Values of the context option ``span``: the epochs whose statistics the per-night
-#: normalisation uses (see :meth:`FeatureStagingModel.sleep_period`).
-CONTEXT_SPANS = ("night", "sleep")
 #: ``span="sleep"`` at inference: at most this many passes of the model (the first with
 #: whole-night statistics), and a predicted sleep period shorter than
 #: ``MIN_SLEEP_SPAN`` epochs counts as none (whole-night statistics).
 SLEEP_SPAN_PASSES = 3
 MIN_SLEEP_SPAN = 20
 
+#: Names of :mod:`hypnoscope.models.sklearn_estimators` also offered here, imported on
+#: first use (they import scikit-learn).
+_SKLEARN_NAMES = ("SubsampledSVC", "EpochStager", "build_estimator")
+
 
 def __getattr__(name: str):
-    """:class:`SubsampledSVC` and :class:`EpochStager`, imported on first use."""
-    if name in ("SubsampledSVC", "EpochStager"):
+    """:class:`SubsampledSVC`, :class:`EpochStager` and :func:`build_estimator`, imported
+    on first use."""
+    if name in _SKLEARN_NAMES:
         from hypnoscope.models import sklearn_estimators
 
         return getattr(sklearn_estimators, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def resolve_class_weight(class_weight: Any, y, n_classes: int | None = None,
-                         ) -> dict[int, float] | None:
-    """Per-class weights ``{class: weight}`` for the labels ``y``.
-
-    Parameters
-    ----------
-    class_weight : {"balanced", "sqrt", None} or dict
-        ``"balanced"``: ``n / (k * n_c)`` (every class weighs the same in total);
-        ``"sqrt"``: ``sqrt(n / (k * n_c))``, a softer weighting that lifts rare stages
-        (N1, N3) without giving up as much accuracy on the frequent ones; ``None``: no
-        weighting; a dict is returned as is (missing classes weigh 1).
-    y : array-like of int
-        Training labels (non-negative codes).
-    n_classes : int, optional
-        Unused classes below ``n_classes`` are left out of the result.
-
-    Returns
-    -------
-    dict or None
-    """
-    if class_weight is None:
-        return None
-    if isinstance(class_weight, dict):
-        return {int(k): float(v) for k, v in class_weight.items()}
-    if class_weight not in ("balanced", "sqrt"):
-        raise ValueError(f"class_weight must be 'balanced', 'sqrt', None or a dict, got "
-                         f"{class_weight!r}")
-    y = np.asarray(y)
-    classes, counts = np.unique(y, return_counts=True)
-    if n_classes is not None and len(classes) and classes.max() >= n_classes:
-        raise ValueError(f"label {classes.max()} out of range for {n_classes} classes")
-    w = counts.sum() / (len(classes) * counts.astype(float))
-    if class_weight == "sqrt":
-        w = np.sqrt(w)
-    return {int(c): float(v) for c, v in zip(classes, w, strict=True)}
-
-
-def _subsample_weights(class_weight: Any, y_idx: np.ndarray, sub: np.ndarray,
-                       ) -> dict[int, float]:
-    """Weights for training on ``y_idx[sub]`` that stand for the whole of ``y_idx``:
-    requested class weight x (class size / subsample size), normalised to mean 1."""
-    k = int(y_idx.max()) + 1
-    cw = resolve_class_weight(class_weight, y_idx) or {}
-    n = np.bincount(y_idx, minlength=k).astype(float)
-    m = np.bincount(y_idx[sub], minlength=k).astype(float)
-    w = np.array([cw.get(c, 1.0) for c in range(k)]) * n / np.maximum(m, 1.0)
-    w = w / w[m > 0].mean()
-    return {c: float(w[c]) for c in range(k)}
-
-
-def build_estimator(algorithm: str, seed: int = 0, class_weight: Any = "balanced",
-                    n_jobs: int = 1, **params: Any):
-    """Epoch-level scikit-learn classifier for ``algorithm`` in ``svm``, ``rf``, ``lightgbm``.
-
-    ``params`` override the defaults (e.g. ``n_estimators``, ``C``, ``max_per_class``).
-    The defaults are sized for ~100k training epochs on a laptop. ``class_weight``
-    ``"sqrt"`` needs the labels: for ``rf`` and ``lightgbm`` pass the dict of
-    :func:`resolve_class_weight` instead (``svm`` resolves it itself).
-    """
-    if algorithm in ("rf", "lightgbm") and isinstance(class_weight, str) \
-            and class_weight != "balanced":
-        raise ValueError(f"class_weight {class_weight!r} for {algorithm}: pass 'balanced', "
-                         "None or a dict (see resolve_class_weight)")
-    if algorithm == "svm":
-        from hypnoscope.models.sklearn_estimators import SubsampledSVC
-
-        kw = {"C": 1.0, "gamma": "scale", "max_per_class": 2000}
-        kw.update(params)
-        return SubsampledSVC(class_weight=class_weight, random_state=seed, **kw)
-    if algorithm == "rf":
-        from sklearn.ensemble import RandomForestClassifier
-
-        kw = {"n_estimators": 100, "max_features": "sqrt", "min_samples_leaf": 3,
-              "max_samples": 0.25}
-        kw.update(params)
-        cw = "balanced_subsample" if class_weight == "balanced" else class_weight
-        return RandomForestClassifier(class_weight=cw, random_state=seed, n_jobs=n_jobs,
-                                      **kw)
-    if algorithm == "lightgbm":
-        import lightgbm as lgb
-
-        kw = {"n_estimators": 250, "learning_rate": 0.06, "num_leaves": 31,
-              "min_child_samples": 50, "colsample_bytree": 0.4, "subsample": 0.8,
-              "subsample_freq": 1, "reg_lambda": 1.0, "max_bin": 63}
-        kw.update(params)
-        return lgb.LGBMClassifier(class_weight=class_weight, random_state=seed,
-                                  n_jobs=n_jobs, verbose=-1, **kw)
-    raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
 
 
 #: Feature sets of signal nights: name -> None (every feature of
@@ -229,59 +142,6 @@ def night_feature_matrix(night, context: dict[str, Any] | None = None,
     return np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32), names
 
 
-def _night_slices(groups, n: int) -> list[slice]:
-    """Contiguous runs of equal ``groups`` values (one slice per night, in order)."""
-    if groups is None:
-        return [slice(0, n)]
-    g = np.asarray(groups)
-    if g.shape != (n,):
-        raise ValueError(f"groups must have one value per epoch ({n}), got shape {g.shape}")
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    if len(np.unique(g)) != len(starts):
-        raise ValueError("the epochs of each night (equal 'groups' values) must be "
-                         "contiguous and in time order")
-    ends = np.r_[starts[1:], n]
-    return [slice(a, b) for a, b in zip(starts, ends, strict=True)]
-
-
-def _flatten_epochs(X):
-    """``(n_epochs, a, b, ...)`` arrays -> ``(n_epochs, a*b*...)``; anything else as is."""
-    if isinstance(X, np.ndarray) and X.ndim > 2:
-        return X.reshape(len(X), -1)
-    return X
-
-
-#: Defaults of the ``augment`` option (see :func:`augmented_nights`).
-DEFAULT_AUGMENT: dict[str, Any] = {"copies": 1, "gain_sd": 0.5, "tilt_sd": 0.25}
-
-
-def _options(value: bool | dict[str, Any] | None, defaults: dict[str, Any], what: str,
-             ) -> dict[str, Any] | None:
-    """``None`` for a false ``value``, else ``defaults`` updated by a dict ``value``
-    (unknown keys raise a ``ValueError`` naming them)."""
-    if not value:
-        return None
-    out = dict(defaults)
-    if isinstance(value, dict):
-        unknown = set(value) - set(defaults)
-        if unknown:
-            raise ValueError(f"unknown {what} option(s) {sorted(unknown)}; expected "
-                             f"{sorted(defaults)}")
-        out.update(value)
-    return out
-
-
-def resolve_augment(augment: dict[str, Any] | bool | None) -> dict[str, Any] | None:
-    """Augmentation options: ``None`` for none, else :data:`DEFAULT_AUGMENT` updated."""
-    out = _options(augment, DEFAULT_AUGMENT, "augment")
-    if out is None:
-        return None
-    if int(out["copies"]) < 1 or out["gain_sd"] < 0 or out["tilt_sd"] < 0:
-        raise ValueError(f"augment needs copies >= 1 and non-negative gain_sd/tilt_sd, got "
-                         f"{out}")
-    return out
-
-
 def augmented_nights(nights, augment: dict[str, Any], seed: int = 0) -> list:
     """``augment["copies"]`` jittered copies of every band-power night (see
     :func:`hypnoscope.signal.bandpower.jitter_band_powers`), one seeded generator per copy."""
@@ -304,36 +164,6 @@ def augmented_nights(nights, augment: dict[str, Any], seed: int = 0) -> list:
             out.append(dataclasses.replace(
                 n, X=jitter_band_powers(n.X, rng, augment["gain_sd"], augment["tilt_sd"]),
                 night_id=f"{n.night_id}~aug{c}"))
-    return out
-
-
-def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | None:
-    """Temporal-context options: ``None`` for none, else :data:`DEFAULT_CONTEXT` updated.
-
-    ``False``/``None`` mean no context, ``True`` the defaults, a dict overrides them
-    (unknown keys raise a ``ValueError`` naming them). Besides the
-    :func:`~hypnoscope.signal.features.add_context` options, ``span`` (one of
-    :data:`CONTEXT_SPANS`, default ``"night"``) says which epochs the per-night
-    normalisation takes its statistics from; it is kept in the result only when it is
-    ``"sleep"``, and ``night_stats`` only when true (so that older model cards stay the
-    same).
-    """
-    out = _options(context, {**DEFAULT_CONTEXT, "span": "night", "night_stats": False},
-                   "context")
-    if out is None:
-        return None
-    if out["night_stats"]:
-        out["night_stats"] = True
-    else:
-        del out["night_stats"]
-    if out["span"] not in CONTEXT_SPANS:
-        raise ValueError(f"context span must be one of {CONTEXT_SPANS}, got "
-                         f"{out['span']!r}")
-    if out["span"] == "night":
-        del out["span"]
-    elif out["normalize"] is None:
-        raise ValueError("context span 'sleep' chooses the epochs of the per-night "
-                         "normalisation; it needs normalize (e.g. 'robust')")
     return out
 
 
@@ -479,7 +309,7 @@ class FeatureStagingModel(StagingModel):
         kinds = {n.kind for n in nights}
         if len(kinds) > 1:
             raise ValueError(f"nights mix input kinds {sorted(kinds)}")
-        from hypnoscope.utils import progress
+        from hypnoscope.utils.runtime import progress
 
         fit_nights = nights
         if getattr(self, "augment", None):
@@ -501,6 +331,8 @@ class FeatureStagingModel(StagingModel):
         self.feature_names_ = names
         self.input_kind_ = nights[0].kind
         self.epoch_shape_ = list(nights[0].X.shape[1:])
+        from hypnoscope.models.sklearn_estimators import build_estimator
+
         self.class_weight_ = resolve_class_weight(self.class_weight, y, self.n_classes)
         self.estimator_ = build_estimator(self.algorithm, seed=self.seed,
                                           class_weight=self.class_weight_,
@@ -539,9 +371,7 @@ class FeatureStagingModel(StagingModel):
         return self._proba(X[rows])
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(X), self.n_classes))
-        p = self.estimator_.predict_proba(X)
-        out[:, np.asarray(self.estimator_.classes_, dtype=int)] = p
+        out = estimator_proba(self.estimator_, X, self.n_classes)
         if self.smoothing == "hmm":
             prior = getattr(self, "effective_prior_", None)  # absent in older pickles
             if prior is None:

@@ -18,8 +18,9 @@ the whole training ``metadata`` of the model -- and its model card.
 :class:`~hypnoscope.models.windowed.WindowedStagingModel` -- the same views, windows,
 normalisation and window averaging as the PyTorch model, NumPy only -- so that
 ``hypnoscope stage --model model.onnx`` runs where PyTorch is not installed. A file is
-loaded like any model (:func:`hypnoscope.models.storage.load_staging_model` dispatches
-on the ``.onnx`` suffix).
+loaded like any model: this module registers :func:`load_onnx_model` as the reader of
+``.onnx`` files (:func:`hypnoscope.models.storage.register_model_loader`), which
+:func:`hypnoscope.models.storage.load_staging_model` dispatches to.
 
 Soft-voting ensembles (``msmae-cnn-rf``: MSMAE-CNN + a scikit-learn Random Forest) are not
 exported: the Random Forest is not a network and there is no onnxruntime operator set in
@@ -40,9 +41,11 @@ from typing import Any
 
 import numpy as np
 
+from hypnoscope.models.base import DEEP_EXTRA, MissingExtraError, is_torch_missing
+from hypnoscope.models.storage import load_staging_model, register_model_loader
 from hypnoscope.models.windowed import WindowedStagingModel
 from hypnoscope.training.sequences import SequenceDataset
-from hypnoscope.utils import atomic_path
+from hypnoscope.utils.files import atomic_path
 
 #: ``metadata_props`` key of the hypnoscope description in an exported file.
 META_KEY = "hypnoscope"
@@ -209,10 +212,13 @@ def export_onnx(model, path: str | os.PathLike, member: int | None = None,
         Not a deep model, an ensemble without ``member``, an unfitted model, or an
         exported graph whose probabilities differ from PyTorch's.
     """
+    try:
+        import torch
+    except ModuleNotFoundError as exc:
+        if is_torch_missing(exc):
+            raise MissingExtraError(f"exporting to ONNX needs PyTorch: {DEEP_EXTRA}") from None
+        raise
     import onnx
-    import torch
-
-    from hypnoscope.models.storage import load_staging_model
 
     if not hasattr(model, "predict_proba"):
         model, file_card = load_staging_model(model)
@@ -383,6 +389,9 @@ def load_onnx_model(path: str | os.PathLike) -> OnnxStagingModel:
         raise ValueError(f"{path}: staging an ONNX model needs onnxruntime (pip install "
                          "'hypnoscope[onnx]')") from exc
     return OnnxStagingModel.from_bytes(path.read_bytes(), source=str(path))
+
+
+register_model_loader(ONNX_SUFFIX, load_onnx_model)
 
 
 __all__ = ["export_onnx", "load_onnx_model", "OnnxStagingModel", "META_KEY", "OPSET",

@@ -1,10 +1,12 @@
-"""The scikit-learn estimators of :mod:`hypnoscope.models.feature_classifiers`.
+"""The scikit-learn estimators of the feature classifiers.
 
+:func:`build_estimator` builds the epoch-level classifier of an algorithm;
 :class:`SubsampledSVC` (the tractable RBF SVM) and :class:`EpochStager` (an epoch-level
-classifier with temporal context) subclass scikit-learn's ``BaseEstimator``; they live
+classifier with temporal context) subclass scikit-learn's ``BaseEstimator``. They live
 here so that :mod:`~hypnoscope.models.feature_classifiers`, whose fitted
 :class:`~hypnoscope.models.feature_classifiers.FeatureStagingModel` the shipped model
-is, imports no scikit-learn (it re-exports both names on first use).
+is, imports no scikit-learn (it offers the three names on first use). The options both
+feature classifiers share are in :mod:`hypnoscope.models.feature_options`.
 """
 
 from __future__ import annotations
@@ -19,14 +21,27 @@ from sklearn.svm import SVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from hypnoscope.models.feature_classifiers import (
-    _flatten_epochs,
-    _night_slices,
-    _subsample_weights,
-    build_estimator,
+from hypnoscope.models.feature_options import (
+    ALGORITHMS,
+    estimator_proba,
+    flatten_epochs,
+    night_slices,
     resolve_class_weight,
     resolve_context,
 )
+
+
+def subsample_weights(class_weight: Any, y_idx: np.ndarray, sub: np.ndarray,
+                       ) -> dict[int, float]:
+    """Weights for training on ``y_idx[sub]`` that stand for the whole of ``y_idx``:
+    requested class weight x (class size / subsample size), normalised to mean 1."""
+    k = int(y_idx.max()) + 1
+    cw = resolve_class_weight(class_weight, y_idx) or {}
+    n = np.bincount(y_idx, minlength=k).astype(float)
+    m = np.bincount(y_idx[sub], minlength=k).astype(float)
+    w = np.array([cw.get(c, 1.0) for c in range(k)]) * n / np.maximum(m, 1.0)
+    w = w / w[m > 0].mean()
+    return {c: float(w[c]) for c in range(k)}
 
 
 class SubsampledSVC(ClassifierMixin, BaseEstimator):
@@ -90,7 +105,7 @@ class SubsampledSVC(ClassifierMixin, BaseEstimator):
             cal_idx = fit_idx  # too little data left over: calibrate on the fit set
         self.scaler_ = StandardScaler().fit(X)
         Xs = self.scaler_.transform(X)
-        weights = [_subsample_weights(cw, y_idx, sub) for sub in (fit_idx, cal_idx)]
+        weights = [subsample_weights(cw, y_idx, sub) for sub in (fit_idx, cal_idx)]
         self.svc_ = SVC(kernel="rbf", C=self.C, gamma=self.gamma,
                         class_weight=weights[0], decision_function_shape="ovr",
                         random_state=self.random_state)
@@ -115,6 +130,43 @@ class SubsampledSVC(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
+
+def build_estimator(algorithm: str, seed: int = 0, class_weight: Any = "balanced",
+                    n_jobs: int = 1, **params: Any):
+    """Epoch-level scikit-learn classifier for ``algorithm`` in ``svm``, ``rf``, ``lightgbm``.
+
+    ``params`` override the defaults (e.g. ``n_estimators``, ``C``, ``max_per_class``).
+    The defaults are sized for ~100k training epochs on a laptop. ``class_weight``
+    ``"sqrt"`` needs the labels: for ``rf`` and ``lightgbm`` pass the dict of
+    :func:`resolve_class_weight` instead (``svm`` resolves it itself).
+    """
+    if algorithm in ("rf", "lightgbm") and isinstance(class_weight, str) \
+            and class_weight != "balanced":
+        raise ValueError(f"class_weight {class_weight!r} for {algorithm}: pass 'balanced', "
+                         "None or a dict (see resolve_class_weight)")
+    if algorithm == "svm":
+        kw = {"C": 1.0, "gamma": "scale", "max_per_class": 2000}
+        kw.update(params)
+        return SubsampledSVC(class_weight=class_weight, random_state=seed, **kw)
+    if algorithm == "rf":
+        from sklearn.ensemble import RandomForestClassifier
+
+        kw = {"n_estimators": 100, "max_features": "sqrt", "min_samples_leaf": 3,
+              "max_samples": 0.25}
+        kw.update(params)
+        cw = "balanced_subsample" if class_weight == "balanced" else class_weight
+        return RandomForestClassifier(class_weight=cw, random_state=seed, n_jobs=n_jobs,
+                                      **kw)
+    if algorithm == "lightgbm":
+        import lightgbm as lgb
+
+        kw = {"n_estimators": 250, "learning_rate": 0.06, "num_leaves": 31,
+              "min_child_samples": 50, "colsample_bytree": 0.4, "subsample": 0.8,
+              "subsample_freq": 1, "reg_lambda": 1.0, "max_bin": 63}
+        kw.update(params)
+        return lgb.LGBMClassifier(class_weight=class_weight, random_state=seed,
+                                  n_jobs=n_jobs, verbose=-1, **kw)
+    raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
 
 
 class EpochStager(ClassifierMixin, BaseEstimator):
@@ -170,12 +222,12 @@ class EpochStager(ClassifierMixin, BaseEstimator):
         ctx = self._context_options()
         if ctx is None:
             return X
-        blocks = [add_context(X[sl], **ctx)[0] for sl in _night_slices(groups, len(X))]
+        blocks = [add_context(X[sl], **ctx)[0] for sl in night_slices(groups, len(X))]
         return np.nan_to_num(np.vstack(blocks), nan=0.0, posinf=0.0, neginf=0.0)
 
     def fit(self, X, y, groups=None) -> EpochStager:
         """Fit on epochs ``X`` (n_epochs, ...) with labels ``y``; ``groups``: night ids."""
-        X = _flatten_epochs(X)
+        X = flatten_epochs(X)
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         Z = self._design(X, groups)
@@ -195,12 +247,9 @@ class EpochStager(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X, groups=None) -> np.ndarray:
         """Class probabilities, columns in :attr:`classes_` order."""
         check_is_fitted(self)
-        X = _flatten_epochs(X)
+        X = flatten_epochs(X)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        p = self.estimator_.predict_proba(self._design(X, groups))
-        out = np.zeros((len(X), len(self.classes_)))
-        out[:, np.asarray(self.estimator_.classes_, dtype=int)] = p
-        return out
+        return estimator_proba(self.estimator_, self._design(X, groups), len(self.classes_))
 
     def predict(self, X, groups=None) -> np.ndarray:
         """Most probable class per epoch."""
@@ -208,4 +257,4 @@ class EpochStager(ClassifierMixin, BaseEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
 
-__all__ = ["SubsampledSVC", "EpochStager"]
+__all__ = ["SubsampledSVC", "EpochStager", "build_estimator", "subsample_weights"]

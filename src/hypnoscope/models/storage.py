@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,13 @@ DEFAULT_MODEL = "default"
 #: (:func:`hypnoscope.staging.pipeline.choose_model`); the default of staging.
 AUTO_MODEL = "auto"
 MODEL_SUFFIX = ".joblib"
+
+#: Readers of model files by suffix (lower case), ``loader(path) -> model``: a module that
+#: defines a file format registers its reader (:func:`register_model_loader`;
+#: :mod:`hypnoscope.models.onnx_model` registers ``.onnx``, and ``hypnoscope.models``
+#: imports it). Any other file is a joblib model file (:func:`~hypnoscope.models.base.
+#: load_model`).
+MODEL_LOADERS: dict[str, Callable[[str], Any]] = {}
 
 #: Top-level modules a shipped model file may refer to.
 SHIPPABLE_MODULES = ("hypnoscope", "numpy", "joblib", "builtins", "copyreg", "collections",
@@ -84,20 +92,25 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
                      "not a model file")
 
 
+def register_model_loader(suffix: str, loader: Callable[[str], Any]) -> None:
+    """Read model files ending in ``suffix`` (e.g. ``".onnx"``) with ``loader(path)``."""
+    MODEL_LOADERS[suffix.lower()] = loader
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, mtime: float):
-    if path.lower().endswith(".onnx"):  # onnxruntime, no PyTorch (models.onnx_model)
-        from hypnoscope.models.onnx_model import load_onnx_model
-
-        return load_onnx_model(path)
+    loader = MODEL_LOADERS.get(Path(path).suffix.lower())
+    if loader is not None:
+        return loader(path)
     from hypnoscope.models.base import load_model
 
     return load_model(path)
 
 
 def load_staging_model(model: Any = DEFAULT_MODEL):
-    """Return ``(model, card)`` for a shipped name, a file path (``.joblib``, or ``.onnx``
-    staged with onnxruntime) or a model object."""
+    """Return ``(model, card)`` for a shipped name, a file path (``.joblib``, or a suffix
+    of :data:`MODEL_LOADERS` such as ``.onnx``, staged with onnxruntime) or a model
+    object."""
     if hasattr(model, "predict_proba"):
         meta = dict(getattr(model, "metadata", {}) or {})
         return model, {"name": getattr(model, "name", "model"), **meta.get("card", {})}
