@@ -52,7 +52,7 @@ def upper_edge(h_freq: float | None, sfreq: float) -> float | None:
 # Designs of the band-power pipeline, shipped with the package (``data/designs.npz``,
 # written by ``scripts/make_designs.py`` and checked against MNE and SciPy by
 # ``tests/test_designs.py``): a fresh staging process then never imports
-# ``scipy.signal`` (about 0.6 s of a 1.5-s budget), and the features no longer depend on
+# ``scipy.signal`` (a large part of its start-up time), and the features no longer depend on
 # the installed MNE's filter design.
 DESIGNS_FILE = Path(__file__).parents[1] / "data" / "designs.npz"
 

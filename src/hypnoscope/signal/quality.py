@@ -98,7 +98,7 @@ only.
 The approach follows YASA's ``art_detect(method="std")`` (z-scored log SD per channel,
 here with a robust median/MAD centre and scale and a minimum ratio) and MNE's
 ``annotate_amplitude`` (peak-to-peak limits, flat detection with a minimum duration),
-vectorised over all epochs: a 24-h, 3-channel night at 100 Hz takes ~0.7 s.
+vectorised over all epochs.
 """
 
 from __future__ import annotations

@@ -202,10 +202,9 @@ def tune_worker_malloc() -> bool:
     Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``
     (``distributed.nanny.pre-spawn-environ``). Setting a threshold turns off glibc's
     adaptive thresholds, so every array over 128 KiB is mapped and unmapped again, and a
-    night's arrays are paid in page faults over and over: measured on a 2-core machine,
-    460,000 instead of 8,500 minor faults and 2.1 instead of 0.8 s per night. Raised,
-    arrays up to 64 MiB are reused from the heap, which keeps at most 64 MiB free for
-    them. Set ``MALLOC_MMAP_THRESHOLD_`` in the workers' environment to choose yourself.
+    night's arrays are paid in page faults over and over. Raised, arrays up to 64 MiB are
+    reused from the heap, which keeps at most 64 MiB free for them. Set
+    ``MALLOC_MMAP_THRESHOLD_`` in the workers' environment to choose yourself.
     Linux with glibc only; elsewhere nothing is done.
     """
     global _malloc_tuned
