@@ -36,7 +36,6 @@ Run (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import math
@@ -49,7 +48,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, command_line, load_bandpower
+from benchmarks.common import (
+    BANDPOWER_DIR,
+    RESULTS,
+    ROOT,
+    command_line,
+    load_bandpower,
+    now_utc,
+)
 from hypnoscope.evaluation.metrics import compare_hypnograms, evaluate
 from hypnoscope.evaluation.splits import _make_fold, subject_kfold, subjects_of, validation_split
 from hypnoscope.hypnogram import Hypnogram
@@ -285,16 +291,9 @@ def feature_reference() -> dict | None:
     return out
 
 
-def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjects,
-              fold_source) -> dict:
-    allp = [d for f in nights_per_fold for d in f]
-    cat = {k: np.concatenate([d[k] for d in allp]) for k in allp[0] if k not in
-           ("night", "subject")}
-    have5 = [k for k in V5 if k in cat]
-    have3 = [k for k in V3 if k in cat]
-    pooled = {k: evaluate(cat["y5"], cat[k], n_classes=5) for k in have5}
-    pooled.update({k: evaluate(cat["y3"], cat[k], n_classes=3) for k in have3})
-    per_fold = {k: [] for k in have5 + have3}
+def _per_fold(nights_per_fold: list[list[dict]], keys: list[str]) -> dict[str, list[dict]]:
+    """Accuracy, macro-F1 and kappa of every variant in every fold."""
+    per_fold: dict[str, list[dict]] = {k: [] for k in keys}
     for f in nights_per_fold:
         y5 = np.concatenate([d["y5"] for d in f])
         y3 = to_3class(y5)
@@ -302,8 +301,12 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
             r = evaluate(y5 if k in V5 else y3, np.concatenate([d[k] for d in f]),
                          n_classes=5 if k in V5 else 3)
             per_fold[k].append({m: r[m] for m in ("accuracy", "macro_f1", "kappa")})
-    summary = {k: {m: mean_sd(r[m] for r in v) for m in ("accuracy", "macro_f1", "kappa")}
-               for k, v in per_fold.items()}
+    return per_fold
+
+
+def _paired(per_fold: dict[str, list[dict]]) -> dict[str, dict]:
+    """Paired per-fold accuracy differences: SSNet against each reference, and the
+    hierarchical against the direct SSNet's 3-class view."""
     paired = {}
     for ref in ("ssnet_v1", "lightgbm", "lightgbm-context"):
         if ref in per_fold:
@@ -316,6 +319,12 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
                                                                strict=True)]
             paired[f"{a} - {b} (3-class)"] = {**mean_sd(d),
                                               "folds_better": int(sum(x > 0 for x in d))}
+    return paired
+
+
+def _hierarchy(allp: list[dict], cat: dict, pooled: dict) -> dict[str, dict]:
+    """Where the hierarchy helps: 3-class accuracy on transition and stable epochs, and
+    the REM, wake and NREM scores of each 3-class variant."""
     trans = np.concatenate([transition_mask(d["y3"]) for d in allp])
     where = {}
     for k in ("ssnet_as3", "ssnet-hier", "ssnet-hier_merged_argmax", "lightgbm-context_as3"):
@@ -328,7 +337,12 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
                     "rem_f1": e["per_class_f1"]["R"], "rem_recall": e["recall"]["R"],
                     "rem_precision": e["precision"]["R"], "wake_f1": e["per_class_f1"]["W"],
                     "nrem_f1": e["per_class_f1"]["NREM"]}
-    # sleep statistics per night: predicted minus true, on the reference's time in bed
+    return where
+
+
+def _sleep_statistics(allp: list[dict]) -> tuple[dict[str, dict], list[dict]]:
+    """Sleep statistics per night, predicted minus true on the reference's time in bed:
+    the summary per variant and every night's row."""
     sleep: dict[str, dict] = {}
     night_rows = []
     for d in allp:
@@ -357,8 +371,14 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
                            "mean_abs_diff": mean_sd(np.abs(diffs))["mean"],
                            "median_abs_diff": float(np.nanmedian(np.abs(diffs))),
                            "n_nights": mean_sd(diffs)["n"]}
+    return sleep, night_rows
+
+
+def _feature_paired(recs: list[dict], per_fold: dict[str, list[dict]]) -> dict | None:
+    """:func:`feature_reference` with paired per-fold differences on the folds both
+    benchmarks have finished."""
     ref = feature_reference()
-    if ref:  # paired per-fold differences on the folds both benchmarks have finished
+    if ref:
         idx = [r["index"] for r in recs]
         ref["paired"] = {}
         for key in ("best", "best_non_context"):
@@ -376,7 +396,13 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
                         **mean_sd(d), "folds_better": int(sum(x > 0 for x in d)),
                         "mean_ssnet": float(np.mean([a for a, _ in pairs])),
                         "mean_reference": float(np.mean([b for _, b in pairs]))}
-    timing = {"train_s_per_epoch": {}, "train_s_per_fold": {}, "inference_s_per_night": {}}
+    return ref
+
+
+def _timing(recs: list[dict]) -> dict[str, dict]:
+    """Mean training time per fold and per epoch, and inference time per night."""
+    timing: dict[str, dict] = {"train_s_per_epoch": {}, "train_s_per_fold": {},
+                               "inference_s_per_night": {}}
     for name in ("ssnet", "ssnet-hier", "lightgbm", "lightgbm-context"):
         if any(name in r["infer_s_per_night"] for r in recs):
             timing["train_s_per_fold"][name] = mean_sd(r["train_s"][name] for r in recs)["mean"]
@@ -385,6 +411,36 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
             if name.startswith("ssnet"):
                 timing["train_s_per_epoch"][name] = mean_sd(
                     t for r in recs for t in r["epoch_s"][name])["mean"]
+    return timing
+
+
+def _machine(args) -> dict:
+    """The machine, with torch's threads, device and GPU."""
+    return {"node": platform.node(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": args.threads, "device": args.device,
+            "gpu": (torch.cuda.get_device_name(0)
+                    if args.device.startswith("cuda") else None),
+            "cpus": os.cpu_count(),
+            "note": "timings are indicative (a shared machine)"}
+
+
+def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjects,
+              fold_source) -> dict:
+    """The results of the finished folds (pooled, per fold, paired, where the hierarchy
+    helps, sleep statistics, timing)."""
+    allp = [d for f in nights_per_fold for d in f]
+    cat = {k: np.concatenate([d[k] for d in allp]) for k in allp[0] if k not in
+           ("night", "subject")}
+    have5 = [k for k in V5 if k in cat]
+    have3 = [k for k in V3 if k in cat]
+    pooled = {k: evaluate(cat["y5"], cat[k], n_classes=5) for k in have5}
+    pooled.update({k: evaluate(cat["y3"], cat[k], n_classes=3) for k in have3})
+    per_fold = _per_fold(nights_per_fold, have5 + have3)
+    summary = {k: {m: mean_sd(r[m] for r in v) for m in ("accuracy", "macro_f1", "kappa")}
+               for k, v in per_fold.items()}
+    sleep, night_rows = _sleep_statistics(allp)
     keep = ("accuracy", "macro_f1", "kappa", "per_class_f1", "recall", "precision",
             "confusion_matrix", "n_epochs")
     return {
@@ -395,15 +451,8 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
             "benchmarks.ssnet_real.run", [a for a in sys.argv[1:] if a != "--render-only"],
             "python" if args.device.startswith("cuda") else
             "nice -n 10 env OMP_NUM_THREADS=1 python"),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"node": platform.node(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "torch_threads": args.threads, "device": args.device,
-                    "gpu": (torch.cuda.get_device_name(0)
-                            if args.device.startswith("cuda") else None),
-                    "cpus": os.cpu_count(),
-                    "note": "timings are indicative (a shared machine)"},
+        "date": now_utc(),
+        "machine": _machine(args),
         "data": {"path": "../shared/data/sleepedf_bandpower", "n_nights": n_nights,
                  "n_subjects": n_subjects,
                  "source": "PhysioNet Sleep-EDF Expanded (Kemp et al. 2000; Goldberger et "
@@ -413,11 +462,11 @@ def summarise(args, config, recs, nights_per_fold, n_planned, n_nights, n_subjec
                    "val_subjects": r["val_subjects"], "best_epoch": r["best_epoch"],
                    "epochs_run": r["epochs_run"]} for r in recs],
         "summary_per_fold_mean_sd": summary, "per_fold": per_fold,
-        "paired_accuracy_difference": paired,
+        "paired_accuracy_difference": _paired(per_fold),
         "pooled": {k: {m: v[m] for m in keep if m in v} for k, v in pooled.items()},
-        "hierarchy_vs_direct_3class": where,
+        "hierarchy_vs_direct_3class": _hierarchy(allp, cat, pooled),
         "sleep_statistics_pred_minus_true": sleep, "sleep_statistics_per_night": night_rows,
-        "timing_cpu": timing, "feature_reference": ref,
+        "timing_cpu": _timing(recs), "feature_reference": _feature_paired(recs, per_fold),
         "reference_class_weight": {k: sorted({r.get("reference_class_weight", {}).get(k)
                                               for r in recs} - {None})
                                    for k in ("lightgbm", "lightgbm-context")},
@@ -433,7 +482,8 @@ def _pm(d: dict, scale: float = 100, digits: int = 1) -> str:
     return f"{d['mean'] * scale:.{digits}f}"
 
 
-def render_md(out: dict) -> str:
+def _md_intro(out: dict) -> list[str]:
+    """Report lines: data, configuration, accuracy table and paired differences."""
     s, c, po = out["summary_per_fold_mean_sd"], out["config"], out["pooled"]
     lines = [
         "# SSNet (CNN/MLP + TCN + attention) on the real Sleep-EDF band-power set", "",
@@ -474,6 +524,12 @@ def render_md(out: dict) -> str:
         for k, d in out["paired_accuracy_difference"].items():
             lines.append(f"- {k}: {d['mean'] * 100:+.2f} ± {d['sd'] * 100:.2f} "
                          f"(better in {d['folds_better']}/{d['n']} folds)")
+    return lines
+
+
+def _md_feature_reference(out: dict) -> list[str]:
+    """Report lines: the feature models of ``real_features.json`` on the same folds."""
+    lines: list[str] = []
     ref = out.get("feature_reference")
     lines += ["", "## Feature models of `benchmarks/results/real_features.json` (same folds)",
               ""]
@@ -499,6 +555,13 @@ def render_md(out: dict) -> str:
         lines.append("`real_features.json` was not available when this was rendered; the "
                      "LightGBM rows above are the same-fold reference (re-render with "
                      "`--render-only`).")
+    return lines
+
+
+def _md_details(out: dict) -> list[str]:
+    """Report lines: per-class F1, where the hierarchy helps, sleep statistics, time."""
+    po = out["pooled"]
+    lines: list[str] = []
     cls5 = list(po["ssnet"]["per_class_f1"])
     lines += ["", "## Per-class F1 (pooled)", "", "| model | " + " | ".join(cls5) + " |",
               "|---|" + "---|" * len(cls5)]
@@ -556,7 +619,12 @@ def render_md(out: dict) -> str:
         lines.append(f"- inference {k}: {v * 1000:.0f} ms per night")
     lines += ["", f"Machine: {out['machine']['platform']} ({out['machine']['processor']}), "
               f"python {out['machine']['python']}, torch {out['machine']['torch']}.", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def render_md(out: dict) -> str:
+    """The Markdown report of :func:`summarise`'s results."""
+    return "\n".join(_md_intro(out) + _md_feature_reference(out) + _md_details(out))
 
 
 # --------------------------------------------------------------------------------------
