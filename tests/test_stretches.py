@@ -13,6 +13,7 @@ from hypnoscope.evaluation.stretches import (
     Stretch,
     cross_validate_stretches,
     length_label,
+    random_stretches,
     rezscore_stretch,
     sample_stretches,
     score_stretches,
@@ -195,3 +196,19 @@ def test_cross_validation_cache(nights, tmp_path):
     for a, b in zip(fresh, again, strict=True):
         assert a.stretches == b.stretches
         assert all(np.array_equal(p, q) for p, q in zip(a.proba, b.proba, strict=True))
+
+
+def test_random_training_stretches(nights):
+    st = random_stretches(nights, per_night=4, min_minutes=20, seed=5)
+    assert st == random_stretches(nights, per_night=4, min_minutes=20, seed=5)
+    assert st != random_stretches(nights, per_night=4, min_minutes=20, seed=6)
+    assert len(st) == 4 * len(nights)
+    for s in st:
+        n = len(nights[s.night].y)
+        assert 40 <= s.n_epochs <= n and 0 <= s.start and s.stop <= n
+        assert s.subject_id == nights[s.night].subject_id and s.length == "random"
+    many = random_stretches(nights, per_night=200, min_minutes=20, seed=0)
+    sizes = np.array([s.n_epochs for s in many])
+    assert sizes.min() < 60 and sizes.max() > 300  # from ~20 min to about the whole night
+    assert [(s.start, s.stop) for s in random_stretches([_night("99", 1, 30, wake=5)])] == \
+        [(0, 30), (0, 30)]  # shorter than 20 min: the whole night

@@ -211,6 +211,38 @@ def sample_stretches(nights: Sequence[Any], lengths: Sequence[float | None] = DE
     return out
 
 
+def random_stretches(nights: Sequence[Any], per_night: int = 2, min_minutes: float = 20.0,
+                     seed: int = 0, epoch_sec: float = EPOCH_SEC) -> list[Stretch]:
+    """Random stretches of every night, to train on (a model that must never rely on
+    seeing a whole night).
+
+    Each night gets ``per_night`` stretches whose lengths are drawn log-uniformly
+    between ``min_minutes`` and the whole night (short stretches as likely per doubling
+    of length as long ones) and whose starts are uniform among those possible; a night
+    shorter than ``min_minutes`` gets its whole self. Seeded per night id (see
+    :func:`sample_stretches`).
+
+    Returns
+    -------
+    list of Stretch
+        Labelled ``"random"``, in night order.
+    """
+    if int(per_night) < 0:
+        raise ValueError(f"per_night must be >= 0, got {per_night}")
+    low = _epochs(min_minutes, epoch_sec)
+    subjects = subjects_of(nights) if len(nights) else []
+    out = []
+    for i, (night, subj) in enumerate(zip(nights, subjects, strict=True)):
+        n = len(night.y)
+        rng = _rng(seed, str(night.night_id), "random")
+        for _ in range(int(per_night)):
+            size = n if n <= low else int(round(np.exp(rng.uniform(np.log(low), np.log(n)))))
+            size = min(max(size, min(low, n)), n)
+            a = int(rng.integers(0, n - size + 1))
+            out.append(Stretch(i, str(night.night_id), str(subj), "random", a, a + size))
+    return out
+
+
 def _log_absolute_columns(night: Any) -> list[int] | None:
     """Indices (last axis) of the log-absolute band powers of a band-power night, None
     for any other night."""
@@ -510,5 +542,5 @@ def cross_validate_stretches(nights: Sequence[Any], make_model: Callable[[Fold],
 
 __all__ = ["CACHE_VERSION", "DEFAULT_LENGTHS", "DEFAULT_NAP_LENGTHS", "DEFAULT_NAP_WAKE",
            "EPOCH_SEC", "Stretch", "StretchFold", "cross_validate_stretches", "length_label",
-           "predict_stretches", "rezscore_stretch", "sample_stretches", "score_stretches",
-           "stretch_night", "stretch_table", "stretch_zscore_shift"]
+           "predict_stretches", "random_stretches", "rezscore_stretch", "sample_stretches",
+           "score_stretches", "stretch_night", "stretch_table", "stretch_zscore_shift"]
