@@ -28,10 +28,8 @@ Writes ``benchmarks/results/simulator_realism.md`` and ``.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -40,7 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import RESULTS, ROOT, command_line  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, command_line, machine_info, now_utc  # noqa: E402
 from benchmarks.simulator_realism.measures import (  # noqa: E402
     BAND_NAMES,
     CHANNELS,
@@ -104,6 +102,84 @@ def time_simulation(repeats: int = 3) -> dict:
             "seconds_all": times}
 
 
+def _simulate_and_stage(hyp, seed: int, montage: str, difficulty: float,
+                        ) -> tuple[np.ndarray, ...]:
+    """Simulate one night on ``montage`` and stage it with YASA: true codes, YASA's codes,
+    relative band powers (Sleep-EDF channels; zeros on other montages), latent stages."""
+    from hypnoscope.simulate import simulate_night
+    from hypnoscope.simulate.montages import get_montage
+
+    raw = simulate_night(hyp, seed=seed, mode="telemetry", difficulty=difficulty,
+                         montage=montage, sfreq=get_montage(montage).sfreq)
+    desc = json.loads(raw.info["description"])
+    lat = np.array([int(c) for c in desc["latent_stages"]], dtype=np.int64)
+    pred = stage_with_yasa(raw, YASA_CHANNELS[montage])
+    if montage == "sleep-edf":
+        data = raw.get_data(picks=list(CHANNELS)) * 1e6
+        rel = np.stack([relative_bandpower(data[0], 100.0, 30.0),
+                        relative_bandpower(data[1], 100.0, 30.0),
+                        relative_bandpower(data[2], 100.0, 15.0)], axis=1)
+    else:  # the band-power comparison is of the Sleep-EDF channels
+        rel = np.zeros((len(pred), 3, 5))
+    k = min(len(pred), len(rel), hyp.n_epochs)
+    return hyp.codes[:k], pred[:k], rel[:k], lat[:k]
+
+
+def _montage(montage: str, nights, seed0: int, difficulty: float, cache_root: Path) -> dict:
+    """YASA on every simulated night of one montage (each night cached as it is done)."""
+    from hypnoscope.simulate.montages import get_montage
+    from hypnoscope.utils.files import atomic_path
+    from hypnoscope.utils.runtime import progress
+
+    mont = get_montage(montage)
+    cache = cache_root / (f"{simulator_fingerprint()}-seed{seed0}-d{difficulty:g}"
+                          + ("" if montage == "sleep-edf" else f"-{montage}"))
+    cache.mkdir(parents=True, exist_ok=True)
+    per_night, all_true, all_pred, rel_all, lab_all, lat_all = [], [], [], [], [], []
+    for i, (name, hyp) in enumerate(progress(nights, desc=f"simulate+YASA ({montage})",
+                                             unit="night")):
+        seed = seed0 * 1000 + i
+        part = cache / f"{name}.npz"
+        if part.is_file():  # resume: this night was already simulated and staged
+            with np.load(part, allow_pickle=False) as d:
+                y, pred, rel, lat = d["y"], d["pred"], d["rel"], d["latent"]
+        else:
+            y, pred, rel, lat = _simulate_and_stage(hyp, seed, montage, difficulty)
+            with atomic_path(part) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, y=y, pred=pred, rel=rel, latent=lat)
+        s = score(y, pred)
+        per_night.append({"hypnogram": name, "seed": seed, **{key: s[key] for key in
+                          ("accuracy", "kappa", "macro_f1", "n_epochs")}})
+        print(f"{montage} {name}: acc={s['accuracy']:.3f} kappa={s['kappa']:.3f}",
+              flush=True)
+        all_true.append(y)
+        all_pred.append(pred)
+        rel_all.append(rel)
+        lab_all.append(y)
+        lat_all.append(lat)
+    return {"yasa_channels": dict(zip(("eeg", "eog", "emg"), YASA_CHANNELS[montage],
+                                      strict=True)),
+            "sfreq": mont.sfreq, "per_night": per_night, "targets": MONTAGE_TARGETS.get(montage),
+            "yasa": score(np.concatenate(all_true), np.concatenate(all_pred)),
+            "_arrays": (all_true, all_pred, rel_all, lab_all, lat_all)}
+
+
+def _band_table(rel_all: list[np.ndarray], lab_all: list[np.ndarray]) -> list[dict]:
+    """Median relative band power per channel, stage and band: simulated vs real."""
+    x, y = np.concatenate(rel_all), np.concatenate(lab_all)
+    sim_med = np.stack([np.median(x[y == s], axis=0) for s in range(5)])
+    real_med = real_band_targets()
+    band_table = []
+    for c, ch in enumerate(CHANNELS):
+        for s, st in enumerate(STAGES):
+            row = {"channel": ch, "stage": st}
+            for b, bn in enumerate(BAND_NAMES):
+                row[bn] = {"real": float(real_med[s, c, b]), "sim": float(sim_med[s, c, b]),
+                           "rel_diff": float(sim_med[s, c, b] / real_med[s, c, b] - 1)}
+            band_table.append(row)
+    return band_table
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nights", type=int, default=12, help="real hypnograms to simulate")
@@ -125,64 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     if not HYPNO_DIR.is_dir():
         print(f"real data not found at {SHARED}", file=sys.stderr)
         return 2
-    from hypnoscope.simulate import DEFAULT_DIFFICULTY, simulate_night
-    from hypnoscope.utils.files import atomic_path, write_json_atomic, write_text_atomic
-    from hypnoscope.utils.runtime import progress
+    from hypnoscope.simulate import DEFAULT_DIFFICULTY
+    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
     difficulty = DEFAULT_DIFFICULTY if args.difficulty is None else args.difficulty
-
-    from hypnoscope.simulate.montages import get_montage
 
     t_start = time.time()
     nights = load_nights(args.nights)
     montages = [m.strip() for m in args.montages.split(",") if m.strip()]
-    by_montage: dict[str, dict] = {}
-    for montage in montages:
-        mont = get_montage(montage)
-        cache = Path(args.cache) / (f"{simulator_fingerprint()}-seed{args.seed}-d{difficulty:g}"
-                                    + ("" if montage == "sleep-edf" else f"-{montage}"))
-        cache.mkdir(parents=True, exist_ok=True)
-        per_night, all_true, all_pred, rel_all, lab_all, lat_all = [], [], [], [], [], []
-        for i, (name, hyp) in enumerate(progress(nights, desc=f"simulate+YASA ({montage})",
-                                                 unit="night")):
-            seed = args.seed * 1000 + i
-            part = cache / f"{name}.npz"
-            if part.is_file():  # resume: this night was already simulated and staged
-                with np.load(part, allow_pickle=False) as d:
-                    y, pred, rel, lat = d["y"], d["pred"], d["rel"], d["latent"]
-            else:
-                raw = simulate_night(hyp, seed=seed, mode="telemetry", difficulty=difficulty,
-                                     montage=montage, sfreq=mont.sfreq)
-                desc = json.loads(raw.info["description"])
-                lat = np.array([int(c) for c in desc["latent_stages"]], dtype=np.int64)
-                pred = stage_with_yasa(raw, YASA_CHANNELS[montage])
-                if montage == "sleep-edf":
-                    data = raw.get_data(picks=list(CHANNELS)) * 1e6
-                    rel = np.stack([relative_bandpower(data[0], 100.0, 30.0),
-                                    relative_bandpower(data[1], 100.0, 30.0),
-                                    relative_bandpower(data[2], 100.0, 15.0)], axis=1)
-                else:  # the band-power comparison is of the Sleep-EDF channels
-                    rel = np.zeros((len(pred), 3, 5))
-                k = min(len(pred), len(rel), hyp.n_epochs)
-                y, pred, rel, lat = hyp.codes[:k], pred[:k], rel[:k], lat[:k]
-                with atomic_path(part) as tmp, open(tmp, "wb") as fh:
-                    np.savez(fh, y=y, pred=pred, rel=rel, latent=lat)
-            s = score(y, pred)
-            per_night.append({"hypnogram": name, "seed": seed, **{key: s[key] for key in
-                              ("accuracy", "kappa", "macro_f1", "n_epochs")}})
-            print(f"{montage} {name}: acc={s['accuracy']:.3f} kappa={s['kappa']:.3f}",
-                  flush=True)
-            all_true.append(y)
-            all_pred.append(pred)
-            rel_all.append(rel)
-            lab_all.append(y)
-            lat_all.append(lat)
-        by_montage[montage] = {
-            "yasa_channels": dict(zip(("eeg", "eog", "emg"), YASA_CHANNELS[montage],
-                                      strict=True)),
-            "sfreq": mont.sfreq, "per_night": per_night, "targets": MONTAGE_TARGETS.get(montage),
-            "yasa": score(np.concatenate(all_true), np.concatenate(all_pred)),
-            "_arrays": (all_true, all_pred, rel_all, lab_all, lat_all)}
+    by_montage = {montage: _montage(montage, nights, args.seed, difficulty, Path(args.cache))
+                  for montage in montages}
     all_true, all_pred, rel_all, lab_all, lat_all = by_montage[montages[0]].pop("_arrays")
     per_night = by_montage[montages[0]]["per_night"]
     for m in montages[1:]:
@@ -196,17 +224,7 @@ def main(argv: list[str] | None = None) -> int:
               "yasa_vs_latent": score(np.where(scored, lat_cat, -1),
                                       np.concatenate(all_pred))}
 
-    x, y = np.concatenate(rel_all), np.concatenate(lab_all)
-    sim_med = np.stack([np.median(x[y == s], axis=0) for s in range(5)])
-    real_med = real_band_targets()
-    band_table = []
-    for c, ch in enumerate(CHANNELS):
-        for s, st in enumerate(STAGES):
-            row = {"channel": ch, "stage": st}
-            for b, bn in enumerate(BAND_NAMES):
-                row[bn] = {"real": float(real_med[s, c, b]), "sim": float(sim_med[s, c, b]),
-                           "rel_diff": float(sim_med[s, c, b] / real_med[s, c, b] - 1)}
-            band_table.append(row)
+    band_table = _band_table(rel_all, lab_all)
     speed = time_simulation()
     learn = None
     if args.learnability:
@@ -218,9 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "simulator_realism",
         "command": command_line("benchmarks.simulator_realism.run", argv),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "python": platform.python_version(), "cpu_count": os.cpu_count()},
+        "date": now_utc(),
+        "machine": machine_info(),
         "config": {"n_nights": len(nights), "seed": args.seed, "mode": "telemetry",
                    "difficulty": difficulty,
                    "yasa_channels": {"eeg": "EEG Fpz-Cz", "eog": "EOG horizontal",
