@@ -102,10 +102,16 @@ def test_cache_resumes_without_refitting_finished_folds(tmp_path):
         np.testing.assert_array_equal(a.proba, b.proba)
         np.testing.assert_array_equal(a.y, b.y)
         assert a.scores == b.scores
+    # the same subjects in another order of nights: the cached folds are not reused
+    Memoriser.fits = 0
+    cross_validate(nights[::-1], Memoriser, k=5, seed=0, max_folds=2, cache_dir=tmp_path,
+                   cache_key="memo")
+    assert Memoriser.fits == 2
     # another key (another model) never reads these files
+    Memoriser.fits = 0
     cross_validate(nights, Memoriser, k=5, seed=0, max_folds=1, cache_dir=tmp_path,
                    cache_key="other")
-    assert Memoriser.fits == 5 + 5 + 1
+    assert Memoriser.fits == 1
     fold = subject_kfold(nights, k=5, seed=0)[0]
     assert fold_cache_path(tmp_path, "memo", fold).is_file()
     assert fold_cache_path(tmp_path, "memo", fold) != fold_cache_path(tmp_path, "other", fold)

@@ -143,20 +143,27 @@ def _run_fold(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fo
     return {"y": np.concatenate([np.asarray(n.y) for n in test]),
             "p": np.concatenate(probas).astype(proba_dtype),
             "lengths": np.array([len(n.y) for n in test]),
+            "night_ids": _night_ids(test),
             "train_s": np.array(train_s), "infer_s": np.array(infer_s)}
+
+
+def _night_ids(nights: Sequence[Any]) -> np.ndarray:
+    """The nights' ``night_id`` (their position where they have none)."""
+    return np.array([str(getattr(n, "night_id", i)) for i, n in enumerate(nights)])
 
 
 def _load_or_run(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fold,
                  path: Path | None, proba_dtype: Any) -> tuple[dict[str, np.ndarray], bool]:
-    """The fold's record from the cache ``path`` if it is there, else computed (and
-    written to ``path`` atomically)."""
+    """The fold's record from the cache ``path`` if it is there and holds the fold's test
+    nights in the same order, else computed (and written to ``path`` atomically)."""
     from hypnoscope.utils.files import atomic_path
 
     if path is not None and path.is_file():
         with np.load(path) as z:
             rec = {k: z[k] for k in z.files}
-        rec["p"] = rec["p"].astype(proba_dtype, copy=False)
-        return rec, True
+        if np.array_equal(rec.get("night_ids"), _night_ids([nights[i] for i in fold.test])):
+            rec["p"] = rec["p"].astype(proba_dtype, copy=False)
+            return rec, True
     rec = _run_fold(make_model, nights, fold, proba_dtype)
     if path is not None:
         with atomic_path(path) as tmp:
