@@ -432,15 +432,12 @@ def message_of(case: Case, proc: Proc) -> str:
 
 
 # ------------------------------------------------------------------ verdicts
-def judge(run: Run, baseline: Run | None, same: Proc | None) -> tuple[list[str], dict, str]:
-    """Failures (empty = PASS), metrics and the accuracy cell of one run."""
+def _process_failures(run: Run) -> list[str]:
+    """Failures of any run whatever the case expects: tracebacks, raw warnings, usage
+    errors, changed inputs, partial output sets, temporary files left."""
     case, proc, inv = run.case, run.proc, run.inv
     fails: list[str] = []
-    metrics: dict[str, Any] = {}
     stderr = proc.stderr
-    cmd = case.argv[0]
-    if proc.timed_out:
-        return [f"hung: no exit within {case.timeout:.0f} s (killed)"], metrics, ""
     api_error = case.mode == "api" and TRACEBACK in stderr
     if TRACEBACK in stderr + proc.stdout and not api_error:
         fails.append("Python traceback")
@@ -456,10 +453,16 @@ def judge(run: Run, baseline: Run | None, same: Proc | None) -> tuple[list[str],
             f"{s} ({', '.join(inv.sets[s])})" for s in partial))
     if inv.temp:
         fails.append(f"temporary files left: {', '.join(inv.temp[:3])}")
+    return fails
 
-    reports = [run.report(s) for s in inv.sets]
-    warn_texts = _lines(stderr) + [t for r in reports for t in notices_text(r)]
-    text = "\n".join(warn_texts)
+
+def _expectation_failures(run: Run, same: Proc | None, text: str) -> list[str]:
+    """Failures against what the case expects (``ok``, ``warn``, ``refuse``, ...);
+    ``text`` holds the run's warnings (stderr lines and report notices)."""
+    case, proc, inv = run.case, run.proc, run.inv
+    fails: list[str] = []
+    stderr = proc.stderr
+    cmd = case.argv[0]
     refused = proc.rc != 0
     expect = case.expect
 
@@ -517,6 +520,21 @@ def judge(run: Run, baseline: Run | None, same: Proc | None) -> tuple[list[str],
                              "(label silently changed)")
     else:
         raise ValueError(f"{case.name}: unknown expect {expect!r}")
+    return fails
+
+
+def judge(run: Run, baseline: Run | None, same: Proc | None) -> tuple[list[str], dict, str]:
+    """Failures (empty = PASS), metrics and the accuracy cell of one run."""
+    case, proc, inv = run.case, run.proc, run.inv
+    metrics: dict[str, Any] = {}
+    stderr = proc.stderr
+    if proc.timed_out:
+        return [f"hung: no exit within {case.timeout:.0f} s (killed)"], metrics, ""
+    fails = _process_failures(run)
+    reports = [run.report(s) for s in inv.sets]
+    warn_texts = _lines(stderr) + [t for r in reports for t in notices_text(r)]
+    refused = proc.rc != 0
+    fails += _expectation_failures(run, same, "\n".join(warn_texts))
     hits = [ln for ln in warn_texts if case.must_not and re.search(case.must_not, ln)]
     if hits:
         fails.append(f"misleading message: {hits[0].strip()[:120]}")
