@@ -163,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                    {"mean": float(d.mean()), "sd": float(d.std(ddof=1)),
                     "better": int((d > 0).sum())}}
     res = {**result_header("real_accuracy_screen", "benchmarks.real_accuracy.screen", argv),
+           "config": {"data": args.data, "variants": variants,
+                      "folds": "subject_kfold(k=10, seed=0)",
+                      "estimator": "build_estimator('lightgbm', seed=0, n_jobs=2), sqrt "
+                                   "class weights"},
            "protocol": "subject-wise 10-fold CV (folds of benchmarks/real_features), one "
                        "lightgbm-context-style model per fold, no inner selection: a "
                        "screen, not an estimate (see real_accuracy_nested.md)",

@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
            "data": "SIMULATED nights (hypnoscope.simulate, sleep-edf-sc montage, seeds 0..), "
                    "driven by real Sleep-EDF hypnograms: a domain-shift check, not an "
                    "accuracy estimate",
+           "config": {"models": models, "n_nights": args.n_nights,
+                      "hypnograms": "every 6th *Hypnogram.edf of " + args.hypnograms,
+                      "simulation": "simulate_night(mode='sleep-edf-sc', seed=night index), "
+                                    "hypnogram cropped to 30 min of wake around sleep"},
            "nights": [f.name for f in files], "models": models,
            "agreement": agree,
            "mean": {k: float(np.mean(v)) for k, v in agree.items()}}
