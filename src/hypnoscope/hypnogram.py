@@ -1,4 +1,6 @@
-"""The :class:`Hypnogram` value object: one stage per epoch, with readers and writers.
+"""The :class:`Hypnogram` value object: one stage per epoch, with its writers.
+
+Files are read into it by :mod:`hypnoscope.io.hypnograms` (:func:`read_hypnogram`).
 
 Supported formats
 -----------------

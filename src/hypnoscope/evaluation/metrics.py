@@ -1,5 +1,7 @@
 """Epoch-by-epoch evaluation of sleep staging, aggregation and comparison tables.
 
+Its parts:
+
 - :func:`evaluate`: accuracy, macro-F1, Cohen's kappa, per-class precision, recall
   (sensitivity), specificity and F1, confusion matrices and a classification report,
   computed with :mod:`sklearn.metrics`. Epochs whose true *or* predicted label is

@@ -1,4 +1,4 @@
-"""Evaluation splits.
+"""Evaluation splits: subject-wise folds, validation subjects and the epoch-level split.
 
 Subject-wise splits (:func:`subject_kfold`, :func:`leave_one_subject_out`,
 :func:`sleepedf20_folds`, :func:`train_val_test_split`) take a list of

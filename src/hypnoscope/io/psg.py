@@ -43,8 +43,7 @@ What the reader notices is recorded as :class:`hypnoscope.notices.Notice` object
 ``meta["notices"]`` (logged once; never Python ``warnings``), with stable codes:
 ``units-rescaled``, ``units-implausible``, ``channel-flat``, ``flat-epochs``,
 ``nan-samples``, ``low-rate`` (and ``emg-as-eog`` of the channel checks);
-``meta["warnings"]`` keeps their
-messages. With ``strict=True`` any warning raises
+``meta["warnings"]`` keeps their messages. With ``strict=True`` any warning raises
 :class:`hypnoscope.notices.StrictModeError` (a ``ValueError``) naming them all.
 NaN samples (possible in an ``mne.io.RawArray``) are linearly interpolated from their
 neighbours (``nan_policy="interpolate"``, the default), set to zero (``"zero"``) or

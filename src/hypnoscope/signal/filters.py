@@ -1,5 +1,7 @@
 """Zero-phase FIR filtering: one engine, its designs and the role band tables.
 
+Its parts:
+
 - :func:`fir_filter` - applies linear-phase taps as ``mne.filter.filter_data`` does
   (same padding, FFT length and sums: the same numbers, bit for bit), the engine of
   every MNE-style filter here: :func:`bandpass`, :func:`bandpass_by_role` and

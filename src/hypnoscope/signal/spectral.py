@@ -1,5 +1,7 @@
 """Spectra of signal epochs: SciPy's Welch PSD and the XSleepNet/MC²SleepNet spectrogram.
 
+Its parts:
+
 - :func:`welch` - ``scipy.signal.welch`` (density scaling, constant detrend) with
   SciPy's numbers, the window from the shipped designs
   (:func:`hypnoscope.signal.filters.design_window`);

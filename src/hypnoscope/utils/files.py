@@ -1,5 +1,7 @@
 """Output files: atomic writes, output paths checked before any work, output sets.
 
+Its parts:
+
 - :func:`atomic_path`, :func:`write_text_atomic`, :func:`write_json_atomic`: a file
   appears whole or not at all;
 - :func:`check_output_dir`, :func:`check_output_file`: a path that cannot be written
