@@ -212,3 +212,23 @@ def test_random_training_stretches(nights):
     assert sizes.min() < 60 and sizes.max() > 300  # from ~20 min to about the whole night
     assert [(s.start, s.stop) for s in random_stretches([_night("99", 1, 30, wake=5)])] == \
         [(0, 30), (0, 30)]  # shorter than 20 min: the whole night
+
+
+def test_benchmark_reads_the_shipped_cards_and_renders():
+    from benchmarks.real_accuracy import stretches as bench
+
+    specs = {name: bench.model_spec(name, 2) for name in bench.SHIPPED}
+    assert specs["default"]["model"] == "lightgbm-context"
+    assert specs["default"]["setup"] == "default" and specs["eeg1"]["setup"] == "eeg1"
+    assert specs["vote"]["model"] == "lightgbm-vote"
+    assert all(s["options"]["n_jobs"] == 2 for s in specs.values())
+    rows = [{"length": k, "accuracy": 0.8, "macro_f1": 0.7, "kappa": 0.6,
+             "stretch_accuracy_mean": 0.8, "n_stretches": 3, "n_nights": 2, "n_subjects": 1,
+             "n_epochs": 100, "minutes": 30.0, "fold_accuracy_sd": None,
+             "fold_accuracy_min": 0.8} for k in ("whole", "30 min")]
+    res = {"command": "c", "date": "d", "machine": "m", "run_time_s": 60.0, "run_note": "n",
+           "protocol": "p", "models": {"default": {"spec": specs["default"], "lengths": rows,
+                                                   "n_folds_done": 1,
+                                                   "train_s_per_fold": 1.0}}}
+    md = bench.markdown(res)
+    assert "| default | 1 | 0.800 | 0.800 |" in md and "| 30 min | >= 0.76 | 0.800 | yes |" in md

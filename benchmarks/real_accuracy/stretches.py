@@ -1,0 +1,261 @@
+"""Stretches of held-out nights, each staged as its own recording (issue #25).
+
+The shipped models are each trained on all 59 subjects, so they are measured here on
+stretches by the subject-wise CV retraining of their configuration (architecture,
+options, smoothing and channel setup from the model card ``src/hypnoscope/data/models/
+<name>.json``, as ``scripts/train_default_model.py`` trains them) on the outer folds of
+the other real-data benchmarks (:func:`hypnoscope.evaluation.splits.subject_kfold`, k=10,
+seed 0; checked against ``benchmarks/results/real_folds.json``). Each fold's model stages
+the stretches of its test nights (:func:`hypnoscope.evaluation.stretches.
+sample_stretches`: the whole night; ``--per-night`` stretches of 2 h, 1 h and 30 min,
+their starts stratified over the night; one nap-like 30-min stretch starting 5 to 20
+min before sleep onset), each as a recording of its own, with its log-absolute band
+powers shifted as z-scoring the stretch on its own would have
+(:func:`hypnoscope.evaluation.stretches.rezscore_stretch`). The stretches depend only on
+the seed and the night, so every model is scored on the same ones.
+
+:data:`CANDIDATES` are models that are not shipped, measured beside them on the same
+folds and stretches (``--models``).
+
+Resumable: each (model, fold) result is cached in ``--state-dir``; the results are
+re-rendered after every fold. ``--fast`` checks the whole path quickly (the default
+model, one fold, one stretch per length, written under the name
+``real_accuracy_stretches_fast``).
+
+Usage (from the repository root)::
+
+    nice -n 10 .venv/bin/python -m benchmarks.real_accuracy.stretches
+    .venv/bin/python -m benchmarks.real_accuracy.stretches --fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, load_bandpower, result_header
+from benchmarks.real_features import run as rf
+from hypnoscope.evaluation.splits import subject_kfold
+from hypnoscope.evaluation.stretches import (
+    StretchFold,
+    cross_validate_stretches,
+    sample_stretches,
+    stretch_table,
+)
+from hypnoscope.utils.files import write_json_atomic, write_text_atomic
+
+CARDS = ROOT / "src" / "hypnoscope" / "data" / "models"
+DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache" / "stretches"
+STATE_VERSION = 1
+#: The shipped models, in the order they are run.
+SHIPPED = ("default", "eeg1-eog", "eeg2", "eeg1", "vote")
+#: Candidates that are not shipped: name -> (registry model, options, channel setup,
+#: what it tests). The shrinkage constant is fixed in advance (120 epochs: a 1-h
+#: recording weighs its own statistics and the population's equally), not tuned.
+CANDIDATES: dict[str, tuple[str, dict[str, Any], str, str]] = {
+    "default+crops": ("lightgbm-context", {"crops": {"per_night": 2, "min_minutes": 20}},
+                      "default", "the default trained also on 2 random stretches of every "
+                      "training night (20 min to whole, each re-z-scored)"),
+    "default+shrink": ("lightgbm-context", {"shrink": 120}, "default",
+                       "the default with per-recording normalisation statistics shrunk "
+                       "toward the training population's, w = (n - 1) / (n - 1 + 120)"),
+    "default+crops+shrink": ("lightgbm-context", {"crops": {"per_night": 2,
+                                                            "min_minutes": 20},
+                                                  "shrink": 120}, "default",
+                             "both: random training stretches and shrunk statistics"),
+}
+#: The issue's targets for the shipped default (accuracy per stretch length).
+TARGETS = {"whole": 0.82, "2 h": 0.79, "1 h": 0.78, "30 min": 0.76}
+LENGTH_ORDER = ("whole", "2 h", "1 h", "30 min", "nap 30 min")
+
+
+def model_spec(name: str, n_jobs: int) -> dict[str, Any]:
+    """Registry model, options, channel setup and provenance of a shipped model (its card)
+    or of a :data:`CANDIDATES` entry."""
+    if name in CANDIDATES:
+        model, opts, setup, what = CANDIDATES[name]
+        return {"model": model, "options": {"n_jobs": n_jobs, **opts}, "setup": setup,
+                "source": "candidate", "tests": what}
+    card = json.loads((CARDS / f"{name}.json").read_text())
+    opts: dict[str, Any] = {"n_jobs": n_jobs, **(card.get("options") or {})}
+    if card.get("smoothing"):
+        opts["smoothing"] = card["smoothing"]
+    return {"model": card["architecture"], "options": opts,
+            "setup": (card.get("input") or {}).get("channel_setup", "default"),
+            "source": f"src/hypnoscope/data/models/{name}.json", "command": card.get("command")}
+
+
+def setup_nights(nights, setup: str) -> list:
+    """The nights with only the channels of a channel setup (as the training script
+    selects them)."""
+    from scripts.train_default_model import select_channels
+
+    from hypnoscope.staging.channel_setups import CHANNEL_SETUPS
+
+    return nights if setup == "default" else select_channels(nights, CHANNEL_SETUPS[setup])
+
+
+def summarise(folds_done: list[StretchFold], nights) -> dict[str, Any]:
+    """Per-length table pooled over the folds done, and each length's accuracy per fold."""
+    st = [s for f in folds_done for s in f.stretches]
+    yt = [np.asarray(nights[s.night].y)[s.start:s.stop] for s in st]
+    yp = [p.argmax(axis=1) for f in folds_done for p in f.proba]
+    rows = stretch_table(st, yt, yp)
+    per_fold: dict[str, list[float]] = {}
+    for f in folds_done:
+        ft = [np.asarray(nights[s.night].y)[s.start:s.stop] for s in f.stretches]
+        for r in stretch_table(f.stretches, ft, [p.argmax(axis=1) for p in f.proba]):
+            per_fold.setdefault(r["length"], []).append(r["accuracy"])
+    for r in rows:
+        acc = per_fold.get(r["length"], [])
+        r["fold_accuracy_sd"] = float(np.std(acc, ddof=1)) if len(acc) > 1 else None
+        r["fold_accuracy_min"] = float(np.min(acc)) if acc else None
+    return {"lengths": rows, "n_folds_done": len(folds_done),
+            "train_s_per_fold": float(np.mean([f.train_s for f in folds_done])),
+            "folds_cached": int(sum(f.cached for f in folds_done))}
+
+
+def f3(x) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{x:.3f}"
+
+
+def markdown(res: dict) -> str:
+    lengths = [k for k in LENGTH_ORDER
+               if any(k in {r["length"] for r in m["lengths"]} for m in res["models"].values())]
+    L = ["# Stretches of held-out nights, each staged as its own recording", "",
+         f"Command: `{res['command']}`  ", f"Date: {res['date']}  ",
+         f"Machine: {res['machine']}  ", f"Run time: {res['run_time_s'] / 60:.0f} min "
+         f"({res['run_note']})", "", res["protocol"], "",
+         "## Accuracy (pooled over the epochs of the stretches of each length)", "",
+         "| model | folds | " + " | ".join(lengths) + " |",
+         "|---|---:|" + "---:|" * len(lengths)]
+    for name, m in res["models"].items():
+        by = {r["length"]: r for r in m["lengths"]}
+        L.append(f"| {name} | {m['n_folds_done']} | " + " | ".join(
+            f3(by[k]["accuracy"]) if k in by else "-" for k in lengths) + " |")
+    L += ["", "## Macro-F1 / kappa", "", "| model | " + " | ".join(lengths) + " |",
+          "|---|" + "---|" * len(lengths)]
+    for name, m in res["models"].items():
+        by = {r["length"]: r for r in m["lengths"]}
+        L.append(f"| {name} | " + " | ".join(
+            f"{f3(by[k]['macro_f1'])} / {f3(by[k]['kappa'])}" if k in by else "-"
+            for k in lengths) + " |")
+    L += ["", "## Spread and counts", "",
+          "| model | length | stretches | nights | subjects | scored epochs | mean of "
+          "per-stretch accuracy | fold accuracy sd | worst fold |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m in res["models"].items():
+        for r in m["lengths"]:
+            L.append(f"| {name} | {r['length']} | {r['n_stretches']} | {r['n_nights']} | "
+                     f"{r['n_subjects']} | {r['n_epochs']} | "
+                     f"{f3(r['stretch_accuracy_mean'])} | {f3(r['fold_accuracy_sd'])} | "
+                     f"{f3(r['fold_accuracy_min'])} |")
+    if "default" in res["models"]:
+        by = {r["length"]: r for r in res["models"]["default"]["lengths"]}
+        L += ["", "## The issue's targets for the shipped default", "",
+              "| length | target | accuracy | met |", "|---|---:|---:|---|"]
+        for k, t in TARGETS.items():
+            v = by.get(k, {}).get("accuracy")
+            L.append(f"| {k} | >= {t} | {f3(v)} | "
+                     f"{'-' if v is None else 'yes' if v >= t else 'no'} |")
+    L += ["", "## Configurations", ""]
+    L += [f"- {name}: `{m['spec']['model']}` options `{json.dumps(m['spec']['options'])}`, "
+          f"setup {m['spec']['setup']} ({m['spec']['source']}"
+          + (f": {m['spec']['tests']}" if m["spec"].get("tests") else "") + "); training "
+          f"{m['train_s_per_fold']:.0f} s per fold" for name, m in res["models"].items()]
+    return "\n".join(L) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(BANDPOWER_DIR))
+    ap.add_argument("--models", nargs="*", default=list(SHIPPED),
+                    choices=[*SHIPPED, *CANDIDATES])
+    ap.add_argument("--max-folds", type=int, default=None, help="only the first N folds")
+    ap.add_argument("--per-night", type=int, default=5,
+                    help="stretches of each length per night")
+    ap.add_argument("--seed", type=int, default=0, help="folds, stretches and models")
+    ap.add_argument("--n-jobs", type=int, default=2, help="LightGBM threads")
+    ap.add_argument("--state-dir", default=str(DEFAULT_STATE))
+    ap.add_argument("--name", default="real_accuracy_stretches", help="results file stem")
+    ap.add_argument("--fast", action="store_true",
+                    help="check the path: default model, 1 fold, 1 stretch per length")
+    args = ap.parse_args(argv)
+    if args.fast:
+        args.models, args.max_folds, args.per_night = ["default"], 1, 1
+        args.name = "real_accuracy_stretches_fast"
+    t_start = time.perf_counter()
+
+    from hypnoscope.models import make_model
+
+    nights = load_bandpower(args.data)
+    folds = subject_kfold(nights, k=10, seed=args.seed)
+    rf.check_folds(nights, folds, args.seed, 10)
+    folds = folds[: args.max_folds] if args.max_folds else folds
+    stretches = sample_stretches(nights, per_night=args.per_night, seed=args.seed)
+    res: dict[str, Any] = {
+        **result_header("real_accuracy_stretches", "benchmarks.real_accuracy.stretches",
+                        argv, "nice -n 10 python"),
+        "protocol": (
+            "Real data: 59 subjects / 115 nights of Sleep-EDF Expanded cassette band "
+            "powers (Kemp et al. 2000; Goldberger et al. 2000; ODC-By). Each model's "
+            "configuration is retrained on the training subjects of each outer fold of "
+            "subject_kfold(k=10, seed=0) (benchmarks/results/real_folds.json) and stages "
+            "stretches of the fold's test nights, each as its own recording: the whole "
+            f"night; {args.per_night} stretches of each of 2 h, 1 h and 30 min per night "
+            "(starts stratified over the night; a night shorter than a length has none of "
+            "it); one nap-like 30-min stretch per night that starts in wake 5 to 20 min "
+            "before the first sleep epoch (evaluation.stretches.sample_stretches, seed "
+            f"{args.seed}). Each stretch's log-absolute band powers are shifted as "
+            "z-scoring its signals on their own would have (evaluation.stretches."
+            "rezscore_stretch, see ../shared/data/README.md). Metrics pooled over the "
+            "scored epochs of all stretches of a length (evaluation.metrics.evaluate)."),
+        "config": {"per_night": args.per_night, "seed": args.seed, "max_folds": args.max_folds,
+                   "n_stretches": len(stretches)},
+        "models": {},
+    }
+
+    def render() -> None:
+        res["run_time_s"] = time.perf_counter() - t_start
+        res["run_note"] = ("this invocation; folds read from the cache take no training"
+                           if any(m.get("folds_cached") for m in res["models"].values())
+                           else "every fold computed in this invocation")
+        write_json_atomic(RESULTS / f"{args.name}.json", res)
+        write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
+
+    for name in args.models:
+        spec = model_spec(name, args.n_jobs)
+        data = setup_nights(nights, spec["setup"])
+        key = json.dumps({"v": STATE_VERSION, "model": spec["model"],
+                          "options": {k: v for k, v in spec["options"].items()
+                                      if k != "n_jobs"},
+                          "setup": spec["setup"], "seed": args.seed, "data": args.data},
+                         sort_keys=True)
+        done: list[StretchFold] = []
+
+        def fold_done(sf: StretchFold, name=name, spec=spec, done=done) -> None:
+            done.append(sf)
+            res["models"][name] = {"spec": spec, **summarise(done, nights)}
+            acc = {r["length"]: round(r["accuracy"], 3) for r in res["models"][name]["lengths"]}
+            print(f"{name} {sf.fold.name}: {acc} (train {sf.train_s:.0f} s"
+                  f"{', cached' if sf.cached else ''})", flush=True)
+            render()
+
+        cross_validate_stretches(
+            data, lambda _f, spec=spec: make_model(spec["model"], seed=args.seed,
+                                                   **spec["options"]),
+            folds, stretches, cache_dir=Path(args.state_dir) / name, cache_key=key,
+            on_fold=fold_done)
+    render()
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
