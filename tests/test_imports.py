@@ -72,7 +72,7 @@ def test_staging_a_file_draws_without_pyplot(tmp_path):
 
     psg = write_psg_edf(tmp_path / "SC4991E0-PSG.edf", duration_sec=300.0, seed=4)
     modules = _modules_after(
-        "from hypnoscope.staging.pipeline import stage_file\n"
+        "from hypnoscope.staging.outputs import stage_file\n"
         f"row = stage_file({str(psg)!r}, {str(tmp_path / 'out')!r})\n"
         "assert sorted(row['outputs']) == ['edf', 'html', 'json', 'png', 'tsv']")
     assert "matplotlib.figure" in modules and "matplotlib.backends.backend_agg" in modules
@@ -133,7 +133,7 @@ def test_staging_with_the_shipped_models_needs_no_torch(tmp_path):
     psg = write_psg_edf(tmp_path / "SC4991E0-PSG.edf", duration_sec=300.0, seed=4)
     proc = _run_without_torch(
         "from hypnoscope.models.storage import load_staging_model, shipped_models\n"
-        "from hypnoscope.staging.pipeline import stage_file\n"
+        "from hypnoscope.staging.outputs import stage_file\n"
         "names = list(shipped_models())\n"
         "assert 'default' in names and len(names) >= 2, names\n"
         "for name in names:\n"

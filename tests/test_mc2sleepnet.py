@@ -282,7 +282,7 @@ def test_cli_train_evaluate_stage_init_from(tmp_path, monkeypatch, capsys):
     import json
 
     from hypnoscope.cli import main
-    from hypnoscope.staging.pipeline import output_names
+    from hypnoscope.staging.outputs import output_names
 
     monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"

@@ -307,7 +307,7 @@ def test_cli_train_msmae_cnn_rf_then_stage_writes_every_output(tmp_path, monkeyp
     from hypnoscope.cli import main
     from hypnoscope.hypnogram import Hypnogram
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
-    from hypnoscope.staging.pipeline import output_names
+    from hypnoscope.staging.outputs import output_names
 
     monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"

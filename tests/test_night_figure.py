@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hypnoscope.hypnogram import Hypnogram
-from hypnoscope.staging.pipeline import stage_file
+from hypnoscope.staging.outputs import stage_file
 from hypnoscope.viz.plots import figure_to_png, plot_night
 
 SC_CHANNELS = {"EEG Fpz-Cz": 100.0, "EEG Pz-Oz": 100.0, "EOG horizontal": 100.0,

@@ -134,7 +134,8 @@ def test_stage_onnx_model_without_pytorch(sim, fitted, tmp_path):
     """``hypnoscope stage --model x.onnx`` in a subprocess that cannot import torch stages
     the night as the PyTorch model does (probabilities within 1e-4)."""
     from hypnoscope.cli import main
-    from hypnoscope.staging.pipeline import output_names, stage_recording
+    from hypnoscope.staging.outputs import output_names
+    from hypnoscope.staging.pipeline import stage_recording
 
     model = fitted("ssnet")
     joblib_path = model.save(tmp_path / "ssnet.joblib")

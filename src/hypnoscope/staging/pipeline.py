@@ -908,16 +908,3 @@ def stage(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=None, *,
     return stage_recording(recording, model=model, eeg=eeg, eog=eog, emg=emg,
                            lights_off=lights_off, lights_on=lights_on,
                            crop=crop).hypnogram
-
-
-#: Names that moved to :mod:`hypnoscope.staging.outputs`, still importable from here.
-_MOVED_TO_OUTPUTS = ("stage_file", "output_names", "OUTPUT_SUFFIXES", "staging_options",
-                     "result_notices")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_OUTPUTS:  # imported when asked: outputs imports this module
-        from hypnoscope.staging import outputs
-
-        return getattr(outputs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
