@@ -193,6 +193,8 @@ def test_cross_validation_cache(nights, tmp_path):
     again = cross_validate_stretches(nights, lambda f: 1 / 0, folds, st,
                                      cache_dir=tmp_path, cache_key="oracle")
     assert not any(f.cached for f in fresh) and all(f.cached for f in again)
+    assert cross_validate_stretches(nights, lambda f: 1 / 0, folds, st, cache_dir=tmp_path,
+                                    cache_key="other", cached_only=True) == []
     for a, b in zip(fresh, again, strict=True):
         assert a.stretches == b.stretches
         assert all(np.array_equal(p, q) for p, q in zip(a.proba, b.proba, strict=True))

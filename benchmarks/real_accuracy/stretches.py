@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-jobs", type=int, default=2, help="LightGBM threads")
     ap.add_argument("--state-dir", default=str(DEFAULT_STATE))
     ap.add_argument("--name", default="real_accuracy_stretches", help="results file stem")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="report the folds already in the cache, train nothing")
     ap.add_argument("--fast", action="store_true",
                     help="check the path: default model, 1 fold, 1 stretch per length")
     args = ap.parse_args(argv)
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             data, lambda _f, spec=spec: make_model(spec["model"], seed=args.seed,
                                                    **spec["options"]),
             folds, stretches, cache_dir=Path(args.state_dir) / name, cache_key=key,
-            on_fold=fold_done)
+            on_fold=fold_done, cached_only=args.cached_only)
     render()
     print(markdown(res))
     return 0

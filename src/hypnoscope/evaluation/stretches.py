@@ -475,7 +475,7 @@ def cross_validate_stretches(nights: Sequence[Any], make_model: Callable[[Fold],
                              renormalize: bool | None = None,
                              cache_dir: str | Path | None = None, cache_key: str = "model",
                              on_fold: Callable[[StretchFold], None] | None = None,
-                             ) -> list[StretchFold]:
+                             cached_only: bool = False) -> list[StretchFold]:
     """Subject-wise CV on stretches: train on each fold's training nights, stage each
     stretch of its test nights as its own recording.
 
@@ -500,6 +500,9 @@ def cross_validate_stretches(nights: Sequence[Any], make_model: Callable[[Fold],
         What was trained (model, options, data).
     on_fold : callable, optional
         Called with each :class:`StretchFold` when it is ready.
+    cached_only : bool
+        Only the folds found in ``cache_dir`` (e.g. to report a run still under way);
+        the others are left out.
 
     Returns
     -------
@@ -520,6 +523,8 @@ def cross_validate_stretches(nights: Sequence[Any], make_model: Callable[[Fold],
         key = f"{cache_key}_stretches-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
         path = None if cache_dir is None else fold_cache_path(cache_dir, key, fold)
         cached = path is not None and path.is_file()
+        if cached_only and not cached:
+            continue
         if cached:
             with np.load(path) as z:
                 rec = {k: z[k] for k in z.files}
