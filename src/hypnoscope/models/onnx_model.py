@@ -75,6 +75,18 @@ def _jsonable(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------ export (PyTorch)
+def _import_torch():
+    """``torch``, or a :class:`~hypnoscope.models.base.MissingExtraError` naming the
+    extra that installs it."""
+    try:
+        import torch
+    except ModuleNotFoundError as exc:
+        if is_torch_missing(exc):
+            raise MissingExtraError(f"exporting to ONNX needs PyTorch: {DEEP_EXTRA}") from None
+        raise
+    return torch
+
+
 def _check_exportable(model, member: int | None):
     from hypnoscope.models.deep import DeepStagingModel
 
@@ -212,12 +224,7 @@ def export_onnx(model, path: str | os.PathLike, member: int | None = None,
         Not a deep model, an ensemble without ``member``, an unfitted model, or an
         exported graph whose probabilities differ from PyTorch's.
     """
-    try:
-        import torch
-    except ModuleNotFoundError as exc:
-        if is_torch_missing(exc):
-            raise MissingExtraError(f"exporting to ONNX needs PyTorch: {DEEP_EXTRA}") from None
-        raise
+    torch = _import_torch()
     import onnx
 
     if not hasattr(model, "predict_proba"):
