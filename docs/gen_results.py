@@ -403,6 +403,17 @@ def simulator_montages() -> str:
                  + [f"F1 {s}" for s in STAGES], rows)
 
 
+@renderer("latent_state")
+def latent_state() -> str:
+    """How often the simulator's latent state differs from the scored stage."""
+    lat = load("simulator_realism")["latent_state"]
+    per = lat["differs_per_stage"]
+    return table(["", "all epochs", *STAGES],
+                 [["latent state differs from the scored stage",
+                   f"{100 * lat['differs_all']:.1f} %"]
+                  + [f"{100 * per[s]:.1f} %" for s in STAGES]])
+
+
 @renderer("ssnet_simulated")
 def ssnet_simulated() -> str:
     """Raw-signal SSNet and YASA on simulated nights (``ssnet_simulated.json``)."""
