@@ -107,13 +107,14 @@ def summarise(folds_done: list[StretchFold], nights) -> dict[str, Any]:
     yt = [np.asarray(nights[s.night].y)[s.start:s.stop] for s in st]
     yp = [p.argmax(axis=1) for f in folds_done for p in f.proba]
     rows = stretch_table(st, yt, yp)
-    per_fold: dict[str, list[float]] = {}
+    per_fold: dict[str, dict[str, float]] = {}
     for f in folds_done:
         ft = [np.asarray(nights[s.night].y)[s.start:s.stop] for s in f.stretches]
         for r in stretch_table(f.stretches, ft, [p.argmax(axis=1) for p in f.proba]):
-            per_fold.setdefault(r["length"], []).append(r["accuracy"])
+            per_fold.setdefault(r["length"], {})[f.fold.name] = r["accuracy"]
     for r in rows:
-        acc = per_fold.get(r["length"], [])
+        r["fold_accuracy"] = per_fold.get(r["length"], {})
+        acc = list(r["fold_accuracy"].values())
         r["fold_accuracy_sd"] = float(np.std(acc, ddof=1)) if len(acc) > 1 else None
         r["fold_accuracy_min"] = float(np.min(acc)) if acc else None
     return {"lengths": rows, "n_folds_done": len(folds_done),
@@ -123,6 +124,33 @@ def summarise(folds_done: list[StretchFold], nights) -> dict[str, Any]:
 
 def f3(x) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.3f}"
+
+
+def paired_lines(res: dict, lengths: list[str]) -> list[str]:
+    """Markdown table: each candidate's accuracy minus the default's, per outer fold
+    that both have done (mean ± sd in points, folds better)."""
+    base = res["models"].get("default")
+    others = [n for n in res["models"] if n in CANDIDATES]
+    if base is None or not others:
+        return []
+    ref = {r["length"]: r["fold_accuracy"] for r in base["lengths"]}
+    L = ["", "## Candidates against the default, paired per outer fold (accuracy points)",
+         "", "| candidate | folds | " + " | ".join(lengths) + " |",
+         "|---|---:|" + "---|" * len(lengths)]
+    for name in others:
+        cells, n = [], 0
+        mine = {r["length"]: r["fold_accuracy"] for r in res["models"][name]["lengths"]}
+        for k in lengths:
+            common = sorted(set(mine.get(k, {})) & set(ref.get(k, {})))
+            if not common:
+                cells.append("-")
+                continue
+            d = 100 * np.array([mine[k][f] - ref[k][f] for f in common])
+            n = max(n, len(common))
+            sd = f" ± {d.std(ddof=1):.1f}" if len(d) > 1 else ""
+            cells.append(f"{d.mean():+.1f}{sd} ({(d > 0).sum()}/{len(d)})")
+        L.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return L
 
 
 def markdown(res: dict) -> str:
@@ -156,6 +184,7 @@ def markdown(res: dict) -> str:
                      f"{r['n_subjects']} | {r['n_epochs']} | "
                      f"{f3(r['stretch_accuracy_mean'])} | {f3(r['fold_accuracy_sd'])} | "
                      f"{f3(r['fold_accuracy_min'])} |")
+    L += paired_lines(res, lengths)
     if "default" in res["models"]:
         by = {r["length"]: r for r in res["models"]["default"]["lengths"]}
         L += ["", "## The issue's targets for the shipped default", "",
@@ -245,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             done.append(sf)
             res["models"][name] = {"spec": spec, **summarise(done, nights)}
             acc = {r["length"]: round(r["accuracy"], 3) for r in res["models"][name]["lengths"]}
-            print(f"{name} {sf.fold.name}: {acc} (train {sf.train_s:.0f} s"
+            print(f"{name} up to {sf.fold.name}, pooled: {acc} (train {sf.train_s:.0f} s"
                   f"{', cached' if sf.cached else ''})", flush=True)
             render()
 
