@@ -63,6 +63,9 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
         torch.save({"state": model.state_dict(), "history": result.history},
                    Path(out) / f"rank{rank}.pt")
         _train(str(Path(out) / "part"), finetune_epochs=2)
+        # both ranks done before either tears gloo down (a rank whose peer left first
+        # could abort in gloo's teardown on a loaded machine)
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
