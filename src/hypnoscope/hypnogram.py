@@ -407,7 +407,7 @@ class Hypnogram:
         see :meth:`to_dataframe`) atomically."""
         # the columns of to_dataframe written by the csv module: the bytes of
         # ``to_dataframe().to_csv(sep=sep, index=False, float_format="%.6g")`` without
-        # importing pandas (0.1-0.2 s of a staging command)
+        # importing pandas (a slow import for a staging command; docs/design.md, design notes)
         import csv
 
         def fmt(values) -> list[str]:

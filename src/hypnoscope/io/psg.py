@@ -319,7 +319,7 @@ def _resample(x: np.ndarray, fs_in: float, fs_out: float, n_out: int) -> np.ndar
     if np.isclose(fs_in, fs_out):
         y = x
     else:
-        from scipy.signal import resample_poly  # imported only when needed (~0.6 s)
+        from scipy.signal import resample_poly  # only when needed: a slow import (docs/design.md)
 
         frac = Fraction(fs_out / fs_in).limit_denominator(1000)
         y = resample_poly(x, frac.numerator, frac.denominator)

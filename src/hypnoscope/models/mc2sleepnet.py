@@ -87,8 +87,7 @@ from hypnoscope.training.phases import Phase
 #: Network and training settings of each preset. ``paper``: the paper's sizes (channel
 #: widths ours); ``small``: a 2-core CPU trains it in minutes. ``small`` uses batches of 8
 #: windows (ours): on a few nights, 32 windows leave so few optimiser steps that the
-#: CNN's batch-norm statistics lag its weights (measured: validation accuracy 0.22 after 3
-#: epochs at batch 32 against 0.77 at batch 8, same data and epochs).
+#: CNN's batch-norm statistics lag its weights (docs/design.md, design notes).
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {"d_model": 32, "cnn_widths": (4, 8, 16, 32, 64), "tf_layers": 2,
               "n_heads": 4, "d_ff": 64, "attn_size": 32, "d_proj": 32, "seq_layers": 2,

@@ -128,8 +128,8 @@ def load_staging_model(model: Any = DEFAULT_MODEL):
 def _lightgbm_library():
     """LightGBM's compiled library (``lib_lightgbm``), found where the ``lightgbm`` package
     keeps it, without importing the package (whose import pulls in scikit-learn, SciPy's
-    statistics and pandas: ~0.4 s of a 1.5-s staging budget); None if absent. Looked up
-    once per process (a vote has six boosters)."""
+    statistics and pandas: a visible share of the staging time; docs/design.md, design notes);
+    None if absent. Looked up once per process (a vote has six boosters)."""
     import ctypes
     import importlib.util
     import sys
@@ -240,7 +240,7 @@ class PortableLightGBM:
                 self._booster = lgb.Booster(model_str=self.model_str)
         X = np.asarray(X, dtype=np.float64)
         # a few rows (live staging: one epoch) on one thread: starting LightGBM's OpenMP
-        # threads costs ~15 ms per call on a busy machine, the trees ~0.2 ms per row
+        # threads costs more than the trees for a few rows (docs/design.md, design notes)
         kw = {"num_threads": 1} if len(X) <= 16 else {}
         p = np.asarray(self._booster.predict(X, **kw))
         if p.ndim == 1:  # binary objective: probability of the positive class

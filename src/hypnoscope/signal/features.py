@@ -88,7 +88,7 @@ def welch_psd(epochs: np.ndarray, sfreq: float, window_sec: float = 4.0,
     psd : ndarray (..., n_freqs)
         µV²/Hz when the epochs are in µV.
     """
-    from scipy import signal  # lazy: importing scipy.signal takes ~0.6 s
+    from scipy import signal  # lazy: a slow import (docs/design.md, design notes)
 
     n_times = epochs.shape[-1]
     nperseg = int(min(n_times, round(window_sec * sfreq)))

@@ -193,8 +193,8 @@ def _eog_scores(ica: _EEGICA, eeg: np.ndarray, eog: np.ndarray,
     target = fir_filter(eog, taps, phase=SCORE_FILTER["phase"], out=eog)
 
     # Pearson's r as scipy.stats.pearsonr computes it (the same steps, hence the same
-    # numbers as MNE's scores) without importing scipy.stats (~0.3 s), in place (``x`` is
-    # overwritten; one temporary the size of ``x``)
+    # numbers as MNE's scores) without importing scipy.stats (a slow import; docs/design.md,
+    # design notes), in place (``x`` is overwritten; one temporary the size of ``x``)
     def centred_unit(x: np.ndarray) -> np.ndarray:
         x -= x.mean(axis=-1, keepdims=True)
         xmax = np.maximum(x.max(axis=-1, keepdims=True), -x.min(axis=-1, keepdims=True))

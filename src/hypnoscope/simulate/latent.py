@@ -22,11 +22,10 @@ a *latent* physiological state that is not always the scored label:
 ``difficulty`` (the simulator's realistic-difficulty knob, default 1.0) scales the dispute
 probabilities; 0 switches the model off (the signals follow the scored stage, the
 simulator's behaviour before this model). With 1.0 the latent majority differs from the
-label on about 8 % of the epochs of real Sleep-EDF hypnograms (W ~5 %, N1 ~20 %,
-N2 ~6 %, N3 ~16 %, R ~4 %): about half of the published inter-scorer disagreement per
-stage, as expected of one scorer against the consensus (the ranges are checked by
-``tests/test_simulate.py``, the measured values reported by
-``benchmarks/simulator_realism``). The same knob scales
+label of real Sleep-EDF hypnograms on about half of the published inter-scorer
+disagreement per stage, as expected of one scorer against the consensus (the ranges are
+checked by ``tests/test_simulate.py``; the measured fractions are in docs/results.md,
+"Simulator realism"). The same knob scales
 the epoch-to-epoch spectral variability of the background
 (:data:`.physiology.EPOCH_BAND_SD`) and of the EMG tone.
 """
@@ -39,8 +38,8 @@ from hypnoscope.stages import N1, N2, N3, R, W
 
 #: Base probability (at ``difficulty=1``) that an epoch of each scored stage
 #: (W, N1, N2, N3, R) is disputed.
-#: N1's 0.27 gives ~20 % of N1 epochs a latent state other than N1: half of N1's
-#: published disagreement (37 %), like the other stages (0.40 gave ~30 %).
+#: N1's 0.27 gives N1 about half of its published disagreement (37 %), like the other
+#: stages (docs/results.md, "Simulator realism").
 DISPUTE_PROB = np.array([0.12, 0.27, 0.12, 0.30, 0.09])
 #: Multiplier of the dispute probability for an epoch next to a stage change.
 TRANSITION_FACTOR = 1.8
