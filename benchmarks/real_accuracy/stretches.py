@@ -119,6 +119,7 @@ def summarise(folds_done: list[StretchFold], nights) -> dict[str, Any]:
         r["fold_accuracy_min"] = float(np.min(acc)) if acc else None
     return {"lengths": rows, "n_folds_done": len(folds_done),
             "train_s_per_fold": float(np.mean([f.train_s for f in folds_done])),
+            "train_s_total": float(np.sum([f.train_s for f in folds_done])),
             "folds_cached": int(sum(f.cached for f in folds_done))}
 
 
@@ -159,7 +160,10 @@ def markdown(res: dict) -> str:
     L = ["# Stretches of held-out nights, each staged as its own recording", "",
          f"Command: `{res['command']}`  ", f"Date: {res['date']}  ",
          f"Machine: {res['machine']}  ", f"Run time: {res['run_time_s'] / 60:.0f} min "
-         f"({res['run_note']})", "", res["protocol"], "",
+         f"({res['run_note']}); training time of the folds shown, summed: "
+         f"{sum(m.get('train_s_total', 0.0) for m in res['models'].values()) / 60:.0f} min "
+         "(wall clock of the runs that computed them, on a shared machine)", "",
+         res["protocol"], "",
          "## Accuracy (pooled over the epochs of the stretches of each length)", "",
          "| model | folds | " + " | ".join(lengths) + " |",
          "|---|---:|" + "---:|" * len(lengths)]
