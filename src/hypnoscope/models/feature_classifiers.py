@@ -85,7 +85,7 @@ FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {
 
 
 def night_feature_matrix(night, context: dict[str, Any] | None = None,
-                         feature_set: str = "all", stats_rows=None,
+                         feature_set: str = "all", stats_rows=None, prior=None,
                          ) -> tuple[np.ndarray, list[str]]:
     """Per-epoch feature matrix of one night (optionally with temporal context).
 
@@ -97,7 +97,9 @@ def night_feature_matrix(night, context: dict[str, Any] | None = None,
     EEG channel). Non-finite values become 0. ``stats_rows`` (with ``context``): the
     epochs whose statistics the per-night normalisation uses (see
     :func:`~hypnoscope.signal.features.add_context`); the context option ``span`` is the
-    model's business (:class:`FeatureStagingModel`) and is ignored here.
+    model's business (:class:`FeatureStagingModel`) and is ignored here. ``prior``
+    (with ``context``): population statistics the per-night normalisation shrinks
+    toward (:func:`~hypnoscope.signal.features.night_normalize`).
     """
     from hypnoscope.signal.features import add_context, epoch_features
 
@@ -138,7 +140,7 @@ def night_feature_matrix(night, context: dict[str, Any] | None = None,
             names = [f"f{i}" for i in range(X.shape[1])]
     if context is not None:
         ctx = {k: v for k, v in context.items() if k != "span"}
-        X, names = add_context(X, names, **ctx, stats_rows=stats_rows)
+        X, names = add_context(X, names, **ctx, stats_rows=stats_rows, prior=prior)
     return np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32), names
 
 
@@ -198,6 +200,19 @@ class FeatureStagingModel(StagingModel):
         (:func:`hypnoscope.signal.bandpower.jitter_band_powers` with ``gain_sd`` and
         ``tilt_sd``; seeded by ``seed``): other amplitudes and spectral tilts, as other
         people and amplifiers give them. Needs nights of precomputed band powers.
+    shrink : float, optional
+        Shrink every recording's per-night normalisation statistics toward the training
+        population's (:func:`~hypnoscope.signal.features.population_stats` of the
+        training nights), with weight ``(n - 1) / (n - 1 + shrink)`` on its own for
+        ``n`` epochs (:func:`~hypnoscope.signal.features.shrink_weight`): a short
+        recording, whose own statistics say little, is normalised mostly like the
+        population. Needs context with ``robust`` or ``zscore`` normalisation.
+    crops : dict, optional
+        Train also on ``per_night`` (default 2) random stretches of every training
+        night, from ``min_minutes`` (default 20) to the whole night
+        (:func:`hypnoscope.evaluation.stretches.random_stretches`), each as a recording
+        of its own (band powers re-z-scored,
+        :func:`hypnoscope.evaluation.stretches.stretch_night`); seeded by ``seed``.
     seed, n_jobs, **params
         Passed to :func:`build_estimator`.
     """
@@ -208,7 +223,8 @@ class FeatureStagingModel(StagingModel):
                  n_classes: int = 5, context: bool | dict[str, Any] = False,
                  smoothing: str | None = None, seed: int = 0,
                  class_weight: Any = "sqrt", n_jobs: int = 1, feature_set: str = "all",
-                 augment: dict[str, Any] | None = None, **params: Any) -> None:
+                 augment: dict[str, Any] | None = None, shrink: float | None = None,
+                 crops: dict[str, Any] | None = None, **params: Any) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algorithm!r}; expected one of "
                              f"{ALGORITHMS}")
@@ -225,6 +241,11 @@ class FeatureStagingModel(StagingModel):
         if augment is not None:  # only then, so that older model cards stay the same
             self.config["augment"] = augment
         self.augment = augment
+        self.shrink, self.crops = _resolve_shrink(shrink, ctx), _resolve_crops(crops)
+        if self.shrink is not None:
+            self.config["shrink"] = self.shrink
+        if self.crops is not None:
+            self.config["crops"] = self.crops
         self.name = name
         self.feature_set = feature_set
         self.algorithm = algorithm
@@ -282,9 +303,14 @@ class FeatureStagingModel(StagingModel):
             rows, X = new, self._matrix(night, new)
         return rows, X
 
+    def _prior(self):
+        """``(center, scale, k)`` the per-night normalisation shrinks toward, or None."""
+        k = getattr(self, "shrink", None)  # absent in older pickles
+        return None if k is None else (*self.population_, k)
+
     def _matrix(self, night, stats_rows) -> np.ndarray:
         X, _ = night_feature_matrix(night, self.context, getattr(self, "feature_set", "all"),
-                                    stats_rows=stats_rows)
+                                    stats_rows=stats_rows, prior=self._prior())
         if self.estimator_ is not None and X.shape[1] != len(self.feature_names_):
             raise ValueError(
                 f"night {night.night_id}: {X.shape[1]} features but the model was trained "
@@ -314,11 +340,20 @@ class FeatureStagingModel(StagingModel):
         fit_nights = nights
         if getattr(self, "augment", None):
             fit_nights = nights + augmented_nights(nights, self.augment, self.seed)
+        if self.crops is not None:
+            fit_nights = fit_nights + cropped_nights(nights, self.crops, self.seed)
+        if self.shrink is not None:
+            from hypnoscope.signal.features import population_stats
+
+            self.population_ = population_stats(
+                [night_feature_matrix(n, None, self.feature_set)[0] for n in nights],
+                self.context["normalize"], [self.sleep_period(n, labels=n.y) for n in nights])
         Xs, ys = [], []
         names: list[str] = []
         for n in progress(fit_nights, desc="features", unit="night"):
             rows = self.sleep_period(n, labels=n.y)
-            X, names = night_feature_matrix(n, self.context, self.feature_set, rows)
+            X, names = night_feature_matrix(n, self.context, self.feature_set, rows,
+                                            prior=self._prior())
             y = self._labels(n)
             keep = y >= 0
             Xs.append(X[keep])
@@ -379,6 +414,48 @@ class FeatureStagingModel(StagingModel):
                          if self.class_weight == "balanced" else self.train_prior_)
             out = hmm_smooth(out, self.transmat_, prior)
         return out
+
+
+def _resolve_shrink(shrink: float | None, context: dict[str, Any] | None) -> float | None:
+    """The ``shrink`` option checked: None, or a number >= 0 with a robust/zscore
+    context normalisation."""
+    if shrink is None:
+        return None
+    if float(shrink) < 0:
+        raise ValueError(f"shrink must be >= 0, got {shrink}")
+    if not context or context.get("normalize") not in ("robust", "zscore"):
+        raise ValueError("shrink needs temporal context with 'robust' or 'zscore' "
+                         "per-night normalisation")
+    return float(shrink)
+
+
+#: Defaults of the ``crops`` option (see :func:`cropped_nights`).
+DEFAULT_CROPS: dict[str, Any] = {"per_night": 2, "min_minutes": 20.0}
+
+
+def _resolve_crops(crops: dict[str, Any] | bool | None) -> dict[str, Any] | None:
+    """The ``crops`` option: None, or :data:`DEFAULT_CROPS` updated by a dict."""
+    if not crops:
+        return None
+    out = dict(DEFAULT_CROPS)
+    if isinstance(crops, dict):
+        unknown = set(crops) - set(DEFAULT_CROPS)
+        if unknown:
+            raise ValueError(f"unknown crops option(s) {sorted(unknown)}; expected "
+                             f"{sorted(DEFAULT_CROPS)}")
+        out.update(crops)
+    if int(out["per_night"]) < 1 or float(out["min_minutes"]) <= 0:
+        raise ValueError(f"crops needs per_night >= 1 and min_minutes > 0, got {out}")
+    return out
+
+
+def cropped_nights(nights, crops: dict[str, Any], seed: int = 0) -> list:
+    """Random stretches of every night as nights of their own, to train on (see the
+    ``crops`` option of :class:`FeatureStagingModel`)."""
+    from hypnoscope.evaluation.stretches import random_stretches, stretch_night
+
+    st = random_stretches(nights, int(crops["per_night"]), float(crops["min_minutes"]), seed)
+    return [stretch_night(nights[s.night], s) for s in st]
 
 
 def _long_enough(span: slice | None) -> slice | None:

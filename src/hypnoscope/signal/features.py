@@ -272,7 +272,46 @@ def _stats_mask(rows, n: int) -> np.ndarray | None:
     return mask
 
 
-def night_normalize(X: np.ndarray, method: str = "robust", stats_rows=None) -> np.ndarray:
+def shrink_weight(n: int, k: float) -> float:
+    """Weight of a recording's own normalisation statistics against the training
+    population's: ``(n - 1) / (n - 1 + k)`` for ``n`` epochs in the statistics (one epoch
+    says nothing about a spread: weight 0; a long recording: close to 1); 1 for
+    ``k = 0`` (no shrinkage)."""
+    if k < 0:
+        raise ValueError(f"shrinkage k must be >= 0, got {k}")
+    if k == 0:
+        return 1.0
+    return max(int(n) - 1, 0) / (max(int(n) - 1, 0) + float(k))
+
+
+def population_stats(matrices: Sequence[np.ndarray], method: str = "robust",
+                     stats_rows: Sequence | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The training population's per-night normalisation statistics: the median over the
+    nights of each night's centre and scale (those :func:`night_normalize` computes,
+    over each night's ``stats_rows``), per column.
+
+    Returns
+    -------
+    center, scale : ndarray (1, n_features)
+    """
+    if method not in ("robust", "zscore"):
+        raise ValueError(f"population statistics need method 'robust' or 'zscore', got "
+                         f"{method!r}")
+    rows = list(stats_rows) if stats_rows is not None else [None] * len(matrices)
+    centers, scales = [], []
+    for X, r in zip(matrices, rows, strict=True):
+        X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+        ref = _stats_mask(r, len(X))
+        c, s = normalization_stats(X, method, axes=0,
+                                   exclude=None if ref is None or ref.all() else ~ref)
+        centers.append(c)
+        scales.append(s)
+    return np.median(np.vstack(centers), axis=0)[None], np.median(np.vstack(scales),
+                                                                    axis=0)[None]
+
+
+def night_normalize(X: np.ndarray, method: str = "robust", stats_rows=None,
+                    prior: tuple[np.ndarray, np.ndarray, float] | None = None) -> np.ndarray:
     """Normalise every column of one night's feature matrix (float64).
 
     Parameters
@@ -291,6 +330,12 @@ def night_normalize(X: np.ndarray, method: str = "robust", stats_rows=None) -> n
         (default) or no epoch selected: the whole night. With ``quantile``, an epoch's
         score is that of its mid-rank among the selected epochs, clipped to their
         lowest and highest score.
+    prior : (center, scale, k), optional
+        ``robust``/``zscore`` only: shrink the night's statistics toward the training
+        population's (:func:`population_stats`): centre and scale are
+        ``w * own + (1 - w) * population`` with ``w =`` :func:`shrink_weight` ``(n, k)``
+        for ``n`` epochs in the statistics, so a one-epoch recording gets the
+        population's statistics and a long one about its own.
 
     Returns
     -------
@@ -304,8 +349,16 @@ def night_normalize(X: np.ndarray, method: str = "robust", stats_rows=None) -> n
     if method in ("robust", "zscore"):
         center, scale = normalization_stats(X, method, axes=0,
                                             exclude=None if ref is None else ~ref)
+        if prior is not None:
+            n = int(ref.sum()) if ref is not None and ref.any() else len(X)
+            w = shrink_weight(n, prior[2])
+            center = w * center + (1.0 - w) * np.asarray(prior[0], dtype=np.float64)
+            scale = w * scale + (1.0 - w) * np.asarray(prior[1], dtype=np.float64)
         return (X - center) / scale
     if method == "quantile":
+        if prior is not None:
+            raise ValueError("shrinkage toward population statistics needs the 'robust' "
+                             "or 'zscore' normalisation, not 'quantile'")
         from scipy import stats
         from scipy.special import ndtri
 
@@ -343,7 +396,9 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
                 windows: Sequence[int] = (5, 11, 21), past_windows: Sequence[int] = (4, 10),
                 std_windows: Sequence[int] = (11,), diffs: bool = True,
                 normalize: str | None = "robust", keep_raw: bool = True, stats_rows=None,
-                night_stats: bool = False) -> tuple[np.ndarray, list[str]]:
+                night_stats: bool = False,
+                prior: tuple[np.ndarray, np.ndarray, float] | None = None,
+                ) -> tuple[np.ndarray, list[str]]:
     """Temporal context features for the epochs of ONE night.
 
     Parameters
@@ -378,6 +433,9 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         normalised feature says where an epoch lies within its night; these say what
         the night as a whole looks like (e.g. little slow-wave power all night in an
         older sleeper), which the normalisation removes.
+    prior : (center, scale, k), optional
+        Shrink the per-night normalisation's statistics toward the training
+        population's (see :func:`night_normalize`).
 
     Returns
     -------
@@ -406,7 +464,7 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         raise ValueError("stats_rows selects the epochs of the per-night normalisation; "
                          "it needs normalize")
     ref = _stats_mask(stats_rows, len(X))
-    Z = night_normalize(X, normalize, ref) if normalize is not None else X
+    Z = night_normalize(X, normalize, ref, prior) if normalize is not None else X
     blocks: list[np.ndarray] = []
     out_names: list[str] = []
     if keep_raw and normalize is not None:

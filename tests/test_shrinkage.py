@@ -1,0 +1,101 @@
+"""Known-answer tests of the per-night normalisation shrunk toward the training
+population (signal.features.night_normalize ``prior``) and of the FeatureStagingModel
+options ``shrink`` and ``crops`` (issue #25)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hypnoscope.datasets import Night
+from hypnoscope.signal.features import (
+    add_context,
+    night_normalize,
+    population_stats,
+    shrink_weight,
+)
+
+
+def test_shrink_weight():
+    assert shrink_weight(1, 50) == 0.0
+    assert shrink_weight(51, 50) == 0.5
+    assert shrink_weight(1, 0) == 1.0 and shrink_weight(500, 0) == 1.0
+    assert shrink_weight(100_001, 10) == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(ValueError):
+        shrink_weight(10, -1)
+
+
+def test_one_epoch_recording_gets_the_population_statistics():
+    center, scale = np.array([[2.0, -1.0]]), np.array([[4.0, 0.5]])
+    X = np.array([[10.0, 3.0]])
+    Z = night_normalize(X, "robust", prior=(center, scale, 30.0))
+    np.testing.assert_allclose(Z, (X - center) / scale)
+    Z = night_normalize(X, "zscore", prior=(center, scale, 30.0))
+    np.testing.assert_allclose(Z, (X - center) / scale)
+
+
+def test_long_recording_gets_about_its_own_statistics():
+    rng = np.random.default_rng(0)
+    X = rng.normal(5.0, 3.0, size=(20_000, 3))
+    prior = (np.zeros((1, 3)), np.ones((1, 3)), 10.0)
+    np.testing.assert_allclose(night_normalize(X, "robust", prior=prior),
+                               night_normalize(X, "robust"), atol=5e-3)
+    # k = 0: exactly its own, whatever the length
+    np.testing.assert_array_equal(night_normalize(X[:7], "robust", prior=(*prior[:2], 0.0)),
+                                  night_normalize(X[:7], "robust"))
+
+
+def test_shrinkage_known_answer():
+    X = np.array([[1.0], [3.0]])  # zscore: mean 2, SD 1; n = 2 -> w = 1 / (1 + k)
+    Z = night_normalize(X, "zscore", prior=(np.array([[0.0]]), np.array([[3.0]]), 1.0))
+    c, s = 0.5 * 2.0 + 0.5 * 0.0, 0.5 * 1.0 + 0.5 * 3.0
+    np.testing.assert_allclose(Z, (X - c) / s)
+    # the statistics' epochs count, not the night's
+    Y = np.array([[1.0], [3.0], [100.0]])
+    Zs = night_normalize(Y, "zscore", stats_rows=slice(0, 2),
+                         prior=(np.array([[0.0]]), np.array([[3.0]]), 1.0))
+    np.testing.assert_allclose(Zs, (Y - c) / s)
+    with pytest.raises(ValueError, match="quantile"):
+        night_normalize(X, "quantile", prior=(np.zeros((1, 1)), np.ones((1, 1)), 1.0))
+
+
+def test_population_stats_is_the_median_night():
+    nights = [np.array([[0.0], [2.0]]), np.array([[10.0], [14.0]]), np.array([[4.0], [5.0]])]
+    c, s = population_stats(nights, "zscore")
+    assert c.shape == (1, 1) and c[0, 0] == 4.5  # night means 1, 12, 4.5
+    assert s[0, 0] == 1.0  # night SDs 1, 2, 0.5
+
+
+def test_add_context_passes_the_prior():
+    X = np.array([[7.0, 1.0]])
+    prior = (np.array([[5.0, 0.0]]), np.array([[2.0, 4.0]]), 25.0)
+    Xc, names = add_context(X, ["a", "b"], windows=(), past_windows=(), std_windows=(),
+                            diffs=False, prior=prior)
+    np.testing.assert_allclose(Xc[0, [names.index("a|z"), names.index("b|z")]],
+                               [1.0, 0.25])
+
+
+def _night(i: int, n: int = 200) -> Night:
+    rng = np.random.default_rng(i)
+    y = np.resize([0, 1, 2, 2, 3, 4], n)
+    X = rng.normal(size=(n, 3, 10)).astype(np.float32) + y[:, None, None] * 0.3
+    return Night(X=X, y=y, subject_id=f"{i:02d}", night_id=f"{i:02d}__1")
+
+
+def test_model_options_shrink_and_crops():
+    pytest.importorskip("lightgbm")
+    from hypnoscope.models import make_model
+
+    nights = [_night(i) for i in range(4)]
+    m = make_model("lightgbm-context", shrink=60, crops={"per_night": 1}, n_estimators=5)
+    m.fit(nights)
+    assert m.config["shrink"] == 60.0 and m.config["crops"]["per_night"] == 1
+    assert m.population_[0].shape == (1, 30)
+    p = m.predict_proba(_night(9, n=1))
+    assert p.shape == (1, 5) and np.allclose(p.sum(1), 1)
+    plain = make_model("lightgbm-context", n_estimators=5)
+    assert "shrink" not in plain.config and "crops" not in plain.config
+    with pytest.raises(ValueError, match="shrink"):
+        make_model("lightgbm-context", shrink=10, context={"normalize": "quantile"})
+    with pytest.raises(ValueError, match="crops"):
+        make_model("lightgbm-context", crops={"copies": 2})
