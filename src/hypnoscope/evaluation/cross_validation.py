@@ -125,10 +125,10 @@ def fold_cache_path(cache_dir: str | Path, cache_key: str, fold: Fold) -> Path:
     return Path(cache_dir) / f"{name[:120]}_{digest}.npz"
 
 
-def _run_fold(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fold,
-              proba_dtype: Any) -> dict[str, np.ndarray]:
-    """Fit a fresh model on the fold's training nights (with its validation nights, if
-    any), predict its test nights."""
+def fit_fold(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fold,
+             ) -> tuple[Any, list[Any], float]:
+    """A fresh model fitted on the fold's training nights (with its validation nights, if
+    any); returns ``(model, test nights, training seconds)``."""
     train, val, test = fold.select(nights)
     model = make_model(fold)
     t0 = time.perf_counter()
@@ -136,7 +136,13 @@ def _run_fold(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fo
         model.fit(train, val)
     else:
         model.fit(train)
-    train_s = time.perf_counter() - t0
+    return model, test, time.perf_counter() - t0
+
+
+def _run_fold(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fold,
+              proba_dtype: Any) -> dict[str, np.ndarray]:
+    """Fit a fresh model on the fold (:func:`fit_fold`), predict its test nights."""
+    model, test, train_s = fit_fold(make_model, nights, fold)
     t0 = time.perf_counter()
     probas = [np.asarray(model.predict_proba(n)) for n in test]
     infer_s = (time.perf_counter() - t0) / max(len(test), 1)

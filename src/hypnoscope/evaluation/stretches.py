@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from hypnoscope.evaluation.cross_validation import fit_fold, fold_cache_path
 from hypnoscope.evaluation.splits import Fold, subjects_of
 from hypnoscope.stages import W, sleep_period_slice
 
@@ -456,14 +456,7 @@ class StretchFold:
 def _stretch_fold(make_model: Callable[[Fold], Any], nights: Sequence[Any], fold: Fold,
                   stretches: list[Stretch], renormalize: bool | None,
                   ) -> dict[str, np.ndarray]:
-    train, val, _ = fold.select(nights)
-    model = make_model(fold)
-    t0 = time.perf_counter()
-    if val:
-        model.fit(train, val)
-    else:
-        model.fit(train)
-    train_s = time.perf_counter() - t0
+    model, _, train_s = fit_fold(make_model, nights, fold)
     probas = predict_stretches(model, nights, stretches, renormalize)
     return {"p": np.concatenate(probas).astype(np.float32),
             "bounds": np.array([[s.night, s.start, s.stop] for s in stretches]),
@@ -509,7 +502,6 @@ def cross_validate_stretches(nights: Sequence[Any], make_model: Callable[[Fold],
     list of StretchFold
         In fold order.
     """
-    from hypnoscope.evaluation.cross_validation import fold_cache_path
     from hypnoscope.utils.files import atomic_path
     from hypnoscope.utils.runtime import progress
 
