@@ -159,6 +159,8 @@ def readme_summary() -> str:
     call, yasa = speed[("9h", "hypnoscope")], speed[("9h", "yasa")]
     local = next(r for r in load("cohort")["results"] if r["config"] == "local-1")
     bad = load("bad_inputs")["summary"]
+    short = {r["length"]: r["accuracy"]
+             for r in load("real_accuracy_stretches")["models"]["default"]["lengths"]}
     rows = [
         ["`default` on real Sleep-EDF nights (59 subjects, subject-wise 10-fold CV)",
          f"accuracy {f3(ctx['accuracy'])}, macro-F1 {f3(ctx['macro_f1'])}, "
@@ -166,6 +168,10 @@ def readme_summary() -> str:
         ["`vote` (nested subject-wise CV)",
          f"accuracy {f3(vote['accuracy'])}, macro-F1 {f3(vote['macro_f1'])}, "
          f"kappa {f3(vote['kappa'])}", "`real_accuracy_nested.json`"],
+        ["`default` on stretches of unseen nights, each staged as its own recording",
+         f"accuracy 2 h {f3(short['2 h'])}, 1 h {f3(short['1 h'])}, "
+         f"30 min {f3(short['30 min'])} (whole night {f3(short['whole'])}): short recordings "
+         "are not yet staged as well", "`real_accuracy_stretches.json`"],
         ["a 9-h night, fresh process (`hypnoscope.stage`)",
          f"{call['process_sec']:.2f} s (YASA {yasa['process_sec']:.2f} s), "
          f"{call['peak_rss_mb']:.0f} MB", "`staging_speed.json`"],
@@ -220,6 +226,22 @@ def real_accuracy_spread() -> str:
             "mean", "sd", "min", "p10", "worst_decile_mean", "median")])
     return table(["5-class accuracy", "n", "mean", "sd", "min", "10th pct", "worst-decile mean",
                   "median"], rows, ["---"] + ["---:"] * 7)
+
+
+@renderer("stretches")
+def stretches() -> str:
+    """Stretches of held-out nights staged as their own recordings
+    (``real_accuracy_stretches.json``): pooled accuracy per length, per model."""
+    d = load("real_accuracy_stretches")
+    order = ("whole", "2 h", "1 h", "30 min", "nap 30 min")
+    rows = []
+    for name, m in d["models"].items():
+        acc = {r["length"]: r["accuracy"] for r in m["lengths"]}
+        rows.append([f"`{name}`", str(m["n_folds_done"])]
+                    + [f3(acc[k]) if k in acc else "-" for k in order])
+    return table(["model (its configuration, retrained per outer fold)", "folds", "whole",
+                  "2 h", "1 h", "30 min", "nap-like 30 min"], rows,
+                 ["---", "---:"] + ["---:"] * len(order))
 
 
 @renderer("real_accuracy_sets")
