@@ -47,6 +47,7 @@ from hypnoscope.models.feature_options import (  # noqa: F401 - public names of 
     CONTEXT_SPANS,
     DEFAULT_AUGMENT,
     DEFAULT_CONTEXT,
+    _options,
     estimator_proba,
     resolve_augment,
     resolve_class_weight,
@@ -435,15 +436,9 @@ DEFAULT_CROPS: dict[str, Any] = {"per_night": 2, "min_minutes": 20.0}
 
 def _resolve_crops(crops: dict[str, Any] | bool | None) -> dict[str, Any] | None:
     """The ``crops`` option: None, or :data:`DEFAULT_CROPS` updated by a dict."""
-    if not crops:
+    out = _options(crops, DEFAULT_CROPS, "crops")
+    if out is None:
         return None
-    out = dict(DEFAULT_CROPS)
-    if isinstance(crops, dict):
-        unknown = set(crops) - set(DEFAULT_CROPS)
-        if unknown:
-            raise ValueError(f"unknown crops option(s) {sorted(unknown)}; expected "
-                             f"{sorted(DEFAULT_CROPS)}")
-        out.update(crops)
     if int(out["per_night"]) < 1 or float(out["min_minutes"]) <= 0:
         raise ValueError(f"crops needs per_night >= 1 and min_minutes > 0, got {out}")
     return out
