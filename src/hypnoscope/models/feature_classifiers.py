@@ -47,11 +47,11 @@ from hypnoscope.models.feature_options import (  # noqa: F401 - public names of 
     CONTEXT_SPANS,
     DEFAULT_AUGMENT,
     DEFAULT_CONTEXT,
-    _options,
     estimator_proba,
     resolve_augment,
     resolve_class_weight,
     resolve_context,
+    resolve_options,
 )
 from hypnoscope.signal.features import PAPER_FEATURES
 from hypnoscope.stages import W, sleep_period_slice, stage_names, to_3class
@@ -436,7 +436,7 @@ DEFAULT_CROPS: dict[str, Any] = {"per_night": 2, "min_minutes": 20.0}
 
 def _resolve_crops(crops: dict[str, Any] | bool | None) -> dict[str, Any] | None:
     """The ``crops`` option: None, or :data:`DEFAULT_CROPS` updated by a dict."""
-    out = _options(crops, DEFAULT_CROPS, "crops")
+    out = resolve_options(crops, DEFAULT_CROPS, "crops")
     if out is None:
         return None
     if int(out["per_night"]) < 1 or float(out["min_minutes"]) <= 0:

@@ -96,8 +96,8 @@ def flatten_epochs(X):
 DEFAULT_AUGMENT: dict[str, Any] = {"copies": 1, "gain_sd": 0.5, "tilt_sd": 0.25}
 
 
-def _options(value: bool | dict[str, Any] | None, defaults: dict[str, Any], what: str,
-             ) -> dict[str, Any] | None:
+def resolve_options(value: bool | dict[str, Any] | None, defaults: dict[str, Any], what: str,
+                    ) -> dict[str, Any] | None:
     """``None`` for a false ``value``, else ``defaults`` updated by a dict ``value``
     (unknown keys raise a ``ValueError`` naming them)."""
     if not value:
@@ -114,7 +114,7 @@ def _options(value: bool | dict[str, Any] | None, defaults: dict[str, Any], what
 
 def resolve_augment(augment: dict[str, Any] | bool | None) -> dict[str, Any] | None:
     """Augmentation options: ``None`` for none, else :data:`DEFAULT_AUGMENT` updated."""
-    out = _options(augment, DEFAULT_AUGMENT, "augment")
+    out = resolve_options(augment, DEFAULT_AUGMENT, "augment")
     if out is None:
         return None
     if int(out["copies"]) < 1 or out["gain_sd"] < 0 or out["tilt_sd"] < 0:
@@ -134,7 +134,7 @@ def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | N
     ``"sleep"``, and ``night_stats`` only when true (so that older model cards stay the
     same).
     """
-    out = _options(context, {**DEFAULT_CONTEXT, "span": "night", "night_stats": False},
+    out = resolve_options(context, {**DEFAULT_CONTEXT, "span": "night", "night_stats": False},
                    "context")
     if out is None:
         return None
