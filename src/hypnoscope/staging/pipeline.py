@@ -108,6 +108,7 @@ from hypnoscope.staging.model_input import (
     model_sfreq,
     read_recording,
 )
+from hypnoscope.staging.short_recordings import short_recording_notice
 
 #: Epoch length of staging (s).
 EPOCH_SEC = 30.0
@@ -743,6 +744,19 @@ def _quality_notices(st: _Staging) -> _Staging:
     return st
 
 
+def _short_recording_notice(st: _Staging) -> _Staging:
+    """The ``short-recording`` notice (info) when the span staged is shorter than
+    :data:`~hypnoscope.staging.short_recordings.SHORT_RECORDING_MIN`, naming its length and
+    the stretch accuracy of the model card
+    (:func:`~hypnoscope.staging.short_recordings.short_recording_notice`)."""
+    o = st.opt
+    what = ("recording" if o.lights_off is None and o.lights_on is None
+            else "span from lights-off to lights-on")
+    minutes = (st.span.stop - st.span.start) * EPOCH_SEC / 60.0
+    short_recording_notice(st.notices, st.src, minutes, st.card, what)
+    return st
+
+
 def _inside(st: _Staging) -> np.ndarray:
     """Epochs of the staged span."""
     inside = np.zeros(st.n, dtype=bool)
@@ -794,7 +808,7 @@ def _result(st: _Staging) -> StagingResult:
 
 #: The steps of :func:`stage_recording`, in order; each takes and returns the state.
 STEPS = (_read, _check_quality, _choose_channels_and_model, _lights, _first_pass, _crop,
-         _second_pass, _lights_notice, _quality_notices)
+         _second_pass, _lights_notice, _quality_notices, _short_recording_notice)
 
 
 # ------------------------------------------------------------------ staging
