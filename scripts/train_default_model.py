@@ -62,6 +62,8 @@ NIGHT_STATS_LIMIT = (
 
 #: Procedure of ``benchmarks/results/real_accuracy_nested.json`` that is the training of
 #: a registered model (the same cross-fit, choice and refit).
+#: Results of ``benchmarks.real_accuracy.stretches`` (stretch tables of the cards).
+STRETCH_RESULTS = ROOT / "benchmarks" / "results" / "real_accuracy_stretches.json"
 NESTED_PROCEDURES = {"lightgbm-vote": "torch-free vote + class/HMM"}
 NESTED_PROTOCOL = ("nested subject-wise cross-validation on the same 59 subjects: outer "
                    "10 folds of benchmarks/results/real_folds.json for the estimate, every "
@@ -182,16 +184,6 @@ def audit_pickle(path: Path) -> list[str]:
     return sorted(seen)
 
 
-def select_channels(nights, setup):
-    """The nights with only the channels of a :class:`~hypnoscope.staging.channel_setups.
-    ChannelSetup` (views of the features; channel names in the metadata follow)."""
-    from dataclasses import replace
-
-    idx = list(setup.slots)
-    return [replace(n, X=n.X[:, idx], channels=setup.channels,
-                    meta={**n.meta, "channel_names": setup.channels}) for n in nights]
-
-
 def cross_validate(nights, model_name: str, folds: int, seed: int,
                    state_dir: Path | None = None, **model_kw) -> dict:
     """Subject-wise k-fold CV; pooled and per-fold accuracy / macro-F1 / kappa.
@@ -290,6 +282,15 @@ def card_markdown(card: dict) -> str:
         if pm.get("per_class_f1"):
             lines.append("  Per-stage F1: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in pm["per_class_f1"].items()) + ".")
+    st = card.get("stretches")
+    if st:
+        lines += ["- **Stretches of held-out nights**, each staged as its own recording "
+                  f"(row `{st['row']}` of `{st['source']}`, {st['n_folds']} outer folds; "
+                  "accuracy / macro-F1 / kappa pooled over the epochs):", "",
+                  "  | stretch | accuracy | macro-F1 | kappa |", "  |---|---:|---:|---:|"]
+        lines += [f"  | {k} | {a:.3f} | {st['macro_f1'][k]:.3f} | {st['kappa'][k]:.3f} |"
+                  for k, a in st["accuracy"].items()]
+        lines.append("")
     cands = (card.get("model_selection") or {}).get("candidates") or {}
     if cands:
         lines += ["- **Model selection** (5-class subject-wise CV, pooled; benchmarks still "
@@ -332,6 +333,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="channel setup (staging.channel_setups.CHANNEL_SETUPS): default, "
                          "eeg1-eog, eeg2 or eeg1")
     ap.add_argument("--name", default=None, help="model name (default: the setup's name)")
+    ap.add_argument("--stretch-choice", action="store_true",
+                    help="train with the options the stretch benchmark chose on all "
+                         "subjects (shipping_choice of --stretch-results)")
+    ap.add_argument("--stretch-row", default=None,
+                    help="row of --stretch-results that measured exactly this model: its "
+                         "stretch table and whole-night CV go on the card")
+    ap.add_argument("--stretch-results", default=str(STRETCH_RESULTS),
+                    help="results of benchmarks.real_accuracy.stretches")
     ap.add_argument("--cv-folds", type=int, default=5)
     ap.add_argument("--no-cv", action="store_true", help="only use benchmark metrics")
     ap.add_argument("--card-only", action="store_true",
@@ -378,6 +387,9 @@ def _limits(setup, night_stats: bool) -> list[str]:
         "no EOG input: the training features were cleaned of eye components by ICA "
         "against the EOG, a recording without EOG is not, so eye movements stay in "
         "its EEG; REM vs wake and N1 rely on the EEG alone"]) + ([] if setup.n_eeg > 1 else [
+        "one EEG channel of any derivation: trained on Fpz-Cz and Pz-Oz alike "
+        "(benchmarks/results/real_accuracy_derivations.md); central derivations "
+        "(C3/C4) were never in the training data"] if setup.pool else [
         "one EEG channel: any derivation (frontal, central, a headband's) takes the "
         "Fpz-Cz slot; agreement on other derivations is not measured here"])
 
@@ -513,10 +525,34 @@ def _check_benchmark_config(card: dict, metrics: dict | None, mdl) -> None:
                   flush=True)
 
 
+def stretch_row(args: argparse.Namespace) -> dict | None:
+    """The ``--stretch-row`` of the stretch benchmark's results, as the card keeps it:
+    accuracy, macro-F1 and kappa per stretch length, with the protocol and the whole-night
+    CV (None without ``--stretch-row``)."""
+    if not args.stretch_row:
+        return None
+    res = json.loads(Path(args.stretch_results).read_text())
+    row = res["models"].get(args.stretch_row)
+    if row is None:
+        raise SystemExit(f"{args.stretch_results}: no row {args.stretch_row!r}; rows are "
+                         f"{sorted(res['models'])}")
+    return {"source": str(Path(args.stretch_results).relative_to(ROOT)),
+            "row": args.stretch_row, "date": res["date"], "protocol": res["protocol"],
+            "n_folds": row["n_folds_done"],
+            "accuracy": {r["length"]: r["accuracy"] for r in row["lengths"]},
+            "macro_f1": {r["length"]: r["macro_f1"] for r in row["lengths"]},
+            "kappa": {r["length"]: r["kappa"] for r in row["lengths"]},
+            "whole_night_cv": row.get("whole_night_cv")}
+
+
 def _metrics(args: argparse.Namespace, setup, nights, options: dict, bench_model: str,
              old: dict) -> dict | None:
-    """The card's cross-validated metrics: the benchmark's row, the existing card's
-    (``--card-only``), or a CV run here."""
+    """The card's cross-validated metrics: the stretch benchmark's whole nights
+    (``--stretch-row``), the benchmark's row, the existing card's (``--card-only``), or a
+    CV run here."""
+    stretches = stretch_row(args)
+    if stretches is not None and stretches["whole_night_cv"]:
+        return stretches["whole_night_cv"]
     # the benchmark's rows are of the full layout: other setups get their own CV
     # (a model with other options than the benchmark row's: only if named explicitly)
     metrics = (_bench_metrics(bench_model) if setup.name == "default"
@@ -535,7 +571,7 @@ def _metrics(args: argparse.Namespace, setup, nights, options: dict, bench_model
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypnoscope.staging.channel_setups import CHANNEL_SETUPS
+    from hypnoscope.staging.channel_setups import CHANNEL_SETUPS, setup_nights
 
     ap = _parser()
     args = ap.parse_args(argv)
@@ -556,6 +592,11 @@ def main(argv: list[str] | None = None) -> int:
         options = parse_options(args.option)
     except ValueError as err:
         ap.error(f"--{err}")
+    if args.stretch_choice:
+        choice = json.loads(Path(args.stretch_results).read_text()).get("shipping_choice")
+        if not choice or choice["model"] != args.model:
+            raise SystemExit(f"{args.stretch_results}: no shipping choice for {args.model}")
+        options = {**choice["options"], **options}
     if smoothing:
         options["smoothing"] = smoothing
     bench_model = args.bench_model or (args.model + ("+HMM" if smoothing == "hmm" else ""))
@@ -566,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {k}={json.dumps(v, sort_keys=True)}" for k, v in extra.items()))
     out = Path(args.out)
     path = out / f"{args.name}.joblib"
-    nights = select_channels(load_feature_dir(args.data), setup)
+    nights = setup_nights(load_feature_dir(args.data), setup)
     desc = describe_nights(nights)
     print(f"{desc['n_subjects']} subjects, {desc['n_nights']} nights, "
           f"{desc['n_scored_epochs']} scored epochs", flush=True)
@@ -583,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
                  chosen_name, argv)
     _model_selection(card, args, setup, bench_model, metrics, mdl)
     _check_benchmark_config(card, metrics, mdl)
+    card["stretches"] = stretch_row(args) or old.get("stretches")
     if not args.card_only:
         mdl.describe_training(nights, card=card)
         out.mkdir(parents=True, exist_ok=True)

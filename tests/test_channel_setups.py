@@ -152,3 +152,21 @@ def test_shipped_vote_is_named_only_and_stages_like_default(night):
     assert _accuracy(hyp, voted.hypnogram) > 0.7
     same = np.mean(voted.hypnogram.codes == default.hypnogram.codes)
     assert same > 0.85
+
+
+def test_setup_nights_pools_the_one_eeg_derivations():
+    from hypnoscope.datasets import Night
+    from hypnoscope.staging.channel_setups import setup_nights
+
+    X = np.stack([np.full((4, 10), c, dtype=np.float32) for c in range(3)], axis=1)
+    n = Night(X=X, y=np.zeros(4, int), subject_id="s1", night_id="s1__1",
+              meta={"channel_names": ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]})
+    views = setup_nights([n], "eeg1")
+    assert [v.night_id for v in views] == ["s1__1", "s1__1~EEG Pz-Oz"]
+    assert all(v.subject_id == "s1" and v.X.shape == (4, 1, 10) for v in views)
+    assert views[0].X[0, 0, 0] == 0 and views[1].X[0, 0, 0] == 1  # Fpz-Cz, then Pz-Oz
+    assert views[1].meta["channel_names"] == ["EEG Fpz-Cz"]  # the model's input slot
+    assert views[1].meta["derivations"] == ["EEG Pz-Oz"]
+    assert [v.night_id for v in setup_nights([n], "eeg1", pool=False)] == ["s1__1"]
+    two = setup_nights([n], "eeg1-eog")  # no pool: one view, channels 0 and 2
+    assert len(two) == 1 and two[0].X[0, :, 0].tolist() == [0.0, 2.0]

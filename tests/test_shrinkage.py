@@ -99,3 +99,63 @@ def test_model_options_shrink_and_crops():
         make_model("lightgbm-context", shrink=10, context={"normalize": "quantile"})
     with pytest.raises(ValueError, match="crops"):
         make_model("lightgbm-context", crops={"copies": 2})
+
+
+def test_estimate_shrink_known_answers():
+    from hypnoscope.signal.features import estimate_shrink
+
+    rng = np.random.default_rng(0)
+    # nights that differ a lot (offsets -20..20) and stretches that equal their night:
+    # a stretch's own statistics are right, so no shrinkage is best (smallest k)
+    nights = [rng.normal(o, 1.0, size=(400, 2)) for o in np.linspace(-20, 20, 9)]
+    same = [[X, X[:200]] for X in nights]  # about the night's own statistics
+    grid = [0.0, 1.0, 10.0, 100.0, 1000.0]
+    assert estimate_shrink(nights, [[X] for X in nights], "zscore", grid) == 0.0
+    assert estimate_shrink(nights, same, "zscore", grid) <= 1.0
+    # nights all alike, stretches whose statistics are far off (a stretch of one
+    # "stage"): the population's statistics are best (largest k)
+    alike = [rng.normal(0.0, 1.0, size=(400, 2)) for _ in range(9)]
+    off = [[np.sort(X, axis=0)[:40]] for X in alike]  # the lowest tenth of each night
+    assert estimate_shrink(alike, off, "zscore", grid) == 1000.0
+    with pytest.raises(ValueError, match="stretches for"):
+        estimate_shrink(alike, off[:3])
+    with pytest.raises(ValueError, match="at least one stretch"):
+        estimate_shrink(alike, [[] for _ in alike])
+
+
+def test_add_context_length_and_edges_columns():
+    X = np.arange(30, dtype=float).reshape(15, 2)
+    Xc, names = add_context(X, ["a", "b"], windows=(5,), past_windows=(4,), std_windows=(),
+                            length=True, edges=True)
+    assert names[-3:] == ["recording|log_epochs", "recording|from_start", "recording|to_end"]
+    np.testing.assert_allclose(Xc[:, -3], np.log(15), rtol=1e-6)
+    # the longest reach is 3 epochs (past window 4): distances capped there
+    np.testing.assert_array_equal(Xc[:, -2], np.minimum(np.arange(15), 3))
+    np.testing.assert_array_equal(Xc[:, -1], np.minimum(np.arange(15)[::-1], 3))
+    plain, pn = add_context(X, ["a", "b"], windows=(5,), past_windows=(4,), std_windows=())
+    assert pn == names[:-3]
+    np.testing.assert_array_equal(plain, Xc[:, :-3])
+
+
+def test_model_shrink_auto_estimates_on_training_nights():
+    pytest.importorskip("lightgbm")
+    from hypnoscope.models import make_model
+
+    nights = [_night(i, n=300) for i in range(4)]
+    m = make_model("lightgbm-context", shrink="auto", context={"length": True, "edges": True},
+                   n_estimators=5)
+    assert m.config["shrink"] == "auto" and m.config["context"]["length"] is True
+    m.fit(nights)
+    assert isinstance(m.shrink_, float) and m.shrink_ >= 1.0
+    assert m.metadata["shrink_estimated"] == m.shrink_
+    assert m._prior()[2] == m.shrink_
+    assert m.feature_names_[-3:] == ["recording|log_epochs", "recording|from_start",
+                                     "recording|to_end"]
+    again = make_model("lightgbm-context", shrink="auto", context={"length": True,
+                                                                   "edges": True},
+                       n_estimators=5).fit(nights)
+    assert again.shrink_ == m.shrink_  # seeded
+    with pytest.raises(ValueError, match="shrink must be"):
+        make_model("lightgbm-context", shrink="often")
+    with pytest.raises(ValueError, match="shrink"):
+        make_model("lightgbm-context", shrink="auto", context={"normalize": "quantile"})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hypnoscope.datasets import Night
-from hypnoscope.evaluation.splits import subject_kfold
+from hypnoscope.evaluation.splits import regroup_folds, subject_kfold
 from hypnoscope.evaluation.stretches import (
     Stretch,
     cross_validate_stretches,
@@ -17,6 +17,7 @@ from hypnoscope.evaluation.stretches import (
     rezscore_stretch,
     sample_stretches,
     score_stretches,
+    select_on_stretches,
     stretch_night,
     stretch_table,
     stretch_zscore_shift,
@@ -234,3 +235,58 @@ def test_benchmark_reads_the_shipped_cards_and_renders():
                                                    "train_s_per_fold": 1.0}}}
     md = bench.markdown(res)
     assert "| default | 1 | 0.800 | 0.800 |" in md and "| 30 min | >= 0.76 | 0.800 | yes |" in md
+
+
+class Constant:
+    """Predicts one stage everywhere; records the subjects it was trained on."""
+
+    def __init__(self, stage: int, seen: list):
+        self.stage, self.seen = stage, seen
+
+    def fit(self, nights, val=None):
+        self.seen.append({n.subject_id for n in nights})
+        return self
+
+    def predict_proba(self, night):
+        return np.eye(5)[np.full(len(night.y), self.stage)]
+
+
+def test_selection_on_inner_folds_of_the_training_nights(nights, tmp_path):
+    outer = subject_kfold(nights, k=3, seed=0)[0]
+    train = [nights[i] for i in outer.train]
+    seen: list = []
+    cands = {"n2": lambda f: Constant(2, seen), "oracle": lambda f: Oracle(),
+             "also oracle": lambda f: Oracle()}
+    sel = select_on_stretches(train, cands, k=2, seed=0, cache_dir=tmp_path)
+    assert sel.chosen == "oracle"  # ties go to the candidate given first
+    assert sel.scores["oracle"]["score"] == 1.0 == sel.scores["also oracle"]["score"]
+    assert set(sel.scores["n2"]) == {"whole", "2 h", "1 h", "30 min", "nap 30 min", "score"}
+    assert 0 < sel.scores["n2"]["score"] < 1
+    # the outer test subjects take no part: every inner model saw training subjects only
+    assert len(seen) == 2 and all(s <= set(outer.train_subjects) for s in seen)
+    assert not set().union(*seen) & set(outer.test_subjects)
+    again = select_on_stretches(train, {"n2": lambda f: 1 / 0, "oracle": lambda f: 1 / 0,
+                                        "also oracle": lambda f: 1 / 0},
+                                k=2, seed=0, cache_dir=tmp_path, cached_only=True)
+    assert again == sel
+    with pytest.raises(ValueError, match="no candidate"):
+        select_on_stretches(train, {"x": lambda f: Oracle()}, cache_dir=tmp_path / "none",
+                            cached_only=True)
+
+
+def test_regroup_folds_keeps_subjects_on_their_side(nights):
+    import dataclasses
+
+    folds = subject_kfold(nights, k=3, seed=0)
+    views = nights + [dataclasses.replace(n, night_id=n.night_id + "~b") for n in nights]
+    mask = np.r_[np.ones(len(nights), bool), np.zeros(len(nights), bool)]
+    for f, g, h in zip(folds, regroup_folds(folds, views),
+                       regroup_folds(folds, views, train_mask=mask), strict=True):
+        assert g.test_subjects == f.test_subjects and g.name == f.name
+        np.testing.assert_array_equal(g.test, np.r_[f.test, f.test + len(nights)])
+        np.testing.assert_array_equal(g.train, np.r_[f.train, f.train + len(nights)])
+        np.testing.assert_array_equal(h.train, f.train)  # first views only
+        np.testing.assert_array_equal(h.test, g.test)  # every view of a test subject
+    stranger = dataclasses.replace(nights[0], subject_id="zz")
+    with pytest.raises(ValueError, match="zz"):
+        regroup_folds(folds, [stranger])

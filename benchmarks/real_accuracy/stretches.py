@@ -17,7 +17,9 @@ the seed and the night, so every model is scored on the same ones.
 :data:`CANDIDATES` are models that are not shipped, measured beside them on the same
 folds and stretches (``--models``).
 
-Resumable: each (model, fold) result is cached in ``--state-dir``; the results are
+Resumable: each (model, fold) result is cached in ``--state-dir`` under its
+configuration, not its name (a shipped model whose card holds a candidate's
+configuration reuses the candidate's folds); the results are
 re-rendered after every fold. ``--fast`` checks the whole path quickly (the default
 model, one fold, one stretch per length, written under the name
 ``real_accuracy_stretches_fast``).
@@ -41,11 +43,12 @@ import numpy as np
 
 from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, load_bandpower, result_header
 from benchmarks.real_features import run as rf
-from hypnoscope.evaluation.splits import subject_kfold
+from hypnoscope.evaluation.splits import regroup_folds, subject_kfold
 from hypnoscope.evaluation.stretches import (
     StretchFold,
     cross_validate_stretches,
     sample_stretches,
+    select_on_stretches,
     stretch_table,
 )
 from hypnoscope.utils.files import write_json_atomic, write_text_atomic
@@ -69,7 +72,40 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], str, str]] = {
                                                             "min_minutes": 20},
                                                   "shrink": 120}, "default",
                              "both: random training stretches and shrunk statistics"),
+    "default+stretch": ("lightgbm-context",
+                        {"crops": {"per_night": 2, "min_minutes": 20}, "shrink": "auto",
+                         "context": {"length": True}}, "default",
+                        "random training stretches, shrinkage constant estimated on the "
+                        "training nights (estimate_shrink) and the recording's length as "
+                        "a feature"),
+    "default+stretch+edges": ("lightgbm-context",
+                              {"crops": {"per_night": 2, "min_minutes": 20},
+                               "shrink": "auto",
+                               "context": {"length": True, "edges": True}}, "default",
+                              "default+stretch and each epoch's distance to the edges of "
+                              "the recording"),
+    "default+stretch4": ("lightgbm-context",
+                         {"crops": {"per_night": 4, "min_minutes": 10}, "shrink": "auto",
+                          "context": {"length": True, "edges": True}}, "default",
+                         "default+stretch+edges with 4 training stretches per night from "
+                         "10 min"),
 }
+#: The shipped models as they were before issue #25 (hypnoscope 0.1: every card's
+#: architecture with its defaults, eeg1 trained on Fpz-Cz alone), the "before" of the
+#: before/after table: name -> (registry model, channel setup, pool the setup's
+#: derivations).
+PREVIOUS: dict[str, tuple[str, str, bool]] = {
+    "default@0.1": ("lightgbm-context", "default", False),
+    "eeg1-eog@0.1": ("lightgbm-context", "eeg1-eog", False),
+    "eeg2@0.1": ("lightgbm-context", "eeg2", False),
+    "eeg1@0.1": ("lightgbm-context", "eeg1", False),
+    "vote@0.1": ("lightgbm-vote", "default", False),
+}
+#: The candidates the nested selection (``--nested``) chooses among, in order of
+#: preference (fixed before any of their results was seen).
+NESTED_GRID = ("default+stretch", "default+stretch+edges", "default+stretch4")
+#: Name of the nested-selection procedure in the results.
+SELECTED = "stretch (nested choice)"
 #: The issue's targets for the shipped default (accuracy per stretch length).
 TARGETS = {"whole": 0.82, "2 h": 0.79, "1 h": 0.78, "30 min": 0.76}
 LENGTH_ORDER = ("whole", "2 h", "1 h", "30 min", "nap 30 min")
@@ -78,6 +114,10 @@ LENGTH_ORDER = ("whole", "2 h", "1 h", "30 min", "nap 30 min")
 def model_spec(name: str, n_jobs: int) -> dict[str, Any]:
     """Registry model, options, channel setup and provenance of a shipped model (its card)
     or of a :data:`CANDIDATES` entry."""
+    if name in PREVIOUS:
+        model, setup, pool = PREVIOUS[name]
+        return {"model": model, "options": {"n_jobs": n_jobs}, "setup": setup,
+                "pool": pool, "source": "hypnoscope 0.1 (before issue #25)"}
     if name in CANDIDATES:
         model, opts, setup, what = CANDIDATES[name]
         return {"model": model, "options": {"n_jobs": n_jobs, **opts}, "setup": setup,
@@ -91,14 +131,13 @@ def model_spec(name: str, n_jobs: int) -> dict[str, Any]:
             "source": f"src/hypnoscope/data/models/{name}.json", "command": card.get("command")}
 
 
-def setup_nights(nights, setup: str) -> list:
-    """The nights with only the channels of a channel setup (as the training script
-    selects them)."""
-    from scripts.train_default_model import select_channels
+def setup_nights(nights, spec: dict[str, Any]) -> list:
+    """The nights as the spec's channel setup reads them (as the training script
+    selects them; with its pooled derivations unless ``spec["pool"]`` is false)."""
+    from hypnoscope.staging.channel_setups import setup_nights as views
 
-    from hypnoscope.staging.channel_setups import CHANNEL_SETUPS
-
-    return nights if setup == "default" else select_channels(nights, CHANNEL_SETUPS[setup])
+    return (nights if spec["setup"] == "default"
+            else views(nights, spec["setup"], pool=spec.get("pool", True)))
 
 
 def summarise(folds_done: list[StretchFold], nights) -> dict[str, Any]:
@@ -117,28 +156,74 @@ def summarise(folds_done: list[StretchFold], nights) -> dict[str, Any]:
         acc = list(r["fold_accuracy"].values())
         r["fold_accuracy_sd"] = float(np.std(acc, ddof=1)) if len(acc) > 1 else None
         r["fold_accuracy_min"] = float(np.min(acc)) if acc else None
-    return {"lengths": rows, "n_folds_done": len(folds_done),
+    return {"lengths": rows, "whole_night_cv": whole_night_cv(folds_done, nights),
+            "n_folds_done": len(folds_done),
             "train_s_per_fold": float(np.mean([f.train_s for f in folds_done])),
             "train_s_total": float(np.sum([f.train_s for f in folds_done])),
             "folds_cached": int(sum(f.cached for f in folds_done))}
+
+
+def whole_night_cv(folds_done: list[StretchFold], nights) -> dict[str, Any] | None:
+    """The whole-night stretches as a model card's ``cross_validation`` block (the
+    subject-wise CV of whole nights, with per-stage F1 and the spread over folds)."""
+    from hypnoscope.evaluation.metrics import evaluate
+
+    keys = ("accuracy", "macro_f1", "kappa")
+    per_fold, ys, ps = [], [], []
+    for f in folds_done:
+        fy = [np.asarray(nights[s.night].y) for s in f.stretches if s.length == "whole"]
+        fp = [p.argmax(axis=1) for s, p in zip(f.stretches, f.proba, strict=True)
+              if s.length == "whole"]
+        if fy:
+            r = evaluate(np.concatenate(fy), np.concatenate(fp), n_classes=5)
+            per_fold.append({"fold": f.fold.name, **{k: float(r[k]) for k in keys}})
+            ys += fy
+            ps += fp
+    if not per_fold:
+        return None
+    pooled = evaluate(np.concatenate(ys), np.concatenate(ps), n_classes=5)
+    return {"source": "benchmarks/results/real_accuracy_stretches.json (whole nights)",
+            "protocol": rf_protocol(), "n_folds": len(per_fold), "n_folds_total": 10,
+            "pooled": {**{k: float(pooled[k]) for k in keys},
+                       "per_class_f1": {k: float(v) for k, v in
+                                        pooled["per_class_f1"].items()}},
+            "mean_over_folds": {k: float(np.mean([f[k] for f in per_fold])) for k in keys},
+            "sd_over_folds": {k: float(np.std([f[k] for f in per_fold], ddof=1))
+                              if len(per_fold) > 1 else None for k in keys},
+            "folds": per_fold}
+
+
+def rf_protocol() -> str:
+    """The outer folds' protocol, in the words of the other real-data benchmarks."""
+    return ("subject-wise 10-fold cross-validation on the same 59 subjects (both nights "
+            "of a subject in one fold; folds in benchmarks/results/real_folds.json)")
 
 
 def f3(x) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.3f}"
 
 
+def baseline_of(name: str) -> str:
+    """The 0.1 model a row is compared with: a shipped model's own 0.1 configuration, the
+    default's for a candidate or the nested choice."""
+    return f"{name}@0.1" if name in SHIPPED else "default@0.1"
+
+
 def paired_lines(res: dict, lengths: list[str]) -> list[str]:
-    """Markdown table: each candidate's accuracy minus the default's, per outer fold
-    that both have done (mean ± sd in points, folds better)."""
-    base = res["models"].get("default")
-    others = [n for n in res["models"] if n in CANDIDATES]
-    if base is None or not others:
+    """Markdown table: each model's accuracy minus its 0.1 configuration's
+    (:func:`baseline_of`), per outer fold that both have done (mean ± sd in points,
+    folds better)."""
+    others = [n for n in res["models"] if n not in PREVIOUS
+              and baseline_of(n) in res["models"]]
+    if not others:
         return []
-    ref = {r["length"]: r["fold_accuracy"] for r in base["lengths"]}
-    L = ["", "## Candidates against the default, paired per outer fold (accuracy points)",
-         "", "| candidate | folds | " + " | ".join(lengths) + " |",
-         "|---|---:|" + "---|" * len(lengths)]
+    L = ["", "## Before and after: each model against its 0.1 configuration, paired per "
+         "outer fold (accuracy points)", "",
+         "| model | against | folds | " + " | ".join(lengths) + " |",
+         "|---|---|---:|" + "---|" * len(lengths)]
     for name in others:
+        base = baseline_of(name)
+        ref = {r["length"]: r["fold_accuracy"] for r in res["models"][base]["lengths"]}
         cells, n = [], 0
         mine = {r["length"]: r["fold_accuracy"] for r in res["models"][name]["lengths"]}
         for k in lengths:
@@ -150,7 +235,7 @@ def paired_lines(res: dict, lengths: list[str]) -> list[str]:
             n = max(n, len(common))
             sd = f" ± {d.std(ddof=1):.1f}" if len(d) > 1 else ""
             cells.append(f"{d.mean():+.1f}{sd} ({(d > 0).sum()}/{len(d)})")
-        L.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+        L.append(f"| {name} | {base} | {n} | " + " | ".join(cells) + " |")
     return L
 
 
@@ -189,9 +274,10 @@ def markdown(res: dict) -> str:
                      f"{f3(r['stretch_accuracy_mean'])} | {f3(r['fold_accuracy_sd'])} | "
                      f"{f3(r['fold_accuracy_min'])} |")
     L += paired_lines(res, lengths)
-    if "default" in res["models"]:
-        by = {r["length"]: r for r in res["models"]["default"]["lengths"]}
-        L += ["", "## The issue's targets for the shipped default", "",
+    target_row = SELECTED if SELECTED in res["models"] else "default"
+    if target_row in res["models"]:
+        by = {r["length"]: r for r in res["models"][target_row]["lengths"]}
+        L += ["", f"## The issue's targets for the shipped default (row: {target_row})", "",
               "| length | target | accuracy | met |", "|---|---:|---:|---|"]
         for k, t in TARGETS.items():
             v = by.get(k, {}).get("accuracy")
@@ -205,11 +291,120 @@ def markdown(res: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+def pooled(spec: dict[str, Any]) -> bool:
+    """Whether the spec trains on its channel setup's pooled derivations."""
+    from hypnoscope.staging.channel_setups import CHANNEL_SETUPS
+
+    return bool(spec.get("pool", True) and CHANNEL_SETUPS[spec["setup"]].pool)
+
+
+def cache_key(spec: dict[str, Any], args: argparse.Namespace) -> str:
+    """What a model's fold results depend on (model, options but threads, setup, seed,
+    data)."""
+    return json.dumps({"v": STATE_VERSION, "model": spec["model"],
+                       "options": {k: v for k, v in spec["options"].items() if k != "n_jobs"},
+                       "setup": spec["setup"], "seed": args.seed, "data": args.data,
+                       **({"pool": True} if pooled(spec) else {})},
+                      sort_keys=True)
+
+
+def model_maker(spec: dict[str, Any], seed: int):
+    """``make_model(fold)`` of a model spec."""
+    from hypnoscope.models import make_model
+
+    return lambda _fold: make_model(spec["model"], seed=seed, **spec["options"])
+
+
+def view_stretches(stretches, n_nights: int, data) -> list:
+    """``stretches`` of ``n_nights`` nights, repeated on every further view of them in
+    ``data`` (a pooled channel setup's, :func:`hypnoscope.staging.channel_setups.
+    setup_nights`, view ``v`` of night ``i`` at ``v * n_nights + i``): the same epochs
+    of the same nights, staged from each derivation."""
+    from dataclasses import replace
+
+    return [replace(s, night=v * n_nights + s.night,
+                    night_id=str(data[v * n_nights + s.night].night_id))
+            for v in range(len(data) // n_nights) for s in stretches]
+
+
+def run_model(name: str, spec: dict[str, Any], args: argparse.Namespace, nights, folds,
+              stretches, on_fold=None) -> list[StretchFold]:
+    """One model's stretch CV on ``folds`` (cached per fold and configuration); a pooled
+    setup is trained on every view of its training subjects' nights and stages the
+    stretches of every view of the test subjects' nights."""
+    data = setup_nights(nights, spec)
+    if len(data) != len(nights):
+        folds = regroup_folds(folds, data)
+        stretches = view_stretches(stretches, len(nights), data)
+    return cross_validate_stretches(
+        data, model_maker(spec, args.seed), folds, stretches,
+        cache_dir=Path(args.state_dir) / "folds", cache_key=cache_key(spec, args),
+        on_fold=None if on_fold is None else lambda sf: on_fold(sf, data),
+        cached_only=args.cached_only)
+
+
+def run_nested(args: argparse.Namespace, nights, folds, stretches, res: dict,
+               render) -> None:
+    """:data:`SELECTED`: in every outer fold, the :data:`NESTED_GRID` candidate that
+    :func:`~hypnoscope.evaluation.stretches.select_on_stretches` chooses on 2 inner
+    subject-wise folds of the outer training nights, scored on the outer test nights'
+    stretches (its fold result is the candidate's own, shared with ``--models``)."""
+    specs = {c: model_spec(c, args.n_jobs) for c in NESTED_GRID}
+    done: list[StretchFold] = []
+    choices: dict[str, Any] = {}
+    for fold in folds:
+        train = [nights[i] for i in fold.train]
+        try:
+            sel = select_on_stretches(
+                train, {c: model_maker(sp, args.seed) for c, sp in specs.items()},
+                k=2, seed=args.seed, per_night=args.per_night,
+                cache_dir=Path(args.state_dir) / "nested",
+                cache_key=f"{fold.name}_{cache_key(specs[NESTED_GRID[0]], args)}",
+                cached_only=args.cached_only)
+        except ValueError:  # --cached-only and this outer fold's inner folds not done
+            continue
+        got = run_model(sel.chosen, specs[sel.chosen], args, nights, [fold], stretches)
+        if not got:
+            continue
+        done += got
+        choices[fold.name] = {"chosen": sel.chosen, "inner_scores": sel.scores}
+        print(f"{SELECTED} {fold.name}: chose {sel.chosen} "
+              f"({ {c: round(v['score'], 3) for c, v in sel.scores.items()} })", flush=True)
+        res["models"][SELECTED] = {
+            "spec": {"model": "lightgbm-context", "options": {"grid": list(NESTED_GRID)},
+                     "setup": "default", "source": "nested selection",
+                     "tests": "in each outer fold, the candidate of NESTED_GRID with the "
+                              "best mean stretch accuracy on 2 inner subject-wise folds "
+                              "of the outer training subjects"},
+            **summarise(done, nights), "choices": choices}
+        render()
+
+
+def ship_choice(args: argparse.Namespace, nights) -> dict[str, Any]:
+    """The :data:`NESTED_GRID` candidate the shipped models are trained with: the same
+    selection as in every outer fold (:func:`run_nested`), on all subjects."""
+    specs = {c: model_spec(c, args.n_jobs) for c in NESTED_GRID}
+    sel = select_on_stretches(
+        nights, {c: model_maker(sp, args.seed) for c, sp in specs.items()}, k=2,
+        seed=args.seed, per_night=args.per_night,
+        cache_dir=Path(args.state_dir) / "nested",
+        cache_key=f"all subjects_{cache_key(specs[NESTED_GRID[0]], args)}",
+        cached_only=args.cached_only)
+    opts = {k: v for k, v in specs[sel.chosen]["options"].items() if k != "n_jobs"}
+    print(f"shipping choice on all subjects: {sel.chosen} "
+          f"({ {c: round(v['score'], 3) for c, v in sel.scores.items()} })", flush=True)
+    return {"chosen": sel.chosen, "model": specs[sel.chosen]["model"], "options": opts,
+            "inner_scores": sel.scores,
+            "protocol": "select_on_stretches on all 59 subjects (2 subject-wise inner "
+                        "folds, the stretches of this benchmark): the selection of every "
+                        "outer fold, made once more on everyone"}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(BANDPOWER_DIR))
     ap.add_argument("--models", nargs="*", default=list(SHIPPED),
-                    choices=[*SHIPPED, *CANDIDATES])
+                    choices=[*SHIPPED, *PREVIOUS, *CANDIDATES])
     ap.add_argument("--max-folds", type=int, default=None, help="only the first N folds")
     ap.add_argument("--per-night", type=int, default=5,
                     help="stretches of each length per night")
@@ -219,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="real_accuracy_stretches", help="results file stem")
     ap.add_argument("--cached-only", action="store_true",
                     help="report the folds already in the cache, train nothing")
+    ap.add_argument("--nested", action="store_true",
+                    help=f"also run {SELECTED!r}: the candidate of {list(NESTED_GRID)} "
+                         "chosen on inner folds of each outer fold's training subjects")
+    ap.add_argument("--ship-choice", action="store_true",
+                    help="choose the shipped models' candidate on all subjects (the "
+                         "nested selection's rule) and record it")
     ap.add_argument("--fast", action="store_true",
                     help="check the path: default model, 1 fold, 1 stretch per length")
     args = ap.parse_args(argv)
@@ -226,9 +427,6 @@ def main(argv: list[str] | None = None) -> int:
         args.models, args.max_folds, args.per_night = ["default"], 1, 1
         args.name = "real_accuracy_stretches_fast"
     t_start = time.perf_counter()
-
-    from hypnoscope.models import make_model
-
     nights = load_bandpower(args.data)
     folds = subject_kfold(nights, k=10, seed=args.seed)
     rf.check_folds(nights, folds, args.seed, 10)
@@ -266,27 +464,21 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in args.models:
         spec = model_spec(name, args.n_jobs)
-        data = setup_nights(nights, spec["setup"])
-        key = json.dumps({"v": STATE_VERSION, "model": spec["model"],
-                          "options": {k: v for k, v in spec["options"].items()
-                                      if k != "n_jobs"},
-                          "setup": spec["setup"], "seed": args.seed, "data": args.data},
-                         sort_keys=True)
         done: list[StretchFold] = []
 
-        def fold_done(sf: StretchFold, name=name, spec=spec, done=done) -> None:
+        def fold_done(sf: StretchFold, data, name=name, spec=spec, done=done) -> None:
             done.append(sf)
-            res["models"][name] = {"spec": spec, **summarise(done, nights)}
+            res["models"][name] = {"spec": spec, **summarise(done, data)}
             acc = {r["length"]: round(r["accuracy"], 3) for r in res["models"][name]["lengths"]}
             print(f"{name} up to {sf.fold.name}, pooled: {acc} (train {sf.train_s:.0f} s"
                   f"{', cached' if sf.cached else ''})", flush=True)
             render()
 
-        cross_validate_stretches(
-            data, lambda _f, spec=spec: make_model(spec["model"], seed=args.seed,
-                                                   **spec["options"]),
-            folds, stretches, cache_dir=Path(args.state_dir) / name, cache_key=key,
-            on_fold=fold_done, cached_only=args.cached_only)
+        run_model(name, spec, args, nights, folds, stretches, fold_done)
+    if args.nested:
+        run_nested(args, nights, folds, stretches, res, render)
+    if args.ship_choice:
+        res["shipping_choice"] = ship_choice(args, nights)
     render()
     print(markdown(res))
     return 0

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -169,6 +169,44 @@ def subject_kfold(nights: Sequence[Any], k: int = 5, seed: int = 0, val: float =
         folds.append(_with_val(groups, train_s, test_s, val, seed + i,
                                f"fold {i + 1}/{k}"))
     return folds
+
+
+def regroup_folds(folds: Sequence[Fold], items: Sequence[Any], *,
+                  train_mask: Sequence[bool] | None = None) -> list[Fold]:
+    """The same subject-wise folds over another list of the same subjects' items (e.g.
+    several views of every night): each fold keeps its subjects on the same side.
+
+    Parameters
+    ----------
+    folds : sequence of Fold
+    items : sequence
+        Items with a ``subject_id`` (see :func:`subjects_of`).
+    train_mask : sequence of bool, optional
+        Only these items may be trained on (e.g. one derivation's views); every item of a
+        test or validation subject is still tested or validated.
+
+    Raises
+    ------
+    ValueError
+        If an item's subject is in none of the folds.
+    """
+    groups = subjects_of(items)
+    known = set().union(*(set(f.train_subjects) | set(f.val_subjects) | set(f.test_subjects)
+                          for f in folds)) if folds else set()
+    unknown = sorted(set(groups) - known)
+    if unknown:
+        raise ValueError(f"subjects {unknown[:5]} of the items are in none of the folds")
+    out = []
+    for f in folds:
+        g = _make_fold(groups, f.train_subjects, f.val_subjects, f.test_subjects, f.name)
+        if train_mask is not None:
+            keep = np.asarray(train_mask, dtype=bool)
+            if keep.shape != (len(items),):
+                raise ValueError(f"train_mask must have {len(items)} entries, got "
+                                 f"{keep.shape}")
+            g = replace(g, train=g.train[keep[g.train]])
+        out.append(g)
+    return out
 
 
 def leave_one_subject_out(nights: Sequence[Any], val: float = 0.0, seed: int = 0,

@@ -19,7 +19,8 @@ is the stretch protocol that measures it:
 - :func:`cross_validate_stretches` trains a model on each subject-wise fold
   (:mod:`hypnoscope.evaluation.splits`) and stages the stretches of the fold's test
   nights, with a per-fold cache as :func:`hypnoscope.evaluation.cross_validation.
-  cross_validate` keeps one.
+  cross_validate` keeps one; :func:`select_on_stretches` chooses among candidate
+  models on inner subject-wise folds of an outer fold's training nights (nested).
 
 This module imports no model: a model is anything with ``predict_proba(night)``.
 """
@@ -537,7 +538,87 @@ def cross_validate_stretches(nights: Sequence[Any], make_model: Callable[[Fold],
     return out
 
 
+@dataclass
+class StretchSelection:
+    """What :func:`select_on_stretches` chose and why.
+
+    Attributes
+    ----------
+    chosen : str
+        The candidate with the highest ``score``.
+    scores : dict
+        ``{candidate: {length: accuracy, ..., "score": mean over lengths}}`` on the
+        inner folds' stretches, pooled over the inner folds.
+    """
+
+    chosen: str
+    scores: dict[str, dict[str, float]]
+
+
+def select_on_stretches(nights: Sequence[Any],
+                        candidates: dict[str, Callable[[Fold], Any]], *, k: int = 2,
+                        seed: int = 0, per_night: int = 5,
+                        cache_dir: str | Path | None = None, cache_key: str = "",
+                        cached_only: bool = False) -> StretchSelection:
+    """Choose among candidate models by how they stage stretches of ``nights`` alone.
+
+    The model selection of a nested cross-validation: give it an outer fold's training
+    nights and the outer test subjects take no part in the choice. ``nights`` are split
+    into ``k`` subject-wise inner folds (:func:`hypnoscope.evaluation.splits.
+    subject_kfold`, ``seed``); every candidate is trained on each inner fold's training
+    nights and stages the stretches of its test nights (:func:`sample_stretches` of
+    ``nights``, ``per_night``, ``seed``; :func:`cross_validate_stretches`). A candidate's
+    score is the mean over stretch lengths (whole, 2 h, 1 h, 30 min, nap-like) of its
+    pooled accuracy: every length weighs the same, so no length can buy the others.
+    Ties go to the candidate given first.
+
+    Parameters
+    ----------
+    nights : sequence of Night
+    candidates : dict
+        ``{name: make_model}``, ``make_model(fold)`` a fresh unfitted model; in order of
+        preference.
+    k, seed, per_night : int
+    cache_dir : path, optional
+        Per-(candidate, inner fold) cache (see :func:`cross_validate_stretches`), under
+        ``cache_dir/<candidate>``.
+    cache_key : str
+        What ``nights`` are (e.g. the outer fold), added to each candidate's cache key.
+    cached_only : bool
+        Score only what the cache holds (a candidate with no inner fold cached is left
+        out); raises if none is.
+
+    Returns
+    -------
+    StretchSelection
+    """
+    from hypnoscope.evaluation.splits import subject_kfold
+
+    if not candidates:
+        raise ValueError("select_on_stretches needs at least one candidate")
+    inner = subject_kfold(nights, k=k, seed=seed)
+    stretches = sample_stretches(nights, per_night=per_night, seed=seed)
+    scores: dict[str, dict[str, float]] = {}
+    for name, make in candidates.items():
+        done = cross_validate_stretches(
+            nights, make, inner, stretches,
+            cache_dir=None if cache_dir is None else Path(cache_dir) / name,
+            cache_key=f"{cache_key}_{name}", cached_only=cached_only)
+        if len(done) < len(inner):
+            continue
+        st = [x for f in done for x in f.stretches]
+        y = [np.asarray(nights[x.night].y)[x.start:x.stop] for x in st]
+        rows = stretch_table(st, y, [p.argmax(axis=1) for f in done for p in f.proba])
+        scores[name] = {r["length"]: r["accuracy"] for r in rows}
+        scores[name]["score"] = float(np.mean([r["accuracy"] for r in rows]))
+    if not scores:
+        raise ValueError("no candidate has every inner fold in the cache")
+    chosen = max(scores, key=lambda c: (scores[c]["score"], -list(candidates).index(c)))
+    return StretchSelection(chosen, scores)
+
+
 __all__ = ["CACHE_VERSION", "DEFAULT_LENGTHS", "DEFAULT_NAP_LENGTHS", "DEFAULT_NAP_WAKE",
-           "EPOCH_SEC", "Stretch", "StretchFold", "cross_validate_stretches", "length_label",
-           "predict_stretches", "random_stretches", "rezscore_stretch", "sample_stretches",
-           "score_stretches", "stretch_night", "stretch_table", "stretch_zscore_shift"]
+           "EPOCH_SEC", "Stretch", "StretchFold", "StretchSelection", "cross_validate_stretches",
+           "length_label", "predict_stretches", "random_stretches", "rezscore_stretch",
+           "sample_stretches", "score_stretches", "select_on_stretches", "stretch_night",
+           "stretch_table", "stretch_zscore_shift"]

@@ -201,13 +201,16 @@ class FeatureStagingModel(StagingModel):
         (:func:`hypnoscope.signal.bandpower.jitter_band_powers` with ``gain_sd`` and
         ``tilt_sd``; seeded by ``seed``): other amplitudes and spectral tilts, as other
         people and amplifiers give them. Needs nights of precomputed band powers.
-    shrink : float, optional
+    shrink : float or "auto", optional
         Shrink every recording's per-night normalisation statistics toward the training
         population's (:func:`~hypnoscope.signal.features.population_stats` of the
         training nights), with weight ``(n - 1) / (n - 1 + shrink)`` on its own for
         ``n`` epochs (:func:`~hypnoscope.signal.features.shrink_weight`): a short
         recording, whose own statistics say little, is normalised mostly like the
-        population. Needs context with ``robust`` or ``zscore`` normalisation.
+        population. ``"auto"``: the constant is estimated on the training nights
+        (:func:`~hypnoscope.signal.features.estimate_shrink` on
+        :data:`SHRINK_STRETCHES` random stretches of each, drawn as ``crops`` are), and
+        kept as ``shrink_``. Needs context with ``robust`` or ``zscore`` normalisation.
     crops : dict, optional
         Train also on ``per_night`` (default 2) random stretches of every training
         night, from ``min_minutes`` (default 20) to the whole night
@@ -224,7 +227,7 @@ class FeatureStagingModel(StagingModel):
                  n_classes: int = 5, context: bool | dict[str, Any] = False,
                  smoothing: str | None = None, seed: int = 0,
                  class_weight: Any = "sqrt", n_jobs: int = 1, feature_set: str = "all",
-                 augment: dict[str, Any] | None = None, shrink: float | None = None,
+                 augment: dict[str, Any] | None = None, shrink: float | str | None = None,
                  crops: dict[str, Any] | None = None, **params: Any) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {algorithm!r}; expected one of "
@@ -306,8 +309,26 @@ class FeatureStagingModel(StagingModel):
 
     def _prior(self):
         """``(center, scale, k)`` the per-night normalisation shrinks toward, or None."""
-        k = getattr(self, "shrink", None)  # absent in older pickles
-        return None if k is None else (*self.population_, k)
+        if getattr(self, "shrink", None) is None:  # absent in older pickles
+            return None
+        k = getattr(self, "shrink_", self.shrink)
+        return None if k == "auto" else (*self.population_, k)
+
+    def _estimate_shrink(self, nights) -> float:
+        """``shrink="auto"``: the constant of
+        :func:`~hypnoscope.signal.features.estimate_shrink` on random stretches of the
+        training nights (seeded by ``seed``)."""
+        from hypnoscope.evaluation.stretches import random_stretches, stretch_night
+        from hypnoscope.signal.features import estimate_shrink
+
+        st = random_stretches(nights, SHRINK_STRETCHES, DEFAULT_CROPS["min_minutes"],
+                              seed=self.seed + 1)
+        parts: list[list[np.ndarray]] = [[] for _ in nights]
+        for s in st:
+            parts[s.night].append(night_feature_matrix(stretch_night(nights[s.night], s),
+                                                       None, self.feature_set)[0])
+        whole = [night_feature_matrix(n, None, self.feature_set)[0] for n in nights]
+        return estimate_shrink(whole, parts, self.context["normalize"])
 
     def _matrix(self, night, stats_rows) -> np.ndarray:
         X, _ = night_feature_matrix(night, self.context, getattr(self, "feature_set", "all"),
@@ -349,6 +370,8 @@ class FeatureStagingModel(StagingModel):
             self.population_ = population_stats(
                 [night_feature_matrix(n, None, self.feature_set)[0] for n in nights],
                 self.context["normalize"], [self.sleep_period(n, labels=n.y) for n in nights])
+            self.shrink_ = (self._estimate_shrink(nights) if self.shrink == "auto"
+                            else self.shrink)
         Xs, ys = [], []
         names: list[str] = []
         for n in progress(fit_nights, desc="features", unit="night"):
@@ -390,7 +413,8 @@ class FeatureStagingModel(StagingModel):
         self.effective_prior_ = counts * w / (counts * w).sum()
         if self.smoothing == "hmm":
             self.transmat_ = transition_matrix(nights, self.n_classes)
-        self.describe_training(nights, feature_names=names, n_features=len(names))
+        extra = {"shrink_estimated": self.shrink_} if self.shrink == "auto" else {}
+        self.describe_training(nights, feature_names=names, n_features=len(names), **extra)
         return self
 
     def predict_proba(self, night, rows=None) -> np.ndarray:
@@ -417,18 +441,23 @@ class FeatureStagingModel(StagingModel):
         return out
 
 
-def _resolve_shrink(shrink: float | None, context: dict[str, Any] | None) -> float | None:
-    """The ``shrink`` option checked: None, or a number >= 0 with a robust/zscore
-    context normalisation."""
+def _resolve_shrink(shrink: float | str | None, context: dict[str, Any] | None,
+                    ) -> float | str | None:
+    """The ``shrink`` option checked: None, ``"auto"`` or a number >= 0, with a
+    robust/zscore context normalisation."""
     if shrink is None:
         return None
-    if float(shrink) < 0:
-        raise ValueError(f"shrink must be >= 0, got {shrink}")
+    if shrink != "auto" and (not isinstance(shrink, (int, float)) or float(shrink) < 0):
+        raise ValueError(f"shrink must be a number >= 0 or 'auto', got {shrink!r}")
     if not context or context.get("normalize") not in ("robust", "zscore"):
         raise ValueError("shrink needs temporal context with 'robust' or 'zscore' "
                          "per-night normalisation")
-    return float(shrink)
+    return "auto" if shrink == "auto" else float(shrink)
 
+
+#: ``shrink="auto"``: random stretches of every training night its constant is
+#: estimated on (lengths drawn as :data:`DEFAULT_CROPS` draws them).
+SHRINK_STRETCHES = 8
 
 #: Defaults of the ``crops`` option (see :func:`cropped_nights`).
 DEFAULT_CROPS: dict[str, Any] = {"per_night": 2, "min_minutes": 20.0}

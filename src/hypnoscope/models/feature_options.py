@@ -131,17 +131,18 @@ def resolve_context(context: bool | dict[str, Any] | None) -> dict[str, Any] | N
     :func:`~hypnoscope.signal.features.add_context` options, ``span`` (one of
     :data:`CONTEXT_SPANS`, default ``"night"``) says which epochs the per-night
     normalisation takes its statistics from; it is kept in the result only when it is
-    ``"sleep"``, and ``night_stats`` only when true (so that older model cards stay the
-    same).
+    ``"sleep"``, and ``night_stats``, ``length`` and ``edges`` only when true (so that
+    older model cards stay the same).
     """
-    out = resolve_options(context, {**DEFAULT_CONTEXT, "span": "night", "night_stats": False},
-                   "context")
+    out = resolve_options(context, {**DEFAULT_CONTEXT, "span": "night", "night_stats": False,
+                                    "length": False, "edges": False}, "context")
     if out is None:
         return None
-    if out["night_stats"]:
-        out["night_stats"] = True
-    else:
-        del out["night_stats"]
+    for flag in ("night_stats", "length", "edges"):
+        if out[flag]:
+            out[flag] = True
+        else:
+            del out[flag]
     if out["span"] not in CONTEXT_SPANS:
         raise ValueError(f"context span must be one of {CONTEXT_SPANS}, got "
                          f"{out['span']!r}")

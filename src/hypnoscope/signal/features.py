@@ -310,6 +310,59 @@ def population_stats(matrices: Sequence[np.ndarray], method: str = "robust",
                                                                     axis=0)[None]
 
 
+def estimate_shrink(nights: Sequence[np.ndarray], stretches: Sequence[Sequence[np.ndarray]],
+                    method: str = "robust", grid: Sequence[float] | None = None) -> float:
+    """The shrinkage constant ``k`` (see :func:`shrink_weight`) that best recovers whole
+    nights' normalisation statistics from stretches of them, estimated on training nights.
+
+    For every stretch of a night, its own centre and scale are shrunk toward the
+    population's (the median over ``nights``, :func:`population_stats`) with weight
+    ``w = shrink_weight(len(stretch), k)``; the ``k`` of ``grid`` with the smallest
+    squared error against the whole night's centre and scale (each column in units of
+    the population's scale) is returned. An empirical-Bayes choice: a stretch whose
+    statistics wander far from its night's (few epochs, few stages) leans on the
+    population, and how far they wander is measured, not assumed.
+
+    Parameters
+    ----------
+    nights : sequence of ndarray (n_epochs, n_features)
+        Whole training nights' feature matrices.
+    stretches : sequence of sequence of ndarray
+        ``stretches[i]``: feature matrices of stretches of night ``i`` (as they would be
+        staged: e.g. band powers re-z-scored on the stretch).
+    method : {"robust", "zscore"}
+    grid : sequence of float, optional
+        Candidate ``k`` (default 41 values from 1 to 10,000 epochs, log-spaced).
+
+    Returns
+    -------
+    float
+    """
+    if len(nights) != len(stretches):
+        raise ValueError(f"{len(nights)} nights but stretches for {len(stretches)}")
+    grid = np.geomspace(1.0, 1e4, 41) if grid is None else np.asarray(grid, dtype=float)
+    if not len(grid) or (grid < 0).any():
+        raise ValueError(f"shrinkage grid must hold values >= 0, got {list(grid)}")
+    pc, ps = population_stats(nights, method)
+    own, whole, sizes = [], [], []
+    for X, parts in zip(nights, stretches, strict=True):
+        cn, sn = normalization_stats(np.asarray(X, dtype=np.float64), method, axes=0)
+        for S in parts:
+            cs, ss = normalization_stats(np.asarray(S, dtype=np.float64), method, axes=0)
+            own.append(np.vstack([cs, ss]))
+            whole.append(np.vstack([cn, sn]))
+            sizes.append(len(S))
+    if not own:
+        raise ValueError("estimating the shrinkage needs at least one stretch")
+    own_a, whole_a = np.stack(own), np.stack(whole)  # (n_stretches, 2, n_features)
+    pop = np.vstack([pc, ps])[None]
+    unit = np.maximum(ps, 1e-12)[None]
+    err = [np.nanmean(((w * own_a + (1 - w) * pop - whole_a) / unit) ** 2)
+           for k in grid
+           for w in [np.array([shrink_weight(n, k) for n in sizes])[:, None, None]]]
+    return float(grid[int(np.nanargmin(err))])
+
+
 def night_normalize(X: np.ndarray, method: str = "robust", stats_rows=None,
                     prior: tuple[np.ndarray, np.ndarray, float] | None = None) -> np.ndarray:
     """Normalise every column of one night's feature matrix (float64).
@@ -396,7 +449,7 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
                 windows: Sequence[int] = (5, 11, 21), past_windows: Sequence[int] = (4, 10),
                 std_windows: Sequence[int] = (11,), diffs: bool = True,
                 normalize: str | None = "robust", keep_raw: bool = True, stats_rows=None,
-                night_stats: bool = False,
+                night_stats: bool = False, length: bool = False, edges: bool = False,
                 prior: tuple[np.ndarray, np.ndarray, float] | None = None,
                 ) -> tuple[np.ndarray, list[str]]:
     """Temporal context features for the epochs of ONE night.
@@ -433,6 +486,17 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         normalised feature says where an epoch lies within its night; these say what
         the night as a whole looks like (e.g. little slow-wave power all night in an
         older sleeper), which the normalisation removes.
+    length : bool
+        Also add the recording's length, ``log(n_epochs)``, as a column constant over
+        the recording (``recording|log_epochs``): how far a model can trust the
+        per-recording normalisation and the night-long context (a 30-min stretch is
+        not a night).
+    edges : bool
+        Also add each epoch's distance to the first and to the last epoch of the
+        recording, capped at the longest half-window (``recording|from_start``,
+        ``recording|to_end``): where a window is cut short by the edge of the
+        recording, so that an edge (the start of a nap, of a live stream, of one part of
+        a split night) is not read as a change of stage.
     prior : (center, scale, k), optional
         Shrink the per-night normalisation's statistics toward the training
         population's (see :func:`night_normalize`).
@@ -443,7 +507,9 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
     names : list of str
         ``<name>`` (raw), ``<name>|z`` (night-normalised), ``<name>|c<w>`` (centred mean),
         ``<name>|p<w>`` (past mean), ``<name>|s<w>`` (centred SD), ``<name>|dprev`` and
-        ``<name>|dnext``; with ``night_stats`` also ``<name>|nmed`` and ``<name>|niqr``.
+        ``<name>|dnext``; with ``night_stats`` also ``<name>|nmed`` and ``<name>|niqr``;
+        with ``length`` ``recording|log_epochs``; with ``edges`` last
+        ``recording|from_start`` and ``recording|to_end``.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim < 1 or len(X) == 0:
@@ -496,4 +562,14 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
                                             exclude=None if ref is None else ~ref)
         blocks += [np.broadcast_to(center, X.shape), np.broadcast_to(scale, X.shape)]
         out_names += [f"{n}|nmed" for n in names] + [f"{n}|niqr" for n in names]
+    if length:
+        blocks.append(np.full((len(X), 1), np.log(len(X))))
+        out_names.append("recording|log_epochs")
+    if edges:
+        reach = max([int(w) // 2 for w in (*windows, *std_windows)]
+                    + [int(w) - 1 for w in past_windows] + [1])
+        t = np.arange(len(X), dtype=np.float64)
+        blocks.append(np.column_stack([np.minimum(t, reach),
+                                       np.minimum(len(X) - 1 - t, reach)]))
+        out_names += ["recording|from_start", "recording|to_end"]
     return np.hstack(blocks).astype(np.float32), out_names

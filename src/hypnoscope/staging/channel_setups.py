@@ -28,11 +28,17 @@ class ChannelSetup:
         Indices into :data:`~hypnoscope.signal.bandpower.CHANNEL_LAYOUT`, in model input order.
     description : str
         What a recording needs, in words (model cards, messages).
+    pool : tuple of tuple of int
+        Other layout channels trained as the same inputs (channel sampling, as U-Sleep
+        trains on any derivation): ``((1,),)`` for a one-EEG setup trains its EEG slot on
+        Fpz-Cz and on Pz-Oz alike, so that the model is not tied to one derivation.
+        :func:`setup_nights` makes one view of every night per entry.
     """
 
     name: str
     slots: tuple[int, ...]
     description: str
+    pool: tuple[tuple[int, ...], ...] = ()
 
     @property
     def channels(self) -> list[str]:
@@ -57,13 +63,36 @@ class ChannelSetup:
 CHANNEL_SETUPS: dict[str, ChannelSetup] = {s.name: s for s in (
     ChannelSetup("default", (0, 1, 2), "two EEG channels (Fpz-Cz and Pz-Oz, or the nearest "
                  "frontal/central and parieto-occipital derivations) and one EOG channel"),
-    ChannelSetup("eeg1-eog", (0, 2), "one EEG channel (Fpz-Cz, or the nearest frontal/"
-                 "central derivation) and one EOG channel"),
+    ChannelSetup("eeg1-eog", (0, 2), "one EEG channel (any derivation: frontal, central "
+                 "or parieto-occipital; trained on Fpz-Cz and Pz-Oz alike) and one EOG "
+                 "channel", pool=((1, 2),)),
     ChannelSetup("eeg2", (0, 1), "two EEG channels (Fpz-Cz and Pz-Oz, or the nearest "
                  "frontal/central and parieto-occipital derivations), no EOG"),
-    ChannelSetup("eeg1", (0,), "one EEG channel (Fpz-Cz, or the nearest frontal/central "
-                 "derivation: a headband's frontal channel), no EOG"),
+    ChannelSetup("eeg1", (0,), "one EEG channel (any derivation: frontal, central or "
+                 "parieto-occipital; trained on Fpz-Cz and Pz-Oz alike), no EOG",
+                 pool=((1,),)),
 )}
+
+
+def setup_nights(nights, setup: ChannelSetup | str, pool: bool = True) -> list:
+    """The band-power nights as a setup's model reads them: only the setup's channels
+    (views of the features, channel names in the metadata following), and with ``pool``
+    one more view of every night per :attr:`ChannelSetup.pool` entry, whose channels
+    take the setup's slots (named after the slots, the derivation in
+    ``meta["derivations"]``; night id suffixed ``~<derivation>``; same subject, so that
+    subject-wise splits keep a night's views together)."""
+    from dataclasses import replace
+
+    setup = CHANNEL_SETUPS[setup] if isinstance(setup, str) else setup
+    out = []
+    for slots in (setup.slots, *(setup.pool if pool else ())):
+        real = [CHANNEL_LAYOUT[i] for i in slots]
+        tag = "" if slots == setup.slots else "~" + "+".join(real)
+        out += [replace(n, X=n.X[:, list(slots)], channels=setup.channels,
+                        night_id=f"{n.night_id}{tag}",
+                        meta={**n.meta, "channel_names": setup.channels,
+                              "derivations": real}) for n in nights]
+    return out
 
 
 def setup_of_card(card: dict[str, Any]) -> ChannelSetup:
