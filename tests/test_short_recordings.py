@@ -108,3 +108,38 @@ def test_cli_report_carries_the_notice(tmp_path, capsys):
     assert n["severity"] == "info"
     assert n["message"].startswith(f"{psg}: the recording lasts 10 min, less than 4 h")
     assert "model card of 'default'" in n["message"]
+
+
+# ------------------------------------------------------------------ 10 min of wake
+def _population_prior(model) -> bool:
+    """Whether ``model``'s per-recording normalisation shrinks toward the training
+    population's statistics (``FeatureStagingModel(shrink=...)``)."""
+    return getattr(model, "shrink", None) is not None
+
+
+def test_ten_minutes_of_wake_are_staged_wake(request):
+    """A 10-min recording of simulated wake through the whole pipeline: >= 90 % of its
+    scored epochs are W (a simulated movement epoch may be unscored, at most one).
+
+    What this needs of the model: staged on their own, 20 epochs of wake make every
+    per-recording statistic a statistic of wake, so a model that normalises by them
+    alone sees 'average' epochs. The same signals inside a simulated night are staged W.
+    A model whose statistics shrink toward the training population's for a short
+    recording stages them W; until the shipped ``default`` is such a model, this test is
+    an expected failure (strict: it must fail then, and pass once it is)."""
+    from hypnoscope.models.storage import load_staging_model
+    from hypnoscope.stages import W
+    from hypnoscope.staging.pipeline import stage_recording
+
+    if not _population_prior(load_staging_model("default")[0]):
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="the shipped default normalises by the recording alone"))
+    for seed in range(3):
+        res = stage_recording(wake(20, seed=seed), model="default")
+        codes = res.hypnogram.codes
+        # the pipeline stages the whole short recording as one window: no crop, and
+        # the second pass keeps it (its sleep period +-30 min covers 10 min)
+        assert res.info["span"]["source"] == "recording"
+        assert res.info["normalization_window_epochs"] == [0, 20]
+        assert (codes < 0).sum() <= 1, seed
+        assert np.mean(codes[codes >= 0] == W) >= 0.9, (seed, codes)
