@@ -72,7 +72,8 @@ def test_notice_names_length_and_accuracy_or_its_absence():
     assert sr.short_recording_notice(notices, "a.edf", sr.SHORT_RECORDING_MIN, CARD) is None
     n = sr.short_recording_notice(notices, "a.edf", 9.5, CARD)
     assert (n.code, n.severity) == ("short-recording", "info") and list(notices) == [n]
-    assert n.message.startswith("a.edf: the recording lasts 9.5 min, less than 4 h")
+    assert n.message.startswith("a.edf: short recording: the recording lasts 9.5 min, "
+                                 "less than 4 h")
     assert ("the model card of 'm' states an accuracy of 0.76 on 30 min stretches" in
             n.message)
     assert "0.77 on nap-like 30 min stretches" in n.message and "0.82 on whole" in n.message
@@ -91,14 +92,18 @@ def test_staging_adds_the_notice_to_short_spans_only(monkeypatch):
     assert "short-recording" not in codes
     res = stage_recording(raw, model="default", lights_off=600, lights_on=3000)
     (n,) = [n for n in res.notices if n.code == "short-recording"]
-    assert n.message.startswith("<RawArray>: the span from lights-off to lights-on lasts "
-                                "40 min")
+    assert n.message.startswith("<RawArray>: short recording: the span from lights-off to "
+                                "lights-on lasts 40 min")
     assert "accuracy of 0.76 on 30 min stretches" in n.message
 
 
-def test_cli_report_carries_the_notice(tmp_path, capsys):
+def test_cli_report_carries_the_notice(tmp_path, caplog):
+    import logging
+
     from hypnoscope.cli import main
     from hypnoscope.simulate import write_sleepedf_pair
+
+    caplog.set_level(logging.INFO, logger="hypnoscope")
 
     psg, _ = write_sleepedf_pair(wake(20), None, tmp_path, "SW0010E0")
     assert main(["stage", str(psg), "--out", str(tmp_path / "out"), "--no-plot",
@@ -106,8 +111,12 @@ def test_cli_report_carries_the_notice(tmp_path, capsys):
     report = json.loads((tmp_path / "out" / "SW0010E0.report.json").read_text())
     (n,) = [n for n in report["notices"] if n["code"] == "short-recording"]
     assert n["severity"] == "info"
-    assert n["message"].startswith(f"{psg}: the recording lasts 10 min, less than 4 h")
+    assert n["message"].startswith(f"{psg}: short recording: the recording lasts 10 min, "
+                                   "less than 4 h")
     assert "model card of 'default'" in n["message"]
+    shown = [r for r in caplog.records if r.name == "hypnoscope" and r.getMessage() ==
+             n["message"]]
+    assert [r.levelname for r in shown] == ["INFO"]  # what the command line prints
 
 
 # ------------------------------------------------------------------ 10 min of wake

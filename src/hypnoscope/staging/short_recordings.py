@@ -128,9 +128,9 @@ def short_recording_message(src: str, minutes: float, card: dict[str, Any],
     """The ``short-recording`` notice's message (see :func:`short_recording_notice`)."""
     name = card.get("name", "model") if isinstance(card, dict) else "model"
     length = _minutes_text(minutes)
-    head = (f"{src}: the {what} lasts {length}, less than {threshold / 60:g} h; the model's "
-            f"per-recording statistics rest on these {length} alone, so expect a lower "
-            "accuracy than on whole nights")
+    head = (f"{src}: short recording: the {what} lasts {length}, less than "
+            f"{threshold / 60:g} h; the model's per-recording statistics rest on these "
+            f"{length} alone, so expect a lower accuracy than on whole nights")
     near = nearest_stretch(card, minutes)
     if near is None:
         return (f"{head}: the model card of {name!r} gives no stretch accuracy (accuracy "
