@@ -126,6 +126,26 @@ def _population_prior(model) -> bool:
     return getattr(model, "shrink", None) is not None
 
 
+def test_a_population_prior_makes_ten_minutes_of_wake_wake(shared_data):
+    """The pipeline with a model whose per-recording statistics shrink toward the
+    training population's (``shrink``; trained also on random stretches, with the
+    recording's length as a feature) stages 10 min of simulated wake W, whatever the
+    shipped model: a small such model fitted on six real band-power nights."""
+    from hypnoscope.datasets import load_feature_dir
+    from hypnoscope.models import make_model
+    from hypnoscope.stages import W
+    from hypnoscope.staging.pipeline import stage_recording
+
+    nights = load_feature_dir(str(shared_data / "sleepedf_bandpower"))[:6]
+    model = make_model("lightgbm-context", shrink=120.0, context={"length": True},
+                       crops={"per_night": 2, "min_minutes": 20}, n_jobs=1,
+                       n_estimators=50).fit(nights)
+    for seed in range(3):
+        codes = stage_recording(wake(20, seed=seed), model=model).hypnogram.codes
+        assert (codes < 0).sum() <= 1, seed
+        assert np.mean(codes[codes >= 0] == W) >= 0.9, (seed, codes)
+
+
 def test_ten_minutes_of_wake_are_staged_wake(request):
     """A 10-min recording of simulated wake through the whole pipeline: >= 90 % of its
     scored epochs are W (a simulated movement epoch may be unscored, at most one).
