@@ -34,8 +34,8 @@ from hypnoscope.notices import Notice, Notices
 #: nights). Already at 2 h every measured configuration is several points below its
 #: whole-night accuracy (``benchmarks/results/real_accuracy_stretches.md``), so the
 #: threshold lies above 2 h; 4 h is about the geometric mean of 2 h and the median
-#: training night (README, "Short recordings"), so that below it the nearest measured
-#: length (:func:`nearest_stretch`) is a stretch, not a whole night.
+#: training night (README, "Signal quality and night boundaries"), so that below it the
+#: nearest measured length (:func:`nearest_stretch`) is a stretch, not a whole night.
 SHORT_RECORDING_MIN = 240.0
 #: Key of the stretch accuracies in a model card.
 CARD_KEY = "stretches"
