@@ -95,6 +95,10 @@ def test_staging_adds_the_notice_to_short_spans_only(monkeypatch):
     assert n.message.startswith("<RawArray>: short recording: the span from lights-off to "
                                 "lights-on lasts 40 min")
     assert "accuracy of 0.76 on 30 min stretches" in n.message
+    res = stage_recording(raw, model="default", lights_on=5400)
+    (n,) = [n for n in res.notices if n.code == "short-recording"]
+    assert "the span from the recording start to lights-on lasts 90 min" in n.message
+    assert "accuracy of 0.79 on 2 h stretches" in n.message  # 90 min: nearer 2 h than 1 h
 
 
 def test_cli_report_carries_the_notice(tmp_path, caplog):

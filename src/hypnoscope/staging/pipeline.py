@@ -750,8 +750,9 @@ def _short_recording_notice(st: _Staging) -> _Staging:
     the stretch accuracy of the model card
     (:func:`~hypnoscope.staging.short_recordings.short_recording_notice`)."""
     o = st.opt
-    what = ("recording" if o.lights_off is None and o.lights_on is None
-            else "span from lights-off to lights-on")
+    what = ("recording" if o.lights_off is None and o.lights_on is None else
+            f"span from {'lights-off' if o.lights_off is not None else 'the recording start'}"
+            f" to {'lights-on' if o.lights_on is not None else 'the recording end'}")
     minutes = (st.span.stop - st.span.start) * EPOCH_SEC / 60.0
     short_recording_notice(st.notices, st.src, minutes, st.card, what)
     return st
