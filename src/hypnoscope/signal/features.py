@@ -557,6 +557,19 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         nxt = np.vstack([Z[1:], Z[-1:]])
         blocks += [Z - prev, nxt - Z]
         out_names += [f"{n}|dprev" for n in names] + [f"{n}|dnext" for n in names]
+    extra, extra_names = _recording_columns(X, names, ref, night_stats, length, edges,
+                                            (*windows, *std_windows), past_windows)
+    return np.hstack(blocks + extra).astype(np.float32), out_names + extra_names
+
+
+def _recording_columns(X: np.ndarray, names: list[str], ref, night_stats: bool, length: bool,
+                       edges: bool, centred: Sequence[int], past: Sequence[int],
+                       ) -> tuple[list[np.ndarray], list[str]]:
+    """The columns of :func:`add_context` that describe the recording rather than the
+    epoch: its robust statistics (``night_stats``), its length and each epoch's distance
+    to its edges (capped at the longest reach of the centred and past windows)."""
+    blocks: list[np.ndarray] = []
+    out_names: list[str] = []
     if night_stats:
         center, scale = normalization_stats(X, "robust", axes=0,
                                             exclude=None if ref is None else ~ref)
@@ -566,10 +579,9 @@ def add_context(X: np.ndarray, names: Sequence[str] | None = None, *,
         blocks.append(np.full((len(X), 1), np.log(len(X))))
         out_names.append("recording|log_epochs")
     if edges:
-        reach = max([int(w) // 2 for w in (*windows, *std_windows)]
-                    + [int(w) - 1 for w in past_windows] + [1])
+        reach = max([int(w) // 2 for w in centred] + [int(w) - 1 for w in past] + [1])
         t = np.arange(len(X), dtype=np.float64)
         blocks.append(np.column_stack([np.minimum(t, reach),
                                        np.minimum(len(X) - 1 - t, reach)]))
         out_names += ["recording|from_start", "recording|to_end"]
-    return np.hstack(blocks).astype(np.float32), out_names
+    return blocks, out_names
