@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -103,6 +104,22 @@ def length_label(minutes: float | None, nap: bool = False) -> str:
     text = f"{m / 60:g} h" if m >= 60 and m % 60 == 0 else f"{m:g} min"
     return f"nap {text}" if nap else text
 
+
+_LABEL = re.compile(r"^\s*(nap\s+)?(\d+(?:\.\d+)?)\s*(h|min)\s*$", re.IGNORECASE)
+
+
+def parse_length_label(label: str) -> tuple[float | None, bool] | None:
+    """``(minutes, nap)`` of a stretch length label: ``"whole"`` -> ``(None, False)``,
+    ``"2 h"`` -> ``(120.0, False)``, ``"nap 30 min"`` -> ``(30.0, True)``; None for a
+    label of another form (the inverse of :func:`length_label`)."""
+    text = str(label).strip().lower()
+    if text == "whole":
+        return None, False
+    m = _LABEL.match(text)
+    if m is None:
+        return None
+    value = float(m.group(2)) * (60.0 if m.group(3).lower() == "h" else 1.0)
+    return value, m.group(1) is not None
 
 def _epochs(minutes: float, epoch_sec: float) -> int:
     n = int(round(float(minutes) * 60.0 / epoch_sec))
@@ -619,6 +636,6 @@ def select_on_stretches(nights: Sequence[Any],
 
 __all__ = ["CACHE_VERSION", "DEFAULT_LENGTHS", "DEFAULT_NAP_LENGTHS", "DEFAULT_NAP_WAKE",
            "EPOCH_SEC", "Stretch", "StretchFold", "StretchSelection", "cross_validate_stretches",
-           "length_label", "predict_stretches", "random_stretches", "rezscore_stretch",
-           "sample_stretches", "score_stretches", "select_on_stretches", "stretch_night",
+           "length_label", "parse_length_label", "predict_stretches", "random_stretches",
+           "rezscore_stretch", "sample_stretches", "score_stretches", "select_on_stretches", "stretch_night",
            "stretch_table", "stretch_zscore_shift"]

@@ -24,9 +24,9 @@ to expect of it.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
+from hypnoscope.evaluation.stretches import parse_length_label
 from hypnoscope.notices import Notice, Notices
 
 #: Staged spans shorter than this (minutes) get the ``short-recording`` notice. The
@@ -39,24 +39,6 @@ from hypnoscope.notices import Notice, Notices
 SHORT_RECORDING_MIN = 240.0
 #: Key of the stretch accuracies in a model card.
 CARD_KEY = "stretches"
-
-_LABEL = re.compile(r"^\s*(nap\s+)?(\d+(?:\.\d+)?)\s*(h|min)\s*$", re.IGNORECASE)
-
-
-def parse_length_label(label: str) -> tuple[float | None, bool] | None:
-    """``(minutes, nap)`` of a stretch length label: ``"whole"`` -> ``(None, False)``,
-    ``"2 h"`` -> ``(120.0, False)``, ``"nap 30 min"`` -> ``(30.0, True)``; None for a
-    label of another form (the inverse of
-    :func:`hypnoscope.evaluation.stretches.length_label`)."""
-    text = str(label).strip().lower()
-    if text == "whole":
-        return None, False
-    m = _LABEL.match(text)
-    if m is None:
-        return None
-    value = float(m.group(2)) * (60.0 if m.group(3).lower() == "h" else 1.0)
-    return value, m.group(1) is not None
-
 
 def _accuracy(value: Any) -> float | None:
     """A finite accuracy in [0, 1], else None."""
