@@ -63,9 +63,8 @@ class ChannelSetup:
 CHANNEL_SETUPS: dict[str, ChannelSetup] = {s.name: s for s in (
     ChannelSetup("default", (0, 1, 2), "two EEG channels (Fpz-Cz and Pz-Oz, or the nearest "
                  "frontal/central and parieto-occipital derivations) and one EOG channel"),
-    ChannelSetup("eeg1-eog", (0, 2), "one EEG channel (any derivation: frontal, central "
-                 "or parieto-occipital; trained on Fpz-Cz and Pz-Oz alike) and one EOG "
-                 "channel", pool=((1, 2),)),
+    ChannelSetup("eeg1-eog", (0, 2), "one EEG channel (Fpz-Cz, or the nearest frontal/"
+                 "central derivation) and one EOG channel"),
     ChannelSetup("eeg2", (0, 1), "two EEG channels (Fpz-Cz and Pz-Oz, or the nearest "
                  "frontal/central and parieto-occipital derivations), no EOG"),
     ChannelSetup("eeg1", (0,), "one EEG channel (any derivation: frontal, central or "
