@@ -26,20 +26,39 @@ Hann-windowed periodogram of the detrended epoch. Thresholds are keyword argumen
 :func:`epoch_quality`; a per-role threshold is one number for all roles or a mapping
 ``{role: value}`` (missing roles keep their default; ``None`` turns the rule off for
 the role; one number leaves off the roles where the rule is off by default). The
-per-role defaults are the ``*_DEFAULTS`` tables below. "Night-relative" rules compare
-an epoch with the channel's robust distribution over the recording: the median and
-``sigma = 1.4826 * MAD`` of a log statistic over the reference epochs (not FLAT, not
-DISCONNECTED, under the absolute amplitude limit); they need at least
-``rel_min_epochs`` (20) reference epochs, so a short snippet gets the absolute rules
-only.
+per-role defaults are the ``*_DEFAULTS`` tables below.
+
+Relative to the recording
+-------------------------
+Amplitude and noise are judged against the recording itself, so that a healthy night
+recorded at any gain, or of a person with large (children, young adults) or small EEG,
+gets the same flags: scaling a channel by any factor inside the outer bounds below
+changes none of them. Two references are used per channel:
+
+- its **scale**: the median amplitude (detrended SD; envelope: mean level) of its
+  usable epochs (not constant, no missing samples, above the absolute flat floor), from
+  any number of epochs;
+- its **distribution** ("night-relative" rules): the median and ``sigma = 1.4826 *
+  MAD`` of a log statistic over the reference epochs (usable and not beyond an
+  amplitude bound); these rules need at least ``rel_min_epochs`` (20) reference epochs,
+  so a short snippet gets the scale rules and the outer bounds only.
+
+Absolute µV limits remain only as outer bounds far outside physiology, for what no
+relative rule can see: a dead or shorted electrode (the flat floor, below any
+amplifier's noise), a whole channel in the wrong unit or an amplifier fault (the scale
+bound, ``amp_scale_max_uv``), an epoch beyond any amplifier's input range
+(``amp_ptp_uv``). Unit mistakes are also the reader's business (:mod:`hypnoscope.io.units`
+rescales powers of 1000 and warns about implausible amplitudes); a channel the reader
+could not fix is flagged here on every epoch, so staging drops it or refuses.
 
 ``FLAT``
-    Any of: the detrended SD is below ``flat_sd_uv`` (EEG/EOG 1 µV; EMG 0.1 µV, as REM
-    atonia is quiet); at least ``flat_min_sec`` (10) one-second blocks of the epoch
-    have an SD below ``flat_sd_uv`` (a flat stretch inside the epoch); the SD is below
-    ``flat_rel`` times the night's median SD (EEG/EOG 0.1, EMG 0.02); the epoch is
-    constant. For an EMG envelope (a slow, positive RMS level) the mean level replaces
-    the SD, with floor ``MIN_PLAUSIBLE_UV`` (0.05 µV) and ``flat_rel`` 0.02.
+    Any of: the detrended SD is below ``flat_sd_uv`` (EEG/EOG 0.5 µV; EMG
+    ``MIN_PLAUSIBLE_UV``, 0.05 µV, as REM atonia is quiet: floors below amplifier
+    noise); at least ``flat_min_sec`` (10) one-second blocks of the epoch have an SD
+    below ``flat_sd_uv`` (a flat stretch inside the epoch); the SD is below ``flat_rel``
+    times the night's median SD (EEG/EOG 0.1, EMG 0.02); the epoch is constant. For an
+    EMG envelope (a slow, positive RMS level) the mean level replaces the SD, with
+    floor ``MIN_PLAUSIBLE_UV`` and ``flat_rel`` 0.02.
 ``CLIPPED``
     A saturation plateau: at least ``clip_fraction`` (1 %) of the samples lie within
     ``clip_tol`` (0.5 %) of the epoch's peak-to-peak range from its maximum (or, counted
@@ -50,16 +69,23 @@ only.
     for envelopes (a slow level, where runs of equal values are not saturation).
     Clipping that happened before resampling (ringing on the plateau) may be missed.
 ``AMPLITUDE``
-    Too large, absolutely or for this night:
+    Too large for this recording, or beyond the outer bounds. Any of:
 
-    - absolute: detrended peak-to-peak above ``amp_ptp_uv`` (EEG 1200 µV, EOG 2000 µV,
-      EMG 2000 µV; envelope: mean level above 500 µV). Real Sleep-EDF N3 never exceeds
-      500 µV (0.5-30 Hz, 54 nights); simulated high-amplitude subjects reach ~1000 µV;
-    - relative: ``log SD`` (envelope: ``log level``) above the night's median by more
-      than ``max(amp_z * sigma, log(amp_min_ratio))``: EEG ``amp_z`` 5 and ratio 6,
-      EOG 5 and 10 (quiet N2/N3 eyes against REM bursts), EMG/envelope 6 and 10 (tone
-      varies ~10-fold between wake and REM atonia). N3 slow waves reach ~2-5x the
-      median EEG SD and stay inside.
+    - **outlier of the night** (log space, the night's median and sigma): the SD
+      (envelope: level) above the median by more than ``max(amp_z * sigma,
+      log(amp_min_ratio))``, or the RMS in ``amp_fast_band`` (4-45 Hz, upper edge capped
+      at 0.45 * sfreq; EEG/EOG only) above its median by more than ``max(amp_z * sigma,
+      log(amp_fast_ratio))``. ``amp_z`` is 5 (EMG/envelope 6). Artefacts (noise,
+      movement, electrode trouble) are broadband and raise the fast band as much as the
+      SD, so the fast-band ratio is the tight one (EEG 6, EOG 10); N3 slow waves put
+      their power below 4 Hz and raise the SD several-fold while the fast band barely
+      moves, so the SD ratio is wide (EEG/EOG 12, EMG/envelope 10): high-amplitude
+      delta is physiology, not an artefact;
+    - **spike**: detrended peak-to-peak above ``amp_ptp_rel`` times the channel's scale
+      (EEG 80, EOG 150, EMG 400; not for envelopes);
+    - **outer bounds**: the detrended peak-to-peak above ``amp_ptp_uv`` (20 000 µV;
+      envelope: the level above 5000 µV), or the channel's scale above
+      ``amp_scale_max_uv`` (500 µV), which flags every usable epoch of the channel.
 ``HF_NOISE``
     Broadband or high-frequency noise on EEG/EOG (not on EMG, which *is*
     high-frequency power, nor on envelopes). With ``hf`` the RMS (µV) in ``hf_band``
@@ -87,16 +113,19 @@ only.
       stuck at a rail); not for envelopes (FLAT there);
     - it holds non-finite samples (NaN/inf; they count as 0 for the other statistics);
     - a baseline jump: the sharpest change of the epoch, ``|x[t + s] - x[t]|`` over
-      ``s = jump_span_sec`` (20 ms, at least one sample), is at least ``jump_uv`` (EEG
-      250 µV, EOG 600 µV since saccades are steps too, EMG 300 µV) **and** the mean
-      over ``jump_window_sec`` (1 s) after the change differs from the mean over the
-      second before it, in the direction of the change, by at least ``jump_keep``
-      (0.5) x ``jump_uv``: a sustained DC shift (loose electrode, electrode pop), not a
-      spike. Physiological waves are band-limited (a 150-µV K-complex changes by
-      ~40 µV in 20 ms). Only the sharpest change is examined. Off for envelopes.
+      ``s = jump_span_sec`` (20 ms, at least one sample), is at least ``J = max(jump_uv,
+      jump_rel * scale)`` (``jump_uv`` EEG 250 µV, EOG 600 µV since saccades are steps
+      too, EMG 300 µV; ``jump_rel`` EEG 7, EOG 25, EMG 60) **and** the mean over
+      ``jump_window_sec`` (1 s) after the change differs from the mean over the second
+      before it, in the direction of the change, by at least ``jump_keep`` (0.5) x
+      ``J``: a sustained DC shift (loose electrode, electrode pop), not a spike.
+      Physiological waves are band-limited and their steepest changes grow with the
+      recording's amplitude, hence the relative term; an electrode pop does not, hence
+      the µV floor. Only the sharpest change is examined. Off for envelopes.
 
 The approach follows YASA's ``art_detect(method="std")`` (z-scored log SD per channel,
-here with a robust median/MAD centre and scale and a minimum ratio) and MNE's
+here with a robust median/MAD centre and scale, a minimum ratio and a fast-band
+companion that spares slow waves) and MNE's
 ``annotate_amplitude`` (peak-to-peak limits, flat detection with a minimum duration),
 vectorised over all epochs.
 """
@@ -151,24 +180,47 @@ PerRole = float | Mapping[str, float | None] | None
 
 _R = MappingProxyType
 #: Absolute flat floor per role, µV: SD of the detrended epoch and of its 1-s blocks
-#: (envelope: mean level).
-FLAT_SD_DEFAULTS = _R({"eeg": 1.0, "eog": 1.0, "emg": 0.1, "emg_envelope": MIN_PLAUSIBLE_UV})
+#: (envelope: mean level). An outer bound: below the noise of any EEG amplifier, so a
+#: healthy low-amplitude recording stays above it.
+FLAT_SD_DEFAULTS = _R({"eeg": 0.5, "eog": 0.5, "emg": MIN_PLAUSIBLE_UV,
+                       "emg_envelope": MIN_PLAUSIBLE_UV})
 #: Relative flat floor: SD (envelope: level) below this times the night's median.
 FLAT_REL_DEFAULTS = _R({"eeg": 0.1, "eog": 0.1, "emg": 0.02, "emg_envelope": 0.02})
 #: Fraction of samples at the max (or at the min) that makes a saturation plateau.
 CLIP_FRACTION_DEFAULTS = _R({"eeg": 0.01, "eog": 0.01, "emg": 0.01, "emg_envelope": None})
-#: Absolute amplitude limit: detrended peak-to-peak (envelope: mean level), µV.
-AMP_PTP_DEFAULTS = _R({"eeg": 1200.0, "eog": 2000.0, "emg": 2000.0, "emg_envelope": 500.0})
-#: Robust z (in log-SD space) above which an epoch is an amplitude outlier of the night.
+#: Outer bound on one epoch: detrended peak-to-peak (envelope: mean level) in µV above
+#: which it is AMPLITUDE whatever the recording (beyond any scalp biopotential and the
+#: input range of PSG amplifiers).
+AMP_PTP_DEFAULTS = _R({"eeg": 20_000.0, "eog": 20_000.0, "emg": 20_000.0,
+                       "emg_envelope": 5_000.0})
+#: Outer bound on a whole channel: its scale (median epoch SD; envelope: median level)
+#: in µV above which every epoch is AMPLITUDE (a unit mistake or an amplifier fault,
+#: not a person: the reader's plausible range ends at ``PLAUSIBLE_EPOCH_SD_UV[1]``).
+AMP_SCALE_MAX_DEFAULTS = _R({"eeg": 500.0, "eog": 500.0, "emg": 500.0,
+                             "emg_envelope": 500.0})
+#: Relative spike limit: detrended peak-to-peak above this times the channel's scale.
+AMP_PTP_REL_DEFAULTS = _R({"eeg": 80.0, "eog": 150.0, "emg": 400.0, "emg_envelope": None})
+#: Robust z (in log space) above which an epoch is an amplitude outlier of the night.
 AMP_Z_DEFAULTS = _R({"eeg": 5.0, "eog": 5.0, "emg": 6.0, "emg_envelope": 6.0})
-#: ... and the minimum ratio to the night's median SD for that.
-AMP_MIN_RATIO_DEFAULTS = _R({"eeg": 6.0, "eog": 10.0, "emg": 10.0, "emg_envelope": 10.0})
+#: ... and the minimum ratio of its SD (envelope: level) to the night's median for that;
+#: N3 slow waves raise the EEG SD several-fold, so EEG and EOG (which picks up frontal
+#: delta) allow more than the fast-band rule.
+AMP_MIN_RATIO_DEFAULTS = _R({"eeg": 12.0, "eog": 12.0, "emg": 10.0, "emg_envelope": 10.0})
+#: Minimum ratio of an epoch's RMS in :data:`AMP_FAST_BAND` to the night's median for an
+#: amplitude outlier (None = off): artefacts are broadband, slow waves are not.
+AMP_FAST_RATIO_DEFAULTS = _R({"eeg": 6.0, "eog": 10.0, "emg": None, "emg_envelope": None})
+#: Band (Hz) of the fast-band amplitude rule (upper edge capped at 0.45 * sfreq).
+AMP_FAST_BAND = (4.0, 45.0)
 #: High-frequency power share above which an epoch is noisy regardless of the night.
 HF_RATIO_MAX_DEFAULTS = _R({"eeg": 0.25, "eog": 0.25, "emg": None, "emg_envelope": None})
 #: Line-noise peak-to-neighbour power ratio (None = off for the role).
 LINE_RATIO_DEFAULTS = _R({"eeg": 10.0, "eog": 10.0, "emg": 10.0, "emg_envelope": None})
-#: Sharp change (µV within ``jump_span_sec``) of a baseline jump (None = off).
+#: Sharp change (within ``jump_span_sec``) of a baseline jump, µV (None = off): an
+#: electrode pop is a physical event, so this holds at any amplitude ...
 JUMP_UV_DEFAULTS = _R({"eeg": 250.0, "eog": 600.0, "emg": 300.0, "emg_envelope": None})
+#: ... and in a high-amplitude recording the change must also exceed this times the
+#: channel's scale (steep slow waves and K-complexes grow with it; None = off).
+JUMP_REL_DEFAULTS = _R({"eeg": 7.0, "eog": 25.0, "emg": 60.0, "emg_envelope": None})
 
 _LOG_FLOOR = 1e-12
 
@@ -207,10 +259,11 @@ class QualityReport:
         n_channels)``): ``sd`` and ``ptp`` (detrended, µV), ``level`` (mean, µV),
         ``quiet_sd`` (SD of the ``flat_min_sec``-th quietest second, µV),
         ``clip_fraction`` (plateau share), ``hf_ratio`` (HF share), ``hf_uv`` (RMS in
-        the HF band, µV), ``line_uv`` (largest mains component RMS, NaN where not
-        checkable), ``jump_uv`` (sharpest change) and ``shift_uv`` (baseline shift
-        across it, signed along the change), ``amp_z`` and ``hf_z`` (robust z against
-        the night; NaN where not computed).
+        the HF band, µV), ``fast_uv`` (RMS in ``amp_fast_band``, µV), ``line_uv``
+        (largest mains component RMS, NaN where not checkable), ``jump_uv`` (sharpest
+        change) and ``shift_uv`` (baseline shift across it, signed along the change),
+        ``amp_z``, ``fast_z`` and ``hf_z`` (robust z against the night; NaN where not
+        computed).
     """
 
     flags: np.ndarray
@@ -357,7 +410,8 @@ def exclusion_mask(report: QualityReport, channels: Sequence[str | int] | None =
 # ------------------------------------------------------------------ statistics
 def _epoch_stats(x: np.ndarray, sfreq: float, clip_tol: float, clip_still: float,
                  hf_band: tuple[float, float], line_freqs: Sequence[float], jump_span: int,
-                 jump_win: int, quiet_k: int) -> dict[str, np.ndarray]:
+                 jump_win: int, quiet_k: int, fast_band: tuple[float, float],
+                 ) -> dict[str, np.ndarray]:
     """Per-epoch statistics of a chunk ``(n, n_channels, n_times)`` (float32, finite)."""
     from scipy import fft as sfft
 
@@ -424,6 +478,8 @@ def _epoch_stats(x: np.ndarray, sfreq: float, clip_tol: float, clip_still: float
     p_tot = psd[..., tot_sel].sum(axis=-1, dtype=np.float64) * df
     p_hf = psd[..., hf_sel].sum(axis=-1, dtype=np.float64) * df
     hf_ratio = p_hf / np.maximum(p_tot, _LOG_FLOOR)
+    fast_sel = (freqs >= fast_band[0]) & (freqs <= fast_band[1])
+    p_fast = psd[..., fast_sel].sum(axis=-1, dtype=np.float64) * df
     line_uv = np.full(x.shape[:-1], np.nan)
     line_ratio = np.full(x.shape[:-1], np.nan)
     nyq = sfreq / 2.0
@@ -444,7 +500,8 @@ def _epoch_stats(x: np.ndarray, sfreq: float, clip_tol: float, clip_still: float
         line_ratio = np.where(better, ratio, line_ratio)
     return {"level": level, "range": rng, "clip_fraction": clip_frac, "sd": sd, "ptp": ptp,
             "jump_uv": np.abs(dval), "shift_uv": shift, "hf_ratio": hf_ratio,
-            "hf_uv": np.sqrt(p_hf), "line_uv": line_uv, "line_ratio": line_ratio,
+            "hf_uv": np.sqrt(p_hf), "fast_uv": np.sqrt(p_fast), "line_uv": line_uv,
+            "line_ratio": line_ratio,
             "quiet_sd": quiet_sd, "quiet_level": quiet_level}
 
 
@@ -468,14 +525,17 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
                   flat_min_sec: float = 10.0,
                   clip_fraction: PerRole = None, clip_tol: float = 0.005,
                   clip_still: float = 0.05,
-                  amp_ptp_uv: PerRole = None, amp_z: PerRole = None,
-                  amp_min_ratio: PerRole = None,
+                  amp_ptp_uv: PerRole = None, amp_scale_max_uv: PerRole = None,
+                  amp_ptp_rel: PerRole = None, amp_z: PerRole = None,
+                  amp_min_ratio: PerRole = None, amp_fast_ratio: PerRole = None,
+                  amp_fast_band: tuple[float, float] = AMP_FAST_BAND,
                   hf_band: tuple[float, float] = (30.0, 45.0), hf_ratio_max: PerRole = None,
                   hf_z: float = 2.0, hf_min_ratio: float = 8.0, hf_ratio_min: float = 0.03,
                   hf_min_uv: float = 2.0,
                   line_freqs: Sequence[float] = (50.0, 60.0), line_ratio: PerRole = None,
                   line_min_uv: float = 5.0,
-                  jump_uv: PerRole = None, jump_span_sec: float = 0.02,
+                  jump_rel: PerRole = None, jump_uv: PerRole = None,
+                  jump_span_sec: float = 0.02,
                   jump_window_sec: float = 1.0, jump_keep: float = 0.5,
                   rel_min_epochs: int = 20, chunk_samples: int = 250_000,
                   ) -> QualityReport:
@@ -504,11 +564,15 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
         CLIPPED: share of plateau samples at the max or min (default 0.01, off for
         envelopes); a plateau sample lies within ``clip_tol`` x peak-to-peak of the
         extreme and moved at most ``clip_still`` x the mean absolute change.
-    amp_ptp_uv, amp_z, amp_min_ratio
-        AMPLITUDE: absolute limit on the detrended peak-to-peak, µV
-        (:data:`AMP_PTP_DEFAULTS`); relative rule ``log SD > median + max(amp_z *
-        sigma, log(amp_min_ratio))`` (:data:`AMP_Z_DEFAULTS`,
-        :data:`AMP_MIN_RATIO_DEFAULTS`).
+    amp_ptp_uv, amp_scale_max_uv, amp_ptp_rel
+        AMPLITUDE bounds: outer bounds on one epoch's detrended peak-to-peak and on the
+        channel's scale, µV (:data:`AMP_PTP_DEFAULTS`, :data:`AMP_SCALE_MAX_DEFAULTS`);
+        spike limit, times the scale (:data:`AMP_PTP_REL_DEFAULTS`).
+    amp_z, amp_min_ratio, amp_fast_ratio, amp_fast_band
+        AMPLITUDE outliers of the night: ``log SD > median + max(amp_z * sigma,
+        log(amp_min_ratio))``, and the same for the RMS in ``amp_fast_band`` with
+        ``amp_fast_ratio`` (:data:`AMP_Z_DEFAULTS`, :data:`AMP_MIN_RATIO_DEFAULTS`,
+        :data:`AMP_FAST_RATIO_DEFAULTS`, :data:`AMP_FAST_BAND`).
     hf_band, hf_ratio_max, hf_z, hf_min_ratio, hf_ratio_min, hf_min_uv
         HF_NOISE: band in Hz (upper edge capped at 0.45 * sfreq); absolute rule on its
         share of the 0.5-45 Hz power (:data:`HF_RATIO_MAX_DEFAULTS`, off for EMG and
@@ -517,10 +581,11 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
     line_freqs, line_ratio, line_min_uv
         LINE_NOISE: mains frequencies checked (those below Nyquist - 1.5 Hz), the
         peak-to-neighbour PSD ratio (default 10, off for envelopes), least RMS, µV.
-    jump_uv, jump_span_sec, jump_window_sec, jump_keep
-        DISCONNECTED baseline jump of ``jump_uv`` µV (:data:`JUMP_UV_DEFAULTS`) within
-        ``jump_span_sec`` that shifts the mean over ``jump_window_sec`` either side by
-        ``jump_keep`` x ``jump_uv``.
+    jump_rel, jump_uv, jump_span_sec, jump_window_sec, jump_keep
+        DISCONNECTED baseline jump of ``J = max(jump_uv, jump_rel * scale)`` µV
+        (:data:`JUMP_UV_DEFAULTS`, :data:`JUMP_REL_DEFAULTS`) within ``jump_span_sec``
+        that shifts the mean over ``jump_window_sec`` either side by ``jump_keep`` x
+        ``J``.
     rel_min_epochs : int, default 20
         Fewest reference epochs for the night-relative rules.
     chunk_samples : int, default 250,000
@@ -535,25 +600,27 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
     th = _thresholds(sfreq, flat_sd_uv=flat_sd_uv, flat_rel=flat_rel,
                      flat_min_sec=flat_min_sec, clip_fraction=clip_fraction,
                      clip_tol=clip_tol, clip_still=clip_still, amp_ptp_uv=amp_ptp_uv,
-                     amp_z=amp_z, amp_min_ratio=amp_min_ratio, hf_band=hf_band,
+                     amp_scale_max_uv=amp_scale_max_uv, amp_ptp_rel=amp_ptp_rel,
+                     amp_z=amp_z, amp_min_ratio=amp_min_ratio,
+                     amp_fast_ratio=amp_fast_ratio, amp_fast_band=amp_fast_band,
+                     hf_band=hf_band,
                      hf_ratio_max=hf_ratio_max, hf_z=hf_z, hf_min_ratio=hf_min_ratio,
                      hf_ratio_min=hf_ratio_min, hf_min_uv=hf_min_uv, line_freqs=line_freqs,
-                     line_ratio=line_ratio, line_min_uv=line_min_uv, jump_uv=jump_uv,
+                     line_ratio=line_ratio, line_min_uv=line_min_uv, jump_rel=jump_rel,
+                     jump_uv=jump_uv,
                      jump_span_sec=jump_span_sec, jump_window_sec=jump_window_sec,
                      jump_keep=jump_keep, rel_min_epochs=rel_min_epochs)
     st, nonfinite = _night_stats(x_all, sfreq, th, chunk_samples)
     n_ep, n_ch = nonfinite.shape
     flags = np.zeros((n_ep, n_ch), dtype=np.uint8)
-    amp_zs = np.full((n_ep, n_ch), np.nan)
-    hf_zs = np.full((n_ep, n_ch), np.nan)
+    zs = {k: np.full((n_ep, n_ch), np.nan) for k in ("amp_z", "fast_z", "hf_z")}
     for c, role in enumerate(roles):
         flags[:, c] = _channel_flags({k: v[:, c] for k, v in st.items()}, nonfinite[:, c],
-                                     role, th, amp_zs[:, c], hf_zs[:, c])
+                                     role, th, {k: v[:, c] for k, v in zs.items()})
     metrics = {k: st[k].astype(np.float32) for k in
                ("sd", "ptp", "level", "quiet_sd", "clip_fraction", "hf_ratio", "hf_uv",
-                "line_uv", "jump_uv", "shift_uv")}
-    metrics["amp_z"] = amp_zs.astype(np.float32)
-    metrics["hf_z"] = hf_zs.astype(np.float32)
+                "fast_uv", "line_uv", "jump_uv", "shift_uv")}
+    metrics.update({k: v.astype(np.float32) for k, v in zs.items()})
     return QualityReport(flags=flags, ch_names=names, roles=roles, sfreq=sfreq,
                          thresholds=th, metrics=metrics)
 
@@ -588,13 +655,19 @@ def _thresholds(sfreq: float, **kw: Any) -> dict[str, Any]:
     they differ by role, as the report keeps them."""
     per_role = {"flat_sd_uv": FLAT_SD_DEFAULTS, "flat_rel": FLAT_REL_DEFAULTS,
                 "clip_fraction": CLIP_FRACTION_DEFAULTS, "amp_ptp_uv": AMP_PTP_DEFAULTS,
-                "amp_z": AMP_Z_DEFAULTS, "amp_min_ratio": AMP_MIN_RATIO_DEFAULTS,
+                "amp_scale_max_uv": AMP_SCALE_MAX_DEFAULTS,
+                "amp_ptp_rel": AMP_PTP_REL_DEFAULTS, "amp_z": AMP_Z_DEFAULTS,
+                "amp_min_ratio": AMP_MIN_RATIO_DEFAULTS,
+                "amp_fast_ratio": AMP_FAST_RATIO_DEFAULTS,
                 "hf_ratio_max": HF_RATIO_MAX_DEFAULTS, "line_ratio": LINE_RATIO_DEFAULTS,
-                "jump_uv": JUMP_UV_DEFAULTS}
+                "jump_rel": JUMP_REL_DEFAULTS, "jump_uv": JUMP_UV_DEFAULTS}
     th = {k: _per_role(kw[k], defaults, k) for k, defaults in per_role.items()}
     hf_hi = min(float(kw["hf_band"][1]), 0.45 * sfreq)
     hf_lo = float(kw["hf_band"][0])
-    th.update({"flat_min_sec": float(kw["flat_min_sec"]), "clip_tol": float(kw["clip_tol"]),
+    fast_lo = float(kw["amp_fast_band"][0])
+    fast_hi = min(float(kw["amp_fast_band"][1]), 0.45 * sfreq)
+    th.update({"amp_fast_band": [fast_lo, max(fast_hi, fast_lo)],
+               "flat_min_sec": float(kw["flat_min_sec"]), "clip_tol": float(kw["clip_tol"]),
                "clip_still": float(kw["clip_still"]), "hf_band": [hf_lo, hf_hi],
                "hf_z": float(kw["hf_z"]), "hf_min_ratio": float(kw["hf_min_ratio"]),
                "hf_ratio_min": float(kw["hf_ratio_min"]),
@@ -610,7 +683,8 @@ def _thresholds(sfreq: float, **kw: Any) -> dict[str, Any]:
 
 #: Per-epoch statistics of :func:`_epoch_stats` that :func:`epoch_quality` keeps.
 _STAT_KEYS = ("level", "range", "clip_fraction", "sd", "ptp", "jump_uv", "shift_uv",
-              "hf_ratio", "hf_uv", "line_uv", "line_ratio", "quiet_sd", "quiet_level")
+              "hf_ratio", "hf_uv", "fast_uv", "line_uv", "line_ratio", "quiet_sd",
+              "quiet_level")
 
 
 def _night_stats(x_all: np.ndarray, sfreq: float, th: dict[str, Any], chunk_samples: int,
@@ -634,41 +708,46 @@ def _night_stats(x_all: np.ndarray, sfreq: float, th: dict[str, Any], chunk_samp
             chunk = np.where(fin, chunk, np.float32(0.0))
         res = _epoch_stats(chunk, sfreq, th["clip_tol"], th["clip_still"],
                            (hf_lo, hf_hi if hf_lo < hf_hi else hf_lo + 1.0),
-                           th["line_freqs"], jump_span, jump_win, quiet_k)
+                           th["line_freqs"], jump_span, jump_win, quiet_k,
+                           tuple(th["amp_fast_band"]))
         for k in _STAT_KEYS:
             st[k][a:a + step] = res[k]
     return st, nonfinite
 
 
+def _channel_scale(amp: np.ndarray, usable: np.ndarray) -> float:
+    """The channel's scale: median amplitude (SD; envelope: level) of its ``usable``
+    epochs, NaN when there is none."""
+    v = amp[usable & np.isfinite(amp)]
+    return float(np.median(v)) if v.size else float("nan")
+
+
 def _channel_flags(st: dict[str, np.ndarray], nonfinite: np.ndarray, role: str,
-                   th: dict[str, Any], amp_zs: np.ndarray, hf_zs: np.ndarray) -> np.ndarray:
+                   th: dict[str, Any], zs: dict[str, np.ndarray]) -> np.ndarray:
     """The :class:`Q` flags of one channel's epochs from its statistics ``st`` (the
-    detectors of the module docstring); its robust z values go into ``amp_zs`` and
-    ``hf_zs``."""
+    detectors of the module docstring); its robust z values go into ``zs`` (``amp_z``,
+    ``fast_z``, ``hf_z``)."""
     n_ep = len(nonfinite)
     rel_min_epochs = th["rel_min_epochs"]
     env = role == "emg_envelope"
-    sd, ptp, level = st["sd"], st["ptp"], st["level"]
-    amp = np.abs(level) if env else sd  # the amplitude measure of the role
+    level = st["level"]
+    amp = np.abs(level) if env else st["sd"]  # the amplitude measure of the role
     const = st["range"] <= 1e-6 * np.maximum(np.abs(level), 1.0)
-    f = np.zeros(n_ep, dtype=np.uint8)
-    # DISCONNECTED: dead/railed, missing samples, baseline jump
+    # DISCONNECTED (dead/railed, missing samples) and FLAT (absolute part first)
     disc = nonfinite.copy()
     if not env:
         disc |= const
-    ju = th["jump_uv"][role]
-    if ju is not None:
-        disc |= (st["jump_uv"] >= ju) & (st["shift_uv"] >= th["jump_keep"] * ju)
-    # FLAT (absolute part first; relative after the reference is known)
     flat = const.copy()
     if th["flat_sd_uv"][role] is not None:
         quiet = st["quiet_level"] if env else st["quiet_sd"]
         flat |= (amp < th["flat_sd_uv"][role]) | (quiet < th["flat_sd_uv"][role])
-    # AMPLITUDE absolute
-    lim = th["amp_ptp_uv"][role]
-    amp_abs = np.zeros(n_ep, dtype=bool)
-    if lim is not None:
-        amp_abs = (np.abs(level) if env else ptp) > lim
+    scale = _channel_scale(amp, ~flat & ~disc)
+    # DISCONNECTED: baseline jump, relative to the channel's scale
+    jr, ju = th["jump_rel"][role], th["jump_uv"][role]
+    if jr is not None and ju is not None:
+        lim = max(ju, jr * scale) if np.isfinite(scale) else ju
+        disc |= (st["jump_uv"] >= lim) & (st["shift_uv"] >= th["jump_keep"] * lim)
+    amp_abs = _amplitude_bounds(st, amp, scale, ~flat & ~disc, role, th)
     ref = ~flat & ~disc & ~amp_abs
     # relative FLAT
     rel = th["flat_rel"][role]
@@ -676,26 +755,19 @@ def _channel_flags(st: dict[str, np.ndarray], nonfinite: np.ndarray, role: str,
     if rel is not None and valid.sum() >= rel_min_epochs:
         flat |= amp < rel * float(np.median(amp[valid]))
         ref &= ~flat
-    # AMPLITUDE relative (log-amplitude space)
-    logamp = np.log(np.maximum(amp, _LOG_FLOOR))
-    z, med, sigma = _robust_z(logamp, ref, rel_min_epochs)
-    amp_zs[:] = z
-    az, ar = th["amp_z"][role], th["amp_min_ratio"][role]
-    amp_rel = np.zeros(n_ep, dtype=bool)
-    if az is not None and np.isfinite(med):
-        margin = max(az * sigma, np.log(ar) if ar is not None else 0.0)
-        amp_rel = logamp > med + margin
+    amp_rel = _amplitude_outliers(st, amp, ref, role, th, zs)
     # CLIPPED
     cf = th["clip_fraction"][role]
     clipped = np.zeros(n_ep, dtype=bool)
     if cf is not None:
         clipped = (st["clip_fraction"] >= cf) & ~const
-    hf = _hf_noise(st, ref & ~amp_rel, flat, role, th, hf_zs)
+    hf = _hf_noise(st, ref & ~amp_rel, flat, role, th, zs["hf_z"])
     # LINE_NOISE
     line = np.zeros(n_ep, dtype=bool)
     lr = th["line_ratio"][role]
     if lr is not None:
         line = (st["line_ratio"] >= lr) & (st["line_uv"] >= th["line_min_uv"])
+    f = np.zeros(n_ep, dtype=np.uint8)
     f[flat] |= int(Q.FLAT)
     f[clipped] |= int(Q.CLIPPED)
     f[amp_abs | amp_rel] |= int(Q.AMPLITUDE)
@@ -703,6 +775,48 @@ def _channel_flags(st: dict[str, np.ndarray], nonfinite: np.ndarray, role: str,
     f[line] |= int(Q.LINE_NOISE)
     f[disc] |= int(Q.DISCONNECTED)
     return f
+
+
+def _amplitude_bounds(st: dict[str, np.ndarray], amp: np.ndarray, scale: float,
+                      usable: np.ndarray, role: str, th: dict[str, Any]) -> np.ndarray:
+    """AMPLITUDE of one channel's epochs by its bounds: the outer bound on one epoch
+    (``amp_ptp_uv``), the outer bound on the channel's ``scale`` (``amp_scale_max_uv``:
+    every ``usable`` epoch) and the spike limit relative to the scale (``amp_ptp_rel``)."""
+    env = role == "emg_envelope"
+    size = amp if env else st["ptp"]
+    out = np.zeros(len(amp), dtype=bool)
+    lim = th["amp_ptp_uv"][role]
+    if lim is not None:
+        out |= size > lim
+    smax = th["amp_scale_max_uv"][role]
+    if smax is not None and np.isfinite(scale) and scale > smax:
+        out |= usable
+    prel = th["amp_ptp_rel"][role]
+    if prel is not None and np.isfinite(scale) and not env:
+        out |= size > prel * scale
+    return out
+
+
+def _amplitude_outliers(st: dict[str, np.ndarray], amp: np.ndarray, ref: np.ndarray,
+                        role: str, th: dict[str, Any], zs: dict[str, np.ndarray],
+                        ) -> np.ndarray:
+    """AMPLITUDE of one channel's epochs against the night's reference epochs ``ref``:
+    log SD (envelope: level) or log fast-band RMS far above the night's median (robust
+    z values into ``zs["amp_z"]`` and ``zs["fast_z"]``)."""
+    out = np.zeros(len(amp), dtype=bool)
+    az = th["amp_z"][role]
+    rules = (("amp_z", amp, th["amp_min_ratio"][role]),
+             ("fast_z", st["fast_uv"], th["amp_fast_ratio"][role]))
+    for key, values, ratio in rules:
+        if key == "fast_z" and (ratio is None or role == "emg_envelope"):
+            continue
+        logv = np.log(np.maximum(values, _LOG_FLOOR))
+        z, med, sigma = _robust_z(logv, ref, th["rel_min_epochs"])
+        zs[key][:] = z
+        if az is not None and np.isfinite(med):
+            margin = max(az * sigma, np.log(ratio) if ratio is not None else 0.0)
+            out |= logv > med + margin
+    return out
 
 
 def _hf_noise(st: dict[str, np.ndarray], ref: np.ndarray, flat: np.ndarray, role: str,
