@@ -189,7 +189,8 @@ def test_electrode_pop_floor_in_uv(night):
 
 def test_whole_channel_of_implausible_amplitude_is_flagged(night):
     """Outer bounds: a channel 100x too large (a unit mistake), one in volts under a µV
-    header, and a dead one are flagged on every epoch (bad channels)."""
+    header, a dead one and one of amplifier noise only are flagged on every epoch (bad
+    channels)."""
     ep, _ = night
     x = ep.copy()
     x[:, FPZ] *= 100.0
@@ -202,6 +203,12 @@ def test_whole_channel_of_implausible_amplitude_is_flagged(night):
     assert rep.has(Q.FLAT | Q.DISCONNECTED)[:, EOG].all()
     assert rep.bad_channels() == NAMES[:3]
     assert not rep.bad[:, EMG].any()
+    # a dead electrode that leaves only amplifier noise (0.7 µV) all night: no relative
+    # rule can see it (it is its own median), the absolute floor does
+    x = ep.copy()
+    x[:, PZ] = (0.7 * np.random.default_rng(1).standard_normal(x[:, PZ].shape)).astype(x.dtype)
+    rep = epoch_quality(x, FS, ROLES, NAMES)
+    assert rep.has(Q.FLAT)[:, PZ].all() and rep.bad_channels() == [NAMES[PZ]]
 
 
 def test_staging_refuses_a_whole_night_of_implausible_amplitude():

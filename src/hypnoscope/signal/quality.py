@@ -32,8 +32,10 @@ Relative to the recording
 -------------------------
 Amplitude and noise are judged against the recording itself, so that a healthy night
 recorded at any gain, or of a person with large (children, young adults) or small EEG,
-gets the same flags: scaling a channel by any factor inside the outer bounds below
-changes none of them. Two references are used per channel:
+gets the same flags: scaling a whole channel changes none of them while it stays inside
+the outer bounds below and above the µV floors that keep low-amplitude signal from
+being over-flagged (the flat floor, the baseline-jump floor, the least HF and mains RMS;
+the HF and mains rules are ratios otherwise). Two references are used per channel:
 
 - its **scale**: the median amplitude (detrended SD; envelope: mean level) of its
   usable epochs (not constant, no missing samples, above the absolute flat floor), from
@@ -44,21 +46,21 @@ changes none of them. Two references are used per channel:
   so a short snippet gets the scale rules and the outer bounds only.
 
 Absolute µV limits remain only as outer bounds far outside physiology, for what no
-relative rule can see: a dead or shorted electrode (the flat floor, below any
-amplifier's noise), a whole channel in the wrong unit or an amplifier fault (the scale
+relative rule can see: a dead or shorted electrode (the flat floor, at amplifier-noise
+level), a whole channel in the wrong unit or an amplifier fault (the scale
 bound, ``amp_scale_max_uv``), an epoch beyond any amplifier's input range
 (``amp_ptp_uv``). Unit mistakes are also the reader's business (:mod:`hypnoscope.io.units`
 rescales powers of 1000 and warns about implausible amplitudes); a channel the reader
 could not fix is flagged here on every epoch, so staging drops it or refuses.
 
 ``FLAT``
-    Any of: the detrended SD is below ``flat_sd_uv`` (EEG/EOG 0.5 µV; EMG
-    ``MIN_PLAUSIBLE_UV``, 0.05 µV, as REM atonia is quiet: floors below amplifier
-    noise); at least ``flat_min_sec`` (10) one-second blocks of the epoch have an SD
-    below ``flat_sd_uv`` (a flat stretch inside the epoch); the SD is below ``flat_rel``
-    times the night's median SD (EEG/EOG 0.1, EMG 0.02); the epoch is constant. For an
-    EMG envelope (a slow, positive RMS level) the mean level replaces the SD, with
-    floor ``MIN_PLAUSIBLE_UV`` and ``flat_rel`` 0.02.
+    Any of: the detrended SD is below ``flat_sd_uv`` (EEG/EOG 1 µV; EMG
+    ``MIN_PLAUSIBLE_UV``, 0.05 µV, as REM atonia is quiet: floors at amplifier-noise
+    level); at least ``flat_min_sec`` (10) one-second blocks of the epoch have an SD
+    below ``FLAT_QUIET_FACTOR`` (0.5) x ``flat_sd_uv`` (a flat stretch inside the
+    epoch); the SD is below ``flat_rel`` times the night's median SD (EEG/EOG 0.1, EMG
+    0.02); the epoch is constant. For an EMG envelope (a slow, positive RMS level) the
+    mean level replaces the SD, with floor ``MIN_PLAUSIBLE_UV`` and ``flat_rel`` 0.02.
 ``CLIPPED``
     A saturation plateau: at least ``clip_fraction`` (1 %) of the samples lie within
     ``clip_tol`` (0.5 %) of the epoch's peak-to-peak range from its maximum (or, counted
@@ -179,11 +181,15 @@ EXCLUDE_DEFAULT = ALL_FLAGS & ~Q.LINE_NOISE
 PerRole = float | Mapping[str, float | None] | None
 
 _R = MappingProxyType
-#: Absolute flat floor per role, µV: SD of the detrended epoch and of its 1-s blocks
-#: (envelope: mean level). An outer bound: below the noise of any EEG amplifier, so a
-#: healthy low-amplitude recording stays above it.
-FLAT_SD_DEFAULTS = _R({"eeg": 0.5, "eog": 0.5, "emg": MIN_PLAUSIBLE_UV,
+#: Absolute flat floor per role, µV: SD of the detrended epoch (envelope: mean level).
+#: An outer bound at amplifier-noise level, so a healthy low-amplitude recording stays
+#: above it (REM atonia on the chin is quiet, hence the EMG floor).
+FLAT_SD_DEFAULTS = _R({"eeg": 1.0, "eog": 1.0, "emg": MIN_PLAUSIBLE_UV,
                        "emg_envelope": MIN_PLAUSIBLE_UV})
+#: The floor of a 1-s block is this fraction of the epoch floor: a second holds no slow
+#: activity, so quiet seconds of a healthy low-amplitude recording fall below the floor of
+#: a whole epoch.
+FLAT_QUIET_FACTOR = 0.5
 #: Relative flat floor: SD (envelope: level) below this times the night's median.
 FLAT_REL_DEFAULTS = _R({"eeg": 0.1, "eog": 0.1, "emg": 0.02, "emg_envelope": 0.02})
 #: Fraction of samples at the max (or at the min) that makes a saturation plateau.
@@ -557,8 +563,9 @@ def epoch_quality(epochs: np.ndarray, sfreq: float, roles: Sequence[str],
     Other Parameters
     ----------------
     flat_sd_uv, flat_rel, flat_min_sec
-        FLAT: absolute floor of the SD (envelope: level) of the epoch and of its 1-s
-        blocks, µV (:data:`FLAT_SD_DEFAULTS`); relative floor, times the night's median
+        FLAT: absolute floor of the SD (envelope: level) of the epoch, µV
+        (:data:`FLAT_SD_DEFAULTS`; its 1-s blocks: :data:`FLAT_QUIET_FACTOR` times
+        that); relative floor, times the night's median
         (:data:`FLAT_REL_DEFAULTS`); seconds of flat 1-s blocks that make it FLAT.
     clip_fraction, clip_tol, clip_still
         CLIPPED: share of plateau samples at the max or min (default 0.01, off for
@@ -740,7 +747,8 @@ def _channel_flags(st: dict[str, np.ndarray], nonfinite: np.ndarray, role: str,
     flat = const.copy()
     if th["flat_sd_uv"][role] is not None:
         quiet = st["quiet_level"] if env else st["quiet_sd"]
-        flat |= (amp < th["flat_sd_uv"][role]) | (quiet < th["flat_sd_uv"][role])
+        flat |= (amp < th["flat_sd_uv"][role]) | (
+            quiet < FLAT_QUIET_FACTOR * th["flat_sd_uv"][role])
     scale = _channel_scale(amp, ~flat & ~disc)
     # DISCONNECTED: baseline jump, relative to the channel's scale
     jr, ju = th["jump_rel"][role], th["jump_uv"][role]
