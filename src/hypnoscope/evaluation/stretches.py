@@ -52,6 +52,13 @@ DEFAULT_NAP_LENGTHS: tuple[float, ...] = (30.0,)
 #: Minutes of wake before sleep onset at the start of a nap-like stretch (drawn
 #: uniformly between the two, in whole epochs, clipped at the start of the night).
 DEFAULT_NAP_WAKE = (5.0, 20.0)
+#: Recordings shorter than this (minutes) are stretches, not nights: the stretch protocol
+#: measures 30 min, 1 h, 2 h and whole (cropped, about 9-h) nights, and already at 2 h every
+#: measured configuration is several points below its whole-night accuracy; 4 h is about
+#: the geometric mean of 2 h and the median training night. The short-recording notice
+#: (:mod:`hypnoscope.staging.short_recordings`) and the length-gated model
+#: (:mod:`hypnoscope.models.length_gate`) both use it.
+SHORT_MINUTES = 240.0
 #: Version of :func:`cross_validate_stretches` cache records.
 CACHE_VERSION = 1
 
@@ -635,7 +642,8 @@ def select_on_stretches(nights: Sequence[Any],
 
 
 __all__ = ["CACHE_VERSION", "DEFAULT_LENGTHS", "DEFAULT_NAP_LENGTHS", "DEFAULT_NAP_WAKE",
-           "EPOCH_SEC", "Stretch", "StretchFold", "StretchSelection", "cross_validate_stretches",
-           "length_label", "parse_length_label", "predict_stretches", "random_stretches",
-           "rezscore_stretch", "sample_stretches", "score_stretches", "select_on_stretches", "stretch_night",
-           "stretch_table", "stretch_zscore_shift"]
+           "EPOCH_SEC", "SHORT_MINUTES", "Stretch", "StretchFold", "StretchSelection",
+           "cross_validate_stretches", "length_label", "parse_length_label",
+           "predict_stretches", "random_stretches", "rezscore_stretch", "sample_stretches",
+           "score_stretches", "select_on_stretches", "stretch_night", "stretch_table",
+           "stretch_zscore_shift"]

@@ -47,6 +47,9 @@ MODEL_REGISTRY: dict[str, tuple[str, str]] = {
                       "Soft vote of three lightgbm-context variants (robust and quantile "
                       "per-night normalisation, band-power augmentation); weights, class "
                       "re-weighting and HMM chosen on cross-fitted predictions"),
+    "length-gated": ("hypnoscope.models.length_gate:make_length_gated",
+                     "Two feature models of one input: a whole-night model for recordings "
+                     "of 4 h or more, a stretch-robust one for shorter recordings"),
     "ssnet": ("hypnoscope.models.ssnet:make_ssnet",
               "CNN + TCN + attention sequence model, direct 5-class (multimodal "
               "hierarchical seed); MLP front-end on feature input"),
@@ -73,7 +76,8 @@ MODEL_REGISTRY: dict[str, tuple[str, str]] = {
 
 #: Modules of the factories whose models need no PyTorch (feature models and their vote:
 #: they train on every night, without validation subjects).
-FEATURE_MODEL_MODULES = ("hypnoscope.models.feature_classifiers", "hypnoscope.models.vote")
+FEATURE_MODEL_MODULES = ("hypnoscope.models.feature_classifiers", "hypnoscope.models.vote",
+                         "hypnoscope.models.length_gate")
 
 _MASK_RATIO = ModelOption(
     "mask_ratio", "fraction masked in pre-training: MSMAE-CNN's patches, MC2SleepNet's "

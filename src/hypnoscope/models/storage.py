@@ -261,6 +261,8 @@ def make_portable(model):
     for fitted in getattr(model, "models", None) or []:  # a vote: models of each member
         for member in fitted:
             make_portable(member)
+    for member in getattr(model, "members_", ()):  # a length-gated model
+        make_portable(member)
     return model
 
 

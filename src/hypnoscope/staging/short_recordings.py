@@ -26,17 +26,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hypnoscope.evaluation.stretches import parse_length_label
+from hypnoscope.evaluation.stretches import SHORT_MINUTES, parse_length_label
 from hypnoscope.notices import Notice, Notices
 
-#: Staged spans shorter than this (minutes) get the ``short-recording`` notice. The
-#: stretch protocol measures 30 min, 1 h, 2 h and whole nights (the cropped training
-#: nights). Already at 2 h every measured configuration is several points below its
-#: whole-night accuracy (``benchmarks/results/real_accuracy_stretches.md``), so the
-#: threshold lies above 2 h; 4 h is about the geometric mean of 2 h and the median
-#: training night (README, "Signal quality and night boundaries"), so that below it the
-#: nearest measured length (:func:`nearest_stretch`) is a stretch, not a whole night.
-SHORT_RECORDING_MIN = 240.0
+#: Staged spans shorter than this (minutes) get the ``short-recording`` notice: the
+#: length below which a recording is a stretch, not a night
+#: (:data:`hypnoscope.evaluation.stretches.SHORT_MINUTES`, which says why; README,
+#: "Signal quality and night boundaries").
+SHORT_RECORDING_MIN = SHORT_MINUTES
 #: Key of the stretch accuracies in a model card.
 CARD_KEY = "stretches"
 
