@@ -101,6 +101,14 @@ PREVIOUS: dict[str, tuple[str, str, bool]] = {
     "eeg1@0.1": ("lightgbm-context", "eeg1", False),
     "vote@0.1": ("lightgbm-vote", "default", False),
 }
+#: The stretch-robust options of ``default+stretch`` (the short member of the gate).
+STRETCH_OPTIONS: dict[str, Any] = {"crops": {"per_night": 2, "min_minutes": 20},
+                                   "shrink": "auto", "context": {"length": True}}
+CANDIDATES["default+stretch gated"] = (
+    "length-gated", {"night": {"model": "lightgbm-context"},
+                     "short": {"model": "lightgbm-context", **STRETCH_OPTIONS}},
+    "default", "0.1's default for recordings of 4 h or more, default+stretch for shorter "
+               "ones (models.length_gate)")
 #: The candidates the nested selection (``--nested``) chooses among, in order of
 #: preference (fixed before any of their results was seen).
 NESTED_GRID = ("default+stretch", "default+stretch+edges", "default+stretch4")
@@ -327,11 +335,43 @@ def view_stretches(stretches, n_nights: int, data) -> list:
             for v in range(len(data) // n_nights) for s in stretches]
 
 
+def run_gated(spec: dict[str, Any], args: argparse.Namespace, nights, folds, stretches,
+              on_fold=None) -> list[StretchFold]:
+    """A ``length-gated`` model's folds from its members' (each run, or read from the
+    cache, as a model of its own): each stretch takes the probabilities of the member
+    made for its length, as :class:`hypnoscope.models.length_gate.LengthGatedModel`
+    chooses."""
+    from dataclasses import replace
+
+    from hypnoscope.evaluation.stretches import EPOCH_SEC, SHORT_MINUTES
+
+    opts = spec["options"]
+    minutes = float(opts.get("minutes", SHORT_MINUTES))
+    runs = {}
+    for role in ("night", "short"):
+        m = dict(opts[role])
+        sub = {**spec, "model": m.pop("model"), "options": {"n_jobs": opts.get("n_jobs", 1),
+                                                            **m}}
+        runs[role] = run_model(f"{role} member", sub, args, nights, folds, stretches)
+    out = []
+    for fn, fs in zip(runs["night"], runs["short"], strict=True):
+        proba = [ps if s.n_epochs * EPOCH_SEC / 60.0 < minutes else pn
+                 for s, pn, ps in zip(fn.stretches, fn.proba, fs.proba, strict=True)]
+        sf = replace(fn, proba=proba, train_s=fn.train_s + fs.train_s,
+                     cached=fn.cached and fs.cached)
+        out.append(sf)
+        if on_fold is not None:
+            on_fold(sf, setup_nights(nights, spec))
+    return out
+
+
 def run_model(name: str, spec: dict[str, Any], args: argparse.Namespace, nights, folds,
               stretches, on_fold=None) -> list[StretchFold]:
     """One model's stretch CV on ``folds`` (cached per fold and configuration); a pooled
     setup is trained on every view of its training subjects' nights and stages the
     stretches of every view of the test subjects' nights."""
+    if spec["model"] == "length-gated":
+        return run_gated(spec, args, nights, folds, stretches, on_fold)
     data = setup_nights(nights, spec)
     if len(data) != len(nights):
         folds = regroup_folds(folds, data)
