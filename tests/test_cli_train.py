@@ -147,6 +147,10 @@ def _no_nan(token: str):
     raise AssertionError(f"invalid JSON constant {token}")
 
 
+#: the stages of the simulated nights of :func:`psg_dirs` (56 epochs)
+PSG_STAGES = np.repeat([0, 1, 2, 3, 2, 4, 0, 2, 4, 0], [6, 3, 8, 8, 5, 6, 2, 6, 6, 6])
+
+
 @pytest.fixture(scope="module")
 def psg_dirs(tmp_path_factory) -> tuple[Path, Path]:
     """Simulated Sleep-EDF cassette pairs: two training subjects, one test subject."""
@@ -154,10 +158,9 @@ def psg_dirs(tmp_path_factory) -> tuple[Path, Path]:
     from hypnoscope.simulate import simulate_night, write_sleepedf_pair
 
     root = tmp_path_factory.mktemp("psg")
-    stages = np.repeat([0, 1, 2, 3, 2, 4, 0, 2, 4, 0], [6, 3, 8, 8, 5, 6, 2, 6, 6, 6])
     for i, rid in enumerate(["SC4001E0", "SC4011E0", "SC4021E0"]):
         out = root / ("test" if i == 2 else "train")
-        write_sleepedf_pair(simulate_night(Hypnogram(stages), seed=i), None, out, rid)
+        write_sleepedf_pair(simulate_night(Hypnogram(PSG_STAGES), seed=i), None, out, rid)
     return root / "train", root / "test"
 
 
@@ -203,6 +206,50 @@ def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg
     code, _, err = run(capsys, "evaluate", "--model", str(model_path), "--features",
                        str(fdir))
     assert code == 2 and "features but the model was trained" in err
+
+
+def test_train_from_recordings_writes_its_summary_only_with_the_model(tmp_path, capsys,
+                                                                     monkeypatch, psg_dirs):
+    """``train --data`` writes ``MODEL.recordings.csv`` (one ok row per recording) with the
+    model; a refused run (a hypnogram starting 1 h after its PSG) leaves no file, nor
+    touches the earlier model and summary; ``--features`` removes a stale summary."""
+    import csv
+    import datetime as dt
+    import shutil
+
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.simulate.night import DEFAULT_START
+
+    monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    shutil.copytree(psg_dirs[0], data)
+    model_path = tmp_path / "out" / "m.joblib"
+    model_path.parent.mkdir()
+    summary = tmp_path / "out" / "m.joblib.recordings.csv"
+    assert run(capsys, "train", "--model", "rf", "--data", str(data), "--out",
+               str(model_path))[0] == 0
+    with open(summary, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(Path(r["recording"]).name, r["status"], r["n_epochs"], r["error"])
+            for r in rows] == [("SC4001E0-PSG.edf", "ok", "56", ""),
+                               ("SC4011E0-PSG.edf", "ok", "56", "")]
+    before = {p.name: p.read_bytes() for p in model_path.parent.iterdir()}
+
+    Hypnogram(PSG_STAGES, start_time=DEFAULT_START + dt.timedelta(hours=1)).to_edf(
+        data / "SC4011E0-Hypnogram.edf")
+    for out in (model_path, tmp_path / "fresh" / "m.joblib"):
+        out.parent.mkdir(exist_ok=True)
+        code, _, err = run(capsys, "train", "--model", "rf", "--data", str(data), "--out",
+                           str(out))
+        assert code == 2 and "SC4011E0" in err and "start" in err
+    assert list((tmp_path / "fresh").iterdir()) == []
+    assert {p.name: p.read_bytes() for p in model_path.parent.iterdir()} == before
+
+    features = write_feature_dir(tmp_path / "f", subjects=("01",))
+    assert run(capsys, "train", "--model", "rf", "--features", str(features), "--out",
+               str(model_path))[0] == 0
+    assert [p.name for p in model_path.parent.iterdir()] == ["m.joblib"]
+    assert load_model(model_path).metadata["cli"]["input"] == "features"
 
 
 def test_train_ssnet_on_psg_dir_saves_a_loadable_model(tmp_path, capsys, monkeypatch,

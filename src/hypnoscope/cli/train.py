@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from hypnoscope.cli import CLIError
@@ -57,7 +59,9 @@ def register(subparsers) -> None:
                    help="model name, e.g. lightgbm-context (list: 'hypnoscope models')")
     _add_input_args(p)
     p.add_argument("--out", required=True, metavar="MODEL_PATH",
-                   help="output model file (checked for writing before training starts)")
+                   help="output model file (checked for writing before training starts); "
+                        "with --data also MODEL_PATH.recordings.csv, the per-recording "
+                        "summary, written with the model once training succeeds")
     p.add_argument("--strict", action="store_true",
                    help="refuse to train if reading any night gave a warning (units "
                         "rescaled, flat channel, ...): the error lists them all")
@@ -101,7 +105,9 @@ def register(subparsers) -> None:
 
 # -- helpers ----------------------------------------------------------------------------
 
-def _load_nights(args) -> list:
+def _load_nights(args, summary_csv: str | os.PathLike | None = None) -> list:
+    """The nights of ``--features`` or ``--data`` (``summary_csv``: where the per-recording
+    summary of ``--data`` is written, see :func:`hypnoscope.signal.nights.load_psg_dir`)."""
     from hypnoscope import datasets
     from hypnoscope.signal.nights import load_psg_dir
 
@@ -124,12 +130,43 @@ def _load_nights(args) -> list:
     if scheduler is not None and jobs != 1:
         raise CLIError("give --jobs (local processes) or --scheduler (a Dask cluster), "
                        "not both")
-    if getattr(args, "func", None) is _train:  # per-recording summary beside the model
-        kw["summary_csv"] = f"{args.out}.recordings.csv"
+    if summary_csv is not None:
+        kw["summary_csv"] = summary_csv
     nights = load_psg_dir(args.data, jobs=jobs, scheduler=scheduler, **kw)
     if not nights:
         raise FileNotFoundError(f"no PSG + hypnogram pairs found in {args.data}")
     return nights
+
+
+def _load_training_nights(args) -> tuple[list, str | None]:
+    """The nights of ``train`` and, with ``--data``, the text of their per-recording summary
+    CSV. The summary is written into a temporary folder here and beside the model only by
+    :func:`_save_model`, so that a refused or failed training leaves neither."""
+    if not args.data:
+        return _load_nights(args), None
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hypnoscope-train-") as tmp:
+        summary = Path(tmp) / "recordings.csv"
+        nights = _load_nights(args, summary)
+        return nights, summary.read_text(encoding="utf-8")
+
+
+def _save_model(model, out: str, summary: str | None) -> Path:
+    """Save the model to ``out`` and then its recordings summary to
+    ``OUT.recordings.csv`` (``summary`` None, as for ``--features``: an older summary
+    there, of other training data, is removed). Interrupts wait until both are done, so
+    the two appear together."""
+    from hypnoscope.utils.files import deferred_interrupts, write_text_atomic
+
+    summary_path = Path(f"{out}.recordings.csv")
+    with deferred_interrupts():
+        path = model.save(out)
+        if summary is None:
+            summary_path.unlink(missing_ok=True)
+        else:
+            write_text_atomic(summary_path, summary)
+    return path
 
 
 def _night_notices(nights) -> list:
@@ -184,7 +221,7 @@ def _train(args) -> int:
                          create=False)
     args.preprocessing = _lowpass_preprocessing(args)
     model_options = _model_options(args)
-    nights = _load_nights(args)
+    nights, summary = _load_training_nights(args)
     if args.strict:
         from hypnoscope.notices import raise_if_strict
 
@@ -215,7 +252,7 @@ def _train(args) -> int:
             return 0
         if world > 1:
             model.metadata["cli"]["distributed"] = {"world_size": world}
-    out = model.save(args.out)
+    out = _save_model(model, args.out, summary)
     n_ep = sum(int(n.scored.sum()) for n in train_nights)
     print(f"trained {args.model} ({args.classes} classes) on {len(train_nights)} nights "
           f"/ {len({n.subject_id for n in train_nights})} subjects / {n_ep} scored epochs"
