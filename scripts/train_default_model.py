@@ -369,7 +369,11 @@ def _summary(model: str, smoothing: str | None, night_stats: bool, setup,
                "powers" + (", each also given the night's median and IQR of "
                            "every feature" if night_stats else "")
                + "; choices made on cross-fitted predictions)"
-               if model == "lightgbm-vote" else "") + " on "
+               if model == "lightgbm-vote" else "")
+            + (" (lightgbm-context as in 0.1 for recordings of 4 h or more; for shorter "
+               "ones lightgbm-context trained also on random stretches, with per-recording "
+               "statistics shrunk toward the training population's and the recording's "
+               "length as a feature)" if model == "length-gated" else "") + " on "
             f"{10 * len(setup.slots)} band-power features ({', '.join(setup.channels)}"
             " x 5 bands, log-absolute + relative) with temporal context"
             + (" and each night's median and IQR of every feature"
@@ -546,7 +550,8 @@ def stretch_row(args: argparse.Namespace) -> dict | None:
     if row is None:
         raise SystemExit(f"{args.stretch_results}: no row {args.stretch_row!r}; rows are "
                          f"{sorted(res['models'])}")
-    return {"source": str(Path(args.stretch_results).relative_to(ROOT)),
+    path = Path(args.stretch_results).resolve()
+    return {"source": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
             "row": args.stretch_row, "date": res["date"], "protocol": res["protocol"],
             "n_folds": row["n_folds_done"],
             "accuracy": {r["length"]: r["accuracy"] for r in row["lengths"]},
@@ -635,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     _model_selection(card, args, setup, bench_model, metrics, mdl)
     _check_benchmark_config(card, metrics, mdl)
     card["stretches"] = stretch_row(args) or old.get("stretches")
-    if card["stretches"] and setup.name == "default" and "crops" in card["options"]:
+    if args.stretch_row and not args.stretch_row.endswith("@0.1"):
         card["model_selection"]["stretch_rule"] = STRETCH_RULE
     if not args.card_only:
         mdl.describe_training(nights, card=card)
