@@ -61,6 +61,9 @@ FLAGGED_FRACTION = 0.9       # share of defective epochs that must be flagged
 CONFIDENT = 0.5              # a stage given with at least this probability is "confident"
 SIGINT_GRACE_SEC = 30.0      # how long a Ctrl-C'd run may take to stop
 SET_KINDS = ("hypnogram.tsv", "hypnogram.edf", "report.html", "report.json", "hypnogram.png")
+#: The summary files a batch writes beside its output sets, also when one recording of it
+#: fails (``hypnoscope.staging.batch.stage_folder``; README, cohorts): not left-over output.
+BATCH_SUMMARIES = ("summary.json", "summary.csv")
 STAGE_CODES = {"W": 0, "WAKE": 0, "N1": 1, "N2": 2, "N3": 3, "N4": 3, "R": 4, "REM": 4}
 GOOD_QUALITY = {"", "ok", "good", "clean", "0", "0.0", "none", "nan", "false", "pass"}
 TRACEBACK = "Traceback (most recent call last)"
@@ -480,7 +483,7 @@ def _expectation_failures(run: Run, same: Proc | None, text: str) -> list[str]:
         if missing:
             fails.append("message does not name " + ", ".join(f"/{rx}/" for rx in missing))
         left = [s for s in inv.sets if s not in case.complete_sets] + \
-            [o for o in inv.other if not o.endswith("summary.json")]
+            [o for o in inv.other if Path(o).name not in BATCH_SUMMARIES]
         if left:
             fails.append(f"outputs left behind: {', '.join(left[:4])}")
 
