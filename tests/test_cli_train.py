@@ -392,3 +392,25 @@ def test_models_declare_their_train_options(tmp_path, capsys, feature_dirs, monk
     assert options == {"mask_ratio": 0.3, "scales": (1.0, 5.0), "freeze_encoder": True}
     config = models.make_model("msmae-cnn", **options).config
     assert config["mask_ratio"] == 0.3 and config["freeze_encoder"] is True
+
+
+def test_train_a_stretch_robust_context_model(tmp_path, capsys, feature_dirs):
+    """--crops, --shrink and --recording-length reach a context feature model; other
+    models refuse them by name."""
+    from hypnoscope.models import load_model
+
+    train, _ = feature_dirs
+    out = tmp_path / "m.joblib"
+    code, _, err = run(capsys, "train", "--model", "lightgbm-context", "--features",
+                       str(train), "--crops", "1", "--shrink", "auto", "--recording-length",
+                       "--out", str(out))
+    assert code == 0, err
+    m = load_model(out)
+    assert m.config["crops"]["per_night"] == 1 and m.config["shrink"] == "auto"
+    assert m.config["context"]["length"] is True and isinstance(m.shrink_, float)
+    code, _, err = run(capsys, "train", "--model", "lightgbm", "--features", str(train),
+                       "--shrink", "60", "--out", str(tmp_path / "x.joblib"))
+    assert code == 2 and "--shrink" in err and "lightgbm-context" in err
+    with pytest.raises(SystemExit):
+        run(capsys, "train", "--model", "lightgbm-context", "--features", str(train),
+            "--shrink", "-3", "--out", str(tmp_path / "y.joblib"))

@@ -93,10 +93,42 @@ _MSMAE_OPTIONS = (
     ModelOption("freeze_encoder", "fine-tune the CNN decoder only (default: encoder too)"),
 )
 
+def _shrink_value(text: str) -> float | str:
+    """``--shrink``: ``auto`` or a number of epochs >= 0."""
+    if text == "auto":
+        return text
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"shrink must be 'auto' or >= 0, got {text}")
+    return value
+
+
+def _crops_value(text: str) -> dict[str, int]:
+    """``--crops N``: N random training stretches per night."""
+    n = int(text)
+    if n < 1:
+        raise ValueError(f"crops must be >= 1, got {text}")
+    return {"per_night": n}
+
+
+#: Options of the context feature models for recordings shorter than a night (see
+#: :class:`~hypnoscope.models.feature_classifiers.FeatureStagingModel`).
+_STRETCH_OPTIONS = (
+    ModelOption("crops", "train also on N random stretches of every training night, 20 min "
+                "to the whole night, each as a recording of its own", _crops_value,
+                metavar="N"),
+    ModelOption("shrink", "shrink each recording's normalisation statistics toward the "
+                "training population's with constant K epochs ('auto': estimated on the "
+                "training nights)", _shrink_value, metavar="K|auto"),
+    ModelOption("context", "add the recording's length as a feature", flag="--recording-length",
+                switch={"length": True}),
+)
+
 #: name -> the options the model takes from ``hypnoscope train`` besides the classes,
 #: the seed and the training settings every deep model has; an option that several
 #: models take is one :class:`~hypnoscope.models.base.ModelOption`, declared alike.
 MODEL_OPTIONS: dict[str, tuple[ModelOption, ...]] = {
+    **{f"{a}-context": _STRETCH_OPTIONS for a in ("svm", "rf", "lightgbm")},
     "msmae-cnn": _MSMAE_OPTIONS,
     "msmae-cnn-rf": _MSMAE_OPTIONS,
     "mc2sleepnet": (
