@@ -150,23 +150,20 @@ def test_a_population_prior_makes_ten_minutes_of_wake_wake(shared_data):
         assert np.mean(codes[codes >= 0] == W) >= 0.9, (seed, codes)
 
 
-def test_ten_minutes_of_wake_are_staged_wake(request):
+def test_ten_minutes_of_wake_are_staged_wake():
     """A 10-min recording of simulated wake through the whole pipeline: >= 90 % of its
     scored epochs are W (a simulated movement epoch may be unscored, at most one).
 
     What this needs of the model: staged on their own, 20 epochs of wake make every
     per-recording statistic a statistic of wake, so a model that normalises by them
     alone sees 'average' epochs. The same signals inside a simulated night are staged W.
-    A model whose statistics shrink toward the training population's for a short
-    recording stages them W; until the shipped ``default`` is such a model, this test is
-    an expected failure (strict: it must fail then, and pass once it is)."""
+    The shipped ``default``'s statistics shrink toward the training population's for a
+    short recording, and it stages them W."""
     from hypnoscope.models.storage import load_staging_model
     from hypnoscope.stages import W
     from hypnoscope.staging.pipeline import stage_recording
 
-    if not _population_prior(load_staging_model("default")[0]):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="the shipped default normalises by the recording alone"))
+    assert _population_prior(load_staging_model("default")[0])
     for seed in range(3):
         res = stage_recording(wake(20, seed=seed), model="default")
         codes = res.hypnogram.codes
