@@ -108,8 +108,8 @@ def short_recording_message(src: str, minutes: float, card: dict[str, Any],
     name = card.get("name", "model") if isinstance(card, dict) else "model"
     length = _minutes_text(minutes)
     head = (f"{src}: short recording: the {what} lasts {length}, less than "
-            f"{threshold / 60:g} h; the model's per-recording statistics rest on these "
-            f"{length} alone, so expect a lower accuracy than on whole nights")
+            f"{threshold / 60:g} h; what the model learns of the recording's own levels "
+            f"rests on these {length}, so expect a lower accuracy than on whole nights")
     near = nearest_stretch(card, minutes)
     if near is None:
         return (f"{head}: the model card of {name!r} gives no stretch accuracy (accuracy "
