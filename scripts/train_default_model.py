@@ -293,7 +293,8 @@ def card_markdown(card: dict) -> str:
     st = card.get("stretches")
     if st:
         lines += ["- **Stretches of held-out nights**, each staged as its own recording "
-                  f"(row `{st['row']}` of `{st['source']}`, {st['n_folds']} outer folds; "
+                  f"(row `{st['row']}` of `{st['source']}`, {st['n_folds']} outer "
+                  f"fold{'s' if st['n_folds'] != 1 else ''}; "
                   "accuracy / macro-F1 / kappa pooled over the epochs):", "",
                   "  | stretch | accuracy | macro-F1 | kappa |", "  |---|---:|---:|---:|"]
         lines += [f"  | {k} | {a:.3f} | {st['macro_f1'][k]:.3f} | {st['kappa'][k]:.3f} |"
