@@ -71,8 +71,8 @@ def test_registered_gate_trains_both_members_and_round_trips(tmp_path):
 def test_bad_members_are_refused():
     from hypnoscope.models import make_model
 
-    with pytest.raises(ValueError, match="both members"):
-        make_model("length-gated", night={"model": "lightgbm-context"})
+    gate = make_model("length-gated")  # the default members
+    assert gate.short.config["shrink"] == "auto" and "shrink" not in gate.night.config
     with pytest.raises(ValueError, match="'model' name"):
         LengthGatedModel({"n_estimators": 5}, Fixed(0))
     with pytest.raises(ValueError, match="minutes"):

@@ -120,14 +120,24 @@ def _member(spec: StagingModel | dict[str, Any], role: str, seed: int, n_jobs: i
     return make_model(spec["model"], **opts)
 
 
+#: Default members: ``lightgbm-context`` as in hypnoscope 0.1 for nights, and the same
+#: trained also on random stretches, with shrunk per-recording statistics and the
+#: recording's length as a feature, for shorter recordings.
+DEFAULT_NIGHT: dict[str, Any] = {"model": "lightgbm-context"}
+DEFAULT_SHORT: dict[str, Any] = {"model": "lightgbm-context",
+                                 "crops": {"per_night": 2, "min_minutes": 20},
+                                 "shrink": "auto", "context": {"length": True}}
+
+
 def make_length_gated(name: str = "length-gated", night: dict[str, Any] | None = None,
                       short: dict[str, Any] | None = None, **kw: Any) -> LengthGatedModel:
     """Factory of the registered ``length-gated`` model (see the module docstring);
-    ``night`` and ``short`` are member specs, both required."""
-    if night is None or short is None:
-        raise ValueError("length-gated needs both members: night={'model': ...} and "
-                         "short={'model': ...}")
-    return LengthGatedModel(night, short, name=name, **kw)
+    ``night`` and ``short`` are member specs (default :data:`DEFAULT_NIGHT` and
+    :data:`DEFAULT_SHORT`). Keywords only deep models take are ignored."""
+    for deep_only in ("seq_len", "preset", "epochs", "checkpoint_dir", "resume"):
+        kw.pop(deep_only, None)
+    return LengthGatedModel(DEFAULT_NIGHT if night is None else night,
+                            DEFAULT_SHORT if short is None else short, name=name, **kw)
 
 
-__all__ = ["LengthGatedModel", "make_length_gated"]
+__all__ = ["DEFAULT_NIGHT", "DEFAULT_SHORT", "LengthGatedModel", "make_length_gated"]
