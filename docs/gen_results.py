@@ -159,8 +159,9 @@ def readme_summary() -> str:
     call, yasa = speed[("9h", "hypnoscope")], speed[("9h", "yasa")]
     local = next(r for r in load("cohort")["results"] if r["config"] == "local-1")
     bad = load("bad_inputs")["summary"]
-    short = {r["length"]: r["accuracy"]
-             for r in load("real_accuracy_stretches")["models"]["default"]["lengths"]}
+    st = load("real_accuracy_stretches")["models"]
+    short, old = ({r["length"]: r["accuracy"] for r in st[n]["lengths"]}
+                  for n in ("default", "default@0.1"))
     rows = [
         ["`default` on real Sleep-EDF nights (59 subjects, subject-wise 10-fold CV)",
          f"accuracy {f3(ctx['accuracy'])}, macro-F1 {f3(ctx['macro_f1'])}, "
@@ -170,8 +171,9 @@ def readme_summary() -> str:
          f"kappa {f3(vote['kappa'])}", "`real_accuracy_nested.json`"],
         ["`default` on stretches of unseen nights, each staged as its own recording",
          f"accuracy 2 h {f3(short['2 h'])}, 1 h {f3(short['1 h'])}, "
-         f"30 min {f3(short['30 min'])} (whole night {f3(short['whole'])}): short recordings "
-         "are not yet staged as well", "`real_accuracy_stretches.json`"],
+         f"30 min {f3(short['30 min'])}, whole night {f3(short['whole'])} (0.1: "
+         f"{f3(old['2 h'])}, {f3(old['1 h'])}, {f3(old['30 min'])}, {f3(old['whole'])})",
+         "`real_accuracy_stretches.json`"],
         ["a 9-h night, fresh process (`hypnoscope.stage`)",
          f"{call['process_sec']:.2f} s (YASA {yasa['process_sec']:.2f} s), "
          f"{call['peak_rss_mb']:.0f} MB", "`staging_speed.json`"],
@@ -228,20 +230,106 @@ def real_accuracy_spread() -> str:
                   "median"], rows, ["---"] + ["---:"] * 7)
 
 
+STRETCH_LENGTHS = ("whole", "2 h", "1 h", "30 min", "nap 30 min")
+STRETCH_HEADER = ["whole", "2 h", "1 h", "30 min", "nap-like 30 min"]
+
+
+def _stretch_cells(m: dict) -> list[str]:
+    """A stretch-results row's folds and pooled accuracy per length."""
+    acc = {r["length"]: r["accuracy"] for r in m["lengths"]}
+    return [str(m["n_folds_done"])] + [f3(acc[k]) if k in acc else "-"
+                                       for k in STRETCH_LENGTHS]
+
+
+def _stretch_label(name: str, shipped: bool = True) -> str:
+    """``default@0.1`` -> "`default` in 0.1"; a shipped name -> "**`default`** now"."""
+    if name.endswith("@0.1"):
+        return f"`{name[:-4]}` in 0.1 (before)"
+    return f"**`{name}`** now" if shipped else f"`{name}` (candidate)"
+
+
+def _one_eeg_rows() -> list[list[str]]:
+    """The pooled one-EEG model (``eeg1`` now) from the derivations benchmark."""
+    d = load("real_accuracy_derivations")["models"].get("both")
+    return [] if d is None else [["**`eeg1`** now (Fpz-Cz and Pz-Oz, pooled)"]
+                                 + _stretch_cells(d)]
+
+
 @renderer("stretches")
 def stretches() -> str:
     """Stretches of held-out nights staged as their own recordings
-    (``real_accuracy_stretches.json``): pooled accuracy per length, per model."""
-    d = load("real_accuracy_stretches")
-    order = ("whole", "2 h", "1 h", "30 min", "nap 30 min")
+    (``real_accuracy_stretches.json``; the pooled one-EEG model from
+    ``real_accuracy_derivations.json``): pooled accuracy per length, per model, before
+    (0.1) and now."""
+    models = load("real_accuracy_stretches")["models"]
+    shipped = ("default", "eeg1-eog", "eeg2", "eeg1", "vote")
     rows = []
-    for name, m in d["models"].items():
-        acc = {r["length"]: r["accuracy"] for r in m["lengths"]}
-        rows.append([f"`{name}`", str(m["n_folds_done"])]
-                    + [f3(acc[k]) if k in acc else "-" for k in order])
-    return table(["model (its configuration, retrained per outer fold)", "folds", "whole",
-                  "2 h", "1 h", "30 min", "nap-like 30 min"], rows,
-                 ["---", "---:"] + ["---:"] * len(order))
+    for name in shipped:
+        for row in (f"{name}@0.1", name):
+            if row == "eeg1":
+                rows += _one_eeg_rows()
+            elif row in models and not (row == name and card(name).get("stretches", {})
+                                        .get("row") == f"{name}@0.1"):
+                rows.append([_stretch_label(row)] + _stretch_cells(models[row]))
+    rows += [[_stretch_label(n, shipped=False)] + _stretch_cells(m) for n, m in models.items()
+             if "@" not in n and n not in shipped]
+    return table(["model (its configuration, retrained per outer fold)", "folds",
+                  *STRETCH_HEADER], rows, ["---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
+
+
+@renderer("stretches_readme")
+def stretches_readme() -> str:
+    """The README's stretch table: each shipped model before (0.1) and now."""
+    models = load("real_accuracy_stretches")["models"]
+    rows = []
+    for name in ("default", "eeg1-eog", "eeg2", "eeg1", "vote"):
+        st = card(name).get("stretches") or {}
+        before = models.get(f"{name}@0.1")
+        if before:
+            rows.append([f"`{name}` 0.1"] + _stretch_cells(before))
+        if st and st.get("row") != f"{name}@0.1":
+            acc = st["accuracy"]
+            rows.append([f"**`{name}` now**", str(st["n_folds"])]
+                        + [f3(acc[k]) if k in acc else "-" for k in STRETCH_LENGTHS])
+    return table(["model", "folds", *STRETCH_HEADER], rows,
+                 ["---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
+
+
+@renderer("derivations")
+def derivations() -> str:
+    """The one-EEG model trained on Fpz-Cz, Pz-Oz or both, tested on each
+    (``real_accuracy_derivations.json``)."""
+    d = load("real_accuracy_derivations")
+    rows = []
+    for train, m in d["models"].items():
+        for test, lengths in m["tested_on"].items():
+            acc = {r["length"]: r["accuracy"] for r in lengths}
+            rows.append([train, test, str(m["n_folds_done"])]
+                        + [f3(acc[k]) if k in acc else "-" for k in STRETCH_LENGTHS])
+    return table(["trained on", "tested on", "folds", *STRETCH_HEADER], rows,
+                 ["---", "---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
+
+
+@renderer("amplitude")
+def amplitude() -> str:
+    """The same simulated nights at 0.3x to 5x amplitude (``amplitude.json``), all channels
+    scaled, with the tree before relative quality thresholds beside it."""
+    d = load("amplitude")
+    before = {(r["night"], r["variant"], r["scale"]): r for r in d["before"]["rows"]}
+    rows = []
+    for r in d["rows"]:
+        if r["variant"] != "all":
+            continue
+        b = before.get((r["night"], r["variant"], r["scale"]))
+        rows.append([r["night"], f"{r['scale']:g}x", f"{r['median_sd_uv']:.0f}",
+                     f3(r["accuracy"]), f"{r['delta_pts']:+.1f}",
+                     f"{r['unscored_amplitude']} ({r['unscored_amplitude_n3']})",
+                     f"{r['tst_min']:.1f}"]
+                    + ([f"{b['unscored_amplitude']} ({b['unscored_amplitude_n3']})",
+                        f"{b['tst_min']:.1f}"] if b else ["-", "-"]))
+    return table(["night (simulated)", "amplitude", "EEG SD µV", "accuracy", "vs 1x (pts)",
+                  "unscored for amplitude (N3)", "TST min", "before: unscored (N3)",
+                  "before: TST min"], rows, ["---"] + ["---:"] * 8)
 
 
 @renderer("real_accuracy_sets")

@@ -126,8 +126,9 @@ def test_cli_report_carries_the_notice(tmp_path, caplog):
 # ------------------------------------------------------------------ 10 min of wake
 def _population_prior(model) -> bool:
     """Whether ``model``'s per-recording normalisation shrinks toward the training
-    population's statistics (``FeatureStagingModel(shrink=...)``)."""
-    return getattr(model, "shrink", None) is not None
+    population's statistics (``FeatureStagingModel(shrink=...)``); of a length-gated
+    model, the member that stages short recordings."""
+    return getattr(getattr(model, "short", model), "shrink", None) is not None
 
 
 def test_a_population_prior_makes_ten_minutes_of_wake_wake(shared_data):

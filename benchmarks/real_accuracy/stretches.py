@@ -109,6 +109,12 @@ CANDIDATES["default+stretch gated"] = (
                      "short": {"model": "lightgbm-context", **STRETCH_OPTIONS}},
     "default", "0.1's default for recordings of 4 h or more, default+stretch for shorter "
                "ones (models.length_gate)")
+CANDIDATES["eeg2+stretch"] = ("lightgbm-context", STRETCH_OPTIONS, "eeg2",
+                               "eeg2 with the options of default+stretch")
+CANDIDATES["eeg2+stretch gated"] = (
+    "length-gated", {"night": {"model": "lightgbm-context"},
+                     "short": {"model": "lightgbm-context", **STRETCH_OPTIONS}},
+    "eeg2", "0.1's eeg2 for recordings of 4 h or more, eeg2+stretch for shorter ones")
 #: The candidates the nested selection (``--nested``) chooses among, in order of
 #: preference (fixed before any of their results was seen).
 NESTED_GRID = ("default+stretch", "default+stretch+edges", "default+stretch4")
