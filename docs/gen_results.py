@@ -289,7 +289,9 @@ def stretches_readme() -> str:
             rows.append([f"`{name}` 0.1"] + _stretch_cells(before))
         if st and st.get("row") != f"{name}@0.1":
             acc = st["accuracy"]
-            rows.append([f"**`{name}` now**", str(st["n_folds"])]
+            both = "derivations" in st.get("source", "")  # the pooled one-EEG model
+            rows.append([f"**`{name}` now**" + (" (Fpz-Cz and Pz-Oz)" if both else ""),
+                         str(st["n_folds"])]
                         + [f3(acc[k]) if k in acc else "-" for k in STRETCH_LENGTHS])
     return table(["model", "folds", *STRETCH_HEADER], rows,
                  ["---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
