@@ -48,7 +48,8 @@ except SystemExit as exc:
     HELP.format(argv=["train", "--help"]),
     "from hypnoscope.models.storage import load_staging_model\n"
     "model, card = load_staging_model('default')\n"
-    "assert type(model).__name__ == 'FeatureStagingModel'",
+    "assert type(model).__name__ == 'LengthGatedModel'\n"
+    "assert {type(m).__name__ for m in model.members_} == {'FeatureStagingModel'}",
 ], ids=["import", "help", "stage-help", "train-help", "load-default-model"])
 def test_no_heavy_imports(code):
     modules = _modules_after(code)

@@ -221,7 +221,8 @@ def test_benchmark_reads_the_shipped_cards_and_renders():
     from benchmarks.real_accuracy import stretches as bench
 
     specs = {name: bench.model_spec(name, 2) for name in bench.SHIPPED}
-    assert specs["default"]["model"] == "lightgbm-context"
+    assert specs["default"]["model"] == "length-gated"
+    assert specs["default"]["options"]["short"]["shrink"] == "auto"
     assert specs["default"]["setup"] == "default" and specs["eeg1"]["setup"] == "eeg1"
     assert specs["vote"]["model"] == "lightgbm-vote"
     assert all(s["options"]["n_jobs"] == 2 for s in specs.values())
