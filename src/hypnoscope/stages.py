@@ -56,7 +56,8 @@ W, N1, N2, N3, R = range(5)
 #:
 #: Vendor variants not listed (``N 2``, ``Stage 6``, ``Wach``) are errors, mapped with a
 #: ``label_map`` (:func:`hypnoscope.stages.parse_label_map`). Compumedics Profusion
-#: XML stores integers, mapped by :data:`PROFUSION_STAGE_CODES`.
+#: XML stores integers, mapped by :data:`PROFUSION_STAGE_CODES`. Bare numbers of text and
+#: TSV/CSV files are first spelled out by :func:`resolve_stage_codes` (R&K or YASA numbering).
 _LABEL_MAP: dict[str, int] = {}
 for _code, _names in {
     W: ("w", "wake", "0", "sleep stage w", "stage w", "sleep stage wake", "stage wake",
@@ -373,3 +374,98 @@ def unknown_labels_error(source: str, bad: list[tuple[str, str]], n_classes: int
         f"{source}: unknown stage label(s) {listed}{more}{col}. Accepted labels "
         f"(case-insensitive): {accepted_labels(n_classes)}. Map site-specific labels with "
         "label_map (CLI: --label-map 'NREM2=N2,N 2=N2' or a JSON file)")
+
+
+# ------------------------------------------------- numeric stage conventions
+#: Numeric stage codes of hypnogram files, by convention: ``"rk"`` (Rechtschaffen & Kales,
+#: Sleep-EDF, NSRR: 0 W, 1 S1, 2 S2, 3 S3, 4 S4 -> N3, 5 REM) and ``"yasa"`` (alias
+#: ``"aasm"``; YASA, AASM five stages: 0 W, 1 N1, 2 N2, 3 N3, 4 REM). They agree on 0-3.
+STAGE_CODE_CONVENTIONS: dict[str, dict[str, str]] = {
+    "rk": {"0": "W", "1": "N1", "2": "N2", "3": "N3", "4": "N3", "5": "R"},
+    "yasa": {"0": "W", "1": "N1", "2": "N2", "3": "N3", "4": "R"},
+}
+_CONVENTION_ALIASES = {"rk": "rk", "r&k": "rk", "yasa": "yasa", "aasm": "yasa"}
+_CONVENTION_TEXT = {"rk": "R&K numbering (0 W, 1-4 stages 1-4 with 4 -> N3, 5 REM)",
+                    "yasa": "YASA/AASM numbering (0 W, 1 N1, 2 N2, 3 N3, 4 REM)"}
+_LEGEND_ITEM = re.compile(r"^\s*(\d+)\s*[:=]\s*(\S.*?)\s*$")
+
+
+def stage_code_convention(name: str | None) -> str | None:
+    """``"rk"`` or ``"yasa"`` for a ``stage_codes`` value (``"aasm"`` is ``"yasa"``);
+    None stays None. Raises ``ValueError`` naming the value and the choices."""
+    if name is None:
+        return None
+    key = str(name).strip().lower()
+    if key not in _CONVENTION_ALIASES:
+        raise ValueError(f"stage_codes {name!r} is not a numeric stage convention; expected "
+                         "'rk' (0 W, 1-4 stages 1-4, 5 REM) or 'yasa'/'aasm' "
+                         "(0 W, 1 N1, 2 N2, 3 N3, 4 REM)")
+    return _CONVENTION_ALIASES[key]
+
+
+def stage_code_legend(comments) -> set[str]:
+    """Conventions that comment lines declare with a legend such as YASA's
+    ``0: Wake, 1: N1, 2: N2, 3: N3, 4: REM`` (``4`` named REM -> ``"yasa"``; ``4`` named
+    stage 4/N3, or ``5`` named REM -> ``"rk"``). Empty when no legend names 4 or 5."""
+    found: set[str] = set()
+    for line in comments:
+        for item in re.split(r"[,;|\t]", str(line)):
+            m = _LEGEND_ITEM.match(item)
+            if not m or m.group(1) not in ("4", "5"):
+                continue
+            name = m.group(2).strip().lower()
+            code = _LABEL_MAP.get(name, R if name in ("rem sleep", "paradoxical") else None)
+            if m.group(1) == "4" and code == R:
+                found.add("yasa")
+            elif (m.group(1) == "4" and code == N3) or (m.group(1) == "5" and code == R):
+                found.add("rk")
+    return found
+
+
+def resolve_stage_codes(labels, source: str, stage_codes: str | None = None,
+                        comments=()) -> list[str]:
+    """Labels with their numeric stage codes spelled out (``"4"`` -> ``"R"`` or ``"N3"``).
+
+    The convention is ``stage_codes`` (``"rk"``, ``"yasa"``/``"aasm"``, see
+    :data:`STAGE_CODE_CONVENTIONS`); without it, a legend in the file's ``comments``
+    (:func:`stage_code_legend`), else the values: a 5 means R&K (YASA has no 5), only
+    0-3 read the same in both, and a 4 without a 5 is ambiguous and raises a
+    ``ValueError`` naming ``source``, the values and ``--stage-codes``. Non-numeric labels
+    (and negative numbers, unscored) pass unchanged.
+    """
+    labels = [str(x) for x in labels]
+    values = sorted({int(x.strip()) for x in labels if x.strip().isdigit()})
+    conv = stage_code_convention(stage_codes)
+    if conv is None:
+        declared = stage_code_legend(comments)
+        if len(declared) > 1:
+            raise ValueError(f"{source}: its header declares both {_CONVENTION_TEXT['rk']} "
+                             f"and {_CONVENTION_TEXT['yasa']}; give --stage-codes rk or "
+                             "--stage-codes yasa (Python: stage_codes=...)")
+        conv = declared.pop() if declared else ("rk" if 5 in values else None)
+    if conv is None:
+        if 4 not in values:
+            return labels  # 0-3 mean the same in both conventions
+        raise ValueError(
+            f"{source}: numeric stages {values} are ambiguous: 4 is REM in "
+            f"{_CONVENTION_TEXT['yasa']} but stage 4 (N3) in {_CONVENTION_TEXT['rk']}, and "
+            "the file has no 5 and no header legend; give --stage-codes yasa or "
+            "--stage-codes rk (Python: stage_codes='yasa'/'rk'), or map the codes with "
+            "--label-map '4=R'")
+    table = STAGE_CODE_CONVENTIONS[conv]
+    extra = [v for v in values if str(v) not in table]
+    if conv == "yasa" and extra:
+        raise ValueError(f"{source}: numeric stage(s) {extra} are not stages in "
+                         f"{_CONVENTION_TEXT['yasa']}; a 5 is REM in R&K numbering "
+                         "(--stage-codes rk)")
+    return [table.get(x.strip(), x) if x.strip().isdigit() else x for x in labels]
+
+
+def stage_codes_label_map(stage_codes: str | None, label_map: Any = None) -> Any:
+    """``label_map`` with the numeric codes of a ``stage_codes`` convention added (the
+    user's own entries win), for code paths that take only a ``label_map``; unchanged
+    when ``stage_codes`` is None."""
+    conv = stage_code_convention(stage_codes)
+    if conv is None:
+        return label_map
+    return {**STAGE_CODE_CONVENTIONS[conv], **(parse_label_map(label_map) or {})}

@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--n-subjects must be >= 1, got {args.n_subjects}")
     check_output_dir(args.out, "--out", create=False)  # before any simulating
     if args.hypnogram is not None:
-        hyp = read_hypnogram(args.hypnogram, label_map=args.label_map)
+        hyp = read_hypnogram(args.hypnogram, label_map=args.label_map,
+                             stage_codes=args.stage_codes)
         if args.crop_wake_min is not None:
             hyp = hyp.crop_to_sleep(args.crop_wake_min)
         record_id = args.record_id

@@ -177,6 +177,7 @@ def _check_lights(value: str | None, what: str) -> str | float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hypnoscope.stages import stage_codes_label_map
     from hypnoscope.staging.batch import BatchInterrupted, stage_folder
     from hypnoscope.utils.files import check_output_dir
 
@@ -193,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
             args.psg, out, args.model, reference=args.reference, eeg=args.eeg, eog=args.eog,
             emg=args.emg, plot=not args.no_plot, strict=args.strict, lights_off=lights_off,
             lights_on=lights_on, crop={"none": "off"}.get(args.crop, args.crop),
-            label_map=args.label_map, jobs=args.jobs, scheduler=getattr(args, "scheduler", None),
+            label_map=stage_codes_label_map(args.stage_codes, args.label_map),
+            jobs=args.jobs, scheduler=getattr(args, "scheduler", None),
             resume=not args.force, debug=bool(getattr(args, "debug", False)),
             describe=_describe, note=_note, on_row=_report_row)
     except BatchInterrupted as exc:

@@ -88,6 +88,12 @@ def add_label_map_arg(p: argparse.ArgumentParser) -> None:
                    help="site-specific stage labels of the hypnogram file(s): a JSON file "
                         "{\"LABEL\": \"STAGE\"} or 'LABEL=STAGE,...' (e.g. 'NREM2=N2,N 2=N2');"
                         " an unknown label is an error that lists the accepted ones")
+    p.add_argument("--stage-codes", choices=("rk", "yasa", "aasm"), default=None,
+                   help="numeric stages of text/TSV/CSV hypnograms: 'rk' = R&K numbering "
+                        "(0 W, 1-4 stages 1-4 with 4 -> N3, 5 REM; Sleep-EDF, NSRR) or "
+                        "'yasa' (= 'aasm') = YASA/AASM numbering (0 W, 1 N1, 2 N2, 3 N3, "
+                        "4 REM). Default: from the file's legend (YASA's '# ... 4: REM') or a "
+                        "5 (R&K); a file with a 4, no 5 and no legend is refused")
 
 
 def _lights_args(p: argparse.ArgumentParser) -> None:
@@ -114,10 +120,12 @@ def parse_time(value: str | None, start: dt.datetime | None, what: str,
         raise CLIError(str(exc)) from None
 
 
-def _load(path: str, epoch_sec: float = 30.0, label_map: str | None = None):
+def _load(path: str, epoch_sec: float = 30.0, label_map: str | None = None,
+          stage_codes: str | None = None):
     from hypnoscope.io.hypnograms import read_hypnogram
 
-    return read_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map)
+    return read_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map,
+                          stage_codes=stage_codes)
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -126,7 +134,7 @@ def _stats(args: argparse.Namespace) -> int:
 
     if args.output:
         check_output_file(args.output, "-o/--output")
-    hyp = _load(args.hypnogram, args.epoch_sec, args.label_map)
+    hyp = _load(args.hypnogram, args.epoch_sec, args.label_map, args.stage_codes)
     off = parse_time(args.lights_off, hyp.start_time, "--lights-off")
     on = parse_time(args.lights_on, hyp.start_time, "--lights-on", after=off)
     _warnings([(args.hypnogram, hyp)], off, on, args.strict, args.hypnogram)
@@ -156,8 +164,8 @@ def _compare(args: argparse.Namespace) -> int:
 
         for path in report_paths(args.report):
             check_output_file(path, "--report")
-    pred, ref = _load(args.pred, label_map=args.label_map), _load(args.ref,
-                                                                  label_map=args.label_map)
+    pred, ref = [_load(p, label_map=args.label_map, stage_codes=args.stage_codes)
+                 for p in (args.pred, args.ref)]
     start = ref.start_time or pred.start_time
     off = parse_time(args.lights_off, start, "--lights-off")
     on = parse_time(args.lights_on, start, "--lights-on", after=off)

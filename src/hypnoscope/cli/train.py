@@ -110,6 +110,7 @@ def _load_nights(args, summary_csv: str | os.PathLike | None = None) -> list:
     summary of ``--data`` is written, see :func:`hypnoscope.signal.nights.load_psg_dir`)."""
     from hypnoscope import datasets
     from hypnoscope.signal.nights import load_psg_dir
+    from hypnoscope.stages import stage_codes_label_map
 
     if args.features:
         return datasets.load_feature_dir(args.features,
@@ -120,8 +121,10 @@ def _load_nights(args, summary_csv: str | os.PathLike | None = None) -> list:
     for role in ("eeg", "eog", "emg"):
         if getattr(args, role):
             kw[role] = getattr(args, role)
-    if getattr(args, "label_map", None):
-        kw["label_map"] = args.label_map
+    label_map = stage_codes_label_map(getattr(args, "stage_codes", None),
+                                      getattr(args, "label_map", None))
+    if label_map:
+        kw["label_map"] = label_map
     if getattr(args, "preprocessing", None) is not None:
         kw["preprocessing"] = args.preprocessing
     jobs, scheduler = getattr(args, "jobs", 1), getattr(args, "scheduler", None)

@@ -25,6 +25,7 @@ from hypnoscope.stages import (
     label_to_code3,
     map_labels,
     parse_label_map,
+    resolve_stage_codes,
     stage_names,
     unknown_labels_error,
 )
@@ -70,6 +71,15 @@ def _numeric_column(df: pd.DataFrame, column: str, path: Path, where,
     return values
 
 
+def _comment_lines(path: Path) -> list[str]:
+    """The text after ``#`` of a table's comment lines (where a code legend may be)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line.split("#", 1)[1] for line in text if line.lstrip().startswith("#")]
+
+
 def read_edf_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
              label_map: dict[str, str] | str | None = None) -> Hypnogram:
     """Read an EDF+ annotation file (Sleep-EDF ``*-Hypnogram.edf`` form).
@@ -106,7 +116,8 @@ def read_edf_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
 
 def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None,
                sep: str | None = None,
-               label_map: dict[str, str] | str | None = None) -> Hypnogram:
+               label_map: dict[str, str] | str | None = None,
+               stage_codes: str | None = None) -> Hypnogram:
     """Read a TSV/CSV with ``onset, duration, stage`` columns.
 
     Rows may be epochs or runs of epochs. If ``p_<stage>`` columns are present and
@@ -118,7 +129,9 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
     ``label_map``) or an unscored one (``?``, ``Movement time``, ``U`` ...);
     ``onset`` must be a finite number of seconds and ``duration`` a non-negative
     one. Anything else raises a ``ValueError`` naming the file, the row (and line)
-    and the column.
+    and the column. Numeric stages follow ``stage_codes`` or the file's ``#`` legend
+    (:func:`hypnoscope.stages.resolve_stage_codes`; a 4 without a 5 is refused as
+    ambiguous between R&K and YASA numbering).
 
     A BIDS ``*_events.tsv`` (``onset duration trial_type`` and no ``stage`` column)
     is read like annotations: its ``trial_type`` values that are stage labels make
@@ -159,7 +172,8 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
     onsets = _numeric_column(df, "onset", path, where, non_negative=False)
     dur = (_numeric_column(df, "duration", path, where) if "duration" in df.columns
            else np.zeros(len(df)))
-    labels = map_labels(df["stage"].tolist(), parse_label_map(label_map))
+    labels = resolve_stage_codes(map_labels(df["stage"].tolist(), parse_label_map(label_map)),
+                                 str(path), stage_codes, _comment_lines(path))
     n_classes = 3 if is_3class(labels) else 5
     to_code = label_to_code3 if n_classes == 3 else label_to_code
     bad: dict[str, str] = {}
@@ -183,18 +197,22 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
 
 
 def read_txt_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
-             label_map: dict[str, str] | str | None = None) -> Hypnogram:
+             label_map: dict[str, str] | str | None = None,
+             stage_codes: str | None = None) -> Hypnogram:
     """Read plain text with one stage label per line (``#`` starts a comment).
 
-    Labels as in :func:`read_table_hypnogram` (``label_map`` first); an unknown one raises a
-    ``ValueError`` naming the file and line and listing the accepted labels."""
+    Labels as in :func:`read_table_hypnogram` (``label_map`` first, numeric stages by
+    ``stage_codes`` or a ``#`` legend such as YASA's ``# 0: Wake, ..., 4: REM``); an unknown
+    one raises a ``ValueError`` naming the file and line and listing the accepted labels."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"hypnogram file not found: {path}")
-    lines = [(i, line.split("#", 1)[0].strip()) for i, line
-             in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+    text = path.read_text(encoding="utf-8").splitlines()
+    lines = [(i, line.split("#", 1)[0].strip()) for i, line in enumerate(text, 1)]
     lines = [(i, line) for i, line in lines if line]
-    mapped = map_labels([line for _, line in lines], parse_label_map(label_map))
+    mapped = resolve_stage_codes(
+        map_labels([line for _, line in lines], parse_label_map(label_map)), str(path),
+        stage_codes, [line.split("#", 1)[1] for line in text if "#" in line])
     lines = [(i, m) for (i, _), m in zip(lines, mapped, strict=True)]
     n_classes = 3 if is_3class(line for _, line in lines) else 5
     to_code = label_to_code3 if n_classes == 3 else label_to_code
@@ -213,7 +231,8 @@ def read_txt_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
 
 
 def read_hypnogram(source, epoch_sec: float = 30.0,
-                   label_map: dict[str, str] | str | None = None) -> Hypnogram:
+                   label_map: dict[str, str] | str | None = None,
+                   stage_codes: str | None = None) -> Hypnogram:
     """Read a hypnogram from a file (format from the extension) or ``mne.Annotations``.
 
     ``.edf`` -> EDF+ annotations; ``.tsv``/``.csv`` -> onset/duration/stage table;
@@ -222,7 +241,9 @@ def read_hypnogram(source, epoch_sec: float = 30.0,
     ``"LABEL=STAGE,..."``, see :func:`parse_label_map`) renames site-specific labels
     (``{"NREM2": "N2"}``); unknown stage labels raise a ``ValueError`` that lists the
     accepted ones (:func:`accepted_labels`), and bad values name the file, row and
-    column.
+    column. Numeric stages of text and TSV/CSV files follow ``stage_codes`` (``"rk"``:
+    0 W, 1-4 R&K stages 1-4, 5 REM; ``"yasa"``/``"aasm"``: 0 W, 1 N1, 2 N2, 3 N3, 4 REM)
+    or, without it, the file's legend or a 5 (R&K); a 4 without either is refused.
     """
     if isinstance(source, Hypnogram):
         return source
@@ -234,9 +255,10 @@ def read_hypnogram(source, epoch_sec: float = 30.0,
     if suffix in (".edf", ".bdf", ".rec"):
         return read_edf_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map)
     if suffix in (".tsv", ".csv"):
-        return read_table_hypnogram(path, label_map=label_map)
+        return read_table_hypnogram(path, label_map=label_map, stage_codes=stage_codes)
     if suffix == ".xml":
         from hypnoscope.io.nsrr_xml import read_xml_hypnogram
 
         return read_xml_hypnogram(path, label_map=label_map)
-    return read_txt_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map)
+    return read_txt_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map,
+                              stage_codes=stage_codes)
