@@ -469,3 +469,19 @@ def test_cli_label_map_for_stats_and_compare(tmp_path, capsys):
     assert '"accuracy": 1.0' in capsys.readouterr().out
     assert main(["compare", str(path), str(ref), "--label-map", "NREM 2=N9"]) == 2
     assert "'NREM 2' -> 'N9': 'N9' is not a stage" in capsys.readouterr().err
+
+
+def test_cli_compare_prints_its_confusion_matrix(tmp_path, capsys):
+    """compare's text output holds the confusion matrix its help promises: rows the
+    reference stages, columns the predicted ones, counts of epochs."""
+    from hypnoscope.cli import main
+
+    ref = Hypnogram([W, W, N1, N2, N2, N2, N3, N3, R, R, W]).to_tsv(tmp_path / "ref.tsv")
+    pred = Hypnogram([W, N1, N1, N2, N2, N3, N3, N3, R, N2, W]).to_tsv(tmp_path / "pred.tsv")
+    assert main(["compare", str(pred), str(ref)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    i = lines.index("confusion matrix (rows = reference, columns = predicted)")
+    assert lines[i + 1].split() == ["W", "N1", "N2", "N3", "R"]
+    rows = {ln.split()[0]: [int(v) for v in ln.split()[1:]] for ln in lines[i + 2:i + 7]}
+    assert rows == {"W": [2, 1, 0, 0, 0], "N1": [0, 1, 0, 0, 0], "N2": [0, 0, 2, 1, 0],
+                    "N3": [0, 0, 0, 2, 0], "R": [0, 0, 1, 0, 1]}

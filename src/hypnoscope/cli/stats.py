@@ -154,6 +154,17 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def confusion_matrix_lines(cm, names) -> list[str]:
+    """Text of a confusion matrix of counts: a title, then one row per reference stage
+    and one column per predicted stage, labelled with the stage names."""
+    width = max(7, max(len(str(v)) for row in cm for v in row) + 1,
+                max(len(str(s)) for s in names) + 1)
+    return (["confusion matrix (rows = reference, columns = predicted)",
+             " " * 6 + "".join(f"{s:>{width}}" for s in names)]
+            + [f"{s:<6}" + "".join(f"{v:>{width}}" for v in row)
+               for s, row in zip(names, cm, strict=True)])
+
+
 def _compare(args: argparse.Namespace) -> int:
     from hypnoscope.evaluation.metrics import compare_hypnograms
     from hypnoscope.evaluation.sleepstats import STAT_KEYS, STAT_LABELS, json_safe
@@ -189,6 +200,8 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"accuracy {100 * ep['accuracy']:.1f} %   macro-F1 {ep['macro_f1']:.3f}   "
           f"kappa {ep['kappa']:.3f}")
     print(ep["classification_report"])
+    print("\n".join(confusion_matrix_lines(ep["confusion_matrix"], ep["labels"])))
+    print()
     width = max(len(STAT_LABELS[k][0]) for k in STAT_KEYS)
     print(f"  {'statistic':<{width}}  {'pred':>8} {'ref':>8} {'diff':>8}")
     for k in STAT_KEYS:
