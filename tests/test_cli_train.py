@@ -125,7 +125,7 @@ def test_user_errors_exit_2_with_a_clear_message(tmp_path, capsys, feature_dirs)
     assert code == 2 and "missing" in err
     code, _, err = run(capsys, "evaluate", "--model", str(tmp_path / "none.joblib"),
                        "--features", str(train))
-    assert code == 2 and "model file not found" in err
+    assert code == 2 and "none.joblib" in err and "not a model file" in err
     with pytest.raises(SystemExit):  # argparse: --features and --data are exclusive
         main(["train", "--model", "rf", "--features", "a", "--data", "b", "--out", out])
     assert not Path(out).exists()
@@ -205,7 +205,8 @@ def test_train_evaluate_round_trip_on_psg_dir(tmp_path, capsys, monkeypatch, psg
     fdir = write_feature_dir(tmp_path / "f", subjects=("01",))
     code, _, err = run(capsys, "evaluate", "--model", str(model_path), "--features",
                        str(fdir))
-    assert code == 2 and "features but the model was trained" in err
+    assert code == 2 and "the model was trained on input kind 'signals', epoch shape [" in err
+    assert "but this night has input kind 'features', epoch shape [2, 3]" in err
 
 
 def test_train_from_recordings_writes_its_summary_only_with_the_model(tmp_path, capsys,
@@ -414,3 +415,106 @@ def test_train_a_stretch_robust_context_model(tmp_path, capsys, feature_dirs):
     with pytest.raises(SystemExit):
         run(capsys, "train", "--model", "lightgbm-context", "--features", str(train),
             "--shrink", "-3", "--out", str(tmp_path / "y.joblib"))
+
+
+def _band_power_dir(directory: Path, subjects=("81", "82"), seed: int = 0) -> Path:
+    """One night per subject with the shipped models' input: (n, 3 channels, 10 bands)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for s in subjects:
+        y = np.repeat(rng.integers(0, 5, size=12), 10)
+        X = rng.standard_normal((len(y), 3, 10)) + y[:, None, None]
+        np.savez(directory / f"{s}__1.npz", features=X.astype(np.float32), labels=y)
+    return directory
+
+
+def test_evaluate_resolves_a_shipped_model_name(tmp_path, capsys):
+    """``evaluate --model default`` scores the shipped model, exactly as its file does."""
+    from hypnoscope.datasets import load_feature_dir
+    from hypnoscope.evaluation.metrics import evaluate
+    from hypnoscope.models.storage import load_staging_model, resolve_model_path
+
+    d = _band_power_dir(tmp_path / "bp")
+    code, out, err = run(capsys, "evaluate", "--model", "default", "--features", str(d),
+                         "--json")
+    assert code == 0, err
+    by_name = json.loads(out)
+    code, out, _ = run(capsys, "evaluate", "--model", str(resolve_model_path("default")),
+                       "--features", str(d), "--json")
+    assert code == 0 and json.loads(out) == by_name
+    model, _ = load_staging_model("default")
+    nights = load_feature_dir(d)
+    expected = evaluate(np.concatenate([n.y for n in nights]),
+                        np.concatenate([model.predict(n) for n in nights]), n_classes=5)
+    assert by_name["confusion_matrix"] == np.asarray(expected["confusion_matrix"]).tolist()
+    assert by_name["n_epochs"] == 240 and "notices" not in by_name  # 81, 82: not trained on
+    code, _, err = run(capsys, "evaluate", "--model", "no-such-model", "--features", str(d))
+    assert code == 2 and "unknown model 'no-such-model'" in err and "default" in err
+
+
+def test_evaluate_input_mismatch_names_model_and_data_sides(tmp_path, capsys):
+    """Another epoch shape: the model's training input and the night's, each on its side."""
+    d = write_feature_dir(tmp_path / "toy", subjects=("81",))  # (n, 2, 3)
+    code, _, err = run(capsys, "evaluate", "--model", "default", "--features", str(d))
+    assert code == 2
+    trained, given = err.strip().splitlines()[-1].split(", but this night has ")
+    assert trained.endswith("the model was trained on input kind 'features', epoch shape "
+                            "[3, 10]") and "81__1.npz" in trained
+    assert given.startswith("input kind 'features', epoch shape [2, 3];")
+
+
+def test_feature_count_error_states_both_inputs():
+    """Same kind and epoch shape, other channel roles: the feature counts differ, and the
+    message says which side has which (it printed the night's input for both)."""
+    from hypnoscope.datasets import Night
+    from hypnoscope.models import make_model
+
+    rng = np.random.default_rng(0)
+
+    def night(roles, nid):
+        y = np.repeat(np.arange(5), 4)
+        X = rng.standard_normal((len(y), 3, 1000)) * (5 + 10 * y[:, None, None])
+        return Night(X=X, y=y, subject_id=nid, night_id=nid, kind="signals", sfreq=100.0,
+                     channels=["C3", "C4", "X"], roles=roles)
+
+    model = make_model("rf", seed=0)
+    model.fit([night(["eeg", "eeg", "eog"], "a"), night(["eeg", "eeg", "eog"], "b")])
+    n_model = len(model.feature_names_)
+    with pytest.raises(ValueError) as exc:
+        model.predict(night(["eeg", "eeg", "emg"], "c"))
+    msg = str(exc.value)
+    trained, given = msg.split(" but this night gives ")
+    assert trained == (f"night c: the model was trained on {n_model} features (input kind "
+                       "'signals', epoch shape [3, 1000], roles ['eeg', 'eeg', 'eog']),")
+    n_night = int(given.split()[0])
+    assert n_night != n_model
+    assert given.startswith(f"{n_night} (input kind 'signals', epoch shape [3, 1000], roles "
+                            "['eeg', 'eeg', 'emg'])")
+    assert "missing" in given and "X_" in given
+
+
+def test_evaluate_on_training_nights_warns(tmp_path, capsys, caplog, feature_dirs):
+    """Nights of subjects (or the very nights) the model was trained on are named."""
+    train, _ = feature_dirs
+    model_path = tmp_path / "rf.joblib"
+    assert run(capsys, "train", "--model", "rf", "--features", str(train), "--out",
+               str(model_path))[0] == 0
+    assert len(load_model(model_path).metadata["training_data"]["night_ids"]) == 6
+    code, out, _ = run(capsys, "evaluate", "--model", str(model_path), "--features",
+                       str(train), "--json")
+    assert code == 0
+    (notice,) = json.loads(out)["notices"]
+    assert notice["code"] == "training-overlap" and notice["severity"] == "warning"
+    assert notice["message"].startswith("6 of 6 evaluated nights overlap")
+    assert "3 subject(s)" in notice["message"] and "6 of the very nights" in notice["message"]
+    assert "not an estimate for people the model has not seen" in notice["message"]
+    mixed = write_feature_dir(tmp_path / "mixed", subjects=("03", "07"), seed=5)
+    for f in mixed.glob("03__*.npz"):  # same subject, other nights
+        f.rename(mixed / f"03__{int(f.stem[-1]) + 2}.npz")
+    caplog.clear()
+    code, out, _ = run(capsys, "evaluate", "--model", str(model_path), "--features",
+                       str(mixed))
+    assert code == 0 and "accuracy" in out
+    (msg,) = [r.getMessage() for r in caplog.records if "training data" in r.getMessage()]
+    assert msg.startswith("2 of 4 evaluated nights") and "1 subject(s) it was trained on, " \
+        "e.g. 03)" in msg and "very nights" not in msg

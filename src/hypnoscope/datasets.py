@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from hypnoscope.notices import Notice
 from hypnoscope.stages import STAGES_5, UNSCORED
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def describe_nights(nights: list[Night]) -> dict[str, Any]:
         "n_subjects": len({n.subject_id for n in nights}),
         "n_nights": len(nights),
         "subjects": sorted({n.subject_id for n in nights}),
+        "night_ids": sorted({n.night_id for n in nights}),
         "n_epochs": int(len(y)),
         "n_scored_epochs": int((y >= 0).sum()),
         "epochs_per_class": {STAGES_5[k]: counts.get(k, 0) for k in range(5)},
@@ -138,6 +140,51 @@ def describe_nights(nights: list[Night]) -> dict[str, Any]:
         "preprocessing": ((first.meta or {}).get("preprocessing") or {}).get("config")
         if first else None,
     }
+
+
+def check_training_input(nights: list[Night], training_data: dict[str, Any] | None) -> None:
+    """Raise ``ValueError`` if a night's input kind or epoch shape differs from what a model
+    was trained on (the record of :func:`describe_nights`; nothing is checked where it
+    lacks them). The message states the model's training input and the night's."""
+    seen = training_data or {}
+    kind, shape = seen.get("kind"), seen.get("epoch_shape")
+    if kind is None or shape is None:
+        return
+    for n in nights:
+        if n.kind != kind or list(n.X.shape[1:]) != list(shape):
+            def side(k, sh, roles) -> str:
+                return (f"input kind {k!r}, epoch shape {list(sh)}"
+                        + (f", roles {list(roles)}" if roles else ""))
+
+            raise ValueError(
+                f"night {n.night_id} ({(n.meta or {}).get('source', n.night_id)}): the model "
+                f"was trained on {side(kind, shape, seen.get('roles'))}, but this night has "
+                f"{side(n.kind, n.X.shape[1:], n.roles)}; evaluate it with a model trained "
+                "on this kind of input")
+
+
+def training_overlap(nights: list[Night], training_data: dict[str, Any] | None,
+                     ) -> Notice | None:
+    """A ``training-overlap`` warning if ``nights`` share subjects or night ids with a
+    model's training data (the record of :func:`describe_nights`), else None.
+
+    Scores on such nights estimate how well the model fits what it learned, not how it
+    stages people it has not seen.
+    """
+    seen = training_data or {}
+    subjects = {str(s) for s in seen.get("subjects") or []}
+    night_ids = {str(n) for n in seen.get("night_ids") or []}
+    hit = [n for n in nights if str(n.subject_id) in subjects or str(n.night_id) in night_ids]
+    if not hit:
+        return None
+    same_subj = sorted({str(n.subject_id) for n in hit if str(n.subject_id) in subjects})
+    same_night = sum(str(n.night_id) in night_ids for n in hit)
+    return Notice("training-overlap", (
+        f"{len(hit)} of {len(nights)} evaluated nights overlap the model's training data "
+        f"({len(same_subj)} subject(s) it was trained on"
+        + (f", e.g. {', '.join(same_subj[:5])}" if same_subj else "")
+        + (f"; {same_night} of the very nights it was trained on" if same_night else "")
+        + "): the scores are not an estimate for people the model has not seen"))
 
 
 def load_feature_dir(directory: str | os.PathLike, subject_pattern: str = r"^(\d+)",

@@ -3,8 +3,9 @@
 - ``train --model NAME (--features DIR | --data DIR) --out MODEL_PATH`` trains any
   registered model on a directory of per-night feature ``.npz`` files or of raw Sleep-EDF
   style PSG + hypnogram EDF pairs and saves it.
-- ``evaluate --model MODEL_PATH (--features DIR | --data DIR) [--json]`` prints accuracy,
-  macro-F1, Cohen's kappa, per-class F1 and the confusion matrix.
+- ``evaluate --model MODEL (--features DIR | --data DIR) [--json]`` (a model file or a
+  shipped name) prints accuracy, macro-F1, Cohen's kappa, per-class F1 and the confusion
+  matrix, with a warning where the nights overlap the model's training data.
 - ``models`` lists every model name ``train`` accepts, and the shipped pretrained models.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hypnoscope.cli import CLIError
-from hypnoscope.cli.stats import add_label_map_arg
+from hypnoscope.cli.stats import add_label_map_arg, confusion_matrix_lines
 
 
 def _add_input_args(p: argparse.ArgumentParser) -> None:
@@ -92,7 +93,9 @@ def register(subparsers) -> None:
         "evaluate", help="score a trained model against expert labels",
         description="Print accuracy, macro-F1, Cohen's kappa, per-class F1 and the "
                     "confusion matrix of a trained model on labelled nights.")
-    e.add_argument("--model", required=True, metavar="MODEL_PATH", help="trained model file")
+    e.add_argument("--model", required=True, metavar="MODEL",
+                   help="trained model file, or a shipped model name (e.g. default; list: "
+                        "'hypnoscope models')")
     _add_input_args(e)
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=_evaluate)
@@ -271,22 +274,28 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     import numpy as np
 
+    from hypnoscope.datasets import check_training_input, training_overlap
     from hypnoscope.evaluation.metrics import evaluate
-    from hypnoscope.models import load_model
+    from hypnoscope.models.storage import load_staging_model
+    from hypnoscope.notices import Notices
     from hypnoscope.stages import stage_names, to_3class
     from hypnoscope.utils.runtime import progress
 
-    model = load_model(args.model)
+    model, _ = load_staging_model(args.model)  # a shipped name or a model file, as `stage`
+    trained = (getattr(model, "metadata", {}) or {}).get("training_data") or {}
     # signal nights go through the continuous preprocessing the model was trained with
-    args.preprocessing = ((getattr(model, "metadata", {}) or {}).get("training_data")
-                          or {}).get("preprocessing")
+    args.preprocessing = trained.get("preprocessing")
     nights = _load_nights(args)
+    check_training_input(nights, trained)
     n_classes = int(getattr(model, "n_classes", 5))
     y_true, y_pred = [], []
     for n in progress(nights, desc="evaluate", unit="night"):
         y_pred.append(np.asarray(model.predict(n)))
         y_true.append(to_3class(n.y) if n_classes == 3 else n.y)
     metrics = evaluate(np.concatenate(y_true), np.concatenate(y_pred), n_classes=n_classes)
+    overlap = training_overlap(nights, trained)
+    if overlap is not None:  # logged once, as every notice (stderr)
+        Notices().add(overlap.code, overlap.message)
     if args.json:
         keys = ("accuracy", "macro_f1", "kappa", "per_class_f1", "confusion_matrix",
                 "n_epochs")
@@ -294,8 +303,10 @@ def _evaluate(args) -> int:
 
         # strict JSON: an undefined metric (e.g. F1 of a class absent from both the
         # labels and the predictions) is null, not NaN
-        print(json.dumps(json_safe({k: metrics[k] for k in keys if k in metrics}), indent=2,
-                         allow_nan=False))
+        out = {k: metrics[k] for k in keys if k in metrics}
+        if overlap is not None:
+            out["notices"] = [overlap.to_dict()]
+        print(json.dumps(json_safe(out), indent=2, allow_nan=False))
         return 0
     names = stage_names(n_classes)
     print(f"model {getattr(model, 'name', '?')} on {len(nights)} nights, "
@@ -305,11 +316,7 @@ def _evaluate(args) -> int:
     print(f"kappa     {metrics['kappa']:.4f}")
     print("per-class F1  " + "  ".join(f"{k} {v:.3f}" for k, v in
                                        metrics["per_class_f1"].items()))
-    print("confusion matrix (rows = reference, columns = predicted)")
-    width = max(7, max(len(str(v)) for row in metrics["confusion_matrix"] for v in row) + 1)
-    print(" " * 6 + "".join(f"{s:>{width}}" for s in names))
-    for s, row in zip(names, metrics["confusion_matrix"], strict=True):
-        print(f"{s:<6}" + "".join(f"{v:>{width}}" for v in row))
+    print("\n".join(confusion_matrix_lines(metrics["confusion_matrix"], names)))
     return 0
 
 

@@ -331,14 +331,24 @@ class FeatureStagingModel(StagingModel):
         return estimate_shrink(whole, parts, self.context["normalize"])
 
     def _matrix(self, night, stats_rows) -> np.ndarray:
-        X, _ = night_feature_matrix(night, self.context, getattr(self, "feature_set", "all"),
-                                    stats_rows=stats_rows, prior=self._prior())
+        X, names = night_feature_matrix(night, self.context, getattr(self, "feature_set", "all"),
+                                        stats_rows=stats_rows, prior=self._prior())
         if self.estimator_ is not None and X.shape[1] != len(self.feature_names_):
+            seen = (getattr(self, "metadata", None) or {}).get("training_data") or {}
+            missing = [n for n in self.feature_names_ if n not in set(names)]
+            extra = [n for n in names if n not in set(self.feature_names_)]
+
+            def side(kind, shape, roles) -> str:
+                return (f"input kind {kind!r}, epoch shape {list(shape)}"
+                        + (f", roles {list(roles)}" if roles else ""))
+
             raise ValueError(
-                f"night {night.night_id}: {X.shape[1]} features but the model was trained "
-                f"on {len(self.feature_names_)} (input kind {self.input_kind_!r}, epoch "
-                f"shape {self.epoch_shape_}); got kind {night.kind!r}, epoch shape "
-                f"{list(night.X.shape[1:])}")
+                f"night {night.night_id}: the model was trained on "
+                f"{len(self.feature_names_)} features ("
+                f"{side(self.input_kind_, self.epoch_shape_, seen.get('roles'))}), but this "
+                f"night gives {X.shape[1]} ({side(night.kind, night.X.shape[1:], night.roles)})"
+                + (f"; missing {len(missing)}, e.g. {missing[:3]}" if missing else "")
+                + (f"; not in the model {len(extra)}, e.g. {extra[:3]}" if extra else ""))
         return X
 
     def transform(self, night) -> np.ndarray:
