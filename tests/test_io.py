@@ -56,6 +56,20 @@ def test_guess_role(name, role):
     assert guess_role(name) == role
 
 
+@pytest.mark.parametrize("name, region", [
+    ("C3..", "anterior"), ("Fpz.", "anterior"), ("Cz..", "anterior"), ("Oz..", "posterior"),
+    ("O1..", "posterior")])
+def test_dot_padded_names_are_eeg(name, region):
+    """PhysioNet EEGMMI pads names with dots to 4 characters; the dots are not the name."""
+    from hypnoscope.io.channels import eeg_region
+
+    assert guess_role(name) == "eeg" and eeg_region(name) == region
+    # the original (padded) name is what resolution returns, for display and lookup
+    assert resolve_channels([name, "Resp.", "...."])["eeg"] == [name]
+    for other in ("....", "Resp.", "X9..", "Marker."):
+        assert guess_role(other) is None and eeg_region(other) is None
+
+
 def test_resolve_channels_auto_and_overrides():
     names = list(AASM)
     auto = resolve_channels(names)

@@ -3,7 +3,8 @@
 Roles (``"eeg"``, ``"eog"``, ``"emg"``) are resolved from channel names by
 :func:`resolve_channels` (Sleep-EDF labels such as ``EEG Fpz-Cz``, ``EOG horizontal``,
 ``EMG submental`` and AASM-style labels such as ``C4-M1``, ``E1-M2``, ``LOC``,
-``Chin1-Chin2``; :func:`guess_role`). Every channel that matches a role is used, so
+``Chin1-Chin2``, and names padded with dots as in PhysioNet's EEG Motor Movement/Imagery
+files, ``C3..``, ``Fpz.``; :func:`guess_role`). Every channel that matches a role is used, so
 multimodal input is the default whenever the channels exist; ``eeg=``/``eog=``/``emg=``
 override the automatic choice (``[]`` drops a modality). A requested channel that does
 not exist raises a ``ValueError`` that lists the channels in the file; the same channel
@@ -43,7 +44,11 @@ SHHS_DERIVATIONS: dict[str, str] = {"eeg": "C4-A1", "eeg(sec)": "C3-A2", "eeg2":
 
 
 def _norm(name: str) -> str:
-    return re.sub(r"\s+", " ", str(name).strip().lower().replace("_", " "))
+    """Lower-case name for matching: ``_`` and runs of spaces as one space, and trailing
+    padding dots dropped (PhysioNet EEGMMI pads names to 4 characters: ``C3..``, ``Fpz.``);
+    a name of only dots is kept as it is."""
+    n = re.sub(r"\s+", " ", str(name).strip().lower().replace("_", " "))
+    return n.rstrip(".").rstrip() or n
 
 
 def channel_derivation(name: str) -> str | None:
@@ -185,7 +190,7 @@ def eeg_region(name: str) -> str | None:
     channel name (``EEG Fpz-Cz`` -> anterior, ``O2-M1`` -> posterior; cohort labels by
     their derivation, SHHS ``EEG(sec)`` -> C3-A2 -> anterior)."""
     name = channel_derivation(name) or name
-    m = _EEG_SITE.match(re.sub(r"[\s_]+", " ", name.strip().lower()))
+    m = _EEG_SITE.match(_norm(name))
     if not m:
         return None
     site = m.group(1)
