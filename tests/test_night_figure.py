@@ -1,6 +1,6 @@
 """The night's figure is rendered once per staged recording: the same PNG is the
-``S.hypnogram.png`` file and the image in ``S.report.html``; with ``--no-plot`` the report
-keeps it (no pyplot: ``tests/test_imports.py``)."""
+``S.hypnogram.png`` file and the image in ``S.report.html``; with ``--no-plot`` no figure is
+rendered at all (no pyplot: ``tests/test_imports.py``)."""
 
 from __future__ import annotations
 
@@ -51,23 +51,36 @@ def test_png_file_is_the_report_figure(psg, tmp_path):
     assert 1000 < width < 1400 and 350 < height < 700  # 11 in wide at 110 dpi
 
 
-def test_report_keeps_its_figures_without_png_and_with_reference(psg, tmp_path):
+def test_no_plot_renders_no_figure_and_reference_adds_its_figures(psg, tmp_path):
     from hypnoscope.io.hypnograms import read_hypnogram
 
     first = stage_file(psg, tmp_path / "a", plot=False)
     assert "png" not in first["outputs"]
-    assert not (tmp_path / "a" / "SC4991E0.hypnogram.png").exists()
-    (alt, png), = _images(Path(first["outputs"]["html"]).read_text())
-    assert alt == "hypnogram and hypnodensity" and _png_size(png)[0] > 1000
+    assert not list((tmp_path / "a").glob("*.png"))
+    html = Path(first["outputs"]["html"]).read_text()
+    assert "<img" not in html and "<svg" not in html and "base64" not in html
+    assert "Figure not drawn (plotting was turned off: --no-plot)." in html
     # a reference adds its hypnogram row (a taller figure) and the confusion matrix
     ref = tmp_path / "ref.tsv"
-    read_hypnogram(first["outputs"]["tsv"]).to_tsv(ref)
+    hyp = read_hypnogram(first["outputs"]["tsv"])
+    hyp.to_tsv(ref)
     row = stage_file(psg, tmp_path / "b", reference=ref)
     imgs = _images(Path(row["outputs"]["html"]).read_text())
     assert [a for a, _ in imgs] == ["hypnogram, reference hypnogram and hypnodensity",
                                     "confusion matrix"]
     assert imgs[0][1] == Path(row["outputs"]["png"]).read_bytes()
-    assert _png_size(imgs[0][1])[1] > _png_size(png)[1] + 150
+    solo = _images(Path(stage_file(psg, tmp_path / "c")["outputs"]["html"]).read_text())
+    assert _png_size(imgs[0][1])[1] > _png_size(solo[0][1])[1] + 150
+    # without plot the confusion matrix is a table of counts: the reference is the
+    # prediction itself, so every epoch is on the diagonal
+    html = Path(stage_file(psg, tmp_path / "d", reference=ref, plot=False)
+                ["outputs"]["html"]).read_text()
+    assert "<img" not in html and not list((tmp_path / "d").glob("*.png"))
+    table = html[html.index("<th>Reference / predicted</th>"):]
+    table = table[:table.index("</table>")]
+    cells = [[int(v) for v in re.findall(r"<td class='n'>(\d+)</td>", r)]
+             for r in table.split("<tr>")[1:]]
+    assert np.trace(np.array(cells)) == int((hyp.codes >= 0).sum()) == np.sum(cells)
 
 
 def test_plot_night_rows_share_the_time_axis():

@@ -85,7 +85,8 @@ def register(subparsers) -> None:
                    help="stage on a Dask distributed cluster, e.g. tcp://HOST:8786 (the "
                         "address 'dask scheduler' prints); PSG, --out and hypnoscope must "
                         "be reachable at the same paths on every worker. Instead of --jobs")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG figure")
+    p.add_argument("--no-plot", action="store_true",
+                   help="draw no figure: no PNG, and the report says it was not drawn")
     p.add_argument("--lights-off", metavar="TIME",
                    help="lights off: clock time HH:MM[:SS] (taken against each "
                         "recording's start time) or seconds from the recording start; "

@@ -40,7 +40,8 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     (EDF+ stage annotations), ``S.report.json`` and ``S.report.html`` (sleep statistics,
     plus agreement with ``reference``) and, with ``plot``, ``S.hypnogram.png``
     (:func:`hypnoscope.viz.plots.plot_night`: hypnogram, the reference's hypnogram when
-    given, and hypnodensity; the same image is in the report, rendered once). The set
+    given, and hypnodensity; the same image is in the report, rendered once; without
+    ``plot`` no figure is rendered, not even in the report). The set
     appears all together or not at all: it is written into a temporary folder inside
     ``out_dir`` and moved into place only when
     every file is written (:func:`hypnoscope.utils.files.output_set`); an error or an
@@ -62,7 +63,8 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         Site-specific stage labels of the reference (see
         :func:`hypnoscope.stages.parse_label_map`).
     plot : bool, default True
-        Write the PNG figure.
+        Render the figure: the PNG file and the report's figures. False renders none (the
+        report says so).
     out_stem : str, optional
         Name of the outputs (``hypnoscope stage`` gives recordings that share a stem
         distinct ones).
@@ -128,13 +130,13 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     with output_set(out_dir, stem, replaces=list(names.values())) as tmp:
         hyp.to_tsv(tmp / names["tsv"])
         hyp.to_edf(tmp / names["edf"])
-        # the night's figure is rendered once: embedded in the report and, with plot,
-        # the PNG file
-        png = figure_to_png(plot_night(hyp, reference=ref, title=psg.name), dpi=FIGURE_DPI,
-                            crop=False)
+        # the night's figure is rendered once (embedded in the report and the PNG file),
+        # and not at all without plot
+        png = (figure_to_png(plot_night(hyp, reference=ref, title=psg.name),
+                             dpi=FIGURE_DPI, crop=False) if plot else None)
         write_report(tmp / f"{stem}.report", hyp, info, reference=ref, lights_off=off,
-                     lights_on=on, comparison=cmp, figure_png=png)
-        if plot:
+                     lights_on=on, comparison=cmp, figure_png=png, plot=plot)
+        if png is not None:
             _write_png(png, tmp / names["png"])
     paths = {k: out_dir / v for k, v in names.items() if plot or k != "png"}
     return _staged_row(psg, stem, hyp, stats, cmp, time.perf_counter() - t0, paths, notices)

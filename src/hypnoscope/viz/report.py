@@ -230,7 +230,7 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
                  reference: Hypnogram | None = None, lights_off: float | None = None,
                  lights_on: float | None = None, title: str | None = None,
                  comparison: dict[str, Any] | None = None,
-                 figure_png: bytes | None = None) -> tuple[Path, Path]:
+                 figure_png: bytes | None = None, plot: bool = True) -> tuple[Path, Path]:
     """Write the per-night report ``<out_stem>.html`` and ``<out_stem>.json`` atomically.
 
     Parameters
@@ -265,6 +265,9 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
         The night's figure as PNG (:func:`hypnoscope.viz.plots.plot_night` of ``hypnogram``
         and ``reference``), when the caller has rendered it already (staging writes the
         same image as ``S.hypnogram.png``); drawn here otherwise.
+    plot : bool, default True
+        Draw figures. False (``--no-plot``) renders none: the report says the figure was
+        not drawn, and the confusion matrix is a table of epoch counts.
 
     Returns
     -------
@@ -306,7 +309,9 @@ def write_report(out_stem: str | os.PathLike, hypnogram: Hypnogram, info: dict[s
 
     # one figure (hypnogram, reference, hypnodensity on a shared time axis), drawn
     # here unless the caller has rendered it already (staging writes the same PNG)
-    if figure_png is None:
+    if not plot:
+        figure_png = None
+    elif figure_png is None:
         figure_png = figure_to_png(plot_night(hypnogram, reference=reference),
                                    dpi=FIGURE_DPI, crop=False)
     doc = _report_html(hypnogram, reference, comparison, fields, payload["time_in_bed"],
@@ -467,14 +472,27 @@ def _subtitle(hypnogram: Hypnogram, tib: dict[str, Any], span: dict[str, Any]) -
     return sub
 
 
-def _agreement_html(comparison: dict[str, Any]) -> str:
-    """Agreement section: summary, per-stage table and the confusion matrix."""
+def _confusion_table_html(cm: Any, labels: list[str]) -> str:
+    """The confusion matrix as a table of epoch counts (rows reference, columns predicted)."""
+    head = "".join(f"<th class='n'>{_esc(n)}</th>" for n in labels)
+    rows = "".join(f"<tr><td>{_esc(n)}</td>" + "".join(f"<td class='n'>{int(v)}</td>"
+                                                        for v in row) + "</tr>"
+                   for n, row in zip(labels, np.asarray(cm), strict=True))
+    return f"<table><tr><th>Reference / predicted</th>{head}</tr>{rows}</table>"
+
+
+def _agreement_html(comparison: dict[str, Any], plot: bool = True) -> str:
+    """Agreement section: summary, per-stage table and the confusion matrix (a figure, or
+    without ``plot`` a table of counts)."""
     from hypnoscope.viz.plots import plot_confusion_matrix
 
     ep = comparison["epochs"]
-    fig, (ax,) = _figure(4.4, 3.9)
-    plot_confusion_matrix(ep["confusion_matrix"], ep["labels"], normalize=True, ax=ax)
-    cm_img = _img(fig, "confusion matrix")
+    if plot:
+        fig, (ax,) = _figure(4.4, 3.9)
+        plot_confusion_matrix(ep["confusion_matrix"], ep["labels"], normalize=True, ax=ax)
+        cm_img = _img(fig, "confusion matrix")
+    else:
+        cm_img = _confusion_table_html(ep["confusion_matrix"], ep["labels"])
     summary = [("Epochs compared", f"{ep['n_epochs']}"),
                ("Accuracy", f"{100 * ep['accuracy']:.1f} %"),
                ("Macro F1", f"{ep['macro_f1']:.3f}"),
@@ -503,9 +521,10 @@ def _agreement_html(comparison: dict[str, Any]) -> str:
 
 def _report_html(hypnogram: Hypnogram, reference: Hypnogram | None,
                  comparison: dict[str, Any] | None, fields: dict[str, Any],
-                 time_in_bed: dict[str, Any], figure_png: bytes) -> str:
+                 time_in_bed: dict[str, Any], figure_png: bytes | None) -> str:
     """The whole HTML document of the report; ``fields`` as for :func:`_report_payload`
-    (before JSON conversion), ``time_in_bed`` the JSON's."""
+    (before JSON conversion), ``time_in_bed`` the JSON's; ``figure_png`` None: no figures
+    (``--no-plot``)."""
     from hypnoscope._version import __version__
 
     model, channels, info = fields["model"], fields["channels"], fields["recording"]
@@ -524,7 +543,10 @@ def _report_html(hypnogram: Hypnogram, reference: Hypnogram | None,
         _banner_html(fields["notices"]),
         f"<h1>{_esc(title)}</h1><div class='sub'>{_esc(sub)}</div>",
         f"<div class='cards'>{_cards_html(stats, comparison)}</div>",
-        f"<h2>{_esc(heading)}</h2><div class='panel'>{_img_tag(figure_png, alt)}</div>",
+        f"<h2>{_esc(heading)}</h2><div class='panel'>" + (
+            _img_tag(figure_png, alt) if figure_png is not None
+            else "<p class='sub'>Figure not drawn (plotting was turned off: --no-plot)."
+            "</p>") + "</div>",
     ]
     parts.append("<div class='grid'><div><h2>Sleep statistics</h2>"
                  + _stats_table_html(stats, comparison) + "</div>"
@@ -538,7 +560,7 @@ def _report_html(hypnogram: Hypnogram, reference: Hypnogram | None,
         parts.append("<h2>Signal quality</h2><div class='panel'>" + _quality_html(quality)
                      + "</div>")
     if comparison is not None:
-        parts.append(_agreement_html(comparison))
+        parts.append(_agreement_html(comparison, plot=figure_png is not None))
     parts.append(
         f"<p class='note'>Generated by hypnoscope {_esc(__version__)} on {_esc(created)}. "
         "Sleep statistics follow AASM definitions (hypnoscope.evaluation.sleepstats). Automated "
