@@ -294,3 +294,26 @@ def test_key_value_options_are_read_as_json_or_kept_as_strings():
     for bad in ("night_stats", "=3"):
         with pytest.raises(ValueError, match=f"option '{bad}': expected KEY=VALUE"):
             parse_options([bad])
+
+
+def test_stage_lights_on_before_lights_off_on_the_clock(make_psg_edf, tmp_path, capsys):
+    """The recording runs 22:30 to 22:40; lights-on 22:32 only fits as the next day, a
+    day beyond the recording: one error naming both times and the swap, nothing written.
+    The swapped pair stages."""
+    import json
+
+    psg = make_psg_edf("x-PSG.edf", duration_sec=600.0)
+    code, out, err = _run(capsys, "stage", psg, "--out", tmp_path / "o", "--no-plot",
+                          "--lights-off", "22:35", "--lights-on", "22:32")
+    line = _one_error(err, "stage")
+    assert code == 1 and not list((tmp_path / "o").iterdir())
+    assert line == (
+        f"hypnoscope stage: error: {psg}: lights-on 22:32:00 is before lights-off 22:35:00 on "
+        "the clock, and taken on the next day it lies beyond the recording's end and makes "
+        "a span of 23.9 h (recording 2020-01-01 22:30:00 to 2020-01-01 22:40:00, 0.2 h); "
+        "probably meant lights-off 22:32:00 and lights-on 22:35:00 (the two swapped)")
+    code, _, err = _run(capsys, "stage", psg, "--out", tmp_path / "p", "--no-plot",
+                        "--lights-off", "22:32", "--lights-on", "22:35")
+    assert code == 0 and "error" not in err
+    got = json.loads((tmp_path / "p" / "x.report.json").read_text())["span"]
+    assert (got["lights_off_sec"], got["lights_on_sec"]) == (120.0, 300.0)

@@ -322,6 +322,40 @@ def test_lights_off_on_bound_staging_and_statistics(day):
         stage_recording(_raw(data, start), crop="sometimes")
 
 
+def test_lights_on_before_lights_off_on_the_clock():
+    """Across midnight is normal; a lights-on that only fits as the next day far beyond the
+    recording (06:00 to 01:00) is refused, naming both times, the recording and the swap."""
+    from hypnoscope.staging.pipeline import _lights_span
+
+    start, n = dt.datetime(2020, 1, 1, 22, 0), 1108  # 22:00 to 07:14 (30-s epochs)
+
+    def span(off, on):
+        notices = Notices()
+        return _lights_span(off, on, start, n, 30.0, "night.edf", notices), notices
+
+    (sl, off, on), notes = span("23:00", "07:00")
+    assert (sl, off, on) == (slice(120, 1080), 3600.0, 32400.0) and not list(notes)
+    # a recording stopped shortly before lights-on: clipped with a notice, as before
+    (sl, off, on), notes = span("23:00", dt.time(7, 30))
+    assert (sl, on) == (slice(120, n), n * 30.0)
+    assert [x.code for x in notes] == ["lights-outside"]
+    with pytest.raises(ValueError) as exc:
+        span("06:00", "01:00")
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(
+        "night.edf: lights-on 01:00:00 is before lights-off 06:00:00 on the clock")
+    assert "beyond the recording's end and makes a span of 19.0 h" in msg
+    assert "(recording 2020-01-01 22:00:00 to 2020-01-02 07:14:00, 9.2 h)" in msg
+    assert msg.endswith("probably meant lights-off 01:00:00 and lights-on 06:00:00 "
+                        "(the two swapped)")
+    with pytest.raises(ValueError, match=r"probably meant a lights-on within the recording "
+                                         r"\(by 07:14:00\)"):
+        span("23:00", "20:00")
+    # the same mistake in seconds stays the error it was
+    with pytest.raises(ValueError, match="lights_on .* must be after lights_off"):
+        span(8 * 3600.0, 3 * 3600.0)
+
+
 def test_main_sleep_period_ignores_naps_and_scattered_sleep():
     codes = np.zeros(2880, dtype=int)  # 24 h of wake
     codes[::80] = 1  # a misclassified sleep epoch every 40 min all day

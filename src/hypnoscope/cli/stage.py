@@ -93,7 +93,8 @@ def register(subparsers) -> None:
                         "only the epochs from lights-off to lights-on are staged and "
                         "counted as time in bed")
     p.add_argument("--lights-on", metavar="TIME",
-                   help="lights on (same forms as --lights-off; after midnight is fine)")
+                   help="lights on (same forms as --lights-off; after midnight is fine, a "
+                        "pair that only fits swapped is refused)")
     p.add_argument("--crop", choices=["auto", "on", "none"], default=None,
                    help="crop to the main sleep period plus 30 min of wake either side: "
                         "auto (default) for recordings longer than 14 h, such as 24-h "

@@ -388,6 +388,7 @@ def _lights_span(lights_off, lights_on, start_time, n: int, epoch_sec: float, sr
     if off is not None and on is not None and on <= off:
         raise ValueError(f"{src}: lights_on {_when(on, start_time)} must be after lights_off "
                          f"{_when(off, start_time)}")
+    _check_overnight_lights(off, on, lights_on, start_time, end, src)
     for name, v in (("lights_off", off), ("lights_on", on)):
         if v is not None and (v < -epoch_sec or v > end + epoch_sec):
             notices.add("lights-outside",
@@ -405,6 +406,42 @@ def _lights_span(lights_off, lights_on, start_time, n: int, epoch_sec: float, sr
         return None if v is None else float(min(max(v, 0.0), end))
 
     return slice(a, b), clip(off), clip(on)
+
+
+#: How far beyond the recording's end a lights-on clock time taken on the next day may lie
+#: (a recording stopped a little before lights-on) before it counts as a swapped pair.
+_LIGHTS_ON_GRACE_SEC = 3600.0
+
+
+def _check_overnight_lights(off: float | None, on: float | None, lights_on: Any,
+                            start_time, end: float, src: str) -> None:
+    """Refuse a lights-on clock time that, being earlier on the clock than lights-off, was
+    taken on the next day, where that puts it more than :data:`_LIGHTS_ON_GRACE_SEC` beyond
+    the recording's end or makes the span longer than the recording (``06:00`` to
+    ``01:00``: the two swapped, most likely); a span across midnight within the recording
+    (``23:00`` to ``07:00`` on a night's recording) passes."""
+    import datetime as _dt
+
+    clock = isinstance(lights_on, _dt.time) or (
+        isinstance(lights_on, str) and ":" in lights_on)
+    if off is None or on is None or start_time is None or not clock:
+        return
+    t_off, t_on = (start_time + _dt.timedelta(seconds=v) for v in (off, on))
+    if t_on.date() <= t_off.date() or (on <= end + _LIGHTS_ON_GRACE_SEC and on - off <= end):
+        return
+    t_end = start_time + _dt.timedelta(seconds=end)
+    why = " and ".join(w for w, bad in (
+        ("lies beyond the recording's end", on > end + _LIGHTS_ON_GRACE_SEC),
+        (f"makes a span of {(on - off) / 3600:.1f} h", on - off > end)) if bad)
+    swap_off = on - 86400.0  # lights-on's clock time on the recording's first day
+    meant = (f"lights-off {t_on:%H:%M:%S} and lights-on {t_off:%H:%M:%S} (the two swapped)"
+             if -_LIGHTS_ON_GRACE_SEC <= swap_off < off <= end + _LIGHTS_ON_GRACE_SEC
+             else f"a lights-on within the recording (by {t_end:%H:%M:%S})")
+    raise ValueError(
+        f"{src}: lights-on {t_on:%H:%M:%S} is before lights-off {t_off:%H:%M:%S} on the "
+        f"clock, and taken on the next day it {why} (recording "
+        f"{start_time:%Y-%m-%d %H:%M:%S} to {t_end:%Y-%m-%d %H:%M:%S}, {end / 3600:.1f} h); "
+        f"probably meant {meant}")
 
 
 def _bridge_bad_epochs(rec, report: QualityReport, flags: Q, inplace: bool = False):
@@ -834,7 +871,9 @@ def stage_recording(recording, model: Any = AUTO_MODEL, eeg=None, eog=None, emg=
         resolved against the recording start (lights-on after midnight follows
         lights-off; see :func:`hypnoscope.evaluation.sleepstats.resolve_time`). Only the epochs
         between them are staged and they bound the time in bed of the sleep
-        statistics.
+        statistics. A lights-on clock time that, taken on the next day, lies over an hour
+        past the recording's end or spans longer than the recording (``"06:00"`` to
+        ``"01:00"``) is a ``ValueError`` (:func:`_check_overnight_lights`).
     crop : {"auto", "on", "off" (or "none")} or bool, default "auto"
         Crop to the main sleep period (:func:`main_sleep_period` of a first pass) plus
         ``crop_pad_min`` minutes of wake either side, as the training nights were:
