@@ -66,6 +66,9 @@ def test_dot_padded_names_are_eeg(name, region):
     assert guess_role(name) == "eeg" and eeg_region(name) == region
     # the original (padded) name is what resolution returns, for display and lookup
     assert resolve_channels([name, "Resp.", "...."])["eeg"] == [name]
+    # a channel asked for with or without its padding is found under its own name
+    assert resolve_channels(["Fz..", "C3.."], eeg="C3")["eeg"] == ["C3.."]
+    assert resolve_channels(["Fz..", "C3.."], eeg="c3..")["eeg"] == ["C3.."]
     for other in ("....", "Resp.", "X9..", "Marker."):
         assert guess_role(other) is None and eeg_region(other) is None
 
