@@ -142,6 +142,14 @@ def describe_nights(nights: list[Night]) -> dict[str, Any]:
     }
 
 
+def describe_input(kind: str, epoch_shape, roles=None) -> str:
+    """A model's or a night's input in words: ``input kind 'features', epoch shape
+    [3, 10], roles ['eeg', 'eeg', 'eog']`` (roles only where known), for messages that
+    state both sides of a mismatch."""
+    return (f"input kind {kind!r}, epoch shape {list(epoch_shape)}"
+            + (f", roles {list(roles)}" if roles else ""))
+
+
 def check_training_input(nights: list[Night], training_data: dict[str, Any] | None) -> None:
     """Raise ``ValueError`` if a night's input kind or epoch shape differs from what a model
     was trained on (the record of :func:`describe_nights`; nothing is checked where it
@@ -152,15 +160,11 @@ def check_training_input(nights: list[Night], training_data: dict[str, Any] | No
         return
     for n in nights:
         if n.kind != kind or list(n.X.shape[1:]) != list(shape):
-            def side(k, sh, roles) -> str:
-                return (f"input kind {k!r}, epoch shape {list(sh)}"
-                        + (f", roles {list(roles)}" if roles else ""))
-
             raise ValueError(
                 f"night {n.night_id} ({(n.meta or {}).get('source', n.night_id)}): the model "
-                f"was trained on {side(kind, shape, seen.get('roles'))}, but this night has "
-                f"{side(n.kind, n.X.shape[1:], n.roles)}; evaluate it with a model trained "
-                "on this kind of input")
+                f"was trained on {describe_input(kind, shape, seen.get('roles'))}, but this "
+                f"night has {describe_input(n.kind, n.X.shape[1:], n.roles)}; evaluate it "
+                "with a model trained on this kind of input")
 
 
 def training_overlap(nights: list[Night], training_data: dict[str, Any] | None,

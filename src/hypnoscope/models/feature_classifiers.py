@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from hypnoscope.datasets import describe_input
 from hypnoscope.evaluation.probability import hmm_smooth, transition_matrix
 from hypnoscope.models.base import StagingModel
 from hypnoscope.models.feature_options import (  # noqa: F401 - public names of this module
@@ -314,10 +315,11 @@ class FeatureStagingModel(StagingModel):
         k = getattr(self, "shrink_", self.shrink)
         return None if k == "auto" else (*self.population_, k)
 
-    def _estimate_shrink(self, nights) -> float:
+    def _estimate_shrink(self, nights, whole: list[np.ndarray]) -> float:
         """``shrink="auto"``: the constant of
         :func:`~hypnoscope.signal.features.estimate_shrink` on random stretches of the
-        training nights (seeded by ``seed``)."""
+        training nights (seeded by ``seed``); ``whole`` are the nights' feature matrices
+        without context."""
         from hypnoscope.evaluation.stretches import random_stretches, stretch_night
         from hypnoscope.signal.features import estimate_shrink
 
@@ -327,7 +329,6 @@ class FeatureStagingModel(StagingModel):
         for s in st:
             parts[s.night].append(night_feature_matrix(stretch_night(nights[s.night], s),
                                                        None, self.feature_set)[0])
-        whole = [night_feature_matrix(n, None, self.feature_set)[0] for n in nights]
         return estimate_shrink(whole, parts, self.context["normalize"])
 
     def _matrix(self, night, stats_rows) -> np.ndarray:
@@ -337,16 +338,12 @@ class FeatureStagingModel(StagingModel):
             seen = (getattr(self, "metadata", None) or {}).get("training_data") or {}
             missing = [n for n in self.feature_names_ if n not in set(names)]
             extra = [n for n in names if n not in set(self.feature_names_)]
-
-            def side(kind, shape, roles) -> str:
-                return (f"input kind {kind!r}, epoch shape {list(shape)}"
-                        + (f", roles {list(roles)}" if roles else ""))
-
             raise ValueError(
                 f"night {night.night_id}: the model was trained on "
                 f"{len(self.feature_names_)} features ("
-                f"{side(self.input_kind_, self.epoch_shape_, seen.get('roles'))}), but this "
-                f"night gives {X.shape[1]} ({side(night.kind, night.X.shape[1:], night.roles)})"
+                f"{describe_input(self.input_kind_, self.epoch_shape_, seen.get('roles'))}), "
+                f"but this night gives {X.shape[1]} "
+                f"({describe_input(night.kind, night.X.shape[1:], night.roles)})"
                 + (f"; missing {len(missing)}, e.g. {missing[:3]}" if missing else "")
                 + (f"; not in the model {len(extra)}, e.g. {extra[:3]}" if extra else ""))
         return X
@@ -377,10 +374,11 @@ class FeatureStagingModel(StagingModel):
         if self.shrink is not None:
             from hypnoscope.signal.features import population_stats
 
+            whole = [night_feature_matrix(n, None, self.feature_set)[0] for n in nights]
             self.population_ = population_stats(
-                [night_feature_matrix(n, None, self.feature_set)[0] for n in nights],
-                self.context["normalize"], [self.sleep_period(n, labels=n.y) for n in nights])
-            self.shrink_ = (self._estimate_shrink(nights) if self.shrink == "auto"
+                whole, self.context["normalize"],
+                [self.sleep_period(n, labels=n.y) for n in nights])
+            self.shrink_ = (self._estimate_shrink(nights, whole) if self.shrink == "auto"
                             else self.shrink)
         Xs, ys = [], []
         names: list[str] = []
