@@ -234,11 +234,15 @@ STRETCH_LENGTHS = ("whole", "2 h", "1 h", "30 min", "nap 30 min")
 STRETCH_HEADER = ["whole", "2 h", "1 h", "30 min", "nap-like 30 min"]
 
 
+def _accuracy_cells(acc: dict[str, float]) -> list[str]:
+    """Accuracy per stretch length (``{length: accuracy}``), "-" where not measured."""
+    return [f3(acc[k]) if k in acc else "-" for k in STRETCH_LENGTHS]
+
+
 def _stretch_cells(m: dict) -> list[str]:
     """A stretch-results row's folds and pooled accuracy per length."""
-    acc = {r["length"]: r["accuracy"] for r in m["lengths"]}
-    return [str(m["n_folds_done"])] + [f3(acc[k]) if k in acc else "-"
-                                       for k in STRETCH_LENGTHS]
+    return [str(m["n_folds_done"])] + _accuracy_cells(
+        {r["length"]: r["accuracy"] for r in m["lengths"]})
 
 
 def _stretch_label(name: str, shipped: bool = True) -> str:
@@ -291,8 +295,7 @@ def stretches_readme() -> str:
             acc = st["accuracy"]
             both = "derivations" in st.get("source", "")  # the pooled one-EEG model
             rows.append([f"**`{name}` now**" + (" (Fpz-Cz and Pz-Oz)" if both else ""),
-                         str(st["n_folds"])]
-                        + [f3(acc[k]) if k in acc else "-" for k in STRETCH_LENGTHS])
+                         str(st["n_folds"])] + _accuracy_cells(acc))
     return table(["model", "folds", *STRETCH_HEADER], rows,
                  ["---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
 
@@ -305,9 +308,8 @@ def derivations() -> str:
     rows = []
     for train, m in d["models"].items():
         for test, lengths in m["tested_on"].items():
-            acc = {r["length"]: r["accuracy"] for r in lengths}
             rows.append([train, test, str(m["n_folds_done"])]
-                        + [f3(acc[k]) if k in acc else "-" for k in STRETCH_LENGTHS])
+                        + _accuracy_cells({r["length"]: r["accuracy"] for r in lengths}))
     return table(["trained on", "tested on", "folds", *STRETCH_HEADER], rows,
                  ["---", "---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
 

@@ -47,9 +47,9 @@ from hypnoscope.evaluation.splits import regroup_folds, subject_kfold
 from hypnoscope.evaluation.stretches import (
     StretchFold,
     cross_validate_stretches,
+    folds_table,
     sample_stretches,
     select_on_stretches,
-    stretch_table,
 )
 from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
@@ -156,14 +156,10 @@ def setup_nights(nights, spec: dict[str, Any]) -> list:
 
 def summarise(folds_done: list[StretchFold], nights) -> dict[str, Any]:
     """Per-length table pooled over the folds done, and each length's accuracy per fold."""
-    st = [s for f in folds_done for s in f.stretches]
-    yt = [np.asarray(nights[s.night].y)[s.start:s.stop] for s in st]
-    yp = [p.argmax(axis=1) for f in folds_done for p in f.proba]
-    rows = stretch_table(st, yt, yp)
+    rows = folds_table(folds_done, nights)
     per_fold: dict[str, dict[str, float]] = {}
     for f in folds_done:
-        ft = [np.asarray(nights[s.night].y)[s.start:s.stop] for s in f.stretches]
-        for r in stretch_table(f.stretches, ft, [p.argmax(axis=1) for p in f.proba]):
+        for r in folds_table([f], nights):
             per_fold.setdefault(r["length"], {})[f.fold.name] = r["accuracy"]
     for r in rows:
         r["fold_accuracy"] = per_fold.get(r["length"], {})

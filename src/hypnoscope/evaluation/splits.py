@@ -196,16 +196,13 @@ def regroup_folds(folds: Sequence[Fold], items: Sequence[Any], *,
     unknown = sorted(set(groups) - known)
     if unknown:
         raise ValueError(f"subjects {unknown[:5]} of the items are in none of the folds")
+    keep = None if train_mask is None else np.asarray(train_mask, dtype=bool)
+    if keep is not None and keep.shape != (len(items),):
+        raise ValueError(f"train_mask must have {len(items)} entries, got {keep.shape}")
     out = []
     for f in folds:
         g = _make_fold(groups, f.train_subjects, f.val_subjects, f.test_subjects, f.name)
-        if train_mask is not None:
-            keep = np.asarray(train_mask, dtype=bool)
-            if keep.shape != (len(items),):
-                raise ValueError(f"train_mask must have {len(items)} entries, got "
-                                 f"{keep.shape}")
-            g = replace(g, train=g.train[keep[g.train]])
-        out.append(g)
+        out.append(g if keep is None else replace(g, train=g.train[keep[g.train]]))
     return out
 
 

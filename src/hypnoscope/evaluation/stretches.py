@@ -562,6 +562,15 @@ def cross_validate_stretches(nights: Sequence[Any], make_model: Callable[[Fold],
     return out
 
 
+def folds_table(folds: Sequence[StretchFold], nights: Sequence[Any],
+                n_classes: int = 5) -> list[dict[str, Any]]:
+    """:func:`stretch_table` of the stretches of cross-validated folds, pooled over the
+    folds (``nights``: the list the folds' stretches index)."""
+    st = [s for f in folds for s in f.stretches]
+    y = [np.asarray(nights[s.night].y)[s.start:s.stop] for s in st]
+    return stretch_table(st, y, [p.argmax(axis=1) for f in folds for p in f.proba], n_classes)
+
+
 @dataclass
 class StretchSelection:
     """What :func:`select_on_stretches` chose and why.
@@ -630,9 +639,7 @@ def select_on_stretches(nights: Sequence[Any],
             cache_key=f"{cache_key}_{name}", cached_only=cached_only)
         if len(done) < len(inner):
             continue
-        st = [x for f in done for x in f.stretches]
-        y = [np.asarray(nights[x.night].y)[x.start:x.stop] for x in st]
-        rows = stretch_table(st, y, [p.argmax(axis=1) for f in done for p in f.proba])
+        rows = folds_table(done, nights)
         scores[name] = {r["length"]: r["accuracy"] for r in rows}
         scores[name]["score"] = float(np.mean([r["accuracy"] for r in rows]))
     if not scores:
@@ -643,7 +650,7 @@ def select_on_stretches(nights: Sequence[Any],
 
 __all__ = ["CACHE_VERSION", "DEFAULT_LENGTHS", "DEFAULT_NAP_LENGTHS", "DEFAULT_NAP_WAKE",
            "EPOCH_SEC", "SHORT_MINUTES", "Stretch", "StretchFold", "StretchSelection",
-           "cross_validate_stretches", "length_label", "parse_length_label",
+           "cross_validate_stretches", "folds_table", "length_label", "parse_length_label",
            "predict_stretches", "random_stretches", "rezscore_stretch", "sample_stretches",
            "score_stretches", "select_on_stretches", "stretch_night", "stretch_table",
            "stretch_zscore_shift"]
