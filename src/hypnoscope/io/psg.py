@@ -272,8 +272,17 @@ def raw_suffix(path: str | os.PathLike) -> str:
     return ".fif.gz" if name.endswith(".fif.gz") else Path(name).suffix
 
 
+def _record_sec(record_length: Any) -> float:
+    """Duration of one data record in seconds from MNE's ``record_length``: EDF/BDF keep
+    ``[seconds, 1]``, GDF the fraction ``[numerator, denominator]`` (1/150 s is
+    ``[1, 150]``), so the duration is always the first over the second."""
+    rl = np.atleast_1d(np.asarray(record_length, dtype=float))
+    return float(rl[0] / rl[1]) if rl.size > 1 and rl[1] > 0 else float(rl[0])
+
+
 def _orig_rates(raw: mne.io.BaseRaw) -> dict[str, float]:
-    """Stored sampling rate of each channel (EDF keeps one per signal)."""
+    """Stored sampling rate of each channel (EDF/BDF/GDF keep one per signal: its
+    samples per data record over the record duration, as MNE computes the file's rate)."""
     rates = {c: float(raw.info["sfreq"]) for c in raw.ch_names}
     extras = getattr(raw, "_raw_extras", None)
     if not extras or not isinstance(extras[0], dict):
@@ -282,7 +291,7 @@ def _orig_rates(raw: mne.io.BaseRaw) -> dict[str, float]:
     try:
         names = list(ex["ch_names"])
         n_samps = np.asarray(ex["n_samps"], dtype=float)
-        rec = float(np.atleast_1d(ex["record_length"])[0])
+        rec = _record_sec(ex["record_length"])
         sel = np.asarray(ex.get("sel", np.arange(len(names))))
         for i, c in enumerate(names):
             if c in rates and rec > 0:
