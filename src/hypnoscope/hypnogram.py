@@ -61,6 +61,7 @@ from hypnoscope.stages import (
     map_labels,
     parse_label_map,
     proba_to_3class,
+    resolve_stage_codes,
     sleep_period_slice,
     stage_names,
     to_3class,
@@ -319,11 +320,15 @@ class Hypnogram:
     def from_annotations(cls, onsets, durations, descriptions, epoch_sec: float = 30.0,
                          start_time: _dt.datetime | None = None,
                          source: str = "annotations",
-                         label_map: dict[str, str] | str | None = None) -> Hypnogram:
+                         label_map: dict[str, str] | str | None = None,
+                         stage_codes: str | None = None) -> Hypnogram:
         """Build a hypnogram from (onset, duration, description) triples.
 
         See the module docstring for the annotation-to-epoch rule. ``label_map``
-        (:func:`parse_label_map`) renames site-specific labels first. Texts that are
+        (:func:`parse_label_map`) renames site-specific labels first; numeric texts
+        (``"0"`` ... ``"5"``) follow ``stage_codes`` or, without it, are read only where
+        the numbering is certain (:func:`hypnoscope.stages.resolve_stage_codes`: a 4
+        without a 5 raises, naming ``source``). Texts that are
         not stages are ignored (events such as ``Lights off``), but a text that claims
         to be a stage and is not a known one (``Sleep stage XYZ``, ``NREM2``, ``N 2``)
         raises a ``ValueError`` listing the accepted labels, as do non-finite onsets or
@@ -334,7 +339,8 @@ class Hypnogram:
                              f"got {epoch_sec}")
         onsets = np.asarray(onsets, dtype=float)
         durations = np.asarray(durations, dtype=float)
-        descriptions = map_labels(descriptions, parse_label_map(label_map))
+        descriptions = resolve_stage_codes(map_labels(descriptions, parse_label_map(label_map)),
+                                           source, stage_codes)
         n_classes = 3 if is_3class(descriptions) else 5
         to_code = label_to_code3 if n_classes == 3 else label_to_code
         keep = np.array([is_stage_text(d, to_code) for d in descriptions], dtype=bool)
@@ -379,16 +385,17 @@ class Hypnogram:
 
     @classmethod
     def from_mne_annotations(cls, annotations: mne.Annotations, epoch_sec: float = 30.0,
-                             label_map: dict[str, str] | str | None = None) -> Hypnogram:
+                             label_map: dict[str, str] | str | None = None,
+                             stage_codes: str | None = None) -> Hypnogram:
         """Build a hypnogram from :class:`mne.Annotations` (stage descriptions only;
-        ``label_map`` as in :meth:`from_annotations`)."""
+        ``label_map`` and ``stage_codes`` as in :meth:`from_annotations`)."""
         start = annotations.orig_time
         if start is not None:
             start = start.replace(tzinfo=None)
         return cls.from_annotations(annotations.onset, annotations.duration,
                                     annotations.description, epoch_sec=epoch_sec,
                                     start_time=start, source="mne.Annotations",
-                                    label_map=label_map)
+                                    label_map=label_map, stage_codes=stage_codes)
 
 
     # ----------------------------------------------------------- writers

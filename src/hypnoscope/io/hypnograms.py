@@ -81,13 +81,14 @@ def _comment_lines(path: Path) -> list[str]:
 
 
 def read_edf_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
-             label_map: dict[str, str] | str | None = None) -> Hypnogram:
+                       label_map: dict[str, str] | str | None = None,
+                       stage_codes: str | None = None) -> Hypnogram:
     """Read an EDF+ annotation file (Sleep-EDF ``*-Hypnogram.edf`` form).
 
     ``start_time`` is the file's start; the placeholder :data:`UNKNOWN_EDF_START`
     (written by :meth:`Hypnogram.to_edf` when the start is unknown) reads as None. Labels as
     in :meth:`Hypnogram.from_annotations` (``label_map``; non-stage events ignored; unknown
-    stage-like texts raise).
+    stage-like texts raise; numeric texts by ``stage_codes``, a 4 without a 5 refused).
     """
     import mne
 
@@ -109,8 +110,8 @@ def read_edf_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
     if start == UNKNOWN_EDF_START:  # what to_edf writes for an unknown start
         start = None
     hyp = Hypnogram.from_annotations(ann.onset, ann.duration, ann.description,
-                               epoch_sec=epoch_sec, start_time=start, source=str(path),
-                               label_map=label_map)
+                                     epoch_sec=epoch_sec, start_time=start, source=str(path),
+                                     label_map=label_map, stage_codes=stage_codes)
     return hyp
 
 
@@ -241,7 +242,8 @@ def read_hypnogram(source, epoch_sec: float = 30.0,
     ``"LABEL=STAGE,..."``, see :func:`parse_label_map`) renames site-specific labels
     (``{"NREM2": "N2"}``); unknown stage labels raise a ``ValueError`` that lists the
     accepted ones (:func:`accepted_labels`), and bad values name the file, row and
-    column. Numeric stages of text and TSV/CSV files follow ``stage_codes`` (``"rk"``:
+    column. Numeric stages of text, TSV/CSV and EDF+ files and of ``mne.Annotations``
+    follow ``stage_codes`` (``"rk"``:
     0 W, 1-4 R&K stages 1-4, 5 REM; ``"yasa"``/``"aasm"``: 0 W, 1 N1, 2 N2, 3 N3, 4 REM)
     or, without it, the file's legend or a 5 (R&K); a 4 without either is refused.
     """
@@ -249,11 +251,13 @@ def read_hypnogram(source, epoch_sec: float = 30.0,
         return source
     label_map = parse_label_map(label_map)
     if type(source).__name__ == "Annotations":
-        return Hypnogram.from_mne_annotations(source, epoch_sec=epoch_sec, label_map=label_map)
+        return Hypnogram.from_mne_annotations(source, epoch_sec=epoch_sec, label_map=label_map,
+                                              stage_codes=stage_codes)
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix in (".edf", ".bdf", ".rec"):
-        return read_edf_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map)
+        return read_edf_hypnogram(path, epoch_sec=epoch_sec, label_map=label_map,
+                                  stage_codes=stage_codes)
     if suffix in (".tsv", ".csv"):
         return read_table_hypnogram(path, label_map=label_map, stage_codes=stage_codes)
     if suffix == ".xml":
