@@ -170,3 +170,102 @@ def test_vendor_label_variants_in_tsv_and_edf(tmp_path, label, code):
                                edfio.EdfAnnotation(30.0, 30.0, label)],
               starttime=dt.time(22, 0)).write(edf)
     assert read_hypnogram(edf).codes.tolist() == [W, code]
+
+
+# ------------------------------------- NSRR translator XML: ontology concepts, no EventType
+def _concept_event(concept, start, dur):
+    """A ScoredEvent as the NSRR translator writes it with ontology concepts: no
+    <EventType> element at all."""
+    return (f"<ScoredEvent><EventConcept>{concept}</EventConcept><Start>{start}</Start>"
+            f"<Duration>{dur}</Duration></ScoredEvent>")
+
+
+#: 240 one-epoch stage events: W 20, N1 10, N2 100, N3 30 + stage 4 10, REM 60, W 10
+#: -> W 15 min, N1 5, N2 50, N3 20, REM 30 min (TST 105 min).
+SDO_RUNS = [("SDO:WakeState", 20), ("SDO:NonRapidEyeMovementSleep-N1", 10),
+            ("SDO:NonRapidEyeMovementSleep-N2", 100), ("SDO:NonRapidEyeMovementSleep-N3", 30),
+            ("SDO:NonRapidEyeMovementSleep-N4", 10), ("SDO:RapidEyeMovementSleep", 60),
+            ("SDO:WakeState", 10)]
+SDO_MINUTES = {"wake_min": 15.0, "n1_min": 5.0, "n2_min": 50.0, "n3_min": 20.0,
+               "rem_min": 30.0, "total_sleep_min": 105.0}
+
+
+def _sdo_events(runs=SDO_RUNS, site_concept=None):
+    out, k = [], 0
+    for concept, n in runs:
+        for _ in range(n):
+            out.append(_concept_event(site_concept or concept, f"{30.0 * k}", "30.0"))
+            k += 1
+    # non-stage events of the same file, no EventType either (the first a made-up
+    # concept: any concept that is not a stage is an event)
+    out.append(_concept_event("SDO:ArousalFinding", "915.5", "9.0"))
+    out.append(_concept_event("SpO2 desaturation|SpO2 desaturation", "2000", "21.0"))
+    return out
+
+
+def _stage_minutes(hyp) -> dict[str, float]:
+    from hypnoscope.evaluation.sleepstats import sleep_statistics
+
+    stats = sleep_statistics(hyp)
+    return {k: stats[k] for k in SDO_MINUTES}
+
+
+def test_translator_xml_without_event_type_reads_its_240_stage_events(tmp_path):
+    path = _nsrr(tmp_path, _sdo_events())
+    hyp = read_hypnogram(path)
+    assert hyp.n_epochs == 240 and hyp.onset_sec == 0.0 and hyp.epoch_sec == 30.0
+    assert hyp.codes.tolist() == ([W] * 20 + [N1] * 10 + [N2] * 100 + [N3] * 40 + [R] * 60
+                                  + [W] * 10)
+    assert _stage_minutes(hyp) == SDO_MINUTES
+    ev = read_xml_events(path)
+    assert ev[["onset", "duration", "description"]].values.tolist() == [
+        [915.5, 9.0, "SDO:ArousalFinding"], [2000.0, 21.0, "SpO2 desaturation"]]
+
+
+def test_sro_concepts_read_the_same(tmp_path):
+    sro = {"SDO:WakeState": "SRO:Wake", "SDO:NonRapidEyeMovementSleep-N1": "SRO:Stage1Sleep",
+           "SDO:NonRapidEyeMovementSleep-N2": "SRO:Stage2Sleep",
+           "SDO:NonRapidEyeMovementSleep-N3": "SRO:Stage3Sleep",
+           "SDO:NonRapidEyeMovementSleep-N4": "SRO:Stage4Sleep",
+           "SDO:RapidEyeMovementSleep": "SRO:RapidEyeMovement"}
+    runs = [(sro[c], n) for c, n in SDO_RUNS]
+    assert _stage_minutes(read_hypnogram(_nsrr(tmp_path, _sdo_events(runs)))) == SDO_MINUTES
+
+
+def test_label_map_rescues_site_concepts_without_event_type(tmp_path):
+    # a site's own concept for every epoch: not a stage until mapped
+    runs = [("Stage N2 (AASM)", 240)]
+    path = _nsrr(tmp_path, _sdo_events(runs))
+    with pytest.raises(ValueError) as exc:
+        read_hypnogram(path)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: no sleep-stage event found")
+    assert "'Stage N2 (AASM)'" in msg and "--label-map" in msg
+    hyp = read_hypnogram(path, label_map="Stage N2 (AASM)=N2")
+    assert hyp.codes.tolist() == [N2] * 240
+    # and the ontology's own concepts can be renamed too (here: N4 read as unscored)
+    hyp = read_hypnogram(_nsrr(tmp_path, _sdo_events(), name="b.xml"),
+                         label_map={"SDO:NonRapidEyeMovementSleep-N4": "?"})
+    assert int((hyp.codes == N3).sum()) == 30 and int((hyp.codes == UNSCORED).sum()) == 10
+
+
+def test_unknown_ontology_stage_concept_is_an_error_not_an_event(tmp_path):
+    runs = [("SDO:WakeState", 2), ("SDO:NonRapidEyeMovementSleep-N5", 1)]
+    path = _nsrr(tmp_path, _sdo_events(runs))
+    with pytest.raises(ValueError, match=r"unknown sleep-stage concept\(s\) "
+                                         r"'SDO:NonRapidEyeMovementSleep-N5' \(ScoredEvent 4"):
+        read_hypnogram(path)
+
+
+def test_cli_stats_on_translator_xml_with_label_map(tmp_path, capsys):
+    import json
+
+    path = _nsrr(tmp_path, _sdo_events())
+    assert main(["stats", str(path), "--json", "--strict"]) == 0
+    stats = json.loads(capsys.readouterr()[0])
+    assert {k: stats[k] for k in SDO_MINUTES} == SDO_MINUTES
+    site = _nsrr(tmp_path, _sdo_events([("NREM-2", 240)]), name="site.xml")
+    assert main(["stats", str(site), "--json"]) == 2
+    assert "--label-map" in capsys.readouterr()[1]
+    assert main(["stats", str(site), "--json", "--label-map", "NREM-2=N2"]) == 0
+    assert json.loads(capsys.readouterr()[0])["n2_min"] == 120.0

@@ -54,6 +54,9 @@ W, N1, N2, N3, R = range(5)
 #:              NSRR ``Movement|6``, ``Unscored|9``, ``Unsure|Unsure``
 #: ============ ================================================================
 #:
+#: and the NSRR ontology concepts :data:`NSRR_ONTOLOGY_STAGES` (``SDO:WakeState``,
+#: ``SDO:NonRapidEyeMovementSleep-N2``, ``SRO:Stage2Sleep``, ``SRO:RapidEyeMovement`` ...).
+#:
 #: Vendor variants not listed (``N 2``, ``Stage 6``, ``Wach``) are errors, mapped with a
 #: ``label_map`` (:func:`hypnoscope.stages.parse_label_map`). Compumedics Profusion
 #: XML stores integers, mapped by :data:`PROFUSION_STAGE_CODES`. Bare numbers of text and
@@ -79,6 +82,18 @@ for _code in (N1, N2):
     for _name in ("n{}", "{}", "s{}", "nrem{}", "sleep stage {}", "sleep stage n{}",
                   "stage {}", "stage n{}", "stage {} sleep|{}"):
         _LABEL_MAP[_name.format(_code, _code)] = _code
+
+#: NSRR ontology concepts of sleep stages: the ``EventConcept`` of XML written by the NSRR
+#: translator with the Sleep Domain Ontology (``SDO:``, e.g. SHHS) or the older ``SRO:``
+#: vocabulary (e.g. SOF), often without an ``EventType``. Stage 4 merges into N3.
+NSRR_ONTOLOGY_STAGES: dict[str, int] = {
+    "SDO:WakeState": W, "SDO:NonRapidEyeMovementSleep-N1": N1,
+    "SDO:NonRapidEyeMovementSleep-N2": N2, "SDO:NonRapidEyeMovementSleep-N3": N3,
+    "SDO:NonRapidEyeMovementSleep-N4": N3, "SDO:RapidEyeMovementSleep": R,
+    "SRO:Wake": W, "SRO:Stage1Sleep": N1, "SRO:Stage2Sleep": N2, "SRO:Stage3Sleep": N3,
+    "SRO:Stage4Sleep": N3, "SRO:Stage34Sleep": N3, "SRO:RapidEyeMovement": R,
+}
+_LABEL_MAP.update({k.lower(): v for k, v in NSRR_ONTOLOGY_STAGES.items()})
 
 #: Compumedics Profusion ``<SleepStage>`` integers (``*-profusion.xml`` of NSRR): R&K
 #: 0 wake, 1-4 sleep stages 1-4 (3 and 4 -> N3), 5 REM; 6 (movement) and 9 (unscored)

@@ -7,7 +7,11 @@ SHHS, MESA, MrOS, CFS, CHAT ... ship their scoring beside each EDF in XML:
     ``<ScoredEvent>`` has ``<EventType>`` (``Stages|Stages`` for sleep stages,
     ``Arousals|Arousals``, ``Respiratory|Respiratory`` ...), ``<EventConcept>`` (``Stage 2
     sleep|2``, ``REM sleep|5``, ``Arousal|Arousal ()`` ...), ``<Start>`` and ``<Duration>``
-    in seconds from the recording start, and optionally ``<SignalLocation>``.
+    in seconds from the recording start, and optionally ``<SignalLocation>``. Files
+    written by the NSRR translator with ontology concepts (``SDO:WakeState``,
+    ``SDO:NonRapidEyeMovementSleep-N2``, ``SRO:Stage2Sleep`` ...,
+    :data:`hypnoscope.stages.NSRR_ONTOLOGY_STAGES`) may have no ``<EventType>``: an event
+    without one is a stage when its concept (after ``label_map``) is a stage label.
 ``*-profusion.xml`` (Compumedics Profusion export)
     ``<CMPStudyConfig>`` with ``<EpochLength>``, ``<SleepStages>`` holding one
     ``<SleepStage>`` integer per epoch from the recording start
@@ -27,6 +31,7 @@ the recording start).
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ import pandas as pd
 
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.stages import (
+    NSRR_ONTOLOGY_STAGES,
     NSRR_STAGE_CONCEPT,
     PROFUSION_STAGE_CODES,
     UNSCORED,
@@ -51,6 +57,12 @@ from hypnoscope.utils.files import write_text_atomic
 NSRR_ROOT, PROFUSION_ROOT = "PSGAnnotation", "CMPStudyConfig"
 #: ``EventType`` of sleep-stage events in ``*-nsrr.xml``.
 STAGE_EVENT_TYPE = "Stages|Stages"
+#: Ontology concepts of the stage family (``SDO:NonRapidEyeMovementSleep-N5``,
+#: ``SRO:Stage6Sleep``): one not in :data:`NSRR_ONTOLOGY_STAGES` is an unknown stage, never
+#: an event to ignore.
+_ONTOLOGY_STAGE_LIKE = re.compile(r"^sdo:(wakestate|(nonrapideyemovement|rapideyemovement)sleep)"
+                                  r"|^sro:(wake|stage\w*sleep|rapideyemovement)$",
+                                  re.IGNORECASE)
 #: Columns of :func:`read_xml_events`.
 EVENT_COLUMNS = ("onset", "duration", "type", "description", "channel")
 
@@ -130,15 +142,35 @@ def _nsrr_events(root: ET.Element, path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _is_stage_event(event: dict[str, Any]) -> bool:
-    return event["type"].strip().lower() == STAGE_EVENT_TYPE.lower()
+def _is_stage_event(event: dict[str, Any], label_map: dict[str, str] | None = None) -> bool:
+    """A stage event: ``EventType`` ``Stages|Stages`` (or ``Stages``), or, without an
+    ``EventType`` (NSRR translator files with ontology concepts), a concept that is a stage
+    label after ``label_map`` or an unknown member of the ontology's stage family."""
+    etype = event["type"].strip()
+    if etype:
+        return etype.split("|")[0].strip().lower() == STAGE_EVENT_TYPE.split("|")[0].lower()
+    concept = map_labels([event["concept"]], label_map)[0].strip()
+    return bool(concept) and (is_stage_text(concept)
+                              or bool(_ONTOLOGY_STAGE_LIKE.match(concept)))
+
+
+def _no_stage_error(path: Path, events: list[dict[str, Any]]) -> ValueError:
+    concepts = list(dict.fromkeys(e["concept"] for e in events if e["concept"]))
+    found = (f"; its concepts are {', '.join(repr(c) for c in concepts[:8])}"
+             f"{f' and {len(concepts) - 8} more' if len(concepts) > 8 else ''}"
+             if concepts else "")
+    return ValueError(
+        f"{path}: no sleep-stage event found (neither <EventType>{STAGE_EVENT_TYPE}"
+        f"</EventType> nor a stage <EventConcept> such as 'Stage 2 sleep|2' or "
+        f"'{next(iter(NSRR_ONTOLOGY_STAGES))}'){found}; map site stage concepts with "
+        "label_map (CLI: --label-map 'CONCEPT=N2'), or is the recording unscored?")
 
 
 def _read_nsrr(root: ET.Element, path: Path, label_map, epoch_sec) -> Hypnogram:
-    events = [e for e in _nsrr_events(root, path) if _is_stage_event(e)]
+    scored = _nsrr_events(root, path)
+    events = [e for e in scored if _is_stage_event(e, label_map)]
     if not events:
-        raise ValueError(f"{path}: no sleep-stage event (<EventType>{STAGE_EVENT_TYPE}"
-                         "</EventType>) found; is the recording unscored?")
+        raise _no_stage_error(path, scored)
     concepts = map_labels([e["concept"] for e in events], label_map)
     bad = [(c, e["where"]) for c, e in zip(concepts, events, strict=True)
            if not is_stage_text(c)]
@@ -192,8 +224,8 @@ def read_xml_hypnogram(path: str | os.PathLike, label_map: dict[str, str] | str 
         The XML file.
     label_map : dict, str or None
         Site stage labels (``EventConcept`` texts or Profusion integers as text) to stage
-        labels, applied before the label table (:func:`hypnoscope.hypnogram.
-        parse_label_map`).
+        labels, applied before the label table (:func:`hypnoscope.stages.parse_label_map`);
+        in files without ``EventType`` a mapped concept makes its events stages.
     epoch_sec : float or None
         Used only when the file has no ``<EpochLength>``.
 
@@ -212,9 +244,11 @@ def read_xml_hypnogram(path: str | os.PathLike, label_map: dict[str, str] | str 
     return _read_profusion(root, path, label_map, epoch_sec)
 
 
-def read_xml_events(path: str | os.PathLike) -> pd.DataFrame:
+def read_xml_events(path: str | os.PathLike,
+                    label_map: dict[str, str] | str | None = None) -> pd.DataFrame:
     """The scored events that are not sleep stages (arousals, respiratory events,
-    desaturations, limb movements ...) of either XML form.
+    desaturations, limb movements ...) of either XML form (stage events as told by
+    :func:`read_xml_hypnogram`, with the same ``label_map``).
 
     Returns
     -------
@@ -227,10 +261,11 @@ def read_xml_events(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(path)
     root = _parse(path)
+    label_map = parse_label_map(label_map)
     rows = []
     if root.tag == NSRR_ROOT:
         for e in _nsrr_events(root, path):
-            if not _is_stage_event(e):
+            if not _is_stage_event(e, label_map):
                 rows.append((e["onset"], e["duration"], e["type"].split("|")[0],
                              e["concept"].split("|")[0], e["channel"]))
     else:
