@@ -581,6 +581,11 @@ def _check_quality(st: _Staging) -> _Staging:
         n0 = int(rec.n_samples // int(round(EPOCH_SEC * rec.sfreq)))
         st.qr_all = QualityReport(np.zeros((n0, rec.n_channels), np.uint8),
                                   list(rec.ch_names), list(rec.roles), rec.sfreq)
+    gaps = (rec.meta or {}).get("gaps")
+    if gaps:  # no signal was recorded there (EDF+D): unscored, bridged like a disconnection
+        from hypnoscope.io.psg import gap_epochs
+
+        st.qr_all.flags[gap_epochs(gaps, st.qr_all.n_epochs, EPOCH_SEC)] |= int(Q.DISCONNECTED)
     st.timings["quality_sec"] = time.perf_counter() - t
     return st
 
@@ -599,7 +604,16 @@ def _choose_channels_and_model(st: _Staging) -> _Staging:
         good = good.copy(data=good.data[keep], ch_names=[rec.ch_names[i] for i in keep],
                          roles=[rec.roles[i] for i in keep])
     if st.auto:  # the richest shipped model the usable channels allow
-        chosen, st.choice = choose_model(list(good.roles), st.src, list(good.ch_names))
+        try:
+            chosen, st.choice = choose_model(list(good.roles), st.src, list(good.ch_names))
+        except ValueError:
+            if not any(rec.roles[rec.ch_names.index(c)] == "eeg" for c in st.dropped):
+                raise
+            why, advice = _dropped_why(st)  # recognised, but unusable: say why
+            raise SignalQualityError(
+                f"{st.src}: no shipped model can stage it: {why}; so "
+                f"{'it' if len(st.dropped) == 1 else 'they'} cannot be used, and every "
+                f"model reads at least one EEG channel{advice}") from None
         st.mdl, st.card = load_staging_model(chosen)
         st.name = st.card.get("name", chosen)
         st.notices.add("model-chosen", f"{st.src}: {st.choice['reason']}", severity="info")
@@ -631,16 +645,57 @@ def _input_without_dropped(st: _Staging, good) -> ModelInput:
     except ValueError as exc:
         if not st.dropped:
             raise
-        rec, src = st.rec, st.src
-        why = "; ".join(f"{rec.roles[rec.ch_names.index(c)].upper()} channel {c!r} is "
-                        f"{reason}{_reader_notes(st.notices, c)}"
-                        for c, reason in st.dropped.items())
-        msg = str(exc)
+        src, msg = st.src, str(exc)
         if msg.startswith(src + ": "):
             msg = msg[len(src) + 2:]
+        why, advice = _dropped_why(st)
+        if advice:
+            msg = ""  # its "only these were recognised" would mislead: they were
         raise SignalQualityError(
-            f"{src}: cannot stage with model {st.name!r}: {why}, so it cannot be used, and "
-            f"the model cannot stage without it ({msg})") from None
+            f"{src}: cannot stage with model {st.name!r}: {why}; so "
+            f"{'it' if len(st.dropped) == 1 else 'they'} cannot be used, and the model "
+            f"cannot stage without {'it' if len(st.dropped) == 1 else 'them'}"
+            + (f" ({msg})" if msg else "") + advice) from None
+
+
+def _dropped_why(st: _Staging) -> tuple[str, str]:
+    """What is wrong with each dropped channel, for an error, and what to do (or ""): a
+    channel whose scale lies beyond the quality check's outer bound gets its median epoch
+    SD and the plausible range (:func:`_scale_problem`), and the advice names its units;
+    the others what the quality check found, with the reader's notes on their units."""
+    rec, parts, scaled = st.rec, [], False
+    for c, reason in st.dropped.items():
+        scale = _scale_problem(st, c)
+        scaled |= scale is not None
+        parts.append(f"{rec.roles[rec.ch_names.index(c)].upper()} channel {c!r} is "
+                     + (scale or f"{reason}{_reader_notes(st.notices, c)}"))
+    return "; ".join(parts), (
+        ". That is a unit or gain mistake, not a sleeper: check the physical unit and range "
+        "(gain) of the channel in the file header, and stage a copy with them corrected"
+        if scaled else "")
+
+
+def _scale_problem(st: _Staging, channel: str) -> str | None:
+    """``"of implausible amplitude (median 30-s epoch SD ... µV, above ...)"`` for a
+    dropped channel whose scale (median epoch SD) lies above the quality check's outer
+    bound ``amp_scale_max_uv`` (a unit or gain mistake, not a person); None otherwise."""
+    from hypnoscope.io.units import PLAUSIBLE_EPOCH_SD_UV
+
+    qr = st.qr_all
+    i = qr.ch_names.index(channel)
+    role = qr.roles[i]
+    smax = (qr.thresholds.get("amp_scale_max_uv") or {}).get(role)
+    sd = qr.metrics.get("sd")
+    if smax is None or sd is None or not qr.has(Q.AMPLITUDE)[:, i].any():
+        return None
+    col = sd[:, i][~qr.has(Q.FLAT | Q.DISCONNECTED)[:, i]]
+    scale = float(np.median(col)) if col.size else float("nan")
+    if not scale > smax:
+        return None
+    lo, hi = PLAUSIBLE_EPOCH_SD_UV
+    return (f"of implausible amplitude on every epoch (median 30-s epoch SD {scale:.0f} µV, "
+            f"above the {smax:g} µV that no {role.upper()} reaches; plausible: {lo:g}-{hi:g} "
+            "µV)")
 
 
 def _lights(st: _Staging) -> _Staging:
