@@ -321,6 +321,32 @@ def test_stats_on_bdf_prints_only_its_error(capsys):
     assert [str(w.message) for w in caught] == []
 
 
+def _parse_vhdr(path: Path) -> dict:
+    """A BrainVision header read as text: channel names, rate and the data file's length."""
+    text = path.read_text(encoding="utf-8").splitlines()
+    keys = dict(line.split("=", 1) for line in text if "=" in line and not line.startswith(";"))
+    names = [keys[f"Ch{i}"].split(",")[0] for i in range(1, int(keys["NumberOfChannels"]) + 1)]
+    assert keys["BinaryFormat"] == "IEEE_FLOAT_32"
+    n_bytes = (path.parent / keys["DataFile"]).stat().st_size
+    rate = 1e6 / float(keys["SamplingInterval"])
+    return {"names": names, "rate": rate, "duration": n_bytes / (4 * len(names)) / rate}
+
+
+def test_brainvision_without_data_refused():
+    """bids-examples' BrainVision header with an empty data file: its channels and rate
+    are read from the header, and staging input is refused as a 0-s recording."""
+    path = DATA / "bids-examples/sub-05_task-matchingpennies_eeg.vhdr"
+    ref = _parse_vhdr(path)
+    info = recording_info(path)
+    assert [c["name"] for c in info["channels"]] == ref["names"]
+    assert {c["sfreq"] for c in info["channels"]} == {ref["rate"]} == {info["file_sfreq"]}
+    assert info["duration_sec"] == ref["duration"] == 0
+    with pytest.raises(ValueError) as err:
+        read_psg(path)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(str(path)) and "0.0 s long" in msg
+
+
 # ---------------------------------------------------------------- scorings
 def _sleepedf_minutes(path: Path) -> tuple[dict[str, float], float]:
     """Stage minutes and scored span of a Sleep-EDF hypnogram from its TALs alone."""
