@@ -260,6 +260,20 @@ def test_read_psg_pyedflib_annotations_and_samples(name):
                                atol=1e-6)
 
 
+def test_read_psg_named_channels_of_non_integer_rates():
+    """pyedflib's generator BDF+ (500, 400, 250, 487.5 and 499.5 Hz in 2-s records): named
+    as EEG, every channel keeps its stored rate in the metadata, the record count gives the
+    duration and the 500-Hz sine comes out sample for sample at 500 Hz."""
+    name = "pyedflib/test_generator_datarec_generator_2.bdf"
+    ref = _parse_edf(DATA / name)
+    rec = read_psg(DATA / name, eeg=ref["labels"], sfreq=500.0)
+    assert rec.ch_names == ref["labels"] and set(rec.roles) == {"eeg"}
+    assert rec.meta["orig_sfreq"] == {c: s["rate"] for c, s in ref["signals"].items()}
+    assert rec.duration_sec == ref["duration"]
+    np.testing.assert_allclose(rec.data[0], ref["signals"]["sine 2.5Hz"]["physical"],
+                               rtol=1e-6, atol=1e-3)
+
+
 # ---------------------------------------------------------------- recordings: refusals
 @pytest.mark.parametrize("name", TOO_SHORT)
 def test_read_psg_refuses_short_recording(name):
