@@ -1,5 +1,4 @@
-"""Reading PSG files other tools made (issue #26): GDF rates, EDF+D gaps, annotation-only
-EDF files and sub-second start times.
+"""Reading PSG files other tools made (issue #26): GDF rates and sub-second start times.
 
 The files are written here by minimal writers that follow the format specifications
 (GDF 2.20, EDF+), so every expected value is known by construction.
@@ -7,6 +6,7 @@ The files are written here by minimal writers that follow the format specificati
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +100,87 @@ def test_gdf_test_file_of_mne_is_150_hz():
     info = recording_info(path)
     assert [(c["name"], c["sfreq"]) for c in info["channels"]] == [("ECG", 150.0)]
     assert info["duration_sec"] == 30.0
+
+
+# ---------------------------------------------------------------- EDF+ writer
+
+
+def write_edfplus(path: Path, signals: dict[str, tuple[float, np.ndarray]], record_sec: float,
+                  onsets: list[float], reserved: str = "EDF+D",
+                  start: dt.datetime = dt.datetime(2021, 3, 4, 22, 15, 0),
+                  annotations: tuple[tuple[float, str], ...] = ()) -> Path:
+    """An EDF+ file (the EDF+ specification): ``signals`` ``{label: (rate, µV samples)}``
+    hold the samples of the data records in order (``len(onsets)`` records of
+    ``record_sec``), an ``EDF Annotations`` signal gives each record's onset (seconds
+    from ``start``, whole seconds in the header) in its time-keeping TAL, and the first
+    record also carries ``annotations`` ``(onset, text)``."""
+    labels = [*signals, "EDF Annotations"]
+    per = [int(round(fs * record_sec)) for fs, _ in signals.values()]
+    ann_bytes = 120
+    n_rec = len(onsets)
+
+    def cols(values, width):
+        return b"".join(str(v).encode("latin-1").ljust(width)[:width] for v in values)
+
+    ns = len(labels)
+    head = (b"0".ljust(8) + b"X X X X".ljust(80) + b"Startdate X X X X".ljust(80)
+            + start.strftime("%d.%m.%y").encode() + start.strftime("%H.%M.%S").encode()
+            + str(256 * (ns + 1)).encode().ljust(8) + reserved.encode().ljust(44)
+            + str(n_rec).encode().ljust(8) + f"{record_sec:g}".encode().ljust(8)
+            + str(ns).encode().ljust(4))
+    phys = [("-500", "500")] * len(signals) + [("-1", "1")]
+    head += (cols(labels, 16) + cols([""] * ns, 80) + cols(["uV"] * len(signals) + [""], 8)
+             + cols([p[0] for p in phys], 8) + cols([p[1] for p in phys], 8)
+             + cols(["-32768"] * ns, 8) + cols(["32767"] * ns, 8) + cols([""] * ns, 80)
+             + cols([*per, ann_bytes // 2], 8) + cols([""] * ns, 32))
+    assert len(head) == 256 * (ns + 1)
+    body = bytearray()
+    for k, onset in enumerate(onsets):
+        for (_fs, x), n in zip(signals.values(), per, strict=True):
+            d = np.round(np.asarray(x[k * n:(k + 1) * n]) / 500.0 * 32767.5 - 0.5)
+            body += np.clip(d, -32768, 32767).astype("<i2").tobytes()
+        tal = f"+{onset:g}\x14\x14\x00".encode()
+        if k == 0:
+            tal += b"".join(f"+{o:g}\x14{t}\x14\x00".encode() for o, t in annotations)
+        body += tal.ljust(ann_bytes, b"\x00")
+    path.write_bytes(head + bytes(body))
+    return path
+
+
+def _sleepy(n: int, fs: float, phase: float = 0.0) -> np.ndarray:
+    """A deterministic EEG-like signal in µV (no flat, noisy or clipped stretch)."""
+    t = np.arange(n) / fs
+    return (20 * np.sin(2 * np.pi * 1.3 * t + phase) + 10 * np.sin(2 * np.pi * 6.1 * t)
+            + 6 * np.sin(2 * np.pi * 11.7 * t + 2 * phase) + 3 * np.sin(2 * np.pi * 0.4 * t))
+
+
+# ---------------------------------------------------------------- sub-second start
+def test_subsecond_start_is_kept_in_info_report_and_written_edf(tmp_path):
+    import json
+
+    import edfio
+
+    from hypnoscope.staging.outputs import stage_file
+
+    fs, n = 100.0, 60 * 1000
+    sig = {"EEG Fpz-Cz": (fs, _sleepy(n, fs)), "EEG Pz-Oz": (fs, _sleepy(n, fs, 1.0)),
+           "EOG horizontal": (fs, _sleepy(n, fs, 2.0))}
+    path = write_edfplus(tmp_path / "night.edf", sig, 10.0,
+                         [0.25 + 10.0 * k for k in range(60)], reserved="EDF+C",
+                         annotations=((30.25, "Lights off"),))
+    start = dt.datetime(2021, 3, 4, 22, 15, 0, 250000)
+    assert recording_info(path)["start_time"] == "2021-03-04T22:15:00.250000"
+    rec = read_psg(path)
+    assert rec.start_time == start
+    assert list(rec.annotations.onset) == [30.0]  # from the first record's start
+
+    stage_file(path, tmp_path / "out", plot=False)
+    out = tmp_path / "out"
+    written = edfio.read_edf(out / "night.hypnogram.edf")
+    assert dt.datetime.combine(written.startdate, written.starttime) == start
+    from hypnoscope.io.hypnograms import read_edf_hypnogram
+
+    assert read_edf_hypnogram(out / "night.hypnogram.edf").start_time == start
+    report = json.loads((out / "night.report.json").read_text())
+    assert "2021-03-04T22:15:00.250000" in json.dumps(report)
+    assert "start 2021-03-04 22:15:00.25 " in (out / "night.report.html").read_text()

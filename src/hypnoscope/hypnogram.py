@@ -482,8 +482,8 @@ class Hypnogram:
         anns = [edfio.EdfAnnotation(onset, dur, EDF_STAGE_TEXT[code])
                 for onset, dur, code in self._runs()]
         start = self.start_time or UNKNOWN_EDF_START
-        kwargs: dict[str, Any] = dict(signals=[], annotations=anns,
-                                      starttime=start.time().replace(microsecond=0))
+        # a sub-second start is kept: edfio writes it in the EDF+ time-keeping annotation
+        kwargs: dict[str, Any] = dict(signals=[], annotations=anns, starttime=start.time())
         edf = edfio.Edf(**kwargs)
         edf.startdate = start.date()
         if patient:

@@ -53,6 +53,13 @@ NaN raises. Constant (flat) channels and 30-s windows are reported in
 A recording shorter than ``min_duration_sec`` (one 30-s epoch) raises ``ValueError``;
 a truncated or unreadable EDF raises ``ValueError`` naming the file.
 
+Start time
+----------
+MNE keeps whole seconds of an EDF+ start time; :func:`edf_timekeeping` reads the onsets
+of the data records (the first time-keeping TAL of each record), and the start time gets
+the **sub-second start** of the first record (``+0.25`` in its TAL), as ``start_time``
+and in :func:`recording_info`.
+
 Channel checks
 --------------
 ``channel_checks`` are functions run on each non-flat channel's stored samples before
@@ -64,6 +71,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -228,6 +236,74 @@ def check_edf_header(path: str | os.PathLike, strict: bool = False) -> None:
                          f"({data_bytes} of {n_records * record_bytes} data bytes)")
 
 
+#: The first time-keeping TAL of an EDF+ data record: ``+<onset>`` then ``\x14``.
+_TAL_ONSET = re.compile(rb"^\x00*([+-]\d+(?:\.\d*)?)[\x14\x15]")
+
+
+@dataclass(frozen=True)
+class EdfTimekeeping:
+    """The clock of an EDF+/BDF+ file's data records (what MNE does not keep).
+
+    Attributes
+    ----------
+    reserved : str
+        The header's reserved field: ``"EDF+C"`` (continuous), ``"EDF+D"``
+        (discontinuous), ``"BDF+C"``/``"BDF+D"``, or ``""`` for plain EDF/BDF.
+    record_sec : float
+        Duration of one data record (s).
+    onsets : ndarray of float
+        Start of each data record in seconds from the header start time (the first
+        time-keeping TAL of each record); empty without an annotation signal.
+    """
+
+    reserved: str
+    record_sec: float
+    onsets: np.ndarray
+
+    @property
+    def subsecond(self) -> float:
+        """Fraction of a second the first record starts after the header's start time
+        (the EDF+ sub-second start; 0 when none)."""
+        first = float(self.onsets[0]) if self.onsets.size else 0.0
+        return first if 0.0 < first < 1.0 else 0.0  # NaN (no TAL) fails both
+
+
+def edf_timekeeping(path: str | os.PathLike) -> EdfTimekeeping:
+    """Read the header's reserved field and each data record's onset (the first TAL of
+    the first ``EDF Annotations`` signal; NaN for a record without one) of an EDF+/BDF+
+    file whose header is valid (:func:`check_edf_header`)."""
+    path = Path(path)
+    with open(path, "rb") as fid:
+        head = fid.read(256)
+        ns = int(head[252:256].decode("ascii").strip())
+        labels = [fid.read(16).decode("latin-1").strip() for _ in range(ns)]
+        fid.seek(256 + ns * 216)
+        n_samps = [int(fid.read(8).decode("ascii").strip()) for _ in range(ns)]
+    reserved = head[192:236].decode("latin-1").strip()
+    record_sec = float(head[244:252].decode("ascii").strip() or 0)
+    ann = [i for i, c in enumerate(labels) if c in ("EDF Annotations", "BDF Annotations")]
+    if not ann:
+        return EdfTimekeeping(reserved, record_sec, np.empty(0))
+    bps = 3 if head[:1] == b"\xff" else 2
+    record_bytes = sum(n_samps) * bps
+    offset = 256 * (ns + 1)
+    n_records = (path.stat().st_size - offset) // record_bytes
+    declared = int(head[236:244].decode("ascii").strip())
+    if declared > 0:
+        n_records = min(n_records, declared)
+    start = sum(n_samps[: ann[0]]) * bps
+    width = min(n_samps[ann[0]] * bps, 64)
+    recs = np.memmap(path, np.uint8, "r", offset, (n_records, record_bytes))
+    tals = recs[:, start: start + width]
+    onsets = np.full(n_records, np.nan)
+    for k in range(n_records):
+        m = _TAL_ONSET.match(tals[k].tobytes())
+        if m is not None:
+            onsets[k] = float(m.group(1))
+    del recs
+    return EdfTimekeeping(reserved, record_sec, onsets)
+
+
 def _open_raw(source, preload: bool = False) -> tuple[mne.io.BaseRaw, str]:
     import mne
 
@@ -306,11 +382,29 @@ def _orig_units(raw: mne.io.BaseRaw) -> dict[str, str]:
     return {c: str(units.get(c, "V (MNE)")) for c in raw.ch_names}
 
 
-def _naive_start(raw: mne.io.BaseRaw) -> _dt.datetime | None:
+def _naive_start(raw: mne.io.BaseRaw, clock: EdfTimekeeping | None = None,
+                 ) -> _dt.datetime | None:
+    """The header start time, naive, with the EDF+ sub-second start of ``clock`` added
+    (MNE keeps whole seconds only)."""
     start = raw.info.get("meas_date")
-    if start is None:
+    if not isinstance(start, _dt.datetime):
         return None
-    return start.replace(tzinfo=None) if isinstance(start, _dt.datetime) else None
+    start = start.replace(tzinfo=None)
+    if clock is not None and clock.subsecond and not start.microsecond:
+        start += _dt.timedelta(seconds=round(clock.subsecond, 6))
+    return start
+
+
+def _edf_clock(raw: mne.io.BaseRaw) -> EdfTimekeeping | None:
+    """The :class:`EdfTimekeeping` of the EDF/BDF file ``raw`` was read from (None for
+    other formats, or a file that cannot be read again)."""
+    fnames = [f for f in (getattr(raw, "filenames", None) or []) if f]
+    if len(fnames) != 1 or raw_suffix(fnames[0]) not in _EDF_SUFFIXES:
+        return None
+    try:
+        return edf_timekeeping(fnames[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 # ---------------------------------------------------------------- signal helpers
@@ -426,6 +520,7 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
         channels with a units notice (amplitude, factor, message).
     """
     raw, name = _open_raw(source, preload=False)
+    clock = _edf_clock(raw)
     ch_found = list(raw.ch_names)
     roles_map = resolve_channels(ch_found, eeg=eeg, eog=eog, emg=emg)
     if not include_emg:
@@ -477,8 +572,8 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
                        "window(s)", channel=ch)
     raise_if_strict(notices_of(meta), strict, name)
     annotations = raw.annotations if len(raw.annotations) else None
-    return PSGRecording(out, list(picks), out_roles, float(sfreq), _naive_start(raw), name,
-                        meta, annotations)
+    return PSGRecording(out, list(picks), out_roles, float(sfreq), _naive_start(raw, clock),
+                        name, meta, annotations)
 
 
 def _is_envelope(role: str, rate: float, emg_envelope: bool | None = None) -> bool:
@@ -549,7 +644,8 @@ def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
                    emg: str | list[str] | None = None) -> dict[str, Any]:
     """Header summary of a recording without loading its signals.
 
-    Returns a dict with ``source``, ``start_time`` (ISO string or None),
+    Returns a dict with ``source``, ``start_time`` (ISO string with the EDF+ sub-second
+    start, or None),
     ``duration_sec``, ``file_sfreq``, ``n_annotations`` and ``channels``: a list of
     ``{"name", "sfreq", "unit", "role"}`` where ``role`` is the role given by
     :func:`resolve_channels` with the ``eeg``/``eog``/``emg`` overrides
@@ -558,6 +654,7 @@ def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
     override raises.
     """
     raw, name = _open_raw(source, preload=False)
+    start = _naive_start(raw, _edf_clock(raw))
     rates, units = _orig_rates(raw), _orig_units(raw)
     overrides = eeg is not None or eog is not None or emg is not None
     try:
@@ -573,7 +670,6 @@ def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
         if role is not None and _is_envelope(role, rates[c]):
             role = "emg_envelope"
         channels.append({"name": c, "sfreq": rates[c], "unit": units[c], "role": role})
-    start = _naive_start(raw)
     return {"source": name, "start_time": start.isoformat() if start else None,
             "duration_sec": raw.n_times / float(raw.info["sfreq"]),
             "file_sfreq": float(raw.info["sfreq"]), "n_annotations": len(raw.annotations),

@@ -454,7 +454,9 @@ def _subtitle(hypnogram: Hypnogram, tib: dict[str, Any], span: dict[str, Any]) -
     sub = (f"{hypnogram.n_epochs} epochs of {hypnogram.epoch_sec:g} s "
            f"({hypnogram.duration_sec / 3600:.2f} h)")
     if hypnogram.start_time is not None:
-        sub += f" · start {hypnogram.start_time:%Y-%m-%d %H:%M:%S}"
+        start = hypnogram.start_time  # with its fraction of a second (EDF+ sub-second start)
+        sub += (f" · start {start:%Y-%m-%d %H:%M:%S}"
+                + (f".{start.microsecond:06d}".rstrip("0") if start.microsecond else ""))
 
     def when(sec: float) -> str:
         if hypnogram.start_time is None:
