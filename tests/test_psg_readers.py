@@ -1,4 +1,5 @@
-"""Reading PSG files other tools made (issue #26): GDF rates and sub-second start times.
+"""Reading PSG files other tools made (issue #26): GDF rates, annotation-only
+EDF files and sub-second start times.
 
 The files are written here by minimal writers that follow the format specifications
 (GDF 2.20, EDF+), so every expected value is known by construction.
@@ -152,6 +153,31 @@ def _sleepy(n: int, fs: float, phase: float = 0.0) -> np.ndarray:
     t = np.arange(n) / fs
     return (20 * np.sin(2 * np.pi * 1.3 * t + phase) + 10 * np.sin(2 * np.pi * 6.1 * t)
             + 6 * np.sin(2 * np.pi * 11.7 * t + 2 * phase) + 3 * np.sin(2 * np.pi * 0.4 * t))
+
+
+# ---------------------------------------------------------------- annotation-only EDF
+def test_info_on_a_hypnogram_edf_says_what_it_is(cli_handler, capsys):
+    from importlib.resources import files
+
+    import edfio
+
+    path = Path(str(files("hypnoscope") / "data" / "SC4001EC-Hypnogram.edf"))
+    n_expected = len(edfio.read_edf(path).annotations)  # an independent parser
+    info = recording_info(path)
+    assert n_expected == 154
+    assert (info["kind"], info["n_annotations"], info["n_stage_annotations"]) == (
+        "annotations", 154, 154)
+    assert info["annotation_span_sec"] == [0.0, 86400.0]
+    assert info["channels"] == [] and info["duration_sec"] is None
+    assert cli_handler(["info", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "Kind:      annotation file, no signals (a hypnogram: 154 of 154 annotations are "
+        "sleep stages)",
+        "Start:     1989-04-24T16:13:00",
+        "Annotations: 154, spanning 0-86400 s (24.00 h)"]
+    with pytest.raises(ValueError, match=r"an annotation file with no signals .*154 "
+                                         r"annotations.*--hypnogram"):
+        read_psg(path)
 
 
 # ---------------------------------------------------------------- sub-second start

@@ -179,6 +179,16 @@ def run_info(args: argparse.Namespace) -> int:
 def format_recording_info(info: dict) -> str:
     """Human-readable text of :func:`hypnoscope.io.psg.recording_info` (``hypnoscope
     info``)."""
+    if info.get("kind") == "annotations":
+        a, b = info["annotation_span_sec"]
+        n, k = info["n_annotations"], info["n_stage_annotations"]
+        what = "a hypnogram" if k else "no sleep stages"
+        return "\n".join([
+            f"File:      {info['source']}",
+            f"Kind:      annotation file, no signals ({what}: {k} of {n} annotations are "
+            "sleep stages)",
+            f"Start:     {info['start_time'] or 'unknown'}",
+            f"Annotations: {n}, spanning {a:g}-{b:g} s ({(b - a) / 3600:.2f} h)"])
     dur = info["duration_sec"]
     lines = [f"File:      {info['source']}",
              f"Start:     {info['start_time'] or 'unknown'}",

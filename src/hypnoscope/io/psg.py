@@ -58,7 +58,9 @@ Start time
 MNE keeps whole seconds of an EDF+ start time; :func:`edf_timekeeping` reads the onsets
 of the data records (the first time-keeping TAL of each record), and the start time gets
 the **sub-second start** of the first record (``+0.25`` in its TAL), as ``start_time``
-and in :func:`recording_info`.
+and in :func:`recording_info`. An EDF+ file with annotations and no signal (a Sleep-EDF
+``*-Hypnogram.edf``) is refused as a recording, naming it an annotation file;
+:func:`recording_info` describes it.
 
 Channel checks
 --------------
@@ -522,6 +524,10 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
     raw, name = _open_raw(source, preload=False)
     clock = _edf_clock(raw)
     ch_found = list(raw.ch_names)
+    if not ch_found and clock is not None:
+        raise ValueError(f"{name}: an annotation file with no signals (a hypnogram or "
+                         f"scoring?), not a recording: {len(_file_annotations(name))} "
+                         "annotations. Give it as the hypnogram (--hypnogram) of its PSG")
     roles_map = resolve_channels(ch_found, eeg=eeg, eog=eog, emg=emg)
     if not include_emg:
         roles_map["emg"] = []
@@ -574,6 +580,15 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
     annotations = raw.annotations if len(raw.annotations) else None
     return PSGRecording(out, list(picks), out_roles, float(sfreq), _naive_start(raw, clock),
                         name, meta, annotations)
+
+
+def _file_annotations(path: str) -> Any:
+    """The annotations of an EDF+ file (``mne.read_annotations``)."""
+    import mne
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mne.read_annotations(path)
 
 
 def _is_envelope(role: str, rate: float, emg_envelope: bool | None = None) -> bool:
@@ -644,17 +659,22 @@ def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
                    emg: str | list[str] | None = None) -> dict[str, Any]:
     """Header summary of a recording without loading its signals.
 
-    Returns a dict with ``source``, ``start_time`` (ISO string with the EDF+ sub-second
-    start, or None),
-    ``duration_sec``, ``file_sfreq``, ``n_annotations`` and ``channels``: a list of
+    Returns a dict with ``source``, ``kind`` (``"signals"``, or ``"annotations"`` for an
+    EDF+ file with no signal such as a Sleep-EDF ``*-Hypnogram.edf``), ``start_time``
+    (ISO string with the EDF+ sub-second start, or None), ``duration_sec`` (None for an
+    annotation file), ``file_sfreq``, ``n_annotations`` and ``channels``: a list of
     ``{"name", "sfreq", "unit", "role"}`` where ``role`` is the role given by
     :func:`resolve_channels` with the ``eeg``/``eog``/``emg`` overrides
     (``"emg_envelope"`` for low-rate EMG, None for channels that are not used). Without
     overrides a recording whose channels cannot be resolved gets no roles; a wrong
-    override raises.
+    override raises. An annotation file also has ``annotation_span_sec`` (first onset,
+    last end) and ``n_stage_annotations`` (those whose text is a sleep stage).
     """
     raw, name = _open_raw(source, preload=False)
-    start = _naive_start(raw, _edf_clock(raw))
+    clock = _edf_clock(raw)
+    start = _naive_start(raw, clock)
+    if not raw.ch_names and clock is not None:
+        return _annotation_file_info(name, start)
     rates, units = _orig_rates(raw), _orig_units(raw)
     overrides = eeg is not None or eog is not None or emg is not None
     try:
@@ -670,9 +690,24 @@ def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
         if role is not None and _is_envelope(role, rates[c]):
             role = "emg_envelope"
         channels.append({"name": c, "sfreq": rates[c], "unit": units[c], "role": role})
-    return {"source": name, "start_time": start.isoformat() if start else None,
+    return {"source": name, "kind": "signals",
+            "start_time": start.isoformat() if start else None,
             "duration_sec": raw.n_times / float(raw.info["sfreq"]),
             "file_sfreq": float(raw.info["sfreq"]), "n_annotations": len(raw.annotations),
             "channels": channels}
+
+
+def _annotation_file_info(name: str, start: _dt.datetime | None) -> dict[str, Any]:
+    """:func:`recording_info` of an EDF+ file with annotations and no signal."""
+    from hypnoscope.stages import is_stage_text
+
+    ann = _file_annotations(name)
+    span = ([float(np.min(ann.onset)), float(np.max(ann.onset + ann.duration))]
+            if len(ann) else [0.0, 0.0])
+    return {"source": name, "kind": "annotations",
+            "start_time": start.isoformat() if start else None, "duration_sec": None,
+            "file_sfreq": None, "n_annotations": len(ann),
+            "n_stage_annotations": sum(is_stage_text(d) for d in ann.description),
+            "annotation_span_sec": span, "channels": []}
 
 
