@@ -4,6 +4,7 @@ written as a derivative dataset, and trained on."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -58,7 +59,42 @@ def test_recordings_subjects_and_event_stages_are_found(bids_root):
         np.testing.assert_array_equal(hyp.codes[:n], hyps[sub].codes[:n])
 
 
+def _derivative_validator():
+    """The pip BIDS validator's file-name check with the rules a derivative dataset adds
+    (``desc-`` on events ...): BIDSValidator matches the schema's common and raw file
+    rules; the validator applies the schema's derivative rules as well to a dataset
+    whose DatasetType is derivative. Same schema (bidsschematools), same regexes."""
+    import bidsschematools.rules
+    import bidsschematools.schema
+    from bids_validator import BIDSValidator
+
+    class DerivativeValidator(BIDSValidator):
+        regexes = None
+
+        @classmethod
+        def _init_regexes(cls):
+            schema = bidsschematools.schema.load_schema()
+            files = schema.rules.files
+            cls.regexes = [rule["regex"] for group in (files.common, files.raw, files.deriv)
+                           for rule in bidsschematools.rules.regexify_filename_rules(
+                               group, schema, level=2)]
+
+    return DerivativeValidator()
+
+
+def _bidsignored(rel: str, patterns: list[str]) -> bool:
+    """Whether ``.bidsignore`` patterns (globs without ``/``: any folder) match a file."""
+    from fnmatch import fnmatchcase
+
+    return any(fnmatchcase(rel.rsplit("/", 1)[-1], p) for p in patterns)
+
+
 def test_stage_bids_root_writes_a_derivative_dataset(bids_root, tmp_path, capsys):
+    import bidsschematools.schema
+    import pandas as pd
+    from bids_validator import BIDSValidator
+
+    from hypnoscope import __version__
     from hypnoscope.cli import main
 
     src, _ = bids_root
@@ -74,13 +110,51 @@ def test_stage_bids_root_writes_a_derivative_dataset(bids_root, tmp_path, capsys
     desc = json.loads((out / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "hypnoscope"
+    assert desc["GeneratedBy"][0]["Version"] == __version__
+    # the source is a BIDS URI whose dataset name DatasetLinks maps to the source root
+    uri = bidsschematools.schema.load_schema().objects.formats.bids_uri.pattern
+    assert desc["SourceDatasets"] == [{"URL": "bids:raw:"}]
+    assert re.fullmatch(uri, desc["SourceDatasets"][0]["URL"])
+    assert desc["DatasetLinks"] == {"raw": "../.."}
+    assert (out / desc["DatasetLinks"]["raw"]).resolve() == root.resolve()
+
     one = out / "sub-01" / "eeg"
     two = out / "sub-02" / "ses-1" / "eeg"
+    stem = "sub-01_task-sleep_desc-hypnoscope"
     assert sorted(p.name for p in one.iterdir()) == [
-        "sub-01_task-sleep.hypnogram.edf", "sub-01_task-sleep.hypnogram.tsv",
-        "sub-01_task-sleep.report.html", "sub-01_task-sleep.report.json"]
-    rep1 = json.loads((one / "sub-01_task-sleep.report.json").read_text())
-    rep2 = json.loads((two / "sub-02_ses-1_task-sleep.report.json").read_text())
+        f"{stem}_events.json", f"{stem}_events.tsv", f"{stem}_hypnogram.edf",
+        f"{stem}_report.html", f"{stem}_report.json"]
+    # every file is BIDS for the validator, or one BIDS has no type for, in .bidsignore
+    ignore = (out / ".bidsignore").read_text().split()
+    files = sorted("/" + p.relative_to(out).as_posix() for p in out.rglob("*")
+                   if p.is_file() and p.name != ".bidsignore")
+    validator = _derivative_validator()
+    ignored = [f for f in files if _bidsignored(f, ignore)]
+    assert [f for f in files if f not in ignored and not validator.is_bids(f)] == []
+    assert sorted(f.rsplit("/", 1)[-1].rsplit("_", 1)[-1] for f in ignored) == [
+        "hypnogram.edf", "hypnogram.edf", "report.html", "report.html", "report.json",
+        "report.json", "summary.csv", "summary.json"]
+    assert BIDSValidator().is_bids("/dataset_description.json")
+    assert validator.parse(f"/sub-01/eeg/{stem}_events.tsv") == {
+        "subject": "01", "datatype": "eeg", "task": "sleep", "description": "hypnoscope",
+        "suffix": "events", "extension": ".tsv"}
+    assert not validator.is_bids("/sub-01/eeg/sub-01_task-sleep.hypnogram.tsv")  # old name
+
+    # the events sidecar describes every column and names the recording by BIDS URI
+    side = json.loads((one / f"{stem}_events.json").read_text())
+    assert side["Sources"] == ["bids:raw:sub-01/eeg/sub-01_task-sleep_eeg.edf"]
+    assert (out / "../.." / side["Sources"][0].removeprefix("bids:raw:")).is_file()
+    events = pd.read_csv(one / f"{stem}_events.tsv", sep="\t", dtype=str,
+                         keep_default_na=False)
+    assert list(events.columns[:2]) == ["onset", "duration"]
+    assert set(side) - {"Description", "Sources"} == set(events.columns)
+    assert set(events["stage"]) <= set(side["stage"]["Levels"])
+    assert (events != "").all().all()  # BIDS: no empty cell
+    hyp = read_hypnogram(one / f"{stem}_events.tsv")
+    rep1 = json.loads((one / f"{stem}_report.json").read_text())
+    rep2 = json.loads((two / "sub-02_ses-1_task-sleep_desc-hypnoscope_report.json").read_text())
+    assert hyp.n_epochs == rep1["hypnogram"]["n_epochs"] == len(events)
+    assert hyp.probabilities is not None
     assert rep1["recording"]["reference"].endswith("sub-01_task-sleep_events.tsv")
     assert rep1["agreement"]["accuracy"] > 0.8
     assert "agreement" not in rep2 or not rep2["agreement"]
@@ -88,6 +162,28 @@ def test_stage_bids_root_writes_a_derivative_dataset(bids_root, tmp_path, capsys
     # a rerun finds the same two recordings (not the derivative) and skips them
     assert main(["stage", str(root), "--out", str(out), "--no-plot"]) == 0
     assert "skipping 2 recording(s)" in capsys.readouterr().err
+
+
+def test_derivative_description_links_each_source(tmp_path):
+    from hypnoscope.io.bids import write_derivative_description
+
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    for d in (a, b):
+        d.mkdir()
+    (a / "dataset_description.json").write_text(json.dumps(
+        {"Name": "a", "BIDSVersion": "1.9.0",
+         "DatasetDOI": "https://doi.org/10.18112/openneuro.ds000001.v1.0.0"}))
+    write_derivative_description(out, a, "default", ignore=["*_report.html"])
+    desc = json.loads((out / "dataset_description.json").read_text())
+    # outside the source: an absolute file URI; the source's DOI as a doi: URI
+    assert desc["DatasetLinks"] == {"raw": a.resolve().as_uri()}
+    assert desc["SourceDatasets"] == [{"URL": "bids:raw:",
+                                       "DOI": "doi:10.18112/openneuro.ds000001.v1.0.0"}]
+    assert (out / ".bidsignore").read_text() == "*_report.html\n"
+    write_derivative_description(out, [a, b])
+    desc = json.loads((out / "dataset_description.json").read_text())
+    assert desc["DatasetLinks"] == {"raw1": a.resolve().as_uri(), "raw2": b.resolve().as_uri()}
+    assert [s["URL"] for s in desc["SourceDatasets"]] == ["bids:raw1:", "bids:raw2:"]
 
 
 def test_train_data_accepts_a_bids_root(bids_root, tmp_path, monkeypatch):

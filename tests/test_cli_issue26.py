@@ -81,3 +81,50 @@ def test_eeg_hundred_times_too_large_is_refused_for_its_amplitude(nights, model)
     assert msg.startswith(f"{nights[100]}: " + ("no shipped model can stage it: "
                                                 if model == "auto" else
                                                 "cannot stage with model 'default': "))
+
+
+# --------------------------------------------- item 2: --jobs 2 prints what --jobs 1 does
+def _stage_cli(cli_handler, caplog, folder: Path, out: Path, jobs: int):
+    """Stage ``folder`` with ``hypnoscope stage --jobs N``: the exit code, the notices
+    logged (level, message) and the rows of summary.csv."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="hypnoscope"):
+        code = cli_handler(["stage", str(folder), "--out", str(out), "--no-plot",
+                            "--jobs", str(jobs)])
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "hypnoscope"]
+    with open(out / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return code, logged, rows
+
+
+def test_parallel_batch_prints_the_notices_and_summary_of_a_serial_one(
+        nights, tmp_path, cli_handler, caplog):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for gain in GAINS:
+        (folder / nights[gain].name).symlink_to(nights[gain])
+    code1, serial, rows1 = _stage_cli(cli_handler, caplog, folder, tmp_path / "j1", 1)
+    code2, parallel, rows2 = _stage_cli(cli_handler, caplog, folder, tmp_path / "j2", 2)
+    assert code1 == code2 == 1  # the x100 recording fails
+    # per recording, the same notices in the same order (recordings may interleave)
+    for gain in GAINS:
+        name = str(folder / nights[gain].name)
+        mine1 = [m for m in serial if m[1].startswith(name + ": ")]
+        assert mine1 == [m for m in parallel if m[1].startswith(name + ": ")]
+        codes = {"model-chosen": "model 'default' was chosen for the channels found (2 EEG, "
+                                 "1 EOG)",
+                 "short": "short recording: the recording lasts 115 min",
+                 "units": "has an implausibly large amplitude"}
+        want = {1: ["model-chosen", "short"], 10: ["units", "model-chosen", "short"],
+                100: ["units"]}[gain]
+        for key in want:
+            assert any(codes[key] in m for _, m in mine1), (gain, key)
+    assert sorted(serial) == sorted(parallel)
+    # summary.csv: the same columns, with the model that staged each recording
+    assert list(rows1[0]) == list(rows2[0]) == ["recording", "stem", "status", "model",
+                                                "n_epochs", "seconds", "error"]
+    for rows in (rows1, rows2):
+        assert [(r["stem"], r["status"], r["model"], r["n_epochs"]) for r in rows] == [
+            ("ST7001J0", "ok", "default", "230"), ("ST7003J0", "failed", "", ""),
+            ("ST7010J0", "ok", "default", "230")]  # x1, x100, x10 in file-name order
+        assert "implausible amplitude on every epoch" in rows[1]["error"]

@@ -1,4 +1,4 @@
-"""Reading PSG files other tools made (issue #26): GDF rates, annotation-only
+"""Reading PSG files other tools made (issue #26): GDF rates, EDF+D gaps, annotation-only
 EDF files and sub-second start times.
 
 The files are written here by minimal writers that follow the format specifications
@@ -153,6 +153,104 @@ def _sleepy(n: int, fs: float, phase: float = 0.0) -> np.ndarray:
     t = np.arange(n) / fs
     return (20 * np.sin(2 * np.pi * 1.3 * t + phase) + 10 * np.sin(2 * np.pi * 6.1 * t)
             + 6 * np.sin(2 * np.pi * 11.7 * t + 2 * phase) + 3 * np.sin(2 * np.pi * 0.4 * t))
+
+
+def _edf_d(tmp_path: Path, **kw) -> tuple[Path, dict[str, np.ndarray]]:
+    """An EDF+D night: 30 records of 10 s, a gap of 95 s, 30 records more (the gap
+    from 300 to 395 s on the clock), and an annotation 5 s after the gap."""
+    fs, n = 100.0, 60 * 1000
+    data = {"EEG Fpz-Cz": _sleepy(n, fs), "EEG Pz-Oz": _sleepy(n, fs, 1.0),
+            "EOG horizontal": _sleepy(n, fs, 2.0)}
+    onsets = [10.0 * k for k in range(30)] + [395.0 + 10.0 * k for k in range(30)]
+    path = write_edfplus(tmp_path / "gappy.edf", {c: (fs, x) for c, x in data.items()},
+                         10.0, onsets, annotations=((400.0, "Lights on"),), **kw)
+    return path, data
+
+
+# ---------------------------------------------------------------- EDF+D: gaps on the clock
+GAP_NOTICE = ("discontinuous recording (EDF+D) with 1 gap between its data records, at "
+              "00:05:00-00:06:35 (1.58 min) from the start; the signals are placed on the "
+              "recording's clock with the gaps filled by zeros, so every epoch keeps its "
+              "clock time, and epochs overlapping a gap are not staged (unscored)")
+
+
+def test_edf_d_records_are_placed_on_the_clock(tmp_path):
+    from hypnoscope.io.psg import edf_timekeeping
+
+    path, data = _edf_d(tmp_path)
+    clock = edf_timekeeping(path)
+    assert clock.reserved == "EDF+D" and clock.record_sec == 10.0
+    assert clock.gaps() == [(300.0, 395.0)]
+
+    rec = read_psg(path)
+    assert rec.meta["gaps"] == [(300.0, 395.0)]
+    assert rec.n_samples == 69500  # 695 s on the clock, not the 600 s of data
+    q = 500.0 / 32767.5  # one digital step
+    for i, ch in enumerate(rec.ch_names):
+        x = data[ch]
+        np.testing.assert_allclose(rec.data[i, :30000], x[:30000], atol=q)
+        np.testing.assert_allclose(rec.data[i, 39500:], x[30000:], atol=q)
+        assert not rec.data[i, 30000:39500].any()
+    assert [(n.code, n.message) for n in rec.meta["notices"]] == [
+        ("edf-gaps", f"{path}: {GAP_NOTICE}")]
+    assert rec.meta["flat_epochs"] == {}  # the gap is not a flat signal
+    # annotations keep their clock onsets: 5 s after the gap is 5 s into the second block
+    assert list(rec.annotations.onset) == [400.0]
+    np.testing.assert_allclose(rec.data[0, 40000], data["EEG Fpz-Cz"][30500], atol=q)
+
+
+def test_edf_d_under_strict_is_refused_naming_the_gap(tmp_path):
+    from hypnoscope.notices import StrictModeError
+
+    path, _ = _edf_d(tmp_path)
+    with pytest.raises(StrictModeError, match=r"00:05:00-00:06:35 \(1\.58 min\)"):
+        read_psg(path, strict=True)
+
+
+def test_edf_d_info_gives_the_clock_duration_and_the_gaps(tmp_path):
+    from hypnoscope.cli.data import format_recording_info
+
+    path, _ = _edf_d(tmp_path)
+    info = recording_info(path)
+    assert info["duration_sec"] == 695.0
+    assert info["gaps"] == [(300.0, 395.0)]
+    text = format_recording_info(info).splitlines()
+    assert text[2] == "Duration:  695 s (0.19 h, 23 epochs of 30 s)"
+    assert text[3] == "Gaps:      1 (discontinuous EDF+D): 00:05:00-00:06:35 (1.58 min)"
+
+
+def test_edf_d_staging_leaves_the_epochs_of_a_gap_unscored(tmp_path):
+    from hypnoscope.staging.pipeline import stage_recording
+
+    path, _ = _edf_d(tmp_path)
+    res = stage_recording(path)
+    hyp = res.hypnogram
+    assert hyp.n_epochs == 23
+    # the gap 300-395 s overlaps epochs 10 (300-330 s) to 13 (390-420 s)
+    assert np.flatnonzero(~hyp.scored).tolist() == [10, 11, 12, 13]
+    assert all("disconnected:" in hyp.quality[i] for i in (10, 11, 12, 13))
+    assert "edf-gaps" in [n.code for n in res.notices]
+
+
+def test_edf_plus_without_gaps_reads_as_before(tmp_path):
+    fs = 100.0
+    x = _sleepy(6000, fs)
+    for reserved in ("EDF+D", "EDF+C"):
+        path = write_edfplus(tmp_path / f"{reserved}.edf", {"EEG Fpz-Cz": (fs, x)}, 10.0,
+                             [10.0 * k for k in range(6)], reserved=reserved)
+        rec = read_psg(path)
+        assert rec.meta["gaps"] == [] and rec.n_samples == 6000
+        assert not rec.meta["notices"]
+        assert recording_info(path)["duration_sec"] == 60.0
+
+
+def test_edf_d_with_overlapping_records_is_refused(tmp_path):
+    fs = 100.0
+    path = write_edfplus(tmp_path / "overlap.edf", {"EEG Fpz-Cz": (fs, _sleepy(6000, fs))},
+                         10.0, [0.0, 10.0, 15.0, 40.0, 50.0, 60.0])
+    with pytest.raises(ValueError, match=r"overlap\.edf: data record 3 starts at 15 s, before "
+                                         r"the end of record 2 \(10 \+ 10 s\)"):
+        read_psg(path)
 
 
 # ---------------------------------------------------------------- annotation-only EDF

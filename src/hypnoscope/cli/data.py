@@ -179,6 +179,8 @@ def run_info(args: argparse.Namespace) -> int:
 def format_recording_info(info: dict) -> str:
     """Human-readable text of :func:`hypnoscope.io.psg.recording_info` (``hypnoscope
     info``)."""
+    from hypnoscope.io.psg import gaps_text
+
     if info.get("kind") == "annotations":
         a, b = info["annotation_span_sec"]
         n, k = info["n_annotations"], info["n_stage_annotations"]
@@ -195,6 +197,9 @@ def format_recording_info(info: dict) -> str:
              f"Duration:  {dur:.0f} s ({dur / 3600:.2f} h, {int(dur // 30)} epochs of 30 s)",
              f"Annotations: {info['n_annotations']}",
              f"{'Channel':<24}{'Rate (Hz)':>10}  {'Unit':<8}Role"]
+    if info.get("gaps"):
+        lines.insert(3, f"Gaps:      {len(info['gaps'])} (discontinuous EDF+D): "
+                        f"{gaps_text(info['gaps'])}")
     for ch in info["channels"]:
         lines.append(f"{ch['name']:<24}{ch['sfreq']:>10g}  {ch['unit']:<8}{ch['role'] or '-'}")
     return "\n".join(lines)

@@ -53,14 +53,19 @@ NaN raises. Constant (flat) channels and 30-s windows are reported in
 A recording shorter than ``min_duration_sec`` (one 30-s epoch) raises ``ValueError``;
 a truncated or unreadable EDF raises ``ValueError`` naming the file.
 
-Start time
-----------
-MNE keeps whole seconds of an EDF+ start time; :func:`edf_timekeeping` reads the onsets
-of the data records (the first time-keeping TAL of each record), and the start time gets
-the **sub-second start** of the first record (``+0.25`` in its TAL), as ``start_time``
-and in :func:`recording_info`. An EDF+ file with annotations and no signal (a Sleep-EDF
-``*-Hypnogram.edf``) is refused as a recording, naming it an annotation file;
-:func:`recording_info` describes it.
+Start time, discontinuous EDF+D, annotation files
+-------------------------------------------------
+MNE keeps whole seconds of an EDF+ start time and ignores the onsets of the data
+records; :func:`edf_timekeeping` reads them (the first time-keeping TAL of each record).
+The start time gets the **sub-second start** of the first record (``+0.25`` in its TAL),
+as ``start_time`` and in :func:`recording_info`. A **discontinuous** ``EDF+D`` file whose
+records leave gaps is placed on its clock: each record at its onset, the gaps filled with
+zeros, so that every 30-s epoch keeps its clock time (read as continuous, every epoch
+after a gap would be shifted by it); ``meta["gaps"]`` holds the gaps (seconds from the
+start) and the ``edf-gaps`` warning names them (``strict=True`` refuses the file).
+Staging leaves every epoch that overlaps a gap unscored (quality ``disconnected``). An
+EDF+ file with annotations and no signal (a Sleep-EDF ``*-Hypnogram.edf``) is refused as
+a recording, naming it an annotation file; :func:`recording_info` describes it.
 
 Channel checks
 --------------
@@ -269,6 +274,40 @@ class EdfTimekeeping:
         first = float(self.onsets[0]) if self.onsets.size else 0.0
         return first if 0.0 < first < 1.0 else 0.0  # NaN (no TAL) fails both
 
+    @property
+    def discontinuous(self) -> bool:
+        """The header says ``EDF+D`` (or ``BDF+D``)."""
+        return self.reserved.upper().endswith("+D")
+
+    def gaps(self, source: str = "", tol: float = 1e-3) -> list[tuple[float, float]]:
+        """``(start, end)`` of every gap longer than ``tol`` seconds between data
+        records, in seconds from the first record's start (empty for one record).
+
+        Raises
+        ------
+        ValueError
+            Naming ``source`` and the record when a record has no time-keeping TAL or
+            starts before the previous one ends (overlapping records).
+        """
+        if self.onsets.size < 2:
+            return []
+        if np.isnan(self.onsets).any():
+            k = int(np.flatnonzero(np.isnan(self.onsets))[0])
+            raise ValueError(f"{source}: data record {k + 1} of {self.onsets.size} has no "
+                             "EDF+ time-keeping annotation ('+<onset>') - the file is "
+                             "corrupt")
+        step = np.diff(self.onsets)
+        if np.any(step < self.record_sec - tol):
+            k = int(np.argmax(step < self.record_sec - tol))
+            raise ValueError(f"{source}: data record {k + 2} starts at "
+                             f"{self.onsets[k + 1]:g} s, before the end of record {k + 1} "
+                             f"({self.onsets[k]:g} + {self.record_sec:g} s) - overlapping "
+                             "EDF+D records cannot be placed on the clock")
+        rel = self.onsets - self.onsets[0]
+        ends = rel[:-1] + self.record_sec
+        return [(float(e), float(o)) for e, o in zip(ends, rel[1:], strict=True)
+                if o - e > tol]
+
 
 def edf_timekeeping(path: str | os.PathLike) -> EdfTimekeeping:
     """Read the header's reserved field and each data record's onset (the first TAL of
@@ -409,6 +448,56 @@ def _edf_clock(raw: mne.io.BaseRaw) -> EdfTimekeeping | None:
         return None
 
 
+def gap_epochs(gaps: Sequence[tuple[float, float]], n_epochs: int,
+               epoch_sec: float = 30.0) -> np.ndarray:
+    """Epochs (of ``epoch_sec`` from the recording start) that overlap a gap of a
+    discontinuous recording (``meta["gaps"]``: ``(start, end)`` seconds); bool mask."""
+    out = np.zeros(n_epochs, dtype=bool)
+    for a, b in gaps or ():
+        lo = max(0, int(np.floor(a / epoch_sec + 1e-9)))
+        hi = min(n_epochs, int(np.ceil(b / epoch_sec - 1e-9)))
+        out[lo:hi] = True
+    return out
+
+
+def _clock_text(sec: float) -> str:
+    sec = round(sec, 3)
+    h, rem = divmod(sec, 3600)
+    m, s = divmod(rem, 60)
+    return f"{int(h):02d}:{int(m):02d}:{s:06.3f}".rstrip("0").rstrip(".")
+
+
+def gaps_text(gaps: Sequence[tuple[float, float]]) -> str:
+    """``"00:10:00-00:15:00 (5 min), ..."``: gaps as times from the recording start."""
+    return ", ".join(f"{_clock_text(a)}-{_clock_text(b)} ({(b - a) / 60:.3g} min)"
+                     for a, b in gaps)
+
+
+def _on_clock(data: np.ndarray, file_sfreq: float, clock: EdfTimekeeping | None,
+              raw: mne.io.BaseRaw, name: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The samples of a discontinuous EDF+D file placed on its clock: each data record at
+    its onset (to the nearest sample) from the first record's start, the gaps between
+    records filled with zeros; ``data`` itself and no gap for a continuous file."""
+    if clock is None or not clock.discontinuous:
+        return data, []
+    gaps = clock.gaps(name, tol=0.5 / file_sfreq)
+    if not gaps:
+        return data, []
+    per = int(round(clock.record_sec * file_sfreq))
+    n_rec = clock.onsets.size
+    if raw.first_samp != 0 or data.shape[1] != n_rec * per:
+        raise ValueError(f"{name}: discontinuous EDF+D recording with {len(gaps)} gap(s) "
+                         f"({gaps_text(gaps)}), but the Raw object holds {data.shape[1]} "
+                         f"samples, not the file's {n_rec} records of {per}: pass the file "
+                         "path so that its records can be placed on the clock")
+    pos = np.round((clock.onsets - clock.onsets[0]) * file_sfreq).astype(np.int64)
+    out = np.zeros((data.shape[0], int(pos[-1]) + per), dtype=data.dtype)
+    out[:, (pos[:, None] + np.arange(per)).ravel()] = data
+    return out, gaps
+
+
+
+
 # ---------------------------------------------------------------- signal helpers
 def _native_samples(x: np.ndarray, file_sfreq: float, orig: float) -> tuple[np.ndarray, float]:
     """Undo MNE's upsampling of a low-rate channel when the ratio is an integer."""
@@ -461,12 +550,17 @@ def _fill_nan(x: np.ndarray, policy: str, name: str, source: str) -> tuple[np.nd
     return x, n_bad
 
 
-def _flat_epochs(x: np.ndarray, sfreq: float, epoch_sec: float = 30.0) -> int:
+def _flat_epochs(x: np.ndarray, sfreq: float, epoch_sec: float = 30.0,
+                 skip: np.ndarray | None = None) -> int:
+    """Constant 30-s windows of ``x`` (the windows of ``skip``, gaps, not counted)."""
     n = int(round(epoch_sec * sfreq))
     k = x.size // n
     if k == 0:
         return 0
-    return int((np.ptp(epoch_view(x, n), axis=1) == 0).sum())
+    flat = np.ptp(epoch_view(x, n), axis=1) == 0
+    if skip is not None:
+        flat &= ~skip[:k]
+    return int(flat.sum())
 
 
 # ---------------------------------------------------------------- reader
@@ -544,18 +638,21 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
                          f"{min_duration_sec:g}-s epoch")
     rates = _orig_rates(raw)
     units = _orig_units(raw)
-    data_uv = _read_uv(raw, picks, name)
-    n_out = int(np.floor(raw.n_times * sfreq / file_sfreq + 1e-9))
+    data_uv, gaps = _on_clock(_read_uv(raw, picks, name), file_sfreq, clock, raw, name)
+    n_out = int(np.floor(data_uv.shape[1] * sfreq / file_sfreq + 1e-9))
+    gap_mask = gap_epochs(gaps, n_out // int(round(30.0 * sfreq)) + 1)
     meta: dict[str, Any] = {
         "channels_found": ch_found, "file_sfreq": file_sfreq,
         "orig_sfreq": {c: rates[c] for c in picks}, "orig_units": {c: units[c] for c in picks},
         "resampling": {}, "unit_warnings": {}, "unit_factors": {}, "amplitude_uv": {},
         "nan_samples": {}, "flat_channels": [], "flat_epochs": {}, "warnings": [],
-        "notices": [],
+        "notices": [], "gaps": gaps,
         "envelope_note": (f"EMG stored at <= {ENVELOPE_MAX_SFREQ:g} Hz is an amplitude "
                           "envelope, linearly interpolated to the output rate "
                           "(role 'emg_envelope')"),
     }
+    if gaps:
+        add_notice(meta, "edf-gaps", _gaps_message(name, gaps, clock))
     role_of = {c: r for r in ROLES for c in roles_map[r]}
     envelopes = {c for c in picks if _is_envelope(role_of[c], rates[c], emg_envelope)}
     native = _native_channels(data_uv, picks, file_sfreq, rates, nan_policy, name, meta)
@@ -571,7 +668,7 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
                 check(x, fs_native, ch, role_of[ch], name, meta)
         out[i] = _to_grid(x, fs_native, sfreq, n_out, ch, ch in envelopes, name, meta)
         out_roles.append("emg_envelope" if ch in envelopes else role_of[ch])
-        nflat = _flat_epochs(out[i], sfreq)
+        nflat = _flat_epochs(out[i], sfreq, skip=gap_mask)
         if nflat and ch not in meta["flat_channels"]:
             meta["flat_epochs"][ch] = nflat
             add_notice(meta, "flat-epochs", f"{name}: channel {ch!r} is flat in {nflat} 30-s "
@@ -580,6 +677,15 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
     annotations = raw.annotations if len(raw.annotations) else None
     return PSGRecording(out, list(picks), out_roles, float(sfreq), _naive_start(raw, clock),
                         name, meta, annotations)
+
+
+def _gaps_message(name: str, gaps: list[tuple[float, float]], clock: EdfTimekeeping) -> str:
+    total = sum(b - a for a, b in gaps)
+    what = ("1 gap" if len(gaps) == 1 else f"{len(gaps)} gaps ({total / 60:.3g} min in all)")
+    return (f"{name}: discontinuous recording ({clock.reserved}) with {what} between its "
+            f"data records, at {gaps_text(gaps)} from the start; the signals are placed on "
+            "the recording's clock with the gaps filled by zeros, so every epoch keeps its "
+            "clock time, and epochs overlapping a gap are not staged (unscored)")
 
 
 def _file_annotations(path: str) -> Any:
@@ -661,14 +767,16 @@ def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
 
     Returns a dict with ``source``, ``kind`` (``"signals"``, or ``"annotations"`` for an
     EDF+ file with no signal such as a Sleep-EDF ``*-Hypnogram.edf``), ``start_time``
-    (ISO string with the EDF+ sub-second start, or None), ``duration_sec`` (None for an
-    annotation file), ``file_sfreq``, ``n_annotations`` and ``channels``: a list of
-    ``{"name", "sfreq", "unit", "role"}`` where ``role`` is the role given by
-    :func:`resolve_channels` with the ``eeg``/``eog``/``emg`` overrides
-    (``"emg_envelope"`` for low-rate EMG, None for channels that are not used). Without
-    overrides a recording whose channels cannot be resolved gets no roles; a wrong
-    override raises. An annotation file also has ``annotation_span_sec`` (first onset,
-    last end) and ``n_stage_annotations`` (those whose text is a sleep stage).
+    (ISO string with the EDF+ sub-second start, or None), ``duration_sec`` (on the
+    recording's clock, gaps included; None for an annotation file), ``file_sfreq``,
+    ``n_annotations``, ``gaps`` (``(start, end)`` seconds of each gap of a
+    discontinuous EDF+D file) and ``channels``: a list of ``{"name", "sfreq", "unit",
+    "role"}`` where ``role`` is the role given by :func:`resolve_channels` with the
+    ``eeg``/``eog``/``emg`` overrides (``"emg_envelope"`` for low-rate EMG, None for
+    channels that are not used). Without overrides a recording whose channels cannot be
+    resolved gets no roles; a wrong override raises. An annotation file also has
+    ``annotation_span_sec`` (first onset, last end) and ``n_stage_annotations`` (those
+    whose text is a sleep stage).
     """
     raw, name = _open_raw(source, preload=False)
     clock = _edf_clock(raw)
@@ -690,11 +798,14 @@ def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
         if role is not None and _is_envelope(role, rates[c]):
             role = "emg_envelope"
         channels.append({"name": c, "sfreq": rates[c], "unit": units[c], "role": role})
+    sfreq = float(raw.info["sfreq"])
+    gaps = clock.gaps(name, tol=0.5 / sfreq) if clock is not None and clock.discontinuous \
+        else []
+    duration = raw.n_times / sfreq + sum(b - a for a, b in gaps)
     return {"source": name, "kind": "signals",
             "start_time": start.isoformat() if start else None,
-            "duration_sec": raw.n_times / float(raw.info["sfreq"]),
-            "file_sfreq": float(raw.info["sfreq"]), "n_annotations": len(raw.annotations),
-            "channels": channels}
+            "duration_sec": float(duration), "file_sfreq": sfreq,
+            "n_annotations": len(raw.annotations), "gaps": gaps, "channels": channels}
 
 
 def _annotation_file_info(name: str, start: _dt.datetime | None) -> dict[str, Any]:
@@ -708,6 +819,6 @@ def _annotation_file_info(name: str, start: _dt.datetime | None) -> dict[str, An
             "start_time": start.isoformat() if start else None, "duration_sec": None,
             "file_sfreq": None, "n_annotations": len(ann),
             "n_stage_annotations": sum(is_stage_text(d) for d in ann.description),
-            "annotation_span_sec": span, "channels": []}
+            "annotation_span_sec": span, "gaps": [], "channels": []}
 
 

@@ -146,11 +146,17 @@ def _staging_tasks(inputs, out: Path, model: Any, reference, say: Callable[[str]
     stems = output_stems(psgs)
     given = bool([reference] if isinstance(reference, str | os.PathLike) else reference)
     out_dirs, stems, refs = place_outputs(psgs, roots, out, stems, refs, given)
+    sources: dict[Path, str] = {}  # BIDS URI of each recording of a BIDS root
     if roots:  # a BIDS derivative dataset: outputs in each recording's own folder
-        from hypnoscope.io.bids import write_derivative_description
+        from hypnoscope.io.bids import bids_uri, source_links, write_derivative_description
+        from hypnoscope.models.storage import AUTO_MODEL
+        from hypnoscope.staging.outputs import BIDS_IGNORE
 
-        for root in dict.fromkeys(roots.values()):
-            write_derivative_description(out, root, model)
+        links = source_links(list(roots.values()))
+        named = isinstance(model, str | os.PathLike) and model != AUTO_MODEL
+        write_derivative_description(out, list(links), str(model) if named else None,
+                                     ignore=[*BIDS_IGNORE, "summary.json", "summary.csv"])
+        sources = {p: bids_uri(p, r, links[Path(r).resolve()]) for p, r in roots.items()}
         n_ref = sum(r is not None for p, r in zip(psgs, refs, strict=True) if p in roots)
         say(f"BIDS dataset: {len(roots)} recording(s), {n_ref} with scored stages in "
             f"*_events.tsv (used as reference); writing a derivative dataset to {out}")
@@ -161,7 +167,8 @@ def _staging_tasks(inputs, out: Path, model: Any, reference, say: Callable[[str]
             + ", ".join(f"{p} -> {s}.*" for p, s in moved))
     _check_model(model, options.get("emg"), say)
     return [dict(psg=str(p), out_dir=str(d), model=model,
-                 reference=None if r is None else str(r), out_stem=stem, **options)
+                 reference=None if r is None else str(r), out_stem=stem,
+                 bids_source=sources.get(p), **options)
             for p, r, stem, d in zip(psgs, refs, stems, out_dirs, strict=True)]
 
 
@@ -199,10 +206,12 @@ def _resume(tasks: list[dict[str, Any]], out: Path, resume: bool, say: Callable[
         bounds = {k: t[k] for k in ("lights_off", "lights_on", "crop", "label_map") if k in t}
         options = json.loads(json.dumps(staging_options(
             t["psg"], t["model"], t["eeg"], t["eog"], t["emg"], t["reference"], **bounds)))
-        state, what = existing_outputs(Path(t["out_dir"]), t["out_stem"], t["plot"], options)
+        bids = t.get("bids_source") is not None
+        state, what = existing_outputs(Path(t["out_dir"]), t["out_stem"], t["plot"], options,
+                                       bids)
         if state == "complete" and resume:
             item.row = skipped_row(Path(t["psg"]), t["out_stem"], Path(t["out_dir"]), what,
-                                   t["plot"])
+                                   t["plot"], bids)
             skipped.append(t["out_stem"])
         elif state == "other" and resume:
             item.row = {"recording": t["psg"], "stem": t["out_stem"], "status": "failed",

@@ -24,6 +24,14 @@ from hypnoscope.staging.pipeline import stage_recording
 #: Output kinds of :func:`stage_file` and their file-name suffixes after the stem.
 OUTPUT_SUFFIXES = {"tsv": "hypnogram.tsv", "edf": "hypnogram.edf", "html": "report.html",
                    "json": "report.json", "png": "hypnogram.png"}
+#: The same in a BIDS derivative dataset (``S_<suffix>``, S ending in ``desc-hypnoscope``):
+#: the per-epoch stages are a derivative ``events.tsv`` with its JSON sidecar.
+BIDS_OUTPUT_SUFFIXES = {"tsv": "events.tsv", "sidecar": "events.json",
+                        "edf": "hypnogram.edf", "html": "report.html", "json": "report.json",
+                        "png": "hypnogram.png"}
+#: ``.bidsignore`` patterns of the BIDS outputs that BIDS has no file type for.
+BIDS_IGNORE = tuple(f"*_{v}" for k, v in BIDS_OUTPUT_SUFFIXES.items()
+                    if k not in ("tsv", "sidecar"))
 
 
 def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
@@ -31,7 +39,8 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
                reference: str | os.PathLike | None = None, plot: bool = True, *,
                out_stem: str | None = None, strict: bool = False,
                lights_off: float | str | None = None, lights_on: float | str | None = None,
-               crop: str | None = None, label_map: Any = None) -> dict[str, Any]:
+               crop: str | None = None, label_map: Any = None,
+               bids_source: str | None = None) -> dict[str, Any]:
     """Stage one recording file and write its output set into ``out_dir``.
 
     With ``S`` the output stem (``out_stem``, default the
@@ -75,6 +84,12 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         Night boundaries (seconds or clock times ``"HH:MM[:SS]"``; crop ``"auto"``,
         ``"on"`` or ``"off"``), passed to :func:`stage_recording` when given (else its
         defaults). Sleep statistics, agreement and the report cover the span staged.
+    bids_source : str, optional
+        The recording's BIDS URI (:func:`hypnoscope.io.bids.bids_uri`) when ``out_dir`` is
+        a folder of a BIDS derivative dataset: the set is named ``S_events.tsv`` (the
+        hypnogram TSV) with its sidecar ``S_events.json`` (columns described,
+        ``Sources`` this URI), ``S_hypnogram.edf``, ``S_report.html``, ``S_report.json``
+        and ``S_hypnogram.png`` (:data:`BIDS_OUTPUT_SUFFIXES`).
 
     Returns
     -------
@@ -126,15 +141,17 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         info["start_time"] = hyp.start_time.isoformat(sep=" ")
     info["staging_options"] = staging_options(psg, model, eeg, eog, emg, reference,
                                               **bounds, label_map=label_map)
-    names = output_names(stem)
+    names = output_names(stem, bids=bids_source is not None)
     with output_set(out_dir, stem, replaces=list(names.values())) as tmp:
         hyp.to_tsv(tmp / names["tsv"])
+        if bids_source is not None:
+            _write_events_sidecar(tmp / names["sidecar"], hyp, bids_source, info)
         hyp.to_edf(tmp / names["edf"])
         # the night's figure is rendered once (embedded in the report and the PNG file),
         # and not at all without plot
         png = (figure_to_png(plot_night(hyp, reference=ref, title=psg.name),
                              dpi=FIGURE_DPI, crop=False) if plot else None)
-        write_report(tmp / f"{stem}.report", hyp, info, reference=ref, lights_off=off,
+        write_report(tmp / names["json"][: -len(".json")], hyp, info, reference=ref, lights_off=off,
                      lights_on=on, comparison=cmp, figure_png=png, plot=plot)
         if png is not None:
             _write_png(png, tmp / names["png"])
@@ -161,9 +178,26 @@ def _staged_row(psg: Path, stem: str, hyp, stats: dict[str, Any], cmp: dict[str,
     return row
 
 
-def output_names(stem: str) -> dict[str, str]:
-    """File names of the output set of stem ``stem`` (kind -> name)."""
+def output_names(stem: str, bids: bool = False) -> dict[str, str]:
+    """File names of the output set of stem ``stem`` (kind -> name): ``S.<suffix>``
+    (:data:`OUTPUT_SUFFIXES`), or in a BIDS derivative dataset ``S_<suffix>``
+    (:data:`BIDS_OUTPUT_SUFFIXES`)."""
+    if bids:
+        return {k: f"{stem}_{v}" for k, v in BIDS_OUTPUT_SUFFIXES.items()}
     return {k: f"{stem}.{v}" for k, v in OUTPUT_SUFFIXES.items()}
+
+
+def _write_events_sidecar(path: Path, hyp, source: str, info: dict[str, Any]) -> Path:
+    """Write the JSON sidecar of the BIDS ``events.tsv`` of a staged recording."""
+    from hypnoscope._version import __version__
+    from hypnoscope.io.bids import events_sidecar
+    from hypnoscope.utils.files import write_json_atomic
+
+    model = info.get("model")
+    name = model.get("name") if isinstance(model, dict) else model
+    text = (f"Sleep stages of {hyp.epoch_sec:g}-s epochs scored automatically by hypnoscope "
+            f"{__version__}" + (f" (model {name})" if name else ""))
+    return write_json_atomic(path, events_sidecar(hyp, [source], text))
 
 
 def staging_options(psg: str | os.PathLike, model: Any = AUTO_MODEL, eeg=None,
@@ -202,16 +236,17 @@ def _write_png(png: bytes, path: Path) -> Path:
     return path
 
 
-def existing_outputs(out: Path, stem: str, plot: bool,
-                     options: dict[str, Any]) -> tuple[str, Any]:
-    """What ``out`` already holds for the output stem ``stem``.
+def existing_outputs(out: Path, stem: str, plot: bool, options: dict[str, Any],
+                     bids: bool = False) -> tuple[str, Any]:
+    """What ``out`` already holds for the output stem ``stem`` (named the BIDS way with
+    ``bids``, :func:`output_names`).
 
     Returns ``("none", None)``, ``("complete", report)`` (every file of the set, made
     from the same recording with the same ``options``, see :func:`staging_options`),
     ``("restage", why)`` (an incomplete set, or one made with other options) or
     ``("other", why)`` (the set of another recording).
     """
-    names = output_names(stem)
+    names = output_names(stem, bids)
     if not any((out / n).exists() for n in names.values()):
         return "none", None
     report = stored = None
@@ -221,8 +256,9 @@ def existing_outputs(out: Path, stem: str, plot: bool,
     except (OSError, ValueError, KeyError, TypeError):
         pass
     if isinstance(stored, dict) and stored.get("psg") != options["psg"]:
-        return "other", (f"{out / stem}.* holds the outputs of {stored.get('psg')}, not of "
-                         f"this recording; choose another --out, or --force to replace them")
+        return "other", (f"{out / stem}{'_' if bids else '.'}* holds the outputs of "
+                         f"{stored.get('psg')}, not of this recording; choose another --out, "
+                         "or --force to replace them")
     missing = [n for k, n in names.items() if (plot or k != "png")
                and not (out / n).is_file()]
     if missing:
@@ -236,7 +272,7 @@ def existing_outputs(out: Path, stem: str, plot: bool,
 
 
 def skipped_row(psg: Path, stem: str, out: Path, report: dict[str, Any],
-                plot: bool) -> dict[str, Any]:
+                plot: bool, bids: bool = False) -> dict[str, Any]:
     """Summary row of a recording whose complete output set exists (from its report)."""
     hyp = report.get("hypnogram") or {}
     st = report.get("sleep_statistics") or {}
@@ -245,7 +281,7 @@ def skipped_row(psg: Path, stem: str, out: Path, report: dict[str, Any],
         "n_epochs": hyp.get("n_epochs"), "hours": hyp.get("duration_h"),
         "tst_min": st.get("total_sleep_min"), "se_pct": st.get("sleep_efficiency_pct"),
         "mean_confidence": hyp.get("mean_confidence"),
-        "outputs": {k: str(out / n) for k, n in output_names(stem).items()
+        "outputs": {k: str(out / n) for k, n in output_names(stem, bids).items()
                     if plot or k != "png"}}
     agr = report.get("agreement") or {}
     if agr:

@@ -581,6 +581,11 @@ def _check_quality(st: _Staging) -> _Staging:
         n0 = int(rec.n_samples // int(round(EPOCH_SEC * rec.sfreq)))
         st.qr_all = QualityReport(np.zeros((n0, rec.n_channels), np.uint8),
                                   list(rec.ch_names), list(rec.roles), rec.sfreq)
+    gaps = (rec.meta or {}).get("gaps")
+    if gaps:  # no signal was recorded there (EDF+D): unscored, bridged like a disconnection
+        from hypnoscope.io.psg import gap_epochs
+
+        st.qr_all.flags[gap_epochs(gaps, st.qr_all.n_epochs, EPOCH_SEC)] |= int(Q.DISCONNECTED)
     st.timings["quality_sec"] = time.perf_counter() - t
     return st
 

@@ -32,19 +32,25 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as _wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 #: Columns of the summary CSV (:func:`write_summary_csv`), in order.
 SUMMARY_COLUMNS = ("recording", "stem", "status", "n_epochs", "seconds", "error")
+#: The logger whose records a task in another process collects and the batch's own
+#: process emits (:func:`run_task`, :func:`run_batch`): hypnoscope's notices.
+TASK_LOGGER = "hypnoscope"
 
 
 @dataclass
@@ -74,7 +80,8 @@ class BatchItem:
 def run_task(fn: Callable[..., dict[str, Any]], kwargs: dict[str, Any],
              recording: str, stem: str,
              describe: Callable[[BaseException], str] | None = None,
-             debug: bool = False, take_sigint: bool = False) -> dict[str, Any]:
+             debug: bool = False, take_sigint: bool = False,
+             log_level: int | None = None) -> dict[str, Any]:
     """Run ``fn(**kwargs)`` for one recording and return its summary row.
 
     ``fn`` returns a row (a dict with at least ``status``); any exception becomes
@@ -82,13 +89,19 @@ def run_task(fn: Callable[..., dict[str, Any]], kwargs: dict[str, Any],
     traceback with ``debug``), so a bad recording never stops the batch. ``seconds`` is
     filled in if ``fn`` does not. With ``take_sigint`` (a local worker process) SIGINT
     raises ``KeyboardInterrupt`` once while the task runs and is ignored otherwise, so
-    the recording stops cleanly and its clean-up is never interrupted itself.
+    the recording stops cleanly and its clean-up is never interrupted itself. With
+    ``log_level`` (a task in another process) the records of :data:`TASK_LOGGER` at that
+    level or above that the task logs (its notices) are collected, not printed, into the
+    row's ``log`` (``[level, message]`` pairs, failures too), for :func:`run_batch` to
+    emit in the batch's process.
     """
     if take_sigint:
         signal.signal(signal.SIGINT, _interrupt_once)
     t0 = time.perf_counter()
+    log: list[list[Any]] = []
     try:
-        row = dict(fn(**kwargs))
+        with _collect_log(log_level, log):
+            row = dict(fn(**kwargs))
     except Exception as exc:  # noqa: BLE001 - every failure is reported, the batch goes on
         row = {"recording": recording, "stem": stem, "status": "failed",
                "error": describe(exc) if describe else f"{type(exc).__name__}: {exc}"}
@@ -102,7 +115,53 @@ def run_task(fn: Callable[..., dict[str, Any]], kwargs: dict[str, Any],
     row.setdefault("recording", recording)
     row.setdefault("stem", stem)
     row.setdefault("seconds", time.perf_counter() - t0)
+    if log_level is not None:
+        row["log"] = log
     return row
+
+
+class _TaskLog(logging.Handler):
+    """Collects the records of one thread (a Dask worker runs tasks in threads)."""
+
+    def __init__(self, into: list[list[Any]]) -> None:
+        super().__init__()
+        self.into, self.thread = into, threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.into.append([record.levelno, record.getMessage()])
+
+
+_capture_lock = threading.Lock()
+_capturing: list[tuple[int, bool]] = []  # the logger's level and propagate before
+
+
+@contextmanager
+def _collect_log(level: int | None, into: list[list[Any]]) -> Iterator[None]:
+    """Collect the :data:`TASK_LOGGER` records at ``level`` or above of this thread into
+    ``into`` instead of letting them propagate (None: do nothing)."""
+    if level is None:
+        yield
+        return
+    logger, handler = logging.getLogger(TASK_LOGGER), _TaskLog(into)
+    with _capture_lock:
+        if not _capturing:
+            _capturing.append((logger.level, logger.propagate))
+            logger.propagate = False
+        else:
+            _capturing.append(_capturing[0])
+        logger.setLevel(min(level, logger.getEffectiveLevel()))
+        handler.setLevel(level)
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        with _capture_lock:
+            logger.removeHandler(handler)
+            old_level, old_propagate = _capturing.pop()
+            if not _capturing:
+                logger.setLevel(old_level)
+                logger.propagate = old_propagate
 
 
 def _interrupt_once(signum, frame) -> None:
@@ -133,6 +192,7 @@ class InlineExecutor:
     name = "1 process"
     capacity = 1
     take_sigint = False
+    in_process = True  # tasks log here, as they run
 
     def submit(self, fn: Callable, *args: Any) -> Future:
         fut: Future = Future()
@@ -370,9 +430,14 @@ def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executo
     BatchInterrupted
         On ``KeyboardInterrupt``: the running tasks are stopped (each leaves nothing),
         none is started, and the rows that finished are kept in the exception.
+    Notices that a task in another process logs (:data:`TASK_LOGGER`) are collected
+    there and emitted here when its recording finishes, before ``on_row``, as a
+    one-process batch logs them while it runs.
     """
     from hypnoscope.utils.runtime import progress
 
+    logger = logging.getLogger(TASK_LOGGER)
+    log_level = None if getattr(executor, "in_process", False) else logger.getEffectiveLevel()
     rows: list[dict[str, Any] | None] = [it.row for it in items]
     todo = [i for i, it in enumerate(items) if it.row is None]
     bar = progress(total=len(todo), desc=desc, unit=unit)
@@ -380,6 +445,8 @@ def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executo
     pending, running = list(todo), {}
 
     def finish(i: int, row: dict[str, Any]) -> None:
+        for level, message in row.pop("log", None) or []:
+            logger.log(level, message)
         rows[i] = row
         if on_row is not None:
             on_row(row)
@@ -402,7 +469,7 @@ def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executo
                 bar.set_postfix_str(Path(it.recording).name)
                 try:
                     fut = executor.submit(run_task, fn, it.kwargs, it.recording, it.stem,
-                                          describe, debug, executor.take_sigint)
+                                          describe, debug, executor.take_sigint, log_level)
                 except RuntimeError as exc:  # BrokenProcessPool: a worker was killed
                     finish(i, failed(i, exc))
                     continue
@@ -425,6 +492,7 @@ def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executo
                 try:
                     if fut.done() and not fut.cancelled() and fut.exception() is None:
                         rows[i] = fut.result()
+                        rows[i].pop("log", None)
                 except Exception:  # noqa: BLE001 - a cancelled Dask future
                     pass
         raise BatchInterrupted(rows, items) from None
@@ -434,24 +502,27 @@ def run_batch(items: list[BatchItem], fn: Callable[..., dict[str, Any]], executo
 
 
 # ------------------------------------------------------------------- summary
-def summary_csv_text(rows: list[dict[str, Any]]) -> str:
-    """The summary CSV of a batch: one line per recording with
-    :data:`SUMMARY_COLUMNS` (``error`` empty unless it failed; ``seconds`` empty for
-    skipped recordings)."""
+def summary_csv_text(rows: list[dict[str, Any]],
+                     columns: Sequence[str] = SUMMARY_COLUMNS) -> str:
+    """The summary CSV of a batch: one line per recording with ``columns``
+    (:data:`SUMMARY_COLUMNS` and any other keys of the rows; ``error`` empty unless it
+    failed, ``seconds`` empty for skipped recordings, a missing value empty)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(SUMMARY_COLUMNS)
+    w.writerow(columns)
     for r in rows:
         secs = r.get("seconds") if r.get("status") != "skipped" else None
-        w.writerow([r.get("recording", ""), r.get("stem") or "", r.get("status", ""),
-                    "" if r.get("n_epochs") is None else int(r["n_epochs"]),
-                    "" if secs is None else f"{float(secs):.3f}",
-                    (str(r.get("error") or "").splitlines() or [""])[0]])
+        cells = {"n_epochs": "" if r.get("n_epochs") is None else int(r["n_epochs"]),
+                 "seconds": "" if secs is None else f"{float(secs):.3f}",
+                 "error": (str(r.get("error") or "").splitlines() or [""])[0]}
+        w.writerow([cells[c] if c in cells else ("" if r.get(c) is None else r[c])
+                    for c in columns])
     return buf.getvalue()
 
 
-def write_summary_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
+def write_summary_csv(path: str | os.PathLike, rows: list[dict[str, Any]],
+                      columns: Sequence[str] = SUMMARY_COLUMNS) -> Path:
     """Write :func:`summary_csv_text` to ``path`` atomically."""
     from hypnoscope.utils.files import write_text_atomic
 
-    return write_text_atomic(path, summary_csv_text(rows))
+    return write_text_atomic(path, summary_csv_text(rows, columns))
