@@ -97,3 +97,80 @@ def test_cli_stats_on_numeric_edf_annotations(tmp_path, capsys):
     assert main(["stats", str(path), "--stage-codes", "yasa", "--json"]) == 0
     stats = json.loads(capsys.readouterr()[0])
     assert (stats["rem_min"], stats["n3_min"]) == (2.0, 1.5)
+
+
+# ------------------------------------------------ BIDS task events are not scorings
+#: A BIDS task events file: experiment phases 1/2/3 in a `stage` column, duration 0,
+#: trial_type without stage labels (what was read as a 31-min hypnogram).
+TASK_EVENTS = ("onset\tduration\ttrial_type\tstage\n"
+               "0.0\t0\tfixation\t1\n12.5\t0\tstim\t1\n610.2\t0\tstim\t2\n"
+               "1205.7\t0\tstim\t3\n1830.1\t0\tfixation\t3\n")
+
+
+def test_task_events_with_a_stage_column_are_refused(tmp_path):
+    from hypnoscope.io.hypnograms import NotAScoringError
+
+    path = tmp_path / "sub-01_task-mem_events.tsv"
+    path.write_text(TASK_EVENTS, encoding="utf-8")
+    with pytest.raises(NotAScoringError) as exc:
+        read_hypnogram(path)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: not a sleep-stage scoring: its 5 stage rows have duration 0 "
+                          "and are not one 30-s epoch apart (row 1, line 2: onset 0 s; row 2, "
+                          "line 3: onset 12.5 s)")
+    assert "needs stage labels" in msg and "30-s epochs" in msg
+
+
+def test_task_phases_at_regular_onsets_are_refused_too(tmp_path):
+    # whole epochs apart, but 20 epochs: each row would mark one epoch of a mostly empty night
+    path = tmp_path / "phases.tsv"
+    path.write_text("onset\tduration\tstage\n0\t0\t1\n600\t0\t2\n1200\t0\t3\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"phases\.tsv: not a sleep-stage scoring: its 3 stage "
+                                         r"rows have duration 0"):
+        read_hypnogram(path)
+
+
+def test_cli_stats_refuses_task_events_also_under_strict(tmp_path, capsys):
+    path = tmp_path / "sub-01_task-mem_events.tsv"
+    path.write_text(TASK_EVENTS, encoding="utf-8")
+    for extra in ([], ["--strict"]):
+        assert main(["stats", str(path), *extra]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "not a sleep-stage scoring" in err and "Traceback" not in err
+
+
+def test_epoch_rows_of_duration_0_and_runs_of_30_s_epochs_still_read(tmp_path):
+    per_epoch = tmp_path / "epochs.tsv"
+    per_epoch.write_text("onset\tduration\tstage\n0\t0\tW\n30\t0\tN1\n60\t0\tN2\n90\t0\tN2\n",
+                         encoding="utf-8")
+    hyp = read_hypnogram(per_epoch)
+    assert hyp.codes.tolist() == [W, N1, N2, N2] and hyp.epoch_sec == 30.0
+    # runs of whole 30-s epochs (shortest 90 s): 30-s epochs, not 90-s ones
+    runs = tmp_path / "runs.tsv"
+    runs.write_text("onset\tduration\tstage\n0\t90\tW\n90\t180\tN2\n270\t120\tR\n",
+                    encoding="utf-8")
+    hyp = read_hypnogram(runs)
+    assert hyp.epoch_sec == 30.0
+    assert hyp.codes.tolist() == [W] * 3 + [N2] * 6 + [R] * 4
+
+
+def test_task_events_beside_a_bids_recording_are_not_its_scoring(tmp_path):
+    from hypnoscope.io.bids import bids_events_file
+    from hypnoscope.io.recordings import find_hypnogram
+
+    eeg = tmp_path / "sub-01" / "eeg"
+    eeg.mkdir(parents=True)
+    psg = eeg / "sub-01_task-mem_eeg.edf"
+    psg.write_bytes(b"")
+    events = eeg / "sub-01_task-mem_events.tsv"
+    # numeric trial types (condition codes) of duration 0 at task onsets
+    events.write_text("onset\tduration\ttrial_type\n0.0\t0\t1\n12.5\t0\t2\n610.2\t0\t1\n",
+                      encoding="utf-8")
+    assert bids_events_file(psg) is None and find_hypnogram(psg) is None
+    # a scoring in the same place is found: stage labels in 30-s rows
+    events.write_text("onset\tduration\ttrial_type\n0\t30\tSleep stage W\n30\t60\tN2\n"
+                      "45\t0\tLights off\n", encoding="utf-8")
+    assert bids_events_file(psg) == events and find_hypnogram(psg) == events
+    assert read_hypnogram(events).codes.tolist() == [W, N2, N2]
+

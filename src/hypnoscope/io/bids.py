@@ -94,9 +94,12 @@ def bids_events_file(psg: str | os.PathLike) -> Path | None:
 
 
 def events_have_stages(path: str | os.PathLike) -> bool:
-    """Whether a BIDS events file has a ``trial_type`` that is a sleep-stage label."""
+    """Whether a BIDS events file has a ``trial_type`` that is a sleep-stage label, in rows
+    that may be a scoring (not task events of duration 0 at arbitrary onsets,
+    :func:`hypnoscope.io.hypnograms.is_scoring_table`)."""
     import pandas as pd
 
+    from hypnoscope.io.hypnograms import is_scoring_table
     from hypnoscope.stages import UNSCORED, label_to_code
 
     try:
@@ -108,7 +111,7 @@ def events_have_stages(path: str | os.PathLike) -> bool:
     for lab in set(df["trial_type"]):
         try:
             if label_to_code(lab) != UNSCORED:
-                return True
+                return is_scoring_table(path)
         except (ValueError, KeyError):
             continue
     return False

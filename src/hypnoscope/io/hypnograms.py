@@ -80,6 +80,54 @@ def _comment_lines(path: Path) -> list[str]:
     return [line.split("#", 1)[1] for line in text if line.lstrip().startswith("#")]
 
 
+#: Standard scoring epochs (s): a table whose positive durations are all multiples of one
+#: of them has epochs of that length (runs of 30-s epochs are not 90-s epochs).
+SCORING_EPOCHS_SEC = (30.0, 20.0)
+
+
+class NotAScoringError(ValueError):
+    """A table that is plainly not a sleep-stage scoring (e.g. a BIDS task ``*_events.tsv``
+    whose ``stage`` column holds experiment phases): the message names the file and what a
+    scoring needs. Discovery beside a recording ignores such a file."""
+
+
+def _table_epoch_sec(dur: np.ndarray) -> float:
+    """The epoch length of a table's rows: 30 s without positive durations, else the
+    longest of :data:`SCORING_EPOCHS_SEC` that divides every positive duration, else the
+    shortest positive duration."""
+    pos = dur[dur > 0]
+    if not pos.size:
+        return 30.0
+    for ep in SCORING_EPOCHS_SEC:
+        if np.allclose(pos / ep, np.round(pos / ep), rtol=0, atol=1e-6):
+            return ep
+    return float(pos.min())
+
+
+def _check_scoring_rows(path: Path, onsets: np.ndarray, dur: np.ndarray, stage_rows,
+                        epoch_sec: float, where, has_duration: bool) -> None:
+    """Raise :class:`NotAScoringError` when every stage row has duration 0 and the rows do
+    not follow one another epoch by epoch (each such row marks one epoch, so a scoring's
+    rows are one epoch apart): experiment phases or task events, not sleep stages."""
+    rows = np.flatnonzero(stage_rows)
+    if rows.size < 2 or (dur[rows] > 0).any():
+        return
+    order = rows[np.argsort(onsets[rows], kind="stable")]
+    steps = np.diff(onsets[order]) / epoch_sec
+    whole = np.abs(steps - np.round(steps)) * epoch_sec <= 1.0
+    if whole.all() and (steps >= 1 - 1e-6).all() and np.median(np.round(steps)) == 1:
+        return
+    k = int(np.flatnonzero(~whole | (np.round(steps) != 1))[0])
+    a, b = int(order[k]), int(order[k + 1])
+    what = "have duration 0" if has_duration else "have no duration column"
+    raise NotAScoringError(
+        f"{path}: not a sleep-stage scoring: its {rows.size} stage rows {what} and are not "
+        f"one {epoch_sec:g}-s epoch apart ({where(a)}: onset {onsets[a]:g} s; {where(b)}: "
+        f"onset {onsets[b]:g} s); a sleep-stage events file needs stage labels (W, N1, N2, N3, R "
+        f"...) in rows of {epoch_sec:g}-s epochs or runs of epochs (duration {epoch_sec:g} s "
+        "or a multiple)")
+
+
 def read_edf_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
                        label_map: dict[str, str] | str | None = None,
                        stage_codes: str | None = None) -> Hypnogram:
@@ -124,7 +172,11 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
     Rows may be epochs or runs of epochs. If ``p_<stage>`` columns are present and
     the rows are single epochs, they become the hypnogram's probabilities (and a
     ``quality`` column its :attr:`quality`). If ``epoch_sec`` is None it is taken
-    from the ``duration`` column (its smallest positive value) and defaults to 30 s.
+    from the ``duration`` column (30 s or 20 s where every positive duration is a multiple
+    of it, else its smallest positive value) and defaults to 30 s. Rows of duration 0 (or
+    without a ``duration`` column) mark one epoch each and must follow one another epoch by
+    epoch; otherwise the table is not a scoring (a BIDS task ``*_events.tsv`` whose
+    ``stage`` column holds experiment phases) and :class:`NotAScoringError` is raised.
 
     Every ``stage`` value must be a stage label (:func:`accepted_labels`, after
     ``label_map``) or an unscored one (``?``, ``Movement time``, ``U`` ...);
@@ -173,8 +225,12 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
     onsets = _numeric_column(df, "onset", path, where, non_negative=False)
     dur = (_numeric_column(df, "duration", path, where) if "duration" in df.columns
            else np.zeros(len(df)))
-    labels = resolve_stage_codes(map_labels(df["stage"].tolist(), parse_label_map(label_map)),
-                                 str(path), stage_codes, _comment_lines(path))
+    labels = map_labels(df["stage"].tolist(), parse_label_map(label_map))
+    if epoch_sec is None:
+        epoch_sec = _table_epoch_sec(dur)
+    _check_scoring_rows(path, onsets, dur, [not bids_events or is_stage_text(x) for x in labels],
+                        epoch_sec, where, "duration" in df.columns)
+    labels = resolve_stage_codes(labels, str(path), stage_codes, _comment_lines(path))
     n_classes = 3 if is_3class(labels) else 5
     to_code = label_to_code3 if n_classes == 3 else label_to_code
     bad: dict[str, str] = {}
@@ -183,9 +239,6 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
             bad.setdefault(lab, where(k))
     if bad:
         raise unknown_labels_error(str(path), list(bad.items()), n_classes, "stage")
-    if epoch_sec is None:
-        pos = dur[dur > 0]
-        epoch_sec = float(pos.min()) if pos.size else 30.0
     hyp = Hypnogram.from_annotations(onsets, dur, labels, epoch_sec=epoch_sec, source=str(path))
     names = stage_names(n_classes)
     pcols = [f"p_{n.lower()}" for n in names]
@@ -195,6 +248,19 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
     if "quality" in df.columns and len(df) == hyp.n_epochs:
         hyp.quality = [str(q) for q in df["quality"]]
     return hyp
+
+
+def is_scoring_table(path: str | os.PathLike) -> bool:
+    """Whether a TSV/CSV table may be a scoring: False only when :func:`read_table_hypnogram`
+    finds it plainly is not one (:class:`NotAScoringError`); other faults are left for the
+    reader to name when the file is read."""
+    try:
+        read_table_hypnogram(path)
+    except NotAScoringError:
+        return False
+    except (ValueError, OSError):
+        return True
+    return True
 
 
 def read_txt_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
