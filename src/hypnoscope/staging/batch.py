@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hypnoscope.utils.batch import (  # noqa: F401 - the engine, importable from here too
+    SUMMARY_COLUMNS,
     BatchInterrupted,
     BatchItem,
     make_executor,
@@ -26,6 +27,10 @@ from hypnoscope.utils.batch import (  # noqa: F401 - the engine, importable from
     tune_worker_malloc,
     write_summary_csv,
 )
+
+#: Columns of a staging batch's ``summary.csv``: the engine's, with the model that staged
+#: each recording after its status.
+STAGING_SUMMARY_COLUMNS = (*SUMMARY_COLUMNS[:3], "model", *SUMMARY_COLUMNS[3:])
 
 
 # ------------------------------------------------------------- staging a folder
@@ -69,7 +74,8 @@ def stage_folder(inputs: str | os.PathLike | Iterable[str | os.PathLike],
         Skip complete output sets made the same way.
     summary : bool, default True
         With more than one recording, write ``summary.json`` and ``summary.csv``
-        (:func:`write_summary_csv`) into ``out_dir``.
+        (:func:`write_summary_csv`, columns :data:`STAGING_SUMMARY_COLUMNS`) into
+        ``out_dir``.
     debug, describe, on_row
         As in :func:`run_batch`.
     note : callable, optional
@@ -81,7 +87,9 @@ def stage_folder(inputs: str | os.PathLike | Iterable[str | os.PathLike],
     list of dict
         One row per recording, in input order: ``status`` ``ok`` (the row of
         ``stage_file``), ``skipped`` (from the existing report) or ``failed`` (with
-        ``error``).
+        ``error``). The notices of each recording are logged as in one process (with
+        ``jobs`` or ``scheduler``: collected in the worker and logged here when the
+        recording finishes, see :func:`run_batch`).
 
     Raises
     ------
@@ -124,7 +132,7 @@ def stage_folder(inputs: str | os.PathLike | Iterable[str | os.PathLike],
         say(f"note: removed {d}, left by a worker that stopped")
     if summary and len(rows) > 1:
         write_json_atomic(out / "summary.json", rows)
-        write_summary_csv(out / "summary.csv", rows)
+        write_summary_csv(out / "summary.csv", rows, STAGING_SUMMARY_COLUMNS)
     return rows
 
 

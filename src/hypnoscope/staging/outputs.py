@@ -94,7 +94,8 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     Returns
     -------
     dict
-        Summary row: ``recording``, ``stem``, ``status`` ("ok"), ``n_epochs``, ``hours``,
+        Summary row: ``recording``, ``stem``, ``status`` ("ok"), ``model`` (the name of
+        the model that staged it), ``n_epochs``, ``hours``,
         ``tst_min``, ``se_pct``, ``mean_confidence``, ``seconds``, ``outputs`` (kind ->
         path), ``notices`` (messages) and, with a reference, ``accuracy``, ``kappa``,
         ``macro_f1``.
@@ -156,14 +157,17 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         if png is not None:
             _write_png(png, tmp / names["png"])
     paths = {k: out_dir / v for k, v in names.items() if plot or k != "png"}
-    return _staged_row(psg, stem, hyp, stats, cmp, time.perf_counter() - t0, paths, notices)
+    return _staged_row(psg, stem, hyp, stats, cmp, time.perf_counter() - t0, paths, notices,
+                       (info.get("model") or {}).get("name"))
 
 
 def _staged_row(psg: Path, stem: str, hyp, stats: dict[str, Any], cmp: dict[str, Any] | None,
-                seconds: float, paths: dict[str, Path], notices: list) -> dict[str, Any]:
-    """The summary row of a recording :func:`stage_file` staged."""
+                seconds: float, paths: dict[str, Path], notices: list,
+                model: str | None = None) -> dict[str, Any]:
+    """The summary row of a recording :func:`stage_file` staged with ``model``."""
     row: dict[str, Any] = {
-        "recording": str(psg), "stem": stem, "status": "ok", "n_epochs": hyp.n_epochs,
+        "recording": str(psg), "stem": stem, "status": "ok", "model": model,
+        "n_epochs": hyp.n_epochs,
         "hours": hyp.duration_sec / 3600, "tst_min": stats.get("total_sleep_min"),
         "se_pct": stats.get("sleep_efficiency_pct"),
         # over the staged epochs, as in the report (unscored ones have confidence 0)
@@ -278,7 +282,8 @@ def skipped_row(psg: Path, stem: str, out: Path, report: dict[str, Any],
     st = report.get("sleep_statistics") or {}
     row: dict[str, Any] = {
         "recording": str(psg), "stem": stem, "status": "skipped",
-        "n_epochs": hyp.get("n_epochs"), "hours": hyp.get("duration_h"),
+        "model": (report.get("model") or {}).get("name"), "n_epochs": hyp.get("n_epochs"),
+        "hours": hyp.get("duration_h"),
         "tst_min": st.get("total_sleep_min"), "se_pct": st.get("sleep_efficiency_pct"),
         "mean_confidence": hyp.get("mean_confidence"),
         "outputs": {k: str(out / n) for k, n in output_names(stem, bids).items()
