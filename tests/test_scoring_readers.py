@@ -174,3 +174,85 @@ def test_task_events_beside_a_bids_recording_are_not_its_scoring(tmp_path):
     assert bids_events_file(psg) == events and find_hypnogram(psg) == events
     assert read_hypnogram(events).codes.tolist() == [W, N2, N2]
 
+
+# ------------------------------------------- a reference covering part of the recording
+def _night_codes(n: int = 180) -> np.ndarray:
+    """A 90-min staged recording: W 20, N1 10, N2 60, N3 30, R 30, N2 20, W 10 epochs."""
+    runs = [(W, 20), (N1, 10), (N2, 60), (N3, 30), (R, 30), (N2, 20), (W, 10)]
+    codes = np.concatenate([np.full(k, c) for c, k in runs])
+    assert codes.size == n
+    return codes
+
+
+def _partial_pair():
+    """The prediction over the whole 5400-s recording; the reference (an NSRR-style
+    scoring) starts 750 s in (25 epochs) and differs from it in 5 epochs."""
+    from hypnoscope.hypnogram import Hypnogram
+
+    codes = _night_codes()
+    pred = Hypnogram(codes)
+    ref_codes = codes[25:].copy()
+    ref_codes[100:105] = W  # 5 of the 155 shared epochs differ (R -> W, epochs 125-129)
+    ref = Hypnogram(ref_codes, onset_sec=750.0)
+    return pred, ref
+
+
+def test_a_reference_covering_a_sub_span_is_compared_over_it():
+    from hypnoscope.evaluation.metrics import compare_hypnograms
+    from hypnoscope.notices import Notices
+
+    pred, ref = _partial_pair()
+    notices = Notices()
+    res = compare_hypnograms(pred, ref, notices=notices)
+    assert res["n_common_epochs"] == 155 and res["offset_epochs"] == -25
+    assert res["epochs"]["n_epochs"] == 155
+    assert res["epochs"]["accuracy"] == pytest.approx(150 / 155)
+    assert res["coverage"] == {"start_sec": 750.0, "end_sec": 5400.0, "covered_min": 77.5,
+                               "prediction_min": 90.0, "n_pred_scored_outside": 25}
+    assert [(n.code, n.severity) for n in notices] == [("reference-partial", "info")]
+    assert notices[0].message == (
+        "the reference covers 750-5400 s of the prediction's 0-5400 s (77.5 of 90.0 min, "
+        "86 %); agreement and statistics are over that span only (25 scored prediction "
+        "epochs outside it are not compared)")
+    # statistics over the shared span: REM in the reference 25 epochs, in the prediction 30
+    st = res["sleep_statistics"]
+    assert (st["rem_min"]["ref"], st["rem_min"]["pred"]) == (12.5, 15.0)
+    # a complete reference gives no notice
+    quiet = Notices()
+    assert compare_hypnograms(pred, pred.copy(), notices=quiet)["coverage"][
+        "n_pred_scored_outside"] == 0
+    assert list(quiet) == []
+
+
+def test_a_reference_of_another_night_is_still_refused():
+    from hypnoscope.evaluation.metrics import compare_hypnograms
+    from hypnoscope.hypnogram import Hypnogram
+
+    pred, _ = _partial_pair()
+    # starts after the recording ends
+    with pytest.raises(ValueError, match="do not overlap in time"):
+        compare_hypnograms(pred, Hypnogram(_night_codes(), onset_sec=6000.0))
+    # covers much longer than the recording: 40 scored epochs past its end
+    longer = Hypnogram(np.concatenate([_night_codes(), np.full(40, N2)]))
+    with pytest.raises(ValueError, match=r"the reference has 40 scored epochs outside the "
+                                         r"time span of the prediction .* same night\?"):
+        compare_hypnograms(pred, longer)
+
+
+def test_cli_compare_with_a_late_starting_nsrr_reference(tmp_path, capsys, caplog):
+    import logging
+
+    from hypnoscope.io.nsrr_xml import write_nsrr_xml
+
+    pred, ref = _partial_pair()
+    pred_path = pred.to_tsv(tmp_path / "shhs1-200001.hypnogram.tsv")
+    ref_path = write_nsrr_xml(ref, tmp_path / "shhs1-200001-nsrr.xml", recording_sec=5400.0)
+    assert read_hypnogram(ref_path).onset_sec == 750.0
+    with caplog.at_level(logging.INFO, logger="hypnoscope"):
+        code = main(["compare", str(pred_path), str(ref_path), "--json"])
+    out = json.loads(capsys.readouterr()[0])
+    assert code == 0
+    assert out["n_common_epochs"] == 155
+    assert out["epochs"]["accuracy"] == pytest.approx(150 / 155)
+    assert out["coverage"]["n_pred_scored_outside"] == 25
+    assert "the reference covers 750-5400 s" in caplog.text

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hypnoscope.io.recordings import check_start_times
+from hypnoscope.notices import Notices
 from hypnoscope.stages import UNSCORED, stage_names, to_3class
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -609,22 +610,32 @@ def _common_span(pred: Hypnogram, ref: Hypnogram, max_overhang_epochs: int,
         raise ValueError(f"the hypnograms do not overlap in time (reference "
                          f"{ref.onset_sec:g}-{ref.onset_sec + ref.duration_sec:g} s, prediction "
                          f"{pred.onset_sec:g}-{pred.onset_sec + pred.duration_sec:g} s)")
-    for what, h, a in (("reference", ref, r0), ("prediction", pred, p0)):
-        outside = np.concatenate([h.codes[:a], h.codes[a + n:]])
-        n_scored = int((outside >= 0).sum())
-        if n_scored > max_overhang_epochs:
-            raise ValueError(
-                f"the {what} has {n_scored} scored epochs outside the time span shared with "
-                f"the other hypnogram (at most {max_overhang_epochs} allowed): prediction "
-                f"{pred.n_epochs} epochs from {pred.onset_sec:g} s, reference {ref.n_epochs} "
-                f"epochs from {ref.onset_sec:g} s - are these the same night?")
+    # a scoring often covers less of the recording than the prediction (it starts late, ends
+    # early): only reference epochs scored outside the prediction tell of another night
+    outside = np.concatenate([ref.codes[:r0], ref.codes[r0 + n:]])
+    n_scored = int((outside >= 0).sum())
+    if n_scored > max_overhang_epochs:
+        raise ValueError(
+            f"the reference has {n_scored} scored epochs outside the time span of the "
+            f"prediction (at most {max_overhang_epochs} allowed): prediction "
+            f"{pred.n_epochs} epochs from {pred.onset_sec:g} s, reference {ref.n_epochs} "
+            f"epochs from {ref.onset_sec:g} s - are these the same night?")
     return slice(p0, p0 + n), slice(r0, r0 + n)
+
+
+def _coverage(pred: Hypnogram, ps: slice, r: Hypnogram) -> dict[str, Any]:
+    """How much of the prediction the reference covers: the shared span (s), its length
+    and the prediction's (min), and the prediction's scored epochs outside it."""
+    outside = np.concatenate([pred.codes[:ps.start], pred.codes[ps.stop:]])
+    return {"start_sec": float(r.onset_sec), "end_sec": float(r.onset_sec + r.duration_sec),
+            "covered_min": r.duration_sec / 60.0, "prediction_min": pred.duration_sec / 60.0,
+            "n_pred_scored_outside": int((outside >= 0).sum())}
 
 
 def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None = None,
                        lights_on: float | None = None, max_overhang_epochs: int = 10,
                        tol_sec: float = 1.0, max_start_offset_sec: float | None = 60.0,
-                       ) -> dict[str, Any]:
+                       notices: Notices | None = None) -> dict[str, Any]:
     """Agreement between a predicted and a reference hypnogram of the same night.
 
     Pairing check: when both carry a header start time (``start_time``) and the two
@@ -637,10 +648,14 @@ def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None
 
     Alignment rule: both must have the same epoch length and epoch grids that differ
     by a whole number of epochs (within ``tol_sec``). They are compared over the time
-    span they share; each may have at most ``max_overhang_epochs`` *scored* epochs
-    outside it (unscored padding, such as Sleep-EDF's trailing ``?``, is fine),
-    otherwise a ``ValueError`` is raised. A 3-class and a 5-class hypnogram are
-    compared in the 3-class view.
+    span they share. A reference that covers only part of the prediction (a scoring that
+    starts after the recording or ends before it) is compared over that part, and an
+    info notice ``reference-partial`` says how much it covers; but the reference may have
+    at most ``max_overhang_epochs`` *scored* epochs outside the prediction (unscored
+    padding, such as Sleep-EDF's trailing ``?``, is fine), otherwise a ``ValueError`` is
+    raised: a reference longer than the recording, or one that starts after it ends, is
+    of another night. A 3-class and a 5-class hypnogram are compared in the 3-class
+    view.
 
     Parameters
     ----------
@@ -654,13 +669,17 @@ def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None
         See the alignment rule.
     max_start_offset_sec : float or None, default 60
         See the pairing check.
+    notices : Notices, optional
+        Where the ``reference-partial`` notice goes (default: a new list; it is logged).
 
     Returns
     -------
     dict
         ``epochs`` (:func:`evaluate`, in the common label set), ``epochs_3class`` (for
         5-class input), ``n_common_epochs``, ``offset_epochs`` (prediction onset minus
-        reference onset, in epochs), ``start_offset_sec`` (reference start time minus
+        reference onset, in epochs), ``coverage`` (``start_sec``/``end_sec`` of the span
+        compared, ``covered_min``, ``prediction_min``, ``n_pred_scored_outside``: the
+        prediction's scored epochs left out), ``start_offset_sec`` (reference start time minus
         prediction start time; None when one is unknown), ``lights_off``/``lights_on``
         (s) used,
         ``sleep_statistics`` ``{key: {"pred", "ref", "diff"}}`` with diff = pred - ref,
@@ -684,8 +703,18 @@ def compare_hypnograms(pred: Hypnogram, ref: Hypnogram, lights_off: float | None
                          "the difference of the header start times)") from None
     p, r = pred[ps], ref[rs]
     p = p.copy(onset_sec=r.onset_sec)  # exact same grid after the tolerance check
+    coverage = _coverage(pred, ps, r)
+    if coverage["n_pred_scored_outside"]:
+        (Notices() if notices is None else notices).add(
+            "reference-partial",
+            f"the reference covers {coverage['start_sec']:g}-{coverage['end_sec']:g} s of the "
+            f"prediction's {pred.onset_sec:g}-{pred.onset_sec + pred.duration_sec:g} s "
+            f"({coverage['covered_min']:.1f} of {coverage['prediction_min']:.1f} min, "
+            f"{100 * r.duration_sec / pred.duration_sec:.0f} %); agreement and statistics "
+            f"are over that span only ({coverage['n_pred_scored_outside']} scored prediction "
+            "epochs outside it are not compared)", severity="info")
     out: dict[str, Any] = {
-        "n_common_epochs": r.n_epochs, "start_offset_sec": start_offset,
+        "n_common_epochs": r.n_epochs, "coverage": coverage, "start_offset_sec": start_offset,
         "offset_epochs": int(round((pred.onset_sec - ref.onset_sec) / ref.epoch_sec)),
         "epochs": evaluate(r.codes, p.codes, n_classes=r.n_classes),
     }

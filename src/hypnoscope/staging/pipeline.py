@@ -237,11 +237,14 @@ class StagingResult:
     def compare(self, reference: Hypnogram) -> dict[str, Any]:
         """Agreement with a reference hypnogram of the same recording
         (:func:`hypnoscope.evaluation.metrics.compare_hypnograms`), with the sleep statistics of
-        both over the staged span; epochs outside it, or unscored, are not compared."""
+        both over the staged span; epochs outside it, or unscored, are not compared. A
+        reference that covers part of the recording is compared over that part (notice
+        ``reference-partial`` in :attr:`notices`)."""
         from hypnoscope.evaluation.metrics import compare_hypnograms
 
         off, on = self.lights
-        return compare_hypnograms(self.hypnogram, reference, lights_off=off, lights_on=on)
+        return compare_hypnograms(self.hypnogram, reference, lights_off=off, lights_on=on,
+                                  notices=self.notices)
 
 
 class SignalQualityError(ValueError):
