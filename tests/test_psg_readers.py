@@ -308,3 +308,23 @@ def test_subsecond_start_is_kept_in_info_report_and_written_edf(tmp_path):
     report = json.loads((out / "night.report.json").read_text())
     assert "2021-03-04T22:15:00.250000" in json.dumps(report)
     assert "start 2021-03-04 22:15:00.25 " in (out / "night.report.html").read_text()
+
+
+def test_a_subsecond_start_against_a_whole_second_hypnogram_is_not_an_offset():
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.io.recordings import place_hypnogram
+
+    whole = dt.datetime(2021, 3, 4, 22, 15, 0)
+    hyp = Hypnogram(np.array([0, 0, 1, 2, 2]), epoch_sec=30.0, start_time=whole)
+    placed, onset, notes = place_hypnogram(hyp, 100.0, 600.0,
+                                           whole + dt.timedelta(seconds=0.25))
+    assert (placed.n_epochs, onset) == (5, 0.0)
+    assert notes == ["hypnogram start 2021-03-04T22:15:00 and recording start "
+                     "2021-03-04T22:15:00.250000 differ by 0.25 s, within the 1-s precision "
+                     "of a whole-second start time; epochs not shifted"]
+    # a real offset of whole seconds, or between two sub-second starts, still counts
+    _, onset, _ = place_hypnogram(hyp, 100.0, 600.0, whole - dt.timedelta(seconds=2))
+    assert onset == 2.0
+    hyp_sub = hyp.copy(start_time=whole + dt.timedelta(seconds=0.5))
+    _, onset, _ = place_hypnogram(hyp_sub, 100.0, 600.0, whole + dt.timedelta(seconds=0.25))
+    assert onset == 0.25

@@ -199,7 +199,10 @@ def place_hypnogram(hypnogram: Any, sfreq: float, duration_sec: float,
     1. Offset: the first epoch starts ``hypnogram.onset_sec`` after the hypnogram's
        ``start_time``. With ``align="start_time"`` and both start times known, the
        difference of the two start times is added (as MNE does when it attaches
-       annotations with an ``orig_time`` to a recording); with ``align="onset"`` or a
+       annotations with an ``orig_time`` to a recording), except a difference under 1 s
+       when one of them has whole seconds only (an EDF+ sub-second start against a
+       hypnogram's whole-second one: that is the precision, not an offset, and is
+       noted); with ``align="onset"`` or a
        start time missing (TSV/text hypnograms), ``onset_sec`` is taken as seconds from
        the recording start.
     2. No overlap (the scoring ends before the recording starts or starts after it ends)
@@ -227,6 +230,12 @@ def place_hypnogram(hypnogram: Any, sfreq: float, duration_sec: float,
         h_start = hyp.start_time.replace(tzinfo=None)
         r_start = start_time.replace(tzinfo=None)
         delta = (h_start - r_start).total_seconds()
+        if 0 < abs(delta) < 1 and not (h_start.microsecond and r_start.microsecond):
+            # one start has whole seconds only (EDF, XML): the fraction is its precision
+            notes.append(f"hypnogram start {h_start.isoformat()} and recording start "
+                         f"{r_start.isoformat()} differ by {abs(delta):g} s, within the "
+                         "1-s precision of a whole-second start time; epochs not shifted")
+            delta = 0.0
         if delta:
             onset += delta
             notes.append(f"hypnogram starts at {h_start.isoformat()}, {delta:+g} s from the "
