@@ -322,10 +322,6 @@ def test_stats_refuses_recording_without_stages(name, capsys):
     assert err.count("\n") == 1 and str(DATA / name) in err and "sleep-stage" in err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "found by the third-party corpus: io.hypnograms.read_edf_hypnogram reads a BDF's start "
-    "time with edfio.read_edf (16-bit), whose UserWarning ('header indicates 10 data "
-    "records, but file contains 15') reaches the terminal; read_bdf and silence needed"))
 def test_stats_on_bdf_prints_only_its_error(capsys):
     path = DATA / "mne-python/test_bdf_stim_channel.bdf"
     with warnings.catch_warnings(record=True) as caught:

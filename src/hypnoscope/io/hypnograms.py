@@ -149,9 +149,14 @@ def read_edf_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
         raise ValueError(f"{path}: cannot read EDF+ annotations ({exc})") from exc
     start = None
     try:
+        import warnings
+
         import edfio
 
-        e = edfio.read_edf(path, lazy_load_data=True)
+        read = edfio.read_bdf if path.suffix.lower() == ".bdf" else edfio.read_edf
+        with warnings.catch_warnings():  # header repairs: only the start time is read here
+            warnings.simplefilter("ignore")
+            e = read(path, lazy_load_data=True)
         start = _dt.datetime.combine(e.startdate, e.starttime)
     except Exception:  # noqa: BLE001 - start time is optional information
         start = None
