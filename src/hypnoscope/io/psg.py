@@ -244,7 +244,7 @@ def check_edf_header(path: str | os.PathLike, strict: bool = False) -> None:
 
 
 #: The first time-keeping TAL of an EDF+ data record: ``+<onset>`` then ``\x14``.
-_TAL_ONSET = re.compile(rb"^\x00*([+-]\d+(?:\.\d*)?)[\x14\x15]")
+_TAL_ONSET = re.compile(rb"\x00*([+-]\d+(?:\.\d*)?)[\x14\x15]")
 
 
 @dataclass(frozen=True)
@@ -335,13 +335,13 @@ def edf_timekeeping(path: str | os.PathLike) -> EdfTimekeeping:
     start = sum(n_samps[: ann[0]]) * bps
     width = min(n_samps[ann[0]] * bps, 64)
     recs = np.memmap(path, np.uint8, "r", offset, (n_records, record_bytes))
-    tals = recs[:, start: start + width]
+    tals = np.ascontiguousarray(recs[:, start: start + width]).tobytes()
+    del recs
     onsets = np.full(n_records, np.nan)
     for k in range(n_records):
-        m = _TAL_ONSET.match(tals[k].tobytes())
+        m = _TAL_ONSET.match(tals, k * width, (k + 1) * width)  # anchored at the record
         if m is not None:
             onsets[k] = float(m.group(1))
-    del recs
     return EdfTimekeeping(reserved, record_sec, onsets)
 
 
