@@ -328,3 +328,14 @@ def test_a_subsecond_start_against_a_whole_second_hypnogram_is_not_an_offset():
     hyp_sub = hyp.copy(start_time=whole + dt.timedelta(seconds=0.5))
     _, onset, _ = place_hypnogram(hyp_sub, 100.0, 600.0, whole + dt.timedelta(seconds=0.25))
     assert onset == 0.25
+
+
+def test_edf_d_given_as_a_raw_is_placed_or_refused_when_cropped(tmp_path):
+    import mne
+
+    path, _ = _edf_d(tmp_path)
+    raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
+    assert read_psg(raw).meta["gaps"] == [(300.0, 395.0)]
+    with pytest.raises(ValueError, match=r"1 gap\(s\) \(00:05:00-00:06:35 \(1\.58 min\)\), "
+                                         r"but the Raw object holds 59000 samples"):
+        read_psg(raw.copy().crop(tmax=589.99))
