@@ -128,3 +128,74 @@ def test_parallel_batch_prints_the_notices_and_summary_of_a_serial_one(
             ("ST7001J0", "ok", "default", "230"), ("ST7003J0", "failed", "", ""),
             ("ST7010J0", "ok", "default", "230")]  # x1, x100, x10 in file-name order
         assert "implausible amplitude on every epoch" in rows[1]["error"]
+
+
+# ------------------------------------------- item 3: stats crops a 24-h scoring as stage
+def test_stats_crops_a_24h_scoring_as_stage_does(cli_handler, caplog, capsys):
+    import json
+
+    from hypnoscope.cli.demo import demo_hypnogram_path
+    from hypnoscope.evaluation.sleepstats import sleep_statistics
+    from hypnoscope.io.hypnograms import read_hypnogram
+
+    path = demo_hypnogram_path()  # SC4001EC-Hypnogram.edf: a whole day's scoring
+    hyp = read_hypnogram(path)
+    codes = hyp.codes
+    first = int(np.flatnonzero(codes > 0)[0])
+    assert (first, hyp.n_epochs) == (1021, 2880)
+    # the night's last consolidated sleep is epoch 1718; after 9 min of wake, five N1
+    # epochs (1737-1741) are scattered sleep, not part of the main sleep period
+    assert codes[1718] > 0 and (codes[1719:1737] == 0).all() and (codes[1737:1742] == 1).all()
+    assert (codes[1742:] <= 0).all()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="hypnoscope"):
+        assert cli_handler(["stats", str(path), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    # time in bed: 30 min before the first sleep epoch to 30 min after epoch 1718
+    off, on = (first - 60) * 30.0, (1718 + 1 + 60) * 30.0
+    assert (off, on) == (28830.0, 53370.0)
+    assert stats["time_in_bed_min"] == (on - off) / 60 == 409.0
+    assert stats["total_sleep_min"] == 326.5  # every sleep epoch of the day is inside
+    assert stats["sleep_efficiency_pct"] == pytest.approx(100 * 326.5 / 409.0)
+    assert stats["sleep_onset_latency_min"] == 30.0
+    assert stats["rem_latency_from_start_min"] == 119.0
+    assert stats == pytest.approx(sleep_statistics(hyp, lights_off=off, lights_on=on))
+    msg = [r.getMessage() for r in caplog.records if r.name == "hypnoscope"]
+    assert msg == [f"{path}: the scoring spans 22.1 h; the statistics are over the main "
+                   "sleep period plus 30 min of wake either side, as staging crops a "
+                   "recording: 00:13:30 (28830 s) to 07:02:30 (53370 s) (6.8 h, taken as "
+                   "lights-off and lights-on). Give lights_off/lights_on (--lights-off/"
+                   "--lights-on) or crop='off' (--crop none) to change this"]
+    # the demo night (first to last sleep epoch +- 30 min) differs only by the scattered
+    # N1 at its end and the wake after it: same sleep, 11.5 min more time in bed
+    demo = sleep_statistics(hyp.crop_to_sleep(30))
+    same = [k for k in stats if k not in ("time_in_bed_min", "wake_min",
+                                          "sleep_efficiency_pct")]
+    assert {k: stats[k] for k in same} == pytest.approx({k: demo[k] for k in same})
+    assert demo["time_in_bed_min"] - stats["time_in_bed_min"] == 11.5
+
+    # --crop none: the whole scored day, as before (SE 24.6 %, SOL 510.5 min)
+    assert cli_handler(["stats", str(path), "--json", "--crop", "none"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert (whole["time_in_bed_min"], whole["sleep_onset_latency_min"]) == (1325.0, 510.5)
+    assert round(whole["sleep_efficiency_pct"], 1) == 24.6
+    # a given lights-off stays; lights-on is the crop's
+    assert cli_handler(["stats", str(path), "--json", "--lights-off", "23:43:30"]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert given["sleep_onset_latency_min"] == 60.0  # 23:43:30 is 1 h before sleep onset
+    assert given["time_in_bed_min"] == (on - (first - 120) * 30.0) / 60
+
+
+def test_stage_and_stats_share_one_crop():
+    from hypnoscope.evaluation import sleepstats
+    from hypnoscope.staging import pipeline
+
+    assert pipeline.main_sleep_period is sleepstats.main_sleep_period
+    assert pipeline.sleep_period_crop is sleepstats.sleep_period_crop
+    codes = np.array([0] * 1000 + [2] * 600 + [0] * 1280)  # 24 h, 5 h of sleep
+    assert sleepstats.sleep_period_crop(codes) == slice(940, 1660)
+    assert sleepstats.sleep_period_crop(codes, keep_start=True) == slice(0, 1660)
+    assert sleepstats.sleep_period_crop(codes, "off") == slice(0, 2880)
+    assert sleepstats.sleep_period_crop(codes[:1680]) == slice(0, 1680)  # 14 h: no crop
+    assert sleepstats.sleep_period_crop(codes[:1680], "on") == slice(940, 1660)
+    assert sleepstats.sleep_period_crop(np.zeros(2880, int)) is None

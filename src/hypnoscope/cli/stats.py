@@ -14,10 +14,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "stats", help="sleep statistics (AASM) of a hypnogram",
         description="Print AASM sleep statistics (TST, sleep efficiency, latencies, WASO, "
-                    "stage minutes, ...) of a hypnogram file (EDF+, TSV/CSV or text).")
+                    "stage minutes, ...) of a hypnogram file (EDF+, TSV/CSV or text). A "
+                    "scoring longer than 14 h (a 24-h Sleep-EDF hypnogram) is cropped as "
+                    "'hypnoscope stage' crops a recording: to its main sleep period plus "
+                    "30 min of wake either side, announced with the times used.")
     p.add_argument("hypnogram", help="hypnogram file (.edf, .tsv, .csv, .txt)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _lights_args(p)
+    p.add_argument("--crop", choices=["auto", "on", "none"], default="auto",
+                   help="crop to the main sleep period plus 30 min of wake either side "
+                        "(the bound not given by --lights-off/--lights-on), as 'hypnoscope "
+                        "stage' does: auto (default) for scorings longer than 14 h, on: "
+                        "always, none: never (time in bed = first to last scored epoch)")
     p.add_argument("--epoch-sec", type=float, default=30.0,
                    help="epoch length in seconds (default: 30)")
     p.add_argument("-o", "--output", help="also write the statistics as JSON to this file "
@@ -129,7 +137,14 @@ def _load(path: str, epoch_sec: float = 30.0, label_map: str | None = None,
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from hypnoscope.evaluation.sleepstats import STAT_KEYS, STAT_LABELS, json_safe, sleep_statistics
+    from hypnoscope.evaluation.sleepstats import (
+        STAT_KEYS,
+        STAT_LABELS,
+        json_safe,
+        sleep_statistics,
+        statistics_lights,
+    )
+    from hypnoscope.notices import Notices
     from hypnoscope.utils.files import check_output_file, write_json_atomic
 
     if args.output:
@@ -138,6 +153,11 @@ def _stats(args: argparse.Namespace) -> int:
     off = parse_time(args.lights_off, hyp.start_time, "--lights-off")
     on = parse_time(args.lights_on, hyp.start_time, "--lights-on", after=off)
     _warnings([(args.hypnogram, hyp)], off, on, args.strict, args.hypnogram)
+    try:  # the night of a long scoring, as stage crops a recording (announced)
+        off, on = statistics_lights(hyp, off, on, {"none": "off"}.get(args.crop, args.crop),
+                                    Notices(), args.hypnogram)
+    except ValueError as exc:
+        raise CLIError(f"{args.hypnogram}: {exc}") from None
     stats = json_safe(sleep_statistics(hyp, lights_off=off, lights_on=on))
     if args.output:
         write_json_atomic(args.output, stats)

@@ -2,6 +2,12 @@
 
 All durations are in minutes, percentages in percent. See :func:`sleep_statistics` for
 the exact definitions and for how unscored epochs and lights-off/lights-on are handled.
+
+The night of a long recording or scoring (a 24-h Sleep-EDF cassette file) is its main
+sleep period plus 30 min of wake either side (:func:`main_sleep_period`,
+:func:`sleep_period_crop`): staging crops a recording to it
+(:mod:`hypnoscope.staging.pipeline`) and :func:`statistics_lights` gives the statistics
+of a scored hypnogram the same time in bed (``hypnoscope stats``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: A clock time as accepted by :func:`resolve_time`.
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?")
+
+#: ``crop="auto"`` crops spans longer than this (hours) to the main sleep period.
+AUTO_CROP_HOURS = 14.0
+#: Wake kept either side of the sleep period by the crop (minutes).
+CROP_PAD_MIN = 30.0
+#: The crop modes of :func:`sleep_period_crop`.
+CROP_MODES = ("auto", "on", "off")
 
 #: Keys of :func:`sleep_statistics`, in display order.
 STAT_KEYS: tuple[str, ...] = (
@@ -147,6 +160,156 @@ def resolve_time(value: Any, start_time: _dt.datetime | None, what: str = "time"
     while sec - 86400.0 >= floor:
         sec -= 86400.0
     return float(sec)
+
+
+def clock_time(sec: float | None, start_time: _dt.datetime | None) -> str:
+    """A time from the recording start for messages: ``"23:14:00 (1800 s)"`` when the
+    start is known, else ``"1800 s"``; ``"-"`` for None."""
+    if sec is None:
+        return "-"
+    if start_time is None:
+        return f"{sec:g} s"
+    return f"{start_time + _dt.timedelta(seconds=float(sec)):%H:%M:%S} ({sec:g} s)"
+
+
+def main_sleep_period(codes, epoch_sec: float = 30.0, window_min: float = 30.0,
+                      max_gap_min: float = 60.0) -> slice | None:
+    """First to last sleep epoch of the main sleep period of a (long) hypnogram.
+
+    Rule: an epoch lies in consolidated sleep when at least half of the scored epochs in
+    the ``window_min`` minutes centred on it are sleep (N1, N2, N3, R); stretches of
+    consolidated sleep separated by less than ``max_gap_min`` minutes are one period;
+    the main period is the one with the most sleep epochs (a nap, or scattered
+    misclassified epochs during a day of wake, do not extend it). The result runs from
+    the first to the last sleep epoch within that period widened by half a window.
+
+    Parameters
+    ----------
+    codes : array of int
+        Stage codes (negative = unscored).
+    epoch_sec, window_min, max_gap_min : float
+        Epoch length (s), smoothing window and longest gap bridged (minutes).
+
+    Returns
+    -------
+    slice or None
+        Epoch slice, or None without any consolidated sleep.
+    """
+    codes = np.asarray(codes)
+    sleep = codes > W
+    if not sleep.any():
+        return None
+    w = max(1, int(round(window_min * 60.0 / epoch_sec)))
+    kernel = np.ones(w)
+    num = np.convolve(sleep.astype(float), kernel, mode="same")
+    den = np.convolve((codes >= 0).astype(float), kernel, mode="same")
+    asleep = (den > 0) & (num >= 0.5 * den)
+    if not asleep.any():
+        return None
+    edges = np.diff(np.concatenate([[0], asleep.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    gap = int(round(max_gap_min * 60.0 / epoch_sec))
+    blocks = [[int(starts[0]), int(stops[0])]]
+    for a, b in zip(starts[1:], stops[1:], strict=True):
+        if a - blocks[-1][1] < gap:
+            blocks[-1][1] = int(b)
+        else:
+            blocks.append([int(a), int(b)])
+    a, b = max(blocks, key=lambda ab: int(sleep[ab[0]:ab[1]].sum()))
+    lo, hi = max(0, a - w // 2), min(len(codes), b + w // 2)
+    s = np.flatnonzero(sleep[lo:hi]) + lo
+    return slice(int(s[0]), int(s[-1]) + 1)
+
+
+def sleep_period_crop(codes, crop: str = "auto", epoch_sec: float = 30.0,
+                      pad_min: float = CROP_PAD_MIN, keep_start: bool = False,
+                      keep_stop: bool = False) -> slice | None:
+    """The epochs of a span of stage codes that the sleep-period crop keeps.
+
+    The crop keeps the main sleep period (:func:`main_sleep_period`) plus ``pad_min``
+    minutes of wake either side, clipped to the span; a start (stop) given by the user,
+    ``keep_start`` (``keep_stop``), stays where it is.
+
+    Parameters
+    ----------
+    codes : array of int
+        Stage codes of the span (negative = unscored).
+    crop : {"auto", "on", "off"}
+        ``"auto"`` crops a span longer than :data:`AUTO_CROP_HOURS`, ``"on"`` always,
+        ``"off"`` never; with both ends kept there is nothing to crop.
+    epoch_sec, pad_min : float
+        Epoch length (s) and wake kept either side (minutes).
+    keep_start, keep_stop : bool
+        The span starts at lights-off (ends at lights-on) given by the user.
+
+    Returns
+    -------
+    slice or None
+        The epochs kept, relative to the span: all of them (``slice(0, n)``) when the
+        crop does not apply; None when it applies and finds no consolidated sleep.
+    """
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
+    n = len(codes)
+    hours = n * epoch_sec / 3600.0
+    if not ((crop == "on" or (crop == "auto" and hours > AUTO_CROP_HOURS))
+            and not (keep_start and keep_stop)):
+        return slice(0, n)
+    main = main_sleep_period(codes, epoch_sec)
+    if main is None:
+        return None
+    pad = int(round(pad_min * 60.0 / epoch_sec))
+    return slice(0 if keep_start else max(0, main.start - pad),
+                 n if keep_stop else min(n, main.stop + pad))
+
+
+def statistics_lights(hypnogram: Hypnogram, lights_off: float | None = None,
+                      lights_on: float | None = None, crop: str = "auto",
+                      notices: Notices | None = None, source: str = "hypnogram",
+                      ) -> tuple[float | None, float | None]:
+    """Lights-off and lights-on for the statistics of a scored hypnogram, cropped as
+    staging crops a recording (:func:`sleep_period_crop`).
+
+    The span is the time in bed of ``lights_off``/``lights_on`` (:func:`time_in_bed_slice`:
+    first to last scored epoch where one is not given). When the crop applies (a span
+    longer than :data:`AUTO_CROP_HOURS` with ``crop="auto"``, e.g. a 24-h Sleep-EDF
+    scoring) the bound not given becomes the edge of the main sleep period plus
+    :data:`CROP_PAD_MIN` of wake, with an ``auto-crop`` notice (info) naming both
+    times; without consolidated sleep nothing is cropped (``crop-no-sleep`` notice).
+
+    Returns
+    -------
+    lights_off, lights_on : float or None
+        Seconds from the recording start for :func:`sleep_statistics` (the ones given
+        where the crop does not move them).
+    """
+    notes = notices if notices is not None else Notices()
+    span = time_in_bed_slice(hypnogram, lights_off, lights_on)
+    ep = hypnogram.epoch_sec
+    hours = (span.stop - span.start) * ep / 3600.0
+    kept = sleep_period_crop(hypnogram.codes[span], crop, ep, CROP_PAD_MIN,
+                             lights_off is not None, lights_on is not None)
+    what = (f"{source}: the scoring spans {hours:.1f} h" if lights_off is None
+            and lights_on is None else f"{source}: lights-off to lights-on span {hours:.1f} h")
+    if kept is None:
+        notes.add("crop-no-sleep", f"{what}, and no consolidated sleep was found in it, so "
+                  "the statistics are not cropped to a sleep period; give lights_off/"
+                  "lights_on (--lights-off/--lights-on) to bound the night")
+        return lights_off, lights_on
+    if (kept.start, kept.stop) == (0, span.stop - span.start):
+        return lights_off, lights_on
+    onsets = hypnogram.onsets
+    off = float(onsets[span.start + kept.start]) if lights_off is None else lights_off
+    on = float(onsets[span.start + kept.stop - 1] + ep) if lights_on is None else lights_on
+    start = hypnogram.start_time
+    notes.add("auto-crop",
+              f"{what}; the statistics are over the main sleep period plus {CROP_PAD_MIN:g} "
+              f"min of wake either side, as staging crops a recording: "
+              f"{clock_time(off, start)} to {clock_time(on, start)} "
+              f"({(on - off) / 3600.0:.1f} h, taken as lights-off and lights-on). Give "
+              "lights_off/lights_on (--lights-off/--lights-on) or crop='off' (--crop none) to "
+              "change this", severity="info")
+    return off, on
 
 
 def time_in_bed_slice(hypnogram: Hypnogram, lights_off: float | None = None,

@@ -87,6 +87,13 @@ from typing import Any
 
 import numpy as np
 
+from hypnoscope.evaluation.sleepstats import (  # noqa: F401 - the crop, named here too
+    AUTO_CROP_HOURS,
+    CROP_PAD_MIN,
+    main_sleep_period,
+    sleep_period_crop,
+)
+from hypnoscope.evaluation.sleepstats import clock_time as _when
 from hypnoscope.hypnogram import Hypnogram
 from hypnoscope.models.storage import AUTO_MODEL, DEFAULT_MODEL, load_staging_model
 from hypnoscope.notices import Notice, Notices, notices_of
@@ -98,7 +105,7 @@ from hypnoscope.signal.quality import (
     exclusion_mask,
     recording_quality,
 )
-from hypnoscope.stages import UNSCORED, W, sleep_period_slice
+from hypnoscope.stages import UNSCORED, sleep_period_slice
 from hypnoscope.staging.model_input import (
     BANDPOWER,
     INPUT_KINDS,
@@ -120,10 +127,6 @@ BAD_CHANNEL_FRACTION = 0.5
 #: Unscored (or noisy) epochs above this fraction of the staged span make the
 #: ``bad-epochs`` (``noisy-epochs``) notice a warning rather than info.
 BAD_EPOCHS_WARN_FRACTION = 0.05
-#: ``crop="auto"`` crops spans longer than this (hours) to the main sleep period.
-AUTO_CROP_HOURS = 14.0
-#: Wake kept either side of the sleep period by the crop (minutes).
-CROP_PAD_MIN = 30.0
 #: Quality label of epochs outside the staged span.
 OUTSIDE_SPAN = "outside-span"
 #: The unstageable-epoch rule, as stored in ``info["quality"]["rule"]``.
@@ -262,17 +265,6 @@ def _pct(part: float, whole: float) -> str:
     return "<1 %" if 0 < p < 0.5 else f"{p:.0f} %"
 
 
-def _when(sec: float | None, start_time) -> str:
-    """A time from the recording start, as a clock time when the start is known."""
-    if sec is None:
-        return "-"
-    if start_time is None:
-        return f"{sec:g} s"
-    import datetime as _dt
-
-    return f"{start_time + _dt.timedelta(seconds=float(sec)):%H:%M:%S} ({sec:g} s)"
-
-
 def _channel_problem(report: QualityReport, i: int) -> str:
     """What is wrong with channel ``i`` over the night, e.g. ``"flat for 100 % of the
     night (840 of 840 epochs flagged: flat 840, disconnected 840)"``."""
@@ -328,55 +320,6 @@ def _crop_mode(crop: bool | str | None) -> str:
     if crop is False or crop is None:
         return "off"
     raise ValueError(f"crop must be 'auto', 'on' (True) or 'off' (False), got {crop!r}")
-
-
-def main_sleep_period(codes, epoch_sec: float = 30.0, window_min: float = 30.0,
-                      max_gap_min: float = 60.0) -> slice | None:
-    """First to last sleep epoch of the main sleep period of a (long) hypnogram.
-
-    Rule: an epoch lies in consolidated sleep when at least half of the scored epochs in
-    the ``window_min`` minutes centred on it are sleep (N1, N2, N3, R); stretches of
-    consolidated sleep separated by less than ``max_gap_min`` minutes are one period;
-    the main period is the one with the most sleep epochs (a nap, or scattered
-    misclassified epochs during a day of wake, do not extend it). The result runs from
-    the first to the last sleep epoch within that period widened by half a window.
-
-    Parameters
-    ----------
-    codes : array of int
-        Stage codes (negative = unscored).
-    epoch_sec, window_min, max_gap_min : float
-        Epoch length (s), smoothing window and longest gap bridged (minutes).
-
-    Returns
-    -------
-    slice or None
-        Epoch slice, or None without any consolidated sleep.
-    """
-    codes = np.asarray(codes)
-    sleep = codes > W
-    if not sleep.any():
-        return None
-    w = max(1, int(round(window_min * 60.0 / epoch_sec)))
-    kernel = np.ones(w)
-    num = np.convolve(sleep.astype(float), kernel, mode="same")
-    den = np.convolve((codes >= 0).astype(float), kernel, mode="same")
-    asleep = (den > 0) & (num >= 0.5 * den)
-    if not asleep.any():
-        return None
-    edges = np.diff(np.concatenate([[0], asleep.astype(np.int8), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    gap = int(round(max_gap_min * 60.0 / epoch_sec))
-    blocks = [[int(starts[0]), int(stops[0])]]
-    for a, b in zip(starts[1:], stops[1:], strict=True):
-        if a - blocks[-1][1] < gap:
-            blocks[-1][1] = int(b)
-        else:
-            blocks.append([int(a), int(b)])
-    a, b = max(blocks, key=lambda ab: int(sleep[ab[0]:ab[1]].sum()))
-    lo, hi = max(0, a - w // 2), min(len(codes), b + w // 2)
-    s = np.flatnonzero(sleep[lo:hi]) + lo
-    return slice(int(s[0]), int(s[-1]) + 1)
 
 
 def _lights_span(lights_off, lights_on, start_time, n: int, epoch_sec: float, src: str,
@@ -732,21 +675,15 @@ def _crop(st: _Staging) -> _Staging:
     o, span0 = st.opt, st.span0
     codes = np.where(st.stageable, st.proba.argmax(axis=1), UNSCORED)
     st.hours = (span0.stop - span0.start) * EPOCH_SEC / 3600.0
-    if not ((o.crop == "on" or (o.crop == "auto" and st.hours > AUTO_CROP_HOURS))
-            and (o.lights_off is None or o.lights_on is None)):
-        return st
-    main = main_sleep_period(codes[span0], EPOCH_SEC)
-    if main is None:
+    kept = sleep_period_crop(codes[span0], o.crop, EPOCH_SEC, o.crop_pad_min,
+                             o.lights_off is not None, o.lights_on is not None)
+    if kept is None:
         st.notices.add("crop-no-sleep",
                        f"{st.src}: no consolidated sleep found in the {st.hours:.1f} h to "
                        "stage, so the recording was not cropped to a sleep period; give "
                        "lights_off/lights_on (--lights-off/--lights-on) to bound the night")
         return st
-    pad = int(round(o.crop_pad_min * 60.0 / EPOCH_SEC))
-    a = span0.start if o.lights_off is not None else max(span0.start,
-                                                         span0.start + main.start - pad)
-    b = span0.stop if o.lights_on is not None else min(span0.stop,
-                                                       span0.start + main.stop + pad)
+    a, b = span0.start + kept.start, span0.start + kept.stop
     st.span, st.cropped = slice(a, b), (a, b) != (span0.start, span0.stop)
     st.window = st.span
     if st.cropped:
