@@ -33,7 +33,10 @@ def register(subparsers) -> None:
                     "labels and rates.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--hypnogram", type=Path,
-                     help="one hypnogram file (EDF+, TSV/CSV or text) to simulate")
+                     help="one hypnogram file (EDF+, TSV/CSV or text) to simulate; a bare "
+                          "name that is no file here but ships with hypnoscope "
+                          "(SC4001EC-Hypnogram.edf, the demo's real Sleep-EDF scoring) "
+                          "is the shipped file, and the command says so")
     src.add_argument("--n-subjects", type=int,
                      help="simulate this many subjects (each with their own traits)")
     p.add_argument("--out", type=Path, required=True,
@@ -103,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--n-subjects must be >= 1, got {args.n_subjects}")
     check_output_dir(args.out, "--out", create=False)  # before any simulating
     if args.hypnogram is not None:
+        args.hypnogram = _resolve_hypnogram(args.hypnogram)
         hyp = read_hypnogram(args.hypnogram, label_map=args.label_map,
                              stage_codes=args.stage_codes)
         if args.crop_wake_min is not None:
@@ -132,3 +136,17 @@ def run(args: argparse.Namespace) -> int:
           f"{args.seed}; details in "
           "simulation.json)")
     return 0
+
+
+def _resolve_hypnogram(path: Path) -> Path:
+    """``path``, or the shipped data file of that bare name when ``path`` is no file here
+    (stated on the log)."""
+    from hypnoscope.notices import logger
+    from hypnoscope.utils.files import shipped_data_file
+
+    shipped = None if path.exists() else shipped_data_file(path)
+    if shipped is None:
+        return path
+    logger.info("%s: no such file here; using the hypnogram of that name shipped with "
+                "hypnoscope (hypnoscope/data/%s)", path, shipped.name)
+    return shipped

@@ -8,7 +8,8 @@ Its parts:
   fails before any work (:class:`OutputPathError`);
 - :func:`output_set`: several files that appear together or not at all (interrupts held
   while they move, :func:`deferred_interrupts`); :func:`remove_stale_partials` clears
-  what a killed process left.
+  what a killed process left;
+- :func:`shipped_data_file`: a file that ships in the package's data folder, by name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +267,15 @@ def _pid_alive(pid: int) -> bool:
         return True
     return True
 
+
+def shipped_data_file(name: str | os.PathLike) -> Path | None:
+    """The file called ``name`` in the package's data folder (``hypnoscope/data``).
+
+    Lets a command take a shipped file (the demo's ``SC4001EC-Hypnogram.edf``) by its bare
+    name from any folder. ``None`` when ``name`` has a folder part or no such file ships.
+    """
+    name = Path(name)
+    if len(name.parts) != 1 or name.name in (".", ".."):
+        return None
+    path = Path(str(resources.files("hypnoscope") / "data" / name.name))
+    return path if path.is_file() else None
