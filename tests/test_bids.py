@@ -197,3 +197,27 @@ def test_train_data_accepts_a_bids_root(bids_root, tmp_path, monkeypatch):
                  str(model)]) == 0
     card = load_model(model).metadata["training_data"]
     assert card["n_subjects"] == 2 and card["n_nights"] == 2
+
+
+def test_events_sidecar_describes_the_columns_of_a_three_class_hypnogram(tmp_path):
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.io.bids import events_sidecar
+
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.0, 0.0, 0.0]])
+    hyp = Hypnogram([0, 1, 2, -1], n_classes=3, probabilities=proba,
+                    quality=["ok", "ok", "noise:EEG C3", "outside-span"])
+    hyp.to_tsv(tmp_path / "h.tsv")
+    header = (tmp_path / "h.tsv").read_text().splitlines()[0].split("\t")
+    side = events_sidecar(hyp, ["bids:raw:sub-01/eeg/sub-01_task-sleep_eeg.edf"], "staged")
+    assert header == ["onset", "duration", "stage", "confidence", "p_W", "p_NREM", "p_R",
+                      "quality"]
+    assert [k for k in side if k not in ("Description", "Sources")] == header
+    assert sorted(side["stage"]["Levels"]) == ["?", "NREM", "R", "W"]
+    assert side["onset"]["Units"] == side["duration"]["Units"] == "s"
+    assert side["Sources"] == ["bids:raw:sub-01/eeg/sub-01_task-sleep_eeg.edf"]
+    # without probabilities or quality labels, only the columns written are described
+    bare = Hypnogram([0, 1, 2], n_classes=3)
+    bare.to_tsv(tmp_path / "bare.tsv")
+    assert [k for k in events_sidecar(bare, [], "x") if k[0].islower()] == (
+        tmp_path / "bare.tsv").read_text().splitlines()[0].split("\t") == [
+        "onset", "duration", "stage"]
