@@ -156,25 +156,6 @@ def test_commands_and_options_in_the_documents_exist():
     assert not bad, "\n".join(bad)
 
 
-def test_the_readme_python_example_runs(tmp_path, monkeypatch, cli_handler):
-    """The README's Python example, run on a simulated hour (the demo's file pair)."""
-    assert cli_handler(["demo", "--hours", "1", "--out", str(tmp_path / "demo")]) == 0
-    data = tmp_path / "demo" / "data"
-    blocks = re.findall(r"```python\n(.*?)```", TEXTS["README.md"], re.S)
-    assert len(blocks) == 1
-    code = blocks[0].replace('"SC4001EC-Hypnogram.edf"', '"SC4001E0-Hypnogram.edf"')
-    monkeypatch.chdir(data)
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    hyp = namespace["hyp"]
-    assert hyp.n_epochs == 120
-    assert (data / "night.tsv").exists() and (data / "night-Hypnogram.edf").exists()
-
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-
-
 def test_the_site_builds_strictly(tmp_path):
     """``mkdocs build --strict`` (what ``make docs`` runs): no broken link or anchor."""
     pytest.importorskip("mkdocs")
