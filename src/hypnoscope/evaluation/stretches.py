@@ -237,15 +237,16 @@ def sample_stretches(nights: Sequence[Any], lengths: Sequence[float | None] = DE
 
 
 def random_stretches(nights: Sequence[Any], per_night: int = 2, min_minutes: float = 20.0,
-                     seed: int = 0, epoch_sec: float = EPOCH_SEC) -> list[Stretch]:
+                     seed: int = 0, epoch_sec: float = EPOCH_SEC,
+                     max_minutes: float | None = None) -> list[Stretch]:
     """Random stretches of every night, to train on (a model that must never rely on
     seeing a whole night).
 
     Each night gets ``per_night`` stretches whose lengths are drawn log-uniformly
-    between ``min_minutes`` and the whole night (short stretches as likely per doubling
-    of length as long ones) and whose starts are uniform among those possible; a night
-    shorter than ``min_minutes`` gets its whole self. Seeded per night id (see
-    :func:`sample_stretches`).
+    between ``min_minutes`` and the whole night, or ``max_minutes`` if that is shorter
+    (short stretches as likely per doubling of length as long ones) and whose starts
+    are uniform among those possible; a night shorter than ``min_minutes`` gets its
+    whole self. Seeded per night id (see :func:`sample_stretches`).
 
     Returns
     -------
@@ -255,14 +256,19 @@ def random_stretches(nights: Sequence[Any], per_night: int = 2, min_minutes: flo
     if int(per_night) < 0:
         raise ValueError(f"per_night must be >= 0, got {per_night}")
     low = _epochs(min_minutes, epoch_sec)
+    if max_minutes is not None and float(max_minutes) < float(min_minutes):
+        raise ValueError(f"max_minutes ({max_minutes}) is below min_minutes ({min_minutes})")
+    high = None if max_minutes is None else _epochs(max_minutes, epoch_sec)
     subjects = subjects_of(nights) if len(nights) else []
     out = []
     for i, (night, subj) in enumerate(zip(nights, subjects, strict=True)):
         n = len(night.y)
+        top = n if high is None else min(n, high)
         rng = _rng(seed, str(night.night_id), "random")
         for _ in range(int(per_night)):
-            size = n if n <= low else int(round(np.exp(rng.uniform(np.log(low), np.log(n)))))
-            size = min(max(size, min(low, n)), n)
+            size = n if n <= low else int(round(np.exp(rng.uniform(np.log(low),
+                                                                   np.log(top)))))
+            size = min(max(size, min(low, n)), top)
             a = int(rng.integers(0, n - size + 1))
             out.append(Stretch(i, str(night.night_id), str(subj), "random", a, a + size))
     return out
@@ -592,7 +598,8 @@ def select_on_stretches(nights: Sequence[Any],
                         candidates: dict[str, Callable[[Fold], Any]], *, k: int = 2,
                         seed: int = 0, per_night: int = 5,
                         cache_dir: str | Path | None = None, cache_key: str = "",
-                        cached_only: bool = False) -> StretchSelection:
+                        cached_only: bool = False,
+                        lengths: Sequence[str] | None = None) -> StretchSelection:
     """Choose among candidate models by how they stage stretches of ``nights`` alone.
 
     The model selection of a nested cross-validation: give it an outer fold's training
@@ -602,7 +609,8 @@ def select_on_stretches(nights: Sequence[Any],
     nights and stages the stretches of its test nights (:func:`sample_stretches` of
     ``nights``, ``per_night``, ``seed``; :func:`cross_validate_stretches`). A candidate's
     score is the mean over stretch lengths (whole, 2 h, 1 h, 30 min, nap-like) of its
-    pooled accuracy: every length weighs the same, so no length can buy the others.
+    pooled accuracy: every length weighs the same, so no length can buy the others
+    (``lengths``: only those, e.g. the lengths a gated model's short member stages).
     Ties go to the candidate given first.
 
     Parameters
@@ -620,6 +628,9 @@ def select_on_stretches(nights: Sequence[Any],
     cached_only : bool
         Score only what the cache holds (a candidate with no inner fold cached is left
         out); raises if none is.
+    lengths : sequence of str, optional
+        Stretch labels (``"2 h"``, ``"nap 30 min"`` ...) the score averages; all by
+        default.
 
     Returns
     -------
@@ -641,7 +652,11 @@ def select_on_stretches(nights: Sequence[Any],
             continue
         rows = folds_table(done, nights)
         scores[name] = {r["length"]: r["accuracy"] for r in rows}
-        scores[name]["score"] = float(np.mean([r["accuracy"] for r in rows]))
+        counted = [r["accuracy"] for r in rows if lengths is None or r["length"] in lengths]
+        if not counted:
+            raise ValueError(f"no stretch of lengths {list(lengths or [])} among "
+                             f"{[r['length'] for r in rows]}")
+        scores[name]["score"] = float(np.mean(counted))
     if not scores:
         raise ValueError("no candidate has every inner fold in the cache")
     chosen = max(scores, key=lambda c: (scores[c]["score"], -list(candidates).index(c)))

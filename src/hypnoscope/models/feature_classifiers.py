@@ -214,10 +214,13 @@ class FeatureStagingModel(StagingModel):
         kept as ``shrink_``. Needs context with ``robust`` or ``zscore`` normalisation.
     crops : dict, optional
         Train also on ``per_night`` (default 2) random stretches of every training
-        night, from ``min_minutes`` (default 20) to the whole night
+        night, from ``min_minutes`` (default 20) to the whole night or ``max_minutes``
         (:func:`hypnoscope.evaluation.stretches.random_stretches`), each as a recording
         of its own (band powers re-z-scored,
         :func:`hypnoscope.evaluation.stretches.stretch_night`); seeded by ``seed``.
+        ``whole=False`` trains on the stretches alone, not on the whole nights (a
+        model for short recordings only, as the short member of
+        :class:`~hypnoscope.models.length_gate.LengthGatedModel`).
     seed, n_jobs, **params
         Passed to :func:`build_estimator`.
     """
@@ -370,7 +373,8 @@ class FeatureStagingModel(StagingModel):
         if getattr(self, "augment", None):
             fit_nights = nights + augmented_nights(nights, self.augment, self.seed)
         if self.crops is not None:
-            fit_nights = fit_nights + cropped_nights(nights, self.crops, self.seed)
+            crops = cropped_nights(nights, self.crops, self.seed)
+            fit_nights = fit_nights + crops if self.crops.get("whole", True) else crops
         if self.shrink is not None:
             from hypnoscope.signal.features import population_stats
 
@@ -468,7 +472,8 @@ def _resolve_shrink(shrink: float | str | None, context: dict[str, Any] | None,
 SHRINK_STRETCHES = 8
 
 #: Defaults of the ``crops`` option (see :func:`cropped_nights`).
-DEFAULT_CROPS: dict[str, Any] = {"per_night": 2, "min_minutes": 20.0}
+DEFAULT_CROPS: dict[str, Any] = {"per_night": 2, "min_minutes": 20.0, "max_minutes": None,
+                                  "whole": True}
 
 
 def _resolve_crops(crops: dict[str, Any] | bool | None) -> dict[str, Any] | None:
@@ -478,6 +483,8 @@ def _resolve_crops(crops: dict[str, Any] | bool | None) -> dict[str, Any] | None
         return None
     if int(out["per_night"]) < 1 or float(out["min_minutes"]) <= 0:
         raise ValueError(f"crops needs per_night >= 1 and min_minutes > 0, got {out}")
+    if out["max_minutes"] is not None and float(out["max_minutes"]) < float(out["min_minutes"]):
+        raise ValueError(f"crops needs max_minutes >= min_minutes, got {out}")
     return out
 
 
@@ -486,7 +493,8 @@ def cropped_nights(nights, crops: dict[str, Any], seed: int = 0) -> list:
     ``crops`` option of :class:`FeatureStagingModel`)."""
     from hypnoscope.evaluation.stretches import random_stretches, stretch_night
 
-    st = random_stretches(nights, int(crops["per_night"]), float(crops["min_minutes"]), seed)
+    st = random_stretches(nights, int(crops["per_night"]), float(crops["min_minutes"]), seed,
+                          max_minutes=crops.get("max_minutes"))
     return [stretch_night(nights[s.night], s) for s in st]
 
 
