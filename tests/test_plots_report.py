@@ -189,11 +189,17 @@ def test_report_lights_and_non_json_info(tmp_path):
 
 
 def test_report_rejects_reference_of_another_night(tmp_path):
-    ref = _night()
-    longer = Hypnogram(np.concatenate([ref.codes, np.full(100, 2)]))
+    pred = _night()
+    # a reference with 100 scored epochs past the prediction's end is another night
+    longer = Hypnogram(np.concatenate([pred.codes, np.full(100, 2)]))
     with pytest.raises(ValueError, match="same night"):
-        write_report(tmp_path / "r", longer, {}, reference=ref)
+        write_report(tmp_path / "r", pred, {}, reference=longer)
     assert not list(tmp_path.iterdir())
+    # a scoring that covers less than the recording is compared on what it covers
+    write_report(tmp_path / "r", longer, {}, reference=pred)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["agreement"]["n_common_epochs"] == pred.n_epochs
+    assert data["agreement"]["accuracy"] == 1.0
 
 
 # ------------------------------------------------------------------ CLI
