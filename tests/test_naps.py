@@ -1,0 +1,163 @@
+"""Nap studies (MSLT/MWT): the AASM rules on constructed hypnograms, the day summary, the
+library that stages naps and the ``hypnoscope mslt`` command."""
+
+from __future__ import annotations
+
+import pytest
+
+from hypnoscope.evaluation.naps import NapScore, score_nap, summarise_day
+from hypnoscope.hypnogram import Hypnogram
+
+
+def _hyp(*runs: tuple[str, int], **kw) -> Hypnogram:
+    """A hypnogram from (label, n_epochs) runs (30-s epochs)."""
+    return Hypnogram([lab for lab, n in runs for _ in range(n)], **kw)
+
+
+# ---------------------------------------------------------------- MSLT rules
+def test_latency_is_at_the_first_epoch_of_any_stage():
+    for stage in ("N1", "N2", "N3", "R"):
+        s = score_nap(_hyp(("W", 7), (stage, 1), ("W", 40)))
+        assert s.sleep_latency_min == 3.5, stage
+        assert s.sleep_onset_epoch == 7 and 7 in s.key_epochs
+        assert s.complete and not s.problems
+    s = score_nap(_hyp(("N2", 50)))
+    assert s.sleep_latency_min == 0.0
+
+
+def test_latency_from_lights_off_and_its_grid():
+    # lights off 60 s into the hypnogram: epochs 0-1 are before the nap
+    s = score_nap(_hyp(("N2", 2), ("W", 4), ("N1", 45)), lights_off_sec=60.0)
+    assert s.first_epoch == 2 and s.sleep_latency_min == 2.0
+    assert s.lights_off_sec == 60.0 and s.end_sec == 60.0 + 120.0 + 30.0 + 900.0
+
+
+@pytest.mark.parametrize(("rem_after_onset_epochs", "soremp"),
+                         [(29, True), (30, True), (31, False), (35, False)])
+def test_soremp_at_exactly_15_min_counts_and_15_5_does_not(rem_after_onset_epochs, soremp):
+    n2 = rem_after_onset_epochs
+    s = score_nap(_hyp(("W", 10), ("N2", n2), ("R", 10)))
+    assert s.sleep_latency_min == 5.0
+    assert s.soremp is soremp
+    if soremp:
+        assert s.rem_latency_min == n2 / 2.0 and s.rem_epoch == 10 + n2
+        assert s.key_epochs == [10, 10 + n2]
+    else:  # REM at 15.5 min or later lies after the MSLT nap's end: ignored
+        assert s.rem_latency_min is None and s.rem_epoch is None
+    assert s.end_sec == 300.0 + 30.0 + 900.0 and s.stop_epoch == 10 + 31
+
+
+def test_mslt_nap_ends_15_min_after_sleep_onset():
+    s = score_nap(_hyp(("W", 4), ("N1", 1), ("N2", 40), ("R", 20)))
+    assert s.sleep_latency_min == 2.0
+    assert s.end_sec == 120.0 + 30.0 + 900.0
+    assert (s.first_epoch, s.stop_epoch) == (0, 4 + 31)
+    assert s.rem_latency_min is None and not s.soremp and s.complete
+
+
+def test_no_sleep_nap_counts_20_min():
+    s = score_nap(_hyp(("W", 40)))
+    assert s.sleep_latency_min is None and s.latency_for_mean_min == 20.0
+    assert s.end_sec == 1200.0 and s.complete and s.key_epochs == []
+    # sleep at 20.0 min is after the nap; at 19.5 min it is in it
+    assert score_nap(_hyp(("W", 40), ("N2", 40))).sleep_latency_min is None
+    assert score_nap(_hyp(("W", 39), ("N2", 40))).sleep_latency_min == 19.5
+
+
+def test_a_nap_cut_short_is_incomplete():
+    s = score_nap(_hyp(("W", 30)))  # 15 min of wake, hypnogram ends
+    assert not s.complete and s.latency_for_mean_min is None
+    assert "the hypnogram ends 15.0 min after lights off" in s.problems[0]
+    s = score_nap(_hyp(("W", 40)), lights_on_sec=600.0)
+    assert not s.complete and "lights on 10.0 min" in s.problems[0]
+    # sleep found before the end: latency known, the nap still short
+    s = score_nap(_hyp(("W", 6), ("N2", 10)))
+    assert s.sleep_latency_min == 3.0 and s.latency_for_mean_min == 3.0 and not s.complete
+
+
+def test_unscored_epochs_before_onset_leave_the_latency_undetermined():
+    s = score_nap(_hyp(("W", 3), ("?", 2), ("W", 2), ("N2", 40)))
+    assert not s.complete and s.sleep_latency_min == 3.5
+    assert any("2 unscored epoch(s) before sleep onset" in p for p in s.problems)
+
+
+def test_hypnogram_starting_after_lights_off_is_incomplete():
+    s = score_nap(_hyp(("W", 4), ("N2", 40), onset_sec=120.0), lights_off_sec=0.0)
+    assert s.sleep_latency_min == 4.0 and not s.complete
+    assert "starts 120 s after lights off" in s.problems[0]
+
+
+def test_lights_on_before_lights_off_is_an_error():
+    with pytest.raises(ValueError, match=r"lights on \(10 s\) must come after lights off"):
+        score_nap(_hyp(("W", 40)), lights_off_sec=20.0, lights_on_sec=10.0)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        score_nap(_hyp(("W", 40)), protocol="msl")
+
+
+# ---------------------------------------------------------------- MWT rules
+def test_mwt_two_n1_epochs_are_not_unequivocal_three_are():
+    s = score_nap(_hyp(("W", 10), ("N1", 2), ("W", 10), ("N1", 3), ("W", 70)), "mwt")
+    assert s.sleep_latency_min == 5.0
+    assert s.mwt_unequivocal_latency_min == 11.0
+    assert s.unequivocal_epoch == 22 and s.key_epochs == [10, 22, 23, 24]
+    assert s.end_sec == 25 * 30.0 and s.complete
+
+
+@pytest.mark.parametrize("stage", ["N2", "N3", "R"])
+def test_mwt_one_epoch_of_another_stage_is_unequivocal(stage):
+    s = score_nap(_hyp(("W", 10), ("N1", 2), (stage, 1), ("W", 70)), "mwt")
+    assert s.sleep_latency_min == 5.0
+    assert s.mwt_unequivocal_latency_min == 6.0  # N1 N1 N2: dated at the N2 epoch
+    assert s.end_sec == 13 * 30.0
+
+
+def test_mwt_without_unequivocal_sleep_ends_at_40_min():
+    s = score_nap(_hyp(("W", 20), ("N1", 2), ("W", 57), ("N1", 1), ("N2", 10)), "mwt")
+    assert s.sleep_latency_min == 10.0 and s.mwt_unequivocal_latency_min is None
+    assert s.end_sec == 2400.0 and s.complete
+    assert s.unequivocal_for_mean_min == 40.0 and s.latency_for_mean_min == 10.0
+    w = score_nap(_hyp(("W", 80)), "mwt")
+    assert w.sleep_latency_min is None and w.latency_for_mean_min == 40.0
+
+
+def test_mwt_on_a_three_class_hypnogram_needs_three_nrem_epochs():
+    hyp = Hypnogram(["W"] * 4 + ["NREM"] * 2 + ["W"] * 2 + ["NREM"] * 3 + ["W"] * 80,
+                    n_classes=3)
+    s = score_nap(hyp, "mwt")
+    assert s.sleep_latency_min == 2.0 and s.mwt_unequivocal_latency_min == 4.0
+    assert any("3-class" in p for p in s.problems)
+
+
+# ---------------------------------------------------------------- the day
+def _nap(protocol: str, latency: float | None, soremp: bool = False,
+         complete: bool = True) -> NapScore:
+    return NapScore(protocol, 0.0, 0.0, sleep_latency_min=latency, soremp=soremp,
+                    complete=complete)
+
+
+def test_mslt_day_summary_and_narcolepsy_criterion():
+    naps = [_nap("mslt", 2.0, True), _nap("mslt", 4.5, True), _nap("mslt", None),
+            _nap("mslt", 3.5), _nap("mslt", None, complete=False)]
+    day = summarise_day(naps, "mslt")
+    assert day["latencies_min"] == [2.0, 4.5, 20.0, 3.5, None]
+    assert day["mean_sleep_latency_min"] == pytest.approx(30.0 / 4)
+    assert (day["n_naps"], day["n_incomplete"], day["n_in_mean"]) == (5, 1, 4)
+    assert day["n_soremps"] == 2 and day["narcolepsy_criterion_met"] is True
+    # exactly 8.0 min meets it; one SOREMP does not
+    eight = [_nap("mslt", 8.0, True), _nap("mslt", 8.0, True)]
+    assert summarise_day(eight, "mslt")["narcolepsy_criterion_met"] is True
+    one = [_nap("mslt", 2.0, True), _nap("mslt", 2.0)]
+    assert summarise_day(one, "mslt")["narcolepsy_criterion_met"] is False
+    late = [_nap("mslt", 8.5, True), _nap("mslt", 8.5, True)]
+    assert summarise_day(late, "mslt")["narcolepsy_criterion_met"] is False
+    assert summarise_day([], "mslt")["narcolepsy_criterion_met"] is None
+
+
+def test_mwt_day_summary():
+    naps = [score_nap(_hyp(("W", 80)), "mwt"),
+            score_nap(_hyp(("W", 20), ("N1", 3), ("W", 60)), "mwt")]
+    day = summarise_day(naps, "mwt")
+    assert day["latencies_min"] == [40.0, 10.0] and day["mean_sleep_latency_min"] == 25.0
+    assert day["mean_unequivocal_latency_min"] == 25.0 and "n_soremps" not in day
+    with pytest.raises(ValueError, match="scored as"):
+        summarise_day(naps, "mslt")
