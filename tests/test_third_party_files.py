@@ -52,11 +52,6 @@ SLEEPEDF_STAGES = {"Sleep stage W": "W", "Sleep stage 1": "N1", "Sleep stage 2":
                    "Sleep stage 3": "N3", "Sleep stage 4": "N3", "Sleep stage R": "R"}
 STATS_KEYS = {"W": "wake_min", "N1": "n1_min", "N2": "n2_min", "N3": "n3_min", "R": "rem_min"}
 
-NOT_NAMING_FILE = pytest.mark.xfail(strict=True, reason=(
-    "found by the third-party corpus: read_psg's 'no EEG, EOG or EMG channel recognised' "
-    "error (raised by io.channels.resolve_channels) does not name the file; the fix is a "
-    "wrap in io.psg.read_psg, which another #26 helper is editing"))
-
 
 # ---------------------------------------------------------------- independent parsers
 def _field(raw: bytes) -> str:
@@ -295,7 +290,6 @@ def test_read_psg_refuses_unrecognised_channels(name):
     assert f"Channels found: {ref['labels']}" in msg
 
 
-@NOT_NAMING_FILE
 @pytest.mark.parametrize("name", NO_ROLES)
 def test_read_psg_unrecognised_channels_error_names_file(name):
     with pytest.raises(ValueError) as err:

@@ -622,7 +622,10 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
         raise ValueError(f"{name}: an annotation file with no signals (a hypnogram or "
                          f"scoring?), not a recording: {len(_file_annotations(name))} "
                          "annotations. Give it as the hypnogram (--hypnogram) of its PSG")
-    roles_map = resolve_channels(ch_found, eeg=eeg, eog=eog, emg=emg)
+    try:
+        roles_map = resolve_channels(ch_found, eeg=eeg, eog=eog, emg=emg)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
     if not include_emg:
         roles_map["emg"] = []
     picks = [c for role in ROLES for c in roles_map[role]]
