@@ -39,6 +39,13 @@ def register(subparsers) -> None:
                           "is the shipped file, and the command says so")
     src.add_argument("--n-subjects", type=int,
                      help="simulate this many subjects (each with their own traits)")
+    src.add_argument("--protocol", choices=["mslt", "mwt"],
+                     help="simulate a day of naps instead of a night: mslt = 5 naps 2 h "
+                          "apart (a nap ends 15 min after sleep onset or after 20 min "
+                          "without sleep), mwt = 4 trials of up to 40 min; each nap a file "
+                          "pair with 'Lights off'/'Lights on' annotations in the PSG, and "
+                          "truth.json/truth.csv (lights times, sleep latency, REM latency, "
+                          "SOREMP) beside them (hypnoscope.simulate.naps)")
     p.add_argument("--out", type=Path, required=True,
                    help="output folder (created; checked for writing before simulating)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -75,6 +82,12 @@ def register(subparsers) -> None:
                    help="scorer/physiology disagreement: 0 = every epoch shows its scored "
                         "stage; 1 (default) = about half the published inter-scorer "
                         "disagreement, N1 most; 2 = harder")
+    p.add_argument("--profile", choices=["healthy", "narcolepsy-like"], default="healthy",
+                   help="with --protocol: the day's latency and SOREMP distributions "
+                        "(healthy: MSLT latency around 11 min, SOREMP in 5%% of naps; "
+                        "narcolepsy-like: around 3 min, 65%%; default: %(default)s)")
+    p.add_argument("--naps", type=int, default=None,
+                   help="with --protocol: naps in the day (default: 5 for mslt, 4 for mwt)")
     add_label_map_arg(p)
     p.add_argument("--record-id", default=None,
                    help="with --hypnogram: output file stem (default: from the input name)")
@@ -105,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n_subjects is not None and args.n_subjects < 1:
         raise CLIError(f"--n-subjects must be >= 1, got {args.n_subjects}")
     check_output_dir(args.out, "--out", create=False)  # before any simulating
+    if args.protocol is not None:
+        return _simulate_naps(args, layout, difficulty)
     if args.hypnogram is not None:
         args.hypnogram = _resolve_hypnogram(args.hypnogram)
         hyp = read_hypnogram(args.hypnogram, label_map=args.label_map,
@@ -135,6 +150,23 @@ def run(args: argparse.Namespace) -> int:
           f"(layout {args.layout}, montage {layout['montage']}, mode {args.mode}, seed "
           f"{args.seed}; details in "
           "simulation.json)")
+    return 0
+
+
+def _simulate_naps(args: argparse.Namespace, layout: dict, difficulty: dict) -> int:
+    """``--protocol``: one day of naps (:func:`hypnoscope.simulate.naps.simulate_nap_day`)."""
+    from hypnoscope.simulate.naps import simulate_nap_day
+
+    if args.naps is not None and args.naps < 1:
+        raise CLIError(f"--naps must be >= 1, got {args.naps}")
+    truth = simulate_nap_day(args.out, protocol=args.protocol, profile=args.profile,
+                             seed=args.seed, n_naps=args.naps, layout=args.layout,
+                             montage=layout["montage"], mode=args.mode, **difficulty)
+    day = truth["day"]
+    print(f"wrote {day['n_naps']} {args.protocol.upper()} naps ({args.profile}, seed "
+          f"{args.seed}) to {args.out}: mean sleep latency "
+          f"{day['mean_sleep_latency_min']:.1f} min, {day['n_soremp']} SOREMP; truth in "
+          "truth.json and truth.csv")
     return 0
 
 
