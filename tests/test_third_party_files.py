@@ -9,9 +9,8 @@ text, the TAL annotations or pandas, never through hypnoscope. hypnoscope is rea
 public readers (:func:`~hypnoscope.io.psg.recording_info`, :func:`~hypnoscope.io.psg.read_psg`,
 :func:`~hypnoscope.io.hypnograms.read_hypnogram`) and the ``info``/``stats`` commands.
 
-A test marked ``xfail(strict=True)`` states how a file should be read where the reader is
-still wrong; it fails the suite as soon as the reader gets it right, so that the mark is
-removed.
+Every misread the corpus found has been fixed; a new one is written as the test of how
+the file should be read, marked ``xfail(strict=True)`` until the reader gets it right.
 """
 
 from __future__ import annotations
