@@ -55,20 +55,21 @@ def test_sampled_naps_follow_the_protocol(protocol):
         if onset is None:
             seen_no_sleep += 1
             limit = 20.0 if protocol == "mslt" else 40.0
-            assert nap.sleep_latency_min == limit and len(inside) == 2 * limit
+            assert nap.sleep_latency_min is None and len(inside) == 2 * limit
+            assert nap.latency_for_mean_min == limit
             assert not nap.slept and not nap.soremp and nap.rem_latency_min is None
             continue
-        assert nap.slept and nap.sleep_latency_min == onset / 2
+        assert nap.slept and nap.sleep_latency_min == nap.latency_for_mean_min == onset / 2
         rem = _first(inside, lambda x: x == R)
         if protocol == "mslt":
-            assert len(inside) == onset + 30  # ends 15 min after sleep onset
+            assert len(inside) == onset + 31  # 15 min from after the first sleep epoch
             assert nap.rem_latency_min == (None if rem is None else (rem - onset) / 2)
             assert nap.soremp == (rem is not None)
             seen_soremp += nap.soremp
         else:
             assert rem is None and not nap.soremp
             u = nap.mwt_unequivocal_latency_min
-            if u == 40.0:
+            if u is None:
                 assert len(inside) == 80
             else:  # the trial ends with the epoch that makes the sleep unequivocal
                 k = int(u * 2)
@@ -119,7 +120,9 @@ def test_files_read_back_with_the_stated_lights(mslt_day):
     assert list(rows[0]) == list(TRUTH_COLUMNS)
     for row, nap in zip(rows, truth["naps"], strict=True):
         assert row["lights_off"] == nap["lights_off"] and row["soremp"] == str(nap["soremp"])
-        assert float(row["sleep_latency_min"]) == nap["sleep_latency_min"]
+        assert float(row["latency_for_mean_min"]) == nap["latency_for_mean_min"]
+        assert row["sleep_latency_min"] == ("" if nap["sleep_latency_min"] is None
+                                            else str(nap["sleep_latency_min"]))
     assert read_nap_truth(out) == truth
 
 
@@ -139,11 +142,13 @@ def test_seeded_days_are_identical(tmp_path, mslt_day):
 
 def test_day_summary_is_the_mean_of_the_naps(mslt_day, mwt_day):
     for _, truth in (mslt_day, mwt_day):
-        lat = [n["sleep_latency_min"] for n in truth["naps"]]
+        lat = [n["latency_for_mean_min"] for n in truth["naps"]]
         assert truth["day"]["mean_sleep_latency_min"] == pytest.approx(np.mean(lat))
-        assert truth["day"]["n_soremp"] == sum(n["soremp"] for n in truth["naps"])
-    assert mwt_day[1]["day"]["mean_unequivocal_latency_min"] == pytest.approx(
-        np.mean([n["mwt_unequivocal_latency_min"] for n in mwt_day[1]["naps"]]))
+    naps = mslt_day[1]["naps"]
+    assert mslt_day[1]["day"]["n_soremps"] == sum(n["soremp"] for n in naps)
+    assert mwt_day[1]["day"]["mean_unequivocal_latency_min"] == pytest.approx(np.mean(
+        [40.0 if n["mwt_unequivocal_latency_min"] is None
+         else n["mwt_unequivocal_latency_min"] for n in mwt_day[1]["naps"]]))
 
 
 def test_cli_simulate_protocol(tmp_path, capsys):
@@ -156,3 +161,51 @@ def test_cli_simulate_protocol(tmp_path, capsys):
         capsys.readouterr().out
     assert main(["simulate", "--protocol", "mslt", "--naps", "0", "--out",
                  str(tmp_path / "x")]) != 0
+
+
+def _score_fields(score) -> dict:
+    return {"sleep_latency_min": score.sleep_latency_min,
+            "latency_for_mean_min": score.latency_for_mean_min,
+            "rem_latency_min": score.rem_latency_min, "soremp": score.soremp,
+            "mwt_unequivocal_latency_min": score.mwt_unequivocal_latency_min}
+
+
+@pytest.mark.parametrize("protocol", ["mslt", "mwt"])
+def test_truth_is_score_nap_of_the_true_hypnograms(protocol):
+    """Many sampled naps of both profiles: the stated truth is what the nap rules
+    (evaluation.naps.score_nap) give on the true hypnogram with the stated lights, and
+    lights on is where the protocol ends the nap."""
+    from hypnoscope.evaluation.naps import score_nap
+    from hypnoscope.hypnogram import Hypnogram
+
+    rng = np.random.default_rng(3)
+    kinds = set()
+    for profile in PROFILES.values():
+        median = profile.mslt_latency_min if protocol == "mslt" else profile.mwt_latency_min
+        for lat in np.exp(rng.normal(np.log(median), 0.8, 40)):
+            nap = sample_nap(protocol, float(lat), rng, soremp_prob=profile.soremp_prob
+                             if protocol == "mslt" else 0.0, pre_epochs=int(rng.integers(4, 11)))
+            off, on = nap.lights_off_epoch * 30.0, nap.lights_on_epoch * 30.0
+            score = score_nap(Hypnogram(nap.codes), protocol, off, on)
+            assert score.complete and not score.problems
+            assert score.end_sec == on
+            truth = {k: getattr(nap, k) for k in _score_fields(score)}
+            assert _score_fields(score) == truth
+            kinds.add((nap.slept, nap.soremp, nap.mwt_unequivocal_latency_min is None))
+    assert len(kinds) >= 3  # with and without sleep, SOREMP / unequivocal sleep
+
+
+def test_day_truth_is_score_nap_of_its_files(mslt_day, mwt_day):
+    """The written true hypnograms and lights give the truth and the day summary."""
+    from hypnoscope.evaluation.naps import score_nap, summarise_day
+
+    for out, truth in (mslt_day, mwt_day):
+        scores = []
+        for nap in truth["naps"]:
+            hyp = read_hypnogram(out / nap["hypnogram"])
+            s = score_nap(hyp, truth["protocol"], nap["lights_off_sec"], nap["lights_on_sec"])
+            assert _score_fields(s) == {k: nap[k] for k in _score_fields(s)}
+            scores.append(s)
+        day = summarise_day(scores, truth["protocol"])
+        for k, v in truth["day"].items():
+            assert day[k] == pytest.approx(v), k

@@ -165,8 +165,9 @@ def _simulate_naps(args: argparse.Namespace, layout: dict, difficulty: dict) -> 
     day = truth["day"]
     print(f"wrote {day['n_naps']} {args.protocol.upper()} naps ({args.profile}, seed "
           f"{args.seed}) to {args.out}: mean sleep latency "
-          f"{day['mean_sleep_latency_min']:.1f} min, {day['n_soremp']} SOREMP; truth in "
-          "truth.json and truth.csv")
+          f"{day['mean_sleep_latency_min']:.1f} min"
+          + (f", {day['n_soremps']} SOREMP" if "n_soremps" in day else "")
+          + "; truth in truth.json and truth.csv")
     return 0
 
 

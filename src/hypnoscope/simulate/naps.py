@@ -13,13 +13,18 @@ the MWT, the latency to unequivocal sleep.
 
 Nap rules (AASM; Littner et al. 2005, Sleep 28(1):113-121)
 -----------------------------------------------------------
-- Sleep latency: lights off to the start of the first epoch of any sleep stage.
-- MSLT: the nap ends 15 min after sleep onset, or after 20 min without sleep (latency
-  then stated as 20 min); REM latency from sleep onset to the first REM epoch; a SOREMP is
-  REM within 15 min of sleep onset (here always inside the nap).
+The truth follows the rules of :mod:`hypnoscope.evaluation.naps` (which the tests check
+against it):
+
+- Sleep latency: lights off to the start of the first epoch of any sleep stage (None
+  without sleep; ``latency_for_mean_min`` then holds the protocol's 20 or 40 min).
+- MSLT: the nap runs 15 min from after the first sleep epoch (its last epoch starts 15
+  min after sleep onset), or 20 min without sleep; REM latency from sleep onset to the
+  first REM epoch; a SOREMP is REM within 15 min of sleep onset.
 - MWT: the trial ends at unequivocal sleep (three consecutive N1 epochs or one epoch of
-  N2, N3 or REM; its latency is the start of that N1 run or epoch) or after 40 min
-  (latencies then stated as 40 min).
+  N2, N3 or REM; its latency is the start of that N1 run or epoch; ``N1 N1 N2`` dates
+  it at N2) or after 40 min.
+- Lights on is the end of the nap (the PSG goes on in wake for at least a minute).
 
 Profiles (:data:`PROFILES`): drawn distributions, approximate on purpose
 ------------------------------------------------------------------------
@@ -65,7 +70,8 @@ EPOCH_SEC = 30.0
 #: The simulated nap protocols.
 PROTOCOLS = ("mslt", "mwt")
 #: Per protocol: naps in a day, minutes from lights-off after which a nap without sleep
-#: ends, minutes after sleep onset at which a nap ends (MSLT; None: at unequivocal sleep).
+#: ends, minutes from after the first sleep epoch at which a nap ends (MSLT; None: at
+#: unequivocal sleep).
 PROTOCOL_RULES: dict[str, dict[str, Any]] = {
     "mslt": {"n_naps": 5, "no_sleep_min": 20.0, "after_onset_min": 15.0},
     "mwt": {"n_naps": 4, "no_sleep_min": 40.0, "after_onset_min": None},
@@ -81,7 +87,7 @@ MIN_RECORDING_MIN = 25.0
 #: The truth table's columns (``truth.csv``), in order.
 TRUTH_COLUMNS = ("nap", "record_id", "psg", "hypnogram", "recording_start", "lights_off",
                  "lights_on", "lights_off_sec", "lights_on_sec", "slept",
-                 "sleep_latency_min", "rem_latency_min", "soremp",
+                 "sleep_latency_min", "latency_for_mean_min", "rem_latency_min", "soremp",
                  "mwt_unequivocal_latency_min")
 #: Texts of the lights annotations written in each PSG file.
 LIGHTS_OFF_TEXT, LIGHTS_ON_TEXT = "Lights off", "Lights on"
@@ -132,14 +138,16 @@ class SimulatedNap:
     lights_off_epoch, lights_on_epoch : int
         Lights-off at the start of epoch ``lights_off_epoch``, lights-on at the start of
         ``lights_on_epoch`` (the first epoch after the nap).
-    sleep_latency_min : float
-        Lights-off to the first sleep epoch; with no sleep the protocol's limit.
+    sleep_latency_min : float or None
+        Lights-off to the first sleep epoch; None without sleep.
+    latency_for_mean_min : float
+        The sleep latency, or without sleep the protocol's limit (20 / 40 min).
     rem_latency_min : float or None
         Sleep onset to the first REM epoch of the nap; None without REM.
     soremp : bool
         REM within 15 min of sleep onset.
     mwt_unequivocal_latency_min : float or None
-        MWT only: lights-off to unequivocal sleep (40 min without it).
+        MWT only: lights-off to unequivocal sleep; None without it.
     slept : bool
         Whether the nap had any sleep epoch.
     """
@@ -147,7 +155,8 @@ class SimulatedNap:
     codes: np.ndarray
     lights_off_epoch: int
     lights_on_epoch: int
-    sleep_latency_min: float
+    sleep_latency_min: float | None
+    latency_for_mean_min: float
     rem_latency_min: float | None
     soremp: bool
     mwt_unequivocal_latency_min: float | None
@@ -252,7 +261,8 @@ def sample_nap(protocol: str, latency_min: float, rng: np.random.Generator,
         if rng.random() < soremp_prob:
             rl = float(np.exp(np.log(rem_latency_min) + 0.6 * rng.standard_normal()))
             rem_at = _epochs(min(max(rl, 0.0), 14.0))
-        nap = [W] * lat + _mslt_sleep(_epochs(rules["after_onset_min"]), rem_at, trans, rng)
+        nap = [W] * lat + _mslt_sleep(_epochs(rules["after_onset_min"]) + 1, rem_at,
+                                      trans, rng)
     else:
         sleep, unequivocal = _mwt_sleep(limit - lat, trans, rng)
         nap = [W] * lat + sleep
@@ -263,11 +273,11 @@ def sample_nap(protocol: str, latency_min: float, rng: np.random.Generator,
     total = max(pre_epochs + n + _epochs(POST_MIN), _epochs(MIN_RECORDING_MIN))
     codes = np.array([W] * pre_epochs + nap + [W] * (total - pre_epochs - n), dtype=np.int64)
     to_min = EPOCH_SEC / 60.0
-    uneq = None if protocol != "mwt" else (
-        unequivocal * to_min if unequivocal is not None else rules["no_sleep_min"])
+    uneq = None if unequivocal is None else unequivocal * to_min
     return SimulatedNap(codes=codes, lights_off_epoch=pre_epochs,
                         lights_on_epoch=pre_epochs + n,
-                        sleep_latency_min=(lat if slept else limit) * to_min,
+                        sleep_latency_min=lat * to_min if slept else None,
+                        latency_for_mean_min=(lat if slept else limit) * to_min,
                         rem_latency_min=None if rem_at is None else rem_at * to_min,
                         soremp=rem_at is not None and rem_at * to_min <= 15.0,
                         mwt_unequivocal_latency_min=uneq, slept=slept)
@@ -310,22 +320,27 @@ def _nap_record(k: int, record_id: str, nap: SimulatedNap, start: _dt.datetime,
             "lights_on": _clock(start + _dt.timedelta(seconds=on)),
             "lights_off_sec": off, "lights_on_sec": on, "slept": nap.slept,
             "sleep_latency_min": nap.sleep_latency_min,
+            "latency_for_mean_min": nap.latency_for_mean_min,
             "rem_latency_min": nap.rem_latency_min, "soremp": nap.soremp,
             "mwt_unequivocal_latency_min": nap.mwt_unequivocal_latency_min}
 
 
 def day_summary(naps: list[dict[str, Any]], protocol: str) -> dict[str, Any]:
-    """The day's mean sleep latency and SOREMP count from the truth of its naps (MSLT:
-    with the narcolepsy criterion, mean <= 8 min and two or more SOREMPs; MWT: with the
-    mean latency to unequivocal sleep)."""
-    mean = float(np.mean([n["sleep_latency_min"] for n in naps]))
-    out: dict[str, Any] = {"n_naps": len(naps), "mean_sleep_latency_min": mean,
-                           "n_soremp": int(sum(bool(n["soremp"]) for n in naps))}
+    """The day's mean sleep latency (a nap without sleep as 20 / 40 min) and, MSLT, SOREMP
+    count and narcolepsy criterion (mean <= 8 min and two or more SOREMPs) or, MWT, mean
+    latency to unequivocal sleep (40 min without it); keys as
+    :func:`hypnoscope.evaluation.naps.summarise_day`'s."""
+    limit = PROTOCOL_RULES[protocol]["no_sleep_min"]
+    mean = float(np.mean([n["latency_for_mean_min"] for n in naps]))
+    out: dict[str, Any] = {"protocol": protocol, "n_naps": len(naps),
+                           "mean_sleep_latency_min": mean}
     if protocol == "mslt":
-        out["narcolepsy_criterion"] = bool(mean <= 8.0 and out["n_soremp"] >= 2)
+        out["n_soremps"] = int(sum(bool(n["soremp"]) for n in naps))
+        out["narcolepsy_criterion_met"] = bool(mean <= 8.0 and out["n_soremps"] >= 2)
     else:
         out["mean_unequivocal_latency_min"] = float(np.mean(
-            [n["mwt_unequivocal_latency_min"] for n in naps]))
+            [limit if n["mwt_unequivocal_latency_min"] is None
+             else n["mwt_unequivocal_latency_min"] for n in naps]))
     return out
 
 
