@@ -161,3 +161,152 @@ def test_mwt_day_summary():
     assert day["mean_unequivocal_latency_min"] == 25.0 and "n_soremps" not in day
     with pytest.raises(ValueError, match="scored as"):
         summarise_day(naps, "mslt")
+
+
+def test_lights_on_15_min_after_onset_by_the_clock_lacks_only_the_last_epoch():
+    # sleep onset at 2.5 min, lights on at 17.5 min: the AASM nap ends at 18.0 min
+    s = score_nap(_hyp(("W", 5), ("N2", 30)))
+    assert s.end_sec == 1080.0 and s.complete and s.sleep_latency_min == 2.5
+    assert "REM in the epoch starting 15 min after sleep onset" in s.problems[0]
+    # a SOREMP already seen needs no note; two epochs short is incomplete
+    s = score_nap(_hyp(("W", 5), ("N2", 10), ("R", 20)))
+    assert s.complete and s.soremp and not s.problems
+    s = score_nap(_hyp(("W", 5), ("N2", 29)))
+    assert not s.complete
+
+
+# ---------------------------------------------------------------- where the naps are
+def test_nap_windows_from_nap_times_annotations_or_the_whole_file():
+    import datetime as dt
+
+    import mne
+
+    from hypnoscope.notices import Notices
+    from hypnoscope.staging.naps import nap_windows, parse_nap_times
+
+    start = dt.datetime(2020, 1, 2, 8, 55)
+    assert parse_nap_times("09:00-09:20, 11:00-11:20") == [("09:00", "09:20"),
+                                                           ("11:00", "11:20")]
+    notes = Notices()
+    got = nap_windows("day.edf", 3 * 3600.0, start, None, "09:00-09:20,600-1800", notes)
+    assert [(w.lights_off_sec, w.lights_on_sec, w.how) for w in got] == [
+        (300.0, 1500.0, "--naps"), (600.0, 1800.0, "--naps")]
+    with pytest.raises(ValueError, match=r"--naps item 1 '09:00': expected LIGHTS_OFF-"):
+        parse_nap_times("09:00")
+    with pytest.raises(ValueError, match="--naps item 1 13:00-13:20 lies outside day.edf"):
+        nap_windows("day.edf", 3600.0, start, None, "13:00-13:20", notes)
+    ann = mne.Annotations([60.0, 1260.0, 7000.0, 8000.0], [0, 0, 0, 0],
+                          ["Lights off", "Lights on", "LIGHTS OUT", "Sleep stage W"])
+    got = nap_windows("day.edf", 9000.0, start, ann, None, notes)
+    assert [(w.lights_off_sec, w.lights_on_sec, w.how) for w in got] == [
+        (60.0, 1260.0, "annotations"), (7000.0, 9000.0, "annotations")]
+    assert any("lights-off annotation at 7000 s has no lights-on" in m
+               for m in notes.messages("warning"))
+    whole = Notices()
+    got = nap_windows("nap.edf", 1500.0, start, None, None, whole)
+    assert [(w.lights_off_sec, w.lights_on_sec, w.how) for w in got] == [
+        (0.0, 1500.0, "recording")]
+    assert [n.code for n in whole] == ["nap-lights-missing"]
+
+
+def test_epochs_to_check_lists_key_epochs_lowest_confidence_first():
+    import numpy as np
+
+    from hypnoscope.staging.naps import epochs_to_check
+
+    codes = [0] * 6 + [1, 2] + [4] * 4 + [2] * 30
+    p = np.full((len(codes), 5), 0.0)
+    p[np.arange(len(codes)), codes] = 0.9
+    p[:, 1] += 0.1
+    p[5] = [0.55, 0.45, 0.0, 0.0, 0.0]  # wake, but nearly N1: latency could be earlier
+    p[6] = [0.3, 0.7, 0.0, 0.0, 0.0]  # the sleep-onset epoch
+    p[8] = [0.0, 0.0, 0.4, 0.0, 0.6]  # the first REM epoch
+    hyp = Hypnogram(codes, probabilities=p)
+    score = score_nap(hyp)
+    rows = epochs_to_check(hyp, score)
+    assert [(r["epoch"], r["role"], r["key"]) for r in rows] == [
+        (5, "possible earlier sleep", False), (8, "first REM", True),
+        (6, "sleep onset", True)]
+    assert [r["confidence"] for r in rows] == pytest.approx([0.55, 0.6, 0.7])
+    assert rows[0]["probability"] == pytest.approx(0.45) and rows[2]["minute"] == 3.0
+
+
+# ---------------------------------------------------------------- the command
+@pytest.fixture(scope="module")
+def nap_day(tmp_path_factory):
+    """Two simulated MSLT naps (narcolepsy-like: short latencies, SOREMPs likely), one file
+    each, with Lights off/Lights on annotations and their truth."""
+    from hypnoscope.simulate.naps import simulate_nap_day
+
+    root = tmp_path_factory.mktemp("napday")
+    truth = simulate_nap_day(root, "mslt", profile="narcolepsy-like", seed=3, n_naps=2)
+    return root, truth
+
+
+def test_mslt_command_writes_the_report_of_a_day(nap_day, tmp_path, capsys):
+    import csv
+    import json
+
+    from hypnoscope.cli import main
+
+    root, truth = nap_day
+    out = tmp_path / "out"
+    psgs = [str(root / n["psg"]) for n in reversed(truth["naps"])]  # order from the clock
+    assert main(["mslt", *psgs, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "mslt_report.json").read_text())
+    naps = report["naps"]
+    assert [n["nap"] for n in naps] == [1, 2]
+    for got, want in zip(naps, truth["naps"], strict=True):
+        # lights from the files' annotations, times in clock time and minutes
+        assert got["lights_from"] == "annotations"
+        assert (got["lights_off"], got["lights_on"]) == (want["lights_off"], want["lights_on"])
+        assert got["lights_off_sec"] == want["lights_off_sec"]
+        # the rules applied to the staged stages give the numbers reported
+        hyp = Hypnogram(got["stages"])
+        s = score_nap(hyp, "mslt", 0.0, want["lights_on_sec"] - want["lights_off_sec"])
+        assert (got["sleep_latency_min"], got["rem_latency_min"], got["soremp"]) == (
+            s.sleep_latency_min, s.rem_latency_min, s.soremp)
+        assert got["complete"] == s.complete
+        assert {r["epoch"] for r in got["check"] if r["key"]} == set(s.key_epochs)
+        assert all(0.0 < r["confidence"] <= 1.0 for r in got["check"])
+        # the short-recording model finds sleep onset near the simulated one
+        assert abs(got["sleep_latency_min"] - want["sleep_latency_min"]) <= 1.0
+    day = report["summary"]
+    lat = [n["latency_for_mean_min"] for n in naps]
+    assert day["mean_sleep_latency_min"] == pytest.approx(sum(lat) / 2)
+    assert day["n_soremps"] == sum(n["soremp"] for n in naps)
+    codes = {n["code"] for n in report["notices"]}
+    assert "nap-count" in codes and "nap-lights-missing" not in codes
+    rows = list(csv.DictReader((out / "mslt_naps.csv").open()))
+    assert [float(r["sleep_latency_min"]) for r in rows] == [n["sleep_latency_min"]
+                                                            for n in naps]
+    html = (out / "mslt_report.html").read_text()
+    assert html.count("data:image/png;base64") == 2 and "Check these epochs first" in html
+    assert f"mean sleep latency {day['mean_sleep_latency_min']:.1f} min over 2 nap(s)" \
+        in printed
+    assert f"nap 1 {truth['naps'][0]['lights_off']}: sleep latency" in printed
+
+
+def test_mslt_command_on_one_recording_with_nap_times(nap_day, tmp_path, capsys):
+    import json
+
+    from hypnoscope.cli import main
+
+    root, truth = nap_day
+    off = truth["naps"][0]["lights_off"]  # 09:00:00, the recording starts before it
+    out = tmp_path / "one"
+    psg = str(root / truth["naps"][0]["psg"])
+    assert main(["mslt", psg, "--out", str(out), "--protocol", "mwt",
+                 "--naps", f"{off[:5]}-09:08,09:06-09:15"]) == 0
+    report = json.loads((out / "mwt_report.json").read_text())
+    assert [(n["lights_off"], n["lights_on"], n["lights_from"]) for n in report["naps"]] == [
+        ("09:00:00", "09:08:00", "--naps"), ("09:06:00", "09:15:00", "--naps")]
+    assert [n["duration_min"] for n in report["naps"]] == [8.0, 9.0]
+    codes = [n["code"] for n in report["notices"]]
+    assert "nap-overlap" in codes and "nap-count" in codes
+    assert "mean_unequivocal_latency_min" in report["summary"]
+    # --naps names the naps of one recording only
+    assert main(["mslt", psg, psg, "--out", str(out), "--naps", "09:00-09:20"]) == 2
+    assert "--naps gives the naps of one recording, but 2 were given" in \
+        capsys.readouterr().err

@@ -24,8 +24,8 @@ import sys
 from hypnoscope._version import __version__
 
 #: Modules of this package that register sub-commands, in ``--help`` order.
-COMMAND_MODULES = ["demo", "stage", "benchmark", "simulate", "stats", "train", "data", "export",
-                   "stream"]
+COMMAND_MODULES = ["demo", "stage", "benchmark", "mslt", "simulate", "stats", "train", "data",
+                   "export", "stream"]
 
 
 class CLIError(Exception):

@@ -35,7 +35,9 @@ manual) as implemented here:
 
 A nap is ``complete`` when the hypnogram (and lights-on, when given) covers the nap up
 to its protocol end and every epoch of the nap up to the one that decides the result is
-scored; anything else is named in ``problems``.
+scored; anything else is named in ``problems``. An MSLT nap whose lights on comes 15 min
+after sleep onset by the clock (one epoch before the AASM end) is complete; when it shows
+no SOREMP, a problem notes that its last epoch was not recorded.
 """
 
 from __future__ import annotations
@@ -279,7 +281,17 @@ def _completeness(hyp: Hypnogram, score: NapScore, on: float, hyp_end: float) ->
     covered = min(on, hyp_end)
     # the protocol end is reached when the epochs up to it are all there
     decided = score.protocol == "mwt" and score.unequivocal_epoch is not None
-    short = covered < score.end_sec - ep / 2 and not decided
+    missing = score.end_sec - covered
+    # lights on at 15 min after sleep onset (a common clock rule) lacks only the last
+    # epoch of the AASM nap: the nap stands, with a note when no SOREMP was seen
+    last_only = (score.protocol == "mslt" and score.sleep_onset_epoch is not None
+                 and missing <= ep + _TOL_SEC)
+    short = missing > ep / 2 and not decided and not last_only
+    if last_only and missing > ep / 2 and score.rem_epoch is None:
+        score.problems.append(
+            f"the nap ends {(covered - score.lights_off_sec) / 60.0:.1f} min after lights "
+            "off, one epoch before the AASM end (15 min from after the first sleep epoch): "
+            "REM in the epoch starting 15 min after sleep onset would not be seen")
     if hyp.onset_sec > score.lights_off_sec + ep / 2:
         score.complete = False  # the time between lights off and the first epoch is unscored
     if short:
