@@ -310,3 +310,20 @@ def test_mslt_command_on_one_recording_with_nap_times(nap_day, tmp_path, capsys)
     assert main(["mslt", psg, psg, "--out", str(out), "--naps", "09:00-09:20"]) == 2
     assert "--naps gives the naps of one recording, but 2 were given" in \
         capsys.readouterr().err
+
+
+def test_unscored_epochs_before_onset_are_key_epochs_to_check():
+    import numpy as np
+
+    from hypnoscope.staging.naps import epochs_to_check
+
+    codes = np.array([0, 0, -100, 0, 2] + [2] * 40)
+    p = np.zeros((len(codes), 5))
+    p[codes >= 0, 2] = 1.0
+    p[[0, 1, 3], :] = [0.8, 0.2, 0, 0, 0]
+    hyp = Hypnogram(codes, probabilities=p)
+    s = score_nap(hyp)
+    assert s.key_epochs == [2, 4] and not s.complete
+    rows = epochs_to_check(hyp, s)
+    assert [(r["epoch"], r["role"], r["confidence"]) for r in rows][:1] == [
+        (2, "unscored before sleep onset", 0.0)]

@@ -93,7 +93,8 @@ class NapScore:
         one epoch of another sleep stage), within :data:`MWT_MAX_MIN` min; None without.
     key_epochs : list of int
         Indices (into the hypnogram) of the epochs a latency depends on: sleep onset, the
-        first REM epoch, the epochs of the unequivocal-sleep run.
+        first REM epoch, the epochs of the unequivocal-sleep run, and unscored epochs
+        before sleep onset (any of them may have been sleep).
     complete : bool
         The nap ran to its protocol end and the epochs deciding its results are scored.
     problems : list of str
@@ -302,8 +303,10 @@ def _completeness(hyp: Hypnogram, score: NapScore, on: float, hyp_end: float) ->
         score.problems.append(f"{what} {ran:.1f} min after lights off, before the protocol "
                               f"ends the nap ({due:.1f} min)")
     upto = score.sleep_onset_epoch if score.sleep_onset_epoch is not None else score.stop_epoch
-    if (codes[score.first_epoch:upto] < 0).any():
-        n = int((codes[score.first_epoch:upto] < 0).sum())
+    unscored = score.first_epoch + np.flatnonzero(codes[score.first_epoch:upto] < 0)
+    if unscored.size:
+        n = int(unscored.size)
+        score.key_epochs = sorted({*score.key_epochs, *map(int, unscored)})
         score.complete = False
         score.problems.append(f"{n} unscored epoch(s) before sleep onset: the sleep latency "
                               "is not determined")

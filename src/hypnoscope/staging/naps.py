@@ -17,7 +17,8 @@
 - **Rules**: :func:`hypnoscope.evaluation.naps.score_nap` per nap,
   :func:`~hypnoscope.evaluation.naps.summarise_day` for the day.
 - **What a scorer checks first**: every epoch a latency depends on (sleep onset, first
-  REM, the epochs of unequivocal sleep) with its confidence (highest probability), and
+  REM, the epochs of unequivocal sleep, unscored epochs before sleep onset) with its
+  confidence (highest probability; 0 for an unscored epoch), and
   the epochs where the decision could go the other way: the epoch before sleep onset
   most likely to be sleep, and (no SOREMP) the epoch of the nap most likely to be REM,
   when that probability reaches :data:`CHECK_PROBABILITY`.
@@ -238,10 +239,8 @@ def epochs_to_check(hyp: Hypnogram, score: NapScore) -> list[dict[str, Any]]:
     roles = {score.sleep_onset_epoch: "sleep onset", score.rem_epoch: "first REM"}
     rows = []
     for i in score.key_epochs:
-        role = roles.get(i, "unequivocal sleep")
-        if score.unequivocal_epoch is not None and i >= score.unequivocal_epoch and \
-                i not in roles:
-            role = "unequivocal sleep"
+        role = roles.get(i) or ("unscored before sleep onset" if hyp.codes[i] < 0
+                                else "unequivocal sleep")
         rows.append(_epoch_row(hyp, start, i, role, True))
     p = hyp.probabilities
     if p is not None and hyp.n_classes == 5:
