@@ -1,0 +1,1 @@
+"""The nap-study (MSLT / MWT) benchmark: ``python -m benchmarks.mslt.run``."""
