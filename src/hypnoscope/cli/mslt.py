@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "PROTOCOL_report.json and PROTOCOL_naps.csv into --out; every epoch a "
                     "latency depends on is listed with its confidence.")
     p.add_argument("naps", nargs="+", metavar="NAPS",
-                   help="recordings: one file per nap, or one recording of the whole day")
+                   help="recordings: one file per nap, or one recording of the whole day; "
+                        "a folder gives its recordings (*-PSG.edf, else every recording file)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--protocol", choices=["mslt", "mwt"], default="mslt",
                    help="mslt (default): naps end 15 min after sleep onset or after 20 min "

@@ -296,6 +296,26 @@ def _stage_one(rec, w: NapWindow, number: int, protocol: str, model: Any,
     return nap, res.info.get("model", {})
 
 
+def _expand(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files as given; a folder gives its recordings
+    (:func:`hypnoscope.io.recordings.list_recordings`)."""
+    from hypnoscope.io.recordings import list_recordings
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = list_recordings(p)
+            if not found:
+                raise ValueError(f"{p}: no recording in this folder (expected *-PSG.edf or "
+                                 "other recording files)")
+            out.extend(found)
+        else:
+            out.append(p)
+    if not out:
+        raise ValueError("no nap recordings given")
+    return out
+
+
 def stage_naps(paths: list[str | os.PathLike], protocol: str = "mslt", model: Any = AUTO_MODEL,
                naps: str | None = None, eeg=None, eog=None, emg=None) -> NapDay:
     """Stage a day of naps and apply the nap rules.
@@ -303,7 +323,8 @@ def stage_naps(paths: list[str | os.PathLike], protocol: str = "mslt", model: An
     Parameters
     ----------
     paths : list of path
-        The recordings: one file per nap, or one recording holding every nap.
+        The recordings: one file per nap, or one recording holding every nap; a folder
+        stands for its recordings (its ``*-PSG.edf`` files, else every recording file).
     protocol : {"mslt", "mwt"}
     model : str, path or StagingModel, default "auto"
         As in :func:`hypnoscope.staging.pipeline.stage_recording`.
@@ -322,15 +343,14 @@ def stage_naps(paths: list[str | os.PathLike], protocol: str = "mslt", model: An
     protocol = str(protocol).lower()
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if not paths:
-        raise ValueError("no nap recordings given")
+    paths = _expand(paths)
     if naps and len(paths) > 1:
         raise ValueError(f"--naps gives the naps of one recording, but {len(paths)} were "
                          "given; give one file per nap without --naps, or one recording")
     notices = Notices()
     found: list[tuple[Any, NapWindow]] = []
     for path in paths:
-        src = str(Path(path))
+        src = str(path)
         rec = _read(src, model, eeg, eog, emg)
         notices.extend_from(notices_of(rec.meta))
         for w in nap_windows(src, rec.duration_sec, rec.start_time, rec.annotations, naps,

@@ -139,8 +139,8 @@ def _naps_table_html(day: dict[str, Any]) -> str:
                  _esc(n["sleep_onset"] or "—"), _esc(_m(n["rem_latency_min"])),
                  "<span class='key'>yes</span>" if n["soremp"] else "no",
                  _esc(f"{n['protocol_end'] or ''} ({_m(n['protocol_end_min'])} min)"),
-                 "yes" if n["complete"] else "<span class='key'>no</span>: "
-                 + _esc("; ".join(n["problems"])),
+                 ("yes" if n["complete"] else "<span class='key'>no</span>")
+                 + (": " + _esc("; ".join(n["problems"])) if n["problems"] else ""),
                  "—" if key is None else f"{key:.2f}"]
         if mwt:
             cells[5:7] = [_esc(_m(n["mwt_unequivocal_latency_min"]))]
