@@ -327,3 +327,19 @@ def test_unscored_epochs_before_onset_are_key_epochs_to_check():
     rows = epochs_to_check(hyp, s)
     assert [(r["epoch"], r["role"], r["confidence"]) for r in rows][:1] == [
         (2, "unscored before sleep onset", 0.0)]
+
+
+def test_mslt_command_takes_a_folder_and_strict_refuses_a_day_with_warnings(nap_day, tmp_path,
+                                                                           capsys):
+    from hypnoscope.cli import main
+
+    root, _ = nap_day
+    out = tmp_path / "strict"
+    assert main(["mslt", str(root), "--out", str(out), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "warning(s) in strict mode" in err and "2 nap(s) given; the MSLT has five" in err
+    assert not list(out.glob("mslt_*"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["mslt", str(empty), "--out", str(out)]) == 2
+    assert f"{empty}: no recording in this folder" in capsys.readouterr().err
