@@ -5,10 +5,11 @@ Two parts, written to ``benchmarks/results/mslt.json`` and ``.md``:
 1. **SIMULATED nap days.** ``--days`` days of each profile (``healthy``,
    ``narcolepsy-like``; :mod:`hypnoscope.simulate.naps`) of the MSLT (5 naps) and half as
    many of the MWT (4 trials), simulated afresh from fixed seeds in the Sleep-EDF layout
-   with each PSG's ``Lights off``/``Lights on`` annotations. Each nap is staged by the
-   shipped ``default`` model through the normal staging path (:func:`STAGER`) and the nap
-   rules (:func:`hypnoscope.evaluation.naps.score_nap`) are applied to the prediction; the
-   truth is the simulator's (equal to ``score_nap`` of the true hypnogram, see
+   with each PSG's ``Lights off``/``Lights on`` annotations. Each day is staged as
+   ``hypnoscope mslt`` stages it (:data:`STAGER`: the naps found from the annotations, each
+   cut at lights off and staged by the shipped ``default`` model as its own recording, the
+   nap rules of :func:`hypnoscope.evaluation.naps.score_nap` applied); the truth is the
+   simulator's (equal to ``score_nap`` of the true hypnogram, see
    ``tests/test_simulate_naps.py``). Reported: the fraction of naps whose sleep latency
    (a nap without sleep as 20 / 40 min, the day-mean convention) is within one 30-s
    epoch of the truth (target >= 90 %), SOREMP agreement (target >= 90 %), the MWT
@@ -57,17 +58,29 @@ PROFILES = ("healthy", "narcolepsy-like")
 SEED_BASE = {("mslt", "healthy"): 1000, ("mslt", "narcolepsy-like"): 2000,
              ("mwt", "healthy"): 3000, ("mwt", "narcolepsy-like"): 4000}
 #: How the simulated naps are staged (named in the results).
-STAGER = ("hypnoscope.staging.pipeline.stage_recording(psg, model='default', lights_off, "
-          "lights_on): each nap staged from lights off to lights on, then "
-          "evaluation.naps.score_nap on the staged hypnogram")
+STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
+          "model='default'), the path of 'hypnoscope mslt': lights off/on from each file's "
+          "annotations, each nap cut there and staged as its own recording "
+          "(staging.pipeline.stage_recording), evaluation.naps.score_nap on it")
 
 
-def stage_nap(psg: Path, protocol: str, off: float, on: float, model: Any) -> NapScore:
-    """The nap rules applied to the staged nap (see :data:`STAGER`)."""
-    from hypnoscope.staging.pipeline import stage_recording
+def stage_day(folder: Path, truth: dict[str, Any], model: Any) -> list[NapScore]:
+    """The nap rules applied to every staged nap of a simulated day (see :data:`STAGER`),
+    in the truth's nap order; the lights found must be the truth's."""
+    from hypnoscope.staging.naps import stage_naps
 
-    res = stage_recording(psg, model=model, lights_off=off, lights_on=on)
-    return score_nap(res.hypnogram, protocol, off, on)
+    day = stage_naps([folder / n["psg"] for n in truth["naps"]], truth["protocol"],
+                     model=model)
+    if len(day.naps) != len(truth["naps"]):
+        raise RuntimeError(f"{folder}: {len(day.naps)} naps staged, "
+                           f"{len(truth['naps'])} simulated")
+    for got, nap in zip(day.naps, truth["naps"], strict=True):
+        w = got.window
+        if (Path(w.source).name != nap["psg"] or w.lights_off_sec != nap["lights_off_sec"]
+                or w.lights_on_sec != nap["lights_on_sec"]):
+            raise RuntimeError(f"{folder}: nap {nap['nap']} staged at {w}, simulated with "
+                               f"lights {nap['lights_off_sec']}-{nap['lights_on_sec']} s")
+    return [n.score for n in day.naps]
 
 
 def _none_eq(a, b) -> bool:
@@ -86,14 +99,12 @@ def simulated_naps(work: Path, protocol: str, profile: str, n_days: int,
         seed = SEED_BASE[(protocol, profile)] + d
         folder = work / f"{protocol}_{profile}_{seed}"
         truth = simulate_nap_day(folder, protocol, profile, seed=seed)
-        scores = []
-        for nap in truth["naps"]:
-            t0 = time.perf_counter()
-            s = stage_nap(folder / nap["psg"], protocol, nap["lights_off_sec"],
-                          nap["lights_on_sec"], model)
-            scores.append(s)
+        t0 = time.perf_counter()
+        scores = stage_day(folder, truth, model)
+        per_nap = (time.perf_counter() - t0) / len(scores)
+        for nap, s in zip(truth["naps"], scores, strict=True):
             rows.append({"protocol": protocol, "profile": profile, "seed": seed,
-                         "nap": nap["nap"], "stage_s": time.perf_counter() - t0,
+                         "nap": nap["nap"], "stage_s": per_nap,
                          "true": {k: nap[k] for k in ("sleep_latency_min",
                                                       "latency_for_mean_min",
                                                       "rem_latency_min", "soremp",
