@@ -87,9 +87,11 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
         return shipped
     if path.exists():
         return path
+    from hypnoscope.models.plugins import stager_names
+
     names = ", ".join(shipped_models()) or "none"
-    raise ValueError(f"unknown model {name!r}: not a shipped model (available: {names}) and "
-                     "not a model file")
+    raise ValueError(f"unknown model {name!r}: not a shipped model (available: {names}), "
+                     f"not a stager ({', '.join(stager_names())}) and not a model file")
 
 
 def register_model_loader(suffix: str, loader: Callable[[str], Any]) -> None:
@@ -109,11 +111,23 @@ def _load_cached(path: str, mtime: float):
 
 def load_staging_model(model: Any = DEFAULT_MODEL):
     """Return ``(model, card)`` for a shipped name, a file path (``.joblib``, or a suffix
-    of :data:`MODEL_LOADERS` such as ``.onnx``, staged with onnxruntime) or a model
+    of :data:`MODEL_LOADERS` such as ``.onnx``, staged with onnxruntime), a stager name
+    (``yasa``, ``consensus``, a plug-in: :mod:`hypnoscope.models.plugins`) or a model
     object."""
     if hasattr(model, "predict_proba"):
         meta = dict(getattr(model, "metadata", {}) or {})
+        if getattr(model, "input_kind", None) == "recording":  # a stager object
+            from hypnoscope.models.plugins import stager_card
+
+            return model, stager_card(model)
         return model, {"name": getattr(model, "name", "model"), **meta.get("card", {})}
+    if (isinstance(model, str) and not (models_dir() / f"{model}{MODEL_SUFFIX}").is_file()
+            and not Path(model).is_file()):
+        from hypnoscope.models.plugins import is_stager_name, load_stager, stager_card
+
+        if is_stager_name(model):
+            stager = load_stager(model)
+            return stager, stager_card(stager)
     path = resolve_model_path(model)
     obj = _load_cached(str(path.resolve()), path.stat().st_mtime)
     card = read_model_card(path)

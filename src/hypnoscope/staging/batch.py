@@ -182,11 +182,17 @@ def _staging_tasks(inputs, out: Path, model: Any, reference, say: Callable[[str]
 
 def _check_model(model: Any, emg, say: Callable[[str], None]) -> None:
     """Fail early on an unknown model; say that a band-power model ignores ``emg``."""
+    from hypnoscope.models.plugins import is_stager_name
     from hypnoscope.models.storage import AUTO_MODEL, load_staging_model, resolve_model_path
 
     auto = isinstance(model, str) and model == AUTO_MODEL
     if isinstance(model, str | os.PathLike) and not auto:
-        resolve_model_path(model)
+        try:
+            resolve_model_path(model)
+        except ValueError:
+            if not is_stager_name(model):
+                raise
+            load_staging_model(model)  # a stager; a missing extra fails here, before any work
     if emg:
         from hypnoscope.staging.model_input import BANDPOWER, input_kind
 

@@ -6,6 +6,10 @@ A staging model reads one of two *input kinds* (:data:`INPUT_KINDS`), named here
   (:mod:`hypnoscope.signal.bandpower`), z-scored per night; the shipped models.
 - :data:`SIGNALS` (``"signals"``): the preprocessed signals of the training nights
   (``hypnoscope train --data``, :func:`hypnoscope.signal.nights.load_recording`).
+- :data:`RECORDING` (``"recording"``): the recording itself, in µV at the file's rate,
+  on the channels a *stager* picks (:mod:`hypnoscope.models.plugins`: YASA, plug-ins,
+  the consensus), after the unit and quality checks; the stager computes its own
+  features and per-night statistics.
 
 Model cards name it ``input.representation``; fitted models name the kind of
 :class:`~hypnoscope.datasets.Night` they were fitted on (``input_kind_`` or
@@ -35,14 +39,19 @@ from hypnoscope.stages import UNSCORED
 BANDPOWER = "bandpower"
 #: Input kind of models trained on preprocessed signals (``hypnoscope train --data``).
 SIGNALS = "signals"
+#: Input kind of stagers, which read the recording itself (:mod:`hypnoscope.models.plugins`).
+RECORDING = "recording"
 #: Every input kind staging knows.
-INPUT_KINDS = (BANDPOWER, SIGNALS)
+INPUT_KINDS = (BANDPOWER, SIGNALS, RECORDING)
 #: Spellings of an input kind found in model cards and fitted models -> input kind.
-SPELLINGS = {BANDPOWER: BANDPOWER, "features": BANDPOWER, SIGNALS: SIGNALS}
+SPELLINGS = {BANDPOWER: BANDPOWER, "features": BANDPOWER, SIGNALS: SIGNALS,
+             RECORDING: RECORDING}
 #: Kind of :class:`~hypnoscope.datasets.Night` a model of each input kind stages.
 NIGHT_KIND = {BANDPOWER: "features", SIGNALS: "signals"}
 #: Rate (Hz) at which band-power models read a recording.
 BANDPOWER_SFREQ = 100.0
+#: Epoch length (s) of staging.
+EPOCH_SEC = 30.0
 
 
 def input_kind(model, card: dict[str, Any]) -> str:
@@ -61,11 +70,16 @@ def input_kind(model, card: dict[str, Any]) -> str:
         return SPELLINGS.get(str(rep), str(rep))
     kind = (getattr(model, "input_kind_", None)
             or getattr(model, "input_kind", NIGHT_KIND[BANDPOWER]))
-    return SIGNALS if SPELLINGS.get(str(kind)) == SIGNALS else BANDPOWER
+    kind = SPELLINGS.get(str(kind))
+    return kind if kind in (SIGNALS, RECORDING) else BANDPOWER
 
 
-def model_sfreq(model, kind: str) -> float:
-    """Rate (Hz) at which a model of input kind ``kind`` reads a recording."""
+def model_sfreq(model, kind: str) -> float | None:
+    """Rate (Hz) at which a model of input kind ``kind`` reads a recording; None: the
+    file's rate (a stager without its own ``sfreq``)."""
+    if kind == RECORDING:
+        sfreq = getattr(model, "sfreq", None)
+        return None if sfreq is None else float(sfreq)
     trained = (getattr(model, "metadata", {}) or {}).get("training_data", {}) or {}
     return BANDPOWER_SFREQ if kind == BANDPOWER else float(trained.get("sfreq") or 100.0)
 
@@ -97,18 +111,22 @@ def bandpower_night(features: np.ndarray, channels: list[str], roles: list[str],
                  roles=list(roles), onsets_sec=onsets_sec)
 
 
-def read_recording(recording, kind: str, eeg, eog, emg, sfreq: float):
-    """The recording as a :class:`~hypnoscope.io.psg.PSGRecording` in µV at ``sfreq``, with
-    the channels a model of input kind ``kind`` can use (band power: EEG and EOG)."""
-    from hypnoscope.io.psg import PSGRecording
+def read_recording(recording, kind: str, eeg, eog, emg, sfreq: float | None):
+    """The recording as a :class:`~hypnoscope.io.psg.PSGRecording` in µV at ``sfreq``
+    (None: the file's rate, :data:`RECORDING` only), with the channels a model of input
+    kind ``kind`` can use (band power: EEG and EOG)."""
+    from hypnoscope.io.psg import PSGRecording, recording_info
     from hypnoscope.signal.checks import read_psg_checked
 
+    emg_too = kind in (SIGNALS, RECORDING)
     if not isinstance(recording, PSGRecording):
+        if sfreq is None:
+            sfreq = recording_info(recording, eeg=eeg, eog=eog, emg=emg)["file_sfreq"]
         return read_psg_checked(recording, eeg=eeg, eog=eog,
-                                emg=emg if kind == SIGNALS else None, sfreq=sfreq,
-                                include_emg=kind == SIGNALS)
+                                emg=emg if emg_too else None, sfreq=sfreq,
+                                include_emg=emg_too)
     rec = recording
-    if not np.isclose(rec.sfreq, sfreq):
+    if sfreq is not None and not np.isclose(rec.sfreq, sfreq):
         raise ValueError(f"{rec.source}: the recording is at {rec.sfreq:g} Hz but the model "
                          f"needs {sfreq:g} Hz; read it with hypnoscope.io.psg.read_psg(..., "
                          f"sfreq={sfreq:g})")
@@ -222,7 +240,8 @@ def model_input(kind: str, model, card: dict[str, Any], rec, eeg=None, eog=None,
         staging cannot compute.
     """
     t = time.perf_counter()
-    build = _bandpower_input if kind == BANDPOWER else _signals_input
+    build = {BANDPOWER: _bandpower_input, SIGNALS: _signals_input,
+             RECORDING: _recording_input}[kind]
     inp = build(model, card, rec, eeg, eog)
     if timings is not None:
         timings["features_sec"] = time.perf_counter() - t
@@ -275,6 +294,153 @@ def _signals_input(model, card, rec, eeg=None, eog=None) -> SignalsInput:
             "source": night.meta.get("source")}
     return SignalsInput(model, card, night, list(night.channels), list(night.roles), info,
                         normalize=config["normalize"])
+
+
+@dataclass
+class RecordingInput(ModelInput):
+    """The recording itself (:data:`RECORDING`) on the channels a stager picked: the
+    stager predicts each window from its samples (its own features and per-night
+    statistics over the window; the epochs flagged by the quality check are bridged by
+    straight lines, and the ``exclude`` mask is not passed on)."""
+
+    @property
+    def n_epochs(self) -> int:
+        return int(self.night.n_samples // self.samples_per_epoch)
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return int(round(EPOCH_SEC * self.night.sfreq))
+
+    def window(self, window: slice):
+        """The recording of the epochs of ``window``."""
+        spe = self.samples_per_epoch
+        a, b, _ = window.indices(self.n_epochs)
+        return self.night.copy(data=self.night.data[:, a * spe:b * spe])
+
+    def predict(self, window: slice, keep: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+        idx = np.arange(self.n_epochs)[window]
+        out = np.zeros((idx.size, self.model.n_classes))
+        use = keep[idx]
+        if use.any():
+            proba = check_proba(self.model.predict_proba(self.window(window)), idx.size,
+                                self.model.n_classes, self.card.get("name", "model"))
+            out[use] = proba[use]
+        return out
+
+
+def _recording_input(model, card, rec, eeg=None, eog=None) -> RecordingInput:
+    """The recording on the channels the stager picks (its ``pick``, else
+    :func:`hypnoscope.models.plugins.pick_channels` of its ``channels``), checked by the
+    stager (its ``check``: a ``ValueError`` with its reason)."""
+    from hypnoscope.models.plugins import pick_channels, stager_card, subset
+
+    name = card.get("name", getattr(model, "name", "stager"))
+    pick = getattr(model, "pick", None)
+    idx = pick(rec) if callable(pick) else pick_channels(rec, model.channels, name)
+    sub = subset(rec, list(idx))
+    check = getattr(model, "check", None)
+    if callable(check):
+        check(sub)
+    card = {**card, **stager_card(model)}
+    info = {"channels": dict(zip(sub.ch_names, sub.roles, strict=True)),
+            "source": str(rec.source), "sfreq": float(rec.sfreq)}
+    return RecordingInput(model, card, sub, list(sub.ch_names), list(sub.roles), info)
+
+
+@dataclass
+class ConsensusInput(ModelInput):
+    """The inputs of a consensus's members (:mod:`hypnoscope.models.consensus`), each
+    computed as for the member alone; :meth:`predict` soft-votes their probabilities
+    with ``weights`` (:func:`hypnoscope.models.consensus.soft_vote`)."""
+
+    members: list[ModelInput] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+
+    @property
+    def n_epochs(self) -> int:
+        return min(m.n_epochs for m in self.members)
+
+    def predict(self, window: slice, keep: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+        from hypnoscope.models.consensus import soft_vote
+
+        return soft_vote([m.predict(window, keep, exclude) for m in self.members],
+                         self.weights)
+
+
+def at_rate(rec, sfreq: float, kind: str):
+    """The recording ``rec`` at ``sfreq`` (polyphase resampling, as the reader does) with
+    the channels a model of input kind ``kind`` reads (band power: EEG and EOG)."""
+    from fractions import Fraction
+
+    if kind == BANDPOWER:
+        keep = [i for i, r in enumerate(rec.roles) if r in ("eeg", "eog")]
+        rec = rec.copy(data=rec.data[keep], ch_names=[rec.ch_names[i] for i in keep],
+                       roles=[rec.roles[i] for i in keep])
+    if np.isclose(rec.sfreq, sfreq):
+        return rec
+    from scipy.signal import resample_poly
+
+    frac = Fraction(sfreq / rec.sfreq).limit_denominator(1000)
+    n_out = int(np.floor(rec.n_samples * sfreq / rec.sfreq + 1e-9))
+    data = resample_poly(rec.data, frac.numerator, frac.denominator, axis=1)[:, :n_out]
+    return rec.copy(data=data.astype(np.float32), sfreq=float(sfreq))
+
+
+def consensus_input(stager, card: dict[str, Any], rec, eeg, eog, choose,
+                    notices) -> ConsensusInput:
+    """The input of a :class:`~hypnoscope.models.consensus.ConsensusStager`: every member
+    that can read ``rec`` (``choose(roles, ch_names) -> (name, choice)`` picks the shipped
+    model of the member ``auto``), with its weight; a member that cannot is left out with
+    a ``consensus-member`` notice in ``notices`` (a warning if it was named, else info).
+
+    Raises
+    ------
+    ValueError
+        If no member can read the recording (naming each member's reason).
+    """
+    from hypnoscope.models.consensus import AUTO_MEMBER
+    from hypnoscope.models.plugins import plugin_entry_points, stager_card
+    from hypnoscope.models.storage import load_staging_model
+
+    src = str(rec.source or "recording")
+    members: list[ModelInput] = []
+    staged: dict[str, float] = {}
+    names: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    for m, w in stager.candidates([AUTO_MEMBER, "yasa", *plugin_entry_points()]).items():
+        try:
+            if m.partition(":")[0] == "consensus":
+                raise ValueError("a consensus is not a member of a consensus")
+            target = choose(list(rec.roles), list(rec.ch_names))[0] if m == AUTO_MEMBER else m
+            mdl, mcard = load_staging_model(target)
+            kind = input_kind(mdl, mcard)
+            sub = rec if kind == RECORDING else at_rate(rec, model_sfreq(mdl, kind), kind)
+            inp = model_input(kind, mdl, mcard, sub, eeg, eog)
+        except (ValueError, ImportError, TypeError) as exc:  # MissingExtraError: ImportError
+            reasons[m] = str(exc).replace(src + ": ", "").splitlines()[0]
+            notices.add("consensus-member",
+                        f"{src}: consensus member {m!r} left out: {reasons[m]}",
+                        severity="warning" if stager.weights is not None else "info")
+            continue
+        members.append(inp)
+        staged[m] = w
+        names[m] = (f"shipped model {target!r}, chosen for the channels" if m == AUTO_MEMBER
+                    else " ".join(str(v) for v in (inp.card.get("version") or target,
+                                                   inp.card.get("classifier")) if v))
+    if not members:
+        raise ValueError(f"{src}: no member of the consensus can stage it: " + "; ".join(
+            f"{m}: {r}" for m, r in reasons.items()))
+    stager.describe(staged, names)
+    channels: dict[str, str] = {}
+    for inp in members:
+        channels.update(zip(inp.channels, inp.roles, strict=True))
+    info = {"channels": dict(channels), "source": src,
+            "members": {m: list(i.channels) for m, i in zip(staged, members, strict=True)}}
+    return ConsensusInput(stager, {**card, **stager_card(stager)}, members[0].night,
+                          list(channels), list(channels.values()), info,
+                          [n for i in members for n in i.notices  # read by another member
+                           if not (n.code == "channel-ignored" and n.channel in channels)],
+                          members=members, weights=list(staged.values()))
 
 
 def _match_roles(roles: list[str], want: list[str], night, card) -> list[int]:

@@ -95,6 +95,7 @@ from hypnoscope.evaluation.sleepstats import (  # noqa: F401 - the crop, named h
 )
 from hypnoscope.evaluation.sleepstats import clock_time as _when
 from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.models.consensus import ConsensusStager
 from hypnoscope.models.storage import AUTO_MODEL, DEFAULT_MODEL, load_staging_model
 from hypnoscope.notices import Notice, Notices, notices_of
 from hypnoscope.signal.quality import (
@@ -110,6 +111,7 @@ from hypnoscope.staging.model_input import (
     BANDPOWER,
     INPUT_KINDS,
     ModelInput,
+    consensus_input,
     input_kind,
     model_input,
     model_sfreq,
@@ -563,7 +565,13 @@ def _choose_channels_and_model(st: _Staging) -> _Staging:
         st.mdl, st.card = load_staging_model(chosen)
         st.name = st.card.get("name", chosen)
         st.notices.add("model-chosen", f"{st.src}: {st.choice['reason']}", severity="info")
-    st.inp = _input_without_dropped(st, good)
+    if isinstance(st.mdl, ConsensusStager):  # every member that can read the channels left
+        st.inp = consensus_input(st.mdl, st.card, good, st.opt.eeg, st.opt.eog,
+                                 lambda roles, names: choose_model(roles, st.src, names),
+                                 st.notices)
+    else:
+        st.inp = _input_without_dropped(st, good)
+    st.card = st.inp.card  # a stager's card names what it read (YASA: its classifier)
     st.notices.extend_from(st.inp.notices)  # reordered / ignored channels
     for c, reason in st.dropped.items():
         role = rec.roles[rec.ch_names.index(c)].upper()
@@ -830,7 +838,7 @@ def _result(st: _Staging) -> StagingResult:
                  "lights_off_sec": st.off_sec, "lights_on_sec": st.on_sec,
                  "crop": o.crop, "crop_pad_min": float(o.crop_pad_min)},
         "notices": st.notices, "warnings": st.notices.messages("warning"),
-        "model": {**{k: st.card.get(k) for k in ("name", "summary", "trained_on", "path")
+        "model": {**{k: st.card.get(k) for k in MODEL_CARD_KEYS
                      if st.card.get(k) is not None},
                   "chosen_by": st.choice["reason"] if st.choice else "given (model=/--model)"},
         "model_choice": st.choice or {"mode": "given", "chosen": st.name},
@@ -838,6 +846,11 @@ def _result(st: _Staging) -> StagingResult:
     })
     return StagingResult(hyp, info, st.qr_all if o.check_quality else None)
 
+
+#: What the report shows of the model card: stagers (YASA, plug-ins, the consensus) add
+#: their version, licence, classifier file and the consensus its members and weights.
+MODEL_CARD_KEYS = ("name", "summary", "trained_on", "path", "version", "license",
+                   "classifier", "members", "weights")
 
 #: The steps of :func:`stage_recording`, in order; each takes and returns the state.
 STEPS = (_read, _check_quality, _choose_channels_and_model, _lights, _first_pass, _crop,
