@@ -209,3 +209,24 @@ def test_day_truth_is_score_nap_of_its_files(mslt_day, mwt_day):
         day = summarise_day(scores, truth["protocol"])
         for k, v in truth["day"].items():
             assert day[k] == pytest.approx(v), k
+
+
+def test_bad_segments_are_as_frequent_per_hour_as_in_nights(tmp_path, monkeypatch):
+    """Each nap is simulated by the night simulator with the day's subject, whose chance
+    of bad-signal segments (meant for a 9-h night) is scaled to the nap's length."""
+    import hypnoscope.simulate.naps as naps_mod
+
+    seen = []
+    real = naps_mod.simulate_night
+
+    def spy(hyp, **kw):
+        seen.append((hyp.duration_sec, kw["subject"]))
+        return real(hyp, **kw)
+
+    monkeypatch.setattr(naps_mod, "simulate_night", spy)
+    truth = simulate_nap_day(tmp_path, "mslt", "healthy", seed=1, n_naps=2)
+    assert len(seen) == 2
+    for dur, subject in seen:
+        assert subject.alpha_freq == truth["traits"]["alpha_freq"]
+        assert subject.bad_segment_prob == pytest.approx(
+            truth["traits"]["bad_segment_prob"] * dur / (9 * 3600.0))

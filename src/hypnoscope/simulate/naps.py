@@ -6,7 +6,9 @@ as a recording of its own in a simulator file layout (:data:`~hypnoscope.simulat
 with its true hypnogram beside it and ``Lights off`` / ``Lights on`` annotations in the
 PSG file. The signals come from the whole-night simulator (:func:`~hypnoscope.simulate.
 simulate_night`) driven by a nap hypnogram built here (:func:`sample_nap`); one subject
-(:class:`~hypnoscope.simulate.SubjectTraits`) sleeps all naps of a day. ``truth.json`` and
+(:class:`~hypnoscope.simulate.SubjectTraits`) sleeps all naps of a day; the chance that a
+recording has bad-signal segments is scaled to the nap's length (:data:`NIGHT_HOURS`), so
+they are as frequent per hour as in simulated nights. ``truth.json`` and
 ``truth.csv`` state every nap's lights-off/lights-on (clock time and seconds from the
 recording start), its sleep latency, REM latency, sleep-onset REM period (SOREMP) and, for
 the MWT, the latency to unequivocal sleep.
@@ -53,7 +55,7 @@ import csv
 import datetime as _dt
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,11 @@ NAP_INTERVAL_H = 2.0
 PRE_MIN = (2.0, 5.0)
 POST_MIN = 1.0
 MIN_RECORDING_MIN = 25.0
+#: Hours of the night the simulator's ``SubjectTraits.bad_segment_prob`` (probability that a
+#: recording has 1-3 bad-signal segments) is meant for (the default simulated night: 8.5 h
+#: plus 30 min of wake); a nap's probability is scaled by its length over this, so that
+#: bad segments are as frequent per hour as in the nights.
+NIGHT_HOURS = 9.0
 #: The truth table's columns (``truth.csv``), in order.
 TRUTH_COLUMNS = ("nap", "record_id", "psg", "hypnogram", "recording_start", "lights_off",
                  "lights_on", "lights_off_sec", "lights_on_sec", "slept",
@@ -416,8 +423,10 @@ def simulate_nap_day(out_dir: str | Path, protocol: str = "mslt",
                                seconds=EPOCH_SEC * int(rng.integers(0, 7))))
         start = off - _dt.timedelta(seconds=pre * EPOCH_SEC)
         hyp = Hypnogram(nap.codes, epoch_sec=EPOCH_SEC, start_time=start)
+        per_hour = replace(traits, bad_segment_prob=traits.bad_segment_prob
+                           * min(1.0, hyp.duration_sec / 3600.0 / NIGHT_HOURS))
         raw = simulate_night(hyp, seed=int(nap_ss[k].generate_state(1)[0]),
-                             mode=spec["mode"], subject=traits, sfreq=spec["sfreq"],
+                             mode=spec["mode"], subject=per_hour, sfreq=spec["sfreq"],
                              difficulty=difficulty, montage=spec["montage"])
         record_id = f"{protocol.upper()}{k + 1}"
         psg, hyp_path = spec["write"](raw, hyp, out_dir, record_id)
