@@ -58,6 +58,8 @@ def test_report_numbers_are_evaluations_on_the_same_pairs(bench, nights):
     out, _, result = bench
     assert result["models"] == ["default", "my-model"]
     assert result["failures"] == [] and result["n_recordings"] == 2
+    assert result["per_model"]["default"]["card"]["name"] == "default"
+    assert "model_card" not in result["recordings"][0]
     for label in result["models"]:
         pairs = _pairs(out, label, nights / "psg")
         cmps = {s: compare_hypnograms(p, r) for s, (p, r) in pairs.items()}

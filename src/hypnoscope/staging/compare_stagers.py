@@ -199,8 +199,10 @@ def _record_from_report(report: dict[str, Any], row: dict[str, Any]) -> dict[str
     timings = (report.get("recording") or {}).get("timings") or {}
     seconds = timings.get("total_sec", row.get("seconds"))
     hyp = report.get("hypnogram") or {}
+    card = report.get("model") if isinstance(report.get("model"), dict) else {}
     rec: dict[str, Any] = {"staging_sec": _num(seconds), "hours": _num(hyp.get("duration_h")),
-                           "model_name": (report.get("model") or {}).get("name")}
+                           "model_name": card.get("name"),
+                           "model_card": {k: v for k, v in card.items() if k != "path"}}
     agr = report.get("agreement")
     if not agr:
         rec.update(status="no-reference",
@@ -242,7 +244,8 @@ def summarize(records: list[dict[str, Any]], labels: Sequence[str], title: str |
         ``title``, ``data_note``, ``models`` (labels), ``n_recordings``, ``per_model``
         ``{label: {...}}`` (``n_compared``, ``n_failed``, ``pooled`` and ``mean``
         (:func:`~hypnoscope.evaluation.metrics.evaluate_recordings`), ``statistics``
-        ``{key: limits of agreement + per-recording values}``, ``time``), ``recordings``
+        ``{key: limits of agreement + per-recording values}``, ``time``, ``card``: the
+        model as its first report describes it), ``recordings``
         (the records, worst κ first per model), ``paired`` (:func:`paired_comparison`)
         and ``failures`` (model, recording, error).
     """
@@ -270,6 +273,8 @@ def summarize(records: list[dict[str, Any]], labels: Sequence[str], title: str |
                                                         "per_class_f1")}
             entry["statistics"] = _statistics(ok)
         entry["time"] = _time(mine)
+        cards = [r["model_card"] for r in mine if r.get("model_card")]
+        entry["card"] = cards[0] if cards else None  # what the report says of the model
         per_model[label] = entry
     order = {label: i for i, label in enumerate(labels)}
     ranked = sorted(records, key=lambda r: (order[r["model"]], r["status"] != "failed",
@@ -277,7 +282,8 @@ def summarize(records: list[dict[str, Any]], labels: Sequence[str], title: str |
                                             else -math.inf))
     return {"title": title or "Stager benchmark", "data_note": data_note,
             "models": list(labels), "n_recordings": len({r["recording"] for r in records}),
-            "per_model": per_model, "recordings": ranked,
+            "per_model": per_model,
+            "recordings": [{k: v for k, v in r.items() if k != "model_card"} for r in ranked],
             "paired": paired_comparison(records, labels),
             "failures": [{"model": r["model"], "recording": r["recording"],
                           "error": r["error"]} for r in records if r["status"] != "ok"]}

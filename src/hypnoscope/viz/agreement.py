@@ -218,6 +218,9 @@ def write_benchmark_html(path: str | os.PathLike, result: dict[str, Any],
               "<h2>Paired comparison per recording</h2>", _paired_html(result)]
     for m, e in result["per_model"].items():
         parts.append(f"<h2>Model {_esc(m)}</h2>")
+        card = e.get("card") or {}
+        if card.get("summary"):
+            parts.append(f"<p class='sub'>{_esc(card['summary'])}</p>")
         if plot and e.get("pooled"):
             parts.append("<div class='grid'><div class='panel'>"
                          + _img_tag(_confusion_figure(e["pooled"], m), f"confusion matrix {m}")
