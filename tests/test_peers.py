@@ -220,6 +220,14 @@ def test_plugin_stager_is_found_through_its_entry_point(plugins, night):
     assert load_stager("test-amplitude").name == "test-amplitude"  # a factory
 
 
+def test_models_lists_the_stagers_installed(plugins, capsys):
+    assert main(["models", "--json"]) == 0
+    stagers = json.loads(capsys.readouterr().out)["stagers"]
+    assert {"yasa", "consensus"} <= set(stagers)
+    assert stagers["test-constant"] == ("plug-in peers_test_stagers:ConstantStager "
+                                        "(peers-test-stagers 0.1)")
+
+
 def test_consensus_is_the_weighted_mean_and_keeps_unscored_epochs(plugins, flat_eog_night):
     spec = "consensus:test-constant=1,test-amplitude=3"
     cons = stage_recording(str(flat_eog_night), model=spec)
@@ -264,3 +272,4 @@ def test_soft_vote_and_weight_spec():
     for bad in ("auto=x", "auto=-1", "auto=0"):
         with pytest.raises(ValueError, match="consensus"):
             parse_weights(bad)
+

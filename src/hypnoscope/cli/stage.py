@@ -70,7 +70,9 @@ def register(subparsers) -> None:
                         "auto (the default) picks the richest shipped model the "
                         "recording's channels allow (two EEG + EOG: default; one EEG + EOG: "
                         "eeg1-eog; two EEG: eeg2; one EEG: eeg1), announces it and records "
-                        "it in the report")
+                        "it in the report; stagers: yasa (YASA, the extra peers), "
+                        "consensus[:NAME=W,...] (a soft vote) and plug-ins of the entry-point "
+                        "group hypnoscope.stagers ('hypnoscope models' lists them)")
     p.add_argument("--eeg", nargs="+", metavar="CH", help="EEG channel(s) to use")
     p.add_argument("--eog", metavar="CH", help="EOG channel to use")
     p.add_argument("--emg", metavar="CH", help="EMG channel to use (models that use EMG)")

@@ -6,7 +6,8 @@
 - ``evaluate --model MODEL (--features DIR | --data DIR) [--json]`` (a model file or a
   shipped name) prints accuracy, macro-F1, Cohen's kappa, per-class F1 and the confusion
   matrix, with a warning where the nights overlap the model's training data.
-- ``models`` lists every model name ``train`` accepts, and the shipped pretrained models.
+- ``models`` lists every model name ``train`` accepts, the shipped pretrained models and
+  the stagers (``yasa``, ``consensus`` and the plug-ins installed).
 """
 
 from __future__ import annotations
@@ -329,13 +330,15 @@ def _card_summary(card: dict[str, Any]) -> str:
 
 def _models(args) -> int:
     from hypnoscope.models import MODEL_REGISTRY
+    from hypnoscope.models.plugins import stager_descriptions
     from hypnoscope.models.storage import shipped_models
 
     cards = list(shipped_models().values())
+    stagers = stager_descriptions()
     if args.json:
         print(json.dumps({"models": {k: v[1] for k, v in MODEL_REGISTRY.items()},
                           "pretrained": [{"name": c["name"], "summary": _card_summary(c)}
-                                         for c in cards]}, indent=2))
+                                         for c in cards], "stagers": stagers}, indent=2))
         return 0
     width = max(len(k) for k in MODEL_REGISTRY) + 2
     print("Models (hypnoscope train --model NAME):")
@@ -346,6 +349,11 @@ def _models(args) -> int:
         w2 = max(len(str(c["name"])) for c in cards) + 2
         for c in cards:
             print(f"  {str(c['name']):<{w2}}{_card_summary(c)}")
+    print("Stagers (hypnoscope stage --model NAME; plug-ins: entry points "
+          "'hypnoscope.stagers', docs/plugins.md):")
+    w3 = max(len(k) for k in stagers) + 2
+    for name, desc in stagers.items():
+        print(f"  {name:<{w3}}{desc}")
     return 0
 
 

@@ -62,6 +62,14 @@ BUILTIN_STAGERS: dict[str, str] = {
     "yasa": "hypnoscope.models.yasa_stager:YasaStager",
     "consensus": "hypnoscope.models.consensus:ConsensusStager",
 }
+#: One line on each built-in stager (``hypnoscope models``).
+BUILTIN_DESCRIPTIONS: dict[str, str] = {
+    "yasa": ("YASA's pretrained sleep stager (one central EEG, EOG and chin EMG when "
+             "present; BSD-3-Clause; the extra peers: pip install 'hypnoscope[peers]')"),
+    "consensus": ("soft vote of the stagers that can read the recording: the shipped model "
+                  "chosen for its channels, yasa, plug-ins; equal weights, or "
+                  "consensus:NAME=W,..."),
+}
 #: Separator of a consensus specification's members, ``consensus:auto=1,yasa=2``.
 SPEC_SEP = ":"
 #: Roles a stager may ask for.
@@ -131,6 +139,16 @@ def plugin_entry_points() -> dict[str, metadata.EntryPoint]:
 def stager_names() -> list[str]:
     """The built-in stagers and the plug-ins installed."""
     return [*BUILTIN_STAGERS, *plugin_entry_points()]
+
+
+def stager_descriptions() -> dict[str, str]:
+    """``{name: one line}`` of the built-in stagers and the plug-ins (a plug-in: the
+    object its entry point names and the distribution that installs it)."""
+    out = dict(BUILTIN_DESCRIPTIONS)
+    for name, ep in plugin_entry_points().items():
+        dist = getattr(ep, "dist", None)
+        out[name] = f"plug-in {ep.value}" + (f" ({dist.name} {dist.version})" if dist else "")
+    return out
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -219,4 +237,4 @@ def stager_card(stager: Any) -> dict[str, Any]:
 
 __all__ = ["BUILTIN_STAGERS", "RECORDING_INPUT", "STAGER_GROUP", "Stager", "check_stager",
            "is_stager_name", "load_stager", "pick_channels", "plugin_entry_points",
-           "split_spec", "stager_card", "stager_names", "subset"]
+           "split_spec", "stager_card", "stager_descriptions", "stager_names", "subset"]
