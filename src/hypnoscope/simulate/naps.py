@@ -32,10 +32,11 @@ Profiles (:data:`PROFILES`): drawn distributions, approximate on purpose
 ------------------------------------------------------------------------
 - ``healthy``: MSLT sleep latency log-normal with a median of 11 min (normal adults:
   mean 10.4 +- 4.3 min on the 4-nap and 11.6 +- 5.2 min on the 5-nap MSLT, Arand et al.
-  2005, Sleep 28(1):123-144), SOREMP in 5 % of naps (a few per cent of naps in community
-  adults, Mignot et al. 2006, Brain 129:1609-1623); MWT latency median 32 min (40-min
-  MWT in normal subjects: 30.4 +- 11.2 min, Doghramji et al. 1997, Electroencephalogr
-  Clin Neurophysiol 103:554-562), so about a third of trials reach 40 min awake.
+  2005, Sleep 28(1):123-144), SOREMP in 5 % of naps (an approximation: SOREMPs occur
+  in community adults without narcolepsy, Mignot et al. 2006, Brain 129:1609-1623); MWT
+  latency median 32 min (40-min MWT in normal subjects: 30.4 +- 11.2 min, Doghramji et
+  al. 1997, Electroencephalogr Clin Neurophysiol 103:554-562), so about a third of
+  trials reach 40 min awake.
 - ``narcolepsy-like``: MSLT sleep latency median 3 min (narcolepsy: 3.1 +- 2.9 min,
   Arand et al. 2005; Littner et al. 2005), SOREMP in 65 % of naps (two or more SOREMPs
   in most narcolepsy patients, Aldrich et al. 1997, Sleep 20(8):620-629); MWT latency
