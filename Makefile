@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of PyTorch first: an unpinned torch would pull gigabytes of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,deep,docs]"
+	$(PY) -m pip install -q -e ".[dev,deep,docs,peers]"
 	touch $@
 
 setup: $(VENV)/.installed
