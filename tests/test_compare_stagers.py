@@ -180,3 +180,17 @@ def test_confusion_to_codes_gives_back_the_matrix():
     cm = [[5, 1, 0], [2, 0, 3], [0, 0, 4]]
     t, p = confusion_to_codes(cm)
     assert evaluate(t, p, n_classes=3)["confusion_matrix"] == cm
+
+
+def test_peer_stagers_by_name(nights, tmp_path):
+    """yasa and consensus are benchmarked like shipped models (the 'peers' extra)."""
+    pytest.importorskip("yasa")
+    result = benchmark_stagers(nights / "psg", nights / "psg", ["yasa", "consensus"], tmp_path)
+    assert result["failures"] == [] and result["models"] == ["yasa", "consensus"]
+    assert result["per_model"]["yasa"]["card"]["name"] == "yasa"
+    for label in result["models"]:
+        cmps = {s: compare_hypnograms(p, r)
+                for s, (p, r) in _pairs(tmp_path, label, nights / "psg").items()}
+        for rec in (r for r in result["recordings"] if r["model"] == label):
+            cmp = cmps[Path(rec["recording"]).name.replace("-PSG.edf", "")]
+            assert rec["kappa"] == pytest.approx(cmp["epochs"]["kappa"], abs=1e-12)
