@@ -425,8 +425,9 @@ def consensus_input(stager, card: dict[str, Any], rec, eeg, eog, choose,
         members.append(inp)
         staged[m] = w
         names[m] = (f"shipped model {target!r}, chosen for the channels" if m == AUTO_MEMBER
-                    else " ".join(str(v) for v in (inp.card.get("version") or target,
-                                                   inp.card.get("classifier")) if v))
+                    else ", ".join(str(v) for v in (inp.card.get("version") or target,
+                                                    inp.card.get("classifier"),
+                                                    inp.card.get("license")) if v))
     if not members:
         raise ValueError(f"{src}: no member of the consensus can stage it: " + "; ".join(
             f"{m}: {r}" for m, r in reasons.items()))

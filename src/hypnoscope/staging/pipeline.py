@@ -850,7 +850,7 @@ def _result(st: _Staging) -> StagingResult:
 #: What the report shows of the model card: stagers (YASA, plug-ins, the consensus) add
 #: their version, licence, classifier file and the consensus its members and weights.
 MODEL_CARD_KEYS = ("name", "summary", "trained_on", "path", "version", "license",
-                   "classifier", "members", "weights")
+                   "classifier", "members", "weights", "weights_source")
 
 #: The steps of :func:`stage_recording`, in order; each takes and returns the state.
 STEPS = (_read, _check_quality, _choose_channels_and_model, _lights, _first_pass, _crop,
