@@ -273,3 +273,24 @@ def test_soft_vote_and_weight_spec():
         with pytest.raises(ValueError, match="consensus"):
             parse_weights(bad)
 
+
+
+def test_a_member_of_the_consensus_stages_as_it_does_alone(tmp_path):
+    """``consensus:auto=1`` is the shipped model chosen for the channels, staged as alone:
+    on a 100-Hz night with an hour of wake either side of sleep its second pass over the
+    sleep period +-30 min is run too, and the probabilities are the same."""
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.simulate import simulate_night, write_sleepedf_pair
+
+    codes = np.array([0] * 120 + [1] * 4 + [2] * 30 + [3] * 20 + [2] * 10 + [4] * 16
+                     + [0] * 120)
+    raw = simulate_night(codes, seed=5, mode="telemetry", sfreq=100.0)
+    psg, _ = write_sleepedf_pair(raw, Hypnogram(codes), tmp_path, "ST7004J0")
+    alone = stage_recording(str(psg), model="auto")
+    cons = stage_recording(str(psg), model="consensus:auto=1")
+    window = alone.info["normalization_window_epochs"]
+    assert 0 < window[0] < window[1] < len(codes)  # the second pass ran on a shorter window
+    np.testing.assert_allclose(cons.hypnogram.probabilities, alone.hypnogram.probabilities,
+                               atol=1e-9)
+    assert cons.info["model"]["members"] == {
+        "auto": f"shipped model {alone.info['model']['name']!r}, chosen for the channels"}

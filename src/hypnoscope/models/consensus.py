@@ -3,7 +3,8 @@
 Soft vote: the consensus hypnodensity of an epoch is the weighted mean of the
 probabilities its members give it, ``sum_m w_m p_m / sum_m w_m``, and its stage the most
 probable. The members are the stagers that can read the recording, each staging it as it
-would alone (its channels, its rate, its per-night statistics over the same window):
+would alone (its channels, its rate, its per-night statistics; a band-power model's second
+pass over the sleep period it found):
 
 - ``auto``: the shipped model chosen for the recording's channels
   (:func:`hypnoscope.staging.pipeline.choose_model`);

@@ -351,10 +351,18 @@ def _recording_input(model, card, rec, eeg=None, eog=None) -> RecordingInput:
 class ConsensusInput(ModelInput):
     """The inputs of a consensus's members (:mod:`hypnoscope.models.consensus`), each
     computed as for the member alone; :meth:`predict` soft-votes their probabilities
-    with ``weights`` (:func:`hypnoscope.models.consensus.soft_vote`)."""
+    with ``weights`` (:func:`hypnoscope.models.consensus.soft_vote`).
+
+    A band-power member is staged as staging stages it alone (``normalize=
+    "sleep-period"``): its first prediction (the first pass over the span) is followed by
+    one over the sleep period +-30 min that it found, on the epochs of that period
+    (``sleep_period``: the members staged so); later predictions (the crop of a long
+    recording) are single, as for the member alone."""
 
     members: list[ModelInput] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
+    sleep_period: list[bool] = field(default_factory=list)
+    passes: int = 0
 
     @property
     def n_epochs(self) -> int:
@@ -363,8 +371,34 @@ class ConsensusInput(ModelInput):
     def predict(self, window: slice, keep: np.ndarray, exclude: np.ndarray) -> np.ndarray:
         from hypnoscope.models.consensus import soft_vote
 
-        return soft_vote([m.predict(window, keep, exclude) for m in self.members],
-                         self.weights)
+        first, self.passes = self.passes == 0, self.passes + 1
+        probas = []
+        for m, two in zip(self.members, self.sleep_period or [False] * len(self.members),
+                          strict=True):
+            p = m.predict(window, keep, exclude)
+            if first and two:
+                p = _sleep_period_pass(m, p, window, keep, exclude)
+            probas.append(p)
+        return soft_vote(probas, self.weights)
+
+
+def _sleep_period_pass(inp: ModelInput, proba: np.ndarray, window: slice, keep: np.ndarray,
+                       exclude: np.ndarray) -> np.ndarray:
+    """``proba`` (of ``window``) with the epochs of the sleep period +-30 min it finds
+    staged again with the per-night statistics of that period (the second pass of
+    :func:`hypnoscope.staging.pipeline.stage_recording`)."""
+    from hypnoscope.evaluation.sleepstats import CROP_PAD_MIN
+    from hypnoscope.stages import sleep_period_slice
+
+    idx = np.arange(inp.n_epochs)[window]
+    codes = np.where(keep[idx], proba.argmax(axis=1), UNSCORED)
+    sp = sleep_period_slice(codes, CROP_PAD_MIN, EPOCH_SEC)
+    if sp is None or (sp.start, sp.stop) == (0, idx.size):
+        return proba
+    start = int(idx[0])
+    proba = proba.copy()
+    proba[sp] = inp.predict(slice(start + sp.start, start + sp.stop), keep, exclude)
+    return proba
 
 
 def at_rate(rec, sfreq: float, kind: str):
@@ -386,12 +420,14 @@ def at_rate(rec, sfreq: float, kind: str):
     return rec.copy(data=data.astype(np.float32), sfreq=float(sfreq))
 
 
-def consensus_input(stager, card: dict[str, Any], rec, eeg, eog, choose,
-                    notices) -> ConsensusInput:
+def consensus_input(stager, card: dict[str, Any], rec, eeg, eog, choose, notices,
+                    normalize: str = "sleep-period") -> ConsensusInput:
     """The input of a :class:`~hypnoscope.models.consensus.ConsensusStager`: every member
     that can read ``rec`` (``choose(roles, ch_names) -> (name, choice)`` picks the shipped
     model of the member ``auto``), with its weight; a member that cannot is left out with
     a ``consensus-member`` notice in ``notices`` (a warning if it was named, else info).
+    ``normalize``: as in :func:`~hypnoscope.staging.pipeline.stage_recording` (band-power
+    members, see :class:`ConsensusInput`).
 
     Raises
     ------
@@ -441,7 +477,9 @@ def consensus_input(stager, card: dict[str, Any], rec, eeg, eog, choose,
                           list(channels), list(channels.values()), info,
                           [n for i in members for n in i.notices  # read by another member
                            if not (n.code == "channel-ignored" and n.channel in channels)],
-                          members=members, weights=list(staged.values()))
+                          members=members, weights=list(staged.values()),
+                          sleep_period=[isinstance(i, BandPowerInput)
+                                        and normalize == "sleep-period" for i in members])
 
 
 def _match_roles(roles: list[str], want: list[str], night, card) -> list[int]:

@@ -568,7 +568,7 @@ def _choose_channels_and_model(st: _Staging) -> _Staging:
     if isinstance(st.mdl, ConsensusStager):  # every member that can read the channels left
         st.inp = consensus_input(st.mdl, st.card, good, st.opt.eeg, st.opt.eog,
                                  lambda roles, names: choose_model(roles, st.src, names),
-                                 st.notices)
+                                 st.notices, st.opt.normalize)
     else:
         st.inp = _input_without_dropped(st, good)
     st.card = st.inp.card  # a stager's card names what it read (YASA: its classifier)
