@@ -160,6 +160,10 @@ class AmplitudeStager:
 
 def make_amplitude():
     return AmplitudeStager()
+
+
+class NotAStager:
+    channels = {"eeg": 1}
 '''
 
 
@@ -176,7 +180,8 @@ def plugins(tmp_path, monkeypatch):
                                    "Version: 0.1\n")
     (dist / "entry_points.txt").write_text(
         f"[{STAGER_GROUP}]\ntest-constant = peers_test_stagers:ConstantStager\n"
-        "test-amplitude = peers_test_stagers:make_amplitude\n")
+        "test-amplitude = peers_test_stagers:make_amplitude\n"
+        "test-broken = peers_test_stagers:NotAStager\n")
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.delitem(sys.modules, "peers_test_stagers", raising=False)
     yield root
@@ -218,6 +223,9 @@ def test_plugin_stager_is_found_through_its_entry_point(plugins, night):
     assert seen.ch_names == ["F4-M1"] and seen.sfreq == 256.0
     np.testing.assert_array_equal(seen.data[0], rec.data[rec.ch_names.index("F4-M1")])
     assert load_stager("test-amplitude").name == "test-amplitude"  # a factory
+    with pytest.raises(TypeError, match=r"plug-in 'test-broken' \(peers_test_stagers:NotAStager"
+                       r".*no predict_proba.*channels must map"):
+        load_stager("test-broken")
 
 
 def test_models_lists_the_stagers_installed(plugins, capsys):
@@ -261,8 +269,11 @@ def test_consensus_default_members_have_equal_weights(plugins, night, monkeypatc
     assert set(model["weights"]) == {"auto", "test-constant", "test-amplitude"}
     np.testing.assert_allclose(list(model["weights"].values()), [1 / 3] * 3, atol=1e-6)
     assert model["members"]["auto"].startswith("shipped model 'default'")
-    left = [n.message for n in res.notices if n.code == "consensus-member"]
-    assert len(left) == 1 and "'yasa'" in left[0] and "hypnoscope[peers]" in left[0]
+    left = {n.message.split("'")[1]: n for n in res.notices if n.code == "consensus-member"}
+    assert set(left) == {"yasa", "test-broken"}
+    assert "hypnoscope[peers]" in left["yasa"].message
+    assert "not a hypnoscope stager" in left["test-broken"].message
+    assert {n.severity for n in left.values()} == {"info"}  # not named: info
 
 
 def test_soft_vote_and_weight_spec():

@@ -166,6 +166,12 @@ def is_stager_name(model: Any) -> bool:
     return name in BUILTIN_STAGERS or name in plugin_entry_points()
 
 
+def _is_range(v: Any) -> bool:
+    """Whether ``v`` is ``(min, max)``: two integers, ``0 <= min <= max``."""
+    return (isinstance(v, tuple | list) and len(v) == 2
+            and all(isinstance(x, int) for x in v) and 0 <= v[0] <= v[1])
+
+
 def check_stager(obj: Any, where: str) -> Any:
     """``obj`` if it follows the stager protocol, else ``TypeError`` naming ``where``."""
     problems = []
@@ -173,7 +179,7 @@ def check_stager(obj: Any, where: str) -> Any:
         problems.append("no predict_proba(recording)")
     chans = getattr(obj, "channels", None)
     if not isinstance(chans, dict) or not chans or any(
-            r not in STAGER_ROLES or len(tuple(v)) != 2 for r, v in chans.items()):
+            r not in STAGER_ROLES or not _is_range(v) for r, v in chans.items()):
         problems.append(f"channels must map roles {STAGER_ROLES} to (min, max), got "
                         f"{chans!r}")
     if getattr(obj, "n_classes", 5) not in (3, 5):

@@ -449,6 +449,9 @@ def consensus_input(stager, card: dict[str, Any], rec, eeg, eog, choose, notices
                 raise ValueError("a consensus is not a member of a consensus")
             target = choose(list(rec.roles), list(rec.ch_names))[0] if m == AUTO_MEMBER else m
             mdl, mcard = load_staging_model(target)
+            if getattr(mdl, "n_classes", 5) != stager.n_classes:
+                raise ValueError(f"a {mdl.n_classes}-class model; the consensus votes "
+                                 f"{stager.n_classes} classes")
             kind = input_kind(mdl, mcard)
             sub = rec if kind == RECORDING else at_rate(rec, model_sfreq(mdl, kind), kind)
             inp = model_input(kind, mdl, mcard, sub, eeg, eog)
