@@ -25,7 +25,8 @@ Two parts, written to ``benchmarks/results/mslt.json`` and ``.md``:
    scorer's and of the predicted stages; per subject and over all, the absolute error of
    the predicted sleep latency (median, IQR, within one epoch / 2.5 min) and SOREMP
    agreement. Also the error of the latency to the first sleep epoch without the
-   MSLT's 20-min cap (the MWT window, within the 30-min stretch).
+   MSLT's 20-min cap (the MWT window, within the 30-min stretch), and the same numbers
+   for the other models whose folds the stretch benchmark has cached (``--real-models``).
 
 Usage (from the repository root)::
 
@@ -57,6 +58,11 @@ PROFILES = ("healthy", "narcolepsy-like")
 #: First seed of each (protocol, profile): days use consecutive seeds from it.
 SEED_BASE = {("mslt", "healthy"): 1000, ("mslt", "narcolepsy-like"): 2000,
              ("mwt", "healthy"): 3000, ("mwt", "narcolepsy-like"): 4000}
+#: Models compared with ``default`` on the real sleep-onset periods (their cached folds):
+#: 0.1's whole-night default (the gate's night member), two other short-recording
+#: candidates of the stretch benchmark, the other shipped channel setups. (The default's
+#: short member is ``default+stretch``: on 30-min naps the two are the same.)
+REAL_MODELS = ("default@0.1", "default+crops+shrink", "default+short", "eeg2", "eeg1-eog")
 #: How the simulated naps are staged (named in the results).
 STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
           "model='default'), the path of 'hypnoscope mslt': lights off/on from each file's "
@@ -199,10 +205,8 @@ def summarise_simulated(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def real_stretch_folds(data: str, state_dir: str, n_jobs: int):
-    """The cached CV folds of the ``default`` model on the stretch benchmark's stretches
-    (nothing trained), with the nights."""
-    from benchmarks.real_accuracy import stretches as st
+def real_setup(data: str) -> tuple[list, list, list]:
+    """The real nights, the stretch benchmark's outer folds and its stretches."""
     from benchmarks.real_features import run as rf
     from hypnoscope.evaluation.splits import subject_kfold
     from hypnoscope.evaluation.stretches import sample_stretches
@@ -210,11 +214,20 @@ def real_stretch_folds(data: str, state_dir: str, n_jobs: int):
     nights = load_bandpower(data)
     folds = subject_kfold(nights, k=10, seed=0)
     rf.check_folds(nights, folds, 0, 10)
-    stretches = sample_stretches(nights, per_night=5, seed=0)
+    return nights, folds, sample_stretches(nights, per_night=5, seed=0)
+
+
+def cached_folds(name: str, nights, folds, stretches, data: str, state_dir: str) -> list:
+    """The cached CV folds of model ``name`` (a shipped model's card or a stretch-benchmark
+    candidate, :func:`benchmarks.real_accuracy.stretches.model_spec`) on the stretch
+    benchmark's stretches; nothing is trained, folds not in the cache are left out."""
+    from benchmarks.real_accuracy import stretches as st
+
     ns = argparse.Namespace(state_dir=state_dir, seed=0, data=data, cached_only=True)
-    done = st.run_model("default", st.model_spec("default", n_jobs), ns, nights, folds,
-                        stretches)
-    return nights, done
+    try:
+        return st.run_model(name, st.model_spec(name, 1), ns, nights, folds, stretches)
+    except ValueError:  # a gated model whose members have different folds cached
+        return []
 
 
 def real_naps(nights, folds_done) -> list[dict[str, Any]]:
@@ -231,6 +244,9 @@ def real_naps(nights, folds_done) -> list[dict[str, Any]]:
             on = len(y) * 30.0
             t, q = (score_nap(Hypnogram(c), "mslt", 0.0, on) for c in (y, p.argmax(axis=1)))
             tw, qw = (score_nap(Hypnogram(c), "mwt", 0.0, on) for c in (y, p.argmax(axis=1)))
+            pred = p.argmax(axis=1)
+            so = q.sleep_onset_epoch
+            lone = so is not None and bool(np.any(pred[so + 1:so + 3] == 0))
             rows.append({"subject": s.subject_id, "night": s.night_id, "fold": f.fold.name,
                          "start_epoch": s.start,
                          "true": {"latency_for_mean_min": t.latency_for_mean_min,
@@ -240,7 +256,8 @@ def real_naps(nights, folds_done) -> list[dict[str, Any]]:
                          "pred": {"latency_for_mean_min": q.latency_for_mean_min,
                                   "sleep_latency_min": q.sleep_latency_min,
                                   "first_sleep_min": qw.sleep_latency_min,
-                                  "soremp": q.soremp, "complete": q.complete}})
+                                  "soremp": q.soremp, "complete": q.complete,
+                                  "onset_followed_by_wake": lone}})
     return rows
 
 
@@ -254,7 +271,15 @@ def summarise_real(rows: list[dict[str, Any]], n_folds: int) -> dict[str, Any]:
     per_subject = {s: error_stats(np.array(v)) for s, v in sorted(by_subj.items())}
     med = np.array([v["median_abs_min"] for v in per_subject.values() if v["n"]])
     complete = [r for r in rows if r["true"]["complete"]]
+    early = [r for r, e in zip(rows, err, strict=True) if np.isfinite(e) and e < -EPOCH_MIN]
     return {
+        "onset_errors": {
+            "within_1_epoch": int(np.sum(np.abs(err[np.isfinite(err)]) <= EPOCH_MIN + 1e-9)),
+            "early": len(early),
+            "early_followed_by_wake": int(sum(r["pred"]["onset_followed_by_wake"]
+                                              for r in early)),
+            "late": int(np.sum(err[np.isfinite(err)] > EPOCH_MIN + 1e-9)),
+            "no_value": int(np.sum(~np.isfinite(err)))},
         "n_folds": n_folds, "n_naps": len(rows), "n_subjects": len(by_subj),
         "latency_mslt": error_stats(err),
         "latency_first_sleep_uncapped": error_stats(_latency_errors(rows, "first_sleep_min")),
@@ -344,6 +369,12 @@ def real_lines(real: dict[str, Any]) -> list[str]:
         L.append(f"| {name} | {e['n']} | {_err_cell(e)} | {_pct(e['within_1_epoch'])} | "
                  f"{_pct(e['within_2_5_min'])} | {e['median_signed_min']:+.1f} | "
                  f"{e['max_abs_min']:.1f} | {e['n_missing']} ({why}) |")
+    oe = real["onset_errors"]
+    L += ["", f"Predicted sleep onset: within one epoch {oe['within_1_epoch']}, early "
+          f"{oe['early']} (in {oe['early_followed_by_wake']} of them the predicted first "
+          f"sleep epoch is followed by predicted wake within two epochs: a brief sleep bout "
+          f"of one or two epochs in the scorer's wake), late {oe['late']}, no value "
+          f"{oe['no_value']}."]
     L += ["", "Per subject (each subject's median absolute error of the MSLT sleep latency "
           "over its 1-2 naps, then over subjects): median "
           f"{ps['median']:.2f} min (IQR {ps['iqr'][0]:.2f}-{ps['iqr'][1]:.2f}, max "
@@ -364,6 +395,25 @@ def real_lines(real: dict[str, Any]) -> list[str]:
     return [*L, "", "</details>"]
 
 
+def models_lines(models: dict[str, Any]) -> list[str]:
+    """The real sleep-onset periods, one row per model (cached folds)."""
+    if len(models) < 2:
+        return []
+    L = ["", "### Models compared on the same real sleep-onset periods (cached CV folds)", "",
+         "| model | folds | naps | MSLT latency: median abs error, min (IQR) | within 1 "
+         "epoch | within 2.5 min | median signed, min | per-subject median abs error, min "
+         "(IQR) | SOREMP agreement, complete naps |", "|---|---:|---:|---:|---:|---:|---:|"
+         "---:|---|"]
+    for name, r in models.items():
+        e, ps = r["latency_mslt"], r["per_subject_median_abs_min"]
+        L.append(f"| {name} | {r['n_folds']} | {r['n_naps']} | {_err_cell(e)} | "
+                 f"{_pct(e['within_1_epoch'])} | {_pct(e['within_2_5_min'])} | "
+                 f"{e['median_signed_min']:+.1f} | {ps['median']:.2f} "
+                 f"({ps['iqr'][0]:.2f}-{ps['iqr'][1]:.2f}) | "
+                 f"{_soremp_cell(r['soremp_complete_naps'])} |")
+    return L
+
+
 def markdown(res: dict[str, Any]) -> str:
     L = ["# Nap studies (MSLT / MWT): latency and SOREMP from staged naps", "",
          f"Command: `{res['command']}`  ", f"Date: {res['date']}  ",
@@ -374,6 +424,7 @@ def markdown(res: dict[str, Any]) -> str:
          f"{res['config']['stager']}.", "", res["protocol"], ""]
     L += simulated_lines(res["simulated"])
     L += real_lines(res.get("real") or {})
+    L += models_lines(res.get("real_models") or {})
     return "\n".join(L) + "\n"
 
 
@@ -392,7 +443,7 @@ PROTOCOL_TEXT = (
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--days", type=int, default=12,
+    ap.add_argument("--days", type=int, default=30,
                     help="simulated MSLT days per profile (MWT: half as many, at least 1)")
     ap.add_argument("--work-dir", default=None,
                     help="where the simulated days are written (default: a temporary folder)")
@@ -400,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", default=None,
                     help="the stretch benchmark's cache (default: its own)")
     ap.add_argument("--no-real", action="store_true", help="skip the real-data part")
+    ap.add_argument("--real-models", nargs="*", default=list(REAL_MODELS),
+                    help="models whose cached stretch folds are also scored on the real "
+                         "sleep-onset periods, beside default (names of "
+                         "benchmarks.real_accuracy.stretches)")
     ap.add_argument("--name", default="mslt", help="results file stem")
     args = ap.parse_args(argv)
     from benchmarks.real_accuracy.stretches import DEFAULT_STATE
@@ -427,11 +482,19 @@ def main(argv: list[str] | None = None) -> int:
     res["simulated_naps"] = rows
     res["stage_s_per_nap"] = float(np.mean([r["stage_s"] for r in rows if "stage_s" in r]))
     if not args.no_real and Path(args.data).is_dir():
-        nights, done = real_stretch_folds(args.data, args.state_dir or str(DEFAULT_STATE), 2)
-        if done:
-            real_rows = real_naps(nights, done)
-            res["real"] = summarise_real(real_rows, len(done))
-            res["real_naps"] = real_rows
+        real = real_setup(args.data)
+        res["real_models"] = {}
+        for name in ["default", *[m for m in args.real_models if m != "default"]]:
+            done = cached_folds(name, *real, args.data, args.state_dir or str(DEFAULT_STATE))
+            if not done:
+                print(f"{name}: no cached folds, left out", flush=True)
+                continue
+            real_rows = real_naps(real[0], done)
+            summary = summarise_real(real_rows, len(done))
+            if name == "default":
+                res["real"], res["real_naps"] = summary, real_rows
+            res["real_models"][name] = {k: v for k, v in summary.items()
+                                        if k != "per_subject"}
     res["run_time_s"] = time.perf_counter() - t0
     write_json_atomic(RESULTS / f"{args.name}.json", res)
     write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
