@@ -159,8 +159,11 @@ def test_cli_simulate_protocol(tmp_path, capsys):
     assert truth["protocol"] == "mwt" and truth["profile"]["name"] == "healthy"
     assert f"mean sleep latency {truth['day']['mean_sleep_latency_min']:.1f} min" in \
         capsys.readouterr().out
-    assert main(["simulate", "--protocol", "mslt", "--naps", "0", "--out",
-                 str(tmp_path / "x")]) != 0
+    for bad in (["--protocol", "mslt", "--naps", "0"], ["--n-subjects", "1", "--naps", "2"],
+                ["--n-subjects", "1", "--profile", "healthy"],
+                ["--protocol", "mwt", "--hypnogram-dir", str(tmp_path)]):
+        assert main(["simulate", *bad, "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
 
 
 def _score_fields(score) -> dict:

@@ -82,10 +82,10 @@ def register(subparsers) -> None:
                    help="scorer/physiology disagreement: 0 = every epoch shows its scored "
                         "stage; 1 (default) = about half the published inter-scorer "
                         "disagreement, N1 most; 2 = harder")
-    p.add_argument("--profile", choices=["healthy", "narcolepsy-like"], default="healthy",
+    p.add_argument("--profile", choices=["healthy", "narcolepsy-like"], default=None,
                    help="with --protocol: the day's latency and SOREMP distributions "
                         "(healthy: MSLT latency around 11 min, SOREMP in 5%% of naps; "
-                        "narcolepsy-like: around 3 min, 65%%; default: %(default)s)")
+                        "narcolepsy-like: around 3 min, 65%%; default: healthy)")
     p.add_argument("--naps", type=int, default=None,
                    help="with --protocol: naps in the day (default: 5 for mslt, 4 for mwt)")
     add_label_map_arg(p)
@@ -117,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--hypnogram-dir goes with --n-subjects, not with --hypnogram")
     if args.n_subjects is not None and args.n_subjects < 1:
         raise CLIError(f"--n-subjects must be >= 1, got {args.n_subjects}")
+    if args.protocol is None and (args.profile is not None or args.naps is not None):
+        raise CLIError("--profile and --naps go with --protocol mslt|mwt")
+    if args.protocol is not None and args.hypnogram_dir is not None:
+        raise CLIError("--hypnogram-dir goes with --n-subjects, not with --protocol")
     check_output_dir(args.out, "--out", create=False)  # before any simulating
     if args.protocol is not None:
         return _simulate_naps(args, layout, difficulty)
@@ -159,11 +163,12 @@ def _simulate_naps(args: argparse.Namespace, layout: dict, difficulty: dict) -> 
 
     if args.naps is not None and args.naps < 1:
         raise CLIError(f"--naps must be >= 1, got {args.naps}")
-    truth = simulate_nap_day(args.out, protocol=args.protocol, profile=args.profile,
+    profile = args.profile or "healthy"
+    truth = simulate_nap_day(args.out, protocol=args.protocol, profile=profile,
                              seed=args.seed, n_naps=args.naps, layout=args.layout,
                              montage=layout["montage"], mode=args.mode, **difficulty)
     day = truth["day"]
-    print(f"wrote {day['n_naps']} {args.protocol.upper()} naps ({args.profile}, seed "
+    print(f"wrote {day['n_naps']} {args.protocol.upper()} naps ({profile}, seed "
           f"{args.seed}) to {args.out}: mean sleep latency "
           f"{day['mean_sleep_latency_min']:.1f} min"
           + (f", {day['n_soremps']} SOREMP" if "n_soremps" in day else "")
