@@ -312,10 +312,15 @@ class RecordingInput(ModelInput):
         return int(round(EPOCH_SEC * self.night.sfreq))
 
     def window(self, window: slice):
-        """The recording of the epochs of ``window``."""
+        """The recording of the epochs of ``window`` (its start time that of the first)."""
+        import datetime as _dt
+
         spe = self.samples_per_epoch
         a, b, _ = window.indices(self.n_epochs)
-        return self.night.copy(data=self.night.data[:, a * spe:b * spe])
+        start = self.night.start_time
+        if start is not None:
+            start = start + _dt.timedelta(seconds=a * EPOCH_SEC)
+        return self.night.copy(data=self.night.data[:, a * spe:b * spe], start_time=start)
 
     def predict(self, window: slice, keep: np.ndarray, exclude: np.ndarray) -> np.ndarray:
         idx = np.arange(self.n_epochs)[window]
