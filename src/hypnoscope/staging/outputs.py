@@ -109,9 +109,6 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     from hypnoscope.io.hypnograms import read_hypnogram
     from hypnoscope.io.recordings import recording_stem
     from hypnoscope.notices import raise_if_strict
-    from hypnoscope.utils.files import output_set
-    from hypnoscope.viz.plots import figure_to_png, plot_night
-    from hypnoscope.viz.report import FIGURE_DPI, write_report
 
     psg = Path(psg)
     if not psg.is_file():
@@ -134,15 +131,28 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
     info = dict(result.info)
     notices = result_notices(info)
     raise_if_strict(notices, strict, str(psg))  # before anything is written
-    info["recording"] = psg.name
-    info["source"] = str(psg)
-    if reference is not None:
-        info["reference"] = str(reference)
-    if hyp.start_time is not None:
-        info["start_time"] = hyp.start_time.isoformat(sep=" ")
-    info["staging_options"] = staging_options(psg, model, eeg, eog, emg, reference,
-                                              **bounds, label_map=label_map)
+    info.update(recording=psg.name, source=str(psg),
+                **({"reference": str(reference)} if reference is not None else {}),
+                **({"start_time": hyp.start_time.isoformat(sep=" ")}
+                   if hyp.start_time is not None else {}),
+                staging_options=staging_options(psg, model, eeg, eog, emg, reference,
+                                                **bounds, label_map=label_map))
     names = output_names(stem, bids=bids_source is not None)
+    _write_set(out_dir, stem, names, hyp, info, ref, cmp, (off, on), plot, bids_source,
+               title=psg.name)
+    paths = {k: out_dir / v for k, v in names.items() if plot or k != "png"}
+    return _staged_row(psg, stem, hyp, stats, cmp, time.perf_counter() - t0, paths, notices,
+                       (info.get("model") or {}).get("name"))
+
+
+def _write_set(out_dir: Path, stem: str, names: dict[str, str], hyp, info: dict[str, Any],
+               ref, cmp: dict[str, Any] | None, lights: tuple, plot: bool,
+               bids_source: str | None, title: str) -> None:
+    """The output set of :func:`stage_file`, all together or not at all."""
+    from hypnoscope.utils.files import output_set
+    from hypnoscope.viz.plots import figure_to_png, plot_night
+    from hypnoscope.viz.report import FIGURE_DPI, write_report
+
     with output_set(out_dir, stem, replaces=list(names.values())) as tmp:
         hyp.to_tsv(tmp / names["tsv"])
         if bids_source is not None:
@@ -150,15 +160,13 @@ def stage_file(psg: str | os.PathLike, out_dir: str | os.PathLike,
         hyp.to_edf(tmp / names["edf"])
         # the night's figure is rendered once (embedded in the report and the PNG file),
         # and not at all without plot
-        png = (figure_to_png(plot_night(hyp, reference=ref, title=psg.name),
+        png = (figure_to_png(plot_night(hyp, reference=ref, title=title),
                              dpi=FIGURE_DPI, crop=False) if plot else None)
-        write_report(tmp / names["json"][: -len(".json")], hyp, info, reference=ref, lights_off=off,
-                     lights_on=on, comparison=cmp, figure_png=png, plot=plot)
+        write_report(tmp / names["json"][: -len(".json")], hyp, info, reference=ref,
+                     lights_off=lights[0], lights_on=lights[1], comparison=cmp,
+                     figure_png=png, plot=plot)
         if png is not None:
             _write_png(png, tmp / names["png"])
-    paths = {k: out_dir / v for k, v in names.items() if plot or k != "png"}
-    return _staged_row(psg, stem, hyp, stats, cmp, time.perf_counter() - t0, paths, notices,
-                       (info.get("model") or {}).get("name"))
 
 
 def _staged_row(psg: Path, stem: str, hyp, stats: dict[str, Any], cmp: dict[str, Any] | None,
