@@ -144,7 +144,10 @@ def markdown(payload: dict[str, Any]) -> str:
         lines += ["", "Failures:", ""] + [
             f"- {f['montage']} / {f['model']}: {Path(f['recording']).name}: "
             f"{f['error'].splitlines()[0]}" for f in payload["failures"]]
-    lines += ["", f"Total run time {payload['seconds']:.0f} s (simulation included). Full "
+    load = payload.get("load_average")
+    lines += ["", f"Total run time {payload['seconds']:.0f} s (simulation included)"
+              + (f"; load average at the end {', '.join(f'{x:.1f}' for x in load)} (the "
+                 "machine is shared, so times vary)" if load else "") + ". Full "
               "per-montage reports (HTML with Bland–Altman plots, CSV) are written to "
               "WORKDIR/bench/<montage>/ by the run.", ""]
     return "\n".join(lines)
@@ -192,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                           "montages": list(MONTAGES)},
                "machine_info": machine_info(), "models": models, "not_available": missing,
                "rows": rows, "failures": failures, "reports": reports,
-               "seconds": time.perf_counter() - t0}
+               "seconds": time.perf_counter() - t0,
+               "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
     from hypnoscope.evaluation.sleepstats import json_safe
 
     args.results.mkdir(parents=True, exist_ok=True)
