@@ -128,7 +128,7 @@ def test_bad_file_is_reported_and_the_rest_go_on(nights, tmp_path, capsys):
     shutil.copytree(nights / "psg", data)
     (data / "SC4999E0-PSG.edf").write_bytes(b"not an EDF file")
     code = main(["benchmark", str(data), "-r", str(data), "--models", "eeg2",
-                 "--out", str(tmp_path / "out")])
+                 "--eeg", "EEG Fpz-Cz", "EEG Pz-Oz", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1
     assert "model eeg2:" in err and "SC4999E0-PSG.edf" in err
@@ -138,6 +138,8 @@ def test_bad_file_is_reported_and_the_rest_go_on(nights, tmp_path, capsys):
     (fail,) = result["failures"]
     assert fail["model"] == "eeg2" and fail["recording"].endswith("SC4999E0-PSG.edf")
     assert result["recordings"][0]["status"] == "failed"  # worst first
+    report = json.loads(Path(result["recordings"][1]["report"]).read_text())
+    assert report["recording"]["staging_options"]["eeg"] == ["EEG Fpz-Cz", "EEG Pz-Oz"]
 
 
 def test_unknown_model_refused_before_any_work(nights, tmp_path):

@@ -45,6 +45,10 @@ def register(subparsers) -> None:
                         "consensus)")
     p.add_argument("--out", "-o", required=True, metavar="DIR",
                    help="output directory (created; checked for writing before any work)")
+    p.add_argument("--eeg", nargs="+", metavar="CH", help="EEG channel(s) every model uses "
+                   "(default: each model's own choice, as for 'hypnoscope stage')")
+    p.add_argument("--eog", metavar="CH", help="EOG channel every model uses")
+    p.add_argument("--emg", metavar="CH", help="EMG channel (models that use EMG)")
     add_label_map_arg(p)
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="recordings staged in parallel by local processes (default 1)")
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             args.psg, args.reference, args.models, out, jobs=args.jobs,
             scheduler=args.scheduler, resume=not args.force, plot=args.plot,
             label_map=stage_codes_label_map(args.stage_codes, args.label_map),
-            crop={"none": "off"}.get(args.crop, args.crop),
+            crop={"none": "off"}.get(args.crop, args.crop), eeg=args.eeg, eog=args.eog,
+            emg=args.emg,
             debug=bool(getattr(args, "debug", False)), describe=_describe,
             note=lambda m: print(m, file=sys.stderr), on_row=on_row)
     except BatchInterrupted:

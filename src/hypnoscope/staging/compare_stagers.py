@@ -89,6 +89,7 @@ def benchmark_stagers(inputs: str | os.PathLike | Iterable[str | os.PathLike],
                       models: Sequence[Any], out_dir: str | os.PathLike, *,
                       jobs: int = 1, scheduler: Any = None, resume: bool = True,
                       plot: bool = False, label_map: Any = None, crop: str | None = None,
+                      eeg=None, eog=None, emg=None,
                       title: str | None = None, data_note: str | None = None,
                       debug: bool = False,
                       describe: Callable[[BaseException], str] | None = None,
@@ -109,8 +110,8 @@ def benchmark_stagers(inputs: str | os.PathLike | Iterable[str | os.PathLike],
     out_dir : path
         Output folder: ``models/<label>/`` per model (:func:`model_labels`) and the
         benchmark's own files (:func:`write_benchmark`).
-    jobs, scheduler, resume, plot, label_map, crop, debug, describe, note, on_row
-        As in :func:`~hypnoscope.staging.batch.stage_folder` (``plot`` draws each
+    jobs, scheduler, resume, plot, label_map, crop, eeg, eog, emg, debug, describe, note, on_row
+        As in :func:`~hypnoscope.staging.batch.stage_folder`, for every model (``plot`` draws each
         night's figure; the benchmark's own figures are drawn in any case).
     title, data_note : str, optional
         The report's title, and a line on the data (e.g. that it is simulated).
@@ -147,7 +148,8 @@ def benchmark_stagers(inputs: str | os.PathLike | Iterable[str | os.PathLike],
 
         rows[label] = stage_folder(
             inputs, out / MODELS_FOLDER / label, model, reference=reference, plot=plot,
-            crop=crop, label_map=label_map, jobs=jobs, scheduler=scheduler, resume=resume,
+            crop=crop, label_map=label_map, eeg=eeg, eog=eog, emg=emg, jobs=jobs,
+            scheduler=scheduler, resume=resume,
             debug=debug, describe=describe, note=say, on_row=tagged)
     records = collect_records(rows)
     result = summarize(records, labels, title=title, data_note=data_note)
