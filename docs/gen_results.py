@@ -517,6 +517,53 @@ def simulator_montages() -> str:
                  + [f"F1 {s}" for s in STAGES], rows)
 
 
+@renderer("peers")
+def peers() -> str:
+    """The stager benchmark on simulated nights of every montage (``peers.json``)."""
+    res = load("peers")
+    rows = []
+    for r in res["rows"]:
+        tst = r["tst"]
+        rows.append([r["montage"], f"`{r['model']}`", str(r["nights"]), f3(r["accuracy"]),
+                     f3(r["kappa"]), f3(r["macro_f1"]),
+                     f"{tst['bias']:+.1f} [{tst['lower']:+.1f}, {tst['upper']:+.1f}]",
+                     f"{r['sec_per_night']:.1f}"])
+    return table(["simulated montage", "model", "nights", "accuracy", "kappa", "macro-F1",
+                  "TST bias [95 % LoA], min", "s per night"], rows,
+                 ["---", "---"] + ["---:"] * 6)
+
+
+def _within(x: dict[str, Any]) -> str:
+    """Share of naps with a latency within one epoch of the truth, in percent."""
+    return f"{100 * x['within_1_epoch']:.0f} %"
+
+
+@renderer("mslt")
+def mslt() -> str:
+    """Daytime nap studies: simulated days and real sleep-onset periods (``mslt.json``)."""
+    res = load("mslt")
+    rows = []
+    for proto in ("mslt", "mwt"):
+        for prof, m in res["simulated"][proto]["profiles"].items():
+            so = m["soremp"]
+            extra = (f"{100 * m['unequivocal_within_1_epoch']:.0f} %"
+                     if "unequivocal_within_1_epoch" in m else "-")
+            rows.append([f"SIMULATED {proto.upper()}, {prof}", str(m["n_naps"]),
+                         _within(m["latency"]), f"{m['latency']['median_abs_min']:.1f}",
+                         f"{100 * so['agreement']:.0f} % ({so['false_pos']} false, "
+                         f"{so['false_neg']} missed)", extra])
+    for name, m in res["real_models"].items():
+        lat, so = m["latency_mslt"], m["soremp_complete_naps"]
+        rows.append([f"real sleep onsets, `{name}` ({m['n_folds']} folds)", str(m["n_naps"]),
+                     _within(lat), f"{lat['median_abs_min']:.1f} "
+                     f"[{lat['iqr_abs_min'][0]:.1f}, {lat['iqr_abs_min'][1]:.1f}]",
+                     f"{100 * so['agreement']:.0f} % ({so['false_pos']} false, "
+                     f"{so['false_neg']} missed)", "-"])
+    return table(["naps", "n", "latency within 1 epoch", "median abs. latency error, min",
+                  "SOREMP agreement", "MWT unequivocal sleep within 1 epoch"], rows,
+                 ["---"] + ["---:"] * 5)
+
+
 @renderer("latent_state")
 def latent_state() -> str:
     """How often the simulator's latent state differs from the scored stage."""

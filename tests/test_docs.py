@@ -74,7 +74,9 @@ def test_a_changed_number_is_caught(tmp_path):
 
 def test_numbers_without_a_results_file_are_gone():
     # the noisy-hour accuracy and the vote's timing had no committed output behind them
+    # (the blocks rendered from results files may hold the same digits for other numbers)
     for doc, text in TEXTS.items():
+        text = gen.BLOCK.sub("", text)
         assert "0.844" not in text, doc
         assert "2.39 s" not in text, doc
 
