@@ -70,6 +70,12 @@ STRETCH_RULE = (
     "length as a feature) replaces 0.1's when it stages stretches of held-out nights "
     "better and its whole-night CV does not drop (benchmarks/results/"
     "real_accuracy_stretches.md, paired per outer fold)")
+#: The rule of a model trained with ``--stretch-choice``.
+STRETCH_CHOICE_RULE = (
+    "issue #25: the length gate's short member chosen by the stretch benchmark's nested "
+    "rule made on all subjects (select_on_stretches, 2 subject-wise inner folds, scored on "
+    "the stretches shorter than the gate's 4 h) among the candidates of "
+    "benchmarks.real_accuracy.stretches.NESTED_GRID; whole nights staged by 0.1's default")
 #: Results of ``benchmarks.real_accuracy.stretches`` (stretch tables of the cards).
 STRETCH_RESULTS = ROOT / "benchmarks" / "results" / "real_accuracy_stretches.json"
 NESTED_PROCEDURES = {"lightgbm-vote": "torch-free vote + class/HMM"}
@@ -361,8 +367,19 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _crops_text(options: dict) -> str:
+    """How the short member of a length-gated model was trained on stretches."""
+    crops = ((options.get("short") or {}).get("crops") or {})
+    if crops.get("whole", True):
+        return "also on random stretches"
+    top = crops.get("max_minutes")
+    return (f"only on {crops.get('per_night', 2)} random stretches of "
+            f"{crops.get('min_minutes', 20):g} min to "
+            + (f"{top / 60:g} h" if top else "the whole night") + " of every training night")
+
+
 def _summary(model: str, smoothing: str | None, night_stats: bool, setup,
-             metrics: dict | None) -> str:
+             metrics: dict | None, options: dict | None = None) -> str:
     """The one-paragraph summary at the top of the model card."""
     return (f"{model}{' + HMM smoothing' if smoothing else ''}"
             + (" (soft vote of lightgbm-context with robust and with quantile "
@@ -372,7 +389,7 @@ def _summary(model: str, smoothing: str | None, night_stats: bool, setup,
                + "; choices made on cross-fitted predictions)"
                if model == "lightgbm-vote" else "")
             + (" (lightgbm-context as in 0.1 for recordings of 4 h or more; for shorter "
-               "ones lightgbm-context trained also on random stretches, with per-recording "
+               f"ones lightgbm-context trained {_crops_text(options)}, with per-recording "
                "statistics shrunk toward the training population's and the recording's "
                "length as a feature)" if model == "length-gated" else "") + " on "
             f"{10 * len(setup.slots)} band-power features ({', '.join(setup.channels)}"
@@ -417,7 +434,7 @@ def _card(args: argparse.Namespace, setup, options: dict, smoothing: str | None,
 
     card = {
         "name": args.name,
-        "summary": _summary(args.model, smoothing, night_stats, setup, metrics),
+        "summary": _summary(args.model, smoothing, night_stats, setup, metrics, options),
         "trained_on": "real data (PhysioNet Sleep-EDF Expanded, sleep-cassette subset)",
         "architecture": args.model,
         "options": {k: v for k, v in options.items() if k != "smoothing"},
@@ -608,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         options = parse_options(args.option)
     except ValueError as err:
         ap.error(f"--{err}")
+    choice = None
     if args.stretch_choice:
         choice = json.loads(Path(args.stretch_results).read_text()).get("shipping_choice")
         if not choice or choice["model"] != args.model:
@@ -643,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     card["stretches"] = stretch_row(args) or old.get("stretches")
     if args.stretch_row and not args.stretch_row.endswith("@0.1"):
         card["model_selection"]["stretch_rule"] = STRETCH_RULE
+    if args.stretch_choice:
+        card["model_selection"]["stretch_rule"] = STRETCH_CHOICE_RULE
+        card["model_selection"]["stretch_choice"] = choice
     if not args.card_only:
         mdl.describe_training(nights, card=card)
         out.mkdir(parents=True, exist_ok=True)

@@ -213,10 +213,11 @@ def test_whole_channel_of_implausible_amplitude_is_flagged(night):
 
 def test_staging_refuses_a_whole_night_of_implausible_amplitude():
     """Staging a night whose EEG is 100x too large stops with an error naming the
-    channel and the amplitude, and the reader's units notice."""
+    channel, its amplitude and the likely cause (a unit or gain mistake)."""
     truth, raw = _recording("sleep-edf")
     r = raw.copy()
     r.apply_function(lambda x: x * 100.0, picks="eeg", channel_wise=False)
     with pytest.raises(SignalQualityError, match=r"(?s)EEG channel 'EEG Fpz-Cz' is of "
-                       r"implausible amplitude for 100 % of the night.*implausibly large"):
+                       r"implausible amplitude on every epoch \(median 30-s epoch SD \d+ µV, "
+                       r"above the 500 µV.*unit or gain mistake"):
         stage_recording(r, model="default")

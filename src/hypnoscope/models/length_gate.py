@@ -1,9 +1,9 @@
 """A night model for nights, a stretch model for anything shorter.
 
 A model trained on whole nights with whole-night statistics stages whole nights best; one
-trained also on random stretches, with its per-recording statistics shrunk toward the
+trained on random stretches, with its per-recording statistics shrunk toward the
 training population's, stages naps, MSLT/MWT trials and partial nights far better but
-gives up a little on whole nights (``benchmarks/results/real_accuracy_stretches.md``).
+gives up on whole nights (``benchmarks/results/real_accuracy_stretches.md``).
 :class:`LengthGatedModel` holds both and stages a recording with the one made for its
 length: recordings shorter than ``minutes`` (default
 :data:`hypnoscope.evaluation.stretches.SHORT_MINUTES`) with ``short``, the others with
@@ -120,12 +120,14 @@ def _member(spec: StagingModel | dict[str, Any], role: str, seed: int, n_jobs: i
     return make_model(spec["model"], **opts)
 
 
-#: Default members: ``lightgbm-context`` as in hypnoscope 0.1 for nights, and the same
-#: trained also on random stretches, with shrunk per-recording statistics and the
-#: recording's length as a feature, for shorter recordings.
+#: Default members (those of the shipped ``default``): ``lightgbm-context`` as in
+#: hypnoscope 0.1 for nights, and for shorter recordings the same trained only on 8
+#: random stretches of 20 min to 4 h of every training night, with shrunk per-recording
+#: statistics and the recording's length as a feature.
 DEFAULT_NIGHT: dict[str, Any] = {"model": "lightgbm-context"}
 DEFAULT_SHORT: dict[str, Any] = {"model": "lightgbm-context",
-                                 "crops": {"per_night": 2, "min_minutes": 20},
+                                 "crops": {"per_night": 8, "min_minutes": 20,
+                                           "max_minutes": 240, "whole": False},
                                  "shrink": "auto", "context": {"length": True}}
 
 
