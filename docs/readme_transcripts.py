@@ -319,7 +319,8 @@ def rewrite(text: str, outcomes: list[Outcome], folder: Path, keep: bool = True)
         gen = importlib.util.module_from_spec(spec)
         sys.modules.setdefault("gen_results", gen)
         spec.loader.exec_module(gen)
-        text = gen.rendered(text)
+        text = gen.BLOCK.sub(lambda m: m.group(1) + gen.render("demo_output") + m.group(4)
+                             if m["name"] == "demo_output" else m.group(0), text)
     return text
 
 
