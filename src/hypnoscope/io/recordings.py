@@ -106,6 +106,16 @@ def list_recordings(directory: str | os.PathLike) -> list[Path]:
     return sorted(f for f in files if not (raw_suffix(f) == ".eeg" and f.stem.lower() in vhdr))
 
 
+def folder_recordings(directory: str | os.PathLike) -> list[Path]:
+    """:func:`list_recordings` of a folder given as input: a folder without any recording
+    is an error naming it and what was looked for."""
+    found = list_recordings(directory)
+    if not found:
+        raise ValueError(f"{directory}: no recording in this folder (expected *-PSG.edf, or "
+                         "*.edf, *.bdf, *.vhdr, *.fif, *.set ...)")
+    return found
+
+
 def _nsrr_xml_folders(psg: Path) -> list[Path]:
     """Where the NSRR download tree keeps the XML of ``.../polysomnography/edfs/<sub>/S.edf``:
     ``.../polysomnography/annotations-events-nsrr/<sub>/`` (then ``-profusion``)."""

@@ -45,7 +45,7 @@ def expand_inputs_and_roots(items: Iterable[str | os.PathLike],
     """:func:`expand_inputs` and ``{recording: BIDS root}`` for those found in a BIDS
     root."""
     from hypnoscope.io.bids import is_bids_root, list_bids_recordings
-    from hypnoscope.io.recordings import list_recordings
+    from hypnoscope.io.recordings import folder_recordings
 
     out: list[Path] = []
     roots: dict[Path, Path] = {}
@@ -60,11 +60,7 @@ def expand_inputs_and_roots(items: Iterable[str | os.PathLike],
             roots.update({f: p for f in found})
             out.extend(found)
         elif p.is_dir():
-            found = list_recordings(p)
-            if not found:
-                raise ValueError(f"{p}: directory holds no PSG recording (*-PSG.edf, or "
-                                 "*.edf, *.bdf, *.vhdr, *.fif, *.set ...)")
-            out.extend(found)
+            out.extend(folder_recordings(p))
         elif any(c in item for c in "*?[") and not p.exists():
             found = sorted(Path(f) for f in glob.glob(item)
                            if Path(f).is_file() and not is_hypnogram_file(f))

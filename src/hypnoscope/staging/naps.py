@@ -298,17 +298,13 @@ def _stage_one(rec, w: NapWindow, number: int, protocol: str, model: Any,
 
 def _expand(paths: list[str | os.PathLike]) -> list[Path]:
     """Files as given; a folder gives its recordings
-    (:func:`hypnoscope.io.recordings.list_recordings`)."""
-    from hypnoscope.io.recordings import list_recordings
+    (:func:`hypnoscope.io.recordings.folder_recordings`)."""
+    from hypnoscope.io.recordings import folder_recordings
 
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = list_recordings(p)
-            if not found:
-                raise ValueError(f"{p}: no recording in this folder (expected *-PSG.edf or "
-                                 "other recording files)")
-            out.extend(found)
+            out.extend(folder_recordings(p))
         else:
             out.append(p)
     if not out:
