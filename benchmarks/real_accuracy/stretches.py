@@ -128,6 +128,12 @@ CANDIDATES["default+short gated"] = (
                "trained only on 8 random stretches of 20 min to 4 h of every training night")
 CANDIDATES["default+short"] = ("lightgbm-context", SHORT_OPTIONS, "default",
                                "the short member of default+short gated on its own")
+CANDIDATES["default+short16 gated"] = (
+    "length-gated", {"night": {"model": "lightgbm-context"},
+                     "short": {"model": "lightgbm-context",
+                               **{**SHORT_OPTIONS, "crops": {**SHORT_OPTIONS["crops"],
+                                                             "per_night": 16}}}},
+    "default", "default+short gated with 16 training stretches per night instead of 8")
 #: The short members the nested selection (``--nested``) chooses among, in order of
 #: preference: the shipped one (default+stretch) and the short-recordings specialist
 #: (added after 6 of its outer folds had been seen; see the results' note). The choice
