@@ -232,6 +232,20 @@ def test_edf_d_staging_leaves_the_epochs_of_a_gap_unscored(tmp_path):
     assert "edf-gaps" in [n.code for n in res.notices]
 
 
+def test_edf_d_gap_epochs_are_not_training_labels(tmp_path):
+    """A scored EDF+D night loaded for training leaves the epochs of a gap unscored: its
+    zeros are no signal of the stage the scorer wrote there."""
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.signal.nights import load_recording
+
+    path, _ = _edf_d(tmp_path)
+    hyp = Hypnogram(np.full(23, 2), start_time=read_psg(path).start_time)
+    night = load_recording(path, hyp, crop_wake_min=None, cache=False)
+    assert len(night.y) == 23
+    assert np.flatnonzero(night.y < 0).tolist() == [10, 11, 12, 13]
+    assert (night.y[[9, 14]] == 2).all()
+
+
 def test_edf_plus_without_gaps_reads_as_before(tmp_path):
     fs = 100.0
     x = _sleepy(6000, fs)

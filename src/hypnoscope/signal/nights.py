@@ -293,6 +293,17 @@ def _labelled_epochs(rec: PSGRecording, hyp: Hypnogram | None, hypnogram: Any,
     except ValueError as exc:
         raise ValueError(f"{rec.source} with hypnogram {hypnogram}: {exc}") from None
     y = hyp.codes.copy()
+    gaps = rec.meta.get("gaps")
+    if gaps:  # the zeros of a discontinuous recording's gaps are no training signal
+        from hypnoscope.io.psg import gap_epochs
+
+        bad = gap_epochs([(a - onset, b - onset) for a, b in gaps], n_total, epoch_sec)
+        if (y[bad] != UNSCORED).any():
+            notices.add("edf-gaps-unscored",
+                        f"{rec.source}: {int((y[bad] != UNSCORED).sum())} scored epoch(s) "
+                        "overlapping a gap of the recording are not used (unscored)",
+                        severity="info")
+        y[bad] = UNSCORED
     if crop_wake_min is None:
         return X, y, 0, n_total, onset
     try:
