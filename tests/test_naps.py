@@ -343,3 +343,13 @@ def test_mslt_command_takes_a_folder_and_strict_refuses_a_day_with_warnings(nap_
     empty.mkdir()
     assert main(["mslt", str(empty), "--out", str(out)]) == 2
     assert f"{empty}: no recording in this folder" in capsys.readouterr().err
+
+
+def test_lights_on_before_the_end_set_by_a_later_sleep_onset_names_it():
+    # sleep onset at 12.5 min puts the MSLT end at 28.0 min; lights on at 26.5 min
+    s = score_nap(_hyp(("W", 25), ("N2", 40)), lights_on_sec=26.5 * 60)
+    assert s.sleep_latency_min == 12.5 and not s.complete
+    assert s.problems == [
+        "lights on 26.5 min after lights off, before the protocol ends the nap (28.0 min, "
+        "15 min after the sleep onset found at 12.5 min: if the scorer saw sleep earlier the "
+        "nap was complete; check the sleep-onset epoch)"]

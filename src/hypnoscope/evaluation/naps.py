@@ -300,8 +300,13 @@ def _completeness(hyp: Hypnogram, score: NapScore, on: float, hyp_end: float) ->
         what = "lights on" if on < hyp_end else "the hypnogram ends"
         ran, due = (covered - score.lights_off_sec) / 60.0, \
             (score.end_sec - score.lights_off_sec) / 60.0
+        why = ""
+        if score.protocol == "mslt" and score.sleep_onset_epoch is not None:
+            why = (f", 15 min after the sleep onset found at {score.sleep_latency_min:.1f} min"
+                   ": if the scorer saw sleep earlier the nap was complete; check the "
+                   "sleep-onset epoch")
         score.problems.append(f"{what} {ran:.1f} min after lights off, before the protocol "
-                              f"ends the nap ({due:.1f} min)")
+                              f"ends the nap ({due:.1f} min{why})")
     upto = score.sleep_onset_epoch if score.sleep_onset_epoch is not None else score.stop_epoch
     unscored = score.first_epoch + np.flatnonzero(codes[score.first_epoch:upto] < 0)
     if unscored.size:
