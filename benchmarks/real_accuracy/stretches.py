@@ -128,6 +128,11 @@ CANDIDATES["default+short gated"] = (
                "trained only on 8 random stretches of 20 min to 4 h of every training night")
 CANDIDATES["default+short"] = ("lightgbm-context", SHORT_OPTIONS, "default",
                                "the short member of default+short gated on its own")
+CANDIDATES["eeg2+short gated"] = (
+    "length-gated", {"night": {"model": "lightgbm-context"},
+                     "short": {"model": "lightgbm-context", **SHORT_OPTIONS}},
+    "eeg2", "0.1's eeg2 for recordings of 4 h or more, for shorter ones the short-recordings "
+            "specialist of default+short gated on eeg2's channels")
 CANDIDATES["default+short16 gated"] = (
     "length-gated", {"night": {"model": "lightgbm-context"},
                      "short": {"model": "lightgbm-context",
