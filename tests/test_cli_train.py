@@ -15,7 +15,8 @@ from hypnoscope.stages import UNSCORED, to_3class
 #: stage-dependent feature means of a toy (n, 2, 3) feature layout
 MEANS = np.array([[2.0, 0, 0], [0.8, 0.8, 0], [0, 1.6, 0.5], [0, 0.5, 2], [1, 0, 1.5]])
 METRIC_KEYS = {"accuracy", "macro_f1", "kappa", "per_class_f1", "confusion_matrix",
-               "n_epochs"}
+               "n_epochs", "macro_precision", "macro_recall", "precision", "recall",
+               "support", "per_class"}
 
 
 def write_feature_dir(directory: Path, subjects=("01", "02", "03"), seed: int = 0,

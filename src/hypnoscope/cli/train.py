@@ -298,8 +298,9 @@ def _evaluate(args) -> int:
     if overlap is not None:  # logged once, as every notice (stderr)
         Notices().add(overlap.code, overlap.message)
     if args.json:
-        keys = ("accuracy", "macro_f1", "kappa", "per_class_f1", "confusion_matrix",
-                "n_epochs")
+        keys = ("accuracy", "macro_f1", "kappa", "macro_precision", "macro_recall",
+                "per_class_f1", "precision", "recall", "support", "per_class",
+                "confusion_matrix", "n_epochs")
         from hypnoscope.evaluation.sleepstats import json_safe
 
         # strict JSON: an undefined metric (e.g. F1 of a class absent from both the
@@ -317,8 +318,28 @@ def _evaluate(args) -> int:
     print(f"kappa     {metrics['kappa']:.4f}")
     print("per-class F1  " + "  ".join(f"{k} {v:.3f}" for k, v in
                                        metrics["per_class_f1"].items()))
+    print("\n".join(classification_report_lines(metrics)))
     print("\n".join(confusion_matrix_lines(metrics["confusion_matrix"], names)))
     return 0
+
+
+def classification_report_lines(metrics: dict[str, Any]) -> list[str]:
+    """Text of the per-stage precision, recall, F1 and support of an
+    :func:`hypnoscope.evaluation.metrics.evaluate` result, with a macro-average row
+    (``n/a``: undefined, e.g. the precision of a stage never predicted)."""
+    def cell(v: float) -> str:
+        return f"{'n/a' if v != v else f'{v:.3f}':>10}"
+
+    per = metrics["per_class"]
+    head = ("precision", "recall", "F1", "support")
+    lines = ["classification report", f"{'stage':<10}" + "".join(f"{h:>10}" for h in head)]
+    for name, m in per.items():
+        lines.append(f"{name:<10}" + cell(m["precision"]) + cell(m["recall"]) + cell(m["f1"])
+                     + f"{m['support']:>10}")
+    lines.append(f"{'macro avg':<10}" + cell(metrics["macro_precision"])
+                 + cell(metrics["macro_recall"]) + cell(metrics["macro_f1"])
+                 + f"{sum(m['support'] for m in per.values()):>10}")
+    return lines
 
 
 def _card_summary(card: dict[str, Any]) -> str:
