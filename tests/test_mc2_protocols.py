@@ -56,3 +56,96 @@ def test_sleepedf78_compares_with_gamma_unless_finetuned():
                     "0.784 | 93.3 | 49.3 | 86.5 | 78.8 | 84.6 |")
     plus = sleepedf78._paper_line(*sleepedf78.paper_rows(0.5, False)[1])
     assert "| 84.6 | 79.1 | 0.787 |" in plus and "not this run's setting" in plus
+
+
+# --- SHHS protocol (benchmarks/mc2sleepnet/shhs.py) ---
+
+from benchmarks.mc2sleepnet import shhs  # noqa: E402
+
+ALL5 = ["W"] * 4 + ["N1"] * 2 + ["N2"] * 6 + ["N3"] * 3 + ["R"] * 3 + ["W"] * 2
+
+
+def _nsrr_tree(root: Path) -> Path:
+    """A constructed `hypnoscope fetch --nsrr shhs` tree: 8 visit-1 nights and one visit-2.
+
+    Placeholder EDFs (the selection reads only the scorings): 200001-200004 have all five
+    stages, 200005 no N1, 200006 no N3 and no R, 200007 no scoring, 200008 a broken XML.
+    """
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.io.nsrr_xml import write_nsrr_xml
+
+    psg = root / "shhs" / "polysomnography"
+    edfs, xmls = psg / "edfs" / "shhs1", psg / "annotations-events-nsrr" / "shhs1"
+    edfs.mkdir(parents=True)
+    xmls.mkdir(parents=True)
+    stages = {200005: [s if s != "N1" else "N2" for s in ALL5],
+              200006: [{"N3": "N2", "R": "W"}.get(s, s) for s in ALL5]}
+    for sub in range(200001, 200009):
+        (edfs / f"shhs1-{sub}.edf").write_bytes(b"")
+        if sub <= 200006:
+            write_nsrr_xml(Hypnogram(stages.get(sub, ALL5)), xmls / f"shhs1-{sub}-nsrr.xml")
+    (xmls / "shhs1-200008-nsrr.xml").write_text("<PSGAnnotation><ScoredEvents>")
+    (psg / "edfs" / "shhs2").mkdir()
+    (psg / "edfs" / "shhs2" / "shhs2-200001.edf").write_bytes(b"")  # another visit: ignored
+    return root
+
+
+def test_shhs_selection_of_a_constructed_nsrr_tree(tmp_path):
+    sel = shhs.select_recordings(_nsrr_tree(tmp_path))
+    assert [r["subject"] for r in sel.subset("5791")] == [str(s) for s in range(200001, 200007)]
+    assert [r["subject"] for r in sel.subset("5463")] == [str(s) for s in range(200001, 200005)]
+    assert [d["record"] for d in sel.dropped] == ["shhs1-200007", "shhs1-200008"]
+    assert sel.dropped[0]["reason"].startswith("no scoring file (shhs1-200007-nsrr.xml")
+    assert sel.dropped[1]["reason"].startswith("scoring unreadable: ")
+    assert sel.records[0]["stage_epochs"] == {"W": 6, "N1": 2, "N2": 6, "N3": 3, "R": 3}
+    assert sel.records[4]["missing"] == ["N1"] and sel.records[5]["missing"] == ["N3", "R"]
+    rep = shhs.selection_report(sel, n_val=1, test=0.3, seed=0)
+    assert rep["n_edf"] == 8
+    assert rep["subsets"]["5791"]["n_recordings"] == 6
+    assert rep["subsets"]["5791"]["split"] == {"train": 3, "val": 1, "test": 2}
+    assert rep["subsets"]["5463"]["n_recordings"] == 4
+    assert rep["subsets"]["5463"]["split"] == {"train": 2, "val": 1, "test": 1}
+    assert [(d["record"], d["reason"]) for d in rep["dropped_5463"]] == [
+        ("shhs1-200005", "missing stage(s): N1"), ("shhs1-200006", "missing stage(s): N3, R")]
+    # with the paper's 100 validation subjects this tree is too small: said, not raised
+    small = shhs.selection_report(sel, n_val=100, test=0.3, seed=0)
+    assert small["subsets"]["5463"]["split_error"].startswith("4 subjects: at least 102")
+    with pytest.raises(ValueError, match="no shhs1-NNNNNN.edf recording"):
+        shhs.select_recordings(tmp_path / "shhs" / "polysomnography" / "annotations-events-nsrr")
+
+
+def test_shhs_split_sizes_of_the_paper_subsets():
+    for n, (train, test) in {5791: (3984, 1707), 5463: (3754, 1609)}.items():
+        subjects = [str(200001 + i) for i in range(n)]
+        split = shhs.split_subjects(subjects, n_val=100, test=0.3, seed=0)
+        assert {k: len(v) for k, v in split.items()} == {"train": train, "val": 100,
+                                                         "test": test}
+        assert set().union(*split.values()) == set(subjects)  # disjoint and complete
+        assert sum(map(len, split.values())) == n
+        assert split == shhs.split_subjects(subjects[::-1], 100, 0.3, seed=0)  # seeded
+        assert split["val"] != shhs.split_subjects(subjects, 100, 0.3, seed=1)["val"]
+
+
+def test_shhs_dry_run_lists_the_selection(tmp_path, capsys):
+    import json
+
+    data = _nsrr_tree(tmp_path / "data")
+    assert shhs.main(["--data", str(data), "--dry-run", "--n-val", "1", "--seed", "0",
+                      "--out", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["8 visit-1 EDF recording(s) found",
+                       "SHHS 5791: 6 recording(s) (paper 5791); train 3 / validation 1 / "
+                       "test 2 subjects",
+                       "SHHS 5463: 4 recording(s) (paper 5463); train 2 / validation 1 / "
+                       "test 1 subjects"]
+    assert "dropped from 5463: 2" in out and "  shhs1-200005: missing stage(s): N1" in out
+    res = json.loads((tmp_path / "res" / "mc2sleepnet_shhs5463_selection.json").read_text())
+    assert res["selection"]["subsets"]["5791"]["split"]["test"] == 2
+    assert "pooled" not in res  # nothing trained
+
+
+def test_shhs_paper_rows_are_table5():
+    assert shhs.PAPER_ROWS[("5463", 0.5)]["accuracy"] == 0.8859
+    assert shhs.PAPER_ROWS[("5463", 0.5)]["kappa"] == 0.841
+    assert shhs.PAPER_ROWS[("5463", 0.15)]["macro_f1"] == 0.823
+    assert shhs.PAPER_ROWS[("5791", 0.5)]["per_class_f1"]["N1"] == 0.519
