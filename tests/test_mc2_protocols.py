@@ -149,3 +149,42 @@ def test_shhs_paper_rows_are_table5():
     assert shhs.PAPER_ROWS[("5463", 0.5)]["kappa"] == 0.841
     assert shhs.PAPER_ROWS[("5463", 0.15)]["macro_f1"] == 0.823
     assert shhs.PAPER_ROWS[("5791", 0.5)]["per_class_f1"]["N1"] == 0.519
+
+
+def test_shhs_protocol_trains_on_simulated_nights(tmp_path, monkeypatch):
+    """Simulated SHHS nights (SIMULATED signals) in the NSRR tree: one run, end to end."""
+    import json
+
+    import numpy as np
+
+    from hypnoscope.hypnogram import Hypnogram
+    from hypnoscope.simulate import simulate_night, write_shhs_pair
+
+    monkeypatch.setenv("HYPNOSCOPE_CACHE", str(tmp_path / "cache"))
+    psg = tmp_path / "data" / "shhs" / "polysomnography"
+    edfs, xmls = psg / "edfs" / "shhs1", psg / "annotations-events-nsrr" / "shhs1"
+    xmls.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        stages = np.repeat(rng.permutation([0, 1, 2, 3, 4, 2, 0, 2, 4, 0]), 4)
+        if i == 4:
+            stages[stages == 1] = 2  # no N1: out of subset 5463
+        raw = simulate_night(Hypnogram(stages), seed=i, sfreq=125.0, mode="telemetry",
+                             montage="shhs")
+        _, xml = write_shhs_pair(raw, None, edfs, f"shhs1-20000{i + 1}")
+        xml.rename(xmls / xml.name)
+    net = {"d_model": 16, "cnn_widths": [4, 4, 8, 8, 32], "tf_layers": 1, "n_heads": 2,
+           "d_ff": 32, "attn_size": 8, "d_proj": 8, "seq_layers": 1}
+    args = ["--data", str(tmp_path / "data"), "--subset", "5463", "--n-val", "1",
+            "--preset", "small", "--epochs", "1", "--pretrain-epochs", "1",
+            "--net", json.dumps(net), "--device", "cpu", "--work-dir", str(tmp_path / "w"),
+            "--out", str(tmp_path / "res")]
+    assert shhs.main(args) == 0
+    res = json.loads((tmp_path / "res" / "mc2sleepnet_shhs5463.json").read_text())
+    split = res["split"]
+    assert {k: len(v) for k, v in split.items()} == {"train": 2, "val": 1, "test": 1}
+    assert "200005" not in set().union(*split.values())
+    assert res["pooled"]["n_epochs"] == 40  # the one test night, every epoch scored
+    assert res["paper"]["accuracy"] == 0.8859
+    md = (tmp_path / "res" / "mc2sleepnet_shhs5463.md").read_text()
+    assert "| paper (Table 5) | 88.59 | 82.1 | 0.841 |" in md
