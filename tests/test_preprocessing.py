@@ -18,6 +18,7 @@ from hypnoscope.signal.filters import (
     bandpass,
     bandpass_by_role,
     design_fir,
+    kaiser_highpass,
     kaiser_lowpass,
     kaiser_lowpass_design,
     notch,
@@ -293,7 +294,8 @@ def test_resolve_config_and_presets():
     assert cfg["bandpass"]["eeg"] == [0.3, 35.0] and cfg["normalize"] == "zscore"
     assert cfg["steps"] == ["notch", "bandpass", "lowpass", "normalize"]
     ms = resolve_config("msmae-cnn")
-    assert ms["lowpass"] == {"cutoff": 10.0, "attenuation_db": 60.0, "transition_hz": None}
+    assert ms["lowpass"] == {"cutoff": 10.0, "attenuation_db": 60.0, "transition_hz": None,
+                             "highpass": 0.5}
     assert ms["bandpass"] is None
     merged = resolve_config({"bandpass": {"eeg": [0.5, 30]}})
     assert merged["bandpass"]["eeg"] == [0.5, 30] and merged["bandpass"]["eog"] == [0.3, 15.0]
@@ -329,7 +331,8 @@ def test_preprocess_chains_steps():
     assert [n for n, _ in Pipeline("msmae-cnn").steps] == ["lowpass"]
     np.testing.assert_array_equal(ms.data[2], rec.data[2])
     assert _amplitude(ms.data[0].astype(float), 40.0) < 0.01 * 10
-    np.testing.assert_allclose(ms.data[1], kaiser_lowpass(rec.data[1], FS), atol=1e-5)
+    np.testing.assert_allclose(ms.data[1], kaiser_highpass(kaiser_lowpass(rec.data[1], FS), FS),
+                               atol=1e-5)
     # order follows 'steps'
     order = Pipeline({"normalize": "zscore", "lowpass": True, "bandpass": None,
                       "steps": ["normalize", "lowpass"]})

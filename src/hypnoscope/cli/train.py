@@ -407,6 +407,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "EMG of --data recordings instead of the default band-pass; default "
                         "10 Hz (the MSMAE-CNN paper) for "
                         f"{', '.join(MODEL_PREPROCESSING)}; 0 = the default preprocessing")
+    p.add_argument("--highpass", type=float, default=None, metavar="HZ",
+                   help="Kaiser-window FIR high-pass cut-off applied after --lowpass, removing "
+                        "the baseline wander (the MSMAE-CNN paper); default 0.5 Hz; 0 = off")
 
 
 def _lowpass_preprocessing(args) -> dict[str, Any] | None:
@@ -427,6 +430,12 @@ def _lowpass_preprocessing(args) -> dict[str, Any] | None:
         raise CLIError("--lowpass filters raw recordings (--data), not feature files")
     config = dict(PRESETS[preset])
     config["lowpass"] = {**config["lowpass"], "cutoff": float(hz)}
+    highpass = getattr(args, "highpass", None)
+    if highpass is not None:
+        if highpass < 0:
+            raise CLIError(f"--highpass must be a positive cut-off in Hz (or 0), got "
+                           f"{highpass:g}")
+        config["lowpass"]["highpass"] = float(highpass) if highpass > 0 else None
     return config
 
 

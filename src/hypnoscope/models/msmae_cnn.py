@@ -76,7 +76,9 @@ the validation subjects (log-loss on a 0.05 grid).
 
 Preprocessing: the paper low-passes EEG, EOG and EMG with a Kaiser-window FIR (10 Hz,
 60 dB at 100 Hz): the ``"msmae-cnn"`` preset of :mod:`hypnoscope.signal.preprocessing`
-(``hypnoscope train --lowpass``); each night is then z-scored per channel by the base.
+(``hypnoscope train --lowpass``), then removes baseline wander with a 0.5-Hz Kaiser
+high-pass (the paper's "baseline wandering", its cut-off ours; ``--highpass``, 0 = off);
+each night is then z-scored per channel by the base.
 A 10 Hz cut-off removes sigma (spindles) and beta; ``benchmarks/msmae_cnn`` measures it
 against 30 Hz.
 """

@@ -8,8 +8,9 @@ Its parts:
   :func:`notch`;
 - :func:`design_fir` / :func:`design_window` - MNE's and SciPy's designs, those of the
   band-power pipeline shipped in ``data/designs.npz`` (:data:`DESIGNS_FILE`);
-- :func:`kaiser_lowpass` - the MSMAE-CNN low-pass (Kaiser window design,
-  :func:`kaiser_lowpass_design`), applied by :func:`apply_fir_zero_phase` (direct
+- :func:`kaiser_lowpass` / :func:`kaiser_highpass` - the MSMAE-CNN low-pass and its
+  baseline-wander high-pass (Kaiser window designs, :func:`kaiser_lowpass_design`,
+  :func:`kaiser_highpass_design`), applied by :func:`apply_fir_zero_phase` (direct
   convolution, the designed magnitude response; the MSMAE-CNN models were trained on
   its output, so it keeps its own application);
 - :data:`ROLE_BANDS` - the two band-pass settings per channel role (``"default"``: the
@@ -317,6 +318,44 @@ def kaiser_lowpass(data: np.ndarray, sfreq: float, cutoff: float = 10.0,
     :func:`kaiser_lowpass_design` for the design and :func:`apply_fir_zero_phase`.
     """
     taps = kaiser_lowpass_design(sfreq, cutoff, attenuation_db, transition_hz)
+    return apply_fir_zero_phase(data, taps, axis=axis)
+
+
+def kaiser_highpass_design(sfreq: float, cutoff: float = 0.5, attenuation_db: float = 60.0,
+                           transition_hz: float | None = None) -> np.ndarray:
+    """Taps of a linear-phase FIR high-pass designed with the Kaiser window method.
+
+    The baseline-wander removal of the MSMAE-CNN preprocessing. ``transition_hz``
+    (default: the cut-off, e.g. 0.25-0.75 Hz at 0.5 Hz) is centred on ``cutoff``; below
+    ``cutoff - transition_hz/2`` the attenuation is at least ``attenuation_db``. The
+    number of taps is odd (type I filter, as a high-pass requires).
+    """
+    from scipy.signal import firwin, kaiserord
+
+    nyq = sfreq / 2.0
+    if not 0 < cutoff < nyq:
+        raise ValueError(f"high-pass cutoff must be between 0 and Nyquist ({nyq:g} Hz), "
+                         f"got {cutoff}")
+    if transition_hz is None:
+        transition_hz = min(cutoff, 2 * (nyq - cutoff))
+    if not 0 < transition_hz <= 2 * cutoff or cutoff + transition_hz / 2 > nyq + 1e-9:
+        raise ValueError(f"high-pass transition_hz={transition_hz} must be positive, at most "
+                         f"twice the cutoff ({cutoff} Hz) and keep the pass band below "
+                         f"Nyquist ({nyq:g} Hz)")
+    if attenuation_db <= 0:
+        raise ValueError(f"attenuation_db must be positive, got {attenuation_db}")
+    numtaps, beta = kaiserord(attenuation_db, transition_hz / nyq)
+    numtaps += 1 - numtaps % 2
+    return firwin(numtaps, cutoff, window=("kaiser", beta), pass_zero=False, fs=sfreq)
+
+
+def kaiser_highpass(data: np.ndarray, sfreq: float, cutoff: float = 0.5,
+                    attenuation_db: float = 60.0, transition_hz: float | None = None,
+                    axis: int = -1) -> np.ndarray:
+    """Zero-phase FIR high-pass designed with the Kaiser window method: removes a DC
+    offset and the baseline wander below ``cutoff`` (:func:`kaiser_highpass_design`
+    applied by :func:`apply_fir_zero_phase`)."""
+    taps = kaiser_highpass_design(sfreq, cutoff, attenuation_db, transition_hz)
     return apply_fir_zero_phase(data, taps, axis=axis)
 
 

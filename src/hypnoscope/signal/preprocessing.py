@@ -26,6 +26,7 @@ from hypnoscope.signal.filters import (
     BANDPASS_DEFAULTS,
     ROLE_BANDS,
     bandpass_by_role,
+    kaiser_highpass,
     kaiser_lowpass,
     notch,
 )
@@ -51,9 +52,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
 PRESETS: dict[str, dict[str, Any]] = {
     "default": DEFAULT_CONFIG,
     "none": {"notch": None, "bandpass": None, "lowpass": None, "normalize": None},
-    # MSMAE-CNN: Kaiser-window FIR low-pass, 10 Hz, 60 dB, 100 Hz
+    # MSMAE-CNN: Kaiser-window FIR low-pass, 10 Hz, 60 dB, 100 Hz ("remove high-frequency
+    # noise"), then a 0.5-Hz Kaiser high-pass ("and baseline wandering"; cut-off ours)
     "msmae-cnn": {"notch": None, "bandpass": None,
-                  "lowpass": {"cutoff": 10.0, "attenuation_db": 60.0}, "normalize": None},
+                  "lowpass": {"cutoff": 10.0, "attenuation_db": 60.0, "highpass": 0.5},
+                  "normalize": None},
     # settings of the real band-power feature set in ../shared/data (without ICA)
     "bandpower": {"notch": None,
                   "bandpass": {k: list(v) for k, v in ROLE_BANDS["bandpower"].items()},
@@ -69,7 +72,9 @@ def resolve_config(config: dict[str, Any] | str | None = None) -> dict[str, Any]
     Keys (applied in this order): ``notch`` (None, a frequency or a list),
     ``bandpass`` (None, ``"default"`` = :data:`BANDPASS_DEFAULTS`, or ``{role: [lo, hi]
     | None}`` merged over the defaults), ``lowpass`` (None or :func:`kaiser_lowpass`
-    keyword arguments), ``normalize`` (None, ``"zscore"`` or ``"robust"``). A key
+    keyword arguments, plus ``highpass``: the cut-off in Hz of a :func:`kaiser_highpass`
+    with the same attenuation applied after it, removing baseline wander; absent or None
+    = no high-pass), ``normalize`` (None, ``"zscore"`` or ``"robust"``). A key
     ``steps`` with a list of step names sets a different order.
     """
     if config is None:
@@ -177,10 +182,15 @@ class Pipeline:
 
 def _lowpass_waveforms(data: np.ndarray, sfreq: float, roles: Sequence[str],
                        params: dict[str, Any]) -> np.ndarray:
+    params = dict(params)
+    highpass = params.pop("highpass", None)
     out = as_float(np.asarray(data)).copy()
     idx = [i for i, r in enumerate(roles) if r != "emg_envelope"]
     if idx:
         out[idx] = kaiser_lowpass(out[idx], sfreq, **params)
+        if highpass:
+            out[idx] = kaiser_highpass(out[idx], sfreq, cutoff=float(highpass),
+                                       attenuation_db=params.get("attenuation_db", 60.0))
     return out
 
 
