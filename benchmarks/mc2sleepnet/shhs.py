@@ -2,7 +2,7 @@
 
 For users with NSRR access and, ideally, a GPU::
 
-    hypnoscope fetch --nsrr shhs --visit shhs1 --out DIR      # visit 1, EDF + NSRR XML
+    hypnoscope fetch --nsrr shhs --visit shhs1 --path DIR      # visit 1, EDF + NSRR XML
     python -m benchmarks.mc2sleepnet.shhs --data DIR --dry-run   # the selection, no training
     python -m benchmarks.mc2sleepnet.shhs --data DIR --subset 5463 --preset paper --device cuda
 
@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="the `hypnoscope fetch --nsrr shhs` folder")
+    ap.add_argument("--data", required=True,
+                    help="the --path folder of `hypnoscope fetch --nsrr shhs`")
     ap.add_argument("--subset", default="5463", choices=sorted(PAPER_SUBSETS))
     ap.add_argument("--visit", default="shhs1")
     ap.add_argument("--n-val", type=int, default=100, help="validation subjects (paper: 100)")

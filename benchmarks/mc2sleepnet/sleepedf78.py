@@ -2,7 +2,7 @@
 
 For users with the data and, ideally, a GPU::
 
-    hypnoscope fetch --subset sleep-edf-78 --out DIR      # 153 cassette nights, ~8 GB
+    hypnoscope fetch --subset sleep-edf-78 --path DIR     # 153 cassette nights, ~8 GB
     python -m benchmarks.mc2sleepnet.sleepedf78 --data DIR --preset paper --device cuda
 
 The recordings are read by :func:`hypnoscope.signal.nights.load_psg_dir` (EEG Fpz-Cz only,
