@@ -76,6 +76,13 @@ STRETCH_CHOICE_RULE = (
     "rule made on all subjects (select_on_stretches, 2 subject-wise inner folds, scored on "
     "the stretches shorter than the gate's 4 h) among the candidates of "
     "benchmarks.real_accuracy.stretches.NESTED_GRID; whole nights staged by 0.1's default")
+#: The rule of a channel-setup model given the short member chosen for ``default``.
+STRETCH_SPECIALIST_RULE = (
+    "issue #25: the short member chosen for the default model by nested CV (the "
+    "short-recordings specialist, trained only on random stretches of 20 min to 4 h), fixed "
+    "before its results on this setup's channels, replaces the previous short member when it "
+    "stages stretches of held-out nights better and its whole-night CV does not drop "
+    "(benchmarks/results/real_accuracy_stretches.md, paired per outer fold)")
 #: Results of ``benchmarks.real_accuracy.stretches`` (stretch tables of the cards).
 STRETCH_RESULTS = ROOT / "benchmarks" / "results" / "real_accuracy_stretches.json"
 NESTED_PROCEDURES = {"lightgbm-vote": "torch-free vote + class/HMM"}
@@ -660,7 +667,9 @@ def main(argv: list[str] | None = None) -> int:
     _check_benchmark_config(card, metrics, mdl)
     card["stretches"] = stretch_row(args) or old.get("stretches")
     if args.stretch_row and not args.stretch_row.endswith("@0.1"):
-        card["model_selection"]["stretch_rule"] = STRETCH_RULE
+        specialist = ((options.get("short") or {}).get("crops") or {}).get("whole") is False
+        card["model_selection"]["stretch_rule"] = (STRETCH_SPECIALIST_RULE if specialist
+                                                   else STRETCH_RULE)
     if args.stretch_choice:
         card["model_selection"]["stretch_rule"] = STRETCH_CHOICE_RULE
         card["model_selection"]["stretch_choice"] = choice
