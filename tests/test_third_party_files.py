@@ -30,9 +30,18 @@ from hypnoscope.cli import main
 from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.io.psg import read_psg, recording_info
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "third_party"
 MANIFEST = json.loads((DATA / "manifest.json").read_text(encoding="utf-8"))
 ENTRIES = {f["path"]: f for f in MANIFEST["files"]}
+
+
+def corpus_file(name: str) -> Path:
+    """Where the corpus file ``name`` lies: under ``DATA``, or where the repository already
+    keeps the same bytes (``location``, from the repository root; e.g. the hypnogram
+    shipped in the package, not copied twice)."""
+    entry = ENTRIES.get(name, {})
+    return ROOT / entry["location"] if "location" in entry else DATA / name
 
 #: EDF/BDF recordings of the corpus.
 RECORDINGS = sorted(p for p in ENTRIES if p.endswith((".edf", ".bdf")))
@@ -134,7 +143,7 @@ def _stage_minutes_from_codes(labels: list[str], epoch_sec: float = 30.0) -> dic
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_manifest_sha256_and_size(name):
     entry = ENTRIES[name]
-    data = (DATA / name).read_bytes()
+    data = corpus_file(name).read_bytes()
     assert hashlib.sha256(data).hexdigest() == entry["sha256"]
     assert len(data) == entry["bytes"] <= 1_100_000
     for key in ("source_repo", "source_path", "commit", "licence", "description"):
@@ -150,7 +159,9 @@ def test_every_file_has_provenance():
              and p.name not in ("PROVENANCE.md", "manifest.json")]
     for p in files:
         assert p.relative_to(DATA).as_posix() in provenance, p
-    assert set(ENTRIES) <= {p.relative_to(DATA).as_posix() for p in files}
+    kept_here = {n for n, e in ENTRIES.items() if "location" not in e}
+    assert kept_here <= {p.relative_to(DATA).as_posix() for p in files}
+    assert all(corpus_file(n).is_file() and n in provenance for n in ENTRIES)
     assert sum(p.stat().st_size for p in files) < 5_000_000
 
 
@@ -160,7 +171,7 @@ def test_independent_parser_agrees_with_edfio():
     import edfio
 
     for name in ("edfio/short_psg.edf", "pyedflib/test_utf8.edf"):
-        ref, e = _parse_edf(DATA / name), edfio.read_edf(DATA / name)
+        ref, e = _parse_edf(corpus_file(name)), edfio.read_edf(corpus_file(name))
         assert [s.label for s in e.signals] == ref["labels"]
         for s in e.signals:
             assert s.sampling_frequency == ref["signals"][s.label]["rate"]
@@ -184,8 +195,8 @@ def _expected_names(labels: list[str]) -> list[str]:
 @pytest.mark.parametrize("name", RECORDINGS)
 def test_info_channels_rates_units(name, capsys):
     """``hypnoscope info --json``: every signal with its stored rate and unit."""
-    ref = _parse_edf(DATA / name)
-    code, out, _ = _cli(capsys, "info", "--json", str(DATA / name))
+    ref = _parse_edf(corpus_file(name))
+    code, out, _ = _cli(capsys, "info", "--json", str(corpus_file(name)))
     assert code == 0
     info = json.loads(out)
     assert [c["name"] for c in info["channels"]] == _expected_names(ref["labels"])
@@ -197,15 +208,15 @@ def test_info_channels_rates_units(name, capsys):
     for c, s in zip(info["channels"], sigs, strict=True):
         want = units.get(s["unit"], s["unit"])
         assert c["unit"] == want or (c["role"] is None and c["unit"] == "n/a"), (c, want)
-    assert info == recording_info(DATA / name) | {"source": str(DATA / name)}
+    assert info == recording_info(corpus_file(name)) | {"source": str(corpus_file(name))}
 
 
 @pytest.mark.parametrize("name", RECORDINGS)
 def test_info_duration_and_annotations(name):
     """Duration and number of annotations; an annotation-only EDF+ (one data record of
     0 s) has no signal duration and all its annotations."""
-    ref = _parse_edf(DATA / name)
-    info = recording_info(DATA / name)
+    ref = _parse_edf(corpus_file(name))
+    info = recording_info(corpus_file(name))
     if name in ANNOTATION_ONLY:
         assert ref["duration"] == 0 and not info["duration_sec"] and info["channels"] == []
     else:
@@ -216,9 +227,9 @@ def test_info_duration_and_annotations(name):
 @pytest.mark.parametrize("name", RECORDINGS)
 def test_info_start_time(name):
     """The header's start, with the sub-second offset of an EDF+ first record."""
-    ref = _parse_edf(DATA / name)
+    ref = _parse_edf(corpus_file(name))
     start = ref["start"] + dt.timedelta(seconds=round(ref["subsecond"], 6))
-    assert recording_info(DATA / name)["start_time"] == start.isoformat()
+    assert recording_info(corpus_file(name))["start_time"] == start.isoformat()
 
 
 # ---------------------------------------------------------------- recordings: samples
@@ -226,8 +237,8 @@ def test_info_start_time(name):
 def test_read_psg_sleepedf_excerpt_samples(name):
     """Sleep-EDF's first 5 min: EEG and EOG at 100 Hz come out sample for sample in µV,
     the 1-Hz chin EMG is an envelope through its stored samples; other signals unused."""
-    ref = _parse_edf(DATA / name)
-    rec = read_psg(DATA / name)
+    ref = _parse_edf(corpus_file(name))
+    rec = read_psg(corpus_file(name))
     assert rec.ch_names == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "EMG submental"]
     assert rec.roles == ["eeg", "eeg", "eog", "emg_envelope"]
     assert rec.sfreq == 100.0 and rec.duration_sec == ref["duration"]
@@ -244,8 +255,8 @@ def test_read_psg_sleepedf_excerpt_samples(name):
 def test_read_psg_pyedflib_annotations_and_samples(name):
     """One 128-Hz EEG read at its own rate sample for sample; annotations with their UTF-8
     texts and onsets (seconds from the header's start second, as the TALs give them)."""
-    ref = _parse_edf(DATA / name)
-    rec = read_psg(DATA / name, sfreq=128.0)
+    ref = _parse_edf(corpus_file(name))
+    rec = read_psg(corpus_file(name), sfreq=128.0)
     assert rec.ch_names == ["Fp1"] and rec.roles == ["eeg"]
     np.testing.assert_allclose(rec.data[0], ref["signals"]["Fp1"]["physical"],
                                rtol=1e-6, atol=1e-3)
@@ -259,8 +270,8 @@ def test_read_psg_named_channels_of_non_integer_rates():
     as EEG, every channel keeps its stored rate in the metadata, the record count gives the
     duration and the 500-Hz sine comes out sample for sample at 500 Hz."""
     name = "pyedflib/test_generator_datarec_generator_2.bdf"
-    ref = _parse_edf(DATA / name)
-    rec = read_psg(DATA / name, eeg=ref["labels"], sfreq=500.0)
+    ref = _parse_edf(corpus_file(name))
+    rec = read_psg(corpus_file(name), eeg=ref["labels"], sfreq=500.0)
     assert rec.ch_names == ref["labels"] and set(rec.roles) == {"eeg"}
     assert rec.meta["orig_sfreq"] == {c: s["rate"] for c, s in ref["signals"].items()}
     assert rec.duration_sec == ref["duration"]
@@ -271,19 +282,19 @@ def test_read_psg_named_channels_of_non_integer_rates():
 # ---------------------------------------------------------------- recordings: refusals
 @pytest.mark.parametrize("name", TOO_SHORT)
 def test_read_psg_refuses_short_recording(name):
-    ref = _parse_edf(DATA / name)
+    ref = _parse_edf(corpus_file(name))
     with pytest.raises(ValueError) as err:
-        read_psg(DATA / name)
+        read_psg(corpus_file(name))
     msg = str(err.value)
-    assert "\n" not in msg and msg.startswith(str(DATA / name))
+    assert "\n" not in msg and msg.startswith(str(corpus_file(name)))
     assert f"{ref['duration']:.1f} s long" in msg and "30-s epoch" in msg
 
 
 @pytest.mark.parametrize("name", NO_ROLES)
 def test_read_psg_refuses_unrecognised_channels(name):
-    ref = _parse_edf(DATA / name)
+    ref = _parse_edf(corpus_file(name))
     with pytest.raises(ValueError) as err:
-        read_psg(DATA / name)
+        read_psg(corpus_file(name))
     msg = str(err.value)
     assert "\n" not in msg and "--eeg" in msg
     assert f"Channels found: {ref['labels']}" in msg
@@ -292,14 +303,14 @@ def test_read_psg_refuses_unrecognised_channels(name):
 @pytest.mark.parametrize("name", NO_ROLES)
 def test_read_psg_unrecognised_channels_error_names_file(name):
     with pytest.raises(ValueError) as err:
-        read_psg(DATA / name)
-    assert str(err.value).startswith(str(DATA / name))
+        read_psg(corpus_file(name))
+    assert str(err.value).startswith(str(corpus_file(name)))
 
 
 def test_read_psg_refuses_annotation_only_file():
     """The Sleep-EDF hypnogram given as a recording: refused naming the file, its
     annotations and where it belongs (--hypnogram)."""
-    path = DATA / "edfio/SC4001EC-Hypnogram.edf"
+    path = corpus_file("edfio/SC4001EC-Hypnogram.edf")
     with pytest.raises(ValueError) as err:
         read_psg(path)
     msg = str(err.value)
@@ -310,13 +321,13 @@ def test_read_psg_refuses_annotation_only_file():
 @pytest.mark.parametrize("name", sorted(set(RECORDINGS) - ANNOTATION_ONLY))
 def test_stats_refuses_recording_without_stages(name, capsys):
     """A PSG without stage annotations is not a hypnogram: exit 2, one line naming it."""
-    code, out, err = _cli(capsys, "stats", str(DATA / name))
+    code, out, err = _cli(capsys, "stats", str(corpus_file(name)))
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and str(DATA / name) in err and "sleep-stage" in err
+    assert err.count("\n") == 1 and str(corpus_file(name)) in err and "sleep-stage" in err
 
 
 def test_stats_on_bdf_prints_only_its_error(capsys):
-    path = DATA / "mne-python/test_bdf_stim_channel.bdf"
+    path = corpus_file("mne-python/test_bdf_stim_channel.bdf")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code, _, err = _cli(capsys, "stats", str(path))
@@ -338,7 +349,7 @@ def _parse_vhdr(path: Path) -> dict:
 def test_brainvision_without_data_refused():
     """bids-examples' BrainVision header with an empty data file: its channels and rate
     are read from the header, and staging input is refused as a 0-s recording."""
-    path = DATA / "bids-examples/sub-05_task-matchingpennies_eeg.vhdr"
+    path = corpus_file("bids-examples/sub-05_task-matchingpennies_eeg.vhdr")
     ref = _parse_vhdr(path)
     info = recording_info(path)
     assert [c["name"] for c in info["channels"]] == ref["names"]
@@ -363,7 +374,7 @@ def _sleepedf_minutes(path: Path) -> tuple[dict[str, float], float]:
 
 
 def test_sleepedf_hypnogram_stage_minutes(capsys):
-    path = DATA / "edfio/SC4001EC-Hypnogram.edf"
+    path = corpus_file("edfio/SC4001EC-Hypnogram.edf")
     ref, end = _sleepedf_minutes(path)
     hyp = read_hypnogram(path)
     assert hyp.duration_sec == end and hyp.onset_sec == 0.0
@@ -394,7 +405,7 @@ def _yasa_minutes(path: Path) -> dict[str, float]:
 @pytest.mark.parametrize("name", ["yasa/data_full_6hrs_100Hz_hypno_30s.txt",
                                   "yasa/sub-02_hypno_30s.txt"])
 def test_yasa_hypnogram_stage_minutes(name, capsys):
-    path = DATA / name
+    path = corpus_file(name)
     ref = _yasa_minutes(path)
     hyp = read_hypnogram(path)
     got = {s: float((hyp.codes == i).sum()) * hyp.epoch_sec / 60
@@ -408,12 +419,12 @@ def test_yasa_hypnogram_stage_minutes(name, capsys):
 
 def test_yasa_six_hour_example_keeps_its_rem():
     """YASA's own legend says 4 is REM: 155 epochs of REM (77.5 min), 182 of N3 (91 min)."""
-    ref = _yasa_minutes(DATA / "yasa/data_full_6hrs_100Hz_hypno_30s.txt")
+    ref = _yasa_minutes(corpus_file("yasa/data_full_6hrs_100Hz_hypno_30s.txt"))
     assert ref["R"] == 77.5 and ref["N3"] == 91.0
 
 
 def test_bids_events_without_stages_refused(capsys):
-    path = DATA / "bids-examples/sub-cbm001_task-protmap_events.tsv"
+    path = corpus_file("bids-examples/sub-cbm001_task-protmap_events.tsv")
     events = pd.read_csv(path, sep="\t")
     assert "stage" not in events and not events["trial_type"].str.contains("stage").any()
     with pytest.raises(ValueError, match=re.escape(str(path))):
@@ -426,7 +437,7 @@ def test_bids_task_events_with_stage_column_refused(capsys):
     """bids-examples' matching-pennies events: 'stage' is the experiment phase (1/2/3) of
     zero-duration trials, not a sleep stage; reading it as a hypnogram must fail naming
     the file."""
-    path = DATA / "bids-examples/sub-05_task-matchingpennies_events.tsv"
+    path = corpus_file("bids-examples/sub-05_task-matchingpennies_events.tsv")
     events = pd.read_csv(path, sep="\t")
     assert set(events["stage"]) == {1, 2, 3} and (events["duration"] == 0).all()
     code, out, err = _cli(capsys, "stats", str(path))
