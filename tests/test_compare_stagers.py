@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hypnoscope.evaluation.metrics import compare_hypnograms, evaluate
+from hypnoscope.evaluation.metrics import compare_hypnograms, evaluate, limits_of_agreement
 from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.models.storage import models_dir
 from hypnoscope.staging.compare_stagers import (
@@ -22,7 +22,6 @@ from hypnoscope.staging.compare_stagers import (
     model_labels,
     paired_comparison,
 )
-from hypnoscope.viz.agreement import limits_of_agreement
 
 
 @pytest.fixture(scope="module")

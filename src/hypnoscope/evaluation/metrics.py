@@ -44,7 +44,7 @@ __all__ = [
     "comparison_table",
     "evaluate",
     "distribution", "evaluate_3class", "evaluate_recordings", "robustness", "to_3class",
-    "SCALAR_METRICS",
+    "SCALAR_METRICS", "LOA_Z", "limits_of_agreement",
 ]
 
 #: Scalar entries of an :func:`evaluate` result that :func:`aggregate` summarises.
@@ -379,6 +379,40 @@ def evaluate_recordings(y_true: Sequence, y_pred: Sequence, n_classes: int = 5,
 
 # -------------------------------------------------------------- robustness
 ROBUSTNESS_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "kappa")
+
+
+#: Width of the limits of agreement in standard deviations of the differences.
+LOA_Z = 1.96
+
+
+def limits_of_agreement(pred: Sequence[float], ref: Sequence[float]) -> dict[str, Any]:
+    """Bias and 95 % limits of agreement of paired measurements.
+
+    Parameters
+    ----------
+    pred, ref : sequence of float
+        The same statistic by the stager and by the scorer, one value per recording;
+        pairs where either is undefined (``nan``/None) are left out.
+
+    Returns
+    -------
+    dict
+        ``n`` (pairs used), ``bias`` (mean of ``pred - ref``), ``sd`` (sample sd of the
+        differences, ``nan`` with fewer than two pairs), ``lower``/``upper`` (bias ∓
+        :data:`LOA_Z` sd) and ``mean_ref`` (mean of the scorer's values).
+    """
+    p = np.array([math.nan if x is None else float(x) for x in pred], dtype=float)
+    r = np.array([math.nan if x is None else float(x) for x in ref], dtype=float)
+    if p.shape != r.shape:
+        raise ValueError(f"limits_of_agreement: {p.size} stager values but {r.size} scorer "
+                         "values; expected one pair per recording")
+    keep = np.isfinite(p) & np.isfinite(r)
+    d = p[keep] - r[keep]
+    bias = float(d.mean()) if d.size else math.nan
+    sd = float(d.std(ddof=1)) if d.size > 1 else math.nan
+    return {"n": int(d.size), "bias": bias, "sd": sd, "lower": bias - LOA_Z * sd,
+            "upper": bias + LOA_Z * sd,
+            "mean_ref": float(r[keep].mean()) if d.size else math.nan}
 
 
 def distribution(values) -> dict[str, float]:

@@ -13,7 +13,7 @@ compares the models:
   macro-F1, per-stage F1 and the confusion matrix;
 - per recording, worst κ first;
 - per sleep statistic (:data:`BLAND_ALTMAN_STATISTICS`), the bias and 95 % limits of
-  agreement against the scorer (:func:`hypnoscope.viz.agreement.limits_of_agreement`);
+  agreement against the scorer (:func:`hypnoscope.evaluation.metrics.limits_of_agreement`);
 - per pair of models, the paired per-recording difference in accuracy and κ (mean, sd,
   range, wins);
 - per model, the staging time per night (read, checks, features and prediction, as
@@ -294,7 +294,7 @@ def summarize(records: list[dict[str, Any]], labels: Sequence[str], title: str |
 def _statistics(ok: list[dict[str, Any]]) -> dict[str, Any]:
     """Bias and limits of agreement of each :data:`BLAND_ALTMAN_STATISTICS` over the
     recordings where both values are defined, with the per-recording values."""
-    from hypnoscope.viz.agreement import limits_of_agreement
+    from hypnoscope.evaluation.metrics import limits_of_agreement
 
     out = {}
     for key in BLAND_ALTMAN_STATISTICS:

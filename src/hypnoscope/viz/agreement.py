@@ -1,11 +1,12 @@
-"""Agreement of stagers with a scorer across recordings: Bland–Altman limits and plots,
-and the HTML page of a stager benchmark.
+"""Agreement of stagers with a scorer across recordings: Bland–Altman plots and the HTML
+page of a stager benchmark.
 
-:func:`limits_of_agreement` gives the bias and 95 % limits of agreement (Bland & Altman
-1986) of a sleep statistic measured by a stager and by the scorer on the same
-recordings; :func:`plot_bland_altman` draws them; :func:`write_benchmark_html` lays out
-the result of :func:`hypnoscope.staging.compare_stagers.benchmark_stagers` as one
-self-contained HTML file in the style of the per-night report (:mod:`hypnoscope.viz.report`).
+:func:`plot_bland_altman` draws the bias and 95 % limits of agreement (Bland & Altman
+1986; computed by :func:`hypnoscope.evaluation.metrics.limits_of_agreement`) of a sleep
+statistic measured by a stager and by the scorer on the same recordings;
+:func:`write_benchmark_html` lays out the result of
+:func:`hypnoscope.staging.compare_stagers.benchmark_stagers` as one self-contained HTML
+file in the style of the per-night report (:mod:`hypnoscope.viz.report`).
 """
 
 from __future__ import annotations
@@ -18,38 +19,7 @@ from typing import Any
 
 import numpy as np
 
-#: Width of the limits of agreement in standard deviations of the differences.
-LOA_Z = 1.96
-
-
-def limits_of_agreement(pred: Sequence[float], ref: Sequence[float]) -> dict[str, Any]:
-    """Bias and 95 % limits of agreement of paired measurements.
-
-    Parameters
-    ----------
-    pred, ref : sequence of float
-        The same statistic by the stager and by the scorer, one value per recording;
-        pairs where either is undefined (``nan``/None) are left out.
-
-    Returns
-    -------
-    dict
-        ``n`` (pairs used), ``bias`` (mean of ``pred - ref``), ``sd`` (sample sd of the
-        differences, ``nan`` with fewer than two pairs), ``lower``/``upper`` (bias ∓
-        :data:`LOA_Z` sd) and ``mean_ref`` (mean of the scorer's values).
-    """
-    p = np.array([math.nan if x is None else float(x) for x in pred], dtype=float)
-    r = np.array([math.nan if x is None else float(x) for x in ref], dtype=float)
-    if p.shape != r.shape:
-        raise ValueError(f"limits_of_agreement: {p.size} stager values but {r.size} scorer "
-                         "values; expected one pair per recording")
-    keep = np.isfinite(p) & np.isfinite(r)
-    d = p[keep] - r[keep]
-    bias = float(d.mean()) if d.size else math.nan
-    sd = float(d.std(ddof=1)) if d.size > 1 else math.nan
-    return {"n": int(d.size), "bias": bias, "sd": sd, "lower": bias - LOA_Z * sd,
-            "upper": bias + LOA_Z * sd,
-            "mean_ref": float(r[keep].mean()) if d.size else math.nan}
+from hypnoscope.evaluation.metrics import limits_of_agreement
 
 
 def plot_bland_altman(pred: Sequence[float], ref: Sequence[float], ax=None,
