@@ -509,17 +509,20 @@ def _native_samples(x: np.ndarray, file_sfreq: float, orig: float) -> tuple[np.n
     return x, file_sfreq
 
 
-def _resample(x: np.ndarray, fs_in: float, fs_out: float, n_out: int) -> np.ndarray:
+def resample(x: np.ndarray, fs_in: float, fs_out: float, n_out: int) -> np.ndarray:
+    """``x`` (samples on its last axis) from ``fs_in`` to ``fs_out`` Hz by polyphase
+    filtering (:func:`scipy.signal.resample_poly`, anti-aliased), cut or edge-padded to
+    ``n_out`` samples: the reader's resampling, also used on a read recording."""
     if np.isclose(fs_in, fs_out):
         y = x
     else:
         from scipy.signal import resample_poly  # only when needed: a slow import (docs/design.md)
 
         frac = Fraction(fs_out / fs_in).limit_denominator(1000)
-        y = resample_poly(x, frac.numerator, frac.denominator)
-    if y.size >= n_out:
-        return y[:n_out]
-    return np.pad(y, (0, n_out - y.size), mode="edge")
+        y = resample_poly(x, frac.numerator, frac.denominator, axis=-1)
+    if y.shape[-1] >= n_out:
+        return y[..., :n_out]
+    return np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, n_out - y.shape[-1])], mode="edge")
 
 
 def _envelope_to_grid(x: np.ndarray, fs_in: float, fs_out: float, n_out: int) -> np.ndarray:
@@ -760,7 +763,7 @@ def _to_grid(x: np.ndarray, fs_native: float, sfreq: float, n_out: int, ch: str,
                    f"content above {fs_native / 2:g} Hz", channel=ch)
     meta["resampling"][ch] = (f"{fs_native:g} Hz -> {sfreq:g} Hz (polyphase)"
                               if not np.isclose(fs_native, sfreq) else "none")
-    return _resample(x, fs_native, sfreq, n_out)
+    return resample(x, fs_native, sfreq, n_out)
 
 
 def recording_info(source: str | os.PathLike | mne.io.BaseRaw,

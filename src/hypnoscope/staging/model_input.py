@@ -407,21 +407,19 @@ def _sleep_period_pass(inp: ModelInput, proba: np.ndarray, window: slice, keep: 
 
 
 def at_rate(rec, sfreq: float, kind: str):
-    """The recording ``rec`` at ``sfreq`` (polyphase resampling, as the reader does) with
-    the channels a model of input kind ``kind`` reads (band power: EEG and EOG)."""
-    from fractions import Fraction
-
+    """The recording ``rec`` at ``sfreq`` (the reader's resampling,
+    :func:`hypnoscope.io.psg.resample`) with the channels a model of input kind ``kind``
+    reads (band power: EEG and EOG)."""
     if kind == BANDPOWER:
         keep = [i for i, r in enumerate(rec.roles) if r in ("eeg", "eog")]
         rec = rec.copy(data=rec.data[keep], ch_names=[rec.ch_names[i] for i in keep],
                        roles=[rec.roles[i] for i in keep])
     if np.isclose(rec.sfreq, sfreq):
         return rec
-    from scipy.signal import resample_poly
+    from hypnoscope.io.psg import resample
 
-    frac = Fraction(sfreq / rec.sfreq).limit_denominator(1000)
     n_out = int(np.floor(rec.n_samples * sfreq / rec.sfreq + 1e-9))
-    data = resample_poly(rec.data, frac.numerator, frac.denominator, axis=1)[:, :n_out]
+    data = resample(rec.data, rec.sfreq, sfreq, n_out)
     return rec.copy(data=data.astype(np.float32), sfreq=float(sfreq))
 
 
