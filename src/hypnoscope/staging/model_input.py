@@ -387,22 +387,30 @@ class ConsensusInput(ModelInput):
         return soft_vote(probas, self.weights)
 
 
+def sleep_period_window(proba: np.ndarray, keep: np.ndarray, span: slice) -> slice | None:
+    """The sleep period +- :data:`~hypnoscope.evaluation.sleepstats.CROP_PAD_MIN` min
+    that a first pass shows over the epochs ``span`` (``proba``: their probabilities;
+    ``keep``: the stageable epochs of the recording), in the recording's epochs; None
+    if it shows no sleep. The window of staging's second pass."""
+    from hypnoscope.evaluation.sleepstats import CROP_PAD_MIN
+    from hypnoscope.stages import sleep_period_slice
+
+    codes = np.where(keep[span], proba.argmax(axis=1), UNSCORED)
+    sp = sleep_period_slice(codes, CROP_PAD_MIN, EPOCH_SEC)
+    return None if sp is None else slice(span.start + sp.start, span.start + sp.stop)
+
+
 def _sleep_period_pass(inp: ModelInput, proba: np.ndarray, window: slice, keep: np.ndarray,
                        exclude: np.ndarray) -> np.ndarray:
     """``proba`` (of ``window``) with the epochs of the sleep period +-30 min it finds
     staged again with the per-night statistics of that period (the second pass of
     :func:`hypnoscope.staging.pipeline.stage_recording`)."""
-    from hypnoscope.evaluation.sleepstats import CROP_PAD_MIN
-    from hypnoscope.stages import sleep_period_slice
-
-    idx = np.arange(inp.n_epochs)[window]
-    codes = np.where(keep[idx], proba.argmax(axis=1), UNSCORED)
-    sp = sleep_period_slice(codes, CROP_PAD_MIN, EPOCH_SEC)
-    if sp is None or (sp.start, sp.stop) == (0, idx.size):
+    a, b, _ = window.indices(inp.n_epochs)
+    sp = sleep_period_window(proba, keep, slice(a, b))
+    if sp is None or (sp.start, sp.stop) == (a, b):
         return proba
-    start = int(idx[0])
     proba = proba.copy()
-    proba[sp] = inp.predict(slice(start + sp.start, start + sp.stop), keep, exclude)
+    proba[sp.start - a:sp.stop - a] = inp.predict(sp, keep, exclude)
     return proba
 
 

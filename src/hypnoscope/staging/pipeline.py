@@ -106,7 +106,7 @@ from hypnoscope.signal.quality import (
     exclusion_mask,
     recording_quality,
 )
-from hypnoscope.stages import UNSCORED, sleep_period_slice
+from hypnoscope.stages import UNSCORED
 from hypnoscope.staging.model_input import (
     BANDPOWER,
     INPUT_KINDS,
@@ -116,6 +116,7 @@ from hypnoscope.staging.model_input import (
     model_input,
     model_sfreq,
     read_recording,
+    sleep_period_window,
 )
 from hypnoscope.staging.short_recordings import short_recording_notice
 
@@ -723,10 +724,9 @@ def _second_pass(st: _Staging) -> _Staging:
     ``normalize="sleep-period"``) the sleep period +-30 min of the first pass; epochs of
     the span outside the window keep the first pass."""
     if (not st.cropped and st.kind == BANDPOWER and st.opt.normalize == "sleep-period"):
-        codes = np.where(st.stageable, st.proba.argmax(axis=1), UNSCORED)
-        sp = sleep_period_slice(codes[st.span], CROP_PAD_MIN, EPOCH_SEC)
+        sp = sleep_period_window(st.proba[st.span], st.stageable, st.span)
         if sp is not None:
-            st.window = slice(st.span.start + sp.start, st.span.start + sp.stop)
+            st.window = sp
     if (st.window.start, st.window.stop) != (st.span0.start, st.span0.stop):
         st.proba[st.window] = st.inp.predict(st.window, st.stageable, st.exclude)
     st.timings["predict_sec"] = time.perf_counter() - st.t_predict
