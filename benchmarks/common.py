@@ -67,6 +67,15 @@ def machine_info(**extra: Any) -> dict[str, Any]:
             "cpu_count": os.cpu_count(), "python": platform.python_version(), **extra}
 
 
+def write_results(name: str, res: dict[str, Any], markdown: str) -> None:
+    """Write a benchmark's results, ``RESULTS/<name>.json`` (``res``) and
+    ``RESULTS/<name>.md`` (``markdown``), each atomically."""
+    from hypnoscope.utils.files import write_json_atomic, write_text_atomic
+
+    write_json_atomic(RESULTS / f"{name}.json", res)
+    write_text_atomic(RESULTS / f"{name}.md", markdown)
+
+
 def result_header(benchmark: str, module: str, argv: Sequence[str] | None = None,
                   prefix: str = "python") -> dict[str, str]:
     """The name, date (UTC), machine and command line every result file starts with."""

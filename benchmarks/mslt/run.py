@@ -46,9 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import BANDPOWER_DIR, RESULTS, load_bandpower, result_header
+from benchmarks.common import BANDPOWER_DIR, load_bandpower, result_header, write_results
 from hypnoscope.evaluation.naps import NapScore, score_nap, summarise_day
-from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
 #: One 30-s epoch, in minutes: the tolerance of "within one epoch".
 EPOCH_MIN = 0.5
@@ -496,8 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             res["real_models"][name] = {k: v for k, v in summary.items()
                                         if k != "per_subject"}
     res["run_time_s"] = time.perf_counter() - t0
-    write_json_atomic(RESULTS / f"{args.name}.json", res)
-    write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
+    write_results(args.name, res, markdown(res))
     print(markdown(res))
     return 0
 

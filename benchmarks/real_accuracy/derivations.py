@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, load_bandpower, result_header
+from benchmarks.common import (
+    BANDPOWER_DIR,
+    ROOT,
+    load_bandpower,
+    result_header,
+    write_results,
+)
 from benchmarks.real_accuracy import stretches as sb
 from benchmarks.real_features import run as rf
 from hypnoscope.evaluation.splits import regroup_folds, subject_kfold
@@ -40,7 +46,6 @@ from hypnoscope.evaluation.stretches import (
     stretch_table,
 )
 from hypnoscope.staging.channel_setups import CHANNEL_SETUPS, setup_nights
-from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
 DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache" / "derivations"
 STATE_VERSION = 1
@@ -182,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "Fpz-Cz and Pz-Oz")
         res["gaps"] = gaps(res["models"])
         res["run_time_s"] = time.perf_counter() - t0
-        write_json_atomic(RESULTS / f"{args.name}.json", res)
-        write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
+        write_results(args.name, res, markdown(res))
     print(markdown(res))
     return 0
 

@@ -48,7 +48,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, load_bandpower, result_header
+from benchmarks.common import (
+    BANDPOWER_DIR,
+    ROOT,
+    load_bandpower,
+    result_header,
+    write_results,
+)
 from benchmarks.real_features import run as rf
 from hypnoscope.evaluation.metrics import evaluate, robustness
 from hypnoscope.evaluation.nested import Combination, choose_combination, cross_fit
@@ -57,7 +63,7 @@ from hypnoscope.evaluation.splits import subject_kfold
 from hypnoscope.models import make_model
 from hypnoscope.models.vote import DEFAULT_MEMBERS as VOTE_MEMBERS
 from hypnoscope.stages import stage_names
-from hypnoscope.utils.files import atomic_path, write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import atomic_path
 from hypnoscope.utils.runtime import progress
 
 DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache" / "nested"
@@ -386,8 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {k: {"target": TARGETS[k], "value": values[k],
                         "met": bool(values[k] >= TARGETS[k])} for k in TARGETS},
     }
-    write_json_atomic(RESULTS / f"{args.name}.json", res)
-    write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
+    write_results(args.name, res, markdown(res))
     print(markdown(res))
     return 0
 

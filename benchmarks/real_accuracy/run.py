@@ -36,12 +36,12 @@ import numpy as np
 
 from benchmarks.common import (
     BANDPOWER_DIR,
-    RESULTS,
     ROOT,
     command_line,
     load_bandpower,
     machine_line,
     now_utc,
+    write_results,
 )
 from benchmarks.real_features import run as rf
 from hypnoscope.evaluation.cross_validation import FoldRecord, cross_validate
@@ -52,7 +52,6 @@ from hypnoscope.evaluation.splits import (
     subject_kfold,
 )
 from hypnoscope.models import make_model
-from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 from hypnoscope.utils.runtime import parse_options
 
 CARD = ROOT / "src" / "hypnoscope" / "data" / "models" / "default.json"
@@ -260,8 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 "spearman_rho": float(rho.statistic), "p_value": float(rho.pvalue),
                 "n_subjects": len(rows)}
         res["train_time_s"] = times
-        write_json_atomic(RESULTS / f"{args.name}.json", res)
-        write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
+        write_results(args.name, res, markdown(res))
 
     rec = split_record(run([dis])[0], nights)
     times[dis.name] = float(rec["train_s"])

@@ -31,11 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import HYPNOGRAM_DIR, RESULTS, result_header
+from benchmarks.common import HYPNOGRAM_DIR, result_header, write_results
 from hypnoscope.io.hypnograms import read_hypnogram
 from hypnoscope.simulate import simulate_night, write_sleepedf_pair
 from hypnoscope.staging.pipeline import stage_recording
-from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 from hypnoscope.utils.runtime import progress
 
 
@@ -88,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         L.append(f"| {f.name} | " + " | ".join(f"{agree[k][j]:.3f}" for k in labels) + " |")
     L.append("| **mean** | " + " | ".join(f"**{res['mean'][k]:.3f}**" for k in labels) + " |")
     L += ["", "Models: " + ", ".join(f"{k} = `{v}`" for k, v in models.items()), ""]
-    write_json_atomic(RESULTS / f"{args.name}.json", res)
-    write_text_atomic(RESULTS / f"{args.name}.md", "\n".join(L))
+    write_results(args.name, res, "\n".join(L))
     print("\n".join(L))
     return 0
 

@@ -41,7 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import BANDPOWER_DIR, RESULTS, ROOT, load_bandpower, result_header
+from benchmarks.common import (
+    BANDPOWER_DIR,
+    ROOT,
+    load_bandpower,
+    result_header,
+    write_results,
+)
 from benchmarks.real_features import run as rf
 from hypnoscope.evaluation.splits import regroup_folds, subject_kfold
 from hypnoscope.evaluation.stretches import (
@@ -51,7 +57,6 @@ from hypnoscope.evaluation.stretches import (
     sample_stretches,
     select_on_stretches,
 )
-from hypnoscope.utils.files import write_json_atomic, write_text_atomic
 
 CARDS = ROOT / "src" / "hypnoscope" / "data" / "models"
 DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache" / "stretches"
@@ -543,8 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         res["run_note"] = ("this invocation; folds read from the cache take no training"
                            if any(m.get("folds_cached") for m in res["models"].values())
                            else "every fold computed in this invocation")
-        write_json_atomic(RESULTS / f"{args.name}.json", res)
-        write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
+        write_results(args.name, res, markdown(res))
 
     for name in args.models:
         spec = model_spec(name, args.n_jobs)

@@ -45,6 +45,7 @@ from benchmarks.common import (
     load_bandpower,
     machine_line,
     now_utc,
+    write_results,
 )
 from hypnoscope.evaluation.cross_validation import cross_validate
 from hypnoscope.evaluation.metrics import aggregate, evaluate
@@ -58,7 +59,7 @@ from hypnoscope.models.feature_classifiers import (
     transition_matrix,
 )
 from hypnoscope.stages import proba_to_3class, to_3class
-from hypnoscope.utils.files import atomic_path, write_json_atomic, write_text_atomic
+from hypnoscope.utils.files import atomic_path, write_json_atomic
 from hypnoscope.utils.runtime import progress
 
 DEFAULT_STATE = ROOT / "benchmarks" / "real_features" / ".cache"
@@ -351,8 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         if leaky:
             res["leaky"] = leaky
             res["leaky_note"] = LEAKY_NOTE
-        write_json_atomic(RESULTS / f"{args.name}.json", res)
-        write_text_atomic(RESULTS / f"{args.name}.md", markdown(res))
+        write_results(args.name, res, markdown(res))
 
     def do_fold(fold, name: str, k: int) -> None:
         train = [nights[i] for i in fold.train]
