@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench docs
+.PHONY: setup browser demo test lint bench docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,7 +18,14 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/hypnoscope demo --out hypnoscope-demo
 
-test: setup
+# Chromium (Debian's package) for the browser tests of `hypnoscope review`
+# (tests/test_review_browser.py); installed when missing and run as root, else how to install it
+browser:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	else echo "the browser tests need Chromium: sudo apt-get install -y chromium"; fi; }
+
+test: setup browser
 	MPLBACKEND=Agg HYPNOSCOPE_PROGRESS=0 $(PY) -m pytest -q
 
 lint: setup
