@@ -13,6 +13,7 @@ import torch
 from hypnoscope.models import load_model, make_model
 from hypnoscope.models.mc2sleepnet import (
     BACKBONE_PREFIXES,
+    EPOCH_HEAD_PREFIXES,
     PRESETS,
     EpochWiseAttention,
     MC2SleepNet,
@@ -151,7 +152,8 @@ def test_finetuning_leaves_backbones_bit_identical_and_save_load(tmp_path):
     va = signal_nights(1, 24, seed=1)
     te = signal_nights(1, 24, seed=2)[0]
     model = make_model("mc2sleepnet", seq_len=6, batch_size=4, pretrain_epochs=2, epochs=2,
-                       seed=0, checkpoint_dir=str(tmp_path / "ckpt"), **TINY)
+                       backbone_epochs=0, seed=0, checkpoint_dir=str(tmp_path / "ckpt"),
+                       **TINY)
     model.fit(tr, va)
     assert [p["name"] for p in model.training_summary["direct"]["phases"]] == [
         "pretrain", "finetune"]
@@ -186,6 +188,72 @@ def test_finetuning_leaves_backbones_bit_identical_and_save_load(tmp_path):
             assert torch.equal(v, init.nets["direct"].state_dict()[k]), k
 
 
+def test_backbone_phases_train_one_backbone_each_and_hand_their_weights_on(tmp_path):
+    """The backbone pre-training phases: which weights each phase trains, and that each
+    phase starts from the best weights of the one before (its best.pt)."""
+    tr = signal_nights(3, 24, seed=0)
+    va = signal_nights(1, 24, seed=1)
+    ckpt = tmp_path / "ckpt"
+    model = make_model("mc2sleepnet", seq_len=6, batch_size=4, backbone_epochs=1,
+                       pretrain_epochs=1, epochs=1, seed=0, checkpoint_dir=str(ckpt), **TINY)
+    start: dict[str, tuple[set, dict]] = {}  # phase -> (trainable names, weights at start)
+
+    def spy(name):
+        inner = getattr(model, name)
+
+        def loss(net, batch, ctx, **kw):
+            if ctx.training and ctx.phase not in start:
+                start[ctx.phase] = ({k for k, p in net.named_parameters() if p.requires_grad},
+                                    {k: v.clone() for k, v in net.state_dict().items()})
+            return inner(net, batch, ctx, **kw)
+        setattr(model, name, loss)
+
+    spy("backbone_loss")
+    spy("sequence_loss")
+    model.fit(tr, va)
+    names = ["backbone_raw", "backbone_spec", "pretrain", "finetune"]
+    assert list(start) == names
+    assert [p["name"] for p in model.training_summary["direct"]["phases"]] == names
+    net = model.nets["direct"]
+    every = {k for k, _ in net.named_parameters()}
+
+    def under(prefixes):
+        return {k for k in every if k.startswith(prefixes)}
+
+    for v in ("raw", "spec"):  # one backbone, its attention and its epoch head
+        assert start[f"backbone_{v}"][0] == under((f"{v}_backbone.", f"{v}_attention.",
+                                                   f"{v}_epoch_head."))
+    assert start["pretrain"][0] == every - under(EPOCH_HEAD_PREFIXES)
+    assert start["finetune"][0] == every - under(BACKBONE_PREFIXES)
+    assert under(EPOCH_HEAD_PREFIXES) == {f"{v}_epoch_head.{w}" for v in ("raw", "spec")
+                                          for w in ("weight", "bias")}
+
+    best = {p: torch.load(ckpt / p / "best.pt", weights_only=False)["model"] for p in names}
+    for prev, nxt in zip(names, names[1:], strict=False):  # each starts from the best before
+        for k, v in best[prev].items():
+            assert torch.equal(start[nxt][1][k], v), (nxt, k)
+    init = start["backbone_raw"][1]
+    for k, v in best["backbone_raw"].items():  # the raw phase left the spectrogram side alone
+        if not k.startswith(("raw_backbone.", "raw_attention.", "raw_epoch_head.")):
+            assert torch.equal(v, init[k]), k
+    assert any(not torch.equal(v, init[k]) for k, v in best["backbone_raw"].items()
+               if k.startswith("raw_backbone."))  # and trained the CNN
+    assert any(not torch.equal(v, best["backbone_raw"][k])
+               for k, v in best["backbone_spec"].items() if k.startswith("spec_backbone."))
+    final = net.state_dict()
+    for k in under(EPOCH_HEAD_PREFIXES):  # the epoch heads serve their phase only
+        assert torch.equal(final[k], best["backbone_spec"][k]), k
+    # no backbone phases (and no epoch heads) without both branches or with 0 epochs
+    single = make_model("mc2sleepnet", branches="raw", seq_layers=0, **{
+        k: v for k, v in TINY.items() if k != "seq_layers"})
+    assert [p.name for p in single.phases("direct")] == ["supervised"]
+    off = make_model("mc2sleepnet", backbone_epochs=0, seq_len=6, batch_size=4,
+                     pretrain_epochs=1, epochs=1, **TINY)
+    assert off.network_kwargs("direct", 5, off._with_views(tr[:1])[0])["epoch_heads"] is False
+    with pytest.raises(ValueError, match="no epoch heads"):
+        tiny_net().epoch_logits("raw", batch()["raw"])
+
+
 def test_a_tiny_model_overfits_a_tiny_batch():
     torch.manual_seed(0)
     net = MC2SleepNet(1, 5, 500, 100.0, n_frames=5, n_freqs=17, **{**TINY, "dropout": 0.0})
@@ -212,10 +280,17 @@ def test_variants_and_bad_options():
     assert [p.name for p in m.phases("direct")] == ["supervised"]
     assert m.phases("direct")[0].freeze == ()
     m = make_model("mc2sleepnet", finetune=False)
-    assert [p.name for p in m.phases("direct")] == ["pretrain"]
+    assert [p.name for p in m.phases("direct")] == ["backbone_raw", "backbone_spec",
+                                                     "pretrain"]
     ph = make_model("mc2sleepnet").phases("direct")
-    assert ph[0].loss_weights == {"nce": 1.0, "ce_raw": 1.0, "ce_spec": 0.1, "ce_cat": 0.1}
-    assert ph[1].freeze == BACKBONE_PREFIXES and ph[1].optimizer == "adam"
+    assert [p.epochs for p in ph[:2]] == [PRESETS["small"]["backbone_epochs"]] * 2
+    assert ph[2].loss_weights == {"nce": 1.0, "ce_raw": 1.0, "ce_spec": 0.1, "ce_cat": 0.1}
+    assert ph[2].freeze == EPOCH_HEAD_PREFIXES
+    assert ph[3].freeze == BACKBONE_PREFIXES and ph[3].optimizer == "adam"
+    assert [p.name for p in make_model("mc2sleepnet", backbone_epochs=0).phases("direct")] == [
+        "pretrain", "finetune"]
+    with pytest.raises(ValueError, match="backbone_epochs"):
+        make_model("mc2sleepnet", backbone_epochs=-1)
     m = make_model("mc2sleepnet", branches="spec", seq_layers=0)
     assert not m.config["contrastive"] and m.config["mask_ratio"] == 0
     with pytest.raises(ValueError, match="mask_ratio"):

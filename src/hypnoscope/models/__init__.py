@@ -134,6 +134,9 @@ MODEL_OPTIONS: dict[str, tuple[ModelOption, ...]] = {
     "mc2sleepnet": (
         _MASK_RATIO,
         _PRETRAIN_EPOCHS,
+        ModelOption("backbone_epochs", "epochs of each backbone's pre-training as a "
+                    "single-epoch classifier before the contrastive step (preset default; "
+                    "0 = none)", int, metavar="N"),
         ModelOption("init_from", "start from the weights of another trained mc2sleepnet "
                     "(e.g. pre-trained on a large cohort); with --pretrain-epochs 0 only "
                     "the sequence level is fine-tuned", str, metavar="MODEL_PATH",

@@ -48,12 +48,21 @@ Network (:class:`MC2SleepNet`; windows of ``L`` epochs, default ``L = 21``):
 
 Training (:class:`MC2SleepNetModel`, phases on :mod:`hypnoscope.training.loop`):
 
+- ``backbone_raw``, ``backbone_spec`` (before ``pretrain``, ``backbone_epochs`` each; 0 =
+  none): "we employ pre-trained backbone networks for epoch-level training". Each
+  backbone is pre-trained as a single-epoch classifier: its backbone, its epoch-wise
+  attention and a linear epoch head (``raw_epoch_head`` / ``spec_epoch_head``, used in
+  these phases only) classify every epoch on its own with cross-entropy; everything else
+  is frozen. The phase ends holding its best weights (validation), which ``pretrain``
+  starts from. The paper gives neither the classifier nor its length *(ours: the linear
+  head, the preset's ``backbone_epochs``, also before a masking-only pre-training, whose
+  epoch level trains too)*.
 - ``pretrain`` (when ``contrastive`` or ``mask_ratio > 0``, for ``pretrain_epochs``):
   InfoNCE on augmented inputs (:class:`hypnoscope.training.augment.RandomAugment` on the raw
   view, :func:`~hypnoscope.training.augment.spectrogram_noise` on the spectrogram; one
   transformation per epoch) + the sequence loss with cross-masking, term weights
   ``nce`` 1, ``ce_raw`` 1, ``ce_spec`` 0.1, ``ce_cat`` 0.1 (Eq. 19, 23). Everything
-  trains.
+  trains but the epoch heads.
 - ``finetune`` (``finetune=True``): backbones, epoch-wise attention and projections
   frozen (bit-identical), no masking, no augmentation, weights 1, 1, 1.
 - Without pre-training (``contrastive=False, mask_ratio=0``) one ``supervised`` phase
@@ -91,11 +100,13 @@ from hypnoscope.training.phases import Phase
 PRESETS: dict[str, dict[str, Any]] = {
     "small": {"d_model": 32, "cnn_widths": (4, 8, 16, 32, 64), "tf_layers": 2,
               "n_heads": 4, "d_ff": 64, "attn_size": 32, "d_proj": 32, "seq_layers": 2,
-              "seq_len": 21, "epochs": 3, "pretrain_epochs": 3, "batch_size": 8,
+              "seq_len": 21, "epochs": 3, "pretrain_epochs": 3, "backbone_epochs": 2,
+              "batch_size": 8,
               "lr": 1e-3, "patience": 3},
     "paper": {"d_model": 128, "cnn_widths": (64, 128, 128, 256, 256), "tf_layers": 4,
               "n_heads": 8, "d_ff": 1024, "attn_size": 128, "d_proj": 128, "seq_layers": 4,
-              "seq_len": 21, "epochs": 30, "pretrain_epochs": 30, "batch_size": 32,
+              "seq_len": 21, "epochs": 30, "pretrain_epochs": 30, "backbone_epochs": 30,
+              "batch_size": 32,
               "lr": 5e-4, "patience": 5},
 }
 
@@ -103,9 +114,11 @@ NET_KEYS = ("d_model", "cnn_widths", "cnn_layers", "kernel_size", "tf_layers", "
             "d_ff", "dropout", "attn_size", "d_proj", "seq_layers", "cross_attention",
             "branches", "resize_kernel")
 
+#: Parameter-name prefixes of the single-epoch heads of the backbone phases.
+EPOCH_HEAD_PREFIXES = ("raw_epoch_head.", "spec_epoch_head.")
 #: Parameter-name prefixes of the epoch-level part, frozen in fine-tuning.
 BACKBONE_PREFIXES = ("raw_backbone.", "spec_backbone.", "raw_attention.", "spec_attention.",
-                     "raw_proj.", "spec_proj.")
+                     "raw_proj.", "spec_proj.", *EPOCH_HEAD_PREFIXES)
 
 
 # --------------------------------------------------------------------------------------
@@ -284,6 +297,9 @@ class MC2SleepNet(nn.Module):
         Cross-attention between the views' sequence Transformers.
     branches : {"both", "raw", "spec"}
         Which backbones exist (``raw``: CNN only, ``spec``: Transformer only).
+    epoch_heads : bool
+        A linear single-epoch head per backbone (``<view>_epoch_head``), for the backbone
+        pre-training phases (:meth:`epoch_logits`).
 
     Notes
     -----
@@ -300,7 +316,7 @@ class MC2SleepNet(nn.Module):
                  tf_layers: int = 4, n_heads: int = 8, d_ff: int = 1024,
                  dropout: float = 0.1, attn_size: int = 128, d_proj: int = 128,
                  seq_layers: int = 4, cross_attention: bool = True, branches: str = "both",
-                 resize_kernel: int = 3) -> None:
+                 resize_kernel: int = 3, epoch_heads: bool = False) -> None:
         super().__init__()
         if branches not in ("both", "raw", "spec"):
             raise ValueError(f"branches must be 'both', 'raw' or 'spec', got {branches!r}")
@@ -319,6 +335,10 @@ class MC2SleepNet(nn.Module):
                 n_chans, n_frames, n_freqs, d_model, n_heads, d_ff, tf_layers, dropout,
                 resize_kernel)
             self.spec_attention = EpochWiseAttention(d_model, attn_size)
+        self.epoch_heads = bool(epoch_heads)
+        if self.epoch_heads:
+            for v in self.views:
+                setattr(self, f"{v}_epoch_head", nn.Linear(d_model, n_outputs))
         if branches == "both":
             self.raw_proj = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(),
                                           nn.Linear(d_model, d_proj))
@@ -346,15 +366,25 @@ class MC2SleepNet(nn.Module):
         spectrogram ``(N, C, n_frames, n_freqs)`` -> ``(N, n_frames, d_model)``."""
         return getattr(self, f"{view}_backbone")(x.float())
 
-    def epoch_features(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``{view: (B, L, d_model)}``: backbone, epoch-wise attention (and GAP)."""
+    def epoch_features(self, x: dict[str, torch.Tensor],
+                       views: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """``{view: (B, L, d_model)}``: backbone, epoch-wise attention (and GAP), of
+        ``views`` (default all)."""
         out = {}
-        for v in self.views:
+        for v in views or self.views:
             xv = x[v]
             B, L = xv.shape[:2]
             tokens = self.backbone_tokens(v, xv.reshape(B * L, *xv.shape[2:]))
             out[v] = getattr(self, f"{v}_attention")(tokens).reshape(B, L, -1)
         return out
+
+    def epoch_logits(self, view: str, x: torch.Tensor) -> torch.Tensor:
+        """Single-epoch classifier of one backbone: ``(B, L, n_outputs)`` logits of each
+        epoch of ``x`` (that view's input) from its own features (backbone phases)."""
+        if not self.epoch_heads:
+            raise ValueError("this network has no epoch heads (built with epoch_heads=False)")
+        feats = self.epoch_features({view: x}, (view,))[view]
+        return getattr(self, f"{view}_epoch_head")(feats)
 
     # -- sequence level ---------------------------------------------------------------
     def sequence(self, feats: dict[str, torch.Tensor], mask: torch.Tensor | None,
@@ -434,6 +464,9 @@ class MC2SleepNetModel(DeepStagingModel):
     pretrain_epochs : int, optional
         Pre-training epochs (preset default); ``epochs`` is the fine-tuning (or, without
         pre-training, the supervised) phase's.
+    backbone_epochs : int, optional
+        Epochs of each backbone's single-epoch pre-training before ``pretrain`` (preset
+        default; 0 = none; only with both branches and a pre-training phase).
     temperature : float
         InfoNCE temperature.
     augment : bool
@@ -456,7 +489,8 @@ class MC2SleepNetModel(DeepStagingModel):
 
     def __init__(self, n_classes: int = 5, channels: int = 1, contrastive: bool = True,
                  mask_ratio: float = 0.5, finetune: bool = True,
-                 pretrain_epochs: int | None = None, temperature: float = 0.1,
+                 pretrain_epochs: int | None = None, backbone_epochs: int | None = None,
+                 temperature: float = 0.1,
                  augment: bool = True, init_from: str | None = None,
                  weight_decay: float = 1e-5, preset: str = "small",
                  **options: Any) -> None:
@@ -475,9 +509,13 @@ class MC2SleepNetModel(DeepStagingModel):
         if not seq_layers:
             mask_ratio = 0.0
         pe = PRESETS[preset]["pretrain_epochs"] if pretrain_epochs is None else pretrain_epochs
+        be = PRESETS[preset]["backbone_epochs"] if backbone_epochs is None else backbone_epochs
+        if int(be) < 0:
+            raise ValueError(f"backbone_epochs must be >= 0, got {backbone_epochs}")
         self.config.update(channels=int(channels), contrastive=bool(contrastive),
                            mask_ratio=float(mask_ratio), finetune=bool(finetune),
-                           pretrain_epochs=int(pe), temperature=float(temperature),
+                           pretrain_epochs=int(pe), backbone_epochs=int(be),
+                           temperature=float(temperature),
                            augment=bool(augment),
                            init_from=None if init_from is None else str(init_from))
         self.channel_index: list[int] = []
@@ -487,6 +525,15 @@ class MC2SleepNetModel(DeepStagingModel):
         """Whether the scheme has a self-supervised pre-training (CL and/or M)."""
         return self.config["contrastive"] or self.config["mask_ratio"] > 0
 
+    @property
+    def backbone_pretraining(self) -> bool:
+        """Whether the backbone phases run: both branches, a pre-training phase and
+        ``backbone_epochs > 0``."""
+        c = self.config
+        return (self.pretrained_scheme and c["pretrain_epochs"] > 0
+                and c.get("backbone_epochs", 0) > 0
+                and c["net"].get("branches", "both") == "both")
+
     def network_kwargs(self, task: str, n_outputs: int, night: Night) -> dict[str, Any]:
         kw = super().network_kwargs(task, n_outputs, night)
         if night.kind != "signals":
@@ -495,7 +542,7 @@ class MC2SleepNetModel(DeepStagingModel):
         self.channel_index = eeg_first(list(night.roles), self.config["channels"])
         n_frames, n_freqs = night.views["spec"].shape[2:]
         return {**kw, "n_chans": len(self.channel_index), "n_frames": int(n_frames),
-                "n_freqs": int(n_freqs)}
+                "n_freqs": int(n_freqs), "epoch_heads": self.backbone_pretraining}
 
     def initialise_network(self, task: str, net: nn.Module) -> None:
         """Warm start from ``init_from`` (parameters of equal name and shape)."""
@@ -539,6 +586,11 @@ class MC2SleepNetModel(DeepStagingModel):
             out["spec"] = spectrogram_noise(x["spec"].float())
         return out
 
+    def backbone_loss(self, net: MC2SleepNet, batch: dict, ctx, view: str) -> LossOutput:
+        """Cross-entropy ``ce`` of ``view``'s single-epoch classifier (backbone phases)."""
+        logits = net.epoch_logits(view, self.inputs(batch)[view])
+        return classification_loss(logits, batch["y"], ctx, self.config["label_smoothing"])
+
     def sequence_loss(self, net: MC2SleepNet, batch: dict, ctx, contrastive: bool = False,
                       mask_ratio: float = 0.0, augment: bool = False) -> LossOutput:
         """Eq. 19 (+ Eq. 16 with ``contrastive``): ``ce_raw``, ``ce_spec``, ``ce_cat``
@@ -569,12 +621,20 @@ class MC2SleepNetModel(DeepStagingModel):
                   "class_weighting": c["class_weighting"], "monitor": c["monitor"],
                   "patience": c["patience"]}
         phases = []
+        if self.backbone_pretraining:  # each backbone a single-epoch classifier first
+            for v in ("raw", "spec"):
+                phases.append(Phase(name=f"backbone_{v}",
+                                    loss=partial(self.backbone_loss, view=v),
+                                    epochs=c["backbone_epochs"],
+                                    params=(f"{v}_backbone.", f"{v}_attention.",
+                                            f"{v}_epoch_head."), **common))
         if self.pretrained_scheme and c["pretrain_epochs"] > 0:
             loss = partial(self.sequence_loss, contrastive=c["contrastive"],
                            mask_ratio=c["mask_ratio"], augment=c["augment"])
             phases.append(Phase(name="pretrain", loss=loss, epochs=c["pretrain_epochs"],
                                 loss_weights={"nce": 1.0, "ce_raw": 1.0, "ce_spec": 0.1,
-                                              "ce_cat": 0.1}, **common))
+                                              "ce_cat": 0.1}, freeze=EPOCH_HEAD_PREFIXES,
+                                **common))
         if c["finetune"] or not phases:
             frozen = self.pretrained_scheme or c.get("init_from")
             phases.append(Phase(name="finetune" if frozen else "supervised",
@@ -602,4 +662,5 @@ def paper_parameter_count(n_outputs: int = 5) -> int:
 __all__ = ["MC2SleepNet", "MC2SleepNetModel", "RawCNNBackbone",
            "SpectrogramTransformerBackbone", "EpochWiseAttention", "CrossTransformerLayer",
            "info_nce", "cross_mask", "make_mc2sleepnet", "paper_parameter_count",
-           "preset_network", "PRESETS", "NET_KEYS", "BACKBONE_PREFIXES", "eeg_first"]
+           "preset_network", "PRESETS", "NET_KEYS", "BACKBONE_PREFIXES", "EPOCH_HEAD_PREFIXES",
+           "eeg_first"]
