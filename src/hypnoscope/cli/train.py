@@ -277,6 +277,7 @@ def _evaluate(args) -> int:
 
     from hypnoscope.datasets import check_training_input, training_overlap
     from hypnoscope.evaluation.metrics import evaluate
+    from hypnoscope.models.adapt import refuse_adaptation_nights
     from hypnoscope.models.storage import load_staging_model
     from hypnoscope.notices import Notices
     from hypnoscope.stages import stage_names, to_3class
@@ -288,6 +289,7 @@ def _evaluate(args) -> int:
     args.preprocessing = trained.get("preprocessing")
     nights = _load_nights(args)
     check_training_input(nights, trained)
+    refuse_adaptation_nights(model, nights)  # an adapted model: not its own nights
     n_classes = int(getattr(model, "n_classes", 5))
     y_true, y_pred = [], []
     for n in progress(nights, desc="evaluate", unit="night"):
