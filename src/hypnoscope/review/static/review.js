@@ -80,7 +80,7 @@ function formatClock(seconds) {
 
 function epochOnsetSec(epoch) {
   if (state.page && state.page.epoch === epoch) return state.page.t0_sec;
-  return epoch * state.night.epoch_sec;
+  return (state.night.onset_sec || 0) + epoch * state.night.epoch_sec;
 }
 
 function epochClock(epoch) {
@@ -147,6 +147,26 @@ function makeButton(text, title, onClick) {
   return button;
 }
 
+function unitLabel(unit) {
+  if (!unit || unit === "uV") return "µV";
+  return unit === "n/a" ? "" : unit;
+}
+
+const SCORING_ROLES = ["eeg", "eog", "emg"];
+
+// EEG, EOG and EMG always; the other channels (respiration, markers ...) when asked for.
+function shownChannels() {
+  const scoring = state.night.channels.filter((c) => SCORING_ROLES.includes(c.role));
+  return $("all-channels").checked || !scoring.length ? state.night.channels : scoring;
+}
+
+function toggleOtherChannels() {
+  $("all-channels").blur();
+  fitLanes();
+  renderChannelControls();
+  drawPage();
+}
+
 function stepScale(name, direction) {
   const scales = [...new Set([...SCALES_UV, state.scales[name]])].sort((a, b) => a - b);
   const next = scales.indexOf(state.scales[name]) + direction;
@@ -172,7 +192,7 @@ function channelControl(channel) {
   scale.className = "row";
   const value = document.createElement("span");
   value.className = "scale-value";
-  value.textContent = `±${state.scales[name]} µV`;
+  value.textContent = `±${state.scales[name]} ${unitLabel(channel.unit)}`;
   scale.append(makeButton("−", `${name}: larger traces`, () => stepScale(name, -1)),
                value,
                makeButton("+", `${name}: smaller traces`, () => stepScale(name, +1)));
@@ -193,7 +213,7 @@ function channelControl(channel) {
 // Lanes share the height left below the page's top, within LANE_PX's bounds.
 function fitLanes() {
   const top = $("signal-wrap").getBoundingClientRect().top;
-  const free = (window.innerHeight - top - 16 - AXIS_PX) / state.night.channels.length;
+  const free = (window.innerHeight - top - 16 - AXIS_PX) / Math.max(1, shownChannels().length);
   state.lanePx = Math.round(Math.max(LANE_PX.min, Math.min(LANE_PX.max, free)));
 }
 
@@ -202,7 +222,7 @@ function renderChannelControls() {
   box.replaceChildren();
   const spacer = document.createElement("div");
   spacer.style.height = `${AXIS_PX}px`;
-  box.append(spacer, ...state.night.channels.map(channelControl));
+  box.append(spacer, ...shownChannels().map(channelControl));
 }
 
 // ---------------------------------------------------------------- drawing the page
@@ -253,7 +273,7 @@ function drawTrace(ctx, data, top, width, scaleUv) {
 
 function drawLanes(ctx, width) {
   const byName = new Map(state.page.channels.map((c) => [c.name, c]));
-  state.night.channels.forEach((channel, lane) => {
+  shownChannels().forEach((channel, lane) => {
     const top = AXIS_PX + lane * state.lanePx;
     ctx.strokeStyle = "#e2e5ea";
     ctx.beginPath();
@@ -273,7 +293,7 @@ function drawLanes(ctx, width) {
 function drawPage() {
   if (!state.night) return;
   const canvas = $("signals");
-  const height = AXIS_PX + state.night.channels.length * state.lanePx;
+  const height = AXIS_PX + shownChannels().length * state.lanePx;
   const {ctx, width} = fitCanvas(canvas, height);
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, width, height);
@@ -430,13 +450,13 @@ function renderStatus() {
   if (!state.night) return;
   const epoch = state.epoch;
   const auto = state.night.auto[epoch];
-  const confidence = state.night.confidence[epoch];
+  const confidence = state.night.confidence ? state.night.confidence[epoch] : null;
   const reviewed = reviewedStage(epoch);
   const quality = state.night.quality ? state.night.quality[epoch] : null;
   $("status-epoch").textContent = `Epoch ${epoch + 1} / ${nEpochs()}`;
   $("status-clock").textContent = epochClock(epoch);
-  $("status-auto").textContent =
-    `automatic ${auto || "–"} (${formatNumber(confidence === null ? null : 100 * confidence, 0)} %)`;
+  const percent = confidence === null ? "" : ` (${formatNumber(100 * confidence, 0)} %)`;
+  $("status-auto").textContent = `automatic ${auto || "–"}${percent}`;
   $("status-reviewed").textContent = `reviewed ${reviewed || "–"}`;
   $("status-reviewed").className = reviewed ? `stage stage-${reviewed}` : "";
   $("status-quality").textContent = quality && quality !== "ok" ? `quality: ${quality}` : "";
@@ -472,10 +492,10 @@ function statsTable(stats) {
     `</thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
-function confusionTable(confusion) {
+function confusionTable(confusion, labels = STAGES) {
   if (!confusion || !confusion.length) return "";
-  const head = STAGES.map((s) => `<th>${s}</th>`).join("");
-  const rows = confusion.map((row, i) => `<tr><th>${STAGES[i]}</th>` +
+  const head = labels.map((s) => `<th>${s}</th>`).join("");
+  const rows = confusion.map((row, i) => `<tr><th>${labels[i]}</th>` +
     row.map((n, j) => `<td class="${i === j ? "diag" : ""}">${n}</td>`).join("") + "</tr>");
   return `<table class="confusion"><caption>reviewed (rows) × automatic (columns)</caption>` +
     `<thead><tr><th></th>${head}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
@@ -485,11 +505,12 @@ function renderSummary(summary) {
   const agreement = summary.agreement || {};
   const accuracy = agreement.accuracy === null || agreement.accuracy === undefined
     ? null : 100 * agreement.accuracy;
+  const changed = agreement.changed === undefined ? "" : ` · ${agreement.changed} changed`;
   $("summary").innerHTML =
-    `<p><b id="summary-reviewed">${summary.reviewed_epochs}</b> epochs reviewed · ` +
+    `<p><b id="summary-reviewed">${summary.reviewed_epochs}</b> epochs reviewed${changed} · ` +
     `agreement <b id="summary-accuracy">${formatNumber(accuracy)} %</b> · ` +
     `κ <b id="summary-kappa">${formatNumber(agreement.kappa, 2)}</b></p>` +
-    confusionTable(agreement.confusion) + statsTable(summary.stats || {});
+    confusionTable(agreement.confusion, agreement.labels) + statsTable(summary.stats || {});
 }
 
 async function loadSummary() {
@@ -538,12 +559,11 @@ function nextInQueue() {
 function scorerName() { return $("scorer").value.trim(); }
 
 // Saves run one after the other, in the order they were keyed, so undo sees every score.
-function enqueueSave(send, onDone) {
+function enqueueSave(send, onDone, onError = () => {}) {
   setPending(+1);
   state.saves = state.saves
     .then(send)
-    .then(onDone)
-    .catch((error) => setMessage(`not saved: ${error.message}`, true))
+    .then(onDone, (error) => { onError(); setMessage(`not saved: ${error.message}`, true); })
     .finally(() => { setPending(-1); scheduleSummary(); });
 }
 
@@ -555,10 +575,12 @@ function scoreCurrent(stage) {
     return;
   }
   const epoch = state.epoch;
+  const before = reviewedStage(epoch);
   state.night.reviewed[epoch] = stage;  // shown at once; the server's answer confirms it
   setMessage(`epoch ${epoch + 1} scored ${stage}`);
   enqueueSave(() => postJson("/api/score", {epoch, stage, scorer}),
-              (answer) => { state.night.reviewed[answer.epoch] = answer.stage; renderAll(); });
+              (answer) => { state.night.reviewed[answer.epoch] = answer.stage; renderAll(); },
+              () => { state.night.reviewed[epoch] = before; renderAll(); });
   goTo(epoch + 1);
 }
 
@@ -613,6 +635,7 @@ function wireEvents() {
   $("undo").addEventListener("click", (event) => { undoLast(); event.target.blur(); });
   $("next-queue").addEventListener("click", (event) => { nextInQueue(); event.target.blur(); });
   $("refresh-summary").addEventListener("click", loadSummary);
+  $("all-channels").addEventListener("change", toggleOtherChannels);
   window.addEventListener("resize", () => {
     if (!state.night) return;
     fitLanes();
