@@ -373,6 +373,8 @@ def test_cli_train_evaluate_stage_init_from(tmp_path, monkeypatch, capsys):
     assert model.metadata["channels"] == ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal",
                                           "EMG submental"]
     assert model.channel_index == [0]  # one EEG channel, as the paper
+    # trained (and so staged) without a band-pass, as the paper
+    assert model.metadata["training_data"]["preprocessing"]["bandpass"] is None
     assert main(["evaluate", "--model", str(model_path), "--data", str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_epochs"] == 3 * 40
     assert main(["stage", str(data / "SC4001E0-PSG.edf"), "--model", str(model_path),
@@ -425,3 +427,43 @@ def test_sleepedf78_protocol_script_runs_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr("hypnoscope.models.make_model",
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     assert mod.main(args) == 0
+
+
+# -- preprocessing: none by default (the paper states none), the band-pass an option ------
+def _amplitude(x: np.ndarray, freq: float, fs: float = 100.0) -> float:
+    spec = np.abs(np.fft.rfft(x)) * 2 / len(x)
+    return float(spec[int(round(freq * len(x) / fs))])
+
+
+def test_mc2sleepnet_preprocessing_keeps_the_band_above_35_hz_unless_asked(monkeypatch):
+    from argparse import Namespace
+    from pathlib import Path
+
+    from hypnoscope.cli.train import _training_preprocessing
+    from hypnoscope.signal.preprocessing import Pipeline
+
+    def cfg(model="mc2sleepnet", **kw):
+        args = Namespace(model=model, lowpass=None, highpass=None, features=None,
+                         bandpass=None)
+        for k, v in kw.items():
+            setattr(args, k, v)
+        return _training_preprocessing(args)
+
+    assert cfg() == {"notch": None, "bandpass": None, "lowpass": None, "normalize": "zscore"}
+    assert cfg(bandpass="default")["bandpass"] == "default"
+    assert cfg(lowpass=0.0) is None  # 0: the loaders' default preprocessing
+    assert cfg(model="ssnet") is None and cfg(model="ssnet", bandpass="none")["bandpass"] is None
+    assert cfg(model="msmae-cnn")["lowpass"]["cutoff"] == 10.0  # unchanged
+    # a 45-Hz rhythm survives the default, the option removes it
+    t = np.arange(60 * 100) / 100.0
+    x = np.sin(2 * np.pi * 10 * t) + np.sin(2 * np.pi * 45 * t)
+    inner = slice(1000, -1000)
+    kept = Pipeline(cfg()).apply(x[None], 100.0, ["eeg"])[0]
+    cut = Pipeline(cfg(bandpass="default")).apply(x[None], 100.0, ["eeg"])[0]
+    assert _amplitude(kept[inner], 45) == pytest.approx(_amplitude(kept[inner], 10), rel=0.02)
+    assert _amplitude(cut[inner], 45) < 0.01 * _amplitude(cut[inner], 10)
+    # the real-data protocol scripts: the same default, the same option
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks.mc2sleepnet.sleepedf78 import preprocessing
+
+    assert preprocessing() == cfg() and preprocessing("default") == cfg(bandpass="default")

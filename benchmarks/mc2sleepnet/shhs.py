@@ -187,14 +187,15 @@ def report_lines(rep: dict) -> list[str]:
 
 def _train(args, recs: list[dict], split: dict, work: Path) -> dict:
     """Train MC²SleepNet on the split's training subjects; pooled metrics on its test ones."""
-    from benchmarks.mc2sleepnet.sleepedf78 import fold_result
+    from benchmarks.mc2sleepnet.sleepedf78 import fold_result, preprocessing
     from hypnoscope.evaluation.cross_validation import cross_validate
     from hypnoscope.evaluation.splits import Fold
     from hypnoscope.models import make_model
     from hypnoscope.signal.nights import load_recording
 
     nights = [load_recording(r["edf"], r["xml"], eeg=[CHANNEL], subject_id=r["subject"],
-                             night_id=r["record"], cache=str(work / "cache"))
+                             night_id=r["record"], cache=str(work / "cache"),
+                             preprocessing=preprocessing(args.bandpass))
               for r in recs]
     side = {s: k for k, subs in split.items() for s in subs}
     idx = {k: np.array([i for i, n in enumerate(nights) if side[n.subject_id] == k], int)
@@ -237,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-epochs", type=int, default=None)
     ap.add_argument("--mask-ratio", type=float, default=0.5)
     ap.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
+    ap.add_argument("--bandpass", choices=("none", "default"), default="none",
+                    help="EEG band-pass: none (the paper states none) or the loaders' "
+                         "default 0.3-35 Hz")
     ap.add_argument("--net", default="{}", help="JSON of network overrides (smoke tests)")
     ap.add_argument("--name", default=None, help="default mc2sleepnet_shhs<subset>")
     ap.add_argument("--work-dir", default=None)

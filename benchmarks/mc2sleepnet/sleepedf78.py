@@ -6,7 +6,9 @@ For users with the data and, ideally, a GPU::
     python -m benchmarks.mc2sleepnet.sleepedf78 --data DIR --preset paper --device cuda
 
 The recordings are read by :func:`hypnoscope.signal.nights.load_psg_dir` (EEG Fpz-Cz only,
-100 Hz, 30 min of wake around sleep, as the paper's preprocessing); the subjects are
+100 Hz, 30 min of wake around sleep, as the paper's preprocessing; no band-pass, as the
+paper states none: the ``"mc2sleepnet"`` preprocessing preset, ``--bandpass default`` for
+the loaders' 0.3-35 Hz EEG band-pass); the subjects are
 dealt into ``--folds`` folds (:func:`hypnoscope.evaluation.splits.subject_kfold`), 10 % of each
 fold's training subjects validate (early stopping, checkpoints). Each fold trains
 MC²SleepNet from scratch on Sleep-EDF: by default the pre-training step only (InfoNCE and
@@ -75,6 +77,16 @@ def _paper_line(label: str, row: dict, comparable: bool) -> str:
             + " | ".join(f"{100 * f1[s]:.1f}" for s in STAGES) + " |")
 
 
+def preprocessing(bandpass: str = "none") -> dict:
+    """The continuous preprocessing of the MC²SleepNet scripts: the ``"mc2sleepnet"``
+    preset (no filter), or with the loaders' default band-pass (``bandpass="default"``)."""
+    from hypnoscope.signal.preprocessing import PRESETS
+
+    if bandpass not in ("none", "default"):
+        raise ValueError(f"bandpass must be 'none' or 'default', got {bandpass!r}")
+    return {**PRESETS["mc2sleepnet"], "bandpass": None if bandpass == "none" else "default"}
+
+
 def fold_result(test, probas) -> dict:
     """Pooled 5-class metrics of one fold's test nights."""
     from hypnoscope.evaluation.metrics import evaluate
@@ -108,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="fine-tune after pre-training (the paper's Sleep-EDF-78 rows are "
                          "pre-training only, 'Γ')")
     ap.add_argument("--device", default=None, help="cpu, cuda (default: cuda if present)")
+    ap.add_argument("--bandpass", choices=("none", "default"), default="none",
+                    help="EEG band-pass: none (the paper states none) or the loaders' "
+                         "default 0.3-35 Hz")
     ap.add_argument("--max-epochs-per-night", type=int, default=None,
                     help="keep only the middle epochs of each night (smoke tests)")
     ap.add_argument("--net", default="{}",
@@ -120,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = work / "folds"
     t0 = time.perf_counter()
     nights = load_psg_dir(args.data, eeg=[CHANNEL], cache=str(work / "cache"),
-                          on_error="warn")
+                          on_error="warn", preprocessing=preprocessing(args.bandpass))
     if args.max_epochs_per_night:
         from benchmarks.msmae_cnn import protocol
 

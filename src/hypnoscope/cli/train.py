@@ -226,7 +226,7 @@ def _train(args) -> int:
     if deep:
         check_output_dir(args.checkpoint_dir or f"{args.out}.ckpt", "--checkpoint-dir",
                          create=False)
-    args.preprocessing = _lowpass_preprocessing(args)
+    args.preprocessing = _training_preprocessing(args)
     model_options = _model_options(args)
     nights, summary = _load_training_nights(args)
     if args.strict:
@@ -395,6 +395,7 @@ def _declared_options() -> dict[str, tuple[Any, list[str]]]:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     from hypnoscope.models import MODEL_PREPROCESSING
+    from hypnoscope.signal.preprocessing import PRESETS
 
     g = p.add_argument_group("model options (the models that take each in brackets)")
     for opt, models in _declared_options().values():
@@ -404,14 +405,20 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         else:
             kw.update(type=opt.type, default=None, nargs=opt.nargs, metavar=opt.metavar)
         g.add_argument(opt.cli_flag, dest=opt.dest, **kw)
+    lowpassed = [m for m, preset in MODEL_PREPROCESSING.items() if PRESETS[preset]["lowpass"]]
     p.add_argument("--lowpass", type=float, default=None, metavar="HZ",
                    help="Kaiser-window FIR low-pass cut-off (60 dB) applied to EEG, EOG and "
                         "EMG of --data recordings instead of the default band-pass; default "
                         "10 Hz (the MSMAE-CNN paper) for "
-                        f"{', '.join(MODEL_PREPROCESSING)}; 0 = the default preprocessing")
+                        f"{', '.join(lowpassed)}; 0 = the default preprocessing")
     p.add_argument("--highpass", type=float, default=None, metavar="HZ",
                    help="Kaiser-window FIR high-pass cut-off applied after --lowpass, removing "
                         "the baseline wander (the MSMAE-CNN paper); default 0.5 Hz; 0 = off")
+    p.add_argument("--bandpass", choices=("default", "none"), default=None,
+                   help="band-pass of --data recordings: 'default' (EEG 0.3-35 Hz, EOG "
+                        "0.3-15 Hz, EMG 10-45 Hz) or 'none'; default: the model's own (none "
+                        "for mc2sleepnet, as its paper; the default band-pass for the "
+                        "models not low-passed)")
 
 
 def _lowpass_preprocessing(args) -> dict[str, Any] | None:
@@ -423,7 +430,7 @@ def _lowpass_preprocessing(args) -> dict[str, Any] | None:
     preset = MODEL_PREPROCESSING.get(args.model, "msmae-cnn")
     hz = args.lowpass
     if hz is None and args.model in MODEL_PREPROCESSING:
-        hz = PRESETS[preset]["lowpass"]["cutoff"]
+        hz = (PRESETS[preset]["lowpass"] or {}).get("cutoff")
     if hz is None or hz == 0:
         return None
     if hz < 0:
@@ -431,13 +438,36 @@ def _lowpass_preprocessing(args) -> dict[str, Any] | None:
     if args.features:
         raise CLIError("--lowpass filters raw recordings (--data), not feature files")
     config = dict(PRESETS[preset])
-    config["lowpass"] = {**config["lowpass"], "cutoff": float(hz)}
+    config["lowpass"] = {**(config["lowpass"] or {}), "cutoff": float(hz)}
     highpass = getattr(args, "highpass", None)
     if highpass is not None:
         if highpass < 0:
             raise CLIError(f"--highpass must be a positive cut-off in Hz (or 0), got "
                            f"{highpass:g}")
         config["lowpass"]["highpass"] = float(highpass) if highpass > 0 else None
+    return config
+
+
+def _training_preprocessing(args) -> dict[str, Any] | None:
+    """Continuous preprocessing of ``--data`` nights: the low-pass of
+    :func:`_lowpass_preprocessing`, else the model's preset, with ``--bandpass`` over
+    either (None: the loader's default)."""
+    from hypnoscope.models import MODEL_PREPROCESSING
+    from hypnoscope.signal.preprocessing import PRESETS
+
+    config = _lowpass_preprocessing(args)
+    bandpass = getattr(args, "bandpass", None)
+    if config is None:
+        preset = None if args.lowpass == 0 else MODEL_PREPROCESSING.get(args.model)
+        if preset is None:
+            if bandpass is None:
+                return None
+            preset = "default"
+        config = dict(PRESETS[preset])
+    if bandpass is not None:
+        if args.features:
+            raise CLIError("--bandpass filters raw recordings (--data), not feature files")
+        config = {**config, "bandpass": "default" if bandpass == "default" else None}
     return config
 
 

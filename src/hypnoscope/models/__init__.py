@@ -150,9 +150,10 @@ MODEL_OPTIONS: dict[str, tuple[ModelOption, ...]] = {
 
 #: name -> preset of :data:`hypnoscope.signal.preprocessing.PRESETS` that the raw
 #: recordings of the model's training data go through (models not named: the default
-#: preprocessing). The models of the MSMAE-CNN paper low-pass as the paper does.
+#: preprocessing). The models of the MSMAE-CNN paper low-pass as the paper does;
+#: MC²SleepNet's paper filters nothing.
 MODEL_PREPROCESSING: dict[str, str] = {"msmae-cnn": "msmae-cnn", "msmae-cnn-rf": "msmae-cnn",
-                                       "cnn": "msmae-cnn"}
+                                       "cnn": "msmae-cnn", "mc2sleepnet": "mc2sleepnet"}
 
 
 def is_deep_model(name: str) -> bool:

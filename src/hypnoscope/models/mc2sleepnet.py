@@ -13,6 +13,10 @@ Network (:class:`MC2SleepNet`; windows of ``L`` epochs, default ``L = 21``):
    Sleep-EDF, C4-A1 on SHHS) by default; ``channels=k`` takes the first ``k`` channels,
    EEG first. Both views are standardised per night (per channel; per channel and
    frequency bin for the spectrogram) *(ours: the paper scales the spectrum to 0..128)*.
+   The recordings are not filtered, as the paper states no filter (the ``"mc2sleepnet"``
+   preset of :mod:`hypnoscope.signal.preprocessing`; ``hypnoscope train --bandpass
+   default`` or the preset's ``bandpass`` key for the loaders' 0.3-35 Hz EEG band-pass,
+   which empties the spectrogram above 35 Hz).
 2. **Raw backbone** (:class:`RawCNNBackbone`): 5 CNN blocks of 2, 2, 3, 3, 3 convolutions
    (kernel 3, stride 1, same padding; batch norm + ReLU after each *(ours)*), max-pool 5
    after blocks 2-5, so 3000 samples become 5 time steps (3000 -> 600 -> 120 -> 24 -> 5,

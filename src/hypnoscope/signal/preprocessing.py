@@ -57,6 +57,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "msmae-cnn": {"notch": None, "bandpass": None,
                   "lowpass": {"cutoff": 10.0, "attenuation_db": 60.0, "highpass": 0.5},
                   "normalize": None},
+    # MC²SleepNet: its paper states no filter, so none (the default band-pass would empty
+    # the spectrogram above 35 Hz); per-channel z-score only (the network standardises its
+    # views per night anyway)
+    "mc2sleepnet": {"notch": None, "bandpass": None, "lowpass": None, "normalize": "zscore"},
     # settings of the real band-power feature set in ../shared/data (without ICA)
     "bandpower": {"notch": None,
                   "bandpass": {k: list(v) for k, v in ROLE_BANDS["bandpower"].items()},
