@@ -14,6 +14,7 @@ const HIGH_CUTS_HZ = [10, 15, 30, 35, 40, 50, 70, 100];
 const LANE_PX = {min: 64, max: 150};
 const AXIS_PX = 22;
 const POSITION_DELAY_MS = 400;
+const PAGE_CACHE_SIZE = 24;
 
 const state = {
   token: new URLSearchParams(location.search).get("token") || "",
@@ -21,6 +22,7 @@ const state = {
   epoch: 0,            // the epoch on screen
   page: null,          // GET /api/page of the epoch on screen
   pageRequest: 0,      // id of the latest page request; older answers are dropped
+  pages: new Map(),    // fetchPage's cache
   scales: {},          // channel -> µV of half a lane
   filters: {},         // channel -> [low or null, high or null]
   saves: Promise.resolve(),  // the chain of score/undo requests, sent one at a time
@@ -303,14 +305,30 @@ function drawPage() {
   canvas.dataset.epoch = state.page ? String(state.page.epoch) : "";
 }
 
+// Pages already asked for, as promises, by epoch and filters (the latest PAGE_CACHE_SIZE).
+function fetchPage(epoch) {
+  const key = `${epoch}|${JSON.stringify(state.filters)}`;
+  let page = state.pages.get(key);
+  if (page) {
+    state.pages.delete(key);  // most recently used last
+  } else {
+    page = api(`/api/page/${epoch}?n=1&filters=${filtersQuery()}`);
+    page.catch(() => state.pages.delete(key));
+  }
+  state.pages.set(key, page);
+  while (state.pages.size > PAGE_CACHE_SIZE) state.pages.delete(state.pages.keys().next().value);
+  return page;
+}
+
 async function loadPage(epoch) {
   const request = ++state.pageRequest;
   try {
-    const page = await api(`/api/page/${epoch}?n=1&filters=${filtersQuery()}`);
+    const page = await fetchPage(epoch);
     if (request !== state.pageRequest) return;  // the scorer has moved on
     state.page = page;
     drawPage();
     renderStatus();
+    if (epoch + 1 < nEpochs()) fetchPage(epoch + 1).catch(() => {});  // scoring moves on
   } catch (error) {
     if (request === state.pageRequest) setMessage(error.message, true);
   }
