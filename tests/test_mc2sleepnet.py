@@ -254,6 +254,51 @@ def test_backbone_phases_train_one_backbone_each_and_hand_their_weights_on(tmp_p
         tiny_net().epoch_logits("raw", batch()["raw"])
 
 
+def test_per_view_heads_are_mlps_as_eq_20_21_and_old_files_keep_linear_heads():
+    d, n = TINY["d_model"], 5
+    net = tiny_net()
+    for v in ("raw", "spec"):  # Linear(d, d) - ReLU - Dropout - Linear(d, classes)
+        head = getattr(net, f"{v}_head")
+        layers = [m for m in head if isinstance(m, torch.nn.Linear)]
+        assert [type(m) for m in head] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Dropout,
+                                           torch.nn.Linear]
+        assert [tuple(m.weight.shape) for m in layers] == [(d, d), (n, d)]
+    cat = [tuple(m.weight.shape) for m in net.head if isinstance(m, torch.nn.Linear)]
+    assert cat == [(d, 2 * d), (n, d)]
+    with torch.no_grad():
+        out = net.outputs(batch(B=3, L=4))
+    assert {k: tuple(out[k].shape) for k in ("logits_raw", "logits_spec", "logits_cat")} == {
+        k: (3, 4, n) for k in ("logits_raw", "logits_spec", "logits_cat")}
+    lin = tiny_net(view_head="linear")
+    assert isinstance(lin.raw_head, torch.nn.Linear) and lin.raw_head.weight.shape == (n, d)
+    assert (sum(p.numel() for p in net.parameters()) - sum(p.numel() for p in lin.parameters())
+            == 2 * (d * d + d))  # the two hidden layers
+    with pytest.raises(ValueError, match="view_head"):
+        tiny_net(view_head="deep")
+    # a model file saved before the MLP heads (no view_head among its network arguments)
+    model = make_model("mc2sleepnet", **TINY)
+    kwargs = {"n_chans": 1, "n_outputs": n, "n_times": 3000, "sfreq": 100.0, **TINY}
+    assert isinstance(model.build_network(kwargs).raw_head, torch.nn.Linear)
+    assert isinstance(model.build_network({**kwargs, "view_head": "mlp"}).raw_head,
+                      torch.nn.Sequential)
+    # gradient clipping at norm 5 (ours), None as the paper (which mentions none)
+    assert model.config["grad_clip"] == 5.0
+    assert all(p.grad_clip == 5.0 for p in model.phases("direct"))
+    assert all(p.grad_clip is None
+               for p in make_model("mc2sleepnet", grad_clip=None).phases("direct"))
+
+
+def test_cross_masks_are_drawn_independently_per_view():
+    net = tiny_net()
+    net.train()
+    x = batch(B=40, L=25)
+    out = net.outputs(x, mask_ratio=0.5, generator=torch.Generator().manual_seed(0))
+    raw, spec = out["masked"]["raw"], out["masked"]["spec"]
+    both = (raw & spec).float().mean().item()
+    assert abs(raw.float().mean().item() - 0.5) < 0.05
+    assert abs(both - 0.25) < 0.05  # independent draws: 0.5 * 0.5 of the epochs in both
+
+
 def test_a_tiny_model_overfits_a_tiny_batch():
     torch.manual_seed(0)
     net = MC2SleepNet(1, 5, 500, 100.0, n_frames=5, n_freqs=17, **{**TINY, "dropout": 0.0})

@@ -47,8 +47,15 @@ Network (:class:`MC2SleepNet`; windows of ``L`` epochs, default ``L = 21``):
    view (its queries from this view, keys and values from the other) + LN, feed-forward
    + LN (:class:`CrossTransformerLayer`). **Cross-masking**: in training, each epoch
    token of each view is replaced by one shared learnable mask token with probability
-   ``mask_ratio`` (:func:`cross_mask`). Three heads: raw, spectrogram, and an MLP over
-   the concatenation (used at inference).
+   ``mask_ratio`` (:func:`cross_mask`), drawn independently for each view *(ours: the paper
+   does not say whether the views share a mask; with independent draws an epoch masked in
+   one view is visible in the other with probability ``1 - mask_ratio``, which is what
+   "enabling features from one modality to aid in restoring masked features of the other
+   modality" needs; a shared mask would hide both views of the same epochs)*. Three MLP
+   heads (Eq. 20-22): raw, spectrogram (``Linear(d, d)-ReLU-Dropout-Linear(d, classes)``,
+   hidden width ``d_model`` *(ours)*; ``view_head="linear"``: one linear layer, the
+   networks trained before the MLP heads) and the concatenation's
+   (``Linear(2d, d)-ReLU-Dropout-Linear(d, classes)``, used at inference).
 
 Training (:class:`MC2SleepNetModel`, phases on :mod:`hypnoscope.training.loop`):
 
@@ -73,7 +80,11 @@ Training (:class:`MC2SleepNetModel`, phases on :mod:`hypnoscope.training.loop`):
   trains everything with weights 1, 1, 1 (the "TF+CNN (multi)" row).
 - Adam, lr 5e-4, betas (0.9, 0.999), weight decay 1e-5, batch 32 (``paper``); checkpoints
   and early stopping on validation subjects (per training epoch rather than every 100
-  steps *(ours)*).
+  steps *(ours)*). Gradients clipped at norm 5 (``grad_clip``; None = no clipping)
+  *(ours: the paper does not mention clipping; 5 is the training loop's default for every
+  deep model here, kept as a guard against the large early gradients of a Transformer
+  trained with small batches, which the paper's "unstable optimization" remark also
+  worries about)*.
 
 Table 3's variants are options: ``branches="raw"`` / ``"spec"`` with ``seq_layers=0``
 (CNN only / TF only, single epoch), ``contrastive``, ``mask_ratio``, ``finetune``;
@@ -116,7 +127,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 NET_KEYS = ("d_model", "cnn_widths", "cnn_layers", "kernel_size", "tf_layers", "n_heads",
             "d_ff", "dropout", "attn_size", "d_proj", "seq_layers", "cross_attention",
-            "branches", "resize_kernel")
+            "branches", "resize_kernel", "view_head")
 
 #: Parameter-name prefixes of the single-epoch heads of the backbone phases.
 EPOCH_HEAD_PREFIXES = ("raw_epoch_head.", "spec_epoch_head.")
@@ -301,6 +312,8 @@ class MC2SleepNet(nn.Module):
         Cross-attention between the views' sequence Transformers.
     branches : {"both", "raw", "spec"}
         Which backbones exist (``raw``: CNN only, ``spec``: Transformer only).
+    view_head : {"mlp", "linear"}
+        The per-view heads: an MLP as the paper's Eq. 20-21, or one linear layer.
     epoch_heads : bool
         A linear single-epoch head per backbone (``<view>_epoch_head``), for the backbone
         pre-training phases (:meth:`epoch_logits`).
@@ -320,10 +333,13 @@ class MC2SleepNet(nn.Module):
                  tf_layers: int = 4, n_heads: int = 8, d_ff: int = 1024,
                  dropout: float = 0.1, attn_size: int = 128, d_proj: int = 128,
                  seq_layers: int = 4, cross_attention: bool = True, branches: str = "both",
-                 resize_kernel: int = 3, epoch_heads: bool = False) -> None:
+                 resize_kernel: int = 3, view_head: str = "mlp",
+                 epoch_heads: bool = False) -> None:
         super().__init__()
         if branches not in ("both", "raw", "spec"):
             raise ValueError(f"branches must be 'both', 'raw' or 'spec', got {branches!r}")
+        if view_head not in ("mlp", "linear"):
+            raise ValueError(f"view_head must be 'mlp' or 'linear', got {view_head!r}")
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
@@ -358,7 +374,10 @@ class MC2SleepNet(nn.Module):
                     CrossTransformerLayer(d_model, n_heads, d_ff, dropout, cross)
                     for _ in range(self.seq_layers)))
         for v in self.views:
-            setattr(self, f"{v}_head", nn.Linear(d_model, n_outputs))
+            setattr(self, f"{v}_head", nn.Sequential(
+                nn.Linear(d_model, d_model), nn.ReLU(), nn.Dropout(dropout),
+                nn.Linear(d_model, n_outputs)) if view_head == "mlp"
+                else nn.Linear(d_model, n_outputs))
         if branches == "both":
             self.head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.ReLU(),
                                       nn.Dropout(dropout), nn.Linear(d_model, n_outputs))
@@ -480,6 +499,8 @@ class MC2SleepNetModel(DeepStagingModel):
         equal name and shape).
     weight_decay : float
         Adam's weight decay (paper 1e-5).
+    grad_clip : float or None
+        Gradient-norm clipping of every phase (None: none, as the paper mentions none).
     **options
         :class:`~hypnoscope.models.deep.DeepStagingModel`'s options (preset, seq_len,
         epochs, batch_size, lr, patience, ...) and the network sizes of :data:`NET_KEYS`.
@@ -496,7 +517,8 @@ class MC2SleepNetModel(DeepStagingModel):
                  pretrain_epochs: int | None = None, backbone_epochs: int | None = None,
                  temperature: float = 0.1,
                  augment: bool = True, init_from: str | None = None,
-                 weight_decay: float = 1e-5, preset: str = "small",
+                 weight_decay: float = 1e-5, grad_clip: float | None = 5.0,
+                 preset: str = "small",
                  **options: Any) -> None:
         if not 0.0 <= float(mask_ratio) < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
@@ -521,6 +543,7 @@ class MC2SleepNetModel(DeepStagingModel):
                            pretrain_epochs=int(pe), backbone_epochs=int(be),
                            temperature=float(temperature),
                            augment=bool(augment),
+                           grad_clip=None if grad_clip is None else float(grad_clip),
                            init_from=None if init_from is None else str(init_from))
         self.channel_index: list[int] = []
 
@@ -546,7 +569,13 @@ class MC2SleepNetModel(DeepStagingModel):
         self.channel_index = eeg_first(list(night.roles), self.config["channels"])
         n_frames, n_freqs = night.views["spec"].shape[2:]
         return {**kw, "n_chans": len(self.channel_index), "n_frames": int(n_frames),
-                "n_freqs": int(n_freqs), "epoch_heads": self.backbone_pretraining}
+                "n_freqs": int(n_freqs), "epoch_heads": self.backbone_pretraining,
+                "view_head": self.config["net"].get("view_head", "mlp")}
+
+    def build_network(self, kwargs: dict[str, Any]) -> nn.Module:
+        """The network; a file saved before the MLP heads (no ``view_head`` in its
+        arguments) rebuilds its linear heads."""
+        return MC2SleepNet(**{"view_head": "linear", **kwargs})
 
     def initialise_network(self, task: str, net: nn.Module) -> None:
         """Warm start from ``init_from`` (parameters of equal name and shape)."""
@@ -623,7 +652,7 @@ class MC2SleepNetModel(DeepStagingModel):
         common = {"batch_size": c["batch_size"], "lr": c["lr"], "optimizer": "adam",
                   "weight_decay": c["weight_decay"], "schedule": "none",
                   "class_weighting": c["class_weighting"], "monitor": c["monitor"],
-                  "patience": c["patience"]}
+                  "patience": c["patience"], "grad_clip": c.get("grad_clip", 5.0)}
         phases = []
         if self.backbone_pretraining:  # each backbone a single-epoch classifier first
             for v in ("raw", "spec"):
