@@ -74,6 +74,11 @@ def register(subparsers) -> None:
     deep = p.add_argument_group("sequence (deep) models only")
     deep.add_argument("--seq-len", type=int, default=None,
                       help="epochs per input sequence (sequence models only)")
+    deep.add_argument("--mode", choices=("many-to-many", "many-to-one"), default=None,
+                      help="'many-to-many': every epoch of a window is a target, windows "
+                           "averaged at inference; 'many-to-one': each sequence predicts "
+                           "its last epoch (the multimodal hierarchical seed); default the "
+                           "model's (many-to-many for the sequence models)")
     deep.add_argument("--preset", default=None,
                       help="model size preset (sequence models only)")
     deep.add_argument("--epochs", type=int, default=None,
@@ -239,7 +244,8 @@ def _train(args) -> int:
         train_nights, val_nights = nights, None
     else:
         options.update({
-            "seq_len": args.seq_len, "preset": args.preset, "epochs": args.epochs,
+            "seq_len": args.seq_len, "mode": args.mode, "preset": args.preset,
+            "epochs": args.epochs,
             "checkpoint_dir": args.checkpoint_dir or f"{args.out}.ckpt",
             "resume": args.resume,
         })
