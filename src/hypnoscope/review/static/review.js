@@ -27,6 +27,7 @@ const state = {
   filters: {},         // channel -> [low or null, high or null]
   saves: Promise.resolve(),  // the chain of score/undo requests, sent one at a time
   pending: 0,
+  saveFailed: false,   // whether the latest score/undo was refused
   lanePx: 96,         // height of one channel's lane, fitted to the window
   positionTimer: null,
   summaryTimer: null,
@@ -66,8 +67,6 @@ function clampEpoch(epoch) { return Math.max(0, Math.min(nEpochs() - 1, epoch));
 
 function reviewedStage(epoch) { return state.night.reviewed[epoch]; }
 
-function shownStage(epoch) { return reviewedStage(epoch) || state.night.auto[epoch]; }
-
 function startSecondsOfDay() {
   const match = /T?(\d{2}):(\d{2}):(\d{2}(?:\.\d+)?)/.exec(state.night.start_time || "");
   return match ? 3600 * +match[1] + 60 * +match[2] + +match[3] : null;
@@ -105,7 +104,9 @@ function setMessage(text, isError = false) {
 function setPending(delta) {
   state.pending += delta;
   document.body.dataset.pending = String(state.pending);
-  $("save-state").textContent = state.pending > 0 ? "saving…" : "all changes saved";
+  const saved = state.saveFailed ? "the last change was NOT saved" : "all changes saved";
+  $("save-state").textContent = state.pending > 0 ? "saving…" : saved;
+  $("save-state").classList.toggle("error", state.saveFailed);
 }
 
 // ---------------------------------------------------------------- channel controls
@@ -178,7 +179,14 @@ function stepScale(name, direction) {
 }
 
 function setFilter(name, index, value) {
-  state.filters[name][index] = value;
+  const band = [...state.filters[name]];
+  band[index] = value;
+  if (band[0] !== null && band[1] !== null && band[0] >= band[1]) {
+    setMessage(`${name}: the low cut must be below the high cut`, true);
+    renderChannelControls();  // back to the band in use
+    return;
+  }
+  state.filters[name] = band;
   loadPage(state.epoch);
 }
 
@@ -195,9 +203,9 @@ function channelControl(channel) {
   const value = document.createElement("span");
   value.className = "scale-value";
   value.textContent = `±${state.scales[name]} ${unitLabel(channel.unit)}`;
-  scale.append(makeButton("−", `${name}: larger traces`, () => stepScale(name, -1)),
+  scale.append(makeButton("−", `${name}: smaller traces`, () => stepScale(name, +1)),
                value,
-               makeButton("+", `${name}: smaller traces`, () => stepScale(name, +1)));
+               makeButton("+", `${name}: larger traces`, () => stepScale(name, -1)));
   const nyquist = channel.sfreq / 2;
   const [low, high] = state.filters[name];
   const hz = (v) => (v === null ? "off" : `${v} Hz`);
@@ -579,9 +587,15 @@ function scorerName() { return $("scorer").value.trim(); }
 // Saves run one after the other, in the order they were keyed, so undo sees every score.
 function enqueueSave(send, onDone, onError = () => {}) {
   setPending(+1);
+  const done = (answer) => { state.saveFailed = false; onDone(answer); };
+  const failed = (error) => {
+    state.saveFailed = true;
+    onError();
+    setMessage(`not saved: ${error.message}`, true);
+  };
   state.saves = state.saves
     .then(send)
-    .then(onDone, (error) => { onError(); setMessage(`not saved: ${error.message}`, true); })
+    .then(done, failed)
     .finally(() => { setPending(-1); scheduleSummary(); });
 }
 
