@@ -25,7 +25,7 @@ from hypnoscope._version import __version__
 
 #: Modules of this package that register sub-commands, in ``--help`` order.
 COMMAND_MODULES = ["demo", "stage", "benchmark", "mslt", "simulate", "stats", "train", "data",
-                   "export", "stream", "adapt"]
+                   "export", "stream", "review", "adapt"]
 
 
 class CLIError(Exception):
