@@ -14,6 +14,7 @@ stored one by one under the work folder, so an interrupted run resumes.
 Run (from the repository root; about 1 to 2 hours on 2 cores with the defaults)::
 
     nice -n 10 python -m benchmarks.msmae_cnn.run
+    python -m benchmarks.msmae_cnn.run --render-only   # the report again from <name>.json
     python -m benchmarks.msmae_cnn.run --smoke --subjects 3 --name msmae_cnn_smoke
 """
 
@@ -38,6 +39,20 @@ def simulate(data_dir: Path, n_subjects: int, seed: int, difficulty: float) -> d
                                      difficulty=difficulty)
 
 
+def render_only(name: str, out: Path) -> str:
+    """Write ``<name>.md`` again from ``<name>.json`` (its stored summary and meta: no
+    simulation, no training), e.g. after the report's paper columns changed."""
+    from hypnoscope.utils.files import write_text_atomic
+
+    path = out / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"--render-only: {path} does not exist (run the benchmark first)")
+    res = json.loads(path.read_text())
+    md = P.render({"table1": res["table1"], "ablation": res["ablation"]}, res["meta"])
+    write_text_atomic(out / f"{name}.md", md)
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     from hypnoscope.signal.nights import load_psg_dir
     from hypnoscope.simulate import DEFAULT_DIFFICULTY
@@ -52,8 +67,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="where each finished run is stored (default benchmarks/results/"
                          "<name>_runs/<data fingerprint>: committed with the results, so a "
                          "later session resumes instead of recomputing)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="write <name>.md again from <name>.json (no simulation, no training)")
     P.add_arguments(ap)
     args = ap.parse_args(argv)
+    if args.render_only:
+        print(render_only(args.name, Path(args.out) if args.out else ROOT / "benchmarks"
+                          / "results"))
+        return 0
     s = P.settings_from(args)
     work = Path(args.work_dir or ROOT / ".cache" / args.name)
     t_start = time.perf_counter()
