@@ -36,9 +36,9 @@ def staged(tmp_path_factory):
     root = tmp_path_factory.mktemp("review")
     raw = simulate_night(Hypnogram(np.array(CODES)), seed=3, mode="telemetry")
     psg, _ = write_sleepedf_pair(raw, None, root / "rec", "SC4001E0")
-    session = ReviewSession.open(psg, out=root / "staged", scorer="Ann Example")
+    session = ReviewSession.open(psg, scorer="Ann Example")  # staged into <stem>_review/
     session.close()
-    return psg, root / "staged"
+    return psg, root / "rec" / "SC4001E0_review"
 
 
 @pytest.fixture
@@ -64,6 +64,15 @@ def test_opening_a_recording_stages_it_once(staged):
     again.close()
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
     assert again.recording == psg and again.stem == "SC4001E0"
+
+
+def test_clock_pieces_of_a_recording_with_gaps():
+    from hypnoscope.review.session import _clock_pieces
+
+    assert _clock_pieces([]) == [(0.0, np.inf, 0.0)]
+    # clock 0-100 s is file 0-100 s; 130-200 s is file 100-170 s; after 260 s, file - 90 s
+    assert _clock_pieces([(200.0, 260.0), (100.0, 130.0)]) == [
+        (0.0, 100.0, 0.0), (130.0, 200.0, 30.0), (260.0, np.inf, 90.0)]
 
 
 def test_night(folder):
