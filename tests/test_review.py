@@ -89,6 +89,10 @@ def test_night(folder):
     assert np.allclose(night["confidence"], auto.confidence, atol=1e-4)
     assert np.allclose(night["probabilities"], auto.probabilities, atol=1e-4)
     assert night["position"] == 0 and night["scorer"] is None
+    report = json.loads((folder / "SC4001E0.report.json").read_text())
+    assert night["model"] == report["model"]["name"] == "default"
+    assert [n["code"] for n in night["notices"]] == [n["code"] for n in report["notices"]]
+    assert "short-recording" in {n["code"] for n in night["notices"]}
     # the queue: lowest confidence first; exactly the flagged, unsure or transition epochs
     queue = night["queue"]
     conf = [q["confidence"] for q in queue]

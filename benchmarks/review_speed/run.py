@@ -17,7 +17,9 @@ as EDF (once; reused from ``--workdir``). Then, each in a fresh Python process:
    (FastAPI's TestClient: routing, the security guard, reading, filtering with each
    channel's default band-pass, min/max decimation and the JSON encoding, i.e. all but the
    network), the first one timed apart; then the same epochs with other filters
-   (``filters`` of the request: designs made on first use).
+   (``filters`` of the request: designs made on first use); then 20 corrections
+   (``POST /api/score``, each saving the reviewed scoring in three formats and the state)
+   and 5 undos.
 
 Results: ``benchmarks/results/review_speed.json`` and ``.md``.
 """
@@ -108,6 +110,15 @@ def worker(kind: str, path: Path, pages: int) -> dict:
         get(e, filters=json.dumps({c.name: bands[i % len(bands)] for c in session.channels}))
         for i, e in enumerate(epochs[1:11])])
     out["page_points"] = len(client.get(f"/api/page/{epochs[0]}").json()["channels"][0]["data"])
+
+    def post(path: str, **body) -> float:
+        t = time.perf_counter()
+        client.post(path, json=body).raise_for_status()
+        return time.perf_counter() - t
+
+    out["scores"] = _stats([post("/api/score", epoch=e, stage="N2", scorer="Benchmark")
+                            for e in epochs[1:21]])
+    out["undos"] = _stats([post("/api/undo") for _ in range(5)])
     session.close()
     return out
 
@@ -145,13 +156,16 @@ def markdown(res: dict) -> str:
         f"| imports (FastAPI app and session) | {o['import_sec']:.2f} |",
         f"| `GET /api/night` (the whole night, queue, hypnodensity) | {o['night_sec']:.3f} |",
         f"| first `GET /api/page` after opening | {o['first_page_sec']:.3f} |", "",
-        f"Page requests (`GET /api/page/{{epoch}}`, random epochs, {o['page_points']} "
-        "points per channel, TestClient: everything but the network):", "",
+        f"Requests (`GET /api/page/{{epoch}}` of random epochs, {o['page_points']} "
+        "points per channel; corrections of random epochs; TestClient: everything but the "
+        "network):", "",
         "| request | n | mean ms | median ms | p95 ms | max ms |",
         "|---|---:|---:|---:|---:|---:|",
         row("1 epoch, default filters", o["pages"]),
         row("3 epochs, default filters", o["pages_n3"]),
         row("1 epoch, other filters (designed on first use)", o["pages_other_filters"]),
+        row("`POST /api/score` (saves TSV, EDF+, NSRR XML and the state)", o["scores"]),
+        row("`POST /api/undo` (saves them too)", o["undos"]),
         "", "Target (issue #28): a 24-h recording opens and pages in well under a second "
         f"per page: {'met' if o['pages']['max_ms'] < 1000 else 'NOT met'} (max "
         f"{o['pages']['max_ms']:.0f} ms over {o['pages']['n']} pages).", ""])

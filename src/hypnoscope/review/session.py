@@ -510,7 +510,11 @@ class ReviewSession:
                 "position": self.position, "scorer": self.scorer,
                 "reviewed_count": len(self._marks),
                 "files": {k: p.name for k, p in self.files.items()},
-                "automatic": self.automatic_path.name}
+                "automatic": self.automatic_path.name,
+                "model": (self.report.get("model") or {}).get("name"),
+                "notices": [{k: n.get(k) for k in ("code", "severity", "message", "channel")}
+                            for n in self.report.get("notices") or []
+                            if isinstance(n, dict)]}
 
     def _filters(self, filters: dict[str, Any] | None) -> list[tuple[float | None, ...]]:
         """Each channel's ``(lo, hi)``: its default, or what ``filters`` gives it."""
