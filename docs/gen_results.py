@@ -47,8 +47,13 @@ MSMAE_PAPER = {"svm": ("82.3", "0.79", "12.4"), "rf": ("86.7", "0.84", "9.1"),
 MC2_PAPER_TABLE3 = {"tf-only": "73.8", "cnn-only": "79.6", "multi": "83.5", "cl-ft": "83.7",
                     "m-ft": "84.2", "pt": "84.4", "pt-ft": "–"}
 MC2_PAPER_TABLE4 = {"0%": ("–", "88.398"), "15%": ("88.394", "88.46"),
-                    "30%": ("88.451", "88.513"), "50%": ("88.324", "88.593"),
-                    "70%": ("88.495", "88.506")}
+                    "25%": ("88.324", "88.453"), "30%": ("88.451", "88.513"),
+                    "40%": ("88.261", "88.476"), "50%": ("88.324", "88.593"),
+                    "60%": ("88.292", "88.426"), "70%": ("88.495", "88.506"),
+                    "75%": ("88.398", "88.495"), "85%": ("88.354", "88.515")}
+MC2_MASK_ARMS = {"0%": "cl-ft", "15%": "mask-0.15", "25%": "mask-0.25", "30%": "mask-0.3",
+                 "40%": "mask-0.4", "50%": "pt-ft", "60%": "mask-0.6", "70%": "mask-0.7",
+                 "75%": "mask-0.75", "85%": "mask-0.85"}
 
 Renderer = Callable[[], str]
 RENDERERS: dict[str, Renderer] = {}
@@ -727,11 +732,13 @@ def mc2_table3() -> str:
 @renderer("mc2_table4")
 def mc2_table4() -> str:
     """MC²SleepNet's Table 4 (masking ratio)."""
-    arms = {"0%": "cl-ft", "15%": "mask-0.15", "30%": "mask-0.3", "50%": "pt-ft",
-            "70%": "mask-0.7"}
-    rows = [[ratio, _mc2(arm, "accuracy", True), _mc2(arm, "accuracy"),
-             *MC2_PAPER_TABLE4[ratio]] for ratio, arm in arms.items()]
-    return table(["masking ratio", "after pre-training", "after fine-tuning",
+    rows = []
+    for ratio, arm in MC2_MASK_ARMS.items():
+        n = len(_mc2_runs(arm))
+        ours = ([_mc2(arm, "accuracy", True), _mc2(arm, "accuracy")] if n
+                else ["not run", "not run"])
+        rows.append([ratio, str(n), *ours, *MC2_PAPER_TABLE4[ratio]])
+    return table(["masking ratio", "seeds", "after pre-training", "after fine-tuning",
                   "paper pre-training", "paper fine-tuning"], rows)
 
 
@@ -739,13 +746,17 @@ def mc2_table4() -> str:
 def mc2_table5() -> str:
     """MC²SleepNet's Table 5 (comparison on the same test epochs)."""
     rows = []
-    for label, arm, inputs in (("MC²SleepNet (PT+FT)", "pt-ft", "RS + SP, 1 EEG"),
-                               ("SSNet (raw EEG)", "ssnet", "RS, 1 EEG"),
-                               ("CNN (Chambon et al. 2018)", "cnn", "RS, 1 EEG")):
-        runs = _mc2_runs(arm)
-        rows.append([label, inputs] + [_mc2(arm, k) for k in ("accuracy", "macro_f1", "kappa")]
-                    + [mean_sd_pct([r["scores"]["per_class_f1"][s] for r in runs])
-                       for s in STAGES])
+    for label, arm, pre, inputs in (
+            ("MC²SleepNet 50 % (PT+FT)", "pt-ft", False, "RS + SP, 1 EEG"),
+            ("MC²SleepNet 15 % (PT+FT)", "mask-0.15", False, "RS + SP, 1 EEG"),
+            ("MC²SleepNet 50 % Γ (PT only)", "pt-ft", True, "RS + SP, 1 EEG"),
+            ("MC²SleepNet 15 % Γ (PT only)", "mask-0.15", True, "RS + SP, 1 EEG"),
+            ("SSNet (raw EEG)", "ssnet", False, "RS, 1 EEG"),
+            ("CNN (Chambon et al. 2018)", "cnn", False, "RS, 1 EEG")):
+        scores = [r["pretrain_scores" if pre else "scores"] for r in _mc2_runs(arm)]
+        rows.append([label, inputs] + [_mc2(arm, k, pre) for k in ("accuracy", "macro_f1",
+                                                                  "kappa")]
+                    + [mean_sd_pct([sc["per_class_f1"][s] for sc in scores]) for s in STAGES])
     y = load("mc2sleepnet")["meta"]["yasa"]["scores"]
     rows.append(["YASA SleepStaging (pretrained)", "EEG + EOG + EMG"]
                 + [pct(y[k]) for k in ("accuracy", "macro_f1", "kappa")]

@@ -87,6 +87,31 @@ def preprocessing(bandpass: str = "none") -> dict:
     return {**PRESETS["mc2sleepnet"], "bandpass": None if bandpass == "none" else "default"}
 
 
+#: the MC²SleepNet arms of the paper's Tables 3 and 4 (``--arm``), from the simulated
+#: benchmark's ARMS
+def arm_options(arm: str | None) -> dict:
+    """The model options of a Table 3/4 arm of ``benchmarks/mc2sleepnet/run.py`` (None:
+    none)."""
+    if arm is None:
+        return {}
+    from benchmarks.mc2sleepnet.run import ARMS
+
+    if arm not in ARMS or arm in ("ssnet", "cnn"):
+        raise ValueError(f"unknown MC²SleepNet arm {arm!r}")
+    return dict(ARMS[arm][1])
+
+
+def run_name(base: str, arm: str | None, mask_ratio: float, finetune: bool,
+             default_finetune: bool) -> str:
+    """The default result name (and work folder) of a setting: each setting its own, so a
+    resumed run never continues another setting's checkpoints."""
+    name = base + (f"_{arm}" if arm else "" if round(mask_ratio, 4) == 0.5
+                   else f"_mask{100 * mask_ratio:g}")
+    if finetune != default_finetune:
+        name += "_ft" if finetune else "_pt"
+    return name
+
+
 def fold_result(test, probas) -> dict:
     """Pooled 5-class metrics of one fold's test nights."""
     from hypnoscope.evaluation.metrics import evaluate
@@ -127,10 +152,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep only the middle epochs of each night (smoke tests)")
     ap.add_argument("--net", default="{}",
                     help="JSON of network overrides, e.g. '{\"d_model\": 16}' (smoke tests)")
-    ap.add_argument("--name", default="mc2sleepnet_sleepedf78")
+    ap.add_argument("--arm", default=None,
+                    help="an MC²SleepNet arm of the paper's Table 3/4 (tf-only, cnn-only, "
+                         "multi, cl-ft, m-ft, pt-ft, mask-0.15 ...: its options over "
+                         "--mask-ratio; see benchmarks/mc2sleepnet/run.py ARMS)")
+    ap.add_argument("--name", default=None,
+                    help="default mc2sleepnet_sleepedf78, with the arm, a masking ratio "
+                         "other than 50 %% or --finetune appended")
     ap.add_argument("--work-dir", default=None)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
+    args.name = args.name or run_name("mc2sleepnet_sleepedf78", args.arm, args.mask_ratio,
+                                      args.finetune, False)
     work = Path(args.work_dir or ROOT / ".cache" / args.name)
     runs = work / "folds"
     t0 = time.perf_counter()
@@ -142,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         nights = protocol.middle(nights, args.max_epochs_per_night)
     folds = subject_kfold(nights, k=args.folds, seed=args.seed, val=0.1)
     options = {"preset": args.preset, "mask_ratio": args.mask_ratio, "seed": args.seed,
-               "finetune": bool(args.finetune), "device": args.device, **json.loads(args.net)}
+               "finetune": bool(args.finetune), "device": args.device,
+               **arm_options(args.arm), **json.loads(args.net)}
     if args.epochs is not None:
         options["epochs"] = args.epochs
     if args.pretrain_epochs is not None:
