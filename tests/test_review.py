@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -284,3 +285,40 @@ def test_cli_refuses_a_bad_port(folder, capsys):
 
     assert main(["review", str(folder), "--port", "70000"]) == 2
     assert "--port must be" in capsys.readouterr().err
+
+
+def test_the_command_serves_until_ctrl_c(folder):
+    """``hypnoscope review FOLDER`` prints the URL, answers on it, and stops on Ctrl-C."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "hypnoscope", "review", str(folder),
+                             "--port", "0", "--scorer", "Ann"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            m = re.match(r"open (http://127\.0\.0\.1:\d+/\?token=[\w-]+)$", line.strip())
+            if m:
+                url = m.group(1)
+                break
+        assert url is not None
+        api = url.replace("/?token=", "/api/night?token=")
+        for _ in range(50):  # the URL is printed as the server starts
+            try:
+                with urllib.request.urlopen(api, timeout=5) as r:
+                    night = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert night["n_epochs"] == 40 and night["scorer"] == "Ann"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert "review server stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -261,7 +261,7 @@ def serve(session: ReviewSession, port: int = 0, token: str | None = None,
     """Serve ``session`` on 127.0.0.1 until interrupted (Ctrl-C stops it cleanly).
 
     ``port`` 0 takes a free port; ``on_ready`` is called with the URL (token included)
-    once the server listens."""
+    once the server listens. Returns when the server has shut down (Ctrl-C, SIGTERM)."""
     import uvicorn
 
     token = token or new_token()
@@ -273,5 +273,7 @@ def serve(session: ReviewSession, port: int = 0, token: str | None = None,
         on_ready(review_url(port, token))
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shut down on Ctrl-C, then raised it again: done
+        pass
     finally:
         sock.close()
