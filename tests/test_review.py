@@ -193,6 +193,8 @@ def test_score_undo_and_the_saved_scoring(folder):
     # refused: unknown stage, epoch out of range, nothing to undo
     assert c.post("/api/score", json={"epoch": 1, "stage": "N4"}).status_code == 400
     assert c.post("/api/score", json={"epoch": 40, "stage": "W"}).status_code == 400
+    for bad in (1.5, True, None, [1]):
+        assert c.post("/api/score", json={"epoch": bad, "stage": "W"}).status_code == 400
     assert c.post("/api/score", json={"epoch": 1, "stage": "W", "scorer": "a#b"}).status_code \
         == 400
     for _ in range(3):
@@ -285,6 +287,8 @@ def test_cli_refuses_a_bad_port(folder, capsys):
 
     assert main(["review", str(folder), "--port", "70000"]) == 2
     assert "--port must be" in capsys.readouterr().err
+    assert main(["review", str(folder), "--model", "eeg2"]) == 2
+    assert "--model stages a recording file" in capsys.readouterr().err
 
 
 def test_the_command_serves_until_ctrl_c(folder):

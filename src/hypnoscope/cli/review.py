@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hypnoscope.cli import CLIError
 
@@ -55,6 +56,9 @@ def _review(args: argparse.Namespace) -> int:
 
     if args.scorer is not None:
         check_scorer(args.scorer)
+    if args.model is not None and Path(args.source).is_dir():
+        raise CLIError(f"--model stages a recording file; {args.source} is an output folder "
+                       "(already staged): give the recording file to stage it otherwise")
     session = ReviewSession.open(args.source, out=args.out, model=args.model,
                                  scorer=args.scorer, note=lambda m: print(m, flush=True))
 

@@ -394,11 +394,13 @@ class ReviewSession:
 
     # ------------------------------------------------------------------ scoring
     def _check_epoch(self, epoch: Any) -> int:
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer, str)):
+            raise ValueError(f"epoch {epoch!r}: expected an integer")
         try:
             e = int(epoch)
-        except (TypeError, ValueError):
+        except ValueError:
             raise ValueError(f"epoch {epoch!r}: expected an integer") from None
-        if not 0 <= e < self.auto.n_epochs or isinstance(epoch, bool):
+        if not 0 <= e < self.auto.n_epochs:
             raise IndexError(f"epoch {epoch!r} is out of range; expected 0 to "
                              f"{self.auto.n_epochs - 1}")
         return e
