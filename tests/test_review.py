@@ -326,3 +326,35 @@ def test_the_command_serves_until_ctrl_c(folder):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_mixed_rate_recording(tmp_path):
+    """A Sleep-EDF cassette layout (EMG envelope, respiration, temperature and marker at
+    1 Hz beside 100-Hz EEG/EOG) opened with a given automatic scoring: roles, no default
+    filter on the 1-Hz channels, and their pages as MNE reads the whole file (lazily read,
+    with a margin, without MNE's mixed-rate warning)."""
+    import warnings
+
+    import mne
+
+    from hypnoscope.simulate import simulate_night, write_sleepedf_pair
+
+    raw = simulate_night(Hypnogram(np.array(CODES)), seed=5)  # cassette mode
+    psg, hyp_path = write_sleepedf_pair(raw, None, tmp_path, "SC4011E0")
+    auto = tmp_path / "SC4011E0.hypnogram.tsv"
+    read_hypnogram(hyp_path).to_tsv(auto)
+    s = ReviewSession(psg, auto, tmp_path, "SC4011E0")
+    assert [(c.name, c.role, c.sfreq, c.default_filter) for c in s.channels[3:]] == [
+        ("EMG submental", "emg", 1.0, (None, None)),
+        ("Resp oro-nasal", "other", 1.0, (None, None)),
+        ("Temp rectal", "other", 1.0, (None, None)),
+        ("Event marker", "other", 1.0, (None, None))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = s.page(5, filters={c.name: None for c in s.channels})
+    full = mne.io.read_raw_edf(psg, preload=True, verbose="error").get_data(
+        picks=["EMG submental", "Temp rectal"])[:, 15000:18000]
+    emg = np.array(page["channels"][3]["data"])
+    want = minmax_decimate(full * np.array([[1e6], [1.0]]))
+    assert np.allclose(emg, want[0], rtol=0.03, atol=0.3)
+    assert np.allclose(page["channels"][5]["data"], want[1], atol=0.01)

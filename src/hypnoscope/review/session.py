@@ -19,6 +19,7 @@ import json
 import os
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ MAX_POINTS = 2000
 #: Display scale per channel role (µV per half channel height).
 DEFAULT_SCALE_UV = {"eeg": 75.0, "eog": 150.0, "emg": 50.0, "emg_envelope": 50.0,
                     "other": 100.0}
+#: Signal read on each side of a page at least (s): MNE reads a mixed-rate EDF lazily by
+#: upsampling each piece it reads, which bends the low-rate channels near the piece's edges.
+MIN_MARGIN_SEC = 10.0
 #: Longest page request, in epochs.
 MAX_PAGE_EPOCHS = 10
 #: Suffixes after the stem of the files a review writes.
@@ -568,7 +572,9 @@ class ReviewSession:
             i1 = min(int(round((b - shift) * fs)), n_file)
             if i1 <= i0:
                 continue
-            data = self._raw.get_data(picks=picks, start=i0, stop=i1)
+            with warnings.catch_warnings():  # mixed rates read lazily: see MIN_MARGIN_SEC
+                warnings.simplefilter("ignore", RuntimeWarning)
+                data = self._raw.get_data(picks=picks, start=i0, stop=i1)
             j = int(round((a - t0) * fs))
             m = min(data.shape[1], n - j)
             out[:, j:j + m] = data[:, :m]
@@ -578,8 +584,8 @@ class ReviewSession:
              ) -> dict[str, Any]:
         """``n`` epochs of signals from ``epoch``, filtered (``filters``: channel ->
         ``[lo, hi]`` Hz, null for none; absent channels get their default) and decimated
-        to at most :data:`MAX_POINTS` per channel. Only the page and a margin of one
-        filter length on each side are read from the file."""
+        to at most :data:`MAX_POINTS` per channel. Only the page and a margin on each side
+        (one filter length, at least :data:`MIN_MARGIN_SEC`) are read from the file."""
         from hypnoscope.signal.filters import bandpass, design_fir
 
         with self._lock:
@@ -594,7 +600,7 @@ class ReviewSession:
             fs = self.file_sfreq
             taps = [len(design_fir(fs, lo, hi)) for lo, hi in bands
                     if lo is not None or hi is not None]
-            pad = (max(taps) if taps else 0) / fs
+            pad = max(max(taps, default=0) / fs, MIN_MARGIN_SEC)
             t0 = self.auto.onset_sec + e * self.auto.epoch_sec
             t1 = t0 + n * self.auto.epoch_sec
             x = self._read(t0 - pad, t1 + pad)
