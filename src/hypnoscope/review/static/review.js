@@ -497,7 +497,8 @@ function queueItem(item) {
   li.classList.toggle("current", item.epoch === state.epoch);
   const confidence = item.confidence === null || item.confidence === undefined
     ? "" : ` · ${formatNumber(100 * item.confidence, 0)} %`;
-  li.textContent = `#${item.epoch + 1} ${epochClock(item.epoch)} · ${item.reason}${confidence}`;
+  const reasons = (item.reasons || [item.reason]).join(", ");
+  li.textContent = `#${item.epoch + 1} ${epochClock(item.epoch)} · ${reasons}${confidence}`;
   li.addEventListener("click", () => goTo(item.epoch));
   return li;
 }
