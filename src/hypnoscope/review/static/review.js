@@ -498,7 +498,8 @@ function queueItem(item) {
   const confidence = item.confidence === null || item.confidence === undefined
     ? "" : ` · ${formatNumber(100 * item.confidence, 0)} %`;
   const reasons = (item.reasons || [item.reason]).join(", ");
-  li.textContent = `#${item.epoch + 1} ${epochClock(item.epoch)} · ${reasons}${confidence}`;
+  li.textContent = `#${item.epoch + 1} ${epochClock(item.epoch)}${confidence} · ${reasons}`;
+  li.title = li.textContent;
   li.addEventListener("click", () => goTo(item.epoch));
   return li;
 }
