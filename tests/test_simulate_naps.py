@@ -233,3 +233,24 @@ def test_bad_segments_are_as_frequent_per_hour_as_in_nights(tmp_path, monkeypatc
         assert subject.alpha_freq == truth["traits"]["alpha_freq"]
         assert subject.bad_segment_prob == pytest.approx(
             truth["traits"]["bad_segment_prob"] * dur / (9 * 3600.0))
+
+
+def test_latent_stages_are_the_scored_ones_without_disagreement(tmp_path, mslt_day):
+    """At difficulty 0 the signals follow the scored stages: the nap's latent stages are
+    its hypnogram from lights off to lights on; at the default difficulty they are
+    stages of the same length that differ from the scored ones on some epochs."""
+    clean = simulate_nap_day(tmp_path, "mslt", "narcolepsy-like", seed=4, n_naps=3,
+                             difficulty=0.0)
+    for nap in clean["naps"]:
+        hyp = read_hypnogram(tmp_path / nap["hypnogram"])
+        a, b = (int(nap[k] // 30) for k in ("lights_off_sec", "lights_on_sec"))
+        assert nap["latent_stages"] == "".join(str(c) for c in hyp.codes[a:b])
+    out, truth = mslt_day
+    differ = 0
+    for nap in truth["naps"]:
+        hyp = read_hypnogram(out / nap["hypnogram"])
+        a, b = (int(nap[k] // 30) for k in ("lights_off_sec", "lights_on_sec"))
+        latent = np.array([int(c) for c in nap["latent_stages"]])
+        assert latent.shape == (b - a,) and set(latent) <= {0, 1, 2, 3, 4}
+        differ += int((latent != hyp.codes[a:b]).sum())
+    assert differ > 0

@@ -11,7 +11,9 @@ recording has bad-signal segments is scaled to the nap's length (:data:`NIGHT_HO
 they are as frequent per hour as in simulated nights. ``truth.json`` and
 ``truth.csv`` state every nap's lights-off/lights-on (clock time and seconds from the
 recording start), its sleep latency, REM latency, sleep-onset REM period (SOREMP) and, for
-the MWT, the latency to unequivocal sleep.
+the MWT, the latency to unequivocal sleep; ``truth.json`` also holds each nap's
+``latent_stages``: the stage the signals of every epoch from lights off to lights on mostly
+follow (:mod:`hypnoscope.simulate.latent`; the scored stage at ``difficulty=0``).
 
 Nap rules (AASM; Littner et al. 2005, Sleep 28(1):113-121)
 -----------------------------------------------------------
@@ -319,7 +321,7 @@ def _clock(t: _dt.datetime) -> str:
 
 
 def _nap_record(k: int, record_id: str, nap: SimulatedNap, start: _dt.datetime,
-                psg: Path, hyp_path: Path) -> dict[str, Any]:
+                psg: Path, hyp_path: Path, latent: str | None = None) -> dict[str, Any]:
     off = nap.lights_off_epoch * EPOCH_SEC
     on = nap.lights_on_epoch * EPOCH_SEC
     return {"nap": k, "record_id": record_id, "psg": psg.name, "hypnogram": hyp_path.name,
@@ -330,7 +332,12 @@ def _nap_record(k: int, record_id: str, nap: SimulatedNap, start: _dt.datetime,
             "sleep_latency_min": nap.sleep_latency_min,
             "latency_for_mean_min": nap.latency_for_mean_min,
             "rem_latency_min": nap.rem_latency_min, "soremp": nap.soremp,
-            "mwt_unequivocal_latency_min": nap.mwt_unequivocal_latency_min}
+            "mwt_unequivocal_latency_min": nap.mwt_unequivocal_latency_min,
+            # the majority stage of the signals of every epoch from lights off to lights on
+            # (simulate.latent: differs from the scored stage where the simulated scorer
+            # disagrees with the physiology), one digit 0-4 per epoch
+            "latent_stages": None if latent is None
+            else latent[nap.lights_off_epoch:nap.lights_on_epoch]}
 
 
 def day_summary(naps: list[dict[str, Any]], protocol: str) -> dict[str, Any]:
@@ -433,7 +440,8 @@ def simulate_nap_day(out_dir: str | Path, protocol: str = "mslt",
         psg, hyp_path = spec["write"](raw, hyp, out_dir, record_id)
         add_lights_annotations(psg, nap.lights_off_epoch * EPOCH_SEC,
                                nap.lights_on_epoch * EPOCH_SEC)
-        naps.append(_nap_record(k + 1, record_id, nap, start, psg, hyp_path))
+        latent = json.loads(raw.info["description"] or "{}").get("latent_stages")
+        naps.append(_nap_record(k + 1, record_id, nap, start, psg, hyp_path, latent))
     truth = {"generator": "hypnoscope.simulate.naps.simulate_nap_day", "simulated": True,
              "protocol": protocol, "profile": asdict(prof), "seed": int(seed),
              "date": day.isoformat(), "layout": layout, "montage": spec["montage"],
