@@ -345,7 +345,10 @@ def edf_timekeeping(path: str | os.PathLike) -> EdfTimekeeping:
     return EdfTimekeeping(reserved, record_sec, onsets)
 
 
-def _open_raw(source, preload: bool = False) -> tuple[mne.io.BaseRaw, str]:
+def open_raw(source, preload: bool = False) -> tuple[mne.io.BaseRaw, str]:
+    """An MNE Raw of a recording file (any format the readers take, EDF headers checked
+    first) or of a Raw given, and the name to report it by; ``preload=False`` reads
+    samples only when asked (``get_data(start=, stop=)``), as a page viewer does."""
     import mne
 
     if isinstance(source, mne.io.BaseRaw):
@@ -618,7 +621,7 @@ def read_psg(source: str | os.PathLike | mne.io.BaseRaw,
         ``meta["unit_factors"]`` the factors applied and ``meta["unit_warnings"]`` the
         channels with a units notice (amplitude, factor, message).
     """
-    raw, name = _open_raw(source, preload=False)
+    raw, name = open_raw(source, preload=False)
     clock = _edf_clock(raw)
     ch_found = list(raw.ch_names)
     if not ch_found and clock is not None:
@@ -784,7 +787,7 @@ def recording_info(source: str | os.PathLike | mne.io.BaseRaw,
     ``annotation_span_sec`` (first onset, last end) and ``n_stage_annotations`` (those
     whose text is a sleep stage).
     """
-    raw, name = _open_raw(source, preload=False)
+    raw, name = open_raw(source, preload=False)
     clock = _edf_clock(raw)
     start = _naive_start(raw, clock)
     if not raw.ch_names and clock is not None:

@@ -176,7 +176,7 @@ class ReviewSession:
                  out_dir: str | os.PathLike, stem: str, report: dict[str, Any] | None = None,
                  scorer: str | None = None) -> None:
         from hypnoscope.io.hypnograms import read_hypnogram
-        from hypnoscope.io.psg import _open_raw, recording_info
+        from hypnoscope.io.psg import open_raw, recording_info
 
         self.recording = Path(recording)
         self.automatic_path = Path(automatic)
@@ -197,7 +197,7 @@ class ReviewSession:
         if info["kind"] != "signals":
             raise ValueError(f"{self.recording}: an annotation file, not a recording; expected "
                              "the recording (PSG) the scoring belongs to")
-        self._raw, _ = _open_raw(self.recording, preload=False)
+        self._raw, _ = open_raw(self.recording, preload=False)
         self.file_sfreq = float(self._raw.info["sfreq"])
         self.channels = _channels(info, self.file_sfreq)
         self._pieces = _clock_pieces(info.get("gaps") or [])
