@@ -551,15 +551,21 @@ def mslt() -> str:
     """Daytime nap studies: simulated days and real sleep-onset periods (``mslt.json``)."""
     res = load("mslt")
     rows = []
-    for proto in ("mslt", "mwt"):
-        for prof, m in res["simulated"][proto]["profiles"].items():
-            so = m["soremp"]
-            extra = (f"{100 * m['unequivocal_within_1_epoch']:.0f} %"
-                     if "unequivocal_within_1_epoch" in m else "-")
-            rows.append([f"SIMULATED {proto.upper()}, {prof}", str(m["n_naps"]),
-                         _within(m["latency"]), f"{m['latency']['median_abs_min']:.1f}",
-                         f"{100 * so['agreement']:.0f} % ({so['false_pos']} false, "
-                         f"{so['false_neg']} missed)", extra])
+    runs = res.get("simulated_runs") or [{"stager": "default", "difficulty": 1.0,
+                                          "summary": res["simulated"]}]
+    for k, run in enumerate(runs):
+        who = ("" if k == 0 else f" — {run['stager']}") + \
+            f", simulator difficulty {run['difficulty']:g}"
+        for proto in ("mslt", "mwt"):
+            profiles = run["summary"][proto]["profiles"]
+            for prof, m in (profiles.items() if k == 0 else [("all", profiles["all"])]):
+                so = m["soremp"]
+                extra = (f"{100 * m['unequivocal_within_1_epoch']:.0f} %"
+                         if "unequivocal_within_1_epoch" in m else "-")
+                rows.append([f"SIMULATED {proto.upper()}, {prof}{who}", str(m["n_naps"]),
+                             _within(m["latency"]), f"{m['latency']['median_abs_min']:.1f}",
+                             f"{100 * so['agreement']:.0f} % ({so['false_pos']} false, "
+                             f"{so['false_neg']} missed)", extra])
     for name, m in res["real_models"].items():
         lat, so = m["latency_mslt"], m["soremp_complete_naps"]
         rows.append([f"real sleep onsets, `{name}` ({m['n_folds']} folds)", str(m["n_naps"]),
