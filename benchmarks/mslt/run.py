@@ -14,7 +14,11 @@ Two parts, written to ``benchmarks/results/mslt.json`` and ``.md``:
    (a nap without sleep as 20 / 40 min, the day-mean convention) is within one 30-s
    epoch of the truth (target >= 90 %), SOREMP agreement (target >= 90 %), the MWT
    latency to unequivocal sleep, and per day the mean latency, SOREMP count and the
-   narcolepsy criterion.
+   narcolepsy criterion. Every day is simulated at each of ``--difficulties`` (1: the
+   simulator's scorer disagreement; 0: signals that follow the stated stages) and also
+   staged by :data:`SIM_STAGER` (the default's short-recordings recipe trained on
+   simulated nights: the pipeline under matched conditions) and scored on the signals'
+   own majority stages (:data:`LATENT`).
 2. **Real sleep-onset periods.** The nap-like 30-min stretches of the real Sleep-EDF
    band-power nights (one per night, starting in wake 5 to 20 min before the scorer's
    first sleep epoch; :func:`hypnoscope.evaluation.stretches.sample_stretches`, seed 0),
