@@ -22,7 +22,9 @@ demo: setup
 # (tests/test_review_browser.py); installed when missing and run as root, else how to install it
 browser:
 	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
-	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium \
+	  || { apt-get update -q && apt-get install -y -q chromium; } \
+	  || echo "could not install Chromium with apt-get: the browser tests will say so"; \
 	else echo "the browser tests need Chromium: sudo apt-get install -y chromium"; fi; }
 
 test: setup browser
