@@ -148,18 +148,36 @@ def test_cli_writes_model_and_card_and_evaluate_refuses(base, tmp_path, capsys):
     other_dir = write_features(tmp_path / "other", lab[2:])
     out = tmp_path / "lab.joblib"
     code, text, err = run(capsys, "adapt", "--model", str(base_path), "--features",
-                          str(adapt_dir), "--out", str(out), "--option", "rounds=5")
+                          str(adapt_dir), "--out", str(out), "--method", "boost", "--option",
+                          "rounds=5")
     assert code == 0, err
     assert "on 2 night(s) of 1 subject(s), 400 scored epochs" in text
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["adaptation"]["night_ids"] == ["L0__1", "L0__2"]
     assert card["adaptation"]["method"] == "boost" and card["base_model"] == "base"
+    assert card["adaptation"]["options"]["rounds"] == 5
     code, _, err = run(capsys, "evaluate", "--model", str(out), "--features", str(adapt_dir))
     assert code == 2 and "was adapted on 2 of these 2 nights" in err
     code, text, err = run(capsys, "evaluate", "--model", str(out), "--features",
                           str(other_dir), "--json")
     assert code == 0, err
     assert json.loads(text)["n_epochs"] == 400
+
+
+def test_cli_default_method_and_bad_option(base, tmp_path, capsys):
+    from hypnoscope.models.adapt import DEFAULT_METHOD, METHOD_DEFAULTS
+
+    base_path = base.save(tmp_path / "base.joblib")
+    adapt_dir = write_features(tmp_path / "reviewed", lab_nights(2))
+    out = tmp_path / "lab.joblib"
+    code, _, err = run(capsys, "adapt", "--model", str(base_path), "--features",
+                       str(adapt_dir), "--out", str(out))
+    assert code == 0, err
+    ad = json.loads(out.with_suffix(".json").read_text())["adaptation"]
+    assert ad["method"] == DEFAULT_METHOD and ad["options"] == METHOD_DEFAULTS[DEFAULT_METHOD]
+    code, _, err = run(capsys, "adapt", "--model", str(base_path), "--features",
+                       str(adapt_dir), "--out", str(out), "--method", "refit")
+    assert code == 2 and "--base-features DIR" in err
 
 
 def test_cli_errors_on_empty_and_unscored_folders(tmp_path, capsys):

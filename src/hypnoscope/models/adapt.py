@@ -14,7 +14,8 @@ such nights into an :class:`AdaptedModel` by one of :data:`METHODS`:
   already sits inside the feature models' temporal context).
 
 Which one to use is a measurement (``benchmarks/adapt``, results in
-``benchmarks/results/adapt.md``): :data:`DEFAULT_METHOD` is the one chosen there.
+``benchmarks/results/adapt.md``): :data:`DEFAULT_METHOD` with :data:`METHOD_DEFAULTS` is
+the candidate chosen there on validation subjects of a held-out group of real subjects.
 
 An adapted model records what it was adapted on (:attr:`AdaptedModel.adaptation`: base
 model, method, options, night ids, subjects and a digest of every night) and refuses to
@@ -41,15 +42,18 @@ from hypnoscope.stages import UNSCORED
 
 #: Adaptation methods (see the module docstring).
 METHODS = ("boost", "refit", "recalibrate")
-#: The method ``hypnoscope adapt`` uses unless told otherwise (chosen on the validation
-#: lab subjects of ``benchmarks/adapt``).
-DEFAULT_METHOD = "boost"
+#: The method ``hypnoscope adapt`` uses unless told otherwise: the candidate chosen on the
+#: validation lab subjects of ``benchmarks/adapt`` (``benchmarks/results/adapt.md``), with
+#: the options of :data:`METHOD_DEFAULTS`.
+DEFAULT_METHOD = "recalibrate"
 #: Options of each method and their defaults.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "boost": {"rounds": 100, "learning_rate": 0.03, "num_leaves": 15,
               "min_data_in_leaf": 50, "feature_fraction": 0.4, "lambda_l2": 1.0},
     "refit": {"weight": 10},
-    "recalibrate": {"l2": 1.0},
+    # l2 / (scored epochs) weighs the squared bias and log-temperature: a few nights move
+    # them little, hundreds of nights let the lab's data decide
+    "recalibrate": {"l2": 1000.0},
 }
 #: Suffix of the reviewed scorings ``hypnoscope review`` writes beside a recording.
 REVIEWED_SUFFIX = ".reviewed.tsv"
@@ -279,7 +283,7 @@ def _calibrated(p: np.ndarray, log_bias: np.ndarray, temperature: float) -> np.n
     return q / q.sum(axis=1, keepdims=True)
 
 
-def fit_recalibration(proba: np.ndarray, y: np.ndarray, l2: float = 1.0,
+def fit_recalibration(proba: np.ndarray, y: np.ndarray, l2: float = 1000.0,
                       ) -> tuple[np.ndarray, float]:
     """Per-stage log-probability bias and temperature that minimise the mean negative
     log-likelihood of the labels ``y`` under ``softmax(log proba / T + bias)``, plus
