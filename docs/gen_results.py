@@ -791,6 +791,22 @@ def mc2_findings() -> str:
               f"{statistics.mean(train):.0f} s on average (1 thread).\n")
 
 
+@renderer("seed3_mode")
+def seed3_mode() -> str:
+    """Seed 3: SSNet many-to-one against many-to-many on the real band powers
+    (``ssnet_mode.json``)."""
+    res = load("ssnet_mode")
+    rows = []
+    for mode, e in res["summary"]["modes"].items():
+        rows.append([mode, str(len(e["folds"])),
+                     *(f"{pct(e[k]['mean'])} ± {pct(e[k]['sd'])}" if len(e["folds"]) > 1
+                       else pct(e[k]["mean"]) for k in ("accuracy", "macro_f1", "kappa")),
+                     *(pct(e["pooled_per_class_f1"][s]) for s in STAGES),
+                     f"{e['n_train_windows']:.0f}", f"{e['train_s']:.0f}"])
+    return table(["mode", "folds", "accuracy", "macro-F1", "kappa", *STAGES,
+                  "training windows", "training s"], rows)
+
+
 # -- architecture (from the code, so that the page follows it) -------------------------------
 
 def _first_sentence(doc: str | None) -> str:
