@@ -1,6 +1,6 @@
 """The MSMAE-CNN benchmark protocol on real Sleep-EDF recordings.
 
-For users who have the data (``hypnoscope fetch --subset sleep-edf-20 --out DIR``: the
+For users who have the data (``hypnoscope fetch --subset sleep-edf-20 --path DIR``: the
 cassette PSG + hypnogram EDF pairs) and, ideally, a GPU: the same protocol as
 ``run.py`` (``protocol.py``: Table 1 subject-wise vs the paper's LEAKY 80/20 split, the
 ablations with several seeds), with the recordings read by
