@@ -157,7 +157,7 @@ def summarise(rows: dict) -> dict:
     measured on, its gain paired with the same draws' before), accuracy and kappa."""
     def stats(values: list[float]) -> dict:
         return {"mean": float(np.mean(values)),
-                "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
+                "sd": float(np.std(values, ddof=1)) if len(values) > 1 else None}
 
     table: dict = {}
     for k in KS:
@@ -182,16 +182,20 @@ def summarise(rows: dict) -> dict:
     return table
 
 
-def choose(table: dict) -> str:
+def choose(table: dict, without_training_nights: bool = False) -> str:
     """The candidate with the largest kappa gain averaged over k (validation subjects),
-    among those measured at every k."""
-    labels = [lb for lb in CANDIDATES if all(lb in t for t in table.values())]
+    among those measured at every k (``without_training_nights``: and usable by a lab
+    that has only its own nights, i.e. not ``refit``)."""
+    labels = [lb for lb in CANDIDATES if all(lb in t for t in table.values())
+              and not (without_training_nights and CANDIDATES[lb][0] == "refit")]
     return max(labels, key=lambda lb: np.mean([t[lb]["kappa_gain"]["mean"]
                                                for t in table.values()]))
 
 
-def pm(d: dict) -> str:
-    return f"{d['mean']:.3f} ± {d['sd']:.3f}"
+def pm(d: dict, sign: str = "") -> str:
+    """``mean ± sd`` (one draw: the mean alone)."""
+    return (f"{d['mean']:{sign}.3f}" if d["sd"] is None
+            else f"{d['mean']:{sign}.3f} ± {d['sd']:.3f}")
 
 
 def markdown(res: dict) -> str:
@@ -204,7 +208,9 @@ def markdown(res: dict) -> str:
              "evaluation subjects (the table). For each k, k nights of the part are the "
              "adaptation nights (seeded draws); the nights of the part's other subjects are "
              "scored (pooled epochs per draw; mean ± sd over draws). Only whole nights are "
-             "scored, so the night member is adapted.", ""]
+             "scored, so the night member is adapted. A candidate measured on fewer draws "
+             "(`refit`, for its cost) has its gain paired with the same draws' before. Ages: "
+             "PhysioNet's SC-subjects table as MNE ships it (age_records.csv).", ""]
     for lab, r in res["labs"].items():
         cfg = r["config"]
         lines += [f"## Lab: {lab} ({len(r['lab_subjects'])} subjects)", "",
@@ -223,6 +229,11 @@ def markdown(res: dict) -> str:
                       + (" No candidate improved kappa on the validation subjects: on this "
                          "lab the base model is best left as it is, and the chosen candidate "
                          "is the one that changes it least." if gain <= 0 else ""), ""]
+            alt = r.get("chosen_without_training_nights")
+            if alt and alt != r["chosen"]:
+                lines += [f"Among the candidates a lab can run with its own nights only (not "
+                          f"`refit`, which needs the model's training nights): `{alt}`, "
+                          "the default of `hypnoscope adapt`.", ""]
         for part in ("evaluation", "validation"):
             tab = r.get(part)
             if not tab:
@@ -238,8 +249,7 @@ def markdown(res: dict) -> str:
                     mark = " (chosen)" if lb == r.get("chosen") else ""
                     lines.append(f"| {kk[2:]} | {t[lb]['n_draws']} | {lb}{mark} | "
                                  f"{pm(t[lb]['accuracy'])} | {pm(t[lb]['kappa'])} | "
-                                 f"{t[lb]['kappa_gain']['mean']:+.3f} ± "
-                                 f"{t[lb]['kappa_gain']['sd']:.3f} | "
+                                 f"{pm(t[lb]['kappa_gain'], '+')} | "
                                  f"{t[lb]['seconds']['mean']:.0f} |")
             lines.append("")
     return "\n".join(lines) + "\n"
@@ -312,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         lab_res[part] = summarise(rows)
         if part == "validation":
             lab_res["chosen"] = choose(lab_res["validation"])
+            lab_res["chosen_without_training_nights"] = choose(lab_res["validation"], True)
         write_results("adapt", res, markdown(res))
     print(markdown(res))
     return 0
