@@ -56,7 +56,7 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "boost 50": ("boost", {"rounds": 50}),
     "boost 200": ("boost", {"rounds": 200}),
     "refit x10": ("refit", {"weight": 10}),
-    "recalibrate": ("recalibrate", {}),
+    "recalibrate l2=1": ("recalibrate", {"l2": 1.0}),
     "recalibrate l2=1000": ("recalibrate", {"l2": 1000.0}),
 }
 LAB_SIZE = 12
