@@ -18,9 +18,11 @@ Only whole nights are scored, which the length-gated default stages with its nig
 member, so the methods adapt that member (``members=["night"]``); ``hypnoscope adapt``
 adapts both.
 
-Usage (from the repository root)::
+Usage (from the repository root; the results file lists the commands that made it)::
 
     nice -n 10 .venv/bin/python -m benchmarks.adapt.run
+    nice -n 10 .venv/bin/python -m benchmarks.adapt.run --candidates "refit x10" --draws 1
+    nice -n 10 .venv/bin/python -m benchmarks.adapt.run --lab atypical
 """
 
 from __future__ import annotations
@@ -263,9 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-val", type=int, default=6, help="validation subjects of the lab")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=2, help="LightGBM threads")
-    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
-                    choices=list(CANDIDATES), metavar="LABEL",
-                    help=f"candidates to measure (default all: {', '.join(CANDIDATES)}); "
+    cheap = [lb for lb, (method, _) in CANDIDATES.items() if method != "refit"]
+    ap.add_argument("--candidates", nargs="+", default=cheap, choices=list(CANDIDATES),
+                    metavar="LABEL",
+                    help=f"candidates to measure (of {', '.join(CANDIDATES)}; default all "
+                         "but refit, a full training per draw: add it with fewer --draws); "
                          "those measured before are kept")
     ap.add_argument("--parts", nargs="+", default=["validation", "evaluation"],
                     choices=["validation", "evaluation"],
