@@ -358,3 +358,32 @@ def test_a_mixed_rate_recording(tmp_path):
     want = minmax_decimate(full * np.array([[1e6], [1.0]]))
     assert np.allclose(emg, want[0], rtol=0.03, atol=0.3)
     assert np.allclose(page["channels"][5]["data"], want[1], atol=0.01)
+
+
+def test_corrections_reach_hypnoscope_adapt(staged, tmp_path):
+    """A night corrected in the review app is a reviewed night for ``hypnoscope adapt``:
+    found in the recording's review folder, read with the corrected stages."""
+    from hypnoscope.models import make_model
+    from hypnoscope.models.adapt import load_reviewed_nights, reviewed_pairs
+
+    psg = staged[0]
+    rec = tmp_path / "lab"
+    rec.mkdir()
+    shutil.copy(psg, rec / psg.name)
+    session = ReviewSession.open(rec / psg.name, scorer="Ann Example")  # staged here
+    auto = session.reviewed_hypnogram().codes.copy()
+    for e, stage in ((5, "N3"), (6, "R"), (30, "W")):
+        session.score(e, stage)
+    session.close()
+    pairs, skipped = reviewed_pairs(rec)
+    assert [(p.name, s.relative_to(rec).as_posix()) for p, s in pairs] == [
+        (psg.name, "SC4001E0_review/SC4001E0.reviewed.tsv")] and skipped == []
+    model = make_model("lightgbm", n_estimators=5)
+    model.input_kind_ = "features"
+    (night,) = load_reviewed_nights(rec, model)
+    want = auto.copy()
+    want[[5, 6, 30]] = [3, 4, 0]
+    y = np.asarray(night.y)
+    scored = y >= 0  # epochs the reader finds unusable are left out of adapting
+    assert len(y) >= 31 and scored.mean() > 0.8 and y[[5, 6, 30]].tolist() == [3, 4, 0]
+    assert y[scored].tolist() == want[: len(y)][scored].tolist()

@@ -43,6 +43,17 @@ HYPNOGRAM_NAME = re.compile(r"hypnogram|annotation|scoring|\.hypnogram", re.IGNO
 _HYP_SUFFIXES = ("-Hypnogram.edf", "-Hypnogram.tsv", "-Hypnogram.csv", "-Hypnogram.txt")
 #: Hypnogram file extensions :func:`find_hypnogram` accepts, in order of preference.
 _HYP_FILE_SUFFIXES = (".edf", ".tsv", ".csv", ".txt")
+#: Files of a reviewed scoring (``hypnoscope review``): ``STEM.<suffix>`` in the review
+#: folder, by default ``STEM`` + :data:`REVIEW_DIR_SUFFIX` beside the recording.
+REVIEW_SUFFIXES = {"tsv": "reviewed.tsv", "edf": "reviewed.edf", "xml": "reviewed.xml",
+                   "state": "review.json"}
+REVIEW_DIR_SUFFIX = "_review"
+
+
+def review_dir(psg: str | os.PathLike) -> Path:
+    """The default folder of a recording's review (``hypnoscope review``): ``STEM_review``
+    beside it."""
+    return Path(psg).parent / f"{recording_stem(psg)}{REVIEW_DIR_SUFFIX}"
 
 
 def recording_stem(path: str | os.PathLike) -> str:

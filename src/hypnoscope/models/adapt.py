@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from hypnoscope.io.recordings import REVIEW_SUFFIXES
 from hypnoscope.models.base import StagingModel
 from hypnoscope.stages import UNSCORED
 
@@ -55,8 +56,9 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     # them little, hundreds of nights let the lab's data decide
     "recalibrate": {"l2": 1000.0},
 }
-#: Suffix of the reviewed scorings ``hypnoscope review`` writes beside a recording.
-REVIEWED_SUFFIX = ".reviewed.tsv"
+#: Suffix of the reviewed scorings ``hypnoscope review`` writes (in the recording's review
+#: folder, or copied beside the recording).
+REVIEWED_SUFFIX = "." + REVIEW_SUFFIXES["tsv"]
 
 
 # ------------------------------------------------------------------ identity of nights
@@ -428,15 +430,18 @@ def adapted_card(base_card: dict[str, Any], model: AdaptedModel, name: str) -> d
 
 # ------------------------------------------------------------------ reading reviewed nights
 def reviewed_scoring(psg: str | os.PathLike) -> Path | None:
-    """The reviewed scoring of a recording: ``STEM.reviewed.tsv`` beside it, else the one
-    ``STEM*.reviewed.tsv`` (several raise ``ValueError`` naming them); None if none."""
-    from hypnoscope.io.recordings import recording_stem
+    """The reviewed scoring of a recording: ``STEM.reviewed.tsv`` beside it or in its
+    review folder (``STEM_review/``, where ``hypnoscope review`` writes it), else the one
+    ``STEM*.reviewed.tsv`` beside it (several raise ``ValueError`` naming them); None if
+    none."""
+    from hypnoscope.io.recordings import recording_stem, review_dir
 
     psg = Path(psg)
     stem = recording_stem(psg)
-    exact = psg.parent / f"{stem}{REVIEWED_SUFFIX}"
-    if exact.is_file():
-        return exact
+    for exact in (psg.parent / f"{stem}{REVIEWED_SUFFIX}",
+                  review_dir(psg) / f"{stem}{REVIEWED_SUFFIX}"):
+        if exact.is_file():
+            return exact
     found = sorted(psg.parent.glob(f"{glob.escape(stem)}*{REVIEWED_SUFFIX}"))
     if len(found) > 1:
         raise ValueError(f"{psg}: several reviewed scorings match: "

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.recordings import REVIEW_SUFFIXES
 from hypnoscope.stages import UNSCORED, label_to_code, stage_names
 
 #: Stage labels of the review (5-class AASM).
@@ -44,8 +45,6 @@ MIN_MARGIN_SEC = 10.0
 #: Longest page request, in epochs.
 MAX_PAGE_EPOCHS = 10
 #: Suffixes after the stem of the files a review writes.
-REVIEW_SUFFIXES = {"tsv": "reviewed.tsv", "edf": "reviewed.edf", "xml": "reviewed.xml",
-                   "state": "review.json"}
 #: Scorer names: 1 to 80 characters, none of them a control character, tab or ``#``
 #: (the TSV's comment mark).
 _SCORER_RE = re.compile(r"^[^\x00-\x1f\x7f#]{1,80}$")
@@ -264,7 +263,7 @@ class ReviewSession:
     @classmethod
     def _from_recording(cls, psg: Path, out: str | os.PathLike | None, model: Any,
                         scorer: str | None, note: Any) -> ReviewSession:
-        from hypnoscope.io.recordings import recording_stem
+        from hypnoscope.io.recordings import recording_stem, review_dir
         from hypnoscope.models.storage import AUTO_MODEL
         from hypnoscope.staging.outputs import (
             OUTPUT_SUFFIXES,
@@ -275,8 +274,7 @@ class ReviewSession:
         from hypnoscope.utils.files import check_output_dir
 
         stem = recording_stem(psg)
-        out_dir = check_output_dir(out if out is not None
-                                   else psg.parent / f"{stem}_review", "--out")
+        out_dir = check_output_dir(out if out is not None else review_dir(psg), "--out")
         model = model or AUTO_MODEL
         auto = out_dir / f"{stem}.{OUTPUT_SUFFIXES['tsv']}"
         report_path = out_dir / f"{stem}.{OUTPUT_SUFFIXES['json']}"
