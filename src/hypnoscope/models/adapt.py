@@ -212,22 +212,8 @@ def member_training_matrix(member, nights) -> tuple[np.ndarray, np.ndarray]:
     """The scored epochs of ``nights`` as a fitted feature model sees them in training:
     its crops (a stretches-only member trains on stretches), its temporal context, its
     training population's shrinkage; ``(X, y)``."""
-    from hypnoscope.models.feature_classifiers import cropped_nights, night_feature_matrix
-
-    fit_nights = list(nights)
-    if member.crops is not None:
-        crops = cropped_nights(fit_nights, member.crops, member.seed)
-        fit_nights = fit_nights + crops if member.crops.get("whole", True) else crops
-    Xs, ys = [], []
-    for n in fit_nights:
-        rows = member.sleep_period(n, labels=n.y)
-        X, _ = night_feature_matrix(n, member.context, member.feature_set, rows,
-                                    prior=member._prior())
-        y = member._labels(n)
-        keep = y >= 0
-        Xs.append(X[keep])
-        ys.append(y[keep])
-    return np.vstack(Xs), np.concatenate(ys)
+    X, y, _ = member.training_matrix(member.training_nights(list(nights), augment=False))
+    return X, y
 
 
 def _boost_member(member, nights, opts: dict[str, Any], seed: int, n_jobs: int) -> None:

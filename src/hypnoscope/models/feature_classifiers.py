@@ -358,6 +358,36 @@ class FeatureStagingModel(StagingModel):
             return self._sleep_period(night)[1]
         return self._matrix(night, None)
 
+    def training_nights(self, nights: list, augment: bool = True) -> list:
+        """The nights this model trains on for ``nights``: them (unless ``crops`` says
+        ``whole=False``), their amplitude-augmented copies (``augment``, when asked) and
+        their random stretches (``crops``)."""
+        out = list(nights)
+        if augment and getattr(self, "augment", None):
+            out = out + augmented_nights(nights, self.augment, self.seed)
+        if self.crops is not None:
+            crops = cropped_nights(nights, self.crops, self.seed)
+            out = out + crops if self.crops.get("whole", True) else crops
+        return out
+
+    def training_matrix(self, nights: list) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The scored epochs of ``nights`` as this model sees them in training (its
+        temporal context; the training population's shrinkage once fitted):
+        ``(X, y, feature names)``."""
+        from hypnoscope.utils.runtime import progress
+
+        Xs, ys = [], []
+        names: list[str] = []
+        for n in progress(nights, desc="features", unit="night"):
+            rows = self.sleep_period(n, labels=n.y)
+            X, names = night_feature_matrix(n, self.context, self.feature_set, rows,
+                                            prior=self._prior())
+            y = self._labels(n)
+            keep = y >= 0
+            Xs.append(X[keep])
+            ys.append(y[keep])
+        return np.vstack(Xs), np.concatenate(ys), names
+
     def fit(self, nights, val_nights=None) -> FeatureStagingModel:
         """Fit on the scored epochs of ``nights`` (``val_nights`` are not needed and are
         ignored: feature models use all training nights)."""
@@ -369,12 +399,7 @@ class FeatureStagingModel(StagingModel):
             raise ValueError(f"nights mix input kinds {sorted(kinds)}")
         from hypnoscope.utils.runtime import progress
 
-        fit_nights = nights
-        if getattr(self, "augment", None):
-            fit_nights = nights + augmented_nights(nights, self.augment, self.seed)
-        if self.crops is not None:
-            crops = cropped_nights(nights, self.crops, self.seed)
-            fit_nights = fit_nights + crops if self.crops.get("whole", True) else crops
+        fit_nights = self.training_nights(nights)
         if self.shrink is not None:
             from hypnoscope.signal.features import population_stats
 
@@ -384,18 +409,7 @@ class FeatureStagingModel(StagingModel):
                 [self.sleep_period(n, labels=n.y) for n in nights])
             self.shrink_ = (self._estimate_shrink(nights, whole) if self.shrink == "auto"
                             else self.shrink)
-        Xs, ys = [], []
-        names: list[str] = []
-        for n in progress(fit_nights, desc="features", unit="night"):
-            rows = self.sleep_period(n, labels=n.y)
-            X, names = night_feature_matrix(n, self.context, self.feature_set, rows,
-                                            prior=self._prior())
-            y = self._labels(n)
-            keep = y >= 0
-            Xs.append(X[keep])
-            ys.append(y[keep])
-        X = np.vstack(Xs)
-        y = np.concatenate(ys)
+        X, y, names = self.training_matrix(fit_nights)
         if len(np.unique(y)) < 2:
             raise ValueError(f"training data holds {len(np.unique(y))} scored class(es); "
                              "at least 2 are needed")
