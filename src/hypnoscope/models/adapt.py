@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from hypnoscope.io.recordings import REVIEW_SUFFIXES
-from hypnoscope.models.base import StagingModel
+from hypnoscope.models.base import MemberModel, StagingModel
 from hypnoscope.stages import UNSCORED
 
 #: Adaptation methods (see the module docstring).
@@ -86,7 +86,7 @@ def adaptation_record(nights, base_name: str, method: str, options: dict[str, An
 
 
 # ------------------------------------------------------------------ the adapted model
-class AdaptedModel(StagingModel):
+class AdaptedModel(MemberModel):
     """A staging model adapted to a lab's nights; stages like its base model.
 
     Parameters
@@ -116,22 +116,6 @@ class AdaptedModel(StagingModel):
     @property
     def members_(self) -> tuple[StagingModel]:
         return (self.model,)
-
-    @property
-    def input_kind(self) -> str:  # type: ignore[override]
-        return self.model.input_kind
-
-    @property
-    def input_kind_(self) -> str | None:
-        return getattr(self.model, "input_kind_", None)
-
-    @property
-    def epoch_shape_(self) -> list[int] | None:
-        return getattr(self.model, "epoch_shape_", None)
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.model.class_names
 
     def fit(self, nights, val_nights=None) -> AdaptedModel:
         raise RuntimeError("an adapted model is made by hypnoscope.models.adapt.adapt_model, "

@@ -156,6 +156,32 @@ class StagingModel:
         return Path(path)
 
 
+class MemberModel(StagingModel):
+    """A model that stages through member models (:attr:`members_`) which all read one
+    input: its input kind, epoch shape and class names are those of its first member
+    (a length-gated pair, an adapted model)."""
+
+    @property
+    def members_(self) -> tuple[StagingModel, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def input_kind(self) -> str:  # type: ignore[override]
+        return self.members_[0].input_kind
+
+    @property
+    def input_kind_(self) -> str | None:
+        return getattr(self.members_[0], "input_kind_", None)
+
+    @property
+    def epoch_shape_(self) -> list[int] | None:
+        return getattr(self.members_[0], "epoch_shape_", None)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.members_[0].class_names
+
+
 #: Modules of hypnoscope 0.1 that moved into subpackages: a model file written by 0.1
 #: names them, and :func:`load_model` still reads it.
 MOVED_MODULES = {"hypnoscope.nested": "hypnoscope.evaluation.nested",

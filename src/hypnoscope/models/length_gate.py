@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from hypnoscope.evaluation.stretches import EPOCH_SEC, SHORT_MINUTES
-from hypnoscope.models.base import StagingModel
+from hypnoscope.models.base import MemberModel, StagingModel
 
 
-class LengthGatedModel(StagingModel):
+class LengthGatedModel(MemberModel):
     """Two staging models of one input, chosen per recording by its length.
 
     Parameters
@@ -62,22 +62,6 @@ class LengthGatedModel(StagingModel):
     @property
     def members_(self) -> tuple[StagingModel, StagingModel]:
         return self.night, self.short
-
-    @property
-    def input_kind(self) -> str:  # type: ignore[override]
-        return self.night.input_kind
-
-    @property
-    def input_kind_(self) -> str | None:
-        return getattr(self.night, "input_kind_", None)
-
-    @property
-    def epoch_shape_(self) -> list[int] | None:
-        return getattr(self.night, "epoch_shape_", None)
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.night.class_names
 
     def member_for(self, night) -> StagingModel:
         """The member that stages ``night``: ``short`` below :attr:`minutes`."""

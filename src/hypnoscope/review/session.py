@@ -44,7 +44,6 @@ DEFAULT_SCALE_UV = {"eeg": 75.0, "eog": 150.0, "emg": 50.0, "emg_envelope": 50.0
 MIN_MARGIN_SEC = 10.0
 #: Longest page request, in epochs.
 MAX_PAGE_EPOCHS = 10
-#: Suffixes after the stem of the files a review writes.
 #: Scorer names: 1 to 80 characters, none of them a control character, tab or ``#``
 #: (the TSV's comment mark).
 _SCORER_RE = re.compile(r"^[^\x00-\x1f\x7f#]{1,80}$")
