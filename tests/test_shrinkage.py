@@ -128,6 +128,31 @@ def test_crops_alone_up_to_a_maximum(monkeypatch):
         make_model("lightgbm-context", crops={"min_minutes": 30, "max_minutes": 20})
 
 
+def test_nap_crops_start_in_wake():
+    """``crops={"nap_minutes": [...]}`` adds one nap-like stretch per night and length:
+    of that length, starting in wake before the night's first sleep epoch; without it
+    the recorded crops are those of before (no ``nap_minutes`` key)."""
+    from hypnoscope.models.feature_classifiers import _resolve_crops, cropped_nights
+
+    y = np.r_[np.zeros(60, int), np.resize([1, 2, 2, 3, 4], 340)]
+    nights = [Night(X=np.zeros((400, 3, 10), np.float32), y=y, subject_id=f"{i}",
+                    night_id=f"{i}__1") for i in range(3)]
+    crops = _resolve_crops({"per_night": 1, "whole": False, "nap_minutes": [20, 30]})
+    assert crops["nap_minutes"] == [20.0, 30.0]
+    assert "nap_minutes" not in _resolve_crops({"per_night": 1})
+    out = cropped_nights(nights, crops, seed=4)
+    naps = [n for n in out if n.meta["stretch"]["stop"] - n.meta["stretch"]["start"]
+            in (40, 60) and n.y[0] == 0]
+    assert len(out) == 3 + 6 and len(naps) >= 6
+    for n in naps:  # wake first, then sleep (5 to 20 min of wake before sleep onset)
+        onset = int(np.argmax(n.y != 0))
+        assert 10 <= onset <= 40 and n.meta["stretch"]["start"] + onset == 60
+    again = cropped_nights(nights, crops, seed=4)
+    assert [n.night_id for n in again] == [n.night_id for n in out]
+    with pytest.raises(ValueError, match="nap_minutes"):
+        _resolve_crops({"nap_minutes": [0]})
+
+
 def test_estimate_shrink_known_answers():
     from hypnoscope.signal.features import estimate_shrink
 

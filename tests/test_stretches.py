@@ -18,6 +18,7 @@ from hypnoscope.evaluation.stretches import (
     sample_stretches,
     score_stretches,
     select_on_stretches,
+    signal_scaling,
     stretch_night,
     stretch_table,
     stretch_zscore_shift,
@@ -161,6 +162,35 @@ def test_stretch_night(nights):
         stretch_night(plain, (0, 10), renormalize=True)
     with pytest.raises(ValueError, match="not inside"):
         stretch_night(n, (0, 10_000))
+
+
+@pytest.mark.parametrize("method", ["zscore", "robust"])
+def test_stretch_night_rescales_signals_like_staging(method):
+    """A stretch of a signal night scaled per recording is scaled again over the
+    stretch, exactly as scaling the stretch's raw signals on their own: the wake of a
+    nap-like stretch no longer carries the whole night's scale (at staging each
+    recording is scaled over itself)."""
+    from hypnoscope.signal.normalize import normalize_epochs
+
+    rng = np.random.default_rng(3)
+    raw = rng.standard_normal((80, 2, 100)) * np.array([40.0, 5.0])[None, :, None]
+    raw[:20] *= 3.0  # a loud stretch: its own scale differs from the night's
+    raw[:, 1] += 12.0  # an offset (an envelope's level)
+    meta = {"preprocessing": {"config": {"normalize": method}}}
+    night = Night(X=normalize_epochs(raw, method).astype(np.float32), y=np.zeros(80, int),
+                  subject_id="s", night_id="n", kind="signals", sfreq=100 / 30,
+                  meta=meta)
+    assert signal_scaling(night) == method
+    st = stretch_night(night, (0, 30))
+    expected = normalize_epochs(raw[:30], method)
+    assert st.meta["stretch"]["renormalized"] and st.X.dtype == np.float32
+    assert st.X == pytest.approx(expected, abs=1e-4)
+    assert not np.allclose(st.X, night.X[:30], atol=0.05)  # the old, night-scaled cut
+    assert np.array_equal(stretch_night(night, (0, 30), renormalize=False).X, night.X[:30])
+    unscaled = Night(X=raw, y=np.zeros(80, int), subject_id="s", night_id="n",
+                     kind="signals", meta={"preprocessing": {"config": {"normalize": None}}})
+    assert signal_scaling(unscaled) is None
+    assert np.array_equal(stretch_night(unscaled, (0, 30)).X, raw[:30])
 
 
 def test_perfect_model_scores_one(nights):

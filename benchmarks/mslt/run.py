@@ -17,8 +17,9 @@ Two parts, written to ``benchmarks/results/mslt.json`` and ``.md``:
    narcolepsy criterion. Every day is simulated at each of ``--difficulties`` (1: the
    simulator's scorer disagreement; 0: signals that follow the stated stages) and also
    staged by :data:`SIM_STAGER` (the default's short-recordings recipe trained on
-   simulated nights: the pipeline under matched conditions) and scored on the signals'
-   own majority stages (:data:`LATENT`).
+   simulated nights: the pipeline under matched conditions), by :data:`SIM_NAP_STAGER`
+   (the same with nap-like training stretches) and scored on the signals' own majority
+   stages (:data:`LATENT`).
 2. **Real sleep-onset periods.** The nap-like 30-min stretches of the real Sleep-EDF
    band-power nights (one per night, starting in wake 5 to 20 min before the scorer's
    first sleep epoch; :func:`hypnoscope.evaluation.stretches.sample_stretches`, seed 0),
@@ -85,6 +86,16 @@ STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
 #: measured with a stager that has seen the simulator's physiology, as ``default`` has
 #: seen real Sleep-EDF's.
 SIM_STAGER = "default's short recipe, trained on SIMULATED nights"
+#: :data:`SIM_STAGER`'s recipe with nap-like training stretches besides
+#: (``crops["nap_minutes"]`` = :data:`NAP_CROPS`): the stager a nap study would train.
+SIM_NAP_STAGER = "the same + nap-like training stretches, trained on SIMULATED nights"
+#: Lengths (min) of the nap-like training stretches of :data:`SIM_NAP_STAGER`: one per
+#: night and length, starting in wake (the MSLT's 20 min to the MWT's 40).
+NAP_CROPS = (20.0, 25.0, 30.0, 40.0)
+#: Version of the cached simulated stagers: 2 since training stretches of signal nights
+#: are scaled over themselves, as staging scales a recording
+#: (:func:`hypnoscope.evaluation.stretches.stretch_night`).
+SIM_CACHE_VERSION = 2
 #: Pseudo-stager: the nap rules on the signals' majority stage of every epoch (the
 #: simulator's latent state), against the stated truth: what a reader of the physiology
 #: that never errs would report; at difficulty 0 it is the truth, at 1 it differs by the
@@ -182,25 +193,32 @@ def simulated_naps(work: Path, protocol: str, profile: str, n_days: int,
 
 
 def simulated_stager(work: Path, difficulty: float, n_nights: int, seed: int,
-                     cache: Path | None) -> Any:
+                     cache: Path | None, nap_crops: tuple[float, ...] = ()) -> Any:
     """:data:`SIM_STAGER`: the recipe of the shipped default's short member
     (``lightgbm-context`` with the options of ``default+short``: trained only on random
     stretches of 20 min to 4 h, shrunk statistics, the recording's length) trained on
     ``n_nights`` simulated nights of ``n_nights`` other simulated subjects at
-    ``difficulty`` (``simulate_dataset``, ``seed``); cached in ``cache``."""
+    ``difficulty`` (``simulate_dataset``, ``seed``); with ``nap_crops``,
+    :data:`SIM_NAP_STAGER` (nap-like training stretches of these lengths too); cached
+    in ``cache``."""
     from benchmarks.real_accuracy.stretches import SHORT_OPTIONS
     from hypnoscope.models import load_model, make_model
     from hypnoscope.signal.nights import load_psg_dir
     from hypnoscope.simulate.files import simulate_dataset
 
-    path = None if cache is None else \
-        cache / f"sim_short_d{difficulty:g}_n{n_nights}_s{seed}.joblib"
+    naps = "_naps" + "-".join(f"{m:g}" for m in nap_crops) if nap_crops else ""
+    path = None if cache is None else cache / (f"sim_short{naps}_d{difficulty:g}_n{n_nights}"
+                                               f"_s{seed}_v{SIM_CACHE_VERSION}.joblib")
     if path is not None and path.is_file():
         return load_model(path)
-    folder = work / f"train_nights_d{difficulty:g}"
-    simulate_dataset(folder, n_subjects=n_nights, seed=seed, difficulty=difficulty)
+    folder = work / f"train_nights_d{difficulty:g}_n{n_nights}_s{seed}"
+    if not folder.is_dir():
+        simulate_dataset(folder, n_subjects=n_nights, seed=seed, difficulty=difficulty)
     nights = load_psg_dir(folder)
-    model = make_model("lightgbm-context", seed=0, **SHORT_OPTIONS)
+    options = dict(SHORT_OPTIONS)
+    if nap_crops:
+        options["crops"] = {**options["crops"], "nap_minutes": list(nap_crops)}
+    model = make_model("lightgbm-context", seed=0, **options)
     model.fit(nights)
     model.metadata["trained_on"] = {"simulated": True, "difficulty": difficulty,
                                     "n_nights": n_nights, "seed": seed,
@@ -606,7 +624,10 @@ def main(argv: list[str] | None = None) -> int:
                                         "options": "SHORT_OPTIONS of benchmarks."
                                                    "real_accuracy.stretches",
                                         "n_nights": args.train_nights,
-                                        "seed": SIM_TRAIN["seed"]},
+                                        "seed": SIM_TRAIN["seed"],
+                                        "cache_version": SIM_CACHE_VERSION},
+                   "simulated_nap_stager": {"name": SIM_NAP_STAGER,
+                                            "crops_nap_minutes": list(NAP_CROPS)},
                    "stager": STAGER, "seeds": {f"{p}/{q}": s for (p, q), s in
                                                 SEED_BASE.items()},
                    "real_stretches": "sample_stretches(nights, per_night=5, seed=0), "
@@ -621,7 +642,10 @@ def main(argv: list[str] | None = None) -> int:
                 stagers[SIM_STAGER] = simulated_stager(
                     work, diff, args.train_nights, SIM_TRAIN["seed"],
                     None if args.no_cache else CACHE)
-                print(f"{SIM_STAGER} at difficulty {diff:g}: ready "
+                stagers[SIM_NAP_STAGER] = simulated_stager(
+                    work, diff, args.train_nights, SIM_TRAIN["seed"],
+                    None if args.no_cache else CACHE, NAP_CROPS)
+                print(f"simulated stagers at difficulty {diff:g}: ready "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
             for proto, n in (("mslt", args.days), ("mwt", mwt_days)):
                 for prof in PROFILES:

@@ -10,9 +10,12 @@ is the stretch protocol that measures it:
   the whole night once, and a nap-like stretch that starts in wake shortly before sleep
   onset. A stretch is a contiguous run of epochs of ONE night, so stretches of different
   subjects (or nights) are never mixed.
-- :func:`stretch_night` turns a stretch into a night of its own; band-power nights get
-  :func:`rezscore_stretch`, the shift of their log-absolute powers that z-scoring the
-  stretch's signals on their own would have given.
+- :func:`stretch_night` turns a stretch into a night of its own, scaled as staging it
+  as a recording would scale it: band-power nights get :func:`rezscore_stretch`, the
+  shift of their log-absolute powers that z-scoring the stretch's signals on their own
+  would have given; signal nights scaled per recording (their preprocessing's
+  ``normalize``) are scaled again over the stretch alone, as staging scales each
+  recording (:class:`hypnoscope.staging.model_input.SignalsInput`).
 - :func:`predict_stretches` stages every stretch as its own recording;
   :func:`stretch_table` scores them per length with
   :func:`hypnoscope.evaluation.metrics.evaluate`; :func:`score_stretches` does both.
@@ -345,6 +348,16 @@ def rezscore_stretch(X: np.ndarray, start: int, stop: int,
     return out
 
 
+def signal_scaling(night: Any) -> str | None:
+    """The per-recording scaling (``"zscore"`` or ``"robust"``) a signal night's
+    preprocessing applied (``meta["preprocessing"]["config"]["normalize"]``), None for a
+    night of features or one not scaled."""
+    if night.kind != "signals" or np.ndim(night.X) != 3:
+        return None
+    config = ((night.meta or {}).get("preprocessing") or {}).get("config") or {}
+    return config.get("normalize")
+
+
 def stretch_night(night: Any, stretch: Stretch | tuple[int, int],
                   renormalize: bool | None = None) -> Any:
     """The epochs of ``stretch`` as a night of their own.
@@ -356,10 +369,13 @@ def stretch_night(night: Any, stretch: Stretch | tuple[int, int],
     stretch : Stretch or (start, stop)
         The epochs.
     renormalize : bool, optional
-        Apply :func:`rezscore_stretch` to the features (band-power nights only: an
-        error for others). ``None`` (default): for band-power nights (``kind
-        "features"``, ``X`` of shape ``(n_epochs, n_channels, 10)`` in the order of
-        :data:`hypnoscope.signal.bandpower.FEATURE_NAMES`), not for others.
+        Scale the stretch as a recording of its own: :func:`rezscore_stretch` for
+        band-power nights (``kind "features"``, ``X`` of shape ``(n_epochs, n_channels,
+        10)`` in the order of :data:`hypnoscope.signal.bandpower.FEATURE_NAMES`); for
+        signal nights scaled per recording (:func:`signal_scaling`), the same scaling
+        again over the stretch's epochs (an affine scaling of each channel, so the
+        result is that of scaling the stretch's own signals). ``None`` (default): when
+        the night is one of these; ``True`` for another night is an error.
 
     Returns
     -------
@@ -372,12 +388,21 @@ def stretch_night(night: Any, stretch: Stretch | tuple[int, int],
     if not 0 <= a < b <= len(night.y):
         raise ValueError(f"stretch {a}:{b} is not inside night {night.night_id} of "
                          f"{len(night.y)} epochs")
-    cols = _log_absolute_columns(night)
-    if renormalize and cols is None:
+    cols, scaling = _log_absolute_columns(night), signal_scaling(night)
+    if renormalize and cols is None and scaling is None:
         raise ValueError(f"night {night.night_id}: renormalising a stretch needs band-power "
-                         "features (n_epochs, n_channels, 10)")
-    do = cols is not None if renormalize is None else bool(renormalize)
-    X = rezscore_stretch(night.X, a, b, cols) if do else night.X[a:b]
+                         "features (n_epochs, n_channels, 10) or signals scaled per "
+                         "recording")
+    do = (cols is not None or scaling is not None) if renormalize is None \
+        else bool(renormalize)
+    if not do:
+        X = night.X[a:b]
+    elif cols is not None:
+        X = rezscore_stretch(night.X, a, b, cols)
+    else:
+        from hypnoscope.signal.normalize import normalize_epochs
+
+        X = normalize_epochs(night.X[a:b], scaling).astype(night.X.dtype, copy=False)
     onsets = None if night.onsets_sec is None else \
         np.asarray(night.onsets_sec[a:b]) - float(night.onsets_sec[a])
     meta = {**(night.meta or {}), "stretch": {"night_id": night.night_id, "start": a,
@@ -667,5 +692,6 @@ __all__ = ["CACHE_VERSION", "DEFAULT_LENGTHS", "DEFAULT_NAP_LENGTHS", "DEFAULT_N
            "EPOCH_SEC", "SHORT_MINUTES", "Stretch", "StretchFold", "StretchSelection",
            "cross_validate_stretches", "folds_table", "length_label", "parse_length_label",
            "predict_stretches", "random_stretches", "rezscore_stretch", "sample_stretches",
-           "score_stretches", "select_on_stretches", "stretch_night", "stretch_table",
+           "score_stretches", "select_on_stretches", "signal_scaling", "stretch_night",
+           "stretch_table",
            "stretch_zscore_shift"]

@@ -216,8 +216,12 @@ class FeatureStagingModel(StagingModel):
         Train also on ``per_night`` (default 2) random stretches of every training
         night, from ``min_minutes`` (default 20) to the whole night or ``max_minutes``
         (:func:`hypnoscope.evaluation.stretches.random_stretches`), each as a recording
-        of its own (band powers re-z-scored,
+        of its own (scaled as a recording of its own,
         :func:`hypnoscope.evaluation.stretches.stretch_night`); seeded by ``seed``.
+        ``nap_minutes`` (default none) adds, per night and length given, a nap-like
+        stretch that starts in wake before sleep onset
+        (:func:`hypnoscope.evaluation.stretches.sample_stretches`), so that the model
+        sees recordings of mostly wake that end soon after falling asleep.
         ``whole=False`` trains on the stretches alone, not on the whole nights (a
         model for short recordings only, as the short member of
         :class:`~hypnoscope.models.length_gate.LengthGatedModel`).
@@ -487,7 +491,7 @@ SHRINK_STRETCHES = 8
 
 #: Defaults of the ``crops`` option (see :func:`cropped_nights`).
 DEFAULT_CROPS: dict[str, Any] = {"per_night": 2, "min_minutes": 20.0, "max_minutes": None,
-                                  "whole": True}
+                                  "whole": True, "nap_minutes": ()}
 
 
 def _resolve_crops(crops: dict[str, Any] | bool | None) -> dict[str, Any] | None:
@@ -499,16 +503,24 @@ def _resolve_crops(crops: dict[str, Any] | bool | None) -> dict[str, Any] | None
         raise ValueError(f"crops needs per_night >= 1 and min_minutes > 0, got {out}")
     if out["max_minutes"] is not None and float(out["max_minutes"]) < float(out["min_minutes"]):
         raise ValueError(f"crops needs max_minutes >= min_minutes, got {out}")
+    if any(float(m) <= 0 for m in out["nap_minutes"] or ()):
+        raise ValueError(f"crops needs nap_minutes > 0, got {out['nap_minutes']}")
+    naps = [float(m) for m in out.pop("nap_minutes") or ()]
+    if naps:  # recorded only when asked, so other models' settings read as before
+        out["nap_minutes"] = naps
     return out
 
 
 def cropped_nights(nights, crops: dict[str, Any], seed: int = 0) -> list:
     """Random stretches of every night as nights of their own, to train on (see the
     ``crops`` option of :class:`FeatureStagingModel`)."""
-    from hypnoscope.evaluation.stretches import random_stretches, stretch_night
+    from hypnoscope.evaluation.stretches import random_stretches, sample_stretches, stretch_night
 
     st = random_stretches(nights, int(crops["per_night"]), float(crops["min_minutes"]), seed,
                           max_minutes=crops.get("max_minutes"))
+    naps = [float(m) for m in crops.get("nap_minutes") or ()]
+    if naps:
+        st = st + sample_stretches(nights, lengths=(), nap_lengths=naps, seed=seed)
     return [stretch_night(nights[s.night], s) for s in st]
 
 
