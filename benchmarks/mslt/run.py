@@ -88,7 +88,7 @@ STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
 SIM_STAGER = "default's short recipe, trained on SIMULATED nights"
 #: :data:`SIM_STAGER`'s recipe with nap-like training stretches besides
 #: (``crops["nap_minutes"]`` = :data:`NAP_CROPS`): the stager a nap study would train.
-SIM_NAP_STAGER = "the same + nap-like training stretches, trained on SIMULATED nights"
+SIM_NAP_STAGER = "default's short recipe + nap-like training stretches, trained on SIMULATED nights"
 #: Lengths (min) of the nap-like training stretches of :data:`SIM_NAP_STAGER`: one per
 #: night and length, starting in wake (the MSLT's 20 min to the MWT's 40).
 NAP_CROPS = (20.0, 25.0, 30.0, 40.0)
