@@ -379,10 +379,13 @@ def _crops_text(options: dict) -> str:
     crops = ((options.get("short") or {}).get("crops") or {})
     if crops.get("whole", True):
         return "also on random stretches"
-    top = crops.get("max_minutes")
+    top, naps = crops.get("max_minutes"), crops.get("nap_minutes") or []
     return (f"only on {crops.get('per_night', 2)} random stretches of "
             f"{crops.get('min_minutes', 20):g} min to "
-            + (f"{top / 60:g} h" if top else "the whole night") + " of every training night")
+            + (f"{top / 60:g} h" if top else "the whole night")
+            + (f" and {len(naps)} nap-like stretches ({', '.join(f'{m:g}' for m in naps)} "
+               "min, starting in wake before sleep onset)" if naps else "")
+            + " of every training night")
 
 
 def _summary(model: str, smoothing: str | None, night_stats: bool, setup,

@@ -16,9 +16,10 @@ Two parts, written to ``benchmarks/results/mslt.json`` and ``.md``:
    latency to unequivocal sleep, and per day the mean latency, SOREMP count and the
    narcolepsy criterion. Every day is simulated at each of ``--difficulties`` (1: the
    simulator's scorer disagreement; 0: signals that follow the stated stages) and also
-   staged by :data:`SIM_STAGER` (the default's short-recordings recipe trained on
-   simulated nights: the pipeline under matched conditions), by :data:`SIM_NAP_STAGER`
-   (the same with nap-like training stretches) and scored on the signals' own majority
+   staged by :data:`SIM_NAP_STAGER` (the shipped default's short-recordings recipe
+   trained on simulated nights: the pipeline under matched conditions), by
+   :data:`SIM_STAGER` (the same without nap-like training stretches, the recipe before
+   them) and scored on the signals' own majority
    stages (:data:`LATENT`).
 2. **Real sleep-onset periods.** The nap-like 30-min stretches of the real Sleep-EDF
    band-power nights (one per night, starting in wake 5 to 20 min before the scorer's
@@ -81,14 +82,16 @@ STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
           "(staging.pipeline.stage_recording), evaluation.naps.score_nap on it")
 
 
-#: The simulated days' second stager: the recipe of the shipped default's short member
-#: trained on simulated nights (:func:`simulated_stager`), so that the nap pipeline is
-#: measured with a stager that has seen the simulator's physiology, as ``default`` has
-#: seen real Sleep-EDF's.
-SIM_STAGER = "default's short recipe, trained on SIMULATED nights"
+#: The simulated days' stagers under matched conditions: the recipe of the shipped
+#: default's short member trained on simulated nights (:func:`simulated_stager`), so
+#: that the nap pipeline is measured with a stager that has seen the simulator's
+#: physiology, as ``default`` has seen real Sleep-EDF's; without (SIM_STAGER, the
+#: recipe of ``default+short``) and with (SIM_NAP_STAGER, the shipped one) nap-like
+#: training stretches.
+SIM_STAGER = "default+short's recipe (no nap-like stretches), trained on SIMULATED nights"
 #: :data:`SIM_STAGER`'s recipe with nap-like training stretches besides
-#: (``crops["nap_minutes"]`` = :data:`NAP_CROPS`): the stager a nap study would train.
-SIM_NAP_STAGER = "default's short recipe + nap-like training stretches, trained on SIMULATED nights"
+#: (``crops["nap_minutes"]`` = :data:`NAP_CROPS`), as the shipped default's short member.
+SIM_NAP_STAGER = "default's short recipe (with nap-like stretches), trained on SIMULATED nights"
 #: Lengths (min) of the nap-like training stretches of :data:`SIM_NAP_STAGER`: one per
 #: night and length, starting in wake (the MSLT's 20 min to the MWT's 40).
 NAP_CROPS = (20.0, 25.0, 30.0, 40.0)
@@ -194,7 +197,7 @@ def simulated_naps(work: Path, protocol: str, profile: str, n_days: int,
 
 def simulated_stager(work: Path, difficulty: float, n_nights: int, seed: int,
                      cache: Path | None, nap_crops: tuple[float, ...] = ()) -> Any:
-    """:data:`SIM_STAGER`: the recipe of the shipped default's short member
+    """:data:`SIM_STAGER`: the recipe of default+short's short member
     (``lightgbm-context`` with the options of ``default+short``: trained only on random
     stretches of 20 min to 4 h, shrunk statistics, the recording's length) trained on
     ``n_nights`` simulated nights of ``n_nights`` other simulated subjects at
@@ -287,9 +290,13 @@ def summarise_simulated(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "soremp": soremp_stats([(n["true"]["soremp"], n["pred"]["soremp"])
                                         for n in sel]),
                 "pred_incomplete": int(sum(not n["pred"]["complete"] for n in sel)),
+                # a day whose staged naps give no latency at all has no mean (counted)
                 "day_mean_latency_error": error_stats(np.array(
                     [d["day"]["pred"]["mean_sleep_latency_min"]
-                     - d["day"]["true"]["mean_sleep_latency_min"] for d in sel_days])),
+                     - d["day"]["true"]["mean_sleep_latency_min"] for d in sel_days
+                     if d["day"]["pred"]["mean_sleep_latency_min"] is not None])),
+                "days_without_mean": int(sum(d["day"]["pred"]["mean_sleep_latency_min"]
+                                             is None for d in sel_days)),
             }
             if proto == "mwt":
                 ueq = [(n["true"]["mwt_unequivocal_latency_min"],
@@ -437,8 +444,11 @@ def simulated_lines(sim: dict[str, Any], title: str) -> list[str]:
           "SOREMP count equal | narcolepsy criterion equal |", "|---|---|---:|---:|---:|---:|"]
     for proto, block in sim.items():
         for prof, m in block["profiles"].items():
+            missing = m.get("days_without_mean", 0)
             L.append(f"| {proto.upper()} | {prof} | {m['day_mean_latency_error']['n']} | "
-                     f"{_err_cell(m['day_mean_latency_error'])} | "
+                     f"{_err_cell(m['day_mean_latency_error'])}"
+                     + (f" ({missing} day(s) without a staged latency)" if missing else "")
+                     + " | "
                      f"{_pct(m.get('day_soremp_count_agreement'))} | "
                      f"{_pct(m.get('day_criterion_agreement'))} |")
     return L
