@@ -184,6 +184,11 @@ CANDIDATES["default+short+naps gated"] = (
                      "short": {"model": "lightgbm-context", **NAP_SHORT_OPTIONS}}, "default",
     "default+short gated, its short member trained also on 4 nap-like stretches (20, 25, "
     "30, 40 min, starting in wake before sleep onset) of every training night")
+CANDIDATES["eeg2+short+naps gated"] = (
+    "length-gated", {"night": {"model": "lightgbm-context"},
+                     "short": {"model": "lightgbm-context", **NAP_SHORT_OPTIONS}}, "eeg2",
+    "0.1's eeg2 for recordings of 4 h or more, for shorter ones the short member of the "
+    "shipped default (nap-like training stretches too) on eeg2's channels")
 #: The members for recordings of :data:`BAND_MINUTES` to 4 h the second nested
 #: selection (``--nested-band``) chooses among, in order of preference, scored on the
 #: one stretch length in that range (:data:`BAND_LENGTHS`).
