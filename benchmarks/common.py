@@ -20,6 +20,8 @@ from typing import Any
 
 #: The repository root.
 ROOT = Path(__file__).resolve().parents[1]
+#: The shipped models and their cards (``<name>.joblib``, ``<name>.json``) in the source tree.
+SHIPPED_MODELS = ROOT / "src" / "hypnoscope" / "data" / "models"
 #: Where the benchmarks write their results (JSON and Markdown).
 RESULTS = ROOT / "benchmarks" / "results"
 #: The data folder shared beside the repository.

@@ -41,6 +41,7 @@ from benchmarks.common import (
     BANDPOWER_DIR,
     RESULTS,
     ROOT,
+    SHIPPED_MODELS,
     load_bandpower,
     result_header,
     write_results,
@@ -49,7 +50,7 @@ from hypnoscope.evaluation.splits import subject_atypicality
 from hypnoscope.models import make_model
 from hypnoscope.models.adapt import adapt_model, evaluate_adapted
 
-CARD = ROOT / "src" / "hypnoscope" / "data" / "models" / "default.json"
+CARD = SHIPPED_MODELS / "default.json"
 CACHE = ROOT / "benchmarks" / "adapt" / ".cache"
 KS = (1, 2, 4)
 #: Candidate methods: label -> (method, options).

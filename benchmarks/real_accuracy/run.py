@@ -37,6 +37,7 @@ import numpy as np
 from benchmarks.common import (
     BANDPOWER_DIR,
     ROOT,
+    SHIPPED_MODELS,
     command_line,
     load_bandpower,
     machine_line,
@@ -54,7 +55,7 @@ from hypnoscope.evaluation.splits import (
 from hypnoscope.models import make_model
 from hypnoscope.utils.runtime import parse_options
 
-CARD = ROOT / "src" / "hypnoscope" / "data" / "models" / "default.json"
+CARD = SHIPPED_MODELS / "default.json"
 DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache"
 STATE_VERSION = 1
 

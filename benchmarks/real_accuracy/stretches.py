@@ -44,6 +44,7 @@ import numpy as np
 from benchmarks.common import (
     BANDPOWER_DIR,
     ROOT,
+    SHIPPED_MODELS,
     load_bandpower,
     result_header,
     write_results,
@@ -58,7 +59,6 @@ from hypnoscope.evaluation.stretches import (
     select_on_stretches,
 )
 
-CARDS = ROOT / "src" / "hypnoscope" / "data" / "models"
 DEFAULT_STATE = ROOT / "benchmarks" / "real_accuracy" / ".cache" / "stretches"
 STATE_VERSION = 1
 #: The shipped models, in the order they are run.
@@ -212,7 +212,7 @@ def model_spec(name: str, n_jobs: int) -> dict[str, Any]:
         model, opts, setup, what = CANDIDATES[name]
         return {"model": model, "options": {"n_jobs": n_jobs, **opts}, "setup": setup,
                 "source": "candidate", "tests": what}
-    card = json.loads((CARDS / f"{name}.json").read_text())
+    card = json.loads((SHIPPED_MODELS / f"{name}.json").read_text())
     opts: dict[str, Any] = {"n_jobs": n_jobs, **(card.get("options") or {})}
     if card.get("smoothing"):
         opts["smoothing"] = card["smoothing"]
