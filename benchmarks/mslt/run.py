@@ -90,11 +90,8 @@ STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
 #: training stretches.
 SIM_STAGER = "default+short's recipe (no nap-like stretches), trained on SIMULATED nights"
 #: :data:`SIM_STAGER`'s recipe with nap-like training stretches besides
-#: (``crops["nap_minutes"]`` = :data:`NAP_CROPS`), as the shipped default's short member.
+#: (``default+short+naps``'s options, those of the shipped default's short member).
 SIM_NAP_STAGER = "default's short recipe (with nap-like stretches), trained on SIMULATED nights"
-#: Lengths (min) of the nap-like training stretches of :data:`SIM_NAP_STAGER`: one per
-#: night and length, starting in wake (the MSLT's 20 min to the MWT's 40).
-NAP_CROPS = (20.0, 25.0, 30.0, 40.0)
 #: Version of the cached simulated stagers: 2 since training stretches of signal nights
 #: are scaled over themselves, as staging scales a recording
 #: (:func:`hypnoscope.evaluation.stretches.stretch_night`).
@@ -196,21 +193,23 @@ def simulated_naps(work: Path, protocol: str, profile: str, n_days: int,
 
 
 def simulated_stager(work: Path, difficulty: float, n_nights: int, seed: int,
-                     cache: Path | None, nap_crops: tuple[float, ...] = ()) -> Any:
+                     cache: Path | None, naps: bool = False) -> Any:
     """:data:`SIM_STAGER`: the recipe of default+short's short member
     (``lightgbm-context`` with the options of ``default+short``: trained only on random
     stretches of 20 min to 4 h, shrunk statistics, the recording's length) trained on
     ``n_nights`` simulated nights of ``n_nights`` other simulated subjects at
-    ``difficulty`` (``simulate_dataset``, ``seed``); with ``nap_crops``,
-    :data:`SIM_NAP_STAGER` (nap-like training stretches of these lengths too); cached
-    in ``cache``."""
-    from benchmarks.real_accuracy.stretches import SHORT_OPTIONS
+    ``difficulty`` (``simulate_dataset``, ``seed``); with ``naps``,
+    :data:`SIM_NAP_STAGER` (the options of ``default+short+naps``: nap-like training
+    stretches too); cached in ``cache``."""
+    from benchmarks.real_accuracy.stretches import NAP_SHORT_OPTIONS, SHORT_OPTIONS
     from hypnoscope.models import load_model, make_model
     from hypnoscope.signal.nights import load_psg_dir
     from hypnoscope.simulate.files import simulate_dataset
 
-    naps = "_naps" + "-".join(f"{m:g}" for m in nap_crops) if nap_crops else ""
-    path = None if cache is None else cache / (f"sim_short{naps}_d{difficulty:g}_n{n_nights}"
+    options = NAP_SHORT_OPTIONS if naps else SHORT_OPTIONS
+    nap_minutes = options["crops"].get("nap_minutes") or []
+    tag = "_naps" + "-".join(f"{m:g}" for m in nap_minutes) if nap_minutes else ""
+    path = None if cache is None else cache / (f"sim_short{tag}_d{difficulty:g}_n{n_nights}"
                                                f"_s{seed}_v{SIM_CACHE_VERSION}.joblib")
     if path is not None and path.is_file():
         return load_model(path)
@@ -218,9 +217,6 @@ def simulated_stager(work: Path, difficulty: float, n_nights: int, seed: int,
     if not folder.is_dir():
         simulate_dataset(folder, n_subjects=n_nights, seed=seed, difficulty=difficulty)
     nights = load_psg_dir(folder)
-    options = dict(SHORT_OPTIONS)
-    if nap_crops:
-        options["crops"] = {**options["crops"], "nap_minutes": list(nap_crops)}
     model = make_model("lightgbm-context", seed=0, **options)
     model.fit(nights)
     model.metadata["trained_on"] = {"simulated": True, "difficulty": difficulty,
@@ -637,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "seed": SIM_TRAIN["seed"],
                                         "cache_version": SIM_CACHE_VERSION},
                    "simulated_nap_stager": {"name": SIM_NAP_STAGER,
-                                            "crops_nap_minutes": list(NAP_CROPS)},
+                                            "options": "NAP_SHORT_OPTIONS of benchmarks."
+                                                       "real_accuracy.stretches"},
                    "stager": STAGER, "seeds": {f"{p}/{q}": s for (p, q), s in
                                                 SEED_BASE.items()},
                    "real_stretches": "sample_stretches(nights, per_night=5, seed=0), "
@@ -654,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
                     None if args.no_cache else CACHE)
                 stagers[SIM_NAP_STAGER] = simulated_stager(
                     work, diff, args.train_nights, SIM_TRAIN["seed"],
-                    None if args.no_cache else CACHE, NAP_CROPS)
+                    None if args.no_cache else CACHE, naps=True)
                 print(f"simulated stagers at difficulty {diff:g}: ready "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
             for proto, n in (("mslt", args.days), ("mwt", mwt_days)):

@@ -518,9 +518,9 @@ def cropped_nights(nights, crops: dict[str, Any], seed: int = 0) -> list:
 
     st = random_stretches(nights, int(crops["per_night"]), float(crops["min_minutes"]), seed,
                           max_minutes=crops.get("max_minutes"))
-    naps = [float(m) for m in crops.get("nap_minutes") or ()]
-    if naps:
-        st = st + sample_stretches(nights, lengths=(), nap_lengths=naps, seed=seed)
+    if crops.get("nap_minutes"):
+        st = st + sample_stretches(nights, lengths=(), nap_lengths=crops["nap_minutes"],
+                                   seed=seed)
     return [stretch_night(nights[s.night], s) for s in st]
 
 
