@@ -388,6 +388,12 @@ def _crops_text(options: dict) -> str:
             + " of every training night")
 
 
+def _rounds_text(options: dict | None) -> str:
+    """The short member's boosting rounds where they are not LightGBM's default."""
+    rounds = ((options or {}).get("short") or {}).get("n_estimators")
+    return f", {rounds} boosting rounds" if rounds else ""
+
+
 def _summary(model: str, smoothing: str | None, night_stats: bool, setup,
              metrics: dict | None, options: dict | None = None) -> str:
     """The one-paragraph summary at the top of the model card."""
@@ -401,7 +407,8 @@ def _summary(model: str, smoothing: str | None, night_stats: bool, setup,
             + (" (lightgbm-context as in 0.1 for recordings of 4 h or more; for shorter "
                f"ones lightgbm-context trained {_crops_text(options)}, with per-recording "
                "statistics shrunk toward the training population's and the recording's "
-               "length as a feature)" if model == "length-gated" else "") + " on "
+               "length as a feature" + _rounds_text(options) + ")"
+               if model == "length-gated" else "") + " on "
             f"{10 * len(setup.slots)} band-power features ({', '.join(setup.channels)}"
             " x 5 bands, log-absolute + relative) with temporal context"
             + (" and each night's median and IQR of every feature"

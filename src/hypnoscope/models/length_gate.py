@@ -108,13 +108,14 @@ def _member(spec: StagingModel | dict[str, Any], role: str, seed: int, n_jobs: i
 #: hypnoscope 0.1 for nights, and for shorter recordings the same trained only on 8
 #: random stretches of 20 min to 4 h and 4 nap-like stretches (20, 25, 30 and 40 min,
 #: starting in wake before sleep onset) of every training night, with shrunk
-#: per-recording statistics and the recording's length as a feature.
+#: per-recording statistics, the recording's length as a feature and 500 boosting rounds.
 DEFAULT_NIGHT: dict[str, Any] = {"model": "lightgbm-context"}
 DEFAULT_SHORT: dict[str, Any] = {"model": "lightgbm-context",
                                  "crops": {"per_night": 8, "min_minutes": 20,
                                            "max_minutes": 240, "whole": False,
                                            "nap_minutes": [20.0, 25.0, 30.0, 40.0]},
-                                 "shrink": "auto", "context": {"length": True}}
+                                 "shrink": "auto", "context": {"length": True},
+                                 "n_estimators": 500}
 
 
 def make_length_gated(name: str = "length-gated", night: dict[str, Any] | None = None,
