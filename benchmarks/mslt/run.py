@@ -89,8 +89,9 @@ STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
 #: recipe of ``default+short``) and with (SIM_NAP_STAGER, the shipped one) nap-like
 #: training stretches.
 SIM_STAGER = "default+short's recipe (no nap-like stretches), trained on SIMULATED nights"
-#: :data:`SIM_STAGER`'s recipe with nap-like training stretches besides
-#: (``default+short+naps``'s options, those of the shipped default's short member).
+#: The shipped default's short member's recipe
+#: (:data:`hypnoscope.models.length_gate.DEFAULT_SHORT`: :data:`SIM_STAGER`'s with
+#: nap-like training stretches besides and 500 boosting rounds).
 SIM_NAP_STAGER = "default's short recipe (with nap-like stretches), trained on SIMULATED nights"
 #: Version of the cached simulated stagers: 2 since training stretches of signal nights
 #: are scaled over themselves, as staging scales a recording
@@ -105,8 +106,10 @@ LATENT = "the signals' majority stage, read without error"
 #: disagreement, :mod:`hypnoscope.simulate.latent`) and 0 (signals follow the stated
 #: stages).
 DIFFICULTIES = (1.0, 0.0)
-#: Training nights of :data:`SIM_STAGER` (other simulated subjects than the nap days').
-SIM_TRAIN = {"n_nights": 16, "seed": 500}
+#: Training nights of the simulated stagers (other simulated subjects than the nap
+#: days'): 32 since 16 nights held only 16 sleep onsets to learn from (on 60 simulated
+#: naps at difficulty 0 the nap stager's false SOREMPs went from 10 to 6 with 32).
+SIM_TRAIN = {"n_nights": 32, "seed": 500}
 CACHE = Path(__file__).resolve().parent / ".cache"
 
 
@@ -199,16 +202,20 @@ def simulated_stager(work: Path, difficulty: float, n_nights: int, seed: int,
     stretches of 20 min to 4 h, shrunk statistics, the recording's length) trained on
     ``n_nights`` simulated nights of ``n_nights`` other simulated subjects at
     ``difficulty`` (``simulate_dataset``, ``seed``); with ``naps``,
-    :data:`SIM_NAP_STAGER` (the options of ``default+short+naps``: nap-like training
-    stretches too); cached in ``cache``."""
-    from benchmarks.real_accuracy.stretches import NAP_SHORT_OPTIONS, SHORT_OPTIONS
+    :data:`SIM_NAP_STAGER` (the shipped default's short member's options,
+    :data:`~hypnoscope.models.length_gate.DEFAULT_SHORT`); cached in ``cache``."""
+    from benchmarks.real_accuracy.stretches import SHORT_OPTIONS
     from hypnoscope.models import load_model, make_model
+    from hypnoscope.models.length_gate import DEFAULT_SHORT
     from hypnoscope.signal.nights import load_psg_dir
     from hypnoscope.simulate.files import simulate_dataset
 
-    options = NAP_SHORT_OPTIONS if naps else SHORT_OPTIONS
+    options = ({k: v for k, v in DEFAULT_SHORT.items() if k != "model"} if naps
+               else SHORT_OPTIONS)
     nap_minutes = options["crops"].get("nap_minutes") or []
     tag = "_naps" + "-".join(f"{m:g}" for m in nap_minutes) if nap_minutes else ""
+    if options.get("n_estimators"):
+        tag += f"_r{options['n_estimators']}"
     path = None if cache is None else cache / (f"sim_short{tag}_d{difficulty:g}_n{n_nights}"
                                                f"_s{seed}_v{SIM_CACHE_VERSION}.joblib")
     if path is not None and path.is_file():
@@ -633,8 +640,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "seed": SIM_TRAIN["seed"],
                                         "cache_version": SIM_CACHE_VERSION},
                    "simulated_nap_stager": {"name": SIM_NAP_STAGER,
-                                            "options": "NAP_SHORT_OPTIONS of benchmarks."
-                                                       "real_accuracy.stretches"},
+                                            "options": "hypnoscope.models.length_gate."
+                                                       "DEFAULT_SHORT"},
                    "stager": STAGER, "seeds": {f"{p}/{q}": s for (p, q), s in
                                                 SEED_BASE.items()},
                    "real_stretches": "sample_stretches(nights, per_night=5, seed=0), "
