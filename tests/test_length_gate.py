@@ -81,3 +81,14 @@ def test_bad_members_are_refused():
     three.n_classes = 3
     with pytest.raises(ValueError, match="3 classes"):
         LengthGatedModel(three, Fixed(0))
+
+
+def test_default_members_are_the_shipped_defaults():
+    """``make_model("length-gated")`` builds the members the shipped ``default`` was
+    trained with (its card's options), so retraining it from code gives that model."""
+    from hypnoscope.models.length_gate import DEFAULT_NIGHT, DEFAULT_SHORT
+    from hypnoscope.models.storage import shipped_models
+
+    card = shipped_models()["default"]
+    assert card["architecture"] == "length-gated"
+    assert card["options"] == {"night": DEFAULT_NIGHT, "short": DEFAULT_SHORT}

@@ -201,6 +201,11 @@ CANDIDATES["default+short+naps500 gated"] = (
     "length-gated", {"night": {"model": "lightgbm-context"},
                      "short": {"model": "lightgbm-context", **BIG_NAP_SHORT_OPTIONS}},
     "default", "default+short+naps gated, its short member with 500 boosting rounds")
+CANDIDATES["eeg1-eog+short+naps500 gated"] = (
+    "length-gated", {"night": {"model": "lightgbm-context"},
+                     "short": {"model": "lightgbm-context", **BIG_NAP_SHORT_OPTIONS}},
+    "eeg1-eog", "0.1's eeg1-eog for recordings of 4 h or more, for shorter ones the short "
+                "member of the shipped default on eeg1-eog's channels")
 #: The nested selection of ``--nested-500``: :data:`NESTED_GRID` and default+short+naps500,
 #: scored as :data:`SELECTED` is.
 GRID_500 = (*NESTED_GRID, "default+short+naps500")
