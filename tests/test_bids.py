@@ -157,7 +157,7 @@ def test_stage_bids_root_writes_a_derivative_dataset(bids_root, tmp_path, capsys
     assert hyp.probabilities is not None
     assert rep1["recording"]["reference"].endswith("sub-01_task-sleep_events.tsv")
     # staged from the right signals against the right reference (a 1.5-h SIMULATED
-    # recording, staged by the default's short member: 0.79 with the nap-trained one)
+    # recording, staged by the default's short member: 0.80 with the shipped one)
     assert rep1["agreement"]["accuracy"] > 0.75
     assert "agreement" not in rep2 or not rep2["agreement"]
     assert rep1["model"]["name"] == "default"

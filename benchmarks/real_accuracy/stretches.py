@@ -106,19 +106,25 @@ PREVIOUS: dict[str, tuple[str, str, bool]] = {
     "eeg1@0.1": ("lightgbm-context", "eeg1", False),
     "vote@0.1": ("lightgbm-vote", "default", False),
 }
+
+
+def gated_options(short: dict[str, Any], model: str = "lightgbm-context") -> dict[str, Any]:
+    """Options of a ``length-gated`` candidate: 0.1's ``lightgbm-context`` for whole nights
+    and the registry ``model`` with ``short`` as its short member."""
+    return {"night": {"model": "lightgbm-context"}, "short": {"model": model, **short}}
+
+
 #: The stretch-robust options of ``default+stretch`` (the short member of the gate).
 STRETCH_OPTIONS: dict[str, Any] = {"crops": {"per_night": 2, "min_minutes": 20},
                                    "shrink": "auto", "context": {"length": True}}
 CANDIDATES["default+stretch gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context", **STRETCH_OPTIONS}},
+    "length-gated", gated_options(STRETCH_OPTIONS),
     "default", "0.1's default for recordings of 4 h or more, default+stretch for shorter "
                "ones (models.length_gate)")
 CANDIDATES["eeg2+stretch"] = ("lightgbm-context", STRETCH_OPTIONS, "eeg2",
                                "eeg2 with the options of default+stretch")
 CANDIDATES["eeg2+stretch gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context", **STRETCH_OPTIONS}},
+    "length-gated", gated_options(STRETCH_OPTIONS),
     "eeg2", "0.1's eeg2 for recordings of 4 h or more, eeg2+stretch for shorter ones")
 #: Options of a short-recordings specialist: trained only on random stretches of 20 min
 #: to 4 h (:data:`hypnoscope.evaluation.stretches.SHORT_MINUTES`, the gate's threshold),
@@ -127,22 +133,18 @@ SHORT_OPTIONS: dict[str, Any] = {"crops": {"per_night": 8, "min_minutes": 20,
                                            "max_minutes": 240, "whole": False},
                                  "shrink": "auto", "context": {"length": True}}
 CANDIDATES["default+short gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context", **SHORT_OPTIONS}},
+    "length-gated", gated_options(SHORT_OPTIONS),
     "default", "0.1's default for recordings of 4 h or more, for shorter ones a model "
                "trained only on 8 random stretches of 20 min to 4 h of every training night")
 CANDIDATES["default+short"] = ("lightgbm-context", SHORT_OPTIONS, "default",
                                "the short member of default+short gated on its own")
 CANDIDATES["eeg2+short gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context", **SHORT_OPTIONS}},
+    "length-gated", gated_options(SHORT_OPTIONS),
     "eeg2", "0.1's eeg2 for recordings of 4 h or more, for shorter ones the short-recordings "
             "specialist of default+short gated on eeg2's channels")
 CANDIDATES["default+short16 gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context",
-                               **{**SHORT_OPTIONS, "crops": {**SHORT_OPTIONS["crops"],
-                                                             "per_night": 16}}}},
+    "length-gated", gated_options({**SHORT_OPTIONS, "crops": {**SHORT_OPTIONS["crops"],
+                                                              "per_night": 16}}),
     "default", "default+short gated with 16 training stretches per night instead of 8")
 #: The short members the nested selection (``--nested``) chooses among, in order of
 #: preference: the shipped one (default+stretch), the short-recordings specialist
@@ -168,10 +170,10 @@ CANDIDATES["default+band"] = ("lightgbm-context", BAND_OPTIONS, "default",
                               "trained only on 4 random stretches of 1 to 4 h of every "
                               "training night (shrunk statistics, length feature)")
 CANDIDATES["default+band gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "length-gated", "minutes": BAND_MINUTES,
-                               "night": {"model": "lightgbm-context", **BAND_OPTIONS},
-                               "short": {"model": "lightgbm-context", **SHORT_OPTIONS}}},
+    "length-gated", gated_options({"minutes": BAND_MINUTES,
+                                   "night": {"model": "lightgbm-context", **BAND_OPTIONS},
+                                   "short": {"model": "lightgbm-context", **SHORT_OPTIONS}},
+                                  model="length-gated"),
     "default", "default+short gated, with recordings of 90 min to 4 h staged by "
                "default+band instead")
 NAP_SHORT_OPTIONS: dict[str, Any] = {**SHORT_OPTIONS,
@@ -180,13 +182,11 @@ NAP_SHORT_OPTIONS: dict[str, Any] = {**SHORT_OPTIONS,
 CANDIDATES["default+short+naps"] = ("lightgbm-context", NAP_SHORT_OPTIONS, "default",
                                     "the short member of default+short+naps gated")
 CANDIDATES["default+short+naps gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context", **NAP_SHORT_OPTIONS}}, "default",
+    "length-gated", gated_options(NAP_SHORT_OPTIONS), "default",
     "default+short gated, its short member trained also on 4 nap-like stretches (20, 25, "
     "30, 40 min, starting in wake before sleep onset) of every training night")
 CANDIDATES["eeg2+short+naps gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context", **NAP_SHORT_OPTIONS}}, "eeg2",
+    "length-gated", gated_options(NAP_SHORT_OPTIONS), "eeg2",
     "0.1's eeg2 for recordings of 4 h or more, for shorter ones the short member of the "
     "shipped default (nap-like training stretches too) on eeg2's channels")
 #: default+short+naps with twice LightGBM's boosting rounds (500 instead of 250): the
@@ -198,12 +198,10 @@ BIG_NAP_SHORT_OPTIONS: dict[str, Any] = {**NAP_SHORT_OPTIONS, "n_estimators": 50
 CANDIDATES["default+short+naps500"] = ("lightgbm-context", BIG_NAP_SHORT_OPTIONS, "default",
                                        "default+short+naps with 500 boosting rounds")
 CANDIDATES["default+short+naps500 gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context", **BIG_NAP_SHORT_OPTIONS}},
+    "length-gated", gated_options(BIG_NAP_SHORT_OPTIONS),
     "default", "default+short+naps gated, its short member with 500 boosting rounds")
 CANDIDATES["eeg1-eog+short+naps500 gated"] = (
-    "length-gated", {"night": {"model": "lightgbm-context"},
-                     "short": {"model": "lightgbm-context", **BIG_NAP_SHORT_OPTIONS}},
+    "length-gated", gated_options(BIG_NAP_SHORT_OPTIONS),
     "eeg1-eog", "0.1's eeg1-eog for recordings of 4 h or more, for shorter ones the short "
                 "member of the shipped default on eeg1-eog's channels")
 #: The nested selection of ``--nested-500``: :data:`NESTED_GRID` and default+short+naps500,
@@ -488,8 +486,7 @@ def gated_with(member: str, n_jobs: int) -> dict[str, Any]:
     sp = model_spec(member, n_jobs)
     short = {k: v for k, v in sp["options"].items() if k != "n_jobs"}
     return {**sp, "model": "length-gated",
-            "options": {"n_jobs": n_jobs, "night": {"model": "lightgbm-context"},
-                        "short": {"model": sp["model"], **short}}}
+            "options": {"n_jobs": n_jobs, **gated_options(short, sp["model"])}}
 
 
 def band_gated_with(member: str, n_jobs: int) -> dict[str, Any]:
@@ -498,11 +495,10 @@ def band_gated_with(member: str, n_jobs: int) -> dict[str, Any]:
     sp = model_spec(member, n_jobs)
     band = {k: v for k, v in sp["options"].items() if k != "n_jobs"}
     return {**sp, "model": "length-gated",
-            "options": {"n_jobs": n_jobs, "night": {"model": "lightgbm-context"},
-                        "short": {"model": "length-gated", "minutes": BAND_MINUTES,
-                                  "night": {"model": sp["model"], **band},
-                                  "short": {"model": "lightgbm-context",
-                                            **SHORT_OPTIONS}}}}
+            "options": {"n_jobs": n_jobs, **gated_options(
+                {"minutes": BAND_MINUTES, "night": {"model": sp["model"], **band},
+                 "short": {"model": "lightgbm-context", **SHORT_OPTIONS}},
+                model="length-gated")}}
 
 
 #: The nested selections: name -> (grid, lengths scored, spec of the chosen member's
