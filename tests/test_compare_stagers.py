@@ -195,3 +195,26 @@ def test_peer_stagers_by_name(nights, tmp_path):
         for rec in (r for r in result["recordings"] if r["model"] == label):
             cmp = cmps[Path(rec["recording"]).name.replace("-PSG.edf", "")]
             assert rec["kappa"] == pytest.approx(cmp["epochs"]["kappa"], abs=1e-12)
+
+
+def test_lights_off_and_on_reach_every_model(nights, tmp_path, capsys):
+    from hypnoscope.cli import main
+
+    out = tmp_path / "out"
+    assert main(["benchmark", str(nights / "psg"), "-r", str(nights / "psg"), "--models",
+                 "eeg2", "--lights-off", "300", "--lights-on", "1500", "--out",
+                 str(out)]) == 0
+    capsys.readouterr()
+    result = json.loads((out / "benchmark.json").read_text())
+    assert len(result["recordings"]) == 2
+    for rec in result["recordings"]:
+        report = json.loads(Path(rec["report"]).read_text())
+        assert report["span"]["lights_off_sec"] == 300.0
+        assert report["span"]["lights_on_sec"] == 1500.0
+        # agreement over the 40 epochs in bed only (the recording has 120)
+        assert report["agreement"]["n_common_epochs"] == 120
+        assert report["agreement"]["n_epochs"] == 40
+    assert main(["benchmark", str(nights / "psg"), "-r", str(nights / "psg"), "--models",
+                 "eeg2", "--lights-off", "25:00", "--out", str(tmp_path / "o2")]) == 2
+    assert "--lights-off '25:00': expected seconds" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()

@@ -387,3 +387,37 @@ def test_corrections_reach_hypnoscope_adapt(staged, tmp_path):
     scored = y >= 0  # epochs the reader finds unusable are left out of adapting
     assert len(y) >= 31 and scored.mean() > 0.8 and y[[5, 6, 30]].tolist() == [3, 4, 0]
     assert y[scored].tolist() == want[: len(y)][scored].tolist()
+
+
+def test_pages_show_the_units_staging_fixed(tmp_path):
+    """A recording in volts under a µV header: staging rescales it (the units rule) and the
+    review pages show the same µV as the correctly written file."""
+    import datetime as dt
+
+    import edfio
+
+    from hypnoscope.simulate import simulate_night
+
+    raw = simulate_night(Hypnogram(np.array(CODES)), seed=3, mode="telemetry")
+    names = ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]
+    uv = raw.get_data(picks=names) * 1e6
+    paths = []
+    for name, scale in (("good", 1.0), ("volts", 1e-6)):  # volts: header still µV
+        sigs = [edfio.EdfSignal(x * scale, sampling_frequency=raw.info["sfreq"], label=ch,
+                                physical_dimension="uV",
+                                physical_range=(-1.5 * np.abs(x).max() * scale,
+                                                1.5 * np.abs(x).max() * scale))
+                for x, ch in zip(uv, names, strict=True)]
+        paths.append(tmp_path / f"{name}.edf")
+        edfio.Edf(sigs, starttime=dt.time(22, 0)).write(paths[-1])
+    s_good, s_bad = ReviewSession.open(paths[0]), ReviewSession.open(paths[1])
+    factors = s_bad.report["recording"]["unit_factors"]
+    assert {k: round(v) for k, v in factors.items()} == {ch: 10**6 for ch in names}
+    assert s_good.report["recording"]["unit_factors"] == {}
+    none = {ch.name: None for ch in s_good.channels}
+    a, b = s_good.page(5, filters=none), s_bad.page(5, filters=none)
+    for ca, cb in zip(a["channels"], b["channels"], strict=True):
+        x, y = np.array(ca["data"]), np.array(cb["data"])
+        assert np.std(x) > 5 and np.percentile(np.abs(x - y), 99) < 0.1  # EDF quantisation
+    s_good.close()
+    s_bad.close()

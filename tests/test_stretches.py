@@ -364,3 +364,45 @@ def test_regroup_folds_keeps_subjects_on_their_side(nights):
     stranger = dataclasses.replace(nights[0], subject_id="zz")
     with pytest.raises(ValueError, match="zz"):
         regroup_folds(folds, [stranger])
+
+
+def test_gated_benchmark_pairs_member_folds_by_name(nights, tmp_path):
+    """With only cached folds, a length-gated candidate keeps the folds both members have
+    (its members may have been run on different folds)."""
+    import argparse
+
+    from benchmarks.real_accuracy import stretches as bench
+
+    st = sample_stretches(nights, seed=0)
+    folds = subject_kfold(nights, k=3, seed=0)
+    args = argparse.Namespace(state_dir=str(tmp_path), seed=0, data="toy", cached_only=False)
+    member = {"model": "lightgbm", "n_estimators": 3}
+    spec = {"model": "length-gated", "setup": "default",
+            "options": {"n_jobs": 1, "night": {"model": "rf", "n_estimators": 3},
+                        "short": member}}
+    night_spec = {"model": "rf", "setup": "default", "options": {"n_jobs": 1, "n_estimators": 3}}
+    short_spec = {"model": "lightgbm", "setup": "default",
+                  "options": {"n_jobs": 1, "n_estimators": 3}}
+    bench.run_model("night", night_spec, args, nights, folds, st)  # every fold
+    short = bench.run_model("short", short_spec, args, nights, folds[1:2], st)  # fold 2 only
+    args.cached_only = True
+    gated = bench.run_gated(spec, args, nights, folds, st)
+    assert [f.fold.name for f in gated] == [folds[1].name]
+    # these nights are shorter than 4 h: every stretch is the short member's
+    assert all(np.array_equal(p, q) for p, q in zip(gated[0].proba, short[0].proba,
+                                                    strict=True))
+
+
+def test_derivation_views_put_each_eeg_in_the_slot():
+    """The derivations benchmark stages the one-EEG + EOG model with Fpz-Cz and with
+    Pz-Oz in its EEG slot, the EOG in its own."""
+    from benchmarks.real_accuracy.derivations import views
+
+    X = np.stack([np.full((4, 10), c, dtype=np.float32) for c in range(3)], axis=1)
+    n = Night(X=X, y=np.zeros(4, int), subject_id="s1", night_id="s1__1",
+              meta={"channel_names": ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"]})
+    two = views([n], "eeg1-eog")
+    assert [v.X[0, :, 0].tolist() for v in two] == [[0.0, 2.0], [1.0, 2.0]]
+    assert two[1].meta["derivations"] == ["EEG Pz-Oz", "EOG horizontal"]
+    assert {v.subject_id for v in two} == {"s1"}
+    assert [v.X[0, :, 0].tolist() for v in views([n], "eeg1")] == [[0.0], [1.0]]

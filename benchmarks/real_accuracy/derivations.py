@@ -12,6 +12,11 @@ stages the test subjects' nights from each derivation, whole and in stretches
 table says what a model trained on one derivation loses on the other, and what the pooled
 model gives up against a model trained on the derivation it is tested on.
 
+``--setup eeg1-eog`` asks the same of the one-EEG + EOG model: its EEG slot trained on
+Fpz-Cz, on Pz-Oz or on both (the EOG as it is), and each test night staged with either
+derivation in that slot (``--candidate`` names any model of
+:func:`benchmarks.real_accuracy.stretches.model_spec`, e.g. ``eeg1-eog@0.1``).
+
 Resumable: each (training derivation, fold) result is cached in ``--state-dir``.
 
 Usage (from the repository root)::
@@ -52,6 +57,18 @@ STATE_VERSION = 1
 #: The training derivations compared: name -> views trained on (0: Fpz-Cz, 1: Pz-Oz).
 TRAIN_ON = {"Fpz-Cz": (0,), "Pz-Oz": (1,), "both": (0, 1)}
 TEST_ON = ("Fpz-Cz", "Pz-Oz")
+#: Channel setups whose EEG slot can be studied here: name -> the layout channels of the
+#: Pz-Oz view (the setup's slots with Pz-Oz in the EEG slot).
+SETUP_POOLS = {"eeg1": (1,), "eeg1-eog": (1, 2)}
+
+
+def views(nights, setup: str) -> list:
+    """Every night twice, as ``setup`` reads it with Fpz-Cz and with Pz-Oz in its EEG slot
+    (:func:`hypnoscope.staging.channel_setups.setup_nights` with that pool)."""
+    from dataclasses import replace
+
+    pooled = replace(CHANNEL_SETUPS[setup], pool=(SETUP_POOLS[setup],))
+    return setup_nights(nights, pooled, pool=True)
 
 
 def fold_rows(done, data, n_nights: int) -> dict[str, list[dict[str, Any]]]:
@@ -71,7 +88,9 @@ def fold_rows(done, data, n_nights: int) -> dict[str, list[dict[str, Any]]]:
 
 def markdown(res: dict) -> str:
     lengths = sb.LENGTH_ORDER
-    L = ["# The one-EEG model across derivations (Fpz-Cz, Pz-Oz)", "",
+    what = {"eeg1": "The one-EEG model", "eeg1-eog": "The one-EEG + EOG model"}[
+        res["config"].get("setup", "eeg1")]
+    L = [f"# {what} across derivations (Fpz-Cz, Pz-Oz)", "",
          f"Command: `{res['command']}`  ", f"Date: {res['date']}  ",
          f"Machine: {res['machine']}  ", "", res["protocol"], "",
          "## Accuracy (pooled over the epochs of the stretches of each length)", "",
@@ -91,7 +110,7 @@ def markdown(res: dict) -> str:
                 "-" if g["points"].get(k) is None else f"{g['points'][k]:+.1f}"
                 for k in lengths) + " |")
     L += ["", f"Model: `{res['config']['model']}` options "
-          f"`{json.dumps(res['config']['options'])}` (the candidate "
+          f"`{json.dumps(res['config']['options'])}` ("
           f"{res['config']['candidate']} of benchmarks.real_accuracy.stretches); training "
           "time per fold: " + ", ".join(f"{k} {v['train_s_per_fold']:.0f} s"
                                         for k, v in res["models"].items())]
@@ -115,8 +134,11 @@ def gaps(models: dict) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(BANDPOWER_DIR))
-    ap.add_argument("--candidate", default="default+stretch4", choices=list(sb.CANDIDATES),
-                    help="options of the one-EEG model (a stretches candidate's)")
+    ap.add_argument("--setup", default="eeg1", choices=list(SETUP_POOLS),
+                    help="the channel setup whose EEG slot is studied")
+    ap.add_argument("--candidate", default="default+stretch4",
+                    choices=[*sb.CANDIDATES, *sb.PREVIOUS],
+                    help="the model trained (a stretches candidate, or a model of 0.1)")
     ap.add_argument("--train-on", nargs="*", default=list(TRAIN_ON), choices=list(TRAIN_ON))
     ap.add_argument("--max-folds", type=int, default=None)
     ap.add_argument("--per-night", type=int, default=5)
@@ -124,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--state-dir", default=str(DEFAULT_STATE))
     ap.add_argument("--cached-only", action="store_true")
-    ap.add_argument("--name", default="real_accuracy_derivations")
+    ap.add_argument("--name", default=None, help="results file name (default "
+                    "real_accuracy_derivations, with the setup's name after it if not eeg1)")
     args = ap.parse_args(argv)
+    args.name = args.name or "real_accuracy_derivations" + (
+        "" if args.setup == "eeg1" else "_" + args.setup.replace("-", ""))
 
     from hypnoscope.models import make_model
 
@@ -134,28 +159,30 @@ def main(argv: list[str] | None = None) -> int:
     folds = subject_kfold(nights, k=10, seed=args.seed)
     rf.check_folds(nights, folds, args.seed, 10)
     folds = folds[: args.max_folds] if args.max_folds else folds
-    data = setup_nights(nights, CHANNEL_SETUPS["eeg1"], pool=True)
+    data = views(nights, args.setup)
     if len(data) != len(TEST_ON) * len(nights):
         raise SystemExit(f"expected {len(TEST_ON)} views of every night, got {len(data)} "
                          f"for {len(nights)} nights")
     stretches = sb.view_stretches(sample_stretches(nights, per_night=args.per_night,
                                                    seed=args.seed), len(nights), data)
-    model, opts, _, _ = sb.CANDIDATES[args.candidate]
-    options = {"n_jobs": args.n_jobs, **opts}
+    spec = sb.model_spec(args.candidate, args.n_jobs)
+    model, options = spec["model"], spec["options"]
     res: dict[str, Any] = {
         **result_header("real_accuracy_derivations", "benchmarks.real_accuracy.derivations",
                         argv, "nice -n 10 python"),
         "protocol": (
             "Real data: 59 subjects / 115 nights of Sleep-EDF Expanded cassette band "
-            "powers (Kemp et al. 2000; Goldberger et al. 2000; ODC-By). The one-EEG model "
-            "is retrained on each outer fold of subject_kfold(k=10, seed=0) "
+            "powers (Kemp et al. 2000; Goldberger et al. 2000; ODC-By). The "
+            + {"eeg1": "one-EEG model", "eeg1-eog": "one-EEG + EOG model (EOG horizontal "
+               "in its EOG slot throughout)"}[args.setup]
+            + " is retrained on each outer fold of subject_kfold(k=10, seed=0) "
             "(benchmarks/results/real_folds.json) on the training subjects' Fpz-Cz, Pz-Oz "
-            "or both (every night once per derivation), and stages each test night from "
-            "each derivation: the whole night and "
+            "or both in its EEG slot (every night once per derivation), and stages each "
+            "test night from each derivation: the whole night and "
             f"{args.per_night} stretches of each of 2 h, 1 h and 30 min plus one nap-like "
             "30-min stretch per night, each as its own recording (the stretches of "
             "benchmarks.real_accuracy.stretches). Accuracy pooled over the scored epochs."),
-        "config": {"candidate": args.candidate, "model": model,
+        "config": {"candidate": args.candidate, "model": model, "setup": args.setup,
                    "options": {k: v for k, v in options.items() if k != "n_jobs"},
                    "per_night": args.per_night, "seed": args.seed,
                    "max_folds": args.max_folds},
@@ -167,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         for v in TRAIN_ON[train]:
             mask[v * n:(v + 1) * n] = True
         key = json.dumps({"v": STATE_VERSION, "model": model, "options": res["config"][
-            "options"], "train_on": train, "seed": args.seed, "data": args.data},
-            sort_keys=True)
+            "options"], "train_on": train, "seed": args.seed, "data": args.data,
+            **({} if args.setup == "eeg1" else {"setup": args.setup})}, sort_keys=True)
         done = cross_validate_stretches(
             data, lambda _f: make_model(model, seed=args.seed, **options),
             regroup_folds(folds, data, train_mask=mask), stretches,

@@ -108,10 +108,11 @@ PREVIOUS: dict[str, tuple[str, str, bool]] = {
 }
 
 
-def gated_options(short: dict[str, Any], model: str = "lightgbm-context") -> dict[str, Any]:
-    """Options of a ``length-gated`` candidate: 0.1's ``lightgbm-context`` for whole nights
-    and the registry ``model`` with ``short`` as its short member."""
-    return {"night": {"model": "lightgbm-context"}, "short": {"model": model, **short}}
+def gated_options(short: dict[str, Any], model: str = "lightgbm-context",
+                  night: str = "lightgbm-context") -> dict[str, Any]:
+    """Options of a ``length-gated`` candidate: 0.1's ``night`` model (its defaults) for
+    whole nights and the registry ``model`` with ``short`` as its short member."""
+    return {"night": {"model": night}, "short": {"model": model, **short}}
 
 
 #: The stretch-robust options of ``default+stretch`` (the short member of the gate).
@@ -204,6 +205,10 @@ CANDIDATES["eeg1-eog+short+naps500 gated"] = (
     "length-gated", gated_options(BIG_NAP_SHORT_OPTIONS),
     "eeg1-eog", "0.1's eeg1-eog for recordings of 4 h or more, for shorter ones the short "
                 "member of the shipped default on eeg1-eog's channels")
+CANDIDATES["vote+short+naps500 gated"] = (
+    "length-gated", gated_options(BIG_NAP_SHORT_OPTIONS, night="lightgbm-vote"),
+    "default", "0.1's vote for recordings of 4 h or more, for shorter ones the short member "
+               "of the shipped default")
 #: The nested selection of ``--nested-500``: :data:`NESTED_GRID` and default+short+naps500,
 #: scored as :data:`SELECTED` is.
 GRID_500 = (*NESTED_GRID, "default+short+naps500")
@@ -451,7 +456,12 @@ def run_gated(spec: dict[str, Any], args: argparse.Namespace, nights, folds, str
                                                             **m}}
         runs[role] = run_model(f"{role} member", sub, args, nights, folds, stretches)
     out = []
-    for fn, fs in zip(runs["night"], runs["short"], strict=True):
+    # with --cached-only the members may have different folds cached: keep those both have
+    short_by_name = {f.fold.name: f for f in runs["short"]}
+    for fn in runs["night"]:
+        fs = short_by_name.get(fn.fold.name)
+        if fs is None:
+            continue
         proba = [ps if s.n_epochs * EPOCH_SEC / 60.0 < minutes else pn
                  for s, pn, ps in zip(fn.stretches, fn.proba, fs.proba, strict=True)]
         sf = replace(fn, proba=proba, train_s=fn.train_s + fs.train_s,

@@ -57,6 +57,11 @@ def register(subparsers) -> None:
                         "instead of --jobs")
     p.add_argument("--crop", choices=["auto", "on", "none"], default=None,
                    help="crop to the main sleep period (as for 'hypnoscope stage')")
+    p.add_argument("--lights-off", metavar="TIME",
+                   help="lights off for every recording and model, as for stage: clock "
+                        "time HH:MM[:SS] or seconds from the recording start; agreement "
+                        "and sleep statistics are computed from lights-off to lights-on")
+    p.add_argument("--lights-on", metavar="TIME", help="lights on (as for stage)")
     p.add_argument("--plot", action="store_true",
                    help="also draw each night's figure in the per-model outputs (the "
                         "benchmark's own figures are always drawn)")
@@ -66,7 +71,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hypnoscope.cli.stage import _describe, _without_path
+    from hypnoscope.cli.stage import _check_lights, _describe, _without_path
     from hypnoscope.stages import stage_codes_label_map
     from hypnoscope.staging.batch import BatchInterrupted
     from hypnoscope.staging.compare_stagers import benchmark_stagers, model_table
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.jobs != 1:
         raise CLIError("give --jobs (local processes) or --scheduler (a Dask cluster), "
                        "not both")
+    lights_off = _check_lights(args.lights_off, "--lights-off")
+    lights_on = _check_lights(args.lights_on, "--lights-on")
     out = check_output_dir(args.out, "--out", create=True)  # before any work
 
     def on_row(row: dict[str, Any]) -> None:
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             scheduler=args.scheduler, resume=not args.force, plot=args.plot,
             label_map=stage_codes_label_map(args.stage_codes, args.label_map),
             crop={"none": "off"}.get(args.crop, args.crop), eeg=args.eeg, eog=args.eog,
-            emg=args.emg,
+            emg=args.emg, lights_off=lights_off, lights_on=lights_on,
             debug=bool(getattr(args, "debug", False)), describe=_describe,
             note=lambda m: print(m, file=sys.stderr), on_row=on_row)
     except BatchInterrupted:

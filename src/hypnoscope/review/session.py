@@ -83,10 +83,15 @@ class ReviewChannel:
                 "default_scale_uv": self.default_scale_uv}
 
 
-def _channels(info: dict[str, Any], file_sfreq: float) -> list[ReviewChannel]:
+def _channels(info: dict[str, Any], file_sfreq: float,
+              unit_factors: dict[str, float] | None = None) -> list[ReviewChannel]:
     """The channels of :func:`hypnoscope.io.psg.recording_info` to show: EEG, EOG, EMG
     first (file order within a role), then the others; default filters are the signal
-    models' role bands (:data:`hypnoscope.signal.filters.ROLE_BANDS`)."""
+    models' role bands (:data:`hypnoscope.signal.filters.ROLE_BANDS`). ``unit_factors``
+    (channel -> factor) are the power-of-1000 unit fixes staging applied
+    (:mod:`hypnoscope.io.units`, the report's ``recording.unit_factors``), so that a page
+    shows the µV staging read."""
+    unit_factors = unit_factors or {}
     from hypnoscope.io.channels import guess_role
     from hypnoscope.signal.filters import BANDPASS_DEFAULTS, upper_edge
 
@@ -106,7 +111,7 @@ def _channels(info: dict[str, Any], file_sfreq: float) -> list[ReviewChannel]:
             name=ch["name"], role="emg" if role == "emg_envelope" else role,
             sfreq=float(ch["sfreq"]), unit="uV" if volts else unit,
             default_filter=(lo, hi), default_scale_uv=DEFAULT_SCALE_UV.get(role, 100.0),
-            factor=1e6 if volts else 1.0))
+            factor=(1e6 if volts else 1.0) * float(unit_factors.get(ch["name"], 1.0))))
     out.sort(key=lambda c: order.get(c.role, 3))
     return out
 
@@ -197,7 +202,8 @@ class ReviewSession:
                              "the recording (PSG) the scoring belongs to")
         self._raw, _ = open_raw(self.recording, preload=False)
         self.file_sfreq = float(self._raw.info["sfreq"])
-        self.channels = _channels(info, self.file_sfreq)
+        self.channels = _channels(info, self.file_sfreq, (self.report.get("recording") or {})
+                                  .get("unit_factors"))
         self._pieces = _clock_pieces(info.get("gaps") or [])
         self.duration_sec = float(info["duration_sec"])
         self.reviewed = np.full(auto.n_epochs, UNSCORED, dtype=np.int64)

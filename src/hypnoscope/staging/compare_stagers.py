@@ -89,7 +89,7 @@ def benchmark_stagers(inputs: str | os.PathLike | Iterable[str | os.PathLike],
                       models: Sequence[Any], out_dir: str | os.PathLike, *,
                       jobs: int = 1, scheduler: Any = None, resume: bool = True,
                       plot: bool = False, label_map: Any = None, crop: str | None = None,
-                      eeg=None, eog=None, emg=None,
+                      eeg=None, eog=None, emg=None, lights_off=None, lights_on=None,
                       title: str | None = None, data_note: str | None = None,
                       debug: bool = False,
                       describe: Callable[[BaseException], str] | None = None,
@@ -113,6 +113,9 @@ def benchmark_stagers(inputs: str | os.PathLike | Iterable[str | os.PathLike],
     jobs, scheduler, resume, plot, label_map, crop, eeg, eog, emg, debug, describe, note, on_row
         As in :func:`~hypnoscope.staging.batch.stage_folder`, for every model (``plot`` draws each
         night's figure; the benchmark's own figures are drawn in any case).
+    lights_off, lights_on : str or float, optional
+        As in :func:`~hypnoscope.staging.batch.stage_folder`: every recording is staged and
+        compared from lights-off to lights-on.
     title, data_note : str, optional
         The report's title, and a line on the data (e.g. that it is simulated).
     write : bool, default True
@@ -148,7 +151,8 @@ def benchmark_stagers(inputs: str | os.PathLike | Iterable[str | os.PathLike],
 
         rows[label] = stage_folder(
             inputs, out / MODELS_FOLDER / label, model, reference=reference, plot=plot,
-            crop=crop, label_map=label_map, eeg=eeg, eog=eog, emg=emg, jobs=jobs,
+            crop=crop, label_map=label_map, eeg=eeg, eog=eog, emg=emg,
+            lights_off=lights_off, lights_on=lights_on, jobs=jobs,
             scheduler=scheduler, resume=resume,
             debug=debug, describe=describe, note=say, on_row=tagged)
     records = collect_records(rows)

@@ -210,7 +210,8 @@ class StagingResult:
         ``quality`` (summary of every channel read, see :func:`stage_recording`),
         ``span`` (the epochs staged and the lights-off/on that sleep statistics use),
         ``notices`` (:class:`~hypnoscope.notices.Notices`), ``warnings`` (their
-        messages of severity warning), ``timings``...
+        messages of severity warning), ``unit_factors`` (channel -> the power-of-1000
+        factor the reader's units rule applied), ``timings``...
     quality : QualityReport or None
         Signal quality of every epoch and channel read (None with
         ``check_quality=False``).
@@ -843,6 +844,7 @@ def _result(st: _Staging) -> StagingResult:
                   "chosen_by": st.choice["reason"] if st.choice else "given (model=/--model)"},
         "model_choice": st.choice or {"mode": "given", "chosen": st.name},
         "input": st.kind, "n_epochs": hyp.n_epochs, "timings": st.timings,
+        "unit_factors": dict((st.rec.meta or {}).get("unit_factors") or {}),
     })
     return StagingResult(hyp, info, st.qr_all if o.check_quality else None)
 
