@@ -394,17 +394,29 @@ def _rounds_text(options: dict | None) -> str:
     return f", {rounds} boosting rounds" if rounds else ""
 
 
+def _vote_text(night_stats: bool) -> str:
+    """What lightgbm-vote is, in the card's words."""
+    return (" (soft vote of lightgbm-context with robust and with quantile per-night "
+            "normalisation and of one trained also on jittered band powers"
+            + (", each also given the night's median and IQR of every feature"
+               if night_stats else "") + "; choices made on cross-fitted predictions)")
+
+
+def _night_model(model: str, options: dict | None) -> str:
+    """The registry model that stages whole nights (a length-gated model's night member)."""
+    if model != "length-gated":
+        return model
+    return ((options or {}).get("night") or {}).get("model", "lightgbm-context")
+
+
 def _summary(model: str, smoothing: str | None, night_stats: bool, setup,
              metrics: dict | None, options: dict | None = None) -> str:
     """The one-paragraph summary at the top of the model card."""
+    night = _night_model(model, options)
     return (f"{model}{' + HMM smoothing' if smoothing else ''}"
-            + (" (soft vote of lightgbm-context with robust and with quantile "
-               "per-night normalisation and of one trained also on jittered band "
-               "powers" + (", each also given the night's median and IQR of "
-                           "every feature" if night_stats else "")
-               + "; choices made on cross-fitted predictions)"
-               if model == "lightgbm-vote" else "")
-            + (" (lightgbm-context as in 0.1 for recordings of 4 h or more; for shorter "
+            + (_vote_text(night_stats) if model == "lightgbm-vote" else "")
+            + (f" ({night}{_vote_text(night_stats) if night == 'lightgbm-vote' else ''}"
+               " as in 0.1 for recordings of 4 h or more; for shorter "
                f"ones lightgbm-context trained {_crops_text(options)}, with per-recording "
                "statistics shrunk toward the training population's and the recording's "
                "length as a feature" + _rounds_text(options) + ")"
@@ -524,8 +536,9 @@ def _model_selection(card: dict, args: argparse.Namespace, setup, bench_model: s
                      metrics: dict | None, mdl) -> None:
     """Fill in the card's ``model_selection``: why this model (nested procedure, other
     channel setup, or the comparison with the sequence models)."""
-    if args.model in NESTED_PROCEDURES and setup.name == "default":
-        _vote_selection(card, metrics, mdl)
+    night = _night_model(args.model, card.get("options"))
+    if night in NESTED_PROCEDURES and setup.name == "default":
+        _vote_selection(card, metrics, mdl.night if args.model == "length-gated" else mdl)
     if setup.name != "default":  # the benchmark's candidates are of the full layout
         card["model_selection"] = {
             "rule": "the architecture of the default model (the best of the full layout's "
@@ -599,7 +612,13 @@ def _metrics(args: argparse.Namespace, setup, nights, options: dict, bench_model
              old: dict) -> dict | None:
     """The card's cross-validated metrics: the stretch benchmark's whole nights
     (``--stretch-row``), the benchmark's row, the existing card's (``--card-only``), or a
-    CV run here."""
+    CV run here. A model whose whole nights are staged by a procedure of the nested
+    benchmark (``lightgbm-vote``, alone or as a length-gated model's night member) takes
+    that procedure's nested CV."""
+    nested = (_nested_metrics(_night_model(args.model, options))
+              if setup.name == "default" else None)
+    if nested is not None:
+        return nested
     whole = (stretch_row(args) or {}).get("whole_night_cv")
     if whole and whole["n_folds"] == whole["n_folds_total"]:  # every outer fold run
         return whole

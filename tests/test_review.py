@@ -380,13 +380,26 @@ def test_corrections_reach_hypnoscope_adapt(staged, tmp_path):
         (psg.name, "SC4001E0_review/SC4001E0.reviewed.tsv")] and skipped == []
     model = make_model("lightgbm", n_estimators=5)
     model.input_kind_ = "features"
+    # by default only the epochs a person scored: the automatic rest is not learnt from
     (night,) = load_reviewed_nights(rec, model)
+    y = np.asarray(night.y)
+    assert np.flatnonzero(y >= 0).tolist() == [5, 6, 30] and y[[5, 6, 30]].tolist() == [3, 4, 0]
+    assert night.meta["reviewed_epochs"] == 3
+    # --all-epochs: the automatic stages count as accepted
+    (night,) = load_reviewed_nights(rec, model, all_epochs=True)
     want = auto.copy()
     want[[5, 6, 30]] = [3, 4, 0]
     y = np.asarray(night.y)
     scored = y >= 0  # epochs the reader finds unusable are left out of adapting
     assert len(y) >= 31 and scored.mean() > 0.8 and y[[5, 6, 30]].tolist() == [3, 4, 0]
     assert y[scored].tolist() == want[: len(y)][scored].tolist()
+    # a review that scored nothing: a clear refusal, not an adaptation on the model's own
+    tsv = rec / "SC4001E0_review" / "SC4001E0.reviewed.tsv"
+    lines = tsv.read_text().splitlines()
+    tsv.write_text("\n".join(lines[:3] + [ln.rsplit("\t", 2)[0] + "\tautomatic\t"
+                                          for ln in lines[3:]]) + "\n")
+    with pytest.raises(ValueError, match="nobody reviewed an epoch of it.*--all-epochs"):
+        load_reviewed_nights(rec, model)
 
 
 def test_pages_show_the_units_staging_fixed(tmp_path):

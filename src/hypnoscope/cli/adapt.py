@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     src.add_argument("--features", metavar="DIR",
                      help="folder of per-night band-power .npz files with labels (the "
                           "layout of 'hypnoscope train --features')")
+    p.add_argument("--all-epochs", action="store_true",
+                   help="of a reviewed scoring, also adapt on the epochs the review left "
+                        "automatic (as accepted); default: only the epochs a person scored")
     p.add_argument("--out", required=True, metavar="MODEL_PATH",
                    help="adapted model file (its card is written beside it as .json)")
     p.add_argument("--method", default=None, metavar="METHOD",
@@ -80,7 +83,7 @@ def _adapt(args: argparse.Namespace) -> int:
     if args.features:
         nights = load_feature_dir(args.features)
     else:
-        nights = load_reviewed_nights(args.data, model)
+        nights = load_reviewed_nights(args.data, model, all_epochs=args.all_epochs)
     base_nights = load_feature_dir(args.base_features) if args.base_features else None
     name = Path(out).stem
     adapted = adapt_model(model, nights, method, base_name=str(card.get("name", args.model)),

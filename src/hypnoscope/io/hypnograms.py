@@ -255,6 +255,35 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
     return hyp
 
 
+#: Value of the ``scorer`` column of a reviewed scoring (``hypnoscope review``'s
+#: ``*.reviewed.tsv``) for the epochs nobody reviewed: the automatic stage, kept.
+AUTOMATIC_SCORER = "automatic"
+
+
+def reviewed_epochs(path: str | os.PathLike, epoch_sec: float = 30.0) -> np.ndarray | None:
+    """Which epochs of a reviewed scoring a person scored: a boolean per epoch from the
+    recording start, True where the table's ``scorer`` column names someone (not
+    :data:`AUTOMATIC_SCORER`, not empty); None for a table without a ``scorer`` column.
+    Rows are placed by their ``onset``."""
+    import pandas as pd
+
+    path = Path(path)
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    df = pd.read_csv(path, sep=sep, comment="#", keep_default_na=False, dtype=str,
+                     index_col=False)
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    if "scorer" not in df.columns:
+        return None
+    where = _row_locator(path, len(df))
+    idx = np.round(_numeric_column(df, "onset", path, where) / epoch_sec).astype(int)
+    if (idx < 0).any():
+        raise ValueError(f"{path}: negative onset in row {where(int(np.argmax(idx < 0)))}")
+    scorer = df["scorer"].str.strip()
+    out = np.zeros(int(idx.max()) + 1 if len(idx) else 0, dtype=bool)
+    out[idx] = ((scorer != AUTOMATIC_SCORER) & (scorer != "")).to_numpy()
+    return out
+
+
 def is_scoring_table(path: str | os.PathLike) -> bool:
     """Whether a TSV/CSV table may be a scoring: False only when :func:`read_table_hypnogram`
     finds it plainly is not one (:class:`NotAScoringError`); other faults are left for the

@@ -476,11 +476,38 @@ def reviewed_pairs(directory: str | os.PathLike) -> tuple[list[tuple[Path, Path]
     return pairs, skipped
 
 
-def load_reviewed_nights(directory: str | os.PathLike, model) -> list:
+def keep_reviewed_epochs(night, scoring: str | os.PathLike):
+    """``night`` with only the epochs a person scored in ``scoring`` labelled: a reviewed
+    scoring's epochs left automatic (:func:`hypnoscope.io.hypnograms.reviewed_epochs`)
+    become unscored, so that a model is not adapted on its own predictions. A scoring
+    without a ``scorer`` column (a hypnogram) is every epoch scored: ``night`` as it is.
+    ``meta["reviewed_epochs"]`` counts the labelled epochs kept."""
+    from hypnoscope.io.hypnograms import reviewed_epochs
+
+    if not str(scoring).lower().endswith(REVIEWED_SUFFIX):
+        return night
+    mask = reviewed_epochs(scoring)
+    if mask is None:
+        return night
+    y = np.asarray(night.y).copy()
+    keep = np.zeros(len(y), dtype=bool)
+    n = min(len(y), len(mask))
+    keep[:n] = mask[:n]
+    y[~keep] = UNSCORED
+    night.y = y
+    night.meta["reviewed_epochs"] = int((y != UNSCORED).sum())
+    return night
+
+
+def load_reviewed_nights(directory: str | os.PathLike, model,
+                         all_epochs: bool = False) -> list:
     """The nights of a folder of recordings and their reviewed scorings
     (:func:`reviewed_pairs`), as nights of the input ``model`` reads; a recording that
     cannot be read raises ``ValueError`` naming it and why. Recordings without any
-    scoring are left out (an info notice names them)."""
+    scoring are left out (an info notice names them). Of a reviewed scoring only the
+    epochs a person scored are labelled (:func:`keep_reviewed_epochs`; an info notice
+    gives the counts), unless ``all_epochs``: then the epochs the review left automatic
+    count as accepted."""
     from hypnoscope.notices import Notices
     from hypnoscope.utils.runtime import progress
 
@@ -499,13 +526,27 @@ def load_reviewed_nights(directory: str | os.PathLike, model) -> list:
     if failed:
         raise ValueError(f"{len(failed)} of {len(pairs)} reviewed recording(s) of "
                          f"{directory} could not be read:\n  " + "\n  ".join(failed))
+    if not all_epochs:
+        scored = sum(int((np.asarray(n.y) != UNSCORED).sum()) for n in nights)
+        nights = [keep_reviewed_epochs(n, n.meta.get("scoring", "")) for n in nights]
+        partial = [n for n in nights if "reviewed_epochs" in n.meta]
+        if partial:
+            kept = sum(int((np.asarray(n.y) != UNSCORED).sum()) for n in nights)
+            Notices().add("reviewed-epochs-only", f"{directory}: adapting on the {kept} of "
+                          f"{scored} scored epochs a person scored ({len(partial)} reviewed "
+                          "scoring(s) leave the rest automatic; --all-epochs counts those as "
+                          "accepted)", severity="info")
     for n in nights:
         if not (n.y != UNSCORED).any():
-            raise ValueError(f"{n.meta.get('scoring')}: no scored epoch in this scoring")
+            why = ("nobody reviewed an epoch of it (every row's scorer is "
+                   "'automatic'); review some, or pass --all-epochs to accept the automatic "
+                   "stages" if "reviewed_epochs" in n.meta else "no scored epoch in this "
+                   "scoring")
+            raise ValueError(f"{n.meta.get('scoring')}: {why}")
     return nights
 
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "METHOD_DEFAULTS", "REVIEWED_SUFFIX", "AdaptedModel",
            "adapt_model", "adapted_card", "evaluate_adapted", "fit_recalibration",
-           "load_reviewed_nights", "member_training_matrix", "night_digest",
+           "keep_reviewed_epochs", "load_reviewed_nights", "member_training_matrix", "night_digest",
            "refuse_adaptation_nights", "reviewed_pairs", "reviewed_scoring"]

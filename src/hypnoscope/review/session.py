@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from hypnoscope.hypnogram import Hypnogram
+from hypnoscope.io.hypnograms import AUTOMATIC_SCORER
 from hypnoscope.io.recordings import REVIEW_SUFFIXES
 from hypnoscope.stages import UNSCORED, label_to_code, stage_names
 
@@ -48,7 +49,7 @@ MAX_PAGE_EPOCHS = 10
 #: (the TSV's comment mark).
 _SCORER_RE = re.compile(r"^[^\x00-\x1f\x7f#]{1,80}$")
 #: Value of the TSV's ``scorer`` column for epochs nobody reviewed.
-AUTOMATIC = "automatic"
+AUTOMATIC = AUTOMATIC_SCORER
 
 
 def _now() -> str:
