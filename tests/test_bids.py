@@ -165,6 +165,22 @@ def test_stage_bids_root_writes_a_derivative_dataset(bids_root, tmp_path, capsys
     assert main(["stage", str(root), "--out", str(out), "--no-plot"]) == 0
     assert "skipping 2 recording(s)" in capsys.readouterr().err
 
+    # the derivative's folder opens in review; its files keep the dataset valid
+    pytest.importorskip("fastapi")
+    from hypnoscope.review.session import ReviewSession
+
+    session = ReviewSession.open(one, scorer="Ann Example")
+    assert session.recording.resolve() == (root / "sub-01/eeg/sub-01_task-sleep_eeg.edf").resolve()
+    assert session.stem == stem and session.auto.n_epochs == hyp.n_epochs
+    session.score(3, "N3")
+    session.close()
+    reviewed = read_hypnogram(one / f"{stem}.reviewed.tsv")
+    assert reviewed.labels[3] == "N3" and reviewed.n_epochs == hyp.n_epochs
+    files = sorted("/" + p.relative_to(out).as_posix() for p in out.rglob("*")
+                   if p.is_file() and p.name != ".bidsignore")
+    ignore = (out / ".bidsignore").read_text().split()
+    assert [f for f in files if not _bidsignored(f, ignore) and not validator.is_bids(f)] == []
+
 
 def test_derivative_description_links_each_source(tmp_path):
     from hypnoscope.io.bids import write_derivative_description

@@ -250,21 +250,31 @@ class ReviewSession:
 
     @classmethod
     def _from_output_folder(cls, folder: Path, scorer: str | None) -> ReviewSession:
-        from hypnoscope.staging.outputs import OUTPUT_SUFFIXES
+        from hypnoscope.staging.outputs import output_names
 
-        tsvs = sorted(folder.glob(f"*.{OUTPUT_SUFFIXES['tsv']}"))
-        if not tsvs:
-            raise ValueError(f"{folder}: no *.{OUTPUT_SUFFIXES['tsv']} in this folder; "
-                             "expected an output folder of hypnoscope stage (or give the "
-                             "recording file)")
-        if len(tsvs) > 1:
-            raise ValueError(f"{folder} holds the scorings of {len(tsvs)} recordings "
-                             f"({', '.join(p.name for p in tsvs)}); give one recording "
+        # (scoring, stem, report) of each output set: STEM.hypnogram.tsv, or in a BIDS
+        # derivative dataset STEM_events.tsv beside STEM_report.json
+        sets = []
+        for bids in (False, True):
+            names = output_names("*", bids=bids)
+            for tsv in sorted(folder.glob(names["tsv"])):
+                stem = tsv.name[: len(tsv.name) - len(names["tsv"]) + 1]
+                report = folder / output_names(stem, bids=bids)["json"]
+                if not bids or report.is_file():  # a BIDS events.tsv of hypnoscope's
+                    sets.append((tsv, stem, report))
+        if not sets:
+            raise ValueError(f"{folder}: no {output_names('*')['tsv']} (or "
+                             f"{output_names('*', bids=True)['tsv']} with its report) in this "
+                             "folder; expected an output folder of hypnoscope stage (or give "
+                             "the recording file)")
+        if len(sets) > 1:
+            raise ValueError(f"{folder} holds the scorings of {len(sets)} recordings "
+                             f"({', '.join(t.name for t, _, _ in sets)}); give one recording "
                              "file with --out FOLDER to review it")
-        stem = tsvs[0].name[: -len(OUTPUT_SUFFIXES["tsv"]) - 1]
-        report = _read_report(folder / f"{stem}.{OUTPUT_SUFFIXES['json']}")
+        tsv, stem, report_path = sets[0]
+        report = _read_report(report_path)
         recording = _recording_of(report, folder)
-        return cls(recording, tsvs[0], folder, stem, report, scorer)
+        return cls(recording, tsv, folder, stem, report, scorer)
 
     @classmethod
     def _from_recording(cls, psg: Path, out: str | os.PathLike | None, model: Any,

@@ -157,13 +157,17 @@ def _staging_tasks(inputs, out: Path, model: Any, reference, say: Callable[[str]
     sources: dict[Path, str] = {}  # BIDS URI of each recording of a BIDS root
     if roots:  # a BIDS derivative dataset: outputs in each recording's own folder
         from hypnoscope.io.bids import bids_uri, source_links, write_derivative_description
+        from hypnoscope.io.recordings import REVIEW_SUFFIXES
         from hypnoscope.models.storage import AUTO_MODEL
         from hypnoscope.staging.outputs import BIDS_IGNORE
 
         links = source_links(list(roots.values()))
         named = isinstance(model, str | os.PathLike) and model != AUTO_MODEL
+        # hypnoscope review writes its files beside the outputs it reviews
+        review = [f"*.{v}" for v in REVIEW_SUFFIXES.values()]
         write_derivative_description(out, list(links), str(model) if named else None,
-                                     ignore=[*BIDS_IGNORE, "summary.json", "summary.csv"])
+                                     ignore=[*BIDS_IGNORE, "summary.json", "summary.csv",
+                                             *review])
         sources = {p: bids_uri(p, r, links[Path(r).resolve()]) for p, r in roots.items()}
         n_ref = sum(r is not None for p, r in zip(psgs, refs, strict=True) if p in roots)
         say(f"BIDS dataset: {len(roots)} recording(s), {n_ref} with scored stages in "
