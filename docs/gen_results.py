@@ -322,6 +322,37 @@ def derivations() -> str:
                  ["---", "---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
 
 
+@renderer("derivations_eeg1eog")
+def derivations_eeg1eog() -> str:
+    """The one-EEG + EOG model across derivations: 0.1's ``eeg1-eog`` and the stretch
+    candidate, each trained with Fpz-Cz or Pz-Oz in its EEG slot and tested on each
+    (``real_accuracy_derivations_eeg1eog01.json``, ``real_accuracy_derivations_eeg1eog
+    .json``)."""
+    rows = []
+    for name in ("real_accuracy_derivations_eeg1eog01", "real_accuracy_derivations_eeg1eog"):
+        d = load(name)
+        for train, m in d["models"].items():
+            for test, lengths in m["tested_on"].items():
+                rows.append([f"`{d['config']['candidate']}`", train, test,
+                             str(m["n_folds_done"])]
+                            + _accuracy_cells({r["length"]: r["accuracy"] for r in lengths}))
+    return table(["model", "EEG slot trained on", "tested on", "folds", *STRETCH_HEADER],
+                 rows, ["---", "---", "---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
+
+
+@renderer("simulated_short")
+def simulated_short() -> str:
+    """Mean agreement per simulated set of 2.5-h recordings (``simulated_short.json``)."""
+    d = load("simulated_short")
+    labels = list(d["models"])
+    rows = [[name, str(len(r))] + [f3(statistics.fmean([x[k] for x in r])) for k in labels]
+            for name, r in d["sets"].items()]
+    rows.append(["all", str(sum(map(len, d["sets"].values())))]
+                + [f3(d["mean"][k]) for k in labels])
+    return table(["SIMULATED set (2.5 h each)", "recordings", *[f"`{k}`" for k in labels]],
+                 rows, ["---", "---:"] + ["---:"] * len(labels))
+
+
 @renderer("amplitude")
 def amplitude() -> str:
     """The same simulated nights at 0.3x to 5x amplitude (``amplitude.json``), all channels

@@ -133,11 +133,16 @@ def test_eeg_and_eog_recording_and_a_dead_channel_use_smaller_models(night):
 
 
 def test_shipped_vote_is_named_only_and_stages_like_default(night):
-    """``vote`` (lightgbm-vote, nested-CV numbers on its card) is never the automatic
+    """``vote`` (lightgbm-vote for recordings of 4 h or more, the default's short member
+    for shorter ones; the vote's nested-CV numbers on its card) is never the automatic
     choice, stages with ``model="vote"``, and agrees with the default on most epochs."""
+    from hypnoscope.models.length_gate import DEFAULT_SHORT
+
     cards = shipped_models()
     card = cards["vote"]
-    assert card["architecture"] == "lightgbm-vote"
+    assert card["architecture"] == "length-gated"
+    assert card["options"]["night"] == {"model": "lightgbm-vote"}
+    assert card["options"]["short"] == DEFAULT_SHORT
     cv = card["cross_validation"]
     assert cv["n_folds"] == 10 and "nested" in cv["protocol"]
     assert cv["pooled"]["kappa"] > cards["default"]["cross_validation"]["pooled"]["kappa"]
@@ -150,8 +155,18 @@ def test_shipped_vote_is_named_only_and_stages_like_default(night):
     default = stage_recording(raw)
     assert voted.info["model"]["name"] == "vote"
     assert _accuracy(hyp, voted.hypnogram) > 0.7
-    same = np.mean(voted.hypnogram.codes == default.hypnogram.codes)
-    assert same > 0.85
+    # a 2-h recording: both stage it with the same short member, trained alike
+    assert np.array_equal(voted.hypnogram.codes, default.hypnogram.codes)
+    # a night of 4 h or more goes to the vote
+    from hypnoscope.datasets import Night
+    from hypnoscope.models.storage import load_staging_model
+    from hypnoscope.models.vote import CrossFitVote
+
+    model, _ = load_staging_model("vote")
+    long = Night(X=np.zeros((480, 3, 10), np.float32), y=np.zeros(480, int),
+                 subject_id="s", night_id="n")
+    assert isinstance(model.member_for(long), CrossFitVote)
+    assert model.member_for(long) is model.night and model.short is not model.night
 
 
 def test_setup_nights_pools_the_one_eeg_derivations():

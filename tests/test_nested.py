@@ -238,3 +238,9 @@ def test_cross_fit_vote_fits_chooses_and_round_trips(tmp_path):
     assert [len(ms) for ms in refit.models] == [1 if wi > 0 else 0 for wi in w]
     with pytest.raises(ValueError, match="at least k=2 training subjects"):
         make_model("lightgbm-vote", members=members).fit(nights[:1])
+    # what it reads, as a length-gated model's night member needs to know
+    assert m.input_kind_ == nights[0].kind and m.epoch_shape_ == list(nights[0].X.shape[1:])
+    gated = make_model("length-gated", night={"model": "lightgbm-vote", "members": members},
+                       short={"model": "lightgbm-context", **small}, seed=1).fit(nights)
+    np.testing.assert_allclose(gated.night.predict_proba(test[0]), p)
+    assert make_model("lightgbm-vote").input_kind_ is None  # not fitted

@@ -266,7 +266,8 @@ def test_benchmark_reads_the_shipped_cards_and_renders():
     assert specs["default"]["model"] == "length-gated"
     assert specs["default"]["options"]["short"]["shrink"] == "auto"
     assert specs["default"]["setup"] == "default" and specs["eeg1"]["setup"] == "eeg1"
-    assert specs["vote"]["model"] == "lightgbm-vote"
+    assert specs["vote"]["model"] == "length-gated"
+    assert specs["vote"]["options"]["night"] == {"model": "lightgbm-vote"}
     assert all(s["options"]["n_jobs"] == 2 for s in specs.values())
     rows = [{"length": k, "accuracy": 0.8, "macro_f1": 0.7, "kappa": 0.6,
              "stretch_accuracy_mean": 0.8, "n_stretches": 3, "n_nights": 2, "n_subjects": 1,

@@ -74,7 +74,8 @@ SEED_BASE = {("mslt", "healthy"): 1000, ("mslt", "narcolepsy-like"): 2000,
 #: 0.1's whole-night default (the gate's night member), two other short-recording
 #: candidates of the stretch benchmark, the other shipped channel setups. (The default's
 #: short member is ``default+short``: on 30-min naps the two are the same.)
-REAL_MODELS = ("default@0.1", "default+crops+shrink", "default+short", "eeg2", "eeg1-eog")
+REAL_MODELS = ("default@0.1", "default+crops+shrink", "default+short", "eeg2", "eeg1-eog@0.1",
+               "eeg1-eog")
 #: How the simulated naps are staged (named in the results).
 STAGER = ("hypnoscope.staging.naps.stage_naps(the day's PSG files, protocol, "
           "model='default'), the path of 'hypnoscope mslt': lights off/on from each file's "

@@ -83,6 +83,19 @@ class CrossFitVote(StagingModel):
     def classes(self) -> tuple[str, ...]:
         return stage_names(self.n_classes)
 
+    def _fitted_member(self) -> StagingModel | None:
+        return next((ms[0] for ms in self.models if ms), None)
+
+    @property
+    def input_kind_(self) -> str | None:
+        """The input kind the fitted members read (None before fitting)."""
+        return getattr(self._fitted_member(), "input_kind_", None)
+
+    @property
+    def epoch_shape_(self) -> list[int] | None:
+        """The epoch shape the fitted members read (None before fitting)."""
+        return getattr(self._fitted_member(), "epoch_shape_", None)
+
     def _make(self, i: int) -> StagingModel:
         from hypnoscope.models import make_model
 
