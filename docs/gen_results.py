@@ -308,16 +308,19 @@ def stretches_readme() -> str:
                  ["---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
 
 
+def _derivation_rows(d: dict) -> list[list[str]]:
+    """Training derivation, test derivation, folds and accuracy per length of every model
+    of a derivations benchmark's results."""
+    return [[train, test, str(m["n_folds_done"])]
+            + _accuracy_cells({r["length"]: r["accuracy"] for r in lengths})
+            for train, m in d["models"].items() for test, lengths in m["tested_on"].items()]
+
+
 @renderer("derivations")
 def derivations() -> str:
     """The one-EEG model trained on Fpz-Cz, Pz-Oz or both, tested on each
     (``real_accuracy_derivations.json``)."""
-    d = load("real_accuracy_derivations")
-    rows = []
-    for train, m in d["models"].items():
-        for test, lengths in m["tested_on"].items():
-            rows.append([train, test, str(m["n_folds_done"])]
-                        + _accuracy_cells({r["length"]: r["accuracy"] for r in lengths}))
+    rows = _derivation_rows(load("real_accuracy_derivations"))
     return table(["trained on", "tested on", "folds", *STRETCH_HEADER], rows,
                  ["---", "---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
 
@@ -328,14 +331,10 @@ def derivations_eeg1eog() -> str:
     candidate, each trained with Fpz-Cz or Pz-Oz in its EEG slot and tested on each
     (``real_accuracy_derivations_eeg1eog01.json``, ``real_accuracy_derivations_eeg1eog
     .json``)."""
-    rows = []
-    for name in ("real_accuracy_derivations_eeg1eog01", "real_accuracy_derivations_eeg1eog"):
-        d = load(name)
-        for train, m in d["models"].items():
-            for test, lengths in m["tested_on"].items():
-                rows.append([f"`{d['config']['candidate']}`", train, test,
-                             str(m["n_folds_done"])]
-                            + _accuracy_cells({r["length"]: r["accuracy"] for r in lengths}))
+    rows = [[f"`{d['config']['candidate']}`", *row]
+            for d in map(load, ("real_accuracy_derivations_eeg1eog01",
+                                "real_accuracy_derivations_eeg1eog"))
+            for row in _derivation_rows(d)]
     return table(["model", "EEG slot trained on", "tested on", "folds", *STRETCH_HEADER],
                  rows, ["---", "---", "---", "---:"] + ["---:"] * len(STRETCH_LENGTHS))
 

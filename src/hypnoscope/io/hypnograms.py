@@ -168,6 +168,30 @@ def read_edf_hypnogram(path: str | os.PathLike, epoch_sec: float = 30.0,
     return hyp
 
 
+def _read_scoring_table(path: Path, sep: str | None = None) -> pd.DataFrame:
+    """A TSV/CSV scoring as strings, columns stripped and lower-cased (``sep``: from the
+    suffix when None); a table pandas cannot parse raises ``ValueError`` naming it."""
+    import warnings
+
+    import pandas as pd
+
+    if sep is None:
+        sep = "," if path.suffix.lower() == ".csv" else "\t"
+    try:
+        with warnings.catch_warnings():
+            # a row with more fields than the header would shift the columns
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, sep=sep, comment="#", keep_default_na=False, dtype=str,
+                             index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError,
+            UnicodeDecodeError) as exc:
+        kind = "comma" if sep == "," else "tab" if sep == "\t" else repr(sep)
+        raise ValueError(f"{path}: cannot read as a {kind}-separated table with columns "
+                         f"onset, duration, stage ({type(exc).__name__}: {exc})") from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    return df
+
+
 def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None,
                sep: str | None = None,
                label_map: dict[str, str] | str | None = None,
@@ -198,24 +222,7 @@ def read_table_hypnogram(path: str | os.PathLike, epoch_sec: float | None = None
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"hypnogram file not found: {path}")
-    if sep is None:
-        sep = "," if path.suffix.lower() == ".csv" else "\t"
-    import warnings
-
-    import pandas as pd
-
-    try:
-        with warnings.catch_warnings():
-            # a row with more fields than the header would shift the columns
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(path, sep=sep, comment="#", keep_default_na=False, dtype=str,
-                             index_col=False)
-    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError,
-            UnicodeDecodeError) as exc:
-        kind = "comma" if sep == "," else "tab" if sep == "\t" else repr(sep)
-        raise ValueError(f"{path}: cannot read as a {kind}-separated table with columns "
-                         f"onset, duration, stage ({type(exc).__name__}: {exc})") from None
-    df.columns = [str(c).strip().lower() for c in df.columns]
+    df = _read_scoring_table(path, sep)
     bids_events = "stage" not in df.columns and "trial_type" in df.columns
     if bids_events:
         df = df.rename(columns={"trial_type": "stage"})
@@ -265,13 +272,8 @@ def reviewed_epochs(path: str | os.PathLike, epoch_sec: float = 30.0) -> np.ndar
     recording start, True where the table's ``scorer`` column names someone (not
     :data:`AUTOMATIC_SCORER`, not empty); None for a table without a ``scorer`` column.
     Rows are placed by their ``onset``."""
-    import pandas as pd
-
     path = Path(path)
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
-    df = pd.read_csv(path, sep=sep, comment="#", keep_default_na=False, dtype=str,
-                     index_col=False)
-    df.columns = [str(c).strip().lower() for c in df.columns]
+    df = _read_scoring_table(path)
     if "scorer" not in df.columns:
         return None
     where = _row_locator(path, len(df))

@@ -48,8 +48,6 @@ MAX_PAGE_EPOCHS = 10
 #: Scorer names: 1 to 80 characters, none of them a control character, tab or ``#``
 #: (the TSV's comment mark).
 _SCORER_RE = re.compile(r"^[^\x00-\x1f\x7f#]{1,80}$")
-#: Value of the TSV's ``scorer`` column for epochs nobody reviewed.
-AUTOMATIC = AUTOMATIC_SCORER
 
 
 def _now() -> str:
@@ -92,10 +90,10 @@ def _channels(info: dict[str, Any], file_sfreq: float,
     (channel -> factor) are the power-of-1000 unit fixes staging applied
     (:mod:`hypnoscope.io.units`, the report's ``recording.unit_factors``), so that a page
     shows the µV staging read."""
-    unit_factors = unit_factors or {}
     from hypnoscope.io.channels import guess_role
     from hypnoscope.signal.filters import BANDPASS_DEFAULTS, upper_edge
 
+    unit_factors = unit_factors or {}
     order = {"eeg": 0, "eog": 1, "emg": 2, "emg_envelope": 2}
     out = []
     for ch in info["channels"]:
@@ -386,7 +384,7 @@ class ReviewSession:
         for e, line in enumerate(lines[1:]):
             m = self._marks.get(e)
             rows.append(f"{line}\t{m['scorer']}\t{m['time']}" if m
-                        else f"{line}\t{AUTOMATIC}\t")
+                        else f"{line}\t{AUTOMATIC_SCORER}\t")
         path.write_text("\n".join(head + rows) + "\n", encoding="utf-8")
 
     def _write_edf(self, path: Path, hyp: Hypnogram) -> None:
